@@ -1,0 +1,147 @@
+//! Who is calling, and may they call this route.
+//!
+//! Every route declares the one scope it needs in its OpenAPI `security` requirement
+//! (`security(("api_key" = ["agents:read"]))`). At start-up [`ScopeTable::from_openapi`] reads
+//! those declarations into a table keyed by method and route template, so the table cannot
+//! drift from the routes the server documents. The [`Caller`] extractor looks the matched route
+//! up in it; a route that is missing from the table is refused (fail closed), and a test walks
+//! `/openapi.json` to prove no route is missing.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::{Method, header, request::Parts};
+use colloquy_core::keys;
+use colloquy_core::scope::{Role, Scope, Scopes};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Name of the security scheme routes declare their scope under.
+pub const SECURITY_SCHEME: &str = "api_key";
+
+/// Required scope per (method, route template).
+#[derive(Debug, Default, Clone)]
+pub struct ScopeTable {
+    routes: HashMap<(Method, String), Scope>,
+}
+
+impl ScopeTable {
+    /// Reads every operation's `security` requirement from the OpenAPI document. An operation
+    /// with an unparseable scope is an error: the server must not start with it.
+    pub fn from_openapi(doc: &serde_json::Value) -> anyhow::Result<ScopeTable> {
+        let mut routes = HashMap::new();
+        let paths = doc
+            .get("paths")
+            .and_then(|p| p.as_object())
+            .into_iter()
+            .flatten();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+                    continue;
+                };
+                let declared = op
+                    .get("security")
+                    .and_then(|s| s.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|req| req.get(SECURITY_SCHEME))
+                    .filter_map(|scopes| scopes.as_array())
+                    .flatten()
+                    .filter_map(|s| s.as_str())
+                    .next();
+                if let Some(scope) = declared {
+                    let scope: Scope = scope
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?;
+                    routes.insert((method, path.clone()), scope);
+                }
+            }
+        }
+        Ok(ScopeTable { routes })
+    }
+
+    /// The scope a route requires, if it is in the table.
+    pub fn required(&self, method: &Method, route: &str) -> Option<Scope> {
+        self.routes
+            .get(&(method.clone(), route.to_owned()))
+            .copied()
+    }
+}
+
+/// The authenticated caller of a request: their workspace, user and scopes. Extracting it
+/// checks the key and the route's scope.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Id of the key used.
+    pub key_id: String,
+    /// The caller's workspace; every query is scoped to it.
+    pub workspace_id: String,
+    /// The caller's user (`created_by_user_id` of what they create).
+    pub user_id: String,
+    /// What the key may do.
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    /// The role shown in `access_info`.
+    pub fn role(&self) -> Role {
+        self.scopes.role()
+    }
+}
+
+/// The token presented with a request: `xi-api-key: KEY`, or `Authorization: Bearer KEY`.
+pub fn presented_token(parts: &Parts) -> Option<&str> {
+    if let Some(key) = parts
+        .headers
+        .get("xi-api-key")
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(key.trim());
+    }
+    let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let Some(required) = state.scopes.required(&parts.method, &route) else {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "route {} {route} has no entry in the scope table",
+                parts.method
+            )));
+        };
+        let token = presented_token(parts)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::MissingKey)?;
+        let key = state
+            .store
+            .find_key(&keys::hash_token(token))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or(ApiError::InvalidKey)?;
+        let scopes = Scopes::parse(&key.scopes).map_err(|e| ApiError::Internal(e.into()))?;
+        if !scopes.allows(required) {
+            return Err(ApiError::MissingScope(required.to_string()));
+        }
+        Ok(Caller {
+            key_id: key.key_id,
+            workspace_id: key.workspace_id,
+            user_id: key.user_id,
+            scopes,
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! The API's one error type and its mapping to HTTP, in the reference's shapes:
+//! 422 `{"detail": [{"loc", "msg", "type"}]}` for invalid input (FastAPI), and
+//! `{"detail": {"status": "<code>", "message": "<text>"}}` for everything else.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use colloquy_core::validation::Violation;
+use colloquy_store::StoreError;
+use serde_json::json;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The input breaks the contract: 422 with where and why.
+    #[error("invalid input")]
+    Invalid(Vec<Violation>),
+    /// No key was presented: 401.
+    #[error("no API key")]
+    MissingKey,
+    /// The key is unknown or revoked: 401.
+    #[error("invalid API key")]
+    InvalidKey,
+    /// The key lacks the route's scope: 403.
+    #[error("missing scope {0}")]
+    MissingScope(String),
+    /// No such resource in the caller's workspace: 404.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// No such route: 404.
+    #[error("no such route")]
+    NoRoute,
+    /// The route exists but not with this method: 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request conflicts with the current state: 409 with a snake_case status.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code, e.g. `tool_in_use`.
+        status: &'static str,
+        /// Human explanation.
+        message: String,
+    },
+    /// The body is larger than allowed: 413.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Unexpected failure: 500, logged with its cause, never shown to the client.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A single-violation 422.
+    pub fn invalid(v: Violation) -> ApiError {
+        ApiError::Invalid(vec![v])
+    }
+
+    /// Maps a store error for a lookup of `what` (404 when absent).
+    pub fn from_store(what: &'static str) -> impl FnOnce(StoreError) -> ApiError {
+        move |e| match e {
+            StoreError::NotFound => ApiError::NotFound(what),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+
+    fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
+        let detail =
+            |status: &str, message: &str| json!({"detail": {"status": status, "message": message}});
+        match self {
+            ApiError::Invalid(violations) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "detail": violations }),
+            ),
+            ApiError::MissingKey => (
+                StatusCode::UNAUTHORIZED,
+                detail(
+                    "needs_authorization",
+                    "Neither authorization header nor xi-api-key received, please provide one.",
+                ),
+            ),
+            ApiError::InvalidKey => (
+                StatusCode::UNAUTHORIZED,
+                detail("invalid_api_key", "Invalid API key"),
+            ),
+            ApiError::MissingScope(scope) => (
+                StatusCode::FORBIDDEN,
+                detail(
+                    "missing_permissions",
+                    &format!(
+                        "The API key you used is missing the permission {scope} to execute this operation."
+                    ),
+                ),
+            ),
+            ApiError::NotFound(what) => {
+                let code = format!("{}_not_found", what.replace(' ', "_"));
+                (
+                    StatusCode::NOT_FOUND,
+                    detail(&code, &format!("The {what} was not found.")),
+                )
+            }
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, detail("not_found", "Not Found")),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                detail("method_not_allowed", "Method Not Allowed"),
+            ),
+            ApiError::Conflict { status, message } => {
+                (StatusCode::CONFLICT, detail(status, message))
+            }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                detail(
+                    "payload_too_large",
+                    "The request body is larger than this server accepts.",
+                ),
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                detail(
+                    "internal_error",
+                    "An internal error occurred; it has been logged.",
+                ),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = ?cause, "internal error");
+        }
+        let (status, body) = self.status_and_body();
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("xi-api-key"),
+            );
+        }
+        response
+    }
+}
+
+/// Result of handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

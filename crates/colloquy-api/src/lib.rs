@@ -1,0 +1,70 @@
+//! The HTTP and WebSocket surface of Colloquy: routers per resource under [`routes`], the
+//! authenticated [`auth::Caller`], request extractors that reject in the reference's shape,
+//! the one [`error::ApiError`], metrics and the served OpenAPI document.
+//!
+//! This crate knows nothing of SQL; it talks to `colloquy-store` through its trait.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use colloquy_core::secret_key::Keyring;
+use colloquy_store::DynStore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::ScopeTable;
+use crate::error::ApiError;
+use crate::state::{App, AppState};
+
+pub use crate::state::ApiSettings;
+
+/// The whole HTTP application, ready to serve.
+pub fn router(store: DynStore, keyring: Keyring, settings: ApiSettings) -> anyhow::Result<Router> {
+    let (api, doc) = routes::api().split_for_parts();
+    let doc = openapi::finish(doc)?;
+    let scopes = ScopeTable::from_openapi(&doc)?;
+    let max_body = settings.max_body_bytes;
+    let state = AppState(Arc::new(App {
+        store,
+        keyring,
+        settings,
+        scopes,
+        metrics: metrics::Metrics::default(),
+        openapi_json: doc.to_string(),
+    }));
+    Ok(api
+        .merge(routes::ops::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state))
+}
+
+/// A handler panicked: log it and answer 500 in the usual shape. The connection and the server
+/// carry on.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}

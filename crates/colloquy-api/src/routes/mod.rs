@@ -1,0 +1,15 @@
+//! The routers of every resource, one module each, and the top-level composition.
+
+pub mod ops;
+pub mod secrets;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+/// Every documented route (the `/v1/convai/...` API). Operational endpoints are added by
+/// [`crate::router`] outside the document.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(secrets::router())
+}

@@ -1,0 +1,331 @@
+//! Workspace secrets (`/v1/convai/secrets`): values tools send in headers without the value
+//! ever being readable through the API. Values are sealed with the server's secret key before
+//! they reach the store, and no response carries them.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::validation::Violation;
+use colloquy_core::{ids, time};
+use colloquy_store::SecretRecord;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+
+const MAX_NAME_CHARS: usize = 256;
+const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// The secrets routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_secrets, create_secret))
+        .routes(routes!(get_secret, update_secret, delete_secret))
+        .routes(routes!(get_secret_dependencies))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListSecretsParams {
+    /// Page size, 1..=100; all secrets when absent.
+    page_size: Option<i64>,
+    /// Dependents listed per secret, 1..=100.
+    dependency_limit: Option<i64>,
+    /// Keep secrets whose names start with this (case-insensitive).
+    search: Option<String>,
+    /// Cursor from the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CreateType {
+    New,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum UpdateType {
+    Update,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateSecret {
+    #[serde(rename = "type")]
+    _type: CreateType,
+    name: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdateSecret {
+    #[serde(rename = "type")]
+    _type: UpdateType,
+    name: String,
+    value: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DependencyParams {
+    /// Page size, 1..=100, default 20.
+    page_size: Option<i64>,
+    /// Cursor from the previous page.
+    cursor: Option<String>,
+}
+
+/// Who uses a secret. Nothing can refer to a secret until tools and MCP servers exist, so
+/// every list is empty; the shape is the reference's.
+fn used_by() -> Value {
+    json!({
+        "tools": [], "tools_has_more": false,
+        "agents": [], "agents_has_more": false,
+        "phone_numbers": [], "phone_numbers_has_more": false,
+        "mcp_servers": [], "others": []
+    })
+}
+
+fn view(secret: &SecretRecord) -> Value {
+    json!({"type": "stored", "secret_id": secret.id, "name": secret.name, "used_by": used_by()})
+}
+
+fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
+    let mut violations = Vec::new();
+    if name.trim().is_empty() {
+        violations.push(Violation::new(
+            ["body", "name"],
+            "string_too_short",
+            "String should have at least 1 character",
+        ));
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        violations.push(Violation::new(
+            ["body", "name"],
+            "string_too_long",
+            format!("String should have at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        violations.push(Violation::new(
+            ["body", "value"],
+            "string_too_long",
+            format!("String should have at most {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
+}
+
+/// The associated data a secret's value is sealed with: it binds the value to its row.
+fn seal_context(workspace_id: &str, secret_id: &str) -> Vec<u8> {
+    format!("secret:{workspace_id}/{secret_id}").into_bytes()
+}
+
+#[utoipa::path(get, path = "/v1/convai/secrets", params(ListSecretsParams), security(("api_key" = ["secrets:read"])))]
+async fn list_secrets(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<ListSecretsParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = params
+        .page_size
+        .map(|n| PageSizeRule::STANDARD.resolve(Some(n)))
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    if let Some(n) = params.dependency_limit {
+        if !(1..=100).contains(&n) {
+            return Err(ApiError::invalid(Violation::new(
+                ["query", "dependency_limit"],
+                if n < 1 {
+                    "greater_than_equal"
+                } else {
+                    "less_than_equal"
+                },
+                "Input should be between 1 and 100",
+            )));
+        }
+    }
+    let search = params
+        .search
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    let spec = CursorSpec::new("name", Direction::Asc, &[search.as_deref().unwrap_or("")]);
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => {
+            let c = spec.decode(raw).map_err(ApiError::invalid)?;
+            let name = c.last_str().map(str::to_owned).ok_or_else(|| {
+                ApiError::invalid(Violation::new(
+                    ["query", "cursor"],
+                    "value_error",
+                    "Invalid cursor",
+                ))
+            })?;
+            Some((name, c.last_id))
+        }
+        None => None,
+    };
+    let mut rows = state
+        .store
+        .list_secrets(
+            &caller.workspace_id,
+            search.as_deref(),
+            after,
+            limit.map(|n| n + 1),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let next_cursor = match limit {
+        Some(n) if rows.len() > n as usize => {
+            rows.truncate(n as usize);
+            rows.last()
+                .map(|last| spec.after(json!(last.name), &last.id).encode())
+        }
+        _ => None,
+    };
+    let secrets: Vec<Value> = rows.iter().map(view).collect();
+    Ok(Json(
+        json!({"secrets": secrets, "next_cursor": next_cursor}),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/convai/secrets", security(("api_key" = ["secrets:write"])))]
+async fn create_secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Json(body): Json<CreateSecret>,
+) -> ApiResult<Json<Value>> {
+    check_name_and_value(&body.name, &body.value)?;
+    let id = ids::new_id(ids::prefix::SECRET);
+    let now = time::now_secs();
+    let record = SecretRecord {
+        sealed_value: state.keyring.seal(
+            body.value.as_bytes(),
+            &seal_context(&caller.workspace_id, &id),
+        ),
+        id,
+        workspace_id: caller.workspace_id,
+        name: body.name,
+        created_by: caller.user_id,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .insert_secret(&record)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(
+        json!({"type": "stored", "secret_id": record.id, "name": record.name}),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:read"])))]
+async fn get_secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(secret_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let secret = state
+        .store
+        .get_secret(&caller.workspace_id, &secret_id)
+        .await
+        .map_err(ApiError::from_store("secret"))?;
+    Ok(Json(view(&secret)))
+}
+
+#[utoipa::path(patch, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
+async fn update_secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(secret_id): Path<String>,
+    Json(body): Json<UpdateSecret>,
+) -> ApiResult<Json<Value>> {
+    check_name_and_value(&body.name, &body.value)?;
+    let sealed = state.keyring.seal(
+        body.value.as_bytes(),
+        &seal_context(&caller.workspace_id, &secret_id),
+    );
+    state
+        .store
+        .update_secret(
+            &caller.workspace_id,
+            &secret_id,
+            &body.name,
+            &sealed,
+            time::now_secs(),
+        )
+        .await
+        .map_err(ApiError::from_store("secret"))?;
+    Ok(Json(
+        json!({"type": "stored", "secret_id": secret_id, "name": body.name}),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
+async fn delete_secret(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(secret_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_secret(&caller.workspace_id, &secret_id)
+        .await
+        .map_err(ApiError::from_store("secret"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum DependencyType {
+    Tools,
+    Agents,
+    PhoneNumbers,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/convai/secrets/{secret_id}/dependencies/{resource_type}",
+    params(("secret_id" = String, Path), ("resource_type" = DependencyType, Path), DependencyParams),
+    security(("api_key" = ["secrets:read"]))
+)]
+async fn get_secret_dependencies(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((secret_id, resource_type)): Path<(String, String)>,
+    Query(params): Query<DependencyParams>,
+) -> ApiResult<Json<Value>> {
+    let _: DependencyType = serde_json::from_value(json!(resource_type)).map_err(|_| {
+        ApiError::invalid(Violation::new(
+            ["path", "resource_type"],
+            "enum",
+            "Input should be 'tools', 'agents' or 'phone_numbers'",
+        ))
+    })?;
+    PageSizeRule {
+        min: 1,
+        max: 100,
+        default: 20,
+    }
+    .resolve(params.page_size)
+    .map_err(ApiError::invalid)?;
+    if let Some(raw) = params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        CursorSpec::new("id", Direction::Asc, &[&resource_type])
+            .decode(raw)
+            .map_err(ApiError::invalid)?;
+    }
+    state
+        .store
+        .get_secret(&caller.workspace_id, &secret_id)
+        .await
+        .map_err(ApiError::from_store("secret"))?;
+    Ok(Json(json!({"dependencies": [], "next_cursor": null})))
+}

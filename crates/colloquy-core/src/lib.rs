@@ -1,0 +1,12 @@
+//! Domain types and rules of Colloquy that need no I/O: identifiers, API-key scopes, list
+//! cursors and page sizes, the secret key that seals workspace secrets, and the shape of a
+//! validation failure. Every other crate builds on these; none of them lives here twice.
+
+pub mod cursor;
+pub mod ids;
+pub mod keys;
+pub mod random;
+pub mod scope;
+pub mod secret_key;
+pub mod time;
+pub mod validation;

@@ -1,0 +1,217 @@
+//! Connection pools for both backends and the [`run!`] macro that runs one query text on
+//! whichever backend is configured.
+//!
+//! SQLite allows one writer at a time. Rather than let concurrent writers collide on
+//! `SQLITE_BUSY`, all writes go through a pool of exactly one connection (writers queue in the
+//! pool, in process), while reads use a separate pool whose connections WAL lets run beside the
+//! writer. Write transactions start with `BEGIN IMMEDIATE` so a second process
+//! (the `colloquy keys` CLI beside a running server) waits on `busy_timeout` instead of failing.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{Store, StoreError, StoreResult};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Tuning of the pools.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Largest number of connections (SQLite: readers; PostgreSQL: the whole pool).
+    pub max_connections: u32,
+    /// How long a statement waits for a locked SQLite database before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the read or write pool of the configured backend. The
+/// body is compiled once per backend, so the same query text serves both.
+macro_rules! run {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::db::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::db::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use run;
+
+/// Starts a write transaction on either backend: `BEGIN IMMEDIATE` on SQLite (take the write
+/// lock now, see the module doc), a plain `BEGIN` on PostgreSQL.
+macro_rules! begin_write {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.db {
+            $crate::db::Db::Sqlite { write, .. } => {
+                #[allow(unused_mut)]
+                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                $body
+            }
+            $crate::db::Db::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.begin().await?;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use begin_write;
+
+/// The store: one implementation of [`Store`] for both backends.
+pub struct SqlStore {
+    pub(crate) db: Db,
+}
+
+/// The file a `sqlite:` URL points at, if it is one (`None` for PostgreSQL and in-memory).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let opts = SqliteConnectOptions::from_str(url).ok()?;
+    let file = opts.get_filename();
+    (file.as_os_str() != ":memory:").then(|| file.to_path_buf())
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`). For SQLite the file and its
+    /// directory are created if missing.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> StoreResult<SqlStore> {
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, opts).await
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pg =
+                PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(pg)
+                .await?;
+            Ok(SqlStore {
+                db: Db::Postgres(pool),
+            })
+        } else {
+            Err(StoreError::Config(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    async fn connect_sqlite(url: &str, opts: &ConnectOptions) -> StoreResult<SqlStore> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is acknowledged, so a kill -9 or power loss
+            // loses nothing a client was told about (DESIGN.md §4.1).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(opts.busy_timeout);
+        if let Some(file) = sqlite_file(url) {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        } else {
+            // An in-memory database exists per connection: one connection serves everything.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(base)
+                .await?;
+            return Ok(SqlStore {
+                db: Db::Sqlite {
+                    read: pool.clone(),
+                    write: pool,
+                },
+            });
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .connect_with(base)
+            .await?;
+        Ok(SqlStore {
+            db: Db::Sqlite { read, write },
+        })
+    }
+
+    /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so
+    /// nodes starting together migrate one at a time.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.db {
+            Db::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        run!(self, read, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Persistence of Colloquy behind one trait, [`Store`], on SQLite (embedded, one node) and
+//! PostgreSQL (many nodes).
+//!
+//! There is a single implementation, [`SqlStore`]: each query is written once in SQL both
+//! backends accept (`$1` placeholders, `RETURNING`, `ON CONFLICT`, TEXT ids, INTEGER/BIGINT
+//! unix times, JSON as TEXT) and run on whichever pool is configured. Queries that must differ
+//! per backend are marked where they are written. Schemas live in `migrations/{sqlite,postgres}`.
+
+mod api_keys;
+mod db;
+mod error;
+mod secrets;
+mod workspaces;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
+pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
+pub use error::StoreError;
+pub use secrets::{SecretRecord, SecretStore};
+pub use workspaces::{User, Workspace, WorkspaceStore};
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the API and the engine persist. Each resource family has its own trait (one per
+/// aggregate, in its own module); this one bundles them so callers hold a single
+/// `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: WorkspaceStore + KeyStore + SecretStore + Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Answers when the database does: the readiness check.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Closes every connection, letting in-flight statements finish.
+    async fn close(&self);
+}
+
+/// The store as the rest of the server holds it.
+pub type DynStore = Arc<dyn Store>;

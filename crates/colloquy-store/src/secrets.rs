@@ -1,0 +1,165 @@
+//! Workspace secrets. The store only ever sees sealed values; sealing and opening happen
+//! above it, with the server's secret key.
+
+use async_trait::async_trait;
+
+use crate::db::run;
+use crate::{SqlStore, StoreError, StoreResult};
+
+/// A stored secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SecretRecord {
+    /// `secret_...`
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Display name.
+    pub name: String,
+    /// The value sealed with the server's secret key.
+    pub sealed_value: String,
+    /// User who created it.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// Workspace secrets.
+#[async_trait]
+pub trait SecretStore {
+    /// Stores a new secret.
+    async fn insert_secret(&self, secret: &SecretRecord) -> StoreResult<()>;
+
+    /// Secrets of a workspace by name then id, after `(name, id)`; `name_prefix` (lower case)
+    /// keeps those whose lower-cased name starts with it.
+    async fn list_secrets(
+        &self,
+        workspace_id: &str,
+        name_prefix: Option<&str>,
+        after: Option<(String, String)>,
+        limit: Option<u32>,
+    ) -> StoreResult<Vec<SecretRecord>>;
+
+    /// One secret of the workspace.
+    async fn get_secret(&self, workspace_id: &str, id: &str) -> StoreResult<SecretRecord>;
+
+    /// Replaces a secret's name and value.
+    async fn update_secret(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: &str,
+        sealed_value: &str,
+        updated_at: i64,
+    ) -> StoreResult<()>;
+
+    /// Deletes a secret.
+    async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+}
+
+const COLUMNS: &str =
+    "SELECT id, workspace_id, name, sealed_value, created_by, created_at, updated_at FROM secrets";
+
+#[async_trait]
+impl SecretStore for SqlStore {
+    async fn insert_secret(&self, s: &SecretRecord) -> StoreResult<()> {
+        run!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO secrets (id, workspace_id, name, sealed_value, created_by, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&s.id)
+            .bind(&s.workspace_id)
+            .bind(&s.name)
+            .bind(&s.sealed_value)
+            .bind(&s.created_by)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    async fn list_secrets(
+        &self,
+        workspace_id: &str,
+        name_prefix: Option<&str>,
+        after: Option<(String, String)>,
+        limit: Option<u32>,
+    ) -> StoreResult<Vec<SecretRecord>> {
+        let (after_name, after_id) = after.unzip();
+        let sql = format!(
+            "{COLUMNS} WHERE workspace_id = $1 \
+             AND ($2 IS NULL OR lower(substr(name, 1, length($2))) = $2) \
+             AND ($3 IS NULL OR name > $3 OR (name = $3 AND id > $4)) \
+             ORDER BY name, id LIMIT $5"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(name_prefix)
+                .bind(after_name)
+                .bind(after_id)
+                .bind(limit.map_or(i64::MAX, i64::from))
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn get_secret(&self, workspace_id: &str, id: &str) -> StoreResult<SecretRecord> {
+        let sql = format!("{COLUMNS} WHERE workspace_id = $1 AND id = $2");
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn update_secret(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: &str,
+        sealed_value: &str,
+        updated_at: i64,
+    ) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE secrets SET name = $3, sealed_value = $4, updated_at = $5 \
+                 WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(name)
+            .bind(sealed_value)
+            .bind(updated_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Workspaces and the users in them. A workspace is the unit of isolation: every resource
+//! row carries its `workspace_id` and every query filters on it.
+
+use async_trait::async_trait;
+use colloquy_core::{ids, time};
+
+use crate::db::{begin_write, run};
+use crate::{SqlStore, StoreResult};
+
+/// A workspace.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Workspace {
+    /// `ws_...`
+    pub id: String,
+    /// Unique name, as given to `colloquy keys create --workspace`.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A user: the person an API key acts as, recorded as the creator of resources.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    /// `user_...`
+    pub id: String,
+    /// Workspace the user belongs to.
+    pub workspace_id: String,
+    /// Display name.
+    pub name: String,
+    /// Email, unique within the workspace.
+    pub email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Workspaces and users.
+#[async_trait]
+pub trait WorkspaceStore {
+    /// The workspace called `name`, created if it does not exist.
+    async fn ensure_workspace(&self, name: &str) -> StoreResult<Workspace>;
+
+    /// The workspace called `name`.
+    async fn get_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>>;
+
+    /// The user with `email` in the workspace, created (with `name`) if missing.
+    async fn ensure_user(&self, workspace_id: &str, name: &str, email: &str) -> StoreResult<User>;
+}
+
+#[async_trait]
+impl WorkspaceStore for SqlStore {
+    async fn ensure_workspace(&self, name: &str) -> StoreResult<Workspace> {
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(ids::new_id(ids::prefix::WORKSPACE))
+            .bind(name)
+            .bind(time::now_secs())
+            .execute(&mut *tx)
+            .await?;
+            let ws: Workspace =
+                sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok(ws)
+        })
+    }
+
+    async fn get_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })?)
+    }
+
+    async fn ensure_user(&self, workspace_id: &str, name: &str, email: &str) -> StoreResult<User> {
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO users (id, workspace_id, name, email, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, email) DO NOTHING",
+            )
+            .bind(ids::new_id(ids::prefix::USER))
+            .bind(workspace_id)
+            .bind(name)
+            .bind(email)
+            .bind(time::now_secs())
+            .execute(&mut *tx)
+            .await?;
+            let user: User = sqlx::query_as(
+                "SELECT id, workspace_id, name, email, created_at FROM users \
+                 WHERE workspace_id = $1 AND email = $2",
+            )
+            .bind(workspace_id)
+            .bind(email)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(user)
+        })
+    }
+}

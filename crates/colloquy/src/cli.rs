@@ -1,0 +1,143 @@
+//! The command line: `serve`, `migrate`, `keys`, `version`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::keys::KeysCommand;
+use crate::server::{self, Server};
+use crate::telemetry;
+
+/// Colloquy: a self-hosted, ElevenLabs-compatible platform for conversational AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "colloquy", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); defaults to ./colloquy.toml when it exists.
+    #[arg(long, global = true, env = "COLLOQUY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by the commands that open the database.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://path` or `postgres://...` (default sqlite://colloquy-data/colloquy.db).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies pending migrations first).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8950).
+        #[arg(long)]
+        listen: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "exiting");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (overrides, command) = match cli.command {
+        Command::Version => {
+            print_line(&format!("colloquy {}", env!("CARGO_PKG_VERSION")));
+            return Ok(());
+        }
+        Command::Serve { listen, db } => (
+            Overrides {
+                listen,
+                database_url: db.database_url,
+            },
+            None,
+        ),
+        Command::Migrate { db } => (
+            Overrides {
+                database_url: db.database_url,
+                ..Default::default()
+            },
+            Some(None),
+        ),
+        Command::Keys { command, db } => (
+            Overrides {
+                database_url: db.database_url,
+                ..Default::default()
+            },
+            Some(Some(command)),
+        ),
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    telemetry::init(config.log_format);
+    match command {
+        None => serve(&config).await,
+        Some(None) => {
+            server::install_crypto_provider();
+            server::open_store(&config).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Some(Some(keys)) => {
+            server::install_crypto_provider();
+            let store = server::open_store(&config).await?;
+            keys.run(&store).await
+        }
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    tracing::debug!(?config, "configuration");
+    let server = Server::build(config).await?;
+    if let Some(key) = &server.generated_key {
+        print_line(&format!(
+            "Created the first API key (admin of workspace \"default\"); it is shown only this once:\n{key}"
+        ));
+    }
+    tracing::info!(address = %server.local_addr()?, "listening");
+    server.run_until(server::shutdown_signal()).await
+}
+
+/// Writes one line of command output to stdout.
+#[allow(clippy::print_stdout)]
+pub fn print_line(line: &str) {
+    println!("{line}");
+}

@@ -1,0 +1,160 @@
+//! Configuration: built-in defaults, then the optional `colloquy.toml`, then `COLLOQUY_*`
+//! environment variables, then command-line flags; each later source wins.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The server's configuration (DESIGN.md §2 lists the contract).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on (`COLLOQUY_LISTEN`).
+    pub listen: String,
+    /// `sqlite://path` or `postgres://...` (`COLLOQUY_DATABASE_URL`).
+    pub database_url: String,
+    /// On a database with no keys, this key becomes the admin key of the default workspace
+    /// (`COLLOQUY_BOOTSTRAP_API_KEY`).
+    pub bootstrap_api_key: Option<String>,
+    /// Base URL clients reach the server at, for signed URLs and links (`COLLOQUY_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// Key sealing workspace secrets (`COLLOQUY_SECRET_KEY`), 64 hex chars or base64.
+    pub secret_key: Option<String>,
+    /// File holding that key (`COLLOQUY_SECRET_KEY_FILE`).
+    pub secret_key_file: Option<PathBuf>,
+    /// The key before a rotation, still accepted for opening (`COLLOQUY_SECRET_KEY_PREVIOUS`).
+    pub secret_key_previous: Option<String>,
+    /// `text` or `json` (`COLLOQUY_LOG_FORMAT`); the level comes from `RUST_LOG`.
+    pub log_format: LogFormat,
+    /// Largest request body accepted (`COLLOQUY_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Connections in the database pool (`COLLOQUY_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM
+    /// (`COLLOQUY_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8950".into(),
+            database_url: "sqlite://colloquy-data/colloquy.db".into(),
+            bootstrap_api_key: None,
+            public_url: None,
+            secret_key: None,
+            secret_key_file: None,
+            secret_key_previous: None,
+            log_format: LogFormat::Text,
+            max_body_bytes: 4 * 1024 * 1024,
+            db_max_connections: 8,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Secrets stay out of logs and panic messages.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |set: bool| if set { "<redacted>" } else { "<unset>" };
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "bootstrap_api_key",
+                &redacted(self.bootstrap_api_key.is_some()),
+            )
+            .field("public_url", &self.public_url)
+            .field("secret_key", &redacted(self.secret_key.is_some()))
+            .field("secret_key_file", &self.secret_key_file)
+            .field(
+                "secret_key_previous",
+                &redacted(self.secret_key_previous.is_some()),
+            )
+            .field("log_format", &self.log_format)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Command-line values that override every other source.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--database-url`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration. `file` is the explicit `--config`/`COLLOQUY_CONFIG`; without
+    /// one, `./colloquy.toml` is read if it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    anyhow::bail!("configuration file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("colloquy.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("COLLOQUY_").ignore(&["CONFIG", "TEST_DATABASE_URL"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_and_secrets() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h/db"),
+            "postgres://u:<redacted>@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        let c = Config {
+            secret_key: Some("abc".into()),
+            ..Config::default()
+        };
+        assert!(!format!("{c:?}").contains("abc"));
+    }
+}

@@ -1,0 +1,139 @@
+//! Start-up and shutdown of the HTTP server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use colloquy_api::ApiSettings;
+use colloquy_store::{ConnectOptions, DynStore, KeyStore, SqlStore};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, redact_url};
+use crate::secret_file;
+
+/// Installs rustls' ring provider for outbound TLS (database, later webhooks and LLMs). Must run
+/// before any TLS client is built; repeated calls are harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    let options = ConnectOptions {
+        max_connections: config.db_max_connections,
+        ..Default::default()
+    };
+    let store = SqlStore::connect(&config.database_url, &options)
+        .await
+        .with_context(|| format!("connecting to {}", redact_url(&config.database_url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// A server bound to its address, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    store: DynStore,
+    grace: Duration,
+    /// The admin key created on an empty database when no bootstrap key was configured; the
+    /// caller shows it once.
+    pub generated_key: Option<String>,
+}
+
+impl Server {
+    /// Opens the database, migrates, makes sure a first key exists, and binds the listener.
+    pub async fn build(config: &Config) -> anyhow::Result<Server> {
+        install_crypto_provider();
+        let store = open_store(config).await?;
+        let keyring = secret_file::load_keyring(config)?;
+        let generated_key = match &config.bootstrap_api_key {
+            Some(key) => {
+                if store.bootstrap_key(key).await? {
+                    tracing::info!(
+                        "installed COLLOQUY_BOOTSTRAP_API_KEY as the admin key of the default workspace"
+                    );
+                }
+                None
+            }
+            None => {
+                let token = colloquy_core::keys::generate_token();
+                store.bootstrap_key(&token).await?.then_some(token)
+            }
+        };
+        let store: DynStore = Arc::new(store);
+        let settings = ApiSettings {
+            public_url: config.public_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+        };
+        let router = colloquy_api::router(store.clone(), keyring, settings)?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Server {
+            listener,
+            router,
+            store,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            generated_key,
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish (up to the grace
+    /// period) and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let grace = self.grace;
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = serve => result.context("serving")?,
+            () = deadline => tracing::warn!(?grace, "grace period over; dropping unfinished requests"),
+        }
+        self.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
