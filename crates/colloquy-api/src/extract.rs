@@ -69,16 +69,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Field required",
         )));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
-    if value.is_ok() {
-        de.end().map_err(|e| json_invalid(&e))?;
-    }
+    // Syntax first (trailing characters included), then types: a malformed document is
+    // `json_invalid` even when its prefix would also miss fields.
+    let document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| json_invalid(&e))?;
+    let value: Result<T, _> = serde_path_to_error::deserialize(document);
     value.map_err(|err| {
         let inner = err.inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return json_invalid(inner);
-        }
         let mut loc = vec![LocItem::from("body")];
         loc.extend(path_items(err.path()));
         let (kind, msg) = classify(&inner.to_string());

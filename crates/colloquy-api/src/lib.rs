@@ -44,18 +44,25 @@ pub fn router(store: DynStore, keyring: Keyring, settings: ApiSettings) -> anyho
         metrics: metrics::Metrics::default(),
         openapi_json: doc.to_string(),
     }));
-    Ok(api
+    let routes = api
         .merge(routes::ops::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
+        .with_state(state);
+    Ok(harden(routes, max_body))
+}
+
+/// The layers every request passes through, whatever its route: reference-shaped 404/405, the
+/// body limit, panic containment and request tracing.
+fn harden(routes: Router, max_body: usize) -> Router {
+    routes
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
-        .with_state(state))
 }
 
 /// A handler panicked: log it and answer 500 in the usual shape. The connection and the server
@@ -67,4 +74,42 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
     ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("kaboom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_in_the_usual_shape() {
+        let app = harden(Router::new().route("/boom", get(boom)), 1024);
+        let response = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let body = to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["detail"]["status"], "internal_error");
+        assert!(
+            !body.to_string().contains("kaboom"),
+            "the panic message stays in the log"
+        );
+
+        let after = app
+            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(after.status(), 404, "the service keeps serving");
+    }
 }

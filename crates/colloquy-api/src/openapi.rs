@@ -120,10 +120,12 @@ fn escape(segment: &str) -> String {
 fn collect_refs(value: &Value, out: &mut BTreeSet<String>) {
     match value {
         Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get("$ref") {
-                if let Some(name) = r.strip_prefix("#/components/schemas/") {
-                    out.insert(name.to_owned());
-                }
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.insert(name.to_owned());
             }
             map.values().for_each(|v| collect_refs(v, out));
         }

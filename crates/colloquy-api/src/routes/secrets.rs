@@ -139,8 +139,10 @@ async fn list_secrets(
         .map(|n| PageSizeRule::STANDARD.resolve(Some(n)))
         .transpose()
         .map_err(ApiError::invalid)?;
-    if let Some(n) = params.dependency_limit {
-        if !(1..=100).contains(&n) {
+    if let Some(n) = params.dependency_limit
+        && !(1..=100).contains(&n)
+    {
+        {
             return Err(ApiError::invalid(Violation::new(
                 ["query", "dependency_limit"],
                 if n < 1 {

@@ -1,1 +1,11 @@
+//! Integration tests of the server, one module per area, all in one test binary.
 
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod errors;
+mod helpers;
+mod lifecycle;
+mod ops;
+mod secrets;
+mod store;

@@ -1,0 +1,270 @@
+//! The binary as users run it: first start, restart, kill -9, graceful shutdown, the keys CLI.
+
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::time::Duration;
+
+use colloquy_core::keys::generate_token;
+use serde_json::json;
+
+use crate::helpers::{Backend, ChildServer, TestDb, backends, client, colloquy_bin, status_json};
+
+fn first_key_from_stdout(server: &mut ChildServer) -> String {
+    let stdout = server.child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf8");
+    assert!(first.contains("shown only this once"), "{first}");
+    lines
+        .next()
+        .expect("key line")
+        .expect("utf8")
+        .trim()
+        .to_owned()
+}
+
+async fn create_secret(base: &str, key: &str, name: &str) -> u16 {
+    let r = client()
+        .post(format!("{base}/v1/convai/secrets"))
+        .header("xi-api-key", key)
+        .json(&json!({"type": "new", "name": name, "value": "v"}))
+        .send()
+        .await
+        .unwrap();
+    r.status().as_u16()
+}
+
+async fn secret_count(base: &str, key: &str) -> usize {
+    let r = client()
+        .get(format!("{base}/v1/convai/secrets"))
+        .header("xi-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(r).await;
+    assert_eq!(status, 200, "{body}");
+    body["secrets"].as_array().unwrap().len()
+}
+
+/// First start prints a generated admin key once; restarts keep data and print nothing.
+#[tokio::test]
+async fn first_start_restart_and_kill9_keep_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ChildServer::start(dir.path(), &[]).await;
+    let key = first_key_from_stdout(&mut server);
+    assert!(key.starts_with("sk_"));
+    assert!(
+        dir.path().join("colloquy-data/colloquy.db").exists(),
+        "default database location"
+    );
+    assert!(
+        dir.path().join("colloquy-data/secret.key").exists(),
+        "secret key generated"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("colloquy-data/secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    for i in 0..20 {
+        assert_eq!(
+            create_secret(&server.base, &key, &format!("s{i}")).await,
+            200
+        );
+    }
+    server.kill9();
+
+    let mut server = ChildServer::start(dir.path(), &[]).await;
+    assert_eq!(
+        secret_count(&server.base, &key).await,
+        20,
+        "every acknowledged write survived kill -9"
+    );
+    let stdout = server.child.stdout.take().unwrap();
+    assert!(server.terminate(), "clean exit on SIGTERM");
+    let printed: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        printed.iter().all(|l| !l.contains("sk_")),
+        "no new key on restart: {printed:?}"
+    );
+}
+
+/// SIGTERM lets a request that is still uploading its body finish.
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_token();
+    let server = ChildServer::start(dir.path(), &[("COLLOQUY_BOOTSTRAP_API_KEY", &key)]).await;
+    let base = server.base.clone();
+    let slow_body = async_stream_body();
+    let request = tokio::spawn({
+        let key = key.clone();
+        async move {
+            client()
+                .post(format!("{base}/v1/convai/secrets"))
+                .header("xi-api-key", key)
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(slow_body))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id();
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = request.await.unwrap().expect("request completed");
+    assert_eq!(status, 200, "in-flight request finished during shutdown");
+    let exited_ok = server.terminate();
+    assert!(exited_ok);
+}
+
+fn async_stream_body()
+-> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let parts = vec![
+        br#"{"type": "new", "#.to_vec(),
+        br#""name": "slow", "#.to_vec(),
+        br#""value": "v"}"#.to_vec(),
+    ];
+    futures_util::stream::iter(parts).then(|p| async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Ok(p)
+    })
+}
+
+use futures_util::StreamExt as _;
+
+/// `colloquy keys create/list/revoke` against the database of a running server.
+#[tokio::test]
+async fn keys_cli_creates_lists_and_revokes() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let admin = generate_token();
+        let secret_key = colloquy_core::secret_key::SecretKey::generate().to_hex();
+        let envs = [
+            ("COLLOQUY_DATABASE_URL", db.url.as_str()),
+            ("COLLOQUY_BOOTSTRAP_API_KEY", admin.as_str()),
+            ("COLLOQUY_SECRET_KEY", secret_key.as_str()),
+        ];
+        let server = ChildServer::start(dir.path(), &envs).await;
+        let cli = |args: &[&str]| {
+            let out = Command::new(colloquy_bin())
+                .args(args)
+                .env("COLLOQUY_DATABASE_URL", &db.url)
+                .env("RUST_LOG", "warn")
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let token = cli(&[
+            "keys",
+            "create",
+            "--workspace",
+            "acme",
+            "--user-name",
+            "Ada",
+            "--user-email",
+            "ada@acme.test",
+            "--scopes",
+            "secrets:read",
+        ]);
+        let token = token.trim();
+        assert!(token.starts_with("sk_"));
+        assert_eq!(secret_count(&server.base, token).await, 0);
+        assert_eq!(
+            create_secret(&server.base, token, "x").await,
+            403,
+            "read-only key"
+        );
+
+        let listing = cli(&["keys", "list", "--workspace", "acme"]);
+        let line = listing
+            .lines()
+            .find(|l| l.contains("ada@acme.test"))
+            .expect("listed");
+        assert!(!listing.contains(token), "tokens are never listed");
+        let key_id = line.split('\t').next().unwrap();
+        cli(&["keys", "revoke", key_id]);
+        assert!(cli(&["keys", "list"]).contains("revoked"));
+        let r = client()
+            .get(format!("{}/v1/convai/secrets", server.base))
+            .header("xi-api-key", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+
+        let bad = Command::new(colloquy_bin())
+            .args([
+                "keys",
+                "create",
+                "--user-name",
+                "x",
+                "--user-email",
+                "x@y",
+                "--scopes",
+                "root",
+            ])
+            .env("COLLOQUY_DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+        assert!(server.terminate());
+    }
+}
+
+/// On PostgreSQL the server refuses to start without a secret key; `colloquy migrate` works
+/// on both backends.
+#[tokio::test]
+async fn migrate_command_and_postgres_needs_a_secret_key() {
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let out = Command::new(colloquy_bin())
+            .args(["migrate", "--database-url", &db.url])
+            .current_dir(db.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if backend == Backend::Postgres {
+            let out = Command::new(colloquy_bin())
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--database-url",
+                    &db.url,
+                ])
+                .env_remove("COLLOQUY_SECRET_KEY")
+                .output()
+                .unwrap();
+            assert!(!out.status.success());
+            assert!(String::from_utf8_lossy(&out.stderr).contains("COLLOQUY_SECRET_KEY"));
+        }
+    }
+}
