@@ -268,3 +268,58 @@ async fn migrate_command_and_postgres_needs_a_secret_key() {
         }
     }
 }
+
+/// `colloquy.toml` overrides the defaults, and `COLLOQUY_*` variables override the file.
+#[tokio::test]
+async fn config_file_then_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_token();
+    std::fs::write(
+        dir.path().join("colloquy.toml"),
+        "database_url = \"sqlite://from-file/db.sqlite\"\nmax_body_bytes = 100\n",
+    )
+    .unwrap();
+    let body = json!({"type": "new", "name": "n", "value": "v".repeat(120)});
+    let post = |base: String| {
+        let body = body.clone();
+        let key = key.clone();
+        async move {
+            client()
+                .post(format!("{base}/v1/convai/secrets"))
+                .header("xi-api-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    let server = ChildServer::start(dir.path(), &[("COLLOQUY_BOOTSTRAP_API_KEY", &key)]).await;
+    assert!(
+        dir.path().join("from-file/db.sqlite").exists(),
+        "database_url from the file"
+    );
+    assert_eq!(
+        post(server.base.clone()).await,
+        413,
+        "max_body_bytes from the file"
+    );
+    assert!(server.terminate());
+
+    let server = ChildServer::start(
+        dir.path(),
+        &[
+            ("COLLOQUY_BOOTSTRAP_API_KEY", &key),
+            ("COLLOQUY_MAX_BODY_BYTES", "4096"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        post(server.base.clone()).await,
+        200,
+        "the environment wins over the file"
+    );
+    assert!(server.terminate());
+}
