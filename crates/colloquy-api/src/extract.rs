@@ -52,6 +52,30 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// An optional JSON body: `None` when the request has no body at all (clients call some
+/// endpoints, like duplicate, without one); otherwise exactly as [`Json`].
+#[derive(Debug, Clone)]
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_type = req.headers().contains_key(header::CONTENT_TYPE);
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(body_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) && (!has_type || bytes.is_empty()) {
+            return Ok(MaybeJson(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        Json::from_request(req, state)
+            .await
+            .map(|Json(v)| MaybeJson(Some(v)))
+    }
+}
+
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge

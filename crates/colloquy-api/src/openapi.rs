@@ -17,9 +17,6 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::auth::SECURITY_SCHEME;
 
-/// The official convai OpenAPI document (see `reference/` beside this crate).
-const REFERENCE: &str = include_str!("../reference/convai-openapi.json");
-
 /// The document's skeleton; routes are added by the routers.
 #[derive(OpenApi)]
 #[openapi(
@@ -50,7 +47,7 @@ impl Modify for ApiKeyScheme {
 /// Turns the generated document into the served one: reference bodies attached.
 pub fn finish(doc: utoipa::openapi::OpenApi) -> anyhow::Result<Value> {
     let mut doc = serde_json::to_value(doc)?;
-    let reference: Value = serde_json::from_str(REFERENCE)?;
+    let reference = colloquy_core::schema::Spec::reference().document();
     let mut wanted = BTreeSet::new();
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {

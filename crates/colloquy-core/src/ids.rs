@@ -23,6 +23,12 @@ pub mod prefix {
     pub const API_KEY: &str = "key_";
     /// Workspace secrets.
     pub const SECRET: &str = "secret_";
+    /// Agents.
+    pub const AGENT: &str = "agent_";
+    /// Agent branches.
+    pub const BRANCH: &str = "agtbrch_";
+    /// Agent versions.
+    pub const VERSION: &str = "agtvrsn_";
 }
 
 /// A new id: `prefix` followed by 28 base32 characters (8 of time, 20 of randomness).

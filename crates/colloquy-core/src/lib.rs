@@ -2,10 +2,12 @@
 //! cursors and page sizes, the secret key that seals workspace secrets, and the shape of a
 //! validation failure. Every other crate builds on these; none of them lives here twice.
 
+pub mod agents;
 pub mod cursor;
 pub mod ids;
 pub mod keys;
 pub mod random;
+pub mod schema;
 pub mod scope;
 pub mod secret_key;
 pub mod time;

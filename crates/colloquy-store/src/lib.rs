@@ -6,6 +6,7 @@
 //! unix times, JSON as TEXT) and run on whichever pool is configured. Queries that must differ
 //! per backend are marked where they are written. Schemas live in `migrations/{sqlite,postgres}`.
 
+mod agents;
 mod api_keys;
 mod db;
 mod error;
@@ -16,6 +17,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use agents::{
+    AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, NewAgent, SortValue,
+};
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
@@ -29,7 +33,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// aggregate, in its own module); this one bundles them so callers hold a single
 /// `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: WorkspaceStore + KeyStore + SecretStore + Send + Sync + 'static {
+pub trait Store:
+    WorkspaceStore + KeyStore + SecretStore + AgentStore + Send + Sync + 'static
+{
     /// Which database this is.
     fn backend(&self) -> Backend;
 

@@ -1,5 +1,6 @@
 //! The routers of every resource, one module each, and the top-level composition.
 
+pub mod agents;
 pub mod ops;
 pub mod secrets;
 
@@ -11,5 +12,6 @@ use crate::state::AppState;
 /// [`crate::router`] outside the document.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(agents::router())
         .merge(secrets::router())
 }

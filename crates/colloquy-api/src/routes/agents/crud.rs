@@ -1,0 +1,224 @@
+//! Create, get, update, delete and duplicate.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use colloquy_core::agents::{self, AgentDoc};
+use colloquy_core::validation::Violation;
+use colloquy_core::{ids, time};
+use colloquy_store::{AgentContent, AgentRow, NewAgent, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use super::view;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, MaybeJson, Query};
+use crate::state::AppState;
+
+/// Attempts at a PATCH that races with another writer before giving up with 409.
+const PATCH_ATTEMPTS: usize = 3;
+
+fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
+    Ok(AgentContent {
+        name: doc.name.clone(),
+        name_lower: doc.name.to_lowercase(),
+        tags: doc.tags.clone(),
+        archived: doc.archived,
+        voice_id: doc.voice_id.clone(),
+        version_id: ids::new_id(ids::prefix::VERSION),
+        document: serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))?,
+    })
+}
+
+async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<String> {
+    let agent = NewAgent {
+        id: ids::new_id(ids::prefix::AGENT),
+        workspace_id: caller.workspace_id.clone(),
+        created_by: caller.user_id.clone(),
+        created_at: time::now_secs(),
+        main_branch_id: ids::new_id(ids::prefix::BRANCH),
+        content: content(doc)?,
+    };
+    state
+        .store
+        .insert_agent(&agent)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(agent.id)
+}
+
+/// The agent, or 404.
+pub(super) async fn load(state: &AppState, caller: &Caller, agent_id: &str) -> ApiResult<AgentRow> {
+    state
+        .store
+        .get_agent(&caller.workspace_id, agent_id)
+        .await
+        .map_err(ApiError::from_store("agent"))
+}
+
+fn json_text(body: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct CreateParams {
+    /// Deprecated and ignored: every agent is versioned.
+    #[serde(rename = "enable_versioning")]
+    _enable_versioning: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/v1/convai/agents/create", params(CreateParams), security(("api_key" = ["agents:write"])))]
+pub(super) async fn create_agent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(_): Query<CreateParams>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let doc = agents::prepare_create(body).map_err(ApiError::Invalid)?;
+    let agent_id = insert(&state, &caller, &doc).await?;
+    Ok(Json(json!({ "agent_id": agent_id })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct GetParams {
+    /// A version of the agent; only the current one exists.
+    version_id: Option<String>,
+    /// A branch of the agent; only the main branch exists.
+    branch_id: Option<String>,
+}
+
+/// 404 for a branch or version other than the ones that exist (one main branch, its current
+/// version).
+fn check_branch(
+    row: &AgentRow,
+    branch_id: Option<&str>,
+    version_id: Option<&str>,
+) -> ApiResult<()> {
+    if branch_id.is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
+        return Err(ApiError::NotFound("branch"));
+    }
+    if version_id.is_some_and(|v| !v.is_empty() && v != row.version_id) {
+        return Err(ApiError::NotFound("version"));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), GetParams), security(("api_key" = ["agents:read"])))]
+pub(super) async fn get_agent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    Query(params): Query<GetParams>,
+) -> ApiResult<impl IntoResponse> {
+    let row = load(&state, &caller, &agent_id).await?;
+    check_branch(
+        &row,
+        params.branch_id.as_deref(),
+        params.version_id.as_deref(),
+    )?;
+    Ok(json_text(view::full(&row, &caller)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PatchParams {
+    /// A branch of the agent; only the main branch exists.
+    branch_id: Option<String>,
+    /// Deprecated and ignored.
+    #[serde(rename = "enable_versioning_if_not_enabled")]
+    _enable_versioning_if_not_enabled: Option<bool>,
+}
+
+#[utoipa::path(patch, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), PatchParams), security(("api_key" = ["agents:write"])))]
+pub(super) async fn update_agent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    Query(params): Query<PatchParams>,
+    MaybeJson(patch): MaybeJson<Value>,
+) -> ApiResult<impl IntoResponse> {
+    let patch = patch.unwrap_or_else(|| json!({}));
+    if !patch.is_object() {
+        return Err(ApiError::invalid(Violation::new(
+            ["body"],
+            "model_attributes_type",
+            "Input should be a valid dictionary or object to extract fields from",
+        )));
+    }
+    for _ in 0..PATCH_ATTEMPTS {
+        let row = load(&state, &caller, &agent_id).await?;
+        check_branch(&row, params.branch_id.as_deref(), None)?;
+        let current = view::stored_doc(&row)?;
+        let updated =
+            agents::apply_patch(current.to_body(), patch.clone()).map_err(ApiError::Invalid)?;
+        let content = content(&updated)?;
+        match state
+            .store
+            .update_agent(
+                &caller.workspace_id,
+                &agent_id,
+                &content,
+                time::now_secs(),
+                &row.version_id,
+            )
+            .await
+        {
+            Ok(()) => {
+                let row = load(&state, &caller, &agent_id).await?;
+                return Ok(json_text(view::full(&row, &caller)));
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(ApiError::from_store("agent")(e)),
+        }
+    }
+    Err(ApiError::Conflict {
+        status: "concurrent_update",
+        message: "The agent was changed by another request at the same time; retry.".into(),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeleteParams {
+    /// Accepted for compatibility: nothing prevents deleting an agent yet.
+    #[serde(rename = "force")]
+    _force: Option<bool>,
+}
+
+#[utoipa::path(delete, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), DeleteParams), security(("api_key" = ["agents:write"])))]
+pub(super) async fn delete_agent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    Query(_): Query<DeleteParams>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .delete_agent(&caller.workspace_id, &agent_id)
+        .await
+        .map_err(ApiError::from_store("agent"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DuplicateBody {
+    name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/duplicate", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
+pub(super) async fn duplicate_agent(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    MaybeJson(body): MaybeJson<DuplicateBody>,
+) -> ApiResult<Json<Value>> {
+    let row = load(&state, &caller, &agent_id).await?;
+    let source = view::stored_doc(&row)?;
+    let copy = agents::duplicate(&source, body.and_then(|b| b.name));
+    let new_id = insert(&state, &caller, &copy).await?;
+    Ok(Json(json!({ "agent_id": new_id })))
+}

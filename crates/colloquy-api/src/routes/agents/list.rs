@@ -1,0 +1,219 @@
+//! The agents list and summaries by id.
+
+use axum::extract::State;
+use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::validation::Violation;
+use colloquy_store::{AgentFilter, AgentPage, AgentSort, SortValue};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::IntoParams;
+
+use super::view;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+
+/// Most ids `summaries` accepts at once.
+const MAX_SUMMARY_IDS: usize = 100;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
+    /// 1..=100, default 30.
+    page_size: Option<i64>,
+    /// Case-insensitive substring of the name.
+    search: Option<String>,
+    /// Archived agents instead of active ones (default false).
+    archived: Option<bool>,
+    /// Only the caller's agents (deprecated; `created_by_user_id=@me` is the same).
+    show_only_owned_agents: Option<bool>,
+    /// Only agents created by this user; `@me` is the caller.
+    created_by_user_id: Option<String>,
+    /// Any of these tags (repeat the parameter).
+    #[serde(default)]
+    tags: Vec<String>,
+    /// `asc` or `desc` (default).
+    sort_direction: Option<String>,
+    /// `name`, `created_at` (default), `updated_at` or `call_count_7d`.
+    sort_by: Option<String>,
+    /// From the previous page.
+    cursor: Option<String>,
+}
+
+fn parse_sort(params: &ListParams) -> ApiResult<(AgentSort, &'static str, Direction)> {
+    let sort = match params.sort_by.as_deref() {
+        None | Some("") | Some("created_at") => (AgentSort::CreatedAt, "created_at"),
+        Some("name") => (AgentSort::Name, "name"),
+        Some("updated_at") => (AgentSort::UpdatedAt, "updated_at"),
+        Some("call_count_7d") => (AgentSort::CallCount7d, "call_count_7d"),
+        Some(_) => {
+            return Err(ApiError::invalid(Violation::new(
+                ["query", "sort_by"],
+                "enum",
+                "Input should be 'name', 'created_at', 'updated_at' or 'call_count_7d'",
+            )));
+        }
+    };
+    let direction = match params.sort_direction.as_deref() {
+        None | Some("") | Some("desc") => Direction::Desc,
+        Some("asc") => Direction::Asc,
+        Some(_) => {
+            return Err(ApiError::invalid(Violation::new(
+                ["query", "sort_direction"],
+                "enum",
+                "Input should be 'asc' or 'desc'",
+            )));
+        }
+    };
+    Ok((sort.0, sort.1, direction))
+}
+
+#[utoipa::path(get, path = "/v1/convai/agents", params(ListParams), security(("api_key" = ["agents:read"])))]
+pub(super) async fn list_agents(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = PageSizeRule::STANDARD
+        .resolve(params.page_size)
+        .map_err(ApiError::invalid)?;
+    let (sort, sort_name, direction) = parse_sort(&params)?;
+    let created_by = match params
+        .created_by_user_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        Some("@me") => Some(caller.user_id.clone()),
+        Some(user) => Some(user.to_owned()),
+        None if params.show_only_owned_agents == Some(true) => Some(caller.user_id.clone()),
+        None => None,
+    };
+    let mut tags: Vec<String> = params
+        .tags
+        .iter()
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .collect();
+    tags.sort();
+    tags.dedup();
+    let filter = AgentFilter {
+        search: params
+            .search
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase),
+        archived: params.archived.unwrap_or(false),
+        created_by,
+        tags,
+    };
+    let spec = CursorSpec::new(
+        sort_name,
+        direction,
+        &[
+            filter.search.as_deref().unwrap_or(""),
+            if filter.archived { "1" } else { "0" },
+            filter.created_by.as_deref().unwrap_or(""),
+            &filter.tags.join("\u{0}"),
+        ],
+    );
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => {
+            let c = spec.decode(raw).map_err(ApiError::invalid)?;
+            let value = match sort {
+                AgentSort::Name => c.last_str().map(|s| SortValue::Text(s.to_owned())),
+                _ => c.last_i64().map(SortValue::Int),
+            };
+            let value = value.ok_or_else(|| {
+                ApiError::invalid(Violation::new(
+                    ["query", "cursor"],
+                    "value_error",
+                    "Invalid cursor: bad sort value",
+                ))
+            })?;
+            Some((value, c.last_id))
+        }
+        None => None,
+    };
+    let page = AgentPage {
+        sort,
+        descending: direction == Direction::Desc,
+        after,
+        limit: limit + 1,
+    };
+    let mut rows = state
+        .store
+        .list_agents(&caller.workspace_id, &filter, &page)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if has_more => {
+            let value = match sort {
+                AgentSort::Name => json!(last.name),
+                AgentSort::CreatedAt => json!(last.created_at),
+                AgentSort::UpdatedAt => json!(last.updated_at),
+                AgentSort::CallCount7d => json!(last.call_count_7d),
+            };
+            Some(spec.after(value, &last.id).encode())
+        }
+        _ => None,
+    };
+    let agents: Vec<Value> = rows.iter().map(|r| view::summary(r, &caller)).collect();
+    Ok(Json(
+        json!({ "agents": agents, "next_cursor": next_cursor, "has_more": has_more }),
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SummaryParams {
+    /// Up to 100 agent ids (repeat the parameter).
+    #[serde(default)]
+    agent_ids: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/convai/agents/summaries", params(SummaryParams), security(("api_key" = ["agents:read"])))]
+pub(super) async fn get_agent_summaries(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<SummaryParams>,
+) -> ApiResult<Json<Value>> {
+    if params.agent_ids.is_empty() {
+        return Err(ApiError::invalid(Violation::new(
+            ["query", "agent_ids"],
+            "missing",
+            "Field required",
+        )));
+    }
+    if params.agent_ids.len() > MAX_SUMMARY_IDS {
+        return Err(ApiError::invalid(Violation::new(
+            ["query", "agent_ids"],
+            "too_long",
+            format!(
+                "List should have at most {MAX_SUMMARY_IDS} items after validation, not {}",
+                params.agent_ids.len()
+            ),
+        )));
+    }
+    let rows = state
+        .store
+        .get_agents(&caller.workspace_id, &params.agent_ids)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut out = Map::new();
+    for id in &params.agent_ids {
+        let entry = match rows.iter().find(|r| &r.id == id) {
+            Some(row) => json!({"status": "success", "data": view::summary(row, &caller)}),
+            None => json!({
+                "status": "failure",
+                "error_code": 404,
+                "error_status": "agent_not_found",
+                "error_message": format!("Agent {id} was not found."),
+            }),
+        };
+        out.insert(id.clone(), entry);
+    }
+    Ok(Json(Value::Object(out)))
+}

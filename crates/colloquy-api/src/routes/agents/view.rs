@@ -1,0 +1,98 @@
+//! The wire views of an agent: the full `GetAgentResponseModel`, the list's
+//! `AgentSummaryResponseModel`, and `ResourceAccessInfo`.
+
+use colloquy_core::agents::AgentDoc;
+use colloquy_core::scope::Role;
+use colloquy_store::AgentRow;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// `GetAgentResponseModel.default_hold_audio_url`'s declared default.
+const DEFAULT_HOLD_AUDIO_URL: &str =
+    "https://eleven-public-cdn-common.elevenlabs.io/convai/ambient-audio-assets/elevator1.mp3";
+
+/// `ResourceAccessInfo` of `row` for `caller`.
+pub fn access_info(row: &AgentRow, caller: &Caller) -> Value {
+    let is_creator = row.created_by == caller.user_id;
+    let role = caller.role();
+    let source = if is_creator {
+        "creator"
+    } else if role == Role::Admin {
+        "workspace_admin"
+    } else {
+        "workspace_default"
+    };
+    json!({
+        "is_creator": is_creator,
+        "creator_name": row.creator_name,
+        "creator_email": row.creator_email,
+        "role": role.as_str(),
+        "anonymous_access_level_override": null,
+        "access_source": source,
+    })
+}
+
+fn tags(row: &AgentRow) -> Value {
+    serde_json::from_str(&row.tags).unwrap_or_else(|_| json!([]))
+}
+
+/// The list item of an agent.
+pub fn summary(row: &AgentRow, caller: &Caller) -> Value {
+    json!({
+        "agent_id": row.id,
+        "name": row.name,
+        "voice_id": row.voice_id,
+        "tags": tags(row),
+        "created_at_unix_secs": row.created_at,
+        "access_info": access_info(row, caller),
+        "last_call_time_unix_secs": row.last_call_time,
+        "archived": row.archived,
+    })
+}
+
+/// The full agent as JSON text. The stored document is spliced in as text, so a GET does not
+/// re-parse it; the document never holds the computed keys written here (they are stripped
+/// on every write), so no key appears twice.
+pub fn full(row: &AgentRow, caller: &Caller) -> String {
+    let head = json!({
+        "agent_id": row.id,
+        "name": row.name,
+        "metadata": {"created_at_unix_secs": row.created_at, "updated_at_unix_secs": row.updated_at},
+        "phone_numbers": [],
+        "whatsapp_accounts": [],
+        "access_info": access_info(row, caller),
+        "tags": tags(row),
+        "version_id": row.version_id,
+        "branch_id": row.main_branch_id,
+        "main_branch_id": row.main_branch_id,
+        "default_hold_audio_url": DEFAULT_HOLD_AUDIO_URL,
+    })
+    .to_string();
+    let doc = row.document.trim();
+    match doc.strip_prefix('{').map(str::trim_start) {
+        Some(rest) if !rest.starts_with('}') => {
+            let mut out = String::with_capacity(head.len() + doc.len() + 1);
+            out.push_str(&head[..head.len() - 1]);
+            out.push(',');
+            out.push_str(rest);
+            out
+        }
+        _ => head,
+    }
+}
+
+/// The stored agent as a body a PATCH can merge into.
+pub fn stored_doc(row: &AgentRow) -> Result<AgentDoc, ApiError> {
+    let document: Map<String, Value> = serde_json::from_str(&row.document)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("agent {} document: {e}", row.id)))?;
+    let tags = serde_json::from_str(&row.tags).unwrap_or_default();
+    Ok(AgentDoc {
+        name: row.name.clone(),
+        tags,
+        archived: row.archived,
+        voice_id: row.voice_id.clone(),
+        document,
+    })
+}

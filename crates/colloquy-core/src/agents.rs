@@ -1,0 +1,275 @@
+//! The rules of agent documents: what a create or update body may contain, how defaults are
+//! filled, how a PATCH merges, and which parts of a document are indexed columns.
+//!
+//! An agent is stored as its wire document (everything a client wrote, defaults filled, unknown
+//! fields kept) plus the columns lists filter and sort on. The fields the server computes on
+//! every read (`agent_id`, `metadata`, `access_info`, branch and version ids, ...) are never
+//! stored in the document: clients that send them back (the agents-as-code CLI pushes what it
+//! pulled) have them dropped.
+
+use serde_json::{Map, Value};
+
+use crate::schema::Spec;
+use crate::validation::{LocItem, Violation};
+
+/// Schema of the create body.
+pub const CREATE_SCHEMA: &str = "Body_Create_Agent_v1_convai_agents_create_post";
+/// Schema of the PATCH body.
+pub const PATCH_SCHEMA: &str = "Body_Patches_an_Agent_settings_v1_convai_agents__agent_id__patch";
+/// Schema of the GET response.
+pub const RESPONSE_SCHEMA: &str = "GetAgentResponseModel";
+
+/// Top-level fields computed on read; dropped from anything a client writes.
+pub const COMPUTED_FIELDS: [&str; 9] = [
+    "agent_id",
+    "metadata",
+    "access_info",
+    "phone_numbers",
+    "whatsapp_accounts",
+    "version_id",
+    "branch_id",
+    "main_branch_id",
+    "default_hold_audio_url",
+];
+
+/// A validated agent document and the columns derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentDoc {
+    /// The agent's name (`""` when none was given).
+    pub name: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// `platform_settings.archived`.
+    pub archived: bool,
+    /// `conversation_config.tts.voice_id`.
+    pub voice_id: String,
+    /// The stored document: every written field except `name`, `tags` and computed fields,
+    /// defaults filled.
+    pub document: Map<String, Value>,
+}
+
+impl AgentDoc {
+    /// The document as the client wrote it plus defaults: `name` and `tags` included.
+    pub fn to_body(&self) -> Value {
+        let mut body = Map::with_capacity(self.document.len() + 2);
+        body.insert("name".into(), Value::String(self.name.clone()));
+        body.insert(
+            "tags".into(),
+            Value::Array(self.tags.iter().cloned().map(Value::String).collect()),
+        );
+        body.extend(self.document.clone());
+        Value::Object(body)
+    }
+}
+
+/// Validates a create body and fills its defaults.
+pub fn prepare_create(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
+    strip_computed(&mut body);
+    if let Some(obj) = body.as_object_mut() {
+        // A missing or null `platform_settings` gets the full defaults, as the hosted API
+        // returns them.
+        if obj.get("platform_settings").is_none_or(Value::is_null) {
+            obj.insert("platform_settings".into(), Value::Object(Map::new()));
+        }
+        // A workflow needs at least one node; the hosted API starts every agent with a lone
+        // start node.
+        let workflow = obj
+            .entry("workflow")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(wf) = workflow.as_object_mut()
+            && !wf.contains_key("nodes")
+        {
+            wf.insert(
+                "nodes".into(),
+                serde_json::json!({"start_node": {"type": "start"}}),
+            );
+        }
+    }
+    finish(body)
+}
+
+/// Applies a PATCH body to the stored `current` body (as [`AgentDoc::to_body`] gives it):
+/// objects merge recursively, arrays and scalars replace, `null` is accepted only where the
+/// schema allows it; the result is revalidated and its defaults refilled.
+pub fn apply_patch(current: Value, mut patch: Value) -> Result<AgentDoc, Vec<Violation>> {
+    strip_computed(&mut patch);
+    Spec::reference().check(PATCH_SCHEMA, &mut patch.clone(), &[LocItem::from("body")])?;
+    if let Some(obj) = patch.as_object_mut() {
+        obj.remove("version_description");
+        // A `null` name or tag list means "leave unchanged", as the PATCH schema allows them.
+        for key in ["name", "tags", "procedures"] {
+            if obj.get(key).is_some_and(Value::is_null) {
+                obj.remove(key);
+            }
+        }
+    }
+    let mut merged = current;
+    merge(&mut merged, patch);
+    finish(merged)
+}
+
+/// The body of a duplicate of `source` named `name` (or "<name> (copy)").
+pub fn duplicate(source: &AgentDoc, name: Option<String>) -> AgentDoc {
+    let mut copy = source.clone();
+    copy.name = name.unwrap_or_else(|| format!("{} (copy)", source.name));
+    copy
+}
+
+fn strip_computed(body: &mut Value) {
+    if let Some(obj) = body.as_object_mut() {
+        for key in COMPUTED_FIELDS {
+            obj.remove(key);
+        }
+    }
+}
+
+fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
+    let spec = Spec::reference();
+    spec.check(CREATE_SCHEMA, &mut body, &[LocItem::from("body")])?;
+    // Read models sometimes declare fields the write models lack; fill those too so a GET is
+    // complete. The document already passed the write schema, so any complaint here is about
+    // response-only fields and is not the client's to fix.
+    if let Some(obj) = body.as_object_mut() {
+        for (field, schema) in [
+            ("conversation_config", "ConversationalConfigAPIModel-Output"),
+            ("platform_settings", "AgentPlatformSettingsResponseModel"),
+            ("workflow", "AgentWorkflowResponseModel"),
+        ] {
+            if let Some(v) = obj.get_mut(field).filter(|v| v.is_object()) {
+                let mut filled = v.clone();
+                if spec.check(schema, &mut filled, &[]).is_ok() {
+                    *v = filled;
+                }
+            }
+        }
+        if !obj.contains_key("procedures") || obj.get("procedures").is_some_and(Value::is_null) {
+            obj.insert("procedures".into(), Value::Object(Map::new()));
+        }
+    }
+    let Value::Object(mut document) = body else {
+        return Err(vec![Violation::new(
+            ["body"],
+            "model_attributes_type",
+            "Input should be an object",
+        )]);
+    };
+    let name = match document.remove("name") {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let tags = match document.remove("tags") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let archived = document
+        .get("platform_settings")
+        .and_then(|p| p.get("archived"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let voice_id = document
+        .get("conversation_config")
+        .and_then(|c| c.pointer("/tts/voice_id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(AgentDoc {
+        name,
+        tags,
+        archived,
+        voice_id,
+        document,
+    })
+}
+
+/// JSON merge: objects merge key by key (recursively), anything else replaces.
+pub fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn created(body: Value) -> AgentDoc {
+        prepare_create(body).expect("valid")
+    }
+
+    #[test]
+    fn create_fills_everything_and_derives_columns() {
+        let doc = created(
+            json!({"conversation_config": {}, "name": "Ada", "tags": ["x"], "agent_id": "forged"}),
+        );
+        assert_eq!(doc.name, "Ada");
+        assert_eq!(doc.tags, vec!["x"]);
+        assert!(!doc.archived);
+        assert!(!doc.voice_id.is_empty());
+        assert!(doc.document["platform_settings"]["widget"].is_object());
+        assert!(!doc.document.contains_key("agent_id"));
+        assert_eq!(doc.document["procedures"], json!({}));
+    }
+
+    #[test]
+    fn patch_merges_objects_and_replaces_arrays() {
+        let doc = created(
+            json!({"conversation_config": {"agent": {"first_message": "hi", "prompt": {"prompt": "p", "tool_ids": ["a", "b"]}}}, "tags": ["t1"]}),
+        );
+        let patched = apply_patch(
+            doc.to_body(),
+            json!({"conversation_config": {"agent": {"prompt": {"tool_ids": ["c"]}}}, "tags": null, "metadata": {"created_at_unix_secs": 1}}),
+        )
+        .unwrap();
+        let agent = &patched.document["conversation_config"]["agent"];
+        assert_eq!(agent["first_message"], "hi", "untouched sibling kept");
+        assert_eq!(agent["prompt"]["prompt"], "p");
+        assert_eq!(agent["prompt"]["tool_ids"], json!(["c"]), "arrays replace");
+        assert_eq!(patched.tags, vec!["t1"], "null tags leave them unchanged");
+    }
+
+    #[test]
+    fn patch_null_only_where_nullable() {
+        let doc = created(json!({"conversation_config": {}}));
+        let ok = apply_patch(
+            doc.to_body(),
+            json!({"conversation_config": {"agent": {"prompt": {"custom_llm": null}}}}),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = apply_patch(
+            doc.to_body(),
+            json!({"conversation_config": {"agent": {"first_message": null}}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err[0].loc,
+            vec![
+                LocItem::from("body"),
+                "conversation_config".into(),
+                "agent".into(),
+                "first_message".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn archived_follows_platform_settings() {
+        let doc =
+            created(json!({"conversation_config": {}, "platform_settings": {"archived": true}}));
+        assert!(doc.archived);
+    }
+}

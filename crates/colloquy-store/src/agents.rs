@@ -1,0 +1,446 @@
+//! Agents: the stored document and its indexed columns, with the keyset-paged list.
+
+use async_trait::async_trait;
+
+use crate::db::{begin_write, run};
+use crate::{SqlStore, StoreError, StoreResult};
+
+/// An agent as read for a GET: columns, creator, and the document text.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AgentRow {
+    /// `agent_...`
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Tags as a JSON array.
+    pub tags: String,
+    /// Whether archived.
+    pub archived: bool,
+    /// `conversation_config.tts.voice_id`.
+    pub voice_id: String,
+    /// Creating user's id.
+    pub created_by: String,
+    /// Creating user's name.
+    pub creator_name: String,
+    /// Creating user's email.
+    pub creator_email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Unix seconds of the latest conversation, if any.
+    pub last_call_time: Option<i64>,
+    /// Conversations in the last 7 days.
+    pub call_count_7d: i64,
+    /// `agtbrch_...`
+    pub main_branch_id: String,
+    /// `agtvrsn_...` of the current version.
+    pub version_id: String,
+    /// The stored document (JSON object text); empty in list rows.
+    pub document: String,
+}
+
+/// A new agent.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    /// `agent_...`
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Creating user.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// `agtbrch_...`
+    pub main_branch_id: String,
+    /// The columns and document.
+    pub content: AgentContent,
+}
+
+/// What a create or update writes.
+#[derive(Debug, Clone)]
+pub struct AgentContent {
+    /// Name.
+    pub name: String,
+    /// Lower-cased name, for search.
+    pub name_lower: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Whether archived.
+    pub archived: bool,
+    /// Voice id.
+    pub voice_id: String,
+    /// `agtvrsn_...` of this version.
+    pub version_id: String,
+    /// Document text.
+    pub document: String,
+}
+
+/// Sort keys of the agents list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSort {
+    /// By name (byte order).
+    Name,
+    /// By creation time.
+    CreatedAt,
+    /// By last update.
+    UpdatedAt,
+    /// By conversations in the last 7 days.
+    CallCount7d,
+}
+
+impl AgentSort {
+    fn column(self) -> &'static str {
+        match self {
+            AgentSort::Name => "a.name",
+            AgentSort::CreatedAt => "a.created_at",
+            AgentSort::UpdatedAt => "a.updated_at",
+            AgentSort::CallCount7d => "a.call_count_7d",
+        }
+    }
+}
+
+/// A sort value of the last row of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    /// Numeric sort keys.
+    Int(i64),
+    /// Name.
+    Text(String),
+}
+
+/// Filters of the agents list.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFilter {
+    /// Lower-cased substring of the name.
+    pub search: Option<String>,
+    /// Archived or not.
+    pub archived: bool,
+    /// Only agents created by this user.
+    pub created_by: Option<String>,
+    /// Any of these tags.
+    pub tags: Vec<String>,
+}
+
+/// One page request.
+#[derive(Debug, Clone)]
+pub struct AgentPage {
+    /// Sort key.
+    pub sort: AgentSort,
+    /// Descending?
+    pub descending: bool,
+    /// Continue after this (sort value, id).
+    pub after: Option<(SortValue, String)>,
+    /// Rows to return.
+    pub limit: u32,
+}
+
+/// Agents.
+#[async_trait]
+pub trait AgentStore {
+    /// Stores a new agent.
+    async fn insert_agent(&self, agent: &NewAgent) -> StoreResult<()>;
+    /// One agent of the workspace, with its document.
+    async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow>;
+    /// Agents of the workspace among `ids` (documents left empty).
+    async fn get_agents(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<AgentRow>>;
+    /// A page of the workspace's agents (documents left empty).
+    async fn list_agents(
+        &self,
+        workspace_id: &str,
+        filter: &AgentFilter,
+        page: &AgentPage,
+    ) -> StoreResult<Vec<AgentRow>>;
+    /// Replaces an agent's content if its version is still `expected_version` (else
+    /// [`StoreError::Conflict`]: someone else updated it meanwhile); `updated_at` moves to `now`.
+    async fn update_agent(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        content: &AgentContent,
+        now: i64,
+        expected_version: &str,
+    ) -> StoreResult<()>;
+    /// Deletes an agent.
+    async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    /// The agent's share-link token, set to `candidate` the first time it is asked for.
+    async fn agent_link_token(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        candidate: &str,
+    ) -> StoreResult<String>;
+}
+
+const SELECT: &str = "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
+     u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
+     a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id";
+
+enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+}
+
+#[async_trait]
+impl AgentStore for SqlStore {
+    async fn insert_agent(&self, agent: &NewAgent) -> StoreResult<()> {
+        let c = &agent.content;
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO agents (id, workspace_id, name, name_lower, tags, archived, voice_id, \
+                 created_by, created_at, updated_at, main_branch_id, version_id, document) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)",
+            )
+            .bind(&agent.id)
+            .bind(&agent.workspace_id)
+            .bind(&c.name)
+            .bind(&c.name_lower)
+            .bind(tags_json(&c.tags))
+            .bind(c.archived)
+            .bind(&c.voice_id)
+            .bind(&agent.created_by)
+            .bind(agent.created_at)
+            .bind(&agent.main_branch_id)
+            .bind(&c.version_id)
+            .bind(&c.document)
+            .execute(&mut *tx)
+            .await?;
+            for tag in dedup(&c.tags) {
+                sqlx::query("INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)")
+                    .bind(&agent.id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow> {
+        let sql = format!(
+            "{SELECT}, a.document FROM agents a JOIN users u ON u.id = a.created_by \
+             WHERE a.workspace_id = $1 AND a.id = $2"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn get_agents(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<AgentRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "{SELECT}, '' AS document FROM agents a JOIN users u ON u.id = a.created_by \
+             WHERE a.workspace_id = $1 AND a.id IN ({})",
+            placeholders.join(", ")
+        );
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn list_agents(
+        &self,
+        workspace_id: &str,
+        filter: &AgentFilter,
+        page: &AgentPage,
+    ) -> StoreResult<Vec<AgentRow>> {
+        let mut binds = vec![
+            Bind::Text(workspace_id.to_owned()),
+            Bind::Bool(filter.archived),
+        ];
+        let mut sql = format!(
+            "{SELECT}, '' AS document FROM agents a JOIN users u ON u.id = a.created_by \
+             WHERE a.workspace_id = $1 AND a.archived = $2"
+        );
+        if let Some(search) = &filter.search {
+            binds.push(Bind::Text(format!("%{}%", escape_like(search))));
+            sql.push_str(&format!(
+                " AND a.name_lower LIKE ${} ESCAPE '\\'",
+                binds.len()
+            ));
+        }
+        if let Some(user) = &filter.created_by {
+            binds.push(Bind::Text(user.clone()));
+            sql.push_str(&format!(" AND a.created_by = ${}", binds.len()));
+        }
+        if !filter.tags.is_empty() {
+            let mut placeholders = Vec::new();
+            for tag in &filter.tags {
+                binds.push(Bind::Text(tag.clone()));
+                placeholders.push(format!("${}", binds.len()));
+            }
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM agent_tags t WHERE t.agent_id = a.id AND t.tag IN ({}))",
+                placeholders.join(", ")
+            ));
+        }
+        let col = page.sort.column();
+        let (cmp, dir) = if page.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some((value, id)) = &page.after {
+            binds.push(match value {
+                SortValue::Int(i) => Bind::Int(*i),
+                SortValue::Text(s) => Bind::Text(s.clone()),
+            });
+            let v = binds.len();
+            binds.push(Bind::Text(id.clone()));
+            let i = binds.len();
+            sql.push_str(&format!(
+                " AND ({col} {cmp} ${v} OR ({col} = ${v} AND a.id {cmp} ${i}))"
+            ));
+        }
+        binds.push(Bind::Int(i64::from(page.limit)));
+        sql.push_str(&format!(
+            " ORDER BY {col} {dir}, a.id {dir} LIMIT ${}",
+            binds.len()
+        ));
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(n) => q.bind(*n),
+                    Bind::Bool(x) => q.bind(*x),
+                };
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn update_agent(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        c: &AgentContent,
+        now: i64,
+        expected_version: &str,
+    ) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE agents SET name = $3, name_lower = $4, tags = $5, archived = $6, voice_id = $7, \
+                 version_id = $8, document = $9, updated_at = $10 \
+                 WHERE workspace_id = $1 AND id = $2 AND version_id = $11",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(&c.name)
+            .bind(&c.name_lower)
+            .bind(tags_json(&c.tags))
+            .bind(c.archived)
+            .bind(&c.voice_id)
+            .bind(&c.version_id)
+            .bind(&c.document)
+            .bind(now)
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM agents WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                return Err(if exists == 0 {
+                    StoreError::NotFound
+                } else {
+                    StoreError::Conflict("the agent changed meanwhile".into())
+                });
+            }
+            sqlx::query("DELETE FROM agent_tags WHERE agent_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for tag in dedup(&c.tags) {
+                sqlx::query("INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn agent_link_token(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        candidate: &str,
+    ) -> StoreResult<String> {
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "UPDATE agents SET link_token = COALESCE(link_token, $3) WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(candidate)
+            .execute(&mut *tx)
+            .await?;
+            let token: Option<String> = sqlx::query_scalar(
+                "SELECT link_token FROM agents WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            token.ok_or(StoreError::NotFound)
+        })
+    }
+}
+
+fn dedup(tags: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::BTreeSet::new();
+    tags.iter().filter(|t| seen.insert(t.as_str())).collect()
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
