@@ -572,6 +572,14 @@ impl Spec {
     }
 }
 
+/// A numeric bound: schema keyword, pydantic error type, wording, and the test it applies.
+type BoundCheck = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(f64, f64) -> bool,
+);
+
 fn number(
     schema: &Value,
     value: &Value,
