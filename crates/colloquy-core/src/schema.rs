@@ -52,6 +52,11 @@ fn collect_patterns(value: &Value, out: &mut HashMap<String, Regex>) {
     }
 }
 
+/// Enums that are open here: any string is accepted. `LLM` names models, and Colloquy routes
+/// any model name to a provider (DESIGN.md §4.1), so an agent may name a local model.
+const OPEN_ENUMS: [&str; 1] = ["LLM"];
+static ANY_STRING: LazyLock<Value> = LazyLock::new(|| serde_json::json!({"type": "string"}));
+
 /// How deep documents may nest; deeper input is refused instead of exhausting the stack.
 const MAX_DEPTH: usize = 64;
 
@@ -110,13 +115,16 @@ impl Spec {
         let mut current = schema;
         for _ in 0..16 {
             match current.get("$ref").and_then(Value::as_str) {
-                Some(r) => match r
-                    .strip_prefix("#/components/schemas/")
-                    .and_then(|n| self.schema(n))
-                {
-                    Some(target) => current = target,
-                    None => return current,
-                },
+                Some(r) => {
+                    let name = r.strip_prefix("#/components/schemas/");
+                    if name.is_some_and(|n| OPEN_ENUMS.contains(&n)) {
+                        return &ANY_STRING;
+                    }
+                    match name.and_then(|n| self.schema(n)) {
+                        Some(target) => current = target,
+                        None => return current,
+                    }
+                }
                 None => match current.get("allOf").and_then(Value::as_array) {
                     Some(all) if all.len() == 1 => current = &all[0],
                     _ => return current,
