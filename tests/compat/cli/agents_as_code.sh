@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The agents-as-code flow of the official CLI (@elevenlabs/cli) against a running Colloquy:
+# init, add an agent from each template, push, pull, push again. The CLI checks after each push
+# that every field it sent was persisted and warns otherwise; any such warning fails the test.
+# Needs: ELEVENLABS_BIN, COLLOQUY_URL, COLLOQUY_KEY.
+set -euo pipefail
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export ELEVENLABS_API_KEY="$COLLOQUY_KEY" ELEVENLABS_BASE_URL="$COLLOQUY_URL"
+cli() { "$ELEVENLABS_BIN" "$@" 2>&1 | tee -a "$work/all.log"; }
+
+passed=0
+failed=0
+check() {
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
+}
+
+cli agents init >/dev/null
+for template in default minimal voice-only text-only customer-service assistant; do
+  cli agents add "cli $template" --template "$template" >/dev/null
+done
+check "every agent was created" test "$(grep -c '"id": "agent_' agents.json)" -eq 6
+cli agents push >/dev/null
+cli agents pull --update --yes >/dev/null
+cli agents push >/dev/null
+check "pushes persisted every field" bash -c "! grep -q 'were not persisted' '$work/all.log'"
+check "no errors" bash -c "! grep -qi 'error' '$work/all.log'"
+
+# A field edited locally reaches the server and comes back on pull.
+config=$(ls agent_configs/cli-default*.json | head -n1)
+python3 - "$config" <<'PY'
+import json, sys
+path = sys.argv[1]
+doc = json.load(open(path))
+doc["conversation_config"]["agent"]["first_message"] = "Edited locally"
+doc["conversation_config"]["agent"]["prompt"]["temperature"] = 0.0
+json.dump(doc, open(path, "w"), indent=4)
+PY
+cli agents push >/dev/null
+agent_id=$(python3 -c "import json; print([a['id'] for a in json.load(open('agents.json'))['agents'] if a['config'] == '$config'][0])")
+check "edit visible through the API" bash -c "'$ELEVENLABS_BIN' agents get --agent-id '$agent_id' --format json | grep -q 'Edited locally'"
+check "still no persistence warning" bash -c "! grep -q 'were not persisted' '$work/all.log'"
+
+if [ "$failed" -gt 0 ]; then
+  echo "--- CLI output ---"; cat "$work/all.log"
+fi
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,149 @@
+"""Compatibility of the official Python SDK (elevenlabs==2.78.0) with a running Colloquy.
+
+Usage: COLLOQUY_URL=http://127.0.0.1:PORT COLLOQUY_KEY=sk_... python sdk_compat.py
+Every `test_*` function runs against the server; the last line reads "N passed, M failed".
+"""
+
+import os
+import sys
+import traceback
+
+from elevenlabs import ElevenLabs
+from elevenlabs.core.api_error import ApiError
+
+URL = os.environ["COLLOQUY_URL"]
+KEY = os.environ["COLLOQUY_KEY"]
+client = ElevenLabs(api_key=KEY, base_url=URL)
+agents = client.conversational_ai.agents
+
+
+def raw_get(path):
+    """GET through the SDK's own HTTP client, to see fields its models may not declare."""
+    response = client._client_wrapper.httpx_client.request(path, method="GET")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_create_get_with_unknown_field_round_trip():
+    created = agents.create(
+        name="SDK agent",
+        tags=["sdk", "compat"],
+        conversation_config={
+            "agent": {"first_message": "Hi from the SDK", "prompt": {"prompt": "Be brief.", "temperature": 0.0}},
+            "x_colloquy_extension": {"keep": [1, "two", None]},
+        },
+    )
+    assert created.agent_id.startswith("agent_"), created
+    agent = agents.get(created.agent_id)
+    assert agent.agent_id == created.agent_id
+    assert agent.name == "SDK agent"
+    assert sorted(agent.tags) == ["compat", "sdk"]
+    assert agent.conversation_config.agent.first_message == "Hi from the SDK"
+    assert agent.conversation_config.agent.language == "en"
+    assert agent.metadata.created_at_unix_secs > 0
+    assert agent.access_info.is_creator is True
+    assert agent.main_branch_id and agent.main_branch_id == agent.branch_id
+    raw = raw_get(f"v1/convai/agents/{created.agent_id}")
+    assert raw["conversation_config"]["x_colloquy_extension"] == {"keep": [1, "two", None]}, raw["conversation_config"]
+    assert raw["conversation_config"]["agent"]["prompt"]["temperature"] == 0.0
+
+
+def test_list_filters_sort_and_paging():
+    ids = [agents.create(name=f"pager {i}", tags=["pager"], conversation_config={}).agent_id for i in range(7)]
+    page = agents.list(page_size=3, tags=["pager"], sort_by="name", sort_direction="asc")
+    assert [a.name for a in page.agents] == ["pager 0", "pager 1", "pager 2"]
+    assert page.has_more and page.next_cursor
+    seen = [a.agent_id for a in page.agents]
+    while page.has_more:
+        page = agents.list(page_size=3, tags=["pager"], sort_by="name", sort_direction="asc", cursor=page.next_cursor)
+        seen += [a.agent_id for a in page.agents]
+    assert sorted(seen) == sorted(ids)
+    found = agents.list(search="PAGER 4")
+    assert [a.agent_id for a in found.agents] == [ids[4]]
+    mine = agents.list(created_by_user_id="@me", tags="pager")
+    assert len(mine.agents) == 7
+    summary = mine.agents[0]
+    assert summary.voice_id and summary.access_info.role == "admin" and summary.archived is False
+
+
+def test_update_merges_and_returns_the_agent():
+    agent_id = agents.create(name="before", conversation_config={"agent": {"first_message": "keep me"}}).agent_id
+    updated = agents.update(agent_id, name="after", conversation_config={"agent": {"prompt": {"prompt": "new prompt"}}})
+    assert updated.name == "after"
+    assert updated.conversation_config.agent.first_message == "keep me"
+    assert updated.conversation_config.agent.prompt.prompt == "new prompt"
+
+
+def test_duplicate_link_summaries_widget_kb_size_delete():
+    agent_id = agents.create(name="original", conversation_config={"agent": {"language": "fr"}}).agent_id
+    copy = agents.duplicate(agent_id, name="the copy")
+    assert agents.get(copy.agent_id).name == "the copy"
+    link = agents.link.get(agent_id)
+    assert link.agent_id == agent_id and link.token and link.token.conversation_token
+    summaries = agents.summaries.get(agent_ids=[agent_id, "agent_does_not_exist"])
+    assert summaries[agent_id].status == "success" and summaries[agent_id].data.name == "original"
+    assert summaries["agent_does_not_exist"].status == "failure"
+    widget = agents.widget.get(agent_id)
+    assert widget.agent_id == agent_id and widget.widget_config.language == "fr"
+    assert agents.knowledge_base.size(agent_id).number_of_pages == 0
+    agents.delete(agent_id)
+    try:
+        agents.get(agent_id)
+        raise AssertionError("deleted agent still readable")
+    except ApiError as e:
+        assert e.status_code == 404, e
+
+
+def test_validation_error_is_typed_422():
+    from elevenlabs.errors import UnprocessableEntityError
+
+    try:
+        agents.create(conversation_config={"agent": {"prompt": {"temperature": "hot"}}})
+        raise AssertionError("invalid body accepted")
+    except UnprocessableEntityError as e:
+        detail = e.body["detail"] if isinstance(e.body, dict) else e.body.detail
+        first = detail[0] if isinstance(detail[0], dict) else detail[0].dict()
+        assert first["loc"] == ["body", "conversation_config", "agent", "prompt", "temperature"], first
+
+
+def test_secrets_crud():
+    secrets = client.conversational_ai.secrets
+    created = secrets.create(name="sdk-secret", value="s3cr3t-value")
+    assert created.secret_id and created.name == "sdk-secret"
+    listed = secrets.list()
+    assert any(s.secret_id == created.secret_id for s in listed.secrets)
+    got = secrets.get(created.secret_id)
+    assert got.name == "sdk-secret" and "s3cr3t-value" not in got.json()
+    secrets.update(created.secret_id, name="renamed", value="other")
+    assert secrets.get(created.secret_id).name == "renamed"
+    deps = secrets.get_dependencies(created.secret_id, "tools")
+    assert deps.dependencies == []
+    secrets.delete(created.secret_id)
+
+
+def test_bad_key_is_401():
+    bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
+    try:
+        bad.conversational_ai.agents.list()
+        raise AssertionError("accepted a wrong key")
+    except ApiError as e:
+        assert e.status_code == 401
+
+
+def main():
+    tests = [(name, fn) for name, fn in sorted(globals().items()) if name.startswith("test_")]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"ok   {name}")
+        except Exception:  # noqa: BLE001 - report every failure and carry on
+            failed += 1
+            print(f"FAIL {name}")
+            traceback.print_exc()
+    print(f"python-sdk: {len(tests) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
