@@ -49,6 +49,68 @@ pub struct AgentDoc {
 }
 
 impl AgentDoc {
+    /// `conversation_config.agent.prompt.tool_ids`: the workspace tools the agent uses.
+    pub fn tool_ids(&self) -> Vec<String> {
+        self.prompt()
+            .and_then(|p| p.get("tool_ids"))
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Names of the tools defined inside the agent: the (deprecated) inline `prompt.tools` and
+    /// the enabled `built_in_tools`.
+    pub fn inline_tool_names(&self) -> Vec<String> {
+        let Some(prompt) = self.prompt() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = prompt
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        if let Some(builtins) = prompt.get("built_in_tools").and_then(Value::as_object) {
+            for (key, tool) in builtins {
+                if !tool.is_null() {
+                    names.push(
+                        tool.get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or(key)
+                            .to_owned(),
+                    );
+                }
+            }
+        }
+        names
+    }
+
+    /// Removes `tool_id` from `prompt.tool_ids` (a tool deleted with `force`).
+    pub fn detach_tool(&mut self, tool_id: &str) {
+        if let Some(ids) = self
+            .document
+            .get_mut("conversation_config")
+            .and_then(|c| c.pointer_mut("/agent/prompt/tool_ids"))
+            .and_then(Value::as_array_mut)
+        {
+            ids.retain(|id| id.as_str() != Some(tool_id));
+        }
+    }
+
+    fn prompt(&self) -> Option<&Value> {
+        self.document
+            .get("conversation_config")?
+            .pointer("/agent/prompt")
+    }
+}
+
+impl AgentDoc {
     /// The document as the client wrote it plus defaults: `name` and `tags` included.
     pub fn to_body(&self) -> Value {
         let mut body = Map::with_capacity(self.document.len() + 2);

@@ -29,6 +29,8 @@ pub mod prefix {
     pub const BRANCH: &str = "agtbrch_";
     /// Agent versions.
     pub const VERSION: &str = "agtvrsn_";
+    /// Tools.
+    pub const TOOL: &str = "tool_";
 }
 
 /// A new id: `prefix` followed by 28 base32 characters (8 of time, 20 of randomness).
@@ -55,6 +57,16 @@ pub fn is_well_formed(id: &str, prefix: &str) -> bool {
     id.strip_prefix(prefix).is_some_and(|body| {
         body.len() == ID_BODY_LEN && body.bytes().all(|b| ALPHABET.contains(&b))
     })
+}
+
+/// A new UUIDv7: time-ordered, used for conversations and audit records.
+pub fn new_uuid() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Whether `s` is a UUID (any version), in its usual hyphenated form.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
 }
 
 #[cfg(test)]

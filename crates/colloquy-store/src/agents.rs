@@ -74,6 +74,8 @@ pub struct AgentContent {
     pub version_id: String,
     /// Document text.
     pub document: String,
+    /// Tools the agent uses (`conversation_config.agent.prompt.tool_ids`).
+    pub tool_ids: Vec<String>,
 }
 
 /// Sort keys of the agents list.
@@ -214,6 +216,13 @@ impl AgentStore for SqlStore {
                 sqlx::query("INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)")
                     .bind(&agent.id)
                     .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for tool in dedup(&c.tool_ids) {
+                sqlx::query("INSERT INTO agent_tools (agent_id, tool_id) VALUES ($1, $2)")
+                    .bind(&agent.id)
+                    .bind(tool)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -377,6 +386,17 @@ impl AgentStore for SqlStore {
                 sqlx::query("INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)")
                     .bind(id)
                     .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM agent_tools WHERE agent_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for tool in dedup(&c.tool_ids) {
+                sqlx::query("INSERT INTO agent_tools (agent_id, tool_id) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(tool)
                     .execute(&mut *tx)
                     .await?;
             }

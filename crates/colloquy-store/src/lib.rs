@@ -8,9 +8,11 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod db;
 mod error;
 mod secrets;
+mod tools;
 mod workspaces;
 
 use std::sync::Arc;
@@ -21,9 +23,13 @@ pub use agents::{
     AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, NewAgent, SortValue,
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
+pub use audit::{AuditStore, AuditWriter, ConversationRecord, ExecutionFilter, ToolExecution};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use secrets::{SecretRecord, SecretStore};
+pub use tools::{
+    NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
+};
 pub use workspaces::{User, Workspace, WorkspaceStore};
 
 /// Result of store operations.
@@ -34,7 +40,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + KeyStore + SecretStore + AgentStore + Send + Sync + 'static
+    WorkspaceStore
+    + KeyStore
+    + SecretStore
+    + AgentStore
+    + ToolStore
+    + AuditStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;

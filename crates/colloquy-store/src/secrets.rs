@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::db::run;
+use crate::db::{begin_write, run};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// A stored secret.
@@ -54,8 +54,14 @@ pub trait SecretStore {
         updated_at: i64,
     ) -> StoreResult<()>;
 
-    /// Deletes a secret.
+    /// Deletes a secret; [`StoreError::Conflict`] while a tool refers to it.
     async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+
+    /// Every secret of every workspace, by id after `after` (for re-sealing under a new key).
+    async fn all_secrets(&self, after: &str, limit: u32) -> StoreResult<Vec<SecretRecord>>;
+
+    /// Replaces the sealed value of a secret, keeping everything else.
+    async fn reseal_secret(&self, id: &str, sealed_value: &str) -> StoreResult<()>;
 }
 
 const COLUMNS: &str =
@@ -149,10 +155,53 @@ impl SecretStore for SqlStore {
     }
 
     async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
+        begin_write!(self, |tx| {
+            let users: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM tool_secrets WHERE secret_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM secrets WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            if users > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the secret is used by {users} tool(s)"
+                )));
+            }
             sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id)
                 .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn all_secrets(&self, after: &str, limit: u32) -> StoreResult<Vec<SecretRecord>> {
+        let sql = format!("{COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn reseal_secret(&self, id: &str, sealed_value: &str) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query("UPDATE secrets SET sealed_value = $2 WHERE id = $1")
+                .bind(id)
+                .bind(sealed_value)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())

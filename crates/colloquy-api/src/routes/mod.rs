@@ -1,8 +1,11 @@
 //! The routers of every resource, one module each, and the top-level composition.
 
+pub mod access;
 pub mod agents;
 pub mod ops;
 pub mod secrets;
+pub mod tool_calls;
+pub mod tools;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -14,4 +17,6 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(agents::router())
         .merge(secrets::router())
+        .merge(tools::router())
+        .merge(tool_calls::router())
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
 use colloquy_core::validation::Violation;
 use colloquy_core::{ids, time};
-use colloquy_store::SecretRecord;
+use colloquy_store::{SecretDependent, SecretRecord, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -20,6 +20,8 @@ use crate::state::AppState;
 
 const MAX_NAME_CHARS: usize = 256;
 const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Dependents listed per secret when the client does not say.
+const DEFAULT_DEPENDENCY_LIMIT: usize = 10;
 
 /// The secrets routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -79,19 +81,59 @@ struct DependencyParams {
     cursor: Option<String>,
 }
 
-/// Who uses a secret. Nothing can refer to a secret until tools and MCP servers exist, so
-/// every list is empty; the shape is the reference's.
-fn used_by() -> Value {
+/// Who uses a secret: the tools that send it in a header. Agents, phone numbers and MCP
+/// servers cannot refer to secrets here, so those lists stay empty.
+fn used_by(secret_id: &str, dependents: &[SecretDependent], role: &str, limit: usize) -> Value {
+    let tools: Vec<Value> = dependents
+        .iter()
+        .filter(|d| d.secret_id == secret_id)
+        .map(|d| dependent_view(d, role))
+        .collect();
+    let more = tools.len() > limit;
     json!({
-        "tools": [], "tools_has_more": false,
+        "tools": tools.into_iter().take(limit).collect::<Vec<_>>(), "tools_has_more": more,
         "agents": [], "agents_has_more": false,
         "phone_numbers": [], "phone_numbers_has_more": false,
         "mcp_servers": [], "others": []
     })
 }
 
-fn view(secret: &SecretRecord) -> Value {
-    json!({"type": "stored", "secret_id": secret.id, "name": secret.name, "used_by": used_by()})
+fn dependent_view(d: &SecretDependent, role: &str) -> Value {
+    json!({
+        "type": "available",
+        "id": d.tool_id,
+        "name": d.name,
+        "created_at_unix_secs": d.created_at,
+        "access_level": role,
+        "referenced_resource_ids": [],
+    })
+}
+
+fn view(
+    secret: &SecretRecord,
+    dependents: &[SecretDependent],
+    caller: &Caller,
+    limit: usize,
+) -> Value {
+    json!({
+        "type": "stored",
+        "secret_id": secret.id,
+        "name": secret.name,
+        "used_by": used_by(&secret.id, dependents, caller.role().as_str(), limit),
+    })
+}
+
+async fn dependents_of(
+    state: &AppState,
+    caller: &Caller,
+    secrets: &[SecretRecord],
+) -> ApiResult<Vec<SecretDependent>> {
+    let ids: Vec<String> = secrets.iter().map(|s| s.id.clone()).collect();
+    state
+        .store
+        .secret_dependents(&caller.workspace_id, &ids)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
@@ -192,7 +234,14 @@ async fn list_secrets(
         }
         _ => None,
     };
-    let secrets: Vec<Value> = rows.iter().map(view).collect();
+    let dependents = dependents_of(&state, &caller, &rows).await?;
+    let limit = params
+        .dependency_limit
+        .map_or(DEFAULT_DEPENDENCY_LIMIT, |n| n as usize);
+    let secrets: Vec<Value> = rows
+        .iter()
+        .map(|r| view(r, &dependents, &caller, limit))
+        .collect();
     Ok(Json(
         json!({"secrets": secrets, "next_cursor": next_cursor}),
     ))
@@ -240,7 +289,13 @@ async fn get_secret(
         .get_secret(&caller.workspace_id, &secret_id)
         .await
         .map_err(ApiError::from_store("secret"))?;
-    Ok(Json(view(&secret)))
+    let dependents = dependents_of(&state, &caller, std::slice::from_ref(&secret)).await?;
+    Ok(Json(view(
+        &secret,
+        &dependents,
+        &caller,
+        DEFAULT_DEPENDENCY_LIMIT,
+    )))
 }
 
 #[utoipa::path(patch, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
@@ -277,12 +332,18 @@ async fn delete_secret(
     State(state): State<AppState>,
     Path(secret_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state
+    match state
         .store
         .delete_secret(&caller.workspace_id, &secret_id)
         .await
-        .map_err(ApiError::from_store("secret"))?;
-    Ok(StatusCode::NO_CONTENT)
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::Conflict(why)) => Err(ApiError::Conflict {
+            status: "secret_in_use",
+            message: format!("The secret cannot be deleted: {why}. Remove it from them first."),
+        }),
+        Err(e) => Err(ApiError::from_store("secret")(e)),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -305,29 +366,60 @@ async fn get_secret_dependencies(
     Path((secret_id, resource_type)): Path<(String, String)>,
     Query(params): Query<DependencyParams>,
 ) -> ApiResult<Json<Value>> {
-    let _: DependencyType = serde_json::from_value(json!(resource_type)).map_err(|_| {
+    let kind: DependencyType = serde_json::from_value(json!(resource_type)).map_err(|_| {
         ApiError::invalid(Violation::new(
             ["path", "resource_type"],
             "enum",
             "Input should be 'tools', 'agents' or 'phone_numbers'",
         ))
     })?;
-    PageSizeRule {
+    let limit = PageSizeRule {
         min: 1,
         max: 100,
         default: 20,
     }
     .resolve(params.page_size)
     .map_err(ApiError::invalid)?;
-    if let Some(raw) = params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        CursorSpec::new("id", Direction::Asc, &[&resource_type])
-            .decode(raw)
-            .map_err(ApiError::invalid)?;
-    }
-    state
+    let spec = CursorSpec::new("created_at", Direction::Asc, &[&secret_id, &resource_type]);
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => {
+            let c = spec.decode(raw).map_err(ApiError::invalid)?;
+            Some((c.last_i64().unwrap_or(i64::MIN), c.last_id))
+        }
+        None => None,
+    };
+    let secret = state
         .store
         .get_secret(&caller.workspace_id, &secret_id)
         .await
         .map_err(ApiError::from_store("secret"))?;
-    Ok(Json(json!({"dependencies": [], "next_cursor": null})))
+    let dependents = match kind {
+        DependencyType::Tools => {
+            dependents_of(&state, &caller, std::slice::from_ref(&secret)).await?
+        }
+        DependencyType::Agents | DependencyType::PhoneNumbers => Vec::new(),
+    };
+    let remaining: Vec<&SecretDependent> = dependents
+        .iter()
+        .filter(|d| {
+            after
+                .as_ref()
+                .is_none_or(|(at, id)| (d.created_at, &d.tool_id) > (*at, id))
+        })
+        .collect();
+    let page: Vec<&SecretDependent> = remaining.iter().take(limit as usize).copied().collect();
+    let next_cursor = match page.last() {
+        Some(last) if remaining.len() > page.len() => {
+            Some(spec.after(json!(last.created_at), &last.tool_id).encode())
+        }
+        _ => None,
+    };
+    let role = caller.role();
+    let items: Vec<Value> = page
+        .iter()
+        .map(|d| dependent_view(d, role.as_str()))
+        .collect();
+    Ok(Json(
+        json!({"dependencies": items, "next_cursor": next_cursor}),
+    ))
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use colloquy_core::agents::{self, AgentDoc};
-use colloquy_core::validation::Violation;
+use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{ids, time};
 use colloquy_store::{AgentContent, AgentRow, NewAgent, StoreError};
 use serde::Deserialize;
@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// Attempts at a PATCH that races with another writer before giving up with 409.
 const PATCH_ATTEMPTS: usize = 3;
 
-fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
+/// The columns and document text to store for `doc`.
+pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
     Ok(AgentContent {
         name: doc.name.clone(),
         name_lower: doc.name.to_lowercase(),
@@ -29,7 +30,52 @@ fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
         voice_id: doc.voice_id.clone(),
         version_id: ids::new_id(ids::prefix::VERSION),
         document: serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))?,
+        tool_ids: doc.tool_ids(),
     })
+}
+
+/// The tools an agent names must exist in the workspace, and no two of its tools may share a
+/// name (the LLM calls tools by name).
+async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<()> {
+    let ids = doc.tool_ids();
+    let rows = state
+        .store
+        .get_tools(&caller.workspace_id, &ids)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let loc = ["body", "conversation_config", "agent", "prompt", "tool_ids"];
+    let mut violations = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if !rows.iter().any(|r| &r.id == id) {
+            let mut at: Vec<LocItem> = loc.iter().map(|k| LocItem::from(*k)).collect();
+            at.push(LocItem::Index(i));
+            violations.push(Violation::new(
+                at,
+                "value_error",
+                format!("Tool {id} does not exist"),
+            ));
+        }
+    }
+    let mut names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    names.extend(doc.inline_tool_names());
+    names.sort();
+    for pair in names.windows(2) {
+        if pair[0] == pair[1] {
+            violations.push(Violation::new(
+                loc,
+                "value_error",
+                format!(
+                    "Two tools of this agent are named {:?}; tool names must be unique",
+                    pair[0]
+                ),
+            ));
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
 }
 
 async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<String> {
@@ -50,7 +96,7 @@ async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<
 }
 
 /// The agent, or 404.
-pub(super) async fn load(state: &AppState, caller: &Caller, agent_id: &str) -> ApiResult<AgentRow> {
+pub(crate) async fn load(state: &AppState, caller: &Caller, agent_id: &str) -> ApiResult<AgentRow> {
     state
         .store
         .get_agent(&caller.workspace_id, agent_id)
@@ -78,6 +124,7 @@ pub(super) async fn create_agent(
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let doc = agents::prepare_create(body).map_err(ApiError::Invalid)?;
+    check_tools(&state, &caller, &doc).await?;
     let agent_id = insert(&state, &caller, &doc).await?;
     Ok(Json(json!({ "agent_id": agent_id })))
 }
@@ -155,6 +202,7 @@ pub(super) async fn update_agent(
         let current = view::stored_doc(&row)?;
         let updated =
             agents::apply_patch(current.to_body(), patch.clone()).map_err(ApiError::Invalid)?;
+        check_tools(&state, &caller, &updated).await?;
         let content = content(&updated)?;
         match state
             .store

@@ -8,6 +8,9 @@ mod view;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+pub(crate) use crud::{content, load};
+pub(crate) use view::stored_doc;
+
 use crate::state::AppState;
 
 /// The agents routes.

@@ -2,7 +2,6 @@
 //! `AgentSummaryResponseModel`, and `ResourceAccessInfo`.
 
 use colloquy_core::agents::AgentDoc;
-use colloquy_core::scope::Role;
 use colloquy_store::AgentRow;
 use serde_json::{Map, Value, json};
 
@@ -15,23 +14,12 @@ const DEFAULT_HOLD_AUDIO_URL: &str =
 
 /// `ResourceAccessInfo` of `row` for `caller`.
 pub fn access_info(row: &AgentRow, caller: &Caller) -> Value {
-    let is_creator = row.created_by == caller.user_id;
-    let role = caller.role();
-    let source = if is_creator {
-        "creator"
-    } else if role == Role::Admin {
-        "workspace_admin"
-    } else {
-        "workspace_default"
-    };
-    json!({
-        "is_creator": is_creator,
-        "creator_name": row.creator_name,
-        "creator_email": row.creator_email,
-        "role": role.as_str(),
-        "anonymous_access_level_override": null,
-        "access_source": source,
-    })
+    crate::routes::access::access_info(
+        &row.created_by,
+        &row.creator_name,
+        &row.creator_email,
+        caller,
+    )
 }
 
 fn tags(row: &AgentRow) -> Value {
@@ -84,7 +72,7 @@ pub fn full(row: &AgentRow, caller: &Caller) -> String {
 }
 
 /// The stored agent as a body a PATCH can merge into.
-pub fn stored_doc(row: &AgentRow) -> Result<AgentDoc, ApiError> {
+pub(crate) fn stored_doc(row: &AgentRow) -> Result<AgentDoc, ApiError> {
     let document: Map<String, Value> = serde_json::from_str(&row.document)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("agent {} document: {e}", row.id)))?;
     let tags = serde_json::from_str(&row.tags).unwrap_or_default();

@@ -1,0 +1,115 @@
+//! `GET /api/tool-calls?executionId=...`: every tool call of one conversation, oldest first, in
+//! the ohallo shape. This route has its own error shape (`{"error": "..."}`), as that API does.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use colloquy_store::{StoreError, ToolExecution};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(list_tool_calls))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ToolCallParams {
+    /// The conversation (agent execution) id, a UUID.
+    #[serde(rename = "executionId")]
+    execution_id: Option<String>,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+fn view(e: &ToolExecution) -> Value {
+    let parse = |text: &Option<String>| match text {
+        Some(t) => serde_json::from_str::<Value>(t).unwrap_or_else(|_| Value::String(t.clone())),
+        None => Value::Null,
+    };
+    json!({
+        "id": e.id,
+        "executionId": e.conversation_id,
+        "toolName": e.tool_name,
+        "input": parse(&e.request_payload),
+        "output": parse(&e.response_payload),
+        "status": e.status,
+        "durationMs": (e.latency_us + 500) / 1000,
+        "createdAt": colloquy_core::time::rfc3339_ms(e.timestamp_ms),
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/tool-calls",
+    params(ToolCallParams),
+    responses(
+        (status = 200, description = "Tool calls of the execution, oldest first"),
+        (status = 400, description = "executionId missing or not a UUID"),
+        (status = 401, description = "No or invalid API key"),
+        (status = 404, description = "Conversation not found"),
+    ),
+    security(("api_key" = ["conversations:read"]))
+)]
+async fn list_tool_calls(
+    caller: Result<Caller, ApiError>,
+    State(state): State<AppState>,
+    query: Result<Query<ToolCallParams>, ApiError>,
+) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(ApiError::MissingScope(scope)) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                &format!("Forbidden: the API key lacks the {scope} scope"),
+            );
+        }
+        Err(ApiError::Internal(e)) => return ApiError::Internal(e).into_response(),
+        Err(_) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: a valid API key is required (xi-api-key or Authorization: Bearer)",
+            );
+        }
+    };
+    let Ok(Query(params)) = query else {
+        return error(StatusCode::BAD_REQUEST, "Invalid query string");
+    };
+    let Some(id) = params.execution_id.filter(|s| !s.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The executionId query parameter is required",
+        );
+    };
+    if !colloquy_core::ids::is_uuid(&id) {
+        return error(StatusCode::BAD_REQUEST, "executionId must be a UUID");
+    }
+    match state
+        .store
+        .get_conversation(&caller.workspace_id, &id)
+        .await
+    {
+        Ok(c) if !c.deleted => {}
+        Ok(_) | Err(StoreError::NotFound) => {
+            return error(StatusCode::NOT_FOUND, "Conversation not found");
+        }
+        Err(e) => return ApiError::Internal(e.into()).into_response(),
+    }
+    match state
+        .store
+        .conversation_executions(&caller.workspace_id, &id)
+        .await
+    {
+        Ok(rows) => axum::Json(Value::Array(rows.iter().map(view).collect())).into_response(),
+        Err(e) => ApiError::Internal(e.into()).into_response(),
+    }
+}

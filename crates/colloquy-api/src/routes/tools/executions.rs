@@ -1,0 +1,136 @@
+//! `GET /v1/convai/tools/{tool_id}/executions`: a tool's calls from the audit log, newest first.
+
+use axum::extract::{Path, State};
+use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::validation::Violation;
+use colloquy_store::{ExecutionFilter, ToolExecution};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+
+/// Prefix of the derived ids of MCP tools that have no tool record (DESIGN.md §4.1).
+pub const MCP_TOOL_PREFIX: &str = "tool_mcp_";
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ExecutionParams {
+    /// From the previous page.
+    cursor: Option<String>,
+    /// 1..=100, default 30.
+    page_size: Option<i64>,
+    /// Only failed (true) or successful (false) calls.
+    is_error: Option<bool>,
+    /// Only this agent's calls.
+    agent_id: Option<String>,
+    /// Only this branch's calls.
+    branch_id: Option<String>,
+    /// Calls at or after this unix time (seconds, fractions allowed).
+    start_time: Option<f64>,
+    /// Calls at or before this unix time (seconds, fractions allowed).
+    end_time: Option<f64>,
+}
+
+/// Unix seconds (inclusive bound) to milliseconds, rounding so the bound stays inclusive.
+fn to_ms(field: &'static str, secs: Option<f64>, round_up: bool) -> ApiResult<Option<i64>> {
+    let Some(secs) = secs else { return Ok(None) };
+    if !secs.is_finite() {
+        return Err(ApiError::invalid(Violation::new(
+            ["query", field],
+            "finite_number",
+            "Input should be a finite number",
+        )));
+    }
+    let ms = secs * 1000.0;
+    let ms = if round_up { ms.ceil() } else { ms.floor() };
+    Ok(Some(ms.clamp(i64::MIN as f64, i64::MAX as f64) as i64))
+}
+
+/// The `ToolExecutionResponseModel` of a record.
+pub fn execution_view(e: &ToolExecution) -> Value {
+    json!({
+        "id": e.id,
+        "tool_id": e.tool_id,
+        "tool_request_id": e.tool_request_id,
+        "conversation_id": e.conversation_id,
+        "agent_id": e.agent_id,
+        "branch_id": e.branch_id,
+        "timestamp": e.timestamp_ms as f64 / 1000.0,
+        "latency_secs": e.latency_us as f64 / 1_000_000.0,
+        "is_error": e.is_error,
+        "request_payload": e.request_payload,
+        "response_payload": e.response_payload,
+        "error_message": e.error_message,
+        "error_type": e.error_type,
+        "tool_call_details": e.tool_call_details.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/executions", params(("tool_id" = String, Path), ExecutionParams), security(("api_key" = ["tools:read"])))]
+pub(super) async fn get_tool_executions(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(tool_id): Path<String>,
+    Query(params): Query<ExecutionParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = PageSizeRule::STANDARD
+        .resolve(params.page_size)
+        .map_err(ApiError::invalid)?;
+    let filter = ExecutionFilter {
+        is_error: params.is_error,
+        agent_id: params.agent_id.filter(|s| !s.is_empty()),
+        branch_id: params.branch_id.filter(|s| !s.is_empty()),
+        start_ms: to_ms("start_time", params.start_time, true)?,
+        end_ms: to_ms("end_time", params.end_time, false)?,
+    };
+    if !tool_id.starts_with(MCP_TOOL_PREFIX) {
+        state
+            .store
+            .get_tool(&caller.workspace_id, &tool_id)
+            .await
+            .map_err(ApiError::from_store("tool"))?;
+    }
+    let fingerprint = [
+        tool_id.clone(),
+        format!("{:?}", filter.is_error),
+        filter.agent_id.clone().unwrap_or_default(),
+        filter.branch_id.clone().unwrap_or_default(),
+        format!("{:?}", filter.start_ms),
+        format!("{:?}", filter.end_ms),
+    ];
+    let parts: Vec<&str> = fingerprint.iter().map(String::as_str).collect();
+    let spec = CursorSpec::new("timestamp", Direction::Desc, &parts);
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => {
+            let c = spec.decode(raw).map_err(ApiError::invalid)?;
+            let ts = c.last_i64().ok_or_else(|| {
+                ApiError::invalid(Violation::new(
+                    ["query", "cursor"],
+                    "value_error",
+                    "Invalid cursor: bad sort value",
+                ))
+            })?;
+            Some((ts, c.last_id))
+        }
+        None => None,
+    };
+    let mut rows = state
+        .store
+        .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if has_more => Some(spec.after(json!(last.timestamp_ms), &last.id).encode()),
+        _ => None,
+    };
+    let executions: Vec<Value> = rows.iter().map(execution_view).collect();
+    Ok(Json(
+        json!({ "executions": executions, "next_cursor": next_cursor, "has_more": has_more }),
+    ))
+}

@@ -1,0 +1,366 @@
+//! The tool-call audit log (DESIGN.md §3.2): append-only records of every tool call, the
+//! conversations they belong to, and the group-commit writer that makes records durable in
+//! batches while each caller waits for its own record.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{begin_write, run};
+use crate::{SqlStore, Store, StoreError, StoreResult};
+
+/// One tool call.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ToolExecution {
+    /// UUIDv7.
+    pub id: String,
+    /// Workspace of the conversation.
+    pub workspace_id: String,
+    /// The tool record's id, or the derived id of an MCP tool.
+    pub tool_id: String,
+    /// The tool's name as the LLM called it.
+    pub tool_name: String,
+    /// `webhook`, `client`, `system`, `mcp`.
+    pub tool_type: String,
+    /// The LLM's call id.
+    pub tool_request_id: String,
+    /// Conversation the call happened in.
+    pub conversation_id: String,
+    /// Agent that made it.
+    pub agent_id: String,
+    /// The agent's branch.
+    pub branch_id: Option<String>,
+    /// Unix milliseconds when the call started.
+    pub timestamp_ms: i64,
+    /// Duration in microseconds.
+    pub latency_us: i64,
+    /// `success`, `error` or `timeout`.
+    pub status: String,
+    /// Whether the call failed.
+    pub is_error: bool,
+    /// Error category, if failed.
+    pub error_type: Option<String>,
+    /// Error message, if failed.
+    pub error_message: Option<String>,
+    /// Arguments as JSON text (secrets redacted).
+    pub request_payload: Option<String>,
+    /// Result as text (secrets redacted).
+    pub response_payload: Option<String>,
+    /// `tool_call_details` as JSON text (secrets redacted).
+    pub tool_call_details: Option<String>,
+}
+
+/// A conversation's identity, as far as the audit APIs need it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConversationRecord {
+    /// UUIDv7.
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// The agent talked to.
+    pub agent_id: String,
+    /// The agent's branch.
+    pub branch_id: Option<String>,
+    /// `ws`, `simulation` or `test`.
+    pub source: String,
+    /// Lifecycle status.
+    pub status: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Deleted conversations keep their row (and audit counts) but are not served.
+    pub deleted: bool,
+}
+
+/// Filters of a tool's execution list.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    /// Only failed (true) or successful (false) calls.
+    pub is_error: Option<bool>,
+    /// Only this agent's calls.
+    pub agent_id: Option<String>,
+    /// Only this branch's calls.
+    pub branch_id: Option<String>,
+    /// Calls at or after this unix millisecond.
+    pub start_ms: Option<i64>,
+    /// Calls at or before this unix millisecond.
+    pub end_ms: Option<i64>,
+}
+
+/// The audit log and conversations.
+#[async_trait]
+pub trait AuditStore {
+    /// Appends records in one transaction, updating the per-tool statistics with them.
+    async fn insert_executions(&self, records: &[ToolExecution]) -> StoreResult<()>;
+    /// A tool's calls, newest first, after `(timestamp_ms, id)`.
+    async fn list_tool_executions(
+        &self,
+        workspace_id: &str,
+        tool_id: &str,
+        filter: &ExecutionFilter,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ToolExecution>>;
+    /// Every call of a conversation, oldest first.
+    async fn conversation_executions(
+        &self,
+        workspace_id: &str,
+        conversation_id: &str,
+    ) -> StoreResult<Vec<ToolExecution>>;
+    /// Records a conversation.
+    async fn insert_conversation(&self, conversation: &ConversationRecord) -> StoreResult<()>;
+    /// A conversation of the workspace.
+    async fn get_conversation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<ConversationRecord>;
+}
+
+const COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, conversation_id, \
+     agent_id, branch_id, timestamp_ms, latency_us, status, is_error, error_type, error_message, \
+     request_payload, response_payload, tool_call_details";
+
+enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn insert_executions(&self, records: &[ToolExecution]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut stats: std::collections::BTreeMap<(&str, &str), (i64, i64)> = Default::default();
+        for r in records {
+            let e = stats
+                .entry((r.workspace_id.as_str(), r.tool_id.as_str()))
+                .or_default();
+            e.0 += 1;
+            e.1 += r.latency_us;
+        }
+        let insert = format!(
+            "INSERT INTO tool_executions ({COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+        );
+        begin_write!(self, |tx| {
+            for r in records {
+                sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                    .bind(&r.id)
+                    .bind(&r.workspace_id)
+                    .bind(&r.tool_id)
+                    .bind(&r.tool_name)
+                    .bind(&r.tool_type)
+                    .bind(&r.tool_request_id)
+                    .bind(&r.conversation_id)
+                    .bind(&r.agent_id)
+                    .bind(&r.branch_id)
+                    .bind(r.timestamp_ms)
+                    .bind(r.latency_us)
+                    .bind(&r.status)
+                    .bind(r.is_error)
+                    .bind(&r.error_type)
+                    .bind(&r.error_message)
+                    .bind(&r.request_payload)
+                    .bind(&r.response_payload)
+                    .bind(&r.tool_call_details)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for ((workspace_id, tool_id), (calls, latency)) in &stats {
+                sqlx::query(
+                    "INSERT INTO tool_stats (workspace_id, tool_id, total_calls, total_latency_us) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, tool_id) DO UPDATE SET \
+                     total_calls = tool_stats.total_calls + excluded.total_calls, \
+                     total_latency_us = tool_stats.total_latency_us + excluded.total_latency_us",
+                )
+                .bind(*workspace_id)
+                .bind(*tool_id)
+                .bind(*calls)
+                .bind(*latency)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn list_tool_executions(
+        &self,
+        workspace_id: &str,
+        tool_id: &str,
+        filter: &ExecutionFilter,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ToolExecution>> {
+        let mut binds = vec![
+            Bind::Text(workspace_id.to_owned()),
+            Bind::Text(tool_id.to_owned()),
+        ];
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND tool_id = $2"
+        );
+        let mut push = |binds: &mut Vec<Bind>, b: Bind, clause: &str| {
+            binds.push(b);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(e) = filter.is_error {
+            push(&mut binds, Bind::Bool(e), " AND is_error = ?");
+        }
+        if let Some(a) = &filter.agent_id {
+            push(&mut binds, Bind::Text(a.clone()), " AND agent_id = ?");
+        }
+        if let Some(b) = &filter.branch_id {
+            push(&mut binds, Bind::Text(b.clone()), " AND branch_id = ?");
+        }
+        if let Some(s) = filter.start_ms {
+            push(&mut binds, Bind::Int(s), " AND timestamp_ms >= ?");
+        }
+        if let Some(e) = filter.end_ms {
+            push(&mut binds, Bind::Int(e), " AND timestamp_ms <= ?");
+        }
+        if let Some((ts, id)) = after {
+            push(&mut binds, Bind::Int(ts), " AND (timestamp_ms < ?");
+            let ts_n = binds.len();
+            push(
+                &mut binds,
+                Bind::Text(id),
+                &format!(" OR (timestamp_ms = ${ts_n} AND id < ?))"),
+            );
+        }
+        push(
+            &mut binds,
+            Bind::Int(i64::from(limit)),
+            " ORDER BY timestamp_ms DESC, id DESC LIMIT ?",
+        );
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(n) => q.bind(*n),
+                    Bind::Bool(x) => q.bind(*x),
+                };
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn conversation_executions(
+        &self,
+        workspace_id: &str,
+        conversation_id: &str,
+    ) -> StoreResult<Vec<ToolExecution>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tool_executions WHERE conversation_id = $1 AND workspace_id = $2 \
+             ORDER BY timestamp_ms, id"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(conversation_id)
+                .bind(workspace_id)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn insert_conversation(&self, c: &ConversationRecord) -> StoreResult<()> {
+        run!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO conversations (id, workspace_id, agent_id, branch_id, source, status, started_at, deleted) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&c.id)
+            .bind(&c.workspace_id)
+            .bind(&c.agent_id)
+            .bind(&c.branch_id)
+            .bind(&c.source)
+            .bind(&c.status)
+            .bind(c.started_at)
+            .bind(c.deleted)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    async fn get_conversation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<ConversationRecord> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT id, workspace_id, agent_id, branch_id, source, status, started_at, deleted \
+                 FROM conversations WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_one(pool)
+            .await
+        })?)
+    }
+}
+
+type Pending = (ToolExecution, oneshot::Sender<Result<(), String>>);
+
+/// Writes audit records in batches: records queued while a transaction commits go into the
+/// next one, so one fsync covers many calls under load, and each caller's `record` returns
+/// only once its own record is durable.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// Most records one transaction takes.
+const MAX_BATCH: usize = 512;
+
+impl AuditWriter {
+    /// Starts the writer task on `store`. The task ends when every clone of the writer is
+    /// dropped, after writing what was queued.
+    pub fn spawn(store: Arc<dyn Store>) -> (AuditWriter, tokio::task::JoinHandle<()>) {
+        let (queue, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+        let task = tokio::spawn(async move {
+            let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let records: Vec<ToolExecution> = batch.iter().map(|(r, _)| r.clone()).collect();
+                let result = store
+                    .insert_executions(&records)
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, records = records.len(), "audit batch failed");
+                }
+                for (_, ack) in batch.drain(..) {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        (AuditWriter { queue }, task)
+    }
+
+    /// Appends `record` and waits until it is durable.
+    pub async fn record(&self, record: ToolExecution) -> StoreResult<()> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .send((record, ack))
+            .await
+            .map_err(|_| StoreError::Config("the audit writer has stopped".into()))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Config(format!("audit write failed: {e}"))),
+            Err(_) => Err(StoreError::Config("the audit writer has stopped".into())),
+        }
+    }
+}

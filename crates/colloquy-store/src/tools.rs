@@ -1,0 +1,468 @@
+//! Tools, which agents use them, and which secrets they refer to.
+
+use async_trait::async_trait;
+
+use crate::db::{begin_write, run};
+use crate::{AgentRow, SortValue, SqlStore, StoreError, StoreResult};
+
+/// A tool as read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ToolRow {
+    /// `tool_...`
+    pub id: String,
+    /// `tool_config.name`.
+    pub name: String,
+    /// `tool_config.type`.
+    pub tool_type: String,
+    /// Creating user.
+    pub created_by: String,
+    /// Creating user's name.
+    pub creator_name: String,
+    /// Creating user's email.
+    pub creator_email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// `{tool_config, response_mocks}` as JSON text.
+    pub document: String,
+}
+
+/// What a create or update writes.
+#[derive(Debug, Clone)]
+pub struct ToolContent {
+    /// `tool_config.name`.
+    pub name: String,
+    /// Lower-cased name, for search.
+    pub name_lower: String,
+    /// `tool_config.type`.
+    pub tool_type: String,
+    /// Document text.
+    pub document: String,
+    /// Secrets the tool refers to.
+    pub secret_ids: Vec<String>,
+}
+
+/// A new tool.
+#[derive(Debug, Clone)]
+pub struct NewTool {
+    /// `tool_...`
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: String,
+    /// Creating user.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Columns and document.
+    pub content: ToolContent,
+}
+
+/// A tool that refers to a secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SecretDependent {
+    /// The secret.
+    pub secret_id: String,
+    /// The tool.
+    pub tool_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The tool's creation time.
+    pub created_at: i64,
+}
+
+/// Filters of the tools list.
+#[derive(Debug, Clone, Default)]
+pub struct ToolFilter {
+    /// Lower-cased name prefix.
+    pub name_prefix: Option<String>,
+    /// Any of these types.
+    pub types: Vec<String>,
+    /// Only tools created by this user.
+    pub created_by: Option<String>,
+    /// Only tools this agent uses.
+    pub used_by_agent: Option<String>,
+}
+
+/// One page of tools.
+#[derive(Debug, Clone)]
+pub struct ToolPage {
+    /// Sort by name (else by creation time).
+    pub by_name: bool,
+    /// Descending?
+    pub descending: bool,
+    /// Continue after this (sort value, id).
+    pub after: Option<(SortValue, String)>,
+    /// Rows to return.
+    pub limit: u32,
+}
+
+/// Calls recorded for a tool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToolUsage {
+    /// Number of calls.
+    pub total_calls: i64,
+    /// Mean latency in seconds (0 without calls).
+    pub avg_latency_secs: f64,
+}
+
+/// Tools.
+#[async_trait]
+pub trait ToolStore {
+    /// Stores a new tool.
+    async fn insert_tool(&self, tool: &NewTool) -> StoreResult<()>;
+    /// One tool of the workspace.
+    async fn get_tool(&self, workspace_id: &str, id: &str) -> StoreResult<ToolRow>;
+    /// The workspace's tools among `ids`.
+    async fn get_tools(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<ToolRow>>;
+    /// A page of the workspace's tools.
+    async fn list_tools(
+        &self,
+        workspace_id: &str,
+        filter: &ToolFilter,
+        page: &ToolPage,
+    ) -> StoreResult<Vec<ToolRow>>;
+    /// Replaces a tool's content.
+    async fn update_tool(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        content: &ToolContent,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Deletes a tool; [`StoreError::Conflict`] while an agent uses it.
+    async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    /// Agents using a tool, by creation time then id, after `(created_at, id)`.
+    async fn tool_dependents(
+        &self,
+        workspace_id: &str,
+        tool_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<AgentRow>>;
+    /// Tools referring to any of `secret_ids`, by creation time then id.
+    async fn secret_dependents(
+        &self,
+        workspace_id: &str,
+        secret_ids: &[String],
+    ) -> StoreResult<Vec<SecretDependent>>;
+    /// Calls and mean latency of each of `tool_ids` that has been called, from the audit log.
+    async fn tool_usage(
+        &self,
+        workspace_id: &str,
+        tool_ids: &[String],
+    ) -> StoreResult<Vec<(String, ToolUsage)>>;
+}
+
+const SELECT: &str = "SELECT t.id, t.name, t.tool_type, t.created_by, u.name AS creator_name, \
+     u.email AS creator_email, t.created_at, t.updated_at, t.document \
+     FROM tools t JOIN users u ON u.id = t.created_by";
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+fn dedup(ids: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::BTreeSet::new();
+    ids.iter().filter(|t| seen.insert(t.as_str())).collect()
+}
+
+#[async_trait]
+impl ToolStore for SqlStore {
+    async fn insert_tool(&self, tool: &NewTool) -> StoreResult<()> {
+        let c = &tool.content;
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tools (id, workspace_id, name, name_lower, tool_type, created_by, \
+                 created_at, updated_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+            )
+            .bind(&tool.id)
+            .bind(&tool.workspace_id)
+            .bind(&c.name)
+            .bind(&c.name_lower)
+            .bind(&c.tool_type)
+            .bind(&tool.created_by)
+            .bind(tool.created_at)
+            .bind(&c.document)
+            .execute(&mut *tx)
+            .await?;
+            for secret in dedup(&c.secret_ids) {
+                sqlx::query("INSERT INTO tool_secrets (tool_id, secret_id) VALUES ($1, $2)")
+                    .bind(&tool.id)
+                    .bind(secret)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_tool(&self, workspace_id: &str, id: &str) -> StoreResult<ToolRow> {
+        let sql = format!("{SELECT} WHERE t.workspace_id = $1 AND t.id = $2");
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn get_tools(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<ToolRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "{SELECT} WHERE t.workspace_id = $1 AND t.id IN ({})",
+            placeholders.join(", ")
+        );
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn list_tools(
+        &self,
+        workspace_id: &str,
+        filter: &ToolFilter,
+        page: &ToolPage,
+    ) -> StoreResult<Vec<ToolRow>> {
+        let mut binds = vec![Bind::Text(workspace_id.to_owned())];
+        let mut sql = format!("{SELECT} WHERE t.workspace_id = $1");
+        if let Some(prefix) = &filter.name_prefix {
+            binds.push(Bind::Text(prefix.clone()));
+            let n = binds.len();
+            sql.push_str(&format!(
+                " AND substr(t.name_lower, 1, length(${n})) = ${n}"
+            ));
+        }
+        if !filter.types.is_empty() {
+            let mut placeholders = Vec::new();
+            for t in &filter.types {
+                binds.push(Bind::Text(t.clone()));
+                placeholders.push(format!("${}", binds.len()));
+            }
+            sql.push_str(&format!(
+                " AND t.tool_type IN ({})",
+                placeholders.join(", ")
+            ));
+        }
+        if let Some(user) = &filter.created_by {
+            binds.push(Bind::Text(user.clone()));
+            sql.push_str(&format!(" AND t.created_by = ${}", binds.len()));
+        }
+        if let Some(agent) = &filter.used_by_agent {
+            binds.push(Bind::Text(agent.clone()));
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM agent_tools x WHERE x.tool_id = t.id AND x.agent_id = ${})",
+                binds.len()
+            ));
+        }
+        let col = if page.by_name {
+            "t.name"
+        } else {
+            "t.created_at"
+        };
+        let (cmp, dir) = if page.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        if let Some((value, id)) = &page.after {
+            binds.push(match value {
+                SortValue::Int(i) => Bind::Int(*i),
+                SortValue::Text(s) => Bind::Text(s.clone()),
+            });
+            let v = binds.len();
+            binds.push(Bind::Text(id.clone()));
+            let i = binds.len();
+            sql.push_str(&format!(
+                " AND ({col} {cmp} ${v} OR ({col} = ${v} AND t.id {cmp} ${i}))"
+            ));
+        }
+        binds.push(Bind::Int(i64::from(page.limit)));
+        sql.push_str(&format!(
+            " ORDER BY {col} {dir}, t.id {dir} LIMIT ${}",
+            binds.len()
+        ));
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(n) => q.bind(*n),
+                };
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn update_tool(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        c: &ToolContent,
+        now: i64,
+    ) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE tools SET name = $3, name_lower = $4, tool_type = $5, document = $6, updated_at = $7 \
+                 WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(&c.name)
+            .bind(&c.name_lower)
+            .bind(&c.tool_type)
+            .bind(&c.document)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query("DELETE FROM tool_secrets WHERE tool_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for secret in dedup(&c.secret_ids) {
+                sqlx::query("INSERT INTO tool_secrets (tool_id, secret_id) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(secret)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            let users: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM agent_tools WHERE tool_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tools WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            if users > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the tool is used by {users} agent(s)"
+                )));
+            }
+            sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn tool_dependents(
+        &self,
+        workspace_id: &str,
+        tool_id: &str,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<AgentRow>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
+                 u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
+                 a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id, '' AS document \
+                 FROM agent_tools x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
+                 WHERE x.tool_id = $1 AND a.workspace_id = $2 \
+                 AND (a.created_at > $3 OR (a.created_at = $3 AND a.id > $4)) \
+                 ORDER BY a.created_at, a.id LIMIT $5",
+            )
+            .bind(tool_id)
+            .bind(workspace_id)
+            .bind(after_at)
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    async fn secret_dependents(
+        &self,
+        workspace_id: &str,
+        secret_ids: &[String],
+    ) -> StoreResult<Vec<SecretDependent>> {
+        if secret_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..secret_ids.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "SELECT s.secret_id, t.id AS tool_id, t.name, t.created_at FROM tool_secrets s \
+             JOIN tools t ON t.id = s.tool_id WHERE t.workspace_id = $1 AND s.secret_id IN ({}) \
+             ORDER BY t.created_at, t.id",
+            placeholders.join(", ")
+        );
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for id in secret_ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn tool_usage(
+        &self,
+        workspace_id: &str,
+        tool_ids: &[String],
+    ) -> StoreResult<Vec<(String, ToolUsage)>> {
+        if tool_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> =
+            (0..tool_ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT tool_id, total_calls, total_latency_us FROM tool_stats \
+             WHERE workspace_id = $1 AND tool_id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows: Vec<(String, i64, i64)> = run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for id in tool_ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(id, n, total)| {
+                let usage = ToolUsage {
+                    total_calls: n,
+                    avg_latency_secs: total as f64 / n as f64 / 1_000_000.0,
+                };
+                (id, usage)
+            })
+            .collect())
+    }
+}
