@@ -10,3 +10,4 @@ mod lifecycle;
 mod ops;
 mod secrets;
 mod store;
+mod tools;
