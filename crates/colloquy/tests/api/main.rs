@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod agents;
+mod audit;
 mod auth;
 mod errors;
 mod helpers;
