@@ -8,6 +8,7 @@ pub mod ids;
 pub mod keys;
 pub mod mocks;
 pub mod random;
+pub mod redact;
 pub mod schema;
 pub mod scope;
 pub mod secret_key;

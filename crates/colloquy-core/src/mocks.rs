@@ -112,6 +112,28 @@ impl Mock {
     }
 }
 
+/// The mocks that apply to a call of a tool, in the order they are tried: mocks given for this
+/// run (a test's or conversation's `tool_mock_overrides`), looked up by the tool's id and then
+/// by its name, ahead of the tool's own `response_mocks`.
+pub fn applicable<'a>(
+    tool_id: &str,
+    tool_name: &str,
+    overrides: Option<&'a serde_json::Map<String, Value>>,
+    own: &'a [Value],
+) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    if let Some(overrides) = overrides {
+        for key in [tool_id, tool_name] {
+            if let Some(list) = overrides.get(key).and_then(Value::as_array) {
+                out.extend(list.iter());
+                break;
+            }
+        }
+    }
+    out.extend(own.iter());
+    out
+}
+
 /// The value at `path` in `args`: dot-separated keys, `[n]` indexes, optional leading `$.`.
 pub fn lookup<'a>(args: &'a Value, path: &str) -> Option<&'a Value> {
     let path = path
@@ -279,6 +301,23 @@ mod tests {
             }))
             .is_none()
         );
+    }
+
+    #[test]
+    fn overrides_by_id_or_name_come_first() {
+        let own = vec![json!({"mock_result": "own"})];
+        let by_id =
+            json!({"tool_1": [{"mock_result": "by id"}], "weather": [{"mock_result": "by name"}]});
+        let by_name = json!({"weather": [{"mock_result": "by name"}]});
+        let results = |o: Option<&Value>| -> Vec<String> {
+            applicable("tool_1", "weather", o.and_then(Value::as_object), &own)
+                .iter()
+                .map(|m| m["mock_result"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(results(Some(&by_id)), vec!["by id", "own"]);
+        assert_eq!(results(Some(&by_name)), vec!["by name", "own"]);
+        assert_eq!(results(None), vec!["own"]);
     }
 
     #[test]

@@ -178,6 +178,12 @@ impl Keyring {
     }
 }
 
+/// The associated data a workspace secret's value is sealed with: it binds the value to its
+/// row, so a sealed value copied to another workspace or secret does not open.
+pub fn secret_context(workspace_id: &str, secret_id: &str) -> Vec<u8> {
+    format!("secret:{workspace_id}/{secret_id}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 use crate::keys::KeysCommand;
+use crate::secrets::SecretsCommand;
 use crate::server::{self, Server};
 use crate::telemetry;
 
@@ -54,6 +55,13 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Maintain workspace secrets (re-seal under a new secret key).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
     /// Print the version.
     Version,
 }
@@ -80,6 +88,18 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let (overrides, command) = match cli.command {
+        Command::Secrets { command, db } => {
+            let overrides = Overrides {
+                database_url: db.database_url,
+                ..Default::default()
+            };
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            telemetry::init(config.log_format);
+            server::install_crypto_provider();
+            let store = server::open_store(&config).await?;
+            let keyring = crate::secret_file::load_keyring(&config)?;
+            return command.run(&store, &keyring).await;
+        }
         Command::Version => {
             print_line(&format!("colloquy {}", env!("CARGO_PKG_VERSION")));
             return Ok(());

@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod secret_file;
+pub mod secrets;
 pub mod server;
 pub mod telemetry;

@@ -121,6 +121,53 @@ def test_secrets_crud():
     secrets.delete(created.secret_id)
 
 
+def test_tools_crud_dependents_and_executions():
+    tools = client.conversational_ai.tools
+    body = {
+        "tool_config": {
+            "type": "webhook",
+            "name": "sdk_weather",
+            "description": "Current weather for a city",
+            "api_schema": {
+                "url": "https://weather.example.com/v1/current",
+                "method": "POST",
+                "request_body_schema": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string", "description": "City name"}},
+                    "required": ["city"],
+                },
+            },
+        },
+        "response_mocks": [
+            {"mock_result": "{\"temp\": 20}", "parameter_conditions": [{"path": "city", "eval": {"type": "exact", "expected_value": "Paris"}}]}
+        ],
+    }
+    created = tools.create(request=body)
+    assert created.id.startswith("tool_") and created.tool_config.name == "sdk_weather"
+    assert created.usage_stats.total_calls == 0
+    got = tools.get(created.id)
+    assert got.tool_config.api_schema.url == "https://weather.example.com/v1/current"
+    assert got.response_mocks and got.response_mocks[0].mock_result == '{"temp": 20}'
+    listed = tools.list(search="sdk_", types=["webhook"], sort_by="name", sort_direction="asc")
+    assert [t.id for t in listed.tools] == [created.id] and listed.has_more is False
+    body["tool_config"]["description"] = "Updated"
+    assert tools.update(created.id, request=body).tool_config.description == "Updated"
+
+    agent_id = agents.create(name="uses tool", conversation_config={"agent": {"prompt": {"tool_ids": [created.id]}}}).agent_id
+    deps = tools.get_dependent_agents(created.id)
+    assert [a.id for a in deps.agents] == [agent_id]
+    assert [t.id for t in tools.list(used_by_agent_id=agent_id).tools] == [created.id]
+    try:
+        tools.delete(created.id)
+        raise AssertionError("deleted a tool in use")
+    except ApiError as e:
+        assert e.status_code == 409, e
+    executions = tools.executions.get(created.id, page_size=10, is_error=False, start_time=0.0, end_time=4102444800.5)
+    assert executions.executions == [] and executions.has_more is False
+    tools.delete(created.id, force=True)
+    assert agents.get(agent_id).conversation_config.agent.prompt.tool_ids == []
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:

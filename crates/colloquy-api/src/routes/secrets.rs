@@ -5,6 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::secret_key::secret_context;
 use colloquy_core::validation::Violation;
 use colloquy_core::{ids, time};
 use colloquy_store::{SecretDependent, SecretRecord, StoreError};
@@ -165,11 +166,6 @@ fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
     }
 }
 
-/// The associated data a secret's value is sealed with: it binds the value to its row.
-fn seal_context(workspace_id: &str, secret_id: &str) -> Vec<u8> {
-    format!("secret:{workspace_id}/{secret_id}").into_bytes()
-}
-
 #[utoipa::path(get, path = "/v1/convai/secrets", params(ListSecretsParams), security(("api_key" = ["secrets:read"])))]
 async fn list_secrets(
     caller: Caller,
@@ -259,7 +255,7 @@ async fn create_secret(
     let record = SecretRecord {
         sealed_value: state.keyring.seal(
             body.value.as_bytes(),
-            &seal_context(&caller.workspace_id, &id),
+            &secret_context(&caller.workspace_id, &id),
         ),
         id,
         workspace_id: caller.workspace_id,
@@ -308,7 +304,7 @@ async fn update_secret(
     check_name_and_value(&body.name, &body.value)?;
     let sealed = state.keyring.seal(
         body.value.as_bytes(),
-        &seal_context(&caller.workspace_id, &secret_id),
+        &secret_context(&caller.workspace_id, &secret_id),
     );
     state
         .store

@@ -323,3 +323,91 @@ async fn config_file_then_environment() {
     );
     assert!(server.terminate());
 }
+
+/// `colloquy secrets rekey` re-seals under a new key; a planted secret value never reaches the
+/// server's log, even at debug level, nor the database file.
+#[tokio::test]
+async fn rekey_and_secret_values_never_logged() {
+    use colloquy_core::secret_key::{Keyring, SecretKey, secret_context};
+    use colloquy_store::SecretStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let admin = generate_token();
+    let (key_a, key_b) = (SecretKey::generate(), SecretKey::generate());
+    let url = format!("sqlite://{}/data/db.sqlite", dir.path().display());
+    let planted = "PLANTED-42c0ffee-value";
+    let server = ChildServer::start(
+        dir.path(),
+        &[
+            ("COLLOQUY_BOOTSTRAP_API_KEY", &admin),
+            ("COLLOQUY_SECRET_KEY", &key_a.to_hex()),
+            ("COLLOQUY_DATABASE_URL", &url),
+            ("RUST_LOG", "debug"),
+        ],
+    )
+    .await;
+    let r = client()
+        .post(format!("{}/v1/convai/secrets", server.base))
+        .header("xi-api-key", &admin)
+        .json(&json!({"type": "new", "name": "planted", "value": planted}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let secret_id = r.json::<serde_json::Value>().await.unwrap()["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log_path = server.stderr_log.clone();
+    assert!(server.terminate());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("DEBUG"), "debug logging was on");
+    assert!(!log.contains(planted), "the secret value reached the log");
+
+    let rekey = |current: &SecretKey, previous: Option<&SecretKey>| {
+        let mut cmd = Command::new(colloquy_bin());
+        cmd.args(["secrets", "rekey"])
+            .env("COLLOQUY_DATABASE_URL", &url)
+            .env("COLLOQUY_SECRET_KEY", current.to_hex());
+        match previous {
+            Some(p) => cmd.env("COLLOQUY_SECRET_KEY_PREVIOUS", p.to_hex()),
+            None => cmd.env_remove("COLLOQUY_SECRET_KEY_PREVIOUS"),
+        };
+        cmd.output().unwrap()
+    };
+    let without_previous = rekey(&key_b, None);
+    assert!(
+        !without_previous.status.success(),
+        "cannot open old values without the previous key"
+    );
+    let out = rekey(&key_b, Some(&key_a));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-sealed 1 secret(s)"));
+    let again = rekey(&key_b, None);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("re-sealed 0 secret(s)"),
+        "idempotent"
+    );
+
+    let store = colloquy_store::SqlStore::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let record = store
+        .all_secrets("", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id == secret_id)
+        .unwrap();
+    let opened = Keyring::new(key_b, None)
+        .open(
+            &record.sealed_value,
+            &secret_context(&record.workspace_id, &record.id),
+        )
+        .unwrap();
+    assert_eq!(opened, planted.as_bytes());
+}
