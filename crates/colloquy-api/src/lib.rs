@@ -31,7 +31,12 @@ use crate::state::{App, AppState};
 pub use crate::state::ApiSettings;
 
 /// The whole HTTP application, ready to serve.
-pub fn router(store: DynStore, keyring: Keyring, settings: ApiSettings) -> anyhow::Result<Router> {
+pub fn router(
+    store: DynStore,
+    keyring: Keyring,
+    engine: Arc<colloquy_engine::EngineDeps>,
+    settings: ApiSettings,
+) -> anyhow::Result<Router> {
     let (api, doc) = routes::api().split_for_parts();
     let doc = openapi::finish(doc)?;
     let scopes = ScopeTable::from_openapi(&doc)?;
@@ -39,6 +44,7 @@ pub fn router(store: DynStore, keyring: Keyring, settings: ApiSettings) -> anyho
     let state = AppState(Arc::new(App {
         store,
         keyring,
+        engine,
         settings,
         scopes,
         metrics: metrics::Metrics::default(),

@@ -34,6 +34,8 @@ pub struct App {
     pub store: DynStore,
     /// Seals and opens workspace secrets.
     pub keyring: Keyring,
+    /// The conversation engine.
+    pub engine: Arc<colloquy_engine::EngineDeps>,
     /// HTTP settings.
     pub settings: ApiSettings,
     /// Required scope of every route.

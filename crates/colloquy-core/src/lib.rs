@@ -12,6 +12,7 @@ pub mod redact;
 pub mod schema;
 pub mod scope;
 pub mod secret_key;
+pub mod template;
 pub mod time;
 pub mod tools;
 pub mod validation;

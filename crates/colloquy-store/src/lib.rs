@@ -9,6 +9,7 @@
 mod agents;
 mod api_keys;
 mod audit;
+mod conversations;
 mod db;
 mod error;
 mod secrets;
@@ -24,6 +25,9 @@ pub use agents::{
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ConversationRecord, ExecutionFilter, ToolExecution};
+pub use conversations::{
+    ConversationFilter, ConversationRow, ConversationState, ConversationStore,
+};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use secrets::{SecretRecord, SecretStore};
@@ -46,6 +50,7 @@ pub trait Store:
     + AgentStore
     + ToolStore
     + AuditStore
+    + ConversationStore
     + Send
     + Sync
     + 'static

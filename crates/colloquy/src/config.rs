@@ -47,6 +47,12 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM
     /// (`COLLOQUY_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace_secs: u64,
+    /// Internal destinations webhooks, MCP servers and custom LLMs may reach
+    /// (`COLLOQUY_WEBHOOK_ALLOW`: comma-separated CIDRs and host names).
+    pub webhook_allow: String,
+    /// LLM providers and model routing (`[llm]` in the file; `OPENAI_BASE_URL` and
+    /// `OPENAI_API_KEY` configure the `openai` provider).
+    pub llm: colloquy_engine::llm::router::LlmConfig,
 }
 
 impl Default for Config {
@@ -63,6 +69,8 @@ impl Default for Config {
             max_body_bytes: 4 * 1024 * 1024,
             db_max_connections: 8,
             shutdown_grace_secs: 30,
+            webhook_allow: String::new(),
+            llm: Default::default(),
         }
     }
 }
@@ -89,6 +97,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_max_connections", &self.db_max_connections)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("webhook_allow", &self.webhook_allow)
             .finish()
     }
 }

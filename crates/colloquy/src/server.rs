@@ -7,16 +7,49 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use colloquy_api::ApiSettings;
-use colloquy_store::{ConnectOptions, DynStore, KeyStore, SqlStore};
+use colloquy_engine::egress::EgressGuard;
+use colloquy_engine::llm::router::LlmRouter;
+use colloquy_engine::{EngineDeps, EngineLimits};
+use colloquy_store::{AuditWriter, ConnectOptions, DynStore, KeyStore, SqlStore};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, redact_url};
 use crate::secret_file;
 
-/// Installs rustls' ring provider for outbound TLS (database, later webhooks and LLMs). Must run
-/// before any TLS client is built; repeated calls are harmless.
+/// Installs rustls' ring provider for outbound TLS (database, webhooks, LLMs). Must run before
+/// any TLS client is built; repeated calls are harmless.
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    colloquy_engine::install_crypto_provider();
+}
+
+/// The engine's dependencies: LLM routing, the egress-guarded HTTP client, the audit writer
+/// (with the task that drains it).
+pub fn engine(
+    config: &Config,
+    store: &DynStore,
+    keyring: &colloquy_core::secret_key::Keyring,
+) -> anyhow::Result<(Arc<EngineDeps>, tokio::task::JoinHandle<()>)> {
+    let egress = Arc::new(
+        EgressGuard::parse(&config.webhook_allow)
+            .map_err(|e| anyhow::anyhow!("COLLOQUY_WEBHOOK_ALLOW: {e}"))?,
+    );
+    let guarded = egress.client(Duration::from_secs(config.llm.timeout_secs.max(1)));
+    let trusted = reqwest::Client::builder()
+        .build()
+        .context("building the HTTP client")?;
+    let llm = LlmRouter::new(&config.llm, trusted, guarded.clone())
+        .map_err(|e| anyhow::anyhow!("[llm] configuration: {e}"))?;
+    let (audit, audit_task) = AuditWriter::spawn(store.clone());
+    let deps = EngineDeps {
+        store: store.clone(),
+        audit,
+        llm,
+        http: guarded,
+        egress,
+        keyring: keyring.clone(),
+        limits: EngineLimits::default(),
+    };
+    Ok((Arc::new(deps), audit_task))
 }
 
 /// Connects to the configured database and applies pending migrations.
@@ -38,6 +71,8 @@ pub struct Server {
     router: axum::Router,
     store: DynStore,
     grace: Duration,
+    /// The audit writer; it drains once the router (holding the last writer) is dropped.
+    audit_task: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
@@ -64,11 +99,12 @@ impl Server {
             }
         };
         let store: DynStore = Arc::new(store);
+        let (engine, audit_task) = engine(config, &store, &keyring)?;
         let settings = ApiSettings {
             public_url: config.public_url.clone(),
             max_body_bytes: config.max_body_bytes,
         };
-        let router = colloquy_api::router(store.clone(), keyring, settings)?;
+        let router = colloquy_api::router(store.clone(), keyring, engine, settings)?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -78,6 +114,7 @@ impl Server {
             store,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             generated_key,
+            audit_task,
         })
     }
 
@@ -110,6 +147,8 @@ impl Server {
             result = serve => result.context("serving")?,
             () = deadline => tracing::warn!(?grace, "grace period over; dropping unfinished requests"),
         }
+        // The router held the last handle on the audit writer; give queued records time to land.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_task).await;
         self.store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod conversations;
 pub mod ops;
 pub mod secrets;
 pub mod tool_calls;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(agents::router())
+        .merge(conversations::router())
         .merge(secrets::router())
         .merge(tools::router())
         .merge(tool_calls::router())

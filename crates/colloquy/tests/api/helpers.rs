@@ -142,6 +142,8 @@ pub fn test_config(db: &TestDb, admin_key: &str) -> Config {
 /// A server running in this process.
 pub struct TestApp {
     pub base: String,
+    /// The configuration the server runs with.
+    pub config: Config,
     pub admin_key: String,
     pub client: reqwest::Client,
     pub db: TestDb,
@@ -168,6 +170,7 @@ impl TestApp {
         let mut config = test_config(&db, &admin_key);
         tweak(&mut config);
         let server = Server::build(&config).await.expect("server starts");
+        let kept = config.clone();
         let addr = server.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run_until(async move {
@@ -175,6 +178,7 @@ impl TestApp {
         }));
         TestApp {
             base: format!("http://{addr}"),
+            config: kept,
             admin_key,
             client: client(),
             db,

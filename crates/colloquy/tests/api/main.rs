@@ -5,7 +5,9 @@
 mod agents;
 mod audit;
 mod auth;
+mod engine;
 mod errors;
+mod fakes;
 mod helpers;
 mod lifecycle;
 mod ops;

@@ -1,0 +1,265 @@
+//! Conversations (`/v1/convai/conversations/...`): what the engine recorded, as the reference
+//! shapes it. Conversations of simulations and test runs are listed only when asked for
+//! (`source=simulation|test|all`, an extension of the reference), and readable by id.
+
+use axum::extract::{Path, State};
+use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::schema::Spec;
+use colloquy_core::validation::Violation;
+use colloquy_store::{ConversationFilter, ConversationRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, MaybeJson, Query};
+use crate::state::AppState;
+
+/// The conversations routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations))
+        .routes(routes!(get_conversation, delete_conversation))
+        .routes(routes!(post_conversation_feedback))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// From the previous page.
+    cursor: Option<String>,
+    /// Only this agent's conversations.
+    agent_id: Option<String>,
+    /// `success`, `failure` or `unknown`.
+    call_successful: Option<String>,
+    /// Started before this unix second.
+    call_start_before_unix: Option<i64>,
+    /// Started after this unix second.
+    call_start_after_unix: Option<i64>,
+    /// Only this end user's conversations.
+    user_id: Option<String>,
+    /// 1..=100, default 30.
+    page_size: Option<i64>,
+    /// `ws` (live, the default), `simulation`, `test` or `all`.
+    source: Option<String>,
+}
+
+fn summary(row: &ConversationRow) -> Value {
+    json!({
+        "agent_id": row.agent_id,
+        "branch_id": row.branch_id,
+        "version_id": null,
+        "agent_name": row.agent_name,
+        "conversation_id": row.id,
+        "start_time_unix_secs": row.started_at,
+        "call_duration_secs": row.duration_secs,
+        "message_count": row.message_count,
+        "status": row.status,
+        "termination_reason": row.termination_reason,
+        "call_successful": row.call_successful,
+        "call_success_score": null,
+        "transcript_summary": null,
+        "call_summary_title": null,
+        "main_language": null,
+        "conversation_initiation_source": null,
+        "tool_names": null,
+        "direction": null,
+        "rating": null,
+        "sentiment_analysis": null,
+        "data_collection_results": null,
+        "evaluation_criteria_results": null,
+        "tag_ids": [],
+    })
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversations", params(ListParams), security(("api_key" = ["conversations:read"])))]
+async fn list_conversations(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = PageSizeRule::STANDARD
+        .resolve(params.page_size)
+        .map_err(ApiError::invalid)?;
+    if let Some(c) = params.call_successful.as_deref()
+        && !["success", "failure", "unknown"].contains(&c)
+    {
+        return Err(ApiError::invalid(Violation::new(
+            ["query", "call_successful"],
+            "enum",
+            "Input should be 'success', 'failure' or 'unknown'",
+        )));
+    }
+    let sources: Vec<String> = match params.source.as_deref() {
+        None | Some("") | Some("ws") => vec!["ws".into()],
+        Some("all") => Vec::new(),
+        Some(s @ ("simulation" | "test")) => vec![s.into()],
+        Some(_) => {
+            return Err(ApiError::invalid(Violation::new(
+                ["query", "source"],
+                "enum",
+                "Input should be 'ws', 'simulation', 'test' or 'all'",
+            )));
+        }
+    };
+    let filter = ConversationFilter {
+        agent_id: params.agent_id.filter(|s| !s.is_empty()),
+        call_successful: params.call_successful.filter(|s| !s.is_empty()),
+        before: params.call_start_before_unix,
+        after: params.call_start_after_unix,
+        sources,
+        user_id: params.user_id.filter(|s| !s.is_empty()),
+    };
+    let fingerprint = format!(
+        "{:?}",
+        (
+            &filter.agent_id,
+            &filter.call_successful,
+            filter.before,
+            filter.after,
+            &filter.sources,
+            &filter.user_id
+        )
+    );
+    let spec = CursorSpec::new("start_time", Direction::Desc, &[&fingerprint]);
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => {
+            let c = spec.decode(raw).map_err(ApiError::invalid)?;
+            Some((c.last_i64().unwrap_or(i64::MAX), c.last_id))
+        }
+        None => None,
+    };
+    let mut rows = state
+        .store
+        .list_conversations(&caller.workspace_id, &filter, after, limit + 1)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if has_more => Some(spec.after(json!(last.started_at), &last.id).encode()),
+        _ => None,
+    };
+    let conversations: Vec<Value> = rows.iter().map(summary).collect();
+    Ok(Json(
+        json!({ "conversations": conversations, "next_cursor": next_cursor, "has_more": has_more }),
+    ))
+}
+
+fn full(row: &ConversationRow) -> Value {
+    let doc: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
+    let meta = &doc["metadata"];
+    let (likes, dislikes) = match row.feedback.as_deref() {
+        Some("like") => (1, 0),
+        Some("dislike") => (0, 1),
+        _ => (0, 0),
+    };
+    let mut out = json!({
+        "agent_id": row.agent_id,
+        "agent_name": row.agent_name,
+        "conversation_product": "agent",
+        "status": row.status,
+        "user_id": row.user_id,
+        "branch_id": row.branch_id,
+        "version_id": null,
+        "metadata": {
+            "start_time_unix_secs": row.started_at,
+            "accepted_time_unix_secs": row.started_at,
+            "call_duration_secs": row.duration_secs,
+            "cost": null,
+            "cost_fiat": null,
+            "feedback": {"type": null, "overall_score": row.feedback, "likes": likes, "dislikes": dislikes, "rating": null, "comment": null},
+            "termination_reason": row.termination_reason,
+            "error": meta.get("error").cloned().unwrap_or(Value::Null),
+            "main_language": meta.get("main_language").cloned().unwrap_or(Value::Null),
+            "text_only": meta.get("text_only").cloned().unwrap_or(json!(true)),
+            "conversation_initiation_source": "unknown",
+        },
+        "analysis": {
+            "call_successful": row.call_successful,
+            "transcript_summary": "",
+            "evaluation_criteria_results": {},
+            "data_collection_results": {},
+        },
+        "visited_agents": [],
+        "conversation_initiation_client_data": doc.get("conversation_initiation_client_data").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
+        "environment": "production",
+        "conversation_id": row.id,
+        "has_audio": false,
+        "has_user_audio": false,
+        "has_response_audio": false,
+        "has_auxiliary_audio": false,
+        "transcript": doc.get("transcript").cloned().unwrap_or_else(|| json!([])),
+        "tag_ids": [],
+    });
+    // Fill what the reference's response model declares beyond these fields.
+    let mut filled = out.clone();
+    if Spec::reference()
+        .check("GetConversationResponseModel", &mut filled, &[])
+        .is_ok()
+    {
+        out = filled;
+    }
+    out
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:read"])))]
+async fn get_conversation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = state
+        .store
+        .get_conversation_row(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("conversation"))?;
+    Ok(Json(full(&row)))
+}
+
+#[utoipa::path(delete, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
+async fn delete_conversation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .delete_conversation(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("conversation"))?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Debug, Deserialize)]
+struct FeedbackBody {
+    feedback: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/convai/conversations/{conversation_id}/feedback", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
+async fn post_conversation_feedback(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<FeedbackBody>,
+) -> ApiResult<Json<Value>> {
+    let feedback = body.and_then(|b| b.feedback);
+    if let Some(f) = feedback.as_deref()
+        && f != "like"
+        && f != "dislike"
+    {
+        return Err(ApiError::invalid(Violation::new(
+            ["body", "feedback"],
+            "enum",
+            "Input should be 'like' or 'dislike'",
+        )));
+    }
+    state
+        .store
+        .set_conversation_feedback(&caller.workspace_id, &id, feedback.as_deref())
+        .await
+        .map_err(ApiError::from_store("conversation"))?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,178 @@
+//! The conversation engine of Colloquy (DESIGN.md §3.3): LLM providers ([`llm`]), tool
+//! executors ([`tools`]), the egress guard ([`egress`]) and the conversation loop
+//! ([`conversation`]) shared by live conversations, simulations and test runs. It knows nothing
+//! of HTTP servers; it reads and writes through the store's trait.
+
+pub mod conversation;
+pub mod egress;
+pub mod llm;
+pub mod tools;
+
+use std::sync::Arc;
+
+use colloquy_core::secret_key::{Keyring, secret_context};
+use colloquy_store::{DynStore, StoreError};
+use serde_json::Value;
+
+pub use conversation::{
+    Conversation, Ending, EngineError, Source, StartOptions, TurnEvent, TurnResult,
+};
+
+/// Installs rustls' ring provider, once per process, before any HTTPS client is built.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Limits of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// LLM rounds (each may call tools) in one agent turn.
+    pub max_tool_rounds: usize,
+    /// Largest webhook response read.
+    pub webhook_max_response_bytes: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_tool_rounds: 8,
+            webhook_max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What the engine needs, built once at start.
+pub struct EngineDeps {
+    /// Persistence.
+    pub store: DynStore,
+    /// The audit log writer.
+    pub audit: colloquy_store::AuditWriter,
+    /// LLM routing.
+    pub llm: llm::router::LlmRouter,
+    /// HTTP client behind the egress guard (webhooks).
+    pub http: reqwest::Client,
+    /// The egress guard itself (IP-literal URLs).
+    pub egress: Arc<egress::EgressGuard>,
+    /// Opens secrets referred to by tools and custom LLMs.
+    pub keyring: Keyring,
+    /// Limits.
+    pub limits: EngineLimits,
+}
+
+/// An agent as a conversation sees it: its config (overrides applied) and its tools.
+#[derive(Debug, Clone)]
+pub struct AgentSnapshot {
+    /// The agent.
+    pub agent_id: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// Its branch.
+    pub branch_id: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// `conversation_config`.
+    pub conversation_config: Value,
+    /// `platform_settings`.
+    pub platform_settings: Value,
+    /// Tools offered to the LLM.
+    pub tools: Vec<tools::AgentTool>,
+    /// The opened API key of the agent's `custom_llm`, if it has one.
+    pub custom_llm_api_key: Option<String>,
+}
+
+impl AgentSnapshot {
+    /// Loads an agent of the workspace with its tools.
+    pub async fn load(
+        deps: &EngineDeps,
+        workspace_id: &str,
+        agent_id: &str,
+    ) -> Result<AgentSnapshot, StoreError> {
+        let row = deps.store.get_agent(workspace_id, agent_id).await?;
+        let document: Value = serde_json::from_str(&row.document)
+            .map_err(|e| StoreError::Config(format!("agent document: {e}")))?;
+        let conversation_config = document
+            .get("conversation_config")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let prompt = conversation_config
+            .pointer("/agent/prompt")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let ids: Vec<String> = prompt
+            .get("tool_ids")
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rows = deps.store.get_tools(workspace_id, &ids).await?;
+        let mut agent_tools: Vec<tools::AgentTool> =
+            rows.iter().filter_map(tools::AgentTool::from_row).collect();
+        for inline in prompt
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            agent_tools.extend(tools::AgentTool::inline(inline.clone()));
+        }
+        for (key, builtin) in prompt
+            .get("built_in_tools")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if builtin.is_object() {
+                let mut config = builtin.clone();
+                if config
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    config["name"] = Value::String(key.clone());
+                }
+                config["type"] = Value::String("system".into());
+                agent_tools.extend(tools::AgentTool::inline(config));
+            }
+        }
+        let custom_llm_api_key = match prompt
+            .pointer("/custom_llm/api_key/secret_id")
+            .and_then(Value::as_str)
+        {
+            Some(secret_id) => {
+                let secret = deps.store.get_secret(workspace_id, secret_id).await?;
+                let plain = deps
+                    .keyring
+                    .open(
+                        &secret.sealed_value,
+                        &secret_context(workspace_id, secret_id),
+                    )
+                    .map_err(|e| StoreError::Config(format!("custom_llm api key: {e}")))?;
+                Some(String::from_utf8_lossy(&plain).into_owned())
+            }
+            None => None,
+        };
+        Ok(AgentSnapshot {
+            agent_id: row.id,
+            workspace_id: workspace_id.to_owned(),
+            branch_id: Some(row.main_branch_id),
+            name: row.name,
+            conversation_config,
+            platform_settings: document
+                .get("platform_settings")
+                .cloned()
+                .unwrap_or(Value::Null),
+            tools: agent_tools,
+            custom_llm_api_key,
+        })
+    }
+
+    /// Applies a client's `conversation_config_override` (already checked against what the
+    /// agent allows): objects merge, values replace.
+    pub fn apply_override(&mut self, conversation_config_override: Value) {
+        colloquy_core::agents::merge(&mut self.conversation_config, conversation_config_override);
+    }
+}

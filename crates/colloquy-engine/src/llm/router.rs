@@ -1,0 +1,243 @@
+//! Which provider serves a model. Configured in `colloquy.toml` under `[llm]`:
+//!
+//! ```toml
+//! [llm]
+//! default_provider = "openai"          # used for models no route matches
+//! [llm.providers.claude]
+//! kind = "anthropic"                   # or "openai" (any OpenAI-compatible server)
+//! base_url = "https://api.anthropic.com"
+//! api_key_env = "ANTHROPIC_API_KEY"    # or api_key = "..."
+//! [[llm.routes]]
+//! pattern = "claude-*"                 # `*` matches any run of characters
+//! provider = "claude"
+//! model = "claude-sonnet-4-5"          # optional rewrite of the model name
+//! ```
+//!
+//! A provider named `openai` always exists: `OPENAI_BASE_URL` / `OPENAI_API_KEY` configure it
+//! (the environment wins over the file), so an agent with the reference's default model works
+//! against any OpenAI-compatible server. Operator-configured providers are trusted; an agent's
+//! own `custom_llm` goes through the egress guard.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::anthropic::Anthropic;
+use super::openai::OpenAi;
+use super::{CallPolicy, LlmError, LlmProvider};
+
+/// Provider protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI-compatible chat completions.
+    Openai,
+    /// Anthropic Messages API.
+    Anthropic,
+}
+
+/// One configured provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    /// Protocol.
+    pub kind: ProviderKind,
+    /// Base URL (`.../v1` for OpenAI-compatible servers).
+    pub base_url: Option<String>,
+    /// API key, inline.
+    pub api_key: Option<String>,
+    /// Environment variable holding the API key.
+    pub api_key_env: Option<String>,
+}
+
+/// A model-name route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteConfig {
+    /// Model names this route takes (`*` wildcards).
+    pub pattern: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model name to send instead, if any.
+    pub model: Option<String>,
+}
+
+/// The `[llm]` section of the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlmConfig {
+    /// Named providers.
+    pub providers: HashMap<String, ProviderConfig>,
+    /// Routes, tried in order.
+    pub routes: Vec<RouteConfig>,
+    /// Provider for models no route matches.
+    pub default_provider: String,
+    /// Seconds to wait for an answer to start, and between streamed chunks.
+    pub timeout_secs: u64,
+    /// Retries on 429, 5xx and connection failures.
+    pub retries: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            providers: HashMap::new(),
+            routes: Vec::new(),
+            default_provider: "openai".into(),
+            timeout_secs: 60,
+            retries: 2,
+        }
+    }
+}
+
+/// Picks the provider and model name for each call.
+pub struct LlmRouter {
+    providers: HashMap<String, Arc<dyn LlmProvider>>,
+    routes: Vec<RouteConfig>,
+    default_provider: String,
+    guarded: reqwest::Client,
+    policy: CallPolicy,
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first)
+        || !name[first.len()..].ends_with(last)
+        || name.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl LlmRouter {
+    /// Builds the router. `trusted` serves operator-configured providers; `guarded` (behind
+    /// the egress guard) serves agents' `custom_llm`.
+    pub fn new(
+        config: &LlmConfig,
+        trusted: reqwest::Client,
+        guarded: reqwest::Client,
+    ) -> Result<LlmRouter, String> {
+        let policy = CallPolicy {
+            timeout: Duration::from_secs(config.timeout_secs.max(1)),
+            retries: config.retries,
+            ..Default::default()
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut providers: HashMap<String, Arc<dyn LlmProvider>> = HashMap::new();
+        let mut configs = config.providers.clone();
+        let openai = configs.entry("openai".into()).or_insert(ProviderConfig {
+            kind: ProviderKind::Openai,
+            base_url: None,
+            api_key: None,
+            api_key_env: None,
+        });
+        if let Some(url) = env("OPENAI_BASE_URL") {
+            openai.base_url = Some(url);
+        }
+        if let Some(key) = env("OPENAI_API_KEY") {
+            openai.api_key = Some(key);
+        }
+        for (name, p) in &configs {
+            let key = p
+                .api_key
+                .clone()
+                .or_else(|| p.api_key_env.as_deref().and_then(env));
+            let provider: Arc<dyn LlmProvider> = match p.kind {
+                ProviderKind::Openai => Arc::new(OpenAi::new(
+                    trusted.clone(),
+                    p.base_url.as_deref().unwrap_or("https://api.openai.com/v1"),
+                    key,
+                    policy.clone(),
+                )),
+                ProviderKind::Anthropic => Arc::new(Anthropic::new(
+                    trusted.clone(),
+                    p.base_url.as_deref().unwrap_or("https://api.anthropic.com"),
+                    key.ok_or_else(|| {
+                        format!("LLM provider {name:?} (anthropic) has no api_key or api_key_env")
+                    })?,
+                    policy.clone(),
+                )),
+            };
+            providers.insert(name.clone(), provider);
+        }
+        for route in &config.routes {
+            if !providers.contains_key(&route.provider) {
+                return Err(format!(
+                    "LLM route {:?} names the unknown provider {:?}",
+                    route.pattern, route.provider
+                ));
+            }
+        }
+        if !providers.contains_key(&config.default_provider) {
+            return Err(format!(
+                "the default LLM provider {:?} is not configured",
+                config.default_provider
+            ));
+        }
+        Ok(LlmRouter {
+            providers,
+            routes: config.routes.clone(),
+            default_provider: config.default_provider.clone(),
+            guarded,
+            policy,
+        })
+    }
+
+    /// The provider and the model name to send for `model`.
+    pub fn route(&self, model: &str) -> Result<(Arc<dyn LlmProvider>, String), LlmError> {
+        let (provider, rewrite) = match self.routes.iter().find(|r| glob(&r.pattern, model)) {
+            Some(r) => (r.provider.as_str(), r.model.clone()),
+            None => (self.default_provider.as_str(), None),
+        };
+        let p = self
+            .providers
+            .get(provider)
+            .ok_or_else(|| LlmError::NoProvider(model.to_owned()))?;
+        Ok((p.clone(), rewrite.unwrap_or_else(|| model.to_owned())))
+    }
+
+    /// An agent's own OpenAI-compatible endpoint, reached through the egress guard.
+    pub fn custom(&self, base_url: &str, api_key: Option<String>) -> Arc<dyn LlmProvider> {
+        Arc::new(OpenAi::new(
+            self.guarded.clone(),
+            base_url,
+            api_key,
+            self.policy.clone(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        for (p, n, want) in [
+            ("claude-*", "claude-sonnet-4", true),
+            ("claude-*", "gpt-4o", false),
+            ("*", "anything", true),
+            ("gpt-4o", "gpt-4o", true),
+            ("gpt-4o", "gpt-4o-mini", false),
+            ("*-mini", "gpt-4o-mini", true),
+            ("a*b*c", "aXXbYYc", true),
+            ("a*b*c", "acb", false),
+            ("ab*ba", "aba", false),
+        ] {
+            assert_eq!(glob(p, n), want, "{p} {n}");
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Tool calls: which tools an agent offers the LLM, and running one call — mocked or real —
+//! with its record in the audit log made durable before the result is handed back.
+
+pub mod client;
+mod system;
+mod webhook;
+
+use std::time::Instant;
+
+use colloquy_core::{mocks, redact, time};
+use colloquy_store::{ToolExecution, ToolRow};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::EngineDeps;
+use crate::llm::{ChatMessage, ChatRequest, Role, ToolCall, ToolSpec};
+pub use client::{ClientToolCall, ClientToolResult, ClientTools};
+
+/// A tool as an agent offers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentTool {
+    /// The tool record's id, or a derived id for tools defined inside the agent.
+    pub id: String,
+    /// Name the LLM calls it by.
+    pub name: String,
+    /// `webhook`, `client`, `system`, `mcp`.
+    pub kind: String,
+    /// The tool's `tool_config`.
+    pub config: Value,
+    /// The tool's own response mocks.
+    pub response_mocks: Vec<Value>,
+}
+
+impl AgentTool {
+    /// A workspace tool.
+    pub fn from_row(row: &ToolRow) -> Option<AgentTool> {
+        let doc: Value = serde_json::from_str(&row.document).ok()?;
+        Some(AgentTool {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            kind: row.tool_type.clone(),
+            config: doc.get("tool_config").cloned().unwrap_or(Value::Null),
+            response_mocks: doc
+                .get("response_mocks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A tool defined inside the agent (`prompt.tools`, `built_in_tools`).
+    pub fn inline(config: Value) -> Option<AgentTool> {
+        let name = config.get("name")?.as_str()?.to_owned();
+        let kind = config
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("system")
+            .to_owned();
+        Some(AgentTool {
+            id: format!("tool_{kind}_{name}"),
+            name,
+            kind,
+            config,
+            response_mocks: Vec::new(),
+        })
+    }
+
+    /// How the tool is described to the LLM.
+    pub fn spec(&self) -> ToolSpec {
+        let description = self
+            .config
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let parameters = match self.kind.as_str() {
+            "webhook" => webhook::llm_parameters(&self.config),
+            "client" => self
+                .config
+                .get("parameters")
+                .filter(|p| p.is_object())
+                .cloned()
+                .map(strip_internal)
+                .unwrap_or_else(empty_object),
+            "system" => system::parameters(&self.config),
+            _ => self
+                .config
+                .get("parameters")
+                .cloned()
+                .unwrap_or_else(empty_object),
+        };
+        ToolSpec {
+            name: self.name.clone(),
+            description,
+            parameters,
+        }
+    }
+}
+
+fn empty_object() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+/// Removes the keys of the reference's JSON-schema dialect that are not JSON schema
+/// (`dynamic_variable`, `constant_value`, ...) and the properties filled by them.
+pub(crate) fn strip_internal(mut schema: Value) -> Value {
+    if let Some(obj) = schema.as_object_mut() {
+        for key in [
+            "dynamic_variable",
+            "constant_value",
+            "is_system_provided",
+            "value_type",
+            "allowed_values_dynamic_variable",
+        ] {
+            obj.remove(key);
+        }
+        if obj.get("enum").is_some_and(Value::is_null) {
+            obj.remove("enum");
+        }
+        let mut filled = Vec::new();
+        if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+            props.retain(|name, p| {
+                let auto = p
+                    .get("dynamic_variable")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+                    || p.get("constant_value")
+                        .is_some_and(|c| !c.is_null() && c != "")
+                    || p.get("is_system_provided").and_then(Value::as_bool) == Some(true);
+                if auto {
+                    filled.push(name.clone());
+                }
+                !auto
+            });
+            for p in props.values_mut() {
+                *p = strip_internal(std::mem::take(p));
+            }
+        }
+        if let Some(required) = obj.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r.as_str().is_none_or(|r| !filled.iter().any(|f| f == r)));
+        }
+        if let Some(items) = obj.get_mut("items") {
+            *items = strip_internal(std::mem::take(items));
+        }
+    }
+    schema
+}
+
+/// Which calls are answered by mocks (`tool_mock_config`) and the run's own mocks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MockSettings {
+    /// `none`, `all` or `selected`.
+    pub mocking_strategy: String,
+    /// Tools to mock under `selected`, by name.
+    pub mocked_tool_names: Vec<String>,
+    /// Tools to mock under `selected`, by id.
+    pub mocked_tool_ids: Vec<String>,
+    /// `raise_error` or `call_real_tool` when no mock matches.
+    pub fallback_strategy: String,
+    /// Mocks of this run, keyed by tool id or name, tried before the tool's own.
+    #[serde(skip)]
+    pub overrides: Option<Map<String, Value>>,
+}
+
+impl MockSettings {
+    /// System tools act on the conversation itself and are never mocked.
+    fn applies_to(&self, tool: &AgentTool) -> bool {
+        if tool.kind == "system" {
+            return false;
+        }
+        match self.mocking_strategy.as_str() {
+            "all" => true,
+            "selected" => {
+                self.mocked_tool_names.contains(&tool.name)
+                    || self.mocked_tool_ids.contains(&tool.id)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    /// The tool answered.
+    Success,
+    /// The tool failed or refused.
+    Error,
+    /// The tool did not answer in time.
+    Timeout,
+}
+
+impl CallStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Success => "success",
+            CallStatus::Error => "error",
+            CallStatus::Timeout => "timeout",
+        }
+    }
+}
+
+/// What a system tool does to the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Effect {
+    /// Nothing.
+    #[default]
+    None,
+    /// End the conversation after this turn.
+    EndCall,
+    /// The agent stays silent this turn.
+    SkipTurn,
+    /// Switch to this language.
+    Language(String),
+    /// Hand over to this agent.
+    Transfer(String),
+}
+
+/// The result of one call.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    /// What the LLM sees.
+    pub result: String,
+    /// How it ended.
+    pub status: CallStatus,
+    /// Error category, if failed.
+    pub error_type: Option<String>,
+    /// What it does to the conversation.
+    pub effect: Effect,
+    /// Whether a mock answered.
+    pub mocked: bool,
+    /// `tool_call_details` (secrets redacted).
+    pub details: Option<Value>,
+    /// Secret values used by the call, scrubbed from what is recorded.
+    pub(crate) secrets: Vec<String>,
+    /// Duration in microseconds.
+    pub latency_us: i64,
+}
+
+impl ToolOutcome {
+    pub(crate) fn ok(result: impl Into<String>) -> ToolOutcome {
+        ToolOutcome {
+            result: result.into(),
+            status: CallStatus::Success,
+            error_type: None,
+            effect: Effect::None,
+            mocked: false,
+            details: None,
+            secrets: Vec::new(),
+            latency_us: 0,
+        }
+    }
+
+    pub(crate) fn error(
+        status: CallStatus,
+        error_type: &str,
+        message: impl Into<String>,
+    ) -> ToolOutcome {
+        ToolOutcome {
+            status,
+            error_type: Some(error_type.into()),
+            ..ToolOutcome::ok(message)
+        }
+    }
+
+    /// Whether the call failed.
+    pub fn is_error(&self) -> bool {
+        self.status != CallStatus::Success
+    }
+}
+
+/// Where a call happens.
+pub struct CallScope<'a> {
+    /// Engine dependencies.
+    pub deps: &'a EngineDeps,
+    /// The conversation's workspace.
+    pub workspace_id: &'a str,
+    /// The conversation.
+    pub conversation_id: &'a str,
+    /// The agent.
+    pub agent_id: &'a str,
+    /// Its branch.
+    pub branch_id: Option<&'a str>,
+    /// The agent's model, for LLM-judged mock conditions.
+    pub model: &'a str,
+    /// Dynamic variables of the conversation.
+    pub vars: &'a Map<String, Value>,
+    /// Mocking of this run.
+    pub mocks: &'a MockSettings,
+    /// The live client, for client tools.
+    pub client: Option<&'a dyn ClientTools>,
+}
+
+/// Runs one call (mocked or real), records it durably, and returns its outcome. An error means
+/// the record could not be written: the caller must not report the call as done.
+pub async fn execute(
+    scope: &CallScope<'_>,
+    tool: &AgentTool,
+    call: &ToolCall,
+) -> Result<ToolOutcome, String> {
+    let started_ms = time::now_ms();
+    let started = Instant::now();
+    let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+    let mut outcome = match mocked(scope, tool, &args).await {
+        Some(outcome) => outcome,
+        None => match tool.kind.as_str() {
+            "webhook" => webhook::call(scope, tool, &args).await,
+            "client" => client::call(scope, tool, call, &args).await,
+            "system" => system::call(tool, &args),
+            other => ToolOutcome::error(
+                CallStatus::Error,
+                "customer_config",
+                format!("Tools of type {other} cannot be called in this conversation"),
+            ),
+        },
+    };
+    outcome.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    record(scope, tool, call, &outcome, started_ms).await?;
+    Ok(outcome)
+}
+
+/// The mock answer, when this run mocks the tool; a mocked tool with no matching mock either
+/// fails or falls through to the real tool, as `fallback_strategy` says.
+async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option<ToolOutcome> {
+    if !scope.mocks.applies_to(tool) {
+        return None;
+    }
+    let candidates = mocks::applicable(
+        &tool.id,
+        &tool.name,
+        scope.mocks.overrides.as_ref(),
+        &tool.response_mocks,
+    );
+    let parsed: Vec<mocks::Mock> = candidates
+        .iter()
+        .filter_map(|m| mocks::Mock::parse(m, &[]).ok())
+        .collect();
+    let judge = |description: String, value: Value| judge(scope, description, value);
+    match mocks::select(&parsed, args, judge).await {
+        Some(mock) => {
+            let status = if mock.is_error {
+                CallStatus::Error
+            } else {
+                CallStatus::Success
+            };
+            Some(ToolOutcome {
+                mocked: true,
+                error_type: mock.is_error.then(|| "mocked".into()),
+                ..ToolOutcome {
+                    status,
+                    ..ToolOutcome::ok(mock.result.clone())
+                }
+            })
+        }
+        None if scope.mocks.fallback_strategy == "call_real_tool" => None,
+        None => Some(ToolOutcome {
+            mocked: true,
+            ..ToolOutcome::error(
+                CallStatus::Error,
+                "mock_not_found",
+                format!("No mock of tool {} matches these arguments", tool.name),
+            )
+        }),
+    }
+}
+
+/// Asks the agent's LLM whether `value` satisfies `description` (an `llm` mock condition).
+async fn judge(scope: &CallScope<'_>, description: String, value: Value) -> bool {
+    let Ok((provider, model)) = scope.deps.llm.route(scope.model) else {
+        return false;
+    };
+    let request = ChatRequest {
+        model,
+        messages: vec![
+            ChatMessage::text(
+                Role::System,
+                "You check a tool-call parameter against a condition. Answer with exactly one word: yes or no.",
+            ),
+            ChatMessage::text(
+                Role::User,
+                format!(
+                    "Condition: {description}\nParameter value: {value}\nDoes the value satisfy the condition?"
+                ),
+            ),
+        ],
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    match provider.chat(&request, None).await {
+        Ok(answer) => answer.text.trim().to_ascii_lowercase().starts_with("yes"),
+        Err(e) => {
+            tracing::warn!(error = %e, "LLM judge of a mock condition failed; treating it as not matching");
+            false
+        }
+    }
+}
+
+/// Writes the call's audit record and waits until it is durable.
+async fn record(
+    scope: &CallScope<'_>,
+    tool: &AgentTool,
+    call: &ToolCall,
+    outcome: &ToolOutcome,
+    started_ms: i64,
+) -> Result<(), String> {
+    let scrub = |text: &str| redact::scrub(text, &outcome.secrets);
+    let record = ToolExecution {
+        id: colloquy_core::ids::new_uuid(),
+        workspace_id: scope.workspace_id.to_owned(),
+        tool_id: tool.id.clone(),
+        tool_name: tool.name.clone(),
+        tool_type: tool.kind.clone(),
+        tool_request_id: call.id.clone(),
+        conversation_id: scope.conversation_id.to_owned(),
+        agent_id: scope.agent_id.to_owned(),
+        branch_id: scope.branch_id.map(str::to_owned),
+        timestamp_ms: started_ms,
+        latency_us: outcome.latency_us,
+        status: outcome.status.as_str().to_owned(),
+        is_error: outcome.is_error(),
+        error_type: outcome.error_type.clone(),
+        error_message: outcome.is_error().then(|| scrub(&outcome.result)),
+        request_payload: Some(scrub(&call.arguments)),
+        response_payload: Some(scrub(&outcome.result)),
+        tool_call_details: outcome.details.as_ref().map(|d| scrub(&d.to_string())),
+    };
+    scope.deps.audit.record(record).await.map_err(|e| {
+        tracing::error!(error = %e, tool = %tool.name, "could not record a tool call");
+        format!("the tool call could not be recorded: {e}")
+    })
+}

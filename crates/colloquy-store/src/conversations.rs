@@ -1,0 +1,343 @@
+//! Conversations as the engine runs them: summary columns for lists, the document for GET.
+
+use async_trait::async_trait;
+
+use crate::db::{begin_write, run};
+use crate::{ConversationRecord, SqlStore, StoreError, StoreResult};
+
+/// What changes as a conversation goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConversationState {
+    /// `initiated`, `in-progress`, `processing`, `done` or `failed`.
+    pub status: String,
+    /// The agent's name at the start.
+    pub agent_name: Option<String>,
+    /// The end user's id, if the client gave one.
+    pub user_id: Option<String>,
+    /// Unix seconds of the end.
+    pub ended_at: Option<i64>,
+    /// `success`, `failure` or `unknown`.
+    pub call_successful: String,
+    /// Transcript entries.
+    pub message_count: i64,
+    /// Seconds from start to end (or to now).
+    pub duration_secs: i64,
+    /// Why it ended.
+    pub termination_reason: String,
+    /// Document: transcript, metadata extras, initiation data (JSON text).
+    pub document: String,
+}
+
+/// A conversation as read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConversationRow {
+    /// UUIDv7.
+    pub id: String,
+    /// The agent.
+    pub agent_id: String,
+    /// The agent's branch.
+    pub branch_id: Option<String>,
+    /// `ws`, `simulation` or `test`.
+    pub source: String,
+    /// Lifecycle status.
+    pub status: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// The agent's name.
+    pub agent_name: Option<String>,
+    /// End user.
+    pub user_id: Option<String>,
+    /// Unix seconds.
+    pub ended_at: Option<i64>,
+    /// `success`, `failure` or `unknown`.
+    pub call_successful: String,
+    /// Transcript entries.
+    pub message_count: i64,
+    /// Seconds.
+    pub duration_secs: i64,
+    /// Why it ended.
+    pub termination_reason: String,
+    /// `like` or `dislike`.
+    pub feedback: Option<String>,
+    /// Document (empty in list rows).
+    pub document: String,
+}
+
+/// Filters of the conversations list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this agent's.
+    pub agent_id: Option<String>,
+    /// Only with this outcome.
+    pub call_successful: Option<String>,
+    /// Started before (exclusive) this unix second.
+    pub before: Option<i64>,
+    /// Started after (exclusive) this unix second.
+    pub after: Option<i64>,
+    /// Sources to include.
+    pub sources: Vec<String>,
+    /// Only this end user's.
+    pub user_id: Option<String>,
+}
+
+/// Conversations.
+#[async_trait]
+pub trait ConversationStore {
+    /// Records a new conversation and marks its agent as called now.
+    async fn start_conversation(
+        &self,
+        record: &ConversationRecord,
+        state: &ConversationState,
+    ) -> StoreResult<()>;
+    /// Replaces a conversation's state.
+    async fn update_conversation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        state: &ConversationState,
+    ) -> StoreResult<()>;
+    /// One conversation with its document; deleted ones are not found.
+    async fn get_conversation_row(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<ConversationRow>;
+    /// Conversations newest first, after `(started_at, id)`.
+    async fn list_conversations(
+        &self,
+        workspace_id: &str,
+        filter: &ConversationFilter,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationRow>>;
+    /// Deletes a conversation's content: the transcript and the payloads of its tool calls go,
+    /// the counts and latencies stay (DESIGN.md §4.1).
+    async fn delete_conversation(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    /// Records the end user's feedback.
+    async fn set_conversation_feedback(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        feedback: Option<&str>,
+    ) -> StoreResult<()>;
+}
+
+const COLUMNS: &str = "id, agent_id, branch_id, source, status, started_at, agent_name, user_id, ended_at, \
+     call_successful, message_count, duration_secs, termination_reason, feedback";
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+#[async_trait]
+impl ConversationStore for SqlStore {
+    async fn start_conversation(
+        &self,
+        c: &ConversationRecord,
+        s: &ConversationState,
+    ) -> StoreResult<()> {
+        let week_ago = c.started_at - 7 * 86_400;
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO conversations (id, workspace_id, agent_id, branch_id, source, status, started_at, deleted, \
+                 agent_name, user_id, ended_at, call_successful, message_count, duration_secs, termination_reason, document) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&c.id)
+            .bind(&c.workspace_id)
+            .bind(&c.agent_id)
+            .bind(&c.branch_id)
+            .bind(&c.source)
+            .bind(&s.status)
+            .bind(c.started_at)
+            .bind(&s.agent_name)
+            .bind(&s.user_id)
+            .bind(s.ended_at)
+            .bind(&s.call_successful)
+            .bind(s.message_count)
+            .bind(s.duration_secs)
+            .bind(&s.termination_reason)
+            .bind(&s.document)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE agents SET last_call_time = $3, call_count_7d = \
+                 (SELECT COUNT(*) FROM conversations WHERE workspace_id = $1 AND agent_id = $2 AND started_at >= $4) \
+                 WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(&c.workspace_id)
+            .bind(&c.agent_id)
+            .bind(c.started_at)
+            .bind(week_ago)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn update_conversation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        s: &ConversationState,
+    ) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE conversations SET status = $3, ended_at = $4, call_successful = $5, message_count = $6, \
+                 duration_secs = $7, termination_reason = $8, document = $9 \
+                 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(&s.status)
+            .bind(s.ended_at)
+            .bind(&s.call_successful)
+            .bind(s.message_count)
+            .bind(s.duration_secs)
+            .bind(&s.termination_reason)
+            .bind(&s.document)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_conversation_row(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<ConversationRow> {
+        let sql = format!(
+            "SELECT {COLUMNS}, document FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn list_conversations(
+        &self,
+        workspace_id: &str,
+        filter: &ConversationFilter,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ConversationRow>> {
+        let mut binds = vec![Bind::Text(workspace_id.to_owned())];
+        let mut sql = format!(
+            "SELECT {COLUMNS}, '' AS document FROM conversations WHERE workspace_id = $1 AND deleted = FALSE"
+        );
+        let mut push = |binds: &mut Vec<Bind>, b: Bind, clause: &str| {
+            binds.push(b);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(a) = &filter.agent_id {
+            push(&mut binds, Bind::Text(a.clone()), " AND agent_id = ?");
+        }
+        if let Some(c) = &filter.call_successful {
+            push(
+                &mut binds,
+                Bind::Text(c.clone()),
+                " AND call_successful = ?",
+            );
+        }
+        if let Some(u) = &filter.user_id {
+            push(&mut binds, Bind::Text(u.clone()), " AND user_id = ?");
+        }
+        if let Some(b) = filter.before {
+            push(&mut binds, Bind::Int(b), " AND started_at < ?");
+        }
+        if let Some(a) = filter.after {
+            push(&mut binds, Bind::Int(a), " AND started_at > ?");
+        }
+        if !filter.sources.is_empty() {
+            let mut placeholders = Vec::new();
+            for s in &filter.sources {
+                binds.push(Bind::Text(s.clone()));
+                placeholders.push(format!("${}", binds.len()));
+            }
+            sql.push_str(&format!(" AND source IN ({})", placeholders.join(", ")));
+        }
+        if let Some((at, id)) = after {
+            binds.push(Bind::Int(at));
+            let a = binds.len();
+            binds.push(Bind::Text(id));
+            let i = binds.len();
+            sql.push_str(&format!(
+                " AND (started_at < ${a} OR (started_at = ${a} AND id < ${i}))"
+            ));
+        }
+        binds.push(Bind::Int(i64::from(limit)));
+        sql.push_str(&format!(
+            " ORDER BY started_at DESC, id DESC LIMIT ${}",
+            binds.len()
+        ));
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(n) => q.bind(*n),
+                };
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn delete_conversation(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE conversations SET deleted = TRUE, document = '{}' \
+                 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(
+                "UPDATE tool_executions SET request_payload = NULL, response_payload = NULL, \
+                 tool_call_details = NULL, error_message = NULL WHERE workspace_id = $1 AND conversation_id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn set_conversation_feedback(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        feedback: Option<&str>,
+    ) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query("UPDATE conversations SET feedback = $3 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE")
+                .bind(workspace_id)
+                .bind(id)
+                .bind(feedback)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

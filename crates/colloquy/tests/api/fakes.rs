@@ -1,0 +1,295 @@
+//! Real HTTP servers on loopback standing in for what lies outside the project: an
+//! OpenAI-compatible LLM and an Anthropic one (deterministic, scripted per test, streaming over
+//! SSE), and webhook targets that record what they receive.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use serde_json::{Value, json};
+
+/// What the fake LLM answers.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Streams this text.
+    Text(String),
+    /// Asks for these calls: (name, arguments).
+    Calls(Vec<(String, Value)>),
+    /// Answers this HTTP status.
+    Status(u16),
+    /// Waits, then answers.
+    After(Duration, Box<Reply>),
+}
+
+pub fn text(s: &str) -> Reply {
+    Reply::Text(s.to_owned())
+}
+
+pub fn call(name: &str, args: Value) -> Reply {
+    Reply::Calls(vec![(name.to_owned(), args)])
+}
+
+type Script = dyn Fn(&Value) -> Reply + Send + Sync;
+
+#[derive(Clone)]
+struct LlmState {
+    script: Arc<Script>,
+    requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+}
+
+/// A scripted LLM server.
+pub struct FakeLlm {
+    pub base: String,
+    requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
+}
+
+impl FakeLlm {
+    /// OpenAI-compatible, answering each request with `script(request body)`.
+    pub async fn openai(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> FakeLlm {
+        Self::serve(
+            Router::new().route("/v1/chat/completions", post(openai_handler)),
+            script,
+        )
+        .await
+    }
+
+    /// OpenAI-compatible, answering with `replies` in order (the last one repeats).
+    pub async fn openai_seq(replies: Vec<Reply>) -> FakeLlm {
+        let replies = Arc::new(replies);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        FakeLlm::openai(move |_| {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            replies[i.min(replies.len() - 1)].clone()
+        })
+        .await
+    }
+
+    /// Anthropic Messages API.
+    pub async fn anthropic(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> FakeLlm {
+        Self::serve(
+            Router::new().route("/v1/messages", post(anthropic_handler)),
+            script,
+        )
+        .await
+    }
+
+    async fn serve(
+        router: Router<LlmState>,
+        script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
+    ) -> FakeLlm {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state = LlmState {
+            script: Arc::new(script),
+            requests: requests.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router.with_state(state)).await;
+        });
+        FakeLlm { base, requests }
+    }
+
+    /// Bodies of the requests received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+
+    /// Headers of the requests received so far.
+    pub fn headers(&self) -> Vec<HeaderMap> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+}
+
+async fn resolve(reply: Reply) -> Result<Reply, u16> {
+    let mut reply = reply;
+    loop {
+        match reply {
+            Reply::After(d, next) => {
+                tokio::time::sleep(d).await;
+                reply = *next;
+            }
+            Reply::Status(s) => return Err(s),
+            other => return Ok(other),
+        }
+    }
+}
+
+fn sse(events: Vec<String>) -> Response {
+    let body = events
+        .into_iter()
+        .map(|e| format!("{e}\n\n"))
+        .collect::<String>();
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+async fn openai_handler(
+    State(state): State<LlmState>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    let reply = (state.script)(&body.0);
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push((headers, body.0.clone()));
+    let reply = match resolve(reply).await {
+        Ok(r) => r,
+        Err(status) => {
+            return (StatusCode::from_u16(status).unwrap(), "scripted failure").into_response();
+        }
+    };
+    let chunk = |delta: Value| {
+        format!(
+            "data: {}",
+            json!({"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+        )
+    };
+    let mut events = vec![chunk(json!({"role": "assistant"}))];
+    match reply {
+        Reply::Text(t) => {
+            let words: Vec<&str> = t.split_inclusive(' ').collect();
+            for w in words {
+                events.push(chunk(json!({"content": w})));
+            }
+        }
+        Reply::Calls(calls) => {
+            for (i, (name, args)) in calls.iter().enumerate() {
+                let text = args.to_string();
+                let (a, b) = text.split_at(text.len() / 2);
+                events.push(chunk(json!({"tool_calls": [{"index": i, "id": format!("call_{i}_{}", colloquy_core::ids::new_uuid()), "type": "function", "function": {"name": name, "arguments": a}}]})));
+                events.push(chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": b}}]}),
+                ));
+            }
+        }
+        _ => {}
+    }
+    events.push("data: [DONE]".into());
+    sse(events)
+}
+
+async fn anthropic_handler(
+    State(state): State<LlmState>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    let reply = (state.script)(&body.0);
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push((headers, body.0.clone()));
+    let reply = match resolve(reply).await {
+        Ok(r) => r,
+        Err(status) => {
+            return (StatusCode::from_u16(status).unwrap(), "scripted failure").into_response();
+        }
+    };
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}");
+    let mut events = vec![ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"usage": {"input_tokens": 10}}}),
+    )];
+    match reply {
+        Reply::Text(t) => {
+            events.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+            for w in t.split_inclusive(' ') {
+                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})));
+            }
+        }
+        Reply::Calls(calls) => {
+            for (i, (name, args)) in calls.iter().enumerate() {
+                events.push(ev("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "tool_use", "id": format!("toolu_{i}"), "name": name, "input": {}}})));
+                events.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": args.to_string()}})));
+            }
+        }
+        _ => {}
+    }
+    events.push(ev("message_stop", json!({"type": "message_stop"})));
+    sse(events)
+}
+
+/// One request a webhook received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+#[derive(Clone)]
+struct HookState {
+    status: u16,
+    body: String,
+    delay: Duration,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+/// A webhook target answering every request the same way.
+pub struct Webhook {
+    pub base: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Webhook {
+    pub async fn start(status: u16, body: &str, delay: Duration) -> Webhook {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let state = HookState {
+            status,
+            body: body.to_owned(),
+            delay,
+            received: received.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = Router::new().fallback(any(hook)).with_state(state);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Webhook { base, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn hook(
+    State(state): State<HookState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.received.lock().unwrap().push(Received {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    tokio::time::sleep(state.delay).await;
+    (
+        StatusCode::from_u16(state.status).unwrap(),
+        [("content-type", "application/json")],
+        state.body.clone(),
+    )
+        .into_response()
+}
