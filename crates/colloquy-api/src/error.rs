@@ -40,6 +40,14 @@ pub enum ApiError {
         /// Human explanation.
         message: String,
     },
+    /// The request cannot be served as asked: 400 with a snake_case status.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        status: &'static str,
+        /// Human explanation.
+        message: String,
+    },
     /// The body is larger than allowed: 413.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -104,6 +112,9 @@ impl ApiError {
             ),
             ApiError::Conflict { status, message } => {
                 (StatusCode::CONFLICT, detail(status, message))
+            }
+            ApiError::BadRequest { status, message } => {
+                (StatusCode::BAD_REQUEST, detail(status, message))
             }
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -52,6 +52,7 @@ pub fn router(
     }));
     let routes = api
         .merge(routes::ops::router())
+        .merge(routes::conversation_ws::socket_router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

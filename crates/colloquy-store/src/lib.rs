@@ -6,6 +6,7 @@
 //! unix times, JSON as TEXT) and run on whichever pool is configured. Queries that must differ
 //! per backend are marked where they are written. Schemas live in `migrations/{sqlite,postgres}`.
 
+mod access;
 mod agents;
 mod api_keys;
 mod audit;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use access::AccessStore;
 pub use agents::{
     AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, NewAgent, SortValue,
 };
@@ -51,6 +53,7 @@ pub trait Store:
     + ToolStore
     + AuditStore
     + ConversationStore
+    + AccessStore
     + Send
     + Sync
     + 'static

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod agents;
+pub mod conversation_ws;
 pub mod conversations;
 pub mod ops;
 pub mod secrets;
@@ -17,6 +18,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(agents::router())
+        .merge(conversation_ws::router())
         .merge(conversations::router())
         .merge(secrets::router())
         .merge(tools::router())

@@ -1,0 +1,218 @@
+//! Live conversations: `GET /v1/convai/conversation` (WebSocket), and the signed URLs that let
+//! a browser open one for a private agent without holding an API key.
+//!
+//! Who may connect (DESIGN.md §4.1): the agent's `platform_settings.auth` origin rules always
+//! apply; with `enable_auth` the client also needs a signed-URL signature (single use,
+//! expiring, checked in the database so any node accepts it), the agent's share-link token, or
+//! an API key of the agent's workspace. A refused client is still upgraded and then closed with
+//! 1008 and the reason, which the official clients show.
+
+mod overrides;
+mod session;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query as AxumQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use colloquy_core::{keys, time};
+use colloquy_engine::AgentSnapshot;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+
+/// Per-connection buffers: small, so idle conversations cost little memory (DESIGN.md §6).
+const BUFFER_BYTES: usize = 8 * 1024;
+/// Largest message a client may send.
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// How long a signed URL stays valid.
+const SIGNATURE_TTL_SECS: i64 = 15 * 60;
+
+/// The WebSocket route (outside the OpenAPI document: it is not a REST operation).
+pub fn socket_router() -> Router<AppState> {
+    Router::new().route("/v1/convai/conversation", get(conversation))
+}
+
+/// The documented routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_signed_url)).routes(routes!(get_webrtc_token))
+}
+
+#[derive(Debug, Deserialize)]
+struct SocketParams {
+    agent_id: Option<String>,
+    conversation_signature: Option<String>,
+    conversation_token: Option<String>,
+    token: Option<String>,
+    branch_id: Option<String>,
+}
+
+async fn conversation(ws: WebSocketUpgrade, State(state): State<AppState>, AxumQuery(params): AxumQuery<SocketParams>, headers: HeaderMap) -> Response {
+    let upgrade = ws
+        .protocols(["convai"])
+        .read_buffer_size(BUFFER_BYTES)
+        .write_buffer_size(BUFFER_BYTES)
+        .max_write_buffer_size(4 * MAX_MESSAGE_BYTES)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES);
+    let decision = authorize(&state, &params, &headers).await;
+    upgrade.on_upgrade(move |socket| async move {
+        match decision {
+            Ok(agent) => session::run(socket, state, agent).await,
+            Err(reason) => session::refuse(socket, 1008, &reason).await,
+        }
+    })
+}
+
+/// The host part of an `Origin` header.
+fn origin_host(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let rest = origin.split("://").nth(1).unwrap_or(origin);
+    let host = rest.split(['/', ':']).next()?;
+    (!host.is_empty() && host != "null").then(|| host.to_ascii_lowercase())
+}
+
+/// The API key offered on the upgrade request: `xi-api-key`, `Authorization: Bearer`, or the
+/// `bearer.<key>` subprotocol of `@elevenlabs/client`.
+fn offered_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(k) = headers.get("xi-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim().to_owned());
+    }
+    if let Some(k) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+    {
+        return Some(k.trim().to_owned());
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())?
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
+}
+
+async fn authorize(state: &AppState, params: &SocketParams, headers: &HeaderMap) -> Result<AgentSnapshot, String> {
+    let agent_id = params.agent_id.as_deref().filter(|a| !a.is_empty()).ok_or("agent_id is required")?;
+    let internal = |e: colloquy_store::StoreError| {
+        tracing::error!(error = %e, "conversation authorization failed");
+        "internal error".to_owned()
+    };
+    let workspace = state.store.agent_workspace(agent_id).await.map_err(internal)?.ok_or("Agent not found")?;
+    let agent = AgentSnapshot::load(&state.engine, &workspace, agent_id).await.map_err(internal)?;
+    if let Some(branch) = params.branch_id.as_deref().filter(|b| !b.is_empty())
+        && Some(branch) != agent.branch_id.as_deref()
+    {
+        return Err("Branch not found".into());
+    }
+    let auth = agent.platform_settings.get("auth").cloned().unwrap_or(Value::Null);
+    let origin = origin_host(headers);
+    if auth.get("require_origin_header").and_then(Value::as_bool) == Some(true) && origin.is_none() {
+        return Err("An Origin header is required".into());
+    }
+    let allowlist: Vec<String> = auth
+        .get("allowlist")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("hostname").and_then(Value::as_str))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if let Some(host) = &origin
+        && !allowlist.is_empty()
+        && !allowlist.iter().any(|h| h == host)
+    {
+        return Err(format!("Origin {host} is not allowed for this agent"));
+    }
+    if auth.get("enable_auth").and_then(Value::as_bool) != Some(true) {
+        return Ok(agent);
+    }
+    if let Some(signature) = params.conversation_signature.as_deref().filter(|s| !s.is_empty())
+        && state.store.consume_signature(&keys::hash_token(signature), agent_id, time::now_secs()).await.map_err(internal)?
+    {
+        return Ok(agent);
+    }
+    for token in [&params.conversation_token, &params.token].into_iter().flatten() {
+        if !token.is_empty() && state.store.check_link_token(agent_id, token).await.map_err(internal)? {
+            return Ok(agent);
+        }
+    }
+    if let Some(key) = offered_key(headers)
+        && let Some(found) = state.store.find_key(&keys::hash_token(&key)).await.map_err(internal)?
+        && found.revoked_at.is_none()
+        && found.workspace_id == workspace
+    {
+        return Ok(agent);
+    }
+    Err("authentication required".into())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SignedUrlParams {
+    /// The agent to talk to.
+    agent_id: Option<String>,
+    /// Accepted; the conversation id is sent once the conversation starts.
+    #[serde(rename = "include_conversation_id")]
+    _include_conversation_id: Option<bool>,
+    /// The agent's branch (only the main branch exists).
+    branch_id: Option<String>,
+}
+
+/// The WebSocket base clients reach this server at: `COLLOQUY_PUBLIC_URL`, else the request's
+/// host (and `X-Forwarded-Proto`, behind a TLS-terminating proxy).
+fn socket_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(public) = &state.settings.public_url {
+        let public = public.trim_end_matches('/');
+        return public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8950");
+    let secure = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
+    format!("{}://{host}", if secure { "wss" } else { "ws" })
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversation/get-signed-url", params(SignedUrlParams), security(("api_key" = ["agents:read"])))]
+async fn get_signed_url(caller: Caller, State(state): State<AppState>, Query(params): Query<SignedUrlParams>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let agent_id = params.agent_id.filter(|a| !a.is_empty()).ok_or_else(|| {
+        ApiError::invalid(colloquy_core::validation::Violation::new(["query", "agent_id"], "missing", "Field required"))
+    })?;
+    let row = state.store.get_agent(&caller.workspace_id, &agent_id).await.map_err(ApiError::from_store("agent"))?;
+    if params.branch_id.as_deref().is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
+        return Err(ApiError::NotFound("branch"));
+    }
+    let token = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
+    state
+        .store
+        .insert_signature(&keys::hash_token(&token), &caller.workspace_id, &agent_id, time::now_secs() + SIGNATURE_TTL_SECS)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let url = format!("{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}", socket_base(&state, &headers));
+    Ok(Json(json!({ "signed_url": url })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct TokenParams {
+    /// The agent to talk to.
+    #[serde(rename = "agent_id")]
+    _agent_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversation/token", params(TokenParams), security(("api_key" = ["agents:read"])))]
+async fn get_webrtc_token(_caller: Caller, Query(_): Query<TokenParams>) -> ApiResult<Json<Value>> {
+    Err(ApiError::BadRequest {
+        status: "webrtc_not_supported",
+        message: "This server holds text conversations over WebSocket only; WebRTC voice sessions are not supported. \
+                  Connect with connectionType \"websocket\" (or textOnly) instead."
+            .into(),
+    })
+}

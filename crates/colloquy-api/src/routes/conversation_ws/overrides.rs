@@ -1,0 +1,83 @@
+//! What a client may override at the start of a conversation: only the fields the agent's
+//! `platform_settings.overrides` switch on (DESIGN.md §3.6, reference §D.1).
+
+use serde_json::{Map, Value};
+
+/// The override with `text_only` removed from both places clients put it (the Python SDK puts
+/// it at the root): this server is text-only, so it is accepted and changes nothing.
+pub fn without_text_only(mut config_override: Value) -> Value {
+    if let Some(obj) = config_override.as_object_mut() {
+        obj.remove("text_only");
+        if let Some(conv) = obj.get_mut("conversation").and_then(Value::as_object_mut) {
+            conv.remove("text_only");
+        }
+    }
+    config_override
+}
+
+/// Paths (dot-separated) of the override's values that `allowed` does not switch on.
+pub fn refused(config_override: &Value, allowed: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(config_override, Some(allowed), &mut Vec::new(), &mut out);
+    out
+}
+
+fn walk(value: &Value, allowed: Option<&Value>, path: &mut Vec<String>, out: &mut Vec<String>) {
+    match value {
+        Value::Null => {}
+        Value::Object(map) => {
+            for (key, v) in map {
+                path.push(key.clone());
+                let next = allowed.and_then(|a| a.get(key));
+                match next {
+                    // A `true` switch allows the whole subtree (e.g. a list value).
+                    Some(Value::Bool(true)) => {}
+                    _ if v.is_object() => walk(v, next, path, out),
+                    _ if v.is_null() => {}
+                    _ => out.push(path.join(".")),
+                }
+                path.pop();
+            }
+        }
+        _ => {
+            if allowed != Some(&Value::Bool(true)) {
+                out.push(path.join("."));
+            }
+        }
+    }
+}
+
+/// The `client_events` the client wants, if it narrows them (an empty list means all).
+pub fn client_events(agent_config: &Value, config_override: &Value) -> Option<Vec<String>> {
+    let list = config_override
+        .pointer("/conversation/client_events")
+        .or_else(|| agent_config.pointer("/conversation/client_events"))
+        .and_then(Value::as_array)?;
+    let events: Vec<String> = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    (!events.is_empty()).then_some(events)
+}
+
+/// Dynamic variables as the engine takes them.
+pub fn dynamic_variables(data: &Value) -> Map<String, Value> {
+    data.get("dynamic_variables").and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn only_switched_on_fields_pass() {
+        let allowed = json!({"agent": {"first_message": true, "prompt": {"prompt": false, "llm": true}}, "tts": {"voice_id": false}});
+        let ok = json!({"agent": {"first_message": "hi", "prompt": {"llm": "x"}}, "tts": {}, "conversation": {}});
+        assert!(refused(&ok, &allowed).is_empty());
+        let bad = json!({"agent": {"prompt": {"prompt": "evil"}}, "tts": {"voice_id": "v"}, "asr": {"keywords": ["a"]}});
+        assert_eq!(refused(&bad, &allowed), vec!["agent.prompt.prompt", "asr.keywords", "tts.voice_id"]);
+        let nulls = json!({"agent": {"prompt": {"prompt": null}}});
+        assert!(refused(&nulls, &allowed).is_empty(), "null means no override");
+        let text = without_text_only(json!({"text_only": true, "conversation": {"text_only": false}}));
+        assert!(refused(&text, &allowed).is_empty());
+    }
+}

@@ -1,0 +1,73 @@
+//! Who may open a conversation with an agent without an API key: agents looked up by id alone,
+//! share-link tokens, and single-use signed-URL signatures.
+
+use async_trait::async_trait;
+
+use crate::db::run;
+use crate::{SqlStore, StoreResult};
+
+/// Conversation access.
+#[async_trait]
+pub trait AccessStore {
+    /// The workspace of an agent, whatever workspace it is in.
+    async fn agent_workspace(&self, agent_id: &str) -> StoreResult<Option<String>>;
+    /// Whether `token` is the agent's share-link token.
+    async fn check_link_token(&self, agent_id: &str, token: &str) -> StoreResult<bool>;
+    /// Stores a signature (by hash) for `agent_id`, valid until `expires_at`.
+    async fn insert_signature(&self, token_hash: &str, workspace_id: &str, agent_id: &str, expires_at: i64) -> StoreResult<()>;
+    /// Uses up a signature: true when it existed for `agent_id`, was unused and unexpired at
+    /// `now`. Each signature succeeds once, across every node.
+    async fn consume_signature(&self, token_hash: &str, agent_id: &str, now: i64) -> StoreResult<bool>;
+}
+
+#[async_trait]
+impl AccessStore for SqlStore {
+    async fn agent_workspace(&self, agent_id: &str) -> StoreResult<Option<String>> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_scalar("SELECT workspace_id FROM agents WHERE id = $1").bind(agent_id).fetch_optional(pool).await
+        })?)
+    }
+
+    async fn check_link_token(&self, agent_id: &str, token: &str) -> StoreResult<bool> {
+        let n: i64 = run!(self, read, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE id = $1 AND link_token = $2")
+                .bind(agent_id)
+                .bind(token)
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(n > 0)
+    }
+
+    async fn insert_signature(&self, token_hash: &str, workspace_id: &str, agent_id: &str, expires_at: i64) -> StoreResult<()> {
+        run!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO conversation_signatures (token_hash, workspace_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(workspace_id)
+            .bind(agent_id)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    async fn consume_signature(&self, token_hash: &str, agent_id: &str, now: i64) -> StoreResult<bool> {
+        let done = run!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE conversation_signatures SET used_at = $3 \
+                 WHERE token_hash = $1 AND agent_id = $2 AND used_at IS NULL AND expires_at > $3",
+            )
+            .bind(token_hash)
+            .bind(agent_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+}
