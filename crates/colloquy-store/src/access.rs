@@ -14,17 +14,31 @@ pub trait AccessStore {
     /// Whether `token` is the agent's share-link token.
     async fn check_link_token(&self, agent_id: &str, token: &str) -> StoreResult<bool>;
     /// Stores a signature (by hash) for `agent_id`, valid until `expires_at`.
-    async fn insert_signature(&self, token_hash: &str, workspace_id: &str, agent_id: &str, expires_at: i64) -> StoreResult<()>;
+    async fn insert_signature(
+        &self,
+        token_hash: &str,
+        workspace_id: &str,
+        agent_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
     /// Uses up a signature: true when it existed for `agent_id`, was unused and unexpired at
     /// `now`. Each signature succeeds once, across every node.
-    async fn consume_signature(&self, token_hash: &str, agent_id: &str, now: i64) -> StoreResult<bool>;
+    async fn consume_signature(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait]
 impl AccessStore for SqlStore {
     async fn agent_workspace(&self, agent_id: &str) -> StoreResult<Option<String>> {
         Ok(run!(self, read, |pool| {
-            sqlx::query_scalar("SELECT workspace_id FROM agents WHERE id = $1").bind(agent_id).fetch_optional(pool).await
+            sqlx::query_scalar("SELECT workspace_id FROM agents WHERE id = $1")
+                .bind(agent_id)
+                .fetch_optional(pool)
+                .await
         })?)
     }
 
@@ -39,7 +53,13 @@ impl AccessStore for SqlStore {
         Ok(n > 0)
     }
 
-    async fn insert_signature(&self, token_hash: &str, workspace_id: &str, agent_id: &str, expires_at: i64) -> StoreResult<()> {
+    async fn insert_signature(
+        &self,
+        token_hash: &str,
+        workspace_id: &str,
+        agent_id: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
         run!(self, write, |pool| {
             sqlx::query(
                 "INSERT INTO conversation_signatures (token_hash, workspace_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
@@ -55,7 +75,12 @@ impl AccessStore for SqlStore {
         Ok(())
     }
 
-    async fn consume_signature(&self, token_hash: &str, agent_id: &str, now: i64) -> StoreResult<bool> {
+    async fn consume_signature(
+        &self,
+        token_hash: &str,
+        agent_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
         let done = run!(self, write, |pool| {
             sqlx::query(
                 "UPDATE conversation_signatures SET used_at = $3 \

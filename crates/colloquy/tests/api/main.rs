@@ -10,6 +10,7 @@ mod errors;
 mod fakes;
 mod helpers;
 mod lifecycle;
+mod live;
 mod ops;
 mod secrets;
 mod store;

@@ -44,7 +44,9 @@ pub fn socket_router() -> Router<AppState> {
 
 /// The documented routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_signed_url)).routes(routes!(get_webrtc_token))
+    OpenApiRouter::new()
+        .routes(routes!(get_signed_url))
+        .routes(routes!(get_webrtc_token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,7 +58,12 @@ struct SocketParams {
     branch_id: Option<String>,
 }
 
-async fn conversation(ws: WebSocketUpgrade, State(state): State<AppState>, AxumQuery(params): AxumQuery<SocketParams>, headers: HeaderMap) -> Response {
+async fn conversation(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    AxumQuery(params): AxumQuery<SocketParams>,
+    headers: HeaderMap,
+) -> Response {
     let upgrade = ws
         .protocols(["convai"])
         .read_buffer_size(BUFFER_BYTES)
@@ -90,7 +97,10 @@ fn offered_key(headers: &HeaderMap) -> Option<String> {
     if let Some(k) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
     {
         return Some(k.trim().to_owned());
     }
@@ -101,22 +111,42 @@ fn offered_key(headers: &HeaderMap) -> Option<String> {
         .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
 }
 
-async fn authorize(state: &AppState, params: &SocketParams, headers: &HeaderMap) -> Result<AgentSnapshot, String> {
-    let agent_id = params.agent_id.as_deref().filter(|a| !a.is_empty()).ok_or("agent_id is required")?;
+async fn authorize(
+    state: &AppState,
+    params: &SocketParams,
+    headers: &HeaderMap,
+) -> Result<AgentSnapshot, String> {
+    let agent_id = params
+        .agent_id
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .ok_or("agent_id is required")?;
     let internal = |e: colloquy_store::StoreError| {
         tracing::error!(error = %e, "conversation authorization failed");
         "internal error".to_owned()
     };
-    let workspace = state.store.agent_workspace(agent_id).await.map_err(internal)?.ok_or("Agent not found")?;
-    let agent = AgentSnapshot::load(&state.engine, &workspace, agent_id).await.map_err(internal)?;
+    let workspace = state
+        .store
+        .agent_workspace(agent_id)
+        .await
+        .map_err(internal)?
+        .ok_or("Agent not found")?;
+    let agent = AgentSnapshot::load(&state.engine, &workspace, agent_id)
+        .await
+        .map_err(internal)?;
     if let Some(branch) = params.branch_id.as_deref().filter(|b| !b.is_empty())
         && Some(branch) != agent.branch_id.as_deref()
     {
         return Err("Branch not found".into());
     }
-    let auth = agent.platform_settings.get("auth").cloned().unwrap_or(Value::Null);
+    let auth = agent
+        .platform_settings
+        .get("auth")
+        .cloned()
+        .unwrap_or(Value::Null);
     let origin = origin_host(headers);
-    if auth.get("require_origin_header").and_then(Value::as_bool) == Some(true) && origin.is_none() {
+    if auth.get("require_origin_header").and_then(Value::as_bool) == Some(true) && origin.is_none()
+    {
         return Err("An Origin header is required".into());
     }
     let allowlist: Vec<String> = auth
@@ -136,18 +166,38 @@ async fn authorize(state: &AppState, params: &SocketParams, headers: &HeaderMap)
     if auth.get("enable_auth").and_then(Value::as_bool) != Some(true) {
         return Ok(agent);
     }
-    if let Some(signature) = params.conversation_signature.as_deref().filter(|s| !s.is_empty())
-        && state.store.consume_signature(&keys::hash_token(signature), agent_id, time::now_secs()).await.map_err(internal)?
+    if let Some(signature) = params
+        .conversation_signature
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        && state
+            .store
+            .consume_signature(&keys::hash_token(signature), agent_id, time::now_secs())
+            .await
+            .map_err(internal)?
     {
         return Ok(agent);
     }
-    for token in [&params.conversation_token, &params.token].into_iter().flatten() {
-        if !token.is_empty() && state.store.check_link_token(agent_id, token).await.map_err(internal)? {
+    for token in [&params.conversation_token, &params.token]
+        .into_iter()
+        .flatten()
+    {
+        if !token.is_empty()
+            && state
+                .store
+                .check_link_token(agent_id, token)
+                .await
+                .map_err(internal)?
+        {
             return Ok(agent);
         }
     }
     if let Some(key) = offered_key(headers)
-        && let Some(found) = state.store.find_key(&keys::hash_token(&key)).await.map_err(internal)?
+        && let Some(found) = state
+            .store
+            .find_key(&keys::hash_token(&key))
+            .await
+            .map_err(internal)?
         && found.revoked_at.is_none()
         && found.workspace_id == workspace
     {
@@ -173,29 +223,62 @@ struct SignedUrlParams {
 fn socket_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(public) = &state.settings.public_url {
         let public = public.trim_end_matches('/');
-        return public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        return public
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1);
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8950");
-    let secure = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8950");
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        == Some("https");
     format!("{}://{host}", if secure { "wss" } else { "ws" })
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversation/get-signed-url", params(SignedUrlParams), security(("api_key" = ["agents:read"])))]
-async fn get_signed_url(caller: Caller, State(state): State<AppState>, Query(params): Query<SignedUrlParams>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+async fn get_signed_url(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<SignedUrlParams>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
     let agent_id = params.agent_id.filter(|a| !a.is_empty()).ok_or_else(|| {
-        ApiError::invalid(colloquy_core::validation::Violation::new(["query", "agent_id"], "missing", "Field required"))
+        ApiError::invalid(colloquy_core::validation::Violation::new(
+            ["query", "agent_id"],
+            "missing",
+            "Field required",
+        ))
     })?;
-    let row = state.store.get_agent(&caller.workspace_id, &agent_id).await.map_err(ApiError::from_store("agent"))?;
-    if params.branch_id.as_deref().is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
+    let row = state
+        .store
+        .get_agent(&caller.workspace_id, &agent_id)
+        .await
+        .map_err(ApiError::from_store("agent"))?;
+    if params
+        .branch_id
+        .as_deref()
+        .is_some_and(|b| !b.is_empty() && b != row.main_branch_id)
+    {
         return Err(ApiError::NotFound("branch"));
     }
     let token = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
     state
         .store
-        .insert_signature(&keys::hash_token(&token), &caller.workspace_id, &agent_id, time::now_secs() + SIGNATURE_TTL_SECS)
+        .insert_signature(
+            &keys::hash_token(&token),
+            &caller.workspace_id,
+            &agent_id,
+            time::now_secs() + SIGNATURE_TTL_SECS,
+        )
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let url = format!("{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}", socket_base(&state, &headers));
+    let url = format!(
+        "{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}",
+        socket_base(&state, &headers)
+    );
     Ok(Json(json!({ "signed_url": url })))
 }
 

@@ -53,13 +53,20 @@ pub fn client_events(agent_config: &Value, config_override: &Value) -> Option<Ve
         .pointer("/conversation/client_events")
         .or_else(|| agent_config.pointer("/conversation/client_events"))
         .and_then(Value::as_array)?;
-    let events: Vec<String> = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+    let events: Vec<String> = list
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
     (!events.is_empty()).then_some(events)
 }
 
 /// Dynamic variables as the engine takes them.
 pub fn dynamic_variables(data: &Value) -> Map<String, Value> {
-    data.get("dynamic_variables").and_then(Value::as_object).cloned().unwrap_or_default()
+    data.get("dynamic_variables")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -74,10 +81,17 @@ mod tests {
         let ok = json!({"agent": {"first_message": "hi", "prompt": {"llm": "x"}}, "tts": {}, "conversation": {}});
         assert!(refused(&ok, &allowed).is_empty());
         let bad = json!({"agent": {"prompt": {"prompt": "evil"}}, "tts": {"voice_id": "v"}, "asr": {"keywords": ["a"]}});
-        assert_eq!(refused(&bad, &allowed), vec!["agent.prompt.prompt", "asr.keywords", "tts.voice_id"]);
+        assert_eq!(
+            refused(&bad, &allowed),
+            vec!["agent.prompt.prompt", "asr.keywords", "tts.voice_id"]
+        );
         let nulls = json!({"agent": {"prompt": {"prompt": null}}});
-        assert!(refused(&nulls, &allowed).is_empty(), "null means no override");
-        let text = without_text_only(json!({"text_only": true, "conversation": {"text_only": false}}));
+        assert!(
+            refused(&nulls, &allowed).is_empty(),
+            "null means no override"
+        );
+        let text =
+            without_text_only(json!({"text_only": true, "conversation": {"text_only": false}}));
         assert!(refused(&text, &allowed).is_empty());
     }
 }

@@ -51,9 +51,17 @@ impl Outbox {
     /// Queues an event unless the client's `client_events` leave it out (the handshake, pings
     /// and errors always go).
     async fn send(&self, event: Value) {
-        let kind = event.get("type").and_then(Value::as_str).unwrap_or_default();
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let always = matches!(kind, "conversation_initiation_metadata" | "ping" | "error");
-        if !always && self.filter.as_ref().is_some_and(|f| !f.iter().any(|e| e == kind)) {
+        if !always
+            && self
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.iter().any(|e| e == kind))
+        {
             return;
         }
         let _ = self.tx.send(Outgoing::Json(event)).await;
@@ -83,7 +91,10 @@ impl ClientTools for SocketClientTools {
     async fn call(&self, call: ClientToolCall) -> ClientToolResult {
         let (tx, rx) = oneshot::channel();
         if call.expects_response {
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(call.tool_call_id.clone(), tx);
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(call.tool_call_id.clone(), tx);
         }
         self.outbox
             .send(json!({"type": "client_tool_call", "client_tool_call": {
@@ -97,7 +108,10 @@ impl ClientTools for SocketClientTools {
             return ClientToolResult::Sent;
         }
         let answer = tokio::time::timeout(call.timeout, rx).await;
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&call.tool_call_id);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&call.tool_call_id);
         match answer {
             Ok(Ok((result, is_error))) => ClientToolResult::Answered { result, is_error },
             Ok(Err(_)) => ClientToolResult::Disconnected,
@@ -112,7 +126,10 @@ enum Command {
 }
 
 fn close_frame(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
 /// Closes a socket that may not start a conversation.
@@ -129,11 +146,17 @@ fn audio_format(config: &Value, pointer: &str) -> String {
         .to_owned()
 }
 
-async fn next_json(stream: &mut futures_util::stream::SplitStream<WebSocket>) -> Option<Result<Value, String>> {
+async fn next_json(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Option<Result<Value, String>> {
     loop {
         match stream.next().await? {
-            Ok(Message::Text(text)) => return Some(serde_json::from_str(text.as_str()).map_err(|e| e.to_string())),
-            Ok(Message::Binary(bytes)) => return Some(serde_json::from_slice(&bytes).map_err(|e| e.to_string())),
+            Ok(Message::Text(text)) => {
+                return Some(serde_json::from_str(text.as_str()).map_err(|e| e.to_string()));
+            }
+            Ok(Message::Binary(bytes)) => {
+                return Some(serde_json::from_slice(&bytes).map_err(|e| e.to_string()));
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         }
@@ -157,7 +180,11 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         }
         let _ = sink.close().await;
     });
-    let mut outbox = Outbox { tx, next_event: Arc::new(AtomicU64::new(1)), filter: None };
+    let mut outbox = Outbox {
+        tx,
+        next_event: Arc::new(AtomicU64::new(1)),
+        filter: None,
+    };
 
     // Handshake: the client's initiation data comes first (a client that skips it starts
     // with no overrides, its first message handled as usual).
@@ -165,7 +192,13 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         Ok(Some(Ok(v))) if v["type"] == "conversation_initiation_client_data" => (v, None),
         Ok(Some(Ok(v))) => (json!({}), Some(v)),
         Ok(Some(Err(e))) => {
-            outbox.error(1008, "invalid_message", &format!("The first message is not JSON: {e}")).await;
+            outbox
+                .error(
+                    1008,
+                    "invalid_message",
+                    &format!("The first message is not JSON: {e}"),
+                )
+                .await;
             outbox.close(1008, "invalid message").await;
             let _ = writer.await;
             return;
@@ -173,47 +206,75 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         Ok(None) => return,
         Err(_) => (json!({}), None),
     };
-    let config_override = overrides::without_text_only(init.get("conversation_config_override").cloned().unwrap_or(Value::Null));
-    let allowed = agent.platform_settings.pointer("/overrides/conversation_config_override").cloned().unwrap_or(Value::Null);
+    let config_override = overrides::without_text_only(
+        init.get("conversation_config_override")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    let allowed = agent
+        .platform_settings
+        .pointer("/overrides/conversation_config_override")
+        .cloned()
+        .unwrap_or(Value::Null);
     let refused = overrides::refused(&config_override, &allowed);
     if !refused.is_empty() {
-        let message = format!("Override for {} is not allowed by the agent's security settings", refused.join(", "));
+        let message = format!(
+            "Override for {} is not allowed by the agent's security settings",
+            refused.join(", ")
+        );
         outbox.error(1008, "override_error", &message).await;
         outbox.close(1008, "override not allowed").await;
         let _ = writer.await;
         return;
     }
-    outbox.filter = overrides::client_events(&agent.conversation_config, &config_override).map(Arc::new);
+    outbox.filter =
+        overrides::client_events(&agent.conversation_config, &config_override).map(Arc::new);
     if config_override.is_object() {
         agent.apply_override(config_override);
     }
     let extra_body = init
         .get("custom_llm_extra_body")
         .and_then(Value::as_object)
-        .filter(|_| agent.platform_settings.pointer("/overrides/custom_llm_extra_body") == Some(&Value::Bool(true)))
+        .filter(|_| {
+            agent
+                .platform_settings
+                .pointer("/overrides/custom_llm_extra_body")
+                == Some(&Value::Bool(true))
+        })
         .cloned();
-    let mut mocks: MockSettings = init.get("tool_mock_config").cloned().and_then(|m| serde_json::from_value(m).ok()).unwrap_or_default();
+    let mut mocks: MockSettings = init
+        .get("tool_mock_config")
+        .cloned()
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default();
     mocks.overrides = None;
     let pending: Pending = Arc::default();
     let opts = StartOptions {
         dynamic_variables: overrides::dynamic_variables(&init),
-        user_id: init.get("user_id").and_then(Value::as_str).map(str::to_owned),
+        user_id: init
+            .get("user_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         mocks,
         extra_body,
         initiation_data: init.clone(),
-        client: Some(Arc::new(SocketClientTools { outbox: outbox.clone(), pending: pending.clone() })),
+        client: Some(Arc::new(SocketClientTools {
+            outbox: outbox.clone(),
+            pending: pending.clone(),
+        })),
     };
     let config = agent.conversation_config.clone();
     let workspace_id = agent.workspace_id.clone();
-    let conversation = match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
-        Ok(c) => c,
-        Err(e) => {
-            outbox.error(1011, e.error_type(), &e.to_string()).await;
-            outbox.close(1011, "could not start the conversation").await;
-            let _ = writer.await;
-            return;
-        }
-    };
+    let conversation =
+        match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                outbox.error(1011, e.error_type(), &e.to_string()).await;
+                outbox.close(1011, "could not start the conversation").await;
+                let _ = writer.await;
+                return;
+            }
+        };
     let conversation_id = conversation.id().to_owned();
     outbox
         .send(json!({"type": "conversation_initiation_metadata", "conversation_initiation_metadata_event": {
@@ -228,12 +289,30 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
 
     let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, mut ended) = oneshot::channel::<()>();
-    let engine = tokio::spawn(engine_task(conversation, command_rx, outbox.clone(), ended_tx));
+    let engine = tokio::spawn(engine_task(
+        conversation,
+        command_rx,
+        outbox.clone(),
+        ended_tx,
+    ));
     if let Some(first) = early {
-        handle(first, &commands, &outbox, &pending, &state, &workspace_id, &conversation_id).await;
+        handle(
+            first,
+            &commands,
+            &outbox,
+            &pending,
+            &state,
+            &workspace_id,
+            &conversation_id,
+        )
+        .await;
     }
 
-    let max_duration = config.pointer("/conversation/max_duration_seconds").and_then(Value::as_u64).filter(|s| *s > 0).unwrap_or(600);
+    let max_duration = config
+        .pointer("/conversation/max_duration_seconds")
+        .and_then(Value::as_u64)
+        .filter(|s| *s > 0)
+        .unwrap_or(600);
     let deadline = tokio::time::sleep(Duration::from_secs(max_duration));
     tokio::pin!(deadline);
     let silence = config
@@ -289,44 +368,89 @@ async fn handle(
     conversation_id: &str,
 ) {
     if message.get("user_audio_chunk").is_some() {
-        outbox.error(1008, "value_error", "Audio input is not supported: this server holds text conversations only").await;
+        outbox
+            .error(
+                1008,
+                "value_error",
+                "Audio input is not supported: this server holds text conversations only",
+            )
+            .await;
         return;
     }
-    match message.get("type").and_then(Value::as_str).unwrap_or_default() {
+    match message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+    {
         "user_message" => {
-            let text = message.get("text").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = message
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let _ = commands.send(Command::User(text)).await;
         }
         "contextual_update" => {
-            let text = message.get("text").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = message
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let _ = commands.send(Command::Context(text)).await;
         }
         "client_tool_result" => {
-            let id = message.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
+            let id = message
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let result = match message.get("result") {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
                 None => String::new(),
             };
-            let is_error = message.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+            let is_error = message
+                .get("is_error")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             if let Some(waiter) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(id) {
                 let _ = waiter.send((result, is_error));
             }
         }
         "feedback" => {
-            let score = message.get("score").and_then(Value::as_str).filter(|s| *s == "like" || *s == "dislike");
-            let _ = state.store.set_conversation_feedback(workspace_id, conversation_id, score).await;
+            let score = message
+                .get("score")
+                .and_then(Value::as_str)
+                .filter(|s| *s == "like" || *s == "dislike");
+            let _ = state
+                .store
+                .set_conversation_feedback(workspace_id, conversation_id, score)
+                .await;
         }
-        "user_activity" | "pong" | "conversation_initiation_client_data" | "mcp_tool_approval_result" | "multimodal_message" => {}
+        "user_activity"
+        | "pong"
+        | "conversation_initiation_client_data"
+        | "mcp_tool_approval_result"
+        | "multimodal_message" => {}
         other => {
-            outbox.error(1008, "invalid_message", &format!("Unknown message type {other:?}")).await;
+            outbox
+                .error(
+                    1008,
+                    "invalid_message",
+                    &format!("Unknown message type {other:?}"),
+                )
+                .await;
         }
     }
 }
 
 /// Owns the conversation: runs one command at a time and ends the conversation when the
 /// client leaves or the agent ends the call.
-async fn engine_task(mut conversation: Conversation, mut commands: mpsc::Receiver<Command>, outbox: Outbox, ended: oneshot::Sender<()>) {
+async fn engine_task(
+    mut conversation: Conversation,
+    mut commands: mpsc::Receiver<Command>,
+    outbox: Outbox,
+    ended: oneshot::Sender<()>,
+) {
     let mut ending = Ending::Normal("the client disconnected".into());
     while let Some(command) = commands.recv().await {
         let text = match command {
@@ -384,15 +508,27 @@ async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, start
             outbox.send(json!({"type": "agent_chat_response_part", "text_response_part": {"text": text, "type": "delta", "event_id": turn_event}})).await;
         }
         // Client tools announce themselves with `client_tool_call`.
-        TurnEvent::ToolRequest { kind, .. } | TurnEvent::ToolResponse { kind, .. } if kind == "client" => {}
-        TurnEvent::ToolRequest { call_id, name, kind, .. } => {
+        TurnEvent::ToolRequest { kind, .. } | TurnEvent::ToolResponse { kind, .. }
+            if kind == "client" => {}
+        TurnEvent::ToolRequest {
+            call_id,
+            name,
+            kind,
+            ..
+        } => {
             outbox
                 .send(json!({"type": "agent_tool_request", "agent_tool_request": {
                     "tool_name": name, "tool_call_id": call_id, "tool_type": kind, "event_id": turn_event,
                 }}))
                 .await;
         }
-        TurnEvent::ToolResponse { call_id, name, kind, is_error, .. } => {
+        TurnEvent::ToolResponse {
+            call_id,
+            name,
+            kind,
+            is_error,
+            ..
+        } => {
             outbox
                 .send(json!({"type": "agent_tool_response", "agent_tool_response": {
                     "tool_name": name, "tool_call_id": call_id, "tool_type": kind, "is_error": is_error, "is_called": true, "event_id": turn_event,
