@@ -168,6 +168,63 @@ def test_tools_crud_dependents_and_executions():
     assert agents.get(agent_id).conversation_config.agent.prompt.tool_ids == []
 
 
+def _live(agent_id, requires_auth):
+    import threading
+    import time
+
+    from elevenlabs.conversational_ai.conversation import ClientTools, Conversation
+
+    tools = ClientTools()
+    tools.register("show_map", lambda params: f"map of {params['city']}")
+    responses = []
+    conversation = Conversation(
+        client,
+        agent_id,
+        requires_auth=requires_auth,
+        client_tools=tools,
+        callback_agent_response=responses.append,
+    )
+
+    def wait_for(predicate):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if any(predicate(r) for r in responses):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no matching agent response in {responses}")
+
+    conversation.start_session()
+    try:
+        wait_for(lambda r: r == "Hello from Colloquy!")
+        conversation.send_user_message("what is the weather")
+        wait_for(lambda r: "sunny" in r)
+        conversation.send_user_message("show me a map")
+        wait_for(lambda r: "map of Lyon" in r)
+    finally:
+        conversation.end_session()
+    conversation_id = conversation.wait_for_session_end()
+    assert conversation_id, "the SDK learned the conversation id"
+    deadline = time.time() + 5
+    while True:
+        got = client.conversational_ai.conversations.get(conversation_id)
+        if got.status == "done" or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert got.agent_id == agent_id and got.status == "done", got.status
+    messages = [t.message for t in got.transcript if t.role == "agent"]
+    assert "Hello from Colloquy!" in messages
+    listed = client.conversational_ai.conversations.list(agent_id=agent_id)
+    assert any(c.conversation_id == conversation_id for c in listed.conversations)
+
+
+def test_live_conversation_public_agent():
+    _live(os.environ["COLLOQUY_PUBLIC_AGENT"], requires_auth=False)
+
+
+def test_live_conversation_private_agent_signed_url():
+    _live(os.environ["COLLOQUY_PRIVATE_AGENT"], requires_auth=True)
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:

@@ -1,0 +1,64 @@
+"""Deterministic stand-ins for the outside world during compatibility tests, on one loopback port:
+an OpenAI-compatible chat-completions endpoint (streamed as SSE) and a webhook target.
+
+The fake LLM answers by the last message: a tool result is echoed ("Tool said: ..."); a user
+message containing "weather" calls get_weather, "map" calls show_map, "bye" calls end_call;
+anything else is echoed ("You said: ..."). Prints the port, then serves until killed.
+"""
+
+import json
+import sys
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def reply_for(messages):
+    last = messages[-1]
+    if last.get("role") == "tool":
+        return {"text": f"Tool said: {last.get('content')}"}
+    text = last.get("content") or ""
+    for word, tool, args in [("weather", "get_weather", {"city": "Paris"}), ("map", "show_map", {"city": "Lyon"}), ("bye", "end_call", {})]:
+        if word in text:
+            return {"call": (tool, args)}
+    return {"text": f"You said: {text}"}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path.endswith("/chat/completions"):
+            request = json.loads(body)
+            reply = reply_for(request["messages"])
+            chunks = []
+            if "text" in reply:
+                for word in reply["text"].split(" "):
+                    chunks.append({"choices": [{"index": 0, "delta": {"content": word + " "}}]})
+            else:
+                name, args = reply["call"]
+                call = {"index": 0, "id": f"call_{uuid.uuid4().hex}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+                chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+            payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+            self._send(200, "text/event-stream", payload)
+        elif self.path.startswith("/weather"):
+            self._send(200, "application/json", json.dumps({"forecast": "sunny", "request": json.loads(body or b"{}")}))
+        else:
+            self._send(404, "text/plain", "not found")
+
+    def _send(self, status, content_type, text):
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
