@@ -394,20 +394,39 @@ impl Conversation {
         text: &str,
         events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {
-        self.vars.insert(
-            "system__agent_turns".into(),
-            json!(
-                self.transcript
-                    .iter()
-                    .filter(|t| t["role"] == "agent")
-                    .count()
-            ),
-        );
-        self.vars
-            .insert("system__call_duration_secs".into(), json!(self.secs()));
         self.history.push(ChatMessage::text(Role::User, text));
         self.transcript
             .push(transcript_entry("user", text, self.secs()));
+        self.respond(events).await
+    }
+
+    /// The user has not answered within the turn timeout: the agent takes a turn to re-engage
+    /// them (the note is in the agent's history, not in the transcript).
+    pub async fn reengage(
+        &mut self,
+        silent_secs: u64,
+        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        self.history.push(ChatMessage::text(
+            Role::User,
+            format!("[The user has not replied for {silent_secs} seconds. Briefly check whether they are still there.]"),
+        ));
+        self.respond(events).await
+    }
+
+    async fn respond(
+        &mut self,
+        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        let agent_turns = self
+            .transcript
+            .iter()
+            .filter(|t| t["role"] == "agent")
+            .count();
+        self.vars
+            .insert("system__agent_turns".into(), json!(agent_turns));
+        self.vars
+            .insert("system__call_duration_secs".into(), json!(self.secs()));
         let result = self.agent_turn(events).await;
         if let Err(e) = &result {
             self.error =

@@ -595,3 +595,52 @@ async fn two_hundred_concurrent_live_conversations() {
         assert_eq!(calls.as_array().unwrap().len(), 1);
     }
 }
+
+/// A user silent for the turn timeout is re-engaged once, until they speak again.
+#[tokio::test]
+async fn silent_users_are_reengaged_after_the_turn_timeout() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if last.contains("has not replied") {
+            text("Are you still there?")
+        } else {
+            text("Sure.")
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let id = agent(&app, json!({"conversation_config": {"agent": {"first_message": "Hi"}, "turn": {"turn_timeout": 1}}})).await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={id}")), &[]).await;
+    send(
+        &mut ws,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "conversation_initiation_metadata"
+    );
+    assert_eq!(
+        next(&mut ws).await["agent_response_event"]["agent_response"],
+        "Hi"
+    );
+    let started = std::time::Instant::now();
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "Are you still there?"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Once per silence: nothing more arrives until the user speaks.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(llm.requests().len(), 1, "re-engaged only once");
+    send(&mut ws, json!({"type": "user_message", "text": "yes"})).await;
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "Sure."
+    );
+}

@@ -123,6 +123,8 @@ impl ClientTools for SocketClientTools {
 enum Command {
     User(String),
     Context(String),
+    /// The user stayed silent for the turn timeout (seconds).
+    Reengage(u64),
 }
 
 fn close_frame(code: u16, reason: &str) -> Message {
@@ -283,17 +285,20 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
             "user_input_audio_format": audio_format(&config, "/asr/user_input_audio_format"),
         }}))
         .await;
+    let greeted = conversation.first_message().is_some();
     if let Some(first) = conversation.first_message() {
         outbox.send(json!({"type": "agent_response", "agent_response_event": {"agent_response": first, "event_id": outbox.event_id()}})).await;
     }
 
     let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, mut ended) = oneshot::channel::<()>();
+    let (turns_done, mut turn_finished) = mpsc::unbounded_channel::<()>();
     let engine = tokio::spawn(engine_task(
         conversation,
         command_rx,
         outbox.clone(),
         ended_tx,
+        turns_done,
     ));
     if let Some(first) = early {
         handle(
@@ -322,16 +327,43 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         .map(Duration::from_secs_f64);
     let quiet = tokio::time::sleep(silence.unwrap_or(Duration::from_secs(u64::from(u32::MAX))));
     tokio::pin!(quiet);
+    // Turn timeout: after the agent's turn, a user who stays silent this long is re-engaged,
+    // once per silence (the re-engaging turn does not re-arm the timer; the user's next turn
+    // does). The first message counts as a turn.
+    let turn_timeout = config
+        .pointer("/turn/turn_timeout")
+        .and_then(Value::as_f64)
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64);
+    let far = Duration::from_secs(u64::from(u32::MAX));
+    let waiting = tokio::time::sleep(turn_timeout.filter(|_| greeted).unwrap_or(far));
+    tokio::pin!(waiting);
+    let mut reengaging = false;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         tokio::select! {
+            Some(()) = turn_finished.recv() => {
+                if let Some(t) = turn_timeout.filter(|_| !reengaging) {
+                    waiting.as_mut().reset(tokio::time::Instant::now() + t);
+                }
+                reengaging = false;
+            }
+            () = &mut waiting => {
+                reengaging = true;
+                waiting.as_mut().reset(tokio::time::Instant::now() + far);
+                let secs = turn_timeout.map_or(0, |t| t.as_secs());
+                let _ = commands.send(Command::Reengage(secs)).await;
+            }
             incoming = next_json(&mut stream) => match incoming {
                 None => break,
                 Some(Err(e)) => outbox.error(1008, "invalid_message", &format!("The message is not JSON: {e}")).await,
                 Some(Ok(message)) => {
                     if let Some(s) = silence {
                         quiet.as_mut().reset(tokio::time::Instant::now() + s);
+                    }
+                    if matches!(message["type"].as_str(), Some("user_message" | "user_activity")) {
+                        waiting.as_mut().reset(tokio::time::Instant::now() + far);
                     }
                     handle(message, &commands, &outbox, &pending, &state, &workspace_id, &conversation_id).await;
                 }
@@ -450,17 +482,21 @@ async fn engine_task(
     mut commands: mpsc::Receiver<Command>,
     outbox: Outbox,
     ended: oneshot::Sender<()>,
+    turns_done: mpsc::UnboundedSender<()>,
 ) {
     let mut ending = Ending::Normal("the client disconnected".into());
     while let Some(command) = commands.recv().await {
-        let text = match command {
+        let (user_text, silent_secs) = match command {
             Command::Context(text) => {
                 conversation.add_context(&text);
                 continue;
             }
-            Command::User(text) => text,
+            Command::User(text) => (Some(text), 0),
+            Command::Reengage(secs) => (None, secs),
         };
-        outbox.send(json!({"type": "user_transcript", "user_transcription_event": {"user_transcript": text, "event_id": outbox.event_id()}})).await;
+        if let Some(text) = &user_text {
+            outbox.send(json!({"type": "user_transcript", "user_transcription_event": {"user_transcript": text, "event_id": outbox.event_id()}})).await;
+        }
         let turn_event = outbox.event_id();
         let (events, mut event_rx) = mpsc::unbounded_channel::<TurnEvent>();
         let forward = {
@@ -475,7 +511,10 @@ async fn engine_task(
                 }
             })
         };
-        let result = conversation.user_message(&text, Some(&events)).await;
+        let result = match &user_text {
+            Some(text) => conversation.user_message(text, Some(&events)).await,
+            None => conversation.reengage(silent_secs, Some(&events)).await,
+        };
         drop(events);
         let _ = forward.await;
         match result {
@@ -491,6 +530,7 @@ async fn engine_task(
             }
             Err(e) => outbox.error(1011, e.error_type(), &e.to_string()).await,
         }
+        let _ = turns_done.send(());
     }
     if let Err(e) = conversation.end(ending).await {
         tracing::error!(error = %e, conversation = conversation.id(), "could not record the end of a conversation");
