@@ -83,7 +83,7 @@ mod tests {
         let bad = json!({"agent": {"prompt": {"prompt": "evil"}}, "tts": {"voice_id": "v"}, "asr": {"keywords": ["a"]}});
         assert_eq!(
             refused(&bad, &allowed),
-            vec!["agent.prompt.prompt", "asr.keywords", "tts.voice_id"]
+            vec!["agent.prompt.prompt", "tts.voice_id", "asr.keywords"]
         );
         let nulls = json!({"agent": {"prompt": {"prompt": null}}});
         assert!(
