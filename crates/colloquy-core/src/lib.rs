@@ -13,6 +13,7 @@ pub mod schema;
 pub mod scope;
 pub mod secret_key;
 pub mod template;
+pub mod tests;
 pub mod time;
 pub mod tools;
 pub mod validation;

@@ -14,6 +14,7 @@ mod conversations;
 mod db;
 mod error;
 mod secrets;
+mod tests;
 mod tools;
 mod workspaces;
 
@@ -33,6 +34,7 @@ pub use conversations::{
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use secrets::{SecretRecord, SecretStore};
+pub use tests::{NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };
@@ -54,6 +56,7 @@ pub trait Store:
     + AuditStore
     + ConversationStore
     + AccessStore
+    + TestStore
     + Send
     + Sync
     + 'static

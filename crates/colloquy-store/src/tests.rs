@@ -1,0 +1,409 @@
+//! Agent tests and test folders ("test entities").
+
+use async_trait::async_trait;
+
+use crate::db::{begin_write, run};
+use crate::{SqlStore, StoreError, StoreResult};
+
+/// A test or folder as read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TestEntityRow {
+    /// `test_...` or `tfld_...`.
+    pub id: String,
+    /// `llm`, `tool`, `simulation` or `folder`.
+    pub test_type: String,
+    /// Name.
+    pub name: String,
+    /// Parent folder, `None` at the root.
+    pub parent_folder_id: Option<String>,
+    /// Creator.
+    pub created_by: String,
+    /// Creator's name.
+    pub creator_name: String,
+    /// Creator's email.
+    pub creator_email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// The test's document (JSON text; `{}` for folders).
+    pub document: String,
+}
+
+/// A new test or folder.
+#[derive(Debug, Clone)]
+pub struct NewTestEntity {
+    /// Id.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Type (`folder` for folders).
+    pub test_type: String,
+    /// Name.
+    pub name: String,
+    /// Parent folder.
+    pub parent_folder_id: Option<String>,
+    /// Creator.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Document text.
+    pub document: String,
+}
+
+/// Where listed entities must be.
+#[derive(Debug, Clone, Default)]
+pub enum ParentFilter {
+    /// Anywhere.
+    #[default]
+    Any,
+    /// At the root.
+    Root,
+    /// In this folder.
+    Folder(String),
+}
+
+/// Filters of the tests list.
+#[derive(Debug, Clone, Default)]
+pub struct TestFilter {
+    /// Lower-cased substring of the name.
+    pub search: Option<String>,
+    /// Location.
+    pub parent: ParentFilter,
+    /// Types to include (`folder` included means folders).
+    pub types: Vec<String>,
+    /// Only created by this user.
+    pub created_by: Option<String>,
+    /// Only not created by this user (shared with them).
+    pub not_created_by: Option<String>,
+}
+
+/// One page.
+#[derive(Debug, Clone)]
+pub struct TestPage {
+    /// Folders before tests.
+    pub folders_first: bool,
+    /// Continue after this (is_folder, created_at, id).
+    pub after: Option<(i64, i64, String)>,
+    /// Rows to return.
+    pub limit: u32,
+}
+
+/// Agent tests and folders.
+#[async_trait]
+pub trait TestStore {
+    /// Stores a test or folder.
+    async fn insert_test_entity(&self, entity: &NewTestEntity) -> StoreResult<()>;
+    /// One entity of the workspace.
+    async fn get_test_entity(&self, workspace_id: &str, id: &str) -> StoreResult<TestEntityRow>;
+    /// The workspace's entities among `ids`.
+    async fn get_test_entities(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<TestEntityRow>>;
+    /// Every folder of the workspace (documents empty), for paths and tree checks.
+    async fn test_folders(&self, workspace_id: &str) -> StoreResult<Vec<TestEntityRow>>;
+    /// How many entities each folder directly holds: `(folder id, count)`.
+    async fn test_folder_sizes(&self, workspace_id: &str) -> StoreResult<Vec<(String, i64)>>;
+    /// A page of entities, newest first (folders first when asked).
+    async fn list_test_entities(
+        &self,
+        workspace_id: &str,
+        filter: &TestFilter,
+        page: &TestPage,
+    ) -> StoreResult<Vec<TestEntityRow>>;
+    /// Replaces a test (or renames a folder: document ignored for folders).
+    async fn update_test_entity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: &str,
+        parent_folder_id: Option<&str>,
+        document: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Moves entities to a folder (or the root).
+    async fn move_test_entities(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+        parent_folder_id: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Deletes entities.
+    async fn delete_test_entities(&self, workspace_id: &str, ids: &[String]) -> StoreResult<()>;
+}
+
+const SELECT: &str = "SELECT e.id, e.test_type, e.name, e.parent_folder_id, e.created_by, u.name AS creator_name, \
+     u.email AS creator_email, e.created_at, e.updated_at";
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Appends `clause` with its `?` numbered as the next parameter, bound to `b`.
+fn push(sql: &mut String, binds: &mut Vec<Bind>, b: Bind, clause: &str) {
+    binds.push(b);
+    sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+}
+
+fn placeholders(start: usize, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("${}", start + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait]
+impl TestStore for SqlStore {
+    async fn insert_test_entity(&self, e: &NewTestEntity) -> StoreResult<()> {
+        run!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO test_entities (id, workspace_id, test_type, is_folder, name, name_lower, parent_folder_id, \
+                 created_by, created_at, updated_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+            )
+            .bind(&e.id)
+            .bind(&e.workspace_id)
+            .bind(&e.test_type)
+            .bind(i64::from(e.test_type == "folder"))
+            .bind(&e.name)
+            .bind(e.name.to_lowercase())
+            .bind(&e.parent_folder_id)
+            .bind(&e.created_by)
+            .bind(e.created_at)
+            .bind(&e.document)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    async fn get_test_entity(&self, workspace_id: &str, id: &str) -> StoreResult<TestEntityRow> {
+        let sql = format!(
+            "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1 AND e.id = $2"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn get_test_entities(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<TestEntityRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by \
+             WHERE e.workspace_id = $1 AND e.id IN ({})",
+            placeholders(2, ids.len())
+        );
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn test_folders(&self, workspace_id: &str) -> StoreResult<Vec<TestEntityRow>> {
+        let sql = format!(
+            "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by \
+             WHERE e.workspace_id = $1 AND e.is_folder = 1"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn test_folder_sizes(&self, workspace_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT parent_folder_id, COUNT(*) FROM test_entities \
+                 WHERE workspace_id = $1 AND parent_folder_id IS NOT NULL GROUP BY parent_folder_id",
+            )
+            .bind(workspace_id)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    async fn list_test_entities(
+        &self,
+        workspace_id: &str,
+        filter: &TestFilter,
+        page: &TestPage,
+    ) -> StoreResult<Vec<TestEntityRow>> {
+        let mut binds = vec![Bind::Text(workspace_id.to_owned())];
+        let mut sql = format!(
+            "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1"
+        );
+        if let Some(s) = &filter.search {
+            let escaped: String = s
+                .chars()
+                .flat_map(|c| {
+                    if matches!(c, '%' | '_' | '\\') {
+                        vec!['\\', c]
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            push(
+                &mut sql,
+                &mut binds,
+                Bind::Text(format!("%{escaped}%")),
+                " AND e.name_lower LIKE ? ESCAPE '\\'",
+            );
+        }
+        match &filter.parent {
+            ParentFilter::Any => {}
+            ParentFilter::Root => sql.push_str(" AND e.parent_folder_id IS NULL"),
+            ParentFilter::Folder(f) => push(
+                &mut sql,
+                &mut binds,
+                Bind::Text(f.clone()),
+                " AND e.parent_folder_id = ?",
+            ),
+        }
+        if let Some(u) = &filter.created_by {
+            push(
+                &mut sql,
+                &mut binds,
+                Bind::Text(u.clone()),
+                " AND e.created_by = ?",
+            );
+        }
+        if let Some(u) = &filter.not_created_by {
+            push(
+                &mut sql,
+                &mut binds,
+                Bind::Text(u.clone()),
+                " AND e.created_by <> ?",
+            );
+        }
+        if !filter.types.is_empty() {
+            let start = binds.len() + 1;
+            for t in &filter.types {
+                binds.push(Bind::Text(t.clone()));
+            }
+            sql.push_str(&format!(
+                " AND e.test_type IN ({})",
+                placeholders(start, filter.types.len())
+            ));
+        }
+        if let Some((folder, at, id)) = &page.after {
+            binds.push(Bind::Int(*at));
+            let a = binds.len();
+            binds.push(Bind::Text(id.clone()));
+            let i = binds.len();
+            let by_time = format!("(e.created_at < ${a} OR (e.created_at = ${a} AND e.id < ${i}))");
+            if page.folders_first {
+                binds.push(Bind::Int(*folder));
+                let f = binds.len();
+                sql.push_str(&format!(
+                    " AND (e.is_folder < ${f} OR (e.is_folder = ${f} AND {by_time}))"
+                ));
+            } else {
+                sql.push_str(&format!(" AND {by_time}"));
+            }
+        }
+        binds.push(Bind::Int(i64::from(page.limit)));
+        let order = if page.folders_first {
+            "e.is_folder DESC, e.created_at DESC, e.id DESC"
+        } else {
+            "e.created_at DESC, e.id DESC"
+        };
+        sql.push_str(&format!(" ORDER BY {order} LIMIT ${}", binds.len()));
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(n) => q.bind(*n),
+                };
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn update_test_entity(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: &str,
+        parent_folder_id: Option<&str>,
+        document: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE test_entities SET name = $3, name_lower = $4, parent_folder_id = $5, document = $6, updated_at = $7 \
+                 WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(name)
+            .bind(name.to_lowercase())
+            .bind(parent_folder_id)
+            .bind(document)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn move_test_entities(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+        parent_folder_id: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            for id in ids {
+                sqlx::query("UPDATE test_entities SET parent_folder_id = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(parent_folder_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_test_entities(&self, workspace_id: &str, ids: &[String]) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            for id in ids {
+                sqlx::query("DELETE FROM test_entities WHERE workspace_id = $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
