@@ -2,6 +2,7 @@
 //! cursors and page sizes, the secret key that seals workspace secrets, and the shape of a
 //! validation failure. Every other crate builds on these; none of them lives here twice.
 
+pub mod agent_tests;
 pub mod agents;
 pub mod cursor;
 pub mod ids;
@@ -13,7 +14,6 @@ pub mod schema;
 pub mod scope;
 pub mod secret_key;
 pub mod template;
-pub mod tests;
 pub mod time;
 pub mod tools;
 pub mod validation;

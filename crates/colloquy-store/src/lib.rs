@@ -7,6 +7,7 @@
 //! per backend are marked where they are written. Schemas live in `migrations/{sqlite,postgres}`.
 
 mod access;
+mod agent_tests;
 mod agents;
 mod api_keys;
 mod audit;
@@ -14,7 +15,6 @@ mod conversations;
 mod db;
 mod error;
 mod secrets;
-mod tests;
 mod tools;
 mod workspaces;
 
@@ -23,6 +23,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use access::AccessStore;
+pub use agent_tests::{
+    NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore,
+};
 pub use agents::{
     AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, NewAgent, SortValue,
 };
@@ -34,7 +37,6 @@ pub use conversations::{
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use secrets::{SecretRecord, SecretStore};
-pub use tests::{NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };

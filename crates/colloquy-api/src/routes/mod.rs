@@ -1,6 +1,7 @@
 //! The routers of every resource, one module each, and the top-level composition.
 
 pub mod access;
+pub mod agent_testing;
 pub mod agents;
 pub mod conversation_ws;
 pub mod conversations;
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(agents::router())
+        .merge(agent_testing::router())
         .merge(conversation_ws::router())
         .merge(conversations::router())
         .merge(secrets::router())

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod agent_testing;
 mod agents;
 mod audit;
 mod auth;

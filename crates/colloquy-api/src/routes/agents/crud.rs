@@ -15,6 +15,7 @@ use super::view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, MaybeJson, Query};
+use crate::routes::agent_testing::check_attached_tests;
 use crate::state::AppState;
 
 /// Attempts at a PATCH that races with another writer before giving up with 409.
@@ -125,6 +126,7 @@ pub(super) async fn create_agent(
 ) -> ApiResult<Json<Value>> {
     let doc = agents::prepare_create(body).map_err(ApiError::Invalid)?;
     check_tools(&state, &caller, &doc).await?;
+    check_attached_tests(&state, &caller, doc.document.get("platform_settings")).await?;
     let agent_id = insert(&state, &caller, &doc).await?;
     Ok(Json(json!({ "agent_id": agent_id })))
 }
@@ -203,6 +205,7 @@ pub(super) async fn update_agent(
         let updated =
             agents::apply_patch(current.to_body(), patch.clone()).map_err(ApiError::Invalid)?;
         check_tools(&state, &caller, &updated).await?;
+        check_attached_tests(&state, &caller, updated.document.get("platform_settings")).await?;
         let content = content(&updated)?;
         match state
             .store

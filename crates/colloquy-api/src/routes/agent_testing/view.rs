@@ -1,0 +1,195 @@
+//! Wire views of tests and folders, folder paths, and the checks shared by the handlers.
+
+use std::collections::HashMap;
+
+use colloquy_core::validation::{LocItem, Violation};
+use colloquy_store::TestEntityRow;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::access::access_info;
+use crate::state::AppState;
+
+/// The workspace's folders by id, for paths and tree checks.
+pub struct Folders(pub HashMap<String, TestEntityRow>);
+
+impl Folders {
+    /// Loads them.
+    pub async fn load(state: &AppState, caller: &Caller) -> ApiResult<Folders> {
+        let rows = state
+            .store
+            .test_folders(&caller.workspace_id)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Folders(
+            rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
+        ))
+    }
+
+    /// `[{id, name}, ...]` from the root down to (and including) `folder`.
+    pub fn path(&self, folder: Option<&str>) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut current = folder.map(str::to_owned);
+        while let Some(id) = current {
+            let Some(f) = self.0.get(&id) else { break };
+            out.push(json!({"id": f.id, "name": f.name}));
+            current = f.parent_folder_id.clone();
+            if out.len() > self.0.len() {
+                break;
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    /// Whether `folder` is `ancestor` or inside it.
+    pub fn within(&self, folder: &str, ancestor: &str) -> bool {
+        let mut current = Some(folder.to_owned());
+        let mut steps = 0;
+        while let Some(id) = current {
+            if id == ancestor {
+                return true;
+            }
+            steps += 1;
+            if steps > self.0.len() {
+                return false;
+            }
+            current = self.0.get(&id).and_then(|f| f.parent_folder_id.clone());
+        }
+        false
+    }
+}
+
+/// The `UnitTestSummaryResponseModel` of a test or folder.
+pub fn summary(
+    row: &TestEntityRow,
+    folders: &Folders,
+    sizes: &HashMap<String, i64>,
+    caller: &Caller,
+) -> Value {
+    let folder = row.test_type == "folder";
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "access_info": access_info(&row.created_by, &row.creator_name, &row.creator_email, caller),
+        "created_at_unix_secs": row.created_at,
+        "last_updated_at_unix_secs": row.updated_at,
+        "type": row.test_type,
+        "entity_type": if folder { "folder" } else { "test" },
+        "folder_parent_id": row.parent_folder_id,
+        "folder_path": folders.path(row.parent_folder_id.as_deref()),
+        "children_count": if folder { json!(sizes.get(&row.id).copied().unwrap_or(0)) } else { Value::Null },
+        "conversation_initiation_source": if folder { Value::Null } else {
+            serde_json::from_str::<Value>(&row.document).ok().and_then(|d| d.get("conversation_initiation_source").cloned()).unwrap_or(Value::Null)
+        },
+    })
+}
+
+/// The full test (`Get*ResponseModel`): its document with id, name and folder.
+pub fn full(row: &TestEntityRow) -> ApiResult<Value> {
+    let doc: Map<String, Value> = serde_json::from_str(&row.document)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("test {} document: {e}", row.id)))?;
+    let mut out = Map::with_capacity(doc.len() + 3);
+    out.insert("id".into(), json!(row.id));
+    out.insert("name".into(), json!(row.name));
+    out.extend(doc);
+    out.insert("parent_folder_id".into(), json!(row.parent_folder_id));
+    Ok(Value::Object(out))
+}
+
+/// A folder a write names must be a folder of the workspace.
+pub fn check_folder(folders: &Folders, folder: Option<&str>, loc: &[&str]) -> ApiResult<()> {
+    match folder {
+        Some(id) if !folders.0.contains_key(id) => Err(ApiError::invalid(Violation::new(
+            loc.iter().map(|k| LocItem::from(*k)).collect::<Vec<_>>(),
+            "value_error",
+            format!("Folder {id} does not exist"),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The tools a test names must exist in the workspace.
+pub async fn check_tool_refs(
+    state: &AppState,
+    caller: &Caller,
+    refs: &[(Vec<LocItem>, String)],
+) -> ApiResult<()> {
+    let ids: Vec<String> = refs.iter().map(|(_, id)| id.clone()).collect();
+    let found = state
+        .store
+        .get_tools(&caller.workspace_id, &ids)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let violations: Vec<Violation> = refs
+        .iter()
+        .filter(|(_, id)| !found.iter().any(|t| &t.id == id))
+        .map(|(loc, id)| Violation {
+            loc: loc.clone(),
+            msg: format!("Tool {id} does not exist"),
+            kind: "value_error".into(),
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
+}
+
+/// An agent's `platform_settings.testing.attached_tests` must name tests of its workspace.
+pub async fn check_attached_tests(
+    state: &AppState,
+    caller: &Caller,
+    platform_settings: Option<&Value>,
+) -> ApiResult<()> {
+    let attached: Vec<String> = platform_settings
+        .and_then(|p| p.pointer("/testing/attached_tests"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            t.get("test_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    if attached.is_empty() {
+        return Ok(());
+    }
+    let found = state
+        .store
+        .get_test_entities(&caller.workspace_id, &attached)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let violations: Vec<Violation> = attached
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| {
+            !found
+                .iter()
+                .any(|t| &t.id == *id && t.test_type != "folder")
+        })
+        .map(|(i, id)| {
+            Violation::new(
+                vec![
+                    "body".into(),
+                    "platform_settings".into(),
+                    "testing".into(),
+                    "attached_tests".into(),
+                    LocItem::Index(i),
+                    "test_id".into(),
+                ],
+                "value_error",
+                format!("Test {id} does not exist"),
+            )
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
+}
