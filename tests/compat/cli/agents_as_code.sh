@@ -43,6 +43,26 @@ agent_id=$(python3 -c "import json; print([a['id'] for a in json.load(open('agen
 check "edit visible through the API" bash -c "'$ELEVENLABS_BIN' agents get --agent-id '$agent_id' --format json | grep -q 'Edited locally'"
 check "still no persistence warning" bash -c "! grep -q 'were not persisted' '$work/all.log'"
 
+# Tests as code: add from templates, edit one locally, push, pull.
+for template in basic-llm conversation-flow customer-service; do
+  cli tests add "cli test $template" --template "$template" >/dev/null
+done
+check "every test was created" test "$(grep -c '"id": "test_' tests.json)" -eq 3
+test_config=$(ls test_configs/cli-test-basic-llm*.json | head -n1)
+python3 - "$test_config" <<'PY'
+import json, sys
+path = sys.argv[1]
+doc = json.load(open(path))
+doc["success_condition"] = "Edited locally by the CLI test"
+json.dump(doc, open(path, "w"), indent=4)
+PY
+cli tests push >/dev/null
+test_id=$(python3 -c "import json; print([t['id'] for t in json.load(open('tests.json'))['tests'] if t['config'] == '$test_config'][0])")
+check "test edit visible through the API" bash -c "curl -fs -H 'xi-api-key: $COLLOQUY_KEY' '$COLLOQUY_URL/v1/convai/agent-testing/$test_id' | grep -q 'Edited locally by the CLI test'"
+cli tests pull --update --yes >/dev/null
+check "pulled test keeps the edit" grep -q "Edited locally by the CLI test" "$test_config"
+check "tests: no errors" bash -c "! grep -qi 'error' '$work/all.log'"
+
 if [ "$failed" -gt 0 ]; then
   echo "--- CLI output ---"; cat "$work/all.log"
 fi

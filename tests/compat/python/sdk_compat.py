@@ -225,6 +225,31 @@ def test_live_conversation_private_agent_signed_url():
     _live(os.environ["COLLOQUY_PRIVATE_AGENT"], requires_auth=True)
 
 
+def test_agent_tests_and_folders():
+    tests = client.conversational_ai.tests
+    folder = tests.folders.create(name="sdk folder")
+    created = tests.create(request={"type": "llm", "name": "sdk greets", "success_condition": "The agent greets",
+                                    "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}],
+                                    "parent_folder_id": folder.id})
+    got = tests.get(created.id)
+    assert got.name == "sdk greets" and got.type == "llm"
+    updated = tests.update(created.id, request={"type": "llm", "name": "sdk greets politely", "success_condition": "polite"})
+    assert updated.name == "sdk greets politely"
+    sim = tests.create(request={"type": "simulation", "name": "sdk sim", "success_conditions": ["solved"], "simulation_max_turns": 3})
+    listed = tests.list(search="sdk", types=["llm", "simulation"], page_size=10)
+    assert {t.id for t in listed.tests} >= {created.id, sim.id}
+    summaries = tests.summaries(test_ids=[created.id, sim.id])
+    assert set(summaries.tests) == {created.id, sim.id}
+    assert tests.folders.get(folder.id).name == "sdk folder"
+    assert tests.folders.update(folder.id, name="renamed").name == "renamed"
+    tests.move(entity_ids=[sim.id], move_to=folder.id)
+    assert tests.folders.get(folder.id).children_count == 1
+    agent_id = agents.create(name="tested", conversation_config={}, platform_settings={"testing": {"attached_tests": [{"test_id": created.id}]}}).agent_id
+    assert agents.get(agent_id).platform_settings.testing.attached_tests[0].test_id == created.id
+    tests.delete(created.id)
+    tests.folders.delete(folder.id, force=True)
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:
