@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::query::{Bind, Query, escape_like, fetch_all};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// A test or folder as read.
@@ -138,17 +139,6 @@ pub trait TestStore {
 const SELECT: &str = "SELECT e.id, e.test_type, e.name, e.parent_folder_id, e.created_by, u.name AS creator_name, \
      u.email AS creator_email, e.created_at, e.updated_at";
 
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// Appends `clause` with its `?` numbered as the next parameter, bound to `b`.
-fn push(sql: &mut String, binds: &mut Vec<Bind>, b: Bind, clause: &str) {
-    binds.push(b);
-    sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
-}
-
 fn placeholders(start: usize, n: usize) -> String {
     (0..n)
         .map(|i| format!("${}", start + i))
@@ -247,97 +237,55 @@ impl TestStore for SqlStore {
         filter: &TestFilter,
         page: &TestPage,
     ) -> StoreResult<Vec<TestEntityRow>> {
-        let mut binds = vec![Bind::Text(workspace_id.to_owned())];
-        let mut sql = format!(
-            "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1"
+        let mut q = Query::new(
+            format!(
+                "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1"
+            ),
+            vec![Bind::Text(workspace_id.to_owned())],
         );
         if let Some(s) = &filter.search {
-            let escaped: String = s
-                .chars()
-                .flat_map(|c| {
-                    if matches!(c, '%' | '_' | '\\') {
-                        vec!['\\', c]
-                    } else {
-                        vec![c]
-                    }
-                })
-                .collect();
-            push(
-                &mut sql,
-                &mut binds,
-                Bind::Text(format!("%{escaped}%")),
+            q.push(
                 " AND e.name_lower LIKE ? ESCAPE '\\'",
+                Bind::Text(format!("%{}%", escape_like(s))),
             );
         }
         match &filter.parent {
             ParentFilter::Any => {}
-            ParentFilter::Root => sql.push_str(" AND e.parent_folder_id IS NULL"),
-            ParentFilter::Folder(f) => push(
-                &mut sql,
-                &mut binds,
-                Bind::Text(f.clone()),
-                " AND e.parent_folder_id = ?",
-            ),
+            ParentFilter::Root => q.raw(" AND e.parent_folder_id IS NULL"),
+            ParentFilter::Folder(f) => q.push(" AND e.parent_folder_id = ?", Bind::Text(f.clone())),
         }
         if let Some(u) = &filter.created_by {
-            push(
-                &mut sql,
-                &mut binds,
-                Bind::Text(u.clone()),
-                " AND e.created_by = ?",
-            );
+            q.push(" AND e.created_by = ?", Bind::Text(u.clone()));
         }
         if let Some(u) = &filter.not_created_by {
-            push(
-                &mut sql,
-                &mut binds,
-                Bind::Text(u.clone()),
-                " AND e.created_by <> ?",
-            );
+            q.push(" AND e.created_by <> ?", Bind::Text(u.clone()));
         }
         if !filter.types.is_empty() {
-            let start = binds.len() + 1;
-            for t in &filter.types {
-                binds.push(Bind::Text(t.clone()));
-            }
-            sql.push_str(&format!(
-                " AND e.test_type IN ({})",
-                placeholders(start, filter.types.len())
-            ));
+            q.push_in("e.test_type", &filter.types);
         }
         if let Some((folder, at, id)) = &page.after {
-            binds.push(Bind::Int(*at));
-            let a = binds.len();
-            binds.push(Bind::Text(id.clone()));
-            let i = binds.len();
-            let by_time = format!("(e.created_at < ${a} OR (e.created_at = ${a} AND e.id < ${i}))");
+            let a = q.param(Bind::Int(*at));
+            let i = q.param(Bind::Text(id.clone()));
+            let by_time = format!("(e.created_at < {a} OR (e.created_at = {a} AND e.id < {i}))");
             if page.folders_first {
-                binds.push(Bind::Int(*folder));
-                let f = binds.len();
-                sql.push_str(&format!(
-                    " AND (e.is_folder < ${f} OR (e.is_folder = ${f} AND {by_time}))"
+                let f = q.param(Bind::Int(*folder));
+                q.raw(&format!(
+                    " AND (e.is_folder < {f} OR (e.is_folder = {f} AND {by_time}))"
                 ));
             } else {
-                sql.push_str(&format!(" AND {by_time}"));
+                q.raw(&format!(" AND {by_time}"));
             }
         }
-        binds.push(Bind::Int(i64::from(page.limit)));
         let order = if page.folders_first {
             "e.is_folder DESC, e.created_at DESC, e.id DESC"
         } else {
             "e.created_at DESC, e.id DESC"
         };
-        sql.push_str(&format!(" ORDER BY {order} LIMIT ${}", binds.len()));
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Int(n) => q.bind(*n),
-                };
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push(
+            &format!(" ORDER BY {order} LIMIT ?"),
+            Bind::Int(i64::from(page.limit)),
+        );
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn update_test_entity(

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::query::{Bind, Query, escape_like, fetch_all};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// An agent as read for a GET: columns, creator, and the document text.
@@ -178,12 +179,6 @@ const SELECT: &str = "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.cre
      u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
      a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id";
 
-enum Bind {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-}
-
 fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
@@ -270,34 +265,34 @@ impl AgentStore for SqlStore {
         filter: &AgentFilter,
         page: &AgentPage,
     ) -> StoreResult<Vec<AgentRow>> {
-        let mut binds = vec![
-            Bind::Text(workspace_id.to_owned()),
-            Bind::Bool(filter.archived),
-        ];
-        let mut sql = format!(
-            "{SELECT}, '' AS document FROM agents a JOIN users u ON u.id = a.created_by \
-             WHERE a.workspace_id = $1 AND a.archived = $2"
+        let mut q = Query::new(
+            format!(
+                "{SELECT}, '' AS document FROM agents a JOIN users u ON u.id = a.created_by \
+                 WHERE a.workspace_id = $1 AND a.archived = $2"
+            ),
+            vec![
+                Bind::Text(workspace_id.to_owned()),
+                Bind::Bool(filter.archived),
+            ],
         );
         if let Some(search) = &filter.search {
-            binds.push(Bind::Text(format!("%{}%", escape_like(search))));
-            sql.push_str(&format!(
-                " AND a.name_lower LIKE ${} ESCAPE '\\'",
-                binds.len()
-            ));
+            q.push(
+                " AND a.name_lower LIKE ? ESCAPE '\\'",
+                Bind::Text(format!("%{}%", escape_like(search))),
+            );
         }
         if let Some(user) = &filter.created_by {
-            binds.push(Bind::Text(user.clone()));
-            sql.push_str(&format!(" AND a.created_by = ${}", binds.len()));
+            q.push(" AND a.created_by = ?", Bind::Text(user.clone()));
         }
         if !filter.tags.is_empty() {
-            let mut placeholders = Vec::new();
-            for tag in &filter.tags {
-                binds.push(Bind::Text(tag.clone()));
-                placeholders.push(format!("${}", binds.len()));
-            }
-            sql.push_str(&format!(
+            let tags: Vec<String> = filter
+                .tags
+                .iter()
+                .map(|t| q.param(Bind::Text(t.clone())))
+                .collect();
+            q.raw(&format!(
                 " AND EXISTS (SELECT 1 FROM agent_tags t WHERE t.agent_id = a.id AND t.tag IN ({}))",
-                placeholders.join(", ")
+                tags.join(", ")
             ));
         }
         let col = page.sort.column();
@@ -307,33 +302,20 @@ impl AgentStore for SqlStore {
             (">", "ASC")
         };
         if let Some((value, id)) = &page.after {
-            binds.push(match value {
+            let v = q.param(match value {
                 SortValue::Int(i) => Bind::Int(*i),
                 SortValue::Text(s) => Bind::Text(s.clone()),
             });
-            let v = binds.len();
-            binds.push(Bind::Text(id.clone()));
-            let i = binds.len();
-            sql.push_str(&format!(
-                " AND ({col} {cmp} ${v} OR ({col} = ${v} AND a.id {cmp} ${i}))"
+            let i = q.param(Bind::Text(id.clone()));
+            q.raw(&format!(
+                " AND ({col} {cmp} {v} OR ({col} = {v} AND a.id {cmp} {i}))"
             ));
         }
-        binds.push(Bind::Int(i64::from(page.limit)));
-        sql.push_str(&format!(
-            " ORDER BY {col} {dir}, a.id {dir} LIMIT ${}",
-            binds.len()
-        ));
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Int(n) => q.bind(*n),
-                    Bind::Bool(x) => q.bind(*x),
-                };
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push(
+            &format!(" ORDER BY {col} {dir}, a.id {dir} LIMIT ?"),
+            Bind::Int(i64::from(page.limit)),
+        );
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn update_agent(
@@ -451,16 +433,4 @@ impl AgentStore for SqlStore {
 fn dedup(tags: &[String]) -> Vec<&String> {
     let mut seen = std::collections::BTreeSet::new();
     tags.iter().filter(|t| seen.insert(t.as_str())).collect()
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{begin_write, run};
+use crate::query::{Bind, Query, fetch_all};
 use crate::{SqlStore, Store, StoreError, StoreResult};
 
 /// One tool call.
@@ -121,12 +122,6 @@ const COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_req
      agent_id, branch_id, timestamp_ms, latency_us, status, is_error, error_type, error_message, \
      request_payload, response_payload, tool_call_details";
 
-enum Bind {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-}
-
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn insert_executions(&self, records: &[ToolExecution]) -> StoreResult<()> {
@@ -196,57 +191,42 @@ impl AuditStore for SqlStore {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<ToolExecution>> {
-        let mut binds = vec![
-            Bind::Text(workspace_id.to_owned()),
-            Bind::Text(tool_id.to_owned()),
-        ];
-        let mut sql = format!(
-            "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND tool_id = $2"
+        let mut q = Query::new(
+            format!(
+                "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND tool_id = $2"
+            ),
+            vec![
+                Bind::Text(workspace_id.to_owned()),
+                Bind::Text(tool_id.to_owned()),
+            ],
         );
-        let mut push = |binds: &mut Vec<Bind>, b: Bind, clause: &str| {
-            binds.push(b);
-            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
-        };
         if let Some(e) = filter.is_error {
-            push(&mut binds, Bind::Bool(e), " AND is_error = ?");
+            q.push(" AND is_error = ?", Bind::Bool(e));
         }
         if let Some(a) = &filter.agent_id {
-            push(&mut binds, Bind::Text(a.clone()), " AND agent_id = ?");
+            q.push(" AND agent_id = ?", Bind::Text(a.clone()));
         }
         if let Some(b) = &filter.branch_id {
-            push(&mut binds, Bind::Text(b.clone()), " AND branch_id = ?");
+            q.push(" AND branch_id = ?", Bind::Text(b.clone()));
         }
         if let Some(s) = filter.start_ms {
-            push(&mut binds, Bind::Int(s), " AND timestamp_ms >= ?");
+            q.push(" AND timestamp_ms >= ?", Bind::Int(s));
         }
         if let Some(e) = filter.end_ms {
-            push(&mut binds, Bind::Int(e), " AND timestamp_ms <= ?");
+            q.push(" AND timestamp_ms <= ?", Bind::Int(e));
         }
         if let Some((ts, id)) = after {
-            push(&mut binds, Bind::Int(ts), " AND (timestamp_ms < ?");
-            let ts_n = binds.len();
-            push(
-                &mut binds,
-                Bind::Text(id),
-                &format!(" OR (timestamp_ms = ${ts_n} AND id < ?))"),
-            );
+            let t = q.param(Bind::Int(ts));
+            let i = q.param(Bind::Text(id));
+            q.raw(&format!(
+                " AND (timestamp_ms < {t} OR (timestamp_ms = {t} AND id < {i}))"
+            ));
         }
-        push(
-            &mut binds,
-            Bind::Int(i64::from(limit)),
+        q.push(
             " ORDER BY timestamp_ms DESC, id DESC LIMIT ?",
+            Bind::Int(i64::from(limit)),
         );
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Int(n) => q.bind(*n),
-                    Bind::Bool(x) => q.bind(*x),
-                };
-            }
-            q.fetch_all(pool).await
-        })?)
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn conversation_executions(

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::query::{Bind, Query, fetch_all};
 use crate::{ConversationRecord, SqlStore, StoreError, StoreResult};
 
 /// What changes as a conversation goes on.
@@ -125,11 +126,6 @@ pub trait ConversationStore {
 const COLUMNS: &str = "id, agent_id, branch_id, source, status, started_at, agent_name, user_id, ended_at, \
      call_successful, message_count, duration_secs, termination_reason, feedback";
 
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn start_conversation(
@@ -232,65 +228,42 @@ impl ConversationStore for SqlStore {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<ConversationRow>> {
-        let mut binds = vec![Bind::Text(workspace_id.to_owned())];
-        let mut sql = format!(
-            "SELECT {COLUMNS}, '' AS document FROM conversations WHERE workspace_id = $1 AND deleted = FALSE"
+        let mut q = Query::new(
+            format!(
+                "SELECT {COLUMNS}, '' AS document FROM conversations WHERE workspace_id = $1 AND deleted = FALSE"
+            ),
+            vec![Bind::Text(workspace_id.to_owned())],
         );
-        let mut push = |binds: &mut Vec<Bind>, b: Bind, clause: &str| {
-            binds.push(b);
-            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
-        };
         if let Some(a) = &filter.agent_id {
-            push(&mut binds, Bind::Text(a.clone()), " AND agent_id = ?");
+            q.push(" AND agent_id = ?", Bind::Text(a.clone()));
         }
         if let Some(c) = &filter.call_successful {
-            push(
-                &mut binds,
-                Bind::Text(c.clone()),
-                " AND call_successful = ?",
-            );
+            q.push(" AND call_successful = ?", Bind::Text(c.clone()));
         }
         if let Some(u) = &filter.user_id {
-            push(&mut binds, Bind::Text(u.clone()), " AND user_id = ?");
+            q.push(" AND user_id = ?", Bind::Text(u.clone()));
         }
         if let Some(b) = filter.before {
-            push(&mut binds, Bind::Int(b), " AND started_at < ?");
+            q.push(" AND started_at < ?", Bind::Int(b));
         }
         if let Some(a) = filter.after {
-            push(&mut binds, Bind::Int(a), " AND started_at > ?");
+            q.push(" AND started_at > ?", Bind::Int(a));
         }
         if !filter.sources.is_empty() {
-            let mut placeholders = Vec::new();
-            for s in &filter.sources {
-                binds.push(Bind::Text(s.clone()));
-                placeholders.push(format!("${}", binds.len()));
-            }
-            sql.push_str(&format!(" AND source IN ({})", placeholders.join(", ")));
+            q.push_in("source", &filter.sources);
         }
         if let Some((at, id)) = after {
-            binds.push(Bind::Int(at));
-            let a = binds.len();
-            binds.push(Bind::Text(id));
-            let i = binds.len();
-            sql.push_str(&format!(
-                " AND (started_at < ${a} OR (started_at = ${a} AND id < ${i}))"
+            let a = q.param(Bind::Int(at));
+            let i = q.param(Bind::Text(id));
+            q.raw(&format!(
+                " AND (started_at < {a} OR (started_at = {a} AND id < {i}))"
             ));
         }
-        binds.push(Bind::Int(i64::from(limit)));
-        sql.push_str(&format!(
-            " ORDER BY started_at DESC, id DESC LIMIT ${}",
-            binds.len()
-        ));
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Int(n) => q.bind(*n),
-                };
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push(
+            " ORDER BY started_at DESC, id DESC LIMIT ?",
+            Bind::Int(i64::from(limit)),
+        );
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn delete_conversation(&self, workspace_id: &str, id: &str) -> StoreResult<()> {

@@ -14,6 +14,7 @@ mod audit;
 mod conversations;
 mod db;
 mod error;
+mod query;
 mod secrets;
 mod tools;
 mod workspaces;

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::query::{Bind, Query, fetch_all};
 use crate::{AgentRow, SortValue, SqlStore, StoreError, StoreResult};
 
 /// A tool as read.
@@ -158,11 +159,6 @@ const SELECT: &str = "SELECT t.id, t.name, t.tool_type, t.created_by, u.name AS 
      u.email AS creator_email, t.created_at, t.updated_at, t.document \
      FROM tools t JOIN users u ON u.id = t.created_by";
 
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
 fn dedup(ids: &[String]) -> Vec<&String> {
     let mut seen = std::collections::BTreeSet::new();
     ids.iter().filter(|t| seen.insert(t.as_str())).collect()
@@ -234,36 +230,25 @@ impl ToolStore for SqlStore {
         filter: &ToolFilter,
         page: &ToolPage,
     ) -> StoreResult<Vec<ToolRow>> {
-        let mut binds = vec![Bind::Text(workspace_id.to_owned())];
-        let mut sql = format!("{SELECT} WHERE t.workspace_id = $1");
+        let mut q = Query::new(
+            format!("{SELECT} WHERE t.workspace_id = $1"),
+            vec![Bind::Text(workspace_id.to_owned())],
+        );
         if let Some(prefix) = &filter.name_prefix {
-            binds.push(Bind::Text(prefix.clone()));
-            let n = binds.len();
-            sql.push_str(&format!(
-                " AND substr(t.name_lower, 1, length(${n})) = ${n}"
-            ));
+            let p = q.param(Bind::Text(prefix.clone()));
+            q.raw(&format!(" AND substr(t.name_lower, 1, length({p})) = {p}"));
         }
         if !filter.types.is_empty() {
-            let mut placeholders = Vec::new();
-            for t in &filter.types {
-                binds.push(Bind::Text(t.clone()));
-                placeholders.push(format!("${}", binds.len()));
-            }
-            sql.push_str(&format!(
-                " AND t.tool_type IN ({})",
-                placeholders.join(", ")
-            ));
+            q.push_in("t.tool_type", &filter.types);
         }
         if let Some(user) = &filter.created_by {
-            binds.push(Bind::Text(user.clone()));
-            sql.push_str(&format!(" AND t.created_by = ${}", binds.len()));
+            q.push(" AND t.created_by = ?", Bind::Text(user.clone()));
         }
         if let Some(agent) = &filter.used_by_agent {
-            binds.push(Bind::Text(agent.clone()));
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM agent_tools x WHERE x.tool_id = t.id AND x.agent_id = ${})",
-                binds.len()
-            ));
+            q.push(
+                " AND EXISTS (SELECT 1 FROM agent_tools x WHERE x.tool_id = t.id AND x.agent_id = ?)",
+                Bind::Text(agent.clone()),
+            );
         }
         let col = if page.by_name {
             "t.name"
@@ -276,32 +261,20 @@ impl ToolStore for SqlStore {
             (">", "ASC")
         };
         if let Some((value, id)) = &page.after {
-            binds.push(match value {
+            let v = q.param(match value {
                 SortValue::Int(i) => Bind::Int(*i),
                 SortValue::Text(s) => Bind::Text(s.clone()),
             });
-            let v = binds.len();
-            binds.push(Bind::Text(id.clone()));
-            let i = binds.len();
-            sql.push_str(&format!(
-                " AND ({col} {cmp} ${v} OR ({col} = ${v} AND t.id {cmp} ${i}))"
+            let i = q.param(Bind::Text(id.clone()));
+            q.raw(&format!(
+                " AND ({col} {cmp} {v} OR ({col} = {v} AND t.id {cmp} {i}))"
             ));
         }
-        binds.push(Bind::Int(i64::from(page.limit)));
-        sql.push_str(&format!(
-            " ORDER BY {col} {dir}, t.id {dir} LIMIT ${}",
-            binds.len()
-        ));
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-            for b in &binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.clone()),
-                    Bind::Int(n) => q.bind(*n),
-                };
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push(
+            &format!(" ORDER BY {col} {dir}, t.id {dir} LIMIT ?"),
+            Bind::Int(i64::from(page.limit)),
+        );
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn update_tool(

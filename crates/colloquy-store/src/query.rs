@@ -1,0 +1,83 @@
+//! Queries whose text depends on the request (optional filters, keyset conditions): the SQL and
+//! its parameters are built together, so numbering stays right, and bound in one place for both
+//! backends.
+
+/// One parameter value.
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// SQL text with its parameters.
+pub(crate) struct Query {
+    pub(crate) sql: String,
+    pub(crate) binds: Vec<Bind>,
+}
+
+impl Query {
+    /// Starts with `sql`, whose parameters are `binds` (`$1`, `$2`, ... in order).
+    pub(crate) fn new(sql: impl Into<String>, binds: Vec<Bind>) -> Query {
+        Query {
+            sql: sql.into(),
+            binds,
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder (`$n`).
+    pub(crate) fn param(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// Appends `clause`, whose single `?` becomes the placeholder of `value`.
+    pub(crate) fn push(&mut self, clause: &str, value: Bind) {
+        let p = self.param(value);
+        self.sql.push_str(&clause.replace('?', &p));
+    }
+
+    /// Appends text without parameters.
+    pub(crate) fn raw(&mut self, text: &str) {
+        self.sql.push_str(text);
+    }
+
+    /// Appends `<column> IN (...)` over `values`.
+    pub(crate) fn push_in(&mut self, column: &str, values: &[String]) {
+        let placeholders: Vec<String> = values
+            .iter()
+            .map(|v| self.param(Bind::Text(v.clone())))
+            .collect();
+        self.sql
+            .push_str(&format!(" AND {column} IN ({})", placeholders.join(", ")));
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+pub(crate) fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Runs a [`Query`] on the read pool and fetches every row.
+macro_rules! fetch_all {
+    ($store:expr, $query:expr) => {
+        $crate::db::run!($store, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone()));
+            for b in &$query.binds {
+                q = match b {
+                    $crate::query::Bind::Text(s) => q.bind(s.clone()),
+                    $crate::query::Bind::Int(n) => q.bind(*n),
+                    $crate::query::Bind::Bool(x) => q.bind(*x),
+                };
+            }
+            q.fetch_all(pool).await
+        })
+    };
+}
+pub(crate) use fetch_all;
