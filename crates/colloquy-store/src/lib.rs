@@ -16,6 +16,7 @@ mod db;
 mod error;
 mod query;
 mod secrets;
+mod test_runs;
 mod tools;
 mod workspaces;
 
@@ -38,6 +39,7 @@ pub use conversations::{
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use secrets::{SecretRecord, SecretStore};
+pub use test_runs::{InvocationRow, RunRow, TestRunStore};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };
@@ -60,6 +62,7 @@ pub trait Store:
     + ConversationStore
     + AccessStore
     + TestStore
+    + TestRunStore
     + Send
     + Sync
     + 'static

@@ -174,3 +174,105 @@ async fn concurrent_writers_all_succeed() {
         );
     }
 }
+
+/// The run queue: leases are exclusive, expired leases are taken over, and only the holder of
+/// the current lease completes a run — so each run completes exactly once.
+#[tokio::test]
+async fn test_runs_lease_expire_and_complete_once() {
+    use colloquy_store::{InvocationRow, RunRow, TestRunStore};
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let ws = store.ensure_workspace("w").await.unwrap();
+        let user = store.ensure_user(&ws.id, "u", "u@x.test").await.unwrap();
+        let inv = InvocationRow {
+            id: "suite_1".into(),
+            workspace_id: ws.id.clone(),
+            agent_id: "agent_1".into(),
+            branch_id: None,
+            name: None,
+            repeat_count: 1,
+            created_by: user.id.clone(),
+            created_at: 100,
+            document: "{}".into(),
+        };
+        let runs: Vec<RunRow> = (0..5)
+            .map(|i| RunRow {
+                id: format!("run_{i}"),
+                invocation_id: inv.id.clone(),
+                workspace_id: ws.id.clone(),
+                test_id: format!("test_{i}"),
+                test_name: format!("t{i}"),
+                status: "pending".into(),
+                attempt: 0,
+                worker: None,
+                created_at: 100 + i,
+                updated_at: 100 + i,
+                result: "{}".into(),
+            })
+            .collect();
+        store.insert_invocation(&inv, &runs).await.unwrap();
+
+        let a = store.lease_runs("A", 1000, 60, 3).await.unwrap();
+        let b = store.lease_runs("B", 1000, 60, 10).await.unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(b.len(), 2);
+        assert!(
+            a.iter().all(|r| !b.iter().any(|x| x.id == r.id)),
+            "exclusive leases"
+        );
+        assert!(
+            store
+                .lease_runs("C", 1001, 60, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        assert!(
+            store
+                .complete_run(&a[0].id, "A", a[0].attempt, "passed", "{}", 1002)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .complete_run(&a[0].id, "A", a[0].attempt, "failed", "{}", 1003)
+                .await
+                .unwrap(),
+            "completes once"
+        );
+
+        // A dies: its other two leases expire and C takes them over; A's late results are refused.
+        let taken = store.lease_runs("C", 1100, 60, 10).await.unwrap();
+        let ids: Vec<&str> = taken.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(taken.len(), 4, "A's two and B's two expired: {ids:?}");
+        assert!(
+            !store
+                .complete_run(&a[1].id, "A", a[1].attempt, "passed", "{}", 1101)
+                .await
+                .unwrap()
+        );
+        for r in &taken {
+            assert!(
+                store
+                    .complete_run(&r.id, "C", r.attempt, "failed", "{}", 1102)
+                    .await
+                    .unwrap()
+            );
+        }
+        let all = store.invocation_runs(&inv.id).await.unwrap();
+        assert!(
+            all.iter()
+                .all(|r| r.status == "passed" || r.status == "failed")
+        );
+        assert!(
+            store
+                .lease_runs("D", 5000, 60, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "finished runs are never leased again"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Test invocations and their runs, and the durable queue the runs form (DESIGN.md §3.4).
+
+use async_trait::async_trait;
+
+use crate::db::{Db, begin_write, run};
+use crate::query::{Bind, Query, fetch_all};
+use crate::{SqlStore, StoreResult};
+
+/// An invocation as read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InvocationRow {
+    /// `suite_...`
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// The agent tested.
+    pub agent_id: String,
+    /// Its branch.
+    pub branch_id: Option<String>,
+    /// Optional name.
+    pub name: Option<String>,
+    /// Runs per test.
+    pub repeat_count: i64,
+    /// Who started it.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Request details (agent config override) as JSON text.
+    pub document: String,
+}
+
+/// A run as read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RunRow {
+    /// `run_...`
+    pub id: String,
+    /// Its invocation.
+    pub invocation_id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// The test.
+    pub test_id: String,
+    /// The test's name when the run was created.
+    pub test_name: String,
+    /// `pending`, `running`, `passed` or `failed`.
+    pub status: String,
+    /// Leases taken so far.
+    pub attempt: i64,
+    /// Worker holding the lease.
+    pub worker: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Outcome (JSON text).
+    pub result: String,
+}
+
+/// Invocations and the run queue.
+#[async_trait]
+pub trait TestRunStore {
+    /// Creates an invocation with its runs, all pending, in one transaction.
+    async fn insert_invocation(
+        &self,
+        invocation: &InvocationRow,
+        runs: &[RunRow],
+    ) -> StoreResult<()>;
+    /// One invocation of the workspace.
+    async fn get_invocation(&self, workspace_id: &str, id: &str) -> StoreResult<InvocationRow>;
+    /// An invocation's runs, in creation order.
+    async fn invocation_runs(&self, invocation_id: &str) -> StoreResult<Vec<RunRow>>;
+    /// Invocations newest first after `(created_at, id)`, optionally of one agent.
+    async fn list_invocations(
+        &self,
+        workspace_id: &str,
+        agent_id: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<InvocationRow>>;
+    /// Leases up to `limit` runs for `worker` until `now + lease_secs`: pending runs, and
+    /// running ones whose lease expired (their worker died).
+    async fn lease_runs(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_secs: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RunRow>>;
+    /// Completes a run from the lease that holds it; `false` if the lease was lost meanwhile
+    /// (another worker took the run over), in which case nothing changes.
+    async fn complete_run(
+        &self,
+        run_id: &str,
+        worker: &str,
+        attempt: i64,
+        status: &str,
+        result: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+}
+
+const INVOCATION_COLUMNS: &str =
+    "id, workspace_id, agent_id, branch_id, name, repeat_count, created_by, created_at, document";
+const RUN_COLUMNS: &str = "id, invocation_id, workspace_id, test_id, test_name, status, attempt, worker, created_at, updated_at, result";
+
+#[async_trait]
+impl TestRunStore for SqlStore {
+    async fn insert_invocation(&self, inv: &InvocationRow, runs: &[RunRow]) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO test_invocations (id, workspace_id, agent_id, branch_id, name, repeat_count, created_by, \
+                 created_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&inv.id)
+            .bind(&inv.workspace_id)
+            .bind(&inv.agent_id)
+            .bind(&inv.branch_id)
+            .bind(&inv.name)
+            .bind(inv.repeat_count)
+            .bind(&inv.created_by)
+            .bind(inv.created_at)
+            .bind(&inv.document)
+            .execute(&mut *tx)
+            .await?;
+            for r in runs {
+                sqlx::query(
+                    "INSERT INTO test_runs (id, invocation_id, workspace_id, test_id, test_name, status, attempt, \
+                     created_at, updated_at, result) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, '{}')",
+                )
+                .bind(&r.id)
+                .bind(&inv.id)
+                .bind(&inv.workspace_id)
+                .bind(&r.test_id)
+                .bind(&r.test_name)
+                .bind(r.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_invocation(&self, workspace_id: &str, id: &str) -> StoreResult<InvocationRow> {
+        let sql = format!(
+            "SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1 AND id = $2"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn invocation_runs(&self, invocation_id: &str) -> StoreResult<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM test_runs WHERE invocation_id = $1 ORDER BY created_at, id"
+        );
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(invocation_id)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn list_invocations(
+        &self,
+        workspace_id: &str,
+        agent_id: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<InvocationRow>> {
+        let mut q = Query::new(
+            format!("SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1"),
+            vec![Bind::Text(workspace_id.to_owned())],
+        );
+        if let Some(a) = agent_id {
+            q.push(" AND agent_id = ?", Bind::Text(a.to_owned()));
+        }
+        if let Some((at, id)) = after {
+            let a = q.param(Bind::Int(at));
+            let i = q.param(Bind::Text(id));
+            q.raw(&format!(
+                " AND (created_at < {a} OR (created_at = {a} AND id < {i}))"
+            ));
+        }
+        q.push(
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            Bind::Int(i64::from(limit)),
+        );
+        Ok(fetch_all!(self, q)?)
+    }
+
+    async fn lease_runs(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_secs: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RunRow>> {
+        // The one query that differs by backend: PostgreSQL skips rows other nodes are leasing
+        // right now; SQLite has a single writer, so its subquery cannot race.
+        let pick = match &self.db {
+            Db::Postgres(_) => {
+                "SELECT id FROM test_runs WHERE status = 'pending' OR (status = 'running' AND lease_until < $2) \
+                 ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"
+            }
+            Db::Sqlite { .. } => {
+                "SELECT id FROM test_runs WHERE status = 'pending' OR (status = 'running' AND lease_until < $2) \
+                 ORDER BY created_at, id LIMIT $4"
+            }
+        };
+        let sql = format!(
+            "UPDATE test_runs SET status = 'running', worker = $1, attempt = attempt + 1, lease_until = $3, updated_at = $2 \
+             WHERE id IN ({pick}) RETURNING {RUN_COLUMNS}"
+        );
+        Ok(run!(self, write, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(worker)
+                .bind(now)
+                .bind(now + lease_secs)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn complete_run(
+        &self,
+        run_id: &str,
+        worker: &str,
+        attempt: i64,
+        status: &str,
+        result: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = run!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE test_runs SET status = $4, result = $5, updated_at = $6, lease_until = NULL \
+                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'running'",
+            )
+            .bind(run_id)
+            .bind(worker)
+            .bind(attempt)
+            .bind(status)
+            .bind(result)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+}
