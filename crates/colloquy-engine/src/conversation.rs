@@ -414,7 +414,17 @@ impl Conversation {
         self.respond(events).await
     }
 
-    async fn respond(
+    /// Adds a past message to the history and transcript without running the agent: a test's
+    /// `chat_history`.
+    pub fn seed(&mut self, role: Role, text: &str) {
+        self.history.push(ChatMessage::text(role, text));
+        let wire = if role == Role::User { "user" } else { "agent" };
+        self.transcript
+            .push(transcript_entry(wire, text, self.secs()));
+    }
+
+    /// The agent takes its turn on the history as it stands (persisted like any turn).
+    pub async fn respond(
         &mut self,
         events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {

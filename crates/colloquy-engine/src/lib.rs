@@ -6,6 +6,7 @@
 pub mod conversation;
 pub mod egress;
 pub mod llm;
+pub mod testing;
 pub mod tools;
 
 use std::sync::Arc;

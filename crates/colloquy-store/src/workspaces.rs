@@ -44,6 +44,9 @@ pub trait WorkspaceStore {
 
     /// The user with `email` in the workspace, created (with `name`) if missing.
     async fn ensure_user(&self, workspace_id: &str, name: &str, email: &str) -> StoreResult<User>;
+
+    /// A user's name and email.
+    async fn user_name_email(&self, user_id: &str) -> StoreResult<(String, String)>;
 }
 
 #[async_trait]
@@ -102,5 +105,14 @@ impl WorkspaceStore for SqlStore {
             tx.commit().await?;
             Ok(user)
         })
+    }
+
+    async fn user_name_email(&self, user_id: &str) -> StoreResult<(String, String)> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as("SELECT name, email FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_one(pool)
+                .await
+        })?)
     }
 }

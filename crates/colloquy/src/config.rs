@@ -50,6 +50,11 @@ pub struct Config {
     /// Internal destinations webhooks, MCP servers and custom LLMs may reach
     /// (`COLLOQUY_WEBHOOK_ALLOW`: comma-separated CIDRs and host names).
     pub webhook_allow: String,
+    /// Test runs this node executes at once (`COLLOQUY_TEST_CONCURRENCY`).
+    pub test_concurrency: usize,
+    /// Seconds a node holds a test run before another may take it over
+    /// (`COLLOQUY_TEST_LEASE_SECS`); longer than the slowest test.
+    pub test_lease_secs: i64,
     /// LLM providers and model routing (`[llm]` in the file; `OPENAI_BASE_URL` and
     /// `OPENAI_API_KEY` configure the `openai` provider).
     pub llm: colloquy_engine::llm::router::LlmConfig,
@@ -70,6 +75,8 @@ impl Default for Config {
             db_max_connections: 8,
             shutdown_grace_secs: 30,
             webhook_allow: String::new(),
+            test_concurrency: 4,
+            test_lease_secs: 300,
             llm: Default::default(),
         }
     }
@@ -98,6 +105,8 @@ impl fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("webhook_allow", &self.webhook_allow)
+            .field("test_concurrency", &self.test_concurrency)
+            .field("test_lease_secs", &self.test_lease_secs)
             .finish()
     }
 }

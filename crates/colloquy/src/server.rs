@@ -73,6 +73,10 @@ pub struct Server {
     grace: Duration,
     /// The audit writer; it drains once the router (holding the last writer) is dropped.
     audit_task: tokio::task::JoinHandle<()>,
+    /// Stops the test-run worker (runs it holds are taken over when their leases expire).
+    stop_workers: tokio::sync::watch::Sender<bool>,
+    /// The test-run worker.
+    worker: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
@@ -104,6 +108,14 @@ impl Server {
             public_url: config.public_url.clone(),
             max_body_bytes: config.max_body_bytes,
         };
+        let (stop_workers, stop) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(colloquy_engine::testing::worker(
+            engine.clone(),
+            colloquy_core::ids::new_id("worker_"),
+            config.test_concurrency,
+            config.test_lease_secs,
+            stop,
+        ));
         let router = colloquy_api::router(store.clone(), keyring, engine, settings)?;
         let listener = TcpListener::bind(&config.listen)
             .await
@@ -115,6 +127,8 @@ impl Server {
             grace: Duration::from_secs(config.shutdown_grace_secs),
             generated_key,
             audit_task,
+            stop_workers,
+            worker,
         })
     }
 
@@ -147,6 +161,8 @@ impl Server {
             result = serve => result.context("serving")?,
             () = deadline => tracing::warn!(?grace, "grace period over; dropping unfinished requests"),
         }
+        let _ = self.stop_workers.send(true);
+        let _ = self.worker.await;
         // The router held the last handle on the audit writer; give queued records time to land.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_task).await;
         self.store.close().await;

@@ -15,4 +15,5 @@ mod live;
 mod ops;
 mod secrets;
 mod store;
+mod test_runs;
 mod tools;

@@ -1,0 +1,312 @@
+//! Running tests: `POST /v1/convai/agents/{agent_id}/run-tests` queues one durable run per test
+//! (times `repeat_count`) and answers at once with the runs pending; workers (see
+//! `colloquy_engine::testing`) execute them. `GET /v1/convai/test-invocations[/{id}]` report
+//! progress and results. On the wire a run is `pending` until it is `passed` or `failed`.
+
+use axum::extract::{Path, State};
+use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::schema::Spec;
+use colloquy_core::validation::{LocItem, Violation};
+use colloquy_core::{ids, time};
+use colloquy_store::{InvocationRow, RunRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::routes::access::access_info;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(run_tests))
+        .routes(routes!(get_invocation))
+        .routes(routes!(list_invocations))
+}
+
+fn wire_status(status: &str) -> &'static str {
+    match status {
+        "passed" => "passed",
+        "failed" => "failed",
+        _ => "pending",
+    }
+}
+
+async fn invocation_view(
+    state: &AppState,
+    caller: &Caller,
+    inv: &InvocationRow,
+) -> ApiResult<Value> {
+    let runs = state
+        .store
+        .invocation_runs(&inv.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let ids: Vec<String> = runs.iter().map(|r| r.test_id.clone()).collect();
+    let tests = state
+        .store
+        .get_test_entities(&caller.workspace_id, &ids)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let test_runs: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let result: Value = serde_json::from_str(&r.result).unwrap_or_else(|_| json!({}));
+            let test = tests.iter().find(|t| t.id == r.test_id);
+            let test_info = test.and_then(|t| {
+                let mut doc: Value = serde_json::from_str(&t.document).ok()?;
+                doc["name"] = json!(t.name);
+                Some(doc)
+            });
+            let test_type = match test.map(|t| t.test_type.as_str()) {
+                Some("tool") => "tool_call",
+                Some("simulation") => "simulation",
+                _ => "llm",
+            };
+            json!({
+                "test_run_id": r.id,
+                "test_info": test_info,
+                "test_invocation_id": inv.id,
+                "agent_id": inv.agent_id,
+                "branch_id": inv.branch_id,
+                "version_id": null,
+                "ran_against_draft": false,
+                "workflow_node_id": null,
+                "status": wire_status(&r.status),
+                "agent_responses": result.get("agent_responses").cloned().unwrap_or(Value::Null),
+                "test_id": r.test_id,
+                "test_name": r.test_name,
+                "condition_result": result.get("condition_result").cloned().unwrap_or(Value::Null),
+                "last_updated_at_unix": r.updated_at,
+                "metadata": {"workspace_id": inv.workspace_id, "test_name": r.test_name, "ran_by_user_email": "", "test_type": test_type},
+                "conversation_id": result.get("conversation_id").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "id": inv.id,
+        "agent_id": inv.agent_id,
+        "branch_id": inv.branch_id,
+        "version_id": null,
+        "ran_against_draft": false,
+        "created_at": inv.created_at,
+        "folder_id": null,
+        "repeat_count": inv.repeat_count,
+        "bucketing_status": null,
+        "result_groups": [],
+        "test_runs": test_runs,
+        "name": inv.name,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/run-tests", params(("agent_id" = String, Path)), security(("api_key" = ["tests:write"])))]
+async fn run_tests(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    Json(mut body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let agent = state
+        .store
+        .get_agent(&caller.workspace_id, &agent_id)
+        .await
+        .map_err(ApiError::from_store("agent"))?;
+    Spec::reference()
+        .check(
+            "RunAgentTestsRequestModel",
+            &mut body,
+            &[LocItem::from("body")],
+        )
+        .map_err(ApiError::Invalid)?;
+    if body
+        .get("branch_id")
+        .and_then(Value::as_str)
+        .is_some_and(|b| !b.is_empty() && b != agent.main_branch_id)
+    {
+        return Err(ApiError::NotFound("branch"));
+    }
+    let wanted: Vec<String> = body["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            t.get("test_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let found = state
+        .store
+        .get_test_entities(&caller.workspace_id, &wanted)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut violations = Vec::new();
+    for (i, id) in wanted.iter().enumerate() {
+        if !found.iter().any(|t| &t.id == id && t.test_type != "folder") {
+            violations.push(Violation::new(
+                vec![
+                    "body".into(),
+                    "tests".into(),
+                    LocItem::Index(i),
+                    "test_id".into(),
+                ],
+                "value_error",
+                format!("Test {id} does not exist"),
+            ));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(ApiError::Invalid(violations));
+    }
+    let repeat = body
+        .get("repeat_count")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(1);
+    let now = time::now_secs();
+    let invocation = InvocationRow {
+        id: ids::new_id("suite_"),
+        workspace_id: caller.workspace_id.clone(),
+        agent_id: agent_id.clone(),
+        branch_id: Some(agent.main_branch_id.clone()),
+        name: body.get("name").and_then(Value::as_str).map(str::to_owned),
+        repeat_count: repeat,
+        created_by: caller.user_id.clone(),
+        created_at: now,
+        document: json!({"agent_config_override": body.get("agent_config_override")}).to_string(),
+    };
+    let mut runs = Vec::new();
+    for id in &wanted {
+        let name = found
+            .iter()
+            .find(|t| &t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        for _ in 0..repeat {
+            runs.push(RunRow {
+                id: ids::new_id("run_"),
+                invocation_id: invocation.id.clone(),
+                workspace_id: caller.workspace_id.clone(),
+                test_id: id.clone(),
+                test_name: name.clone(),
+                status: "pending".into(),
+                attempt: 0,
+                worker: None,
+                created_at: now,
+                updated_at: now,
+                result: "{}".into(),
+            });
+        }
+    }
+    state
+        .store
+        .insert_invocation(&invocation, &runs)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(invocation_view(&state, &caller, &invocation).await?))
+}
+
+#[utoipa::path(get, path = "/v1/convai/test-invocations/{test_invocation_id}", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:read"])))]
+async fn get_invocation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let inv = state
+        .store
+        .get_invocation(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("test invocation"))?;
+    Ok(Json(invocation_view(&state, &caller, &inv).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// Only this agent's invocations.
+    agent_id: Option<String>,
+    /// 1..=100, default 30.
+    page_size: Option<i64>,
+    /// From the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/convai/test-invocations", params(ListParams), security(("api_key" = ["tests:read"])))]
+async fn list_invocations(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = PageSizeRule::STANDARD
+        .resolve(params.page_size)
+        .map_err(ApiError::invalid)?;
+    let agent = params.agent_id.filter(|a| !a.is_empty());
+    let spec = CursorSpec::new(
+        "created_at",
+        Direction::Desc,
+        &[agent.as_deref().unwrap_or("")],
+    );
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => {
+            let c = spec.decode(raw).map_err(ApiError::invalid)?;
+            Some((c.last_i64().unwrap_or(i64::MAX), c.last_id))
+        }
+        None => None,
+    };
+    let mut rows = state
+        .store
+        .list_invocations(&caller.workspace_id, agent.as_deref(), after, limit + 1)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let mut results = Vec::with_capacity(rows.len());
+    for inv in &rows {
+        let runs = state
+            .store
+            .invocation_runs(&inv.id)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let count = |s: &str| runs.iter().filter(|r| wire_status(&r.status) == s).count();
+        let user = state
+            .store
+            .user_name_email(&inv.created_by)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let title = inv.name.clone().unwrap_or_else(|| match runs.first() {
+            Some(r) if runs.len() as i64 == inv.repeat_count => r.test_name.clone(),
+            _ => format!("{} tests", runs.len() as i64 / inv.repeat_count.max(1)),
+        });
+        results.push(json!({
+            "id": inv.id,
+            "agent_id": inv.agent_id,
+            "branch_id": inv.branch_id,
+            "version_id": null,
+            "ran_against_draft": false,
+            "runs_diverged_from_version": false,
+            "created_at_unix_secs": inv.created_at,
+            "test_run_count": runs.len(),
+            "passed_count": count("passed"),
+            "failed_count": count("failed"),
+            "pending_count": count("pending"),
+            "title": title,
+            "access_info": access_info(&inv.created_by, &user.0, &user.1, &caller),
+            "repeat_count": inv.repeat_count,
+        }));
+    }
+    let next_cursor = match rows.last() {
+        Some(last) if has_more => Some(spec.after(json!(last.created_at), &last.id).encode()),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "meta": {"total": null, "page": null, "page_size": limit},
+        "results": results,
+        "next_cursor": next_cursor,
+        "has_more": has_more,
+    })))
+}

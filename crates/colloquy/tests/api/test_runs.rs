@@ -1,0 +1,244 @@
+//! Running tests: invocations queued as durable runs, executed by the server's worker, judged
+//! (tool calls compared, LLM verdicts parsed strictly) and reported.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeLlm, call, text};
+use crate::helpers::{TestApp, backends};
+use crate::live::with_llm;
+use crate::tools::{create_tool, webhook};
+
+fn script(req: &Value) -> crate::fakes::Reply {
+    let msgs = req["messages"].as_array().unwrap();
+    let system = msgs[0]["content"].as_str().unwrap_or_default();
+    let last = msgs.last().unwrap();
+    let content = last["content"].as_str().unwrap_or_default();
+    if system.starts_with("You evaluate") {
+        if content.contains("GARBLE") {
+            return text("I think it went fine");
+        }
+        let ok = content.contains("Agent's reply: Hello, friend");
+        return text(&format!(
+            r#"{{"result": "{}", "rationale": "judged"}}"#,
+            if ok { "success" } else { "failure" }
+        ));
+    }
+    if last["role"] == "tool" {
+        return text("Looked it up.");
+    }
+    match content {
+        "weather in paris" => call("lookup", json!({"city": "Paris"})),
+        "weather in rome" => call("lookup", json!({"city": "Rome"})),
+        "say garble" => text("GARBLE"),
+        "be rude" => text("Go away"),
+        _ => text("Hello, friend"),
+    }
+}
+
+async fn wait_done(app: &TestApp, id: &str) -> Value {
+    for _ in 0..200 {
+        let (s, inv) = app
+            .get(&format!("/v1/convai/test-invocations/{id}"), &app.admin_key)
+            .await;
+        assert_eq!(s, 200, "{inv}");
+        if inv["test_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "pending")
+        {
+            return inv;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the invocation did not finish");
+}
+
+#[tokio::test]
+async fn run_tests_judges_each_type_and_reports() {
+    let llm = FakeLlm::openai(script).await;
+    for backend in backends() {
+        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+        let key = &app.admin_key;
+        let tool = create_tool(&app, key, webhook("lookup", "https://x.example")).await;
+        let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool]}}}})).await;
+        let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+        let history = |m: &str| json!([{"role": "user", "message": m, "time_in_call_secs": 0}]);
+        let mut ids = Vec::new();
+        for body in [
+            json!({"name": "greets", "success_condition": "friendly", "chat_history": history("hi")}),
+            json!({"name": "rude fails", "success_condition": "friendly", "chat_history": history("be rude")}),
+            json!({"name": "garbled verdict", "success_condition": "friendly", "chat_history": history("say garble")}),
+            json!({"type": "tool", "name": "calls lookup for paris", "chat_history": history("weather in paris"),
+                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "exact", "expected_value": "Paris"}}]}}),
+            json!({"type": "tool", "name": "wrong city", "chat_history": history("weather in rome"),
+                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "regex", "pattern": "^Par"}}]}}),
+            json!({"type": "tool", "name": "no tool expected", "chat_history": history("hi"),
+                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "verify_absence": true}}),
+        ] {
+            let (s, b) = app
+                .post("/v1/convai/agent-testing/create", key, &body)
+                .await;
+            assert_eq!(s, 200, "{b}");
+            ids.push(b["id"].as_str().unwrap().to_owned());
+        }
+        let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
+        let (s, inv) = app
+            .post(
+                &format!("/v1/convai/agents/{agent_id}/run-tests"),
+                key,
+                &json!({"tests": tests}),
+            )
+            .await;
+        assert_eq!(s, 200, "{inv}");
+        assert!(inv["id"].as_str().unwrap().starts_with("suite_"));
+        assert_eq!(inv["test_runs"].as_array().unwrap().len(), 6);
+        assert!(
+            inv["test_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == "pending"),
+            "answered at once"
+        );
+
+        let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
+        let status = |name: &str| -> (String, Value) {
+            let run = done["test_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["test_name"] == name)
+                .unwrap();
+            (
+                run["status"].as_str().unwrap().to_owned(),
+                run["condition_result"].clone(),
+            )
+        };
+        assert_eq!(status("greets").0, "passed", "{:?}", status("greets"));
+        assert_eq!(status("rude fails").0, "failed");
+        let (s, cond) = status("garbled verdict");
+        assert_eq!(s, "failed");
+        assert!(
+            cond["rationale"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("could not be parsed"),
+            "{cond}"
+        );
+        assert_eq!(
+            status("calls lookup for paris").0,
+            "passed",
+            "{:?}",
+            status("calls lookup for paris")
+        );
+        assert_eq!(status("wrong city").0, "failed");
+        assert_eq!(status("no tool expected").0, "passed");
+
+        // The run's conversation is a test conversation with its tool calls audited.
+        let run = done["test_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["test_name"] == "calls lookup for paris")
+            .unwrap();
+        let conv = run["conversation_id"].as_str().unwrap();
+        let (_, calls) = app
+            .get(&format!("/api/tool-calls?executionId={conv}"), key)
+            .await;
+        assert_eq!(calls[0]["toolName"], "lookup");
+        let (_, live) = app.get("/v1/convai/conversations", key).await;
+        assert_eq!(
+            live["conversations"],
+            json!([]),
+            "test conversations are hidden by default"
+        );
+        let (_, tests_only) = app.get("/v1/convai/conversations?source=test", key).await;
+        assert_eq!(tests_only["conversations"].as_array().unwrap().len(), 6);
+
+        let (_, list) = app
+            .get(
+                &format!("/v1/convai/test-invocations?agent_id={agent_id}"),
+                key,
+            )
+            .await;
+        let summary = &list["results"][0];
+        assert_eq!(summary["test_run_count"], 6);
+        assert_eq!(summary["passed_count"], 3);
+        assert_eq!(summary["failed_count"], 3);
+        assert_eq!(summary["pending_count"], 0);
+
+        // Bad requests change nothing.
+        let (s, b) = app
+            .post(
+                &format!("/v1/convai/agents/{agent_id}/run-tests"),
+                key,
+                &json!({"tests": [{"test_id": "test_missing"}]}),
+            )
+            .await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(
+            app.post(
+                &format!("/v1/convai/agents/{agent_id}/run-tests"),
+                key,
+                &json!({"tests": []})
+            )
+            .await
+            .0,
+            422
+        );
+        assert_eq!(
+            app.post(
+                &format!("/v1/convai/agents/{agent_id}/run-tests"),
+                key,
+                &json!({"tests": tests, "repeat_count": 51})
+            )
+            .await
+            .0,
+            422
+        );
+        assert_eq!(
+            app.post(
+                "/v1/convai/agents/agent_nope/run-tests",
+                key,
+                &json!({"tests": tests})
+            )
+            .await
+            .0,
+            404
+        );
+        let theirs = app.key("globex", "g@globex.test", "admin").await;
+        assert_eq!(
+            app.get(
+                &format!(
+                    "/v1/convai/test-invocations/{}",
+                    inv["id"].as_str().unwrap()
+                ),
+                &theirs
+            )
+            .await
+            .0,
+            404
+        );
+
+        // repeat_count runs each test that many times.
+        let (_, rep) = app
+            .post(
+                &format!("/v1/convai/agents/{agent_id}/run-tests"),
+                key,
+                &json!({"tests": [{"test_id": ids[0]}], "repeat_count": 3}),
+            )
+            .await;
+        let done = wait_done(&app, rep["id"].as_str().unwrap()).await;
+        assert_eq!(done["test_runs"].as_array().unwrap().len(), 3);
+        assert!(
+            done["test_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == "passed")
+        );
+    }
+}
