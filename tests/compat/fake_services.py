@@ -1,7 +1,8 @@
 """Deterministic stand-ins for the outside world during compatibility tests, on one loopback port:
 an OpenAI-compatible chat-completions endpoint (streamed as SSE) and a webhook target.
 
-The fake LLM answers by the last message: a tool result is echoed ("Tool said: ..."); a user
+The fake LLM answers by the last message (and, when asked as the test judge, passes every reply
+except one echoing "FAIL"): a tool result is echoed ("Tool said: ..."); a user
 message containing "weather" calls get_weather, "map" calls show_map, "bye" calls end_call;
 anything else is echoed ("You said: ..."). Prints the port, then serves until killed.
 """
@@ -13,7 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def reply_for(messages):
+    system = messages[0].get("content") or "" if messages else ""
     last = messages[-1]
+    if system.startswith("You evaluate"):
+        # The test judge: a reply that answered the user passes; one that says "FAIL" fails.
+        verdict = "failure" if "Agent's reply: You said: FAIL" in (last.get("content") or "") else "success"
+        return {"text": json.dumps({"result": verdict, "rationale": "fake judge"})}
     if last.get("role") == "tool":
         return {"text": f"Tool said: {last.get('content')}"}
     text = last.get("content") or ""

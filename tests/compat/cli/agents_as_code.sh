@@ -63,6 +63,23 @@ cli tests pull --update --yes >/dev/null
 check "pulled test keeps the edit" grep -q "Edited locally by the CLI test" "$test_config"
 check "tests: no errors" bash -c "! grep -qi 'error' '$work/all.log'"
 
+# `agents test` runs an agent's attached tests and polls the invocation: exit 0 only when they
+# pass. The fake judge fails a reply to "FAIL" and passes the others.
+failing_test=$(curl -fs -H "xi-api-key: $COLLOQUY_KEY" -H 'content-type: application/json' \
+  -d '{"name": "cli failing", "success_condition": "answers", "chat_history": [{"role": "user", "message": "FAIL", "time_in_call_secs": 0}]}' \
+  "$COLLOQUY_URL/v1/convai/agent-testing/create" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+python3 - "$test_id" "$failing_test" <<'PY'
+import json, sys
+passing, failing = sys.argv[1], sys.argv[2]
+for path, tests in [("agent_configs/cli-default.json", [passing]), ("agent_configs/cli-minimal.json", [passing, failing])]:
+    doc = json.load(open(path))
+    doc.setdefault("platform_settings", {}).setdefault("testing", {})["attached_tests"] = [{"test_id": t} for t in tests]
+    json.dump(doc, open(path, "w"), indent=4)
+PY
+cli agents push >/dev/null
+check "agents test passes" "$ELEVENLABS_BIN" agents test "cli default"
+check "agents test fails for a failing test" bash -c "! '$ELEVENLABS_BIN' agents test 'cli minimal' >/dev/null 2>&1"
+
 if [ "$failed" -gt 0 ]; then
   echo "--- CLI output ---"; cat "$work/all.log"
 fi
