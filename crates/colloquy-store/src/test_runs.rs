@@ -86,6 +86,24 @@ pub trait TestRunStore {
         lease_secs: i64,
         limit: u32,
     ) -> StoreResult<Vec<RunRow>>;
+    /// Renames an invocation (`None` restores the generated title).
+    async fn rename_invocation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Ends every unfinished run of an invocation as failed with `result` (a cancellation);
+    /// a worker still running one finds its lease gone and drops its result.
+    async fn cancel_runs(&self, invocation_id: &str, result: &str, now: i64) -> StoreResult<u64>;
+    /// Puts runs of an invocation back in the queue, optionally with a new request document.
+    async fn resubmit_runs(
+        &self,
+        invocation_id: &str,
+        run_ids: &[String],
+        document: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()>;
     /// Completes a run from the lease that holds it; `false` if the lease was lost meanwhile
     /// (another worker took the run over), in which case nothing changes.
     async fn complete_run(
@@ -226,6 +244,73 @@ impl TestRunStore for SqlStore {
                 .fetch_all(pool)
                 .await
         })?)
+    }
+
+    async fn rename_invocation(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        name: Option<&str>,
+    ) -> StoreResult<()> {
+        let done = run!(self, write, |pool| {
+            sqlx::query("UPDATE test_invocations SET name = $3 WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .bind(name)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(crate::StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn cancel_runs(&self, invocation_id: &str, result: &str, now: i64) -> StoreResult<u64> {
+        Ok(run!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE test_runs SET status = 'failed', result = $2, updated_at = $3, lease_until = NULL, worker = NULL \
+                 WHERE invocation_id = $1 AND status IN ('pending', 'running')",
+            )
+            .bind(invocation_id)
+            .bind(result)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?)
+    }
+
+    async fn resubmit_runs(
+        &self,
+        invocation_id: &str,
+        run_ids: &[String],
+        document: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            if let Some(doc) = document {
+                sqlx::query("UPDATE test_invocations SET document = $2 WHERE id = $1")
+                    .bind(invocation_id)
+                    .bind(doc)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for id in run_ids {
+                sqlx::query(
+                    "UPDATE test_runs SET status = 'pending', result = '{}', worker = NULL, lease_until = NULL, updated_at = $3 \
+                     WHERE invocation_id = $1 AND id = $2",
+                )
+                .bind(invocation_id)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     async fn complete_run(

@@ -24,7 +24,9 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(run_tests))
-        .routes(routes!(get_invocation))
+        .routes(routes!(get_invocation, rename_invocation))
+        .routes(routes!(cancel_invocation))
+        .routes(routes!(resubmit_invocation))
         .routes(routes!(list_invocations))
 }
 
@@ -309,4 +311,115 @@ async fn list_invocations(
         "next_cursor": next_cursor,
         "has_more": has_more,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+struct RenameBody {
+    name: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/v1/convai/test-invocations/{test_invocation_id}", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
+async fn rename_invocation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<RenameBody>,
+) -> ApiResult<Json<Value>> {
+    let name = body.name.filter(|n| !n.is_empty());
+    state
+        .store
+        .rename_invocation(&caller.workspace_id, &id, name.as_deref())
+        .await
+        .map_err(ApiError::from_store("test invocation"))?;
+    let inv = state
+        .store
+        .get_invocation(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("test invocation"))?;
+    Ok(Json(invocation_view(&state, &caller, &inv).await?))
+}
+
+#[utoipa::path(post, path = "/v1/convai/test-invocations/{test_invocation_id}/cancel", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
+async fn cancel_invocation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .get_invocation(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("test invocation"))?;
+    let cancelled = json!({"condition_result": {"result": "failure", "rationale": {"messages": [], "summary": "Cancelled before it finished"}}});
+    state
+        .store
+        .cancel_runs(&id, &cancelled.to_string(), time::now_secs())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(json!({})))
+}
+
+#[utoipa::path(post, path = "/v1/convai/test-invocations/{test_invocation_id}/resubmit", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
+async fn resubmit_invocation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(mut body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let inv = state
+        .store
+        .get_invocation(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("test invocation"))?;
+    Spec::reference()
+        .check(
+            "ResubmitTestsRequestModel",
+            &mut body,
+            &[LocItem::from("body")],
+        )
+        .map_err(ApiError::Invalid)?;
+    if body.get("agent_id").and_then(Value::as_str) != Some(inv.agent_id.as_str()) {
+        return Err(ApiError::invalid(Violation::new(
+            ["body", "agent_id"],
+            "value_error",
+            "agent_id is not the agent of this invocation",
+        )));
+    }
+    let runs = state
+        .store
+        .invocation_runs(&id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let wanted: Vec<String> = body["test_run_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let unknown: Vec<Violation> = wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !runs.iter().any(|x| &x.id == *r))
+        .map(|(i, r)| {
+            Violation::new(
+                vec!["body".into(), "test_run_ids".into(), LocItem::Index(i)],
+                "value_error",
+                format!("Run {r} is not part of this invocation"),
+            )
+        })
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::Invalid(unknown));
+    }
+    let document = body
+        .get("agent_config_override")
+        .filter(|o| o.is_object())
+        .map(|o| json!({"agent_config_override": o}).to_string());
+    state
+        .store
+        .resubmit_runs(&id, &wanted, document.as_deref(), time::now_secs())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(json!({})))
 }

@@ -242,3 +242,129 @@ async fn run_tests_judges_each_type_and_reports() {
         );
     }
 }
+
+#[tokio::test]
+async fn rename_cancel_and_resubmit() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let msgs = req["messages"].as_array().unwrap();
+        let system = msgs[0]["content"].as_str().unwrap_or_default().to_owned();
+        if system.starts_with("You evaluate") {
+            let ok = msgs.last().unwrap()["content"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Agent's reply: Hello, friend");
+            return text(&format!(
+                r#"{{"result": "{}", "rationale": "judged"}}"#,
+                if ok { "success" } else { "failure" }
+            ));
+        }
+        if system == "slow" {
+            return crate::fakes::Reply::After(Duration::from_secs(3), Box::new(text("late")));
+        }
+        if system == "friendly" {
+            text("Hello, friend")
+        } else {
+            text("meh")
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {"prompt": "slow", "llm": "gpt-4o"}}}})).await;
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let (_, t) = app
+        .post(
+            "/v1/convai/agent-testing/create",
+            key,
+            &json!({"name": "greets", "success_condition": "friendly",
+        "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+        )
+        .await;
+    let test_id = t["id"].as_str().unwrap().to_owned();
+    let tests: Vec<Value> = (0..6).map(|_| json!({"test_id": test_id})).collect();
+    let (_, inv) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": tests, "name": "nightly"}),
+        )
+        .await;
+    let id = inv["id"].as_str().unwrap().to_owned();
+
+    let (s, renamed) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/convai/test-invocations/{id}"),
+            key,
+            &json!({"name": "nightly run"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{renamed}");
+    let (_, list) = app.get("/v1/convai/test-invocations", key).await;
+    assert_eq!(list["results"][0]["title"], "nightly run");
+
+    let (s, _) = app
+        .post(
+            &format!("/v1/convai/test-invocations/{id}/cancel"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let done = wait_done(&app, &id).await;
+    for run in done["test_runs"].as_array().unwrap() {
+        assert_eq!(run["status"], "failed");
+        assert_eq!(
+            run["condition_result"]["rationale"]["summary"],
+            "Cancelled before it finished"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, still) = app
+        .get(&format!("/v1/convai/test-invocations/{id}"), key)
+        .await;
+    assert!(
+        still["test_runs"].as_array().unwrap().iter().all(
+            |r| r["condition_result"]["rationale"]["summary"] == "Cancelled before it finished"
+        ),
+        "late results are dropped"
+    );
+
+    // Resubmit two runs with a configuration that passes.
+    let run_ids: Vec<Value> = done["test_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|r| r["test_run_id"].clone())
+        .collect();
+    let override_config = json!({"conversation_config": {"agent": {"prompt": {"prompt": "friendly"}}}, "platform_settings": {}});
+    let (s, b) = app.post(&format!("/v1/convai/test-invocations/{id}/resubmit"), key, &json!({"test_run_ids": run_ids, "agent_id": agent_id, "agent_config_override": override_config})).await;
+    assert_eq!(s, 200, "{b}");
+    let done = wait_done(&app, &id).await;
+    let passed = done["test_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "passed")
+        .count();
+    assert_eq!(passed, 2);
+    let (s, _) = app
+        .post(
+            &format!("/v1/convai/test-invocations/{id}/resubmit"),
+            key,
+            &json!({"test_run_ids": ["run_nope"], "agent_id": agent_id}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        app.post(
+            "/v1/convai/test-invocations/suite_nope/cancel",
+            key,
+            &json!({})
+        )
+        .await
+        .0,
+        404
+    );
+}
