@@ -260,6 +260,11 @@ impl Conversation {
         (!text.is_empty()).then(|| template::render(text, &self.vars))
     }
 
+    /// The transcript so far, in the reference's shape.
+    pub fn transcript(&self) -> &[Value] {
+        &self.transcript
+    }
+
     /// The conversation's dynamic variables (the client's, placeholders, `system__*`).
     pub fn variables(&self) -> &Map<String, Value> {
         &self.vars

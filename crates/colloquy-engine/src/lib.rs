@@ -6,6 +6,7 @@
 pub mod conversation;
 pub mod egress;
 pub mod llm;
+pub mod simulation;
 pub mod testing;
 pub mod tools;
 

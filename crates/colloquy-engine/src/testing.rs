@@ -6,7 +6,7 @@
 //! tool error, so tests never reach real webhooks), then judges: `tool` tests compare the tool
 //! calls with the expectation; `llm` tests ask a judge LLM for a structured verdict, parsed
 //! strictly — anything else than a clear success or failure fails the run with the reason.
-//! Simulation tests are not run yet: their runs fail with a rationale saying so.
+//! Simulation tests hand over to [`crate::simulation`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +63,7 @@ impl Verdict {
 pub async fn run_test(deps: &Arc<EngineDeps>, agent: AgentSnapshot, test: &Value) -> Verdict {
     let kind = test.get("type").and_then(Value::as_str).unwrap_or("llm");
     if kind == "simulation" {
-        return Verdict::failed("Simulation tests cannot be run by this server yet");
+        return run_simulation_test(deps, agent, test).await;
     }
     let history: Vec<(Role, String)> = test
         .get("chat_history")
@@ -151,6 +151,116 @@ pub async fn run_test(deps: &Arc<EngineDeps>, agent: AgentSnapshot, test: &Value
         vec![json!({"role": "agent", "message": reply, "time_in_call_secs": 0})];
     verdict.conversation_id = Some(conversation_id);
     verdict
+}
+
+/// `simulation` tests: the simulated user plays the scenario; every success condition must hold.
+async fn run_simulation_test(
+    deps: &Arc<EngineDeps>,
+    agent: AgentSnapshot,
+    test: &Value,
+) -> Verdict {
+    let text = |k: &str| {
+        test.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut conditions: Vec<String> = test
+        .get("success_conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    if !text("success_condition").is_empty() {
+        conditions.push(text("success_condition"));
+    }
+    let mut mocks: MockSettings = test
+        .get("tool_mock_config")
+        .cloned()
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default();
+    mocks.overrides = test
+        .get("tool_mock_overrides")
+        .and_then(Value::as_object)
+        .cloned();
+    let model = agent
+        .conversation_config
+        .pointer("/agent/prompt/llm")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let or_agent = |k: &str| {
+        let v = text(k);
+        if v.is_empty() { model.clone() } else { v }
+    };
+    let spec = crate::simulation::SimulationSpec {
+        user_prompt: text("simulation_scenario"),
+        user_model: or_agent("simulated_user_model"),
+        max_turns: test
+            .get("simulation_max_turns")
+            .and_then(Value::as_u64)
+            .unwrap_or(5) as usize,
+        history: test
+            .get("chat_history")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                let role = if t.get("role").and_then(Value::as_str) == Some("user") {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                Some((role, t.get("message")?.as_str()?.to_owned()))
+            })
+            .collect(),
+        dynamic_variables: test
+            .get("dynamic_variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        mocks,
+        criteria: conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| crate::simulation::Criterion {
+                id: format!("condition_{i}"),
+                name: c.clone(),
+                prompt: c.clone(),
+            })
+            .collect(),
+        judge_model: or_agent("evaluation_model"),
+        as_test: true,
+        ..Default::default()
+    };
+    let result = crate::simulation::simulate(deps, agent, spec, None).await;
+    let messages: Vec<String> = result
+        .results
+        .iter()
+        .map(|(c, ok, why)| {
+            format!(
+                "{} — {}: {why}",
+                c.name,
+                if *ok { "met" } else { "not met" }
+            )
+        })
+        .collect();
+    let summary = match &result.error {
+        Some(e) => e.clone(),
+        None if result.passed() => {
+            format!("All {} success conditions were met", result.results.len())
+        }
+        None => "Some success conditions were not met".into(),
+    };
+    Verdict {
+        passed: result.passed(),
+        summary,
+        messages,
+        agent_responses: result.transcript.clone(),
+        conversation_id: result.conversation_id.clone(),
+    }
 }
 
 /// `tool` tests: the expected tool called with matching parameters (or never called, with
@@ -301,6 +411,15 @@ async fn ask(
         .await
         .map(|r| r.text)
         .map_err(|e| e.to_string())
+}
+
+/// Asks the judge LLM (`model`) for a verdict on `prompt`.
+pub(crate) async fn ask_judge(
+    deps: &Arc<EngineDeps>,
+    model: &str,
+    prompt: &str,
+) -> Result<String, String> {
+    ask(deps, model, JUDGE_SYSTEM, prompt).await
 }
 
 /// The judge's instructions: a strict JSON verdict.

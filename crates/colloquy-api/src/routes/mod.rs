@@ -7,6 +7,7 @@ pub mod conversation_ws;
 pub mod conversations;
 pub mod ops;
 pub mod secrets;
+pub mod simulate;
 pub mod test_invocations;
 pub mod tool_calls;
 pub mod tools;
@@ -26,5 +27,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(secrets::router())
         .merge(tools::router())
         .merge(test_invocations::router())
+        .merge(simulate::router())
         .merge(tool_calls::router())
 }

@@ -368,3 +368,139 @@ async fn rename_cancel_and_resubmit() {
         404
     );
 }
+
+fn sim_script(req: &Value) -> crate::fakes::Reply {
+    let msgs = req["messages"].as_array().unwrap();
+    let system = msgs[0]["content"].as_str().unwrap_or_default().to_owned();
+    if system.starts_with("You are simulating a user") {
+        return if msgs.len() >= 5 {
+            text("Thanks, bye [END]")
+        } else {
+            text("I need help with my order")
+        };
+    }
+    if system.starts_with("You evaluate") {
+        let prompt = msgs.last().unwrap()["content"].as_str().unwrap_or_default();
+        let ok = prompt.contains("Criterion: helps") && prompt.contains("help with your order");
+        return text(&format!(
+            r#"{{"result": "{}", "rationale": "checked"}}"#,
+            if ok { "success" } else { "failure" }
+        ));
+    }
+    text("Sure, I can help with your order")
+}
+
+#[tokio::test]
+async fn simulations_as_tests_and_through_the_endpoints() {
+    let llm = FakeLlm::openai(sim_script).await;
+    for backend in backends() {
+        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+        let key = &app.admin_key;
+        let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "Hi, how can I help?", "prompt": {"llm": "gpt-4o"}}},
+            "platform_settings": {"evaluation": {"criteria": [{"id": "helps", "name": "Helps", "type": "prompt", "conversation_goal_prompt": "helps"}]}}})).await;
+        let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+        let mut ids = Vec::new();
+        for (name, condition) in [("sim passes", "helps"), ("sim fails", "refunds")] {
+            let (s, b) = app.post("/v1/convai/agent-testing/create", key, &json!({"type": "simulation", "name": name,
+                "simulation_scenario": "A customer with an order problem", "success_conditions": [condition], "simulation_max_turns": 5,
+                "simulated_user_model": "gpt-4o", "evaluation_model": "gpt-4o"})).await;
+            assert_eq!(s, 200, "{b}");
+            ids.push(b["id"].as_str().unwrap().to_owned());
+        }
+        let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
+        let (_, inv) = app
+            .post(
+                &format!("/v1/convai/agents/{agent_id}/run-tests"),
+                key,
+                &json!({"tests": tests}),
+            )
+            .await;
+        let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
+        let run = |n: &str| {
+            done["test_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["test_name"] == n)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(
+            run("sim passes")["status"],
+            "passed",
+            "{}",
+            run("sim passes")
+        );
+        assert_eq!(run("sim fails")["status"], "failed");
+        let transcript = run("sim passes")["agent_responses"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            transcript.len() >= 4,
+            "a multi-turn conversation: {transcript:?}"
+        );
+        assert_eq!(transcript[0]["message"], "Hi, how can I help?");
+
+        let body = json!({"simulation_specification": {"simulated_user_config": {"prompt": {"prompt": "A customer", "llm": "gpt-4o"}}},
+            "extra_evaluation_criteria": [{"id": "polite", "name": "Polite", "type": "prompt", "conversation_goal_prompt": "is polite"}]});
+        let (s, sim) = app
+            .post(
+                &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
+                key,
+                &body,
+            )
+            .await;
+        assert_eq!(s, 200, "{sim}");
+        let conversation = sim["simulated_conversation"].as_array().unwrap();
+        assert!(conversation.len() >= 3);
+        assert_eq!(conversation[1]["role"], "user");
+        assert_eq!(
+            sim["analysis"]["evaluation_criteria_results"]["helps"]["result"],
+            "success"
+        );
+        assert_eq!(
+            sim["analysis"]["evaluation_criteria_results"]["polite"]["result"],
+            "failure"
+        );
+
+        let r = app
+            .client
+            .post(app.url(&format!(
+                "/v1/convai/agents/{agent_id}/simulate-conversation/stream"
+            )))
+            .header("xi-api-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+        let text_body = r.text().await.unwrap();
+        let lines: Vec<Value> = text_body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(lines.len() >= 4);
+        assert!(lines[0].is_array(), "turns first");
+        let last = lines.last().unwrap();
+        assert!(last["analysis"].is_object() && last["simulated_conversation"].is_array());
+        assert_eq!(
+            lines.len() - 1,
+            last["simulated_conversation"].as_array().unwrap().len(),
+            "every turn streamed once"
+        );
+
+        let (s, _) = app
+            .post(
+                &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
+                key,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(s, 422);
+        let (_, sims) = app
+            .get("/v1/convai/conversations?source=simulation", key)
+            .await;
+        assert_eq!(sims["conversations"].as_array().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,196 @@
+//! `POST /v1/convai/agents/{agent_id}/simulate-conversation[/stream]`: the agent against an
+//! LLM-simulated user, then the evaluation criteria judged. The stream variant sends each new
+//! transcript entry as a line of newline-delimited JSON (`[entry]`), then the whole response.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use colloquy_core::schema::Spec;
+use colloquy_core::validation::LocItem;
+use colloquy_engine::AgentSnapshot;
+use colloquy_engine::llm::Role;
+use colloquy_engine::simulation::{self, Criterion, SimulationSpec};
+use colloquy_engine::tools::MockSettings;
+use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// Most user turns of one simulation, whatever `new_turns_limit` asks: a simulation ends when
+/// the simulated user says so, and this bounds one that never does.
+const MAX_TURNS: usize = 50;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(simulate_conversation))
+        .routes(routes!(simulate_conversation_stream))
+}
+
+async fn prepare(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: &str,
+    mut body: Value,
+) -> ApiResult<(AgentSnapshot, SimulationSpec)> {
+    state
+        .store
+        .get_agent(&caller.workspace_id, agent_id)
+        .await
+        .map_err(ApiError::from_store("agent"))?;
+    Spec::reference()
+        .check(
+            "Body_Simulates_a_conversation_v1_convai_agents__agent_id__simulate_conversation_post",
+            &mut body,
+            &[LocItem::from("body")],
+        )
+        .map_err(ApiError::Invalid)?;
+    let agent = AgentSnapshot::load(&state.engine, &caller.workspace_id, agent_id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let sim = &body["simulation_specification"];
+    let user = &sim["simulated_user_config"];
+    let text = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut mocks = MockSettings {
+        mocking_strategy: "selected".into(),
+        fallback_strategy: "raise_error".into(),
+        ..Default::default()
+    };
+    let mut overrides = Map::new();
+    for (name, m) in sim
+        .get("tool_mock_config")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        mocks.mocked_tool_names.push(name.clone());
+        let result = m
+            .get("default_return_value")
+            .and_then(Value::as_str)
+            .unwrap_or("Tool Called.");
+        let is_error = m
+            .get("default_is_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        overrides.insert(
+            name.clone(),
+            json!([{"mock_result": result, "is_error": is_error}]),
+        );
+    }
+    mocks.overrides = Some(overrides);
+    let mut criteria: Vec<Criterion> = agent
+        .platform_settings
+        .pointer("/evaluation/criteria")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            body.get("extra_evaluation_criteria")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .map(|c| Criterion {
+            id: text(c, "/id"),
+            name: text(c, "/name"),
+            prompt: text(c, "/conversation_goal_prompt"),
+        })
+        .collect();
+    criteria.dedup_by(|a, b| a.id == b.id);
+    let agent_model = text(&agent.conversation_config, "/agent/prompt/llm");
+    let limit = body
+        .get("new_turns_limit")
+        .and_then(Value::as_u64)
+        .unwrap_or(MAX_TURNS as u64) as usize;
+    let spec = SimulationSpec {
+        user_prompt: text(user, "/prompt/prompt"),
+        user_model: Some(text(user, "/prompt/llm"))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| agent_model.clone()),
+        user_first_message: Some(text(user, "/first_message")).filter(|m| !m.is_empty()),
+        max_turns: limit.clamp(1, MAX_TURNS),
+        history: sim
+            .get("partial_conversation_history")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                let role = if t.get("role").and_then(Value::as_str) == Some("user") {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                Some((role, t.get("message")?.as_str()?.to_owned()))
+            })
+            .collect(),
+        dynamic_variables: sim
+            .get("dynamic_variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        mocks,
+        criteria,
+        judge_model: agent_model,
+        as_test: false,
+    };
+    Ok((agent, spec))
+}
+
+#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
+async fn simulate_conversation(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let (agent, spec) = prepare(&state, &caller, &agent_id, body).await?;
+    let result = simulation::simulate(&state.engine, agent, spec, None).await;
+    Ok(Json(
+        json!({"simulated_conversation": result.transcript, "analysis": result.analysis(), "conversation_id": result.conversation_id}),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation/stream", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
+async fn simulate_conversation_stream(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Response> {
+    let (agent, spec) = prepare(&state, &caller, &agent_id, body).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let (lines_tx, lines_rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
+    let engine = state.engine.clone();
+    tokio::spawn(async move {
+        let forward = {
+            let lines_tx = lines_tx.clone();
+            tokio::spawn(async move {
+                while let Some(entry) = rx.recv().await {
+                    let _ = lines_tx.send(Ok(format!("{}\n", json!([entry])))).await;
+                }
+            })
+        };
+        let result = simulation::simulate(&engine, agent, spec, Some(&tx)).await;
+        drop(tx);
+        let _ = forward.await;
+        let last = json!({"simulated_conversation": result.transcript, "analysis": result.analysis(), "conversation_id": result.conversation_id});
+        let _ = lines_tx.send(Ok(format!("{last}\n"))).await;
+    });
+    let stream = futures_util::stream::unfold(lines_rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
