@@ -7,6 +7,7 @@ pub mod agents;
 pub mod cursor;
 pub mod ids;
 pub mod keys;
+pub mod llm_usage;
 pub mod mocks;
 pub mod random;
 pub mod redact;

@@ -5,6 +5,7 @@ pub mod agent_testing;
 pub mod agents;
 pub mod conversation_ws;
 pub mod conversations;
+pub mod llm_usage;
 pub mod ops;
 pub mod secrets;
 pub mod simulate;
@@ -28,5 +29,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(tools::router())
         .merge(test_invocations::router())
         .merge(simulate::router())
+        .merge(llm_usage::router())
         .merge(tool_calls::router())
 }

@@ -504,3 +504,77 @@ async fn simulations_as_tests_and_through_the_endpoints() {
         assert_eq!(sims["conversations"].as_array().unwrap().len(), 2);
     }
 }
+
+#[tokio::test]
+async fn llm_usage_estimates_from_the_price_table() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+    let key = &app.admin_key;
+    let (s, small) = app
+        .post(
+            "/v1/convai/llm-usage/calculate",
+            key,
+            &json!({"prompt_length": 400, "number_of_pages": 0, "rag_enabled": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{small}");
+    let price = |v: &Value, llm: &str| {
+        v["llm_prices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["llm"] == llm)
+            .unwrap()["price_per_message"]
+            .as_f64()
+            .unwrap()
+    };
+    let (_, big) = app
+        .post(
+            "/v1/convai/llm-usage/calculate",
+            key,
+            &json!({"prompt_length": 40000, "number_of_pages": 20, "rag_enabled": false}),
+        )
+        .await;
+    assert!(price(&big, "gpt-4o") > price(&small, "gpt-4o"));
+    assert!(price(&small, "gpt-4o") > price(&small, "gpt-4o-mini"));
+    assert_eq!(
+        app.post(
+            "/v1/convai/llm-usage/calculate",
+            key,
+            &json!({"prompt_length": 1})
+        )
+        .await
+        .0,
+        422
+    );
+
+    let (_, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {"prompt": "x".repeat(4000)}}}}),
+        )
+        .await;
+    let id = agent["agent_id"].as_str().unwrap();
+    let (s, per_agent) = app
+        .post(
+            &format!("/v1/convai/agent/{id}/llm-usage/calculate"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{per_agent}");
+    assert!(
+        price(&per_agent, "gpt-4o") > price(&small, "gpt-4o"),
+        "the agent's own prompt length counts"
+    );
+    assert_eq!(
+        app.post(
+            "/v1/convai/agent/agent_nope/llm-usage/calculate",
+            key,
+            &json!({})
+        )
+        .await
+        .0,
+        404
+    );
+}
