@@ -39,7 +39,7 @@ pub use conversations::{
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use secrets::{SecretRecord, SecretStore};
-pub use test_runs::{InvocationRow, RunRow, TestRunStore};
+pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{Db, begin_write, run};
-use crate::query::{Bind, Query, fetch_all};
+use crate::query::{Bind, Query, escape_like, fetch_all};
 use crate::{SqlStore, StoreResult};
 
 /// An invocation as read.
@@ -56,6 +56,25 @@ pub struct RunRow {
     pub result: String,
 }
 
+/// Filters of the invocations list.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationFilter {
+    /// Only this agent's.
+    pub agent_id: Option<String>,
+    /// Only on this branch.
+    pub branch_id: Option<String>,
+    /// Only those running this test.
+    pub test_id: Option<String>,
+    /// Only started by this user.
+    pub created_by: Option<String>,
+    /// Lower-cased substring of the name or of a run's test name.
+    pub search: Option<String>,
+    /// Created at or after (unix seconds).
+    pub start: Option<i64>,
+    /// Created at or before (unix seconds).
+    pub end: Option<i64>,
+}
+
 /// Invocations and the run queue.
 #[async_trait]
 pub trait TestRunStore {
@@ -69,11 +88,11 @@ pub trait TestRunStore {
     async fn get_invocation(&self, workspace_id: &str, id: &str) -> StoreResult<InvocationRow>;
     /// An invocation's runs, in creation order.
     async fn invocation_runs(&self, invocation_id: &str) -> StoreResult<Vec<RunRow>>;
-    /// Invocations newest first after `(created_at, id)`, optionally of one agent.
+    /// Invocations newest first after `(created_at, id)`.
     async fn list_invocations(
         &self,
         workspace_id: &str,
-        agent_id: Option<&str>,
+        filter: &InvocationFilter,
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>>;
@@ -187,26 +206,53 @@ impl TestRunStore for SqlStore {
     async fn list_invocations(
         &self,
         workspace_id: &str,
-        agent_id: Option<&str>,
+        filter: &InvocationFilter,
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>> {
+        let columns = INVOCATION_COLUMNS
+            .split(", ")
+            .map(|c| format!("i.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut q = Query::new(
-            format!("SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1"),
+            format!("SELECT {columns} FROM test_invocations i WHERE i.workspace_id = $1"),
             vec![Bind::Text(workspace_id.to_owned())],
         );
-        if let Some(a) = agent_id {
-            q.push(" AND agent_id = ?", Bind::Text(a.to_owned()));
+        if let Some(a) = &filter.agent_id {
+            q.push(" AND i.agent_id = ?", Bind::Text(a.clone()));
+        }
+        if let Some(b) = &filter.branch_id {
+            q.push(" AND i.branch_id = ?", Bind::Text(b.clone()));
+        }
+        if let Some(u) = &filter.created_by {
+            q.push(" AND i.created_by = ?", Bind::Text(u.clone()));
+        }
+        if let Some(s) = filter.start {
+            q.push(" AND i.created_at >= ?", Bind::Int(s));
+        }
+        if let Some(e) = filter.end {
+            q.push(" AND i.created_at <= ?", Bind::Int(e));
+        }
+        if let Some(t) = &filter.test_id {
+            q.push(" AND EXISTS (SELECT 1 FROM test_runs r WHERE r.invocation_id = i.id AND r.test_id = ?)", Bind::Text(t.clone()));
+        }
+        if let Some(s) = &filter.search {
+            let p = q.param(Bind::Text(format!("%{}%", escape_like(s))));
+            q.raw(&format!(
+                " AND (lower(COALESCE(i.name, '')) LIKE {p} ESCAPE '\\' OR EXISTS (SELECT 1 FROM test_runs r \
+                 WHERE r.invocation_id = i.id AND lower(r.test_name) LIKE {p} ESCAPE '\\'))"
+            ));
         }
         if let Some((at, id)) = after {
             let a = q.param(Bind::Int(at));
             let i = q.param(Bind::Text(id));
             q.raw(&format!(
-                " AND (created_at < {a} OR (created_at = {a} AND id < {i}))"
+                " AND (i.created_at < {a} OR (i.created_at = {a} AND i.id < {i}))"
             ));
         }
         q.push(
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            " ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
             Bind::Int(i64::from(limit)),
         );
         Ok(fetch_all!(self, q)?)

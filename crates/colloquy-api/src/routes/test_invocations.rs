@@ -8,7 +8,7 @@ use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
 use colloquy_core::schema::Spec;
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{ids, time};
-use colloquy_store::{InvocationRow, RunRow};
+use colloquy_store::{InvocationFilter, InvocationRow, RunRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -36,6 +36,30 @@ fn wire_status(status: &str) -> &'static str {
         "failed" => "failed",
         _ => "pending",
     }
+}
+
+/// Runs of each test grouped by outcome (for repeated runs).
+fn result_groups(runs: &[RunRow]) -> Vec<Value> {
+    let mut order: Vec<&str> = Vec::new();
+    for r in runs {
+        if !order.contains(&r.test_id.as_str()) {
+            order.push(&r.test_id);
+        }
+    }
+    order
+        .iter()
+        .map(|test_id| {
+            let of_test: Vec<&RunRow> = runs.iter().filter(|r| r.test_id == *test_id).collect();
+            let buckets: Vec<Value> = ["passed", "failed", "pending"]
+                .iter()
+                .filter_map(|status| {
+                    let ids: Vec<&str> = of_test.iter().filter(|r| wire_status(&r.status) == *status).map(|r| r.id.as_str()).collect();
+                    (!ids.is_empty()).then(|| json!({"test_run_ids": ids, "title": format!("{} {status}", ids.len())}))
+                })
+                .collect();
+            json!({"test_id": test_id, "test_name": of_test[0].test_name, "workflow_node_id": null, "buckets": buckets})
+        })
+        .collect()
 }
 
 async fn invocation_view(
@@ -89,6 +113,11 @@ async fn invocation_view(
             })
         })
         .collect();
+    let result_groups: Vec<Value> = if inv.repeat_count > 1 {
+        result_groups(&runs)
+    } else {
+        Vec::new()
+    };
     Ok(json!({
         "id": inv.id,
         "agent_id": inv.agent_id,
@@ -99,7 +128,7 @@ async fn invocation_view(
         "folder_id": null,
         "repeat_count": inv.repeat_count,
         "bucketing_status": null,
-        "result_groups": [],
+        "result_groups": result_groups,
         "test_runs": test_runs,
         "name": inv.name,
     }))
@@ -232,6 +261,21 @@ async fn get_invocation(
 struct ListParams {
     /// Only this agent's invocations.
     agent_id: Option<String>,
+    /// Only on this branch.
+    branch_id: Option<String>,
+    /// Only those that ran this test.
+    test_id: Option<String>,
+    /// Only started by this user; `@me` is the caller.
+    created_by_user_id: Option<String>,
+    /// Substring of the name or of a test's name.
+    search: Option<String>,
+    /// Created at or after this unix second.
+    start_time: Option<i64>,
+    /// Created at or before this unix second.
+    end_time: Option<i64>,
+    /// Accepted: every run is against the agent's current version.
+    #[serde(rename = "version_id")]
+    _version_id: Option<String>,
     /// 1..=100, default 30.
     page_size: Option<i64>,
     /// From the previous page.
@@ -247,12 +291,21 @@ async fn list_invocations(
     let limit = PageSizeRule::STANDARD
         .resolve(params.page_size)
         .map_err(ApiError::invalid)?;
-    let agent = params.agent_id.filter(|a| !a.is_empty());
-    let spec = CursorSpec::new(
-        "created_at",
-        Direction::Desc,
-        &[agent.as_deref().unwrap_or("")],
-    );
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filter = InvocationFilter {
+        agent_id: nonempty(params.agent_id),
+        branch_id: nonempty(params.branch_id),
+        test_id: nonempty(params.test_id),
+        created_by: match nonempty(params.created_by_user_id).as_deref() {
+            Some("@me") => Some(caller.user_id.clone()),
+            other => other.map(str::to_owned),
+        },
+        search: nonempty(params.search).map(|s| s.to_lowercase()),
+        start: params.start_time,
+        end: params.end_time,
+    };
+    let fingerprint = format!("{filter:?}");
+    let spec = CursorSpec::new("created_at", Direction::Desc, &[&fingerprint]);
     let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(raw) => {
             let c = spec.decode(raw).map_err(ApiError::invalid)?;
@@ -262,7 +315,7 @@ async fn list_invocations(
     };
     let mut rows = state
         .store
-        .list_invocations(&caller.workspace_id, agent.as_deref(), after, limit + 1)
+        .list_invocations(&caller.workspace_id, &filter, after, limit + 1)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let has_more = rows.len() > limit as usize;
