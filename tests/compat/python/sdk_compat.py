@@ -6,6 +6,7 @@ Every `test_*` function runs against the server; the last line reads "N passed, 
 
 import os
 import sys
+import time
 import traceback
 
 from elevenlabs import ElevenLabs
@@ -248,6 +249,63 @@ def test_agent_tests_and_folders():
     assert agents.get(agent_id).platform_settings.testing.attached_tests[0].test_id == created.id
     tests.delete(created.id)
     tests.folders.delete(folder.id, force=True)
+
+
+def _agent_with_llm(name):
+    config = {"agent": {"first_message": "Hello", "prompt": {"prompt": "You are a test agent.", "llm": "gpt-4o-mini"}}}
+    return agents.create(name=name, conversation_config=config).agent_id
+
+
+def _wait_finished(invocation_id):
+    invocations = client.conversational_ai.tests.invocations
+    for _ in range(300):
+        got = invocations.get(invocation_id)
+        if all(run.status not in ("pending", "running") for run in got.test_runs):
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"invocation {invocation_id} did not finish")
+
+
+def test_run_tests_invocations_rename_resubmit():
+    tests = client.conversational_ai.tests
+    invocations = tests.invocations
+    chat = [{"role": "user", "message": "hello there", "time_in_call_secs": 0}]
+    passing = tests.create(request={"type": "llm", "name": "sdk run passes", "success_condition": "answers", "chat_history": chat}).id
+    failing = tests.create(request={"type": "llm", "name": "sdk run fails", "success_condition": "answers",
+                                    "chat_history": [{"role": "user", "message": "FAIL", "time_in_call_secs": 0}]}).id
+    agent_id = _agent_with_llm("sdk run-tests")
+    started = agents.run_tests(agent_id, tests=[{"test_id": passing}, {"test_id": failing}], repeat_count=2)
+    assert len(started.test_runs) == 4 and started.agent_id == agent_id
+    done = _wait_finished(started.id)
+    by_test = {}
+    for run in done.test_runs:
+        by_test.setdefault(run.test_id, set()).add(run.status)
+    assert by_test == {passing: {"passed"}, failing: {"failed"}}, by_test
+    listed = invocations.list(agent_id=agent_id, page_size=10)
+    assert [i.id for i in listed.results] == [started.id], listed
+    assert invocations.update(started.id, name="sdk renamed").id == started.id
+    failed_run = next(run.test_run_id for run in done.test_runs if run.test_id == failing)
+    invocations.resubmit(started.id, test_run_ids=[failed_run], agent_id=agent_id)
+    again = _wait_finished(started.id)
+    assert len(again.test_runs) == 4
+    invocations.cancel(started.id)
+
+
+def test_simulate_conversation_and_llm_usage():
+    agent_id = _agent_with_llm("sdk simulate")
+    result = agents.simulate_conversation(
+        agent_id,
+        simulation_specification={"simulated_user_config": {"first_message": "hello agent"}},
+        extra_evaluation_criteria=[{"id": "greets", "name": "greets", "conversation_goal_prompt": "The agent answers"}],
+        new_turns_limit=4,
+    )
+    assert result.simulated_conversation, result
+    assert result.simulated_conversation[0].role in ("agent", "user")
+    assert "greets" in result.analysis.evaluation_criteria_results
+    usage = client.conversational_ai.llm_usage.calculate(prompt_length=1000, number_of_pages=0, rag_enabled=False)
+    assert usage.llm_prices and all(p.price_per_minute >= 0 for p in usage.llm_prices)
+    per_agent = agents.llm_usage.calculate(agent_id)
+    assert per_agent.llm_prices
 
 
 def test_bad_key_is_401():
