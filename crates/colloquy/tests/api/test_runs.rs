@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, call, text};
-use crate::helpers::{TestApp, backends};
+use crate::helpers::{ChildServer, TestApp, backends, client, status_json};
 use crate::live::with_llm;
 use crate::tools::{create_tool, webhook};
 
@@ -577,4 +577,126 @@ async fn llm_usage_estimates_from_the_price_table() {
         .0,
         404
     );
+}
+
+/// A node killed with -9 while it holds leases loses no run: once the leases expire a second
+/// node runs them. One invocation of 1,000 runs (20 tests × 50 repeats) finishes with every run
+/// judged exactly once.
+#[tokio::test]
+async fn a_killed_node_loses_no_run_of_a_thousand() {
+    let stuck = FakeLlm::openai(|_| {
+        crate::fakes::Reply::After(Duration::from_secs(120), Box::new(text("too late")))
+    })
+    .await;
+    let llm = FakeLlm::openai(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = colloquy_core::keys::generate_token();
+    let node = |llm: &FakeLlm, lease: &'static str| {
+        let llm_url = format!("{}/v1", llm.base);
+        let dir = dir.path().to_owned();
+        let key = key.clone();
+        async move {
+            ChildServer::start(
+                &dir,
+                &[
+                    ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+                    ("OPENAI_BASE_URL", llm_url.as_str()),
+                    ("OPENAI_API_KEY", "sk-fake"),
+                    ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+                    ("COLLOQUY_TEST_LEASE_SECS", lease),
+                    ("COLLOQUY_TEST_CONCURRENCY", "8"),
+                ],
+            )
+            .await
+        }
+    };
+    let first = node(&stuck, "2").await;
+    let http = client();
+    let post = |base: &str, path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .header("xi-api-key", &key)
+            .json(&body)
+            .send()
+    };
+    let (s, agent) = status_json(
+        post(
+            &first.base,
+            "/v1/convai/agents/create",
+            json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o-mini"}}}}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{agent}");
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let mut tests = Vec::new();
+    for i in 0..20 {
+        let body = json!({"name": format!("greets {i}"), "success_condition": "friendly",
+            "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]});
+        let (s, t) = status_json(
+            post(&first.base, "/v1/convai/agent-testing/create", body)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, 200, "{t}");
+        tests.push(json!({"test_id": t["id"]}));
+    }
+    let (s, inv) = status_json(
+        post(
+            &first.base,
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            json!({"tests": tests, "repeat_count": 50}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{inv}");
+    assert_eq!(inv["test_runs"].as_array().unwrap().len(), 1000);
+    let id = inv["id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        if !stuck.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!stuck.requests().is_empty(), "the first node started runs");
+    first.kill9();
+
+    let second = node(&llm, "300").await;
+    let mut summary = Value::Null;
+    for _ in 0..1800 {
+        let r = http
+            .get(format!(
+                "{}/v1/convai/test-invocations?agent_id={agent_id}",
+                second.base
+            ))
+            .header("xi-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        let (s, page) = status_json(r).await;
+        assert_eq!(s, 200, "{page}");
+        summary = page["results"][0].clone();
+        if summary["pending_count"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(summary["id"], id.as_str());
+    assert_eq!(summary["pending_count"], 0, "every run finished: {summary}");
+    assert_eq!(summary["passed_count"], 1000, "{summary}");
+    assert_eq!(summary["failed_count"], 0, "{summary}");
+    let judged = llm
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("You evaluate"))
+        })
+        .count();
+    assert_eq!(judged, 1000, "each run judged exactly once");
 }
