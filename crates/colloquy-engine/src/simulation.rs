@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::llm::{ChatMessage, ChatRequest, Role};
 use crate::testing::{ask_judge, parse_verdict};
@@ -49,6 +49,8 @@ pub struct SimulationSpec {
     pub judge_model: String,
     /// `simulation` or `test`.
     pub as_test: bool,
+    /// Turns to `true` when the run is cancelled; checked before each turn.
+    pub cancelled: Option<watch::Receiver<bool>>,
 }
 
 /// The outcome.
@@ -127,6 +129,10 @@ pub async fn simulate(
     emit(&conversation, &mut sent);
     let mut error = None;
     for turn in 0..spec.max_turns.max(1) {
+        if spec.cancelled.as_ref().is_some_and(|c| *c.borrow()) {
+            error = Some("Cancelled before it finished".into());
+            break;
+        }
         let user_text = match (turn, &spec.user_first_message) {
             (0, Some(first)) if !first.is_empty() && spec.history.is_empty() => first.clone(),
             _ => match simulated_user(deps, &spec, conversation.transcript()).await {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use colloquy_core::mocks;
 use colloquy_store::RunRow;
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::llm::{ChatMessage, ChatRequest, Role};
 use crate::tools::MockSettings;
@@ -59,11 +59,17 @@ impl Verdict {
     }
 }
 
-/// Runs one test (its stored document, `type` included) against `agent`.
-pub async fn run_test(deps: &Arc<EngineDeps>, agent: AgentSnapshot, test: &Value) -> Verdict {
+/// Runs one test (its stored document, `type` included) against `agent`; a simulation stops
+/// at its next turn once `cancelled` turns true.
+pub async fn run_test(
+    deps: &Arc<EngineDeps>,
+    agent: AgentSnapshot,
+    test: &Value,
+    cancelled: watch::Receiver<bool>,
+) -> Verdict {
     let kind = test.get("type").and_then(Value::as_str).unwrap_or("llm");
     if kind == "simulation" {
-        return run_simulation_test(deps, agent, test).await;
+        return run_simulation_test(deps, agent, test, cancelled).await;
     }
     let history: Vec<(Role, String)> = test
         .get("chat_history")
@@ -158,6 +164,7 @@ async fn run_simulation_test(
     deps: &Arc<EngineDeps>,
     agent: AgentSnapshot,
     test: &Value,
+    cancelled: watch::Receiver<bool>,
 ) -> Verdict {
     let text = |k: &str| {
         test.get(k)
@@ -233,6 +240,7 @@ async fn run_simulation_test(
             .collect(),
         judge_model: or_agent("evaluation_model"),
         as_test: true,
+        cancelled: Some(cancelled),
         ..Default::default()
     };
     let result = crate::simulation::simulate(deps, agent, spec, None).await;
@@ -563,7 +571,16 @@ pub async fn worker(
             let deps = deps.clone();
             let worker_id = worker_id.clone();
             tokio::spawn(async move {
-                let verdict = execute(&deps, &run).await;
+                let (cancel_tx, cancelled) = watch::channel(false);
+                let watcher = tokio::spawn(watch_lease(
+                    deps.clone(),
+                    run.id.clone(),
+                    worker_id.clone(),
+                    run.attempt,
+                    cancel_tx,
+                ));
+                let verdict = execute(&deps, &run, cancelled).await;
+                watcher.abort();
                 let status = if verdict.passed { "passed" } else { "failed" };
                 let now = colloquy_core::time::now_secs();
                 match deps
@@ -592,7 +609,29 @@ pub async fn worker(
     }
 }
 
-async fn execute(deps: &Arc<EngineDeps>, run: &RunRow) -> Verdict {
+/// Signals `cancel` once this worker no longer holds the run (it was cancelled, or its lease
+/// was taken over), so a long simulation stops instead of finishing for nothing.
+async fn watch_lease(
+    deps: Arc<EngineDeps>,
+    run_id: String,
+    worker_id: String,
+    attempt: i64,
+    cancel: watch::Sender<bool>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(false) = deps.store.run_is_held(&run_id, &worker_id, attempt).await {
+            let _ = cancel.send(true);
+            return;
+        }
+    }
+}
+
+async fn execute(
+    deps: &Arc<EngineDeps>,
+    run: &RunRow,
+    cancelled: watch::Receiver<bool>,
+) -> Verdict {
     let invocation = match deps
         .store
         .get_invocation(&run.workspace_id, &run.invocation_id)
@@ -622,7 +661,7 @@ async fn execute(deps: &Arc<EngineDeps>, run: &RunRow) -> Verdict {
     }
     let mut document: Value = serde_json::from_str(&test.document).unwrap_or_default();
     document["type"] = json!(test.test_type);
-    run_test(deps, agent, &document).await
+    run_test(deps, agent, &document, cancelled).await
 }
 
 #[cfg(test)]

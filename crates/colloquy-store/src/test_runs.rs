@@ -96,6 +96,16 @@ pub trait TestRunStore {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>>;
+    /// Whether `worker` still holds the run under this `attempt` (not cancelled, not taken over).
+    async fn run_is_held(&self, run_id: &str, worker: &str, attempt: i64) -> StoreResult<bool>;
+    /// How many invocations match `filter`; with `up_to`, only those listed before and at that
+    /// `(created_at, id)` position (to number pages).
+    async fn count_invocations(
+        &self,
+        workspace_id: &str,
+        filter: &InvocationFilter,
+        up_to: Option<(i64, String)>,
+    ) -> StoreResult<i64>;
     /// Leases up to `limit` runs for `worker` until `now + lease_secs`: pending runs, and
     /// running ones whose lease expired (their worker died).
     async fn lease_runs(
@@ -215,35 +225,7 @@ impl TestRunStore for SqlStore {
             .map(|c| format!("i.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut q = Query::new(
-            format!("SELECT {columns} FROM test_invocations i WHERE i.workspace_id = $1"),
-            vec![Bind::Text(workspace_id.to_owned())],
-        );
-        if let Some(a) = &filter.agent_id {
-            q.push(" AND i.agent_id = ?", Bind::Text(a.clone()));
-        }
-        if let Some(b) = &filter.branch_id {
-            q.push(" AND i.branch_id = ?", Bind::Text(b.clone()));
-        }
-        if let Some(u) = &filter.created_by {
-            q.push(" AND i.created_by = ?", Bind::Text(u.clone()));
-        }
-        if let Some(s) = filter.start {
-            q.push(" AND i.created_at >= ?", Bind::Int(s));
-        }
-        if let Some(e) = filter.end {
-            q.push(" AND i.created_at <= ?", Bind::Int(e));
-        }
-        if let Some(t) = &filter.test_id {
-            q.push(" AND EXISTS (SELECT 1 FROM test_runs r WHERE r.invocation_id = i.id AND r.test_id = ?)", Bind::Text(t.clone()));
-        }
-        if let Some(s) = &filter.search {
-            let p = q.param(Bind::Text(format!("%{}%", escape_like(s))));
-            q.raw(&format!(
-                " AND (lower(COALESCE(i.name, '')) LIKE {p} ESCAPE '\\' OR EXISTS (SELECT 1 FROM test_runs r \
-                 WHERE r.invocation_id = i.id AND lower(r.test_name) LIKE {p} ESCAPE '\\'))"
-            ));
-        }
+        let mut q = filtered_invocations(&columns, workspace_id, filter);
         if let Some((at, id)) = after {
             let a = q.param(Bind::Int(at));
             let i = q.param(Bind::Text(id));
@@ -256,6 +238,39 @@ impl TestRunStore for SqlStore {
             Bind::Int(i64::from(limit)),
         );
         Ok(fetch_all!(self, q)?)
+    }
+
+    async fn run_is_held(&self, run_id: &str, worker: &str, attempt: i64) -> StoreResult<bool> {
+        let held: i64 = run!(self, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM test_runs \
+                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'running'",
+            )
+            .bind(run_id)
+            .bind(worker)
+            .bind(attempt)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(held == 1)
+    }
+
+    async fn count_invocations(
+        &self,
+        workspace_id: &str,
+        filter: &InvocationFilter,
+        up_to: Option<(i64, String)>,
+    ) -> StoreResult<i64> {
+        let mut q = filtered_invocations("COUNT(*)", workspace_id, filter);
+        if let Some((at, id)) = up_to {
+            let a = q.param(Bind::Int(at));
+            let i = q.param(Bind::Text(id));
+            q.raw(&format!(
+                " AND (i.created_at > {a} OR (i.created_at = {a} AND i.id >= {i}))"
+            ));
+        }
+        let rows: Vec<(i64,)> = fetch_all!(self, q)?;
+        Ok(rows.first().map_or(0, |r| r.0))
     }
 
     async fn lease_runs(
@@ -385,4 +400,38 @@ impl TestRunStore for SqlStore {
         })?;
         Ok(done == 1)
     }
+}
+
+/// `SELECT <select>` over a workspace's invocations matching `filter` (aliased `i`).
+fn filtered_invocations(select: &str, workspace_id: &str, filter: &InvocationFilter) -> Query {
+    let mut q = Query::new(
+        format!("SELECT {select} FROM test_invocations i WHERE i.workspace_id = $1"),
+        vec![Bind::Text(workspace_id.to_owned())],
+    );
+    if let Some(a) = &filter.agent_id {
+        q.push(" AND i.agent_id = ?", Bind::Text(a.clone()));
+    }
+    if let Some(b) = &filter.branch_id {
+        q.push(" AND i.branch_id = ?", Bind::Text(b.clone()));
+    }
+    if let Some(u) = &filter.created_by {
+        q.push(" AND i.created_by = ?", Bind::Text(u.clone()));
+    }
+    if let Some(s) = filter.start {
+        q.push(" AND i.created_at >= ?", Bind::Int(s));
+    }
+    if let Some(e) = filter.end {
+        q.push(" AND i.created_at <= ?", Bind::Int(e));
+    }
+    if let Some(t) = &filter.test_id {
+        q.push(" AND EXISTS (SELECT 1 FROM test_runs r WHERE r.invocation_id = i.id AND r.test_id = ?)", Bind::Text(t.clone()));
+    }
+    if let Some(s) = &filter.search {
+        let p = q.param(Bind::Text(format!("%{}%", escape_like(s))));
+        q.raw(&format!(
+            " AND (lower(COALESCE(i.name, '')) LIKE {p} ESCAPE '\\' OR EXISTS (SELECT 1 FROM test_runs r \
+             WHERE r.invocation_id = i.id AND lower(r.test_name) LIKE {p} ESCAPE '\\'))"
+        ));
+    }
+    q
 }

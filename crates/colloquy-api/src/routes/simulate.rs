@@ -141,6 +141,7 @@ async fn prepare(
         criteria,
         judge_model: agent_model,
         as_test: false,
+        cancelled: None,
     };
     Ok((agent, spec))
 }

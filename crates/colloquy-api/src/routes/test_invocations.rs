@@ -38,6 +38,14 @@ fn wire_status(status: &str) -> &'static str {
     }
 }
 
+/// Whether a run ended because its invocation was cancelled (it is `failed` on the wire, and
+/// counted apart in summaries).
+fn is_cancelled(run: &RunRow) -> bool {
+    run.status == "failed"
+        && serde_json::from_str::<Value>(&run.result)
+            .is_ok_and(|r| r.get("cancelled") == Some(&Value::Bool(true)))
+}
+
 /// Runs of each test grouped by outcome (for repeated runs).
 fn result_groups(runs: &[RunRow]) -> Vec<Value> {
     let mut order: Vec<&str> = Vec::new();
@@ -313,11 +321,25 @@ async fn list_invocations(
         }
         None => None,
     };
+    let internal = |e: colloquy_store::StoreError| ApiError::Internal(e.into());
+    let total = state
+        .store
+        .count_invocations(&caller.workspace_id, &filter, None)
+        .await
+        .map_err(internal)?;
+    let before = match &after {
+        Some(position) => state
+            .store
+            .count_invocations(&caller.workspace_id, &filter, Some(position.clone()))
+            .await
+            .map_err(internal)?,
+        None => 0,
+    };
     let mut rows = state
         .store
         .list_invocations(&caller.workspace_id, &filter, after, limit + 1)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(internal)?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let mut results = Vec::with_capacity(rows.len());
@@ -327,7 +349,12 @@ async fn list_invocations(
             .invocation_runs(&inv.id)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
-        let count = |s: &str| runs.iter().filter(|r| wire_status(&r.status) == s).count();
+        let cancelled = runs.iter().filter(|r| is_cancelled(r)).count();
+        let count = |s: &str| {
+            runs.iter()
+                .filter(|r| wire_status(&r.status) == s && !is_cancelled(r))
+                .count()
+        };
         let user = state
             .store
             .user_name_email(&inv.created_by)
@@ -349,6 +376,8 @@ async fn list_invocations(
             "passed_count": count("passed"),
             "failed_count": count("failed"),
             "pending_count": count("pending"),
+            "cancelled_count": cancelled,
+            "cancelled": cancelled > 0,
             "title": title,
             "access_info": access_info(&inv.created_by, &user.0, &user.1, &caller),
             "repeat_count": inv.repeat_count,
@@ -359,7 +388,7 @@ async fn list_invocations(
         _ => None,
     };
     Ok(Json(json!({
-        "meta": {"total": null, "page": null, "page_size": limit},
+        "meta": {"total": total, "page": before / i64::from(limit) + 1, "page_size": limit},
         "results": results,
         "next_cursor": next_cursor,
         "has_more": has_more,
@@ -403,7 +432,7 @@ async fn cancel_invocation(
         .get_invocation(&caller.workspace_id, &id)
         .await
         .map_err(ApiError::from_store("test invocation"))?;
-    let cancelled = json!({"condition_result": {"result": "failure", "rationale": {"messages": [], "summary": "Cancelled before it finished"}}});
+    let cancelled = json!({"cancelled": true, "condition_result": {"result": "failure", "rationale": {"messages": [], "summary": "Cancelled before it finished"}}});
     state
         .store
         .cancel_runs(&id, &cancelled.to_string(), time::now_secs())

@@ -261,6 +261,12 @@ async fn rename_cancel_and_resubmit() {
         if system == "slow" {
             return crate::fakes::Reply::After(Duration::from_secs(3), Box::new(text("late")));
         }
+        if system == "chatty" {
+            return crate::fakes::Reply::After(Duration::from_millis(300), Box::new(text("go on")));
+        }
+        if system.starts_with("You are simulating") {
+            return text("tell me more");
+        }
         if system == "friendly" {
             text("Hello, friend")
         } else {
@@ -329,6 +335,13 @@ async fn rename_cancel_and_resubmit() {
         ),
         "late results are dropped"
     );
+    let (_, list) = app.get("/v1/convai/test-invocations", key).await;
+    let summary = &list["results"][0];
+    assert_eq!(summary["cancelled_count"], 6, "{summary}");
+    assert_eq!(summary["failed_count"], 0, "{summary}");
+    assert_eq!(summary["cancelled"], true);
+    assert_eq!(list["meta"]["total"], 1, "{list}");
+    assert_eq!(list["meta"]["page"], 1, "{list}");
 
     // Resubmit two runs with a configuration that passes.
     let run_ids: Vec<Value> = done["test_runs"]
@@ -366,6 +379,62 @@ async fn rename_cancel_and_resubmit() {
         .await
         .0,
         404
+    );
+
+    // A running simulation stops at its next turn once cancelled.
+    let (_, chatty) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {"prompt": "chatty", "llm": "gpt-4o"}}}})).await;
+    let (_, sim) = app
+        .post(
+            "/v1/convai/agent-testing/create",
+            key,
+            &json!({"type": "simulation", "name": "long talk", "success_conditions": ["talks"],
+                "simulation_scenario": "keep talking", "simulation_max_turns": 40}),
+        )
+        .await;
+    let (_, inv) = app
+        .post(
+            &format!(
+                "/v1/convai/agents/{}/run-tests",
+                chatty["agent_id"].as_str().unwrap()
+            ),
+            key,
+            &json!({"tests": [{"test_id": sim["id"]}]}),
+        )
+        .await;
+    let sim_id = inv["id"].as_str().unwrap().to_owned();
+    let user_turns = || {
+        llm.requests()
+            .iter()
+            .filter(|r| {
+                r["messages"][0]["content"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("You are simulating"))
+            })
+            .count()
+    };
+    let before = user_turns();
+    for _ in 0..100 {
+        if user_turns() > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (s, _) = app
+        .post(
+            &format!("/v1/convai/test-invocations/{sim_id}/cancel"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stopped_at = user_turns();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(user_turns(), stopped_at, "the simulation stopped");
+    assert!(
+        stopped_at - before < 20,
+        "it stopped early: {}",
+        stopped_at - before
     );
 }
 
