@@ -25,6 +25,13 @@ fn script(req: &Value) -> crate::fakes::Reply {
             if ok { "success" } else { "failure" }
         ));
     }
+    if system.starts_with("You check a value") {
+        return text(if content.contains("Paris") {
+            "yes"
+        } else {
+            "no"
+        });
+    }
     if last["role"] == "tool" {
         return text("Looked it up.");
     }
@@ -77,6 +84,12 @@ async fn run_tests_judges_each_type_and_reports() {
                 "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "regex", "pattern": "^Par"}}]}}),
             json!({"type": "tool", "name": "no tool expected", "chat_history": history("hi"),
                 "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "verify_absence": true}}),
+            json!({"type": "tool", "name": "llm eval passes", "chat_history": history("weather in paris"),
+                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "llm", "description": "a French city"}}]}}),
+            json!({"type": "tool", "name": "llm eval fails", "chat_history": history("weather in rome"),
+                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "llm", "description": "a French city"}}]}}),
+            json!({"type": "tool", "name": "anything goes", "chat_history": history("weather in rome"),
+                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "anything"}}]}}),
         ] {
             let (s, b) = app
                 .post("/v1/convai/agent-testing/create", key, &body)
@@ -94,7 +107,7 @@ async fn run_tests_judges_each_type_and_reports() {
             .await;
         assert_eq!(s, 200, "{inv}");
         assert!(inv["id"].as_str().unwrap().starts_with("suite_"));
-        assert_eq!(inv["test_runs"].as_array().unwrap().len(), 6);
+        assert_eq!(inv["test_runs"].as_array().unwrap().len(), 9);
         assert!(
             inv["test_runs"]
                 .as_array()
@@ -136,6 +149,14 @@ async fn run_tests_judges_each_type_and_reports() {
         );
         assert_eq!(status("wrong city").0, "failed");
         assert_eq!(status("no tool expected").0, "passed");
+        assert_eq!(
+            status("llm eval passes").0,
+            "passed",
+            "{:?}",
+            status("llm eval passes")
+        );
+        assert_eq!(status("llm eval fails").0, "failed");
+        assert_eq!(status("anything goes").0, "passed");
 
         // The run's conversation is a test conversation with its tool calls audited.
         let run = done["test_runs"]
@@ -156,7 +177,7 @@ async fn run_tests_judges_each_type_and_reports() {
             "test conversations are hidden by default"
         );
         let (_, tests_only) = app.get("/v1/convai/conversations?source=test", key).await;
-        assert_eq!(tests_only["conversations"].as_array().unwrap().len(), 6);
+        assert_eq!(tests_only["conversations"].as_array().unwrap().len(), 9);
 
         let (_, list) = app
             .get(
@@ -165,9 +186,9 @@ async fn run_tests_judges_each_type_and_reports() {
             )
             .await;
         let summary = &list["results"][0];
-        assert_eq!(summary["test_run_count"], 6);
-        assert_eq!(summary["passed_count"], 3);
-        assert_eq!(summary["failed_count"], 3);
+        assert_eq!(summary["test_run_count"], 9);
+        assert_eq!(summary["passed_count"], 5);
+        assert_eq!(summary["failed_count"], 4);
         assert_eq!(summary["pending_count"], 0);
 
         // Bad requests change nothing.
