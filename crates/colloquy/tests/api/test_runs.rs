@@ -457,6 +457,28 @@ async fn rename_cancel_and_resubmit() {
         "it stopped early: {}",
         stopped_at - before
     );
+
+    // Pages are numbered and the total counts every match.
+    let (_, first) = app
+        .get("/v1/convai/test-invocations?page_size=1", key)
+        .await;
+    assert_eq!(
+        first["meta"],
+        json!({"total": 2, "page": 1, "page_size": 1})
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(
+            &format!("/v1/convai/test-invocations?page_size=1&cursor={cursor}"),
+            key,
+        )
+        .await;
+    assert_eq!(
+        second["meta"],
+        json!({"total": 2, "page": 2, "page_size": 1})
+    );
+    assert_eq!(second["has_more"], false);
+    assert_ne!(first["results"][0]["id"], second["results"][0]["id"]);
 }
 
 fn sim_script(req: &Value) -> crate::fakes::Reply {
