@@ -85,6 +85,14 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 }
 
 /// Parses a JSON document into `T`, reporting the first problem where pydantic would.
+/// Checks a request body against the reference model `model` (filling its defaults), answering
+/// 422 with `loc` under `body` when it does not conform.
+pub fn check_body(model: &str, body: &mut serde_json::Value) -> Result<(), ApiError> {
+    colloquy_core::schema::Spec::reference()
+        .check(model, body, &[LocItem::from("body")])
+        .map_err(ApiError::Invalid)
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid(Violation::new(

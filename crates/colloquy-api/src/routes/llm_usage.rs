@@ -3,14 +3,12 @@
 
 use axum::extract::{Path, State};
 use colloquy_core::llm_usage::{self, Usage};
-use colloquy_core::schema::Spec;
-use colloquy_core::validation::LocItem;
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, check_body};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -36,13 +34,7 @@ fn number(body: &Value, key: &str) -> Option<u64> {
 
 #[utoipa::path(post, path = "/v1/convai/llm-usage/calculate", security(("api_key" = ["agents:read"])))]
 async fn calculate(_caller: Caller, Json(mut body): Json<Value>) -> ApiResult<Json<Value>> {
-    Spec::reference()
-        .check(
-            "LLMUsageCalculatorPublicRequestModel",
-            &mut body,
-            &[LocItem::from("body")],
-        )
-        .map_err(ApiError::Invalid)?;
+    check_body("LLMUsageCalculatorPublicRequestModel", &mut body)?;
     Ok(respond(Usage {
         prompt_length: number(&body, "prompt_length").unwrap_or(0),
         number_of_pages: number(&body, "number_of_pages").unwrap_or(0),
@@ -66,13 +58,7 @@ async fn calculate_for_agent(
         .get_agent(&caller.workspace_id, &agent_id)
         .await
         .map_err(ApiError::from_store("agent"))?;
-    Spec::reference()
-        .check(
-            "LLMUsageCalculatorRequestModel",
-            &mut body,
-            &[LocItem::from("body")],
-        )
-        .map_err(ApiError::Invalid)?;
+    check_body("LLMUsageCalculatorRequestModel", &mut body)?;
     let doc: Value =
         serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(e.into()))?;
     let prompt = doc

@@ -6,8 +6,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use colloquy_core::schema::Spec;
-use colloquy_core::validation::LocItem;
 use colloquy_engine::AgentSnapshot;
 use colloquy_engine::llm::Role;
 use colloquy_engine::simulation::{self, Criterion, SimulationSpec};
@@ -17,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, check_body};
 use crate::state::AppState;
 
 /// Most user turns of one simulation, whatever `new_turns_limit` asks: a simulation ends when
@@ -42,13 +40,10 @@ async fn prepare(
         .get_agent(&caller.workspace_id, agent_id)
         .await
         .map_err(ApiError::from_store("agent"))?;
-    Spec::reference()
-        .check(
-            "Body_Simulates_a_conversation_v1_convai_agents__agent_id__simulate_conversation_post",
-            &mut body,
-            &[LocItem::from("body")],
-        )
-        .map_err(ApiError::Invalid)?;
+    check_body(
+        "Body_Simulates_a_conversation_v1_convai_agents__agent_id__simulate_conversation_post",
+        &mut body,
+    )?;
     let agent = AgentSnapshot::load(&state.engine, &caller.workspace_id, agent_id)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;

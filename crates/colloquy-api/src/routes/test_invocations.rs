@@ -5,7 +5,6 @@
 
 use axum::extract::{Path, State};
 use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
-use colloquy_core::schema::Spec;
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{ids, time};
 use colloquy_store::{InvocationFilter, InvocationRow, RunRow};
@@ -16,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Query, check_body};
 use crate::routes::access::access_info;
 use crate::state::AppState;
 
@@ -154,13 +153,7 @@ async fn run_tests(
         .get_agent(&caller.workspace_id, &agent_id)
         .await
         .map_err(ApiError::from_store("agent"))?;
-    Spec::reference()
-        .check(
-            "RunAgentTestsRequestModel",
-            &mut body,
-            &[LocItem::from("body")],
-        )
-        .map_err(ApiError::Invalid)?;
+    check_body("RunAgentTestsRequestModel", &mut body)?;
     if body
         .get("branch_id")
         .and_then(Value::as_str)
@@ -453,13 +446,7 @@ async fn resubmit_invocation(
         .get_invocation(&caller.workspace_id, &id)
         .await
         .map_err(ApiError::from_store("test invocation"))?;
-    Spec::reference()
-        .check(
-            "ResubmitTestsRequestModel",
-            &mut body,
-            &[LocItem::from("body")],
-        )
-        .map_err(ApiError::Invalid)?;
+    check_body("ResubmitTestsRequestModel", &mut body)?;
     if body.get("agent_id").and_then(Value::as_str) != Some(inv.agent_id.as_str()) {
         return Err(ApiError::invalid(Violation::new(
             ["body", "agent_id"],
