@@ -63,6 +63,24 @@ impl AgentDoc {
             .unwrap_or_default()
     }
 
+    /// `prompt.mcp_server_ids` and `prompt.native_mcp_server_ids`: the MCP servers the agent
+    /// uses, with the field each id is in.
+    pub fn mcp_server_ids(&self) -> Vec<(&'static str, usize, String)> {
+        let mut out = Vec::new();
+        for field in ["mcp_server_ids", "native_mcp_server_ids"] {
+            let ids = self
+                .prompt()
+                .and_then(|p| p.get(field))
+                .and_then(Value::as_array);
+            for (i, id) in ids.into_iter().flatten().enumerate() {
+                if let Some(id) = id.as_str() {
+                    out.push((field, i, id.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
     /// Names of the tools defined inside the agent: the (deprecated) inline `prompt.tools` and
     /// the enabled `built_in_tools`.
     pub fn inline_tool_names(&self) -> Vec<String> {

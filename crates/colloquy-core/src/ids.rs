@@ -31,6 +31,8 @@ pub mod prefix {
     pub const VERSION: &str = "agtvrsn_";
     /// Tools.
     pub const TOOL: &str = "tool_";
+    /// MCP servers.
+    pub const MCP_SERVER: &str = "mcp_";
 }
 
 /// A new id: `prefix` followed by 28 base32 characters (8 of time, 20 of randomness).

@@ -8,6 +8,7 @@ pub mod cursor;
 pub mod ids;
 pub mod keys;
 pub mod llm_usage;
+pub mod mcp_servers;
 pub mod mocks;
 pub mod random;
 pub mod redact;

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::llm::{ChatMessage, ChatRequest, Deltas, LlmError, LlmProvider, Role, ToolCall};
+use crate::mcp::pool::{McpPool, Opened, ServerStatus};
 use crate::tools::{self, AgentTool, CallScope, ClientTools, Effect, MockSettings, ToolOutcome};
 use crate::{AgentSnapshot, EngineDeps};
 
@@ -153,6 +154,56 @@ pub struct Conversation {
     opts: StartOptions,
     error: Option<Value>,
     language: String,
+    mcp: Option<Arc<McpPool>>,
+    mcp_status: Vec<ServerStatus>,
+}
+
+/// Offers the tools the agent's MCP servers listed (those a `type: "mcp"` tool of the agent
+/// already names stay as that tool), under names the LLM accepts, and applies each server's
+/// per-tool config overrides.
+fn add_mcp_tools(agent: &mut AgentSnapshot, opened: &Opened) {
+    let mcp_key = |t: &AgentTool| -> Option<(String, String)> {
+        let server = t.config.get("mcp_server_id")?.as_str()?.to_owned();
+        let name = t.config.get("mcp_tool_name")?.as_str()?.to_owned();
+        Some((server, name))
+    };
+    let mut taken: std::collections::BTreeSet<String> =
+        agent.tools.iter().map(|t| t.name.clone()).collect();
+    let existing: Vec<(String, String)> = agent
+        .tools
+        .iter()
+        .filter(|t| t.kind == "mcp")
+        .filter_map(mcp_key)
+        .collect();
+    for (server_id, tool) in &opened.tools {
+        let key = (server_id.clone(), tool.name.to_string());
+        if existing.contains(&key) {
+            continue;
+        }
+        let Ok(spec) = opened.pool.spec(server_id) else {
+            continue;
+        };
+        let id = agent
+            .mcp_tool_records
+            .iter()
+            .find(|(s, n, _)| (s, n) == (&key.0, &key.1))
+            .map(|(_, _, id)| id.clone())
+            .unwrap_or_else(|| colloquy_core::mcp_servers::derived_tool_id(server_id, &tool.name));
+        let name = tools::mcp::llm_name(&tool.name, &spec.name, &taken);
+        taken.insert(name.clone());
+        agent.tools.push(tools::mcp::offered(spec, tool, id, name));
+    }
+    for tool in agent.tools.iter_mut().filter(|t| t.kind == "mcp") {
+        let server = tool
+            .config
+            .get("mcp_server_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if let Ok(spec) = opened.pool.spec(&server) {
+            tools::mcp::apply_server_overrides(tool, &spec.config);
+        }
+    }
 }
 
 fn transcript_entry(role: &str, message: &str, secs: i64) -> Value {
@@ -172,7 +223,7 @@ impl Conversation {
     /// Starts a conversation with `agent`: records it, and prepares the first message.
     pub async fn start(
         deps: Arc<EngineDeps>,
-        agent: AgentSnapshot,
+        mut agent: AgentSnapshot,
         source: Source,
         opts: StartOptions,
     ) -> Result<Conversation, EngineError> {
@@ -202,6 +253,14 @@ impl Conversation {
         ] {
             vars.insert(k.into(), v);
         }
+        let (mcp, mcp_status) = if agent.mcp_servers.is_empty() {
+            (None, Vec::new())
+        } else {
+            let opened =
+                McpPool::open(deps.clone(), &agent.workspace_id, &agent.mcp_servers, &vars).await;
+            add_mcp_tools(&mut agent, &opened);
+            (Some(Arc::new(opened.pool)), opened.status)
+        };
         let mut conversation = Conversation {
             id: id.clone(),
             deps,
@@ -213,6 +272,8 @@ impl Conversation {
             opts,
             error: None,
             language,
+            mcp,
+            mcp_status,
         };
         if let Some(first) = conversation.first_message() {
             conversation
@@ -258,6 +319,11 @@ impl Conversation {
             .pointer("/agent/first_message")
             .and_then(Value::as_str)?;
         (!text.is_empty()).then(|| template::render(text, &self.vars))
+    }
+
+    /// The agent's MCP servers as found at the start (`mcp_connection_status`).
+    pub fn mcp_status(&self) -> &[ServerStatus] {
+        &self.mcp_status
     }
 
     /// The transcript so far, in the reference's shape.
@@ -333,6 +399,9 @@ impl Conversation {
             Ending::Normal(_) => "done",
             Ending::Error(_) => "failed",
         };
+        if let Some(pool) = &self.mcp {
+            pool.close().await;
+        }
         let state = self.state(status, Some(&ending));
         self.deps
             .store
@@ -570,6 +639,7 @@ impl Conversation {
             vars: &self.vars,
             mocks: &self.opts.mocks,
             client: self.opts.client.as_deref(),
+            mcp: self.mcp.as_deref(),
         };
         let unknown = AgentTool {
             id: "tool_unknown".into(),

@@ -85,6 +85,16 @@ impl EgressGuard {
             .any(|a| matches!(a, Allow::Cidr(net, bits) if contains(*net, *bits, ip)))
     }
 
+    /// Whether the operator allowed `host` (a name or an address) itself, not merely the
+    /// addresses it resolves to: the test for MCP servers reached over plain http.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let bare = host.trim_matches(['[', ']']);
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => self.ip_allowed(canonical(ip)),
+            Err(_) => self.host_allowed(bare),
+        }
+    }
+
     /// Whether `host` may be reached at `ip`.
     pub fn permits(&self, host: &str, ip: IpAddr) -> Result<(), Refused> {
         let ip = canonical(ip);
@@ -134,6 +144,37 @@ impl EgressGuard {
             // Building fails only without a TLS provider, which start-up installs.
             .expect("HTTP client builds")
     }
+}
+
+/// The guard's refusal, if that is what made a request fail.
+pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refused>() {
+            return Some(r.to_string());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// A failed request explained: the guard's refusal when it refused, else the error and its
+/// causes (reqwest's own message names only the outermost one).
+pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    if let Some(refused) = refusal(e) {
+        return refused;
+    }
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// IPv4-mapped IPv6 addresses are checked as the IPv4 address they carry.

@@ -6,6 +6,7 @@
 pub mod conversation;
 pub mod egress;
 pub mod llm;
+pub mod mcp;
 pub mod simulation;
 pub mod testing;
 pub mod tools;
@@ -59,6 +60,8 @@ pub struct EngineDeps {
     pub keyring: Keyring,
     /// Limits.
     pub limits: EngineLimits,
+    /// Operator-declared MCP servers.
+    pub mcp: mcp::McpConfig,
 }
 
 /// An agent as a conversation sees it: its config (overrides applied) and its tools.
@@ -80,6 +83,11 @@ pub struct AgentSnapshot {
     pub tools: Vec<tools::AgentTool>,
     /// The opened API key of the agent's `custom_llm`, if it has one.
     pub custom_llm_api_key: Option<String>,
+    /// MCP servers the agent uses: its `mcp_server_ids` and those its `type: "mcp"` tools call.
+    pub mcp_servers: Vec<mcp::pool::McpServerRef>,
+    /// The workspace's `type: "mcp"` tool records as (server, MCP tool name, tool id): a call
+    /// of a listed tool is recorded under its record's id when it has one (DESIGN.md §4.1).
+    pub mcp_tool_records: Vec<(String, String, String)>,
 }
 
 impl AgentSnapshot {
@@ -140,6 +148,8 @@ impl AgentSnapshot {
                 agent_tools.extend(tools::AgentTool::inline(config));
             }
         }
+        let (mcp_servers, mcp_tool_records) =
+            load_mcp_servers(deps, workspace_id, &prompt, &agent_tools).await?;
         let custom_llm_api_key = match prompt
             .pointer("/custom_llm/api_key/secret_id")
             .and_then(Value::as_str)
@@ -169,6 +179,8 @@ impl AgentSnapshot {
                 .unwrap_or(Value::Null),
             tools: agent_tools,
             custom_llm_api_key,
+            mcp_servers,
+            mcp_tool_records,
         })
     }
 
@@ -177,4 +189,75 @@ impl AgentSnapshot {
     pub fn apply_override(&mut self, conversation_config_override: Value) {
         colloquy_core::agents::merge(&mut self.conversation_config, conversation_config_override);
     }
+}
+
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+type McpServers = (Vec<mcp::pool::McpServerRef>, Vec<(String, String, String)>);
+
+/// The agent's MCP servers (`mcp_server_ids`, `native_mcp_server_ids`, and those its
+/// `type: "mcp"` tools call) and the workspace's MCP tool records.
+async fn load_mcp_servers(
+    deps: &EngineDeps,
+    workspace_id: &str,
+    prompt: &Value,
+    tools: &[tools::AgentTool],
+) -> Result<McpServers, StoreError> {
+    let mut offered = string_list(prompt.get("mcp_server_ids"));
+    offered.extend(string_list(prompt.get("native_mcp_server_ids")));
+    let mut ids = offered.clone();
+    ids.extend(
+        tools
+            .iter()
+            .filter(|t| t.kind == "mcp")
+            .filter_map(|t| t.config.get("mcp_server_id").and_then(Value::as_str))
+            .map(str::to_owned),
+    );
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let rows = deps.store.get_mcp_servers(workspace_id, &ids).await?;
+    let servers = rows
+        .into_iter()
+        .map(|row| mcp::pool::McpServerRef {
+            offer_all: offered.contains(&row.id),
+            config: serde_json::from_str(&row.document).unwrap_or_default(),
+            id: row.id,
+        })
+        .collect();
+    let filter = colloquy_store::ToolFilter {
+        types: vec!["mcp".into()],
+        ..Default::default()
+    };
+    let page = colloquy_store::ToolPage {
+        by_name: false,
+        descending: false,
+        after: None,
+        limit: 1000,
+    };
+    let records = deps
+        .store
+        .list_tools(workspace_id, &filter, &page)
+        .await?
+        .iter()
+        .filter_map(tools::AgentTool::from_row)
+        .filter_map(|t| {
+            let server = t.config.get("mcp_server_id")?.as_str()?.to_owned();
+            let name = t.config.get("mcp_tool_name")?.as_str()?.to_owned();
+            Some((server, name, t.id))
+        })
+        .collect();
+    Ok((servers, records))
 }

@@ -77,6 +77,8 @@ pub struct AgentContent {
     pub document: String,
     /// Tools the agent uses (`conversation_config.agent.prompt.tool_ids`).
     pub tool_ids: Vec<String>,
+    /// MCP servers the agent uses (`prompt.mcp_server_ids` and `native_mcp_server_ids`).
+    pub mcp_server_ids: Vec<String>,
 }
 
 /// Sort keys of the agents list.
@@ -220,6 +222,15 @@ impl AgentStore for SqlStore {
                     .bind(tool)
                     .execute(&mut *tx)
                     .await?;
+            }
+            for server in dedup(&c.mcp_server_ids) {
+                sqlx::query(
+                    "INSERT INTO agent_mcp_servers (agent_id, mcp_server_id) VALUES ($1, $2)",
+                )
+                .bind(&agent.id)
+                .bind(server)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(())
@@ -381,6 +392,19 @@ impl AgentStore for SqlStore {
                     .bind(tool)
                     .execute(&mut *tx)
                     .await?;
+            }
+            sqlx::query("DELETE FROM agent_mcp_servers WHERE agent_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for server in dedup(&c.mcp_server_ids) {
+                sqlx::query(
+                    "INSERT INTO agent_mcp_servers (agent_id, mcp_server_id) VALUES ($1, $2)",
+                )
+                .bind(id)
+                .bind(server)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(())

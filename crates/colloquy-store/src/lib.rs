@@ -14,6 +14,7 @@ mod audit;
 mod conversations;
 mod db;
 mod error;
+mod mcp_servers;
 mod query;
 mod secrets;
 mod test_runs;
@@ -38,6 +39,7 @@ pub use conversations::{
 };
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
+pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
 pub use secrets::{SecretRecord, SecretStore};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{
@@ -58,6 +60,7 @@ pub trait Store:
     + SecretStore
     + AgentStore
     + ToolStore
+    + McpServerStore
     + AuditStore
     + ConversationStore
     + AccessStore

@@ -156,11 +156,13 @@ impl SecretStore for SqlStore {
 
     async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
         begin_write!(self, |tx| {
-            let users: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM tool_secrets WHERE secret_id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let users: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM tool_secrets WHERE secret_id = $1) \
+                 + (SELECT COUNT(*) FROM mcp_server_secrets WHERE secret_id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
             let exists: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM secrets WHERE workspace_id = $1 AND id = $2",
             )
@@ -173,7 +175,7 @@ impl SecretStore for SqlStore {
             }
             if users > 0 {
                 return Err(StoreError::Conflict(format!(
-                    "the secret is used by {users} tool(s)"
+                    "the secret is used by {users} tool(s) or MCP server(s)"
                 )));
             }
             sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")

@@ -42,6 +42,8 @@ pub struct ToolContent {
     pub document: String,
     /// Secrets the tool refers to.
     pub secret_ids: Vec<String>,
+    /// The MCP server a `type: "mcp"` tool calls.
+    pub mcp_server_id: Option<String>,
 }
 
 /// A new tool.
@@ -59,16 +61,18 @@ pub struct NewTool {
     pub content: ToolContent,
 }
 
-/// A tool that refers to a secret.
+/// A tool or MCP server that refers to a secret.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SecretDependent {
     /// The secret.
     pub secret_id: String,
-    /// The tool.
+    /// `tool` or `mcp_server`.
+    pub kind: String,
+    /// The tool or server.
     pub tool_id: String,
-    /// The tool's name.
+    /// Its name.
     pub name: String,
-    /// The tool's creation time.
+    /// Its creation time.
     pub created_at: i64,
 }
 
@@ -171,7 +175,8 @@ impl ToolStore for SqlStore {
         begin_write!(self, |tx| {
             sqlx::query(
                 "INSERT INTO tools (id, workspace_id, name, name_lower, tool_type, created_by, \
-                 created_at, updated_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+                 created_at, updated_at, document, mcp_server_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
             )
             .bind(&tool.id)
             .bind(&tool.workspace_id)
@@ -181,6 +186,7 @@ impl ToolStore for SqlStore {
             .bind(&tool.created_by)
             .bind(tool.created_at)
             .bind(&c.document)
+            .bind(&c.mcp_server_id)
             .execute(&mut *tx)
             .await?;
             for secret in dedup(&c.secret_ids) {
@@ -286,8 +292,8 @@ impl ToolStore for SqlStore {
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let done = sqlx::query(
-                "UPDATE tools SET name = $3, name_lower = $4, tool_type = $5, document = $6, updated_at = $7 \
-                 WHERE workspace_id = $1 AND id = $2",
+                "UPDATE tools SET name = $3, name_lower = $4, tool_type = $5, document = $6, updated_at = $7, \
+                 mcp_server_id = $8 WHERE workspace_id = $1 AND id = $2",
             )
             .bind(workspace_id)
             .bind(id)
@@ -296,6 +302,7 @@ impl ToolStore for SqlStore {
             .bind(&c.tool_type)
             .bind(&c.document)
             .bind(now)
+            .bind(&c.mcp_server_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -389,11 +396,14 @@ impl ToolStore for SqlStore {
         let placeholders: Vec<String> = (0..secret_ids.len())
             .map(|i| format!("${}", i + 2))
             .collect();
+        let list = placeholders.join(", ");
         let sql = format!(
-            "SELECT s.secret_id, t.id AS tool_id, t.name, t.created_at FROM tool_secrets s \
-             JOIN tools t ON t.id = s.tool_id WHERE t.workspace_id = $1 AND s.secret_id IN ({}) \
-             ORDER BY t.created_at, t.id",
-            placeholders.join(", ")
+            "SELECT s.secret_id, 'tool' AS kind, t.id AS tool_id, t.name, t.created_at FROM tool_secrets s \
+             JOIN tools t ON t.id = s.tool_id WHERE t.workspace_id = $1 AND s.secret_id IN ({list}) \
+             UNION ALL \
+             SELECT s.secret_id, 'mcp_server' AS kind, m.id AS tool_id, m.name, m.created_at FROM mcp_server_secrets s \
+             JOIN mcp_servers m ON m.id = s.mcp_server_id WHERE m.workspace_id = $1 AND s.secret_id IN ({list}) \
+             ORDER BY created_at, tool_id"
         );
         Ok(run!(self, read, |pool| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);

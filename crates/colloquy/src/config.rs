@@ -58,6 +58,9 @@ pub struct Config {
     /// LLM providers and model routing (`[llm]` in the file; `OPENAI_BASE_URL` and
     /// `OPENAI_API_KEY` configure the `openai` provider).
     pub llm: colloquy_engine::llm::router::LlmConfig,
+    /// MCP servers the operator declares (`[mcp.stdio.NAME]` in the file: command, args, env,
+    /// cwd, workspaces); MCP server configurations refer to them as `stdio:NAME`.
+    pub mcp: colloquy_engine::mcp::McpConfig,
 }
 
 impl Default for Config {
@@ -78,6 +81,7 @@ impl Default for Config {
             test_concurrency: 4,
             test_lease_secs: 300,
             llm: Default::default(),
+            mcp: Default::default(),
         }
     }
 }
@@ -107,6 +111,10 @@ impl fmt::Debug for Config {
             .field("webhook_allow", &self.webhook_allow)
             .field("test_concurrency", &self.test_concurrency)
             .field("test_lease_secs", &self.test_lease_secs)
+            .field(
+                "mcp_stdio_servers",
+                &self.mcp.stdio.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

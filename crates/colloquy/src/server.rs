@@ -48,6 +48,7 @@ pub fn engine(
         egress,
         keyring: keyring.clone(),
         limits: EngineLimits::default(),
+        mcp: config.mcp.clone(),
     };
     Ok((Arc::new(deps), audit_task))
 }

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod conversation_ws;
 pub mod conversations;
 pub mod llm_usage;
+pub mod mcp_servers;
 pub mod ops;
 pub mod secrets;
 pub mod simulate;
@@ -27,6 +28,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(secrets::router())
         .merge(tools::router())
+        .merge(mcp_servers::router())
         .merge(test_invocations::router())
         .merge(simulate::router())
         .merge(llm_usage::router())

@@ -82,20 +82,29 @@ struct DependencyParams {
     cursor: Option<String>,
 }
 
-/// Who uses a secret: the tools that send it in a header. Agents, phone numbers and MCP
-/// servers cannot refer to secrets here, so those lists stay empty.
+/// Who uses a secret: the tools that send it in a header and the MCP servers that use it for
+/// their URL, token or headers. Agents and phone numbers cannot refer to secrets here.
 fn used_by(secret_id: &str, dependents: &[SecretDependent], role: &str, limit: usize) -> Value {
-    let tools: Vec<Value> = dependents
-        .iter()
-        .filter(|d| d.secret_id == secret_id)
-        .map(|d| dependent_view(d, role))
-        .collect();
+    let of = |kind: &str| -> Vec<Value> {
+        dependents
+            .iter()
+            .filter(|d| d.secret_id == secret_id && d.kind == kind)
+            .map(|d| dependent_view(d, role))
+            .collect()
+    };
+    let tools = of("tool");
+    let mut servers = of("mcp_server");
+    for server in &mut servers {
+        if let Some(s) = server.as_object_mut() {
+            s.remove("referenced_resource_ids");
+        }
+    }
     let more = tools.len() > limit;
     json!({
         "tools": tools.into_iter().take(limit).collect::<Vec<_>>(), "tools_has_more": more,
         "agents": [], "agents_has_more": false,
         "phone_numbers": [], "phone_numbers_has_more": false,
-        "mcp_servers": [], "others": []
+        "mcp_servers": servers, "others": []
     })
 }
 
@@ -390,9 +399,11 @@ async fn get_secret_dependencies(
         .await
         .map_err(ApiError::from_store("secret"))?;
     let dependents = match kind {
-        DependencyType::Tools => {
-            dependents_of(&state, &caller, std::slice::from_ref(&secret)).await?
-        }
+        DependencyType::Tools => dependents_of(&state, &caller, std::slice::from_ref(&secret))
+            .await?
+            .into_iter()
+            .filter(|d| d.kind == "tool")
+            .collect(),
         DependencyType::Agents | DependencyType::PhoneNumbers => Vec::new(),
     };
     let remaining: Vec<&SecretDependent> = dependents

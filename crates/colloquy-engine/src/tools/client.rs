@@ -43,11 +43,48 @@ pub enum ClientToolResult {
     Disconnected,
 }
 
+/// Where an MCP call stands, as the client's `mcp_tool_call` events show it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpCallState {
+    /// The call runs.
+    Loading,
+    /// The call waits for the user's approval, this many seconds at most.
+    AwaitingApproval(u64),
+    /// The call answered; its content blocks.
+    Success(Value),
+    /// The call failed, was denied or timed out.
+    Failure(String),
+}
+
+/// One `mcp_tool_call` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpCallEvent {
+    /// The MCP server (`service_id`).
+    pub server_id: String,
+    /// The LLM's call id.
+    pub tool_call_id: String,
+    /// The MCP tool's name.
+    pub tool_name: String,
+    /// Its description.
+    pub tool_description: String,
+    /// The arguments it is called with.
+    pub parameters: Value,
+    /// Where the call stands.
+    pub state: McpCallState,
+}
+
 /// The live client of a conversation.
 #[async_trait]
 pub trait ClientTools: Send + Sync {
     /// Sends the call and, when a response is expected, waits for it.
     async fn call(&self, call: ClientToolCall) -> ClientToolResult;
+
+    /// Shows the client how an MCP call is going.
+    async fn mcp_progress(&self, event: McpCallEvent);
+
+    /// Asks the user to approve an MCP call (`event` is in [`McpCallState::AwaitingApproval`])
+    /// and waits for the answer; `None` when none came in time or the client left.
+    async fn approve_mcp(&self, event: McpCallEvent, timeout: Duration) -> Option<bool>;
 }
 
 /// Runs a client tool through the conversation's client.

@@ -2,6 +2,7 @@
 //! with its record in the audit log made durable before the result is handed back.
 
 pub mod client;
+pub(crate) mod mcp;
 mod system;
 mod webhook;
 
@@ -14,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::EngineDeps;
 use crate::llm::{ChatMessage, ChatRequest, Role, ToolCall, ToolSpec};
-pub use client::{ClientToolCall, ClientToolResult, ClientTools};
+pub use client::{ClientToolCall, ClientToolResult, ClientTools, McpCallEvent, McpCallState};
 
 /// A tool as an agent offers it.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +84,7 @@ impl AgentTool {
                 .map(strip_internal)
                 .unwrap_or_else(empty_object),
             "system" => system::parameters(&self.config),
+            "mcp" => mcp::llm_parameters(&self.config),
             _ => self
                 .config
                 .get("parameters")
@@ -223,6 +225,9 @@ pub enum Effect {
 pub struct ToolOutcome {
     /// What the LLM sees.
     pub result: String,
+    /// What the audit log records as the response, when it is more than what the LLM sees
+    /// (an MCP result's content blocks).
+    pub payload: Option<String>,
     /// How it ended.
     pub status: CallStatus,
     /// Error category, if failed.
@@ -243,6 +248,7 @@ impl ToolOutcome {
     pub(crate) fn ok(result: impl Into<String>) -> ToolOutcome {
         ToolOutcome {
             result: result.into(),
+            payload: None,
             status: CallStatus::Success,
             error_type: None,
             effect: Effect::None,
@@ -289,8 +295,10 @@ pub struct CallScope<'a> {
     pub vars: &'a Map<String, Value>,
     /// Mocking of this run.
     pub mocks: &'a MockSettings,
-    /// The live client, for client tools.
+    /// The live client, for client tools and MCP approvals.
     pub client: Option<&'a dyn ClientTools>,
+    /// The conversation's MCP connections.
+    pub mcp: Option<&'a crate::mcp::pool::McpPool>,
 }
 
 /// Runs one call (mocked or real), records it durably, and returns its outcome. An error means
@@ -309,6 +317,7 @@ pub async fn execute(
             "webhook" => webhook::call(scope, tool, &args).await,
             "client" => client::call(scope, tool, call, &args).await,
             "system" => system::call(tool, &args),
+            "mcp" => mcp::call(scope, tool, call, &args).await,
             other => ToolOutcome::error(
                 CallStatus::Error,
                 "customer_config",
@@ -423,7 +432,7 @@ async fn record(
         error_type: outcome.error_type.clone(),
         error_message: outcome.is_error().then(|| scrub(&outcome.result)),
         request_payload: Some(scrub(&call.arguments)),
-        response_payload: Some(scrub(&outcome.result)),
+        response_payload: Some(scrub(outcome.payload.as_deref().unwrap_or(&outcome.result))),
         tool_call_details: outcome.details.as_ref().map(|d| scrub(&d.to_string())),
     };
     scope.deps.audit.record(record).await.map_err(|e| {

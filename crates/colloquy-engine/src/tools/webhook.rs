@@ -272,7 +272,7 @@ async fn send(
             "external_server",
             format!("The webhook did not answer within {timeout:?}"),
         ),
-        Ok(Err(e)) => match refusal(&e) {
+        Ok(Err(e)) => match crate::egress::refusal(&e) {
             Some(why) => ToolOutcome::error(CallStatus::Error, "customer_config", why),
             None => ToolOutcome::error(
                 CallStatus::Error,
@@ -303,17 +303,6 @@ async fn send(
             }
         }
     }
-}
-
-fn refusal(e: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if let Some(r) = s.downcast_ref::<crate::egress::Refused>() {
-            return Some(r.to_string());
-        }
-        source = s.source();
-    }
-    None
 }
 
 async fn open_secret(scope: &CallScope<'_>, secret_id: &str) -> Result<String, String> {

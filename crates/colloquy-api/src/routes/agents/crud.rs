@@ -32,6 +32,11 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
         version_id: ids::new_id(ids::prefix::VERSION),
         document: serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))?,
         tool_ids: doc.tool_ids(),
+        mcp_server_ids: doc
+            .mcp_server_ids()
+            .into_iter()
+            .map(|(_, _, id)| id)
+            .collect(),
     })
 }
 
@@ -69,6 +74,24 @@ async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiRe
                     "Two tools of this agent are named {:?}; tool names must be unique",
                     pair[0]
                 ),
+            ));
+        }
+    }
+    let servers = doc.mcp_server_ids();
+    let ids: Vec<String> = servers.iter().map(|(_, _, id)| id.clone()).collect();
+    let found = state
+        .store
+        .get_mcp_servers(&caller.workspace_id, &ids)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    for (field, i, id) in servers {
+        if !found.iter().any(|r| r.id == id) {
+            let mut at: Vec<LocItem> = loc[..4].iter().map(|k| LocItem::from(*k)).collect();
+            at.extend([LocItem::from(field), LocItem::Index(i)]);
+            violations.push(Violation::new(
+                at,
+                "value_error",
+                format!("MCP server {id} does not exist"),
             ));
         }
     }

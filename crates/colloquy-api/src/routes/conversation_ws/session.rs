@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use colloquy_engine::tools::{ClientToolCall, ClientToolResult, ClientTools, MockSettings};
+use colloquy_engine::tools::{
+    ClientToolCall, ClientToolResult, ClientTools, McpCallEvent, McpCallState, MockSettings,
+};
 use colloquy_engine::{AgentSnapshot, Conversation, Ending, Source, StartOptions, TurnEvent};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -78,12 +80,40 @@ impl Outbox {
 }
 
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<(String, bool)>>>>;
+type Approvals = Arc<Mutex<HashMap<String, oneshot::Sender<bool>>>>;
 
 /// Client tools over this socket: the call goes out as `client_tool_call`, the answer comes
-/// back as `client_tool_result` on the reading task, which completes the waiting call.
+/// back as `client_tool_result` on the reading task, which completes the waiting call. MCP
+/// approvals work the same way (`mcp_tool_call` awaiting approval, `mcp_tool_approval_result`).
 struct SocketClientTools {
     outbox: Outbox,
     pending: Pending,
+    approvals: Approvals,
+}
+
+fn mcp_tool_call(event: McpCallEvent) -> Value {
+    let mut body = json!({
+        "service_id": event.server_id,
+        "tool_call_id": event.tool_call_id,
+        "tool_name": event.tool_name,
+        "tool_description": event.tool_description,
+        "parameters": event.parameters,
+        "timestamp": colloquy_core::time::rfc3339_ms(colloquy_core::time::now_ms()),
+    });
+    let (state, extra) = match event.state {
+        McpCallState::Loading => ("loading", None),
+        McpCallState::AwaitingApproval(secs) => (
+            "awaiting_approval",
+            Some(("approval_timeout_secs", json!(secs))),
+        ),
+        McpCallState::Success(result) => ("success", Some(("result", result))),
+        McpCallState::Failure(message) => ("failure", Some(("error_message", json!(message)))),
+    };
+    body["state"] = json!(state);
+    if let Some((key, value)) = extra {
+        body[key] = value;
+    }
+    json!({"type": "mcp_tool_call", "mcp_tool_call": body})
 }
 
 #[async_trait]
@@ -117,6 +147,26 @@ impl ClientTools for SocketClientTools {
             Ok(Err(_)) => ClientToolResult::Disconnected,
             Err(_) => ClientToolResult::TimedOut,
         }
+    }
+
+    async fn mcp_progress(&self, event: McpCallEvent) {
+        self.outbox.send(mcp_tool_call(event)).await;
+    }
+
+    async fn approve_mcp(&self, event: McpCallEvent, timeout: Duration) -> Option<bool> {
+        let (tx, rx) = oneshot::channel();
+        let id = event.tool_call_id.clone();
+        self.approvals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), tx);
+        self.outbox.send(mcp_tool_call(event)).await;
+        let answer = tokio::time::timeout(timeout, rx).await;
+        self.approvals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        answer.ok().and_then(Result::ok)
     }
 }
 
@@ -251,6 +301,7 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         .unwrap_or_default();
     mocks.overrides = None;
     let pending: Pending = Arc::default();
+    let approvals: Approvals = Arc::default();
     let opts = StartOptions {
         dynamic_variables: overrides::dynamic_variables(&init),
         user_id: init
@@ -263,6 +314,7 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         client: Some(Arc::new(SocketClientTools {
             outbox: outbox.clone(),
             pending: pending.clone(),
+            approvals: approvals.clone(),
         })),
     };
     let config = agent.conversation_config.clone();
@@ -285,11 +337,22 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
             "user_input_audio_format": audio_format(&config, "/asr/user_input_audio_format"),
         }}))
         .await;
+    if !conversation.mcp_status().is_empty() {
+        let integrations: Vec<Value> = conversation
+            .mcp_status()
+            .iter()
+            .map(|s| json!({"integration_id": s.id, "integration_type": "mcp_server", "is_connected": s.connected, "tool_count": s.tool_count}))
+            .collect();
+        outbox
+            .send(json!({"type": "mcp_connection_status", "mcp_connection_status": {"integrations": integrations}}))
+            .await;
+    }
     let greeted = conversation.first_message().is_some();
     if let Some(first) = conversation.first_message() {
         outbox.send(json!({"type": "agent_response", "agent_response_event": {"agent_response": first, "event_id": outbox.event_id()}})).await;
     }
 
+    let replies = Replies { pending, approvals };
     let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, mut ended) = oneshot::channel::<()>();
     let (turns_done, mut turn_finished) = mpsc::unbounded_channel::<()>();
@@ -305,7 +368,7 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
             first,
             &commands,
             &outbox,
-            &pending,
+            &replies,
             &state,
             &workspace_id,
             &conversation_id,
@@ -365,7 +428,7 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
                     if matches!(message["type"].as_str(), Some("user_message" | "user_activity")) {
                         waiting.as_mut().reset(tokio::time::Instant::now() + far);
                     }
-                    handle(message, &commands, &outbox, &pending, &state, &workspace_id, &conversation_id).await;
+                    handle(message, &commands, &outbox, &replies, &state, &workspace_id, &conversation_id).await;
                 }
             },
             _ = &mut ended => break,
@@ -389,12 +452,18 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
     let _ = writer.await;
 }
 
+/// Where the client's answers go: client tool results and MCP approvals, by call id.
+struct Replies {
+    pending: Pending,
+    approvals: Approvals,
+}
+
 /// One message from the client.
 async fn handle(
     message: Value,
     commands: &mpsc::Sender<Command>,
     outbox: &Outbox,
-    pending: &Pending,
+    replies: &Replies,
     state: &AppState,
     workspace_id: &str,
     conversation_id: &str,
@@ -444,8 +513,28 @@ async fn handle(
                 .get("is_error")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            if let Some(waiter) = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(id) {
+            let waiter = replies
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            if let Some(waiter) = waiter {
                 let _ = waiter.send((result, is_error));
+            }
+        }
+        "mcp_tool_approval_result" => {
+            let id = message
+                .get("tool_call_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let approved = message.get("is_approved").and_then(Value::as_bool) == Some(true);
+            let waiter = replies
+                .approvals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(approved);
             }
         }
         "feedback" => {
@@ -458,11 +547,8 @@ async fn handle(
                 .set_conversation_feedback(workspace_id, conversation_id, score)
                 .await;
         }
-        "user_activity"
-        | "pong"
-        | "conversation_initiation_client_data"
-        | "mcp_tool_approval_result"
-        | "multimodal_message" => {}
+        "user_activity" | "pong" | "conversation_initiation_client_data" | "multimodal_message" => {
+        }
         other => {
             outbox
                 .error(

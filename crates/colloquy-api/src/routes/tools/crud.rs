@@ -41,6 +41,28 @@ async fn prepare(
             Err(e) => return Err(ApiError::Internal(e.into())),
         }
     }
+    let mcp_server_id = (doc.tool_type == "mcp")
+        .then(|| {
+            doc.document["tool_config"]["mcp_server_id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .flatten();
+    if let Some(server) = &mcp_server_id {
+        match state
+            .store
+            .get_mcp_server(&caller.workspace_id, server)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => violations.push(Violation::new(
+                ["body", "tool_config", "mcp", "mcp_server_id"],
+                "value_error",
+                format!("MCP server {server} does not exist"),
+            )),
+            Err(e) => return Err(ApiError::Internal(e.into())),
+        }
+    }
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
@@ -50,6 +72,7 @@ async fn prepare(
         tool_type: doc.tool_type.clone(),
         document: serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))?,
         secret_ids: doc.secret_refs.iter().map(|(_, id)| id.clone()).collect(),
+        mcp_server_id,
     };
     Ok((doc, content))
 }

@@ -1,0 +1,276 @@
+//! Create, list, get, update and delete MCP servers; the approval policy; the live tool list.
+
+use axum::extract::{Path, State};
+use colloquy_core::mcp_servers::{self, McpServerDoc, ServerUrl};
+use colloquy_core::validation::{LocItem, Violation};
+use colloquy_core::{ids, time};
+use colloquy_store::{McpServerContent, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use utoipa::IntoParams;
+
+use super::view;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+
+/// Attempts at a read-modify-write that races with another writer before giving up with 409.
+const UPDATE_ATTEMPTS: usize = 3;
+
+/// The `environment` query parameter of the reference. There is one environment, so every
+/// value reads the same configuration.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EnvironmentParams {
+    /// Accepted for compatibility; every environment is `production`.
+    #[serde(rename = "environment")]
+    _environment: Option<String>,
+}
+
+/// What the schema cannot check: the secrets exist in the workspace, an http URL is https
+/// unless its host is allowed, a stdio server is declared for this workspace.
+async fn check(
+    state: &AppState,
+    caller: &Caller,
+    doc: &McpServerDoc,
+    url_loc: &[&str],
+) -> ApiResult<()> {
+    let mut violations = Vec::new();
+    let loc = || {
+        url_loc
+            .iter()
+            .map(|k| LocItem::from(*k))
+            .collect::<Vec<_>>()
+    };
+    match &doc.url {
+        ServerUrl::Http(url) => {
+            if let Err(why) = colloquy_engine::mcp::check_scheme(&state.engine, url) {
+                violations.push(Violation::new(loc(), "url_scheme", why));
+            }
+        }
+        ServerUrl::Stdio(name) => {
+            if colloquy_engine::mcp::stdio_server(&state.engine, name, &caller.workspace_id)
+                .await
+                .is_none()
+            {
+                violations.push(Violation::new(
+                    loc(),
+                    "value_error",
+                    format!("No stdio MCP server named {name:?} is declared in colloquy.toml for this workspace"),
+                ));
+            }
+        }
+        ServerUrl::Secret(_) => {}
+    }
+    for (at, secret_id) in &doc.secret_refs {
+        match state
+            .store
+            .get_secret(&caller.workspace_id, secret_id)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => violations.push(Violation {
+                loc: at.clone(),
+                msg: format!("Secret {secret_id} does not exist"),
+                kind: "value_error".into(),
+            }),
+            Err(e) => return Err(ApiError::Internal(e.into())),
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
+}
+
+fn content(doc: &McpServerDoc) -> ApiResult<McpServerContent> {
+    Ok(McpServerContent {
+        name: doc.name.clone(),
+        document: serde_json::to_string(&doc.config).map_err(|e| ApiError::Internal(e.into()))?,
+        secret_ids: doc.secret_refs.iter().map(|(_, id)| id.clone()).collect(),
+    })
+}
+
+/// The server's wire view.
+pub(super) async fn respond(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Json<Value>> {
+    let row = state
+        .store
+        .get_mcp_server(&caller.workspace_id, id)
+        .await
+        .map_err(ApiError::from_store("MCP server"))?;
+    let dependents = state
+        .store
+        .mcp_server_dependents(&caller.workspace_id, id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(view::full(&row, &dependents, caller)?))
+}
+
+/// Changes a stored configuration with `change`, re-checks it, and writes it if nobody wrote
+/// meanwhile (else reads it again and retries).
+pub(super) async fn modify(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    change: impl Fn(&mut Map<String, Value>) -> ApiResult<Option<McpServerDoc>>,
+) -> ApiResult<Json<Value>> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let row = state
+            .store
+            .get_mcp_server(&caller.workspace_id, id)
+            .await
+            .map_err(ApiError::from_store("MCP server"))?;
+        let mut config = view::config(&row)?;
+        let doc = match change(&mut config)? {
+            Some(doc) => doc,
+            None => mcp_servers::recheck(config).map_err(ApiError::Invalid)?,
+        };
+        check(state, caller, &doc, &["body", "url"]).await?;
+        match state
+            .store
+            .update_mcp_server(
+                &caller.workspace_id,
+                id,
+                &content(&doc)?,
+                time::now_secs(),
+                row.version,
+            )
+            .await
+        {
+            Ok(()) => return respond(state, caller, id).await,
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(ApiError::from_store("MCP server")(e)),
+        }
+    }
+    Err(ApiError::Conflict {
+        status: "concurrent_update",
+        message: "The MCP server kept changing while this update was applied; retry.".into(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/convai/mcp-servers", security(("api_key" = ["mcp_servers:write"])))]
+pub(super) async fn create_mcp_server(
+    caller: Caller,
+    State(state): State<AppState>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    let doc = mcp_servers::prepare_create(body).map_err(ApiError::Invalid)?;
+    check(&state, &caller, &doc, &["body", "config", "url"]).await?;
+    let id = ids::new_id(ids::prefix::MCP_SERVER);
+    state
+        .store
+        .insert_mcp_server(
+            &caller.workspace_id,
+            &id,
+            &caller.user_id,
+            time::now_secs(),
+            &content(&doc)?,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    respond(&state, &caller, &id).await
+}
+
+#[utoipa::path(get, path = "/v1/convai/mcp-servers", security(("api_key" = ["mcp_servers:read"])))]
+pub(super) async fn list_mcp_servers(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Value>> {
+    let rows = state
+        .store
+        .list_mcp_servers(&caller.workspace_id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut servers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let dependents = state
+            .store
+            .mcp_server_dependents(&caller.workspace_id, &row.id)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        servers.push(view::full(row, &dependents, &caller)?);
+    }
+    Ok(Json(json!({ "mcp_servers": servers })))
+}
+
+#[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:read"])))]
+pub(super) async fn get_mcp_server(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    respond(&state, &caller, &id).await
+}
+
+#[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
+pub(super) async fn update_mcp_server(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    modify(&state, &caller, &id, |config| {
+        mcp_servers::apply_update(config, body.clone())
+            .map(Some)
+            .map_err(ApiError::Invalid)
+    })
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
+pub(super) async fn delete_mcp_server(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    match state
+        .store
+        .delete_mcp_server(&caller.workspace_id, &id)
+        .await
+    {
+        Ok(()) => Ok(Json(json!({}))),
+        Err(StoreError::Conflict(why)) => Err(ApiError::Conflict {
+            status: "mcp_server_in_use",
+            message: format!("The MCP server cannot be deleted: {why}. Remove it from them first."),
+        }),
+        Err(e) => Err(ApiError::from_store("MCP server")(e)),
+    }
+}
+
+#[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}/approval-policy", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
+pub(super) async fn update_approval_policy(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult<Json<Value>> {
+    modify(&state, &caller, &id, |config| {
+        mcp_servers::set_approval_policy(config, body.clone()).map_err(ApiError::Invalid)?;
+        Ok(None)
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}/tools", params(("mcp_server_id" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:read"])))]
+pub(super) async fn list_server_tools(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(_): Query<EnvironmentParams>,
+) -> ApiResult<Json<Value>> {
+    let row = state
+        .store
+        .get_mcp_server(&caller.workspace_id, &id)
+        .await
+        .map_err(ApiError::from_store("MCP server"))?;
+    let config = view::config(&row)?;
+    let listed =
+        colloquy_engine::mcp::list_server_tools(&state.engine, &caller.workspace_id, &id, &config)
+            .await;
+    Ok(Json(match listed {
+        Ok(tools) => json!({"success": true, "tools": tools, "error_message": null}),
+        Err(e) => json!({"success": false, "tools": [], "error_message": e.to_string()}),
+    }))
+}

@@ -1,0 +1,43 @@
+//! The wire view of an MCP server: `MCPServerResponseModel`.
+
+use colloquy_store::{AgentRow, McpServerRow};
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::routes::access::access_info;
+
+/// The stored configuration of a server.
+pub fn config(row: &McpServerRow) -> Result<Map<String, Value>, ApiError> {
+    serde_json::from_str(&row.document)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("MCP server {} document: {e}", row.id)))
+}
+
+/// The server with the agents that use it.
+pub fn full(
+    row: &McpServerRow,
+    dependents: &[AgentRow],
+    caller: &Caller,
+) -> Result<Value, ApiError> {
+    let role = caller.role();
+    let agents: Vec<Value> = dependents
+        .iter()
+        .map(|a| {
+            json!({
+                "type": "available",
+                "id": a.id,
+                "name": a.name,
+                "created_at_unix_secs": a.created_at,
+                "access_level": role.as_str(),
+                "referenced_resource_ids": [],
+            })
+        })
+        .collect();
+    Ok(json!({
+        "id": row.id,
+        "config": config(row)?,
+        "access_info": access_info(&row.created_by, &row.creator_name, &row.creator_email, caller),
+        "dependent_agents": agents,
+        "metadata": {"created_at": row.created_at, "owner_user_id": row.created_by},
+    }))
+}

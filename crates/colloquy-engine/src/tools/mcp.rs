@@ -1,0 +1,377 @@
+//! MCP tools: how a server's tools are offered to the LLM (with the server's per-tool config
+//! overrides), and running one call — approval by the live client when the server's policy
+//! asks for it, `mcp_tool_call` progress events, the call itself with its timeout.
+//!
+//! Where no client can approve (simulations, test runs), a call that needs approval is denied
+//! and recorded as an error; mocked calls never get here (mocks answer first).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use colloquy_core::mcp_servers::{self, Approval};
+use rmcp::model::{CallToolResult, Tool};
+use serde_json::{Map, Value, json};
+
+use super::client::{McpCallEvent, McpCallState};
+use super::{AgentTool, CallScope, CallStatus, ToolOutcome};
+use crate::llm::ToolCall;
+use crate::mcp::{McpError, ServerSpec};
+
+fn text<'a>(config: &'a Value, key: &str) -> &'a str {
+    config.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A tool a server listed, as the agent offers it: a `type: "mcp"` tool config in the
+/// reference's shape, so listed tools and tool records run the same way.
+pub fn offered(server: &ServerSpec, tool: &Tool, id: String, llm_name: String) -> AgentTool {
+    let schema = Value::Object((*tool.input_schema).clone());
+    let description = tool.description.as_deref().unwrap_or_default().to_owned();
+    AgentTool {
+        id,
+        name: llm_name,
+        kind: "mcp".into(),
+        config: json!({
+            "type": "mcp",
+            "name": tool.name,
+            "description": description,
+            "parameters": schema,
+            "integration_type": "mcp_server",
+            "approval_policy": server.config.get("approval_policy").cloned().unwrap_or_else(|| json!("require_approval_all")),
+            "mcp_tool_name": tool.name,
+            "mcp_tool_description": description,
+            "mcp_server_id": server.id,
+            "mcp_server_name": server.name,
+            "mcp_input_schema": schema,
+            "response_timeout_secs": server.timeout.as_secs(),
+        }),
+        response_mocks: Vec::new(),
+    }
+}
+
+/// Applies the server's config override for this tool (`tool_config_overrides`): timeout,
+/// input overrides and response mocks.
+pub fn apply_server_overrides(tool: &mut AgentTool, server_config: &Map<String, Value>) {
+    let name = text(&tool.config, "mcp_tool_name").to_owned();
+    let Some(o) = mcp_servers::tool_config(server_config, &name) else {
+        return;
+    };
+    if let Some(secs) = o.get("response_timeout_secs").filter(|v| v.is_u64()) {
+        tool.config["response_timeout_secs"] = secs.clone();
+    }
+    if let Some(inputs) = o.get("input_overrides").filter(|v| v.is_object()) {
+        tool.config["input_overrides"] = inputs.clone();
+    }
+    if let Some(mocks) = o.get("response_mocks").and_then(Value::as_array) {
+        let mut all = mocks.clone();
+        all.append(&mut tool.response_mocks);
+        tool.response_mocks = all;
+    }
+}
+
+/// A name the LLM accepts (`[a-zA-Z0-9_-]{1,64}`) for an MCP tool, unique among `taken`.
+pub fn llm_name(tool: &str, server: &str, taken: &BTreeSet<String>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut name: String = clean(tool).chars().take(64).collect();
+    if name.is_empty() {
+        name = "tool".into();
+    }
+    if taken.contains(&name) {
+        name = format!("{}_{}", clean(server), clean(tool))
+            .chars()
+            .take(64)
+            .collect();
+    }
+    let base = name.clone();
+    let mut n = 2;
+    while taken.contains(&name) {
+        let suffix = format!("_{n}");
+        name = base.chars().take(64 - suffix.len()).collect::<String>() + &suffix;
+        n += 1;
+    }
+    name
+}
+
+/// Where an input override applies: `a.b` is property `b` of property `a`.
+fn path(key: &str) -> Vec<&str> {
+    key.split('.').filter(|p| !p.is_empty()).collect()
+}
+
+/// The schema offered to the LLM: parameters filled by input overrides (constants, dynamic
+/// variables, omitted) are not the LLM's to give.
+pub fn llm_parameters(config: &Value) -> Value {
+    let mut schema = config
+        .get("parameters")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    for (key, o) in config
+        .get("input_overrides")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if o.get("source").and_then(Value::as_str) == Some("llm") {
+            continue;
+        }
+        let steps = path(key);
+        let Some((last, parents)) = steps.split_last() else {
+            continue;
+        };
+        let parent: String = parents
+            .iter()
+            .map(|p| format!("/properties/{}", p.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let Some(node) = schema.pointer_mut(&parent) else {
+            continue;
+        };
+        if let Some(props) = node.get_mut("properties").and_then(Value::as_object_mut) {
+            props.remove(*last);
+        }
+        if let Some(required) = node.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r.as_str() != Some(*last));
+        }
+    }
+    super::strip_internal(schema)
+}
+
+/// The arguments sent to the server: the LLM's, with the input overrides applied.
+fn arguments(args: &Value, config: &Value, vars: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = args.as_object().cloned().unwrap_or_default();
+    for (key, o) in config
+        .get("input_overrides")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let value = match o.get("source").and_then(Value::as_str) {
+            Some("constant") => Some(o.get("constant_value").cloned().unwrap_or(Value::Null)),
+            Some("dynamic_variable") => {
+                let name = text(o, "dynamic_variable");
+                match vars.get(name) {
+                    Some(v) => Some(v.clone()),
+                    None => continue,
+                }
+            }
+            Some("omit") => None,
+            _ => continue,
+        };
+        set_path(&mut out, &path(key), value);
+    }
+    out
+}
+
+/// Sets (or with `None` removes) the value at `steps`, creating objects on the way.
+fn set_path(map: &mut Map<String, Value>, steps: &[&str], value: Option<Value>) {
+    match steps {
+        [] => {}
+        [last] => match value {
+            Some(v) => {
+                map.insert((*last).to_owned(), v);
+            }
+            None => {
+                map.remove(*last);
+            }
+        },
+        [first, rest @ ..] => {
+            let next = map
+                .entry((*first).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(object) = next.as_object_mut() {
+                set_path(object, rest, value);
+            }
+        }
+    }
+}
+
+/// What the LLM reads of a result: its text blocks, else its structured content, else the
+/// blocks as JSON.
+fn result_text(result: &CallToolResult) -> String {
+    let texts: Vec<&str> = result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|t| t.text.as_str()))
+        .collect();
+    if !texts.is_empty() {
+        return texts.join("\n");
+    }
+    match &result.structured_content {
+        Some(structured) => structured.to_string(),
+        None => serde_json::to_string(&result.content).unwrap_or_default(),
+    }
+}
+
+/// Runs one call of an MCP tool.
+pub async fn call(
+    scope: &CallScope<'_>,
+    tool: &AgentTool,
+    call: &ToolCall,
+    args: &Value,
+) -> ToolOutcome {
+    let config = &tool.config;
+    let server_id = text(config, "mcp_server_id");
+    let mcp_name = match text(config, "mcp_tool_name") {
+        "" => tool.name.as_str(),
+        name => name,
+    };
+    let description = match text(config, "mcp_tool_description") {
+        "" => text(config, "description"),
+        d => d,
+    };
+    let policy = match text(config, "approval_policy") {
+        "" => "require_approval_all",
+        p => p,
+    };
+    let arguments = arguments(args, config, scope.vars);
+    let mut details = json!({
+        "type": "mcp",
+        "mcp_server_id": server_id,
+        "mcp_server_name": text(config, "mcp_server_name"),
+        "integration_type": "mcp_server",
+        "parameters": arguments.iter().map(|(k, v)| (k.clone(), json!(match v { Value::String(s) => s.clone(), other => other.to_string() }))).collect::<Map<_, _>>(),
+        "approval_policy": policy,
+        "requires_approval": false,
+        "mcp_tool_name": mcp_name,
+        "mcp_tool_description": description,
+    });
+    let finish = |outcome: ToolOutcome, details: Value, secrets: Vec<String>| ToolOutcome {
+        details: Some(details),
+        secrets,
+        ..outcome
+    };
+    let Some(pool) = scope.mcp else {
+        let outcome = ToolOutcome::error(
+            CallStatus::Error,
+            "mcp_tool_error",
+            "This conversation has no MCP connections",
+        );
+        return finish(outcome, details, Vec::new());
+    };
+    let spec = match pool.spec(server_id) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let outcome = ToolOutcome::error(CallStatus::Error, "mcp_tool_error", e.to_string());
+            return finish(outcome, details, Vec::new());
+        }
+    };
+    let secrets = spec.secrets.clone();
+    let timeout = config
+        .get("response_timeout_secs")
+        .and_then(Value::as_u64)
+        .map_or(spec.timeout, Duration::from_secs);
+    let schema = config
+        .get("mcp_input_schema")
+        .filter(|s| s.is_object())
+        .or_else(|| config.get("parameters"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let hash = mcp_servers::tool_hash(description, &schema);
+    let needs_approval =
+        mcp_servers::approval_for(policy, &spec.config, mcp_name, &hash) == Approval::Required;
+    details["requires_approval"] = json!(needs_approval);
+    let event = |state| McpCallEvent {
+        server_id: server_id.to_owned(),
+        tool_call_id: call.id.clone(),
+        tool_name: mcp_name.to_owned(),
+        tool_description: description.to_owned(),
+        parameters: Value::Object(arguments.clone()),
+        state,
+    };
+    if needs_approval {
+        let Some(client) = scope.client else {
+            let outcome = ToolOutcome::error(
+                CallStatus::Error,
+                "approval_required",
+                "This MCP tool call needs the user's approval, and no client can give it in this conversation",
+            );
+            return finish(outcome, details, secrets);
+        };
+        let answer = client
+            .approve_mcp(
+                event(McpCallState::AwaitingApproval(timeout.as_secs())),
+                timeout,
+            )
+            .await;
+        let refused = match answer {
+            Some(true) => None,
+            Some(false) => Some(ToolOutcome::error(
+                CallStatus::Error,
+                "approval_denied",
+                "The user denied this MCP tool call",
+            )),
+            None => Some(ToolOutcome::error(
+                CallStatus::Timeout,
+                "approval_timeout",
+                format!("The user did not approve this MCP tool call within {timeout:?}"),
+            )),
+        };
+        if let Some(outcome) = refused {
+            client
+                .mcp_progress(event(McpCallState::Failure(outcome.result.clone())))
+                .await;
+            return finish(outcome, details, secrets);
+        }
+    }
+    if let Some(client) = scope.client {
+        client.mcp_progress(event(McpCallState::Loading)).await;
+    }
+    let result = pool
+        .call(
+            server_id,
+            mcp_name,
+            arguments.clone(),
+            spec.meta.clone(),
+            timeout,
+        )
+        .await;
+    let (outcome, state) = match result {
+        Ok(result) => {
+            let text = result_text(&result);
+            let payload = serde_json::to_string(&result).ok();
+            let outcome = if result.is_error == Some(true) {
+                ToolOutcome::error(CallStatus::Error, "mcp_tool_error", text.clone())
+            } else {
+                ToolOutcome::ok(text.clone())
+            };
+            let state = if outcome.is_error() {
+                McpCallState::Failure(text)
+            } else {
+                McpCallState::Success(serde_json::to_value(&result.content).unwrap_or_default())
+            };
+            (ToolOutcome { payload, ..outcome }, state)
+        }
+        Err(McpError::Timeout(waited)) => {
+            let message = format!("The MCP server did not answer within {waited:?}");
+            (
+                ToolOutcome::error(CallStatus::Timeout, "mcp_timeout", message.clone()),
+                McpCallState::Failure(message),
+            )
+        }
+        Err(e) => {
+            let message = format!("The MCP server failed: {e}");
+            (
+                ToolOutcome::error(CallStatus::Error, "mcp_tool_error", message.clone()),
+                McpCallState::Failure(message),
+            )
+        }
+    };
+    if let Some(client) = scope.client {
+        let state = match state {
+            McpCallState::Failure(m) => {
+                McpCallState::Failure(colloquy_core::redact::scrub(&m, &secrets))
+            }
+            other => other,
+        };
+        client.mcp_progress(event(state)).await;
+    }
+    finish(outcome, details, secrets)
+}

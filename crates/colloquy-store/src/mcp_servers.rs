@@ -1,0 +1,281 @@
+//! MCP servers, which agents use them, and which secrets they refer to.
+
+use async_trait::async_trait;
+
+use crate::db::{begin_write, run};
+use crate::{AgentRow, SqlStore, StoreError, StoreResult};
+
+/// An MCP server as read.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct McpServerRow {
+    /// `mcp_...`
+    pub id: String,
+    /// `config.name`.
+    pub name: String,
+    /// Creating user.
+    pub created_by: String,
+    /// Creating user's name.
+    pub creator_name: String,
+    /// Creating user's email.
+    pub creator_email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Bumped by every write; updates name the version they read.
+    pub version: i64,
+    /// The configuration as JSON text.
+    pub document: String,
+}
+
+/// What a create or update writes.
+#[derive(Debug, Clone)]
+pub struct McpServerContent {
+    /// `config.name`.
+    pub name: String,
+    /// Configuration text.
+    pub document: String,
+    /// Secrets the configuration refers to.
+    pub secret_ids: Vec<String>,
+}
+
+/// MCP servers.
+#[async_trait]
+pub trait McpServerStore {
+    /// Stores a new server.
+    async fn insert_mcp_server(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        created_by: &str,
+        now: i64,
+        content: &McpServerContent,
+    ) -> StoreResult<()>;
+    /// One server of the workspace.
+    async fn get_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<McpServerRow>;
+    /// The workspace's servers among `ids`.
+    async fn get_mcp_servers(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<McpServerRow>>;
+    /// Every server of the workspace, newest first.
+    async fn list_mcp_servers(&self, workspace_id: &str) -> StoreResult<Vec<McpServerRow>>;
+    /// Replaces a server's content if it is still at `expected_version`
+    /// ([`StoreError::Conflict`] otherwise).
+    async fn update_mcp_server(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        content: &McpServerContent,
+        now: i64,
+        expected_version: i64,
+    ) -> StoreResult<()>;
+    /// Deletes a server; [`StoreError::Conflict`] while an agent or a tool uses it.
+    async fn delete_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    /// Agents using a server, by creation time then id.
+    async fn mcp_server_dependents(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<Vec<AgentRow>>;
+}
+
+const SELECT: &str = "SELECT m.id, m.name, m.created_by, u.name AS creator_name, \
+     u.email AS creator_email, m.created_at, m.updated_at, m.version, m.document \
+     FROM mcp_servers m JOIN users u ON u.id = m.created_by";
+
+fn dedup(ids: &[String]) -> Vec<&String> {
+    let mut seen = std::collections::BTreeSet::new();
+    ids.iter().filter(|t| seen.insert(t.as_str())).collect()
+}
+
+#[async_trait]
+impl McpServerStore for SqlStore {
+    async fn insert_mcp_server(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        created_by: &str,
+        now: i64,
+        c: &McpServerContent,
+    ) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO mcp_servers (id, workspace_id, name, created_by, created_at, \
+                 updated_at, version, document) VALUES ($1, $2, $3, $4, $5, $5, 1, $6)",
+            )
+            .bind(id)
+            .bind(workspace_id)
+            .bind(&c.name)
+            .bind(created_by)
+            .bind(now)
+            .bind(&c.document)
+            .execute(&mut *tx)
+            .await?;
+            for secret in dedup(&c.secret_ids) {
+                sqlx::query(
+                    "INSERT INTO mcp_server_secrets (mcp_server_id, secret_id) VALUES ($1, $2)",
+                )
+                .bind(id)
+                .bind(secret)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<McpServerRow> {
+        let sql = format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2");
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn get_mcp_servers(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<McpServerRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "{SELECT} WHERE m.workspace_id = $1 AND m.id IN ({})",
+            placeholders.join(", ")
+        );
+        Ok(run!(self, read, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
+        })?)
+    }
+
+    async fn list_mcp_servers(&self, workspace_id: &str) -> StoreResult<Vec<McpServerRow>> {
+        let sql =
+            format!("{SELECT} WHERE m.workspace_id = $1 ORDER BY m.created_at DESC, m.id DESC");
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(workspace_id)
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    async fn update_mcp_server(
+        &self,
+        workspace_id: &str,
+        id: &str,
+        c: &McpServerContent,
+        now: i64,
+        expected_version: i64,
+    ) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE mcp_servers SET name = $3, document = $4, updated_at = $5, \
+                 version = version + 1 WHERE workspace_id = $1 AND id = $2 AND version = $6",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .bind(&c.name)
+            .bind(&c.document)
+            .bind(now)
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 0 {
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                return Err(if exists == 0 {
+                    StoreError::NotFound
+                } else {
+                    StoreError::Conflict("the MCP server changed meanwhile".into())
+                });
+            }
+            sqlx::query("DELETE FROM mcp_server_secrets WHERE mcp_server_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for secret in dedup(&c.secret_ids) {
+                sqlx::query(
+                    "INSERT INTO mcp_server_secrets (mcp_server_id, secret_id) VALUES ($1, $2)",
+                )
+                .bind(id)
+                .bind(secret)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+        begin_write!(self, |tx| {
+            let exists: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if exists == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let (agents, tools): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM agent_mcp_servers WHERE mcp_server_id = $1), \
+                 (SELECT COUNT(*) FROM tools WHERE mcp_server_id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if agents > 0 || tools > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the MCP server is used by {agents} agent(s) and {tools} tool(s)"
+                )));
+            }
+            sqlx::query("DELETE FROM mcp_servers WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn mcp_server_dependents(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<Vec<AgentRow>> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
+                 u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
+                 a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id, '' AS document \
+                 FROM agent_mcp_servers x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
+                 WHERE x.mcp_server_id = $1 AND a.workspace_id = $2 ORDER BY a.created_at, a.id",
+            )
+            .bind(id)
+            .bind(workspace_id)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+}
