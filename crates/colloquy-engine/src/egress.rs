@@ -243,29 +243,56 @@ struct GuardedResolver {
     guard: Arc<EgressGuard>,
 }
 
+impl EgressGuard {
+    /// The addresses `host` resolves to that the guard lets through; a refusal when none.
+    async fn allowed_addresses(
+        &self,
+        host: &str,
+    ) -> std::io::Result<Result<Vec<SocketAddr>, Refused>> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        let mut refusal = None;
+        let allowed: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match self.permits(host, a.ip()) {
+                Ok(()) => true,
+                Err(r) => {
+                    refusal.get_or_insert(r);
+                    false
+                }
+            })
+            .collect();
+        if allowed.is_empty() {
+            return Ok(Err(
+                refusal.unwrap_or_else(|| Refused(format!("{host} did not resolve")))
+            ));
+        }
+        Ok(Ok(allowed))
+    }
+
+    /// Checks a URL before a client whose errors hide their causes (rmcp's) connects to it,
+    /// so a refusal reads as one. The connection itself is still checked by the resolver.
+    pub async fn precheck(&self, url: &reqwest::Url) -> Result<(), Refused> {
+        self.check_url(url)?;
+        let host = url.host_str().unwrap_or_default();
+        if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+            return Ok(());
+        }
+        match self.allowed_addresses(host).await {
+            Ok(Err(refused)) => Err(refused),
+            Ok(Ok(_)) | Err(_) => Ok(()),
+        }
+    }
+}
+
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let guard = self.guard.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refusal = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match guard.permits(&host, a.ip()) {
-                    Ok(()) => true,
-                    Err(r) => {
-                        refusal.get_or_insert(r);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let why = refusal.unwrap_or_else(|| Refused(format!("{host} did not resolve")));
-                return Err(Box::new(why) as Box<dyn std::error::Error + Send + Sync>);
+            match guard.allowed_addresses(&host).await? {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+                Err(why) => Err(Box::new(why) as Box<dyn std::error::Error + Send + Sync>),
             }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }

@@ -184,6 +184,20 @@ impl AgentSnapshot {
         })
     }
 
+    /// Loads the MCP servers again after an override changed which ones the agent uses.
+    pub async fn reload_mcp_servers(&mut self, deps: &EngineDeps) -> Result<(), StoreError> {
+        let prompt = self
+            .conversation_config
+            .pointer("/agent/prompt")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let (servers, records) =
+            load_mcp_servers(deps, &self.workspace_id, &prompt, &self.tools).await?;
+        self.mcp_servers = servers;
+        self.mcp_tool_records = records;
+        Ok(())
+    }
+
     /// Applies a client's `conversation_config_override` (already checked against what the
     /// agent allows): objects merge, values replace.
     pub fn apply_override(&mut self, conversation_config_override: Value) {

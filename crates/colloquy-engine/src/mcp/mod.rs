@@ -315,7 +315,10 @@ pub async fn connect(deps: &EngineDeps, spec: &ServerSpec) -> Result<Connection,
             }
             Target::Streamable(url) => {
                 let parsed = reqwest::Url::parse(url).map_err(transport_error)?;
-                deps.egress.check_url(&parsed).map_err(transport_error)?;
+                deps.egress
+                    .precheck(&parsed)
+                    .await
+                    .map_err(transport_error)?;
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 config.auth_header = spec.token.clone();
                 for (name, value) in &spec.headers {

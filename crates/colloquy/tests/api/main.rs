@@ -12,6 +12,7 @@ mod fakes;
 mod helpers;
 mod lifecycle;
 mod live;
+mod mcp;
 mod ops;
 mod secrets;
 mod store;

@@ -15,6 +15,7 @@ import socket
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("colloquy-test")
 
@@ -31,7 +32,7 @@ def echo(text: str) -> str:
 
 @server.tool(description="Always fails with the given reason.")
 def fail(reason: str) -> str:
-    raise ValueError(f"failed on purpose: {reason}")
+    raise ToolError(f"failed on purpose: {reason}")
 
 
 @server.tool(description="Never answers.")

@@ -29,6 +29,14 @@ async fn every_tool_type_round_trips() {
     for backend in backends() {
         let app = TestApp::spawn(backend).await;
         let key = &app.admin_key;
+        let (_, server) = app
+            .post(
+                "/v1/convai/mcp-servers",
+                key,
+                &json!({"config": {"name": "docs", "url": "https://mcp.example.com/sse"}}),
+            )
+            .await;
+        let server_id = server["id"].as_str().unwrap();
         let bodies = [
             webhook("weather", "https://api.example.com/weather"),
             json!({"tool_config": {"type": "client", "name": "show_map", "description": "Shows a map",
@@ -36,7 +44,7 @@ async fn every_tool_type_round_trips() {
                 "expects_response": true, "response_timeout_secs": 5}}),
             json!({"tool_config": {"type": "system", "name": "end_call", "description": "", "params": {"system_tool_type": "end_call"}}}),
             json!({"tool_config": {"type": "mcp", "name": "search_docs", "description": "MCP search",
-                "mcp_server_id": "mcp_123", "mcp_server_name": "docs", "mcp_tool_name": "search",
+                "mcp_server_id": server_id, "mcp_server_name": "docs", "mcp_tool_name": "search",
                 "mcp_tool_description": "Searches the docs", "integration_type": "mcp_server"}}),
         ];
         for body in bodies {

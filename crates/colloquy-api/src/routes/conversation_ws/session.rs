@@ -282,7 +282,18 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
     outbox.filter =
         overrides::client_events(&agent.conversation_config, &config_override).map(Arc::new);
     if config_override.is_object() {
+        let servers_changed = ["mcp_server_ids", "native_mcp_server_ids"].iter().any(|f| {
+            config_override
+                .pointer(&format!("/agent/prompt/{f}"))
+                .is_some()
+        });
         agent.apply_override(config_override);
+        if servers_changed && let Err(e) = agent.reload_mcp_servers(&state.engine).await {
+            outbox.error(1011, "mcp_tool_error", &e.to_string()).await;
+            outbox.close(1011, "could not load the MCP servers").await;
+            let _ = writer.await;
+            return;
+        }
     }
     let extra_body = init
         .get("custom_llm_extra_body")
