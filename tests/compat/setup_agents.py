@@ -1,5 +1,5 @@
-"""Creates the tools and agents the live-conversation compatibility tests talk to, through the
-HTTP API, and prints them as shell assignments (COLLOQUY_PUBLIC_AGENT=..., ...)."""
+"""Creates the tools, MCP server and agents the live-conversation compatibility tests talk to,
+through the HTTP API, and prints them as shell assignments (COLLOQUY_PUBLIC_AGENT=..., ...)."""
 
 import json
 import os
@@ -30,5 +30,9 @@ config = {"agent": {"first_message": "Hello from Colloquy!", "prompt": prompt}}
 public = post("/v1/convai/agents/create", {"name": "compat public", "conversation_config": config})["agent_id"]
 private = post("/v1/convai/agents/create", {"name": "compat private", "conversation_config": config,
                                            "platform_settings": {"auth": {"enable_auth": True}}})["agent_id"]
+mcp_server = post("/v1/convai/mcp-servers", {"config": {"name": "compat approvals", "url": os.environ["COLLOQUY_MCP_URL"]}})["id"]
+mcp_agent = post("/v1/convai/agents/create", {"name": "compat mcp", "conversation_config": {"agent": {
+    "first_message": "", "prompt": {"prompt": "Use MCP.", "llm": "gpt-4o-mini", "mcp_server_ids": [mcp_server]}}}})["agent_id"]
 print(f"COLLOQUY_PUBLIC_AGENT={public}")
+print(f"COLLOQUY_MCP_AGENT={mcp_agent}")
 print(f"COLLOQUY_PRIVATE_AGENT={private}")

@@ -1,6 +1,7 @@
 // A text conversation held by the official @elevenlabs/client against Colloquy: a webhook tool
-// and a client tool in a public agent's conversation, then a private agent through a signed URL.
-// Needs COLLOQUY_URL, COLLOQUY_KEY, COLLOQUY_PUBLIC_AGENT, COLLOQUY_PRIVATE_AGENT.
+// and a client tool in a public agent's conversation, then a private agent through a signed URL,
+// then an MCP tool call approved and denied through the client's approval callback.
+// Needs COLLOQUY_URL, COLLOQUY_KEY, COLLOQUY_PUBLIC_AGENT, COLLOQUY_PRIVATE_AGENT, COLLOQUY_MCP_AGENT.
 import WebSocket from "ws";
 import { Conversation } from "@elevenlabs/client";
 
@@ -99,6 +100,34 @@ await check("end_call ends the session from the server", async () => {
   const deadline = Date.now() + 10000;
   while (!s.disconnected() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert(s.disconnected(), "the session ended");
+});
+
+await check("MCP tool calls wait for onMCPToolApprovalRequest", async () => {
+  const asked = [];
+  const states = [];
+  let status = null;
+  let answer = true;
+  const s = await session({
+    agentId: process.env.COLLOQUY_MCP_AGENT,
+    origin,
+    onMCPConnectionStatus: (st) => { status = st; },
+    onMCPToolCall: (call) => states.push(call.state),
+    onMCPToolApprovalRequest: async (call) => { asked.push(call); return answer; },
+  });
+  const id = s.conversation.getId();
+  s.conversation.sendUserMessage("sum please");
+  await s.agentMessage((m) => m.trim() === "Tool said: 5");
+  assert(asked.length === 1 && asked[0].tool_name === "add", JSON.stringify(asked));
+  assert(JSON.stringify(asked[0].parameters) === JSON.stringify({ a: 2, b: 3 }), JSON.stringify(asked[0]));
+  assert(status && status.integrations[0].is_connected && status.integrations[0].tool_count === 6, JSON.stringify(status));
+  answer = false;
+  s.conversation.sendUserMessage("sum please again");
+  await s.agentMessage((m) => m.includes("denied"));
+  assert(JSON.stringify(states) === JSON.stringify(["awaiting_approval", "loading", "success", "awaiting_approval", "failure"]), JSON.stringify(states));
+  await s.conversation.endSession();
+  const r = await fetch(`${base}/api/tool-calls?executionId=${id}`, { headers: { authorization: `Bearer ${process.env.COLLOQUY_KEY}` } });
+  const recorded = (await r.json()).map((c) => `${c.toolName}:${c.status}`);
+  assert(JSON.stringify(recorded) === JSON.stringify(["add:success", "add:error"]), JSON.stringify(recorded));
 });
 
 console.log(`js-client: ${passed} passed, ${failed} failed`);

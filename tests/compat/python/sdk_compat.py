@@ -308,6 +308,62 @@ def test_simulate_conversation_and_llm_usage():
     assert per_agent.llm_prices
 
 
+def test_mcp_servers_registry_and_a_live_mcp_call():
+    import time
+
+    from elevenlabs.conversational_ai.conversation import Conversation
+
+    mcp = client.conversational_ai.mcp_servers
+    created = mcp.create(config={"name": "compat-mcp", "url": os.environ["COLLOQUY_MCP_URL"]})
+    server_id = created.id
+    assert created.config.transport == "SSE" and created.config.approval_policy == "require_approval_all"
+    assert any(s.id == server_id for s in mcp.list().mcp_servers)
+    assert mcp.get(server_id).config.name == "compat-mcp"
+    assert mcp.update(server_id, response_timeout_secs=10).config.response_timeout_secs == 10
+    policy = mcp.approval_policy.update(server_id, approval_policy="require_approval_per_tool")
+    assert policy.config.approval_policy == "require_approval_per_tool"
+    approved = mcp.tool_approvals.create(server_id, tool_name="add", tool_description="Adds two integers.", approval_policy="auto_approved")
+    assert [h.tool_name for h in approved.config.tool_approval_hashes] == ["add"]
+    assert mcp.tool_approvals.delete(server_id, "add").config.tool_approval_hashes == []
+    mcp.tool_configs.create(server_id, tool_name="add", response_timeout_secs=15)
+    assert mcp.tool_configs.get(server_id, "add").response_timeout_secs == 15
+    mcp.tool_configs.update(server_id, "add", response_timeout_secs=20)
+    assert mcp.tool_configs.get(server_id, "add").response_timeout_secs == 20
+    mcp.tool_configs.delete(server_id, "add")
+    listed = mcp.tools.list(server_id)
+    assert listed.success and "add" in [t.name for t in listed.tools], listed
+    mcp.update(server_id, approval_policy="auto_approve_all")
+
+    agent_id = agents.create(
+        name="SDK MCP agent",
+        conversation_config={"agent": {"first_message": "Hi", "prompt": {"prompt": "Use MCP.", "llm": "gpt-4o", "mcp_server_ids": [server_id]}}},
+    ).agent_id
+    assert [a.id for a in mcp.get(server_id).dependent_agents] == [agent_id]
+    responses = []
+    conversation = Conversation(client, agent_id, requires_auth=False, callback_agent_response=responses.append)
+    conversation.start_session()
+    try:
+        deadline = time.time() + 10
+        while "Hi" not in responses and time.time() < deadline:
+            time.sleep(0.05)
+        conversation.send_user_message("sum please")
+        while not any("Tool said: 5" in r for r in responses) and time.time() < deadline + 10:
+            time.sleep(0.05)
+        assert any("Tool said: 5" in r for r in responses), responses
+    finally:
+        conversation.end_session()
+    conversation_id = conversation.wait_for_session_end()
+    calls = client._client_wrapper.httpx_client.request(f"api/tool-calls?executionId={conversation_id}", method="GET").json()
+    assert [(c["toolName"], c["status"]) for c in calls] == [("add", "success")], calls
+    try:
+        mcp.delete(server_id)
+        raise AssertionError("deleted an MCP server in use")
+    except ApiError as e:
+        assert e.status_code == 409, e
+    agents.delete(agent_id)
+    mcp.delete(server_id)
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:
