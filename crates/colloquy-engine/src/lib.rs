@@ -108,16 +108,7 @@ impl AgentSnapshot {
             .pointer("/agent/prompt")
             .cloned()
             .unwrap_or(Value::Null);
-        let ids: Vec<String> = prompt
-            .get("tool_ids")
-            .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let ids = string_list(prompt.get("tool_ids"));
         let rows = deps.store.get_tools(workspace_id, &ids).await?;
         let mut agent_tools: Vec<tools::AgentTool> =
             rows.iter().filter_map(tools::AgentTool::from_row).collect();

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::query::{Bind, Query, fetch_all};
 use crate::{AgentRow, SqlStore, StoreError, StoreResult};
 
 /// An MCP server as read.
@@ -146,18 +147,12 @@ impl McpServerStore for SqlStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "{SELECT} WHERE m.workspace_id = $1 AND m.id IN ({})",
-            placeholders.join(", ")
+        let mut q = Query::new(
+            format!("{SELECT} WHERE m.workspace_id = $1"),
+            vec![Bind::Text(workspace_id.to_owned())],
         );
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
-            for id in ids {
-                q = q.bind(id);
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push_in("m.id", ids);
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn list_mcp_servers(&self, workspace_id: &str) -> StoreResult<Vec<McpServerRow>> {

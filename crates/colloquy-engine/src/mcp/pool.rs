@@ -36,6 +36,10 @@ pub struct ServerStatus {
     pub tool_count: usize,
 }
 
+/// How long a conversation's start waits for a server to list its tools: a server that is
+/// down or slow is reported as not connected rather than holding up the greeting.
+const START_BUDGET: Duration = Duration::from_secs(10);
+
 struct Entry {
     spec: Result<ServerSpec, McpError>,
     connection: Mutex<Option<Arc<Connection>>>,
@@ -92,10 +96,13 @@ impl McpPool {
         let listings = servers.iter().filter(|s| s.offer_all).map(|server| {
             let pool = &pool;
             async move {
-                let listed = match pool.connection(&server.id).await {
-                    Ok((connection, timeout)) => connection.list_tools(timeout).await,
-                    Err(e) => Err(e),
+                let listing = async {
+                    let (connection, timeout) = pool.connection(&server.id).await?;
+                    connection.list_tools(timeout).await
                 };
+                let listed = tokio::time::timeout(START_BUDGET, listing)
+                    .await
+                    .unwrap_or(Err(McpError::Timeout(START_BUDGET)));
                 if let Err(e) = &listed {
                     tracing::warn!(server = %server.id, error = %e, "MCP server did not list its tools");
                 }

@@ -204,6 +204,16 @@ async fn turn(socket: &mut Socket, said: &str) -> Vec<Value> {
     until(socket, "agent_response").await
 }
 
+/// The next event of type `kind`, skipping others.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let e = next(socket).await;
+        if e["type"] == kind {
+            return e;
+        }
+    }
+}
+
 fn mcp_states(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -900,12 +910,7 @@ async fn calls_wait_for_the_users_approval_over_the_websocket() {
         let (mut socket, conversation, _) = open(&app, &agent).await;
 
         send(&mut socket, json!({"type": "user_message", "text": "add"})).await;
-        let asked = loop {
-            let e = next(&mut socket).await;
-            if e["type"] == "mcp_tool_call" {
-                break e;
-            }
-        };
+        let asked = next_of(&mut socket, "mcp_tool_call").await;
         let call = &asked["mcp_tool_call"];
         assert_eq!(call["state"], "awaiting_approval", "{asked}");
         assert_eq!(call["approval_timeout_secs"], 5);
@@ -917,12 +922,7 @@ async fn calls_wait_for_the_users_approval_over_the_websocket() {
         assert_eq!(answer(&rest), "Tool said: 5");
 
         send(&mut socket, json!({"type": "user_message", "text": "echo"})).await;
-        let asked = loop {
-            let e = next(&mut socket).await;
-            if e["type"] == "mcp_tool_call" {
-                break e;
-            }
-        };
+        let asked = next_of(&mut socket, "mcp_tool_call").await;
         send(&mut socket, json!({"type": "mcp_tool_approval_result", "tool_call_id": asked["mcp_tool_call"]["tool_call_id"], "is_approved": false})).await;
         let rest = until(&mut socket, "agent_response").await;
         assert_eq!(mcp_states(&rest), ["failure"]);
@@ -1171,5 +1171,97 @@ async fn internal_servers_need_the_operators_allow_list() {
         assert_eq!(listed["success"], false, "{host}: {listed}");
         let why = listed["error_message"].as_str().unwrap();
         assert!(why.contains("egress refused"), "{host}: {why}");
+    }
+}
+
+#[tokio::test]
+async fn mcp_tool_records_call_their_server_and_keep_their_ids() {
+    for backend in backends() {
+        let llm = FakeLlm::openai(|req: &Value| {
+            let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+            if last["role"] == "tool" {
+                return text(&format!("Tool said: {}", last["content"].as_str().unwrap()));
+            }
+            match last["content"].as_str().unwrap_or_default() {
+                "record" => call("add_numbers", json!({"a": 20, "b": 22})),
+                _ => call("echo", json!({"text": "listed"})),
+            }
+        })
+        .await;
+        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+        let key = &app.admin_key;
+        let mut procs = Vec::new();
+        let named = register(
+            &app,
+            Transport::Streamable,
+            &mut procs,
+            json!({"approval_policy": "auto_approve_all"}),
+        )
+        .await;
+        let listed = register(
+            &app,
+            Transport::Sse,
+            &mut procs,
+            json!({"approval_policy": "auto_approve_all"}),
+        )
+        .await;
+        // A tool record of the first server, used through tool_ids only.
+        let record = create_tool(&app, key, json!({"tool_config": {"type": "mcp", "name": "add_numbers",
+            "description": "Adds numbers", "integration_type": "mcp_server", "approval_policy": "auto_approve_all",
+            "parameters": {"type": "object", "properties": {"a": {"type": "integer", "description": "a"}, "b": {"type": "integer", "description": "b"}}},
+            "mcp_tool_name": "add", "mcp_tool_description": "Adds two integers.", "mcp_server_id": named, "mcp_server_name": "named"}})).await;
+        // A record of the second server's echo: the listed echo is recorded under its id.
+        let echo_record = create_tool(&app, key, json!({"tool_config": {"type": "mcp", "name": "echo_record",
+            "description": "Echo", "integration_type": "mcp_server", "mcp_tool_name": "echo",
+            "mcp_tool_description": "Repeats the text it is given.", "mcp_server_id": listed, "mcp_server_name": "listed"}})).await;
+        let (s, b) = app
+            .post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "",
+                "prompt": {"prompt": "Use your tools.", "llm": "gpt-4o", "tool_ids": [record], "mcp_server_ids": [listed]}}}}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let agent = b["agent_id"].as_str().unwrap().to_owned();
+        let (mut socket, conversation, before) = open(&app, &agent).await;
+        assert_eq!(
+            before[0]["mcp_connection_status"]["integrations"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "only listed servers report"
+        );
+        let events = turn(&mut socket, "record").await;
+        assert_eq!(answer(&events), "Tool said: 42", "{events:?}");
+        let events = turn(&mut socket, "listed").await;
+        assert_eq!(answer(&events), "Tool said: echo: listed", "{events:?}");
+        drop(socket);
+
+        let offered: Vec<String> = llm.requests()[0]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            offered.contains(&"add_numbers".to_owned()) && offered.contains(&"echo".to_owned()),
+            "{offered:?}"
+        );
+        assert_eq!(
+            offered.iter().filter(|n| n.as_str() == "add").count(),
+            1,
+            "the listed server's own add: {offered:?}"
+        );
+
+        let calls = tool_calls(&app, &conversation).await;
+        assert_eq!(calls.len(), 2);
+        for (tool, name) in [(&record, "add_numbers"), (&echo_record, "echo")] {
+            let (_, page) = app
+                .get(&format!("/v1/convai/tools/{tool}/executions"), key)
+                .await;
+            let executions = page["executions"].as_array().unwrap();
+            assert_eq!(executions.len(), 1, "{name}: {page}");
+            assert_eq!(executions[0]["conversation_id"], conversation.as_str());
+            let (_, got) = app.get(&format!("/v1/convai/tools/{tool}"), key).await;
+            assert_eq!(got["usage_stats"]["total_calls"], 1, "{name}: {got}");
+        }
     }
 }
