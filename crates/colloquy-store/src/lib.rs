@@ -19,6 +19,7 @@ mod query;
 mod secrets;
 mod test_runs;
 mod tools;
+pub mod transfer;
 mod workspaces;
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `keys`, `version`.
+//! The command line: `serve`, `migrate` (and copying a database), `keys`, `secrets`, `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,10 +43,17 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
-    /// Apply pending database migrations and exit.
+    /// Apply pending database migrations and exit; with --from and --to, copy a whole
+    /// database into a new one (e.g. SQLite to PostgreSQL) and verify the copy.
     Migrate {
         #[command(flatten)]
         db: DatabaseArgs,
+        /// Database to copy from (`sqlite://...` or `postgres://...`).
+        #[arg(long, requires = "to", conflicts_with = "database_url")]
+        from: Option<String>,
+        /// Empty database to copy into; migrated first.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
     },
     /// Create, list and revoke API keys.
     Keys {
@@ -111,7 +118,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             },
             None,
         ),
-        Command::Migrate { db } => (
+        Command::Migrate {
+            from: Some(from),
+            to: Some(to),
+            ..
+        } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
+            telemetry::init(config.log_format);
+            server::install_crypto_provider();
+            return crate::transfer::run(&from, &to).await;
+        }
+        Command::Migrate { db, .. } => (
             Overrides {
                 database_url: db.database_url,
                 ..Default::default()

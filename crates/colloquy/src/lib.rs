@@ -9,3 +9,4 @@ pub mod secret_file;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
+pub mod transfer;

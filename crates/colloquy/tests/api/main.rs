@@ -13,6 +13,7 @@ mod helpers;
 mod lifecycle;
 mod live;
 mod mcp;
+mod multinode;
 mod ops;
 mod secrets;
 mod store;

@@ -1,0 +1,631 @@
+//! Several nodes on one PostgreSQL database, and moving a SQLite database to PostgreSQL: two
+//! `colloquy serve` processes sharing resources, conversations, signed URLs and one invocation's
+//! test runs (and surviving one of them being killed), and `colloquy migrate --from --to`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use colloquy_core::keys::generate_token;
+use colloquy_core::secret_key::SecretKey;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeLlm, Reply, Webhook, call, text};
+use crate::helpers::{
+    Backend, ChildServer, TestApp, TestDb, backends, client, colloquy_bin, status_json,
+};
+use crate::live::{connect, next, send, until, with_llm};
+use crate::tools::webhook;
+
+/// The agent says "Hello, friend" (or reads a tool result back); the judge passes it; the word
+/// "lookup" calls the webhook tool.
+fn script(req: &Value) -> Reply {
+    let messages = req["messages"].as_array().unwrap();
+    let system = messages[0]["content"].as_str().unwrap_or_default();
+    let last = messages.last().unwrap();
+    if system.starts_with("You evaluate") {
+        return text(r#"{"result": "success", "rationale": "judged"}"#);
+    }
+    if last["role"] == "tool" {
+        return text(&format!("Tool said: {}", last["content"].as_str().unwrap()));
+    }
+    if last["content"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("lookup")
+    {
+        return call("lookup", json!({"city": "Paris"}));
+    }
+    text("Hello, friend")
+}
+
+fn judged(llm: &FakeLlm) -> usize {
+    llm.requests()
+        .iter()
+        .filter(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("You evaluate"))
+        })
+        .count()
+}
+
+/// A node and the key it is used with.
+struct Node {
+    server: ChildServer,
+    key: String,
+}
+
+impl Node {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = client()
+            .request(method, format!("{}{path}", self.server.base))
+            .header("xi-api-key", &self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        status_json(request.send().await.unwrap()).await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    fn ws(&self, query: &str) -> String {
+        format!(
+            "{}/v1/convai/conversation?{query}",
+            self.server.base.replacen("http://", "ws://", 1)
+        )
+    }
+}
+
+async fn start_node(
+    dir: &std::path::Path,
+    db: &TestDb,
+    secret: &str,
+    key: &str,
+    llm: &FakeLlm,
+    lease: &str,
+) -> Node {
+    let llm_url = format!("{}/v1", llm.base);
+    let server = ChildServer::start(
+        dir,
+        &[
+            ("COLLOQUY_DATABASE_URL", db.url.as_str()),
+            ("COLLOQUY_SECRET_KEY", secret),
+            ("COLLOQUY_BOOTSTRAP_API_KEY", key),
+            ("OPENAI_BASE_URL", llm_url.as_str()),
+            ("OPENAI_API_KEY", "sk-fake"),
+            ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+            ("COLLOQUY_TEST_LEASE_SECS", lease),
+            ("COLLOQUY_TEST_CONCURRENCY", "8"),
+        ],
+    )
+    .await;
+    Node {
+        server,
+        key: key.to_owned(),
+    }
+}
+
+/// Waits until the invocation has no pending run, asking `node`; returns its summary.
+async fn finished(node: &Node, agent: &str, invocation: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (s, page) = node
+            .get(&format!(
+                "/v1/convai/test-invocations?agent_id={agent}&page_size=100"
+            ))
+            .await;
+        assert_eq!(s, 200, "{page}");
+        let summary = page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == invocation)
+            .cloned()
+            .unwrap_or(Value::Null);
+        if summary["pending_count"] == 0 || Instant::now() > deadline {
+            return summary;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_share_one_postgresql_database() {
+    if !backends().contains(&Backend::Postgres) {
+        eprintln!("skipped: set COLLOQUY_TEST_DATABASE_URL to run the multi-node test");
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = SecretKey::generate().to_hex();
+    let key = generate_token();
+    let llm_a = {
+        let slow = Arc::new(AtomicBool::new(false));
+        (
+            slow.clone(),
+            FakeLlm::openai(move |req| {
+                if slow.load(Ordering::Relaxed) {
+                    Reply::After(Duration::from_secs(120), Box::new(script(req)))
+                } else {
+                    script(req)
+                }
+            }),
+        )
+    };
+    let (slow_a, llm_a) = (llm_a.0, llm_a.1.await);
+    let llm_b = FakeLlm::openai(script).await;
+
+    // Both start at once on the empty database: one migrates while the other waits for the
+    // advisory lock, and the bootstrap key is installed once.
+    let (a, b) = tokio::join!(
+        start_node(dir.path(), &db, &secret, &key, &llm_a, "3"),
+        start_node(dir.path(), &db, &secret, &key, &llm_b, "3"),
+    );
+    let store = db.store().await;
+    use colloquy_store::KeyStore as _;
+    assert_eq!(
+        store.list_keys(None, None, 100).await.unwrap().len(),
+        1,
+        "one bootstrap key"
+    );
+
+    // What one node writes, the other reads at once.
+    let hook = Webhook::start(200, r#"{"forecast": "sunny"}"#, Duration::ZERO).await;
+    let (s, tool) = a
+        .post(
+            "/v1/convai/tools",
+            webhook("lookup", &format!("{}/weather", hook.base)),
+        )
+        .await;
+    assert_eq!(s, 200, "{tool}");
+    let (s, agent) = a
+        .post("/v1/convai/agents/create", json!({"name": "shared", "conversation_config": {"agent": {
+            "first_message": "", "prompt": {"prompt": "p", "llm": "gpt-4o-mini", "tool_ids": [tool["id"]]}}}}))
+        .await;
+    assert_eq!(s, 200, "{agent}");
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let (s, on_b) = b.get(&format!("/v1/convai/agents/{agent_id}")).await;
+    assert_eq!((s, on_b["name"].as_str()), (200, Some("shared")));
+    let (s, _) = b
+        .call(
+            Method::PATCH,
+            &format!("/v1/convai/agents/{agent_id}"),
+            Some(json!({"name": "renamed on b"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, on_a) = a.get(&format!("/v1/convai/agents/{agent_id}")).await;
+    assert_eq!(on_a["name"], "renamed on b");
+
+    // A conversation on one node; its tool calls through the other's audit APIs.
+    let (mut socket, _) = connect(&a.ws(&format!("agent_id={agent_id}")), &[]).await;
+    send(
+        &mut socket,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    let meta = next(&mut socket).await;
+    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(
+        &mut socket,
+        json!({"type": "user_message", "text": "lookup the weather"}),
+    )
+    .await;
+    let events = until(&mut socket, "agent_response").await;
+    assert!(
+        events.last().unwrap()["agent_response_event"]["agent_response"]
+            .as_str()
+            .unwrap()
+            .contains("sunny"),
+        "{events:?}"
+    );
+    drop(socket);
+    let (s, calls) = b
+        .get(&format!("/api/tool-calls?executionId={conversation}"))
+        .await;
+    assert_eq!(s, 200, "{calls}");
+    assert_eq!(calls[0]["toolName"], "lookup");
+    let (_, executions) = b
+        .get(&format!(
+            "/v1/convai/tools/{}/executions",
+            tool["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        executions["executions"][0]["conversation_id"],
+        conversation.as_str()
+    );
+
+    // A signed URL from one node is good on the other (once).
+    let (s, private) = a
+        .post("/v1/convai/agents/create", json!({"conversation_config": {"agent": {"first_message": "Hi", "prompt": {"llm": "gpt-4o-mini"}}},
+            "platform_settings": {"auth": {"enable_auth": true}}}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, signed) = a
+        .get(&format!(
+            "/v1/convai/conversation/get-signed-url?agent_id={}",
+            private["agent_id"].as_str().unwrap()
+        ))
+        .await;
+    let url = signed["signed_url"].as_str().unwrap().replacen(
+        &a.server.base.replacen("http://", "ws://", 1),
+        &b.server.base.replacen("http://", "ws://", 1),
+        1,
+    );
+    assert!(
+        url.starts_with(&b.server.base.replacen("http://", "ws://", 1)),
+        "{url}"
+    );
+    let (mut socket, _) = connect(&url, &[]).await;
+    send(
+        &mut socket,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await["type"],
+        "conversation_initiation_metadata"
+    );
+    drop(socket);
+    let (mut again, _) = connect(
+        &url.replacen(
+            &b.server.base.replacen("http://", "ws://", 1),
+            &a.server.base.replacen("http://", "ws://", 1),
+            1,
+        ),
+        &[],
+    )
+    .await;
+    send(
+        &mut again,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    let refused = until(&mut again, "conversation_initiation_metadata").await;
+    assert!(
+        refused.last().unwrap().get("close").is_some(),
+        "a used signature is spent on every node: {refused:?}"
+    );
+
+    // One invocation of 200 runs is worked by both nodes, each run judged once.
+    let mut tests = Vec::new();
+    for i in 0..4 {
+        let (s, t) = a
+            .post(
+                "/v1/convai/agent-testing/create",
+                json!({"name": format!("greets {i}"), "success_condition": "friendly",
+                "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{t}");
+        tests.push(json!({"test_id": t["id"]}));
+    }
+    let body = json!({"tests": tests, "repeat_count": 50});
+    let path = format!("/v1/convai/agents/{agent_id}/run-tests");
+    let (s, first) = a.post(&path, body.clone()).await;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(first["test_runs"].as_array().unwrap().len(), 200);
+    let summary = finished(
+        &b,
+        &agent_id,
+        first["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        (
+            summary["passed_count"].as_i64(),
+            summary["pending_count"].as_i64()
+        ),
+        (Some(200), Some(0)),
+        "{summary}"
+    );
+    let (on_a, on_b) = (judged(&llm_a), judged(&llm_b));
+    assert_eq!(
+        on_a + on_b,
+        200,
+        "every run judged exactly once ({on_a} on a, {on_b} on b)"
+    );
+    assert!(
+        on_a > 0 && on_b > 0,
+        "both nodes worked: {on_a} on a, {on_b} on b"
+    );
+
+    // Node a stops answering, holds its runs, and is killed: node b finishes the invocation
+    // once a's leases expire.
+    slow_a.store(true, Ordering::Relaxed);
+    let held_before = llm_a.requests().len();
+    let judged_b = judged(&llm_b);
+    let (s, second) = b.post(&path, body).await;
+    assert_eq!(s, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while llm_a.requests().len() == held_before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        llm_a.requests().len() > held_before,
+        "node a took runs of the second invocation"
+    );
+    a.server.kill9();
+    let killed = Instant::now();
+    let summary = finished(
+        &b,
+        &agent_id,
+        second["id"].as_str().unwrap(),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        (
+            summary["passed_count"].as_i64(),
+            summary["pending_count"].as_i64()
+        ),
+        (Some(200), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(
+        judged(&llm_b) - judged_b,
+        200,
+        "node b judged every run of the second invocation once"
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(60),
+        "finished within the lease and the runs' time"
+    );
+
+    // A node joining later takes runs too; a cancellation on one node is seen by every node,
+    // and the runs the other holds end cancelled.
+    let llm_c =
+        FakeLlm::openai(|req| Reply::After(Duration::from_secs(120), Box::new(script(req)))).await;
+    let c = start_node(dir.path(), &db, &secret, &key, &llm_c, "300").await;
+    let (s, third) = b
+        .post(&path, json!({"tests": tests, "repeat_count": 50}))
+        .await;
+    assert_eq!(s, 200);
+    let third_id = third["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while llm_c.requests().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!llm_c.requests().is_empty(), "the new node took runs");
+    let (s, cancelled) = b
+        .post(
+            &format!("/v1/convai/test-invocations/{third_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{cancelled}");
+    let seen_b = finished(&b, &agent_id, &third_id, Duration::from_secs(10)).await;
+    let seen_c = finished(&c, &agent_id, &third_id, Duration::from_secs(10)).await;
+    assert_eq!(seen_b, seen_c, "both nodes report the same");
+    assert_eq!(seen_c["pending_count"], 0, "{seen_c}");
+    assert!(seen_c["cancelled_count"].as_i64().unwrap() > 0, "{seen_c}");
+    let (_, detail) = c
+        .get(&format!("/v1/convai/test-invocations/{third_id}"))
+        .await;
+    assert!(
+        detail["test_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "pending"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_database_moves_to_postgresql_whole() {
+    if !backends().contains(&Backend::Postgres) {
+        eprintln!("skipped: set COLLOQUY_TEST_DATABASE_URL to run the migration test");
+        return;
+    }
+    let llm = FakeLlm::openai(script).await;
+    let hook = Webhook::start(200, r#"{"forecast": "sunny"}"#, Duration::ZERO).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let key = app.admin_key.clone();
+    let (_, secret) = app
+        .post(
+            "/v1/convai/secrets",
+            &key,
+            &json!({"type": "new", "name": "token", "value": "moved-secret-value"}),
+        )
+        .await;
+    let mut tool = webhook("lookup", &format!("{}/weather", hook.base));
+    tool["tool_config"]["api_schema"]["request_headers"] =
+        json!({"Authorization": {"secret_id": secret["secret_id"]}});
+    let (s, tool) = app.post("/v1/convai/tools", &key, &tool).await;
+    assert_eq!(s, 200, "{tool}");
+    let (s, _) = app
+        .post(
+            "/v1/convai/mcp-servers",
+            &key,
+            &json!({"config": {"name": "docs", "url": "https://mcp.example.com/sse"}}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            &key,
+            &json!({"name": "moving", "conversation_config": {"agent": {"first_message": "",
+            "prompt": {"prompt": "p", "llm": "gpt-4o-mini", "tool_ids": [tool["id"]]}}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{agent}");
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let ws = |base: &str| {
+        format!(
+            "{}/v1/convai/conversation?agent_id={agent_id}",
+            base.replacen("http://", "ws://", 1)
+        )
+    };
+    let converse = |url: String| async move {
+        let (mut socket, _) = connect(&url, &[]).await;
+        send(
+            &mut socket,
+            json!({"type": "conversation_initiation_client_data"}),
+        )
+        .await;
+        let meta = until(&mut socket, "conversation_initiation_metadata").await;
+        let id = meta.last().unwrap()["conversation_initiation_metadata_event"]["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        send(
+            &mut socket,
+            json!({"type": "user_message", "text": "lookup"}),
+        )
+        .await;
+        let events = until(&mut socket, "agent_response").await;
+        assert!(
+            events.last().unwrap()["agent_response_event"]["agent_response"]
+                .as_str()
+                .unwrap()
+                .contains("sunny")
+        );
+        id
+    };
+    let conversation = converse(ws(&app.base)).await;
+    let (s, test) = app
+        .post(
+            "/v1/convai/agent-testing/create",
+            &key,
+            &json!({"name": "greets", "success_condition": "friendly",
+            "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{test}");
+    let (s, invocation) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            &key,
+            &json!({"tests": [{"test_id": test["id"]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{invocation}");
+    let invocation_id = invocation["id"].as_str().unwrap().to_owned();
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        let (_, got) = app
+            .get(
+                &format!("/v1/convai/test-invocations/{invocation_id}"),
+                &key,
+            )
+            .await;
+        done = got;
+        if done["test_runs"][0]["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["test_runs"][0]["status"], "passed", "{done}");
+    let (_, calls_before) = app
+        .get(&format!("/api/tool-calls?executionId={conversation}"), &key)
+        .await;
+    let (_, agents_before) = app.get("/v1/convai/agents", &key).await;
+    let sqlite = app.stop().await;
+
+    let target = TestDb::new(Backend::Postgres).await;
+    let output = tokio::process::Command::new(colloquy_bin())
+        .args(["migrate", "--from", &sqlite.url, "--to", &target.url])
+        .env_remove("COLLOQUY_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("copied and verified"), "{stdout}");
+    assert!(
+        stdout.contains("tool_executions") && stdout.contains("COLLOQUY_SECRET_KEY_FILE"),
+        "{stdout}"
+    );
+    let source = colloquy_store::transfer::summarize(&sqlite.store().await)
+        .await
+        .unwrap();
+    let copied = colloquy_store::transfer::summarize(&target.store().await)
+        .await
+        .unwrap();
+    assert_eq!(source, copied, "same rows, same checksums");
+    for table in [
+        "agents",
+        "tools",
+        "secrets",
+        "mcp_servers",
+        "tool_executions",
+        "conversations",
+        "test_runs",
+        "api_keys",
+    ] {
+        let t = copied.iter().find(|t| t.table == table).unwrap();
+        assert!(t.rows > 0, "{table} was carried");
+    }
+
+    // Again into the same, now populated, database: refused, nothing written.
+    let again = tokio::process::Command::new(colloquy_bin())
+        .args(["migrate", "--from", &sqlite.url, "--to", &target.url])
+        .env_remove("COLLOQUY_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    assert_eq!(
+        colloquy_store::transfer::summarize(&target.store().await)
+            .await
+            .unwrap(),
+        copied
+    );
+
+    // A PostgreSQL node with the SQLite node's secret key serves it all, secrets included.
+    let key_file = sqlite.dir.path().join("secret.key");
+    let dir = tempfile::tempdir().unwrap();
+    let llm_url = format!("{}/v1", llm.base);
+    let node = ChildServer::start(
+        dir.path(),
+        &[
+            ("COLLOQUY_DATABASE_URL", target.url.as_str()),
+            ("COLLOQUY_SECRET_KEY_FILE", key_file.to_str().unwrap()),
+            ("OPENAI_BASE_URL", llm_url.as_str()),
+            ("OPENAI_API_KEY", "sk-fake"),
+            ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let node = Node {
+        server: node,
+        key: key.clone(),
+    };
+    let (s, agents_after) = node.get("/v1/convai/agents").await;
+    assert_eq!((s, &agents_after), (200, &agents_before));
+    let (_, calls_after) = node
+        .get(&format!("/api/tool-calls?executionId={conversation}"))
+        .await;
+    assert_eq!(calls_after, calls_before);
+    let (_, inv_after) = node
+        .get(&format!("/v1/convai/test-invocations/{invocation_id}"))
+        .await;
+    assert_eq!(inv_after["test_runs"][0]["status"], "passed");
+    converse(node.ws(&format!("agent_id={agent_id}"))).await;
+    let sent = hook.received();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].headers["authorization"], "moved-secret-value",
+        "the secret opened on the new node"
+    );
+}
