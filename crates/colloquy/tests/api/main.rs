@@ -16,6 +16,7 @@ mod mcp;
 mod multinode;
 mod ops;
 mod secrets;
+mod security;
 mod store;
 mod test_runs;
 mod tools;

@@ -286,12 +286,22 @@ async fn get_signed_url(
 #[into_params(parameter_in = Query)]
 struct TokenParams {
     /// The agent to talk to.
-    #[serde(rename = "agent_id")]
-    _agent_id: Option<String>,
+    agent_id: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversation/token", params(TokenParams), security(("api_key" = ["agents:read"])))]
-async fn get_webrtc_token(_caller: Caller, Query(_): Query<TokenParams>) -> ApiResult<Json<Value>> {
+async fn get_webrtc_token(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(params): Query<TokenParams>,
+) -> ApiResult<Json<Value>> {
+    if let Some(agent_id) = params.agent_id.filter(|a| !a.is_empty()) {
+        state
+            .store
+            .get_agent(&caller.workspace_id, &agent_id)
+            .await
+            .map_err(ApiError::from_store("agent"))?;
+    }
     Err(ApiError::BadRequest {
         status: "webrtc_not_supported",
         message: "This server holds text conversations over WebSocket only; WebRTC voice sessions are not supported. \

@@ -1,0 +1,321 @@
+//! Authorization on every documented route, walked from `/openapi.json`: no key and a revoked
+//! key are 401, a key without the route's scope is 403, and another workspace's key holding
+//! this workspace's ids is 404 — and none of them changes or reveals anything.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeLlm, text};
+use crate::helpers::{TestApp, backends};
+use crate::live::{connect, next, send, with_llm};
+
+/// Every name of this workspace's resources carries it; no refused answer may.
+const MARK: &str = "ACMEMARK";
+
+/// The families of scopes, for keys that lack a route's.
+const FAMILIES: [&str; 6] = [
+    "agents",
+    "tools",
+    "tests",
+    "conversations",
+    "secrets",
+    "mcp_servers",
+];
+
+/// One resource of every kind in the admin key's workspace; returns the path parameters.
+async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
+    let key = &app.admin_key;
+    let ok = |(s, b): (u16, Value)| {
+        assert_eq!(s, 200, "{b}");
+        b
+    };
+    let secret = ok(app
+        .post(
+            "/v1/convai/secrets",
+            key,
+            &json!({"type": "new", "name": format!("{MARK} secret"), "value": "v"}),
+        )
+        .await);
+    let tool = ok(app
+        .post(
+            "/v1/convai/tools",
+            key,
+            &json!({"tool_config": {"type": "webhook", "name": format!("{MARK}_tool"),
+            "description": MARK, "api_schema": {"url": "https://api.example.com/x", "method": "GET",
+            "request_headers": {"X-Key": {"secret_id": secret["secret_id"]}}}}}),
+        )
+        .await);
+    let agent = ok(app
+        .post("/v1/convai/agents/create", key, &json!({"name": format!("{MARK} agent"), "conversation_config": {"agent": {
+            "first_message": "", "prompt": {"prompt": MARK, "llm": "gpt-4o", "tool_ids": [tool["id"]]}}}}))
+        .await);
+    let server = ok(app
+        .post("/v1/convai/mcp-servers", key, &json!({"config": {"name": format!("{MARK} server"), "url": "https://mcp.example.com/sse"}}))
+        .await);
+    let server_id = server["id"].as_str().unwrap();
+    ok(app
+        .post(
+            &format!("/v1/convai/mcp-servers/{server_id}/tool-configs"),
+            key,
+            &json!({"tool_name": "add", "response_timeout_secs": 9}),
+        )
+        .await);
+    ok(app
+        .post(
+            &format!("/v1/convai/mcp-servers/{server_id}/tool-approvals"),
+            key,
+            &json!({"tool_name": "add", "tool_description": MARK}),
+        )
+        .await);
+    let folder = ok(app
+        .post(
+            "/v1/convai/agent-testing/folders",
+            key,
+            &json!({"name": format!("{MARK} folder")}),
+        )
+        .await);
+    let test = ok(app
+        .post(
+            "/v1/convai/agent-testing/create",
+            key,
+            &json!({"name": format!("{MARK} test"), "success_condition": MARK,
+            "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+        )
+        .await);
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let invocation = ok(app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": [{"test_id": test["id"]}]}),
+        )
+        .await);
+    let invocation_id = invocation["id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        let (_, got) = app
+            .get(&format!("/v1/convai/test-invocations/{invocation_id}"), key)
+            .await;
+        if got["test_runs"][0]["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ws = format!(
+        "{}/v1/convai/conversation?agent_id={agent_id}",
+        app.base.replacen("http://", "ws://", 1)
+    );
+    let (mut socket, _) = connect(&ws, &[]).await;
+    send(
+        &mut socket,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    let meta = next(&mut socket).await;
+    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(socket);
+    for _ in 0..100 {
+        let (_, got) = app
+            .get(&format!("/v1/convai/conversations/{conversation}"), key)
+            .await;
+        if got["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    BTreeMap::from([
+        ("agent_id", agent_id),
+        ("tool_id", tool["id"].as_str().unwrap().to_owned()),
+        (
+            "secret_id",
+            secret["secret_id"].as_str().unwrap().to_owned(),
+        ),
+        ("mcp_server_id", server_id.to_owned()),
+        ("tool_name", "add".to_owned()),
+        ("folder_id", folder["id"].as_str().unwrap().to_owned()),
+        ("test_id", test["id"].as_str().unwrap().to_owned()),
+        ("test_invocation_id", invocation_id),
+        ("conversation_id", conversation),
+        ("resource_type", "tools".to_owned()),
+    ])
+}
+
+/// Everything the workspace holds, as its admin reads it.
+async fn snapshot(app: &TestApp, ids: &BTreeMap<&'static str, String>) -> Vec<Value> {
+    let key = &app.admin_key;
+    let mut out = Vec::new();
+    for path in [
+        format!("/v1/convai/agents/{}", ids["agent_id"]),
+        format!("/v1/convai/tools/{}", ids["tool_id"]),
+        format!("/v1/convai/secrets/{}", ids["secret_id"]),
+        format!("/v1/convai/mcp-servers/{}", ids["mcp_server_id"]),
+        format!("/v1/convai/agent-testing/folders/{}", ids["folder_id"]),
+        format!("/v1/convai/agent-testing/{}", ids["test_id"]),
+        format!("/v1/convai/test-invocations/{}", ids["test_invocation_id"]),
+        format!("/v1/convai/conversations/{}", ids["conversation_id"]),
+        format!("/api/tool-calls?executionId={}", ids["conversation_id"]),
+        "/v1/convai/agents".to_owned(),
+        "/v1/convai/tools".to_owned(),
+        "/v1/convai/secrets".to_owned(),
+        "/v1/convai/mcp-servers".to_owned(),
+        "/v1/convai/agent-testing?include_folders=true".to_owned(),
+        "/v1/convai/test-invocations".to_owned(),
+        "/v1/convai/conversations?source=ws".to_owned(),
+    ] {
+        let (s, b) = app.get(&path, key).await;
+        assert_eq!(s, 200, "{path}: {b}");
+        out.push(b);
+    }
+    out
+}
+
+/// A body the route would accept from this workspace's own admin, so that a refusal is the
+/// key's doing, not the body's.
+fn body_for(method: &Method, path: &str, ids: &BTreeMap<&'static str, String>) -> Option<Value> {
+    if *method == Method::GET || *method == Method::DELETE {
+        return None;
+    }
+    let stolen = format!("stolen {MARK}");
+    Some(match path {
+        "/v1/convai/agents/{agent_id}" => json!({"name": stolen}),
+        "/v1/convai/agents/{agent_id}/run-tests" => json!({"tests": [{"test_id": ids["test_id"]}]}),
+        "/v1/convai/agents/{agent_id}/simulate-conversation"
+        | "/v1/convai/agents/{agent_id}/simulate-conversation/stream" => {
+            json!({"simulation_specification": {"simulated_user_config": {"prompt": {"prompt": "u", "llm": "gpt-4o"}}}})
+        }
+        "/v1/convai/tools/{tool_id}" => {
+            json!({"tool_config": {"type": "client", "name": "stolen", "description": stolen}})
+        }
+        "/v1/convai/secrets/{secret_id}" => json!({"type": "update", "name": stolen, "value": "x"}),
+        "/v1/convai/mcp-servers/{mcp_server_id}" => json!({"response_timeout_secs": 99}),
+        "/v1/convai/mcp-servers/{mcp_server_id}/approval-policy" => {
+            json!({"approval_policy": "auto_approve_all"})
+        }
+        "/v1/convai/mcp-servers/{mcp_server_id}/tool-approvals" => {
+            json!({"tool_name": "echo", "tool_description": stolen})
+        }
+        "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs" => json!({"tool_name": "echo"}),
+        "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}" => {
+            json!({"response_timeout_secs": 99})
+        }
+        "/v1/convai/agent-testing/{test_id}" => json!({"name": stolen, "success_condition": "x",
+            "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+        "/v1/convai/agent-testing/folders/{folder_id}" => json!({"name": stolen}),
+        "/v1/convai/agent-testing/bulk-move" => {
+            json!({"test_ids": [ids["test_id"]], "folder_id": ids["folder_id"]})
+        }
+        "/v1/convai/agent-testing/summaries" => json!({"test_ids": [ids["test_id"]]}),
+        "/v1/convai/test-invocations/{test_invocation_id}" => json!({"name": stolen}),
+        "/v1/convai/test-invocations/{test_invocation_id}/resubmit" => {
+            json!({"test_run_ids": [], "agent_id": ids["agent_id"]})
+        }
+        "/v1/convai/conversations/{conversation_id}/feedback" => json!({"feedback": "like"}),
+        _ => json!({}),
+    })
+}
+
+#[tokio::test]
+async fn every_route_refuses_missing_revoked_unscoped_and_foreign_keys() {
+    for backend in backends() {
+        let llm = FakeLlm::openai(|_| text("hello")).await;
+        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+        let ids = populate(&app).await;
+        let before = snapshot(&app, &ids).await;
+        let foreign = app.key("globex", "g@globex.test", "admin").await;
+        let revoked = app.key("default", "old@acme.test", "admin").await;
+        {
+            use colloquy_store::KeyStore as _;
+            let store = app.db.store().await;
+            let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
+            let id = &listed
+                .iter()
+                .find(|k| k.user_email == "old@acme.test")
+                .unwrap()
+                .id;
+            store.revoke_key(id).await.unwrap();
+        }
+        let mut scoped = BTreeMap::new();
+        for family in FAMILIES {
+            for access in ["read", "write"] {
+                let scope = format!("{family}:{access}");
+                let key = app
+                    .key("default", &format!("{family}-{access}@acme.test"), &scope)
+                    .await;
+                scoped.insert(scope, key);
+            }
+        }
+        let (_, doc) = app.get("/openapi.json", &app.admin_key).await;
+        let mut walked = 0;
+        for (template, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let scope = op["security"][0]["api_key"][0].as_str().unwrap();
+                let (family, access) = scope.split_once(':').unwrap();
+                let mut path = template.clone();
+                let mut has_ids = false;
+                for (name, value) in &ids {
+                    let placeholder = format!("{{{name}}}");
+                    if path.contains(&placeholder) {
+                        path = path.replace(&placeholder, value);
+                        has_ids = true;
+                    }
+                }
+                if path == "/v1/convai/conversation/get-signed-url"
+                    || path == "/v1/convai/conversation/token"
+                {
+                    path = format!("{path}?agent_id={}", ids["agent_id"]);
+                    has_ids = true;
+                }
+                if path == "/api/tool-calls" {
+                    path = format!("{path}?executionId={}", ids["conversation_id"]);
+                    has_ids = true;
+                }
+                let body = body_for(&method, template, &ids);
+                let call = |key: Option<&str>| {
+                    let mut request = app.client.request(method.clone(), app.url(&path));
+                    if let Some(key) = key {
+                        request = request.header("xi-api-key", key);
+                    }
+                    if let Some(body) = &body {
+                        request = request.json(body);
+                    }
+                    async move {
+                        let r = request.send().await.unwrap();
+                        let status = r.status().as_u16();
+                        (status, r.text().await.unwrap())
+                    }
+                };
+                let what = format!("{method} {template}");
+                let (s, b) = call(None).await;
+                assert_eq!(s, 401, "{what} without a key: {b}");
+                let (s, b) = call(Some(&revoked)).await;
+                assert_eq!(s, 401, "{what} with a revoked key: {b}");
+                let other = FAMILIES.iter().find(|f| **f != family).unwrap();
+                let (s, b) = call(Some(&scoped[&format!("{other}:write")])).await;
+                assert_eq!(s, 403, "{what} with another family's key: {b}");
+                if access == "write" {
+                    let (s, b) = call(Some(&scoped[&format!("{family}:read")])).await;
+                    assert_eq!(s, 403, "{what} with a read key: {b}");
+                }
+                let (s, b) = call(Some(&foreign)).await;
+                if has_ids {
+                    assert_eq!(s, 404, "{what} with another workspace's key: {b}");
+                }
+                assert!(
+                    !b.contains(MARK),
+                    "{what} showed another workspace's data: {b}"
+                );
+                walked += 1;
+            }
+        }
+        assert!(walked >= 60, "walked {walked} operations");
+        let after = snapshot(&app, &ids).await;
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(b, a, "the workspace was changed by a refused call");
+        }
+    }
+}
