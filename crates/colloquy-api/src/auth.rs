@@ -133,6 +133,10 @@ impl FromRequestParts<AppState> for Caller {
             .map_err(|e| ApiError::Internal(e.into()))?
             .filter(|k| k.revoked_at.is_none())
             .ok_or(ApiError::InvalidKey)?;
+        state
+            .rate
+            .check(&key.key_id)
+            .map_err(ApiError::RateLimited)?;
         let scopes = Scopes::parse(&key.scopes).map_err(|e| ApiError::Internal(e.into()))?;
         if !scopes.allows(required) {
             return Err(ApiError::MissingScope(required.to_string()));

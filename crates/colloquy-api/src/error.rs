@@ -48,6 +48,9 @@ pub enum ApiError {
         /// Human explanation.
         message: String,
     },
+    /// Too many requests: 429, with `Retry-After` (seconds until the next is allowed).
+    #[error("rate limited")]
+    RateLimited(std::time::Duration),
     /// The body is larger than allowed: 413.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -116,6 +119,16 @@ impl ApiError {
             ApiError::BadRequest { status, message } => {
                 (StatusCode::BAD_REQUEST, detail(status, message))
             }
+            ApiError::RateLimited(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                detail(
+                    "rate_limited",
+                    &format!(
+                        "Too many requests with this API key; retry in {} s.",
+                        retry_after(*wait)
+                    ),
+                ),
+            ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 detail(
@@ -134,6 +147,11 @@ impl ApiError {
     }
 }
 
+/// Whole seconds to wait, at least one.
+fn retry_after(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(cause) = &self {
@@ -141,6 +159,11 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited(wait) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(*wait)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -28,7 +29,7 @@ use crate::auth::ScopeTable;
 use crate::error::ApiError;
 use crate::state::{App, AppState};
 
-pub use crate::state::ApiSettings;
+pub use crate::state::{ApiSettings, Limits};
 
 /// The whole HTTP application, ready to serve.
 pub fn router(
@@ -45,6 +46,10 @@ pub fn router(
         store,
         keyring,
         engine,
+        rate: limits::RequestRate::new(settings.limits.rate_limit_per_minute),
+        conversations: limits::ConversationSlots::new(
+            settings.limits.max_conversations_per_workspace,
+        ),
         settings,
         scopes,
         metrics: metrics::Metrics::default(),

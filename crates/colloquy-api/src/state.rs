@@ -17,6 +17,35 @@ pub struct ApiSettings {
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// What one client may do.
+    pub limits: Limits,
+}
+
+/// Limits on what clients may send and hold, each from the configuration.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per minute per API key on this node; 0 is no limit.
+    pub rate_limit_per_minute: u32,
+    /// Live conversations per workspace open on this node at once.
+    pub max_conversations_per_workspace: usize,
+    /// Largest WebSocket message or frame from a client.
+    pub ws_max_message_bytes: usize,
+    /// Most tools per agent (workspace and built-in).
+    pub max_tools_per_agent: usize,
+    /// Longest agent system prompt, in characters.
+    pub max_prompt_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rate_limit_per_minute: 6000,
+            max_conversations_per_workspace: 1000,
+            ws_max_message_bytes: 1024 * 1024,
+            max_tools_per_agent: 128,
+            max_prompt_chars: 200_000,
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -24,6 +53,7 @@ impl Default for ApiSettings {
         ApiSettings {
             public_url: None,
             max_body_bytes: 4 * 1024 * 1024,
+            limits: Limits::default(),
         }
     }
 }
@@ -38,6 +68,10 @@ pub struct App {
     pub engine: Arc<colloquy_engine::EngineDeps>,
     /// HTTP settings.
     pub settings: ApiSettings,
+    /// Requests per minute per key.
+    pub rate: crate::limits::RequestRate,
+    /// Live conversations per workspace.
+    pub conversations: crate::limits::ConversationSlots,
     /// Required scope of every route.
     pub scopes: ScopeTable,
     /// Request counters and latency histograms.

@@ -52,6 +52,22 @@ pub struct Config {
     pub webhook_allow: String,
     /// Test runs this node executes at once (`COLLOQUY_TEST_CONCURRENCY`).
     pub test_concurrency: usize,
+    /// Requests per minute one API key may make on this node (`COLLOQUY_RATE_LIMIT_PER_MINUTE`;
+    /// 0 turns the limit off). Over it: 429 with `Retry-After`.
+    pub rate_limit_per_minute: u32,
+    /// Live conversations one workspace may hold open on this node at once
+    /// (`COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE`).
+    pub max_conversations_per_workspace: usize,
+    /// Largest WebSocket message (and frame) a client may send (`COLLOQUY_WS_MAX_MESSAGE_BYTES`).
+    pub ws_max_message_bytes: usize,
+    /// Most tools one agent may have, workspace tools and built-in ones together
+    /// (`COLLOQUY_MAX_TOOLS_PER_AGENT`).
+    pub max_tools_per_agent: usize,
+    /// Longest system prompt of an agent, in characters (`COLLOQUY_MAX_PROMPT_CHARS`).
+    pub max_prompt_chars: usize,
+    /// Largest webhook response read (`COLLOQUY_WEBHOOK_MAX_RESPONSE_BYTES`); larger is a tool
+    /// error.
+    pub webhook_max_response_bytes: usize,
     /// Seconds a node holds a test run before another may take it over
     /// (`COLLOQUY_TEST_LEASE_SECS`); longer than the slowest test.
     pub test_lease_secs: i64,
@@ -78,6 +94,12 @@ impl Default for Config {
             db_max_connections: 8,
             shutdown_grace_secs: 30,
             webhook_allow: String::new(),
+            rate_limit_per_minute: 6000,
+            max_conversations_per_workspace: 1000,
+            ws_max_message_bytes: 1024 * 1024,
+            max_tools_per_agent: 128,
+            max_prompt_chars: 200_000,
+            webhook_max_response_bytes: 1024 * 1024,
             test_concurrency: 4,
             test_lease_secs: 300,
             llm: Default::default(),
@@ -109,6 +131,18 @@ impl fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("webhook_allow", &self.webhook_allow)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field(
+                "max_conversations_per_workspace",
+                &self.max_conversations_per_workspace,
+            )
+            .field("ws_max_message_bytes", &self.ws_max_message_bytes)
+            .field("max_tools_per_agent", &self.max_tools_per_agent)
+            .field("max_prompt_chars", &self.max_prompt_chars)
+            .field(
+                "webhook_max_response_bytes",
+                &self.webhook_max_response_bytes,
+            )
             .field("test_concurrency", &self.test_concurrency)
             .field("test_lease_secs", &self.test_lease_secs)
             .field(

@@ -47,7 +47,10 @@ pub fn engine(
         http: guarded,
         egress,
         keyring: keyring.clone(),
-        limits: EngineLimits::default(),
+        limits: EngineLimits {
+            webhook_max_response_bytes: config.webhook_max_response_bytes,
+            ..EngineLimits::default()
+        },
         mcp: config.mcp.clone(),
     };
     Ok((Arc::new(deps), audit_task))
@@ -108,6 +111,13 @@ impl Server {
         let settings = ApiSettings {
             public_url: config.public_url.clone(),
             max_body_bytes: config.max_body_bytes,
+            limits: colloquy_api::Limits {
+                rate_limit_per_minute: config.rate_limit_per_minute,
+                max_conversations_per_workspace: config.max_conversations_per_workspace,
+                ws_max_message_bytes: config.ws_max_message_bytes,
+                max_tools_per_agent: config.max_tools_per_agent,
+                max_prompt_chars: config.max_prompt_chars,
+            },
         };
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(colloquy_engine::testing::worker(

@@ -73,7 +73,7 @@ async fn list_tool_calls(
                 &format!("Forbidden: the API key lacks the {scope} scope"),
             );
         }
-        Err(ApiError::Internal(e)) => return ApiError::Internal(e).into_response(),
+        Err(e @ (ApiError::Internal(_) | ApiError::RateLimited(_))) => return e.into_response(),
         Err(_) => {
             return error(
                 StatusCode::UNAUTHORIZED,

@@ -319,3 +319,275 @@ async fn every_route_refuses_missing_revoked_unscoped_and_foreign_keys() {
         }
     }
 }
+
+#[tokio::test]
+async fn request_rate_is_limited_per_key() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.rate_limit_per_minute = 5
+    })
+    .await;
+    let key = app.key("default", "busy@acme.test", "secrets:read").await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/v1/convai/secrets", &key).await.0, 200);
+    }
+    let r = app
+        .client
+        .get(app.url("/v1/convai/secrets"))
+        .header("xi-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&wait), "{wait}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["detail"]["status"], "rate_limited");
+    assert_eq!(
+        app.get("/v1/convai/secrets", &app.admin_key).await.0,
+        200,
+        "other keys are not limited"
+    );
+    let r = app
+        .client
+        .get(app.url("/api/tool-calls?executionId=x"))
+        .header("xi-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "the ohallo route is limited too");
+}
+
+#[tokio::test]
+async fn documents_and_requests_have_configurable_limits() {
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.max_tools_per_agent = 2;
+        c.max_prompt_chars = 10;
+        c.max_body_bytes = 64 * 1024;
+    })
+    .await;
+    let key = &app.admin_key;
+    let mut tools = Vec::new();
+    for i in 0..3 {
+        let (s, t) = app
+            .post("/v1/convai/tools", key, &json!({"tool_config": {"type": "client", "name": format!("t{i}"), "description": "d"}}))
+            .await;
+        assert_eq!(s, 200);
+        tools.push(t["id"].clone());
+    }
+    let (s, b) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {"tool_ids": tools}}}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(
+        b["detail"][0]["loc"],
+        json!(["body", "conversation_config", "agent", "prompt", "tool_ids"])
+    );
+    let (s, b) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {"prompt": "eleven chars"}}}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(
+        b["detail"][0]["loc"],
+        json!(["body", "conversation_config", "agent", "prompt", "prompt"])
+    );
+    let (s, agent) = app
+        .post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {"prompt": "short", "tool_ids": tools[..2]}}}}))
+        .await;
+    assert_eq!(s, 200, "{agent}");
+    let id = agent["agent_id"].as_str().unwrap();
+    let (s, _) = app
+        .send(
+            Method::PATCH,
+            &format!("/v1/convai/agents/{id}"),
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {"prompt": "far too long now"}}}}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (_, list) = app.get("/v1/convai/agents", key).await;
+    assert_eq!(
+        list["agents"].as_array().unwrap().len(),
+        1,
+        "nothing else was written"
+    );
+    let big = "x".repeat(70 * 1024);
+    let (s, _) = app
+        .post(
+            "/v1/convai/secrets",
+            key,
+            &json!({"type": "new", "name": "big", "value": big}),
+        )
+        .await;
+    assert_eq!(s, 413);
+    for path in [
+        "/v1/convai/agents?page_size=101",
+        "/v1/convai/tools?page_size=0",
+        "/v1/convai/agent-testing?page_size=1000",
+    ] {
+        assert_eq!(app.get(path, key).await.0, 422, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn live_conversations_have_message_and_workspace_limits() {
+    let llm = FakeLlm::openai(|_| text("hello")).await;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        with_llm(&llm)(c);
+        c.ws_max_message_bytes = 1024;
+        c.max_conversations_per_workspace = 1;
+    })
+    .await;
+    let key = &app.admin_key;
+    let (_, agent) = app
+        .post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o"}}}}))
+        .await;
+    let other = app.key("globex", "g@globex.test", "admin").await;
+    let (_, theirs) = app
+        .post("/v1/convai/agents/create", &other, &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o"}}}}))
+        .await;
+    let url = |agent: &Value| {
+        format!(
+            "{}/v1/convai/conversation?agent_id={}",
+            app.base.replacen("http://", "ws://", 1),
+            agent["agent_id"].as_str().unwrap()
+        )
+    };
+    let (mut first, _) = connect(&url(&agent), &[]).await;
+    send(
+        &mut first,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut first).await["type"],
+        "conversation_initiation_metadata"
+    );
+
+    let (mut second, _) = connect(&url(&agent), &[]).await;
+    let refused = next(&mut second).await;
+    assert_eq!(refused["close"], 1013, "{refused}");
+    let (mut elsewhere, _) = connect(&url(&theirs), &[]).await;
+    send(
+        &mut elsewhere,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut elsewhere).await["type"],
+        "conversation_initiation_metadata",
+        "other workspaces have their own"
+    );
+
+    // A message over the limit ends the connection; nothing the server held is lost.
+    send(
+        &mut first,
+        json!({"type": "user_message", "text": "y".repeat(2048)}),
+    )
+    .await;
+    let closed = loop {
+        let e = next(&mut first).await;
+        if e.get("close").is_some() {
+            break e;
+        }
+    };
+    assert_ne!(closed["close"], 1000, "not a normal end: {closed}");
+    // The slot is free again once that conversation has ended.
+    let mut reopened = None;
+    for _ in 0..50 {
+        let (mut again, _) = connect(&url(&agent), &[]).await;
+        send(
+            &mut again,
+            json!({"type": "conversation_initiation_client_data"}),
+        )
+        .await;
+        let e = next(&mut again).await;
+        if e["type"] == "conversation_initiation_metadata" {
+            reopened = Some(e);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reopened.is_some(), "the workspace got its slot back");
+}
+
+#[tokio::test]
+async fn webhook_answers_are_bounded_in_size_and_time() {
+    use crate::fakes::{Webhook, call};
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text("done");
+        }
+        match last["content"].as_str().unwrap_or_default() {
+            "big" => call("big", json!({"city": "x"})),
+            _ => call("slow", json!({"city": "x"})),
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        with_llm(&llm)(c);
+        c.webhook_max_response_bytes = 100;
+    })
+    .await;
+    let key = &app.admin_key;
+    let big = Webhook::start(200, &"z".repeat(1000), std::time::Duration::ZERO).await;
+    let slow = Webhook::start(200, "{}", std::time::Duration::from_secs(8)).await;
+    let mut ids = Vec::new();
+    for (name, hook, timeout) in [("big", &big, 5), ("slow", &slow, 5)] {
+        let mut body = crate::tools::webhook(name, &format!("{}/hook", hook.base));
+        body["tool_config"]["response_timeout_secs"] = json!(timeout);
+        let (s, t) = app.post("/v1/convai/tools", key, &body).await;
+        assert_eq!(s, 200, "{t}");
+        ids.push(t["id"].clone());
+    }
+    let (_, agent) = app
+        .post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o", "tool_ids": ids}}}}))
+        .await;
+    let url = format!(
+        "{}/v1/convai/conversation?agent_id={}",
+        app.base.replacen("http://", "ws://", 1),
+        agent["agent_id"].as_str().unwrap()
+    );
+    let (mut socket, _) = connect(&url, &[]).await;
+    send(
+        &mut socket,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    let meta = next(&mut socket).await;
+    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for said in ["big", "slow"] {
+        send(&mut socket, json!({"type": "user_message", "text": said})).await;
+        crate::live::until(&mut socket, "agent_response").await;
+    }
+    drop(socket);
+    let (_, calls) = app
+        .get(&format!("/api/tool-calls?executionId={conversation}"), key)
+        .await;
+    assert_eq!(calls[0]["status"], "error", "{calls}");
+    assert!(
+        calls[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 100 bytes"),
+        "{calls}"
+    );
+    assert_eq!(calls[1]["status"], "timeout", "{calls}");
+    let waited = calls[1]["durationMs"].as_i64().unwrap();
+    assert!((4900..7000).contains(&waited), "{waited}");
+}

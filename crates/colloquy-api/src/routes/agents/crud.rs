@@ -51,6 +51,34 @@ async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiRe
         .map_err(|e| ApiError::Internal(e.into()))?;
     let loc = ["body", "conversation_config", "agent", "prompt", "tool_ids"];
     let mut violations = Vec::new();
+    let limits = &state.settings.limits;
+    let count = ids.len() + doc.inline_tool_names().len();
+    if count > limits.max_tools_per_agent {
+        violations.push(Violation::new(
+            loc,
+            "too_long",
+            format!(
+                "An agent may have at most {} tools (this server's COLLOQUY_MAX_TOOLS_PER_AGENT); this one has {count}",
+                limits.max_tools_per_agent
+            ),
+        ));
+    }
+    let prompt_chars = doc
+        .document
+        .get("conversation_config")
+        .and_then(|c| c.pointer("/agent/prompt/prompt"))
+        .and_then(Value::as_str)
+        .map_or(0, |p| p.chars().count());
+    if prompt_chars > limits.max_prompt_chars {
+        violations.push(Violation::new(
+            ["body", "conversation_config", "agent", "prompt", "prompt"],
+            "string_too_long",
+            format!(
+                "The prompt may be at most {} characters (COLLOQUY_MAX_PROMPT_CHARS); this one has {prompt_chars}",
+                limits.max_prompt_chars
+            ),
+        ));
+    }
     for (i, id) in ids.iter().enumerate() {
         if !rows.iter().any(|r| &r.id == id) {
             let mut at: Vec<LocItem> = loc.iter().map(|k| LocItem::from(*k)).collect();

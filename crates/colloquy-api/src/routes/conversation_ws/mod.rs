@@ -32,8 +32,8 @@ use crate::state::AppState;
 
 /// Per-connection buffers: small, so idle conversations cost little memory (DESIGN.md §6).
 const BUFFER_BYTES: usize = 8 * 1024;
-/// Largest message a client may send.
-const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The outgoing buffer holds at least this much, whatever the incoming limit.
+const MIN_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// How long a signed URL stays valid.
 const SIGNATURE_TTL_SECS: i64 = 15 * 60;
 
@@ -64,18 +64,31 @@ async fn conversation(
     AxumQuery(params): AxumQuery<SocketParams>,
     headers: HeaderMap,
 ) -> Response {
+    let max_message = state.settings.limits.ws_max_message_bytes;
     let upgrade = ws
         .protocols(["convai"])
         .read_buffer_size(BUFFER_BYTES)
         .write_buffer_size(BUFFER_BYTES)
-        .max_write_buffer_size(4 * MAX_MESSAGE_BYTES)
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES);
+        .max_write_buffer_size(4 * max_message.max(MIN_WRITE_BUFFER_BYTES))
+        .max_message_size(max_message)
+        .max_frame_size(max_message);
     let decision = authorize(&state, &params, &headers).await;
+    let slot = decision
+        .as_ref()
+        .ok()
+        .map(|agent| state.conversations.take(&agent.workspace_id));
     upgrade.on_upgrade(move |socket| async move {
-        match decision {
-            Ok(agent) => session::run(socket, state, agent).await,
-            Err(reason) => session::refuse(socket, 1008, &reason).await,
+        match (decision, slot) {
+            (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent).await,
+            (Ok(_), _) => {
+                session::refuse(
+                    socket,
+                    1013,
+                    "The workspace has as many live conversations as it may; try again later",
+                )
+                .await
+            }
+            (Err(reason), _) => session::refuse(socket, 1008, &reason).await,
         }
     })
 }
