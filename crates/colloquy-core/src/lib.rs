@@ -16,6 +16,11 @@ pub mod schema;
 pub mod scope;
 pub mod secret_key;
 pub mod template;
+#[cfg(any(test, feature = "proptest"))]
+pub mod testing;
 pub mod time;
 pub mod tools;
 pub mod validation;
+
+#[cfg(test)]
+mod fuzz;

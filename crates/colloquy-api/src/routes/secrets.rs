@@ -362,7 +362,7 @@ enum DependencyType {
 #[utoipa::path(
     get,
     path = "/v1/convai/secrets/{secret_id}/dependencies/{resource_type}",
-    params(("secret_id" = String, Path), ("resource_type" = DependencyType, Path), DependencyParams),
+    params(("secret_id" = String, Path), ("resource_type" = inline(DependencyType), Path), DependencyParams),
     security(("api_key" = ["secrets:read"]))
 )]
 async fn get_secret_dependencies(

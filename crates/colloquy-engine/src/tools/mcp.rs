@@ -375,3 +375,53 @@ pub async fn call(
     }
     finish(outcome, details, secrets)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use colloquy_core::testing::arb_json;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    #[test]
+    fn names_are_llm_safe_and_unique() {
+        let taken: BTreeSet<String> = ["add".to_owned()].into();
+        assert_eq!(llm_name("get.sum", "s", &taken), "get_sum");
+        assert_eq!(llm_name("add", "my server", &taken), "my_server_add");
+        let long = "x".repeat(100);
+        assert_eq!(llm_name(&long, "s", &taken).len(), 64);
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_input_overrides_never_panic(args in arb_json(), overrides in arb_json(), params in arb_json()) {
+            let config = json!({"parameters": params, "input_overrides": overrides});
+            let _ = llm_parameters(&config);
+            let _ = arguments(&args, &config, &Map::new());
+        }
+
+        #[test]
+        fn fuzz_constants_always_reach_the_server(args in arb_json(), key in "[a-z]{1,6}(\\.[a-z]{1,6})?", constant in arb_json()) {
+            let config = json!({"input_overrides": {key.clone(): {"source": "constant", "constant_value": constant.clone()}}});
+            let sent = Value::Object(arguments(&args, &config, &Map::new()));
+            let pointer = format!("/{}", key.replace('.', "/"));
+            let parent_is_object = match key.split_once('.') {
+                Some((first, _)) => args.get(first).is_none_or(Value::is_object),
+                None => true,
+            };
+            if parent_is_object {
+                prop_assert_eq!(sent.pointer(&pointer), Some(&constant));
+            }
+        }
+
+        #[test]
+        fn fuzz_names_are_always_valid(tool in "\\PC{0,80}", server in "\\PC{0,20}") {
+            let name = llm_name(&tool, &server, &BTreeSet::new());
+            prop_assert!(!name.is_empty() && name.len() <= 64);
+            prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        }
+    }
+}

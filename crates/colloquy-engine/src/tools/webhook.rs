@@ -322,3 +322,48 @@ async fn open_secret(scope: &CallScope<'_>, secret_id: &str) -> Result<String, S
         .map_err(|e| format!("secret {secret_id} cannot be opened: {e}"))?;
     String::from_utf8(plain).map_err(|_| format!("secret {secret_id} is not text"))
 }
+
+#[cfg(test)]
+mod tests {
+    use colloquy_core::testing::arb_json;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn fuzz_percent_encoding_round_trips(text in "\\PC{0,60}") {
+            let encoded = percent_encode(&text);
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)));
+            let decoded: Vec<u8> = form_decode(&encoded);
+            prop_assert_eq!(decoded, text.as_bytes().to_vec());
+        }
+
+        #[test]
+        fn fuzz_parameter_mapping_never_panics(config in arb_json(), args in arb_json()) {
+            let _ = llm_parameters(&config);
+            if let Some(schema) = config.get("properties").and_then(Value::as_object) {
+                for (name, s) in schema {
+                    let _ = value_of(name, s, &args, &Map::new());
+                }
+            }
+        }
+    }
+
+    fn form_decode(s: &str) -> Vec<u8> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+}

@@ -71,9 +71,42 @@ pub fn dynamic_variables(data: &Value) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    use colloquy_core::testing::arb_json;
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    proptest! {
+        /// Whatever a client puts in its initiation message, the checks answer without
+        /// panicking, and every field they refuse is one the client really sent.
+        #[test]
+        fn fuzz_initiation_data(data in arb_json(), allowed in arb_json()) {
+            let config_override = without_text_only(
+                data.get("conversation_config_override").cloned().unwrap_or(Value::Null),
+            );
+            let refusals = refused(&config_override, &allowed);
+            if plain_keys(&config_override) {
+                for path in refusals {
+                    let pointer = format!("/{}", path.replace('.', "/"));
+                    prop_assert!(config_override.pointer(&pointer).is_some_and(|v| !v.is_null()), "{path}");
+                }
+            }
+            let _ = client_events(&allowed, &config_override);
+            let _ = dynamic_variables(&data);
+        }
+    }
+
+    /// Whether every key can be told apart in a dotted path.
+    fn plain_keys(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .all(|(k, v)| !k.contains(['.', '/', '~']) && plain_keys(v)),
+            Value::Array(items) => items.iter().all(plain_keys),
+            _ => true,
+        }
+    }
 
     #[test]
     fn only_switched_on_fields_pass() {
