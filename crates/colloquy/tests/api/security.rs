@@ -591,3 +591,402 @@ async fn webhook_answers_are_bounded_in_size_and_time() {
     let waited = calls[1]["durationMs"].as_i64().unwrap();
     assert!((4900..7000).contains(&waited), "{waited}");
 }
+
+/// A secret used by a conversation's webhook call appears nowhere it could leak from: not in
+/// the database files, the debug log, any API answer, the audit log or `/metrics`.
+#[tokio::test]
+async fn a_planted_secret_is_nowhere_to_be_found() {
+    use crate::fakes::{Webhook, call};
+    use crate::helpers::{ChildServer, client, status_json};
+    let planted = "PLANTED-SECRET-4b1e9a77";
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text("done");
+        }
+        call("lookup", json!({"city": "Oslo"}))
+    })
+    .await;
+    let hook = Webhook::start(200, r#"{"ok": true}"#, std::time::Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = colloquy_core::keys::generate_token();
+    let llm_url = format!("{}/v1", llm.base);
+    let server = ChildServer::start(
+        dir.path(),
+        &[
+            ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+            ("OPENAI_BASE_URL", llm_url.as_str()),
+            ("OPENAI_API_KEY", "sk-fake"),
+            ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+            ("RUST_LOG", "debug"),
+        ],
+    )
+    .await;
+    let http = client();
+    let request = |method: Method, path: &str, body: Option<Value>| {
+        let mut r = http
+            .request(method, format!("{}{path}", server.base))
+            .header("xi-api-key", &key);
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        async move { status_json(r.send().await.unwrap()).await }
+    };
+    let (_, secret) = request(
+        Method::POST,
+        "/v1/convai/secrets",
+        Some(json!({"type": "new", "name": "k", "value": planted})),
+    )
+    .await;
+    let mut tool = crate::tools::webhook("lookup", &format!("{}/hook", hook.base));
+    tool["tool_config"]["api_schema"]["request_headers"] =
+        json!({"Authorization": {"secret_id": secret["secret_id"]}});
+    let (s, tool) = request(Method::POST, "/v1/convai/tools", Some(tool)).await;
+    assert_eq!(s, 200, "{tool}");
+    let (_, agent) = request(
+        Method::POST,
+        "/v1/convai/agents/create",
+        Some(json!({"conversation_config": {"agent": {
+        "first_message": "", "prompt": {"llm": "gpt-4o", "tool_ids": [tool["id"]]}}}})),
+    )
+    .await;
+    let agent_id = agent["agent_id"].as_str().unwrap();
+    let url = format!(
+        "{}/v1/convai/conversation?agent_id={agent_id}",
+        server.base.replacen("http://", "ws://", 1)
+    );
+    let (mut socket, _) = connect(&url, &[]).await;
+    send(
+        &mut socket,
+        json!({"type": "conversation_initiation_client_data"}),
+    )
+    .await;
+    let meta = next(&mut socket).await;
+    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(&mut socket, json!({"type": "user_message", "text": "go"})).await;
+    let events = crate::live::until(&mut socket, "agent_response").await;
+    assert!(!serde_json::to_string(&events).unwrap().contains(planted));
+    drop(socket);
+    assert_eq!(
+        hook.received()[0].headers["authorization"],
+        planted,
+        "the secret was used"
+    );
+
+    let tool_id = tool["id"].as_str().unwrap();
+    let secret_id = secret["secret_id"].as_str().unwrap();
+    let mut seen = String::new();
+    for path in [
+        format!("/api/tool-calls?executionId={conversation}"),
+        format!("/v1/convai/tools/{tool_id}/executions"),
+        format!("/v1/convai/tools/{tool_id}"),
+        format!("/v1/convai/conversations/{conversation}"),
+        format!("/v1/convai/secrets/{secret_id}"),
+        "/v1/convai/secrets".to_owned(),
+        format!("/v1/convai/agents/{agent_id}"),
+    ] {
+        let (s, body) = request(Method::GET, &path, None).await;
+        assert_eq!(s, 200, "{path}: {body}");
+        seen.push_str(&body.to_string());
+    }
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    seen.push_str(&metrics);
+    assert!(
+        seen.contains("lookup") && seen.contains(&conversation),
+        "the answers were read"
+    );
+    assert!(
+        !seen.contains(planted),
+        "an API answer or /metrics showed the secret"
+    );
+    let log_path = server.stderr_log.clone();
+    server.terminate();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("DEBUG"), "the log is at debug level");
+    assert!(!log.contains(planted), "the log showed the secret");
+    for entry in std::fs::read_dir(dir.path().join("colloquy-data")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(planted.len())
+                .any(|w| w == planted.as_bytes()),
+            "{} holds the secret in clear",
+            path.display()
+        );
+    }
+}
+
+/// kill -9 in the middle of writes, conversations and test runs: after a restart every
+/// acknowledged resource and tool call is there, every stored resource reads whole, and the
+/// interrupted invocation finishes with each run once.
+#[tokio::test]
+async fn kill_9_under_mixed_load_loses_nothing_acknowledged() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crate::fakes::{Webhook, call};
+    use crate::helpers::{ChildServer, TestDb, client, status_json};
+
+    for backend in backends() {
+        let llm = FakeLlm::openai(|req: &Value| {
+            let messages = req["messages"].as_array().unwrap();
+            let system = messages[0]["content"].as_str().unwrap_or_default();
+            if system.starts_with("You evaluate") {
+                return text(r#"{"result": "success", "rationale": "ok"}"#);
+            }
+            if messages.last().unwrap()["role"] == "tool" {
+                return text("done");
+            }
+            if system.contains("TOOLS") {
+                return call("lookup", json!({"city": "Oslo"}));
+            }
+            text("Hello")
+        })
+        .await;
+        let hook = Webhook::start(200, r#"{"ok": true}"#, Duration::ZERO).await;
+        let db = TestDb::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key = colloquy_core::keys::generate_token();
+        let secret = colloquy_core::secret_key::SecretKey::generate().to_hex();
+        let llm_url = format!("{}/v1", llm.base);
+        let envs = [
+            ("COLLOQUY_DATABASE_URL", db.url.as_str()),
+            ("COLLOQUY_SECRET_KEY", secret.as_str()),
+            ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+            ("OPENAI_BASE_URL", llm_url.as_str()),
+            ("OPENAI_API_KEY", "sk-fake"),
+            ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+            ("COLLOQUY_TEST_LEASE_SECS", "3"),
+            ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
+        ];
+        let server = ChildServer::start(dir.path(), &envs).await;
+        let base = server.base.clone();
+        let http = client();
+        let post = {
+            let (http, key) = (http.clone(), key.clone());
+            move |base: String, path: String, body: Value| {
+                let request = http
+                    .post(format!("{base}{path}"))
+                    .header("xi-api-key", &key)
+                    .json(&body);
+                async move { Some(status_json(request.send().await.ok()?).await) }
+            }
+        };
+        let get = |base: String, path: String| {
+            let request = http.get(format!("{base}{path}")).header("xi-api-key", &key);
+            async move { status_json(request.send().await.unwrap()).await }
+        };
+        let (_, tool) = post(
+            base.clone(),
+            "/v1/convai/tools".into(),
+            crate::tools::webhook("lookup", &format!("{}/hook", hook.base)),
+        )
+        .await
+        .unwrap();
+        let (_, agent) = post(base.clone(), "/v1/convai/agents/create".into(), json!({"conversation_config": {"agent": {
+            "first_message": "", "prompt": {"prompt": "TOOLS", "llm": "gpt-4o", "tool_ids": [tool["id"]]}}}})).await.unwrap();
+        let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+        let mut tests = Vec::new();
+        for i in 0..5 {
+            let (_, t) = post(
+                base.clone(),
+                "/v1/convai/agent-testing/create".into(),
+                json!({"name": format!("t{i}"), "success_condition": "ok",
+                "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+            )
+            .await
+            .unwrap();
+            tests.push(json!({"test_id": t["id"]}));
+        }
+        let (s, invocation) = post(
+            base.clone(),
+            format!("/v1/convai/agents/{agent_id}/run-tests"),
+            json!({"tests": tests, "repeat_count": 20}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s, 200, "{invocation}");
+
+        let acked_agents: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let acked_calls: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut load = Vec::new();
+        for worker in 0..2 {
+            let acked = acked_agents.clone();
+            let post = post.clone();
+            let base = base.clone();
+            load.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let name = format!("load {worker}-{i}");
+                    match post(
+                        base.clone(),
+                        "/v1/convai/agents/create".into(),
+                        json!({"name": name, "conversation_config": {}}),
+                    )
+                    .await
+                    {
+                        Some((200, b)) => acked
+                            .lock()
+                            .unwrap()
+                            .push((b["agent_id"].as_str().unwrap().to_owned(), name)),
+                        _ => return,
+                    }
+                }
+            }));
+        }
+        for _ in 0..3 {
+            let acked = acked_calls.clone();
+            let url = format!(
+                "{}/v1/convai/conversation?agent_id={agent_id}",
+                base.replacen("http://", "ws://", 1)
+            );
+            load.push(tokio::spawn(async move {
+                loop {
+                    let (mut socket, _) = connect(&url, &[]).await;
+                    send(
+                        &mut socket,
+                        json!({"type": "conversation_initiation_client_data"}),
+                    )
+                    .await;
+                    for _ in 0..20 {
+                        send(&mut socket, json!({"type": "user_message", "text": "go"})).await;
+                        loop {
+                            let e = next(&mut socket).await;
+                            if e["type"] == "agent_tool_response" {
+                                acked.lock().unwrap().push(
+                                    e["agent_tool_response"]["tool_call_id"]
+                                        .as_str()
+                                        .unwrap()
+                                        .to_owned(),
+                                );
+                            }
+                            if e.get("close").is_some() {
+                                return;
+                            }
+                            if e["type"] == "agent_response" {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.kill9();
+        for task in load {
+            let _ = task.await;
+        }
+        let acked_agents = acked_agents.lock().unwrap().clone();
+        let acked_calls = acked_calls.lock().unwrap().clone();
+        assert!(
+            acked_agents.len() > 10 && acked_calls.len() > 5,
+            "load ran: {} agents, {} calls",
+            acked_agents.len(),
+            acked_calls.len()
+        );
+
+        let server = ChildServer::start(dir.path(), &envs).await;
+        let base = server.base.clone();
+        for (id, name) in &acked_agents {
+            let (s, got) = get(base.clone(), format!("/v1/convai/agents/{id}")).await;
+            assert_eq!(
+                (s, got["name"].as_str()),
+                (200, Some(name.as_str())),
+                "acknowledged agent {id}"
+            );
+        }
+        let mut cursor: Option<String> = None;
+        let mut listed = 0;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/convai/agents?page_size=100&cursor={c}"),
+                None => "/v1/convai/agents?page_size=100".to_owned(),
+            };
+            let (s, page) = get(base.clone(), path).await;
+            assert_eq!(s, 200, "{page}");
+            for a in page["agents"].as_array().unwrap() {
+                let (s, got) = get(
+                    base.clone(),
+                    format!("/v1/convai/agents/{}", a["agent_id"].as_str().unwrap()),
+                )
+                .await;
+                assert_eq!(s, 200, "a listed agent reads whole: {got}");
+                assert!(got["conversation_config"]["agent"].is_object());
+                listed += 1;
+            }
+            if page["has_more"] != true {
+                break;
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+        }
+        assert!(listed >= acked_agents.len());
+        let mut recorded = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let tool_id = tool["id"].as_str().unwrap();
+            let path = match &cursor {
+                Some(c) => {
+                    format!("/v1/convai/tools/{tool_id}/executions?page_size=100&cursor={c}")
+                }
+                None => format!("/v1/convai/tools/{tool_id}/executions?page_size=100"),
+            };
+            let (_, page) = get(base.clone(), path).await;
+            for e in page["executions"].as_array().unwrap() {
+                recorded.insert(e["tool_request_id"].as_str().unwrap().to_owned());
+            }
+            if page["has_more"] != true {
+                break;
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+        }
+        let lost: Vec<&String> = acked_calls
+            .iter()
+            .filter(|c| !recorded.contains(*c))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged tool calls lost",
+            lost.len()
+        );
+
+        let id = invocation["id"].as_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let summary = loop {
+            let (_, page) = get(
+                base.clone(),
+                format!("/v1/convai/test-invocations?agent_id={agent_id}"),
+            )
+            .await;
+            let summary = page["results"][0].clone();
+            if summary["pending_count"] == 0 || Instant::now() > deadline {
+                break summary;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(summary["id"], id);
+        assert_eq!(
+            (
+                summary["passed_count"].as_i64(),
+                summary["pending_count"].as_i64()
+            ),
+            (Some(100), Some(0)),
+            "{summary}"
+        );
+        let (_, detail) = get(base.clone(), format!("/v1/convai/test-invocations/{id}")).await;
+        assert_eq!(
+            detail["test_runs"].as_array().unwrap().len(),
+            100,
+            "each run once"
+        );
+    }
+}
