@@ -264,6 +264,12 @@ fn finish(
     if !errors.is_empty() {
         return Err(errors);
     }
+    if let Some(overrides) = config
+        .get_mut("tool_config_overrides")
+        .and_then(Value::as_array_mut)
+    {
+        overrides.iter_mut().for_each(normalize_override);
+    }
     for (key, empty) in [
         ("tool_approval_hashes", json!([])),
         ("tool_config_overrides", json!([])),
@@ -280,6 +286,25 @@ fn finish(
         secret_refs,
         config,
     })
+}
+
+/// Schema of a stored tool config override, as responses show it.
+const TOOL_CONFIG_OUTPUT_SCHEMA: &str = "MCPToolConfigOverride-Output";
+
+/// A tool config override as stored, in the response model's shape: request fields sent as
+/// `null` ("not overridden") are filled the way the response model fills absent ones (it does
+/// not take `null` everywhere the request does, e.g. `assignments`).
+fn normalize_override(entry: &mut Value) {
+    if let Some(fields) = entry.as_object_mut() {
+        fields.retain(|_, v| !v.is_null());
+    }
+    let mut filled = entry.clone();
+    if Spec::reference()
+        .check(TOOL_CONFIG_OUTPUT_SCHEMA, &mut filled, &[])
+        .is_ok()
+    {
+        *entry = filled;
+    }
 }
 
 /// Sets the server-wide approval policy from an approval-policy body.
@@ -619,6 +644,19 @@ mod tests {
             Err(ToolConfigError::Invalid(_))
         ));
         assert!(remove_tool_config(&mut config, "add"));
+        add_tool_config(
+            &mut config,
+            json!({"tool_name": "echo", "assignments": null, "pre_tool_speech": null}),
+        )
+        .unwrap();
+        let stored = recheck(config).unwrap().config;
+        let echo = tool_config(&stored, "echo").unwrap();
+        assert_eq!(
+            echo["assignments"],
+            json!([]),
+            "the response model's shape: {echo}"
+        );
+        assert!(echo["pre_tool_speech"].is_null(), "not overridden: {echo}");
     }
 
     #[test]
