@@ -122,6 +122,10 @@ impl EgressGuard {
 
     /// An HTTP client whose every connection (and redirect) passes this guard.
     pub fn client(self: &Arc<Self>, timeout: Duration) -> reqwest::Client {
+        self.client_resolving(timeout, system_lookup())
+    }
+
+    fn client_resolving(self: &Arc<Self>, timeout: Duration, lookup: Lookup) -> reqwest::Client {
         let guard = self.clone();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 5 {
@@ -136,6 +140,7 @@ impl EgressGuard {
         reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: self.clone(),
+                lookup,
             }))
             .redirect(redirects)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -241,6 +246,20 @@ fn is_internal(ip: IpAddr) -> bool {
 /// left with none fails to connect with the refusal as the cause.
 struct GuardedResolver {
     guard: Arc<EgressGuard>,
+    lookup: Lookup,
+}
+
+/// How names become addresses: the system resolver, or a scripted one in tests.
+type Lookup = Arc<
+    dyn Fn(String) -> futures_util::future::BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
+fn system_lookup() -> Lookup {
+    Arc::new(|host: String| {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.collect()) })
+    })
 }
 
 impl EgressGuard {
@@ -248,8 +267,9 @@ impl EgressGuard {
     async fn allowed_addresses(
         &self,
         host: &str,
+        lookup: &Lookup,
     ) -> std::io::Result<Result<Vec<SocketAddr>, Refused>> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+        let addrs: Vec<SocketAddr> = lookup(host.to_owned()).await?;
         let mut refusal = None;
         let allowed: Vec<SocketAddr> = addrs
             .into_iter()
@@ -277,7 +297,7 @@ impl EgressGuard {
         if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
             return Ok(());
         }
-        match self.allowed_addresses(host).await {
+        match self.allowed_addresses(host, &system_lookup()).await {
             Ok(Err(refused)) => Err(refused),
             Ok(Ok(_)) | Err(_) => Ok(()),
         }
@@ -287,9 +307,10 @@ impl EgressGuard {
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let guard = self.guard.clone();
+        let lookup = self.lookup.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            match guard.allowed_addresses(&host).await? {
+            match guard.allowed_addresses(&host, &lookup).await? {
                 Ok(allowed) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
                 Err(why) => Err(Box::new(why) as Box<dyn std::error::Error + Send + Sync>),
             }
@@ -370,5 +391,77 @@ mod tests {
         assert!(refused, "{err:?}");
         let literal = reqwest::Url::parse("http://127.0.0.1:9/").unwrap();
         assert!(guard.check_url(&literal).is_err());
+    }
+
+    /// A server on loopback that answers `/redirect` with a redirect to `to` and everything
+    /// else with 200, closing each connection (so every request resolves its name again).
+    async fn local_server(to: &'static str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let answer = if request.starts_with("GET /redirect") {
+                        format!(
+                            "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                    } else {
+                        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                            .to_owned()
+                    };
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    /// A resolver answering each lookup with the next of `answers`.
+    fn scripted(answers: &[&'static str]) -> Lookup {
+        let answers = Arc::new(std::sync::Mutex::new(
+            answers.iter().rev().copied().collect::<Vec<_>>(),
+        ));
+        Arc::new(move |_| {
+            let next = answers.lock().unwrap().pop().unwrap_or("169.254.169.254");
+            Box::pin(async move { Ok(vec![SocketAddr::new(next.parse().unwrap(), 0)]) })
+        })
+    }
+
+    #[tokio::test]
+    async fn every_connection_checks_the_address_its_name_resolved_to() {
+        crate::install_crypto_provider();
+        let port = local_server("http://10.9.9.9/inside").await;
+        let guard = Arc::new(EgressGuard::parse("127.0.0.1").unwrap());
+        let client = guard.client_resolving(
+            Duration::from_secs(2),
+            scripted(&["127.0.0.1", "10.1.2.3", "127.0.0.1", "127.0.0.1"]),
+        );
+        let url = format!("http://hooks.example:{port}/");
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+        // The same name now answers with a private address: refused, the URL being the same.
+        let err = client.get(&url).send().await.unwrap_err();
+        let why = refusal(&err).unwrap_or_default();
+        assert!(why.contains("10.1.2.3"), "{err:?}");
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+        // An allowed server redirecting inward is refused at the redirect.
+        let err = client
+            .get(format!("http://hooks.example:{port}/redirect"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            refusal(&err).unwrap_or_default().contains("10.9.9.9"),
+            "{err:?}"
+        );
+        // Once the answers run out the scripted resolver gives the metadata address.
+        let err = client.get(&url).send().await.unwrap_err();
+        assert!(
+            refusal(&err).unwrap_or_default().contains("metadata"),
+            "{err:?}"
+        );
     }
 }

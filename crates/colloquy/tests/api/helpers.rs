@@ -115,6 +115,18 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async {
                 let mut conn = sqlx_connect(&base).await;
+                // This thread blocks the test's runtime, so the test's own pools cannot flush a
+                // pending rollback: end every session still holding a lock in the schema (they
+                // are the dropped test's) rather than wait for them forever.
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                     JOIN pg_class c ON c.oid = l.relation \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut conn)
+                .await;
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP SCHEMA IF EXISTS {schema} CASCADE"
                 )))
