@@ -1,0 +1,183 @@
+//! What the benchmarks run against: the `colloquy` binary as a child process on a fresh SQLite
+//! database, a bare axum server as the HTTP baseline, and a fake OpenAI-compatible LLM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::{any, post};
+use serde_json::{Value, json};
+
+/// A running `colloquy serve`.
+pub struct Node {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The admin key.
+    pub key: String,
+    /// Spawn to first 200 from `/healthz`.
+    pub ready_in: Duration,
+    /// Its working directory (database and secret key).
+    pub dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Node {
+    /// Starts `binary` with `envs` on a new database and waits until it is ready.
+    pub async fn start(binary: &Path, envs: &[(&str, String)]) -> anyhow::Result<Node> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let key = colloquy_core::keys::generate_token();
+        let started = Instant::now();
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(dir.path())
+            .env_remove("COLLOQUY_CONFIG")
+            .env("COLLOQUY_BOOTSTRAP_API_KEY", &key)
+            .env("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let child = command.spawn()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("{} did not become ready", binary.display());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(Node {
+            child,
+            base,
+            key,
+            ready_in: started.elapsed(),
+            dir,
+        })
+    }
+
+    /// The server's resident memory, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    /// The SQLite database file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("colloquy-data/colloquy.db")
+    }
+
+    /// POSTs JSON with the admin key and returns the JSON answer (error on non-2xx).
+    pub async fn post(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        let r = client
+            .post(format!("{}{path}", self.base))
+            .header("xi-api-key", &self.key)
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status.is_success(), "POST {path}: {status} {v}");
+        Ok(v)
+    }
+
+    /// GETs with the admin key.
+    pub async fn get(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+    ) -> anyhow::Result<(Value, Vec<u8>)> {
+        let r = client
+            .get(format!("{}{path}", self.base))
+            .header("xi-api-key", &self.key)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "GET {path}: {}", r.status());
+        let bytes = r.bytes().await?.to_vec();
+        Ok((serde_json::from_slice(&bytes).unwrap_or(Value::Null), bytes))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves `router` on a free loopback port and returns its base URL.
+async fn serve(router: Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(base)
+}
+
+/// The baseline of the API scenarios: a bare axum handler answering every request with
+/// `body` as JSON, on the same machine.
+pub async fn bare_server(body: Vec<u8>) -> anyhow::Result<String> {
+    let router = Router::new().fallback(any(move || {
+        let body = body.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+        }
+    }));
+    serve(router).await
+}
+
+/// An OpenAI-compatible LLM that waits `delay`, then streams an answer: a passing verdict to
+/// the test judge, "Hello" to everyone else.
+pub async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
+    let router = Router::new().route(
+        "/v1/chat/completions",
+        post(move |body: axum::Json<Value>| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let system = body["messages"][0]["content"].as_str().unwrap_or_default();
+            let text = if system.starts_with("You evaluate") {
+                r#"{"result": "success", "rationale": "benchmark"}"#
+            } else {
+                "Hello"
+            };
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
+            let done = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                format!("data: {chunk}\n\ndata: {done}\n\ndata: [DONE]\n\n"),
+            )
+        }),
+    );
+    Ok(format!("{}/v1", serve(router).await?))
+}

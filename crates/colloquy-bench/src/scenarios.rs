@@ -1,0 +1,523 @@
+//! The scenarios. Each returns rows of figures; sizes come from [`Sizes`] (`--quick` or full).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use colloquy_store::{AuditStore, AuditWriter, ConnectOptions, DynStore, SqlStore, ToolExecution};
+use serde_json::json;
+
+use crate::load;
+use crate::node::{self, Node};
+use crate::report::{Goal, Row};
+
+/// How big and how long.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Agents created before the agent scenarios.
+    pub agents: usize,
+    /// Duration of each throughput measurement.
+    pub window: Duration,
+    /// Concurrent connections of the throughput scenarios.
+    pub connections: usize,
+    /// Audit records behind the executions scenario, per step of the scaling series.
+    pub executions: &'static [usize],
+    /// Requests timed per latency measurement.
+    pub samples: usize,
+    /// Duration of the ingest measurement.
+    pub ingest_window: Duration,
+    /// Test runs of the test-run scenario.
+    pub test_runs: usize,
+    /// Test runs a node executes at once there.
+    pub test_concurrency: usize,
+}
+
+impl Sizes {
+    /// The full run (about ten minutes on two cores).
+    pub const FULL: Sizes = Sizes {
+        agents: 1000,
+        window: Duration::from_secs(10),
+        connections: 50,
+        executions: &[10_000, 100_000, 1_000_000],
+        samples: 2000,
+        ingest_window: Duration::from_secs(10),
+        test_runs: 1000,
+        test_concurrency: 50,
+    };
+    /// `--quick` (under two minutes).
+    pub const QUICK: Sizes = Sizes {
+        agents: 100,
+        window: Duration::from_secs(3),
+        connections: 50,
+        executions: &[10_000],
+        samples: 300,
+        ingest_window: Duration::from_secs(3),
+        test_runs: 100,
+        test_concurrency: 50,
+    };
+    /// For the smoke test: every scenario, tiny.
+    pub const TINY: Sizes = Sizes {
+        agents: 5,
+        window: Duration::from_millis(300),
+        connections: 4,
+        executions: &[500],
+        samples: 20,
+        ingest_window: Duration::from_millis(300),
+        test_runs: 4,
+        test_concurrency: 4,
+    };
+}
+
+/// Start-to-ready time and idle memory of a fresh node.
+pub async fn startup(binary: &Path) -> anyhow::Result<Vec<Row>> {
+    let node = Node::start(binary, &[]).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(vec![
+        Row {
+            scenario: "start to ready (fresh SQLite database, migrations included)".into(),
+            unit: "ms".into(),
+            ours: node.ready_in.as_secs_f64() * 1000.0,
+            baseline: None,
+            goal: Goal::AtMost(100.0),
+        },
+        Row {
+            scenario: "idle RSS after start".into(),
+            unit: "MB".into(),
+            ours: node.rss_bytes() as f64 / 1e6,
+            baseline: None,
+            goal: Goal::AtMost(30.0),
+        },
+    ])
+}
+
+/// GET agent and list agents (page 30) at `connections` connections, against a bare axum
+/// handler answering the same bytes.
+pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+    let node = Node::start(binary, &[]).await?;
+    let client = reqwest::Client::new();
+    let mut last = String::new();
+    for i in 0..sizes.agents {
+        let created = node
+            .post(
+                &client,
+                "/v1/convai/agents/create",
+                &json!({"name": format!("agent {i}"), "conversation_config": {}}),
+            )
+            .await?;
+        last = created["agent_id"].as_str().unwrap_or_default().to_owned();
+    }
+    let mut rows = Vec::new();
+    for (name, path) in [
+        ("GET agent", format!("/v1/convai/agents/{last}")),
+        (
+            "list agents (page 30)",
+            "/v1/convai/agents?page_size=30".to_owned(),
+        ),
+    ] {
+        let (_, bytes) = node.get(&client, &path).await?;
+        let bare = node::bare_server(bytes).await?;
+        let theirs = load::get(
+            &format!("{bare}{path}"),
+            None,
+            sizes.connections,
+            sizes.window,
+        )
+        .await;
+        let ours = load::get(
+            &format!("{}{path}", node.base),
+            Some(&node.key),
+            sizes.connections,
+            sizes.window,
+        )
+        .await;
+        anyhow::ensure!(
+            ours.failures == 0,
+            "{name}: {} failed requests",
+            ours.failures
+        );
+        let label = format!(
+            "{name}, {} agents, {} connections",
+            sizes.agents, sizes.connections
+        );
+        rows.push(Row {
+            scenario: format!("{label}: throughput"),
+            unit: "req/s".into(),
+            ours: ours.throughput,
+            baseline: Some(theirs.throughput),
+            goal: Goal::RatioAtLeast(0.5),
+        });
+        rows.push(Row {
+            scenario: format!("{label}: p50"),
+            unit: "ms".into(),
+            ours: ours.p50_ms,
+            baseline: Some(theirs.p50_ms),
+            goal: Goal::None,
+        });
+        rows.push(Row {
+            scenario: format!("{label}: p99"),
+            unit: "ms".into(),
+            ours: ours.p99_ms,
+            baseline: Some(theirs.p99_ms),
+            goal: Goal::None,
+        });
+    }
+    Ok(rows)
+}
+
+fn record(
+    workspace: &str,
+    tool: &str,
+    agent: &str,
+    conversation: &str,
+    ts: i64,
+    i: usize,
+) -> ToolExecution {
+    ToolExecution {
+        id: colloquy_core::ids::new_uuid(),
+        workspace_id: workspace.to_owned(),
+        tool_id: tool.to_owned(),
+        tool_name: "lookup".into(),
+        tool_type: "webhook".into(),
+        tool_request_id: format!("call_{i}"),
+        conversation_id: conversation.to_owned(),
+        agent_id: agent.to_owned(),
+        branch_id: None,
+        timestamp_ms: ts,
+        latency_us: 1000 + (i % 500) as i64,
+        status: if i.is_multiple_of(10) { "error" } else { "success" }.into(),
+        is_error: i.is_multiple_of(10),
+        error_type: None,
+        error_message: None,
+        request_payload: Some(r#"{"city":"Paris"}"#.into()),
+        response_payload: Some(r#"{"forecast":"sunny"}"#.into()),
+        tool_call_details: None,
+    }
+}
+
+async fn timed<F, Fut>(samples: usize, mut f: F) -> anyhow::Result<(f64, f64)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut latencies = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        f().await?;
+        latencies.push(started.elapsed().as_micros() as u64);
+    }
+    latencies.sort_unstable();
+    Ok((
+        load::quantile(&latencies, 0.5),
+        load::quantile(&latencies, 0.99),
+    ))
+}
+
+/// The tool-executions page (30, with is_error + agent_id + time filters) at each size, against
+/// the raw SQL of the same page on the same database file; and one conversation's 500 calls.
+pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &count in sizes.executions {
+        let node = Node::start(binary, &[]).await?;
+        let client = reqwest::Client::new();
+        let tool = node
+            .post(
+                &client,
+                "/v1/convai/tools",
+                &json!({"tool_config": {"type": "client", "name": "lookup", "description": "d"}}),
+            )
+            .await?;
+        let tool_id = tool["id"].as_str().unwrap_or_default().to_owned();
+        let url = format!("sqlite://{}", node.database().display());
+        let store = SqlStore::connect(&url, &ConnectOptions::default()).await?;
+        let workspace: String = sqlx::query_scalar("SELECT workspace_id FROM tools WHERE id = $1")
+            .bind(&tool_id)
+            .fetch_one(&sqlx::SqlitePool::connect(&url).await?)
+            .await?;
+        let now = colloquy_core::time::now_ms();
+        let conversation = colloquy_core::ids::new_uuid();
+        let mut batch = Vec::with_capacity(1000);
+        for i in 0..count {
+            let agent = if i % 2 == 0 { "agent_a" } else { "agent_b" };
+            let conv = if i < 500 {
+                conversation.clone()
+            } else {
+                format!("conv_{}", i / 50)
+            };
+            batch.push(record(
+                &workspace,
+                &tool_id,
+                agent,
+                &conv,
+                now - (count - i) as i64 * 10,
+                i,
+            ));
+            if batch.len() == 1000 {
+                store.insert_executions(&batch).await?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            store.insert_executions(&batch).await?;
+        }
+        store
+            .insert_conversation(&colloquy_store::ConversationRecord {
+                id: conversation.clone(),
+                workspace_id: workspace.clone(),
+                agent_id: "agent_a".into(),
+                branch_id: None,
+                source: "ws".into(),
+                status: "done".into(),
+                started_at: now / 1000,
+                deleted: false,
+            })
+            .await?;
+        let start = (now - count as i64 * 10) / 1000;
+        let end = now / 1000;
+        let path = format!(
+            "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
+        );
+        let ours = timed(sizes.samples, || {
+            let r = client
+                .get(format!("{}{path}", node.base))
+                .header("xi-api-key", &node.key)
+                .send();
+            async move {
+                let r = r.await?;
+                anyhow::ensure!(r.status().is_success(), "{}", r.status());
+                r.bytes().await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let raw = sqlx::SqlitePool::connect(&url).await?;
+        let raw_page = timed(sizes.samples, || {
+            let raw = raw.clone();
+            let (workspace, tool_id) = (workspace.clone(), tool_id.clone());
+            async move {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT id, request_payload, timestamp_ms FROM tool_executions \
+                     WHERE workspace_id = $1 AND tool_id = $2 AND is_error = $3 AND agent_id = $4 \
+                     AND timestamp_ms >= $5 AND timestamp_ms <= $6 ORDER BY timestamp_ms DESC, id DESC LIMIT 30",
+                )
+                .bind(&workspace)
+                .bind(&tool_id)
+                .bind(false)
+                .bind("agent_a")
+                .bind(start * 1000)
+                .bind(end * 1000 + 999)
+                .fetch_all(&raw)
+                .await?;
+                anyhow::ensure!(rows.len() == 30 || count < 100, "raw page has {} rows", rows.len());
+                Ok(())
+            }
+        })
+        .await?;
+        let label = format!("tool executions page, {count} records");
+        rows.push(Row {
+            scenario: format!("{label}: p50"),
+            unit: "ms".into(),
+            ours: ours.0,
+            baseline: Some(raw_page.0),
+            goal: Goal::None,
+        });
+        rows.push(Row {
+            scenario: format!("{label}: p99 vs the raw SQL"),
+            unit: "ms".into(),
+            ours: ours.1,
+            baseline: Some(raw_page.1),
+            goal: Goal::RatioAtMost(2.0),
+        });
+        rows.push(Row {
+            scenario: format!("{label}: p99"),
+            unit: "ms".into(),
+            ours: ours.1,
+            baseline: None,
+            goal: Goal::AtMost(2.0),
+        });
+        let calls = format!("/api/tool-calls?executionId={conversation}");
+        let ohallo = timed(sizes.samples.min(300), || {
+            let r = client
+                .get(format!("{}{calls}", node.base))
+                .header("xi-api-key", &node.key)
+                .send();
+            async move {
+                let r = r.await?;
+                anyhow::ensure!(r.status().is_success(), "{}", r.status());
+                r.bytes().await?;
+                Ok(())
+            }
+        })
+        .await?;
+        rows.push(Row {
+            scenario: format!(
+                "/api/tool-calls of a conversation with {} calls, {count} records: p99",
+                count.min(500)
+            ),
+            unit: "ms".into(),
+            ours: ohallo.1,
+            baseline: None,
+            goal: Goal::None,
+        });
+    }
+    Ok(rows)
+}
+
+/// Durable audit records per second through the group-commit writer (many concurrent callers,
+/// each waiting for its record), against raw batched inserts in one transaction each.
+pub async fn ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("ingest.db").display());
+    let store = SqlStore::connect(&url, &ConnectOptions::default()).await?;
+    store.migrate().await?;
+    let store: DynStore = Arc::new(store);
+    let ws = store.ensure_workspace("bench").await?;
+    let (writer, _task) = AuditWriter::spawn(store.clone());
+    let deadline = Instant::now() + sizes.ingest_window;
+    let started = Instant::now();
+    let callers = (0..256).map(|c| {
+        let writer = writer.clone();
+        let ws = ws.id.clone();
+        tokio::spawn(async move {
+            let mut done = 0usize;
+            while Instant::now() < deadline {
+                let r = record(
+                    &ws,
+                    "tool_bench",
+                    "agent",
+                    "conv",
+                    colloquy_core::time::now_ms(),
+                    c * 1_000_000 + done,
+                );
+                if writer.record(r).await.is_err() {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        })
+    });
+    let mut written = 0;
+    for c in futures_util::future::join_all(callers).await {
+        written += c.unwrap_or(0);
+    }
+    let ours = written as f64 / started.elapsed().as_secs_f64();
+
+    let deadline = Instant::now() + sizes.ingest_window;
+    let started = Instant::now();
+    let mut raw = 0usize;
+    while Instant::now() < deadline {
+        let batch: Vec<ToolExecution> = (0..500)
+            .map(|i| {
+                record(
+                    &ws.id,
+                    "tool_raw",
+                    "agent",
+                    "conv",
+                    colloquy_core::time::now_ms(),
+                    raw + i,
+                )
+            })
+            .collect();
+        store.insert_executions(&batch).await?;
+        raw += batch.len();
+    }
+    let baseline = raw as f64 / started.elapsed().as_secs_f64();
+    Ok(vec![
+        Row {
+            scenario: "audit ingest, 256 callers each awaiting durability: vs raw batched inserts"
+                .into(),
+            unit: "records/s".into(),
+            ours,
+            baseline: Some(baseline),
+            goal: Goal::None,
+        },
+        Row {
+            scenario: "audit ingest, durable records per second".into(),
+            unit: "records/s".into(),
+            ours,
+            baseline: None,
+            goal: Goal::AtLeast(20_000.0),
+        },
+    ])
+}
+
+/// One invocation of `test_runs` LLM tests against a fake LLM with 200 ms latency: wall time
+/// against the ideal (runs × LLM calls × 200 ms ÷ concurrency).
+pub async fn test_runs(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+    let delay = Duration::from_millis(200);
+    let llm = node::fake_llm(delay).await?;
+    let node = Node::start(
+        binary,
+        &[
+            ("OPENAI_BASE_URL", llm),
+            ("OPENAI_API_KEY", "sk-bench".into()),
+            (
+                "COLLOQUY_TEST_CONCURRENCY",
+                sizes.test_concurrency.to_string(),
+            ),
+        ],
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    let agent = node
+        .post(&client, "/v1/convai/agents/create", &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o-mini"}}}}))
+        .await?;
+    let agent_id = agent["agent_id"].as_str().unwrap_or_default().to_owned();
+    let tests_count = sizes.test_runs.min(20);
+    let repeats = sizes.test_runs.div_ceil(tests_count);
+    let mut tests = Vec::new();
+    for i in 0..tests_count {
+        let t = node
+            .post(
+                &client,
+                "/v1/convai/agent-testing/create",
+                &json!({"name": format!("bench {i}"), "success_condition": "greets",
+                "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+            )
+            .await?;
+        tests.push(json!({"test_id": t["id"]}));
+    }
+    let started = Instant::now();
+    let invocation = node
+        .post(
+            &client,
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            &json!({"tests": tests, "repeat_count": repeats}),
+        )
+        .await?;
+    let id = invocation["id"].as_str().unwrap_or_default().to_owned();
+    let runs = invocation["test_runs"].as_array().map_or(0, Vec::len);
+    loop {
+        let (page, _) = node
+            .get(
+                &client,
+                &format!("/v1/convai/test-invocations?agent_id={agent_id}"),
+            )
+            .await?;
+        if page["results"][0]["pending_count"] == 0 {
+            anyhow::ensure!(
+                page["results"][0]["passed_count"] == runs,
+                "not every run passed: {}",
+                page["results"][0]
+            );
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the invocation {id} did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let ideal = runs as f64 * 2.0 * delay.as_secs_f64() / sizes.test_concurrency as f64;
+    Ok(vec![Row {
+        scenario: format!(
+            "{runs} test runs, LLM at 200 ms, concurrency {}: wall time vs ideal",
+            sizes.test_concurrency
+        ),
+        unit: "s".into(),
+        ours: wall,
+        baseline: Some(ideal),
+        goal: Goal::RatioAtMost(1.5),
+    }])
+}
