@@ -184,7 +184,12 @@ fn record(
         branch_id: None,
         timestamp_ms: ts,
         latency_us: 1000 + (i % 500) as i64,
-        status: if i.is_multiple_of(10) { "error" } else { "success" }.into(),
+        status: if i.is_multiple_of(10) {
+            "error"
+        } else {
+            "success"
+        }
+        .into(),
         is_error: i.is_multiple_of(10),
         error_type: None,
         error_message: None,

@@ -6,18 +6,21 @@ use std::process::Command;
 
 #[test]
 fn every_scenario_runs_at_tiny_sizes() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "colloquy"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "the colloquy binary builds");
+    // `cargo test --workspace` builds the server's binary for its own integration tests.
+    let colloquy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/colloquy");
+    if !colloquy.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but {} is missing: run the workspace's tests (cargo test --workspace)",
+            colloquy.display()
+        );
+        eprintln!("skipped: build the colloquy binary first (cargo test --workspace does)");
+        return;
+    }
     let out = tempfile::tempdir().expect("temp dir");
     let run = Command::new(env!("CARGO_BIN_EXE_colloquy-bench"))
         .args(["all", "--tiny", "--colloquy"])
-        .arg(root.join("target/debug/colloquy"))
+        .arg(&colloquy)
         .arg("--out")
         .arg(out.path())
         .output()
