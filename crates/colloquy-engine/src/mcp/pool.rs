@@ -154,9 +154,7 @@ impl McpPool {
     /// The open connection to a server, opening it if there is none or the last one died.
     async fn connection(&self, server_id: &str) -> Result<(Arc<Connection>, Duration), McpError> {
         let spec = self.spec(server_id)?;
-        let Some(entry) = self.entries.get(server_id) else {
-            return Err(McpError::Config(format!("unknown MCP server {server_id}")));
-        };
+        let entry = &self.entries[server_id];
         let mut slot = entry.connection.lock().await;
         if let Some(open) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok((open.clone(), spec.timeout));
