@@ -122,6 +122,38 @@ impl Node {
         let bytes = r.bytes().await?.to_vec();
         Ok((serde_json::from_slice(&bytes).unwrap_or(Value::Null), bytes))
     }
+
+    /// Signs in to the dashboard with the admin key; returns the session's `Cookie` value.
+    pub async fn dashboard_session(&self, client: &reqwest::Client) -> anyhow::Result<String> {
+        let cookie_of = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get_all(reqwest::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|c| c.starts_with(name))
+                .and_then(|c| c.split(';').next())
+                .map(str::to_owned)
+        };
+        let form = client.get(format!("{}/login", self.base)).send().await?;
+        let login = cookie_of(&form, "__Host-colloquy_login=")
+            .ok_or_else(|| anyhow::anyhow!("no login cookie"))?;
+        let token = login
+            .split_once('=')
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_default();
+        let r = client
+            .post(format!("{}/login", self.base))
+            .header(reqwest::header::COOKIE, &login)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(format!("api_key={}&_csrf={token}", self.key))
+            .send()
+            .await?;
+        cookie_of(&r, "__Host-colloquy_session=")
+            .ok_or_else(|| anyhow::anyhow!("sign-in failed: {}", r.status()))
+    }
 }
 
 impl Drop for Node {

@@ -339,6 +339,38 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             baseline: None,
             goal: Goal::AtMost(2.0),
         });
+        // The dashboard's tool page on the same records: its log page, 300 calls for the
+        // histogram, the tool and its agents — against the API's own page it is built from.
+        let session = node
+            .dashboard_session(
+                &reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()?,
+            )
+            .await?;
+        let page = format!("/tools/{tool_id}?is_error=false&agent_id=agent_a");
+        let dashboard = timed(sizes.samples.min(300), || {
+            let r = client
+                .get(format!("{}{page}", node.base))
+                .header(reqwest::header::COOKIE, &session)
+                .send();
+            async move {
+                let r = r.await?;
+                anyhow::ensure!(r.status().is_success(), "{}", r.status());
+                r.bytes().await?;
+                Ok(())
+            }
+        })
+        .await?;
+        rows.push(Row {
+            scenario: format!(
+                "dashboard tool page (log, histogram of 300 calls), {count} records: p99"
+            ),
+            unit: "ms".into(),
+            ours: dashboard.1,
+            baseline: Some(ours.1),
+            goal: Goal::AtMost(50.0),
+        });
         let calls = format!("/api/tool-calls?executionId={conversation}");
         let ohallo = timed(sizes.samples.min(300), || {
             let r = client

@@ -127,7 +127,9 @@ impl Server {
             config.test_lease_secs,
             stop,
         ));
-        let router = colloquy_api::router(store.clone(), keyring, engine, settings)?;
+        let api = colloquy_api::router(store.clone(), keyring.clone(), engine, settings)?;
+        // The dashboard renders from the API itself, so it gets its own handle on it.
+        let router = colloquy_dashboard::router(api.clone(), keyring).merge(api);
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

@@ -6,6 +6,7 @@ mod agent_testing;
 mod agents;
 mod audit;
 mod auth;
+mod dashboard;
 mod engine;
 mod errors;
 mod fakes;

@@ -1,0 +1,147 @@
+// The playground: a live text conversation with an agent over the same WebSocket protocol the
+// official clients speak. The page asks the dashboard for a one-time signed URL (the API key
+// never reaches this script), then shows messages and tool calls as they happen.
+"use strict";
+
+const root = document.getElementById("playground");
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const log = document.getElementById("chat-log");
+const statusLine = document.getElementById("status");
+const startButton = document.getElementById("start");
+const endButton = document.getElementById("end");
+const composer = document.getElementById("composer");
+const input = document.getElementById("message");
+const conversationLink = document.getElementById("conversation-link");
+
+let socket = null;
+let streaming = null;
+const toolCalls = new Map();
+
+function setStatus(text) {
+  statusLine.textContent = text;
+}
+
+function entry(role, who, text) {
+  const item = document.createElement("li");
+  item.className = role;
+  const label = document.createElement("div");
+  label.className = "who";
+  label.textContent = who;
+  const body = document.createElement("div");
+  body.className = "text";
+  body.textContent = text;
+  item.append(label, body);
+  log.append(item);
+  item.scrollIntoView({ block: "nearest" });
+  return body;
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function toolStarted(event) {
+  const item = document.createElement("li");
+  item.className = "tool";
+  const box = document.createElement("div");
+  box.className = "toolcall running";
+  box.dataset.callId = event.tool_call_id;
+  box.textContent = `Tool ${event.tool_name} (${event.tool_type}): running…`;
+  item.append(box);
+  log.append(item);
+  toolCalls.set(event.tool_call_id, { box, started: performance.now() });
+}
+
+function toolFinished(event) {
+  const known = toolCalls.get(event.tool_call_id);
+  const elapsed = known ? `${Math.round(performance.now() - known.started)} ms` : "";
+  const box = known ? known.box : (toolStarted(event), toolCalls.get(event.tool_call_id).box);
+  box.className = event.is_error ? "toolcall failed" : "toolcall ok";
+  box.textContent = `Tool ${event.tool_name} (${event.tool_type}): ${event.is_error ? "failed" : "ok"} ${elapsed}`.trim();
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "conversation_initiation_metadata": {
+      const id = message.conversation_initiation_metadata_event.conversation_id;
+      conversationLink.href = `/conversations/${encodeURIComponent(id)}`;
+      conversationLink.textContent = `Conversation ${id}`;
+      conversationLink.hidden = false;
+      setStatus("Connected. Say something.");
+      input.disabled = false;
+      composer.querySelector("button").disabled = false;
+      endButton.disabled = false;
+      input.focus();
+      break;
+    }
+    case "agent_chat_response_part": {
+      const part = message.text_response_part;
+      if (part.type === "start") streaming = entry("agent", "Agent", "");
+      else if (part.type === "delta") (streaming || (streaming = entry("agent", "Agent", ""))).textContent += part.text;
+      break;
+    }
+    case "agent_response": {
+      const text = message.agent_response_event.agent_response;
+      if (streaming) streaming.textContent = text;
+      else entry("agent", "Agent", text);
+      streaming = null;
+      break;
+    }
+    case "agent_tool_request":
+      toolStarted(message.agent_tool_request);
+      break;
+    case "agent_tool_response":
+      toolFinished(message.agent_tool_response);
+      break;
+    case "client_tool_call": {
+      const call = message.client_tool_call;
+      entry("tool", "Client tool", `${call.tool_name} asked the client; the playground runs no client tools.`);
+      send({ type: "client_tool_result", tool_call_id: call.tool_call_id, result: "The dashboard playground runs no client tools.", is_error: true });
+      break;
+    }
+    case "ping":
+      send({ type: "pong", event_id: message.ping_event.event_id });
+      break;
+    case "error":
+      entry("tool", "Error", message.error_event.message);
+      break;
+    default:
+      break;
+  }
+}
+
+startButton.addEventListener("click", async () => {
+  startButton.disabled = true;
+  setStatus("Connecting…");
+  const answer = await fetch(root.dataset.sessionUrl, { method: "POST", headers: { "x-csrf-token": csrf } });
+  if (!answer.ok) {
+    setStatus(`Could not start: ${answer.status} ${await answer.text()}`);
+    startButton.disabled = false;
+    return;
+  }
+  const { signed_url: url } = await answer.json();
+  socket = new WebSocket(url);
+  socket.addEventListener("open", () => send({ type: "conversation_initiation_client_data" }));
+  socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
+  socket.addEventListener("close", (event) => {
+    setStatus(`Conversation ended${event.reason ? `: ${event.reason}` : "."}`);
+    input.disabled = true;
+    composer.querySelector("button").disabled = true;
+    endButton.disabled = true;
+    startButton.disabled = false;
+    socket = null;
+  });
+});
+
+endButton.addEventListener("click", () => {
+  if (socket) socket.close(1000, "ended in the playground");
+});
+
+composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = input.value.trim();
+  if (!text) return;
+  entry("user", "You", text);
+  send({ type: "user_message", text });
+  input.value = "";
+});

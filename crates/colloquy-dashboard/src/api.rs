@@ -1,0 +1,164 @@
+//! The server's own API, called in process with the signed-in key.
+//!
+//! Going through the router rather than the store means the dashboard cannot see or change more
+//! than the key could over HTTP: the same authorization, scopes, workspace scoping, limits and
+//! validation apply, and errors come back in the API's own words.
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+use crate::error::{Error, Result};
+
+/// Largest API answer the dashboard reads (a page of 100 executions with payloads fits).
+const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Handle on the API router.
+#[derive(Clone)]
+pub struct Api {
+    router: Router,
+}
+
+/// Who calls: the key, and the host the browser reached us at (links the API builds, like
+/// signed WebSocket URLs, must point back there).
+pub struct Credentials<'a> {
+    pub token: &'a str,
+    pub host: Option<&'a HeaderValue>,
+}
+
+impl Api {
+    pub fn new(router: Router) -> Api {
+        Api { router }
+    }
+
+    /// `GET uri`, the answer's JSON on 2xx.
+    pub async fn get(&self, who: &Credentials<'_>, uri: &str) -> Result<Value> {
+        self.call(who, Method::GET, uri, None).await
+    }
+
+    /// Calls the API; a non-2xx answer becomes [`Error::Api`] with the API's message, and a 401
+    /// (a key revoked since sign-in) ends the session.
+    pub async fn call(
+        &self,
+        who: &Credentials<'_>,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let (status, body) = self.raw(who, method, uri, body).await?;
+        if status.is_success() {
+            Ok(body)
+        } else if status == StatusCode::UNAUTHORIZED {
+            // The session's key was revoked (or the sign-in check raced it): sign in again.
+            Err(Error::SignedOut { next: "/".into() })
+        } else {
+            Err(Error::Api {
+                status,
+                message: message_of(&body),
+            })
+        }
+    }
+
+    /// Calls the API and returns its status and JSON body, whatever the status.
+    pub async fn raw(
+        &self,
+        who: &Credentials<'_>,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value)> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("xi-api-key", who.token);
+        if let Some(host) = who.host {
+            request = request.header(header::HOST, host);
+        }
+        let request = match body {
+            Some(json) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .map_err(|e| Error::Internal(format!("building {uri}: {e}")))?;
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| Error::Internal(format!("{uri}: {e}")))?;
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| Error::Internal(format!("reading {uri}: {e}")))?;
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Internal(format!("{uri} answered non-JSON: {e}")))?
+        };
+        Ok((status, body))
+    }
+}
+
+/// The human part of an API error body, in any of the shapes the API answers with:
+/// `{"detail": {"message"}}`, `{"detail": [{"loc", "msg"}]}` (validation), `{"detail": "..."}`
+/// or `{"error": "..."}` (the ohallo routes).
+pub fn message_of(body: &Value) -> String {
+    let detail = &body["detail"];
+    if let Some(message) = detail["message"].as_str() {
+        return message.to_owned();
+    }
+    if let Some(items) = detail.as_array() {
+        let lines: Vec<String> = items
+            .iter()
+            .map(|item| {
+                let loc: Vec<String> = item["loc"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| match p {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                let msg = item["msg"].as_str().unwrap_or("invalid");
+                if loc.is_empty() {
+                    msg.to_owned()
+                } else {
+                    format!("{}: {msg}", loc.join("."))
+                }
+            })
+            .collect();
+        if !lines.is_empty() {
+            return lines.join("; ");
+        }
+    }
+    if let Some(text) = detail.as_str().or_else(|| body["error"].as_str()) {
+        return text.to_owned();
+    }
+    "the API refused the request".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn messages_are_read_from_every_error_shape() {
+        assert_eq!(
+            message_of(&json!({"detail": {"status": "not_found", "message": "Agent not found"}})),
+            "Agent not found"
+        );
+        assert_eq!(
+            message_of(&json!({"detail": [{"loc": ["body", "name", 0], "msg": "Field required"}]})),
+            "body.name.0: Field required"
+        );
+        assert_eq!(message_of(&json!({"error": "Not found"})), "Not found");
+        assert_eq!(message_of(&json!(null)), "the API refused the request");
+    }
+}

@@ -1,0 +1,250 @@
+//! The pictures: a conversation's tool-call timeline and a tool's latency histogram over time,
+//! drawn on the server as SVG so they show without JavaScript. Colours come from classes in the
+//! stylesheet (the CSP allows no inline style).
+
+use maud::{Markup, html};
+
+use crate::format::duration_secs;
+
+const WIDTH: f64 = 800.0;
+const LABEL: f64 = 170.0;
+const ROW: f64 = 26.0;
+const AXIS: f64 = 24.0;
+
+/// One tool call on the timeline.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub label: String,
+    /// Start, in milliseconds from the first call's start.
+    pub start_ms: f64,
+    pub duration_ms: f64,
+    pub failed: bool,
+}
+
+/// Evenly spaced, round tick values covering `0..=max`.
+fn ticks(max: f64) -> Vec<f64> {
+    if max <= 0.0 {
+        return vec![0.0];
+    }
+    let raw = max / 4.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(raw);
+    (0..)
+        .map(|i| i as f64 * step)
+        .take_while(|t| *t <= max + step * 1e-9)
+        .collect()
+}
+
+/// The calls of one conversation as bars on a shared time axis: where each started, how long
+/// it took, red when it failed.
+pub fn timeline(spans: &[Span]) -> Markup {
+    let end = spans
+        .iter()
+        .map(|s| s.start_ms + s.duration_ms)
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let plot = WIDTH - LABEL - 10.0;
+    let x = |ms: f64| LABEL + ms / end * plot;
+    let height = AXIS + ROW * spans.len() as f64 + 4.0;
+    let failed = spans.iter().filter(|s| s.failed).count();
+    let summary = format!(
+        "Timeline of {} tool calls over {}, {failed} failed",
+        spans.len(),
+        duration_secs(end / 1000.0)
+    );
+    html! {
+        svg.chart.timeline xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) }
+            role="img" aria-label=(summary) {
+            title { (summary) }
+            @for t in ticks(end) {
+                line.grid x1=(x(t)) x2=(x(t)) y1=(AXIS - 6.0) y2=(height) {}
+                text.tick x=(x(t)) y=(AXIS - 10.0) text-anchor="middle" { (duration_secs(t / 1000.0)) }
+            }
+            @for (i, span) in spans.iter().enumerate() {
+                @let y = AXIS + ROW * i as f64;
+                @let width = (span.duration_ms / end * plot).max(2.0);
+                text.label x=(LABEL - 8.0) y=(y + ROW * 0.62) text-anchor="end" { (span.label) }
+                rect class=(if span.failed { "bar failed" } else { "bar ok" })
+                    x=(x(span.start_ms)) y=(y + 4.0) width=(width) height=(ROW - 8.0) rx="3" {
+                    title {
+                        (span.label) ": " (if span.failed { "failed" } else { "ok" }) ", "
+                        (duration_secs(span.duration_ms / 1000.0)) " at +" (duration_secs(span.start_ms / 1000.0))
+                    }
+                }
+                // The duration beside its bar: after it, or before it when the bar ends near
+                // the right edge.
+                @let after = x(span.start_ms) + width + 4.0;
+                @let fits = after < WIDTH - 70.0;
+                text.value x=(if fits { after } else { x(span.start_ms) - 4.0 }) y=(y + ROW * 0.62)
+                    text-anchor=(if fits { "start" } else { "end" }) {
+                    (duration_secs(span.duration_ms / 1000.0))
+                }
+            }
+        }
+    }
+}
+
+/// One call for the histogram.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at_ms: i64,
+    pub latency_secs: f64,
+    pub failed: bool,
+}
+
+/// Upper bounds of the latency rows, in seconds; the last row is everything slower.
+const LATENCY_EDGES: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const COLUMNS: usize = 24;
+
+fn latency_row(secs: f64) -> usize {
+    LATENCY_EDGES
+        .iter()
+        .position(|edge| secs <= *edge)
+        .unwrap_or(LATENCY_EDGES.len())
+}
+
+fn row_label(row: usize) -> String {
+    match row {
+        0 => format!("≤ {}", duration_secs(LATENCY_EDGES[0])),
+        r if r < LATENCY_EDGES.len() => format!("≤ {}", duration_secs(LATENCY_EDGES[r])),
+        _ => format!(
+            "> {}",
+            duration_secs(LATENCY_EDGES[LATENCY_EDGES.len() - 1])
+        ),
+    }
+}
+
+/// Latency histogram over time: columns are equal slices of the samples' time range, rows are
+/// latency bands, and a cell's shade is how many calls fell in it; a red dot marks columns
+/// with failures.
+pub fn latency_histogram(samples: &[Sample]) -> Markup {
+    let rows = LATENCY_EDGES.len() + 1;
+    let first = samples.iter().map(|s| s.at_ms).min().unwrap_or(0);
+    let last = samples.iter().map(|s| s.at_ms).max().unwrap_or(0);
+    let span = (last - first).max(1) as f64;
+    let column = |at: i64| {
+        (((at - first) as f64 / span) * COLUMNS as f64).min(COLUMNS as f64 - 1.0) as usize
+    };
+    let mut counts = vec![vec![0usize; COLUMNS]; rows];
+    let mut failures = [0usize; COLUMNS];
+    for s in samples {
+        let c = column(s.at_ms);
+        counts[latency_row(s.latency_secs)][c] += 1;
+        if s.failed {
+            failures[c] += 1;
+        }
+    }
+    let most = counts.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
+    let cell_w = (WIDTH - LABEL - 10.0) / COLUMNS as f64;
+    let cell_h = 22.0;
+    let top = 12.0;
+    let height = top + cell_h * rows as f64 + 40.0;
+    let mut sorted: Vec<f64> = samples.iter().map(|s| s.latency_secs).collect();
+    sorted.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let summary = format!(
+        "Latency of the last {} calls: p50 {}, p95 {}, max {}; {} failed",
+        samples.len(),
+        duration_secs(pct(0.5)),
+        duration_secs(pct(0.95)),
+        duration_secs(pct(1.0)),
+        samples.iter().filter(|s| s.failed).count()
+    );
+    html! {
+        figure.histogram {
+            svg.chart xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) }
+                role="img" aria-label=(summary) {
+                title { (summary) }
+                @for row in 0..rows {
+                    // Slow calls at the top, as on a latency chart.
+                    @let y = top + cell_h * (rows - 1 - row) as f64;
+                    text.label x=(LABEL - 8.0) y=(y + cell_h * 0.68) text-anchor="end" { (row_label(row)) }
+                    @for (c, count) in counts[row].iter().enumerate() {
+                        @if *count > 0 {
+                            rect.cell x=(LABEL + c as f64 * cell_w) y=(y) width=(cell_w - 1.0) height=(cell_h - 1.0)
+                                fill-opacity=(format!("{:.2}", 0.15 + 0.85 * *count as f64 / most)) {
+                                title { (count) " calls " (row_label(row)) }
+                            }
+                        } @else {
+                            rect.empty x=(LABEL + c as f64 * cell_w) y=(y) width=(cell_w - 1.0) height=(cell_h - 1.0) {}
+                        }
+                    }
+                }
+                @for (c, failed) in failures.iter().enumerate() {
+                    @if *failed > 0 {
+                        circle.failed cx=(LABEL + (c as f64 + 0.5) * cell_w) cy=(top + cell_h * rows as f64 + 8.0) r="4" {
+                            title { (failed) " failed" }
+                        }
+                    }
+                }
+                text.tick x=(LABEL) y=(height - 6.0) { (crate::format::unix_time(&serde_json::json!(first as f64 / 1000.0))) }
+                text.tick x=(WIDTH - 10.0) y=(height - 6.0) text-anchor="end" { (crate::format::unix_time(&serde_json::json!(last as f64 / 1000.0))) }
+            }
+            figcaption { (summary) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(ticks(1000.0), vec![0.0, 250.0, 500.0, 750.0, 1000.0]);
+        assert_eq!(ticks(90.0), vec![0.0, 25.0, 50.0, 75.0]);
+        assert_eq!(ticks(0.0), vec![0.0]);
+    }
+
+    #[test]
+    fn the_timeline_draws_one_bar_per_call_coloured_by_outcome() {
+        let svg = timeline(&[
+            Span {
+                label: "get_weather".into(),
+                start_ms: 0.0,
+                duration_ms: 120.0,
+                failed: false,
+            },
+            Span {
+                label: "book <table>".into(),
+                start_ms: 200.0,
+                duration_ms: 30.0,
+                failed: true,
+            },
+        ])
+        .into_string();
+        assert_eq!(svg.matches("<rect class=\"bar ok\"").count(), 1);
+        assert_eq!(svg.matches("<rect class=\"bar failed\"").count(), 1);
+        assert!(
+            svg.contains("book &lt;table&gt;"),
+            "labels are escaped: {svg}"
+        );
+        assert!(svg.contains("2 tool calls") && svg.contains("1 failed"));
+    }
+
+    #[test]
+    fn the_histogram_counts_calls_per_latency_band_and_time_slice() {
+        let samples: Vec<Sample> = (0..10)
+            .map(|i| Sample {
+                at_ms: i * 1000,
+                latency_secs: if i < 8 { 0.02 } else { 3.0 },
+                failed: i == 9,
+            })
+            .collect();
+        let svg = latency_histogram(&samples).into_string();
+        assert!(svg.contains("10 calls"), "{svg}");
+        assert!(svg.contains("1 failed"));
+        assert_eq!(svg.matches("<circle").count(), 1);
+        assert_eq!(latency_row(0.02), 1);
+        assert_eq!(latency_row(3.0), LATENCY_EDGES.len());
+    }
+}

@@ -1,0 +1,296 @@
+//! Conversations: the filtered list, one conversation's transcript with each tool call inline
+//! (input, output, status, duration), and its tool-call timeline from `/api/tool-calls`.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use axum::routing::get;
+use colloquy_core::time::parse_utc_ms;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::Dash;
+use crate::charts::{self, Span};
+use crate::error::Result;
+use crate::format::{duration_secs, encode, payload, text, unix_time, with_query};
+use crate::layout::{self, Kind, Section};
+use crate::session::Viewer;
+
+pub fn routes() -> Router<Dash> {
+    Router::new()
+        .route("/conversations", get(list))
+        .route("/conversations/{id}", get(detail))
+        .route("/conversations/{id}/timeline", get(timeline))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    agent_id: Option<String>,
+    call_successful: Option<String>,
+    after: Option<String>,
+    before: Option<String>,
+    cursor: Option<String>,
+}
+
+fn outcome(value: &Value) -> Markup {
+    match text(value) {
+        "success" => layout::badge("success", Kind::Good),
+        "failure" => layout::badge("failure", Kind::Bad),
+        "" => layout::badge("unknown", Kind::Neutral),
+        other => layout::badge(other, Kind::Neutral),
+    }
+}
+
+fn status(value: &Value) -> Markup {
+    match text(value) {
+        "done" => layout::badge("done", Kind::Good),
+        "failed" => layout::badge("failed", Kind::Bad),
+        other => layout::badge(other, Kind::Pending),
+    }
+}
+
+/// A `datetime-local` value as unix seconds, for the API's filters.
+fn unix_secs(input: Option<&str>) -> Option<String> {
+    input
+        .and_then(parse_utc_ms)
+        .map(|ms| (ms / 1000).to_string())
+}
+
+async fn list(
+    viewer: Viewer,
+    State(dash): State<Dash>,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>> {
+    let after = unix_secs(q.after.as_deref());
+    let before = unix_secs(q.before.as_deref());
+    let page = dash
+        .api
+        .get(
+            &viewer.creds(),
+            &with_query(
+                "/v1/convai/conversations",
+                &[
+                    ("page_size", Some("30")),
+                    ("agent_id", q.agent_id.as_deref()),
+                    ("call_successful", q.call_successful.as_deref()),
+                    ("call_start_after_unix", after.as_deref()),
+                    ("call_start_before_unix", before.as_deref()),
+                    ("cursor", q.cursor.as_deref()),
+                ],
+            ),
+        )
+        .await?;
+    let filters = [
+        ("agent_id", q.agent_id.as_deref()),
+        ("call_successful", q.call_successful.as_deref()),
+        ("after", q.after.as_deref()),
+        ("before", q.before.as_deref()),
+    ];
+    let next = page["next_cursor"].as_str().map(|cursor| {
+        let mut pairs = filters.to_vec();
+        pairs.push(("cursor", Some(cursor)));
+        with_query("/conversations", &pairs)
+    });
+    let rows = page["conversations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let chosen = q.call_successful.as_deref().unwrap_or("");
+    let body = html! {
+        form.filters method="get" action="/conversations" role="search" {
+            label { "Agent id" input type="text" name="agent_id" value=[q.agent_id.as_deref()]; }
+            label { "Outcome"
+                select name="call_successful" {
+                    @for (value, label) in [("", "Any"), ("success", "Success"), ("failure", "Failure"), ("unknown", "Unknown")] {
+                        option value=(value) selected[chosen == value] { (label) }
+                    }
+                }
+            }
+            label { "Started after (UTC)" input type="datetime-local" name="after" value=[q.after.as_deref()]; }
+            label { "Started before (UTC)" input type="datetime-local" name="before" value=[q.before.as_deref()]; }
+            button type="submit" { "Filter" }
+        }
+        @if rows.is_empty() {
+            p.muted { "No conversations match." }
+        } @else {
+            table {
+                thead { tr { th { "Conversation" } th { "Agent" } th { "Started" } th.num { "Duration" } th.num { "Messages" } th { "Status" } th { "Outcome" } } }
+                tbody {
+                    @for c in &rows {
+                        tr {
+                            td { a href={ "/conversations/" (encode(text(&c["conversation_id"]))) } { code { (text(&c["conversation_id"])) } } }
+                            td { a href={ "/agents/" (encode(text(&c["agent_id"]))) } { (text(&c["agent_name"])) } }
+                            td { (unix_time(&c["start_time_unix_secs"])) }
+                            td.num { (duration_secs(c["call_duration_secs"].as_f64().unwrap_or(0.0))) }
+                            td.num { (c["message_count"]) }
+                            td { (status(&c["status"])) }
+                            td { (outcome(&c["call_successful"])) }
+                        }
+                    }
+                }
+            }
+        }
+        (layout::next_page(next))
+    };
+    Ok(Html(
+        layout::page(&viewer, Section::Conversations, "Conversations", body).into_string(),
+    ))
+}
+
+/// A conversation and its audit records, fetched together.
+async fn load(dash: &Dash, viewer: &Viewer, id: &str) -> Result<(Value, Vec<Value>)> {
+    let creds = viewer.creds();
+    let conversation_uri = format!("/v1/convai/conversations/{}", encode(id));
+    let calls_uri = format!("/api/tool-calls?executionId={}", encode(id));
+    let (conversation, calls) = futures_util::future::join(
+        dash.api.get(&creds, &conversation_uri),
+        dash.api.get(&creds, &calls_uri),
+    )
+    .await;
+    let conversation = conversation?;
+    let calls = calls?.as_array().cloned().unwrap_or_default();
+    Ok((conversation, calls))
+}
+
+/// The timeline's bars: each audit record placed at its start, relative to the first call's
+/// (the conversation's own start is only known to the second).
+fn spans(calls: &[Value]) -> Vec<Span> {
+    let starts: Vec<f64> = calls
+        .iter()
+        .map(|c| parse_utc_ms(text(&c["createdAt"])).unwrap_or(0) as f64)
+        .collect();
+    let origin = starts.iter().copied().fold(f64::INFINITY, f64::min);
+    calls
+        .iter()
+        .zip(starts)
+        .map(|(c, start)| Span {
+            label: text(&c["toolName"]).to_owned(),
+            start_ms: start - origin,
+            duration_ms: c["durationMs"].as_f64().unwrap_or(0.0),
+            failed: text(&c["status"]) != "success",
+        })
+        .collect()
+}
+
+fn calls_table(calls: &[Value]) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "Tool" } th { "Started" } th.num { "Duration" } th { "Status" } th { "Input and output" } } }
+            tbody {
+                @for c in calls {
+                    tr {
+                        td { (text(&c["toolName"])) }
+                        td { (text(&c["createdAt"])) }
+                        td.num { (duration_secs(c["durationMs"].as_f64().unwrap_or(0.0) / 1000.0)) }
+                        td { @if text(&c["status"]) == "success" { (layout::badge("success", Kind::Good)) } @else { (layout::badge(text(&c["status"]), Kind::Bad)) } }
+                        td { details { summary { "Show" } h3.muted { "Input" } pre { (payload(&c["input"])) } h3.muted { "Output" } pre { (payload(&c["output"])) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn facts(conversation: &Value) -> Markup {
+    let meta = &conversation["metadata"];
+    html! {
+        dl.facts {
+            dt { "Agent" } dd { a href={ "/agents/" (encode(text(&conversation["agent_id"]))) } { (text(&conversation["agent_name"])) } }
+            dt { "Started" } dd { (unix_time(&meta["start_time_unix_secs"])) }
+            dt { "Duration" } dd { (duration_secs(meta["call_duration_secs"].as_f64().unwrap_or(0.0))) }
+            dt { "Status" } dd { (status(&conversation["status"])) }
+            dt { "Outcome" } dd { (outcome(&conversation["analysis"]["call_successful"])) }
+            dt { "Ended because" } dd { (text(&meta["termination_reason"])) }
+        }
+    }
+}
+
+/// One transcript entry's tool calls, each with its result and duration.
+fn inline_calls(entry: &Value) -> Markup {
+    let results = entry["tool_results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    html! {
+        @for call in entry["tool_calls"].as_array().into_iter().flatten() {
+            @let result = results.iter().find(|r| r["request_id"] == call["request_id"]);
+            @let failed = result.is_some_and(|r| r["is_error"].as_bool() == Some(true));
+            div class=(match result { None => "toolcall running", Some(_) if failed => "toolcall failed", Some(_) => "toolcall" }) {
+                strong { "Tool " (text(&call["tool_name"])) }
+                " "
+                @match result {
+                    None => (layout::badge("no result", Kind::Pending)),
+                    Some(r) => {
+                        @if failed { (layout::badge("failed", Kind::Bad)) } @else { (layout::badge("ok", Kind::Good)) }
+                        " " (duration_secs(r["tool_latency_secs"].as_f64().unwrap_or(0.0)))
+                    }
+                }
+                details {
+                    summary { "Input and output" }
+                    pre { (payload(&call["params_as_json"])) }
+                    @if let Some(r) = result { pre { (payload(&r["result_value"])) } }
+                }
+            }
+        }
+    }
+}
+
+async fn detail(
+    viewer: Viewer,
+    State(dash): State<Dash>,
+    Path(id): Path<String>,
+) -> Result<Html<String>> {
+    let (conversation, calls) = load(&dash, &viewer, &id).await?;
+    let transcript = conversation["transcript"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let body = html! {
+        (facts(&conversation))
+        h2 { "Transcript" }
+        @if transcript.is_empty() { p.muted { "Nothing was said." } }
+        ol.transcript {
+            @for entry in &transcript {
+                li class=(if text(&entry["role"]) == "user" { "user" } else { "agent" }) {
+                    div.who { (if text(&entry["role"]) == "user" { "User" } else { "Agent" }) " · +" (duration_secs(entry["time_in_call_secs"].as_f64().unwrap_or(0.0))) }
+                    @if let Some(message) = entry["message"].as_str() { div.text { (message) } }
+                    (inline_calls(entry))
+                }
+            }
+        }
+        h2 { "Tool-call timeline" }
+        @if calls.is_empty() {
+            p.muted { "No tool calls." }
+        } @else {
+            (charts::timeline(&spans(&calls)))
+            p { a href={ "/conversations/" (encode(&id)) "/timeline" } { "Timeline with every call's input and output" } }
+        }
+    };
+    let title = format!("Conversation {id}");
+    Ok(Html(
+        layout::page(&viewer, Section::Conversations, &title, body).into_string(),
+    ))
+}
+
+async fn timeline(
+    viewer: Viewer,
+    State(dash): State<Dash>,
+    Path(id): Path<String>,
+) -> Result<Html<String>> {
+    let (conversation, calls) = load(&dash, &viewer, &id).await?;
+    let body = html! {
+        p { a href={ "/conversations/" (encode(&id)) } { "← Transcript" } }
+        (facts(&conversation))
+        h2 { "Timeline" }
+        @if calls.is_empty() { p.muted { "No tool calls." } } @else {
+            (charts::timeline(&spans(&calls)))
+            h2 { "Calls" }
+            (calls_table(&calls))
+        }
+    };
+    let title = format!("Tool calls of {id}");
+    Ok(Html(
+        layout::page(&viewer, Section::Conversations, &title, body).into_string(),
+    ))
+}

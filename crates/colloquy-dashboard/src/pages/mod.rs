@@ -1,0 +1,17 @@
+//! One module per section of the dashboard; each renders from one to a few API calls.
+
+pub mod agents;
+pub mod conversations;
+pub mod mcp;
+pub mod playground;
+pub mod tests;
+pub mod tools;
+
+use axum::response::Redirect;
+
+use crate::session::Viewer;
+
+/// `GET /`: the agents list is the front page.
+pub async fn home(_viewer: Viewer) -> Redirect {
+    Redirect::to("/agents")
+}

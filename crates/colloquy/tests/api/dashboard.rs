@@ -1,0 +1,262 @@
+//! The dashboard over HTTP, on both databases: sign-in and its cookie, the session's workspace
+//! and scopes, escaping, CSRF and the security headers. The browser test
+//! (tests/dashboard/run) drives the same pages in Chromium.
+
+use colloquy_store::KeyStore;
+use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::helpers::{TestApp, backends};
+
+/// A browser-like client that follows no redirects, so each hop can be checked.
+fn browser() -> reqwest::Client {
+    colloquy::server::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of every cookie a response sets.
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A form body; every value here (keys, tokens, paths) is already URL-safe but for `/`.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace('/', "%2F")))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in with `key` and returns the session's `Cookie` header value.
+async fn sign_in(app: &TestApp, key: &str) -> String {
+    let web = browser();
+    let form = web.get(app.url("/login")).send().await.unwrap();
+    let login_cookie = set_cookies(&form)[0].split(';').next().unwrap().to_owned();
+    let token = hidden(&form.text().await.unwrap(), "_csrf");
+    let r = web
+        .post(app.url("/login"))
+        .header(COOKIE, &login_cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("api_key", key),
+            ("_csrf", &token),
+            ("next", "/agents"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{:?}", r.text().await);
+    assert_eq!(r.headers()[LOCATION], "/agents");
+    let session = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-colloquy_session="))
+        .expect("a session cookie");
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(flag), "{session} lacks {flag}");
+    }
+    assert!(
+        !session.contains(key),
+        "the key is sealed, not stored in clear"
+    );
+    session.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let r = browser()
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let web = browser();
+        let r = web.get(app.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()[LOCATION], "/login?next=%2F");
+        let csp = r.headers()["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+
+        let form = web.get(app.url("/login")).send().await.unwrap();
+        let login_cookie = set_cookies(&form)[0].split(';').next().unwrap().to_owned();
+        let token = hidden(&form.text().await.unwrap(), "_csrf");
+        let wrong = web
+            .post(app.url("/login"))
+            .header(COOKIE, &login_cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(&[("api_key", "sk_wrong"), ("_csrf", &token)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        assert!(
+            set_cookies(&wrong)
+                .iter()
+                .all(|c| !c.starts_with("__Host-colloquy_session"))
+        );
+        assert!(wrong.text().await.unwrap().contains("not valid"));
+        let stale = web
+            .post(app.url("/login"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form_body(&[("api_key", &app.admin_key), ("_csrf", &token)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), 403, "no login cookie, no sign-in");
+        let forged = web
+            .get(app.url("/agents"))
+            .header(COOKIE, "__Host-colloquy_session=v1.nope.AAAA")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 303, "a forged cookie is no session");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (s, agent) = app
+            .post(
+                "/v1/convai/agents/create",
+                &app.admin_key,
+                &json!({"name": "<script>alert(1)</script>", "conversation_config": {}}),
+            )
+            .await;
+        assert_eq!(s, 200, "{agent}");
+        let id = agent["agent_id"].as_str().unwrap();
+        let cookie = sign_in(&app, &app.admin_key).await;
+        let (s, list) = page(&app, &cookie, "/agents").await;
+        assert_eq!(s, 200);
+        assert!(
+            list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{list}"
+        );
+        assert!(!list.contains("<script>alert"), "names are escaped");
+        let (s, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
+        assert_eq!(s, 200);
+        assert!(detail.contains("Configuration"));
+
+        let other = app.key("elsewhere", "eve@example.com", "admin").await;
+        let other_cookie = sign_in(&app, &other).await;
+        let (s, list) = page(&app, &other_cookie, "/agents").await;
+        assert_eq!(s, 200);
+        assert!(!list.contains("alert(1)") && list.contains("No agents match."));
+        assert_eq!(
+            page(&app, &other_cookie, &format!("/agents/{id}")).await.0,
+            404
+        );
+
+        let tools_only = app.key("default", "tia@example.com", "tools:read").await;
+        let tools_cookie = sign_in(&app, &tools_only).await;
+        let (s, refused) = page(&app, &tools_cookie, "/agents").await;
+        assert_eq!(s, 403, "{refused}");
+        assert!(refused.contains("agents:read"), "{refused}");
+        assert_eq!(page(&app, &tools_cookie, "/tools").await.0, 200);
+
+        // Revoking the key ends its sessions at once.
+        let store = app.db.store().await;
+        let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
+        let id = &listed
+            .iter()
+            .find(|k| k.user_email == "tia@example.com")
+            .unwrap()
+            .id;
+        store.revoke_key(id).await.unwrap();
+        let r = browser()
+            .get(app.url("/tools"))
+            .header(COOKIE, &tools_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(
+            r.headers()[LOCATION]
+                .to_str()
+                .unwrap()
+                .starts_with("/login")
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn changes_need_the_sessions_csrf_token_and_the_same_origin() {
+    for backend in backends() {
+        let app = TestApp::spawn(backend).await;
+        let (_, agent) = app
+            .post(
+                "/v1/convai/agents/create",
+                &app.admin_key,
+                &json!({"name": "keep me", "conversation_config": {}}),
+            )
+            .await;
+        let id = agent["agent_id"].as_str().unwrap();
+        let cookie = sign_in(&app, &app.admin_key).await;
+        let (_, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
+        let csrf = hidden(&detail, "_csrf");
+        let delete = |token: String, origin: Option<&'static str>| {
+            let mut request = browser()
+                .post(app.url(&format!("/agents/{id}/delete")))
+                .header(COOKIE, &cookie)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(format!("_csrf={token}"));
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            request.send()
+        };
+        assert_eq!(delete("forged".into(), None).await.unwrap().status(), 403);
+        assert_eq!(
+            delete(csrf.clone(), Some("http://evil.example"))
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        assert_eq!(
+            app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
+                .await
+                .0,
+            200
+        );
+        let done = delete(csrf, None).await.unwrap();
+        assert_eq!(done.status(), 303);
+        assert_eq!(
+            app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
+                .await
+                .0,
+            404
+        );
+        app.stop().await;
+    }
+}

@@ -1,0 +1,344 @@
+// The dashboard, end to end, in headless Chromium: sign in, create an agent, hold a playground
+// conversation that calls a webhook tool (the fake LLM asks for get_weather when the user says
+// "weather"), find the call on the conversation's timeline, filter the tool's execution log,
+// run a test and watch it pass, look at an MCP server; then check that another workspace's key
+// sees none of it, that forms refuse requests without their CSRF token, that the CSP holds,
+// and that the main pages are labelled and keyboard-navigable. Screenshots of every step go
+// to $DASHBOARD_SCREENSHOTS.
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.COLLOQUY_URL;
+const KEY = process.env.COLLOQUY_KEY;
+const OTHER_KEY = process.env.COLLOQUY_OTHER_KEY;
+const FAKES = process.env.COLLOQUY_FAKES_URL;
+const MCP_URL = process.env.COLLOQUY_MCP_URL;
+const SHOTS = process.env.DASHBOARD_SCREENSHOTS;
+mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+let shot = 0;
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function api(method, path, body, key = KEY) {
+  const answer = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { "xi-api-key": key, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await answer.text();
+  check(answer.ok, `${method} ${path}: ${answer.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic"],
+});
+const cspViolations = [];
+
+async function newPage() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on("pageerror", (e) => cspViolations.push(`page error: ${e.message}`));
+  return { context, page };
+}
+
+async function step(name, page, body) {
+  try {
+    await body();
+    passed += 1;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL - ${name}: ${e.stack || e}`);
+  } finally {
+    shot += 1;
+    const file = `${SHOTS}/${String(shot).padStart(2, "0")}-${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.png`;
+    await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+  }
+  if (failed > 0) {
+    await browser.close();
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(1);
+  }
+}
+
+async function signIn(page, key) {
+  await page.goto(`${BASE}/`);
+  check(page.url().includes("/login"), `not sent to sign in: ${page.url()}`);
+  await page.getByLabel("API key").fill(key);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL(/\/agents$/);
+}
+
+// Every visible form control has an accessible name, every button says what it does, every
+// chart has a text alternative.
+async function accessibilitySmoke(page) {
+  const problems = await page.evaluate(() => {
+    const out = [];
+    const named = (el) => {
+      if (el.getAttribute("aria-label") || el.getAttribute("aria-labelledby")) return true;
+      if (el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`)) return true;
+      return !!el.closest("label");
+    };
+    for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea")) {
+      if (!named(el)) out.push(`unlabelled ${el.outerHTML.slice(0, 80)}`);
+    }
+    for (const el of document.querySelectorAll("button, a[href]")) {
+      if (!el.textContent.trim() && !el.getAttribute("aria-label") && !el.hidden) out.push(`nameless ${el.outerHTML.slice(0, 80)}`);
+    }
+    for (const el of document.querySelectorAll("svg")) {
+      if (el.getAttribute("role") !== "img" || !el.getAttribute("aria-label")) out.push("svg without role=img and aria-label");
+    }
+    if (document.querySelectorAll("h1").length !== 1) out.push("not exactly one h1");
+    if (!document.documentElement.lang) out.push("no lang");
+    if (!document.querySelector("main")) out.push("no main landmark");
+    return out;
+  });
+  check(problems.length === 0, `accessibility: ${problems.join("; ")} on ${page.url()}`);
+  // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+  await page.keyboard.press("Tab");
+  const first = await page.evaluate(() => document.activeElement.textContent.trim());
+  check(first === "Skip to content", `first Tab focused "${first}"`);
+  await page.keyboard.press("Enter");
+  const focused = await page.evaluate(() => document.activeElement.id);
+  check(focused === "main", `skip link moved focus to "${focused}"`);
+  await page.keyboard.press("Tab");
+  const next = await page.evaluate(() => document.activeElement.tagName);
+  check(["A", "INPUT", "SELECT", "BUTTON", "TEXTAREA", "SUMMARY"].includes(next), `Tab after the skip link reached ${next}`);
+}
+
+const weather = await api("POST", "/v1/convai/tools", { tool_config: {
+  type: "webhook", name: "get_weather", description: "Current weather",
+  api_schema: { url: `${FAKES}/weather`, method: "POST",
+    request_body_schema: { type: "object", properties: { city: { type: "string", description: "City" } } } } } });
+const mcpServer = await api("POST", "/v1/convai/mcp-servers", { config: { name: "dashboard mcp", url: MCP_URL } });
+const { page, context } = await newPage();
+let agentId;
+let conversationId;
+let invocationUrl;
+
+await step("sign in keeps the key in a secure HttpOnly cookie", page, async () => {
+  await signIn(page, KEY);
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === "__Host-colloquy_session");
+  check(session, `no session cookie: ${JSON.stringify(cookies)}`);
+  check(session.httpOnly && session.secure && session.sameSite === "Strict", `cookie flags: ${JSON.stringify(session)}`);
+  check(!session.value.includes(KEY), "the cookie holds the key in clear");
+  const visible = await page.evaluate(() => document.cookie + JSON.stringify(localStorage));
+  check(!visible.includes("colloquy_session") && !visible.includes(KEY), `scripts can see the session: ${visible}`);
+});
+
+await step("a wrong key is refused", page, async () => {
+  const { page: other, context: ctx } = await newPage();
+  await other.goto(`${BASE}/login`);
+  await other.getByLabel("API key").fill("sk_wrong");
+  await other.getByRole("button", { name: "Sign in" }).click();
+  await other.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
+  await ctx.close();
+});
+
+await step("create an agent", page, async () => {
+  await page.getByLabel("Name", { exact: true }).fill("Dashboard weather agent");
+  await page.getByLabel("System prompt").fill("You tell the weather.");
+  await page.getByLabel("First message").fill("Hi, ask me about the weather.");
+  await page.getByLabel("LLM (empty for the default)").fill("gpt-4o-mini");
+  await page.getByRole("button", { name: "Create agent" }).click();
+  await page.waitForURL(/\/agents\/agent_/);
+  agentId = page.url().split("/agents/")[1];
+  await page.getByRole("heading", { name: "Dashboard weather agent" }).waitFor();
+});
+
+await step("a bad configuration is refused with the API's message and changes nothing", page, async () => {
+  await page.getByLabel(/Agent configuration/).fill("{not json");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "Not valid JSON" }).waitFor();
+  await page.getByLabel(/Agent configuration/).fill(JSON.stringify({ conversation_config: { agent: { prompt: { temperature: "hot" } } } }));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("alert").filter({ hasText: "temperature" }).waitFor();
+  const agent = await api("GET", `/v1/convai/agents/${agentId}`);
+  check(agent.conversation_config.agent.prompt.temperature !== "hot", "the bad value was stored");
+});
+
+await step("edit the configuration as JSON to give the agent its webhook tool", page, async () => {
+  await page.goto(`${BASE}/agents/${agentId}`);
+  const editor = page.getByLabel(/Agent configuration/);
+  const doc = JSON.parse(await editor.inputValue());
+  doc.conversation_config.agent.prompt.tool_ids = [weather.id];
+  doc.tags = ["dashboard"];
+  await editor.fill(JSON.stringify(doc, null, 2));
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.waitForURL(`${BASE}/agents/${agentId}`);
+  await page.locator(`a[href="/tools/${weather.id}"]`).waitFor();
+  const agent = await api("GET", `/v1/convai/agents/${agentId}`);
+  check(agent.conversation_config.agent.prompt.tool_ids.includes(weather.id), "tool not saved");
+});
+
+await step("search the agents list", page, async () => {
+  await page.goto(`${BASE}/agents`);
+  await page.getByLabel("Search by name").fill("weather agent");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("link", { name: "Dashboard weather agent" }).waitFor();
+  await page.getByLabel("Search by name").fill("no such agent zzz");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No agents match.").waitFor();
+});
+
+await step("duplicate and delete an agent", page, async () => {
+  await page.goto(`${BASE}/agents/${agentId}`);
+  await page.getByRole("button", { name: "Duplicate" }).click();
+  await page.waitForURL((u) => u.pathname.startsWith("/agents/agent_") && !u.pathname.endsWith(agentId));
+  const copy = page.url().split("/agents/")[1];
+  await page.getByRole("button", { name: "Delete" }).click();
+  await page.waitForURL(`${BASE}/agents`);
+  const answer = await fetch(`${BASE}/v1/convai/agents/${copy}`, { headers: { "xi-api-key": KEY } });
+  check(answer.status === 404, `the copy is still there: ${answer.status}`);
+});
+
+await step("a playground conversation calls the webhook tool live", page, async () => {
+  await page.goto(`${BASE}/agents/${agentId}/playground`);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await page.getByRole("status").filter({ hasText: "Connected" }).waitFor();
+  await page.locator("#chat-log").getByText("Hi, ask me about the weather.").waitFor();
+  await page.getByLabel("Your message").fill("what is the weather in Paris?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.locator(".toolcall.ok", { hasText: "get_weather" }).waitFor();
+  await page.locator("#chat-log").getByText(/Tool said:.*sunny/).waitFor();
+  const href = await page.locator("#conversation-link").getAttribute("href");
+  conversationId = decodeURIComponent(href.split("/conversations/")[1]);
+  await page.getByRole("button", { name: "End conversation" }).click();
+  await page.getByRole("status").filter({ hasText: "ended" }).waitFor();
+});
+
+await step("the conversation shows the call inline and on its timeline", page, async () => {
+  await page.goto(`${BASE}/conversations?agent_id=${agentId}`);
+  await page.locator(`a[href="/conversations/${conversationId}"]`).click();
+  await page.locator(".toolcall", { hasText: "get_weather" }).first().waitFor();
+  check(await page.locator(".toolcall.failed").count() === 0, "the call shows as failed");
+  const bars = page.locator("svg.timeline rect.bar.ok");
+  check(await bars.count() === 1, `timeline bars: ${await bars.count()}`);
+  const label = await page.locator("svg.timeline").getAttribute("aria-label");
+  check(/1 tool calls/.test(label) && /0 failed/.test(label), `timeline label: ${label}`);
+  await page.getByRole("link", { name: /Timeline with every call/ }).click();
+  const row = page.locator("table tbody tr", { hasText: "get_weather" });
+  await row.waitFor();
+  check((await row.textContent()).includes("success"), "status not shown");
+  check(/\d+(\.\d)? (ms|µs|s)/.test(await row.textContent()), "duration not shown");
+  await row.getByText("Show").click();
+  await row.getByText(/sunny/).waitFor();
+});
+
+await step("the tool's execution log filters and the latency histogram shows", page, async () => {
+  await page.goto(`${BASE}/tools`);
+  await page.getByRole("link", { name: "get_weather" }).click();
+  await page.locator("svg.chart rect.cell").first().waitFor();
+  const rows = page.locator("table tbody tr");
+  check(await rows.count() === 1, `log rows: ${await rows.count()}`);
+  await page.getByLabel("Outcome").selectOption("true");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No calls match.").waitFor();
+  await page.getByLabel("Outcome").selectOption("false");
+  await page.getByLabel("Agent").selectOption(agentId);
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.locator(`table tbody tr a[href="/conversations/${conversationId}"]`).waitFor();
+  await page.getByLabel("After (UTC)").fill("2099-01-01T00:00");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No calls match.").waitFor();
+});
+
+await step("run a test and watch it pass", page, async () => {
+  await api("POST", "/v1/convai/agent-testing/create", { name: "answers about the weather", type: "llm",
+    success_condition: "The agent answers.", chat_history: [{ role: "user", message: "hello", time_in_call_secs: 0 }],
+    success_examples: [], failure_examples: [] });
+  await page.goto(`${BASE}/tests?agent_id=${agentId}`);
+  await page.getByLabel("Run answers about the weather").check();
+  await page.getByRole("button", { name: "Run selected tests" }).click();
+  await page.waitForURL(/\/tests\/invocations\//);
+  invocationUrl = page.url();
+  await page.locator('tr.run[data-status="passed"]').waitFor({ timeout: 30000 });
+  await page.getByText("fake judge").waitFor();
+  await page.getByRole("button", { name: "Re-run all tests" }).click();
+  await page.waitForURL(invocationUrl);
+  await page.locator('tr.run[data-status="passed"]').waitFor({ timeout: 30000 });
+  await page.goto(`${BASE}/tests?agent_id=${agentId}`);
+  await page.locator(`a[href="${new URL(invocationUrl).pathname}"]`).waitFor();
+});
+
+await step("an MCP server shows its connection and tools", page, async () => {
+  await page.goto(`${BASE}/mcp-servers`);
+  await page.getByRole("link", { name: "dashboard mcp" }).click();
+  await page.locator("#connection").getByText("connected").waitFor();
+  await page.getByRole("cell", { name: "add", exact: true }).waitFor();
+});
+
+await step("forms refuse a missing CSRF token and other sites", page, async () => {
+  const cookies = await context.cookies();
+  const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
+  const noToken = await fetch(`${BASE}/agents/${agentId}/delete`, { method: "POST", redirect: "manual",
+    headers: { cookie, "content-type": "application/x-www-form-urlencoded" }, body: "_csrf=forged" });
+  check(noToken.status === 403, `without the token: ${noToken.status}`);
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const crossSite = await fetch(`${BASE}/agents/${agentId}/delete`, { method: "POST", redirect: "manual",
+    headers: { cookie, origin: "http://evil.example", "content-type": "application/x-www-form-urlencoded" }, body: `_csrf=${csrf}` });
+  check(crossSite.status === 403, `from another site: ${crossSite.status}`);
+  await api("GET", `/v1/convai/agents/${agentId}`);
+  const headers = (await fetch(`${BASE}/agents`, { headers: { cookie } })).headers;
+  check(/script-src 'self'/.test(headers.get("content-security-policy")), "no CSP");
+  check(!/unsafe-inline/.test(headers.get("content-security-policy")), "CSP allows inline code");
+});
+
+for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent"], [`/agents/${agentId}/playground`, "playground"],
+  ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
+  [`/tools/${weather.id}`, "tool"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
+  ["/mcp-servers", "mcp servers"]]) {
+  await step(`accessibility of the ${name} page`, page, async () => {
+    await page.goto(`${BASE}${path}`);
+    await accessibilitySmoke(page);
+  });
+}
+
+const other = await newPage();
+await step("a key of another workspace sees none of it", other.page, async () => {
+  const p = other.page;
+  await signIn(p, OTHER_KEY);
+  await p.getByText("No agents match.").waitFor();
+  for (const path of [`/agents/${agentId}`, `/conversations/${conversationId}`, `/tools/${weather.id}`,
+    new URL(invocationUrl).pathname, `/mcp-servers/${mcpServer.id}`, `/agents/${agentId}/playground`]) {
+    const answer = await p.goto(`${BASE}${path}`);
+    check(answer.status() === 404, `${path}: ${answer.status()}`);
+  }
+  await p.goto(`${BASE}/conversations`);
+  await p.getByText("No conversations match.").waitFor();
+  await p.goto(`${BASE}/tools`);
+  await p.getByText("No tools match.").waitFor();
+  await p.goto(`${BASE}/mcp-servers`);
+  await p.getByText("No MCP servers yet.").waitFor();
+  const content = await p.content();
+  check(!content.includes("Dashboard weather agent"), "the other workspace's agent leaked");
+});
+
+await step("signing out ends the session", page, async () => {
+  await page.goto(`${BASE}/agents`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/login/);
+  await page.goto(`${BASE}/agents`);
+  check(page.url().includes("/login"), "still signed in");
+});
+
+await step("no page broke the content security policy", page, async () => {
+  check(cspViolations.length === 0, cspViolations.join("\n"));
+});
+
+await browser.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
