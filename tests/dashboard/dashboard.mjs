@@ -220,6 +220,20 @@ await step("a playground conversation calls the webhook tool live", page, async 
   await page.getByRole("status").filter({ hasText: "ended" }).waitFor();
 });
 
+await step("the playground asks before an MCP tool runs", page, async () => {
+  const mcpAgent = await api("POST", "/v1/convai/agents/create", { name: "Dashboard MCP agent", conversation_config: { agent: {
+    first_message: "", prompt: { prompt: "Use MCP.", llm: "gpt-4o-mini", mcp_server_ids: [mcpServer.id] } } } });
+  await page.goto(`${BASE}/agents/${mcpAgent.agent_id}/playground`);
+  await page.getByRole("button", { name: "Start conversation" }).click();
+  await page.getByRole("status").filter({ hasText: "Connected" }).waitFor();
+  await page.getByLabel("Your message").fill("sum please");
+  await page.getByRole("button", { name: "Send" }).click();
+  await page.getByRole("button", { name: "Approve add" }).click();
+  await page.locator(".toolcall.ok", { hasText: "MCP tool add: success" }).waitFor();
+  await page.locator("#chat-log").getByText(/Tool said:.*5/).waitFor();
+  await page.getByRole("button", { name: "End conversation" }).click();
+});
+
 await step("the conversation shows the call inline and on its timeline", page, async () => {
   await page.goto(`${BASE}/conversations?agent_id=${agentId}`);
   await page.locator(`a[href="/conversations/${conversationId}"]`).click();

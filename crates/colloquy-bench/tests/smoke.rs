@@ -38,6 +38,7 @@ fn every_scenario_runs_at_tiny_sizes() {
     .expect("JSON");
     let rows = json["rows"].as_array().expect("rows");
     assert!(rows.len() >= 14, "{report}");
+    assert!(report.contains("dashboard tool page"), "{report}");
     for scenario in [
         "start to ready",
         "GET agent",

@@ -60,6 +60,44 @@ function toolFinished(event) {
   box.textContent = `Tool ${event.tool_name} (${event.tool_type}): ${event.is_error ? "failed" : "ok"} ${elapsed}`.trim();
 }
 
+// An MCP call's progress; one that awaits approval gets Approve and Reject buttons, and the
+// agent waits for the answer.
+const mcpCalls = new Map();
+function mcpCall(call) {
+  let box = mcpCalls.get(call.tool_call_id);
+  if (!box) {
+    const item = document.createElement("li");
+    item.className = "tool";
+    box = document.createElement("div");
+    item.append(box);
+    log.append(item);
+    mcpCalls.set(call.tool_call_id, box);
+  }
+  box.replaceChildren();
+  const line = document.createElement("div");
+  box.append(line);
+  if (call.state === "awaiting_approval") {
+    box.className = "toolcall running";
+    line.textContent = `MCP tool ${call.tool_name} asks to run with ${JSON.stringify(call.parameters)}`;
+    for (const [label, approved] of [["Approve", true], ["Reject", false]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = approved ? "" : "secondary";
+      button.textContent = `${label} ${call.tool_name}`;
+      button.addEventListener("click", () => {
+        send({ type: "mcp_tool_approval_result", tool_call_id: call.tool_call_id, is_approved: approved });
+        line.textContent = `MCP tool ${call.tool_name}: ${approved ? "approved" : "rejected"}`;
+        box.querySelectorAll("button").forEach((b) => b.remove());
+      });
+      box.append(" ", button);
+    }
+  } else {
+    box.className = call.state === "failure" ? "toolcall failed" : call.state === "success" ? "toolcall ok" : "toolcall running";
+    const detail = call.state === "failure" ? `: ${call.error_message}` : "";
+    line.textContent = `MCP tool ${call.tool_name}: ${call.state}${detail}`;
+  }
+}
+
 function handle(message) {
   switch (message.type) {
     case "conversation_initiation_metadata": {
@@ -92,6 +130,9 @@ function handle(message) {
       break;
     case "agent_tool_response":
       toolFinished(message.agent_tool_response);
+      break;
+    case "mcp_tool_call":
+      mcpCall(message.mcp_tool_call);
       break;
     case "client_tool_call": {
       const call = message.client_tool_call;
