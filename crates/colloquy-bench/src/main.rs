@@ -3,6 +3,8 @@
 //! measured beside it in the same run, on the same machine, and judged on the ratio, because
 //! machines here are shared and noisy. `scripts/bench` builds what it needs and runs it.
 
+mod durability;
+mod live;
 mod load;
 mod node;
 mod report;
@@ -38,17 +40,27 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// The child of the kill -9 scenario: ingests audit records into `db` until killed,
+    /// printing each acknowledged record's id.
+    #[command(hide = true)]
+    IngestChild {
+        #[arg(long)]
+        db: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Command::All {
-        quick,
-        tiny,
-        colloquy,
-        out,
-    } = Cli::parse().command;
+    let (quick, tiny, colloquy, out) = match Cli::parse().command {
+        Command::All {
+            quick,
+            tiny,
+            colloquy,
+            out,
+        } => (quick, tiny, colloquy, out),
+        Command::IngestChild { db } => return durability::child(&db).await,
+    };
     let (sizes, mode) = match (tiny, quick) {
         (true, _) => (Sizes::TINY, "tiny"),
         (false, true) => (Sizes::QUICK, "quick"),
@@ -67,14 +79,18 @@ async fn main() -> anyhow::Result<()> {
     rows.extend(scenarios::agents(&colloquy, sizes).await?);
     rows.extend(scenarios::executions(&colloquy, sizes).await?);
     rows.extend(scenarios::ingest(sizes).await?);
+    rows.extend(durability::kill_during_ingest(sizes).await?);
+    rows.extend(live::turns(&colloquy, sizes).await?);
+    rows.extend(live::idle_memory(&colloquy, sizes).await?);
     rows.extend(scenarios::test_runs(&colloquy, sizes).await?);
     notes.push(format!(
         "{} cores; the load generator, the server and the baselines share them.",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
     notes.push(
-        "Not measured yet (issue [G]): per-turn WebSocket overhead at 1/100/1,000 conversations, \
-         RSS with 10,000 idle conversations, kill -9 during ingest, and the agent scaling series."
+        "Per-turn overhead is the WebSocket turn (user_message to agent_response) minus the \
+         zero-latency fake LLM's own answer time, measured by direct clients at the same \
+         concurrency in the same run."
             .into(),
     );
     report::write(&out, &rows, mode, &notes)?;

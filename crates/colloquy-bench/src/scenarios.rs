@@ -14,8 +14,6 @@ use crate::report::{Goal, Row};
 /// How big and how long.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
-    /// Agents created before the agent scenarios.
-    pub agents: usize,
     /// Duration of each throughput measurement.
     pub window: Duration,
     /// Concurrent connections of the throughput scenarios.
@@ -30,12 +28,20 @@ pub struct Sizes {
     pub test_runs: usize,
     /// Test runs a node executes at once there.
     pub test_concurrency: usize,
+    /// Concurrent conversations of each step of the per-turn overhead series.
+    pub turn_conversations: &'static [usize],
+    /// Turns each of those conversations takes.
+    pub turns_per_conversation: usize,
+    /// Idle conversations held open for the memory scenario.
+    pub idle_conversations: usize,
+    /// Agents behind each step of the agent scaling series (the first step created through the
+    /// API, the rest copied into the database).
+    pub agent_series: &'static [usize],
 }
 
 impl Sizes {
     /// The full run (about ten minutes on two cores).
     pub const FULL: Sizes = Sizes {
-        agents: 1000,
         window: Duration::from_secs(10),
         connections: 50,
         executions: &[10_000, 100_000, 1_000_000],
@@ -43,10 +49,13 @@ impl Sizes {
         ingest_window: Duration::from_secs(10),
         test_runs: 1000,
         test_concurrency: 50,
+        turn_conversations: &[1, 100, 1000],
+        turns_per_conversation: 20,
+        idle_conversations: 10_000,
+        agent_series: &[1000, 10_000, 100_000],
     };
     /// `--quick` (under two minutes).
     pub const QUICK: Sizes = Sizes {
-        agents: 100,
         window: Duration::from_secs(3),
         connections: 50,
         executions: &[10_000],
@@ -54,10 +63,13 @@ impl Sizes {
         ingest_window: Duration::from_secs(3),
         test_runs: 100,
         test_concurrency: 50,
+        turn_conversations: &[1, 100],
+        turns_per_conversation: 10,
+        idle_conversations: 1000,
+        agent_series: &[100],
     };
     /// For the smoke test: every scenario, tiny.
     pub const TINY: Sizes = Sizes {
-        agents: 5,
         window: Duration::from_millis(300),
         connections: 4,
         executions: &[500],
@@ -65,6 +77,10 @@ impl Sizes {
         ingest_window: Duration::from_millis(300),
         test_runs: 4,
         test_concurrency: 4,
+        turn_conversations: &[1, 3],
+        turns_per_conversation: 3,
+        idle_conversations: 20,
+        agent_series: &[5],
     };
 }
 
@@ -91,12 +107,13 @@ pub async fn startup(binary: &Path) -> anyhow::Result<Vec<Row>> {
 }
 
 /// GET agent and list agents (page 30) at `connections` connections, against a bare axum
-/// handler answering the same bytes.
+/// handler answering the same bytes; at each size of the agent series, to show how cost grows.
 pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     let node = Node::start(binary, &[]).await?;
     let client = reqwest::Client::new();
+    let first = sizes.agent_series.first().copied().unwrap_or(1);
     let mut last = String::new();
-    for i in 0..sizes.agents {
+    for i in 0..first {
         let created = node
             .post(
                 &client,
@@ -106,6 +123,53 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             .await?;
         last = created["agent_id"].as_str().unwrap_or_default().to_owned();
     }
+    let url = format!("sqlite://{}", node.database().display());
+    let db = sqlx::SqlitePool::connect(&url).await?;
+    let mut present = first;
+    let mut rows = Vec::new();
+    for &target in sizes.agent_series {
+        if target > present {
+            bulk_agents(&db, &last, present, target - present).await?;
+            present = target;
+        }
+        rows.extend(agent_reads(&node, &client, &last, present, sizes).await?);
+    }
+    Ok(rows)
+}
+
+/// Adds `count` copies of agent `template` straight into the database (creating 100,000
+/// through the API would take most of the run); they sort before it, so the pages read them.
+async fn bulk_agents(
+    db: &sqlx::SqlitePool,
+    template: &str,
+    offset: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO agents (id, workspace_id, name, name_lower, tags, archived, voice_id, created_by, \
+           created_at, updated_at, last_call_time, call_count_7d, main_branch_id, version_id, link_token, document) \
+         SELECT printf('agent_bulk%09d', n.i + $2), a.workspace_id, 'bulk agent ' || (n.i + $2), \
+           'bulk agent ' || (n.i + $2), a.tags, a.archived, a.voice_id, a.created_by, a.created_at - n.i - $2, \
+           a.updated_at, a.last_call_time, a.call_count_7d, printf('agtbrch_bulk%09d', n.i + $2), \
+           a.version_id, NULL, a.document \
+         FROM n, (SELECT * FROM agents WHERE id = $3) a",
+    )
+    .bind(count as i64)
+    .bind(offset as i64)
+    .bind(template)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn agent_reads(
+    node: &Node,
+    client: &reqwest::Client,
+    last: &str,
+    agents: usize,
+    sizes: Sizes,
+) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (name, path) in [
         ("GET agent", format!("/v1/convai/agents/{last}")),
@@ -114,7 +178,7 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             "/v1/convai/agents?page_size=30".to_owned(),
         ),
     ] {
-        let (_, bytes) = node.get(&client, &path).await?;
+        let (_, bytes) = node.get(client, &path).await?;
         let bare = node::bare_server(bytes).await?;
         let theirs = load::get(
             &format!("{bare}{path}"),
@@ -135,10 +199,7 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             "{name}: {} failed requests",
             ours.failures
         );
-        let label = format!(
-            "{name}, {} agents, {} connections",
-            sizes.agents, sizes.connections
-        );
+        let label = format!("{name}, {agents} agents, {} connections", sizes.connections);
         rows.push(Row {
             scenario: format!("{label}: throughput"),
             unit: "req/s".into(),
@@ -164,7 +225,7 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn record(
+pub(crate) fn record(
     workspace: &str,
     tool: &str,
     agent: &str,

@@ -31,6 +31,8 @@ const OUTBOX: usize = 64;
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive pings.
 const PING_EVERY: Duration = Duration::from_secs(20);
+/// Quiet time after `conversation_initiation_metadata`, so it is read apart from what follows.
+const METADATA_PAUSE: Duration = Duration::from_millis(20);
 
 enum Outgoing {
     Json(Value),
@@ -348,6 +350,11 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
             "user_input_audio_format": audio_format(&config, "/asr/user_input_audio_format"),
         }}))
         .await;
+    // `@elevenlabs/client` on Node (with `ws`) reads the metadata with a one-shot listener and
+    // attaches its real one only after an `await`; a frame that reaches it in the same read as
+    // the metadata is dropped. Sockets are TCP_NODELAY, so give the metadata a moment to be read
+    // on its own before the first message follows (once per conversation, not per turn).
+    tokio::time::sleep(METADATA_PAUSE).await;
     if !conversation.mcp_status().is_empty() {
         let integrations: Vec<Value> = conversation
             .mcp_status()
