@@ -39,6 +39,10 @@ enum Command {
         /// Where to write BENCHMARKS.md and bench.json.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
+        /// test_runs), to iterate on one; the report then holds only them.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// The child of the kill -9 scenario: ingests audit records into `db` until killed,
     /// printing each acknowledged record's id.
@@ -52,13 +56,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (quick, tiny, colloquy, out) = match Cli::parse().command {
+    let (quick, tiny, colloquy, out, only) = match Cli::parse().command {
         Command::All {
             quick,
             tiny,
             colloquy,
             out,
-        } => (quick, tiny, colloquy, out),
+            only,
+        } => (quick, tiny, colloquy, out, only),
         Command::IngestChild { db } => return durability::child(&db).await,
     };
     let (sizes, mode) = match (tiny, quick) {
@@ -75,14 +80,31 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    rows.extend(scenarios::startup(&colloquy).await?);
-    rows.extend(scenarios::agents(&colloquy, sizes).await?);
-    rows.extend(scenarios::executions(&colloquy, sizes).await?);
-    rows.extend(scenarios::ingest(sizes).await?);
-    rows.extend(durability::kill_during_ingest(sizes).await?);
-    rows.extend(live::turns(&colloquy, sizes).await?);
-    rows.extend(live::idle_memory(&colloquy, sizes).await?);
-    rows.extend(scenarios::test_runs(&colloquy, sizes).await?);
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if wanted("startup") {
+        rows.extend(scenarios::startup(&colloquy).await?);
+    }
+    if wanted("agents") {
+        rows.extend(scenarios::agents(&colloquy, sizes).await?);
+    }
+    if wanted("executions") {
+        rows.extend(scenarios::executions(&colloquy, sizes).await?);
+    }
+    if wanted("ingest") {
+        rows.extend(scenarios::ingest(sizes).await?);
+    }
+    if wanted("kill") {
+        rows.extend(durability::kill_during_ingest(sizes).await?);
+    }
+    if wanted("turns") {
+        rows.extend(live::turns(&colloquy, sizes).await?);
+    }
+    if wanted("idle") {
+        rows.extend(live::idle_memory(&colloquy, sizes).await?);
+    }
+    if wanted("test_runs") {
+        rows.extend(scenarios::test_runs(&colloquy, sizes).await?);
+    }
     notes.push(format!(
         "{} cores; the load generator, the server and the baselines share them.",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -111,6 +111,7 @@ pub fn write(dir: &Path, rows: &[Row], mode: &str, notes: &[String]) -> anyhow::
             writeln!(md, "- {n}")?;
         }
     }
+    writeln!(md, "\n{}", include_str!("../FINDINGS.md").trim_end())?;
     std::fs::write(dir.join("BENCHMARKS.md"), md)?;
     std::fs::write(
         dir.join("bench.json"),

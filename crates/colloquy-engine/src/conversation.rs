@@ -156,6 +156,9 @@ pub struct Conversation {
     language: String,
     mcp: Option<Arc<McpPool>>,
     mcp_status: Vec<ServerStatus>,
+    /// Live conversations save their turns in the background; the others (tests,
+    /// simulations) save each turn before it returns.
+    saver: Option<crate::saver::Saver>,
 }
 
 /// Offers the tools the agent's MCP servers listed (those a `type: "mcp"` tool of the agent
@@ -229,6 +232,13 @@ impl Conversation {
     ) -> Result<Conversation, EngineError> {
         let id = ids::new_uuid();
         let started_at = time::now_secs();
+        // A running conversation reads only the `agent` part of its configuration; the rest
+        // (voice, ASR, turn settings, platform settings) was used by the caller before the start
+        // and would cost every open conversation tens of kilobytes of parsed JSON.
+        if let Some(config) = agent.conversation_config.as_object_mut() {
+            config.retain(|key, _| key == "agent");
+        }
+        agent.platform_settings = Value::Null;
         let mut vars = agent
             .conversation_config
             .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
@@ -261,6 +271,9 @@ impl Conversation {
             add_mcp_tools(&mut agent, &opened);
             (Some(Arc::new(opened.pool)), opened.status)
         };
+        let saver = matches!(source, Source::Live).then(|| {
+            crate::saver::Saver::spawn(deps.store.clone(), agent.workspace_id.clone(), id.clone())
+        });
         let mut conversation = Conversation {
             id: id.clone(),
             deps,
@@ -274,6 +287,7 @@ impl Conversation {
             language,
             mcp,
             mcp_status,
+            saver,
         };
         if let Some(first) = conversation.first_message() {
             conversation
@@ -386,15 +400,23 @@ impl Conversation {
 
     async fn persist(&self) -> Result<(), EngineError> {
         let state = self.state("in-progress", None);
-        self.deps
-            .store
-            .update_conversation(&self.agent.workspace_id, &self.id, &state)
-            .await?;
+        match &self.saver {
+            Some(saver) => saver.save(state),
+            None => {
+                self.deps
+                    .store
+                    .update_conversation(&self.agent.workspace_id, &self.id, &state)
+                    .await?
+            }
+        }
         Ok(())
     }
 
     /// Records the end of the conversation.
-    pub async fn end(&self, ending: Ending) -> Result<(), EngineError> {
+    pub async fn end(&mut self, ending: Ending) -> Result<(), EngineError> {
+        if let Some(saver) = self.saver.take() {
+            saver.finish().await;
+        }
         let status = match ending {
             Ending::Normal(_) => "done",
             Ending::Error(_) => "failed",

@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod egress;
 pub mod llm;
 pub mod mcp;
+mod saver;
 pub mod simulation;
 pub mod testing;
 pub mod tools;

@@ -162,6 +162,35 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes() {
             "{list}"
         );
         assert!(!list.contains("<script>alert"), "names are escaped");
+        // Pages of 30, with a link to the next.
+        for i in 0..30 {
+            let body = json!({"name": format!("filler {i:02}"), "conversation_config": {}});
+            assert_eq!(
+                app.post("/v1/convai/agents/create", &app.admin_key, &body)
+                    .await
+                    .0,
+                200
+            );
+        }
+        let (_, first) = page(&app, &cookie, "/agents").await;
+        assert!(
+            first.contains("filler 29") && !first.contains("alert(1)"),
+            "newest first"
+        );
+        let next = first
+            .split("rel=\"next\" href=\"")
+            .nth(1)
+            .expect("a next link");
+        let next = next.split('"').next().unwrap().replace("&amp;", "&");
+        let (s, second) = page(&app, &cookie, &next).await;
+        assert_eq!(s, 200);
+        assert!(
+            second.contains("&lt;script&gt;") && !second.contains("filler 29"),
+            "{second}"
+        );
+        let (_, found) = page(&app, &cookie, "/agents?search=FILLER%2007").await;
+        assert!(found.contains("filler 07") && !found.contains("filler 08"));
+
         let (s, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
         assert_eq!(s, 200);
         assert!(detail.contains("Configuration"));

@@ -191,6 +191,40 @@ pub async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
     let _ = socket.send(close_frame(code, reason)).await;
 }
 
+/// The parts of the conversation configuration the session reads itself.
+struct Timing {
+    agent_audio: String,
+    user_audio: String,
+    max_duration: Duration,
+    silence: Option<Duration>,
+    turn_timeout: Option<Duration>,
+}
+
+impl Timing {
+    fn of(config: &Value) -> Timing {
+        let secs = |pointer: &str| {
+            config
+                .pointer(pointer)
+                .and_then(Value::as_f64)
+                .filter(|s| *s > 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        Timing {
+            agent_audio: audio_format(config, "/tts/agent_output_audio_format"),
+            user_audio: audio_format(config, "/asr/user_input_audio_format"),
+            max_duration: Duration::from_secs(
+                config
+                    .pointer("/conversation/max_duration_seconds")
+                    .and_then(Value::as_u64)
+                    .filter(|s| *s > 0)
+                    .unwrap_or(600),
+            ),
+            silence: secs("/turn/silence_end_call_timeout"),
+            turn_timeout: secs("/turn/turn_timeout"),
+        }
+    }
+}
+
 fn audio_format(config: &Value, pointer: &str) -> String {
     config
         .pointer(pointer)
@@ -330,7 +364,9 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
             approvals: approvals.clone(),
         })),
     };
-    let config = agent.conversation_config.clone();
+    // What the session itself reads of the configuration, taken now rather than keeping a copy
+    // of the whole document for the conversation's life.
+    let timing = Timing::of(&agent.conversation_config);
     let workspace_id = agent.workspace_id.clone();
     let conversation =
         match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
@@ -346,8 +382,8 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
     outbox
         .send(json!({"type": "conversation_initiation_metadata", "conversation_initiation_metadata_event": {
             "conversation_id": conversation_id,
-            "agent_output_audio_format": audio_format(&config, "/tts/agent_output_audio_format"),
-            "user_input_audio_format": audio_format(&config, "/asr/user_input_audio_format"),
+            "agent_output_audio_format": timing.agent_audio,
+            "user_input_audio_format": timing.user_audio,
         }}))
         .await;
     // `@elevenlabs/client` on Node (with `ws`) reads the metadata with a one-shot listener and
@@ -394,28 +430,15 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
         .await;
     }
 
-    let max_duration = config
-        .pointer("/conversation/max_duration_seconds")
-        .and_then(Value::as_u64)
-        .filter(|s| *s > 0)
-        .unwrap_or(600);
-    let deadline = tokio::time::sleep(Duration::from_secs(max_duration));
+    let deadline = tokio::time::sleep(timing.max_duration);
     tokio::pin!(deadline);
-    let silence = config
-        .pointer("/turn/silence_end_call_timeout")
-        .and_then(Value::as_f64)
-        .filter(|s| *s > 0.0)
-        .map(Duration::from_secs_f64);
+    let silence = timing.silence;
     let quiet = tokio::time::sleep(silence.unwrap_or(Duration::from_secs(u64::from(u32::MAX))));
     tokio::pin!(quiet);
     // Turn timeout: after the agent's turn, a user who stays silent this long is re-engaged,
     // once per silence (the re-engaging turn does not re-arm the timer; the user's next turn
     // does). The first message counts as a turn.
-    let turn_timeout = config
-        .pointer("/turn/turn_timeout")
-        .and_then(Value::as_f64)
-        .filter(|s| *s > 0.0)
-        .map(Duration::from_secs_f64);
+    let turn_timeout = timing.turn_timeout;
     let far = Duration::from_secs(u64::from(u32::MAX));
     let waiting = tokio::time::sleep(turn_timeout.filter(|_| greeted).unwrap_or(far));
     tokio::pin!(waiting);
