@@ -45,13 +45,23 @@ fn every_scenario_runs_at_tiny_sizes() {
         "list agents",
         "tool executions page",
         "audit ingest",
+        "kill -9 during ingest",
+        "per-turn overhead",
+        "idle WebSocket conversations",
         "test runs",
     ] {
         assert!(report.contains(scenario), "{scenario} missing:\n{report}");
     }
+    // Every figure was measured; only a count of missing records may be zero.
     assert!(
-        rows.iter()
-            .all(|r| r["ours"].as_f64().is_some_and(|v| v > 0.0)),
+        rows.iter().all(|r| {
+            let missing = r["scenario"]
+                .as_str()
+                .is_some_and(|s| s.contains("missing"));
+            r["ours"]
+                .as_f64()
+                .is_some_and(|v| v.is_finite() && (v > 0.0 || (missing && v == 0.0)))
+        }),
         "{report}"
     );
 }

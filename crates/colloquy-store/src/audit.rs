@@ -122,6 +122,31 @@ const COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_req
      agent_id, branch_id, timestamp_ms, latency_us, status, is_error, error_type, error_message, \
      request_payload, response_payload, tool_call_details";
 
+/// Records per INSERT statement: each statement is one round trip to the database, and
+/// 128 rows of 18 columns stay well inside both databases' limits on bound parameters.
+const ROWS_PER_INSERT: usize = 128;
+/// Columns of a `tool_executions` row, as bound by `insert_executions`.
+const ROW_PARAMS: usize = 18;
+
+/// `INSERT INTO tool_executions (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO tool_executions ({COLUMNS}) VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..ROW_PARAMS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * ROW_PARAMS + col + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 #[async_trait]
 impl AuditStore for SqlStore {
     async fn insert_executions(&self, records: &[ToolExecution]) -> StoreResult<()> {
@@ -136,33 +161,31 @@ impl AuditStore for SqlStore {
             e.0 += 1;
             e.1 += r.latency_us;
         }
-        let insert = format!(
-            "INSERT INTO tool_executions ({COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        );
         begin_write!(self, |tx| {
-            for r in records {
-                sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
-                    .bind(&r.id)
-                    .bind(&r.workspace_id)
-                    .bind(&r.tool_id)
-                    .bind(&r.tool_name)
-                    .bind(&r.tool_type)
-                    .bind(&r.tool_request_id)
-                    .bind(&r.conversation_id)
-                    .bind(&r.agent_id)
-                    .bind(&r.branch_id)
-                    .bind(r.timestamp_ms)
-                    .bind(r.latency_us)
-                    .bind(&r.status)
-                    .bind(r.is_error)
-                    .bind(&r.error_type)
-                    .bind(&r.error_message)
-                    .bind(&r.request_payload)
-                    .bind(&r.response_payload)
-                    .bind(&r.tool_call_details)
-                    .execute(&mut *tx)
-                    .await?;
+            for chunk in records.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+                for r in chunk {
+                    insert = insert
+                        .bind(&r.id)
+                        .bind(&r.workspace_id)
+                        .bind(&r.tool_id)
+                        .bind(&r.tool_name)
+                        .bind(&r.tool_type)
+                        .bind(&r.tool_request_id)
+                        .bind(&r.conversation_id)
+                        .bind(&r.agent_id)
+                        .bind(&r.branch_id)
+                        .bind(r.timestamp_ms)
+                        .bind(r.latency_us)
+                        .bind(&r.status)
+                        .bind(r.is_error)
+                        .bind(&r.error_type)
+                        .bind(&r.error_message)
+                        .bind(&r.request_payload)
+                        .bind(&r.response_payload)
+                        .bind(&r.tool_call_details);
+                }
+                insert.execute(&mut *tx).await?;
             }
             for ((workspace_id, tool_id), (calls, latency)) in &stats {
                 sqlx::query(
