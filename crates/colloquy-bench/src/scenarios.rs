@@ -278,6 +278,25 @@ where
     ))
 }
 
+/// p50 and p99 of `samples` sequential GETs of `url` with one header, each answered 2xx.
+async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+    header: (&str, &str),
+    samples: usize,
+) -> anyhow::Result<(f64, f64)> {
+    timed(samples, || {
+        let r = client.get(url).header(header.0, header.1).send();
+        async move {
+            let r = r.await?;
+            anyhow::ensure!(r.status().is_success(), "{}", r.status());
+            r.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 /// The tool-executions page (30, with is_error + agent_id + time filters) at each size, against
 /// the raw SQL of the same page on the same database file; and one conversation's 500 calls.
 pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
@@ -342,18 +361,12 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
         let path = format!(
             "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
         );
-        let ours = timed(sizes.samples, || {
-            let r = client
-                .get(format!("{}{path}", node.base))
-                .header("xi-api-key", &node.key)
-                .send();
-            async move {
-                let r = r.await?;
-                anyhow::ensure!(r.status().is_success(), "{}", r.status());
-                r.bytes().await?;
-                Ok(())
-            }
-        })
+        let ours = timed_get(
+            &client,
+            &format!("{}{path}", node.base),
+            ("xi-api-key", &node.key),
+            sizes.samples,
+        )
         .await?;
         let raw = sqlx::SqlitePool::connect(&url).await?;
         let raw_page = timed(sizes.samples, || {
@@ -410,18 +423,12 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             )
             .await?;
         let page = format!("/tools/{tool_id}?is_error=false&agent_id=agent_a");
-        let dashboard = timed(sizes.samples.min(300), || {
-            let r = client
-                .get(format!("{}{page}", node.base))
-                .header(reqwest::header::COOKIE, &session)
-                .send();
-            async move {
-                let r = r.await?;
-                anyhow::ensure!(r.status().is_success(), "{}", r.status());
-                r.bytes().await?;
-                Ok(())
-            }
-        })
+        let dashboard = timed_get(
+            &client,
+            &format!("{}{page}", node.base),
+            ("cookie", &session),
+            sizes.samples.min(300),
+        )
         .await?;
         rows.push(Row {
             scenario: format!(
@@ -433,18 +440,12 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             goal: Goal::AtMost(50.0),
         });
         let calls = format!("/api/tool-calls?executionId={conversation}");
-        let ohallo = timed(sizes.samples.min(300), || {
-            let r = client
-                .get(format!("{}{calls}", node.base))
-                .header("xi-api-key", &node.key)
-                .send();
-            async move {
-                let r = r.await?;
-                anyhow::ensure!(r.status().is_success(), "{}", r.status());
-                r.bytes().await?;
-                Ok(())
-            }
-        })
+        let ohallo = timed_get(
+            &client,
+            &format!("{}{calls}", node.base),
+            ("xi-api-key", &node.key),
+            sizes.samples.min(300),
+        )
         .await?;
         rows.push(Row {
             scenario: format!(
