@@ -89,13 +89,7 @@ pub async fn kill_during_ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     let acknowledged = reader
         .join()
         .map_err(|_| anyhow::anyhow!("reader panicked"))?;
-    let store = SqlStore::connect(
-        &format!("sqlite://{}", db.display()),
-        &ConnectOptions::default(),
-    )
-    .await?;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
-    drop(store);
     let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM tool_executions")
         .fetch_all(&pool)
         .await?;

@@ -124,6 +124,17 @@ pub fn badge(text: &str, kind: Kind) -> Markup {
     html! { span class={ "badge " (kind.class()) } { (text) } }
 }
 
+/// A status word the API answers with (a conversation's status or outcome, a run's status, a
+/// tool call's), coloured by what it means.
+pub fn status(word: &str) -> Markup {
+    match word {
+        "success" | "passed" | "done" | "ok" => badge(word, Kind::Good),
+        "failure" | "failed" | "error" => badge(word, Kind::Bad),
+        "" | "unknown" => badge("unknown", Kind::Neutral),
+        other => badge(other, Kind::Pending),
+    }
+}
+
 /// How a status reads at a glance.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {

@@ -33,23 +33,6 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn outcome(value: &Value) -> Markup {
-    match text(value) {
-        "success" => layout::badge("success", Kind::Good),
-        "failure" => layout::badge("failure", Kind::Bad),
-        "" => layout::badge("unknown", Kind::Neutral),
-        other => layout::badge(other, Kind::Neutral),
-    }
-}
-
-fn status(value: &Value) -> Markup {
-    match text(value) {
-        "done" => layout::badge("done", Kind::Good),
-        "failed" => layout::badge("failed", Kind::Bad),
-        other => layout::badge(other, Kind::Pending),
-    }
-}
-
 /// A `datetime-local` value as unix seconds, for the API's filters.
 fn unix_secs(input: Option<&str>) -> Option<String> {
     input
@@ -124,8 +107,8 @@ async fn list(
                             td { (unix_time(&c["start_time_unix_secs"])) }
                             td.num { (duration_secs(c["call_duration_secs"].as_f64().unwrap_or(0.0))) }
                             td.num { (c["message_count"]) }
-                            td { (status(&c["status"])) }
-                            td { (outcome(&c["call_successful"])) }
+                            td { (layout::status(text(&c["status"]))) }
+                            td { (layout::status(text(&c["call_successful"]))) }
                         }
                     }
                 }
@@ -183,7 +166,7 @@ fn calls_table(calls: &[Value]) -> Markup {
                         td { (text(&c["toolName"])) }
                         td { (text(&c["createdAt"])) }
                         td.num { (duration_secs(c["durationMs"].as_f64().unwrap_or(0.0) / 1000.0)) }
-                        td { @if text(&c["status"]) == "success" { (layout::badge("success", Kind::Good)) } @else { (layout::badge(text(&c["status"]), Kind::Bad)) } }
+                        td { (layout::status(text(&c["status"]))) }
                         td { details { summary { "Show" } h3.muted { "Input" } pre { (payload(&c["input"])) } h3.muted { "Output" } pre { (payload(&c["output"])) } } }
                     }
                 }
@@ -199,8 +182,8 @@ fn facts(conversation: &Value) -> Markup {
             dt { "Agent" } dd { a href={ "/agents/" (encode(text(&conversation["agent_id"]))) } { (text(&conversation["agent_name"])) } }
             dt { "Started" } dd { (unix_time(&meta["start_time_unix_secs"])) }
             dt { "Duration" } dd { (duration_secs(meta["call_duration_secs"].as_f64().unwrap_or(0.0))) }
-            dt { "Status" } dd { (status(&conversation["status"])) }
-            dt { "Outcome" } dd { (outcome(&conversation["analysis"]["call_successful"])) }
+            dt { "Status" } dd { (layout::status(text(&conversation["status"]))) }
+            dt { "Outcome" } dd { (layout::status(text(&conversation["analysis"]["call_successful"]))) }
             dt { "Ended because" } dd { (text(&meta["termination_reason"])) }
         }
     }

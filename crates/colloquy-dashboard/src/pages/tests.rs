@@ -2,11 +2,11 @@
 //! the agent's invocations, and one invocation's runs (pass/fail, the judge's rationale, a
 //! re-run button), refreshing itself while runs are pending.
 
-use axum::Router;
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::Method;
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
+use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use crate::Dash;
 use crate::error::{Error, Result};
 use crate::format::{encode, text, unix_time, with_query};
-use crate::layout::{self, Kind, Section};
-use crate::session::Viewer;
+use crate::layout::{self, Section};
+use crate::session::{CsrfForm, Viewer};
 
 /// Seconds between refreshes of an invocation whose runs are still pending.
 const REFRESH_SECS: u32 = 2;
@@ -33,14 +33,6 @@ pub struct ListQuery {
     agent_id: Option<String>,
     search: Option<String>,
     cursor: Option<String>,
-}
-
-fn run_status(status: &str) -> Markup {
-    match status {
-        "passed" => layout::badge("passed", Kind::Good),
-        "failed" => layout::badge("failed", Kind::Bad),
-        other => layout::badge(other, Kind::Pending),
-    }
 }
 
 async fn list(
@@ -248,7 +240,7 @@ async fn invocation(
                 @for r in &runs {
                     tr.run data-status=(text(&r["status"])) {
                         td { (text(&r["test_name"])) }
-                        td { (run_status(text(&r["status"]))) }
+                        td { (layout::status(text(&r["status"]))) }
                         td { (rationale(r)) }
                         td { @if let Some(c) = r["conversation_id"].as_str() { a href={ "/conversations/" (encode(c)) } { code { (c) } } } }
                     }
@@ -262,12 +254,11 @@ async fn invocation(
     let refresh = html! {
         @if pending { meta http-equiv="refresh" content=(REFRESH_SECS); }
     };
-    let title = format!("Test run {}", text(&inv["name"]).trim());
-    let title = if title.trim() == "Test run" {
-        format!("Test run {id}")
-    } else {
-        title
-    };
+    let name = text(&inv["name"]).trim();
+    let title = format!(
+        "Test run {}",
+        if name.is_empty() { id.as_str() } else { name }
+    );
     Ok(Html(
         layout::page_with(&viewer, Section::Tests, &title, refresh, body).into_string(),
     ))
@@ -277,15 +268,9 @@ async fn rerun(
     viewer: Viewer,
     State(dash): State<Dash>,
     Path(id): Path<String>,
-    RawForm(raw): RawForm,
+    Form(form): Form<CsrfForm>,
 ) -> Result<Redirect> {
-    let fields = fields(&raw);
-    let csrf = fields
-        .iter()
-        .find(|(k, _)| k == "_csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    viewer.check(csrf)?;
+    viewer.check(&form.csrf)?;
     let creds = viewer.creds();
     let uri = format!("/v1/convai/test-invocations/{}", encode(&id));
     let inv = dash.api.get(&creds, &uri).await?;
