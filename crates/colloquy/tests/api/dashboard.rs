@@ -278,6 +278,24 @@ async fn changes_need_the_sessions_csrf_token_and_the_same_origin() {
                 .0,
             200
         );
+        // A form with nothing to run is refused plainly, and starts nothing.
+        let empty = browser()
+            .post(app.url("/tests/run"))
+            .header(COOKIE, &cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("_csrf={csrf}&agent_id={id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(empty.status(), 422);
+        assert!(empty.text().await.unwrap().contains("at least one test"));
+        let (_, runs) = app
+            .get(
+                &format!("/v1/convai/test-invocations?agent_id={id}"),
+                &app.admin_key,
+            )
+            .await;
+        assert_eq!(runs["results"], json!([]), "{runs}");
         let done = delete(csrf, None).await.unwrap();
         assert_eq!(done.status(), 303);
         assert_eq!(
