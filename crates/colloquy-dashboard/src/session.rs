@@ -185,6 +185,17 @@ pub async fn login(
     }
     let next = local_path(form.next.as_deref()).to_owned();
     let token = form.api_key.trim();
+    let refused = || {
+        login_form(
+            StatusCode::UNAUTHORIZED,
+            &next,
+            Some("That API key is not valid."),
+        )
+    };
+    // A key that cannot even travel in a header is no key (and must not reach the API as one).
+    if token.is_empty() || HeaderValue::from_str(token).is_err() {
+        return Ok(refused());
+    }
     // Any route answers 401 for a key that is unknown or revoked; 403 means a valid key that
     // lacks that one scope, which is fine for signing in.
     let creds = Credentials {
@@ -195,12 +206,8 @@ pub async fn login(
         .api
         .raw(&creds, Method::GET, "/v1/convai/agents?page_size=1", None)
         .await?;
-    if token.is_empty() || status == StatusCode::UNAUTHORIZED {
-        return Ok(login_form(
-            StatusCode::UNAUTHORIZED,
-            &next,
-            Some("That API key is not valid."),
-        ));
+    if status == StatusCode::UNAUTHORIZED {
+        return Ok(refused());
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Ok(login_form(

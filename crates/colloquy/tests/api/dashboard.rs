@@ -122,6 +122,19 @@ async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused() {
                 .all(|c| !c.starts_with("__Host-colloquy_session"))
         );
         assert!(wrong.text().await.unwrap().contains("not valid"));
+        let unsendable = web
+            .post(app.url("/login"))
+            .header(COOKIE, &login_cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(format!("api_key=sk%0Abad&_csrf={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            unsendable.status(),
+            401,
+            "a key with a newline is refused, not a 500"
+        );
         let stale = web
             .post(app.url("/login"))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
