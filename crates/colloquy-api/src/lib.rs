@@ -39,7 +39,7 @@ pub fn router(
     settings: ApiSettings,
 ) -> anyhow::Result<Router> {
     let (api, doc) = routes::api().split_for_parts();
-    let doc = openapi::finish(doc)?;
+    let doc = serde_json::to_value(doc)?;
     let scopes = ScopeTable::from_openapi(&doc)?;
     let max_body = settings.max_body_bytes;
     let state = AppState(Arc::new(App {
@@ -53,7 +53,7 @@ pub fn router(
         settings,
         scopes,
         metrics: metrics::Metrics::default(),
-        openapi_json: doc.to_string(),
+        openapi: openapi::ServedDoc::new(&doc),
     }));
     let routes = api
         .merge(routes::ops::router())

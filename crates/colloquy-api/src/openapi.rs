@@ -9,7 +9,9 @@
 //! documented by being added with the reference's path.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
+use axum::body::Bytes;
 use serde_json::{Map, Value};
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -44,10 +46,39 @@ impl Modify for ApiKeyScheme {
     }
 }
 
+/// The served document, built the first time it is asked for: attaching the reference's bodies
+/// parses the whole reference (megabytes while it lasts), which most servers never need.
+pub struct ServedDoc {
+    /// The generated document (routes, parameters, security), as JSON text.
+    generated: String,
+    rendered: OnceLock<Bytes>,
+}
+
+impl ServedDoc {
+    /// Keeps the generated document until the served one is first asked for.
+    pub fn new(generated: &Value) -> ServedDoc {
+        ServedDoc {
+            generated: generated.to_string(),
+            rendered: OnceLock::new(),
+        }
+    }
+
+    /// The served document as JSON text.
+    pub fn json(&self) -> anyhow::Result<Bytes> {
+        if let Some(rendered) = self.rendered.get() {
+            return Ok(rendered.clone());
+        }
+        let doc = finish(serde_json::from_str(&self.generated)?)?;
+        Ok(self
+            .rendered
+            .get_or_init(|| Bytes::from(doc.to_string()))
+            .clone())
+    }
+}
+
 /// Turns the generated document into the served one: reference bodies attached.
-pub fn finish(doc: utoipa::openapi::OpenApi) -> anyhow::Result<Value> {
-    let mut doc = serde_json::to_value(doc)?;
-    let reference = colloquy_core::schema::Spec::reference().document();
+fn finish(mut doc: Value) -> anyhow::Result<Value> {
+    let reference: Value = serde_json::from_str(colloquy_core::schema::REFERENCE_JSON)?;
     let mut wanted = BTreeSet::new();
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
@@ -74,11 +105,11 @@ pub fn finish(doc: utoipa::openapi::OpenApi) -> anyhow::Result<Value> {
             }
         }
     }
+    let empty = Map::new();
     let ref_schemas = reference
         .pointer("/components/schemas")
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&empty);
     let mut schemas = Map::new();
     let mut queue: Vec<String> = wanted.into_iter().collect();
     while let Some(name) = queue.pop() {

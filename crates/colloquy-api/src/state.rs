@@ -76,8 +76,8 @@ pub struct App {
     pub scopes: ScopeTable,
     /// Request counters and latency histograms.
     pub metrics: Metrics,
-    /// The served OpenAPI document, rendered once.
-    pub openapi_json: String,
+    /// The served OpenAPI document.
+    pub openapi: crate::openapi::ServedDoc,
 }
 
 /// Cheap-to-clone handle on [`App`], the axum state.

@@ -11,9 +11,11 @@
 //! are: clients round-trip documents verbatim.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use regex::Regex;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::validation::{LocItem, Violation};
@@ -21,36 +23,51 @@ use crate::validation::{LocItem, Violation};
 /// The official convai OpenAPI document (see `reference/` beside this crate).
 pub const REFERENCE_JSON: &str = include_str!("../reference/convai-openapi.json");
 
-/// The parsed reference with its patterns compiled.
+/// The reference's component schemas, each parsed the first time a check reaches it: parsed
+/// whole, the document takes about 6 MB, while a server checks a few dozen of its schemas.
 pub struct Spec {
-    document: Value,
-    patterns: HashMap<String, Regex>,
+    schemas: HashMap<String, LazySchema>,
+    /// Compiled `pattern`s by their text (`None`: it does not compile, so it is not checked).
+    patterns: Mutex<HashMap<String, Option<Arc<Regex>>>>,
+}
+
+struct LazySchema {
+    text: &'static RawValue,
+    parsed: OnceLock<Value>,
+}
+
+#[derive(Deserialize)]
+struct Document<'a> {
+    #[serde(borrow)]
+    components: Components<'a>,
+}
+
+#[derive(Deserialize)]
+struct Components<'a> {
+    #[serde(borrow)]
+    schemas: HashMap<String, &'a RawValue>,
 }
 
 static REFERENCE: LazyLock<Spec> = LazyLock::new(|| {
     // The document is embedded at compile time; a test parses it, so this cannot fail at run
     // time.
     #[allow(clippy::expect_used)]
-    let document: Value = serde_json::from_str(REFERENCE_JSON).expect("embedded reference parses");
-    let mut patterns = HashMap::new();
-    collect_patterns(&document, &mut patterns);
-    Spec { document, patterns }
-});
-
-fn collect_patterns(value: &Value, out: &mut HashMap<String, Regex>) {
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(p)) = map.get("pattern")
-                && let Ok(re) = Regex::new(p)
-            {
-                out.insert(p.clone(), re);
-            }
-            map.values().for_each(|v| collect_patterns(v, out));
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_patterns(v, out)),
-        _ => {}
+    let document: Document<'static> =
+        serde_json::from_str(REFERENCE_JSON).expect("embedded reference parses");
+    let schemas = document
+        .components
+        .schemas
+        .into_iter()
+        .map(|(name, text)| {
+            let parsed = OnceLock::new();
+            (name, LazySchema { text, parsed })
+        })
+        .collect();
+    Spec {
+        schemas,
+        patterns: Mutex::default(),
     }
-}
+});
 
 /// Enums that are open here: any string is accepted. `LLM` names models, and Colloquy routes
 /// any model name to a provider (DESIGN.md §4.1), so an agent may name a local model.
@@ -66,15 +83,22 @@ impl Spec {
         &REFERENCE
     }
 
-    /// The whole reference document.
-    pub fn document(&self) -> &Value {
-        &self.document
-    }
-
     /// A named component schema.
     pub fn schema(&self, name: &str) -> Option<&Value> {
-        self.document
-            .pointer(&format!("/components/schemas/{name}"))
+        let lazy = self.schemas.get(name)?;
+        Some(lazy.parsed.get_or_init(|| {
+            // Each entry was read as valid JSON with the document; parsing it again cannot fail.
+            serde_json::from_str(lazy.text.get()).unwrap_or(Value::Null)
+        }))
+    }
+
+    /// `pattern` compiled, once per distinct pattern.
+    fn pattern(&self, pattern: &str) -> Option<Arc<Regex>> {
+        let mut patterns = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
+        patterns
+            .entry(pattern.to_owned())
+            .or_insert_with(|| Regex::new(pattern).ok().map(Arc::new))
+            .clone()
     }
 
     /// The property names a named object schema declares.
@@ -568,7 +592,7 @@ impl Spec {
             ));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && let Some(re) = self.patterns.get(pattern)
+            && let Some(re) = self.pattern(pattern)
             && !re.is_match(s)
         {
             errors.push(Violation::new(
@@ -781,7 +805,7 @@ mod tests {
             match v {
                 Value::Object(m) => {
                     if let Some(Value::String(p)) = m.get("pattern") {
-                        assert!(Spec::reference().patterns.contains_key(p), "{p}");
+                        assert!(Spec::reference().pattern(p).is_some(), "{p}");
                         *count += 1;
                     }
                     m.values().for_each(|v| walk(v, count));
@@ -790,7 +814,10 @@ mod tests {
                 _ => {}
             }
         }
-        walk(Spec::reference().document(), &mut count);
+        let spec = Spec::reference();
+        for name in spec.schemas.keys() {
+            walk(spec.schema(name).unwrap(), &mut count);
+        }
         assert!(count > 0);
     }
 

@@ -7,6 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `/healthz`, `/metrics`, `/openapi.json`.
@@ -44,9 +45,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.openapi_json.clone(),
-    )
+async fn openapi(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let json = state.openapi.json().map_err(ApiError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }

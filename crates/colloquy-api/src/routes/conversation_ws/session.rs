@@ -20,7 +20,7 @@ use colloquy_engine::tools::{
 use colloquy_engine::{AgentSnapshot, Conversation, Ending, Source, StartOptions, TurnEvent};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::overrides;
 use crate::state::AppState;
@@ -32,6 +32,11 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive pings.
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// Quiet time after `conversation_initiation_metadata`, so it is read apart from what follows.
+/// `@elevenlabs/client` on Node (with `ws`) reads the metadata with a one-shot listener and
+/// attaches its real one only after an `await`; a frame that reaches it in the same read as the
+/// metadata is dropped. Sockets are TCP_NODELAY, so the writer holds what follows the metadata
+/// this long, once per conversation; a client that has already sent a message after the
+/// handshake is past that point, so its message ends the pause (its first turn does not wait).
 const METADATA_PAUSE: Duration = Duration::from_millis(20);
 
 enum Outgoing {
@@ -255,18 +260,30 @@ async fn next_json(
 pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(OUTBOX);
-    let writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let done = matches!(out, Outgoing::Close(..));
-            let message = match out {
-                Outgoing::Json(v) => Message::Text(v.to_string().into()),
-                Outgoing::Close(code, reason) => close_frame(code, &reason),
-            };
-            if sink.send(message).await.is_err() || done {
-                break;
+    // Set by the first client message after the handshake: see `METADATA_PAUSE`.
+    let heard = Arc::new(Notify::new());
+    let writer = tokio::spawn({
+        let heard = heard.clone();
+        async move {
+            while let Some(out) = rx.recv().await {
+                let done = matches!(out, Outgoing::Close(..));
+                let metadata = matches!(&out, Outgoing::Json(v) if v["type"] == "conversation_initiation_metadata");
+                let message = match out {
+                    Outgoing::Json(v) => Message::Text(v.to_string().into()),
+                    Outgoing::Close(code, reason) => close_frame(code, &reason),
+                };
+                if sink.send(message).await.is_err() || done {
+                    break;
+                }
+                if metadata {
+                    tokio::select! {
+                        () = tokio::time::sleep(METADATA_PAUSE) => {}
+                        () = heard.notified() => {}
+                    }
+                }
             }
+            let _ = sink.close().await;
         }
-        let _ = sink.close().await;
     });
     let mut outbox = Outbox {
         tx,
@@ -386,11 +403,6 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
             "user_input_audio_format": timing.user_audio,
         }}))
         .await;
-    // `@elevenlabs/client` on Node (with `ws`) reads the metadata with a one-shot listener and
-    // attaches its real one only after an `await`; a frame that reaches it in the same read as
-    // the metadata is dropped. Sockets are TCP_NODELAY, so give the metadata a moment to be read
-    // on its own before the first message follows (once per conversation, not per turn).
-    tokio::time::sleep(METADATA_PAUSE).await;
     if !conversation.mcp_status().is_empty() {
         let integrations: Vec<Value> = conversation
             .mcp_status()
@@ -463,6 +475,7 @@ pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
                 None => break,
                 Some(Err(e)) => outbox.error(1008, "invalid_message", &format!("The message is not JSON: {e}")).await,
                 Some(Ok(message)) => {
+                    heard.notify_one();
                     if let Some(s) = silence {
                         quiet.as_mut().reset(tokio::time::Instant::now() + s);
                     }
