@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use colloquy_core::{ids, template, time};
 use colloquy_store::{ConversationRecord, ConversationState, StoreError};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -17,6 +18,24 @@ use crate::llm::{ChatMessage, ChatRequest, Deltas, LlmError, LlmProvider, Role, 
 use crate::mcp::pool::{McpPool, Opened, ServerStatus};
 use crate::tools::{self, AgentTool, CallScope, ClientTools, Effect, MockSettings, ToolOutcome};
 use crate::{AgentSnapshot, EngineDeps};
+
+/// The stored conversation document (as the conversations API returns it), borrowed from the
+/// live conversation. Field order is the stored order.
+#[derive(Serialize)]
+struct StoredDocument<'a> {
+    transcript: &'a [Value],
+    metadata: StoredMetadata<'a>,
+    conversation_initiation_client_data: &'a Value,
+    user_id: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct StoredMetadata<'a> {
+    text_only: bool,
+    error: &'a Option<Value>,
+    main_language: &'a str,
+    termination_reason: &'a str,
+}
 
 /// Where a conversation comes from (`source` of the conversation row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,17 +393,20 @@ impl Conversation {
             Some(Ending::Normal(r) | Ending::Error(r)) => r.clone(),
             None => String::new(),
         };
-        let document = json!({
-            "transcript": self.transcript,
-            "metadata": {
-                "text_only": true,
-                "error": self.error,
-                "main_language": self.language,
-                "termination_reason": termination_reason,
+        // Serialized straight from the conversation's fields: this runs after every turn, and
+        // building a `json!` document first deep-copied the whole transcript each time.
+        let document = StoredDocument {
+            transcript: &self.transcript,
+            metadata: StoredMetadata {
+                text_only: true,
+                error: &self.error,
+                main_language: &self.language,
+                termination_reason: &termination_reason,
             },
-            "conversation_initiation_client_data": self.opts.initiation_data,
-            "user_id": self.opts.user_id,
-        });
+            conversation_initiation_client_data: &self.opts.initiation_data,
+            user_id: &self.opts.user_id,
+        };
+        let document = serde_json::to_string(&document).unwrap_or_else(|_| "{}".into());
         ConversationState {
             status: status.into(),
             agent_name: Some(self.agent.name.clone()),
@@ -394,7 +416,7 @@ impl Conversation {
             message_count: self.transcript.len() as i64,
             duration_secs: self.secs(),
             termination_reason,
-            document: document.to_string(),
+            document,
         }
     }
 

@@ -256,35 +256,53 @@ async fn next_json(
     }
 }
 
-/// Runs a conversation with `agent` on `socket` until it ends.
-pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
-    let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(OUTBOX);
-    // Set by the first client message after the handshake: see `METADATA_PAUSE`.
-    let heard = Arc::new(Notify::new());
-    let writer = tokio::spawn({
-        let heard = heard.clone();
-        async move {
-            while let Some(out) = rx.recv().await {
-                let done = matches!(out, Outgoing::Close(..));
-                let metadata = matches!(&out, Outgoing::Json(v) if v["type"] == "conversation_initiation_metadata");
-                let message = match out {
-                    Outgoing::Json(v) => Message::Text(v.to_string().into()),
-                    Outgoing::Close(code, reason) => close_frame(code, &reason),
-                };
-                if sink.send(message).await.is_err() || done {
-                    break;
+/// The writer task: sends what is queued, flushing once per burst (a turn queues several events
+/// at once, and a write per frame was a system call and a TCP segment each), until a close.
+async fn write_socket(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    heard: Arc<Notify>,
+) {
+    'burst: while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(out) = next.take() {
+            let done = matches!(out, Outgoing::Close(..));
+            let metadata = matches!(&out, Outgoing::Json(v) if v["type"] == "conversation_initiation_metadata");
+            let message = match out {
+                Outgoing::Json(v) => Message::Text(v.to_string().into()),
+                Outgoing::Close(code, reason) => close_frame(code, &reason),
+            };
+            if sink.feed(message).await.is_err() {
+                break 'burst;
+            }
+            if done {
+                break 'burst;
+            }
+            if metadata {
+                if sink.flush().await.is_err() {
+                    break 'burst;
                 }
-                if metadata {
-                    tokio::select! {
-                        () = tokio::time::sleep(METADATA_PAUSE) => {}
-                        () = heard.notified() => {}
-                    }
+                tokio::select! {
+                    () = tokio::time::sleep(METADATA_PAUSE) => {}
+                    () = heard.notified() => {}
                 }
             }
-            let _ = sink.close().await;
+            next = rx.try_recv().ok();
         }
-    });
+        if sink.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Runs a conversation with `agent` on `socket` until it ends.
+pub async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
+    let (sink, mut stream) = socket.split();
+    let (tx, rx) = mpsc::channel::<Outgoing>(OUTBOX);
+    // Set by the first client message after the handshake: see `METADATA_PAUSE`.
+    let heard = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_socket(sink, rx, heard.clone()));
     let mut outbox = Outbox {
         tx,
         next_event: Arc::new(AtomicU64::new(1)),
