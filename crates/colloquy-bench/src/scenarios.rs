@@ -32,6 +32,8 @@ pub struct Sizes {
     pub turn_conversations: &'static [usize],
     /// Turns each of those conversations takes.
     pub turns_per_conversation: usize,
+    /// Most rounds of conversations run one after another to collect enough turns.
+    pub max_turn_rounds: usize,
     /// Idle conversations held open for the memory scenario.
     pub idle_conversations: usize,
     /// Agents behind each step of the agent scaling series (the first step created through the
@@ -51,6 +53,7 @@ impl Sizes {
         test_concurrency: 50,
         turn_conversations: &[1, 100, 1000],
         turns_per_conversation: 20,
+        max_turn_rounds: 100,
         idle_conversations: 10_000,
         agent_series: &[1000, 10_000, 100_000],
     };
@@ -65,6 +68,7 @@ impl Sizes {
         test_concurrency: 50,
         turn_conversations: &[1, 100],
         turns_per_conversation: 10,
+        max_turn_rounds: 20,
         idle_conversations: 1000,
         agent_series: &[100],
     };
@@ -79,6 +83,7 @@ impl Sizes {
         test_concurrency: 4,
         turn_conversations: &[1, 3],
         turns_per_conversation: 3,
+        max_turn_rounds: 2,
         idle_conversations: 20,
         agent_series: &[5],
     };

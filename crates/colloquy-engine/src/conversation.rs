@@ -11,6 +11,7 @@ use std::time::Instant;
 use colloquy_core::{ids, template, time};
 use colloquy_store::{ConversationRecord, ConversationState, StoreError};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -23,7 +24,7 @@ use crate::{AgentSnapshot, EngineDeps};
 /// live conversation. Field order is the stored order.
 #[derive(Serialize)]
 struct StoredDocument<'a> {
-    transcript: &'a [Value],
+    transcript: &'a [Box<RawValue>],
     metadata: StoredMetadata<'a>,
     conversation_initiation_client_data: &'a Value,
     user_id: &'a Option<String>,
@@ -35,6 +36,25 @@ struct StoredMetadata<'a> {
     error: &'a Option<Value>,
     main_language: &'a str,
     termination_reason: &'a str,
+}
+
+/// The transcript, parsed (the engine reads it) and each entry also as JSON text, written once
+/// when the entry is added: the conversation is saved after every turn, and re-serializing the
+/// whole transcript each time made saving quadratic in its length. Entries are never changed
+/// once added.
+#[derive(Default)]
+struct Transcript {
+    entries: Vec<Value>,
+    json: Vec<Box<RawValue>>,
+}
+
+impl Transcript {
+    fn push(&mut self, entry: Value) {
+        if let Ok(json) = serde_json::value::to_raw_value(&entry) {
+            self.json.push(json);
+            self.entries.push(entry);
+        }
+    }
 }
 
 /// Where a conversation comes from (`source` of the conversation row).
@@ -168,7 +188,7 @@ pub struct Conversation {
     agent: AgentSnapshot,
     vars: Map<String, Value>,
     history: Vec<ChatMessage>,
-    transcript: Vec<Value>,
+    transcript: Transcript,
     started: Instant,
     opts: StartOptions,
     error: Option<Value>,
@@ -299,7 +319,7 @@ impl Conversation {
             agent,
             vars,
             history: Vec::new(),
-            transcript: Vec::new(),
+            transcript: Transcript::default(),
             started: Instant::now(),
             opts,
             error: None,
@@ -361,7 +381,7 @@ impl Conversation {
 
     /// The transcript so far, in the reference's shape.
     pub fn transcript(&self) -> &[Value] {
-        &self.transcript
+        &self.transcript.entries
     }
 
     /// The conversation's dynamic variables (the client's, placeholders, `system__*`).
@@ -396,7 +416,7 @@ impl Conversation {
         // Serialized straight from the conversation's fields: this runs after every turn, and
         // building a `json!` document first deep-copied the whole transcript each time.
         let document = StoredDocument {
-            transcript: &self.transcript,
+            transcript: &self.transcript.json,
             metadata: StoredMetadata {
                 text_only: true,
                 error: &self.error,
@@ -413,7 +433,7 @@ impl Conversation {
             user_id: self.opts.user_id.clone(),
             ended_at: ended.map(|_| time::now_secs()),
             call_successful: call_successful.into(),
-            message_count: self.transcript.len() as i64,
+            message_count: self.transcript.entries.len() as i64,
             duration_secs: self.secs(),
             termination_reason,
             document,
@@ -548,6 +568,7 @@ impl Conversation {
     ) -> Result<TurnResult, EngineError> {
         let agent_turns = self
             .transcript
+            .entries
             .iter()
             .filter(|t| t["role"] == "agent")
             .count();
