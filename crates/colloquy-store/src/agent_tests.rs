@@ -281,10 +281,7 @@ impl TestStore for SqlStore {
         } else {
             "e.created_at DESC, e.id DESC"
         };
-        q.push(
-            &format!(" ORDER BY {order} LIMIT ?"),
-            Bind::Int(i64::from(page.limit)),
-        );
+        q.order_and_limit(&order, page.limit);
         Ok(fetch_all!(self, q)?)
     }
 

@@ -322,10 +322,7 @@ impl AgentStore for SqlStore {
                 " AND ({col} {cmp} {v} OR ({col} = {v} AND a.id {cmp} {i}))"
             ));
         }
-        q.push(
-            &format!(" ORDER BY {col} {dir}, a.id {dir} LIMIT ?"),
-            Bind::Int(i64::from(page.limit)),
-        );
+        q.order_and_limit(&format!("{col} {dir}, a.id {dir}"), page.limit);
         Ok(fetch_all!(self, q)?)
     }
 

@@ -245,10 +245,7 @@ impl AuditStore for SqlStore {
                 " AND (timestamp_ms < {t} OR (timestamp_ms = {t} AND id < {i}))"
             ));
         }
-        q.push(
-            " ORDER BY timestamp_ms DESC, id DESC LIMIT ?",
-            Bind::Int(i64::from(limit)),
-        );
+        q.order_and_limit("timestamp_ms DESC, id DESC", limit);
         Ok(fetch_all!(self, q)?)
     }
 

@@ -259,10 +259,7 @@ impl ConversationStore for SqlStore {
                 " AND (started_at < {a} OR (started_at = {a} AND id < {i}))"
             ));
         }
-        q.push(
-            " ORDER BY started_at DESC, id DESC LIMIT ?",
-            Bind::Int(i64::from(limit)),
-        );
+        q.order_and_limit("started_at DESC, id DESC", limit);
         Ok(fetch_all!(self, q)?)
     }
 

@@ -233,10 +233,7 @@ impl TestRunStore for SqlStore {
                 " AND (i.created_at < {a} OR (i.created_at = {a} AND i.id < {i}))"
             ));
         }
-        q.push(
-            " ORDER BY i.created_at DESC, i.id DESC LIMIT ?",
-            Bind::Int(i64::from(limit)),
-        );
+        q.order_and_limit("i.created_at DESC, i.id DESC", limit);
         Ok(fetch_all!(self, q)?)
     }
 

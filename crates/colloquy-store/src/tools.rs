@@ -276,10 +276,7 @@ impl ToolStore for SqlStore {
                 " AND ({col} {cmp} {v} OR ({col} = {v} AND t.id {cmp} {i}))"
             ));
         }
-        q.push(
-            &format!(" ORDER BY {col} {dir}, t.id {dir} LIMIT ?"),
-            Bind::Int(i64::from(page.limit)),
-        );
+        q.order_and_limit(&format!("{col} {dir}, t.id {dir}"), page.limit);
         Ok(fetch_all!(self, q)?)
     }
 

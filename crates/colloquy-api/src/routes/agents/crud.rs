@@ -1,7 +1,7 @@
 //! Create, get, update, delete and duplicate.
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use colloquy_core::agents::{self, AgentDoc};
 use colloquy_core::validation::{LocItem, Violation};
@@ -156,10 +156,6 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, agent_id: &str) -> A
         .map_err(ApiError::from_store("agent"))
 }
 
-fn json_text(body: String) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], body)
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct CreateParams {
@@ -220,7 +216,7 @@ pub(super) async fn get_agent(
         params.branch_id.as_deref(),
         params.version_id.as_deref(),
     )?;
-    Ok(json_text(view::full(&row, &caller)))
+    Ok(view::json_text(view::full(&row, &caller)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -271,7 +267,7 @@ pub(super) async fn update_agent(
         {
             Ok(()) => {
                 let row = load(&state, &caller, &agent_id).await?;
-                return Ok(json_text(view::full(&row, &caller)));
+                return Ok(view::json_text(view::full(&row, &caller)));
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(ApiError::from_store("agent")(e)),

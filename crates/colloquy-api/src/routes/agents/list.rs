@@ -1,10 +1,11 @@
 //! The agents list and summaries by id.
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
 use colloquy_core::validation::Violation;
 use colloquy_store::{AgentFilter, AgentPage, AgentSort, SortValue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
@@ -74,7 +75,7 @@ pub(super) async fn list_agents(
     caller: Caller,
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     let limit = PageSizeRule::STANDARD
         .resolve(params.page_size)
         .map_err(ApiError::invalid)?;
@@ -160,10 +161,21 @@ pub(super) async fn list_agents(
         }
         _ => None,
     };
-    let agents: Vec<Value> = rows.iter().map(|r| view::summary(r, &caller)).collect();
-    Ok(Json(
-        json!({ "agents": agents, "next_cursor": next_cursor, "has_more": has_more }),
-    ))
+    let page = AgentsPage {
+        agents: rows.iter().map(|r| view::summary(r, &caller)).collect(),
+        next_cursor,
+        has_more,
+    };
+    let body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(view::json_text(body))
+}
+
+/// `GetAgentsPageResponseModel`.
+#[derive(Serialize)]
+struct AgentsPage<'a> {
+    agents: Vec<view::Summary<'a>>,
+    next_cursor: Option<String>,
+    has_more: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

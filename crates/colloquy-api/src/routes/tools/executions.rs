@@ -87,13 +87,6 @@ pub(super) async fn get_tool_executions(
         start_ms: to_ms("start_time", params.start_time, true)?,
         end_ms: to_ms("end_time", params.end_time, false)?,
     };
-    if !tool_id.starts_with(MCP_TOOL_PREFIX) {
-        state
-            .store
-            .get_tool(&caller.workspace_id, &tool_id)
-            .await
-            .map_err(ApiError::from_store("tool"))?;
-    }
     let fingerprint = [
         tool_id.clone(),
         format!("{:?}", filter.is_error),
@@ -118,11 +111,26 @@ pub(super) async fn get_tool_executions(
         }
         None => None,
     };
-    let mut rows = state
-        .store
-        .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    // The tool must exist (an MCP tool's derived id has no record); its page is read at the
+    // same time, on another read connection, rather than after.
+    let exists = async {
+        if tool_id.starts_with(MCP_TOOL_PREFIX) {
+            return Ok(());
+        }
+        state
+            .store
+            .get_tool(&caller.workspace_id, &tool_id)
+            .await
+            .map(drop)
+            .map_err(ApiError::from_store("tool"))
+    };
+    let page =
+        state
+            .store
+            .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1);
+    let (exists, page) = tokio::join!(exists, page);
+    exists?;
+    let mut rows = page.map_err(|e| ApiError::Internal(e.into()))?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = match rows.last() {

@@ -23,12 +23,12 @@ pub fn full(row: &ToolRow, usage: Option<ToolUsage>, caller: &Caller) -> Result<
     );
     out.insert(
         "access_info".into(),
-        access_info(
+        json!(access_info(
             &row.created_by,
             &row.creator_name,
             &row.creator_email,
             caller,
-        ),
+        )),
     );
     out.insert(
         "usage_stats".into(),
