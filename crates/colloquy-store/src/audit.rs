@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{begin_write, run};
-use crate::query::{Bind, Query, fetch_all};
+use crate::query::{Bind, Query, fetch_all, values_placeholders};
 use crate::{SqlStore, Store, StoreError, StoreResult};
 
 /// One tool call.
@@ -128,23 +128,12 @@ const ROWS_PER_INSERT: usize = 128;
 /// Columns of a `tool_executions` row, as bound by `insert_executions`.
 const ROW_PARAMS: usize = 18;
 
-/// `INSERT INTO tool_executions (...) VALUES ($1, ..., $18), ($19, ...)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO tool_executions ({COLUMNS}) VALUES ");
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for col in 0..ROW_PARAMS {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", row * ROW_PARAMS + col + 1));
-        }
-        sql.push(')');
-    }
-    sql
+/// `INSERT INTO tool_executions (...) VALUES (...), ...` for `rows` rows.
+fn insert_sql(rows: usize, numbered: bool) -> String {
+    format!(
+        "INSERT INTO tool_executions ({COLUMNS}) VALUES {}",
+        values_placeholders(rows, ROW_PARAMS, numbered)
+    )
 }
 
 #[async_trait]
@@ -161,9 +150,11 @@ impl AuditStore for SqlStore {
             e.0 += 1;
             e.1 += r.latency_us;
         }
+        let numbered = matches!(self.db, crate::db::Db::Postgres(_));
         begin_write!(self, |tx| {
             for chunk in records.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+                let sql = insert_sql(chunk.len(), numbered);
+                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {
                     insert = insert
                         .bind(&r.id)

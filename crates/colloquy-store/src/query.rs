@@ -61,6 +61,29 @@ impl Query {
     }
 }
 
+/// The `VALUES` list of a multi-row INSERT: `rows` tuples of `width` placeholders, numbered
+/// (`$1`, `$2`, ... for PostgreSQL) or anonymous (`?`, for SQLite). sqlx binds a numbered SQLite
+/// parameter by asking SQLite its name, a linear search, so binding thousands of `$n` was
+/// quadratic (two thirds of the audit writer's CPU); `?` binds in order.
+pub(crate) fn values_placeholders(rows: usize, width: usize, numbered: bool) -> String {
+    let mut sql = String::with_capacity(rows * width * 4);
+    for row in 0..rows {
+        sql.push_str(if row > 0 { ", (" } else { "(" });
+        for col in 0..width {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push_str(&format!("${}", row * width + col + 1));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
 pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

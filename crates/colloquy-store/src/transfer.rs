@@ -12,6 +12,7 @@ use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use crate::db::{Db, run};
+use crate::query::values_placeholders;
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// Rows inserted per statement.
@@ -240,32 +241,23 @@ pub async fn summarize(store: &SqlStore) -> StoreResult<Vec<TableSummary>> {
     Ok(out)
 }
 
-fn insert_sql(table: &Table, rows: usize) -> String {
+fn insert_sql(table: &Table, rows: usize, numbered: bool) -> String {
     let columns: Vec<String> = table
         .columns
         .iter()
         .map(|(c, _)| format!("\"{c}\""))
         .collect();
-    let width = table.columns.len();
-    let values: Vec<String> = (0..rows)
-        .map(|r| {
-            let params: Vec<String> = (0..width)
-                .map(|c| format!("${}", r * width + c + 1))
-                .collect();
-            format!("({})", params.join(", "))
-        })
-        .collect();
     format!(
         "INSERT INTO \"{}\" ({}) VALUES {}",
         table.name,
         columns.join(", "),
-        values.join(", ")
+        values_placeholders(rows, table.columns.len(), numbered)
     )
 }
 
 macro_rules! insert_batch {
-    ($tx:expr, $table:expr, $batch:expr) => {{
-        let sql = insert_sql($table, $batch.len());
+    ($tx:expr, $table:expr, $batch:expr, $numbered:expr) => {{
+        let sql = insert_sql($table, $batch.len(), $numbered);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in $batch.iter() {
             for cell in row {
@@ -334,6 +326,7 @@ pub async fn copy_all(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<TableSu
             busy.table, busy.rows
         )));
     }
+    let numbered = matches!(to.db, Db::Postgres(_));
     crate::db::begin_write!(to, |tx| {
         for table in &source {
             let per_statement = (BATCH * 8 / table.columns.len().max(1)).clamp(1, BATCH);
@@ -341,7 +334,7 @@ pub async fn copy_all(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<TableSu
             let reader = stream_rows(from, table, per_statement, sender);
             let writer = async {
                 while let Some(batch) = batches.recv().await {
-                    insert_batch!(tx, table, batch);
+                    insert_batch!(tx, table, batch, numbered);
                 }
                 Ok::<_, StoreError>(())
             };
