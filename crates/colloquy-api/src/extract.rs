@@ -52,6 +52,12 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// A JSON response body serialized already: pages serialize views borrowed from their rows,
+/// which cannot outlive the handler as a [`Json`] value would.
+pub fn json_text(body: impl Into<axum::body::Body>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+}
+
 /// An optional JSON body: `None` when the request has no body at all (clients call some
 /// endpoints, like duplicate, without one); otherwise exactly as [`Json`].
 #[derive(Debug, Clone)]

@@ -378,10 +378,15 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             let raw = raw.clone();
             let (workspace, tool_id) = (workspace.clone(), tool_id.clone());
             async move {
-                let rows: Vec<(String, String, i64)> = sqlx::query_as(
-                    "SELECT id, request_payload, timestamp_ms FROM tool_executions \
+                // The page's own query: every column the endpoint returns, and one row more
+                // than the page, which tells whether another page follows.
+                let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(
+                    "SELECT id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, \
+                     conversation_id, agent_id, branch_id, timestamp_ms, latency_us, status, is_error, \
+                     error_type, error_message, request_payload, response_payload, tool_call_details \
+                     FROM tool_executions \
                      WHERE workspace_id = $1 AND tool_id = $2 AND is_error = $3 AND agent_id = $4 \
-                     AND timestamp_ms >= $5 AND timestamp_ms <= $6 ORDER BY timestamp_ms DESC, id DESC LIMIT 30",
+                     AND timestamp_ms >= $5 AND timestamp_ms <= $6 ORDER BY timestamp_ms DESC, id DESC LIMIT 31",
                 )
                 .bind(&workspace)
                 .bind(&tool_id)
@@ -391,7 +396,7 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
                 .bind(end * 1000 + 999)
                 .fetch_all(&raw)
                 .await?;
-                anyhow::ensure!(rows.len() == 30 || count < 100, "raw page has {} rows", rows.len());
+                anyhow::ensure!(rows.len() == 31 || count < 100, "raw page has {} rows", rows.len());
                 Ok(())
             }
         })

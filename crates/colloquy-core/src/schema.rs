@@ -95,10 +95,12 @@ impl Spec {
     /// `pattern` compiled, once per distinct pattern.
     fn pattern(&self, pattern: &str) -> Option<Arc<Regex>> {
         let mut patterns = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
-        patterns
-            .entry(pattern.to_owned())
-            .or_insert_with(|| Regex::new(pattern).ok().map(Arc::new))
-            .clone()
+        if let Some(compiled) = patterns.get(pattern) {
+            return compiled.clone();
+        }
+        let compiled = Regex::new(pattern).ok().map(Arc::new);
+        patterns.insert(pattern.to_owned(), compiled.clone());
+        compiled
     }
 
     /// The property names a named object schema declares.

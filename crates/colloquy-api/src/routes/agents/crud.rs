@@ -14,6 +14,7 @@ use utoipa::IntoParams;
 use super::view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json_text;
 use crate::extract::{Json, MaybeJson, Query};
 use crate::routes::agent_testing::check_attached_tests;
 use crate::state::AppState;
@@ -216,7 +217,7 @@ pub(super) async fn get_agent(
         params.branch_id.as_deref(),
         params.version_id.as_deref(),
     )?;
-    Ok(view::json_text(view::full(&row, &caller)))
+    Ok(json_text(view::full(&row, &caller)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -267,7 +268,7 @@ pub(super) async fn update_agent(
         {
             Ok(()) => {
                 let row = load(&state, &caller, &agent_id).await?;
-                return Ok(view::json_text(view::full(&row, &caller)));
+                return Ok(json_text(view::full(&row, &caller)));
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(ApiError::from_store("agent")(e)),

@@ -12,6 +12,7 @@ use utoipa::IntoParams;
 use super::view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::json_text;
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -167,7 +168,7 @@ pub(super) async fn list_agents(
         has_more,
     };
     let body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(view::json_text(body))
+    Ok(json_text(body))
 }
 
 /// `GetAgentsPageResponseModel`.

@@ -1,8 +1,6 @@
 //! The wire views of an agent: the full `GetAgentResponseModel`, the list's
 //! `AgentSummaryResponseModel`, and `ResourceAccessInfo`.
 
-use axum::http::header;
-use axum::response::IntoResponse;
 use colloquy_core::agents::AgentDoc;
 use colloquy_store::AgentRow;
 use serde::{Serialize, Serializer};
@@ -16,11 +14,6 @@ use crate::routes::access::AccessInfo;
 /// `GetAgentResponseModel.default_hold_audio_url`'s declared default.
 const DEFAULT_HOLD_AUDIO_URL: &str =
     "https://eleven-public-cdn-common.elevenlabs.io/convai/ambient-audio-assets/elevator1.mp3";
-
-/// A body already serialized.
-pub fn json_text(body: impl Into<axum::body::Body>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], body.into())
-}
 
 /// `ResourceAccessInfo` of `row` for `caller`.
 pub fn access_info<'a>(row: &'a AgentRow, caller: &Caller) -> AccessInfo<'a> {

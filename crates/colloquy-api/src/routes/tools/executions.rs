@@ -1,16 +1,18 @@
 //! `GET /v1/convai/tools/{tool_id}/executions`: a tool's calls from the audit log, newest first.
 
 use axum::extract::{Path, State};
+use axum::response::Response;
 use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
 use colloquy_core::validation::Violation;
 use colloquy_store::{ExecutionFilter, ToolExecution};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::json;
+use serde_json::value::RawValue;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Query, json_text};
 use crate::state::AppState;
 
 /// Prefix of the derived ids of MCP tools that have no tool record (DESIGN.md §4.1).
@@ -50,24 +52,58 @@ fn to_ms(field: &'static str, secs: Option<f64>, round_up: bool) -> ApiResult<Op
     Ok(Some(ms.clamp(i64::MIN as f64, i64::MAX as f64) as i64))
 }
 
-/// The `ToolExecutionResponseModel` of a record.
-pub fn execution_view(e: &ToolExecution) -> Value {
-    json!({
-        "id": e.id,
-        "tool_id": e.tool_id,
-        "tool_request_id": e.tool_request_id,
-        "conversation_id": e.conversation_id,
-        "agent_id": e.agent_id,
-        "branch_id": e.branch_id,
-        "timestamp": e.timestamp_ms as f64 / 1000.0,
-        "latency_secs": e.latency_us as f64 / 1_000_000.0,
-        "is_error": e.is_error,
-        "request_payload": e.request_payload,
-        "response_payload": e.response_payload,
-        "error_message": e.error_message,
-        "error_type": e.error_type,
-        "tool_call_details": e.tool_call_details.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
-    })
+/// The `ToolExecutionResponseModel` of a record, borrowed from it (a page serializes thirty).
+#[derive(Serialize)]
+struct ExecutionView<'a> {
+    id: &'a str,
+    tool_id: &'a str,
+    tool_request_id: &'a str,
+    conversation_id: &'a str,
+    agent_id: &'a str,
+    branch_id: Option<&'a str>,
+    timestamp: f64,
+    latency_secs: f64,
+    is_error: bool,
+    request_payload: Option<&'a str>,
+    response_payload: Option<&'a str>,
+    error_message: Option<&'a str>,
+    error_type: Option<&'a str>,
+    /// Stored as JSON text; written as it is (`null` if it is not JSON).
+    #[serde(serialize_with = "json_or_null")]
+    tool_call_details: Option<&'a str>,
+}
+
+fn json_or_null<S: Serializer>(text: &Option<&str>, serializer: S) -> Result<S::Ok, S::Error> {
+    text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
+        .serialize(serializer)
+}
+
+/// The view of a record.
+fn execution_view(e: &ToolExecution) -> ExecutionView<'_> {
+    ExecutionView {
+        id: &e.id,
+        tool_id: &e.tool_id,
+        tool_request_id: &e.tool_request_id,
+        conversation_id: &e.conversation_id,
+        agent_id: &e.agent_id,
+        branch_id: e.branch_id.as_deref(),
+        timestamp: e.timestamp_ms as f64 / 1000.0,
+        latency_secs: e.latency_us as f64 / 1_000_000.0,
+        is_error: e.is_error,
+        request_payload: e.request_payload.as_deref(),
+        response_payload: e.response_payload.as_deref(),
+        error_message: e.error_message.as_deref(),
+        error_type: e.error_type.as_deref(),
+        tool_call_details: e.tool_call_details.as_deref(),
+    }
+}
+
+/// `GetToolExecutionsPageResponseModel`.
+#[derive(Serialize)]
+struct ExecutionsPage<'a> {
+    executions: Vec<ExecutionView<'a>>,
+    next_cursor: Option<String>,
+    has_more: bool,
 }
 
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/executions", params(("tool_id" = String, Path), ExecutionParams), security(("api_key" = ["tools:read"])))]
@@ -76,7 +112,7 @@ pub(super) async fn get_tool_executions(
     State(state): State<AppState>,
     Path(tool_id): Path<String>,
     Query(params): Query<ExecutionParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let limit = PageSizeRule::STANDARD
         .resolve(params.page_size)
         .map_err(ApiError::invalid)?;
@@ -137,8 +173,11 @@ pub(super) async fn get_tool_executions(
         Some(last) if has_more => Some(spec.after(json!(last.timestamp_ms), &last.id).encode()),
         _ => None,
     };
-    let executions: Vec<Value> = rows.iter().map(execution_view).collect();
-    Ok(Json(
-        json!({ "executions": executions, "next_cursor": next_cursor, "has_more": has_more }),
-    ))
+    let page = ExecutionsPage {
+        executions: rows.iter().map(execution_view).collect(),
+        next_cursor,
+        has_more,
+    };
+    let body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(json_text(body))
 }
