@@ -281,7 +281,7 @@ impl TestStore for SqlStore {
         } else {
             "e.created_at DESC, e.id DESC"
         };
-        q.order_and_limit(&order, page.limit);
+        q.order_and_limit(order, page.limit);
         Ok(fetch_all!(self, q)?)
     }
 
