@@ -205,14 +205,13 @@ impl KeyStore for SqlStore {
         let sql = format!(
             "{LIST_COLUMNS} WHERE ($1 IS NULL OR w.name = $1) \
              AND (k.created_at > $2 OR (k.created_at = $2 AND k.id > $3)) \
-             ORDER BY k.created_at, k.id LIMIT $4"
+             ORDER BY k.created_at, k.id LIMIT {limit}"
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(workspace)
                 .bind(after_at)
                 .bind(after_id)
-                .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await
         })?)

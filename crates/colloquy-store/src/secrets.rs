@@ -101,7 +101,8 @@ impl SecretStore for SqlStore {
             "{COLUMNS} WHERE workspace_id = $1 \
              AND ($2 IS NULL OR lower(substr(name, 1, length($2))) = $2) \
              AND ($3 IS NULL OR name > $3 OR (name = $3 AND id > $4)) \
-             ORDER BY name, id LIMIT $5"
+             ORDER BY name, id LIMIT {}",
+            limit.map_or(i64::MAX, i64::from)
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -109,7 +110,6 @@ impl SecretStore for SqlStore {
                 .bind(name_prefix)
                 .bind(after_name)
                 .bind(after_id)
-                .bind(limit.map_or(i64::MAX, i64::from))
                 .fetch_all(pool)
                 .await
         })?)
@@ -189,11 +189,10 @@ impl SecretStore for SqlStore {
     }
 
     async fn all_secrets(&self, after: &str, limit: u32) -> StoreResult<Vec<SecretRecord>> {
-        let sql = format!("{COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2");
+        let sql = format!("{COLUMNS} WHERE id > $1 ORDER BY id LIMIT {limit}");
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(after)
-                .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await
         })?)

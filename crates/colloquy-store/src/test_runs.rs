@@ -279,16 +279,15 @@ impl TestRunStore for SqlStore {
     ) -> StoreResult<Vec<RunRow>> {
         // The one query that differs by backend: PostgreSQL skips rows other nodes are leasing
         // right now; SQLite has a single writer, so its subquery cannot race.
-        let pick = match &self.db {
-            Db::Postgres(_) => {
-                "SELECT id FROM test_runs WHERE status = 'pending' OR (status = 'running' AND lease_until < $2) \
-                 ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED"
-            }
-            Db::Sqlite { .. } => {
-                "SELECT id FROM test_runs WHERE status = 'pending' OR (status = 'running' AND lease_until < $2) \
-                 ORDER BY created_at, id LIMIT $4"
-            }
+        // The limit is part of the text, not bound (see `Query::order_and_limit`).
+        let lock = match &self.db {
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Db::Sqlite { .. } => "",
         };
+        let pick = format!(
+            "SELECT id FROM test_runs WHERE status = 'pending' OR (status = 'running' AND lease_until < $2) \
+             ORDER BY created_at, id LIMIT {limit}{lock}"
+        );
         let sql = format!(
             "UPDATE test_runs SET status = 'running', worker = $1, attempt = attempt + 1, lease_until = $3, updated_at = $2 \
              WHERE id IN ({pick}) RETURNING {RUN_COLUMNS}"
@@ -298,7 +297,6 @@ impl TestRunStore for SqlStore {
                 .bind(worker)
                 .bind(now)
                 .bind(now + lease_secs)
-                .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await
         })?)

@@ -222,7 +222,7 @@ impl ToolStore for SqlStore {
             placeholders.join(", ")
         );
         Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
             for id in ids {
                 q = q.bind(id);
             }
@@ -362,21 +362,22 @@ impl ToolStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<AgentRow>> {
         let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        // The limit is part of the text, not bound (see `Query::order_and_limit`).
+        let sql = format!(
+            "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
+             u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
+             a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id, '' AS document \
+             FROM agent_tools x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
+             WHERE x.tool_id = $1 AND a.workspace_id = $2 \
+             AND (a.created_at > $3 OR (a.created_at = $3 AND a.id > $4)) \
+             ORDER BY a.created_at, a.id LIMIT {limit}"
+        );
         Ok(run!(self, read, |pool| {
-            sqlx::query_as(
-                "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
-                 u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
-                 a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id, '' AS document \
-                 FROM agent_tools x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
-                 WHERE x.tool_id = $1 AND a.workspace_id = $2 \
-                 AND (a.created_at > $3 OR (a.created_at = $3 AND a.id > $4)) \
-                 ORDER BY a.created_at, a.id LIMIT $5",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tool_id)
             .bind(workspace_id)
             .bind(after_at)
             .bind(after_id)
-            .bind(i64::from(limit))
             .fetch_all(pool)
             .await
         })?)
@@ -403,7 +404,7 @@ impl ToolStore for SqlStore {
              ORDER BY created_at, tool_id"
         );
         Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
             for id in secret_ids {
                 q = q.bind(id);
             }
@@ -427,7 +428,7 @@ impl ToolStore for SqlStore {
             placeholders.join(", ")
         );
         let rows: Vec<(String, i64, i64)> = run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
             for id in tool_ids {
                 q = q.bind(id);
             }
