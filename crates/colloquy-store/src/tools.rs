@@ -374,12 +374,12 @@ impl ToolStore for SqlStore {
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tool_id)
-            .bind(workspace_id)
-            .bind(after_at)
-            .bind(after_id)
-            .fetch_all(pool)
-            .await
+                .bind(tool_id)
+                .bind(workspace_id)
+                .bind(after_at)
+                .bind(after_id)
+                .fetch_all(pool)
+                .await
         })?)
     }
 

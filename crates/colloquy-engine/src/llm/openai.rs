@@ -5,10 +5,14 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::sse::{self, Events};
-use super::{CallPolicy, ChatRequest, ChatResponse, Deltas, LlmError, LlmProvider, Role, ToolCall};
+use super::{
+    CallPolicy, ChatMessage, ChatRequest, ChatResponse, Deltas, LlmError, LlmProvider, Role,
+    ToolCall,
+};
 
 /// An OpenAI-compatible endpoint.
 pub struct OpenAi {
@@ -17,6 +21,91 @@ pub struct OpenAi {
     base_url: String,
     api_key: Option<String>,
     policy: CallPolicy,
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// Only on tool messages (`null` if the call had no id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Option<&'a str>>,
+    /// `null` on an assistant message that only calls tools.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireCall<'a>>,
+}
+
+impl<'a> WireMessage<'a> {
+    fn of(m: &'a ChatMessage) -> WireMessage<'a> {
+        let (role, tool_call_id) = match m.role {
+            Role::System => ("system", None),
+            Role::User => ("user", None),
+            Role::Tool => ("tool", Some(m.tool_call_id.as_deref())),
+            Role::Assistant => ("assistant", None),
+        };
+        let calls_only = m.role == Role::Assistant && !m.tool_calls.is_empty();
+        WireMessage {
+            role,
+            tool_call_id,
+            content: (!calls_only || !m.content.is_empty()).then_some(m.content.as_str()),
+            tool_calls: if m.role == Role::Assistant {
+                m.tool_calls
+                    .iter()
+                    .map(|c| WireCall {
+                        id: &c.id,
+                        kind: "function",
+                        function: WireCallFunction {
+                            name: &c.name,
+                            arguments: &c.arguments,
+                        },
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WireCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireCallFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireCallFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
 }
 
 impl OpenAi {
@@ -35,48 +124,39 @@ impl OpenAi {
         }
     }
 
-    fn body(request: &ChatRequest) -> Value {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| match m.role {
-                Role::System => json!({"role": "system", "content": m.content}),
-                Role::User => json!({"role": "user", "content": m.content}),
-                Role::Tool => json!({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}),
-                Role::Assistant if m.tool_calls.is_empty() => json!({"role": "assistant", "content": m.content}),
-                Role::Assistant => json!({
-                    "role": "assistant",
-                    "content": if m.content.is_empty() { Value::Null } else { Value::String(m.content.clone()) },
-                    "tool_calls": m.tool_calls.iter().map(|c| json!({
-                        "id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}
-                    })).collect::<Vec<_>>(),
-                }),
-            })
-            .collect();
-        let mut body = Map::new();
-        body.insert("model".into(), json!(request.model));
-        body.insert("messages".into(), Value::Array(messages));
-        body.insert("stream".into(), json!(true));
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+    /// The request body, typed and borrowed from `request`: it carries the whole history, every
+    /// round of every turn, and building it as a JSON tree first copied all of it.
+    fn body(request: &ChatRequest) -> WireRequest<'_> {
+        WireRequest {
+            model: &request.model,
+            messages: request.messages.iter().map(WireMessage::of).collect(),
+            stream: true,
+            tools: request
                 .tools
                 .iter()
-                .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: &t.name,
+                        description: &t.description,
+                        parameters: &t.parameters,
+                    },
+                })
+                .collect(),
+            temperature: request.temperature,
+            max_tokens: request.max_tokens,
         }
-        if let Some(t) = request.temperature {
-            body.insert("temperature".into(), json!(t));
-        }
-        if let Some(m) = request.max_tokens {
-            body.insert("max_tokens".into(), json!(m));
-        }
-        if let Some(extra) = &request.extra_body {
+    }
+
+    /// The body with `extra_body`'s fields set on top (`custom_llm_extra_body`).
+    fn body_with(wire: &WireRequest<'_>, extra: &Map<String, Value>) -> Result<Value, LlmError> {
+        let mut body = serde_json::to_value(wire).map_err(|e| LlmError::Protocol(e.to_string()))?;
+        if let Value::Object(fields) = &mut body {
             for (k, v) in extra {
-                body.insert(k.clone(), v.clone());
+                fields.insert(k.clone(), v.clone());
             }
         }
-        Value::Object(body)
+        Ok(body)
     }
 
     async fn attempt(
@@ -84,10 +164,14 @@ impl OpenAi {
         request: &ChatRequest,
         deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
-        let mut http = self
+        let post = self
             .http
-            .post(format!("{}/chat/completions", self.base_url))
-            .json(&Self::body(request));
+            .post(format!("{}/chat/completions", self.base_url));
+        let wire = Self::body(request);
+        let mut http = match &request.extra_body {
+            None => post.json(&wire),
+            Some(extra) => post.json(&Self::body_with(&wire, extra)?),
+        };
         if let Some(key) = &self.api_key {
             http = http.bearer_auth(key);
         }
