@@ -50,6 +50,7 @@ struct Transcript {
 
 impl Transcript {
     fn push(&mut self, entry: Value) {
+        // Serializing a `Value` cannot fail (its keys are strings); both lists stay in step.
         if let Ok(json) = serde_json::value::to_raw_value(&entry) {
             self.json.push(json);
             self.entries.push(entry);

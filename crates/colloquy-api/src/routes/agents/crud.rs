@@ -14,8 +14,7 @@ use utoipa::IntoParams;
 use super::view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::json_text;
-use crate::extract::{Json, MaybeJson, Query};
+use crate::extract::{Json, MaybeJson, Query, json_text};
 use crate::routes::agent_testing::check_attached_tests;
 use crate::state::AppState;
 

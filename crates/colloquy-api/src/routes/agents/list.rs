@@ -12,8 +12,7 @@ use utoipa::IntoParams;
 use super::view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::json_text;
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Query, json_text};
 use crate::state::AppState;
 
 /// Most ids `summaries` accepts at once.
