@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all};
 use crate::{SqlStore, StoreError, StoreResult};
 
@@ -30,6 +31,18 @@ pub struct TestEntityRow {
     /// The test's document (JSON text; `{}` for folders).
     pub document: String,
 }
+sqlite_row!(TestEntityRow {
+    id,
+    test_type,
+    name,
+    parent_folder_id,
+    created_by,
+    creator_name,
+    creator_email,
+    created_at,
+    updated_at,
+    document,
+});
 
 /// A new test or folder.
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
-use crate::query::{Bind, Query, escape_like, fetch_all};
+use crate::inline::sqlite_row;
+use crate::query::{Bind, Query, escape_like, fetch_all, fetch_optional};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// An agent as read for a GET: columns, creator, and the document text.
@@ -40,6 +41,23 @@ pub struct AgentRow {
     /// The stored document (JSON object text); empty in list rows.
     pub document: String,
 }
+sqlite_row!(AgentRow {
+    id,
+    name,
+    tags,
+    archived,
+    voice_id,
+    created_by,
+    creator_name,
+    creator_email,
+    created_at,
+    updated_at,
+    last_call_time,
+    call_count_7d,
+    main_branch_id,
+    version_id,
+    document,
+});
 
 /// A new agent.
 #[derive(Debug, Clone)]
@@ -238,17 +256,17 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow> {
-        let sql = format!(
-            "{SELECT}, a.document FROM agents a JOIN users u ON u.id = a.created_by \
-             WHERE a.workspace_id = $1 AND a.id = $2"
+        let q = Query::new(
+            format!(
+                "{SELECT}, a.document FROM agents a JOIN users u ON u.id = a.created_by \
+                 WHERE a.workspace_id = $1 AND a.id = $2"
+            ),
+            vec![
+                Bind::Text(workspace_id.to_owned()),
+                Bind::Text(id.to_owned()),
+            ],
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
-                .bind(id)
-                .fetch_one(pool)
-                .await
-        })?)
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn get_agents(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<AgentRow>> {

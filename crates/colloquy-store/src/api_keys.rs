@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use colloquy_core::{ids, keys, time};
 
 use crate::db::{begin_write, run};
+use crate::inline::sqlite_row;
+use crate::query::{Bind, Query, fetch_optional};
 use crate::{Backend, SqlStore, Store, StoreError, StoreResult, WorkspaceStore};
 
 /// Name of the workspace the bootstrap key is created in.
@@ -60,6 +62,13 @@ pub struct AuthKey {
     /// Set when the key was revoked.
     pub revoked_at: Option<i64>,
 }
+sqlite_row!(AuthKey {
+    key_id,
+    workspace_id,
+    user_id,
+    scopes,
+    revoked_at
+});
 
 /// API keys.
 #[async_trait]
@@ -234,14 +243,11 @@ impl KeyStore for SqlStore {
     }
 
     async fn find_key(&self, token_hash: &str) -> StoreResult<Option<AuthKey>> {
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(
-                "SELECT id AS key_id, workspace_id, user_id, scopes, revoked_at \
-                 FROM api_keys WHERE token_hash = $1",
-            )
-            .bind(token_hash)
-            .fetch_optional(pool)
-            .await
-        })?)
+        let q = Query::new(
+            "SELECT id AS key_id, workspace_id, user_id, scopes, revoked_at \
+             FROM api_keys WHERE token_hash = $1",
+            vec![Bind::Text(token_hash.to_owned())],
+        );
+        Ok(fetch_optional!(self, q)?)
     }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{begin_write, run};
+use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, values_placeholders};
 use crate::{SqlStore, Store, StoreError, StoreResult};
 
@@ -51,6 +52,26 @@ pub struct ToolExecution {
     /// `tool_call_details` as JSON text (secrets redacted).
     pub tool_call_details: Option<String>,
 }
+sqlite_row!(ToolExecution {
+    id,
+    workspace_id,
+    tool_id,
+    tool_name,
+    tool_type,
+    tool_request_id,
+    conversation_id,
+    agent_id,
+    branch_id,
+    timestamp_ms,
+    latency_us,
+    status,
+    is_error,
+    error_type,
+    error_message,
+    request_payload,
+    response_payload,
+    tool_call_details,
+});
 
 /// A conversation's identity, as far as the audit APIs need it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all};
 use crate::{ConversationRecord, SqlStore, StoreError, StoreResult};
 
@@ -63,6 +64,23 @@ pub struct ConversationRow {
     /// Document (empty in list rows).
     pub document: String,
 }
+sqlite_row!(ConversationRow {
+    id,
+    agent_id,
+    branch_id,
+    source,
+    status,
+    started_at,
+    agent_name,
+    user_id,
+    ended_at,
+    call_successful,
+    message_count,
+    duration_secs,
+    termination_reason,
+    feedback,
+    document,
+});
 
 /// Filters of the conversations list.
 #[derive(Debug, Clone, Default)]

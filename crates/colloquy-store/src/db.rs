@@ -18,6 +18,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::inline::{InlineReads, SqliteRow};
+use crate::query::Query;
 use crate::{Store, StoreError, StoreResult};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -39,6 +41,9 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long a statement waits for a locked SQLite database before failing.
     pub busy_timeout: Duration,
+    /// SQLite VM steps a read may take on the calling thread before it moves to the pool
+    /// (see [`crate::inline`]); 0 runs every read on the pool.
+    pub inline_read_budget: u32,
 }
 
 impl Default for ConnectOptions {
@@ -46,12 +51,19 @@ impl Default for ConnectOptions {
         ConnectOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(10),
+            // About half a millisecond: a page or a lookup by key uses a few thousand.
+            inline_read_budget: 100_000,
         }
     }
 }
 
 pub(crate) enum Db {
-    Sqlite { read: SqlitePool, write: SqlitePool },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+        /// Off for an in-memory database, which only its one connection can see.
+        inline: Option<InlineReads>,
+    },
     Postgres(PgPool),
 }
 
@@ -142,7 +154,8 @@ impl SqlStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(opts.busy_timeout);
-        if let Some(file) = sqlite_file(url) {
+        let file = sqlite_file(url);
+        if let Some(file) = &file {
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StoreError::Config(format!("cannot create {}: {e}", dir.display()))
@@ -161,6 +174,7 @@ impl SqlStore {
                 db: Db::Sqlite {
                     read: pool.clone(),
                     write: pool,
+                    inline: None,
                 },
             });
         }
@@ -172,9 +186,39 @@ impl SqlStore {
             .max_connections(opts.max_connections.max(1))
             .connect_with(base)
             .await?;
+        let inline = file
+            .filter(|_| opts.inline_read_budget > 0)
+            .map(|f| InlineReads::new(f, opts.inline_read_budget));
         Ok(SqlStore {
-            db: Db::Sqlite { read, write },
+            db: Db::Sqlite {
+                read,
+                write,
+                inline,
+            },
         })
+    }
+
+    /// Every row of `q`, read on this thread, or `None` when the pool must run it (PostgreSQL,
+    /// or see [`crate::inline`]).
+    pub(crate) fn inline_all<T: SqliteRow>(&self, q: &Query) -> Option<Vec<T>> {
+        match &self.db {
+            Db::Sqlite {
+                inline: Some(reads),
+                ..
+            } => reads.all(q),
+            _ => None,
+        }
+    }
+
+    /// The first row of `q`, read on this thread, or `None` when the pool must run it.
+    pub(crate) fn inline_optional<T: SqliteRow>(&self, q: &Query) -> Option<Option<T>> {
+        match &self.db {
+            Db::Sqlite {
+                inline: Some(reads),
+                ..
+            } => reads.optional(q),
+            _ => None,
+        }
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so
@@ -207,7 +251,14 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite {
+                read,
+                write,
+                inline,
+            } => {
+                if let Some(reads) = inline {
+                    reads.close();
+                }
                 read.close().await;
                 write.close().await;
             }

@@ -14,6 +14,7 @@ mod audit;
 mod conversations;
 mod db;
 mod error;
+mod inline;
 mod mcp_servers;
 mod query;
 mod secrets;

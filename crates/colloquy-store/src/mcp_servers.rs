@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
+use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all};
 use crate::{AgentRow, SqlStore, StoreError, StoreResult};
 
@@ -28,6 +29,17 @@ pub struct McpServerRow {
     /// The configuration as JSON text.
     pub document: String,
 }
+sqlite_row!(McpServerRow {
+    id,
+    name,
+    created_by,
+    creator_name,
+    creator_email,
+    created_at,
+    updated_at,
+    version,
+    document,
+});
 
 /// What a create or update writes.
 #[derive(Debug, Clone)]

@@ -96,20 +96,55 @@ pub(crate) fn escape_like(s: &str) -> String {
     out
 }
 
-/// Runs a [`Query`] on the read pool and fetches every row.
+/// Fetches every row of a [`Query`]: on the calling thread where SQLite allows (see
+/// [`crate::inline`]), otherwise on the read pool.
 macro_rules! fetch_all {
     ($store:expr, $query:expr) => {
-        $crate::db::run!($store, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone()));
-            for b in &$query.binds {
-                q = match b {
-                    $crate::query::Bind::Text(s) => q.bind(s.clone()),
-                    $crate::query::Bind::Int(n) => q.bind(*n),
-                    $crate::query::Bind::Bool(x) => q.bind(*x),
-                };
-            }
-            q.fetch_all(pool).await
-        })
+        match $store.inline_all(&$query) {
+            Some(rows) => Ok(rows),
+            None => $crate::db::run!($store, read, |pool| {
+                $crate::query::bound!(
+                    sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone())),
+                    $query
+                )
+                .fetch_all(pool)
+                .await
+            }),
+        }
     };
 }
 pub(crate) use fetch_all;
+
+/// Fetches the first row of a [`Query`], if any, the way [`fetch_all!`] does.
+macro_rules! fetch_optional {
+    ($store:expr, $query:expr) => {
+        match $store.inline_optional(&$query) {
+            Some(row) => Ok(row),
+            None => $crate::db::run!($store, read, |pool| {
+                $crate::query::bound!(
+                    sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone())),
+                    $query
+                )
+                .fetch_optional(pool)
+                .await
+            }),
+        }
+    };
+}
+pub(crate) use fetch_optional;
+
+/// Binds a [`Query`]'s parameters to a sqlx query.
+macro_rules! bound {
+    ($q:expr, $query:expr) => {{
+        let mut q = $q;
+        for b in &$query.binds {
+            q = match b {
+                $crate::query::Bind::Text(s) => q.bind(s.clone()),
+                $crate::query::Bind::Int(n) => q.bind(*n),
+                $crate::query::Bind::Bool(x) => q.bind(*x),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bound;

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::db::{Db, begin_write, run};
+use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all};
 use crate::{SqlStore, StoreResult};
 
@@ -28,6 +29,17 @@ pub struct InvocationRow {
     /// Request details (agent config override) as JSON text.
     pub document: String,
 }
+sqlite_row!(InvocationRow {
+    id,
+    workspace_id,
+    agent_id,
+    branch_id,
+    name,
+    repeat_count,
+    created_by,
+    created_at,
+    document,
+});
 
 /// A run as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
-use crate::query::{Bind, Query, fetch_all};
+use crate::inline::sqlite_row;
+use crate::query::{Bind, Query, fetch_all, fetch_optional};
 use crate::{AgentRow, SortValue, SqlStore, StoreError, StoreResult};
 
 /// A tool as read.
@@ -28,6 +29,17 @@ pub struct ToolRow {
     /// `{tool_config, response_mocks}` as JSON text.
     pub document: String,
 }
+sqlite_row!(ToolRow {
+    id,
+    name,
+    tool_type,
+    created_by,
+    creator_name,
+    creator_email,
+    created_at,
+    updated_at,
+    document,
+});
 
 /// What a create or update writes.
 #[derive(Debug, Clone)]
@@ -202,14 +214,14 @@ impl ToolStore for SqlStore {
     }
 
     async fn get_tool(&self, workspace_id: &str, id: &str) -> StoreResult<ToolRow> {
-        let sql = format!("{SELECT} WHERE t.workspace_id = $1 AND t.id = $2");
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
-                .bind(id)
-                .fetch_one(pool)
-                .await
-        })?)
+        let q = Query::new(
+            format!("{SELECT} WHERE t.workspace_id = $1 AND t.id = $2"),
+            vec![
+                Bind::Text(workspace_id.to_owned()),
+                Bind::Text(id.to_owned()),
+            ],
+        );
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn get_tools(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<ToolRow>> {

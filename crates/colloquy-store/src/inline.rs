@@ -1,0 +1,337 @@
+//! SQLite reads answered on the calling thread.
+//!
+//! sqlx runs every SQLite connection on a thread of its own: a statement is sent to that
+//! thread and each row comes back over a channel, every hand-off a futex wake-up. A lookup by
+//! key answers from SQLite's page cache in microseconds, so those hand-offs were most of what
+//! a request cost (GET agent served 0.28 of a bare handler's throughput, a 30-agent page 0.10).
+//! Here the reads made on every request (the key lookup, agents and tools by id, the paged
+//! lists) run synchronously with rusqlite, on connections of their own, where the request is.
+//!
+//! Blocking a runtime worker is only harmless while it is short, so each statement has a
+//! budget of SQLite VM steps, enforced by a progress handler. A statement that exceeds it (a
+//! name search over many agents, say), or that finds the database busy, gives up and returns
+//! `None`; the caller then runs it on the sqlx pool, whose threads may take as long as it
+//! needs. Errors are never reported from here: the pool runs the statement again and reports
+//! them the one way the store always has.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
+
+use crate::query::{Bind, Query};
+
+/// VM steps between two calls of the progress handler: the unit of the budget.
+const STEPS_PER_CHECK: u32 = 1000;
+/// Connections kept open between reads. Reads never wait inside a statement, so at most one
+/// per thread running them is in use at once.
+const MAX_IDLE: usize = 8;
+/// Statements each connection keeps prepared: every text the hot paths produce, with room
+/// for the page sizes and filter combinations a client actually uses.
+const STATEMENT_CACHE: usize = 128;
+
+/// A row type the inline path can read. `COLUMNS` are matched to the statement's result
+/// columns by name once per statement, so a query may list them in any order.
+pub(crate) trait SqliteRow: Sized {
+    /// The result columns read, in the order `from_row` takes them.
+    const COLUMNS: &'static [&'static str];
+    /// Reads a row; `at[i]` is the result column of `COLUMNS[i]`.
+    fn from_row(row: &rusqlite::Row<'_>, at: &[usize]) -> rusqlite::Result<Self>;
+}
+
+/// Implements [`SqliteRow`] for a struct whose fields are named after its result columns, as
+/// its `sqlx::FromRow` derive already requires. Listing every field is checked by the
+/// compiler (the struct literal must be complete).
+macro_rules! sqlite_row {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl $crate::inline::SqliteRow for $ty {
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            fn from_row(row: &rusqlite::Row<'_>, at: &[usize]) -> rusqlite::Result<Self> {
+                let mut at = at.iter().copied();
+                Ok($ty {
+                    $($field: row.get(at.next().unwrap_or(usize::MAX))?,)*
+                })
+            }
+        }
+    };
+}
+pub(crate) use sqlite_row;
+
+/// A single unnamed value, such as a `COUNT(*)`: the first result column.
+impl SqliteRow for (i64,) {
+    const COLUMNS: &'static [&'static str] = &[];
+
+    fn from_row(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?,))
+    }
+}
+
+impl ToSql for Bind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Bind::Text(s) => s.to_sql(),
+            Bind::Int(n) => n.to_sql(),
+            Bind::Bool(b) => b.to_sql(),
+        }
+    }
+}
+
+/// One reading connection and the step counter its progress handler reads.
+struct Reader {
+    conn: Connection,
+    checks: Arc<AtomicU32>,
+}
+
+/// The inline readers of one SQLite file.
+pub(crate) struct InlineReads {
+    path: PathBuf,
+    /// Progress-handler calls a statement may use up.
+    checks_allowed: u32,
+    idle: Mutex<Vec<Reader>>,
+    /// Set by [`InlineReads::close`]: every read goes to the (closed) pool, as before.
+    closed: AtomicBool,
+    /// Reads handed back to the pool (over budget, busy, or failed).
+    handed_back: AtomicU64,
+}
+
+impl InlineReads {
+    /// Readers of the database at `path`, each statement allowed about `budget` VM steps.
+    pub(crate) fn new(path: PathBuf, budget: u32) -> InlineReads {
+        InlineReads {
+            path,
+            checks_allowed: budget.div_ceil(STEPS_PER_CHECK).max(1),
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            handed_back: AtomicU64::new(0),
+        }
+    }
+
+    /// Every row of `q`, or `None` when the pool must run it.
+    pub(crate) fn all<T: SqliteRow>(&self, q: &Query) -> Option<Vec<T>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&q.sql)?;
+            let at = columns::<T>(&stmt)?;
+            bind(&mut stmt, &q.binds)?;
+            let mut rows = stmt.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(T::from_row(row, &at)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The first row of `q` if there is one, or `None` when the pool must run it.
+    pub(crate) fn optional<T: SqliteRow>(&self, q: &Query) -> Option<Option<T>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(&q.sql)?;
+            let at = columns::<T>(&stmt)?;
+            bind(&mut stmt, &q.binds)?;
+            let mut rows = stmt.raw_query();
+            match rows.next()? {
+                Some(row) => Ok(Some(T::from_row(row, &at)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Closes the idle connections; later reads all go to the pool.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn with<R>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Option<R> {
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let out = self.take().and_then(|reader| {
+            reader.checks.store(0, Ordering::Relaxed);
+            let out = read(&reader.conn);
+            self.give_back(reader);
+            out
+        });
+        match out {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                self.handed_back.fetch_add(1, Ordering::Relaxed);
+                if !is_expected(&e) {
+                    tracing::warn!(error = %e, "inline read failed; the pool runs it instead");
+                }
+                None
+            }
+        }
+    }
+
+    fn take(&self) -> rusqlite::Result<Reader> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(r) => Ok(r),
+            None => self.open(),
+        }
+    }
+
+    fn give_back(&self, reader: Reader) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(reader);
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<Reader> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.pragma_update(None, "query_only", true)?;
+        // Busy means "not now": the pool waits its busy_timeout instead of this thread.
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let checks = Arc::new(AtomicU32::new(0));
+        let (counter, allowed) = (checks.clone(), self.checks_allowed);
+        conn.progress_handler(
+            STEPS_PER_CHECK as i32,
+            Some(move || counter.fetch_add(1, Ordering::Relaxed) + 1 >= allowed),
+        )?;
+        Ok(Reader { conn, checks })
+    }
+
+    /// Reads handed back to the pool so far.
+    #[cfg(test)]
+    pub(crate) fn handed_back(&self) -> u64 {
+        self.handed_back.load(Ordering::Relaxed)
+    }
+}
+
+/// Result column of each of `T::COLUMNS`.
+fn columns<T: SqliteRow>(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<Vec<usize>> {
+    T::COLUMNS.iter().map(|c| stmt.column_index(c)).collect()
+}
+
+/// Binds `$1`, `$2`, ... by name: a [`Query`] may use one parameter twice, which SQLite numbers
+/// by first appearance.
+fn bind(stmt: &mut rusqlite::Statement<'_>, binds: &[Bind]) -> rusqlite::Result<()> {
+    let mut name = String::with_capacity(4);
+    for (i, value) in binds.iter().enumerate() {
+        name.clear();
+        name.push('$');
+        name.push_str(&(i + 1).to_string());
+        stmt.raw_bind_parameter(name.as_str(), value)?;
+    }
+    Ok(())
+}
+
+/// Over budget or busy: the ordinary reasons to hand a read back.
+fn is_expected(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::OperationInterrupted | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Db;
+    use crate::{
+        AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, ConnectOptions, NewAgent,
+        SqlStore, WorkspaceStore,
+    };
+
+    fn handed_back(store: &SqlStore) -> u64 {
+        match &store.db {
+            Db::Sqlite {
+                inline: Some(reads),
+                ..
+            } => reads.handed_back(),
+            _ => panic!("inline reads are off"),
+        }
+    }
+
+    async fn open(url: &str, inline_read_budget: u32) -> SqlStore {
+        let opts = ConnectOptions {
+            inline_read_budget,
+            ..ConnectOptions::default()
+        };
+        let store = SqlStore::connect(url, &opts).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Inline reads give what the pool gives; one over budget moves to the pool and still
+    /// answers.
+    #[tokio::test]
+    async fn over_budget_reads_move_to_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let pool_only = open(&url, 0).await;
+        let ws = pool_only.ensure_workspace("w").await.unwrap();
+        let user = pool_only.ensure_user(&ws.id, "u", "u@x").await.unwrap();
+        for i in 0..300 {
+            let name = format!("agent {i:03}");
+            pool_only
+                .insert_agent(&NewAgent {
+                    id: format!("agent_{i:03}"),
+                    workspace_id: ws.id.clone(),
+                    created_by: user.id.clone(),
+                    created_at: 1_700_000_000 + i,
+                    main_branch_id: format!("agtbrch_{i:03}"),
+                    content: AgentContent {
+                        name_lower: name.clone(),
+                        name,
+                        tags: vec!["t".into()],
+                        archived: false,
+                        voice_id: "v".into(),
+                        version_id: format!("agtvrsn_{i:03}"),
+                        document: format!("{{\"n\":{i}}}"),
+                        tool_ids: vec![],
+                        mcp_server_ids: vec![],
+                    },
+                })
+                .await
+                .unwrap();
+        }
+        let page = AgentPage {
+            sort: AgentSort::CreatedAt,
+            descending: true,
+            after: None,
+            limit: 31,
+        };
+        let everything = AgentFilter::default();
+        // Matches one of the oldest agents: the newest-first scan walks nearly every row.
+        let search = AgentFilter {
+            search: Some("agent 002".into()),
+            ..AgentFilter::default()
+        };
+
+        let roomy = open(&url, 100_000).await;
+        let listed = roomy.list_agents(&ws.id, &everything, &page).await.unwrap();
+        assert_eq!(listed.len(), 31);
+        assert_eq!(
+            listed,
+            pool_only
+                .list_agents(&ws.id, &everything, &page)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            roomy.get_agent(&ws.id, "agent_007").await.unwrap(),
+            pool_only.get_agent(&ws.id, "agent_007").await.unwrap()
+        );
+        assert_eq!(handed_back(&roomy), 0, "a page and a lookup fit the budget");
+
+        let tight = open(&url, 1).await;
+        assert_eq!(
+            tight.get_agent(&ws.id, "agent_007").await.unwrap().document,
+            "{\"n\":7}"
+        );
+        assert_eq!(handed_back(&tight), 0, "a lookup by key fits any budget");
+        let found = tight.list_agents(&ws.id, &search, &page).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].id, "agent_002");
+        assert_eq!(handed_back(&tight), 1, "the scan went over budget");
+    }
+}
