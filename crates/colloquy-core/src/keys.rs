@@ -19,8 +19,14 @@ pub fn generate_token() -> String {
 
 /// The stored form of a token: lowercase hex SHA-256.
 pub fn hash_token(token: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = digest::digest(&digest::SHA256, token.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in d.as_ref() {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// The part of a token safe to show in listings: its first 7 characters.
@@ -40,6 +46,11 @@ mod tests {
         assert_ne!(a, generate_token());
         assert_eq!(hash_token(&a), hash_token(&a));
         assert_eq!(hash_token(&a).len(), 64);
+        // Stored hashes must not change: SHA-256 of "abc" in lower-case hex.
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(token_hint(&a).len(), 7);
     }
 }

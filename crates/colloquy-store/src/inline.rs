@@ -207,9 +207,17 @@ impl InlineReads {
     }
 }
 
-/// Result column of each of `T::COLUMNS`.
+/// Result column of each of `T::COLUMNS`. Queries list them in order, which is checked first
+/// (a name lookup compares against every column, and was a twentieth of a GET agent).
 fn columns<T: SqliteRow>(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<Vec<usize>> {
-    T::COLUMNS.iter().map(|c| stmt.column_index(c)).collect()
+    T::COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match stmt.column_name(i) {
+            Ok(found) if found == *name => Ok(i),
+            _ => stmt.column_index(name),
+        })
+        .collect()
 }
 
 /// Binds `$1`, `$2`, ... by name: a [`Query`] may use one parameter twice, which SQLite numbers

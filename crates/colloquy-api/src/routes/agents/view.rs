@@ -5,7 +5,7 @@ use colloquy_core::agents::AgentDoc;
 use colloquy_store::AgentRow;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -23,10 +23,6 @@ pub fn access_info<'a>(row: &'a AgentRow, caller: &Caller) -> AccessInfo<'a> {
         &row.creator_email,
         caller,
     )
-}
-
-fn tags(row: &AgentRow) -> Value {
-    serde_json::from_str(&row.tags).unwrap_or_else(|_| json!([]))
 }
 
 /// The list item of an agent (`AgentSummaryResponseModel`), borrowed from its row: a page
@@ -72,31 +68,59 @@ pub fn summary<'a>(row: &'a AgentRow, caller: &Caller) -> Summary<'a> {
 /// re-parse it; the document never holds the computed keys written here (they are stripped
 /// on every write), so no key appears twice.
 pub fn full(row: &AgentRow, caller: &Caller) -> String {
-    let head = json!({
-        "agent_id": row.id,
-        "name": row.name,
-        "metadata": {"created_at_unix_secs": row.created_at, "updated_at_unix_secs": row.updated_at},
-        "phone_numbers": [],
-        "whatsapp_accounts": [],
-        "access_info": access_info(row, caller),
-        "tags": tags(row),
-        "version_id": row.version_id,
-        "branch_id": row.main_branch_id,
-        "main_branch_id": row.main_branch_id,
-        "default_hold_audio_url": DEFAULT_HOLD_AUDIO_URL,
-    })
-    .to_string();
-    let doc = row.document.trim();
-    match doc.strip_prefix('{').map(str::trim_start) {
-        Some(rest) if !rest.starts_with('}') => {
-            let mut out = String::with_capacity(head.len() + doc.len() + 1);
-            out.push_str(&head[..head.len() - 1]);
-            out.push(',');
-            out.push_str(rest);
-            out
-        }
-        _ => head,
+    let head = FullHead {
+        agent_id: &row.id,
+        name: &row.name,
+        metadata: Metadata {
+            created_at_unix_secs: row.created_at,
+            updated_at_unix_secs: row.updated_at,
+        },
+        phone_numbers: [],
+        whatsapp_accounts: [],
+        access_info: access_info(row, caller),
+        tags: &row.tags,
+        version_id: &row.version_id,
+        branch_id: &row.main_branch_id,
+        main_branch_id: &row.main_branch_id,
+        default_hold_audio_url: DEFAULT_HOLD_AUDIO_URL,
+    };
+    let mut out = Vec::with_capacity(512 + row.document.len());
+    if serde_json::to_writer(&mut out, &head).is_err() {
+        // Serializing borrowed strings and numbers cannot fail; stay valid JSON regardless.
+        return "{}".into();
     }
+    let doc = row.document.trim();
+    if let Some(rest) = doc.strip_prefix('{').map(str::trim_start)
+        && !rest.starts_with('}')
+    {
+        out.pop();
+        out.push(b',');
+        out.extend_from_slice(rest.as_bytes());
+    }
+    String::from_utf8(out).unwrap_or_else(|_| "{}".into())
+}
+
+/// The computed keys of `GetAgentResponseModel`, ahead of the stored document's.
+#[derive(Serialize)]
+struct FullHead<'a> {
+    agent_id: &'a str,
+    name: &'a str,
+    metadata: Metadata,
+    phone_numbers: [(); 0],
+    whatsapp_accounts: [(); 0],
+    access_info: AccessInfo<'a>,
+    #[serde(serialize_with = "tags_text")]
+    tags: &'a str,
+    version_id: &'a str,
+    branch_id: &'a str,
+    main_branch_id: &'a str,
+    default_hold_audio_url: &'static str,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    created_at_unix_secs: i64,
+    updated_at_unix_secs: i64,
 }
 
 /// The stored agent as a body a PATCH can merge into.
