@@ -112,14 +112,10 @@ impl InlineReads {
 
     /// Every row of `q`, or `None` when the pool must run it.
     pub(crate) fn all<T: SqliteRow>(&self, q: &Query) -> Option<Vec<T>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&q.sql)?;
-            let at = columns::<T>(&stmt)?;
-            bind(&mut stmt, &q.binds)?;
-            let mut rows = stmt.raw_query();
+        self.query::<T, _>(q, |mut rows, at| {
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                out.push(T::from_row(row, &at)?);
+                out.push(T::from_row(row, at)?);
             }
             Ok(out)
         })
@@ -127,15 +123,22 @@ impl InlineReads {
 
     /// The first row of `q` if there is one, or `None` when the pool must run it.
     pub(crate) fn optional<T: SqliteRow>(&self, q: &Query) -> Option<Option<T>> {
+        self.query::<T, _>(q, |mut rows, at| {
+            rows.next()?.map(|row| T::from_row(row, at)).transpose()
+        })
+    }
+
+    /// Runs `q` and hands its rows, with the result column of each of `T::COLUMNS`, to `read`.
+    fn query<T: SqliteRow, R>(
+        &self,
+        q: &Query,
+        read: impl FnOnce(rusqlite::Rows<'_>, &[usize]) -> rusqlite::Result<R>,
+    ) -> Option<R> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&q.sql)?;
             let at = columns::<T>(&stmt)?;
             bind(&mut stmt, &q.binds)?;
-            let mut rows = stmt.raw_query();
-            match rows.next()? {
-                Some(row) => Ok(Some(T::from_row(row, &at)?)),
-                None => Ok(None),
-            }
+            read(stmt.raw_query(), &at)
         })
     }
 

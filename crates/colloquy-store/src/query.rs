@@ -100,17 +100,7 @@ pub(crate) fn escape_like(s: &str) -> String {
 /// [`crate::inline`]), otherwise on the read pool.
 macro_rules! fetch_all {
     ($store:expr, $query:expr) => {
-        match $store.inline_all(&$query) {
-            Some(rows) => Ok(rows),
-            None => $crate::db::run!($store, read, |pool| {
-                $crate::query::bound!(
-                    sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone())),
-                    $query
-                )
-                .fetch_all(pool)
-                .await
-            }),
-        }
+        $crate::query::fetch!($store, $query, inline_all, fetch_all)
     };
 }
 pub(crate) use fetch_all;
@@ -118,20 +108,29 @@ pub(crate) use fetch_all;
 /// Fetches the first row of a [`Query`], if any, the way [`fetch_all!`] does.
 macro_rules! fetch_optional {
     ($store:expr, $query:expr) => {
-        match $store.inline_optional(&$query) {
-            Some(row) => Ok(row),
+        $crate::query::fetch!($store, $query, inline_optional, fetch_optional)
+    };
+}
+pub(crate) use fetch_optional;
+
+/// [`fetch_all!`] and [`fetch_optional!`]: `$inline` on the calling thread, else `$fetch` on the
+/// read pool.
+macro_rules! fetch {
+    ($store:expr, $query:expr, $inline:ident, $fetch:ident) => {
+        match $store.$inline(&$query) {
+            Some(found) => Ok(found),
             None => $crate::db::run!($store, read, |pool| {
                 $crate::query::bound!(
                     sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone())),
                     $query
                 )
-                .fetch_optional(pool)
+                .$fetch(pool)
                 .await
             }),
         }
     };
 }
-pub(crate) use fetch_optional;
+pub(crate) use fetch;
 
 /// Binds a [`Query`]'s parameters to a sqlx query.
 macro_rules! bound {
