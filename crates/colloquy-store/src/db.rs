@@ -18,8 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::inline::{InlineReads, SqliteRow};
-use crate::query::Query;
+use crate::inline::InlineReads;
 use crate::{Store, StoreError, StoreResult};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -198,26 +197,12 @@ impl SqlStore {
         })
     }
 
-    /// Every row of `q`, read on this thread, or `None` when the pool must run it (PostgreSQL,
-    /// or see [`crate::inline`]).
-    pub(crate) fn inline_all<T: SqliteRow>(&self, q: &Query) -> Option<Vec<T>> {
+    /// The inline readers, where reads may run on the calling thread (SQLite on a file; see
+    /// [`crate::inline`]).
+    pub(crate) fn inline(&self) -> Option<&InlineReads> {
         match &self.db {
-            Db::Sqlite {
-                inline: Some(reads),
-                ..
-            } => reads.all(q),
-            _ => None,
-        }
-    }
-
-    /// The first row of `q`, read on this thread, or `None` when the pool must run it.
-    pub(crate) fn inline_optional<T: SqliteRow>(&self, q: &Query) -> Option<Option<T>> {
-        match &self.db {
-            Db::Sqlite {
-                inline: Some(reads),
-                ..
-            } => reads.optional(q),
-            _ => None,
+            Db::Sqlite { inline, .. } => inline.as_ref(),
+            Db::Postgres(_) => None,
         }
     }
 

@@ -246,20 +246,13 @@ fn is_expected(e: &rusqlite::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::Db;
     use crate::{
         AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, ConnectOptions, NewAgent,
         SqlStore, WorkspaceStore,
     };
 
     fn handed_back(store: &SqlStore) -> u64 {
-        match &store.db {
-            Db::Sqlite {
-                inline: Some(reads),
-                ..
-            } => reads.handed_back(),
-            _ => panic!("inline reads are off"),
-        }
+        store.inline().expect("inline reads are on").handed_back()
     }
 
     async fn open(url: &str, inline_read_budget: u32) -> SqlStore {

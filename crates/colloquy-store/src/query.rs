@@ -100,7 +100,7 @@ pub(crate) fn escape_like(s: &str) -> String {
 /// [`crate::inline`]), otherwise on the read pool.
 macro_rules! fetch_all {
     ($store:expr, $query:expr) => {
-        $crate::query::fetch!($store, $query, inline_all, fetch_all)
+        $crate::query::fetch!($store, $query, all, fetch_all)
     };
 }
 pub(crate) use fetch_all;
@@ -108,7 +108,7 @@ pub(crate) use fetch_all;
 /// Fetches the first row of a [`Query`], if any, the way [`fetch_all!`] does.
 macro_rules! fetch_optional {
     ($store:expr, $query:expr) => {
-        $crate::query::fetch!($store, $query, inline_optional, fetch_optional)
+        $crate::query::fetch!($store, $query, optional, fetch_optional)
     };
 }
 pub(crate) use fetch_optional;
@@ -117,7 +117,7 @@ pub(crate) use fetch_optional;
 /// read pool.
 macro_rules! fetch {
     ($store:expr, $query:expr, $inline:ident, $fetch:ident) => {
-        match $store.$inline(&$query) {
+        match $store.inline().and_then(|reads| reads.$inline(&$query)) {
             Some(found) => Ok(found),
             None => $crate::db::run!($store, read, |pool| {
                 $crate::query::bound!(

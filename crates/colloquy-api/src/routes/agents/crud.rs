@@ -216,7 +216,7 @@ pub(super) async fn get_agent(
         params.branch_id.as_deref(),
         params.version_id.as_deref(),
     )?;
-    Ok(json_text(view::full(&row, &caller)))
+    Ok(json_text(view::full(&row, &caller)?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -267,7 +267,7 @@ pub(super) async fn update_agent(
         {
             Ok(()) => {
                 let row = load(&state, &caller, &agent_id).await?;
-                return Ok(json_text(view::full(&row, &caller)));
+                return Ok(json_text(view::full(&row, &caller)?));
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(ApiError::from_store("agent")(e)),

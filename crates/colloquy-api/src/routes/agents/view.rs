@@ -67,7 +67,7 @@ pub fn summary<'a>(row: &'a AgentRow, caller: &Caller) -> Summary<'a> {
 /// The full agent as JSON text. The stored document is spliced in as text, so a GET does not
 /// re-parse it; the document never holds the computed keys written here (they are stripped
 /// on every write), so no key appears twice.
-pub fn full(row: &AgentRow, caller: &Caller) -> String {
+pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
     let head = FullHead {
         agent_id: &row.id,
         name: &row.name,
@@ -85,10 +85,7 @@ pub fn full(row: &AgentRow, caller: &Caller) -> String {
         default_hold_audio_url: DEFAULT_HOLD_AUDIO_URL,
     };
     let mut out = Vec::with_capacity(512 + row.document.len());
-    if serde_json::to_writer(&mut out, &head).is_err() {
-        // Serializing borrowed strings and numbers cannot fail; stay valid JSON regardless.
-        return "{}".into();
-    }
+    serde_json::to_writer(&mut out, &head).map_err(|e| ApiError::Internal(e.into()))?;
     let doc = row.document.trim();
     if let Some(rest) = doc.strip_prefix('{').map(str::trim_start)
         && !rest.starts_with('}')
@@ -97,7 +94,7 @@ pub fn full(row: &AgentRow, caller: &Caller) -> String {
         out.push(b',');
         out.extend_from_slice(rest.as_bytes());
     }
-    String::from_utf8(out).unwrap_or_else(|_| "{}".into())
+    Ok(out)
 }
 
 /// The computed keys of `GetAgentResponseModel`, ahead of the stored document's.

@@ -147,8 +147,9 @@ pub(super) async fn get_tool_executions(
         }
         None => None,
     };
-    // The tool must exist (an MCP tool's derived id has no record); its page is read at the
-    // same time, on another read connection, rather than after.
+    // The tool must exist (an MCP tool's derived id has no record). On PostgreSQL its page is
+    // read at the same time, on another connection; SQLite answers both inline, one after the
+    // other, which is quicker than either hand-off.
     let exists = async {
         if tool_id.starts_with(MCP_TOOL_PREFIX) {
             return Ok(());
