@@ -302,9 +302,20 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited() {
         assert_eq!(e["tool_call_details"]["path_params"]["city"], "São Paulo");
         assert_eq!(e["tool_call_details"]["query_params"]["units"], "metric");
         assert!(!execs.to_string().contains(planted));
-        let (_, conv_json) = app
-            .get(&format!("/v1/convai/conversations/{id}"), key)
-            .await;
+        // A live conversation's turns are saved in the background (`colloquy-engine`'s
+        // saver), so the stored transcript may trail the turn by a write.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let conv_json = loop {
+            let (_, conv_json) = app
+                .get(&format!("/v1/convai/conversations/{id}"), key)
+                .await;
+            if !conv_json["transcript"][1]["tool_calls"].is_null()
+                || std::time::Instant::now() > deadline
+            {
+                break conv_json;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         assert!(!conv_json.to_string().contains(planted));
         let agent_turn = &conv_json["transcript"][1];
         assert_eq!(agent_turn["tool_calls"][0]["tool_name"], "get_weather");
