@@ -38,7 +38,7 @@ pub struct AgentRow {
     pub main_branch_id: String,
     /// `agtvrsn_...` of the current version.
     pub version_id: String,
-    /// The stored document (JSON object text); empty in list rows.
+    /// The stored document (JSON object text).
     pub document: String,
 }
 sqlite_row!(AgentRow {
@@ -57,6 +57,51 @@ sqlite_row!(AgentRow {
     main_branch_id,
     version_id,
     document,
+});
+
+/// An agent as lists show it: the columns of `AgentSummaryResponseModel` and the sort keys.
+/// A page reads thirty of these on every request and each text column read is an allocation,
+/// so the document, branch and version a GET needs are not read at all.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AgentSummaryRow {
+    /// `agent_...`
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Tags as a JSON array.
+    pub tags: String,
+    /// Whether archived.
+    pub archived: bool,
+    /// `conversation_config.tts.voice_id`.
+    pub voice_id: String,
+    /// Creating user's id.
+    pub created_by: String,
+    /// Creating user's name.
+    pub creator_name: String,
+    /// Creating user's email.
+    pub creator_email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Unix seconds of the latest conversation, if any.
+    pub last_call_time: Option<i64>,
+    /// Conversations in the last 7 days.
+    pub call_count_7d: i64,
+}
+sqlite_row!(AgentSummaryRow {
+    id,
+    name,
+    tags,
+    archived,
+    voice_id,
+    created_by,
+    creator_name,
+    creator_email,
+    created_at,
+    updated_at,
+    last_call_time,
+    call_count_7d,
 });
 
 /// A new agent.
@@ -165,15 +210,19 @@ pub trait AgentStore {
     async fn insert_agent(&self, agent: &NewAgent) -> StoreResult<()>;
     /// One agent of the workspace, with its document.
     async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow>;
-    /// Agents of the workspace among `ids` (documents left empty).
-    async fn get_agents(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<AgentRow>>;
-    /// A page of the workspace's agents (documents left empty).
+    /// Agents of the workspace among `ids`.
+    async fn get_agents(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<AgentSummaryRow>>;
+    /// A page of the workspace's agents.
     async fn list_agents(
         &self,
         workspace_id: &str,
         filter: &AgentFilter,
         page: &AgentPage,
-    ) -> StoreResult<Vec<AgentRow>>;
+    ) -> StoreResult<Vec<AgentSummaryRow>>;
     /// Replaces an agent's content if its version is still `expected_version` (else
     /// [`StoreError::Conflict`]: someone else updated it meanwhile); `updated_at` moves to `now`.
     async fn update_agent(
@@ -195,9 +244,10 @@ pub trait AgentStore {
     ) -> StoreResult<String>;
 }
 
-const SELECT: &str = "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
-     u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
-     a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id";
+/// The columns of an [`AgentSummaryRow`], over `agents a JOIN users u ON u.id = a.created_by`.
+pub(crate) const SUMMARY_COLUMNS: &str = "a.id, a.name, a.tags, a.archived, a.voice_id, \
+     a.created_by, u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
+     a.last_call_time, a.call_count_7d";
 
 fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
@@ -258,7 +308,8 @@ impl AgentStore for SqlStore {
     async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow> {
         let q = Query::new(
             format!(
-                "{SELECT}, a.document FROM agents a JOIN users u ON u.id = a.created_by \
+                "SELECT {SUMMARY_COLUMNS}, a.main_branch_id, a.version_id, a.document \
+                 FROM agents a JOIN users u ON u.id = a.created_by \
                  WHERE a.workspace_id = $1 AND a.id = $2"
             ),
             vec![
@@ -269,13 +320,17 @@ impl AgentStore for SqlStore {
         fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
-    async fn get_agents(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<AgentRow>> {
+    async fn get_agents(
+        &self,
+        workspace_id: &str,
+        ids: &[String],
+    ) -> StoreResult<Vec<AgentSummaryRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
-            "{SELECT}, '' AS document FROM agents a JOIN users u ON u.id = a.created_by \
+            "SELECT {SUMMARY_COLUMNS} FROM agents a JOIN users u ON u.id = a.created_by \
              WHERE a.workspace_id = $1 AND a.id IN ({})",
             placeholders.join(", ")
         );
@@ -293,10 +348,10 @@ impl AgentStore for SqlStore {
         workspace_id: &str,
         filter: &AgentFilter,
         page: &AgentPage,
-    ) -> StoreResult<Vec<AgentRow>> {
+    ) -> StoreResult<Vec<AgentSummaryRow>> {
         let mut q = Query::new(
             format!(
-                "{SELECT}, '' AS document FROM agents a JOIN users u ON u.id = a.created_by \
+                "SELECT {SUMMARY_COLUMNS} FROM agents a JOIN users u ON u.id = a.created_by \
                  WHERE a.workspace_id = $1 AND a.archived = $2"
             ),
             vec![

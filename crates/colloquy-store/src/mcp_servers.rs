@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 
+use crate::agents::SUMMARY_COLUMNS;
 use crate::db::{begin_write, run};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all};
-use crate::{AgentRow, SqlStore, StoreError, StoreResult};
+use crate::{AgentSummaryRow, SqlStore, StoreError, StoreResult};
 
 /// An MCP server as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -91,7 +92,7 @@ pub trait McpServerStore {
         &self,
         workspace_id: &str,
         id: &str,
-    ) -> StoreResult<Vec<AgentRow>>;
+    ) -> StoreResult<Vec<AgentSummaryRow>>;
 }
 
 const SELECT: &str = "SELECT m.id, m.name, m.created_by, u.name AS creator_name, \
@@ -270,19 +271,18 @@ impl McpServerStore for SqlStore {
         &self,
         workspace_id: &str,
         id: &str,
-    ) -> StoreResult<Vec<AgentRow>> {
+    ) -> StoreResult<Vec<AgentSummaryRow>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM agent_mcp_servers x JOIN agents a ON a.id = x.agent_id \
+             JOIN users u ON u.id = a.created_by \
+             WHERE x.mcp_server_id = $1 AND a.workspace_id = $2 ORDER BY a.created_at, a.id"
+        );
         Ok(run!(self, read, |pool| {
-            sqlx::query_as(
-                "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
-                 u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
-                 a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id, '' AS document \
-                 FROM agent_mcp_servers x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
-                 WHERE x.mcp_server_id = $1 AND a.workspace_id = $2 ORDER BY a.created_at, a.id",
-            )
-            .bind(id)
-            .bind(workspace_id)
-            .fetch_all(pool)
-            .await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(workspace_id)
+                .fetch_all(pool)
+                .await
         })?)
     }
 }

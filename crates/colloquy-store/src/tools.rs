@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 
+use crate::agents::SUMMARY_COLUMNS;
 use crate::db::{begin_write, run};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, fetch_optional};
-use crate::{AgentRow, SortValue, SqlStore, StoreError, StoreResult};
+use crate::{AgentSummaryRow, SortValue, SqlStore, StoreError, StoreResult};
 
 /// A tool as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -156,7 +157,7 @@ pub trait ToolStore {
         tool_id: &str,
         after: Option<(i64, String)>,
         limit: u32,
-    ) -> StoreResult<Vec<AgentRow>>;
+    ) -> StoreResult<Vec<AgentSummaryRow>>;
     /// Tools referring to any of `secret_ids`, by creation time then id.
     async fn secret_dependents(
         &self,
@@ -372,14 +373,11 @@ impl ToolStore for SqlStore {
         tool_id: &str,
         after: Option<(i64, String)>,
         limit: u32,
-    ) -> StoreResult<Vec<AgentRow>> {
+    ) -> StoreResult<Vec<AgentSummaryRow>> {
         let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
         // The limit is part of the text, not bound (see `Query::order_and_limit`).
         let sql = format!(
-            "SELECT a.id, a.name, a.tags, a.archived, a.voice_id, a.created_by, \
-             u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
-             a.last_call_time, a.call_count_7d, a.main_branch_id, a.version_id, '' AS document \
-             FROM agent_tools x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
+            "SELECT {SUMMARY_COLUMNS} FROM agent_tools x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
              WHERE x.tool_id = $1 AND a.workspace_id = $2 \
              AND (a.created_at > $3 OR (a.created_at = $3 AND a.id > $4)) \
              ORDER BY a.created_at, a.id LIMIT {limit}"

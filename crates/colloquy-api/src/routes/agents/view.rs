@@ -2,28 +2,18 @@
 //! `AgentSummaryResponseModel`, and `ResourceAccessInfo`.
 
 use colloquy_core::agents::AgentDoc;
-use colloquy_store::AgentRow;
+use colloquy_store::{AgentRow, AgentSummaryRow};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::routes::access::AccessInfo;
+use crate::routes::access::{AccessInfo, access_info};
 
 /// `GetAgentResponseModel.default_hold_audio_url`'s declared default.
 const DEFAULT_HOLD_AUDIO_URL: &str =
     "https://eleven-public-cdn-common.elevenlabs.io/convai/ambient-audio-assets/elevator1.mp3";
-
-/// `ResourceAccessInfo` of `row` for `caller`.
-pub fn access_info<'a>(row: &'a AgentRow, caller: &Caller) -> AccessInfo<'a> {
-    crate::routes::access::access_info(
-        &row.created_by,
-        &row.creator_name,
-        &row.creator_email,
-        caller,
-    )
-}
 
 /// The list item of an agent (`AgentSummaryResponseModel`), borrowed from its row: a page
 /// serializes thirty of them, and building a JSON tree for each first was a sixth of a list
@@ -51,14 +41,19 @@ fn tags_text<S: Serializer>(text: &&str, serializer: S) -> Result<S::Ok, S::Erro
 }
 
 /// The list item of an agent.
-pub fn summary<'a>(row: &'a AgentRow, caller: &Caller) -> Summary<'a> {
+pub fn summary<'a>(row: &'a AgentSummaryRow, caller: &Caller) -> Summary<'a> {
     Summary {
         agent_id: &row.id,
         name: &row.name,
         voice_id: &row.voice_id,
         tags: &row.tags,
         created_at_unix_secs: row.created_at,
-        access_info: access_info(row, caller),
+        access_info: access_info(
+            &row.created_by,
+            &row.creator_name,
+            &row.creator_email,
+            caller,
+        ),
         last_call_time_unix_secs: row.last_call_time,
         archived: row.archived,
     }
@@ -77,7 +72,12 @@ pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
         },
         phone_numbers: [],
         whatsapp_accounts: [],
-        access_info: access_info(row, caller),
+        access_info: access_info(
+            &row.created_by,
+            &row.creator_name,
+            &row.creator_email,
+            caller,
+        ),
         tags: &row.tags,
         version_id: &row.version_id,
         branch_id: &row.main_branch_id,

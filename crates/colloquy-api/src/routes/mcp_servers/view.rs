@@ -1,6 +1,6 @@
 //! The wire view of an MCP server: `MCPServerResponseModel`.
 
-use colloquy_store::{AgentRow, McpServerRow};
+use colloquy_store::{AgentSummaryRow, McpServerRow};
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
@@ -16,7 +16,7 @@ pub fn config(row: &McpServerRow) -> Result<Map<String, Value>, ApiError> {
 /// The server with the agents that use it.
 pub fn full(
     row: &McpServerRow,
-    dependents: &[AgentRow],
+    dependents: &[AgentSummaryRow],
     caller: &Caller,
 ) -> Result<Value, ApiError> {
     let role = caller.role();
