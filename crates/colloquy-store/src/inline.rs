@@ -110,9 +110,26 @@ impl InlineReads {
         }
     }
 
+    /// Hands every row of `q` to `each` with the result column of each of `columns`, as it is
+    /// read; false when the pool must run it (rows given before then included).
+    pub(crate) fn each(
+        &self,
+        q: &Query,
+        columns: &[&str],
+        mut each: impl FnMut(&rusqlite::Row<'_>, &[usize]) -> rusqlite::Result<()>,
+    ) -> bool {
+        self.query(q, columns, |mut rows, at| {
+            while let Some(row) = rows.next()? {
+                each(row, at)?;
+            }
+            Ok(())
+        })
+        .is_some()
+    }
+
     /// Every row of `q`, or `None` when the pool must run it.
     pub(crate) fn all<T: SqliteRow>(&self, q: &Query) -> Option<Vec<T>> {
-        self.query::<T, _>(q, |mut rows, at| {
+        self.query(q, T::COLUMNS, |mut rows, at| {
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(T::from_row(row, at)?);
@@ -123,20 +140,21 @@ impl InlineReads {
 
     /// The first row of `q` if there is one, or `None` when the pool must run it.
     pub(crate) fn optional<T: SqliteRow>(&self, q: &Query) -> Option<Option<T>> {
-        self.query::<T, _>(q, |mut rows, at| {
+        self.query(q, T::COLUMNS, |mut rows, at| {
             rows.next()?.map(|row| T::from_row(row, at)).transpose()
         })
     }
 
-    /// Runs `q` and hands its rows, with the result column of each of `T::COLUMNS`, to `read`.
-    fn query<T: SqliteRow, R>(
+    /// Runs `q` and hands its rows, with the result column of each of `columns`, to `read`.
+    fn query<R>(
         &self,
         q: &Query,
+        columns: &[&str],
         read: impl FnOnce(rusqlite::Rows<'_>, &[usize]) -> rusqlite::Result<R>,
     ) -> Option<R> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&q.sql)?;
-            let at = columns::<T>(&stmt)?;
+            let at = result_columns(&stmt, columns)?;
             bind(&mut stmt, &q.binds)?;
             read(stmt.raw_query(), &at)
         })
@@ -210,10 +228,13 @@ impl InlineReads {
     }
 }
 
-/// Result column of each of `T::COLUMNS`. Queries list them in order, which is checked first
+/// Result column of each of `columns`. Queries list them in order, which is checked first
 /// (a name lookup compares against every column, and was a twentieth of a GET agent).
-fn columns<T: SqliteRow>(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<Vec<usize>> {
-    T::COLUMNS
+fn result_columns(
+    stmt: &rusqlite::Statement<'_>,
+    columns: &[&str],
+) -> rusqlite::Result<Vec<usize>> {
+    columns
         .iter()
         .enumerate()
         .map(|(i, name)| match stmt.column_name(i) {
@@ -221,6 +242,13 @@ fn columns<T: SqliteRow>(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<Vec
             _ => stmt.column_index(name),
         })
         .collect()
+}
+
+/// Text column `i` of `row`, borrowed from the statement until it steps to the next row.
+pub(crate) fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
 }
 
 /// Binds `$1`, `$2`, ... by name: a [`Query`] may use one parameter twice, which SQLite numbers
@@ -247,12 +275,26 @@ fn is_expected(e: &rusqlite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::{
-        AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, ConnectOptions, NewAgent,
-        SqlStore, WorkspaceStore,
+        AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, AgentSummaryRow,
+        ConnectOptions, NewAgent, SqlStore, WorkspaceStore,
     };
 
     fn handed_back(store: &SqlStore) -> u64 {
         store.inline().expect("inline reads are on").handed_back()
+    }
+
+    async fn list(
+        store: &SqlStore,
+        workspace_id: &str,
+        filter: &AgentFilter,
+        page: &AgentPage,
+    ) -> Vec<AgentSummaryRow> {
+        let mut rows = Vec::new();
+        store
+            .list_agents(workspace_id, filter, page, &mut rows)
+            .await
+            .unwrap();
+        rows
     }
 
     async fn open(url: &str, inline_read_budget: u32) -> SqlStore {
@@ -312,15 +354,9 @@ mod tests {
         };
 
         let roomy = open(&url, 100_000).await;
-        let listed = roomy.list_agents(&ws.id, &everything, &page).await.unwrap();
+        let listed = list(&roomy, &ws.id, &everything, &page).await;
         assert_eq!(listed.len(), 31);
-        assert_eq!(
-            listed,
-            pool_only
-                .list_agents(&ws.id, &everything, &page)
-                .await
-                .unwrap()
-        );
+        assert_eq!(listed, list(&pool_only, &ws.id, &everything, &page).await);
         assert_eq!(
             roomy.get_agent(&ws.id, "agent_007").await.unwrap(),
             pool_only.get_agent(&ws.id, "agent_007").await.unwrap()
@@ -333,7 +369,7 @@ mod tests {
             "{\"n\":7}"
         );
         assert_eq!(handed_back(&tight), 0, "a lookup by key fits any budget");
-        let found = tight.list_agents(&ws.id, &search, &page).await.unwrap();
+        let found = list(&tight, &ws.id, &search, &page).await;
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].id, "agent_002");
         assert_eq!(handed_back(&tight), 1, "the scan went over budget");

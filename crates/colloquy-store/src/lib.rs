@@ -32,8 +32,8 @@ pub use agent_tests::{
     NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore,
 };
 pub use agents::{
-    AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, AgentSummaryRow,
-    NewAgent, SortValue,
+    AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, AgentSummary,
+    AgentSummaryRow, NewAgent, SortValue, SummarySink,
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ConversationRecord, ExecutionFilter, ToolExecution};

@@ -553,6 +553,28 @@ async fn list_filters_and_sorts() {
             app.get(&q("search=gamma"), admin).await.1["agents"][0]["access_info"]["is_creator"],
             false
         );
+        // By name the creators alternate (admin, other, admin): each item has its own's.
+        let page = app
+            .get(&q("sort_by=name&sort_direction=asc"), admin)
+            .await
+            .1;
+        let items = page["agents"].as_array().unwrap();
+        let access: Vec<(bool, &str)> = items
+            .iter()
+            .map(|i| {
+                let info = &i["access_info"];
+                (
+                    info["is_creator"].as_bool().unwrap(),
+                    info["creator_email"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            access.iter().map(|a| a.0).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        assert_eq!(access[0].1, access[2].1);
+        assert_ne!(access[0].1, access[1].1);
 
         for bad in [
             "sort_by=colour",

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
 use colloquy_core::validation::Violation;
-use colloquy_store::{AgentFilter, AgentPage, AgentSort, SortValue};
-use serde::{Deserialize, Serialize};
+use colloquy_store::{AgentFilter, AgentPage, AgentSort, AgentSummary, SortValue, SummarySink};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
@@ -145,42 +145,109 @@ pub(super) async fn list_agents(
         after,
         limit: limit + 1,
     };
-    let mut rows = state
+    let mut out = PageWriter::new(&caller, sort, limit as usize);
+    state
         .store
-        .list_agents(&caller.workspace_id, &filter, &page)
+        .list_agents(&caller.workspace_id, &filter, &page, &mut out)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => {
-            let value = match sort {
-                AgentSort::Name => json!(last.name),
-                AgentSort::CreatedAt => json!(last.created_at),
-                AgentSort::UpdatedAt => json!(last.updated_at),
-                AgentSort::CallCount7d => json!(last.call_count_7d),
-            };
-            Some(spec.after(value, &last.id).encode())
-        }
-        _ => None,
-    };
-    let page = AgentsPage {
-        agents: rows.iter().map(|r| view::summary(r, &caller)).collect(),
-        next_cursor,
-        has_more,
-    };
-    // Sized for the page up front: growing an 11 KB body by doubling copied it five times.
-    let mut body = Vec::with_capacity(64 + SUMMARY_BYTES * page.agents.len());
-    serde_json::to_writer(&mut body, &page).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(json_text(body))
+    Ok(json_text(out.finish(&spec)?))
 }
 
-/// `GetAgentsPageResponseModel`.
-#[derive(Serialize)]
-struct AgentsPage<'a> {
-    agents: Vec<view::Summary<'a>>,
-    next_cursor: Option<String>,
+/// `GetAgentsPageResponseModel`, written as the store reads the page: its rows are borrowed
+/// from the database only until the next one is read. The store is asked for one row more
+/// than the page holds, which only says whether there is more.
+struct PageWriter<'c> {
+    items: view::SummaryWriter<'c>,
+    body: Vec<u8>,
+    limit: usize,
+    written: usize,
     has_more: bool,
+    sort: AgentSort,
+    /// The last item's id and sort value, for the next page's cursor.
+    last_id: String,
+    last_name: String,
+    last_number: i64,
+    failed: Option<serde_json::Error>,
+}
+
+const PAGE_START: &[u8] = b"{\"agents\":[";
+
+impl<'c> PageWriter<'c> {
+    fn new(caller: &'c Caller, sort: AgentSort, limit: usize) -> PageWriter<'c> {
+        let mut body = Vec::with_capacity(64 + SUMMARY_BYTES * limit);
+        body.extend_from_slice(PAGE_START);
+        PageWriter {
+            items: view::SummaryWriter::new(caller),
+            body,
+            limit,
+            written: 0,
+            has_more: false,
+            sort,
+            last_id: String::new(),
+            last_name: String::new(),
+            last_number: 0,
+            failed: None,
+        }
+    }
+
+    fn finish(mut self, spec: &CursorSpec) -> ApiResult<Vec<u8>> {
+        if let Some(e) = self.failed {
+            return Err(ApiError::Internal(e.into()));
+        }
+        let next_cursor = (self.has_more && self.written > 0).then(|| {
+            let value = match self.sort {
+                AgentSort::Name => json!(self.last_name),
+                _ => json!(self.last_number),
+            };
+            spec.after(value, &self.last_id).encode()
+        });
+        self.body.extend_from_slice(b"],\"next_cursor\":");
+        serde_json::to_writer(&mut self.body, &next_cursor)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        self.body.extend_from_slice(if self.has_more {
+            b",\"has_more\":true}"
+        } else {
+            b",\"has_more\":false}"
+        });
+        Ok(self.body)
+    }
+}
+
+impl SummarySink for PageWriter<'_> {
+    fn row(&mut self, row: &AgentSummary<'_>) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.written == self.limit {
+            self.has_more = true;
+            return;
+        }
+        if let Err(e) = self.items.write(&mut self.body, row) {
+            self.failed = Some(e);
+            return;
+        }
+        self.written += 1;
+        self.last_id.clear();
+        self.last_id.push_str(row.id);
+        match self.sort {
+            AgentSort::Name => {
+                self.last_name.clear();
+                self.last_name.push_str(row.name);
+            }
+            AgentSort::CreatedAt => self.last_number = row.created_at,
+            AgentSort::UpdatedAt => self.last_number = row.updated_at,
+            AgentSort::CallCount7d => self.last_number = row.call_count_7d,
+        }
+    }
+
+    fn restart(&mut self) {
+        self.body.truncate(PAGE_START.len());
+        self.items.restart();
+        self.written = 0;
+        self.has_more = false;
+        self.failed = None;
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -222,7 +289,9 @@ pub(super) async fn get_agent_summaries(
     let mut out = Map::new();
     for id in &params.agent_ids {
         let entry = match rows.iter().find(|r| &r.id == id) {
-            Some(row) => json!({"status": "success", "data": view::summary(row, &caller)}),
+            Some(row) => {
+                json!({"status": "success", "data": view::summary(&row.as_summary(), &caller)})
+            }
             None => json!({
                 "status": "failure",
                 "error_code": 404,
