@@ -160,10 +160,10 @@ impl AgentSnapshot {
             None => None,
         };
         Ok(AgentSnapshot {
-            agent_id: row.id,
+            agent_id: row.summary.id,
             workspace_id: workspace_id.to_owned(),
             branch_id: Some(row.main_branch_id),
-            name: row.name,
+            name: row.summary.name,
             conversation_config,
             platform_settings: document
                 .get("platform_settings")

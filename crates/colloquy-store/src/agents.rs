@@ -3,37 +3,16 @@
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
-use crate::inline::{SqliteRow, sqlite_row, text};
+use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
 use crate::query::{Bind, Query, bound, escape_like, fetch_optional};
 use crate::{SqlStore, StoreError, StoreResult};
 
-/// An agent as read for a GET: columns, creator, and the document text.
+/// An agent as read for a GET: its summary, and the branch, version and document.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AgentRow {
-    /// `agent_...`
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// Tags as a JSON array.
-    pub tags: String,
-    /// Whether archived.
-    pub archived: bool,
-    /// `conversation_config.tts.voice_id`.
-    pub voice_id: String,
-    /// Creating user's id.
-    pub created_by: String,
-    /// Creating user's name.
-    pub creator_name: String,
-    /// Creating user's email.
-    pub creator_email: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
-    /// Unix seconds of the latest conversation, if any.
-    pub last_call_time: Option<i64>,
-    /// Conversations in the last 7 days.
-    pub call_count_7d: i64,
+    /// What a list shows of it.
+    #[sqlx(flatten)]
+    pub summary: AgentSummaryRow,
     /// `agtbrch_...`
     pub main_branch_id: String,
     /// `agtvrsn_...` of the current version.
@@ -41,23 +20,25 @@ pub struct AgentRow {
     /// The stored document (JSON object text).
     pub document: String,
 }
-sqlite_row!(AgentRow {
-    id,
-    name,
-    tags,
-    archived,
-    voice_id,
-    created_by,
-    creator_name,
-    creator_email,
-    created_at,
-    updated_at,
-    last_call_time,
-    call_count_7d,
-    main_branch_id,
-    version_id,
-    document,
-});
+
+impl SqliteRow for AgentRow {
+    const COLUMNS: &'static [&'static str] = &concat_columns::<15>(
+        AgentSummaryRow::COLUMNS,
+        &["main_branch_id", "version_id", "document"],
+    );
+
+    fn from_row(row: &rusqlite::Row<'_>, at: &[usize]) -> rusqlite::Result<Self> {
+        let (head, tail) = at.split_at(AgentSummaryRow::COLUMNS.len().min(at.len()));
+        let mut tail = tail.iter().copied();
+        let mut next = || tail.next().unwrap_or(usize::MAX);
+        Ok(AgentRow {
+            summary: AgentSummaryRow::from_row(row, head)?,
+            main_branch_id: row.get(next())?,
+            version_id: row.get(next())?,
+            document: row.get(next())?,
+        })
+    }
+}
 
 /// An agent as lists show it: the columns of `AgentSummaryResponseModel` and the sort keys.
 /// A page reads thirty of these on every request and each text column read is an allocation,

@@ -61,6 +61,25 @@ macro_rules! sqlite_row {
 }
 pub(crate) use sqlite_row;
 
+/// `a` then `b`, for the `COLUMNS` of a row that embeds another; `N` is checked at compile time.
+pub(crate) const fn concat_columns<const N: usize>(
+    a: &[&'static str],
+    b: &[&'static str],
+) -> [&'static str; N] {
+    assert!(a.len() + b.len() == N, "N must be the number of columns");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - a.len()];
+        i += 1;
+    }
+    out
+}
+
 /// A single unnamed value, such as a `COUNT(*)`: the first result column.
 impl SqliteRow for (i64,) {
     const COLUMNS: &'static [&'static str] = &[];

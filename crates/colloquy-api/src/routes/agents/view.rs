@@ -130,21 +130,21 @@ impl<'c> SummaryWriter<'c> {
 /// on every write), so no key appears twice.
 pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
     let head = FullHead {
-        agent_id: &row.id,
-        name: &row.name,
+        agent_id: &row.summary.id,
+        name: &row.summary.name,
         metadata: Metadata {
-            created_at_unix_secs: row.created_at,
-            updated_at_unix_secs: row.updated_at,
+            created_at_unix_secs: row.summary.created_at,
+            updated_at_unix_secs: row.summary.updated_at,
         },
         phone_numbers: [],
         whatsapp_accounts: [],
         access_info: access_info(
-            &row.created_by,
-            &row.creator_name,
-            &row.creator_email,
+            &row.summary.created_by,
+            &row.summary.creator_name,
+            &row.summary.creator_email,
             caller,
         ),
-        tags: &row.tags,
+        tags: &row.summary.tags,
         version_id: &row.version_id,
         branch_id: &row.main_branch_id,
         main_branch_id: &row.main_branch_id,
@@ -188,14 +188,15 @@ struct Metadata {
 
 /// The stored agent as a body a PATCH can merge into.
 pub(crate) fn stored_doc(row: &AgentRow) -> Result<AgentDoc, ApiError> {
-    let document: Map<String, Value> = serde_json::from_str(&row.document)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("agent {} document: {e}", row.id)))?;
-    let tags = serde_json::from_str(&row.tags).unwrap_or_default();
+    let document: Map<String, Value> = serde_json::from_str(&row.document).map_err(|e| {
+        ApiError::Internal(anyhow::anyhow!("agent {} document: {e}", row.summary.id))
+    })?;
+    let tags = serde_json::from_str(&row.summary.tags).unwrap_or_default();
     Ok(AgentDoc {
-        name: row.name.clone(),
+        name: row.summary.name.clone(),
         tags,
-        archived: row.archived,
-        voice_id: row.voice_id.clone(),
+        archived: row.summary.archived,
+        voice_id: row.summary.voice_id.clone(),
         document,
     })
 }

@@ -206,7 +206,7 @@ async fn detach_everywhere(state: &AppState, caller: &Caller, tool_id: &str) -> 
                 .store
                 .update_agent(
                     &caller.workspace_id,
-                    &row.id,
+                    &row.summary.id,
                     &content,
                     time::now_secs(),
                     &row.version_id,
