@@ -294,12 +294,30 @@ fn is_expected(e: &rusqlite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::{
-        AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, AgentSummaryRow,
-        ConnectOptions, NewAgent, SqlStore, WorkspaceStore,
+        AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, AgentSummary, AgentSummaryRow,
+        ConnectOptions, NewAgent, SqlStore, SummarySink, WorkspaceStore,
     };
 
     fn handed_back(store: &SqlStore) -> u64 {
         store.inline().expect("inline reads are on").handed_back()
+    }
+
+    /// Collects a page and counts the rows it had when told to start over.
+    #[derive(Default)]
+    struct Restarts {
+        rows: Vec<AgentSummaryRow>,
+        given_before_restart: usize,
+    }
+
+    impl SummarySink for Restarts {
+        fn row(&mut self, row: &AgentSummary<'_>) {
+            self.rows.row(row);
+        }
+
+        fn restart(&mut self) {
+            self.given_before_restart += self.rows.len();
+            self.rows.restart();
+        }
     }
 
     async fn list(
@@ -392,5 +410,23 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].id, "agent_002");
         assert_eq!(handed_back(&tight), 1, "the scan went over budget");
+        // Every agent in one page goes over this budget after some rows were given: the
+        // sink starts over, so each row comes once.
+        let all = AgentPage {
+            limit: 300,
+            ..page.clone()
+        };
+        let mut sink = Restarts::default();
+        tight
+            .list_agents(&ws.id, &everything, &all, &mut sink)
+            .await
+            .unwrap();
+        assert!(
+            sink.given_before_restart > 0,
+            "rows came before the hand-off"
+        );
+        assert_eq!(sink.rows, list(&pool_only, &ws.id, &everything, &all).await);
+        assert_eq!(sink.rows.len(), 300);
+        assert_eq!(handed_back(&tight), 2, "the page went over budget");
     }
 }
