@@ -380,26 +380,40 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             async move {
                 // The page's own query: every column the endpoint returns, and one row more
                 // than the page, which tells whether another page follows.
-                let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(
-                    "SELECT id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, \
-                     conversation_id, agent_id, branch_id, timestamp_ms, latency_us, status, is_error, \
-                     error_type, error_message, request_payload, response_payload, tool_call_details \
-                     FROM tool_executions \
-                     WHERE workspace_id = $1 AND tool_id = $2 AND is_error = $3 AND agent_id = $4 \
-                     AND timestamp_ms >= $5 AND timestamp_ms <= $6 ORDER BY timestamp_ms DESC, id DESC LIMIT 31",
-                )
-                .bind(&workspace)
-                .bind(&tool_id)
-                .bind(false)
-                .bind("agent_a")
-                .bind(start * 1000)
-                .bind(end * 1000 + 999)
-                .fetch_all(&raw)
-                .await?;
-                anyhow::ensure!(rows.len() == 31 || count < 100, "raw page has {} rows", rows.len());
+                let sql =
+                    format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
+                let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&workspace)
+                    .bind(&tool_id)
+                    .bind(false)
+                    .bind("agent_a")
+                    .bind(start * 1000)
+                    .bind(end * 1000 + 999)
+                    .fetch_all(&raw)
+                    .await?;
+                anyhow::ensure!(
+                    rows.len() == 31 || count < 100,
+                    "raw page has {} rows",
+                    rows.len()
+                );
                 Ok(())
             }
         })
+        .await?;
+        let ceiling = raw_page_in_process(
+            &node.database(),
+            (&workspace, &tool_id),
+            (start * 1000, end * 1000 + 999),
+            sizes.samples,
+        )?;
+        let (_, page_bytes) = node.get(&client, &path).await?;
+        let bare = node::bare_server(page_bytes).await?;
+        let bare_page = timed_get(
+            &client,
+            &format!("{bare}{path}"),
+            ("xi-api-key", &node.key),
+            sizes.samples,
+        )
         .await?;
         let label = format!("tool executions page, {count} records");
         rows.push(Row {
@@ -422,6 +436,20 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             ours: ours.1,
             baseline: None,
             goal: Goal::AtMost(2.0),
+        });
+        rows.push(Row {
+            scenario: format!("{label}: p99 vs the same SQL in-process"),
+            unit: "ms".into(),
+            ours: ours.1,
+            baseline: Some(ceiling.1),
+            goal: Goal::None,
+        });
+        rows.push(Row {
+            scenario: format!("{label}: p99 vs a bare handler answering the same bytes"),
+            unit: "ms".into(),
+            ours: ours.1,
+            baseline: Some(bare_page.1),
+            goal: Goal::None,
         });
         // The dashboard's tool page on the same records: its log page, 300 calls for the
         // histogram, the tool and its agents — against the API's own page it is built from.
@@ -469,6 +497,59 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
         });
     }
     Ok(rows)
+}
+
+/// Every column the executions endpoint returns.
+const EXECUTION_COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, \
+     conversation_id, agent_id, branch_id, timestamp_ms, latency_us, status, is_error, \
+     error_type, error_message, request_payload, response_payload, tool_call_details";
+
+/// The filtered page (workspace, tool, is_error, agent, time range), with one row more than the
+/// page, which tells whether another page follows.
+const EXECUTION_PAGE: &str = "WHERE workspace_id = $1 AND tool_id = $2 AND is_error = $3 \
+     AND agent_id = $4 AND timestamp_ms >= $5 AND timestamp_ms <= $6 \
+     ORDER BY timestamp_ms DESC, id DESC LIMIT 31";
+
+/// p50 and p99 of the page's SQL run on a connection of the measuring process, prepared once and
+/// reading every column of every row: what the query costs without a driver in between.
+fn raw_page_in_process(
+    database: &Path,
+    (workspace, tool): (&str, &str),
+    (from_ms, to_ms): (i64, i64),
+    samples: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let conn = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}"
+    ))?;
+    let mut latencies = Vec::with_capacity(samples);
+    let mut bytes = 0usize;
+    for _ in 0..samples {
+        let started = Instant::now();
+        let mut rows = stmt.query(rusqlite::params![
+            workspace, tool, false, "agent_a", from_ms, to_ms
+        ])?;
+        while let Some(row) = rows.next()? {
+            for i in 0..row.as_ref().column_count() {
+                bytes += match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                        t.len()
+                    }
+                    _ => 1,
+                };
+            }
+        }
+        latencies.push(started.elapsed().as_micros() as u64);
+    }
+    anyhow::ensure!(bytes > 0 || samples == 0, "the page read nothing");
+    latencies.sort_unstable();
+    Ok((
+        load::quantile(&latencies, 0.5),
+        load::quantile(&latencies, 0.99),
+    ))
 }
 
 /// Durable audit records per second through the group-commit writer (many concurrent callers,
