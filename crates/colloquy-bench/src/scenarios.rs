@@ -265,24 +265,6 @@ pub(crate) fn record(
     }
 }
 
-async fn timed<F, Fut>(samples: usize, mut f: F) -> anyhow::Result<(f64, f64)>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let mut latencies = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let started = Instant::now();
-        f().await?;
-        latencies.push(started.elapsed().as_micros() as u64);
-    }
-    latencies.sort_unstable();
-    Ok((
-        load::quantile(&latencies, 0.5),
-        load::quantile(&latencies, 0.99),
-    ))
-}
-
 /// p50 and p99 of `samples` sequential GETs of `url` with one header, each answered 2xx.
 async fn timed_get(
     client: &reqwest::Client,
@@ -290,16 +272,11 @@ async fn timed_get(
     header: (&str, &str),
     samples: usize,
 ) -> anyhow::Result<(f64, f64)> {
-    timed(samples, || {
-        let r = client.get(url).header(header.0, header.1).send();
-        async move {
-            let r = r.await?;
-            anyhow::ensure!(r.status().is_success(), "{}", r.status());
-            r.bytes().await?;
-            Ok(())
-        }
-    })
-    .await
+    let mut latencies = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        latencies.push(elapsed_us(get_ok(client, url, header)).await?);
+    }
+    Ok(p50_p99(latencies))
 }
 
 /// The tool-executions page (30, with is_error + agent_id + time filters) at each size, against
@@ -366,55 +343,32 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
         let path = format!(
             "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
         );
-        let ours = timed_get(
-            &client,
-            &format!("{}{path}", node.base),
-            ("xi-api-key", &node.key),
-            sizes.samples,
-        )
-        .await?;
         let raw = sqlx::SqlitePool::connect(&url).await?;
-        let raw_page = timed(sizes.samples, || {
-            let raw = raw.clone();
-            let (workspace, tool_id) = (workspace.clone(), tool_id.clone());
-            async move {
-                // The page's own query: every column the endpoint returns, and one row more
-                // than the page, which tells whether another page follows.
-                let sql =
-                    format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
-                let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&workspace)
-                    .bind(&tool_id)
-                    .bind(false)
-                    .bind("agent_a")
-                    .bind(start * 1000)
-                    .bind(end * 1000 + 999)
-                    .fetch_all(&raw)
-                    .await?;
-                anyhow::ensure!(
-                    rows.len() == 31 || count < 100,
-                    "raw page has {} rows",
-                    rows.len()
-                );
-                Ok(())
-            }
-        })
-        .await?;
-        let ceiling = raw_page_in_process(
-            &node.database(),
-            (&workspace, &tool_id),
-            (start * 1000, end * 1000 + 999),
-            sizes.samples,
-        )?;
+        // Loading a million records leaves a long WAL and a gigabyte of dirty pages that the
+        // kernel writes back over the next seconds; whatever was timed then paid for it.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&raw)
+            .await?;
         let (_, page_bytes) = node.get(&client, &path).await?;
         let bare = node::bare_server(page_bytes).await?;
-        let bare_page = timed_get(
-            &client,
-            &format!("{bare}{path}"),
-            ("xi-api-key", &node.key),
-            sizes.samples,
-        )
-        .await?;
+        let ours_url = format!("{}{path}", node.base);
+        let bare_url = format!("{bare}{path}");
+        let header = ("xi-api-key", node.key.as_str());
+        let mut ceiling = PageInProcess::open(&node.database())?;
+        let (span, from_ms, to_ms) = (
+            (workspace.as_str(), tool_id.as_str()),
+            start * 1000,
+            end * 1000 + 999,
+        );
+        // One call of each per round, so a pause of the machine falls on all four alike.
+        let mut timings = [(); 4].map(|()| Vec::with_capacity(sizes.samples));
+        for _ in 0..sizes.samples {
+            timings[0].push(elapsed_us(get_ok(&client, &ours_url, header)).await?);
+            timings[1].push(elapsed_us(raw_page(&raw, span, (from_ms, to_ms), count)).await?);
+            timings[2].push(elapsed_us(async { ceiling.read(span, (from_ms, to_ms)) }).await?);
+            timings[3].push(elapsed_us(get_ok(&client, &bare_url, header)).await?);
+        }
+        let [ours, raw_page, ceiling, bare_page] = timings.map(p50_p99);
         let label = format!("tool executions page, {count} records");
         rows.push(Row {
             scenario: format!("{label}: p50"),
@@ -510,28 +464,33 @@ const EXECUTION_PAGE: &str = "WHERE workspace_id = $1 AND tool_id = $2 AND is_er
      AND agent_id = $4 AND timestamp_ms >= $5 AND timestamp_ms <= $6 \
      ORDER BY timestamp_ms DESC, id DESC LIMIT 31";
 
-/// p50 and p99 of the page's SQL run on a connection of the measuring process, prepared once and
-/// reading every column of every row: what the query costs without a driver in between.
-fn raw_page_in_process(
-    database: &Path,
-    (workspace, tool): (&str, &str),
-    (from_ms, to_ms): (i64, i64),
-    samples: usize,
-) -> anyhow::Result<(f64, f64)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}"
-    ))?;
-    let mut latencies = Vec::with_capacity(samples);
-    let mut bytes = 0usize;
-    for _ in 0..samples {
-        let started = Instant::now();
+/// The page's SQL on a connection of the measuring process, prepared once, reading every
+/// column of every row: what the query costs without a driver in between.
+struct PageInProcess {
+    conn: rusqlite::Connection,
+    sql: String,
+}
+
+impl PageInProcess {
+    fn open(database: &Path) -> anyhow::Result<PageInProcess> {
+        let conn = rusqlite::Connection::open_with_flags(
+            database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
+        Ok(PageInProcess { conn, sql })
+    }
+
+    fn read(
+        &mut self,
+        (workspace, tool): (&str, &str),
+        (from_ms, to_ms): (i64, i64),
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare_cached(&self.sql)?;
         let mut rows = stmt.query(rusqlite::params![
             workspace, tool, false, "agent_a", from_ms, to_ms
         ])?;
+        let mut bytes = 0;
         while let Some(row) = rows.next()? {
             for i in 0..row.as_ref().column_count() {
                 bytes += match row.get_ref(i)? {
@@ -542,14 +501,60 @@ fn raw_page_in_process(
                 };
             }
         }
-        latencies.push(started.elapsed().as_micros() as u64);
+        anyhow::ensure!(bytes > 0, "the page read nothing");
+        Ok(())
     }
-    anyhow::ensure!(bytes > 0 || samples == 0, "the page read nothing");
+}
+
+/// The page's SQL through sqlx's pool, as an application reading the file would run it.
+async fn raw_page(
+    pool: &sqlx::SqlitePool,
+    (workspace, tool): (&str, &str),
+    (from_ms, to_ms): (i64, i64),
+    records: usize,
+) -> anyhow::Result<()> {
+    let sql = format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
+    let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(workspace)
+        .bind(tool)
+        .bind(false)
+        .bind("agent_a")
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(pool)
+        .await?;
+    anyhow::ensure!(
+        rows.len() == 31 || records < 100,
+        "raw page has {} rows",
+        rows.len()
+    );
+    Ok(())
+}
+
+/// A GET of `url` with one header, answered 2xx, body read.
+async fn get_ok(client: &reqwest::Client, url: &str, header: (&str, &str)) -> anyhow::Result<()> {
+    let r = client.get(url).header(header.0, header.1).send().await?;
+    anyhow::ensure!(r.status().is_success(), "{}", r.status());
+    r.bytes().await?;
+    Ok(())
+}
+
+/// How long `f` took, in microseconds.
+async fn elapsed_us(
+    f: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    f.await?;
+    Ok(started.elapsed().as_micros() as u64)
+}
+
+/// p50 and p99, in milliseconds.
+fn p50_p99(mut latencies: Vec<u64>) -> (f64, f64) {
     latencies.sort_unstable();
-    Ok((
+    (
         load::quantile(&latencies, 0.5),
         load::quantile(&latencies, 0.99),
-    ))
+    )
 }
 
 /// Durable audit records per second through the group-commit writer (many concurrent callers,
