@@ -107,6 +107,10 @@ pub struct ExecutionFilter {
     pub start_ms: Option<i64>,
     /// Calls at or before this unix millisecond.
     pub end_ms: Option<i64>,
+    /// Nothing unless the tool has a record in the workspace. A deleted tool's calls stay in
+    /// the log; this lets a reader that shows them only for a tool that exists check it in the
+    /// page's own statement, and look the tool up only when the page is empty.
+    pub of_existing_tool: bool,
 }
 
 /// The audit log and conversations.
@@ -235,6 +239,9 @@ impl AuditStore for SqlStore {
                 Bind::Text(tool_id.to_owned()),
             ],
         );
+        if filter.of_existing_tool {
+            q.raw(" AND EXISTS (SELECT 1 FROM tools t WHERE t.workspace_id = $1 AND t.id = $2)");
+        }
         if let Some(e) = filter.is_error {
             q.push(" AND is_error = ?", Bind::Bool(e));
         }

@@ -222,6 +222,20 @@ async fn executions_page_filter_and_feed_usage_stats() {
 
         let theirs = app.key("globex", "g@globex.test", "admin").await;
         assert_eq!(app.get(&path(""), &theirs).await.0, 404);
+
+        let (s, none) = app.get(&path("agent_id=agent_z"), key).await;
+        assert_eq!(s, 200, "a filter that matches nothing: {none}");
+        assert_eq!(none["executions"], json!([]));
+        let tool_path = format!("/v1/convai/tools/{tool}");
+        let (s, b) = app
+            .send(reqwest::Method::DELETE, &tool_path, key, &json!({}))
+            .await;
+        assert!(s < 300, "deleted: {s} {b}");
+        let (s, gone) = app.get(&path(""), key).await;
+        assert_eq!(
+            s, 404,
+            "a deleted tool's calls stay in the log, not on its page: {gone}"
+        );
     }
 }
 

@@ -122,6 +122,8 @@ pub(super) async fn get_tool_executions(
         branch_id: params.branch_id.filter(|s| !s.is_empty()),
         start_ms: to_ms("start_time", params.start_time, true)?,
         end_ms: to_ms("end_time", params.end_time, false)?,
+        // An MCP tool's derived id has no record (DESIGN.md §4.1); any other tool must exist.
+        of_existing_tool: !tool_id.starts_with(MCP_TOOL_PREFIX),
     };
     let fingerprint = [
         tool_id.clone(),
@@ -147,27 +149,19 @@ pub(super) async fn get_tool_executions(
         }
         None => None,
     };
-    // The tool must exist (an MCP tool's derived id has no record). On PostgreSQL its page is
-    // read at the same time, on another connection; SQLite answers both inline, one after the
-    // other, which is quicker than either hand-off.
-    let exists = async {
-        if tool_id.starts_with(MCP_TOOL_PREFIX) {
-            return Ok(());
-        }
+    let mut rows = state
+        .store
+        .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    // A page of a tool that exists is never empty for want of the tool; an empty one may be.
+    if rows.is_empty() && filter.of_existing_tool {
         state
             .store
             .get_tool(&caller.workspace_id, &tool_id)
             .await
-            .map(drop)
-            .map_err(ApiError::from_store("tool"))
-    };
-    let page =
-        state
-            .store
-            .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1);
-    let (exists, page) = tokio::join!(exists, page);
-    exists?;
-    let mut rows = page.map_err(|e| ApiError::Internal(e.into()))?;
+            .map_err(ApiError::from_store("tool"))?;
+    }
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = match rows.last() {
