@@ -63,6 +63,9 @@ pub struct EngineDeps {
     pub limits: EngineLimits,
     /// Operator-declared MCP servers.
     pub mcp: mcp::McpConfig,
+    /// Woken when this node queues test runs, so its worker leases them at once instead of at
+    /// its next poll (runs queued by other nodes are found by polling).
+    pub runs_queued: tokio::sync::Notify,
 }
 
 /// An agent as a conversation sees it: its config (overrides applied) and its tools.

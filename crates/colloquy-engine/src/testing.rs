@@ -540,33 +540,51 @@ pub async fn worker(
         if *stop.borrow() {
             return;
         }
-        let free = slots.available_permits();
-        let leased = if free == 0 {
-            Vec::new()
-        } else {
-            deps.store
-                .lease_runs(
-                    &worker_id,
-                    colloquy_core::time::now_secs(),
-                    lease_secs,
-                    u32::try_from(free).unwrap_or(1),
-                )
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "could not lease test runs");
-                    Vec::new()
-                })
+        // Wait for a free slot, not for the next poll: a wave of runs that finishes together
+        // used to wait up to a poll interval (250 ms) before the next wave was leased.
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            // A dropped sender means no one can stop this worker any more: stop now.
+            changed = stop.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
         };
+        let leased = deps
+            .store
+            .lease_runs(
+                &worker_id,
+                colloquy_core::time::now_secs(),
+                lease_secs,
+                u32::try_from(slots.available_permits() + 1).unwrap_or(1),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not lease test runs");
+                Vec::new()
+            });
         if leased.is_empty() {
+            drop(first);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = stop.changed() => {}
+                _ = deps.runs_queued.notified() => {}
+                changed = stop.changed() => if changed.is_err() {
+                    return;
+                },
             }
             continue;
         }
+        let mut first = Some(first);
         for run in leased {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
             };
             let deps = deps.clone();
             let worker_id = worker_id.clone();

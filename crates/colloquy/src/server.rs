@@ -53,6 +53,7 @@ pub fn engine(
             ..EngineLimits::default()
         },
         mcp: config.mcp.clone(),
+        runs_queued: tokio::sync::Notify::new(),
     };
     Ok((Arc::new(deps), audit_task))
 }

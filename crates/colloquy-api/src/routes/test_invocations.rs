@@ -240,6 +240,7 @@ async fn run_tests(
         .insert_invocation(&invocation, &runs)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    state.engine.runs_queued.notify_one();
     Ok(Json(invocation_view(&state, &caller, &invocation).await?))
 }
 
@@ -490,5 +491,6 @@ async fn resubmit_invocation(
         .resubmit_runs(&id, &wanted, document.as_deref(), time::now_secs())
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
+    state.engine.runs_queued.notify_one();
     Ok(Json(json!({})))
 }
