@@ -542,9 +542,13 @@ pub async fn worker(
         }
         // Wait for a free slot, not for the next poll: a wave of runs that finishes together
         // used to wait up to a poll interval (250 ms) before the next wave was leased.
-        let first = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
+        // Only this task takes slots, so the ones free now stay free while it leases.
+        let free = tokio::select! {
+            permit = slots.acquire() => match permit {
+                Ok(permit) => {
+                    drop(permit);
+                    slots.available_permits()
+                }
                 Err(_) => return,
             },
             // A dropped sender means no one can stop this worker any more: stop now.
@@ -559,7 +563,7 @@ pub async fn worker(
                 &worker_id,
                 colloquy_core::time::now_secs(),
                 lease_secs,
-                u32::try_from(slots.available_permits() + 1).unwrap_or(1),
+                u32::try_from(free).unwrap_or(1),
             )
             .await
             .unwrap_or_else(|e| {
@@ -567,7 +571,6 @@ pub async fn worker(
                 Vec::new()
             });
         if leased.is_empty() {
-            drop(first);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = deps.runs_queued.notified() => {}
@@ -577,14 +580,9 @@ pub async fn worker(
             }
             continue;
         }
-        let mut first = Some(first);
         for run in leased {
-            let permit = match first.take() {
-                Some(permit) => permit,
-                None => match slots.clone().acquire_owned().await {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
             };
             let deps = deps.clone();
             let worker_id = worker_id.clone();
