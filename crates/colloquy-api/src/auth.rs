@@ -129,8 +129,7 @@ impl FromRequestParts<AppState> for Caller {
         let key = state
             .store
             .find_key(&keys::hash_token(token))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+            .await?
             .filter(|k| k.revoked_at.is_none())
             .ok_or(ApiError::InvalidKey)?;
         state

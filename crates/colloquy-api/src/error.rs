@@ -65,14 +65,6 @@ impl ApiError {
         ApiError::Invalid(vec![v])
     }
 
-    /// Maps a store error for a lookup of `what` (404 when absent).
-    pub fn from_store(what: &'static str) -> impl FnOnce(StoreError) -> ApiError {
-        move |e| match e {
-            StoreError::NotFound => ApiError::NotFound(what),
-            other => ApiError::Internal(other.into()),
-        }
-    }
-
     fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
         let detail =
             |status: &str, message: &str| json!({"detail": {"status": status, "message": message}});
@@ -144,6 +136,37 @@ impl ApiError {
                 ),
             ),
         }
+    }
+}
+
+/// A store failure a handler did not expect is the server's fault: 500, logged with its cause.
+/// Lookups whose row may be absent say so with [`OrNotFound::or_not_found`].
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// Documents the server wrote itself failing to (de)serialize is the server's fault too.
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// Lookups by a client-given id: an absent row is the client's 404 (`{what}_not_found`),
+/// anything else the server's 500.
+pub trait OrNotFound<T> {
+    /// Maps [`StoreError::NotFound`] to [`ApiError::NotFound`] of `what`.
+    fn or_not_found(self, what: &'static str) -> ApiResult<T>;
+}
+
+impl<T> OrNotFound<T> for Result<T, StoreError> {
+    fn or_not_found(self, what: &'static str) -> ApiResult<T> {
+        self.map_err(|e| match e {
+            StoreError::NotFound => ApiError::NotFound(what),
+            other => other.into(),
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query};
 use crate::state::AppState;
 
@@ -134,8 +134,7 @@ async fn list_conversations(
     let mut rows = state
         .store
         .list_conversations(&caller.workspace_id, &filter, after, limit + 1)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = match rows.last() {
@@ -215,7 +214,7 @@ async fn get_conversation(
         .store
         .get_conversation_row(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("conversation"))?;
+        .or_not_found("conversation")?;
     Ok(Json(full(&row)))
 }
 
@@ -229,7 +228,7 @@ async fn delete_conversation(
         .store
         .delete_conversation(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("conversation"))?;
+        .or_not_found("conversation")?;
     Ok(Json(json!({})))
 }
 
@@ -260,6 +259,6 @@ async fn post_conversation_feedback(
         .store
         .set_conversation_feedback(&caller.workspace_id, &id, feedback.as_deref())
         .await
-        .map_err(ApiError::from_store("conversation"))?;
+        .or_not_found("conversation")?;
     Ok(Json(json!({})))
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, OrNotFound};
 use crate::extract::{Json, check_body};
 use crate::state::AppState;
 
@@ -57,10 +57,9 @@ async fn calculate_for_agent(
         .store
         .get_agent(&caller.workspace_id, &agent_id)
         .await
-        .map_err(ApiError::from_store("agent"))?;
+        .or_not_found("agent")?;
     check_body("LLMUsageCalculatorRequestModel", &mut body)?;
-    let doc: Value =
-        serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(e.into()))?;
+    let doc: Value = serde_json::from_str(&row.document)?;
     let prompt = doc
         .pointer("/conversation_config/agent/prompt")
         .cloned()

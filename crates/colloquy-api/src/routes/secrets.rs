@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -139,11 +139,10 @@ async fn dependents_of(
     secrets: &[SecretRecord],
 ) -> ApiResult<Vec<SecretDependent>> {
     let ids: Vec<String> = secrets.iter().map(|s| s.id.clone()).collect();
-    state
+    Ok(state
         .store
         .secret_dependents(&caller.workspace_id, &ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
+        .await?)
 }
 
 fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
@@ -229,8 +228,7 @@ async fn list_secrets(
             after,
             limit.map(|n| n + 1),
         )
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let next_cursor = match limit {
         Some(n) if rows.len() > n as usize => {
             rows.truncate(n as usize);
@@ -273,11 +271,7 @@ async fn create_secret(
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .insert_secret(&record)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.insert_secret(&record).await?;
     Ok(Json(
         json!({"type": "stored", "secret_id": record.id, "name": record.name}),
     ))
@@ -293,7 +287,7 @@ async fn get_secret(
         .store
         .get_secret(&caller.workspace_id, &secret_id)
         .await
-        .map_err(ApiError::from_store("secret"))?;
+        .or_not_found("secret")?;
     let dependents = dependents_of(&state, &caller, std::slice::from_ref(&secret)).await?;
     Ok(Json(view(
         &secret,
@@ -325,7 +319,7 @@ async fn update_secret(
             time::now_secs(),
         )
         .await
-        .map_err(ApiError::from_store("secret"))?;
+        .or_not_found("secret")?;
     Ok(Json(
         json!({"type": "stored", "secret_id": secret_id, "name": body.name}),
     ))
@@ -347,7 +341,7 @@ async fn delete_secret(
             status: "secret_in_use",
             message: format!("The secret cannot be deleted: {why}. Remove it from them first."),
         }),
-        Err(e) => Err(ApiError::from_store("secret")(e)),
+        Err(e) => Err(e).or_not_found("secret"),
     }
 }
 
@@ -397,7 +391,7 @@ async fn get_secret_dependencies(
         .store
         .get_secret(&caller.workspace_id, &secret_id)
         .await
-        .map_err(ApiError::from_store("secret"))?;
+        .or_not_found("secret")?;
     let dependents = match kind {
         DependencyType::Tools => dependents_of(&state, &caller, std::slice::from_ref(&secret))
             .await?

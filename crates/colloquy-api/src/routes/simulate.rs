@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, OrNotFound};
 use crate::extract::{Json, check_body};
 use crate::state::AppState;
 
@@ -39,14 +39,12 @@ async fn prepare(
         .store
         .get_agent(&caller.workspace_id, agent_id)
         .await
-        .map_err(ApiError::from_store("agent"))?;
+        .or_not_found("agent")?;
     check_body(
         "Body_Simulates_a_conversation_v1_convai_agents__agent_id__simulate_conversation_post",
         &mut body,
     )?;
-    let agent = AgentSnapshot::load(&state.engine, &caller.workspace_id, agent_id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let agent = AgentSnapshot::load(&state.engine, &caller.workspace_id, agent_id).await?;
     let sim = &body["simulation_specification"];
     let user = &sim["simulated_user_config"];
     let text = |v: &Value, p: &str| {

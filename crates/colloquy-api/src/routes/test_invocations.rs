@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query, check_body};
 use crate::routes::access::access_info;
 use crate::state::AppState;
@@ -74,17 +74,12 @@ async fn invocation_view(
     caller: &Caller,
     inv: &InvocationRow,
 ) -> ApiResult<Value> {
-    let runs = state
-        .store
-        .invocation_runs(&inv.id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let runs = state.store.invocation_runs(&inv.id).await?;
     let ids: Vec<String> = runs.iter().map(|r| r.test_id.clone()).collect();
     let tests = state
         .store
         .get_test_entities(&caller.workspace_id, &ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let test_runs: Vec<Value> = runs
         .iter()
         .map(|r| {
@@ -152,7 +147,7 @@ async fn run_tests(
         .store
         .get_agent(&caller.workspace_id, &agent_id)
         .await
-        .map_err(ApiError::from_store("agent"))?;
+        .or_not_found("agent")?;
     check_body("RunAgentTestsRequestModel", &mut body)?;
     if body
         .get("branch_id")
@@ -175,8 +170,7 @@ async fn run_tests(
     let found = state
         .store
         .get_test_entities(&caller.workspace_id, &wanted)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let mut violations = Vec::new();
     for (i, id) in wanted.iter().enumerate() {
         if !found.iter().any(|t| &t.id == id && t.test_type != "folder") {
@@ -235,11 +229,7 @@ async fn run_tests(
             });
         }
     }
-    state
-        .store
-        .insert_invocation(&invocation, &runs)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.insert_invocation(&invocation, &runs).await?;
     state.engine.runs_queued.notify_one();
     Ok(Json(invocation_view(&state, &caller, &invocation).await?))
 }
@@ -254,7 +244,7 @@ async fn get_invocation(
         .store
         .get_invocation(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("test invocation"))?;
+        .or_not_found("test invocation")?;
     Ok(Json(invocation_view(&state, &caller, &inv).await?))
 }
 
@@ -315,45 +305,35 @@ async fn list_invocations(
         }
         None => None,
     };
-    let internal = |e: colloquy_store::StoreError| ApiError::Internal(e.into());
     let total = state
         .store
         .count_invocations(&caller.workspace_id, &filter, None)
-        .await
-        .map_err(internal)?;
+        .await?;
     let before = match &after {
-        Some(position) => state
-            .store
-            .count_invocations(&caller.workspace_id, &filter, Some(position.clone()))
-            .await
-            .map_err(internal)?,
+        Some(position) => {
+            state
+                .store
+                .count_invocations(&caller.workspace_id, &filter, Some(position.clone()))
+                .await?
+        }
         None => 0,
     };
     let mut rows = state
         .store
         .list_invocations(&caller.workspace_id, &filter, after, limit + 1)
-        .await
-        .map_err(internal)?;
+        .await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let mut results = Vec::with_capacity(rows.len());
     for inv in &rows {
-        let runs = state
-            .store
-            .invocation_runs(&inv.id)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let runs = state.store.invocation_runs(&inv.id).await?;
         let cancelled = runs.iter().filter(|r| is_cancelled(r)).count();
         let count = |s: &str| {
             runs.iter()
                 .filter(|r| wire_status(&r.status) == s && !is_cancelled(r))
                 .count()
         };
-        let user = state
-            .store
-            .user_name_email(&inv.created_by)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let user = state.store.user_name_email(&inv.created_by).await?;
         let title = inv.name.clone().unwrap_or_else(|| match runs.first() {
             Some(r) if runs.len() as i64 == inv.repeat_count => r.test_name.clone(),
             _ => format!("{} tests", runs.len() as i64 / inv.repeat_count.max(1)),
@@ -406,12 +386,12 @@ async fn rename_invocation(
         .store
         .rename_invocation(&caller.workspace_id, &id, name.as_deref())
         .await
-        .map_err(ApiError::from_store("test invocation"))?;
+        .or_not_found("test invocation")?;
     let inv = state
         .store
         .get_invocation(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("test invocation"))?;
+        .or_not_found("test invocation")?;
     Ok(Json(invocation_view(&state, &caller, &inv).await?))
 }
 
@@ -425,13 +405,12 @@ async fn cancel_invocation(
         .store
         .get_invocation(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("test invocation"))?;
+        .or_not_found("test invocation")?;
     let cancelled = json!({"cancelled": true, "condition_result": {"result": "failure", "rationale": {"messages": [], "summary": "Cancelled before it finished"}}});
     state
         .store
         .cancel_runs(&id, &cancelled.to_string(), time::now_secs())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -446,7 +425,7 @@ async fn resubmit_invocation(
         .store
         .get_invocation(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("test invocation"))?;
+        .or_not_found("test invocation")?;
     check_body("ResubmitTestsRequestModel", &mut body)?;
     if body.get("agent_id").and_then(Value::as_str) != Some(inv.agent_id.as_str()) {
         return Err(ApiError::invalid(Violation::new(
@@ -455,11 +434,7 @@ async fn resubmit_invocation(
             "agent_id is not the agent of this invocation",
         )));
     }
-    let runs = state
-        .store
-        .invocation_runs(&id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let runs = state.store.invocation_runs(&id).await?;
     let wanted: Vec<String> = body["test_run_ids"]
         .as_array()
         .into_iter()
@@ -489,8 +464,7 @@ async fn resubmit_invocation(
     state
         .store
         .resubmit_runs(&id, &wanted, document.as_deref(), time::now_secs())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     state.engine.runs_queued.notify_one();
     Ok(Json(json!({})))
 }

@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::view::{self, Folders};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -57,11 +57,7 @@ pub(super) async fn create_folder(
         created_at: time::now_secs(),
         document: "{}".into(),
     };
-    state
-        .store
-        .insert_test_entity(&entity)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.insert_test_entity(&entity).await?;
     Ok(Json(json!({ "id": entity.id, "name": entity.name })))
 }
 
@@ -71,8 +67,7 @@ async fn folder_view(state: &AppState, caller: &Caller, id: &str) -> ApiResult<V
     let sizes: HashMap<String, i64> = state
         .store
         .test_folder_sizes(&caller.workspace_id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .await?
         .into_iter()
         .collect();
     Ok(json!({
@@ -121,7 +116,7 @@ pub(super) async fn update_folder(
             time::now_secs(),
         )
         .await
-        .map_err(ApiError::from_store("folder"))?;
+        .or_not_found("folder")?;
     Ok(Json(folder_view(&state, &caller, &folder_id).await?))
 }
 
@@ -158,8 +153,7 @@ pub(super) async fn delete_folder(
     state
         .store
         .delete_test_entities(&caller.workspace_id, &doomed)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -195,8 +189,7 @@ async fn contents(
             let rows = state
                 .store
                 .list_test_entities(&caller.workspace_id, &filter, &page)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+                .await?;
             let full = rows.len() == 500;
             if let Some(last) = rows.last() {
                 after = Some((0, last.created_at, last.id.clone()));
@@ -235,8 +228,7 @@ pub(super) async fn bulk_move(
     let found = state
         .store
         .get_test_entities(&caller.workspace_id, &body.entity_ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let mut violations = Vec::new();
     for (i, id) in body.entity_ids.iter().enumerate() {
         let at = vec!["body".into(), "entity_ids".into(), LocItem::Index(i)];
@@ -270,7 +262,6 @@ pub(super) async fn bulk_move(
             target.as_deref(),
             time::now_secs(),
         )
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(Json(json!({})))
 }

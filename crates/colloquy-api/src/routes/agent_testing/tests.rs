@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::view::{self, Folders};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ async fn prepare(
 }
 
 fn document_text(doc: &agent_tests::TestDoc) -> ApiResult<String> {
-    serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))
+    Ok(serde_json::to_string(&doc.document)?)
 }
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/create", security(("api_key" = ["tests:write"])))]
@@ -59,11 +59,7 @@ pub(super) async fn create_test(
         created_at: time::now_secs(),
         document: document_text(&doc)?,
     };
-    state
-        .store
-        .insert_test_entity(&entity)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.insert_test_entity(&entity).await?;
     Ok(Json(json!({ "id": entity.id })))
 }
 
@@ -75,7 +71,7 @@ async fn load_test(
     match state.store.get_test_entity(&caller.workspace_id, id).await {
         Ok(row) if row.test_type != "folder" => Ok(row),
         Ok(_) => Err(ApiError::NotFound("test")),
-        Err(e) => Err(ApiError::from_store("test")(e)),
+        Err(e) => Err(e).or_not_found("test"),
     }
 }
 
@@ -119,7 +115,7 @@ pub(super) async fn update_test(
             time::now_secs(),
         )
         .await
-        .map_err(ApiError::from_store("test"))?;
+        .or_not_found("test")?;
     let row = load_test(&state, &caller, &test_id).await?;
     Ok(Json(view::full(&row)?))
 }
@@ -134,8 +130,7 @@ pub(super) async fn delete_test(
     state
         .store
         .delete_test_entities(&caller.workspace_id, std::slice::from_ref(&test_id))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -285,16 +280,14 @@ pub(super) async fn list_tests(
     let mut rows = state
         .store
         .list_test_entities(&caller.workspace_id, &filter, &page)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let folders = Folders::load(&state, &caller).await?;
     let sizes: HashMap<String, i64> = state
         .store
         .test_folder_sizes(&caller.workspace_id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .await?
         .into_iter()
         .collect();
     let next_cursor = match rows.last() {
@@ -340,8 +333,7 @@ pub(super) async fn get_test_summaries(
     let rows = state
         .store
         .get_test_entities(&caller.workspace_id, &body.test_ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let folders = Folders::load(&state, &caller).await?;
     let sizes = HashMap::new();
     let mut out = Map::new();

@@ -17,11 +17,7 @@ pub struct Folders(pub HashMap<String, TestEntityRow>);
 impl Folders {
     /// Loads them.
     pub async fn load(state: &AppState, caller: &Caller) -> ApiResult<Folders> {
-        let rows = state
-            .store
-            .test_folders(&caller.workspace_id)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let rows = state.store.test_folders(&caller.workspace_id).await?;
         Ok(Folders(
             rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
         ))
@@ -117,11 +113,7 @@ pub async fn check_tool_refs(
     refs: &[(Vec<LocItem>, String)],
 ) -> ApiResult<()> {
     let ids: Vec<String> = refs.iter().map(|(_, id)| id.clone()).collect();
-    let found = state
-        .store
-        .get_tools(&caller.workspace_id, &ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let found = state.store.get_tools(&caller.workspace_id, &ids).await?;
     let violations: Vec<Violation> = refs
         .iter()
         .filter(|(_, id)| !found.iter().any(|t| &t.id == id))
@@ -162,8 +154,7 @@ pub async fn check_attached_tests(
     let found = state
         .store
         .get_test_entities(&caller.workspace_id, &attached)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let violations: Vec<Violation> = attached
         .iter()
         .enumerate()

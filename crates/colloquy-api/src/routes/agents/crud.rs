@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, json_text};
 use crate::routes::agent_testing::check_attached_tests;
 use crate::state::AppState;
@@ -30,7 +30,7 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
         archived: doc.archived,
         voice_id: doc.voice_id.clone(),
         version_id: ids::new_id(ids::prefix::VERSION),
-        document: serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))?,
+        document: serde_json::to_string(&doc.document)?,
         tool_ids: doc.tool_ids(),
         mcp_server_ids: doc
             .mcp_server_ids()
@@ -44,11 +44,7 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
 /// name (the LLM calls tools by name).
 async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<()> {
     let ids = doc.tool_ids();
-    let rows = state
-        .store
-        .get_tools(&caller.workspace_id, &ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let rows = state.store.get_tools(&caller.workspace_id, &ids).await?;
     let loc = ["body", "conversation_config", "agent", "prompt", "tool_ids"];
     let mut violations = Vec::new();
     let limits = &state.settings.limits;
@@ -110,8 +106,7 @@ async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiRe
     let found = state
         .store
         .get_mcp_servers(&caller.workspace_id, &ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     for (field, i, id) in servers {
         if !found.iter().any(|r| r.id == id) {
             let mut at: Vec<LocItem> = loc[..4].iter().map(|k| LocItem::from(*k)).collect();
@@ -139,11 +134,7 @@ async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<
         main_branch_id: ids::new_id(ids::prefix::BRANCH),
         content: content(doc)?,
     };
-    state
-        .store
-        .insert_agent(&agent)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.insert_agent(&agent).await?;
     Ok(agent.id)
 }
 
@@ -153,7 +144,7 @@ pub(crate) async fn load(state: &AppState, caller: &Caller, agent_id: &str) -> A
         .store
         .get_agent(&caller.workspace_id, agent_id)
         .await
-        .map_err(ApiError::from_store("agent"))
+        .or_not_found("agent")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -270,7 +261,7 @@ pub(super) async fn update_agent(
                 return Ok(json_text(view::full(&row, &caller)?));
             }
             Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(ApiError::from_store("agent")(e)),
+            Err(e) => return Err(e).or_not_found("agent"),
         }
     }
     Err(ApiError::Conflict {
@@ -298,7 +289,7 @@ pub(super) async fn delete_agent(
         .store
         .delete_agent(&caller.workspace_id, &agent_id)
         .await
-        .map_err(ApiError::from_store("agent"))?;
+        .or_not_found("agent")?;
     Ok(StatusCode::NO_CONTENT)
 }
 

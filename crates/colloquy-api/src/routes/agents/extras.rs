@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use super::crud::load;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -25,7 +25,7 @@ pub(super) async fn get_agent_link(
         .store
         .agent_link_token(&caller.workspace_id, &agent_id, &candidate)
         .await
-        .map_err(ApiError::from_store("agent"))?;
+        .or_not_found("agent")?;
     Ok(Json(json!({
         "agent_id": agent_id,
         "token": {
@@ -55,8 +55,7 @@ pub(super) async fn get_agent_widget(
     Query(_): Query<WidgetParams>,
 ) -> ApiResult<Json<Value>> {
     let row = load(&state, &caller, &agent_id).await?;
-    let doc: Value =
-        serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(e.into()))?;
+    let doc: Value = serde_json::from_str(&row.document)?;
     let mut widget = doc
         .pointer("/platform_settings/widget")
         .cloned()

@@ -149,8 +149,7 @@ pub(super) async fn list_agents(
     state
         .store
         .list_agents(&caller.workspace_id, &filter, &page, &mut out)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(json_text(out.finish(&spec)?))
 }
 
@@ -203,8 +202,7 @@ impl<'c> PageWriter<'c> {
             spec.after(value, &self.last_id).encode()
         });
         self.body.extend_from_slice(b"],\"next_cursor\":");
-        serde_json::to_writer(&mut self.body, &next_cursor)
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        serde_json::to_writer(&mut self.body, &next_cursor)?;
         self.body.extend_from_slice(if self.has_more {
             b",\"has_more\":true}"
         } else {
@@ -284,8 +282,7 @@ pub(super) async fn get_agent_summaries(
     let rows = state
         .store
         .get_agents(&caller.workspace_id, &params.agent_ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let mut out = Map::new();
     for id in &params.agent_ids {
         let entry = match rows.iter().find(|r| &r.id == id) {

@@ -151,7 +151,7 @@ pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
         default_hold_audio_url: DEFAULT_HOLD_AUDIO_URL,
     };
     let mut out = Vec::with_capacity(512 + row.document.len());
-    serde_json::to_writer(&mut out, &head).map_err(|e| ApiError::Internal(e.into()))?;
+    serde_json::to_writer(&mut out, &head)?;
     let doc = row.document.trim();
     if let Some(rest) = doc.strip_prefix('{').map(str::trim_start)
         && !rest.starts_with('}')

@@ -26,7 +26,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -269,7 +269,7 @@ async fn get_signed_url(
         .store
         .get_agent(&caller.workspace_id, &agent_id)
         .await
-        .map_err(ApiError::from_store("agent"))?;
+        .or_not_found("agent")?;
     if params
         .branch_id
         .as_deref()
@@ -286,8 +286,7 @@ async fn get_signed_url(
             &agent_id,
             time::now_secs() + SIGNATURE_TTL_SECS,
         )
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let url = format!(
         "{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}",
         socket_base(&state, &headers)
@@ -313,7 +312,7 @@ async fn get_webrtc_token(
             .store
             .get_agent(&caller.workspace_id, &agent_id)
             .await
-            .map_err(ApiError::from_store("agent"))?;
+            .or_not_found("agent")?;
     }
     Err(ApiError::BadRequest {
         status: "webrtc_not_supported",

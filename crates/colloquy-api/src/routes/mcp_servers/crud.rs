@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use super::view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -75,7 +75,7 @@ async fn check(
                 msg: format!("Secret {secret_id} does not exist"),
                 kind: "value_error".into(),
             }),
-            Err(e) => return Err(ApiError::Internal(e.into())),
+            Err(e) => return Err(e.into()),
         }
     }
     if violations.is_empty() {
@@ -88,7 +88,7 @@ async fn check(
 fn content(doc: &McpServerDoc) -> ApiResult<McpServerContent> {
     Ok(McpServerContent {
         name: doc.name.clone(),
-        document: serde_json::to_string(&doc.config).map_err(|e| ApiError::Internal(e.into()))?,
+        document: serde_json::to_string(&doc.config)?,
         secret_ids: doc.secret_refs.iter().map(|(_, id)| id.clone()).collect(),
     })
 }
@@ -99,12 +99,11 @@ pub(super) async fn respond(state: &AppState, caller: &Caller, id: &str) -> ApiR
         .store
         .get_mcp_server(&caller.workspace_id, id)
         .await
-        .map_err(ApiError::from_store("MCP server"))?;
+        .or_not_found("MCP server")?;
     let dependents = state
         .store
         .mcp_server_dependents(&caller.workspace_id, id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(Json(view::full(&row, &dependents, caller)?))
 }
 
@@ -121,7 +120,7 @@ pub(super) async fn modify(
             .store
             .get_mcp_server(&caller.workspace_id, id)
             .await
-            .map_err(ApiError::from_store("MCP server"))?;
+            .or_not_found("MCP server")?;
         let mut config = view::config(&row)?;
         let doc = match change(&mut config)? {
             Some(doc) => doc,
@@ -141,7 +140,7 @@ pub(super) async fn modify(
         {
             Ok(()) => return respond(state, caller, id).await,
             Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(ApiError::from_store("MCP server")(e)),
+            Err(e) => return Err(e).or_not_found("MCP server"),
         }
     }
     Err(ApiError::Conflict {
@@ -168,8 +167,7 @@ pub(super) async fn create_mcp_server(
             time::now_secs(),
             &content(&doc)?,
         )
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     respond(&state, &caller, &id).await
 }
 
@@ -178,18 +176,13 @@ pub(super) async fn list_mcp_servers(
     caller: Caller,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
-    let rows = state
-        .store
-        .list_mcp_servers(&caller.workspace_id)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let rows = state.store.list_mcp_servers(&caller.workspace_id).await?;
     let mut servers = Vec::with_capacity(rows.len());
     for row in &rows {
         let dependents = state
             .store
             .mcp_server_dependents(&caller.workspace_id, &row.id)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .await?;
         servers.push(view::full(row, &dependents, &caller)?);
     }
     Ok(Json(json!({ "mcp_servers": servers })))
@@ -235,7 +228,7 @@ pub(super) async fn delete_mcp_server(
             status: "mcp_server_in_use",
             message: format!("The MCP server cannot be deleted: {why}. Remove it from them first."),
         }),
-        Err(e) => Err(ApiError::from_store("MCP server")(e)),
+        Err(e) => Err(e).or_not_found("MCP server"),
     }
 }
 
@@ -264,7 +257,7 @@ pub(super) async fn list_server_tools(
         .store
         .get_mcp_server(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("MCP server"))?;
+        .or_not_found("MCP server")?;
     let config = view::config(&row)?;
     let listed =
         colloquy_engine::mcp::list_server_tools(&state.engine, &caller.workspace_id, &id, &config)

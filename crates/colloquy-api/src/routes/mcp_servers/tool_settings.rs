@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::crud::{EnvironmentParams, modify};
 use super::view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -84,7 +84,7 @@ pub(super) async fn get_tool_config(
         .store
         .get_mcp_server(&caller.workspace_id, &id)
         .await
-        .map_err(ApiError::from_store("MCP server"))?;
+        .or_not_found("MCP server")?;
     let config = view::config(&row)?;
     mcp_servers::tool_config(&config, &tool_name)
         .cloned()

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use super::view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::routes::agents;
 use crate::state::AppState;
@@ -38,7 +38,7 @@ async fn prepare(
                     kind: "value_error".into(),
                 });
             }
-            Err(e) => return Err(ApiError::Internal(e.into())),
+            Err(e) => return Err(e.into()),
         }
     }
     let mcp_server_id = (doc.tool_type == "mcp")
@@ -60,7 +60,7 @@ async fn prepare(
                 "value_error",
                 format!("MCP server {server} does not exist"),
             )),
-            Err(e) => return Err(ApiError::Internal(e.into())),
+            Err(e) => return Err(e.into()),
         }
     }
     if !violations.is_empty() {
@@ -70,7 +70,7 @@ async fn prepare(
         name: doc.name.clone(),
         name_lower: doc.name.to_lowercase(),
         tool_type: doc.tool_type.clone(),
-        document: serde_json::to_string(&doc.document).map_err(|e| ApiError::Internal(e.into()))?,
+        document: serde_json::to_string(&doc.document)?,
         secret_ids: doc.secret_refs.iter().map(|(_, id)| id.clone()).collect(),
         mcp_server_id,
     };
@@ -82,12 +82,11 @@ async fn respond(state: &AppState, caller: &Caller, tool_id: &str) -> ApiResult<
         .store
         .get_tool(&caller.workspace_id, tool_id)
         .await
-        .map_err(ApiError::from_store("tool"))?;
+        .or_not_found("tool")?;
     let usage = state
         .store
         .tool_usage(&caller.workspace_id, std::slice::from_ref(&row.id))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     Ok(Json(view::full(
         &row,
         usage.first().map(|(_, u)| *u),
@@ -109,11 +108,7 @@ pub(super) async fn create_tool(
         created_at: time::now_secs(),
         content,
     };
-    state
-        .store
-        .insert_tool(&tool)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    state.store.insert_tool(&tool).await?;
     respond(&state, &caller, &tool.id).await
 }
 
@@ -137,13 +132,13 @@ pub(super) async fn update_tool(
         .store
         .get_tool(&caller.workspace_id, &tool_id)
         .await
-        .map_err(ApiError::from_store("tool"))?;
+        .or_not_found("tool")?;
     let (_, content) = prepare(&state, &caller, body).await?;
     state
         .store
         .update_tool(&caller.workspace_id, &tool_id, &content, time::now_secs())
         .await
-        .map_err(ApiError::from_store("tool"))?;
+        .or_not_found("tool")?;
     respond(&state, &caller, &tool_id).await
 }
 
@@ -165,7 +160,7 @@ pub(super) async fn delete_tool(
         .store
         .get_tool(&caller.workspace_id, &tool_id)
         .await
-        .map_err(ApiError::from_store("tool"))?;
+        .or_not_found("tool")?;
     if params.force == Some(true) {
         detach_everywhere(&state, &caller, &tool_id).await?;
     }
@@ -181,7 +176,7 @@ pub(super) async fn delete_tool(
                 "The tool cannot be deleted: {why}. Remove it from them first, or delete with force=true."
             ),
         }),
-        Err(e) => Err(ApiError::from_store("tool")(e)),
+        Err(e) => Err(e).or_not_found("tool"),
     }
 }
 
@@ -192,8 +187,7 @@ async fn detach_everywhere(state: &AppState, caller: &Caller, tool_id: &str) -> 
         let dependents = state
             .store
             .tool_dependents(&caller.workspace_id, tool_id, None, 100)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .await?;
         if dependents.is_empty() {
             return Ok(());
         }
@@ -215,7 +209,7 @@ async fn detach_everywhere(state: &AppState, caller: &Caller, tool_id: &str) -> 
             {
                 // A concurrent update: the next pass sees the new version.
                 Ok(()) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
-                Err(e) => return Err(ApiError::Internal(e.into())),
+                Err(e) => return Err(e.into()),
             }
         }
     }

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Query, json_text};
 use crate::state::AppState;
 
@@ -152,15 +152,14 @@ pub(super) async fn get_tool_executions(
     let mut rows = state
         .store
         .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     // A page of a tool that exists is never empty for want of the tool; an empty one may be.
     if rows.is_empty() && filter.of_existing_tool {
         state
             .store
             .get_tool(&caller.workspace_id, &tool_id)
             .await
-            .map_err(ApiError::from_store("tool"))?;
+            .or_not_found("tool")?;
     }
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -173,6 +172,6 @@ pub(super) async fn get_tool_executions(
         next_cursor,
         has_more,
     };
-    let body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.into()))?;
+    let body = serde_json::to_vec(&page)?;
     Ok(json_text(body))
 }

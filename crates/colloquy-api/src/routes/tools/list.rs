@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use super::view;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -155,16 +155,11 @@ pub(super) async fn list_tools(
     let mut rows = state
         .store
         .list_tools(&caller.workspace_id, &filter, &page)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let usage = state
-        .store
-        .tool_usage(&caller.workspace_id, &ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let usage = state.store.tool_usage(&caller.workspace_id, &ids).await?;
     let tools = rows
         .iter()
         .map(|r| {
@@ -214,7 +209,7 @@ pub(super) async fn get_dependent_agents(
         .store
         .get_tool(&caller.workspace_id, &tool_id)
         .await
-        .map_err(ApiError::from_store("tool"))?;
+        .or_not_found("tool")?;
     let spec = CursorSpec::new("created_at", Direction::Asc, &[&tool_id]);
     let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(raw) => {
@@ -233,8 +228,7 @@ pub(super) async fn get_dependent_agents(
     let mut rows = state
         .store
         .tool_dependents(&caller.workspace_id, &tool_id, after, limit + 1)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let role = caller.role().as_str();
