@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::{Method, header, request::Parts};
+use colloquy_core::ids::WorkspaceId;
 use colloquy_core::keys;
 use colloquy_core::scope::{Role, Scope, Scopes};
 
@@ -77,7 +78,7 @@ pub struct Caller {
     /// Id of the key used.
     pub key_id: String,
     /// The caller's workspace; every query is scoped to it.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// The caller's user (`created_by_user_id` of what they create).
     pub user_id: String,
     /// What the key may do.

@@ -161,6 +161,9 @@ fn classify(message: &str) -> (&'static str, String) {
         .next()
         .unwrap_or(message)
         .to_owned();
+    if let Some(choices) = enum_choices(&msg) {
+        return ("enum", format!("Input should be {choices}"));
+    }
     let kind = if msg.starts_with("missing field") {
         "missing"
     } else if msg.contains("expected a string") || msg.contains("expected a borrowed string") {
@@ -183,6 +186,43 @@ fn classify(message: &str) -> (&'static str, String) {
         "value_error"
     };
     (kind, msg)
+}
+
+/// The choices of serde's "unknown variant `x`, expected `a`, `b` or `c`" (`expected one of`
+/// for three and more) in pydantic's words: `'a', 'b' or 'c'`. Every enum of a request (query
+/// parameters such as `sort_by`, body fields) is rejected in this one place.
+fn enum_choices(message: &str) -> Option<String> {
+    let expected = message
+        .strip_prefix("unknown variant `")?
+        .split_once("`, expected ")?
+        .1;
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    let quoted: Vec<String> = expected
+        .split(", ")
+        .flat_map(|part| part.split(" or "))
+        .map(|choice| format!("'{}'", choice.trim_matches('`')))
+        .collect();
+    Some(match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => return None,
+    })
+}
+
+/// For query enums: an empty value (`?sort_by=`) is the same as none, as the reference treats
+/// it; anything else must be one of the enum's values.
+pub fn empty_as_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let raw: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    match raw.as_deref() {
+        None | Some("") => Ok(None),
+        Some(value) => {
+            T::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(value)).map(Some)
+        }
+    }
 }
 
 /// Query parameters parsed into `T`; repeated keys fill `Vec` fields (`?tags=a&tags=b`), as the

@@ -4,7 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use colloquy_store::{AuditStore, AuditWriter, ConnectOptions, DynStore, SqlStore, ToolExecution};
+use colloquy_core::ids::WorkspaceId;
+use colloquy_store::{
+    AuditStore, AuditWriter, ConnectOptions, ConversationStore, DynStore, SqlStore, ToolExecution,
+};
 use serde_json::json;
 
 use crate::load;
@@ -231,7 +234,7 @@ async fn agent_reads(
 }
 
 pub(crate) fn record(
-    workspace: &str,
+    workspace: &WorkspaceId,
     tool: &str,
     agent: &str,
     conversation: &str,
@@ -240,13 +243,13 @@ pub(crate) fn record(
 ) -> ToolExecution {
     ToolExecution {
         id: colloquy_core::ids::new_uuid(),
-        workspace_id: workspace.to_owned(),
-        tool_id: tool.to_owned(),
+        workspace_id: workspace.clone(),
+        tool_id: tool.into(),
         tool_name: "lookup".into(),
         tool_type: "webhook".into(),
         tool_request_id: format!("call_{i}"),
-        conversation_id: conversation.to_owned(),
-        agent_id: agent.to_owned(),
+        conversation_id: conversation.into(),
+        agent_id: agent.into(),
         branch_id: None,
         timestamp_ms: ts,
         latency_us: 1000 + (i % 500) as i64,
@@ -300,6 +303,7 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             .bind(&tool_id)
             .fetch_one(&sqlx::SqlitePool::connect(&url).await?)
             .await?;
+        let workspace = WorkspaceId::from(workspace);
         let now = colloquy_core::time::now_ms();
         let conversation = colloquy_core::ids::new_uuid();
         let mut batch = Vec::with_capacity(1000);
@@ -326,18 +330,19 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
         if !batch.is_empty() {
             store.insert_executions(&batch).await?;
         }
-        store
-            .insert_conversation(&colloquy_store::ConversationRecord {
-                id: conversation.clone(),
-                workspace_id: workspace.clone(),
-                agent_id: "agent_a".into(),
-                branch_id: None,
-                source: "ws".into(),
-                status: "done".into(),
-                started_at: now / 1000,
-                deleted: false,
-            })
-            .await?;
+        let record = colloquy_store::ConversationRecord {
+            id: conversation.as_str().into(),
+            workspace_id: workspace.clone(),
+            agent_id: "agent_a".into(),
+            branch_id: None,
+            source: "ws".into(),
+            started_at: now / 1000,
+        };
+        let progress = colloquy_store::ConversationProgress {
+            status: "done".into(),
+            ..Default::default()
+        };
+        store.start_conversation(&record, &progress).await?;
         let start = (now - count as i64 * 10) / 1000;
         let end = now / 1000;
         let path = format!(

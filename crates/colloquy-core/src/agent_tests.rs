@@ -117,7 +117,7 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            if !(kind == "mcp" && id.starts_with("tool_mcp_")) {
+            if !(kind == "mcp" && id.starts_with(crate::ids::prefix::MCP_TOOL)) {
                 tool_refs.push((loc(&["tool_call_parameters", "referenced_tool", "id"]), id));
             }
         }

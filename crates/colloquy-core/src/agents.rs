@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::ids::ToolId;
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation};
 
@@ -50,14 +51,14 @@ pub struct AgentDoc {
 
 impl AgentDoc {
     /// `conversation_config.agent.prompt.tool_ids`: the workspace tools the agent uses.
-    pub fn tool_ids(&self) -> Vec<String> {
+    pub fn tool_ids(&self) -> Vec<ToolId> {
         self.prompt()
             .and_then(|p| p.get("tool_ids"))
             .and_then(Value::as_array)
             .map(|ids| {
                 ids.iter()
                     .filter_map(Value::as_str)
-                    .map(str::to_owned)
+                    .map(ToolId::from)
                     .collect()
             })
             .unwrap_or_default()
@@ -110,14 +111,14 @@ impl AgentDoc {
     }
 
     /// Removes `tool_id` from `prompt.tool_ids` (a tool deleted with `force`).
-    pub fn detach_tool(&mut self, tool_id: &str) {
+    pub fn detach_tool(&mut self, tool_id: &ToolId) {
         if let Some(ids) = self
             .document
             .get_mut("conversation_config")
             .and_then(|c| c.pointer_mut("/agent/prompt/tool_ids"))
             .and_then(Value::as_array_mut)
         {
-            ids.retain(|id| id.as_str() != Some(tool_id));
+            ids.retain(|id| id.as_str() != Some(tool_id.as_str()));
         }
     }
 

@@ -33,6 +33,185 @@ pub mod prefix {
     pub const TOOL: &str = "tool_";
     /// MCP servers.
     pub const MCP_SERVER: &str = "mcp_";
+    /// The derived id of an MCP server's tool that has no `type: "mcp"` tool record
+    /// (DESIGN.md §4.1): this prefix and a hash of the server and tool name.
+    pub const MCP_TOOL: &str = "tool_mcp_";
+    /// Agent tests.
+    pub const TEST: &str = "test_";
+    /// Agent test folders.
+    pub const TEST_FOLDER: &str = "tfld_";
+    /// Test invocations (a suite of runs).
+    pub const INVOCATION: &str = "suite_";
+    /// Test runs.
+    pub const RUN: &str = "run_";
+    /// Test-run workers (one per node process).
+    pub const WORKER: &str = "worker_";
+}
+
+/// Declares an id type: a `String` that only converts to and from strings explicitly, so a
+/// function taking two kinds of id cannot be called with them swapped. Serialized as the bare
+/// string; never validated on the way in (a malformed id simply matches nothing: 404).
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id's text, owned.
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(id: String) -> Self {
+                $name(id)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(id: &str) -> Self {
+                $name(id.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A workspace (`ws_...`): every query is scoped by one.
+    WorkspaceId
+);
+id_type!(
+    /// A user (`user_...`), the creator of resources.
+    UserId
+);
+id_type!(
+    /// An agent (`agent_...`).
+    AgentId
+);
+id_type!(
+    /// A tool (`tool_...`), or the derived id of an MCP server's tool (`tool_mcp_...`).
+    ToolId
+);
+id_type!(
+    /// A conversation: a UUIDv7, also the `executionId` of `/api/tool-calls`.
+    ConversationId
+);
+id_type!(
+    /// An agent test or test folder (`test_...`, `tfld_...`).
+    TestId
+);
+id_type!(
+    /// A test invocation (`suite_...`).
+    InvocationId
+);
+
+impl WorkspaceId {
+    /// A new workspace id.
+    pub fn generate() -> WorkspaceId {
+        WorkspaceId(new_id(prefix::WORKSPACE))
+    }
+}
+
+impl UserId {
+    /// A new user id.
+    pub fn generate() -> UserId {
+        UserId(new_id(prefix::USER))
+    }
+}
+
+impl AgentId {
+    /// A new agent id.
+    pub fn generate() -> AgentId {
+        AgentId(new_id(prefix::AGENT))
+    }
+}
+
+impl ToolId {
+    /// A new tool id.
+    pub fn generate() -> ToolId {
+        ToolId(new_id(prefix::TOOL))
+    }
+
+    /// Whether this is the derived id of an MCP server's tool rather than a tool record's.
+    pub fn is_mcp_derived(&self) -> bool {
+        self.0.starts_with(prefix::MCP_TOOL)
+    }
+}
+
+impl ConversationId {
+    /// A new conversation id (UUIDv7, so conversations sort by start).
+    pub fn generate() -> ConversationId {
+        ConversationId(new_uuid())
+    }
+}
+
+impl TestId {
+    /// A new test id.
+    pub fn generate_test() -> TestId {
+        TestId(new_id(prefix::TEST))
+    }
+
+    /// A new test folder id.
+    pub fn generate_folder() -> TestId {
+        TestId(new_id(prefix::TEST_FOLDER))
+    }
+}
+
+impl InvocationId {
+    /// A new invocation id.
+    pub fn generate() -> InvocationId {
+        InvocationId(new_id(prefix::INVOCATION))
+    }
 }
 
 /// A new id: `prefix` followed by 28 base32 characters (8 of time, 20 of randomness).

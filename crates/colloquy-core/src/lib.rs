@@ -16,6 +16,7 @@ pub mod schema;
 pub mod scope;
 pub mod secret_key;
 pub mod template;
+pub mod test_runs;
 #[cfg(any(test, feature = "proptest"))]
 pub mod testing;
 pub mod time;

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::ids::{self, ToolId};
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation};
 
@@ -454,12 +455,16 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The id an MCP tool without a tool record has in the audit log (DESIGN.md §4.1).
-pub fn derived_tool_id(server_id: &str, tool_name: &str) -> String {
+pub fn derived_tool_id(server_id: &str, tool_name: &str) -> ToolId {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         format!("{server_id}\u{0}{tool_name}").as_bytes(),
     );
-    format!("tool_mcp_{}", &hex(digest.as_ref())[..24])
+    ToolId::from(format!(
+        "{}{}",
+        ids::prefix::MCP_TOOL,
+        &hex(digest.as_ref())[..24]
+    ))
 }
 
 /// Whether a call needs the user's approval.
@@ -665,7 +670,7 @@ mod tests {
         assert_eq!(http_host("http://u:p@[::1]:9/"), Some(("::1", false)));
         assert_eq!(http_host("http:///x"), None);
         let id = derived_tool_id("mcp_1", "add");
-        assert!(id.starts_with("tool_mcp_") && id.len() == 33);
+        assert!(id.as_str().starts_with("tool_mcp_") && id.as_str().len() == 33);
         assert_eq!(id, derived_tool_id("mcp_1", "add"));
         assert_ne!(id, derived_tool_id("mcp_2", "add"));
     }

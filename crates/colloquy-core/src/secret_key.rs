@@ -13,6 +13,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::digest;
 
+use crate::ids::WorkspaceId;
+
 /// Length of a key in bytes.
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -180,7 +182,7 @@ impl Keyring {
 
 /// The associated data a workspace secret's value is sealed with: it binds the value to its
 /// row, so a sealed value copied to another workspace or secret does not open.
-pub fn secret_context(workspace_id: &str, secret_id: &str) -> Vec<u8> {
+pub fn secret_context(workspace_id: &WorkspaceId, secret_id: &str) -> Vec<u8> {
     format!("secret:{workspace_id}/{secret_id}").into_bytes()
 }
 

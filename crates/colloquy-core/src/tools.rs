@@ -4,12 +4,74 @@
 //! that can never match.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::mocks::{self, Mock};
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation};
+
+/// What a tool is (`tool_config.type`): how it is offered to the LLM and how a call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    /// An HTTP call to the tool's URL.
+    Webhook,
+    /// Run by the conversation's client (`client_tool_call` over the WebSocket).
+    Client,
+    /// Acts on the conversation itself (`end_call`, `language_detection`, ...).
+    System,
+    /// A tool of one of the agent's MCP servers.
+    Mcp,
+    /// A webhook of an API integration.
+    ApiIntegrationWebhook,
+}
+
+impl ToolKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolKind::Webhook => "webhook",
+            ToolKind::Client => "client",
+            ToolKind::System => "system",
+            ToolKind::Mcp => "mcp",
+            ToolKind::ApiIntegrationWebhook => "api_integration_webhook",
+        }
+    }
+
+    /// The kind called `name` on the wire, if there is one.
+    pub fn parse(name: &str) -> Option<ToolKind> {
+        Some(match name {
+            "webhook" => ToolKind::Webhook,
+            "client" => ToolKind::Client,
+            "system" => ToolKind::System,
+            "mcp" => ToolKind::Mcp,
+            "api_integration_webhook" => ToolKind::ApiIntegrationWebhook,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored tool type this version does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tool type {0:?}")]
+pub struct UnknownToolKind(pub String);
+
+impl TryFrom<String> for ToolKind {
+    type Error = UnknownToolKind;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        ToolKind::parse(&name).ok_or(UnknownToolKind(name))
+    }
+}
+
+impl fmt::Display for ToolKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Schema of create and update bodies.
 pub const REQUEST_SCHEMA: &str = "ToolRequestModel";
@@ -23,7 +85,7 @@ pub struct ToolDoc {
     /// `tool_config.name`.
     pub name: String,
     /// `tool_config.type`.
-    pub tool_type: String,
+    pub tool_type: ToolKind,
     /// Secrets referred to from `api_schema.request_headers`, with where.
     pub secret_refs: Vec<(Vec<LocItem>, String)>,
     /// `{tool_config, response_mocks}` with defaults filled.
@@ -57,21 +119,22 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
             "Field required",
         )]);
     };
+    // The schema's discriminated union admits only the kinds there are.
     let tool_type = config
         .get("type")
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+        .and_then(ToolKind::parse)
+        .unwrap_or(ToolKind::Mcp);
     let name = config
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let output_schema = match tool_type.as_str() {
-        "webhook" => "WebhookToolConfig-Output",
-        "client" => "ClientToolConfig-Output",
-        "system" => "SystemToolConfig-Output",
-        _ => "MCPToolConfig-Output",
+    let output_schema = match tool_type {
+        ToolKind::Webhook => "WebhookToolConfig-Output",
+        ToolKind::Client => "ClientToolConfig-Output",
+        ToolKind::System => "SystemToolConfig-Output",
+        ToolKind::Mcp | ToolKind::ApiIntegrationWebhook => "MCPToolConfig-Output",
     };
     let mut filled = Value::Object(config.clone());
     if spec.check(output_schema, &mut filled, &[]).is_ok()
@@ -81,7 +144,7 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
     }
     let base: Vec<LocItem> = vec!["body".into(), "tool_config".into()];
     let mut secret_refs = Vec::new();
-    if tool_type == "webhook"
+    if tool_type == ToolKind::Webhook
         && let Some(api) = config.get("api_schema")
     {
         check_webhook(api, &base, &mut errors, &mut secret_refs);
@@ -325,7 +388,7 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(doc.name, "lookup");
-        assert_eq!(doc.tool_type, "webhook");
+        assert_eq!(doc.tool_type, ToolKind::Webhook);
         assert_eq!(doc.secret_refs.len(), 1);
         assert_eq!(doc.secret_refs[0].1, "secret_1");
         assert_eq!(doc.document["response_mocks"], json!([]));

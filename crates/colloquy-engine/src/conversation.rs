@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colloquy_core::{ids, template, time};
-use colloquy_store::{ConversationRecord, ConversationState, StoreError};
+use colloquy_core::ids::ConversationId;
+use colloquy_core::{template, time};
+use colloquy_store::{ConversationProgress, ConversationRecord, StoreError};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -184,7 +185,7 @@ pub enum Ending {
 
 /// A conversation in progress.
 pub struct Conversation {
-    id: String,
+    id: ConversationId,
     deps: Arc<EngineDeps>,
     agent: AgentSnapshot,
     vars: Map<String, Value>,
@@ -270,7 +271,7 @@ impl Conversation {
         source: Source,
         opts: StartOptions,
     ) -> Result<Conversation, EngineError> {
-        let id = ids::new_uuid();
+        let id = ConversationId::generate();
         let started_at = time::now_secs();
         // A running conversation reads only the `agent` part of its configuration; the rest
         // (voice, ASR, turn settings, platform settings) was used by the caller before the start
@@ -343,9 +344,7 @@ impl Conversation {
             agent_id: conversation.agent.agent_id.clone(),
             branch_id: conversation.agent.branch_id.clone(),
             source: source.as_str().into(),
-            status: "in-progress".into(),
             started_at,
-            deleted: false,
         };
         conversation
             .deps
@@ -356,7 +355,7 @@ impl Conversation {
     }
 
     /// The conversation's id (a UUIDv7).
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &ConversationId {
         &self.id
     }
 
@@ -403,7 +402,7 @@ impl Conversation {
         ));
     }
 
-    fn state(&self, status: &str, ended: Option<&Ending>) -> ConversationState {
+    fn state(&self, status: &str, ended: Option<&Ending>) -> ConversationProgress {
         let call_successful = match ended {
             Some(Ending::Normal(_)) if self.error.is_none() => "success",
             Some(Ending::Error(_)) => "failure",
@@ -428,7 +427,7 @@ impl Conversation {
             user_id: &self.opts.user_id,
         };
         let document = serde_json::to_string(&document).unwrap_or_else(|_| "{}".into());
-        ConversationState {
+        ConversationProgress {
             status: status.into(),
             agent_name: Some(self.agent.name.clone()),
             user_id: self.opts.user_id.clone(),

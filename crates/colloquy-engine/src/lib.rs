@@ -14,6 +14,7 @@ pub mod tools;
 
 use std::sync::Arc;
 
+use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 use colloquy_core::secret_key::{Keyring, secret_context};
 use colloquy_store::{DynStore, StoreError};
 use serde_json::Value;
@@ -72,9 +73,9 @@ pub struct EngineDeps {
 #[derive(Debug, Clone)]
 pub struct AgentSnapshot {
     /// The agent.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// Its workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Its branch.
     pub branch_id: Option<String>,
     /// Its name.
@@ -91,15 +92,15 @@ pub struct AgentSnapshot {
     pub mcp_servers: Vec<mcp::pool::McpServerRef>,
     /// The workspace's `type: "mcp"` tool records as (server, MCP tool name, tool id): a call
     /// of a listed tool is recorded under its record's id when it has one (DESIGN.md §4.1).
-    pub mcp_tool_records: Vec<(String, String, String)>,
+    pub mcp_tool_records: Vec<(String, String, ToolId)>,
 }
 
 impl AgentSnapshot {
     /// Loads an agent of the workspace with its tools.
     pub async fn load(
         deps: &EngineDeps,
-        workspace_id: &str,
-        agent_id: &str,
+        workspace_id: &WorkspaceId,
+        agent_id: &AgentId,
     ) -> Result<AgentSnapshot, StoreError> {
         let row = deps.store.get_agent(workspace_id, agent_id).await?;
         let document: Value = serde_json::from_str(&row.document)
@@ -112,7 +113,10 @@ impl AgentSnapshot {
             .pointer("/agent/prompt")
             .cloned()
             .unwrap_or(Value::Null);
-        let ids = string_list(prompt.get("tool_ids"));
+        let ids: Vec<ToolId> = string_list(prompt.get("tool_ids"))
+            .into_iter()
+            .map(ToolId::from)
+            .collect();
         let rows = deps.store.get_tools(workspace_id, &ids).await?;
         let mut agent_tools: Vec<tools::AgentTool> =
             rows.iter().filter_map(tools::AgentTool::from_row).collect();
@@ -164,7 +168,7 @@ impl AgentSnapshot {
         };
         Ok(AgentSnapshot {
             agent_id: row.summary.id,
-            workspace_id: workspace_id.to_owned(),
+            workspace_id: workspace_id.clone(),
             branch_id: Some(row.main_branch_id),
             name: row.summary.name,
             conversation_config,
@@ -212,13 +216,13 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-type McpServers = (Vec<mcp::pool::McpServerRef>, Vec<(String, String, String)>);
+type McpServers = (Vec<mcp::pool::McpServerRef>, Vec<(String, String, ToolId)>);
 
 /// The agent's MCP servers (`mcp_server_ids`, `native_mcp_server_ids`, and those its
 /// `type: "mcp"` tools call) and the workspace's MCP tool records.
 async fn load_mcp_servers(
     deps: &EngineDeps,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     prompt: &Value,
     tools: &[tools::AgentTool],
 ) -> Result<McpServers, StoreError> {
@@ -247,7 +251,7 @@ async fn load_mcp_servers(
         })
         .collect();
     let filter = colloquy_store::ToolFilter {
-        types: vec!["mcp".into()],
+        types: vec![colloquy_core::tools::ToolKind::Mcp],
         ..Default::default()
     };
     let page = colloquy_store::ToolPage {

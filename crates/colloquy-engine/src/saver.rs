@@ -4,20 +4,21 @@
 //! whole transcript so far). The conversation's end waits for the last write before recording
 //! the final state, so the stored record never goes backwards.
 
-use colloquy_store::{ConversationState, DynStore};
+use colloquy_core::ids::{ConversationId, WorkspaceId};
+use colloquy_store::{ConversationProgress, DynStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The background writer of one conversation.
 pub struct Saver {
-    latest: watch::Sender<Option<ConversationState>>,
+    latest: watch::Sender<Option<ConversationProgress>>,
     task: JoinHandle<()>,
 }
 
 impl Saver {
     /// Starts the writer of conversation `id`.
-    pub fn spawn(store: DynStore, workspace_id: String, id: String) -> Saver {
-        let (latest, mut pending) = watch::channel(None::<ConversationState>);
+    pub fn spawn(store: DynStore, workspace_id: WorkspaceId, id: ConversationId) -> Saver {
+        let (latest, mut pending) = watch::channel(None::<ConversationProgress>);
         let task = tokio::spawn(async move {
             while pending.changed().await.is_ok() {
                 let state = pending.borrow_and_update().clone();
@@ -33,7 +34,7 @@ impl Saver {
     }
 
     /// Hands over the state after a turn.
-    pub fn save(&self, state: ConversationState) {
+    pub fn save(&self, state: ConversationProgress) {
         self.latest.send_replace(Some(state));
     }
 

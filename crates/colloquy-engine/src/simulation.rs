@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use colloquy_core::ids::ConversationId;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -59,7 +60,7 @@ pub struct SimulationResult {
     /// The transcript.
     pub transcript: Vec<Value>,
     /// The conversation it produced.
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     /// `(criterion, passed, rationale)`.
     pub results: Vec<(Criterion, bool, String)>,
     /// Why it stopped early, if it failed.

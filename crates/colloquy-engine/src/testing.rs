@@ -11,7 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use colloquy_core::ids::{ConversationId, ToolId};
 use colloquy_core::mocks;
+use colloquy_core::test_runs::RunStatus;
 use colloquy_store::RunRow;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -32,7 +34,7 @@ pub struct Verdict {
     /// The agent's transcript entries produced by the run.
     pub agent_responses: Vec<Value>,
     /// The conversation the run produced.
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
 }
 
 impl Verdict {
@@ -111,7 +113,7 @@ pub async fn run_test(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let tool_names: Vec<(String, String)> = agent
+    let tool_names: Vec<(ToolId, String)> = agent
         .tools
         .iter()
         .map(|t| (t.id.clone(), t.name.clone()))
@@ -278,7 +280,7 @@ async fn judge_tool_calls(
     model: &str,
     test: &Value,
     calls: &[(String, Value)],
-    tools: &[(String, String)],
+    tools: &[(ToolId, String)],
 ) -> Verdict {
     let expectation = &test["tool_call_parameters"];
     let referenced = &expectation["referenced_tool"];
@@ -597,7 +599,11 @@ pub async fn worker(
                 ));
                 let verdict = execute(&deps, &run, cancelled).await;
                 watcher.abort();
-                let status = if verdict.passed { "passed" } else { "failed" };
+                let status = if verdict.passed {
+                    RunStatus::Passed
+                } else {
+                    RunStatus::Failed
+                };
                 let now = colloquy_core::time::now_secs();
                 match deps
                     .store

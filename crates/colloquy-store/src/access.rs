@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use colloquy_core::ids::{AgentId, WorkspaceId};
+
 use crate::db::run;
 use crate::{SqlStore, StoreResult};
 
@@ -10,15 +12,15 @@ use crate::{SqlStore, StoreResult};
 #[async_trait]
 pub trait AccessStore {
     /// The workspace of an agent, whatever workspace it is in.
-    async fn agent_workspace(&self, agent_id: &str) -> StoreResult<Option<String>>;
+    async fn agent_workspace(&self, agent_id: &AgentId) -> StoreResult<Option<WorkspaceId>>;
     /// Whether `token` is the agent's share-link token.
-    async fn check_link_token(&self, agent_id: &str, token: &str) -> StoreResult<bool>;
+    async fn check_link_token(&self, agent_id: &AgentId, token: &str) -> StoreResult<bool>;
     /// Stores a signature (by hash) for `agent_id`, valid until `expires_at`.
     async fn insert_signature(
         &self,
         token_hash: &str,
-        workspace_id: &str,
-        agent_id: &str,
+        workspace_id: &WorkspaceId,
+        agent_id: &AgentId,
         expires_at: i64,
     ) -> StoreResult<()>;
     /// Uses up a signature: true when it existed for `agent_id`, was unused and unexpired at
@@ -26,26 +28,27 @@ pub trait AccessStore {
     async fn consume_signature(
         &self,
         token_hash: &str,
-        agent_id: &str,
+        agent_id: &AgentId,
         now: i64,
     ) -> StoreResult<bool>;
 }
 
 #[async_trait]
 impl AccessStore for SqlStore {
-    async fn agent_workspace(&self, agent_id: &str) -> StoreResult<Option<String>> {
+    async fn agent_workspace(&self, agent_id: &AgentId) -> StoreResult<Option<WorkspaceId>> {
         Ok(run!(self, read, |pool| {
-            sqlx::query_scalar("SELECT workspace_id FROM agents WHERE id = $1")
-                .bind(agent_id)
+            sqlx::query_scalar::<_, String>("SELECT workspace_id FROM agents WHERE id = $1")
+                .bind(agent_id.as_str())
                 .fetch_optional(pool)
                 .await
-        })?)
+        })?
+        .map(WorkspaceId::from))
     }
 
-    async fn check_link_token(&self, agent_id: &str, token: &str) -> StoreResult<bool> {
+    async fn check_link_token(&self, agent_id: &AgentId, token: &str) -> StoreResult<bool> {
         let n: i64 = run!(self, read, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE id = $1 AND link_token = $2")
-                .bind(agent_id)
+                .bind(agent_id.as_str())
                 .bind(token)
                 .fetch_one(pool)
                 .await
@@ -56,8 +59,8 @@ impl AccessStore for SqlStore {
     async fn insert_signature(
         &self,
         token_hash: &str,
-        workspace_id: &str,
-        agent_id: &str,
+        workspace_id: &WorkspaceId,
+        agent_id: &AgentId,
         expires_at: i64,
     ) -> StoreResult<()> {
         run!(self, write, |pool| {
@@ -65,8 +68,8 @@ impl AccessStore for SqlStore {
                 "INSERT INTO conversation_signatures (token_hash, workspace_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(token_hash)
-            .bind(workspace_id)
-            .bind(agent_id)
+            .bind(workspace_id.as_str())
+            .bind(agent_id.as_str())
             .bind(expires_at)
             .execute(pool)
             .await
@@ -78,7 +81,7 @@ impl AccessStore for SqlStore {
     async fn consume_signature(
         &self,
         token_hash: &str,
-        agent_id: &str,
+        agent_id: &AgentId,
         now: i64,
     ) -> StoreResult<bool> {
         let done = run!(self, write, |pool| {
@@ -87,7 +90,7 @@ impl AccessStore for SqlStore {
                  WHERE token_hash = $1 AND agent_id = $2 AND used_at IS NULL AND expires_at > $3",
             )
             .bind(token_hash)
-            .bind(agent_id)
+            .bind(agent_id.as_str())
             .bind(now)
             .execute(pool)
             .await

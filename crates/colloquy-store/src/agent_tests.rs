@@ -2,16 +2,19 @@
 
 use async_trait::async_trait;
 
-use crate::db::{begin_write, run};
+use colloquy_core::ids::{TestId, WorkspaceId};
+
+use crate::db::{begin_write, changed_one, run};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all};
-use crate::{SqlStore, StoreError, StoreResult};
+use crate::{SqlStore, StoreResult};
 
 /// A test or folder as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TestEntityRow {
     /// `test_...` or `tfld_...`.
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: TestId,
     /// `llm`, `tool`, `simulation` or `folder`.
     pub test_type: String,
     /// Name.
@@ -48,9 +51,9 @@ sqlite_row!(TestEntityRow {
 #[derive(Debug, Clone)]
 pub struct NewTestEntity {
     /// Id.
-    pub id: String,
+    pub id: TestId,
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Type (`folder` for folders).
     pub test_type: String,
     /// Name.
@@ -109,29 +112,36 @@ pub trait TestStore {
     /// Stores a test or folder.
     async fn insert_test_entity(&self, entity: &NewTestEntity) -> StoreResult<()>;
     /// One entity of the workspace.
-    async fn get_test_entity(&self, workspace_id: &str, id: &str) -> StoreResult<TestEntityRow>;
+    async fn get_test_entity(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &TestId,
+    ) -> StoreResult<TestEntityRow>;
     /// The workspace's entities among `ids`.
     async fn get_test_entities(
         &self,
-        workspace_id: &str,
-        ids: &[String],
+        workspace_id: &WorkspaceId,
+        ids: &[TestId],
     ) -> StoreResult<Vec<TestEntityRow>>;
     /// Every folder of the workspace (documents empty), for paths and tree checks.
-    async fn test_folders(&self, workspace_id: &str) -> StoreResult<Vec<TestEntityRow>>;
+    async fn test_folders(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<TestEntityRow>>;
     /// How many entities each folder directly holds: `(folder id, count)`.
-    async fn test_folder_sizes(&self, workspace_id: &str) -> StoreResult<Vec<(String, i64)>>;
+    async fn test_folder_sizes(
+        &self,
+        workspace_id: &WorkspaceId,
+    ) -> StoreResult<Vec<(String, i64)>>;
     /// A page of entities, newest first (folders first when asked).
     async fn list_test_entities(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &TestFilter,
         page: &TestPage,
     ) -> StoreResult<Vec<TestEntityRow>>;
     /// Replaces a test (or renames a folder: document ignored for folders).
     async fn update_test_entity(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &TestId,
         name: &str,
         parent_folder_id: Option<&str>,
         document: &str,
@@ -140,24 +150,21 @@ pub trait TestStore {
     /// Moves entities to a folder (or the root).
     async fn move_test_entities(
         &self,
-        workspace_id: &str,
-        ids: &[String],
+        workspace_id: &WorkspaceId,
+        ids: &[TestId],
         parent_folder_id: Option<&str>,
         now: i64,
     ) -> StoreResult<()>;
     /// Deletes entities.
-    async fn delete_test_entities(&self, workspace_id: &str, ids: &[String]) -> StoreResult<()>;
+    async fn delete_test_entities(
+        &self,
+        workspace_id: &WorkspaceId,
+        ids: &[TestId],
+    ) -> StoreResult<()>;
 }
 
 const SELECT: &str = "SELECT e.id, e.test_type, e.name, e.parent_folder_id, e.created_by, u.name AS creator_name, \
      u.email AS creator_email, e.created_at, e.updated_at";
-
-fn placeholders(start: usize, n: usize) -> String {
-    (0..n)
-        .map(|i| format!("${}", start + i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 #[async_trait]
 impl TestStore for SqlStore {
@@ -167,8 +174,8 @@ impl TestStore for SqlStore {
                 "INSERT INTO test_entities (id, workspace_id, test_type, is_folder, name, name_lower, parent_folder_id, \
                  created_by, created_at, updated_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
             )
-            .bind(&e.id)
-            .bind(&e.workspace_id)
+            .bind(e.id.as_str())
+            .bind(e.workspace_id.as_str())
             .bind(&e.test_type)
             .bind(i64::from(e.test_type == "folder"))
             .bind(&e.name)
@@ -184,14 +191,18 @@ impl TestStore for SqlStore {
         Ok(())
     }
 
-    async fn get_test_entity(&self, workspace_id: &str, id: &str) -> StoreResult<TestEntityRow> {
+    async fn get_test_entity(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &TestId,
+    ) -> StoreResult<TestEntityRow> {
         let sql = format!(
             "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1 AND e.id = $2"
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .fetch_one(pool)
                 .await
         })?)
@@ -199,46 +210,46 @@ impl TestStore for SqlStore {
 
     async fn get_test_entities(
         &self,
-        workspace_id: &str,
-        ids: &[String],
+        workspace_id: &WorkspaceId,
+        ids: &[TestId],
     ) -> StoreResult<Vec<TestEntityRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by \
-             WHERE e.workspace_id = $1 AND e.id IN ({})",
-            placeholders(2, ids.len())
+        let mut q = Query::new(
+            format!(
+                "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by \
+                 WHERE e.workspace_id = $1"
+            ),
+            vec![Bind::Text(workspace_id.to_string())],
         );
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
-            for id in ids {
-                q = q.bind(id);
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push_in("e.id", ids);
+        Ok(fetch_all!(self, q)?)
     }
 
-    async fn test_folders(&self, workspace_id: &str) -> StoreResult<Vec<TestEntityRow>> {
+    async fn test_folders(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<TestEntityRow>> {
         let sql = format!(
             "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by \
              WHERE e.workspace_id = $1 AND e.is_folder = 1"
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .fetch_all(pool)
                 .await
         })?)
     }
 
-    async fn test_folder_sizes(&self, workspace_id: &str) -> StoreResult<Vec<(String, i64)>> {
+    async fn test_folder_sizes(
+        &self,
+        workspace_id: &WorkspaceId,
+    ) -> StoreResult<Vec<(String, i64)>> {
         Ok(run!(self, read, |pool| {
             sqlx::query_as(
                 "SELECT parent_folder_id, COUNT(*) FROM test_entities \
                  WHERE workspace_id = $1 AND parent_folder_id IS NOT NULL GROUP BY parent_folder_id",
             )
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .fetch_all(pool)
             .await
         })?)
@@ -246,7 +257,7 @@ impl TestStore for SqlStore {
 
     async fn list_test_entities(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &TestFilter,
         page: &TestPage,
     ) -> StoreResult<Vec<TestEntityRow>> {
@@ -254,7 +265,7 @@ impl TestStore for SqlStore {
             format!(
                 "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1"
             ),
-            vec![Bind::Text(workspace_id.to_owned())],
+            vec![Bind::Text(workspace_id.to_string())],
         );
         if let Some(s) = &filter.search {
             q.push(
@@ -300,8 +311,8 @@ impl TestStore for SqlStore {
 
     async fn update_test_entity(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &TestId,
         name: &str,
         parent_folder_id: Option<&str>,
         document: &str,
@@ -312,8 +323,8 @@ impl TestStore for SqlStore {
                 "UPDATE test_entities SET name = $3, name_lower = $4, parent_folder_id = $5, document = $6, updated_at = $7 \
                  WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .bind(name)
             .bind(name.to_lowercase())
             .bind(parent_folder_id)
@@ -323,24 +334,21 @@ impl TestStore for SqlStore {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_one(done)
     }
 
     async fn move_test_entities(
         &self,
-        workspace_id: &str,
-        ids: &[String],
+        workspace_id: &WorkspaceId,
+        ids: &[TestId],
         parent_folder_id: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             for id in ids {
                 sqlx::query("UPDATE test_entities SET parent_folder_id = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2")
-                    .bind(workspace_id)
-                    .bind(id)
+                    .bind(workspace_id.as_str())
+                    .bind(id.as_str())
                     .bind(parent_folder_id)
                     .bind(now)
                     .execute(&mut *tx)
@@ -351,12 +359,16 @@ impl TestStore for SqlStore {
         })
     }
 
-    async fn delete_test_entities(&self, workspace_id: &str, ids: &[String]) -> StoreResult<()> {
+    async fn delete_test_entities(
+        &self,
+        workspace_id: &WorkspaceId,
+        ids: &[TestId],
+    ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             for id in ids {
                 sqlx::query("DELETE FROM test_entities WHERE workspace_id = $1 AND id = $2")
-                    .bind(workspace_id)
-                    .bind(id)
+                    .bind(workspace_id.as_str())
+                    .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?;
             }

@@ -2,9 +2,14 @@
 
 use async_trait::async_trait;
 
-use crate::db::{begin_write, run};
+use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
+
+use crate::db::{
+    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, begin_write, changed_one, gone_or_changed, run,
+    set_links,
+};
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
-use crate::query::{Bind, Query, bound, escape_like, fetch_optional};
+use crate::query::{Bind, Query, bound, escape_like, fetch_all, fetch_optional};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// An agent as read for a GET: its summary, and the branch, version and document.
@@ -46,7 +51,8 @@ impl SqliteRow for AgentRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AgentSummaryRow {
     /// `agent_...`
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: AgentId,
     /// Name.
     pub name: String,
     /// Tags as a JSON array.
@@ -120,7 +126,7 @@ impl AgentSummaryRow {
     /// The row, borrowed.
     pub fn as_summary(&self) -> AgentSummary<'_> {
         AgentSummary {
-            id: &self.id,
+            id: self.id.as_str(),
             name: &self.name,
             tags: &self.tags,
             archived: self.archived,
@@ -170,7 +176,7 @@ pub trait SummarySink: Send {
 impl SummarySink for Vec<AgentSummaryRow> {
     fn row(&mut self, row: &AgentSummary<'_>) {
         self.push(AgentSummaryRow {
-            id: row.id.to_owned(),
+            id: row.id.into(),
             name: row.name.to_owned(),
             tags: row.tags.to_owned(),
             archived: row.archived,
@@ -194,9 +200,9 @@ impl SummarySink for Vec<AgentSummaryRow> {
 #[derive(Debug, Clone)]
 pub struct NewAgent {
     /// `agent_...`
-    pub id: String,
+    pub id: AgentId,
     /// Owning workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Creating user.
     pub created_by: String,
     /// Unix seconds.
@@ -225,7 +231,7 @@ pub struct AgentContent {
     /// Document text.
     pub document: String,
     /// Tools the agent uses (`conversation_config.agent.prompt.tool_ids`).
-    pub tool_ids: Vec<String>,
+    pub tool_ids: Vec<ToolId>,
     /// MCP servers the agent uses (`prompt.mcp_server_ids` and `native_mcp_server_ids`).
     pub mcp_server_ids: Vec<String>,
 }
@@ -295,17 +301,17 @@ pub trait AgentStore {
     /// Stores a new agent.
     async fn insert_agent(&self, agent: &NewAgent) -> StoreResult<()>;
     /// One agent of the workspace, with its document.
-    async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow>;
+    async fn get_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<AgentRow>;
     /// Agents of the workspace among `ids`.
     async fn get_agents(
         &self,
-        workspace_id: &str,
-        ids: &[String],
+        workspace_id: &WorkspaceId,
+        ids: &[AgentId],
     ) -> StoreResult<Vec<AgentSummaryRow>>;
     /// A page of the workspace's agents, given to `sink` row by row.
     async fn list_agents(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &AgentFilter,
         page: &AgentPage,
         sink: &mut dyn SummarySink,
@@ -314,19 +320,19 @@ pub trait AgentStore {
     /// [`StoreError::Conflict`]: someone else updated it meanwhile); `updated_at` moves to `now`.
     async fn update_agent(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &AgentId,
         content: &AgentContent,
         now: i64,
         expected_version: &str,
     ) -> StoreResult<()>;
     /// Deletes an agent.
-    async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()>;
     /// The agent's share-link token, set to `candidate` the first time it is asked for.
     async fn agent_link_token(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &AgentId,
         candidate: &str,
     ) -> StoreResult<String>;
 }
@@ -340,6 +346,15 @@ fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
+/// An agent's tags, tools and MCP servers, as its content lists them.
+macro_rules! set_agent_links {
+    ($tx:ident, $agent_id:expr, $content:expr) => {
+        set_links!($tx, AGENT_TAGS, $agent_id, &$content.tags);
+        set_links!($tx, AGENT_TOOLS, $agent_id, &$content.tool_ids);
+        set_links!($tx, AGENT_MCP_SERVERS, $agent_id, &$content.mcp_server_ids);
+    };
+}
+
 #[async_trait]
 impl AgentStore for SqlStore {
     async fn insert_agent(&self, agent: &NewAgent) -> StoreResult<()> {
@@ -350,8 +365,8 @@ impl AgentStore for SqlStore {
                  created_by, created_at, updated_at, main_branch_id, version_id, document) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)",
             )
-            .bind(&agent.id)
-            .bind(&agent.workspace_id)
+            .bind(agent.id.as_str())
+            .bind(agent.workspace_id.as_str())
             .bind(&c.name)
             .bind(&c.name_lower)
             .bind(tags_json(&c.tags))
@@ -364,35 +379,13 @@ impl AgentStore for SqlStore {
             .bind(&c.document)
             .execute(&mut *tx)
             .await?;
-            for tag in dedup(&c.tags) {
-                sqlx::query("INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)")
-                    .bind(&agent.id)
-                    .bind(tag)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for tool in dedup(&c.tool_ids) {
-                sqlx::query("INSERT INTO agent_tools (agent_id, tool_id) VALUES ($1, $2)")
-                    .bind(&agent.id)
-                    .bind(tool)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for server in dedup(&c.mcp_server_ids) {
-                sqlx::query(
-                    "INSERT INTO agent_mcp_servers (agent_id, mcp_server_id) VALUES ($1, $2)",
-                )
-                .bind(&agent.id)
-                .bind(server)
-                .execute(&mut *tx)
-                .await?;
-            }
+            set_agent_links!(tx, agent.id.as_str(), c);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn get_agent(&self, workspace_id: &str, id: &str) -> StoreResult<AgentRow> {
+    async fn get_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<AgentRow> {
         let q = Query::new(
             format!(
                 "SELECT {SUMMARY_COLUMNS}, a.main_branch_id, a.version_id, a.document \
@@ -400,8 +393,8 @@ impl AgentStore for SqlStore {
                  WHERE a.workspace_id = $1 AND a.id = $2"
             ),
             vec![
-                Bind::Text(workspace_id.to_owned()),
-                Bind::Text(id.to_owned()),
+                Bind::Text(workspace_id.to_string()),
+                Bind::Text(id.to_string()),
             ],
         );
         fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
@@ -409,30 +402,26 @@ impl AgentStore for SqlStore {
 
     async fn get_agents(
         &self,
-        workspace_id: &str,
-        ids: &[String],
+        workspace_id: &WorkspaceId,
+        ids: &[AgentId],
     ) -> StoreResult<Vec<AgentSummaryRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM agents a JOIN users u ON u.id = a.created_by \
-             WHERE a.workspace_id = $1 AND a.id IN ({})",
-            placeholders.join(", ")
+        let mut q = Query::new(
+            format!(
+                "SELECT {SUMMARY_COLUMNS} FROM agents a JOIN users u ON u.id = a.created_by \
+                 WHERE a.workspace_id = $1"
+            ),
+            vec![Bind::Text(workspace_id.to_string())],
         );
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
-            for id in ids {
-                q = q.bind(id);
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push_in("a.id", ids);
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn list_agents(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &AgentFilter,
         page: &AgentPage,
         sink: &mut dyn SummarySink,
@@ -443,7 +432,7 @@ impl AgentStore for SqlStore {
                  WHERE a.workspace_id = $1 AND a.archived = $2"
             ),
             vec![
-                Bind::Text(workspace_id.to_owned()),
+                Bind::Text(workspace_id.to_string()),
                 Bind::Bool(filter.archived),
             ],
         );
@@ -507,8 +496,8 @@ impl AgentStore for SqlStore {
 
     async fn update_agent(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &AgentId,
         c: &AgentContent,
         now: i64,
         expected_version: &str,
@@ -519,8 +508,8 @@ impl AgentStore for SqlStore {
                  version_id = $8, document = $9, updated_at = $10 \
                  WHERE workspace_id = $1 AND id = $2 AND version_id = $11",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .bind(&c.name)
             .bind(&c.name_lower)
             .bind(tags_json(&c.tags))
@@ -534,103 +523,56 @@ impl AgentStore for SqlStore {
             .await?
             .rows_affected();
             if done == 0 {
-                let exists: i64 = sqlx::query_scalar(
+                return gone_or_changed!(
+                    tx,
                     "SELECT COUNT(*) FROM agents WHERE workspace_id = $1 AND id = $2",
-                )
-                .bind(workspace_id)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                return Err(if exists == 0 {
-                    StoreError::NotFound
-                } else {
-                    StoreError::Conflict("the agent changed meanwhile".into())
-                });
+                    workspace_id.as_str(),
+                    id.as_str(),
+                    "the agent changed meanwhile"
+                );
             }
-            sqlx::query("DELETE FROM agent_tags WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for tag in dedup(&c.tags) {
-                sqlx::query("INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(tag)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("DELETE FROM agent_tools WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for tool in dedup(&c.tool_ids) {
-                sqlx::query("INSERT INTO agent_tools (agent_id, tool_id) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(tool)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("DELETE FROM agent_mcp_servers WHERE agent_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for server in dedup(&c.mcp_server_ids) {
-                sqlx::query(
-                    "INSERT INTO agent_mcp_servers (agent_id, mcp_server_id) VALUES ($1, $2)",
-                )
-                .bind(id)
-                .bind(server)
-                .execute(&mut *tx)
-                .await?;
-            }
+            set_agent_links!(tx, id.as_str(), c);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+    async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()> {
         let done = run!(self, write, |pool| {
             sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_one(done)
     }
 
     async fn agent_link_token(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &AgentId,
         candidate: &str,
     ) -> StoreResult<String> {
         begin_write!(self, |tx| {
             sqlx::query(
                 "UPDATE agents SET link_token = COALESCE(link_token, $3) WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .bind(candidate)
             .execute(&mut *tx)
             .await?;
             let token: Option<String> = sqlx::query_scalar(
                 "SELECT link_token FROM agents WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
             token.ok_or(StoreError::NotFound)
         })
     }
-}
-
-fn dedup(tags: &[String]) -> Vec<&String> {
-    let mut seen = std::collections::BTreeSet::new();
-    tags.iter().filter(|t| seen.insert(t.as_str())).collect()
 }

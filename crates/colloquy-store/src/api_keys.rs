@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use colloquy_core::{ids, keys, time};
 
+use colloquy_core::ids::WorkspaceId;
+
 use crate::db::{begin_write, run};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_optional};
@@ -54,7 +56,8 @@ pub struct AuthKey {
     /// The key's id.
     pub key_id: String,
     /// The caller's workspace.
-    pub workspace_id: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_id: WorkspaceId,
     /// The caller's user.
     pub user_id: String,
     /// Scopes in text form.
@@ -125,7 +128,7 @@ impl KeyStore for SqlStore {
                  scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&id)
-            .bind(&ws.id)
+            .bind(ws.id.as_str())
             .bind(&user.id)
             .bind(&record.name)
             .bind(keys::hash_token(token))

@@ -1,11 +1,13 @@
-//! The tool-call audit log (DESIGN.md §3.2): append-only records of every tool call, the
-//! conversations they belong to, and the group-commit writer that makes records durable in
-//! batches while each caller waits for its own record.
+//! The tool-call audit log (DESIGN.md §3.2): append-only records of every tool call, and the
+//! group-commit writer that makes records durable in batches while each caller waits for its
+//! own record.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
+
+use colloquy_core::ids::{AgentId, ConversationId, ToolId, WorkspaceId};
 
 use crate::db::{begin_write, run};
 use crate::inline::sqlite_row;
@@ -18,9 +20,11 @@ pub struct ToolExecution {
     /// UUIDv7.
     pub id: String,
     /// Workspace of the conversation.
-    pub workspace_id: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_id: WorkspaceId,
     /// The tool record's id, or the derived id of an MCP tool.
-    pub tool_id: String,
+    #[sqlx(try_from = "String")]
+    pub tool_id: ToolId,
     /// The tool's name as the LLM called it.
     pub tool_name: String,
     /// `webhook`, `client`, `system`, `mcp`.
@@ -28,9 +32,11 @@ pub struct ToolExecution {
     /// The LLM's call id.
     pub tool_request_id: String,
     /// Conversation the call happened in.
-    pub conversation_id: String,
+    #[sqlx(try_from = "String")]
+    pub conversation_id: ConversationId,
     /// Agent that made it.
-    pub agent_id: String,
+    #[sqlx(try_from = "String")]
+    pub agent_id: AgentId,
     /// The agent's branch.
     pub branch_id: Option<String>,
     /// Unix milliseconds when the call started.
@@ -73,34 +79,13 @@ sqlite_row!(ToolExecution {
     tool_call_details,
 });
 
-/// A conversation's identity, as far as the audit APIs need it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ConversationRecord {
-    /// UUIDv7.
-    pub id: String,
-    /// Owning workspace.
-    pub workspace_id: String,
-    /// The agent talked to.
-    pub agent_id: String,
-    /// The agent's branch.
-    pub branch_id: Option<String>,
-    /// `ws`, `simulation` or `test`.
-    pub source: String,
-    /// Lifecycle status.
-    pub status: String,
-    /// Unix seconds.
-    pub started_at: i64,
-    /// Deleted conversations keep their row (and audit counts) but are not served.
-    pub deleted: bool,
-}
-
 /// Filters of a tool's execution list.
 #[derive(Debug, Clone, Default)]
 pub struct ExecutionFilter {
     /// Only failed (true) or successful (false) calls.
     pub is_error: Option<bool>,
     /// Only this agent's calls.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     /// Only this branch's calls.
     pub branch_id: Option<String>,
     /// Calls at or after this unix millisecond.
@@ -113,7 +98,7 @@ pub struct ExecutionFilter {
     pub of_existing_tool: bool,
 }
 
-/// The audit log and conversations.
+/// The audit log.
 #[async_trait]
 pub trait AuditStore {
     /// Appends records in one transaction, updating the per-tool statistics with them.
@@ -121,8 +106,8 @@ pub trait AuditStore {
     /// A tool's calls, newest first, after `(timestamp_ms, id)`.
     async fn list_tool_executions(
         &self,
-        workspace_id: &str,
-        tool_id: &str,
+        workspace_id: &WorkspaceId,
+        tool_id: &ToolId,
         filter: &ExecutionFilter,
         after: Option<(i64, String)>,
         limit: u32,
@@ -130,17 +115,9 @@ pub trait AuditStore {
     /// Every call of a conversation, oldest first.
     async fn conversation_executions(
         &self,
-        workspace_id: &str,
-        conversation_id: &str,
+        workspace_id: &WorkspaceId,
+        conversation_id: &ConversationId,
     ) -> StoreResult<Vec<ToolExecution>>;
-    /// Records a conversation.
-    async fn insert_conversation(&self, conversation: &ConversationRecord) -> StoreResult<()>;
-    /// A conversation of the workspace.
-    async fn get_conversation(
-        &self,
-        workspace_id: &str,
-        id: &str,
-    ) -> StoreResult<ConversationRecord>;
 }
 
 const COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, conversation_id, \
@@ -183,13 +160,13 @@ impl AuditStore for SqlStore {
                 for r in chunk {
                     insert = insert
                         .bind(&r.id)
-                        .bind(&r.workspace_id)
-                        .bind(&r.tool_id)
+                        .bind(r.workspace_id.as_str())
+                        .bind(r.tool_id.as_str())
                         .bind(&r.tool_name)
                         .bind(&r.tool_type)
                         .bind(&r.tool_request_id)
-                        .bind(&r.conversation_id)
-                        .bind(&r.agent_id)
+                        .bind(r.conversation_id.as_str())
+                        .bind(r.agent_id.as_str())
                         .bind(&r.branch_id)
                         .bind(r.timestamp_ms)
                         .bind(r.latency_us)
@@ -224,8 +201,8 @@ impl AuditStore for SqlStore {
 
     async fn list_tool_executions(
         &self,
-        workspace_id: &str,
-        tool_id: &str,
+        workspace_id: &WorkspaceId,
+        tool_id: &ToolId,
         filter: &ExecutionFilter,
         after: Option<(i64, String)>,
         limit: u32,
@@ -235,8 +212,8 @@ impl AuditStore for SqlStore {
                 "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND tool_id = $2"
             ),
             vec![
-                Bind::Text(workspace_id.to_owned()),
-                Bind::Text(tool_id.to_owned()),
+                Bind::Text(workspace_id.to_string()),
+                Bind::Text(tool_id.to_string()),
             ],
         );
         if filter.of_existing_tool {
@@ -246,7 +223,7 @@ impl AuditStore for SqlStore {
             q.push(" AND is_error = ?", Bind::Bool(e));
         }
         if let Some(a) = &filter.agent_id {
-            q.push(" AND agent_id = ?", Bind::Text(a.clone()));
+            q.push(" AND agent_id = ?", Bind::Text(a.to_string()));
         }
         if let Some(b) = &filter.branch_id {
             q.push(" AND branch_id = ?", Bind::Text(b.clone()));
@@ -270,8 +247,8 @@ impl AuditStore for SqlStore {
 
     async fn conversation_executions(
         &self,
-        workspace_id: &str,
-        conversation_id: &str,
+        workspace_id: &WorkspaceId,
+        conversation_id: &ConversationId,
     ) -> StoreResult<Vec<ToolExecution>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM tool_executions WHERE conversation_id = $1 AND workspace_id = $2 \
@@ -279,48 +256,10 @@ impl AuditStore for SqlStore {
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(conversation_id)
-                .bind(workspace_id)
+                .bind(conversation_id.as_str())
+                .bind(workspace_id.as_str())
                 .fetch_all(pool)
                 .await
-        })?)
-    }
-
-    async fn insert_conversation(&self, c: &ConversationRecord) -> StoreResult<()> {
-        run!(self, write, |pool| {
-            sqlx::query(
-                "INSERT INTO conversations (id, workspace_id, agent_id, branch_id, source, status, started_at, deleted) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&c.id)
-            .bind(&c.workspace_id)
-            .bind(&c.agent_id)
-            .bind(&c.branch_id)
-            .bind(&c.source)
-            .bind(&c.status)
-            .bind(c.started_at)
-            .bind(c.deleted)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })?;
-        Ok(())
-    }
-
-    async fn get_conversation(
-        &self,
-        workspace_id: &str,
-        id: &str,
-    ) -> StoreResult<ConversationRecord> {
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(
-                "SELECT id, workspace_id, agent_id, branch_id, source, status, started_at, deleted \
-                 FROM conversations WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(workspace_id)
-            .bind(id)
-            .fetch_one(pool)
-            .await
         })?)
     }
 }

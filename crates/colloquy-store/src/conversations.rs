@@ -1,15 +1,37 @@
-//! Conversations as the engine runs them: summary columns for lists, the document for GET.
+//! Conversations as the engine runs them: who and where at the start ([`ConversationRecord`]),
+//! what changes as they go on ([`ConversationProgress`]), summary columns for lists and the
+//! document for GET.
 
 use async_trait::async_trait;
 
 use crate::db::{begin_write, run};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all};
-use crate::{ConversationRecord, SqlStore, StoreError, StoreResult};
+use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
+
+use crate::db::changed_one;
+use crate::{SqlStore, StoreResult};
+
+/// What a conversation is and where it comes from, fixed at its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// UUIDv7.
+    pub id: ConversationId,
+    /// Owning workspace.
+    pub workspace_id: WorkspaceId,
+    /// The agent talked to.
+    pub agent_id: AgentId,
+    /// The agent's branch.
+    pub branch_id: Option<String>,
+    /// `ws`, `simulation` or `test`.
+    pub source: String,
+    /// Unix seconds.
+    pub started_at: i64,
+}
 
 /// What changes as a conversation goes on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConversationState {
+pub struct ConversationProgress {
     /// `initiated`, `in-progress`, `processing`, `done` or `failed`.
     pub status: String,
     /// The agent's name at the start.
@@ -34,9 +56,11 @@ pub struct ConversationState {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ConversationRow {
     /// UUIDv7.
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: ConversationId,
     /// The agent.
-    pub agent_id: String,
+    #[sqlx(try_from = "String")]
+    pub agent_id: AgentId,
     /// The agent's branch.
     pub branch_id: Option<String>,
     /// `ws`, `simulation` or `test`.
@@ -86,7 +110,7 @@ sqlite_row!(ConversationRow {
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
     /// Only this agent's.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     /// Only with this outcome.
     pub call_successful: Option<String>,
     /// Started before (exclusive) this unix second.
@@ -106,37 +130,48 @@ pub trait ConversationStore {
     async fn start_conversation(
         &self,
         record: &ConversationRecord,
-        state: &ConversationState,
+        state: &ConversationProgress,
     ) -> StoreResult<()>;
     /// Replaces a conversation's state.
     async fn update_conversation(
         &self,
-        workspace_id: &str,
-        id: &str,
-        state: &ConversationState,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
+        state: &ConversationProgress,
     ) -> StoreResult<()>;
-    /// One conversation with its document; deleted ones are not found.
-    async fn get_conversation_row(
+    /// Whether the workspace has this conversation (deleted ones it has not): a check that
+    /// reads no document.
+    async fn has_conversation(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
+    ) -> StoreResult<bool>;
+    /// One conversation with its document; deleted ones are not found.
+    async fn get_conversation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
     ) -> StoreResult<ConversationRow>;
     /// Conversations newest first, after `(started_at, id)`.
     async fn list_conversations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &ConversationFilter,
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<ConversationRow>>;
     /// Deletes a conversation's content: the transcript and the payloads of its tool calls go,
     /// the counts and latencies stay (DESIGN.md §4.1).
-    async fn delete_conversation(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    async fn delete_conversation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
+    ) -> StoreResult<()>;
     /// Records the end user's feedback.
     async fn set_conversation_feedback(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
         feedback: Option<&str>,
     ) -> StoreResult<()>;
 }
@@ -149,7 +184,7 @@ impl ConversationStore for SqlStore {
     async fn start_conversation(
         &self,
         c: &ConversationRecord,
-        s: &ConversationState,
+        s: &ConversationProgress,
     ) -> StoreResult<()> {
         let week_ago = c.started_at - 7 * 86_400;
         begin_write!(self, |tx| {
@@ -158,9 +193,9 @@ impl ConversationStore for SqlStore {
                  agent_name, user_id, ended_at, call_successful, message_count, duration_secs, termination_reason, document) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
-            .bind(&c.id)
-            .bind(&c.workspace_id)
-            .bind(&c.agent_id)
+            .bind(c.id.as_str())
+            .bind(c.workspace_id.as_str())
+            .bind(c.agent_id.as_str())
             .bind(&c.branch_id)
             .bind(&c.source)
             .bind(&s.status)
@@ -180,8 +215,8 @@ impl ConversationStore for SqlStore {
                  (SELECT COUNT(*) FROM conversations WHERE workspace_id = $1 AND agent_id = $2 AND started_at >= $4) \
                  WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(&c.workspace_id)
-            .bind(&c.agent_id)
+            .bind(c.workspace_id.as_str())
+            .bind(c.agent_id.as_str())
             .bind(c.started_at)
             .bind(week_ago)
             .execute(&mut *tx)
@@ -193,9 +228,9 @@ impl ConversationStore for SqlStore {
 
     async fn update_conversation(
         &self,
-        workspace_id: &str,
-        id: &str,
-        s: &ConversationState,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
+        s: &ConversationProgress,
     ) -> StoreResult<()> {
         let done = run!(self, write, |pool| {
             sqlx::query(
@@ -203,8 +238,8 @@ impl ConversationStore for SqlStore {
                  duration_secs = $7, termination_reason = $8, document = $9 \
                  WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .bind(&s.status)
             .bind(s.ended_at)
             .bind(&s.call_successful)
@@ -216,24 +251,38 @@ impl ConversationStore for SqlStore {
             .await
             .map(|r| r.rows_affected())
         })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_one(done)
     }
 
-    async fn get_conversation_row(
+    async fn has_conversation(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
+    ) -> StoreResult<bool> {
+        let found: i64 = run!(self, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            )
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(found > 0)
+    }
+
+    async fn get_conversation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
     ) -> StoreResult<ConversationRow> {
         let sql = format!(
             "SELECT {COLUMNS}, document FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE"
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .fetch_one(pool)
                 .await
         })?)
@@ -241,7 +290,7 @@ impl ConversationStore for SqlStore {
 
     async fn list_conversations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &ConversationFilter,
         after: Option<(i64, String)>,
         limit: u32,
@@ -250,10 +299,10 @@ impl ConversationStore for SqlStore {
             format!(
                 "SELECT {COLUMNS}, '' AS document FROM conversations WHERE workspace_id = $1 AND deleted = FALSE"
             ),
-            vec![Bind::Text(workspace_id.to_owned())],
+            vec![Bind::Text(workspace_id.to_string())],
         );
         if let Some(a) = &filter.agent_id {
-            q.push(" AND agent_id = ?", Bind::Text(a.clone()));
+            q.push(" AND agent_id = ?", Bind::Text(a.to_string()));
         }
         if let Some(c) = &filter.call_successful {
             q.push(" AND call_successful = ?", Bind::Text(c.clone()));
@@ -281,26 +330,28 @@ impl ConversationStore for SqlStore {
         Ok(fetch_all!(self, q)?)
     }
 
-    async fn delete_conversation(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+    async fn delete_conversation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
+    ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let done = sqlx::query(
                 "UPDATE conversations SET deleted = TRUE, document = '{}' \
                  WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if done == 0 {
-                return Err(StoreError::NotFound);
-            }
+            changed_one(done)?;
             sqlx::query(
                 "UPDATE tool_executions SET request_payload = NULL, response_payload = NULL, \
                  tool_call_details = NULL, error_message = NULL WHERE workspace_id = $1 AND conversation_id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -310,22 +361,19 @@ impl ConversationStore for SqlStore {
 
     async fn set_conversation_feedback(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ConversationId,
         feedback: Option<&str>,
     ) -> StoreResult<()> {
         let done = run!(self, write, |pool| {
             sqlx::query("UPDATE conversations SET feedback = $3 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE")
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .bind(feedback)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_one(done)
     }
 }

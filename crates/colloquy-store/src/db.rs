@@ -104,6 +104,87 @@ macro_rules! begin_write {
 }
 pub(crate) use begin_write;
 
+/// A table linking a row to a set of values: an agent's tags, tools and MCP servers, a tool's
+/// or an MCP server's secrets. The links are written with their row, in its transaction, by
+/// [`set_links!`].
+pub(crate) struct Links {
+    /// Removes every link of an owner (`$1`).
+    pub(crate) clear: &'static str,
+    /// Adds one link: owner `$1`, value `$2`.
+    pub(crate) add: &'static str,
+}
+
+pub(crate) const AGENT_TAGS: Links = Links {
+    clear: "DELETE FROM agent_tags WHERE agent_id = $1",
+    add: "INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)",
+};
+pub(crate) const AGENT_TOOLS: Links = Links {
+    clear: "DELETE FROM agent_tools WHERE agent_id = $1",
+    add: "INSERT INTO agent_tools (agent_id, tool_id) VALUES ($1, $2)",
+};
+pub(crate) const AGENT_MCP_SERVERS: Links = Links {
+    clear: "DELETE FROM agent_mcp_servers WHERE agent_id = $1",
+    add: "INSERT INTO agent_mcp_servers (agent_id, mcp_server_id) VALUES ($1, $2)",
+};
+pub(crate) const TOOL_SECRETS: Links = Links {
+    clear: "DELETE FROM tool_secrets WHERE tool_id = $1",
+    add: "INSERT INTO tool_secrets (tool_id, secret_id) VALUES ($1, $2)",
+};
+pub(crate) const MCP_SERVER_SECRETS: Links = Links {
+    clear: "DELETE FROM mcp_server_secrets WHERE mcp_server_id = $1",
+    add: "INSERT INTO mcp_server_secrets (mcp_server_id, secret_id) VALUES ($1, $2)",
+};
+
+/// Replaces the links of `$owner` (text) in `$links` with `$values` (each once), inside the
+/// transaction `$tx`.
+macro_rules! set_links {
+    ($tx:ident, $links:expr, $owner:expr, $values:expr) => {{
+        let links: &$crate::db::Links = &$links;
+        sqlx::query(links.clear)
+            .bind($owner)
+            .execute(&mut *$tx)
+            .await?;
+        let mut seen = std::collections::BTreeSet::new();
+        for value in $values.iter().filter(|v| seen.insert(v.as_str())) {
+            sqlx::query(links.add)
+                .bind($owner)
+                .bind(value.as_str())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use set_links;
+
+/// After a versioned `UPDATE` (`... AND version = $n`) changed no row, inside its transaction
+/// `$tx`: [`StoreError::NotFound`] when `$count_sql` (`$1` workspace, `$2` id) finds no row,
+/// else [`StoreError::Conflict`] with `$why` (someone else updated it meanwhile).
+macro_rules! gone_or_changed {
+    ($tx:ident, $count_sql:literal, $workspace_id:expr, $id:expr, $why:literal) => {{
+        let exists: i64 = sqlx::query_scalar($count_sql)
+            .bind($workspace_id)
+            .bind($id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        Err(if exists == 0 {
+            $crate::StoreError::NotFound
+        } else {
+            $crate::StoreError::Conflict($why.into())
+        })
+    }};
+}
+pub(crate) use gone_or_changed;
+
+/// The result of a statement that changes one row of the caller's by id: none changed means
+/// there is no such row (in the caller's workspace).
+pub(crate) fn changed_one(rows_affected: u64) -> StoreResult<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 /// The store: one implementation of [`Store`] for both backends.
 pub struct SqlStore {
     pub(crate) db: Db,

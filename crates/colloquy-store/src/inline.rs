@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use colloquy_core::ids;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 
@@ -53,13 +54,48 @@ macro_rules! sqlite_row {
             fn from_row(row: &rusqlite::Row<'_>, at: &[usize]) -> rusqlite::Result<Self> {
                 let mut at = at.iter().copied();
                 Ok($ty {
-                    $($field: row.get(at.next().unwrap_or(usize::MAX))?,)*
+                    $($field: $crate::inline::Column::read(row, at.next().unwrap_or(usize::MAX))?,)*
                 })
             }
         }
     };
 }
 pub(crate) use sqlite_row;
+
+/// A field type of a [`SqliteRow`]: a value rusqlite reads as is, or an id type, stored as
+/// text (the sqlx rows read those with `#[sqlx(try_from = "String")]`).
+pub(crate) trait Column: Sized {
+    /// Reads result column `at`.
+    fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self>;
+}
+
+macro_rules! columns {
+    (plain: $($plain:ty),*; ids: $($id:ty),*) => {
+        $(impl Column for $plain {
+            fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+                row.get(at)
+            }
+        })*
+        $(impl Column for $id {
+            fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+                row.get::<_, String>(at).map(<$id>::from)
+            }
+        })*
+    };
+}
+
+/// Stored names of an enum: a name this version does not know is a conversion failure.
+impl Column for colloquy_core::tools::ToolKind {
+    fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Self::try_from(row.get::<_, String>(at)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e.into())
+        })
+    }
+}
+columns!(
+    plain: String, Option<String>, i64, Option<i64>, bool, f64;
+    ids: ids::WorkspaceId, ids::UserId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId
+);
 
 /// `a` then `b`, for the `COLUMNS` of a row that embeds another; `N` is checked at compile time.
 pub(crate) const fn concat_columns<const N: usize>(
@@ -322,7 +358,7 @@ mod tests {
 
     async fn list(
         store: &SqlStore,
-        workspace_id: &str,
+        workspace_id: &colloquy_core::ids::WorkspaceId,
         filter: &AgentFilter,
         page: &AgentPage,
     ) -> Vec<AgentSummaryRow> {
@@ -357,7 +393,7 @@ mod tests {
             let name = format!("agent {i:03}");
             pool_only
                 .insert_agent(&NewAgent {
-                    id: format!("agent_{i:03}"),
+                    id: format!("agent_{i:03}").into(),
                     workspace_id: ws.id.clone(),
                     created_by: user.id.clone(),
                     created_at: 1_700_000_000 + i,
@@ -395,14 +431,21 @@ mod tests {
         assert_eq!(listed.len(), 31);
         assert_eq!(listed, list(&pool_only, &ws.id, &everything, &page).await);
         assert_eq!(
-            roomy.get_agent(&ws.id, "agent_007").await.unwrap(),
-            pool_only.get_agent(&ws.id, "agent_007").await.unwrap()
+            roomy.get_agent(&ws.id, &"agent_007".into()).await.unwrap(),
+            pool_only
+                .get_agent(&ws.id, &"agent_007".into())
+                .await
+                .unwrap()
         );
         assert_eq!(handed_back(&roomy), 0, "a page and a lookup fit the budget");
 
         let tight = open(&url, 1).await;
         assert_eq!(
-            tight.get_agent(&ws.id, "agent_007").await.unwrap().document,
+            tight
+                .get_agent(&ws.id, &"agent_007".into())
+                .await
+                .unwrap()
+                .document,
             "{\"n\":7}"
         );
         assert_eq!(handed_back(&tight), 0, "a lookup by key fits any budget");

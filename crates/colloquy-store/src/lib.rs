@@ -36,9 +36,10 @@ pub use agents::{
     AgentSummaryRow, NewAgent, SortValue, SummarySink,
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
-pub use audit::{AuditStore, AuditWriter, ConversationRecord, ExecutionFilter, ToolExecution};
+pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
 pub use conversations::{
-    ConversationFilter, ConversationRow, ConversationState, ConversationStore,
+    ConversationFilter, ConversationProgress, ConversationRecord, ConversationRow,
+    ConversationStore,
 };
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;

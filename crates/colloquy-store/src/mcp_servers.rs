@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 
 use crate::agents::SUMMARY_COLUMNS;
-use crate::db::{begin_write, run};
+use colloquy_core::ids::WorkspaceId;
+
+use crate::db::{MCP_SERVER_SECRETS, begin_write, gone_or_changed, run, set_links};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all};
 use crate::{AgentSummaryRow, SqlStore, StoreError, StoreResult};
@@ -59,38 +61,42 @@ pub trait McpServerStore {
     /// Stores a new server.
     async fn insert_mcp_server(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
         created_by: &str,
         now: i64,
         content: &McpServerContent,
     ) -> StoreResult<()>;
     /// One server of the workspace.
-    async fn get_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<McpServerRow>;
+    async fn get_mcp_server(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+    ) -> StoreResult<McpServerRow>;
     /// The workspace's servers among `ids`.
     async fn get_mcp_servers(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         ids: &[String],
     ) -> StoreResult<Vec<McpServerRow>>;
     /// Every server of the workspace, newest first.
-    async fn list_mcp_servers(&self, workspace_id: &str) -> StoreResult<Vec<McpServerRow>>;
+    async fn list_mcp_servers(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<McpServerRow>>;
     /// Replaces a server's content if it is still at `expected_version`
     /// ([`StoreError::Conflict`] otherwise).
     async fn update_mcp_server(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
         content: &McpServerContent,
         now: i64,
         expected_version: i64,
     ) -> StoreResult<()>;
     /// Deletes a server; [`StoreError::Conflict`] while an agent or a tool uses it.
-    async fn delete_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    async fn delete_mcp_server(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()>;
     /// Agents using a server, by creation time then id.
     async fn mcp_server_dependents(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
     ) -> StoreResult<Vec<AgentSummaryRow>>;
 }
@@ -99,16 +105,11 @@ const SELECT: &str = "SELECT m.id, m.name, m.created_by, u.name AS creator_name,
      u.email AS creator_email, m.created_at, m.updated_at, m.version, m.document \
      FROM mcp_servers m JOIN users u ON u.id = m.created_by";
 
-fn dedup(ids: &[String]) -> Vec<&String> {
-    let mut seen = std::collections::BTreeSet::new();
-    ids.iter().filter(|t| seen.insert(t.as_str())).collect()
-}
-
 #[async_trait]
 impl McpServerStore for SqlStore {
     async fn insert_mcp_server(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
         created_by: &str,
         now: i64,
@@ -120,32 +121,28 @@ impl McpServerStore for SqlStore {
                  updated_at, version, document) VALUES ($1, $2, $3, $4, $5, $5, 1, $6)",
             )
             .bind(id)
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(&c.name)
             .bind(created_by)
             .bind(now)
             .bind(&c.document)
             .execute(&mut *tx)
             .await?;
-            for secret in dedup(&c.secret_ids) {
-                sqlx::query(
-                    "INSERT INTO mcp_server_secrets (mcp_server_id, secret_id) VALUES ($1, $2)",
-                )
-                .bind(id)
-                .bind(secret)
-                .execute(&mut *tx)
-                .await?;
-            }
+            set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn get_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<McpServerRow> {
+    async fn get_mcp_server(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+    ) -> StoreResult<McpServerRow> {
         let sql = format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2");
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .bind(id)
                 .fetch_one(pool)
                 .await
@@ -154,7 +151,7 @@ impl McpServerStore for SqlStore {
 
     async fn get_mcp_servers(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         ids: &[String],
     ) -> StoreResult<Vec<McpServerRow>> {
         if ids.is_empty() {
@@ -162,18 +159,18 @@ impl McpServerStore for SqlStore {
         }
         let mut q = Query::new(
             format!("{SELECT} WHERE m.workspace_id = $1"),
-            vec![Bind::Text(workspace_id.to_owned())],
+            vec![Bind::Text(workspace_id.to_string())],
         );
         q.push_in("m.id", ids);
         Ok(fetch_all!(self, q)?)
     }
 
-    async fn list_mcp_servers(&self, workspace_id: &str) -> StoreResult<Vec<McpServerRow>> {
+    async fn list_mcp_servers(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<McpServerRow>> {
         let sql =
             format!("{SELECT} WHERE m.workspace_id = $1 ORDER BY m.created_at DESC, m.id DESC");
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .fetch_all(pool)
                 .await
         })?)
@@ -181,7 +178,7 @@ impl McpServerStore for SqlStore {
 
     async fn update_mcp_server(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
         c: &McpServerContent,
         now: i64,
@@ -192,7 +189,7 @@ impl McpServerStore for SqlStore {
                 "UPDATE mcp_servers SET name = $3, document = $4, updated_at = $5, \
                  version = version + 1 WHERE workspace_id = $1 AND id = $2 AND version = $6",
             )
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(id)
             .bind(&c.name)
             .bind(&c.document)
@@ -202,43 +199,26 @@ impl McpServerStore for SqlStore {
             .await?
             .rows_affected();
             if done == 0 {
-                let exists: i64 = sqlx::query_scalar(
+                return gone_or_changed!(
+                    tx,
                     "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
-                )
-                .bind(workspace_id)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                return Err(if exists == 0 {
-                    StoreError::NotFound
-                } else {
-                    StoreError::Conflict("the MCP server changed meanwhile".into())
-                });
+                    workspace_id.as_str(),
+                    id,
+                    "the MCP server changed meanwhile"
+                );
             }
-            sqlx::query("DELETE FROM mcp_server_secrets WHERE mcp_server_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for secret in dedup(&c.secret_ids) {
-                sqlx::query(
-                    "INSERT INTO mcp_server_secrets (mcp_server_id, secret_id) VALUES ($1, $2)",
-                )
-                .bind(id)
-                .bind(secret)
-                .execute(&mut *tx)
-                .await?;
-            }
+            set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn delete_mcp_server(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+    async fn delete_mcp_server(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let exists: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -258,7 +238,7 @@ impl McpServerStore for SqlStore {
                 )));
             }
             sqlx::query("DELETE FROM mcp_servers WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -269,7 +249,7 @@ impl McpServerStore for SqlStore {
 
     async fn mcp_server_dependents(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
     ) -> StoreResult<Vec<AgentSummaryRow>> {
         let sql = format!(
@@ -280,7 +260,7 @@ impl McpServerStore for SqlStore {
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(id)
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .fetch_all(pool)
                 .await
         })?)

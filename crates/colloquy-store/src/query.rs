@@ -51,10 +51,10 @@ impl Query {
     }
 
     /// Appends `<column> IN (...)` over `values`.
-    pub(crate) fn push_in(&mut self, column: &str, values: &[String]) {
+    pub(crate) fn push_in(&mut self, column: &str, values: &[impl AsRef<str>]) {
         let placeholders: Vec<String> = values
             .iter()
-            .map(|v| self.param(Bind::Text(v.clone())))
+            .map(|v| self.param(Bind::Text(v.as_ref().to_owned())))
             .collect();
         self.sql
             .push_str(&format!(" AND {column} IN ({})", placeholders.join(", ")));

@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use colloquy_core::ids::WorkspaceId;
+
 use crate::db::{begin_write, run};
 use crate::{SqlStore, StoreError, StoreResult};
 
@@ -12,7 +14,8 @@ pub struct SecretRecord {
     /// `secret_...`
     pub id: String,
     /// Owning workspace.
-    pub workspace_id: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_id: WorkspaceId,
     /// Display name.
     pub name: String,
     /// The value sealed with the server's secret key.
@@ -35,19 +38,19 @@ pub trait SecretStore {
     /// keeps those whose lower-cased name starts with it.
     async fn list_secrets(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         name_prefix: Option<&str>,
         after: Option<(String, String)>,
         limit: Option<u32>,
     ) -> StoreResult<Vec<SecretRecord>>;
 
     /// One secret of the workspace.
-    async fn get_secret(&self, workspace_id: &str, id: &str) -> StoreResult<SecretRecord>;
+    async fn get_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<SecretRecord>;
 
     /// Replaces a secret's name and value.
     async fn update_secret(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
         name: &str,
         sealed_value: &str,
@@ -55,7 +58,7 @@ pub trait SecretStore {
     ) -> StoreResult<()>;
 
     /// Deletes a secret; [`StoreError::Conflict`] while a tool refers to it.
-    async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    async fn delete_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()>;
 
     /// Every secret of every workspace, by id after `after` (for re-sealing under a new key).
     async fn all_secrets(&self, after: &str, limit: u32) -> StoreResult<Vec<SecretRecord>>;
@@ -76,7 +79,7 @@ impl SecretStore for SqlStore {
                  created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&s.id)
-            .bind(&s.workspace_id)
+            .bind(s.workspace_id.as_str())
             .bind(&s.name)
             .bind(&s.sealed_value)
             .bind(&s.created_by)
@@ -91,7 +94,7 @@ impl SecretStore for SqlStore {
 
     async fn list_secrets(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         name_prefix: Option<&str>,
         after: Option<(String, String)>,
         limit: Option<u32>,
@@ -106,7 +109,7 @@ impl SecretStore for SqlStore {
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .bind(name_prefix)
                 .bind(after_name)
                 .bind(after_id)
@@ -115,11 +118,11 @@ impl SecretStore for SqlStore {
         })?)
     }
 
-    async fn get_secret(&self, workspace_id: &str, id: &str) -> StoreResult<SecretRecord> {
+    async fn get_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<SecretRecord> {
         let sql = format!("{COLUMNS} WHERE workspace_id = $1 AND id = $2");
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .bind(id)
                 .fetch_one(pool)
                 .await
@@ -128,7 +131,7 @@ impl SecretStore for SqlStore {
 
     async fn update_secret(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         id: &str,
         name: &str,
         sealed_value: &str,
@@ -139,7 +142,7 @@ impl SecretStore for SqlStore {
                 "UPDATE secrets SET name = $3, sealed_value = $4, updated_at = $5 \
                  WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(id)
             .bind(name)
             .bind(sealed_value)
@@ -154,7 +157,7 @@ impl SecretStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+    async fn delete_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let users: i64 = sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM tool_secrets WHERE secret_id = $1) \
@@ -166,7 +169,7 @@ impl SecretStore for SqlStore {
             let exists: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM secrets WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -179,7 +182,7 @@ impl SecretStore for SqlStore {
                 )));
             }
             sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
+                .bind(workspace_id.as_str())
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 
-use crate::db::{Db, begin_write, run};
+use colloquy_core::ids::{AgentId, InvocationId, TestId, WorkspaceId};
+use colloquy_core::test_runs::RunStatus;
+
+use crate::db::{Db, begin_write, changed_one, run};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all};
 use crate::{SqlStore, StoreResult};
@@ -11,11 +14,14 @@ use crate::{SqlStore, StoreResult};
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct InvocationRow {
     /// `suite_...`
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: InvocationId,
     /// Workspace.
-    pub workspace_id: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_id: WorkspaceId,
     /// The agent tested.
-    pub agent_id: String,
+    #[sqlx(try_from = "String")]
+    pub agent_id: AgentId,
     /// Its branch.
     pub branch_id: Option<String>,
     /// Optional name.
@@ -47,15 +53,19 @@ pub struct RunRow {
     /// `run_...`
     pub id: String,
     /// Its invocation.
-    pub invocation_id: String,
+    #[sqlx(try_from = "String")]
+    pub invocation_id: InvocationId,
     /// Workspace.
-    pub workspace_id: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_id: WorkspaceId,
     /// The test.
-    pub test_id: String,
+    #[sqlx(try_from = "String")]
+    pub test_id: TestId,
     /// The test's name when the run was created.
     pub test_name: String,
-    /// `pending`, `running`, `passed` or `failed`.
-    pub status: String,
+    /// Where the run is.
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
     /// Leases taken so far.
     pub attempt: i64,
     /// Worker holding the lease.
@@ -72,11 +82,11 @@ pub struct RunRow {
 #[derive(Debug, Clone, Default)]
 pub struct InvocationFilter {
     /// Only this agent's.
-    pub agent_id: Option<String>,
+    pub agent_id: Option<AgentId>,
     /// Only on this branch.
     pub branch_id: Option<String>,
     /// Only those running this test.
-    pub test_id: Option<String>,
+    pub test_id: Option<TestId>,
     /// Only started by this user.
     pub created_by: Option<String>,
     /// Lower-cased substring of the name or of a run's test name.
@@ -97,13 +107,17 @@ pub trait TestRunStore {
         runs: &[RunRow],
     ) -> StoreResult<()>;
     /// One invocation of the workspace.
-    async fn get_invocation(&self, workspace_id: &str, id: &str) -> StoreResult<InvocationRow>;
+    async fn get_invocation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &InvocationId,
+    ) -> StoreResult<InvocationRow>;
     /// An invocation's runs, in creation order.
-    async fn invocation_runs(&self, invocation_id: &str) -> StoreResult<Vec<RunRow>>;
+    async fn invocation_runs(&self, invocation_id: &InvocationId) -> StoreResult<Vec<RunRow>>;
     /// Invocations newest first after `(created_at, id)`.
     async fn list_invocations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &InvocationFilter,
         after: Option<(i64, String)>,
         limit: u32,
@@ -114,7 +128,7 @@ pub trait TestRunStore {
     /// `(created_at, id)` position (to number pages).
     async fn count_invocations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &InvocationFilter,
         up_to: Option<(i64, String)>,
     ) -> StoreResult<i64>;
@@ -130,17 +144,22 @@ pub trait TestRunStore {
     /// Renames an invocation (`None` restores the generated title).
     async fn rename_invocation(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &InvocationId,
         name: Option<&str>,
     ) -> StoreResult<()>;
-    /// Ends every unfinished run of an invocation as failed with `result` (a cancellation);
-    /// a worker still running one finds its lease gone and drops its result.
-    async fn cancel_runs(&self, invocation_id: &str, result: &str, now: i64) -> StoreResult<u64>;
+    /// Ends every unfinished run of an invocation as cancelled with `result`; a worker still
+    /// running one finds its lease gone and drops its result.
+    async fn cancel_runs(
+        &self,
+        invocation_id: &InvocationId,
+        result: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
     /// Puts runs of an invocation back in the queue, optionally with a new request document.
     async fn resubmit_runs(
         &self,
-        invocation_id: &str,
+        invocation_id: &InvocationId,
         run_ids: &[String],
         document: Option<&str>,
         now: i64,
@@ -152,7 +171,7 @@ pub trait TestRunStore {
         run_id: &str,
         worker: &str,
         attempt: i64,
-        status: &str,
+        status: RunStatus,
         result: &str,
         now: i64,
     ) -> StoreResult<bool>;
@@ -170,9 +189,9 @@ impl TestRunStore for SqlStore {
                 "INSERT INTO test_invocations (id, workspace_id, agent_id, branch_id, name, repeat_count, created_by, \
                  created_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
-            .bind(&inv.id)
-            .bind(&inv.workspace_id)
-            .bind(&inv.agent_id)
+            .bind(inv.id.as_str())
+            .bind(inv.workspace_id.as_str())
+            .bind(inv.agent_id.as_str())
             .bind(&inv.branch_id)
             .bind(&inv.name)
             .bind(inv.repeat_count)
@@ -187,9 +206,9 @@ impl TestRunStore for SqlStore {
                      created_at, updated_at, result) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, '{}')",
                 )
                 .bind(&r.id)
-                .bind(&inv.id)
-                .bind(&inv.workspace_id)
-                .bind(&r.test_id)
+                .bind(inv.id.as_str())
+                .bind(inv.workspace_id.as_str())
+                .bind(r.test_id.as_str())
                 .bind(&r.test_name)
                 .bind(r.created_at)
                 .execute(&mut *tx)
@@ -200,26 +219,30 @@ impl TestRunStore for SqlStore {
         })
     }
 
-    async fn get_invocation(&self, workspace_id: &str, id: &str) -> StoreResult<InvocationRow> {
+    async fn get_invocation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &InvocationId,
+    ) -> StoreResult<InvocationRow> {
         let sql = format!(
             "SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1 AND id = $2"
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .fetch_one(pool)
                 .await
         })?)
     }
 
-    async fn invocation_runs(&self, invocation_id: &str) -> StoreResult<Vec<RunRow>> {
+    async fn invocation_runs(&self, invocation_id: &InvocationId) -> StoreResult<Vec<RunRow>> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM test_runs WHERE invocation_id = $1 ORDER BY created_at, id"
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(invocation_id)
+                .bind(invocation_id.as_str())
                 .fetch_all(pool)
                 .await
         })?)
@@ -227,7 +250,7 @@ impl TestRunStore for SqlStore {
 
     async fn list_invocations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &InvocationFilter,
         after: Option<(i64, String)>,
         limit: u32,
@@ -266,7 +289,7 @@ impl TestRunStore for SqlStore {
 
     async fn count_invocations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &InvocationFilter,
         up_to: Option<(i64, String)>,
     ) -> StoreResult<i64> {
@@ -316,32 +339,34 @@ impl TestRunStore for SqlStore {
 
     async fn rename_invocation(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &InvocationId,
         name: Option<&str>,
     ) -> StoreResult<()> {
         let done = run!(self, write, |pool| {
             sqlx::query("UPDATE test_invocations SET name = $3 WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .bind(name)
                 .execute(pool)
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if done == 0 {
-            return Err(crate::StoreError::NotFound);
-        }
-        Ok(())
+        changed_one(done)
     }
 
-    async fn cancel_runs(&self, invocation_id: &str, result: &str, now: i64) -> StoreResult<u64> {
+    async fn cancel_runs(
+        &self,
+        invocation_id: &InvocationId,
+        result: &str,
+        now: i64,
+    ) -> StoreResult<u64> {
         Ok(run!(self, write, |pool| {
             sqlx::query(
-                "UPDATE test_runs SET status = 'failed', result = $2, updated_at = $3, lease_until = NULL, worker = NULL \
+                "UPDATE test_runs SET status = 'cancelled', result = $2, updated_at = $3, lease_until = NULL, worker = NULL \
                  WHERE invocation_id = $1 AND status IN ('pending', 'running')",
             )
-            .bind(invocation_id)
+            .bind(invocation_id.as_str())
             .bind(result)
             .bind(now)
             .execute(pool)
@@ -352,7 +377,7 @@ impl TestRunStore for SqlStore {
 
     async fn resubmit_runs(
         &self,
-        invocation_id: &str,
+        invocation_id: &InvocationId,
         run_ids: &[String],
         document: Option<&str>,
         now: i64,
@@ -360,7 +385,7 @@ impl TestRunStore for SqlStore {
         begin_write!(self, |tx| {
             if let Some(doc) = document {
                 sqlx::query("UPDATE test_invocations SET document = $2 WHERE id = $1")
-                    .bind(invocation_id)
+                    .bind(invocation_id.as_str())
                     .bind(doc)
                     .execute(&mut *tx)
                     .await?;
@@ -370,8 +395,8 @@ impl TestRunStore for SqlStore {
                     "UPDATE test_runs SET status = 'pending', result = '{}', worker = NULL, lease_until = NULL, updated_at = $3 \
                      WHERE invocation_id = $1 AND id = $2",
                 )
-                .bind(invocation_id)
-                .bind(id)
+                .bind(invocation_id.as_str())
+                .bind(id.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -386,7 +411,7 @@ impl TestRunStore for SqlStore {
         run_id: &str,
         worker: &str,
         attempt: i64,
-        status: &str,
+        status: RunStatus,
         result: &str,
         now: i64,
     ) -> StoreResult<bool> {
@@ -398,7 +423,7 @@ impl TestRunStore for SqlStore {
             .bind(run_id)
             .bind(worker)
             .bind(attempt)
-            .bind(status)
+            .bind(status.as_str())
             .bind(result)
             .bind(now)
             .execute(pool)
@@ -410,13 +435,17 @@ impl TestRunStore for SqlStore {
 }
 
 /// `SELECT <select>` over a workspace's invocations matching `filter` (aliased `i`).
-fn filtered_invocations(select: &str, workspace_id: &str, filter: &InvocationFilter) -> Query {
+fn filtered_invocations(
+    select: &str,
+    workspace_id: &WorkspaceId,
+    filter: &InvocationFilter,
+) -> Query {
     let mut q = Query::new(
         format!("SELECT {select} FROM test_invocations i WHERE i.workspace_id = $1"),
-        vec![Bind::Text(workspace_id.to_owned())],
+        vec![Bind::Text(workspace_id.to_string())],
     );
     if let Some(a) = &filter.agent_id {
-        q.push(" AND i.agent_id = ?", Bind::Text(a.clone()));
+        q.push(" AND i.agent_id = ?", Bind::Text(a.to_string()));
     }
     if let Some(b) = &filter.branch_id {
         q.push(" AND i.branch_id = ?", Bind::Text(b.clone()));
@@ -431,7 +460,7 @@ fn filtered_invocations(select: &str, workspace_id: &str, filter: &InvocationFil
         q.push(" AND i.created_at <= ?", Bind::Int(e));
     }
     if let Some(t) = &filter.test_id {
-        q.push(" AND EXISTS (SELECT 1 FROM test_runs r WHERE r.invocation_id = i.id AND r.test_id = ?)", Bind::Text(t.clone()));
+        q.push(" AND EXISTS (SELECT 1 FROM test_runs r WHERE r.invocation_id = i.id AND r.test_id = ?)", Bind::Text(t.to_string()));
     }
     if let Some(s) = &filter.search {
         let p = q.param(Bind::Text(format!("%{}%", escape_like(s))));

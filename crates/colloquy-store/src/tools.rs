@@ -3,20 +3,25 @@
 use async_trait::async_trait;
 
 use crate::agents::SUMMARY_COLUMNS;
-use crate::db::{begin_write, run};
+use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
+use colloquy_core::tools::ToolKind;
+
+use crate::db::{TOOL_SECRETS, begin_write, changed_one, run, set_links};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, fetch_all, fetch_optional};
+use crate::query::{Bind, Query, bound, fetch_all, fetch_optional};
 use crate::{AgentSummaryRow, SortValue, SqlStore, StoreError, StoreResult};
 
 /// A tool as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ToolRow {
     /// `tool_...`
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: ToolId,
     /// `tool_config.name`.
     pub name: String,
     /// `tool_config.type`.
-    pub tool_type: String,
+    #[sqlx(try_from = "String")]
+    pub tool_type: ToolKind,
     /// Creating user.
     pub created_by: String,
     /// Creating user's name.
@@ -50,7 +55,7 @@ pub struct ToolContent {
     /// Lower-cased name, for search.
     pub name_lower: String,
     /// `tool_config.type`.
-    pub tool_type: String,
+    pub tool_type: ToolKind,
     /// Document text.
     pub document: String,
     /// Secrets the tool refers to.
@@ -63,9 +68,9 @@ pub struct ToolContent {
 #[derive(Debug, Clone)]
 pub struct NewTool {
     /// `tool_...`
-    pub id: String,
+    pub id: ToolId,
     /// Owning workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Creating user.
     pub created_by: String,
     /// Unix seconds.
@@ -95,11 +100,11 @@ pub struct ToolFilter {
     /// Lower-cased name prefix.
     pub name_prefix: Option<String>,
     /// Any of these types.
-    pub types: Vec<String>,
+    pub types: Vec<ToolKind>,
     /// Only tools created by this user.
     pub created_by: Option<String>,
     /// Only tools this agent uses.
-    pub used_by_agent: Option<String>,
+    pub used_by_agent: Option<AgentId>,
 }
 
 /// One page of tools.
@@ -130,56 +135,55 @@ pub trait ToolStore {
     /// Stores a new tool.
     async fn insert_tool(&self, tool: &NewTool) -> StoreResult<()>;
     /// One tool of the workspace.
-    async fn get_tool(&self, workspace_id: &str, id: &str) -> StoreResult<ToolRow>;
+    async fn get_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<ToolRow>;
     /// The workspace's tools among `ids`.
-    async fn get_tools(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<ToolRow>>;
+    async fn get_tools(
+        &self,
+        workspace_id: &WorkspaceId,
+        ids: &[ToolId],
+    ) -> StoreResult<Vec<ToolRow>>;
     /// A page of the workspace's tools.
     async fn list_tools(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &ToolFilter,
         page: &ToolPage,
     ) -> StoreResult<Vec<ToolRow>>;
     /// Replaces a tool's content.
     async fn update_tool(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ToolId,
         content: &ToolContent,
         now: i64,
     ) -> StoreResult<()>;
     /// Deletes a tool; [`StoreError::Conflict`] while an agent uses it.
-    async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<()>;
+    async fn delete_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<()>;
     /// Agents using a tool, by creation time then id, after `(created_at, id)`.
     async fn tool_dependents(
         &self,
-        workspace_id: &str,
-        tool_id: &str,
+        workspace_id: &WorkspaceId,
+        tool_id: &ToolId,
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<AgentSummaryRow>>;
     /// Tools referring to any of `secret_ids`, by creation time then id.
     async fn secret_dependents(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         secret_ids: &[String],
     ) -> StoreResult<Vec<SecretDependent>>;
     /// Calls and mean latency of each of `tool_ids` that has been called, from the audit log.
     async fn tool_usage(
         &self,
-        workspace_id: &str,
-        tool_ids: &[String],
-    ) -> StoreResult<Vec<(String, ToolUsage)>>;
+        workspace_id: &WorkspaceId,
+        tool_ids: &[ToolId],
+    ) -> StoreResult<Vec<(ToolId, ToolUsage)>>;
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.tool_type, t.created_by, u.name AS creator_name, \
      u.email AS creator_email, t.created_at, t.updated_at, t.document \
      FROM tools t JOIN users u ON u.id = t.created_by";
-
-fn dedup(ids: &[String]) -> Vec<&String> {
-    let mut seen = std::collections::BTreeSet::new();
-    ids.iter().filter(|t| seen.insert(t.as_str())).collect()
-}
 
 #[async_trait]
 impl ToolStore for SqlStore {
@@ -191,74 +195,67 @@ impl ToolStore for SqlStore {
                  created_at, updated_at, document, mcp_server_id) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
             )
-            .bind(&tool.id)
-            .bind(&tool.workspace_id)
+            .bind(tool.id.as_str())
+            .bind(tool.workspace_id.as_str())
             .bind(&c.name)
             .bind(&c.name_lower)
-            .bind(&c.tool_type)
+            .bind(c.tool_type.as_str())
             .bind(&tool.created_by)
             .bind(tool.created_at)
             .bind(&c.document)
             .bind(&c.mcp_server_id)
             .execute(&mut *tx)
             .await?;
-            for secret in dedup(&c.secret_ids) {
-                sqlx::query("INSERT INTO tool_secrets (tool_id, secret_id) VALUES ($1, $2)")
-                    .bind(&tool.id)
-                    .bind(secret)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            set_links!(tx, TOOL_SECRETS, tool.id.as_str(), &c.secret_ids);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn get_tool(&self, workspace_id: &str, id: &str) -> StoreResult<ToolRow> {
+    async fn get_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<ToolRow> {
         let q = Query::new(
             format!("{SELECT} WHERE t.workspace_id = $1 AND t.id = $2"),
             vec![
-                Bind::Text(workspace_id.to_owned()),
-                Bind::Text(id.to_owned()),
+                Bind::Text(workspace_id.to_string()),
+                Bind::Text(id.to_string()),
             ],
         );
         fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
-    async fn get_tools(&self, workspace_id: &str, ids: &[String]) -> StoreResult<Vec<ToolRow>> {
+    async fn get_tools(
+        &self,
+        workspace_id: &WorkspaceId,
+        ids: &[ToolId],
+    ) -> StoreResult<Vec<ToolRow>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "{SELECT} WHERE t.workspace_id = $1 AND t.id IN ({})",
-            placeholders.join(", ")
+        let mut q = Query::new(
+            format!("{SELECT} WHERE t.workspace_id = $1"),
+            vec![Bind::Text(workspace_id.to_string())],
         );
-        Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
-            for id in ids {
-                q = q.bind(id);
-            }
-            q.fetch_all(pool).await
-        })?)
+        q.push_in("t.id", ids);
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn list_tools(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         filter: &ToolFilter,
         page: &ToolPage,
     ) -> StoreResult<Vec<ToolRow>> {
         let mut q = Query::new(
             format!("{SELECT} WHERE t.workspace_id = $1"),
-            vec![Bind::Text(workspace_id.to_owned())],
+            vec![Bind::Text(workspace_id.to_string())],
         );
         if let Some(prefix) = &filter.name_prefix {
             let p = q.param(Bind::Text(prefix.clone()));
             q.raw(&format!(" AND substr(t.name_lower, 1, length({p})) = {p}"));
         }
         if !filter.types.is_empty() {
-            q.push_in("t.tool_type", &filter.types);
+            let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
+            q.push_in("t.tool_type", &types);
         }
         if let Some(user) = &filter.created_by {
             q.push(" AND t.created_by = ?", Bind::Text(user.clone()));
@@ -266,7 +263,7 @@ impl ToolStore for SqlStore {
         if let Some(agent) = &filter.used_by_agent {
             q.push(
                 " AND EXISTS (SELECT 1 FROM agent_tools x WHERE x.tool_id = t.id AND x.agent_id = ?)",
-                Bind::Text(agent.clone()),
+                Bind::Text(agent.to_string()),
             );
         }
         let col = if page.by_name {
@@ -295,8 +292,8 @@ impl ToolStore for SqlStore {
 
     async fn update_tool(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ToolId,
         c: &ToolContent,
         now: i64,
     ) -> StoreResult<()> {
@@ -305,48 +302,36 @@ impl ToolStore for SqlStore {
                 "UPDATE tools SET name = $3, name_lower = $4, tool_type = $5, document = $6, updated_at = $7, \
                  mcp_server_id = $8 WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .bind(&c.name)
             .bind(&c.name_lower)
-            .bind(&c.tool_type)
+            .bind(c.tool_type.as_str())
             .bind(&c.document)
             .bind(now)
             .bind(&c.mcp_server_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if done == 0 {
-                return Err(StoreError::NotFound);
-            }
-            sqlx::query("DELETE FROM tool_secrets WHERE tool_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for secret in dedup(&c.secret_ids) {
-                sqlx::query("INSERT INTO tool_secrets (tool_id, secret_id) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(secret)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            changed_one(done)?;
+            set_links!(tx, TOOL_SECRETS, id.as_str(), &c.secret_ids);
             tx.commit().await?;
             Ok(())
         })
     }
 
-    async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<()> {
+    async fn delete_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let users: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM agent_tools WHERE tool_id = $1")
-                    .bind(id)
+                    .bind(id.as_str())
                     .fetch_one(&mut *tx)
                     .await?;
             let exists: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM tools WHERE workspace_id = $1 AND id = $2",
             )
-            .bind(workspace_id)
-            .bind(id)
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
             .fetch_one(&mut *tx)
             .await?;
             if exists == 0 {
@@ -358,8 +343,8 @@ impl ToolStore for SqlStore {
                 )));
             }
             sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
+                .bind(workspace_id.as_str())
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -369,8 +354,8 @@ impl ToolStore for SqlStore {
 
     async fn tool_dependents(
         &self,
-        workspace_id: &str,
-        tool_id: &str,
+        workspace_id: &WorkspaceId,
+        tool_id: &ToolId,
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<AgentSummaryRow>> {
@@ -384,8 +369,8 @@ impl ToolStore for SqlStore {
         );
         Ok(run!(self, read, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(tool_id)
-                .bind(workspace_id)
+                .bind(tool_id.as_str())
+                .bind(workspace_id.as_str())
                 .bind(after_at)
                 .bind(after_id)
                 .fetch_all(pool)
@@ -395,7 +380,7 @@ impl ToolStore for SqlStore {
 
     async fn secret_dependents(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         secret_ids: &[String],
     ) -> StoreResult<Vec<SecretDependent>> {
         if secret_ids.is_empty() {
@@ -414,9 +399,9 @@ impl ToolStore for SqlStore {
              ORDER BY created_at, tool_id"
         );
         Ok(run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id.as_str());
             for id in secret_ids {
-                q = q.bind(id);
+                q = q.bind(id.as_str());
             }
             q.fetch_all(pool).await
         })?)
@@ -424,25 +409,21 @@ impl ToolStore for SqlStore {
 
     async fn tool_usage(
         &self,
-        workspace_id: &str,
-        tool_ids: &[String],
-    ) -> StoreResult<Vec<(String, ToolUsage)>> {
+        workspace_id: &WorkspaceId,
+        tool_ids: &[ToolId],
+    ) -> StoreResult<Vec<(ToolId, ToolUsage)>> {
         if tool_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> =
-            (0..tool_ids.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "SELECT tool_id, total_calls, total_latency_us FROM tool_stats \
-             WHERE workspace_id = $1 AND tool_id IN ({})",
-            placeholders.join(", ")
+        let mut q = Query::new(
+            "SELECT tool_id, total_calls, total_latency_us FROM tool_stats WHERE workspace_id = $1",
+            vec![Bind::Text(workspace_id.to_string())],
         );
+        q.push_in("tool_id", tool_ids);
         let rows: Vec<(String, i64, i64)> = run!(self, read, |pool| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
-            for id in tool_ids {
-                q = q.bind(id);
-            }
-            q.fetch_all(pool).await
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(q.sql.clone())), q)
+                .fetch_all(pool)
+                .await
         })?;
         Ok(rows
             .into_iter()
@@ -452,7 +433,7 @@ impl ToolStore for SqlStore {
                     total_calls: n,
                     avg_latency_secs: total as f64 / n as f64 / 1_000_000.0,
                 };
-                (id, usage)
+                (ToolId::from(id), usage)
             })
             .collect())
     }

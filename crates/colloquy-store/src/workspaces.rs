@@ -2,7 +2,8 @@
 //! row carries its `workspace_id` and every query filters on it.
 
 use async_trait::async_trait;
-use colloquy_core::{ids, time};
+use colloquy_core::ids::{self, WorkspaceId};
+use colloquy_core::time;
 
 use crate::db::{begin_write, run};
 use crate::{SqlStore, StoreResult};
@@ -11,7 +12,8 @@ use crate::{SqlStore, StoreResult};
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Workspace {
     /// `ws_...`
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: WorkspaceId,
     /// Unique name, as given to `colloquy keys create --workspace`.
     pub name: String,
     /// Unix seconds.
@@ -24,7 +26,8 @@ pub struct User {
     /// `user_...`
     pub id: String,
     /// Workspace the user belongs to.
-    pub workspace_id: String,
+    #[sqlx(try_from = "String")]
+    pub workspace_id: WorkspaceId,
     /// Display name.
     pub name: String,
     /// Email, unique within the workspace.
@@ -43,7 +46,12 @@ pub trait WorkspaceStore {
     async fn get_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>>;
 
     /// The user with `email` in the workspace, created (with `name`) if missing.
-    async fn ensure_user(&self, workspace_id: &str, name: &str, email: &str) -> StoreResult<User>;
+    async fn ensure_user(
+        &self,
+        workspace_id: &WorkspaceId,
+        name: &str,
+        email: &str,
+    ) -> StoreResult<User>;
 
     /// A user's name and email.
     async fn user_name_email(&self, user_id: &str) -> StoreResult<(String, String)>;
@@ -57,7 +65,7 @@ impl WorkspaceStore for SqlStore {
                 "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO NOTHING",
             )
-            .bind(ids::new_id(ids::prefix::WORKSPACE))
+            .bind(WorkspaceId::generate().into_string())
             .bind(name)
             .bind(time::now_secs())
             .execute(&mut *tx)
@@ -81,14 +89,19 @@ impl WorkspaceStore for SqlStore {
         })?)
     }
 
-    async fn ensure_user(&self, workspace_id: &str, name: &str, email: &str) -> StoreResult<User> {
+    async fn ensure_user(
+        &self,
+        workspace_id: &WorkspaceId,
+        name: &str,
+        email: &str,
+    ) -> StoreResult<User> {
         begin_write!(self, |tx| {
             sqlx::query(
                 "INSERT INTO users (id, workspace_id, name, email, created_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, email) DO NOTHING",
             )
             .bind(ids::new_id(ids::prefix::USER))
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(name)
             .bind(email)
             .bind(time::now_secs())
@@ -98,7 +111,7 @@ impl WorkspaceStore for SqlStore {
                 "SELECT id, workspace_id, name, email, created_at FROM users \
                  WHERE workspace_id = $1 AND email = $2",
             )
-            .bind(workspace_id)
+            .bind(workspace_id.as_str())
             .bind(email)
             .fetch_one(&mut *tx)
             .await?;

@@ -1,4 +1,5 @@
-//! `ResourceAccessInfo`: how the caller relates to a resource they can see.
+//! How the caller relates to what they can see: `ResourceAccessInfo`, and the creator filter
+//! of lists (`created_by_user_id`, with `@me` for the caller).
 
 use colloquy_core::scope::Role;
 use serde::Serialize;
@@ -40,5 +41,16 @@ pub fn access_info<'a>(
         role: role.as_str(),
         anonymous_access_level_override: None,
         access_source,
+    }
+}
+
+/// The creator a list is limited to: `created_by_user_id` (`@me` is the caller), else the
+/// caller when the deprecated `show_only_owned_*` flag is set, else nobody in particular.
+pub fn created_by(caller: &Caller, user: Option<&str>, only_owned: Option<bool>) -> Option<String> {
+    match user.filter(|u| !u.is_empty()) {
+        Some("@me") => Some(caller.user_id.clone()),
+        Some(user) => Some(user.to_owned()),
+        None if only_owned == Some(true) => Some(caller.user_id.clone()),
+        None => None,
     }
 }

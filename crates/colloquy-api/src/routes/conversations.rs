@@ -3,7 +3,8 @@
 //! (`source=simulation|test|all`, an extension of the reference), and readable by id.
 
 use axum::extract::{Path, State};
-use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::cursor::Direction;
+use colloquy_core::ids::{AgentId, ConversationId};
 use colloquy_core::schema::Spec;
 use colloquy_core::validation::Violation;
 use colloquy_store::{ConversationFilter, ConversationRow};
@@ -14,7 +15,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, OrNotFound};
-use crate::extract::{Json, MaybeJson, Query};
+use crate::extract::{Json, MaybeJson, Query, empty_as_none};
+use crate::paging::Pager;
 use crate::state::AppState;
 
 /// The conversations routes.
@@ -33,7 +35,9 @@ struct ListParams {
     /// Only this agent's conversations.
     agent_id: Option<String>,
     /// `success`, `failure` or `unknown`.
-    call_successful: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    call_successful: Option<CallSuccessful>,
     /// Started before this unix second.
     call_start_before_unix: Option<i64>,
     /// Started after this unix second.
@@ -43,7 +47,51 @@ struct ListParams {
     /// 1..=100, default 30.
     page_size: Option<i64>,
     /// `ws` (live, the default), `simulation`, `test` or `all`.
-    source: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    source: Option<SourceParam>,
+}
+
+/// `call_successful` of a conversation.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CallSuccessful {
+    Success,
+    Failure,
+    Unknown,
+}
+
+impl CallSuccessful {
+    fn as_str(self) -> &'static str {
+        match self {
+            CallSuccessful::Success => "success",
+            CallSuccessful::Failure => "failure",
+            CallSuccessful::Unknown => "unknown",
+        }
+    }
+}
+
+/// Which conversations the list holds (DESIGN.md §4.1): live ones unless asked.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SourceParam {
+    #[default]
+    Ws,
+    Simulation,
+    Test,
+    All,
+}
+
+impl SourceParam {
+    /// The stored sources it takes in (none: every source).
+    fn sources(self) -> Vec<String> {
+        match self {
+            SourceParam::Ws => vec!["ws".into()],
+            SourceParam::Simulation => vec!["simulation".into()],
+            SourceParam::Test => vec!["test".into()],
+            SourceParam::All => Vec::new(),
+        }
+    }
 }
 
 fn summary(row: &ConversationRow) -> Value {
@@ -80,36 +128,12 @@ async fn list_conversations(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let limit = PageSizeRule::STANDARD
-        .resolve(params.page_size)
-        .map_err(ApiError::invalid)?;
-    if let Some(c) = params.call_successful.as_deref()
-        && !["success", "failure", "unknown"].contains(&c)
-    {
-        return Err(ApiError::invalid(Violation::new(
-            ["query", "call_successful"],
-            "enum",
-            "Input should be 'success', 'failure' or 'unknown'",
-        )));
-    }
-    let sources: Vec<String> = match params.source.as_deref() {
-        None | Some("") | Some("ws") => vec!["ws".into()],
-        Some("all") => Vec::new(),
-        Some(s @ ("simulation" | "test")) => vec![s.into()],
-        Some(_) => {
-            return Err(ApiError::invalid(Violation::new(
-                ["query", "source"],
-                "enum",
-                "Input should be 'ws', 'simulation', 'test' or 'all'",
-            )));
-        }
-    };
     let filter = ConversationFilter {
-        agent_id: params.agent_id.filter(|s| !s.is_empty()),
-        call_successful: params.call_successful.filter(|s| !s.is_empty()),
+        agent_id: params.agent_id.filter(|s| !s.is_empty()).map(AgentId::from),
+        call_successful: params.call_successful.map(|c| c.as_str().to_owned()),
         before: params.call_start_before_unix,
         after: params.call_start_after_unix,
-        sources,
+        sources: params.source.unwrap_or_default().sources(),
         user_id: params.user_id.filter(|s| !s.is_empty()),
     };
     let fingerprint = format!(
@@ -123,28 +147,21 @@ async fn list_conversations(
             &filter.user_id
         )
     );
-    let spec = CursorSpec::new("start_time", Direction::Desc, &[&fingerprint]);
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => {
-            let c = spec.decode(raw).map_err(ApiError::invalid)?;
-            Some((c.last_i64().unwrap_or(i64::MAX), c.last_id))
-        }
-        None => None,
-    };
-    let mut rows = state
+    let pager = Pager::standard(
+        params.page_size,
+        params.cursor.as_deref(),
+        "start_time",
+        Direction::Desc,
+        &[&fingerprint],
+    )?;
+    let rows = state
         .store
-        .list_conversations(&caller.workspace_id, &filter, after, limit + 1)
+        .list_conversations(&caller.workspace_id, &filter, pager.after()?, pager.fetch())
         .await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(spec.after(json!(last.started_at), &last.id).encode()),
-        _ => None,
-    };
-    let conversations: Vec<Value> = rows.iter().map(summary).collect();
-    Ok(Json(
-        json!({ "conversations": conversations, "next_cursor": next_cursor, "has_more": has_more }),
-    ))
+    let page = pager.page(rows, |r| (r.started_at, r.id.as_str()));
+    Ok(Json(serde_json::to_value(
+        page.view(summary).body("conversations"),
+    )?))
 }
 
 fn full(row: &ConversationRow) -> Value {
@@ -208,11 +225,11 @@ fn full(row: &ConversationRow) -> Value {
 async fn get_conversation(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Value>> {
     let row = state
         .store
-        .get_conversation_row(&caller.workspace_id, &id)
+        .get_conversation(&caller.workspace_id, &id)
         .await
         .or_not_found("conversation")?;
     Ok(Json(full(&row)))
@@ -222,7 +239,7 @@ async fn get_conversation(
 async fn delete_conversation(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Value>> {
     state
         .store
@@ -241,7 +258,7 @@ struct FeedbackBody {
 async fn post_conversation_feedback(
     caller: Caller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     MaybeJson(body): MaybeJson<FeedbackBody>,
 ) -> ApiResult<Json<Value>> {
     let feedback = body.and_then(|b| b.feedback);

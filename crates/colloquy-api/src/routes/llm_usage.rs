@@ -2,6 +2,7 @@
 //! `colloquy_core::llm_usage` from the price table in the repository.
 
 use axum::extract::{Path, State};
+use colloquy_core::ids::AgentId;
 use colloquy_core::llm_usage::{self, Usage};
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -50,7 +51,7 @@ async fn calculate(_caller: Caller, Json(mut body): Json<Value>) -> ApiResult<Js
 async fn calculate_for_agent(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let row = state

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use colloquy_core::ids::AgentId;
 use colloquy_engine::AgentSnapshot;
 use colloquy_engine::llm::Role;
 use colloquy_engine::simulation::{self, Criterion, SimulationSpec};
@@ -32,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn prepare(
     state: &AppState,
     caller: &Caller,
-    agent_id: &str,
+    agent_id: &AgentId,
     mut body: Value,
 ) -> ApiResult<(AgentSnapshot, SimulationSpec)> {
     state
@@ -143,7 +144,7 @@ async fn prepare(
 async fn simulate_conversation(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let (agent, spec) = prepare(&state, &caller, &agent_id, body).await?;
@@ -157,7 +158,7 @@ async fn simulate_conversation(
 async fn simulate_conversation_stream(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
     let (agent, spec) = prepare(&state, &caller, &agent_id, body).await?;

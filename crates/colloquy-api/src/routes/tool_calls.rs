@@ -4,7 +4,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use colloquy_store::{StoreError, ToolExecution};
+use colloquy_core::ids::ConversationId;
+use colloquy_store::ToolExecution;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -93,16 +94,15 @@ async fn list_tool_calls(
     if !colloquy_core::ids::is_uuid(&id) {
         return error(StatusCode::BAD_REQUEST, "executionId must be a UUID");
     }
+    let id = ConversationId::from(id);
     match state
         .store
-        .get_conversation(&caller.workspace_id, &id)
+        .has_conversation(&caller.workspace_id, &id)
         .await
     {
-        Ok(c) if !c.deleted => {}
-        Ok(_) | Err(StoreError::NotFound) => {
-            return error(StatusCode::NOT_FOUND, "Conversation not found");
-        }
-        Err(e) => return ApiError::Internal(e.into()).into_response(),
+        Ok(true) => {}
+        Ok(false) => return error(StatusCode::NOT_FOUND, "Conversation not found"),
+        Err(e) => return ApiError::from(e).into_response(),
     }
     match state
         .store
@@ -110,6 +110,6 @@ async fn list_tool_calls(
         .await
     {
         Ok(rows) => axum::Json(Value::Array(rows.iter().map(view).collect())).into_response(),
-        Err(e) => ApiError::Internal(e.into()).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

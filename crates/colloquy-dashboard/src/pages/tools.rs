@@ -17,8 +17,6 @@ use crate::format::{duration_secs, encode, payload, pretty, text, unix_time, wit
 use crate::layout::{self, Kind, Section};
 use crate::session::Viewer;
 
-/// Prefix of the ids of MCP tools that exist only through their server (no tool record).
-const MCP_TOOL_PREFIX: &str = "tool_mcp_";
 /// Pages of 100 the histogram samples: the most recent calls that match the filters.
 const HISTOGRAM_PAGES: usize = 3;
 
@@ -226,7 +224,11 @@ async fn detail(
     .await;
     // An MCP tool offered only through its server has a log but no tool record.
     let tool = match tool {
-        Err(Error::Api { status, .. }) if status == 404 && id.starts_with(MCP_TOOL_PREFIX) => None,
+        Err(Error::Api { status, .. })
+            if status == 404 && id.starts_with(colloquy_core::ids::prefix::MCP_TOOL) =>
+        {
+            None
+        }
         other => Some(other?),
     };
     let agents = agents

@@ -7,6 +7,7 @@
 pub mod pool;
 pub mod sse;
 
+use colloquy_core::ids::WorkspaceId;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,7 +100,7 @@ pub struct ServerSpec {
 
 async fn open_secret(
     deps: &EngineDeps,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     secret_id: &str,
 ) -> Result<String, McpError> {
     let secret = deps
@@ -121,7 +122,7 @@ async fn open_secret(
 pub async fn stdio_server(
     deps: &EngineDeps,
     name: &str,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
 ) -> Option<StdioServer> {
     let server = deps.mcp.stdio.get(name)?;
     if server.workspaces.is_empty() {
@@ -129,7 +130,7 @@ pub async fn stdio_server(
     }
     for allowed in &server.workspaces {
         if let Ok(Some(ws)) = deps.store.get_workspace_by_name(allowed).await
-            && ws.id == workspace_id
+            && &ws.id == workspace_id
         {
             return Some(server.clone());
         }
@@ -154,7 +155,7 @@ pub fn check_scheme(deps: &EngineDeps, url: &str) -> Result<(), String> {
 /// variable's; `None` for kinds that are refused at write time.
 async fn reference(
     deps: &EngineDeps,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     value: &Value,
     vars: &Map<String, Value>,
     secrets: &mut Vec<String>,
@@ -181,7 +182,7 @@ async fn reference(
 /// Resolves a stored configuration for a conversation with dynamic variables `vars`.
 pub async fn resolve(
     deps: &EngineDeps,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
     config: &Map<String, Value>,
     vars: &Map<String, Value>,
@@ -403,7 +404,7 @@ impl Connection {
 /// Connects, lists the server's tools, and disconnects: `GET /mcp-servers/{id}/tools`.
 pub async fn list_server_tools(
     deps: &Arc<EngineDeps>,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     id: &str,
     config: &Map<String, Value>,
 ) -> Result<Vec<Tool>, McpError> {

@@ -2,6 +2,7 @@
 //! offers), reused by every call, reopened once after a server went away, and closed at its
 //! end. A server that is down or hangs costs at most its timeout, never a stuck turn.
 
+use colloquy_core::ids::WorkspaceId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +75,7 @@ impl McpPool {
     /// to list them. The others connect on their first call.
     pub async fn open(
         deps: Arc<EngineDeps>,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         servers: &[McpServerRef],
         vars: &Map<String, Value>,
     ) -> Opened {

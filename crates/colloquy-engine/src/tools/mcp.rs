@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use colloquy_core::ids::ToolId;
 use colloquy_core::mcp_servers::{self, Approval};
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value, json};
@@ -23,7 +24,7 @@ fn text<'a>(config: &'a Value, key: &str) -> &'a str {
 
 /// A tool a server listed, as the agent offers it: a `type: "mcp"` tool config in the
 /// reference's shape, so listed tools and tool records run the same way.
-pub fn offered(server: &ServerSpec, tool: &Tool, id: String, llm_name: String) -> AgentTool {
+pub fn offered(server: &ServerSpec, tool: &Tool, id: ToolId, llm_name: String) -> AgentTool {
     let schema = Value::Object((*tool.input_schema).clone());
     let description = tool.description.as_deref().unwrap_or_default().to_owned();
     AgentTool {

@@ -8,6 +8,7 @@ mod webhook;
 
 use std::time::Instant;
 
+use colloquy_core::ids::{AgentId, ConversationId, ToolId, WorkspaceId};
 use colloquy_core::{mocks, redact, time};
 use colloquy_store::{ToolExecution, ToolRow};
 use serde::Deserialize;
@@ -21,7 +22,7 @@ pub use client::{ClientToolCall, ClientToolResult, ClientTools, McpCallEvent, Mc
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentTool {
     /// The tool record's id, or a derived id for tools defined inside the agent.
-    pub id: String,
+    pub id: ToolId,
     /// Name the LLM calls it by.
     pub name: String,
     /// `webhook`, `client`, `system`, `mcp`.
@@ -39,7 +40,7 @@ impl AgentTool {
         Some(AgentTool {
             id: row.id.clone(),
             name: row.name.clone(),
-            kind: row.tool_type.clone(),
+            kind: row.tool_type.as_str().to_owned(),
             config: doc.get("tool_config").cloned().unwrap_or(Value::Null),
             response_mocks: doc
                 .get("response_mocks")
@@ -58,7 +59,7 @@ impl AgentTool {
             .unwrap_or("system")
             .to_owned();
         Some(AgentTool {
-            id: format!("tool_{kind}_{name}"),
+            id: ToolId::from(format!("tool_{kind}_{name}")),
             name,
             kind,
             config,
@@ -175,7 +176,7 @@ impl MockSettings {
             "all" => true,
             "selected" => {
                 self.mocked_tool_names.contains(&tool.name)
-                    || self.mocked_tool_ids.contains(&tool.id)
+                    || self.mocked_tool_ids.iter().any(|id| tool.id == id.as_str())
             }
             _ => false,
         }
@@ -282,11 +283,11 @@ pub struct CallScope<'a> {
     /// Engine dependencies.
     pub deps: &'a EngineDeps,
     /// The conversation's workspace.
-    pub workspace_id: &'a str,
+    pub workspace_id: &'a WorkspaceId,
     /// The conversation.
-    pub conversation_id: &'a str,
+    pub conversation_id: &'a ConversationId,
     /// The agent.
-    pub agent_id: &'a str,
+    pub agent_id: &'a AgentId,
     /// Its branch.
     pub branch_id: Option<&'a str>,
     /// The agent's model, for LLM-judged mock conditions.
@@ -337,7 +338,7 @@ async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option
         return None;
     }
     let candidates = mocks::applicable(
-        &tool.id,
+        tool.id.as_str(),
         &tool.name,
         scope.mocks.overrides.as_ref(),
         &tool.response_mocks,
@@ -417,13 +418,13 @@ async fn record(
     let scrub = |text: &str| redact::scrub(text, &outcome.secrets);
     let record = ToolExecution {
         id: colloquy_core::ids::new_uuid(),
-        workspace_id: scope.workspace_id.to_owned(),
+        workspace_id: scope.workspace_id.clone(),
         tool_id: tool.id.clone(),
         tool_name: tool.name.clone(),
         tool_type: tool.kind.clone(),
         tool_request_id: call.id.clone(),
-        conversation_id: scope.conversation_id.to_owned(),
-        agent_id: scope.agent_id.to_owned(),
+        conversation_id: scope.conversation_id.clone(),
+        agent_id: scope.agent_id.clone(),
         branch_id: scope.branch_id.map(str::to_owned),
         timestamp_ms: started_ms,
         latency_us: outcome.latency_us,

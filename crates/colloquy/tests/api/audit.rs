@@ -6,8 +6,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use colloquy_core::ids::{ConversationId, WorkspaceId};
 use colloquy_store::{
-    AuditStore, AuditWriter, ConversationRecord, SqlStore, ToolExecution, WorkspaceStore,
+    AuditStore, AuditWriter, ConversationProgress, ConversationRecord, ConversationStore, SqlStore,
+    ToolExecution, WorkspaceStore,
 };
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
@@ -17,21 +19,21 @@ use crate::helpers::{TestApp, TestDb, backends, status_json};
 use crate::tools::{create_tool, webhook};
 
 fn execution(
-    ws: &str,
+    ws: &WorkspaceId,
     tool: &str,
-    conversation: &str,
+    conversation: &ConversationId,
     agent: &str,
     ts_ms: i64,
     is_error: bool,
 ) -> ToolExecution {
     ToolExecution {
         id: colloquy_core::ids::new_uuid(),
-        workspace_id: ws.into(),
+        workspace_id: ws.clone(),
         tool_id: tool.into(),
         tool_name: "weather".into(),
         tool_type: "webhook".into(),
         tool_request_id: format!("call_{ts_ms}"),
-        conversation_id: conversation.into(),
+        conversation_id: conversation.clone(),
         agent_id: agent.into(),
         branch_id: Some(format!("agtbrch_{agent}")),
         timestamp_ms: ts_ms,
@@ -46,25 +48,25 @@ fn execution(
     }
 }
 
-async fn conversation(store: &SqlStore, ws: &str, agent: &str) -> String {
-    let id = colloquy_core::ids::new_uuid();
-    store
-        .insert_conversation(&ConversationRecord {
-            id: id.clone(),
-            workspace_id: ws.into(),
-            agent_id: agent.into(),
-            branch_id: None,
-            source: "ws".into(),
-            status: "done".into(),
-            started_at: colloquy_core::time::now_secs(),
-            deleted: false,
-        })
-        .await
-        .unwrap();
+async fn conversation(store: &SqlStore, ws: &WorkspaceId, agent: &str) -> ConversationId {
+    let id = ConversationId::generate();
+    let record = ConversationRecord {
+        id: id.clone(),
+        workspace_id: ws.clone(),
+        agent_id: agent.into(),
+        branch_id: None,
+        source: "ws".into(),
+        started_at: colloquy_core::time::now_secs(),
+    };
+    let progress = ConversationProgress {
+        status: "done".into(),
+        ..Default::default()
+    };
+    store.start_conversation(&record, &progress).await.unwrap();
     id
 }
 
-async fn default_ws(store: &SqlStore) -> String {
+async fn default_ws(store: &SqlStore) -> WorkspaceId {
     store
         .get_workspace_by_name("default")
         .await
@@ -553,7 +555,13 @@ async fn acknowledged_records_survive_kill_9() {
         let store = db.store().await;
         let ws = store.get_workspace_by_name("crash").await.unwrap().unwrap();
         let stored = store
-            .list_tool_executions(&ws.id, "tool_crash", &Default::default(), None, u32::MAX)
+            .list_tool_executions(
+                &ws.id,
+                &"tool_crash".into(),
+                &Default::default(),
+                None,
+                u32::MAX,
+            )
             .await
             .unwrap();
         let stored: std::collections::HashSet<String> = stored.into_iter().map(|e| e.id).collect();
@@ -589,7 +597,7 @@ async fn writer_child() {
                 let rec = execution(
                     &ws,
                     "tool_crash",
-                    "conv",
+                    &"conv".into(),
                     "agent_a",
                     1_800_000_000_000 + i * 16 + worker,
                     false,

@@ -1,6 +1,7 @@
 //! The conversation engine driven directly, with a scripted fake LLM, real webhook servers and
 //! the real store; results read back through the conversations and audit APIs.
 
+use colloquy_core::ids::{AgentId, WorkspaceId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ async fn engine(app: &TestApp, llm: &FakeLlm, tweak: impl FnOnce(&mut Config)) -
     deps
 }
 
-async fn workspace(app: &TestApp) -> String {
+async fn workspace(app: &TestApp) -> WorkspaceId {
     app.db
         .store()
         .await
@@ -50,7 +51,7 @@ async fn workspace(app: &TestApp) -> String {
         .id
 }
 
-async fn agent(app: &TestApp, config: Value) -> String {
+async fn agent(app: &TestApp, config: Value) -> AgentId {
     let (s, b) = app
         .post(
             "/v1/convai/agents/create",
@@ -59,13 +60,13 @@ async fn agent(app: &TestApp, config: Value) -> String {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    b["agent_id"].as_str().unwrap().to_owned()
+    b["agent_id"].as_str().unwrap().into()
 }
 
 async fn start(
     deps: &Arc<EngineDeps>,
     app: &TestApp,
-    agent_id: &str,
+    agent_id: &AgentId,
     opts: StartOptions,
 ) -> Conversation {
     let ws = workspace(app).await;
@@ -120,7 +121,7 @@ async fn a_text_turn_streams_and_is_recorded() {
         )
         .await;
         assert_eq!(conv.first_message().as_deref(), Some("Hi Ada!"));
-        assert!(colloquy_core::ids::is_uuid(conv.id()));
+        assert!(colloquy_core::ids::is_uuid(conv.id().as_str()));
         let (tx, mut rx) = mpsc::unbounded_channel();
         let result = conv.user_message("hello", Some(&tx)).await.unwrap();
         assert_eq!(result.text, "Hello Ada, how can I help?");

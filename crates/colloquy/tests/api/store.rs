@@ -179,6 +179,7 @@ async fn concurrent_writers_all_succeed() {
 /// the current lease completes a run — so each run completes exactly once.
 #[tokio::test]
 async fn test_runs_lease_expire_and_complete_once() {
+    use colloquy_core::test_runs::RunStatus;
     use colloquy_store::{InvocationRow, RunRow, TestRunStore};
     for backend in backends() {
         let db = TestDb::new(backend).await;
@@ -201,9 +202,9 @@ async fn test_runs_lease_expire_and_complete_once() {
                 id: format!("run_{i}"),
                 invocation_id: inv.id.clone(),
                 workspace_id: ws.id.clone(),
-                test_id: format!("test_{i}"),
+                test_id: format!("test_{i}").into(),
                 test_name: format!("t{i}"),
-                status: "pending".into(),
+                status: RunStatus::Pending,
                 attempt: 0,
                 worker: None,
                 created_at: 100 + i,
@@ -231,13 +232,13 @@ async fn test_runs_lease_expire_and_complete_once() {
 
         assert!(
             store
-                .complete_run(&a[0].id, "A", a[0].attempt, "passed", "{}", 1002)
+                .complete_run(&a[0].id, "A", a[0].attempt, RunStatus::Passed, "{}", 1002)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .complete_run(&a[0].id, "A", a[0].attempt, "failed", "{}", 1003)
+                .complete_run(&a[0].id, "A", a[0].attempt, RunStatus::Failed, "{}", 1003)
                 .await
                 .unwrap(),
             "completes once"
@@ -249,14 +250,14 @@ async fn test_runs_lease_expire_and_complete_once() {
         assert_eq!(taken.len(), 4, "A's two and B's two expired: {ids:?}");
         assert!(
             !store
-                .complete_run(&a[1].id, "A", a[1].attempt, "passed", "{}", 1101)
+                .complete_run(&a[1].id, "A", a[1].attempt, RunStatus::Passed, "{}", 1101)
                 .await
                 .unwrap()
         );
         for r in &taken {
             assert!(
                 store
-                    .complete_run(&r.id, "C", r.attempt, "failed", "{}", 1102)
+                    .complete_run(&r.id, "C", r.attempt, RunStatus::Failed, "{}", 1102)
                     .await
                     .unwrap()
             );
@@ -264,7 +265,7 @@ async fn test_runs_lease_expire_and_complete_once() {
         let all = store.invocation_runs(&inv.id).await.unwrap();
         assert!(
             all.iter()
-                .all(|r| r.status == "passed" || r.status == "failed")
+                .all(|r| r.status == RunStatus::Passed || r.status == RunStatus::Failed)
         );
         assert!(
             store

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
+use colloquy_core::ids::TestId;
+use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
-use colloquy_core::{ids, time};
 use colloquy_store::NewTestEntity;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,9 +17,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-
-/// Id prefix of test folders.
-const FOLDER_PREFIX: &str = "tfld_";
 
 #[derive(Debug, Deserialize)]
 pub(super) struct CreateFolder {
@@ -48,7 +46,7 @@ pub(super) async fn create_folder(
     let folders = Folders::load(&state, &caller).await?;
     view::check_folder(&folders, parent.as_deref(), &["body", "parent_folder_id"])?;
     let entity = NewTestEntity {
-        id: ids::new_id(FOLDER_PREFIX),
+        id: TestId::generate_folder(),
         workspace_id: caller.workspace_id.clone(),
         test_type: "folder".into(),
         name: body.name.clone(),
@@ -82,9 +80,11 @@ async fn folder_view(state: &AppState, caller: &Caller, id: &str) -> ApiResult<V
 pub(super) async fn get_folder(
     caller: Caller,
     State(state): State<AppState>,
-    Path(folder_id): Path<String>,
+    Path(folder_id): Path<TestId>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(folder_view(&state, &caller, &folder_id).await?))
+    Ok(Json(
+        folder_view(&state, &caller, folder_id.as_str()).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +96,7 @@ pub(super) struct RenameFolder {
 pub(super) async fn update_folder(
     caller: Caller,
     State(state): State<AppState>,
-    Path(folder_id): Path<String>,
+    Path(folder_id): Path<TestId>,
     Json(body): Json<RenameFolder>,
 ) -> ApiResult<Json<Value>> {
     check_name(&body.name)?;
@@ -117,7 +117,9 @@ pub(super) async fn update_folder(
         )
         .await
         .or_not_found("folder")?;
-    Ok(Json(folder_view(&state, &caller, &folder_id).await?))
+    Ok(Json(
+        folder_view(&state, &caller, folder_id.as_str()).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -131,7 +133,7 @@ pub(super) struct DeleteParams {
 pub(super) async fn delete_folder(
     caller: Caller,
     State(state): State<AppState>,
-    Path(folder_id): Path<String>,
+    Path(folder_id): Path<TestId>,
     Query(params): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
     let folders = Folders::load(&state, &caller).await?;
@@ -162,20 +164,20 @@ async fn contents(
     state: &AppState,
     caller: &Caller,
     folders: &Folders,
-    folder: &str,
-) -> ApiResult<Vec<String>> {
-    let inside: Vec<String> = folders
+    folder: &TestId,
+) -> ApiResult<Vec<TestId>> {
+    let inside: Vec<TestId> = folders
         .0
         .keys()
-        .filter(|f| *f != folder && folders.within(f, folder))
+        .filter(|f| *f != folder && folders.within(f.as_str(), folder.as_str()))
         .cloned()
         .collect();
     let mut out = inside.clone();
     let mut parents = inside;
-    parents.push(folder.to_owned());
+    parents.push(folder.clone());
     for parent in parents {
         let filter = colloquy_store::TestFilter {
-            parent: colloquy_store::ParentFilter::Folder(parent),
+            parent: colloquy_store::ParentFilter::Folder(parent.into_string()),
             types: vec!["llm".into(), "tool".into(), "simulation".into()],
             ..Default::default()
         };
@@ -192,7 +194,7 @@ async fn contents(
                 .await?;
             let full = rows.len() == 500;
             if let Some(last) = rows.last() {
-                after = Some((0, last.created_at, last.id.clone()));
+                after = Some((0, last.created_at, last.id.to_string()));
             }
             out.extend(rows.into_iter().map(|r| r.id));
             if !full {
@@ -205,7 +207,7 @@ async fn contents(
 
 #[derive(Debug, Deserialize)]
 pub(super) struct BulkMove {
-    entity_ids: Vec<String>,
+    entity_ids: Vec<TestId>,
     move_to: Option<String>,
 }
 
@@ -240,7 +242,9 @@ pub(super) async fn bulk_move(
             )),
             Some(r)
                 if r.test_type == "folder"
-                    && target.as_deref().is_some_and(|t| folders.within(t, id)) =>
+                    && target
+                        .as_deref()
+                        .is_some_and(|t| folders.within(t, id.as_str())) =>
             {
                 violations.push(Violation::new(
                     at,

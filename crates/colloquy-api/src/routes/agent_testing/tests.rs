@@ -4,9 +4,10 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use colloquy_core::agent_tests::{self, Write};
-use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::cursor::Direction;
+use colloquy_core::ids::TestId;
+use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
-use colloquy_core::{ids, time};
 use colloquy_store::{NewTestEntity, ParentFilter, TestFilter, TestPage};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -15,11 +16,10 @@ use utoipa::IntoParams;
 use super::view::{self, Folders};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, OrNotFound};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Query, empty_as_none};
+use crate::paging::{Pager, SortKey};
+use crate::routes::access::created_by;
 use crate::state::AppState;
-
-/// Id prefix of tests.
-const TEST_PREFIX: &str = "test_";
 
 async fn prepare(
     state: &AppState,
@@ -50,7 +50,7 @@ pub(super) async fn create_test(
 ) -> ApiResult<Json<Value>> {
     let doc = prepare(&state, &caller, body, Write::Create).await?;
     let entity = NewTestEntity {
-        id: ids::new_id(TEST_PREFIX),
+        id: TestId::generate_test(),
         workspace_id: caller.workspace_id.clone(),
         test_type: doc.test_type.clone(),
         name: doc.name.clone(),
@@ -66,7 +66,7 @@ pub(super) async fn create_test(
 async fn load_test(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: &TestId,
 ) -> ApiResult<colloquy_store::TestEntityRow> {
     match state.store.get_test_entity(&caller.workspace_id, id).await {
         Ok(row) if row.test_type != "folder" => Ok(row),
@@ -79,7 +79,7 @@ async fn load_test(
 pub(super) async fn get_test(
     caller: Caller,
     State(state): State<AppState>,
-    Path(test_id): Path<String>,
+    Path(test_id): Path<TestId>,
 ) -> ApiResult<Json<Value>> {
     let row = load_test(&state, &caller, &test_id).await?;
     Ok(Json(view::full(&row)?))
@@ -89,7 +89,7 @@ pub(super) async fn get_test(
 pub(super) async fn update_test(
     caller: Caller,
     State(state): State<AppState>,
-    Path(test_id): Path<String>,
+    Path(test_id): Path<TestId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let existing = load_test(&state, &caller, &test_id).await?;
@@ -124,7 +124,7 @@ pub(super) async fn update_test(
 pub(super) async fn delete_test(
     caller: Caller,
     State(state): State<AppState>,
-    Path(test_id): Path<String>,
+    Path(test_id): Path<TestId>,
 ) -> ApiResult<Json<Value>> {
     load_test(&state, &caller, &test_id).await?;
     state
@@ -147,15 +147,106 @@ pub(super) struct ListParams {
     parent_folder_id: Option<String>,
     /// `llm`, `tool`, `simulation`, `folder` (repeat the parameter).
     #[serde(default)]
-    types: Vec<String>,
+    #[param(value_type = Vec<String>)]
+    types: Vec<EntityType>,
     /// Deprecated: include folders (same as adding `folder` to `types`).
     include_folders: Option<bool>,
     /// `default` (newest first) or `folders_first`.
-    sort_mode: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    sort_mode: Option<SortMode>,
     /// `all` or `shared_with_me` (created by someone else).
-    sharing_mode: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    sharing_mode: Option<SharingMode>,
     /// Only created by this user; `@me` is the caller.
     created_by_user_id: Option<String>,
+}
+
+/// What the tests list holds: tests of each type, and folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum EntityType {
+    Llm,
+    Tool,
+    Simulation,
+    Folder,
+}
+
+impl EntityType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntityType::Llm => "llm",
+            EntityType::Tool => "tool",
+            EntityType::Simulation => "simulation",
+            EntityType::Folder => "folder",
+        }
+    }
+}
+
+/// The tests list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SortMode {
+    /// Newest first.
+    #[default]
+    Default,
+    /// Folders, then tests, each newest first.
+    FoldersFirst,
+}
+
+/// Whose tests the list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SharingMode {
+    /// Everyone's.
+    #[default]
+    All,
+    /// Those created by someone else.
+    SharedWithMe,
+}
+
+/// Where a page of tests ended: `(is_folder, created_at)`, in a cursor as `"f:t"`.
+struct TestOrder(i64, i64);
+
+impl SortKey for TestOrder {
+    fn to_cursor(&self) -> Value {
+        json!(format!("{}:{}", self.0, self.1))
+    }
+
+    fn from_cursor(value: &Value) -> Option<Self> {
+        let (folder, at) = value.as_str()?.split_once(':')?;
+        Some(TestOrder(folder.parse().ok()?, at.parse().ok()?))
+    }
+}
+
+/// The list's filters from its parameters.
+fn filter(params: ListParams, caller: &Caller) -> TestFilter {
+    let mut types = params.types;
+    if types.is_empty() {
+        types = vec![EntityType::Llm, EntityType::Tool, EntityType::Simulation];
+    }
+    if params.include_folders == Some(true) {
+        types.push(EntityType::Folder);
+    }
+    let mut types: Vec<String> = types.iter().map(|t| t.as_str().to_owned()).collect();
+    types.sort();
+    types.dedup();
+    TestFilter {
+        search: params
+            .search
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_lowercase()),
+        parent: match params.parent_folder_id.as_deref() {
+            None | Some("") => ParentFilter::Any,
+            Some("root") => ParentFilter::Root,
+            Some(f) => ParentFilter::Folder(f.to_owned()),
+        },
+        types,
+        created_by: created_by(caller, params.created_by_user_id.as_deref(), None),
+        not_created_by: (params.sharing_mode == Some(SharingMode::SharedWithMe))
+            .then(|| caller.user_id.clone()),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/convai/agent-testing", params(ListParams), security(("api_key" = ["tests:read"])))]
@@ -164,73 +255,9 @@ pub(super) async fn list_tests(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let limit = PageSizeRule::STANDARD
-        .resolve(params.page_size)
-        .map_err(ApiError::invalid)?;
-    let mut types = Vec::new();
-    for (i, t) in params.types.iter().enumerate() {
-        if !["llm", "tool", "simulation", "folder"].contains(&t.as_str()) {
-            return Err(ApiError::invalid(Violation::new(
-                vec!["query".into(), "types".into(), LocItem::Index(i)],
-                "enum",
-                "Input should be 'llm', 'tool', 'simulation' or 'folder'",
-            )));
-        }
-        types.push(t.clone());
-    }
-    if types.is_empty() {
-        types = vec!["llm".into(), "tool".into(), "simulation".into()];
-    }
-    if params.include_folders == Some(true) && !types.iter().any(|t| t == "folder") {
-        types.push("folder".into());
-    }
-    types.sort();
-    types.dedup();
-    let folders_first = match params.sort_mode.as_deref() {
-        None | Some("") | Some("default") => false,
-        Some("folders_first") => true,
-        Some(_) => {
-            return Err(ApiError::invalid(Violation::new(
-                ["query", "sort_mode"],
-                "enum",
-                "Input should be 'default' or 'folders_first'",
-            )));
-        }
-    };
-    let not_created_by = match params.sharing_mode.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some("shared_with_me") => Some(caller.user_id.clone()),
-        Some(_) => {
-            return Err(ApiError::invalid(Violation::new(
-                ["query", "sharing_mode"],
-                "enum",
-                "Input should be 'all' or 'shared_with_me'",
-            )));
-        }
-    };
-    let parent = match params.parent_folder_id.as_deref() {
-        None | Some("") => ParentFilter::Any,
-        Some("root") => ParentFilter::Root,
-        Some(f) => ParentFilter::Folder(f.to_owned()),
-    };
-    let created_by = match params
-        .created_by_user_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        Some("@me") => Some(caller.user_id.clone()),
-        other => other.map(str::to_owned),
-    };
-    let filter = TestFilter {
-        search: params
-            .search
-            .filter(|s| !s.is_empty())
-            .map(|s| s.to_lowercase()),
-        parent,
-        types,
-        created_by,
-        not_created_by,
-    };
+    let folders_first = params.sort_mode == Some(SortMode::FoldersFirst);
+    let (page_size, cursor) = (params.page_size, params.cursor.clone());
+    let filter = filter(params, &caller);
     let fingerprint = format!(
         "{:?}",
         (
@@ -241,7 +268,9 @@ pub(super) async fn list_tests(
             &filter.not_created_by
         )
     );
-    let spec = CursorSpec::new(
+    let pager = Pager::standard(
+        page_size,
+        cursor.as_deref(),
         if folders_first {
             "folders_first"
         } else {
@@ -249,40 +278,22 @@ pub(super) async fn list_tests(
         },
         Direction::Desc,
         &[&fingerprint],
-    );
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => {
-            let c = spec.decode(raw).map_err(ApiError::invalid)?;
-            let bad = || {
-                ApiError::invalid(Violation::new(
-                    ["query", "cursor"],
-                    "value_error",
-                    "Invalid cursor: bad sort value",
-                ))
-            };
-            let (folder, at) = c
-                .last_str()
-                .and_then(|s| s.split_once(':'))
-                .ok_or_else(bad)?;
-            Some((
-                folder.parse().map_err(|_| bad())?,
-                at.parse().map_err(|_| bad())?,
-                c.last_id,
-            ))
-        }
-        None => None,
-    };
+    )?;
     let page = TestPage {
         folders_first,
-        after,
-        limit: limit + 1,
+        after: pager
+            .after::<TestOrder>()?
+            .map(|(TestOrder(folder, at), id)| (folder, at, id)),
+        limit: pager.fetch(),
     };
-    let mut rows = state
+    let rows = state
         .store
         .list_test_entities(&caller.workspace_id, &filter, &page)
         .await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
+    let page = pager.page(rows, |r| {
+        let folder = i64::from(r.test_type == "folder");
+        (TestOrder(folder, r.created_at), r.id.as_str())
+    });
     let folders = Folders::load(&state, &caller).await?;
     let sizes: HashMap<String, i64> = state
         .store
@@ -290,28 +301,13 @@ pub(super) async fn list_tests(
         .await?
         .into_iter()
         .collect();
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => {
-            let folder = i64::from(last.test_type == "folder");
-            Some(
-                spec.after(json!(format!("{folder}:{}", last.created_at)), &last.id)
-                    .encode(),
-            )
-        }
-        _ => None,
-    };
-    let tests: Vec<Value> = rows
-        .iter()
-        .map(|r| view::summary(r, &folders, &sizes, &caller))
-        .collect();
-    Ok(Json(
-        json!({ "tests": tests, "next_cursor": next_cursor, "has_more": has_more }),
-    ))
+    let page = page.view(|r| view::summary(r, &folders, &sizes, &caller));
+    Ok(Json(serde_json::to_value(page.body("tests"))?))
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct SummariesBody {
-    test_ids: Vec<String>,
+    test_ids: Vec<TestId>,
 }
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/summaries", security(("api_key" = ["tests:read"])))]
@@ -339,7 +335,7 @@ pub(super) async fn get_test_summaries(
     let mut out = Map::new();
     for row in rows.iter().filter(|r| r.test_type != "folder") {
         out.insert(
-            row.id.clone(),
+            row.id.to_string(),
             view::summary(row, &folders, &sizes, &caller),
         );
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use colloquy_core::ids::{TestId, ToolId};
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_store::TestEntityRow;
 use serde_json::{Map, Value, json};
@@ -12,7 +13,7 @@ use crate::routes::access::access_info;
 use crate::state::AppState;
 
 /// The workspace's folders by id, for paths and tree checks.
-pub struct Folders(pub HashMap<String, TestEntityRow>);
+pub struct Folders(pub HashMap<TestId, TestEntityRow>);
 
 impl Folders {
     /// Loads them.
@@ -28,7 +29,9 @@ impl Folders {
         let mut out = Vec::new();
         let mut current = folder.map(str::to_owned);
         while let Some(id) = current {
-            let Some(f) = self.0.get(&id) else { break };
+            let Some(f) = self.0.get(id.as_str()) else {
+                break;
+            };
             out.push(json!({"id": f.id, "name": f.name}));
             current = f.parent_folder_id.clone();
             if out.len() > self.0.len() {
@@ -51,7 +54,10 @@ impl Folders {
             if steps > self.0.len() {
                 return false;
             }
-            current = self.0.get(&id).and_then(|f| f.parent_folder_id.clone());
+            current = self
+                .0
+                .get(id.as_str())
+                .and_then(|f| f.parent_folder_id.clone());
         }
         false
     }
@@ -75,7 +81,7 @@ pub fn summary(
         "entity_type": if folder { "folder" } else { "test" },
         "folder_parent_id": row.parent_folder_id,
         "folder_path": folders.path(row.parent_folder_id.as_deref()),
-        "children_count": if folder { json!(sizes.get(&row.id).copied().unwrap_or(0)) } else { Value::Null },
+        "children_count": if folder { json!(sizes.get(row.id.as_str()).copied().unwrap_or(0)) } else { Value::Null },
         "conversation_initiation_source": if folder { Value::Null } else {
             serde_json::from_str::<Value>(&row.document).ok().and_then(|d| d.get("conversation_initiation_source").cloned()).unwrap_or(Value::Null)
         },
@@ -112,7 +118,10 @@ pub async fn check_tool_refs(
     caller: &Caller,
     refs: &[(Vec<LocItem>, String)],
 ) -> ApiResult<()> {
-    let ids: Vec<String> = refs.iter().map(|(_, id)| id.clone()).collect();
+    let ids: Vec<ToolId> = refs
+        .iter()
+        .map(|(_, id)| ToolId::from(id.as_str()))
+        .collect();
     let found = state.store.get_tools(&caller.workspace_id, &ids).await?;
     let violations: Vec<Violation> = refs
         .iter()
@@ -136,17 +145,12 @@ pub async fn check_attached_tests(
     caller: &Caller,
     platform_settings: Option<&Value>,
 ) -> ApiResult<()> {
-    let attached: Vec<String> = platform_settings
+    let attached: Vec<TestId> = platform_settings
         .and_then(|p| p.pointer("/testing/attached_tests"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|t| {
-            t.get("test_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|t| TestId::from(t.get("test_id").and_then(Value::as_str).unwrap_or_default()))
         .collect();
     if attached.is_empty() {
         return Ok(());

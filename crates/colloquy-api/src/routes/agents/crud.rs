@@ -4,8 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use colloquy_core::agents::{self, AgentDoc};
+use colloquy_core::ids::{self, AgentId};
+use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
-use colloquy_core::{ids, time};
 use colloquy_store::{AgentContent, AgentRow, NewAgent, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, json_text};
 use crate::routes::agent_testing::check_attached_tests;
-use crate::state::AppState;
+use crate::state::{AppState, Limits};
 
 /// Attempts at a PATCH that races with another writer before giving up with 409.
 const PATCH_ATTEMPTS: usize = 3;
@@ -40,18 +41,58 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
     })
 }
 
-/// The tools an agent names must exist in the workspace, and no two of its tools may share a
-/// name (the LLM calls tools by name).
+/// What the store cannot check of an agent: the server's limits, and that the tools and MCP
+/// servers it names exist in the workspace under distinct names (the LLM calls tools by name).
 async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<()> {
     let ids = doc.tool_ids();
-    let rows = state.store.get_tools(&caller.workspace_id, &ids).await?;
-    let loc = ["body", "conversation_config", "agent", "prompt", "tool_ids"];
+    let tools = state.store.get_tools(&caller.workspace_id, &ids).await?;
+    let mut violations = check_limits(&state.settings.limits, doc, ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if !tools.iter().any(|r| &r.id == id) {
+            let mut at = loc(&TOOL_IDS);
+            at.push(LocItem::Index(i));
+            violations.push(Violation::new(
+                at,
+                "value_error",
+                format!("Tool {id} does not exist"),
+            ));
+        }
+    }
+    let mut names: Vec<String> = tools.into_iter().map(|r| r.name).collect();
+    names.extend(doc.inline_tool_names());
+    names.sort();
+    for pair in names.windows(2).filter(|pair| pair[0] == pair[1]) {
+        violations.push(Violation::new(
+            TOOL_IDS,
+            "value_error",
+            format!(
+                "Two tools of this agent are named {:?}; tool names must be unique",
+                pair[0]
+            ),
+        ));
+    }
+    violations.extend(missing_mcp_servers(state, caller, doc).await?);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
+}
+
+/// Where an agent's tools are named.
+const TOOL_IDS: [&str; 5] = ["body", "conversation_config", "agent", "prompt", "tool_ids"];
+
+fn loc(keys: &[&str]) -> Vec<LocItem> {
+    keys.iter().map(|k| LocItem::from(*k)).collect()
+}
+
+/// This server's limits on the number of tools and the length of the prompt.
+fn check_limits(limits: &Limits, doc: &AgentDoc, tool_ids: usize) -> Vec<Violation> {
     let mut violations = Vec::new();
-    let limits = &state.settings.limits;
-    let count = ids.len() + doc.inline_tool_names().len();
+    let count = tool_ids + doc.inline_tool_names().len();
     if count > limits.max_tools_per_agent {
         violations.push(Violation::new(
-            loc,
+            TOOL_IDS,
             "too_long",
             format!(
                 "An agent may have at most {} tools (this server's COLLOQUY_MAX_TOOLS_PER_AGENT); this one has {count}",
@@ -75,59 +116,35 @@ async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiRe
             ),
         ));
     }
-    for (i, id) in ids.iter().enumerate() {
-        if !rows.iter().any(|r| &r.id == id) {
-            let mut at: Vec<LocItem> = loc.iter().map(|k| LocItem::from(*k)).collect();
-            at.push(LocItem::Index(i));
-            violations.push(Violation::new(
-                at,
-                "value_error",
-                format!("Tool {id} does not exist"),
-            ));
-        }
-    }
-    let mut names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
-    names.extend(doc.inline_tool_names());
-    names.sort();
-    for pair in names.windows(2) {
-        if pair[0] == pair[1] {
-            violations.push(Violation::new(
-                loc,
-                "value_error",
-                format!(
-                    "Two tools of this agent are named {:?}; tool names must be unique",
-                    pair[0]
-                ),
-            ));
-        }
-    }
+    violations
+}
+
+/// The MCP servers the agent names that the workspace does not have.
+async fn missing_mcp_servers(
+    state: &AppState,
+    caller: &Caller,
+    doc: &AgentDoc,
+) -> ApiResult<Vec<Violation>> {
     let servers = doc.mcp_server_ids();
     let ids: Vec<String> = servers.iter().map(|(_, _, id)| id.clone()).collect();
     let found = state
         .store
         .get_mcp_servers(&caller.workspace_id, &ids)
         .await?;
-    for (field, i, id) in servers {
-        if !found.iter().any(|r| r.id == id) {
-            let mut at: Vec<LocItem> = loc[..4].iter().map(|k| LocItem::from(*k)).collect();
+    Ok(servers
+        .into_iter()
+        .filter(|(_, _, id)| !found.iter().any(|r| &r.id == id))
+        .map(|(field, i, id)| {
+            let mut at = loc(&TOOL_IDS[..4]);
             at.extend([LocItem::from(field), LocItem::Index(i)]);
-            violations.push(Violation::new(
-                at,
-                "value_error",
-                format!("MCP server {id} does not exist"),
-            ));
-        }
-    }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+            Violation::new(at, "value_error", format!("MCP server {id} does not exist"))
+        })
+        .collect())
 }
 
-async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<String> {
+async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<AgentId> {
     let agent = NewAgent {
-        id: ids::new_id(ids::prefix::AGENT),
+        id: AgentId::generate(),
         workspace_id: caller.workspace_id.clone(),
         created_by: caller.user_id.clone(),
         created_at: time::now_secs(),
@@ -139,7 +156,11 @@ async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<
 }
 
 /// The agent, or 404.
-pub(crate) async fn load(state: &AppState, caller: &Caller, agent_id: &str) -> ApiResult<AgentRow> {
+pub(crate) async fn load(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: &AgentId,
+) -> ApiResult<AgentRow> {
     state
         .store
         .get_agent(&caller.workspace_id, agent_id)
@@ -198,7 +219,7 @@ fn check_branch(
 pub(super) async fn get_agent(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Query(params): Query<GetParams>,
 ) -> ApiResult<impl IntoResponse> {
     let row = load(&state, &caller, &agent_id).await?;
@@ -224,7 +245,7 @@ pub(super) struct PatchParams {
 pub(super) async fn update_agent(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Query(params): Query<PatchParams>,
     MaybeJson(patch): MaybeJson<Value>,
 ) -> ApiResult<impl IntoResponse> {
@@ -282,7 +303,7 @@ pub(super) struct DeleteParams {
 pub(super) async fn delete_agent(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Query(_): Query<DeleteParams>,
 ) -> ApiResult<StatusCode> {
     state
@@ -302,7 +323,7 @@ pub(super) struct DuplicateBody {
 pub(super) async fn duplicate_agent(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     MaybeJson(body): MaybeJson<DuplicateBody>,
 ) -> ApiResult<Json<Value>> {
     let row = load(&state, &caller, &agent_id).await?;

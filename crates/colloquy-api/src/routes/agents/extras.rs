@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use colloquy_core::ids::AgentId;
 use colloquy_core::schema::Spec;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -18,7 +19,7 @@ use crate::state::AppState;
 pub(super) async fn get_agent_link(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
     let candidate = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
     let token = state
@@ -51,7 +52,7 @@ pub(super) struct WidgetParams {
 pub(super) async fn get_agent_widget(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
     Query(_): Query<WidgetParams>,
 ) -> ApiResult<Json<Value>> {
     let row = load(&state, &caller, &agent_id).await?;
@@ -111,7 +112,7 @@ pub(super) async fn get_agent_widget(
 pub(super) async fn get_knowledge_base_size(
     caller: Caller,
     State(state): State<AppState>,
-    Path(agent_id): Path<String>,
+    Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
     load(&state, &caller, &agent_id).await?;
     // No knowledge base documents exist yet, so every agent's is empty.

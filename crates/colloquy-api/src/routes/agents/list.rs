@@ -2,9 +2,10 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::cursor::Direction;
+use colloquy_core::ids::AgentId;
 use colloquy_core::validation::Violation;
-use colloquy_store::{AgentFilter, AgentPage, AgentSort, AgentSummary, SortValue, SummarySink};
+use colloquy_store::{AgentFilter, AgentPage, AgentSort, AgentSummary, SummarySink};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -12,7 +13,9 @@ use utoipa::IntoParams;
 use super::view;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query, json_text};
+use crate::extract::{Json, Query, empty_as_none, json_text};
+use crate::paging::Pager;
+use crate::routes::access::created_by;
 use crate::state::AppState;
 
 /// About the size of one list item as JSON.
@@ -38,39 +41,39 @@ pub(super) struct ListParams {
     #[serde(default)]
     tags: Vec<String>,
     /// `asc` or `desc` (default).
-    sort_direction: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    sort_direction: Option<Direction>,
     /// `name`, `created_at` (default), `updated_at` or `call_count_7d`.
-    sort_by: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    sort_by: Option<SortBy>,
     /// From the previous page.
     cursor: Option<String>,
 }
 
-fn parse_sort(params: &ListParams) -> ApiResult<(AgentSort, &'static str, Direction)> {
-    let sort = match params.sort_by.as_deref() {
-        None | Some("") | Some("created_at") => (AgentSort::CreatedAt, "created_at"),
-        Some("name") => (AgentSort::Name, "name"),
-        Some("updated_at") => (AgentSort::UpdatedAt, "updated_at"),
-        Some("call_count_7d") => (AgentSort::CallCount7d, "call_count_7d"),
-        Some(_) => {
-            return Err(ApiError::invalid(Violation::new(
-                ["query", "sort_by"],
-                "enum",
-                "Input should be 'name', 'created_at', 'updated_at' or 'call_count_7d'",
-            )));
+/// What the agents list sorts by.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum SortBy {
+    Name,
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    #[serde(rename = "call_count_7d")]
+    CallCount7d,
+}
+
+impl SortBy {
+    /// The store's sort and the cursor's name for it.
+    fn key(self) -> (AgentSort, &'static str) {
+        match self {
+            SortBy::Name => (AgentSort::Name, "name"),
+            SortBy::CreatedAt => (AgentSort::CreatedAt, "created_at"),
+            SortBy::UpdatedAt => (AgentSort::UpdatedAt, "updated_at"),
+            SortBy::CallCount7d => (AgentSort::CallCount7d, "call_count_7d"),
         }
-    };
-    let direction = match params.sort_direction.as_deref() {
-        None | Some("") | Some("desc") => Direction::Desc,
-        Some("asc") => Direction::Asc,
-        Some(_) => {
-            return Err(ApiError::invalid(Violation::new(
-                ["query", "sort_direction"],
-                "enum",
-                "Input should be 'asc' or 'desc'",
-            )));
-        }
-    };
-    Ok((sort.0, sort.1, direction))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/convai/agents", params(ListParams), security(("api_key" = ["agents:read"])))]
@@ -79,26 +82,9 @@ pub(super) async fn list_agents(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let limit = PageSizeRule::STANDARD
-        .resolve(params.page_size)
-        .map_err(ApiError::invalid)?;
-    let (sort, sort_name, direction) = parse_sort(&params)?;
-    let created_by = match params
-        .created_by_user_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        Some("@me") => Some(caller.user_id.clone()),
-        Some(user) => Some(user.to_owned()),
-        None if params.show_only_owned_agents == Some(true) => Some(caller.user_id.clone()),
-        None => None,
-    };
-    let mut tags: Vec<String> = params
-        .tags
-        .iter()
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .collect();
+    let (sort, sort_name) = params.sort_by.unwrap_or_default().key();
+    let direction = params.sort_direction.unwrap_or_default();
+    let mut tags: Vec<String> = params.tags.into_iter().filter(|t| !t.is_empty()).collect();
     tags.sort();
     tags.dedup();
     let filter = AgentFilter {
@@ -108,10 +94,16 @@ pub(super) async fn list_agents(
             .filter(|s| !s.is_empty())
             .map(str::to_lowercase),
         archived: params.archived.unwrap_or(false),
-        created_by,
+        created_by: created_by(
+            &caller,
+            params.created_by_user_id.as_deref(),
+            params.show_only_owned_agents,
+        ),
         tags,
     };
-    let spec = CursorSpec::new(
+    let pager = Pager::standard(
+        params.page_size,
+        params.cursor.as_deref(),
         sort_name,
         direction,
         &[
@@ -120,37 +112,19 @@ pub(super) async fn list_agents(
             filter.created_by.as_deref().unwrap_or(""),
             &filter.tags.join("\u{0}"),
         ],
-    );
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => {
-            let c = spec.decode(raw).map_err(ApiError::invalid)?;
-            let value = match sort {
-                AgentSort::Name => c.last_str().map(|s| SortValue::Text(s.to_owned())),
-                _ => c.last_i64().map(SortValue::Int),
-            };
-            let value = value.ok_or_else(|| {
-                ApiError::invalid(Violation::new(
-                    ["query", "cursor"],
-                    "value_error",
-                    "Invalid cursor: bad sort value",
-                ))
-            })?;
-            Some((value, c.last_id))
-        }
-        None => None,
-    };
+    )?;
     let page = AgentPage {
         sort,
         descending: direction == Direction::Desc,
-        after,
-        limit: limit + 1,
+        after: pager.after_value(sort == AgentSort::Name)?,
+        limit: pager.fetch(),
     };
-    let mut out = PageWriter::new(&caller, sort, limit as usize);
+    let mut out = PageWriter::new(&caller, sort, pager.limit() as usize);
     state
         .store
         .list_agents(&caller.workspace_id, &filter, &page, &mut out)
         .await?;
-    Ok(json_text(out.finish(&spec)?))
+    Ok(json_text(out.finish(&pager)?))
 }
 
 /// `GetAgentsPageResponseModel`, written as the store reads the page: its rows are borrowed
@@ -190,7 +164,7 @@ impl<'c> PageWriter<'c> {
         }
     }
 
-    fn finish(mut self, spec: &CursorSpec) -> ApiResult<Vec<u8>> {
+    fn finish(mut self, pager: &Pager) -> ApiResult<Vec<u8>> {
         if let Some(e) = self.failed {
             return Err(ApiError::Internal(e.into()));
         }
@@ -199,7 +173,7 @@ impl<'c> PageWriter<'c> {
                 AgentSort::Name => json!(self.last_name),
                 _ => json!(self.last_number),
             };
-            spec.after(value, &self.last_id).encode()
+            pager.next_cursor(value, &self.last_id)
         });
         self.body.extend_from_slice(b"],\"next_cursor\":");
         serde_json::to_writer(&mut self.body, &next_cursor)?;
@@ -253,7 +227,8 @@ impl SummarySink for PageWriter<'_> {
 pub(super) struct SummaryParams {
     /// Up to 100 agent ids (repeat the parameter).
     #[serde(default)]
-    agent_ids: Vec<String>,
+    #[param(value_type = Vec<String>)]
+    agent_ids: Vec<AgentId>,
 }
 
 #[utoipa::path(get, path = "/v1/convai/agents/summaries", params(SummaryParams), security(("api_key" = ["agents:read"])))]
@@ -296,7 +271,7 @@ pub(super) async fn get_agent_summaries(
                 "error_message": format!("Agent {id} was not found."),
             }),
         };
-        out.insert(id.clone(), entry);
+        out.insert(id.to_string(), entry);
     }
     Ok(Json(Value::Object(out)))
 }

@@ -130,7 +130,7 @@ impl<'c> SummaryWriter<'c> {
 /// on every write), so no key appears twice.
 pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
     let head = FullHead {
-        agent_id: &row.summary.id,
+        agent_id: row.summary.id.as_str(),
         name: &row.summary.name,
         metadata: Metadata {
             created_at_unix_secs: row.summary.created_at,

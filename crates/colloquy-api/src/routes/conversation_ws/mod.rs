@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use colloquy_core::ids::AgentId;
 use colloquy_core::{keys, time};
 use colloquy_engine::AgentSnapshot;
 use serde::Deserialize;
@@ -76,7 +77,7 @@ async fn conversation(
     let slot = decision
         .as_ref()
         .ok()
-        .map(|agent| state.conversations.take(&agent.workspace_id));
+        .map(|agent| state.conversations.take(agent.workspace_id.as_str()));
     upgrade.on_upgrade(move |socket| async move {
         match (decision, slot) {
             (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent).await,
@@ -124,6 +125,9 @@ fn offered_key(headers: &HeaderMap) -> Option<String> {
         .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_owned))
 }
 
+/// The agent a socket may talk to, or why not (the close frame's reason): the agent must
+/// exist, the origin pass its allowlist, and a private agent (`enable_auth`) needs a signature,
+/// a link token or a key of its workspace (DESIGN.md §4.1).
 async fn authorize(
     state: &AppState,
     params: &SocketParams,
@@ -133,18 +137,15 @@ async fn authorize(
         .agent_id
         .as_deref()
         .filter(|a| !a.is_empty())
+        .map(AgentId::from)
         .ok_or("agent_id is required")?;
-    let internal = |e: colloquy_store::StoreError| {
-        tracing::error!(error = %e, "conversation authorization failed");
-        "internal error".to_owned()
-    };
     let workspace = state
         .store
-        .agent_workspace(agent_id)
+        .agent_workspace(&agent_id)
         .await
         .map_err(internal)?
         .ok_or("Agent not found")?;
-    let agent = AgentSnapshot::load(&state.engine, &workspace, agent_id)
+    let agent = AgentSnapshot::load(&state.engine, &workspace, &agent_id)
         .await
         .map_err(internal)?;
     if let Some(branch) = params.branch_id.as_deref().filter(|b| !b.is_empty())
@@ -157,6 +158,23 @@ async fn authorize(
         .get("auth")
         .cloned()
         .unwrap_or(Value::Null);
+    check_origin(&auth, headers)?;
+    if auth.get("enable_auth").and_then(Value::as_bool) != Some(true)
+        || authenticated(state, params, headers, &agent).await?
+    {
+        Ok(agent)
+    } else {
+        Err("authentication required".into())
+    }
+}
+
+fn internal(e: colloquy_store::StoreError) -> String {
+    tracing::error!(error = %e, "conversation authorization failed");
+    "internal error".to_owned()
+}
+
+/// `platform_settings.auth`'s origin rules: a required `Origin`, and its host allowlist.
+fn check_origin(auth: &Value, headers: &HeaderMap) -> Result<(), String> {
     let origin = origin_host(headers);
     if auth.get("require_origin_header").and_then(Value::as_bool) == Some(true) && origin.is_none()
     {
@@ -170,53 +188,61 @@ async fn authorize(
         .filter_map(|e| e.get("hostname").and_then(Value::as_str))
         .map(str::to_ascii_lowercase)
         .collect();
-    if let Some(host) = &origin
-        && !allowlist.is_empty()
-        && !allowlist.iter().any(|h| h == host)
-    {
-        return Err(format!("Origin {host} is not allowed for this agent"));
+    match &origin {
+        Some(host) if !allowlist.is_empty() && !allowlist.iter().any(|h| h == host) => {
+            Err(format!("Origin {host} is not allowed for this agent"))
+        }
+        _ => Ok(()),
     }
-    if auth.get("enable_auth").and_then(Value::as_bool) != Some(true) {
-        return Ok(agent);
-    }
+}
+
+/// Whether the upgrade carries what a private agent asks for: an unused signature of a signed
+/// URL, the agent's link token, or an API key of its workspace.
+async fn authenticated(
+    state: &AppState,
+    params: &SocketParams,
+    headers: &HeaderMap,
+    agent: &AgentSnapshot,
+) -> Result<bool, String> {
     if let Some(signature) = params
         .conversation_signature
         .as_deref()
         .filter(|s| !s.is_empty())
         && state
             .store
-            .consume_signature(&keys::hash_token(signature), agent_id, time::now_secs())
+            .consume_signature(
+                &keys::hash_token(signature),
+                &agent.agent_id,
+                time::now_secs(),
+            )
             .await
             .map_err(internal)?
     {
-        return Ok(agent);
+        return Ok(true);
     }
     for token in [&params.conversation_token, &params.token]
         .into_iter()
         .flatten()
+        .filter(|t| !t.is_empty())
     {
-        if !token.is_empty()
-            && state
-                .store
-                .check_link_token(agent_id, token)
-                .await
-                .map_err(internal)?
-        {
-            return Ok(agent);
-        }
-    }
-    if let Some(key) = offered_key(headers)
-        && let Some(found) = state
+        if state
             .store
-            .find_key(&keys::hash_token(&key))
+            .check_link_token(&agent.agent_id, token)
             .await
             .map_err(internal)?
-        && found.revoked_at.is_none()
-        && found.workspace_id == workspace
-    {
-        return Ok(agent);
+        {
+            return Ok(true);
+        }
     }
-    Err("authentication required".into())
+    let Some(key) = offered_key(headers) else {
+        return Ok(false);
+    };
+    let found = state
+        .store
+        .find_key(&keys::hash_token(&key))
+        .await
+        .map_err(internal)?;
+    Ok(found.is_some_and(|k| k.revoked_at.is_none() && k.workspace_id == agent.workspace_id))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -258,13 +284,17 @@ async fn get_signed_url(
     Query(params): Query<SignedUrlParams>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let agent_id = params.agent_id.filter(|a| !a.is_empty()).ok_or_else(|| {
-        ApiError::invalid(colloquy_core::validation::Violation::new(
-            ["query", "agent_id"],
-            "missing",
-            "Field required",
-        ))
-    })?;
+    let agent_id = params
+        .agent_id
+        .filter(|a| !a.is_empty())
+        .map(AgentId::from)
+        .ok_or_else(|| {
+            ApiError::invalid(colloquy_core::validation::Violation::new(
+                ["query", "agent_id"],
+                "missing",
+                "Field required",
+            ))
+        })?;
     let row = state
         .store
         .get_agent(&caller.workspace_id, &agent_id)
@@ -310,7 +340,7 @@ async fn get_webrtc_token(
     if let Some(agent_id) = params.agent_id.filter(|a| !a.is_empty()) {
         state
             .store
-            .get_agent(&caller.workspace_id, &agent_id)
+            .get_agent(&caller.workspace_id, &AgentId::from(agent_id))
             .await
             .or_not_found("agent")?;
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use colloquy_core::ids::{ConversationId, WorkspaceId};
 use colloquy_engine::tools::{
     ClientToolCall, ClientToolResult, ClientTools, McpCallEvent, McpCallState, MockSettings,
 };
@@ -537,8 +538,8 @@ async fn handle(
     outbox: &Outbox,
     replies: &Replies,
     state: &AppState,
-    workspace_id: &str,
-    conversation_id: &str,
+    workspace_id: &WorkspaceId,
+    conversation_id: &ConversationId,
 ) {
     if message.get("user_audio_chunk").is_some() {
         outbox
@@ -691,7 +692,7 @@ async fn engine_task(
         let _ = turns_done.send(());
     }
     if let Err(e) = conversation.end(ending).await {
-        tracing::error!(error = %e, conversation = conversation.id(), "could not record the end of a conversation");
+        tracing::error!(error = %e, conversation = %conversation.id(), "could not record the end of a conversation");
     }
     let _ = ended.send(());
 }

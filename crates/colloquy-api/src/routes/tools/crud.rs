@@ -1,9 +1,10 @@
 //! Create, get, update and delete tools.
 
 use axum::extract::{Path, State};
-use colloquy_core::tools::{self, ToolDoc};
+use colloquy_core::ids::ToolId;
+use colloquy_core::time;
+use colloquy_core::tools::{self, ToolDoc, ToolKind};
 use colloquy_core::validation::Violation;
-use colloquy_core::{ids, time};
 use colloquy_store::{NewTool, StoreError, ToolContent};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ async fn prepare(
             Err(e) => return Err(e.into()),
         }
     }
-    let mcp_server_id = (doc.tool_type == "mcp")
+    let mcp_server_id = (doc.tool_type == ToolKind::Mcp)
         .then(|| {
             doc.document["tool_config"]["mcp_server_id"]
                 .as_str()
@@ -69,7 +70,7 @@ async fn prepare(
     let content = ToolContent {
         name: doc.name.clone(),
         name_lower: doc.name.to_lowercase(),
-        tool_type: doc.tool_type.clone(),
+        tool_type: doc.tool_type,
         document: serde_json::to_string(&doc.document)?,
         secret_ids: doc.secret_refs.iter().map(|(_, id)| id.clone()).collect(),
         mcp_server_id,
@@ -77,7 +78,7 @@ async fn prepare(
     Ok((doc, content))
 }
 
-async fn respond(state: &AppState, caller: &Caller, tool_id: &str) -> ApiResult<Json<Value>> {
+async fn respond(state: &AppState, caller: &Caller, tool_id: &ToolId) -> ApiResult<Json<Value>> {
     let row = state
         .store
         .get_tool(&caller.workspace_id, tool_id)
@@ -102,7 +103,7 @@ pub(super) async fn create_tool(
 ) -> ApiResult<Json<Value>> {
     let (_, content) = prepare(&state, &caller, body).await?;
     let tool = NewTool {
-        id: ids::new_id(ids::prefix::TOOL),
+        id: ToolId::generate(),
         workspace_id: caller.workspace_id.clone(),
         created_by: caller.user_id.clone(),
         created_at: time::now_secs(),
@@ -116,7 +117,7 @@ pub(super) async fn create_tool(
 pub(super) async fn get_tool(
     caller: Caller,
     State(state): State<AppState>,
-    Path(tool_id): Path<String>,
+    Path(tool_id): Path<ToolId>,
 ) -> ApiResult<Json<Value>> {
     respond(&state, &caller, &tool_id).await
 }
@@ -125,7 +126,7 @@ pub(super) async fn get_tool(
 pub(super) async fn update_tool(
     caller: Caller,
     State(state): State<AppState>,
-    Path(tool_id): Path<String>,
+    Path(tool_id): Path<ToolId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     state
@@ -153,7 +154,7 @@ pub(super) struct DeleteParams {
 pub(super) async fn delete_tool(
     caller: Caller,
     State(state): State<AppState>,
-    Path(tool_id): Path<String>,
+    Path(tool_id): Path<ToolId>,
     Query(params): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
     state
@@ -181,7 +182,7 @@ pub(super) async fn delete_tool(
 }
 
 /// Removes the tool from every agent that uses it.
-async fn detach_everywhere(state: &AppState, caller: &Caller, tool_id: &str) -> ApiResult<()> {
+async fn detach_everywhere(state: &AppState, caller: &Caller, tool_id: &ToolId) -> ApiResult<()> {
     // Each pass detaches every dependent it sees; only agents updated concurrently remain.
     for _ in 0..10 {
         let dependents = state

@@ -2,21 +2,19 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::cursor::Direction;
+use colloquy_core::ids::{AgentId, ToolId};
 use colloquy_core::validation::Violation;
 use colloquy_store::{ExecutionFilter, ToolExecution};
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::json;
 use serde_json::value::RawValue;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Query, json_text};
+use crate::paging::Pager;
 use crate::state::AppState;
-
-/// Prefix of the derived ids of MCP tools that have no tool record (DESIGN.md §4.1).
-pub const MCP_TOOL_PREFIX: &str = "tool_mcp_";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -82,10 +80,10 @@ fn json_or_null<S: Serializer>(text: &Option<&str>, serializer: S) -> Result<S::
 fn execution_view(e: &ToolExecution) -> ExecutionView<'_> {
     ExecutionView {
         id: &e.id,
-        tool_id: &e.tool_id,
+        tool_id: e.tool_id.as_str(),
         tool_request_id: &e.tool_request_id,
-        conversation_id: &e.conversation_id,
-        agent_id: &e.agent_id,
+        conversation_id: e.conversation_id.as_str(),
+        agent_id: e.agent_id.as_str(),
         branch_id: e.branch_id.as_deref(),
         timestamp: e.timestamp_ms as f64 / 1000.0,
         latency_secs: e.latency_us as f64 / 1_000_000.0,
@@ -98,60 +96,45 @@ fn execution_view(e: &ToolExecution) -> ExecutionView<'_> {
     }
 }
 
-/// `GetToolExecutionsPageResponseModel`.
-#[derive(Serialize)]
-struct ExecutionsPage<'a> {
-    executions: Vec<ExecutionView<'a>>,
-    next_cursor: Option<String>,
-    has_more: bool,
-}
-
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/executions", params(("tool_id" = String, Path), ExecutionParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn get_tool_executions(
     caller: Caller,
     State(state): State<AppState>,
-    Path(tool_id): Path<String>,
+    Path(tool_id): Path<ToolId>,
     Query(params): Query<ExecutionParams>,
 ) -> ApiResult<Response> {
-    let limit = PageSizeRule::STANDARD
-        .resolve(params.page_size)
-        .map_err(ApiError::invalid)?;
     let filter = ExecutionFilter {
         is_error: params.is_error,
-        agent_id: params.agent_id.filter(|s| !s.is_empty()),
+        agent_id: params.agent_id.filter(|s| !s.is_empty()).map(AgentId::from),
         branch_id: params.branch_id.filter(|s| !s.is_empty()),
         start_ms: to_ms("start_time", params.start_time, true)?,
         end_ms: to_ms("end_time", params.end_time, false)?,
         // An MCP tool's derived id has no record (DESIGN.md §4.1); any other tool must exist.
-        of_existing_tool: !tool_id.starts_with(MCP_TOOL_PREFIX),
+        of_existing_tool: !tool_id.is_mcp_derived(),
     };
-    let fingerprint = [
-        tool_id.clone(),
-        format!("{:?}", filter.is_error),
-        filter.agent_id.clone().unwrap_or_default(),
-        filter.branch_id.clone().unwrap_or_default(),
-        format!("{:?}", filter.start_ms),
-        format!("{:?}", filter.end_ms),
-    ];
-    let parts: Vec<&str> = fingerprint.iter().map(String::as_str).collect();
-    let spec = CursorSpec::new("timestamp", Direction::Desc, &parts);
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => {
-            let c = spec.decode(raw).map_err(ApiError::invalid)?;
-            let ts = c.last_i64().ok_or_else(|| {
-                ApiError::invalid(Violation::new(
-                    ["query", "cursor"],
-                    "value_error",
-                    "Invalid cursor: bad sort value",
-                ))
-            })?;
-            Some((ts, c.last_id))
-        }
-        None => None,
-    };
-    let mut rows = state
+    let pager = Pager::standard(
+        params.page_size,
+        params.cursor.as_deref(),
+        "timestamp",
+        Direction::Desc,
+        &[
+            tool_id.as_str(),
+            &format!("{:?}", filter.is_error),
+            filter.agent_id.as_ref().map_or("", AgentId::as_str),
+            filter.branch_id.as_deref().unwrap_or_default(),
+            &format!("{:?}", filter.start_ms),
+            &format!("{:?}", filter.end_ms),
+        ],
+    )?;
+    let rows = state
         .store
-        .list_tool_executions(&caller.workspace_id, &tool_id, &filter, after, limit + 1)
+        .list_tool_executions(
+            &caller.workspace_id,
+            &tool_id,
+            &filter,
+            pager.after()?,
+            pager.fetch(),
+        )
         .await?;
     // A page of a tool that exists is never empty for want of the tool; an empty one may be.
     if rows.is_empty() && filter.of_existing_tool {
@@ -161,17 +144,7 @@ pub(super) async fn get_tool_executions(
             .await
             .or_not_found("tool")?;
     }
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(spec.after(json!(last.timestamp_ms), &last.id).encode()),
-        _ => None,
-    };
-    let page = ExecutionsPage {
-        executions: rows.iter().map(execution_view).collect(),
-        next_cursor,
-        has_more,
-    };
-    let body = serde_json::to_vec(&page)?;
+    let page = pager.page(rows, |r| (r.timestamp_ms, r.id.as_str()));
+    let body = serde_json::to_vec(&page.view(execution_view).body("executions"))?;
     Ok(json_text(body))
 }
