@@ -141,6 +141,9 @@ impl FromRequestParts<AppState> for Caller {
         if !scopes.allows(required) {
             return Err(ApiError::MissingScope(required.to_string()));
         }
+        let span = tracing::Span::current();
+        span.record("workspace", tracing::field::display(&key.workspace_id));
+        span.record("key", key.key_id.as_str());
         Ok(Caller {
             key_id: key.key_id,
             workspace_id: key.workspace_id,

@@ -154,6 +154,14 @@ impl From<serde_json::Error> for ApiError {
     }
 }
 
+/// An agent that cannot be loaded for a conversation (its row was checked first) is the
+/// server's fault.
+impl From<colloquy_engine::LoadError> for ApiError {
+    fn from(e: colloquy_engine::LoadError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
 /// Lookups by a client-given id: an absent row is the client's 404 (`{what}_not_found`),
 /// anything else the server's 500.
 pub trait OrNotFound<T> {

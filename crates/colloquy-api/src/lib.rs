@@ -75,7 +75,20 @@ fn harden(routes: Router, max_body: usize) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+}
+
+/// Every request's span: its method and path (which hold the ids of what it addresses), and
+/// the caller's workspace and key, recorded by the [`auth::Caller`] extractor once known.
+/// Secrets never go in: the key is its public id, not the token.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        workspace = tracing::field::Empty,
+        key = tracing::field::Empty,
+    )
 }
 
 /// A handler panicked: log it and answer 500 in the usual shape. The connection and the server

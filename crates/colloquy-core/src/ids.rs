@@ -131,10 +131,6 @@ id_type!(
     WorkspaceId
 );
 id_type!(
-    /// A user (`user_...`), the creator of resources.
-    UserId
-);
-id_type!(
     /// An agent (`agent_...`).
     AgentId
 );
@@ -159,13 +155,6 @@ impl WorkspaceId {
     /// A new workspace id.
     pub fn generate() -> WorkspaceId {
         WorkspaceId(new_id(prefix::WORKSPACE))
-    }
-}
-
-impl UserId {
-    /// A new user id.
-    pub fn generate() -> UserId {
-        UserId(new_id(prefix::USER))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod llm_usage;
 pub mod mcp_servers;
 pub mod mocks;
+pub mod protocol;
 pub mod random;
 pub mod redact;
 pub mod schema;

@@ -51,7 +51,6 @@ struct Components<'a> {
 static REFERENCE: LazyLock<Spec> = LazyLock::new(|| {
     // The document is embedded at compile time; a test parses it, so this cannot fail at run
     // time.
-    #[allow(clippy::expect_used)]
     let document: Document<'static> =
         serde_json::from_str(REFERENCE_JSON).expect("embedded reference parses");
     let schemas = document

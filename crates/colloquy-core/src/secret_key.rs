@@ -97,7 +97,6 @@ impl SecretKey {
 
     fn aead_key(&self) -> LessSafeKey {
         // Only fails for a wrong key length, which the type rules out.
-        #[allow(clippy::expect_used)]
         LessSafeKey::new(
             UnboundKey::new(&aead::CHACHA20_POLY1305, &self.bytes).expect("32-byte key"),
         )
@@ -127,7 +126,6 @@ impl Keyring {
         let nonce_bytes = crate::random::bytes::<NONCE_LEN>();
         let mut buf = plaintext.to_vec();
         // Sealing only fails for inputs larger than the AEAD's ~256 GiB limit.
-        #[allow(clippy::expect_used)]
         self.current
             .aead_key()
             .seal_in_place_append_tag(

@@ -27,6 +27,16 @@ enum Allow {
 }
 
 /// What outbound calls may reach.
+/// An entry of `COLLOQUY_WEBHOOK_ALLOW` that is not a CIDR, an address or a host name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} in {item:?}")]
+pub struct AllowListError {
+    /// The entry.
+    pub item: String,
+    /// What is wrong with it.
+    pub what: &'static str,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressGuard {
     allow: Vec<Allow>,
@@ -42,18 +52,20 @@ const METADATA: [IpAddr; 3] = [
 impl EgressGuard {
     /// Parses `COLLOQUY_WEBHOOK_ALLOW`: comma-separated CIDRs (`10.0.0.0/8`), addresses
     /// (`127.0.0.1`), host names (`hooks.internal`) or wildcards (`*.internal`).
-    pub fn parse(list: &str) -> Result<EgressGuard, String> {
+    pub fn parse(list: &str) -> Result<EgressGuard, AllowListError> {
         let mut allow = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = |what| AllowListError {
+                item: item.to_owned(),
+                what,
+            };
             let entry = match item.split_once('/') {
                 Some((ip, bits)) => {
-                    let ip: IpAddr = ip.parse().map_err(|_| format!("bad address in {item:?}"))?;
-                    let bits: u8 = bits
-                        .parse()
-                        .map_err(|_| format!("bad prefix length in {item:?}"))?;
+                    let ip: IpAddr = ip.parse().map_err(|_| bad("bad address"))?;
+                    let bits: u8 = bits.parse().map_err(|_| bad("bad prefix length"))?;
                     let max = if ip.is_ipv4() { 32 } else { 128 };
                     if bits > max {
-                        return Err(format!("prefix length too long in {item:?}"));
+                        return Err(bad("prefix length too long"));
                     }
                     Allow::Cidr(ip, bits)
                 }
@@ -136,7 +148,6 @@ impl EgressGuard {
                 Err(refused) => attempt.error(refused),
             }
         });
-        #[allow(clippy::expect_used)]
         reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: self.clone(),

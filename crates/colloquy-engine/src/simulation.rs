@@ -8,10 +8,9 @@ use colloquy_core::ids::ConversationId;
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::llm::{ChatMessage, ChatRequest, Role};
-use crate::testing::{ask_judge, parse_verdict};
+use crate::llm::{ChatMessage, ChatRequest, LlmError, Role};
 use crate::tools::MockSettings;
-use crate::{AgentSnapshot, Conversation, Ending, EngineDeps, Source, StartOptions};
+use crate::{AgentSnapshot, Conversation, Ending, EngineDeps, Source, StartOptions, judge};
 
 /// What the simulated user says to end the conversation.
 const END: &str = "[END]";
@@ -114,75 +113,12 @@ pub async fn simulate(
             };
         }
     };
-    let mut sent = 0;
-    let emit = |conversation: &Conversation, sent: &mut usize| {
-        let transcript = conversation.transcript();
-        for entry in &transcript[*sent..] {
-            if let Some(tx) = live {
-                let _ = tx.send(entry.clone());
-            }
-        }
-        *sent = transcript.len();
-    };
-    for (role, text) in &spec.history {
-        conversation.seed(*role, text);
-    }
-    emit(&conversation, &mut sent);
-    let mut error = None;
-    for turn in 0..spec.max_turns.max(1) {
-        if spec.cancelled.as_ref().is_some_and(|c| *c.borrow()) {
-            error = Some("Cancelled before it finished".into());
-            break;
-        }
-        let user_text = match (turn, &spec.user_first_message) {
-            (0, Some(first)) if !first.is_empty() && spec.history.is_empty() => first.clone(),
-            _ => match simulated_user(deps, &spec, conversation.transcript()).await {
-                Ok(t) => t,
-                Err(e) => {
-                    error = Some(format!("The simulated user's LLM failed: {e}"));
-                    break;
-                }
-            },
-        };
-        if user_text.trim().is_empty() || user_text.contains(END) {
-            break;
-        }
-        let reply = conversation.user_message(&user_text, None).await;
-        emit(&conversation, &mut sent);
-        match reply {
-            Ok(r) if r.end_call => break,
-            Ok(_) => {}
-            Err(e) => {
-                error = Some(format!("The agent failed: {e}"));
-                break;
-            }
-        }
-    }
+    let error = play(deps, &spec, &mut conversation, live).await;
     let transcript = conversation.transcript().to_vec();
-    let mut results = Vec::new();
-    if error.is_none() {
-        let text: String = transcript
-            .iter()
-            .map(|t| {
-                format!(
-                    "{}: {}\n",
-                    t["role"].as_str().unwrap_or_default(),
-                    t["message"].as_str().unwrap_or_default()
-                )
-            })
-            .collect();
-        for c in &spec.criteria {
-            let prompt = format!("Criterion: {}\n\nConversation:\n{text}", c.prompt);
-            let verdict = match ask_judge(deps, &spec.judge_model, &prompt).await {
-                Ok(answer) => parse_verdict(&answer).unwrap_or((
-                    false,
-                    format!("The judge's verdict could not be parsed: {answer}"),
-                )),
-                Err(e) => (false, format!("The judge LLM failed: {e}")),
-            };
-            results.push((c.clone(), verdict.0, verdict.1));
-        }
-    }
+    let results = match error {
+        None => evaluate(deps, &spec, &transcript).await,
+        Some(_) => Vec::new(),
+    };
     let ending = match &error {
         Some(e) => Ending::Error(e.clone()),
         None => Ending::Normal("simulation finished".into()),
@@ -190,18 +126,96 @@ pub async fn simulate(
     let _ = conversation.end(ending).await;
     SimulationResult {
         transcript,
-        conversation_id: Some(conversation.id().to_owned()),
+        conversation_id: Some(conversation.id().clone()),
         results,
         error,
     }
 }
 
-/// The simulated user's next message, from its point of view (the agent speaks as "user").
-async fn simulated_user(
-    deps: &Arc<EngineDeps>,
+/// The simulated user and the agent take turns until the user is done, the agent ends the
+/// call, the turns run out or the run is cancelled; why it stopped early, if it failed.
+async fn play(
+    deps: &EngineDeps,
+    spec: &SimulationSpec,
+    conversation: &mut Conversation,
+    live: Option<&mpsc::UnboundedSender<Value>>,
+) -> Option<String> {
+    let mut sent = 0;
+    let mut emit = |conversation: &Conversation| {
+        let transcript = conversation.transcript();
+        for entry in &transcript[sent..] {
+            if let Some(tx) = live {
+                let _ = tx.send(entry.clone());
+            }
+        }
+        sent = transcript.len();
+    };
+    for (role, text) in &spec.history {
+        conversation.seed(*role, text);
+    }
+    emit(conversation);
+    for turn in 0..spec.max_turns.max(1) {
+        if spec.cancelled.as_ref().is_some_and(|c| *c.borrow()) {
+            return Some("Cancelled before it finished".into());
+        }
+        let user_text = match (turn, &spec.user_first_message) {
+            (0, Some(first)) if !first.is_empty() && spec.history.is_empty() => first.clone(),
+            _ => match simulated_user(deps, spec, conversation.transcript()).await {
+                Ok(t) => t,
+                Err(e) => return Some(format!("The simulated user's LLM failed: {e}")),
+            },
+        };
+        if user_text.trim().is_empty() || user_text.contains(END) {
+            return None;
+        }
+        let reply = conversation.user_message(&user_text, None).await;
+        emit(conversation);
+        match reply {
+            Ok(r) if r.end_call => return None,
+            Ok(_) => {}
+            Err(e) => return Some(format!("The agent failed: {e}")),
+        }
+    }
+    None
+}
+
+/// The judge's verdict on each criterion over the whole transcript.
+async fn evaluate(
+    deps: &EngineDeps,
     spec: &SimulationSpec,
     transcript: &[Value],
-) -> Result<String, String> {
+) -> Vec<(Criterion, bool, String)> {
+    let text: String = transcript
+        .iter()
+        .map(|t| {
+            format!(
+                "{}: {}\n",
+                t["role"].as_str().unwrap_or_default(),
+                t["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let mut results = Vec::with_capacity(spec.criteria.len());
+    for c in &spec.criteria {
+        let prompt = format!("Criterion: {}\n\nConversation:\n{text}", c.prompt);
+        let (passed, why) = match judge::verdict(deps, &spec.judge_model, &prompt).await {
+            Ok(answer) => judge::parse_verdict(&answer).unwrap_or((
+                false,
+                format!("The judge's verdict could not be parsed: {answer}"),
+            )),
+            Err(e) => (false, format!("The judge LLM failed: {e}")),
+        };
+        results.push((c.clone(), passed, why));
+    }
+    results
+}
+
+/// The simulated user's next message, from its point of view (the agent speaks as "user").
+async fn simulated_user(
+    deps: &EngineDeps,
+    spec: &SimulationSpec,
+    transcript: &[Value],
+) -> Result<String, LlmError> {
     let system = format!(
         "You are simulating a user talking to an AI agent, to test it. {}\n\
          Write only the user's next message. When the conversation has reached its end, reply with {END}.",
@@ -223,19 +237,12 @@ async fn simulated_user(
             "(The agent is waiting for you to speak first.)",
         ));
     }
-    let (provider, model) = deps
-        .llm
-        .route(&spec.user_model)
-        .map_err(|e| e.to_string())?;
+    let (provider, model) = deps.llm.route(&spec.user_model)?;
     let request = ChatRequest {
         model,
         messages,
         temperature: Some(0.7),
         ..Default::default()
     };
-    provider
-        .chat(&request, None)
-        .await
-        .map(|r| r.text)
-        .map_err(|e| e.to_string())
+    Ok(provider.chat(&request, None).await?.text)
 }

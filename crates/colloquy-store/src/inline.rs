@@ -94,7 +94,7 @@ impl Column for colloquy_core::tools::ToolKind {
 }
 columns!(
     plain: String, Option<String>, i64, Option<i64>, bool, f64;
-    ids: ids::WorkspaceId, ids::UserId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId
+    ids: ids::WorkspaceId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId
 );
 
 /// `a` then `b`, for the `COLUMNS` of a row that embeds another; `N` is checked at compile time.

@@ -122,6 +122,25 @@ pub fn glob(pattern: &str, name: &str) -> bool {
     true
 }
 
+/// An LLM configuration the router cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    /// An Anthropic provider has no key.
+    #[error("LLM provider {0:?} (anthropic) has no api_key or api_key_env")]
+    MissingKey(String),
+    /// A route names a provider that is not configured.
+    #[error("LLM route {route:?} names the unknown provider {provider:?}")]
+    UnknownProvider {
+        /// The route's model pattern.
+        route: String,
+        /// The provider it names.
+        provider: String,
+    },
+    /// The default provider is not configured.
+    #[error("the default LLM provider {0:?} is not configured")]
+    NoDefault(String),
+}
+
 impl LlmRouter {
     /// Builds the router. `trusted` serves operator-configured providers; `guarded` (behind
     /// the egress guard) serves agents' `custom_llm`.
@@ -129,7 +148,7 @@ impl LlmRouter {
         config: &LlmConfig,
         trusted: reqwest::Client,
         guarded: reqwest::Client,
-    ) -> Result<LlmRouter, String> {
+    ) -> Result<LlmRouter, RouterError> {
         let policy = CallPolicy {
             timeout: Duration::from_secs(config.timeout_secs.max(1)),
             retries: config.retries,
@@ -165,9 +184,7 @@ impl LlmRouter {
                 ProviderKind::Anthropic => Arc::new(Anthropic::new(
                     trusted.clone(),
                     p.base_url.as_deref().unwrap_or("https://api.anthropic.com"),
-                    key.ok_or_else(|| {
-                        format!("LLM provider {name:?} (anthropic) has no api_key or api_key_env")
-                    })?,
+                    key.ok_or_else(|| RouterError::MissingKey(name.clone()))?,
                     policy.clone(),
                 )),
             };
@@ -175,17 +192,14 @@ impl LlmRouter {
         }
         for route in &config.routes {
             if !providers.contains_key(&route.provider) {
-                return Err(format!(
-                    "LLM route {:?} names the unknown provider {:?}",
-                    route.pattern, route.provider
-                ));
+                return Err(RouterError::UnknownProvider {
+                    route: route.pattern.clone(),
+                    provider: route.provider.clone(),
+                });
             }
         }
         if !providers.contains_key(&config.default_provider) {
-            return Err(format!(
-                "the default LLM provider {:?} is not configured",
-                config.default_provider
-            ));
+            return Err(RouterError::NoDefault(config.default_provider.clone()));
         }
         Ok(LlmRouter {
             providers,

@@ -47,21 +47,21 @@ fn transport(e: &reqwest::Error) -> LlmError {
     LlmError::Transport(format!("{e}"))
 }
 
+/// A failure of the event stream (its bytes, or their framing).
+type StreamError = eventsource_stream::EventStreamError<reqwest::Error>;
+
 /// The events of a streamed answer. Each wait is bounded by `timeout`; a failure after the
 /// stream began is reported as a protocol error, which is not retried (text may already have
 /// reached the client).
 pub struct Events {
-    inner: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, String>> + Send>>,
+    inner: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, StreamError>> + Send>>,
     timeout: Duration,
 }
 
 impl Events {
     /// Wraps a successful streamed response.
     pub fn new(response: reqwest::Response, timeout: Duration) -> Events {
-        let inner = response
-            .bytes_stream()
-            .eventsource()
-            .map(|r| r.map_err(|e| e.to_string()));
+        let inner = response.bytes_stream().eventsource();
         Events {
             inner: Box::pin(inner),
             timeout,

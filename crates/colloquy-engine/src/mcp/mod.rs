@@ -7,14 +7,13 @@
 pub mod pool;
 pub mod sse;
 
-use colloquy_core::ids::WorkspaceId;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use colloquy_core::ids::WorkspaceId;
 use colloquy_core::mcp_servers::{ServerUrl, http_host};
-use colloquy_core::secret_key::secret_context;
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -98,24 +97,15 @@ pub struct ServerSpec {
     pub config: Map<String, Value>,
 }
 
+/// A workspace secret's value, for the server's URL, token, headers or `_meta`.
 async fn open_secret(
     deps: &EngineDeps,
     workspace_id: &WorkspaceId,
     secret_id: &str,
 ) -> Result<String, McpError> {
-    let secret = deps
-        .store
-        .get_secret(workspace_id, secret_id)
+    crate::secrets::open(deps, workspace_id, secret_id)
         .await
-        .map_err(|e| McpError::Config(format!("secret {secret_id}: {e}")))?;
-    let plain = deps
-        .keyring
-        .open(
-            &secret.sealed_value,
-            &secret_context(workspace_id, secret_id),
-        )
-        .map_err(|e| McpError::Config(format!("secret {secret_id} cannot be opened: {e}")))?;
-    Ok(String::from_utf8_lossy(&plain).into_owned())
+        .map_err(|e| McpError::Config(e.to_string()))
 }
 
 /// Whether a declared stdio server may be used by the workspace.
@@ -140,14 +130,16 @@ pub async fn stdio_server(
 
 /// Whether a plain `http://` URL may be used: only for hosts the operator allowed
 /// (`COLLOQUY_WEBHOOK_ALLOW`); every other server must use https.
-pub fn check_scheme(deps: &EngineDeps, url: &str) -> Result<(), String> {
+pub fn check_scheme(deps: &EngineDeps, url: &str) -> Result<(), McpError> {
     match http_host(url) {
         Some((_, true)) => Ok(()),
         Some((host, false)) if deps.egress.allows_host(host) => Ok(()),
-        Some((host, false)) => Err(format!(
+        Some((host, false)) => Err(McpError::Config(format!(
             "MCP server URLs must use https; plain http is allowed only for hosts in COLLOQUY_WEBHOOK_ALLOW ({host} is not)"
+        ))),
+        None => Err(McpError::Config(
+            "the MCP server URL is not an http(s) URL".into(),
         )),
-        None => Err("the MCP server URL is not an http(s) URL".into()),
     }
 }
 
@@ -207,7 +199,7 @@ pub async fn resolve(
             },
         )?),
         None => {
-            check_scheme(deps, &url).map_err(McpError::Config)?;
+            check_scheme(deps, &url)?;
             match config.get("transport").and_then(Value::as_str) {
                 Some("STREAMABLE_HTTP") => Target::Streamable(url),
                 _ => Target::Sse(url),
@@ -310,8 +302,7 @@ pub async fn connect(deps: &EngineDeps, spec: &ServerSpec) -> Result<Connection,
                     &headers,
                     spec.timeout,
                 )
-                .await
-                .map_err(McpError::Transport)?;
+                .await?;
                 ().serve(transport).await.map_err(transport_error)?
             }
             Target::Streamable(url) => {

@@ -14,6 +14,7 @@ use rmcp::transport::Transport;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::McpError;
 use crate::egress::EgressGuard;
 
 /// Messages from the server waiting to be read.
@@ -40,13 +41,12 @@ pub struct SseTransport {
     reader: JoinHandle<()>,
 }
 
-fn header_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, String> {
+fn header_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, McpError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (name, value) in headers {
-        let name = reqwest::header::HeaderName::try_from(name.as_str())
-            .map_err(|e| format!("header {name}: {e}"))?;
-        let value = reqwest::header::HeaderValue::try_from(value.as_str())
-            .map_err(|e| format!("header {name}: {e}"))?;
+        let bad = |e: &dyn std::fmt::Display| McpError::Config(format!("header {name}: {e}"));
+        let name = reqwest::header::HeaderName::try_from(name.as_str()).map_err(|e| bad(&e))?;
+        let value = reqwest::header::HeaderValue::try_from(value.as_str()).map_err(|e| bad(&e))?;
         map.insert(name, value);
     }
     Ok(map)
@@ -66,9 +66,12 @@ impl SseTransport {
         url: &str,
         headers: &[(String, String)],
         timeout: Duration,
-    ) -> Result<SseTransport, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("bad MCP server URL: {e}"))?;
-        guard.check_url(&url).map_err(|e| e.to_string())?;
+    ) -> Result<SseTransport, McpError> {
+        let url = reqwest::Url::parse(url)
+            .map_err(|e| McpError::Config(format!("bad MCP server URL: {e}")))?;
+        guard
+            .check_url(&url)
+            .map_err(|e| McpError::Config(e.to_string()))?;
         let headers = header_map(headers)?;
         let response = http
             .get(url.clone())
@@ -76,31 +79,39 @@ impl SseTransport {
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
-            .map_err(|e| crate::egress::explain(&e))?;
+            .map_err(|e| McpError::Transport(crate::egress::explain(&e)))?;
         if !response.status().is_success() {
-            return Err(format!(
+            return Err(McpError::Transport(format!(
                 "the MCP server answered HTTP {} to the event stream request",
                 response.status().as_u16()
-            ));
+            )));
         }
         let mut events = response.bytes_stream().eventsource();
         let endpoint = loop {
             match events.next().await {
                 Some(Ok(event)) if event.event == "endpoint" => {
-                    let endpoint = url
-                        .join(event.data.trim())
-                        .map_err(|e| format!("the MCP server sent a bad endpoint: {e}"))?;
+                    let endpoint = url.join(event.data.trim()).map_err(|e| {
+                        McpError::Transport(format!("the MCP server sent a bad endpoint: {e}"))
+                    })?;
                     if !same_origin(&url, &endpoint) {
-                        return Err(
+                        return Err(McpError::Transport(
                             "the MCP server's endpoint is on another origin than its event stream"
                                 .into(),
-                        );
+                        ));
                     }
                     break endpoint;
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(format!("the MCP event stream failed: {e}")),
-                None => return Err("the MCP server closed the event stream".into()),
+                Some(Err(e)) => {
+                    return Err(McpError::Transport(format!(
+                        "the MCP event stream failed: {e}"
+                    )));
+                }
+                None => {
+                    return Err(McpError::Transport(
+                        "the MCP server closed the event stream".into(),
+                    ));
+                }
             }
         };
         let (tx, inbox) = mpsc::channel(INBOX);

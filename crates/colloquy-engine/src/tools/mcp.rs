@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use colloquy_core::ids::ToolId;
 use colloquy_core::mcp_servers::{self, Approval};
+use colloquy_core::tools::ToolKind;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value, json};
 
@@ -30,7 +31,7 @@ pub fn offered(server: &ServerSpec, tool: &Tool, id: ToolId, llm_name: String) -
     AgentTool {
         id,
         name: llm_name,
-        kind: "mcp".into(),
+        kind: ToolKind::Mcp,
         config: json!({
             "type": "mcp",
             "name": tool.name,
@@ -211,6 +212,73 @@ fn result_text(result: &CallToolResult) -> String {
     }
 }
 
+/// One call of an MCP tool, as its config and the LLM's arguments make it.
+struct McpCall<'a> {
+    server_id: &'a str,
+    mcp_name: &'a str,
+    description: &'a str,
+    policy: &'a str,
+    arguments: Map<String, Value>,
+    call_id: &'a str,
+}
+
+impl<'a> McpCall<'a> {
+    fn of(scope: &CallScope<'_>, tool: &'a AgentTool, call: &'a ToolCall, args: &Value) -> Self {
+        let config = &tool.config;
+        let or =
+            |value: &'a str, fallback: &'a str| if value.is_empty() { fallback } else { value };
+        McpCall {
+            server_id: text(config, "mcp_server_id"),
+            mcp_name: or(text(config, "mcp_tool_name"), &tool.name),
+            description: or(
+                text(config, "mcp_tool_description"),
+                text(config, "description"),
+            ),
+            policy: or(text(config, "approval_policy"), "require_approval_all"),
+            arguments: arguments(args, config, scope.vars),
+            call_id: &call.id,
+        }
+    }
+
+    /// `tool_call_details` of the record (`requires_approval` is set once it is known).
+    fn details(&self, config: &Value) -> Value {
+        let parameters: Map<String, Value> = self
+            .arguments
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), json!(text))
+            })
+            .collect();
+        json!({
+            "type": "mcp",
+            "mcp_server_id": self.server_id,
+            "mcp_server_name": text(config, "mcp_server_name"),
+            "integration_type": "mcp_server",
+            "parameters": parameters,
+            "approval_policy": self.policy,
+            "requires_approval": false,
+            "mcp_tool_name": self.mcp_name,
+            "mcp_tool_description": self.description,
+        })
+    }
+
+    /// An `mcp_tool_call` event of this call.
+    fn event(&self, state: McpCallState) -> McpCallEvent {
+        McpCallEvent {
+            server_id: self.server_id.to_owned(),
+            tool_call_id: self.call_id.to_owned(),
+            tool_name: self.mcp_name.to_owned(),
+            tool_description: self.description.to_owned(),
+            parameters: Value::Object(self.arguments.clone()),
+            state,
+        }
+    }
+}
+
 /// Runs one call of an MCP tool.
 pub async fn call(
     scope: &CallScope<'_>,
@@ -218,51 +286,34 @@ pub async fn call(
     call: &ToolCall,
     args: &Value,
 ) -> ToolOutcome {
-    let config = &tool.config;
-    let server_id = text(config, "mcp_server_id");
-    let mcp_name = match text(config, "mcp_tool_name") {
-        "" => tool.name.as_str(),
-        name => name,
-    };
-    let description = match text(config, "mcp_tool_description") {
-        "" => text(config, "description"),
-        d => d,
-    };
-    let policy = match text(config, "approval_policy") {
-        "" => "require_approval_all",
-        p => p,
-    };
-    let arguments = arguments(args, config, scope.vars);
-    let mut details = json!({
-        "type": "mcp",
-        "mcp_server_id": server_id,
-        "mcp_server_name": text(config, "mcp_server_name"),
-        "integration_type": "mcp_server",
-        "parameters": arguments.iter().map(|(k, v)| (k.clone(), json!(match v { Value::String(s) => s.clone(), other => other.to_string() }))).collect::<Map<_, _>>(),
-        "approval_policy": policy,
-        "requires_approval": false,
-        "mcp_tool_name": mcp_name,
-        "mcp_tool_description": description,
-    });
-    let finish = |outcome: ToolOutcome, details: Value, secrets: Vec<String>| ToolOutcome {
+    let mcp = McpCall::of(scope, tool, call, args);
+    let mut details = mcp.details(&tool.config);
+    let (outcome, secrets) = run(scope, &tool.config, &mcp, &mut details).await;
+    ToolOutcome {
         details: Some(details),
         secrets,
         ..outcome
-    };
+    }
+}
+
+/// The call through the conversation's pool, approved first where the policy asks; the
+/// outcome and the secrets the server's configuration used.
+async fn run(
+    scope: &CallScope<'_>,
+    config: &Value,
+    mcp: &McpCall<'_>,
+    details: &mut Value,
+) -> (ToolOutcome, Vec<String>) {
+    let failed = |message: String| ToolOutcome::error(CallStatus::Error, "mcp_tool_error", message);
     let Some(pool) = scope.mcp else {
-        let outcome = ToolOutcome::error(
-            CallStatus::Error,
-            "mcp_tool_error",
-            "This conversation has no MCP connections",
+        return (
+            failed("This conversation has no MCP connections".into()),
+            Vec::new(),
         );
-        return finish(outcome, details, Vec::new());
     };
-    let spec = match pool.spec(server_id) {
+    let spec = match pool.spec(mcp.server_id) {
         Ok(spec) => spec,
-        Err(e) => {
-            let outcome = ToolOutcome::error(CallStatus::Error, "mcp_tool_error", e.to_string());
-            return finish(outcome, details, Vec::new());
-        }
+        Err(e) => return (failed(e.to_string()), Vec::new()),
     };
     let secrets = spec.secrets.clone();
     let timeout = config
@@ -275,80 +326,92 @@ pub async fn call(
         .or_else(|| config.get("parameters"))
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let hash = mcp_servers::tool_hash(description, &schema);
-    let needs_approval =
-        mcp_servers::approval_for(policy, &spec.config, mcp_name, &hash) == Approval::Required;
+    let hash = mcp_servers::tool_hash(mcp.description, &schema);
+    let needs_approval = mcp_servers::approval_for(mcp.policy, &spec.config, mcp.mcp_name, &hash)
+        == Approval::Required;
     details["requires_approval"] = json!(needs_approval);
-    let event = |state| McpCallEvent {
-        server_id: server_id.to_owned(),
-        tool_call_id: call.id.clone(),
-        tool_name: mcp_name.to_owned(),
-        tool_description: description.to_owned(),
-        parameters: Value::Object(arguments.clone()),
-        state,
-    };
-    if needs_approval {
-        let Some(client) = scope.client else {
-            let outcome = ToolOutcome::error(
-                CallStatus::Error,
-                "approval_required",
-                "This MCP tool call needs the user's approval, and no client can give it in this conversation",
-            );
-            return finish(outcome, details, secrets);
-        };
-        let answer = client
-            .approve_mcp(
-                event(McpCallState::AwaitingApproval(timeout.as_secs())),
-                timeout,
-            )
-            .await;
-        let refused = match answer {
-            Some(true) => None,
-            Some(false) => Some(ToolOutcome::error(
-                CallStatus::Error,
-                "approval_denied",
-                "The user denied this MCP tool call",
-            )),
-            None => Some(ToolOutcome::error(
-                CallStatus::Timeout,
-                "approval_timeout",
-                format!("The user did not approve this MCP tool call within {timeout:?}"),
-            )),
-        };
-        if let Some(outcome) = refused {
-            client
-                .mcp_progress(event(McpCallState::Failure(outcome.result.clone())))
-                .await;
-            return finish(outcome, details, secrets);
-        }
+    if needs_approval && let Err(refused) = approve(scope, mcp, timeout).await {
+        return (refused, secrets);
     }
     if let Some(client) = scope.client {
-        client.mcp_progress(event(McpCallState::Loading)).await;
+        client.mcp_progress(mcp.event(McpCallState::Loading)).await;
     }
     let result = pool
         .call(
-            server_id,
-            mcp_name,
-            arguments.clone(),
+            mcp.server_id,
+            mcp.mcp_name,
+            mcp.arguments.clone(),
             spec.meta.clone(),
             timeout,
         )
         .await;
-    let (outcome, state) = match result {
+    let (outcome, state) = outcome_of(result);
+    if let Some(client) = scope.client {
+        let state = match state {
+            McpCallState::Failure(m) => {
+                McpCallState::Failure(colloquy_core::redact::scrub(&m, &secrets))
+            }
+            other => other,
+        };
+        client.mcp_progress(mcp.event(state)).await;
+    }
+    (outcome, secrets)
+}
+
+/// Asks the live client to approve the call; the outcome to record when it is not approved
+/// (denied, not answered in time, or no client to ask).
+async fn approve(
+    scope: &CallScope<'_>,
+    mcp: &McpCall<'_>,
+    timeout: Duration,
+) -> Result<(), ToolOutcome> {
+    let Some(client) = scope.client else {
+        return Err(ToolOutcome::error(
+            CallStatus::Error,
+            "approval_required",
+            "This MCP tool call needs the user's approval, and no client can give it in this conversation",
+        ));
+    };
+    let waiting = mcp.event(McpCallState::AwaitingApproval(timeout.as_secs()));
+    let refused = match client.approve_mcp(waiting, timeout).await {
+        Some(true) => return Ok(()),
+        Some(false) => ToolOutcome::error(
+            CallStatus::Error,
+            "approval_denied",
+            "The user denied this MCP tool call",
+        ),
+        None => ToolOutcome::error(
+            CallStatus::Timeout,
+            "approval_timeout",
+            format!("The user did not approve this MCP tool call within {timeout:?}"),
+        ),
+    };
+    client
+        .mcp_progress(mcp.event(McpCallState::Failure(refused.result.clone())))
+        .await;
+    Err(refused)
+}
+
+/// The outcome of the server's answer, and the state the client is told.
+fn outcome_of(result: Result<CallToolResult, McpError>) -> (ToolOutcome, McpCallState) {
+    match result {
         Ok(result) => {
             let text = result_text(&result);
             let payload = serde_json::to_string(&result).ok();
-            let outcome = if result.is_error == Some(true) {
-                ToolOutcome::error(CallStatus::Error, "mcp_tool_error", text.clone())
+            if result.is_error == Some(true) {
+                let outcome = ToolOutcome::error(CallStatus::Error, "mcp_tool_error", text.clone());
+                (
+                    ToolOutcome { payload, ..outcome },
+                    McpCallState::Failure(text),
+                )
             } else {
-                ToolOutcome::ok(text.clone())
-            };
-            let state = if outcome.is_error() {
-                McpCallState::Failure(text)
-            } else {
-                McpCallState::Success(serde_json::to_value(&result.content).unwrap_or_default())
-            };
-            (ToolOutcome { payload, ..outcome }, state)
+                let content = serde_json::to_value(&result.content).unwrap_or_default();
+                let outcome = ToolOutcome::ok(text);
+                (
+                    ToolOutcome { payload, ..outcome },
+                    McpCallState::Success(content),
+                )
+            }
         }
         Err(McpError::Timeout(waited)) => {
             let message = format!("The MCP server did not answer within {waited:?}");
@@ -364,17 +427,7 @@ pub async fn call(
                 McpCallState::Failure(message),
             )
         }
-    };
-    if let Some(client) = scope.client {
-        let state = match state {
-            McpCallState::Failure(m) => {
-                McpCallState::Failure(colloquy_core::redact::scrub(&m, &secrets))
-            }
-            other => other,
-        };
-        client.mcp_progress(event(state)).await;
     }
-    finish(outcome, details, secrets)
 }
 
 #[cfg(test)]

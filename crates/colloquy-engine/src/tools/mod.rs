@@ -9,13 +9,14 @@ mod webhook;
 use std::time::Instant;
 
 use colloquy_core::ids::{AgentId, ConversationId, ToolId, WorkspaceId};
+use colloquy_core::tools::ToolKind;
 use colloquy_core::{mocks, redact, time};
-use colloquy_store::{ToolExecution, ToolRow};
+use colloquy_store::{StoreError, ToolExecution, ToolRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::EngineDeps;
-use crate::llm::{ChatMessage, ChatRequest, Role, ToolCall, ToolSpec};
+use crate::llm::{ToolCall, ToolSpec};
+use crate::{EngineDeps, judge};
 pub use client::{ClientToolCall, ClientToolResult, ClientTools, McpCallEvent, McpCallState};
 
 /// A tool as an agent offers it.
@@ -25,8 +26,8 @@ pub struct AgentTool {
     pub id: ToolId,
     /// Name the LLM calls it by.
     pub name: String,
-    /// `webhook`, `client`, `system`, `mcp`.
-    pub kind: String,
+    /// What it is.
+    pub kind: ToolKind,
     /// The tool's `tool_config`.
     pub config: Value,
     /// The tool's own response mocks.
@@ -40,7 +41,7 @@ impl AgentTool {
         Some(AgentTool {
             id: row.id.clone(),
             name: row.name.clone(),
-            kind: row.tool_type.as_str().to_owned(),
+            kind: row.tool_type,
             config: doc.get("tool_config").cloned().unwrap_or(Value::Null),
             response_mocks: doc
                 .get("response_mocks")
@@ -53,11 +54,10 @@ impl AgentTool {
     /// A tool defined inside the agent (`prompt.tools`, `built_in_tools`).
     pub fn inline(config: Value) -> Option<AgentTool> {
         let name = config.get("name")?.as_str()?.to_owned();
-        let kind = config
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("system")
-            .to_owned();
+        let kind = match config.get("type").and_then(Value::as_str) {
+            None => ToolKind::System,
+            Some(kind) => ToolKind::parse(kind)?,
+        };
         Some(AgentTool {
             id: ToolId::from(format!("tool_{kind}_{name}")),
             name,
@@ -75,18 +75,18 @@ impl AgentTool {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let parameters = match self.kind.as_str() {
-            "webhook" => webhook::llm_parameters(&self.config),
-            "client" => self
+        let parameters = match self.kind {
+            ToolKind::Webhook => webhook::llm_parameters(&self.config),
+            ToolKind::Client => self
                 .config
                 .get("parameters")
                 .filter(|p| p.is_object())
                 .cloned()
                 .map(strip_internal)
                 .unwrap_or_else(empty_object),
-            "system" => system::parameters(&self.config),
-            "mcp" => mcp::llm_parameters(&self.config),
-            _ => self
+            ToolKind::System => system::parameters(&self.config),
+            ToolKind::Mcp => mcp::llm_parameters(&self.config),
+            ToolKind::ApiIntegrationWebhook => self
                 .config
                 .get("parameters")
                 .cloned()
@@ -169,7 +169,7 @@ pub struct MockSettings {
 impl MockSettings {
     /// System tools act on the conversation itself and are never mocked.
     fn applies_to(&self, tool: &AgentTool) -> bool {
-        if tool.kind == "system" {
+        if tool.kind == ToolKind::System {
             return false;
         }
         match self.mocking_strategy.as_str() {
@@ -302,33 +302,52 @@ pub struct CallScope<'a> {
     pub mcp: Option<&'a crate::mcp::pool::McpPool>,
 }
 
-/// Runs one call (mocked or real), records it durably, and returns its outcome. An error means
-/// the record could not be written: the caller must not report the call as done.
+/// Runs one call of `tool` (mocked or real; `None` when the agent has no tool of the called
+/// name), records it durably, and returns its outcome. An error means the record could not be
+/// written: the caller must not report the call as done.
+#[tracing::instrument(name = "tool.call", skip_all, fields(conversation = %scope.conversation_id, tool = %call.name, call = %call.id))]
 pub async fn execute(
     scope: &CallScope<'_>,
-    tool: &AgentTool,
+    tool: Option<&AgentTool>,
     call: &ToolCall,
-) -> Result<ToolOutcome, String> {
+) -> Result<ToolOutcome, StoreError> {
     let started_ms = time::now_ms();
     let started = Instant::now();
     let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
-    let mut outcome = match mocked(scope, tool, &args).await {
-        Some(outcome) => outcome,
-        None => match tool.kind.as_str() {
-            "webhook" => webhook::call(scope, tool, &args).await,
-            "client" => client::call(scope, tool, call, &args).await,
-            "system" => system::call(tool, &args),
-            "mcp" => mcp::call(scope, tool, call, &args).await,
-            other => ToolOutcome::error(
-                CallStatus::Error,
-                "customer_config",
-                format!("Tools of type {other} cannot be called in this conversation"),
-            ),
+    let mut outcome = match tool {
+        Some(tool) => match mocked(scope, tool, &args).await {
+            Some(outcome) => outcome,
+            None => run(scope, tool, call, &args).await,
         },
+        None => ToolOutcome::error(
+            CallStatus::Error,
+            "customer_config",
+            format!("This agent has no tool named {:?}", call.name),
+        ),
     };
     outcome.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
     record(scope, tool, call, &outcome, started_ms).await?;
     Ok(outcome)
+}
+
+/// The real call, by the tool's kind.
+async fn run(
+    scope: &CallScope<'_>,
+    tool: &AgentTool,
+    call: &ToolCall,
+    args: &Value,
+) -> ToolOutcome {
+    match tool.kind {
+        ToolKind::Webhook => webhook::call(scope, tool, args).await,
+        ToolKind::Client => client::call(scope, tool, call, args).await,
+        ToolKind::System => system::call(tool, args),
+        ToolKind::Mcp => mcp::call(scope, tool, call, args).await,
+        ToolKind::ApiIntegrationWebhook => ToolOutcome::error(
+            CallStatus::Error,
+            "customer_config",
+            "API integration webhooks cannot be called on this server",
+        ),
+    }
 }
 
 /// The mock answer, when this run mocks the tool; a mocked tool with no matching mock either
@@ -347,7 +366,9 @@ async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option
         .iter()
         .filter_map(|m| mocks::Mock::parse(m, &[]).ok())
         .collect();
-    let judge = |description: String, value: Value| judge(scope, description, value);
+    let judge = |description: String, value: Value| async move {
+        judge::holds(scope.deps, scope.model, &description, &value).await
+    };
     match mocks::select(&parsed, args, judge).await {
         Some(mock) => {
             let status = if mock.is_error {
@@ -376,52 +397,21 @@ async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option
     }
 }
 
-/// Asks the agent's LLM whether `value` satisfies `description` (an `llm` mock condition).
-async fn judge(scope: &CallScope<'_>, description: String, value: Value) -> bool {
-    let Ok((provider, model)) = scope.deps.llm.route(scope.model) else {
-        return false;
-    };
-    let request = ChatRequest {
-        model,
-        messages: vec![
-            ChatMessage::text(
-                Role::System,
-                "You check a tool-call parameter against a condition. Answer with exactly one word: yes or no.",
-            ),
-            ChatMessage::text(
-                Role::User,
-                format!(
-                    "Condition: {description}\nParameter value: {value}\nDoes the value satisfy the condition?"
-                ),
-            ),
-        ],
-        temperature: Some(0.0),
-        ..Default::default()
-    };
-    match provider.chat(&request, None).await {
-        Ok(answer) => answer.text.trim().to_ascii_lowercase().starts_with("yes"),
-        Err(e) => {
-            tracing::warn!(error = %e, "LLM judge of a mock condition failed; treating it as not matching");
-            false
-        }
-    }
-}
-
 /// Writes the call's audit record and waits until it is durable.
 async fn record(
     scope: &CallScope<'_>,
-    tool: &AgentTool,
+    tool: Option<&AgentTool>,
     call: &ToolCall,
     outcome: &ToolOutcome,
     started_ms: i64,
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     let scrub = |text: &str| redact::scrub(text, &outcome.secrets);
     let record = ToolExecution {
         id: colloquy_core::ids::new_uuid(),
         workspace_id: scope.workspace_id.clone(),
-        tool_id: tool.id.clone(),
-        tool_name: tool.name.clone(),
-        tool_type: tool.kind.clone(),
+        tool_id: tool.map_or_else(|| ToolId::from("tool_unknown"), |t| t.id.clone()),
+        tool_name: call.name.clone(),
+        tool_type: tool.map_or("unknown", |t| t.kind.as_str()).to_owned(),
         tool_request_id: call.id.clone(),
         conversation_id: scope.conversation_id.clone(),
         agent_id: scope.agent_id.clone(),
@@ -436,8 +426,7 @@ async fn record(
         response_payload: Some(scrub(outcome.payload.as_deref().unwrap_or(&outcome.result))),
         tool_call_details: outcome.details.as_ref().map(|d| scrub(&d.to_string())),
     };
-    scope.deps.audit.record(record).await.map_err(|e| {
-        tracing::error!(error = %e, tool = %tool.name, "could not record a tool call");
-        format!("the tool call could not be recorded: {e}")
+    scope.deps.audit.record(record).await.inspect_err(|e| {
+        tracing::error!(error = %e, tool = %call.name, "could not record a tool call");
     })
 }

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use colloquy_core::secret_key::secret_context;
 use colloquy_core::template;
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::{AgentTool, CallScope, CallStatus, ToolOutcome, strip_internal};
+use crate::secrets;
 
 /// Timeout when the tool sets none.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -76,60 +76,160 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// A webhook request, built from the tool's `api_schema` and the call's arguments.
+struct Request {
+    method: String,
+    url: String,
+    path_params: Map<String, Value>,
+    query: Map<String, Value>,
+    headers: Map<String, Value>,
+    /// Headers whose values are secrets (redacted in the record).
+    secret_headers: Vec<String>,
+    /// The secret values used, scrubbed from what is recorded.
+    secrets: Vec<String>,
+    body: Option<String>,
+    content_type: String,
+    timeout: Duration,
+}
+
+impl Request {
+    /// `tool_call_details` of the record, secret headers redacted.
+    fn details(&self) -> Value {
+        json!({
+            "type": "webhook",
+            "method": self.method,
+            "url": self.url,
+            "headers": Value::Object(colloquy_core::redact::headers(&self.headers, &self.secret_headers)),
+            "path_params": self.path_params,
+            "query_params": self.query,
+            "body": self.body,
+        })
+    }
+}
+
 /// Calls the webhook.
 pub async fn call(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> ToolOutcome {
+    let request = match request(scope, tool, args).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let outcome = send(scope, &request).await;
+    ToolOutcome {
+        details: Some(request.details()),
+        secrets: request.secrets,
+        ..outcome
+    }
+}
+
+/// The request the call makes, or why it cannot be made (a header's secret cannot be opened).
+async fn request(
+    scope: &CallScope<'_>,
+    tool: &AgentTool,
+    args: &Value,
+) -> Result<Request, ToolOutcome> {
     let api = &tool.config["api_schema"];
     let method = api
         .get("method")
         .and_then(Value::as_str)
         .unwrap_or("GET")
         .to_ascii_uppercase();
+    let (url, path_params) = url(api, args, scope.vars);
+    let content_type = api
+        .get("content_type")
+        .and_then(Value::as_str)
+        .unwrap_or("application/json")
+        .to_owned();
+    let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+        .then(|| body(api, args, scope.vars, &content_type))
+        .flatten();
+    let mut request = Request {
+        method,
+        url,
+        path_params,
+        query: query(api, args, scope.vars),
+        headers: Map::new(),
+        secret_headers: Vec::new(),
+        secrets: Vec::new(),
+        body,
+        content_type,
+        timeout: tool
+            .config
+            .get("response_timeout_secs")
+            .and_then(Value::as_f64)
+            .filter(|t| *t > 0.0)
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64),
+    };
+    add_headers(scope, api, &mut request).await?;
+    Ok(request)
+}
+
+/// The URL with its path parameters filled (and percent-encoded), and those parameters.
+fn url(api: &Value, args: &Value, vars: &Map<String, Value>) -> (String, Map<String, Value>) {
     let mut url = template::render(
         api.get("url").and_then(Value::as_str).unwrap_or_default(),
-        scope.vars,
+        vars,
     );
     let mut path_params = Map::new();
-    if let Some(path) = api.get("path_params_schema").and_then(Value::as_object) {
-        for (name, schema) in path {
-            let value = value_of(name, schema, args, scope.vars)
-                .map(|v| as_text(&v))
-                .unwrap_or_default();
-            url = url.replace(&format!("{{{name}}}"), &percent_encode(&value));
-            path_params.insert(name.clone(), json!(value));
-        }
-    }
-    let mut query_params = Map::new();
-    if let Some(props) = api
-        .pointer("/query_params_schema/properties")
+    for (name, schema) in api
+        .get("path_params_schema")
         .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
     {
-        for (name, schema) in props {
-            if let Some(v) = value_of(name, schema, args, scope.vars) {
-                query_params.insert(name.clone(), json!(as_text(&v)));
-            }
-        }
+        let value = value_of(name, schema, args, vars)
+            .map(|v| as_text(&v))
+            .unwrap_or_default();
+        url = url.replace(&format!("{{{name}}}"), &percent_encode(&value));
+        path_params.insert(name.clone(), json!(value));
     }
-    let mut body = None;
-    if let Some(schema) = api.get("request_body_schema").filter(|s| s.is_object())
-        && matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
-    {
-        let mut obj = Map::new();
-        for (name, prop) in schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(v) = value_of(name, prop, args, scope.vars) {
-                obj.insert(name.clone(), v);
-            }
-        }
-        body = Some(Value::Object(obj));
-    }
+    (url, path_params)
+}
 
-    let mut headers = Map::new();
-    let mut secret_headers = Vec::new();
-    let mut secrets = Vec::new();
+/// The query parameters that have a value.
+fn query(api: &Value, args: &Value, vars: &Map<String, Value>) -> Map<String, Value> {
+    api.pointer("/query_params_schema/properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, schema)| {
+            let value = value_of(name, schema, args, vars)?;
+            Some((name.clone(), json!(as_text(&value))))
+        })
+        .collect()
+}
+
+/// The body, when the tool declares one: JSON, or a form for `x-www-form-urlencoded`.
+fn body(
+    api: &Value,
+    args: &Value,
+    vars: &Map<String, Value>,
+    content_type: &str,
+) -> Option<String> {
+    let schema = api.get("request_body_schema").filter(|s| s.is_object())?;
+    let fields: Map<String, Value> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, prop)| Some((name.clone(), value_of(name, prop, args, vars)?)))
+        .collect();
+    Some(if content_type == "application/x-www-form-urlencoded" {
+        fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(&as_text(v))))
+            .collect::<Vec<_>>()
+            .join("&")
+    } else {
+        Value::Object(fields).to_string()
+    })
+}
+
+/// The tool's headers, each a value, a dynamic variable's value, or a workspace secret's.
+async fn add_headers(
+    scope: &CallScope<'_>,
+    api: &Value,
+    request: &mut Request,
+) -> Result<(), ToolOutcome> {
     for (name, value) in api
         .get("request_headers")
         .and_then(Value::as_object)
@@ -137,123 +237,63 @@ pub async fn call(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Tool
         .flatten()
     {
         let resolved = if let Some(secret_id) = value.get("secret_id").and_then(Value::as_str) {
-            match open_secret(scope, secret_id).await {
-                Ok(v) => {
-                    secret_headers.push(name.clone());
-                    secrets.push(v.clone());
-                    v
-                }
-                Err(why) => {
-                    return ToolOutcome::error(
+            let secret = secrets::open(scope.deps, scope.workspace_id, secret_id)
+                .await
+                .map_err(|why| {
+                    ToolOutcome::error(
                         CallStatus::Error,
                         "customer_auth",
                         format!("Header {name}: {why}"),
-                    );
-                }
-            }
+                    )
+                })?;
+            request.secret_headers.push(name.clone());
+            request.secrets.push(secret.clone());
+            secret
         } else if let Some(var) = value.get("variable_name").and_then(Value::as_str) {
             scope.vars.get(var).map(as_text).unwrap_or_default()
         } else {
             template::render(&as_text(value), scope.vars)
         };
-        headers.insert(name.clone(), json!(resolved));
+        request.headers.insert(name.clone(), json!(resolved));
     }
-
-    let content_type = api
-        .get("content_type")
-        .and_then(Value::as_str)
-        .unwrap_or("application/json");
-    let body_text = body.as_ref().map(|b| {
-        if content_type == "application/x-www-form-urlencoded" {
-            b.as_object()
-                .map(|o| {
-                    o.iter()
-                        .map(|(k, v)| {
-                            format!("{}={}", percent_encode(k), percent_encode(&as_text(v)))
-                        })
-                        .collect::<Vec<_>>()
-                        .join("&")
-                })
-                .unwrap_or_default()
-        } else {
-            b.to_string()
-        }
-    });
-    let details = json!({
-        "type": "webhook",
-        "method": method,
-        "url": url,
-        "headers": Value::Object(colloquy_core::redact::headers(&headers, &secret_headers)),
-        "path_params": path_params,
-        "query_params": query_params,
-        "body": body_text,
-    });
-    let timeout = tool
-        .config
-        .get("response_timeout_secs")
-        .and_then(Value::as_f64)
-        .filter(|t| *t > 0.0)
-        .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
-
-    let outcome = send(
-        scope,
-        &method,
-        &url,
-        &query_params,
-        &headers,
-        body_text,
-        content_type,
-        timeout,
-    )
-    .await;
-    ToolOutcome {
-        details: Some(details),
-        secrets,
-        ..outcome
-    }
+    Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    scope: &CallScope<'_>,
-    method: &str,
-    url: &str,
-    query: &Map<String, Value>,
-    headers: &Map<String, Value>,
-    body: Option<String>,
-    content_type: &str,
-    timeout: Duration,
-) -> ToolOutcome {
-    let mut parsed = match reqwest::Url::parse(url) {
+/// Sends the request through the egress guard, reading at most the response size limit.
+async fn send(scope: &CallScope<'_>, request: &Request) -> ToolOutcome {
+    let mut parsed = match reqwest::Url::parse(&request.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u,
         _ => {
             return ToolOutcome::error(
                 CallStatus::Error,
                 "customer_config",
-                format!("The webhook URL {url:?} is not valid"),
+                format!("The webhook URL {:?} is not valid", request.url),
             );
         }
     };
     if let Err(refused) = scope.deps.egress.check_url(&parsed) {
         return ToolOutcome::error(CallStatus::Error, "customer_config", refused.to_string());
     }
-    if !query.is_empty() {
+    if !request.query.is_empty() {
         let mut pairs = parsed.query_pairs_mut();
-        for (k, v) in query {
+        for (k, v) in &request.query {
             pairs.append_pair(k, &as_text(v));
         }
     }
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut request = scope.deps.http.request(method, parsed);
-    for (name, value) in headers {
-        request = request.header(name.as_str(), as_text(value));
+    let method =
+        reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut http = scope.deps.http.request(method, parsed);
+    for (name, value) in &request.headers {
+        http = http.header(name.as_str(), as_text(value));
     }
-    if let Some(body) = body {
-        request = request.header("content-type", content_type).body(body);
+    if let Some(body) = &request.body {
+        http = http
+            .header("content-type", request.content_type.as_str())
+            .body(body.clone());
     }
     let limit = scope.deps.limits.webhook_max_response_bytes;
     let exchange = async {
-        let response = request.send().await?;
+        let response = http.send().await?;
         let status = response.status();
         let mut stream = response.bytes_stream();
         let mut bytes = Vec::new();
@@ -266,6 +306,7 @@ async fn send(
         }
         Ok::<_, reqwest::Error>((status, Some(bytes)))
     };
+    let timeout = request.timeout;
     match tokio::time::timeout(timeout, exchange).await {
         Err(_) => ToolOutcome::error(
             CallStatus::Timeout,
@@ -285,42 +326,26 @@ async fn send(
             "external_server",
             format!("The webhook's response is larger than {limit} bytes"),
         ),
-        Ok(Ok((status, Some(bytes)))) => {
-            let text = String::from_utf8_lossy(&bytes).into_owned();
-            if status.is_success() {
-                ToolOutcome::ok(text)
-            } else {
-                let kind = if status.is_server_error() {
-                    "external_server"
-                } else {
-                    "external_client"
-                };
-                ToolOutcome::error(
-                    CallStatus::Error,
-                    kind,
-                    format!("The webhook answered HTTP {}: {text}", status.as_u16()),
-                )
-            }
-        }
+        Ok(Ok((status, Some(bytes)))) => answered(status, &bytes),
     }
 }
 
-async fn open_secret(scope: &CallScope<'_>, secret_id: &str) -> Result<String, String> {
-    let secret = scope
-        .deps
-        .store
-        .get_secret(scope.workspace_id, secret_id)
-        .await
-        .map_err(|_| format!("secret {secret_id} does not exist"))?;
-    let plain = scope
-        .deps
-        .keyring
-        .open(
-            &secret.sealed_value,
-            &secret_context(scope.workspace_id, secret_id),
-        )
-        .map_err(|e| format!("secret {secret_id} cannot be opened: {e}"))?;
-    String::from_utf8(plain).map_err(|_| format!("secret {secret_id} is not text"))
+/// The outcome of the webhook's answer: its text, an error when the status is not 2xx.
+fn answered(status: reqwest::StatusCode, bytes: &[u8]) -> ToolOutcome {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    if status.is_success() {
+        return ToolOutcome::ok(text);
+    }
+    let kind = if status.is_server_error() {
+        "external_server"
+    } else {
+        "external_client"
+    };
+    ToolOutcome::error(
+        CallStatus::Error,
+        kind,
+        format!("The webhook answered HTTP {}: {text}", status.as_u16()),
+    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! an API key of the agent's workspace. A refused client is still upgraded and then closed with
 //! 1008 and the reason, which the official clients show.
 
+mod client_tools;
+mod outbox;
 mod overrides;
 mod session;
 
@@ -82,14 +84,14 @@ async fn conversation(
         match (decision, slot) {
             (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent).await,
             (Ok(_), _) => {
-                session::refuse(
+                outbox::refuse(
                     socket,
                     1013,
                     "The workspace has as many live conversations as it may; try again later",
                 )
                 .await
             }
-            (Err(reason), _) => session::refuse(socket, 1008, &reason).await,
+            (Err(reason), _) => outbox::refuse(socket, 1008, &reason).await,
         }
     })
 }
@@ -168,7 +170,7 @@ async fn authorize(
     }
 }
 
-fn internal(e: colloquy_store::StoreError) -> String {
+fn internal(e: impl std::fmt::Display) -> String {
     tracing::error!(error = %e, "conversation authorization failed");
     "internal error".to_owned()
 }

@@ -1,7 +1,7 @@
 //! What a client may override at the start of a conversation: only the fields the agent's
 //! `platform_settings.overrides` switch on (DESIGN.md §3.6, reference §D.1).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The override with `text_only` removed from both places clients put it (the Python SDK puts
 /// it at the root): this server is text-only, so it is accepted and changes nothing.
@@ -61,14 +61,6 @@ pub fn client_events(agent_config: &Value, config_override: &Value) -> Option<Ve
     (!events.is_empty()).then_some(events)
 }
 
-/// Dynamic variables as the engine takes them.
-pub fn dynamic_variables(data: &Value) -> Map<String, Value> {
-    data.get("dynamic_variables")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use colloquy_core::testing::arb_json;
@@ -93,7 +85,7 @@ mod tests {
                 }
             }
             let _ = client_events(&allowed, &config_override);
-            let _ = dynamic_variables(&data);
+            let _ = serde_json::from_value::<colloquy_core::protocol::InitiationData>(data);
         }
     }
 

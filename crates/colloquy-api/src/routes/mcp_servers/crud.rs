@@ -46,7 +46,7 @@ async fn check(
     match &doc.url {
         ServerUrl::Http(url) => {
             if let Err(why) = colloquy_engine::mcp::check_scheme(&state.engine, url) {
-                violations.push(Violation::new(loc(), "url_scheme", why));
+                violations.push(Violation::new(loc(), "url_scheme", why.to_string()));
             }
         }
         ServerUrl::Stdio(name) => {

@@ -1,0 +1,285 @@
+//! An agent as a conversation sees it ([`AgentSnapshot`]): its configuration with the
+//! client's overrides applied, the tools it offers (tool records, inline tools, built-in system
+//! tools, and the tools its MCP servers list), and what calling them needs.
+
+use std::collections::BTreeSet;
+
+use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
+use colloquy_core::tools::ToolKind;
+use colloquy_store::StoreError;
+use serde_json::Value;
+
+use crate::EngineDeps;
+use crate::mcp::pool::{McpServerRef, Opened};
+use crate::secrets::{self, SecretError};
+use crate::tools::{self, AgentTool};
+
+/// Why an agent could not be loaded for a conversation.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading it (or its tools, servers, secrets) failed, or it does not exist.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Its stored document is not JSON (never written so; a damaged row).
+    #[error("the agent's stored document is not valid: {0}")]
+    Document(#[from] serde_json::Error),
+    /// Its `custom_llm` API key cannot be opened.
+    #[error("the agent's custom LLM key: {0}")]
+    CustomLlmKey(#[from] SecretError),
+}
+
+/// An agent as a conversation sees it: its config (overrides applied) and its tools.
+#[derive(Debug, Clone)]
+pub struct AgentSnapshot {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its workspace.
+    pub workspace_id: WorkspaceId,
+    /// Its branch.
+    pub branch_id: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// `conversation_config`.
+    pub conversation_config: Value,
+    /// `platform_settings`.
+    pub platform_settings: Value,
+    /// Tools offered to the LLM.
+    pub tools: Vec<AgentTool>,
+    /// The opened API key of the agent's `custom_llm`, if it has one.
+    pub custom_llm_api_key: Option<String>,
+    /// MCP servers the agent uses: its `mcp_server_ids` and those its `type: "mcp"` tools call.
+    pub mcp_servers: Vec<McpServerRef>,
+    /// The workspace's `type: "mcp"` tool records as (server, MCP tool name, tool id): a call
+    /// of a listed tool is recorded under its record's id when it has one (DESIGN.md §4.1).
+    pub mcp_tool_records: Vec<(String, String, ToolId)>,
+}
+
+impl AgentSnapshot {
+    /// Loads an agent of the workspace with its tools.
+    pub async fn load(
+        deps: &EngineDeps,
+        workspace_id: &WorkspaceId,
+        agent_id: &AgentId,
+    ) -> Result<AgentSnapshot, LoadError> {
+        let row = deps.store.get_agent(workspace_id, agent_id).await?;
+        let mut document: Value = serde_json::from_str(&row.document)?;
+        let mut part = |key: &str| document.get_mut(key).map(Value::take).unwrap_or_default();
+        let conversation_config = part("conversation_config");
+        let platform_settings = part("platform_settings");
+        let prompt = conversation_config
+            .pointer("/agent/prompt")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let tools = offered_tools(deps, workspace_id, &prompt).await?;
+        let (mcp_servers, mcp_tool_records) =
+            load_mcp_servers(deps, workspace_id, &prompt, &tools).await?;
+        let custom_llm_api_key = match prompt
+            .pointer("/custom_llm/api_key/secret_id")
+            .and_then(Value::as_str)
+        {
+            Some(secret_id) => Some(secrets::open(deps, workspace_id, secret_id).await?),
+            None => None,
+        };
+        Ok(AgentSnapshot {
+            agent_id: row.summary.id,
+            workspace_id: workspace_id.clone(),
+            branch_id: Some(row.main_branch_id),
+            name: row.summary.name,
+            conversation_config,
+            platform_settings,
+            tools,
+            custom_llm_api_key,
+            mcp_servers,
+            mcp_tool_records,
+        })
+    }
+
+    /// Loads the MCP servers again after an override changed which ones the agent uses.
+    pub async fn reload_mcp_servers(&mut self, deps: &EngineDeps) -> Result<(), StoreError> {
+        let prompt = self
+            .conversation_config
+            .pointer("/agent/prompt")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let (servers, records) =
+            load_mcp_servers(deps, &self.workspace_id, &prompt, &self.tools).await?;
+        self.mcp_servers = servers;
+        self.mcp_tool_records = records;
+        Ok(())
+    }
+
+    /// Applies a client's `conversation_config_override` (already checked against what the
+    /// agent allows): objects merge, values replace.
+    pub fn apply_override(&mut self, conversation_config_override: Value) {
+        colloquy_core::agents::merge(&mut self.conversation_config, conversation_config_override);
+    }
+
+    /// The model the agent's configuration names (`prompt.llm`).
+    pub fn llm(&self) -> &str {
+        self.conversation_config
+            .pointer("/agent/prompt/llm")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Offers the tools the agent's MCP servers listed (those a `type: "mcp"` tool of the
+    /// agent already names stay as that tool), under names the LLM accepts, and applies each
+    /// server's per-tool config overrides.
+    pub fn offer_mcp_tools(&mut self, opened: &Opened) {
+        let named: Vec<(String, String)> = self.tools.iter().filter_map(mcp_key).collect();
+        let mut taken: BTreeSet<String> = self.tools.iter().map(|t| t.name.clone()).collect();
+        for (server_id, tool) in &opened.tools {
+            let key = (server_id.clone(), tool.name.to_string());
+            if named.contains(&key) {
+                continue;
+            }
+            let Ok(spec) = opened.pool.spec(server_id) else {
+                continue;
+            };
+            let id = self
+                .mcp_tool_records
+                .iter()
+                .find(|(s, n, _)| (s, n) == (&key.0, &key.1))
+                .map(|(_, _, id)| id.clone())
+                .unwrap_or_else(|| {
+                    colloquy_core::mcp_servers::derived_tool_id(server_id, &tool.name)
+                });
+            let name = tools::mcp::llm_name(&tool.name, &spec.name, &taken);
+            taken.insert(name.clone());
+            self.tools.push(tools::mcp::offered(spec, tool, id, name));
+        }
+        for tool in self.tools.iter_mut().filter(|t| t.kind == ToolKind::Mcp) {
+            let server = tool
+                .config
+                .get("mcp_server_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if let Ok(spec) = opened.pool.spec(&server) {
+                tools::mcp::apply_server_overrides(tool, &spec.config);
+            }
+        }
+    }
+}
+
+/// The (server, MCP tool name) a `type: "mcp"` tool calls.
+fn mcp_key(tool: &AgentTool) -> Option<(String, String)> {
+    if tool.kind != ToolKind::Mcp {
+        return None;
+    }
+    let server = tool.config.get("mcp_server_id")?.as_str()?.to_owned();
+    let name = tool.config.get("mcp_tool_name")?.as_str()?.to_owned();
+    Some((server, name))
+}
+
+/// The tools an agent's prompt offers: its tool records (`tool_ids`), its inline tools
+/// (`tools`) and its built-in system tools (`built_in_tools`).
+async fn offered_tools(
+    deps: &EngineDeps,
+    workspace_id: &WorkspaceId,
+    prompt: &Value,
+) -> Result<Vec<AgentTool>, StoreError> {
+    let ids: Vec<ToolId> = string_list(prompt.get("tool_ids"))
+        .into_iter()
+        .map(ToolId::from)
+        .collect();
+    let rows = deps.store.get_tools(workspace_id, &ids).await?;
+    let mut tools: Vec<AgentTool> = rows.iter().filter_map(AgentTool::from_row).collect();
+    for inline in prompt
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        tools.extend(AgentTool::inline(inline.clone()));
+    }
+    for (key, builtin) in prompt
+        .get("built_in_tools")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(_, b)| b.is_object())
+    {
+        let mut config = builtin.clone();
+        if config
+            .get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            config["name"] = Value::String(key.clone());
+        }
+        config["type"] = Value::String("system".into());
+        tools.extend(AgentTool::inline(config));
+    }
+    Ok(tools)
+}
+
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+type McpServers = (Vec<McpServerRef>, Vec<(String, String, ToolId)>);
+
+/// The agent's MCP servers (`mcp_server_ids`, `native_mcp_server_ids`, and those its
+/// `type: "mcp"` tools call) and the workspace's MCP tool records.
+async fn load_mcp_servers(
+    deps: &EngineDeps,
+    workspace_id: &WorkspaceId,
+    prompt: &Value,
+    tools: &[AgentTool],
+) -> Result<McpServers, StoreError> {
+    let mut offered = string_list(prompt.get("mcp_server_ids"));
+    offered.extend(string_list(prompt.get("native_mcp_server_ids")));
+    let mut ids = offered.clone();
+    ids.extend(
+        tools
+            .iter()
+            .filter(|t| t.kind == ToolKind::Mcp)
+            .filter_map(|t| t.config.get("mcp_server_id").and_then(Value::as_str))
+            .map(str::to_owned),
+    );
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let rows = deps.store.get_mcp_servers(workspace_id, &ids).await?;
+    let servers = rows
+        .into_iter()
+        .map(|row| McpServerRef {
+            offer_all: offered.contains(&row.id),
+            config: serde_json::from_str(&row.document).unwrap_or_default(),
+            id: row.id,
+        })
+        .collect();
+    let filter = colloquy_store::ToolFilter {
+        types: vec![ToolKind::Mcp],
+        ..Default::default()
+    };
+    let page = colloquy_store::ToolPage {
+        by_name: false,
+        descending: false,
+        after: None,
+        limit: 1000,
+    };
+    let records = deps
+        .store
+        .list_tools(workspace_id, &filter, &page)
+        .await?
+        .iter()
+        .filter_map(AgentTool::from_row)
+        .filter_map(|t| {
+            let (server, name) = mcp_key(&t)?;
+            Some((server, name, t.id))
+        })
+        .collect();
+    Ok((servers, records))
+}

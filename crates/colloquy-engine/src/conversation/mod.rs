@@ -1,0 +1,243 @@
+//! The conversation loop (DESIGN.md §3.3), shared by live WebSocket conversations, simulations
+//! and test runs. A [`Conversation`] is its [`State`](state::State) (what it is), its
+//! [`Runtime`] (what it runs with) and its [`Recorder`](record::Recorder) (how it is kept);
+//! each turn is [`crate::turn::run`] over the first two, saved by the third.
+
+mod record;
+mod saver;
+pub(crate) mod state;
+pub(crate) mod transcript;
+
+use std::sync::Arc;
+
+use colloquy_core::ids::ConversationId;
+use colloquy_core::time;
+use colloquy_store::ConversationRecord;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+pub use record::Ending;
+
+use self::record::Recorder;
+use self::state::State;
+use crate::EngineDeps;
+use crate::agent::AgentSnapshot;
+use crate::error::EngineError;
+use crate::llm::Role;
+use crate::mcp::pool::{McpPool, ServerStatus};
+use crate::tools::{ClientTools, MockSettings};
+use crate::turn::{self, TurnEvent, TurnResult, input};
+
+/// Where a conversation comes from (`source` of the conversation row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A live WebSocket conversation.
+    Live,
+    /// A simulated conversation.
+    Simulation,
+    /// A test run.
+    Test,
+}
+
+impl Source {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Live => "ws",
+            Source::Simulation => "simulation",
+            Source::Test => "test",
+        }
+    }
+}
+
+/// How a conversation starts.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Dynamic variables given by the client.
+    pub dynamic_variables: Map<String, Value>,
+    /// The end user's id.
+    pub user_id: Option<String>,
+    /// Mocking of tool calls.
+    pub mocks: MockSettings,
+    /// Extra body for the LLM request (`custom_llm_extra_body`, when allowed).
+    pub extra_body: Option<Map<String, Value>>,
+    /// The client's initiation data, kept on the record.
+    pub initiation_data: Value,
+    /// The live client, for client tools.
+    pub client: Option<Arc<dyn ClientTools>>,
+}
+
+/// What a conversation runs with, apart from its state: the engine, its own id, how its tool
+/// calls are mocked, the live client, its MCP connections.
+pub(crate) struct Runtime {
+    /// The conversation.
+    pub(crate) id: ConversationId,
+    /// The engine.
+    pub(crate) deps: Arc<EngineDeps>,
+    /// Mocking of tool calls.
+    pub(crate) mocks: MockSettings,
+    /// Extra body for the LLM request.
+    pub(crate) extra_body: Option<Map<String, Value>>,
+    /// The live client, for client tools and MCP approvals.
+    pub(crate) client: Option<Arc<dyn ClientTools>>,
+    /// The agent's MCP servers, connected.
+    pub(crate) mcp: Option<Arc<McpPool>>,
+}
+
+/// A conversation in progress.
+pub struct Conversation {
+    state: State,
+    runtime: Runtime,
+    record: Recorder,
+    mcp_status: Vec<ServerStatus>,
+}
+
+impl Conversation {
+    /// Starts a conversation with `agent`: connects its MCP servers, records it, and prepares
+    /// the first message.
+    #[tracing::instrument(name = "conversation.start", skip_all, fields(agent = %agent.agent_id, source = source.as_str(), conversation))]
+    pub async fn start(
+        deps: Arc<EngineDeps>,
+        agent: AgentSnapshot,
+        source: Source,
+        opts: StartOptions,
+    ) -> Result<Conversation, EngineError> {
+        let id = ConversationId::generate();
+        tracing::Span::current().record("conversation", tracing::field::display(&id));
+        let mut state = State::new(agent, &id, &opts.dynamic_variables);
+        let (mcp, mcp_status) = if state.agent.mcp_servers.is_empty() {
+            (None, Vec::new())
+        } else {
+            let opened = McpPool::open(
+                deps.clone(),
+                &state.agent.workspace_id,
+                &state.agent.mcp_servers,
+                &state.vars,
+            )
+            .await;
+            state.agent.offer_mcp_tools(&opened);
+            (Some(Arc::new(opened.pool)), opened.status)
+        };
+        if let Some(first) = state.first_message() {
+            input::greeting(&mut state, &first);
+        }
+        let record = ConversationRecord {
+            id: id.clone(),
+            workspace_id: state.agent.workspace_id.clone(),
+            agent_id: state.agent.agent_id.clone(),
+            branch_id: state.agent.branch_id.clone(),
+            source: source.as_str().into(),
+            started_at: time::now_secs(),
+        };
+        let record = Recorder::start(
+            deps.store.clone(),
+            &record,
+            &state,
+            opts.initiation_data,
+            opts.user_id,
+            source == Source::Live,
+        )
+        .await?;
+        let runtime = Runtime {
+            id,
+            deps,
+            mocks: opts.mocks,
+            extra_body: opts.extra_body,
+            client: opts.client,
+            mcp,
+        };
+        Ok(Conversation {
+            state,
+            runtime,
+            record,
+            mcp_status,
+        })
+    }
+
+    /// The conversation's id (a UUIDv7).
+    pub fn id(&self) -> &ConversationId {
+        &self.runtime.id
+    }
+
+    /// The agent talked to.
+    pub fn agent(&self) -> &AgentSnapshot {
+        &self.state.agent
+    }
+
+    /// The agent's first message with dynamic variables filled, if it has one.
+    pub fn first_message(&self) -> Option<String> {
+        self.state.first_message()
+    }
+
+    /// The agent's MCP servers as found at the start (`mcp_connection_status`).
+    pub fn mcp_status(&self) -> &[ServerStatus] {
+        &self.mcp_status
+    }
+
+    /// The transcript so far, in the reference's shape.
+    pub fn transcript(&self) -> &[Value] {
+        self.state.transcript.entries()
+    }
+
+    /// The conversation's dynamic variables (the client's, placeholders, `system__*`).
+    pub fn variables(&self) -> &Map<String, Value> {
+        &self.state.vars
+    }
+
+    /// Adds context the user did not say (a `contextual_update`): the agent sees it, no
+    /// answer is produced.
+    pub fn add_context(&mut self, text: &str) {
+        input::context(&mut self.state, text);
+    }
+
+    /// One user turn: the agent answers, calling tools as it needs to.
+    pub async fn user_message(
+        &mut self,
+        text: &str,
+        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        input::user(&mut self.state, text);
+        self.respond(events).await
+    }
+
+    /// The user has not answered within the turn timeout: the agent takes a turn to re-engage
+    /// them (the note is in the agent's history, not in the transcript).
+    pub async fn reengage(
+        &mut self,
+        silent_secs: u64,
+        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        input::reengage(&mut self.state, silent_secs);
+        self.respond(events).await
+    }
+
+    /// Adds a past message to the history and transcript without running the agent: a test's
+    /// `chat_history`.
+    pub fn seed(&mut self, role: Role, text: &str) {
+        input::seed(&mut self.state, role, text);
+    }
+
+    /// The agent takes its turn on the history as it stands, and the turn is saved.
+    pub async fn respond(
+        &mut self,
+        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        let result = turn::run(&mut self.state, &self.runtime, events).await;
+        if let Err(e) = &result {
+            self.state.error =
+                Some(json!({"code": 500, "reason": e.error_type(), "details": e.to_string()}));
+        }
+        self.record.turn(&self.state).await?;
+        result
+    }
+
+    /// Records the end of the conversation and closes its MCP connections.
+    #[tracing::instrument(name = "conversation.end", skip_all, fields(conversation = %self.runtime.id))]
+    pub async fn end(&mut self, ending: Ending) -> Result<(), EngineError> {
+        if let Some(pool) = &self.runtime.mcp {
+            pool.close().await;
+        }
+        self.record.end(&self.state, &ending).await?;
+        Ok(())
+    }
+}

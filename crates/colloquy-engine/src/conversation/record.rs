@@ -1,0 +1,158 @@
+//! How a conversation is kept: its row is written at the start, its progress after every turn
+//! (in the background for live conversations, see [`super::saver`]; before the turn returns
+//! for tests and simulations), and its outcome at the end (`call_successful`, DESIGN.md §4.1).
+
+use colloquy_core::ids::ConversationId;
+use colloquy_core::time;
+use colloquy_store::{ConversationProgress, ConversationRecord, DynStore, StoreError};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::saver::Saver;
+use super::state::State;
+
+/// How a conversation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Normally: the agent or the user ended it.
+    Normal(String),
+    /// On an error.
+    Error(String),
+}
+
+/// The stored conversation document (as the conversations API returns it), borrowed from the
+/// live conversation. Field order is the stored order.
+#[derive(Serialize)]
+struct StoredDocument<'a> {
+    transcript: &'a [Box<RawValue>],
+    metadata: StoredMetadata<'a>,
+    conversation_initiation_client_data: &'a Value,
+    user_id: &'a Option<String>,
+}
+
+#[derive(Serialize)]
+struct StoredMetadata<'a> {
+    text_only: bool,
+    error: &'a Option<Value>,
+    main_language: &'a str,
+    termination_reason: &'a str,
+}
+
+/// The writer of one conversation's row.
+pub(crate) struct Recorder {
+    store: DynStore,
+    id: ConversationId,
+    /// What the client sent to start, kept on the record.
+    initiation_data: Value,
+    /// The end user's id, if the client gave one.
+    user_id: Option<String>,
+    /// Live conversations save their turns in the background.
+    saver: Option<Saver>,
+}
+
+impl Recorder {
+    /// Writes the new conversation's row (and marks its agent as called).
+    pub(crate) async fn start(
+        store: DynStore,
+        record: &ConversationRecord,
+        state: &State,
+        initiation_data: Value,
+        user_id: Option<String>,
+        in_background: bool,
+    ) -> Result<Recorder, StoreError> {
+        let saver = in_background.then(|| {
+            Saver::spawn(
+                store.clone(),
+                record.workspace_id.clone(),
+                record.id.clone(),
+            )
+        });
+        let recorder = Recorder {
+            store,
+            id: record.id.clone(),
+            initiation_data,
+            user_id,
+            saver,
+        };
+        recorder
+            .store
+            .start_conversation(record, &recorder.progress(state, "in-progress", None))
+            .await?;
+        Ok(recorder)
+    }
+
+    /// Saves the conversation after a turn.
+    pub(crate) async fn turn(&self, state: &State) -> Result<(), StoreError> {
+        let progress = self.progress(state, "in-progress", None);
+        match &self.saver {
+            Some(saver) => {
+                saver.save(progress);
+                Ok(())
+            }
+            None => {
+                self.store
+                    .update_conversation(&state.agent.workspace_id, &self.id, &progress)
+                    .await
+            }
+        }
+    }
+
+    /// Records the end: waits for the background saver, then writes the outcome.
+    pub(crate) async fn end(&mut self, state: &State, ending: &Ending) -> Result<(), StoreError> {
+        if let Some(saver) = self.saver.take() {
+            saver.finish().await;
+        }
+        let status = match ending {
+            Ending::Normal(_) => "done",
+            Ending::Error(_) => "failed",
+        };
+        let progress = self.progress(state, status, Some(ending));
+        self.store
+            .update_conversation(&state.agent.workspace_id, &self.id, &progress)
+            .await
+    }
+
+    fn progress(
+        &self,
+        state: &State,
+        status: &str,
+        ended: Option<&Ending>,
+    ) -> ConversationProgress {
+        let call_successful = match ended {
+            Some(Ending::Normal(_)) if state.error.is_none() => "success",
+            Some(Ending::Error(_)) => "failure",
+            _ if state.error.is_some() => "failure",
+            _ => "unknown",
+        };
+        let termination_reason = match ended {
+            Some(Ending::Normal(r) | Ending::Error(r)) => r.clone(),
+            None => String::new(),
+        };
+        // Serialized straight from the conversation's fields: this runs after every turn, and
+        // building a `json!` document first deep-copied the whole transcript each time.
+        let document = StoredDocument {
+            transcript: state.transcript.json(),
+            metadata: StoredMetadata {
+                text_only: true,
+                error: &state.error,
+                main_language: &state.language,
+                termination_reason: &termination_reason,
+            },
+            conversation_initiation_client_data: &self.initiation_data,
+            user_id: &self.user_id,
+        };
+        let document = serde_json::to_string(&document).unwrap_or_else(|_| "{}".into());
+        ConversationProgress {
+            status: status.into(),
+            agent_name: Some(state.agent.name.clone()),
+            user_id: self.user_id.clone(),
+            ended_at: ended.map(|_| time::now_secs()),
+            call_successful: call_successful.into(),
+            message_count: state.transcript.entries().len() as i64,
+            duration_secs: state.secs(),
+            termination_reason,
+            document,
+        }
+    }
+}

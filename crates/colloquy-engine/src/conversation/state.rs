@@ -1,0 +1,117 @@
+//! What a conversation is, apart from how it is carried (a WebSocket, a simulation, a test
+//! run): the active agent configuration, the dynamic variables, the LLM's history, the
+//! transcript, the language, and the first error. Every stage of a turn reads and changes
+//! this, and nothing else of the conversation.
+
+use std::time::Instant;
+
+use colloquy_core::ids::ConversationId;
+use colloquy_core::{template, time};
+use serde_json::{Map, Value, json};
+
+use super::transcript::Transcript;
+use crate::agent::AgentSnapshot;
+use crate::llm::ChatMessage;
+
+/// The conversation's state.
+pub(crate) struct State {
+    /// The agent as configured for this conversation (overrides applied).
+    pub(crate) agent: AgentSnapshot,
+    /// Dynamic variables: the agent's placeholders, the client's values, `system__*`.
+    pub(crate) vars: Map<String, Value>,
+    /// What the LLM is shown, after the system prompt.
+    pub(crate) history: Vec<ChatMessage>,
+    /// What the conversation's record shows.
+    pub(crate) transcript: Transcript,
+    /// The language the conversation is held in.
+    pub(crate) language: String,
+    /// The first platform error, kept for the record (`metadata.error`).
+    pub(crate) error: Option<Value>,
+    started: Instant,
+}
+
+impl State {
+    /// A new conversation `id` with `agent`, the client's `dynamic_variables` on top of the
+    /// agent's placeholders.
+    pub(crate) fn new(
+        mut agent: AgentSnapshot,
+        id: &ConversationId,
+        dynamic_variables: &Map<String, Value>,
+    ) -> State {
+        // A running conversation reads only the `agent` part of its configuration; the rest
+        // (voice, ASR, turn settings, platform settings) was used by the caller before the start
+        // and would cost every open conversation tens of kilobytes of parsed JSON.
+        if let Some(config) = agent.conversation_config.as_object_mut() {
+            config.retain(|key, _| key == "agent");
+        }
+        agent.platform_settings = Value::Null;
+        let mut vars = agent
+            .conversation_config
+            .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        vars.extend(dynamic_variables.clone());
+        for (k, v) in [
+            ("system__agent_id", json!(agent.agent_id)),
+            ("system__current_agent_id", json!(agent.agent_id)),
+            ("system__conversation_id", json!(id)),
+            ("system__time_utc", json!(time::rfc3339_ms(time::now_ms()))),
+            ("system__timezone", json!("UTC")),
+            ("system__agent_turns", json!(0)),
+            ("system__call_duration_secs", json!(0)),
+        ] {
+            vars.insert(k.into(), v);
+        }
+        let language = agent
+            .conversation_config
+            .pointer("/agent/language")
+            .and_then(Value::as_str)
+            .unwrap_or("en")
+            .to_owned();
+        State {
+            agent,
+            vars,
+            history: Vec::new(),
+            transcript: Transcript::default(),
+            language,
+            error: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Whole seconds since the start.
+    pub(crate) fn secs(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// The agent's prompt settings (`conversation_config.agent.prompt`).
+    pub(crate) fn prompt(&self) -> &Value {
+        &self.agent.conversation_config["agent"]["prompt"]
+    }
+
+    /// The agent's first message with dynamic variables filled, if it has one.
+    pub(crate) fn first_message(&self) -> Option<String> {
+        let text = self
+            .agent
+            .conversation_config
+            .pointer("/agent/first_message")
+            .and_then(Value::as_str)?;
+        (!text.is_empty()).then(|| template::render(text, &self.vars))
+    }
+
+    /// The system prompt with dynamic variables filled.
+    pub(crate) fn system_prompt(&self) -> String {
+        let prompt = self.prompt()["prompt"].as_str().unwrap_or_default();
+        template::render(prompt, &self.vars)
+    }
+
+    /// Brings the turn-dependent system variables up to date before the agent's turn.
+    pub(crate) fn before_turn(&mut self) {
+        let agent_turns = self.transcript.agent_turns();
+        self.vars
+            .insert("system__agent_turns".into(), json!(agent_turns));
+        self.vars
+            .insert("system__call_duration_secs".into(), json!(self.secs()));
+    }
+}

@@ -1,0 +1,54 @@
+//! The transcript in the reference's shape (`ConversationHistoryTranscript...`): the entries
+//! the engine reads, each also kept as JSON text written once, when added.
+
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+/// The transcript, parsed (the engine reads it) and each entry also as JSON text: the
+/// conversation is saved after every turn, and re-serializing the whole transcript each time
+/// made saving quadratic in its length. Entries are never changed once added.
+#[derive(Default)]
+pub(crate) struct Transcript {
+    entries: Vec<Value>,
+    json: Vec<Box<RawValue>>,
+}
+
+impl Transcript {
+    /// Adds an entry.
+    pub(crate) fn push(&mut self, entry: Value) {
+        // Serializing a `Value` cannot fail (its keys are strings); both lists stay in step.
+        if let Ok(json) = serde_json::value::to_raw_value(&entry) {
+            self.json.push(json);
+            self.entries.push(entry);
+        }
+    }
+
+    /// The entries so far.
+    pub(crate) fn entries(&self) -> &[Value] {
+        &self.entries
+    }
+
+    /// The entries as JSON text, for the stored document.
+    pub(crate) fn json(&self) -> &[Box<RawValue>] {
+        &self.json
+    }
+
+    /// How many entries are the agent's.
+    pub(crate) fn agent_turns(&self) -> usize {
+        self.entries.iter().filter(|t| t["role"] == "agent").count()
+    }
+}
+
+/// A text entry of `role` (`user` or `agent`) at `secs` into the conversation.
+pub(crate) fn entry(role: &str, message: &str, secs: i64) -> Value {
+    json!({
+        "role": role,
+        "message": message,
+        "tool_calls": [],
+        "tool_results": [],
+        "feedback": null,
+        "time_in_call_secs": secs,
+        "interrupted": false,
+        "source_medium": "text",
+    })
+}

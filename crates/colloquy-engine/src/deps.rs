@@ -1,0 +1,51 @@
+//! What every part of the engine runs with, built once at start: the store and the audit
+//! writer, LLM routing, the outbound HTTP client behind the egress guard, the keyring that
+//! opens secrets, the operator's MCP servers, and the limits.
+
+use std::sync::Arc;
+
+use colloquy_core::secret_key::Keyring;
+use colloquy_store::{AuditWriter, DynStore};
+
+use crate::{egress, llm, mcp};
+
+/// Limits of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// LLM rounds (each may call tools) in one agent turn.
+    pub max_tool_rounds: usize,
+    /// Largest webhook response read.
+    pub webhook_max_response_bytes: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_tool_rounds: 8,
+            webhook_max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What the engine needs, built once at start.
+pub struct EngineDeps {
+    /// Persistence.
+    pub store: DynStore,
+    /// The audit log writer.
+    pub audit: AuditWriter,
+    /// LLM routing.
+    pub llm: llm::router::LlmRouter,
+    /// HTTP client behind the egress guard (webhooks).
+    pub http: reqwest::Client,
+    /// The egress guard itself (IP-literal URLs).
+    pub egress: Arc<egress::EgressGuard>,
+    /// Opens secrets referred to by tools and custom LLMs.
+    pub keyring: Keyring,
+    /// Limits.
+    pub limits: EngineLimits,
+    /// Operator-declared MCP servers.
+    pub mcp: mcp::McpConfig,
+    /// Woken when this node queues test runs, so its worker leases them at once instead of at
+    /// its next poll (runs queued by other nodes are found by polling).
+    pub runs_queued: tokio::sync::Notify,
+}

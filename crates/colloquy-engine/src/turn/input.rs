@@ -1,0 +1,42 @@
+//! The input stage: what enters the conversation before the agent speaks. The user's words
+//! join both the LLM's history and the transcript; notes the user did not say (context
+//! updates, a silence) join only the history.
+
+use crate::conversation::state::State;
+use crate::conversation::transcript;
+use crate::llm::{ChatMessage, Role};
+
+/// The user said `text`.
+pub(crate) fn user(state: &mut State, text: &str) {
+    seed(state, Role::User, text);
+}
+
+/// A message of the past (a test's `chat_history`), by the user or the agent.
+pub(crate) fn seed(state: &mut State, role: Role, text: &str) {
+    state.history.push(ChatMessage::text(role, text));
+    let wire = if role == Role::User { "user" } else { "agent" };
+    let secs = state.secs();
+    state.transcript.push(transcript::entry(wire, text, secs));
+}
+
+/// The agent's first message, at the start of the conversation.
+pub(crate) fn greeting(state: &mut State, text: &str) {
+    state.history.push(ChatMessage::text(Role::Assistant, text));
+    state.transcript.push(transcript::entry("agent", text, 0));
+}
+
+/// Context the user did not say (a `contextual_update`).
+pub(crate) fn context(state: &mut State, text: &str) {
+    state.history.push(ChatMessage::text(
+        Role::User,
+        format!("[Context update] {text}"),
+    ));
+}
+
+/// The user stayed silent for `silent_secs`: the agent is asked to check on them.
+pub(crate) fn reengage(state: &mut State, silent_secs: u64) {
+    state.history.push(ChatMessage::text(
+        Role::User,
+        format!("[The user has not replied for {silent_secs} seconds. Briefly check whether they are still there.]"),
+    ));
+}

@@ -1,0 +1,60 @@
+//! The output stage: the agent's transcript entry for the turn, built up as the turn goes
+//! (its text, the tool calls it made and their results) and closed once the agent has
+//! answered, skipped its turn, ended the call, or run out of tool rounds.
+
+use serde_json::{Value, json};
+
+use super::TurnResult;
+use crate::conversation::state::State;
+use crate::conversation::transcript;
+use crate::llm::{ChatMessage, Role};
+
+/// The agent's answer in the making.
+pub(crate) struct Reply {
+    /// Its transcript entry (tool calls and results are added as they happen).
+    pub(crate) entry: Value,
+    /// Its text so far, across every LLM round of the turn.
+    pub(crate) text: String,
+    /// An `end_call` tool ran.
+    pub(crate) end_call: bool,
+}
+
+impl Reply {
+    /// A new reply, timed now.
+    pub(crate) fn begin(state: &State) -> Reply {
+        Reply {
+            entry: transcript::entry("agent", "", state.secs()),
+            text: String::new(),
+            end_call: false,
+        }
+    }
+
+    /// The LLM answered with text (`last`, the answer of the final round): the turn is done.
+    pub(crate) fn answered(self, state: &mut State, last: String) -> TurnResult {
+        state.history.push(ChatMessage::text(Role::Assistant, last));
+        self.close(state)
+    }
+
+    /// A tool stopped the turn (the agent skips it, or the call ends): the text so far is the
+    /// answer.
+    pub(crate) fn stopped(self, state: &mut State) -> TurnResult {
+        state
+            .history
+            .push(ChatMessage::text(Role::Assistant, self.text.clone()));
+        self.close(state)
+    }
+
+    /// The turn ends without an answer (the round limit): the entry keeps what was said.
+    pub(crate) fn abandon(self, state: &mut State) {
+        self.close(state);
+    }
+
+    fn close(mut self, state: &mut State) -> TurnResult {
+        self.entry["message"] = json!(self.text);
+        state.transcript.push(self.entry);
+        TurnResult {
+            text: self.text,
+            end_call: self.end_call,
+        }
+    }
+}

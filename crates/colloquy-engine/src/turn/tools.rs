@@ -1,0 +1,132 @@
+//! The tools stage: the calls of one LLM answer run concurrently ([`crate::tools::execute`]:
+//! mocked or real, each recorded durably before its result is told), their results join the
+//! history and the agent's transcript entry, and what system tools do to the conversation
+//! (end the call, skip the turn, switch language) takes effect.
+
+use colloquy_core::redact;
+use colloquy_core::tools::ToolKind;
+use serde_json::json;
+
+use super::output::Reply;
+use super::{Events, TurnEvent};
+use crate::conversation::Runtime;
+use crate::conversation::state::State;
+use crate::error::EngineError;
+use crate::llm::{ChatMessage, ChatResponse, Role, ToolCall};
+use crate::tools::{self, AgentTool, CallScope, Effect, ToolOutcome};
+
+/// Runs the calls `answer` asks for; whether the turn stops here (no further LLM round).
+pub(crate) async fn run(
+    state: &mut State,
+    rt: &Runtime,
+    answer: ChatResponse,
+    events: Events<'_>,
+    reply: &mut Reply,
+) -> Result<bool, EngineError> {
+    state.history.push(ChatMessage {
+        role: Role::Assistant,
+        content: answer.text,
+        tool_calls: answer.tool_calls.clone(),
+        tool_call_id: None,
+    });
+    let outcomes = execute_all(state, rt, &answer.tool_calls, events).await?;
+    let mut skip = false;
+    for (call, (tool, outcome)) in answer.tool_calls.iter().zip(outcomes) {
+        record(reply, call, tool.as_ref(), &outcome);
+        match &outcome.effect {
+            Effect::EndCall => reply.end_call = true,
+            Effect::SkipTurn => skip = true,
+            Effect::Language(lang) => state.language = lang.clone(),
+            Effect::Transfer(_) | Effect::None => {}
+        }
+        state
+            .history
+            .push(ChatMessage::tool_result(&call.id, outcome.result));
+    }
+    Ok(reply.end_call || skip)
+}
+
+/// Runs the calls of one answer concurrently; each is recorded before its result is told.
+async fn execute_all(
+    state: &State,
+    rt: &Runtime,
+    calls: &[ToolCall],
+    events: Events<'_>,
+) -> Result<Vec<(Option<AgentTool>, ToolOutcome)>, EngineError> {
+    let scope = CallScope {
+        deps: &rt.deps,
+        workspace_id: &state.agent.workspace_id,
+        conversation_id: &rt.id,
+        agent_id: &state.agent.agent_id,
+        branch_id: state.agent.branch_id.as_deref(),
+        model: state.agent.llm(),
+        vars: &state.vars,
+        mocks: &rt.mocks,
+        client: rt.client.as_deref(),
+        mcp: rt.mcp.as_deref(),
+    };
+    let runs = calls.iter().map(|call| {
+        let tool = state.agent.tools.iter().find(|t| t.name == call.name);
+        let scope = &scope;
+        async move {
+            if let Some(tx) = events {
+                let _ = tx.send(TurnEvent::ToolRequest {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    kind: tool.map(|t| t.kind),
+                    parameters: serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({})),
+                });
+            }
+            let outcome = tools::execute(scope, tool, call).await;
+            (tool.cloned(), outcome)
+        }
+    });
+    let mut outcomes = Vec::with_capacity(calls.len());
+    for (call, (tool, outcome)) in calls.iter().zip(futures_util::future::join_all(runs).await) {
+        let outcome = outcome?;
+        if let Some(tx) = events {
+            let _ = tx.send(TurnEvent::ToolResponse {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                kind: tool.as_ref().map(|t| t.kind),
+                result: outcome.result.clone(),
+                is_error: outcome.is_error(),
+            });
+        }
+        outcomes.push((tool, outcome));
+    }
+    Ok(outcomes)
+}
+
+/// The call and its result in the agent's transcript entry (secrets scrubbed).
+fn record(reply: &mut Reply, call: &ToolCall, tool: Option<&AgentTool>, outcome: &ToolOutcome) {
+    let wire_type = match tool.map(|t| t.kind) {
+        Some(kind @ (ToolKind::Client | ToolKind::Webhook | ToolKind::Mcp)) => Some(kind.as_str()),
+        _ => None,
+    };
+    let result = redact::scrub(&outcome.result, &outcome.secrets);
+    if let Some(calls) = reply.entry["tool_calls"].as_array_mut() {
+        calls.push(json!({
+            "type": wire_type,
+            "request_id": call.id,
+            "tool_name": call.name,
+            "params_as_json": call.arguments,
+            "tool_has_been_called": !outcome.mocked,
+            "tool_details": outcome.details,
+        }));
+    }
+    if let Some(results) = reply.entry["tool_results"].as_array_mut() {
+        results.push(json!({
+            "type": wire_type,
+            "request_id": call.id,
+            "tool_name": call.name,
+            "result_value": result,
+            "is_error": outcome.is_error(),
+            "tool_has_been_called": !outcome.mocked,
+            "tool_latency_secs": outcome.latency_us as f64 / 1_000_000.0,
+            "error_type": outcome.error_type.clone().unwrap_or_default(),
+            "raw_error_message": if outcome.is_error() { result.clone() } else { String::new() },
+            "dynamic_variable_updates": [],
+        }));
+    }
+}
