@@ -289,163 +289,224 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
     for &count in sizes.executions {
         let node = Node::start(binary, &[]).await?;
         let client = reqwest::Client::new();
-        let tool = node
-            .post(
-                &client,
-                "/v1/convai/tools",
-                &json!({"tool_config": {"type": "client", "name": "lookup", "description": "d"}}),
-            )
-            .await?;
-        let tool_id = tool["id"].as_str().unwrap_or_default().to_owned();
-        let url = format!("sqlite://{}", node.database().display());
-        let store = SqlStore::connect(&url, &ConnectOptions::default()).await?;
-        let workspace: String = sqlx::query_scalar("SELECT workspace_id FROM tools WHERE id = $1")
-            .bind(&tool_id)
-            .fetch_one(&sqlx::SqlitePool::connect(&url).await?)
-            .await?;
-        let workspace = WorkspaceId::from(workspace);
-        let now = colloquy_core::time::now_ms();
-        let conversation = colloquy_core::ids::new_uuid();
-        let mut batch = Vec::with_capacity(1000);
-        for i in 0..count {
-            let agent = if i % 2 == 0 { "agent_a" } else { "agent_b" };
-            let conv = if i < 500 {
-                conversation.clone()
-            } else {
-                format!("conv_{}", i / 50)
-            };
-            batch.push(record(
-                &workspace,
-                &tool_id,
-                agent,
-                &conv,
-                now - (count - i) as i64 * 10,
-                i,
-            ));
-            if batch.len() == 1000 {
-                store.insert_executions(&batch).await?;
-                batch.clear();
-            }
-        }
-        if !batch.is_empty() {
-            store.insert_executions(&batch).await?;
-        }
-        let record = colloquy_store::ConversationRecord {
-            id: conversation.as_str().into(),
-            workspace_id: workspace.clone(),
-            agent_id: "agent_a".into(),
-            branch_id: None,
-            source: "ws".into(),
-            started_at: now / 1000,
-        };
-        let progress = colloquy_store::ConversationProgress {
-            status: "done".into(),
-            ..Default::default()
-        };
-        store.start_conversation(&record, &progress).await?;
-        let start = (now - count as i64 * 10) / 1000;
-        let end = now / 1000;
-        let path = format!(
-            "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
-        );
-        let raw = sqlx::SqlitePool::connect(&url).await?;
-        // Loading a million records leaves a long WAL and a gigabyte of dirty pages that the
-        // kernel writes back over the next seconds; whatever was timed then paid for it.
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&raw)
-            .await?;
-        let (_, page_bytes) = node.get(&client, &path).await?;
-        let bare = node::bare_server(page_bytes).await?;
-        let ours_url = format!("{}{path}", node.base);
-        let bare_url = format!("{bare}{path}");
-        let header = ("xi-api-key", node.key.as_str());
-        let mut ceiling = PageInProcess::open(&node.database())?;
-        let (span, from_ms, to_ms) = (
-            (workspace.as_str(), tool_id.as_str()),
-            start * 1000,
-            end * 1000 + 999,
-        );
-        // One call of each per round, so a pause of the machine falls on all four alike.
-        let mut timings = [(); 4].map(|()| Vec::with_capacity(sizes.samples));
-        for _ in 0..sizes.samples {
-            timings[0].push(elapsed_us(get_ok(&client, &ours_url, header)).await?);
-            let page = raw_page(&raw, &ceiling.sql, span, (from_ms, to_ms), count);
-            timings[1].push(elapsed_us(page).await?);
-            timings[2].push(elapsed_us(async { ceiling.read(span, (from_ms, to_ms)) }).await?);
-            timings[3].push(elapsed_us(get_ok(&client, &bare_url, header)).await?);
-        }
-        let [ours, raw_page, ceiling, bare_page] = timings.map(p50_p99);
+        let seeded = seed(&node, &client, count).await?;
         let label = format!("tool executions page, {count} records");
-        rows.push(Row {
-            scenario: format!("{label}: p50"),
-            unit: "ms".into(),
-            ours: ours.0,
-            baseline: Some(raw_page.0),
-            goal: Goal::None,
-        });
-        rows.push(Row {
-            scenario: format!("{label}: p99 vs the raw SQL"),
-            unit: "ms".into(),
-            ours: ours.1,
-            baseline: Some(raw_page.1),
-            goal: Goal::RatioAtMost(2.0),
-        });
-        rows.push(Row {
-            scenario: format!("{label}: p99"),
-            unit: "ms".into(),
-            ours: ours.1,
-            baseline: None,
-            goal: Goal::AtMost(2.0),
-        });
-        rows.push(Row {
-            scenario: format!("{label}: p99 vs the same SQL in-process"),
-            unit: "ms".into(),
-            ours: ours.1,
-            baseline: Some(ceiling.1),
-            goal: Goal::None,
-        });
-        rows.push(Row {
-            scenario: format!("{label}: p99 vs a bare handler answering the same bytes"),
-            unit: "ms".into(),
-            ours: ours.1,
-            baseline: Some(bare_page.1),
-            goal: Goal::None,
-        });
-        // The dashboard's tool page on the same records: its log page, 300 calls for the
-        // histogram, the tool and its agents — against the API's own page it is built from.
-        let session = node
-            .dashboard_session(
-                &reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()?,
-            )
-            .await?;
-        let page = format!("/tools/{tool_id}?is_error=false&agent_id=agent_a");
-        let dashboard = timed_get(
-            &client,
-            &format!("{}{page}", node.base),
-            ("cookie", &session),
-            sizes.samples.min(300),
+        let page = executions_page(&node, &client, &seeded, count, sizes).await?;
+        rows.extend(page.rows(&label));
+        rows.extend(around_the_page(&node, &client, &seeded, count, sizes, page.ours.1).await?);
+    }
+    Ok(rows)
+}
+
+/// The records a node holds for the executions scenarios.
+struct Seeded {
+    tool_id: String,
+    workspace: WorkspaceId,
+    /// The conversation of the first 500 calls.
+    conversation: String,
+    /// The calls' time range, in unix seconds.
+    start: i64,
+    end: i64,
+}
+
+/// A client tool on `node` and `count` calls of it, half by `agent_a`, the first 500 in one
+/// conversation, written straight into the node's database.
+async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Result<Seeded> {
+    let tool = node
+        .post(
+            client,
+            "/v1/convai/tools",
+            &json!({"tool_config": {"type": "client", "name": "lookup", "description": "d"}}),
         )
         .await?;
-        rows.push(Row {
+    let tool_id = tool["id"].as_str().unwrap_or_default().to_owned();
+    let url = format!("sqlite://{}", node.database().display());
+    let store = SqlStore::connect(&url, &ConnectOptions::default()).await?;
+    let workspace: String = sqlx::query_scalar("SELECT workspace_id FROM tools WHERE id = $1")
+        .bind(&tool_id)
+        .fetch_one(&sqlx::SqlitePool::connect(&url).await?)
+        .await?;
+    let workspace = WorkspaceId::from(workspace);
+    let now = colloquy_core::time::now_ms();
+    let conversation = colloquy_core::ids::new_uuid();
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..count {
+        let agent = if i % 2 == 0 { "agent_a" } else { "agent_b" };
+        let conv = if i < 500 {
+            conversation.clone()
+        } else {
+            format!("conv_{}", i / 50)
+        };
+        let at = now - (count - i) as i64 * 10;
+        batch.push(record(&workspace, &tool_id, agent, &conv, at, i));
+        if batch.len() == 1000 || i + 1 == count {
+            store.insert_executions(&batch).await?;
+            batch.clear();
+        }
+    }
+    let record = colloquy_store::ConversationRecord {
+        id: conversation.as_str().into(),
+        workspace_id: workspace.clone(),
+        agent_id: "agent_a".into(),
+        branch_id: None,
+        source: "ws".into(),
+        started_at: now / 1000,
+    };
+    let progress = colloquy_store::ConversationProgress {
+        status: "done".into(),
+        ..Default::default()
+    };
+    store.start_conversation(&record, &progress).await?;
+    Ok(Seeded {
+        tool_id,
+        workspace,
+        conversation,
+        start: (now - count as i64 * 10) / 1000,
+        end: now / 1000,
+    })
+}
+
+/// p50 and p99 of the executions page and of its three baselines, timed in turn.
+struct PageTimings {
+    ours: (f64, f64),
+    raw_page: (f64, f64),
+    ceiling: (f64, f64),
+    bare_page: (f64, f64),
+}
+
+impl PageTimings {
+    fn rows(&self, label: &str) -> Vec<Row> {
+        let row = |scenario: &str, ours: f64, baseline: Option<f64>, goal: Goal| Row {
+            scenario: format!("{label}: {scenario}"),
+            unit: "ms".into(),
+            ours,
+            baseline,
+            goal,
+        };
+        vec![
+            row("p50", self.ours.0, Some(self.raw_page.0), Goal::None),
+            row(
+                "p99 vs the raw SQL",
+                self.ours.1,
+                Some(self.raw_page.1),
+                Goal::RatioAtMost(2.0),
+            ),
+            row("p99", self.ours.1, None, Goal::AtMost(2.0)),
+            row(
+                "p99 vs the same SQL in-process",
+                self.ours.1,
+                Some(self.ceiling.1),
+                Goal::None,
+            ),
+            row(
+                "p99 vs a bare handler answering the same bytes",
+                self.ours.1,
+                Some(self.bare_page.1),
+                Goal::None,
+            ),
+        ]
+    }
+}
+
+/// The executions page against the raw SQL of the same page (sqlx), the same SQL in process
+/// (rusqlite) and a bare handler answering the same bytes.
+async fn executions_page(
+    node: &Node,
+    client: &reqwest::Client,
+    seeded: &Seeded,
+    count: usize,
+    sizes: Sizes,
+) -> anyhow::Result<PageTimings> {
+    let Seeded {
+        tool_id,
+        workspace,
+        start,
+        end,
+        ..
+    } = seeded;
+    let path = format!(
+        "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
+    );
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", node.database().display())).await?;
+    // Loading a million records leaves a long WAL and a gigabyte of dirty pages that the
+    // kernel writes back over the next seconds; whatever was timed then paid for it.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&raw)
+        .await?;
+    let (_, page_bytes) = node.get(client, &path).await?;
+    let bare = node::bare_server(page_bytes).await?;
+    let ours_url = format!("{}{path}", node.base);
+    let bare_url = format!("{bare}{path}");
+    let header = ("xi-api-key", node.key.as_str());
+    let mut ceiling = PageInProcess::open(&node.database())?;
+    let (span, from_ms, to_ms) = (
+        (workspace.as_str(), tool_id.as_str()),
+        start * 1000,
+        end * 1000 + 999,
+    );
+    // One call of each per round, so a pause of the machine falls on all four alike.
+    let mut timings = [(); 4].map(|()| Vec::with_capacity(sizes.samples));
+    for _ in 0..sizes.samples {
+        timings[0].push(elapsed_us(get_ok(client, &ours_url, header)).await?);
+        let page = raw_page(&raw, &ceiling.sql, span, (from_ms, to_ms), count);
+        timings[1].push(elapsed_us(page).await?);
+        timings[2].push(elapsed_us(async { ceiling.read(span, (from_ms, to_ms)) }).await?);
+        timings[3].push(elapsed_us(get_ok(client, &bare_url, header)).await?);
+    }
+    let [ours, raw_page, ceiling, bare_page] = timings.map(p50_p99);
+    Ok(PageTimings {
+        ours,
+        raw_page,
+        ceiling,
+        bare_page,
+    })
+}
+
+/// The dashboard's tool page on the same records (its log page, 300 calls for the histogram,
+/// the tool and its agents) against the API's own page it is built from, and one
+/// conversation's calls through `/api/tool-calls`.
+async fn around_the_page(
+    node: &Node,
+    client: &reqwest::Client,
+    seeded: &Seeded,
+    count: usize,
+    sizes: Sizes,
+    page_p99: f64,
+) -> anyhow::Result<Vec<Row>> {
+    let session = node
+        .dashboard_session(
+            &reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        )
+        .await?;
+    let page = format!("/tools/{}?is_error=false&agent_id=agent_a", seeded.tool_id);
+    let dashboard = timed_get(
+        client,
+        &format!("{}{page}", node.base),
+        ("cookie", &session),
+        sizes.samples.min(300),
+    )
+    .await?;
+    let calls = format!("/api/tool-calls?executionId={}", seeded.conversation);
+    let ohallo = timed_get(
+        client,
+        &format!("{}{calls}", node.base),
+        ("xi-api-key", &node.key),
+        sizes.samples.min(300),
+    )
+    .await?;
+    Ok(vec![
+        Row {
             scenario: format!(
                 "dashboard tool page (log, histogram of 300 calls), {count} records: p99"
             ),
             unit: "ms".into(),
             ours: dashboard.1,
-            baseline: Some(ours.1),
+            baseline: Some(page_p99),
             goal: Goal::AtMost(50.0),
-        });
-        let calls = format!("/api/tool-calls?executionId={conversation}");
-        let ohallo = timed_get(
-            &client,
-            &format!("{}{calls}", node.base),
-            ("xi-api-key", &node.key),
-            sizes.samples.min(300),
-        )
-        .await?;
-        rows.push(Row {
+        },
+        Row {
             scenario: format!(
                 "/api/tool-calls of a conversation with {} calls, {count} records: p99",
                 count.min(500)
@@ -454,9 +515,8 @@ pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>>
             ours: ohallo.1,
             baseline: None,
             goal: Goal::None,
-        });
-    }
-    Ok(rows)
+        },
+    ])
 }
 
 /// Every column the executions endpoint returns.

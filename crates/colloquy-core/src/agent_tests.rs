@@ -80,94 +80,19 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
         &mut body,
         &[LocItem::from("body")],
     )?;
-    let document = body;
-    let mut errors = Vec::new();
-    let mut tool_refs = Vec::new();
-
-    if let Some(params) = document
-        .pointer("/tool_call_parameters/parameters")
-        .and_then(Value::as_array)
-    {
-        for (i, p) in params.iter().enumerate() {
-            if p.pointer("/eval/type").and_then(Value::as_str) == Some("regex") {
-                let pattern = p
-                    .pointer("/eval/pattern")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if let Err(e) = regex::Regex::new(pattern) {
-                    let mut at = loc(&["tool_call_parameters", "parameters"]);
-                    at.extend([LocItem::Index(i), "eval".into(), "pattern".into()]);
-                    errors.push(Violation::new(
-                        at,
-                        "value_error",
-                        format!("Invalid regular expression: {e}"),
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(tool) = document
-        .pointer("/tool_call_parameters/referenced_tool")
-        .filter(|t| t.is_object())
-    {
-        let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
-        if matches!(kind, "webhook" | "client" | "mcp") {
-            let id = tool
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if !(kind == "mcp" && id.starts_with(crate::ids::prefix::MCP_TOOL)) {
-                tool_refs.push((loc(&["tool_call_parameters", "referenced_tool", "id"]), id));
-            }
-        }
-    }
-    if let Some(overrides) = document
-        .get("tool_mock_overrides")
-        .and_then(Value::as_object)
-    {
-        for (tool_id, mocks) in overrides {
-            tool_refs.push((loc(&["tool_mock_overrides", tool_id]), tool_id.clone()));
-            for (i, m) in mocks.as_array().into_iter().flatten().enumerate() {
-                let mut at = loc(&["tool_mock_overrides", tool_id]);
-                at.push(LocItem::Index(i));
-                if let Err(v) = Mock::parse(m, &at) {
-                    errors.push(v);
-                }
-            }
-        }
-    }
-    if let Some(ids) = document
-        .pointer("/tool_mock_config/mocked_tool_ids")
-        .and_then(Value::as_array)
-    {
-        for (i, id) in ids.iter().enumerate() {
-            let mut at = loc(&["tool_mock_config", "mocked_tool_ids"]);
-            at.push(LocItem::Index(i));
-            tool_refs.push((at, id.as_str().unwrap_or_default().to_owned()));
-        }
-    }
-    if test_type == "simulation" {
-        let single = document
-            .get("success_condition")
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.trim().is_empty());
-        let many = document
-            .get("success_conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|l| !l.is_empty());
-        if !single && !many {
-            errors.push(Violation::new(
-                loc(&["success_conditions"]),
-                "value_error",
-                "A simulation test needs success_conditions (or the legacy success_condition)",
-            ));
-        }
+    let mut errors = check_patterns(&body);
+    let tool_refs = tool_refs(&body, &mut errors);
+    if test_type == "simulation" && !has_success_condition(&body) {
+        errors.push(Violation::new(
+            loc(&["success_conditions"]),
+            "value_error",
+            "A simulation test needs success_conditions (or the legacy success_condition)",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let Value::Object(mut document) = document else {
+    let Value::Object(mut document) = body else {
         return Err(vec![Violation::new(
             ["body"],
             "model_attributes_type",
@@ -189,6 +114,88 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
         document,
         tool_refs,
     })
+}
+
+/// The regular expressions of a tool test's parameter checks must compile.
+fn check_patterns(document: &Value) -> Vec<Violation> {
+    let params = document
+        .pointer("/tool_call_parameters/parameters")
+        .and_then(Value::as_array);
+    params
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, p)| p.pointer("/eval/type").and_then(Value::as_str) == Some("regex"))
+        .filter_map(|(i, p)| {
+            let pattern = p
+                .pointer("/eval/pattern")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let e = regex::Regex::new(pattern).err()?;
+            let mut at = loc(&["tool_call_parameters", "parameters"]);
+            at.extend([LocItem::Index(i), "eval".into(), "pattern".into()]);
+            Some(Violation::new(
+                at,
+                "value_error",
+                format!("Invalid regular expression: {e}"),
+            ))
+        })
+        .collect()
+}
+
+/// The workspace tools a test names, with where: its referenced tool, the tools its mock
+/// overrides and mock config name. Mocks that can never match are reported in `errors`.
+fn tool_refs(document: &Value, errors: &mut Vec<Violation>) -> Vec<(Vec<LocItem>, String)> {
+    let mut refs = Vec::new();
+    if let Some(tool) = document
+        .pointer("/tool_call_parameters/referenced_tool")
+        .filter(|t| t.is_object())
+    {
+        let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
+        let id = tool.get("id").and_then(Value::as_str).unwrap_or_default();
+        let derived_mcp = kind == "mcp" && id.starts_with(crate::ids::prefix::MCP_TOOL);
+        if matches!(kind, "webhook" | "client" | "mcp") && !derived_mcp {
+            let at = loc(&["tool_call_parameters", "referenced_tool", "id"]);
+            refs.push((at, id.to_owned()));
+        }
+    }
+    for (tool_id, mocks) in document
+        .get("tool_mock_overrides")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        refs.push((loc(&["tool_mock_overrides", tool_id]), tool_id.clone()));
+        for (i, m) in mocks.as_array().into_iter().flatten().enumerate() {
+            let mut at = loc(&["tool_mock_overrides", tool_id]);
+            at.push(LocItem::Index(i));
+            if let Err(v) = Mock::parse(m, &at) {
+                errors.push(v);
+            }
+        }
+    }
+    let mocked = document
+        .pointer("/tool_mock_config/mocked_tool_ids")
+        .and_then(Value::as_array);
+    for (i, id) in mocked.into_iter().flatten().enumerate() {
+        let mut at = loc(&["tool_mock_config", "mocked_tool_ids"]);
+        at.push(LocItem::Index(i));
+        refs.push((at, id.as_str().unwrap_or_default().to_owned()));
+    }
+    refs
+}
+
+/// A simulation test needs a success criterion.
+fn has_success_condition(document: &Value) -> bool {
+    let single = document
+        .get("success_condition")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty());
+    let many = document
+        .get("success_conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|l| !l.is_empty());
+    single || many
 }
 
 #[cfg(test)]

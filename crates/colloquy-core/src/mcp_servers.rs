@@ -160,17 +160,19 @@ pub fn recheck(config: Map<String, Value>) -> Result<McpServerDoc, Vec<Violation
     finish(config, &[LocItem::from("body")])
 }
 
+/// The checks of a whole configuration, its defaults, and what is derived from it.
 fn finish(
     mut config: Map<String, Value>,
     base: &[LocItem],
 ) -> Result<McpServerDoc, Vec<Violation>> {
-    let mut errors = Vec::new();
     let name = config
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .trim()
         .to_owned();
+    let url = ServerUrl::of(&config);
+    let mut errors = Vec::new();
     if name.is_empty() {
         errors.push(Violation::new(
             at(base, &["name"]),
@@ -178,61 +180,8 @@ fn finish(
             "The MCP server needs a name",
         ));
     }
-    let url = ServerUrl::of(&config);
-    match &url {
-        Some(ServerUrl::Http(text)) if http_host(text).is_none() => errors.push(Violation::new(
-            at(base, &["url"]),
-            "url_parsing",
-            "Input should be an http(s) URL with a host, or stdio:NAME for a server declared in colloquy.toml",
-        )),
-        Some(ServerUrl::Stdio(n)) if n.is_empty() => errors.push(Violation::new(
-            at(base, &["url"]),
-            "url_parsing",
-            "stdio: must be followed by the name of a server declared in colloquy.toml",
-        )),
-        None => errors.push(Violation::new(
-            at(base, &["url"]),
-            "missing",
-            "Field required",
-        )),
-        _ => {}
-    }
-    let mut secret_refs = Vec::new();
-    if let Some(ServerUrl::Secret(id)) = &url {
-        secret_refs.push((at(base, &["url", "secret_id"]), id.clone()));
-    }
-    match config.get("secret_token") {
-        Some(token) if token.get("encrypted_value").is_some() => errors.push(Violation::new(
-            at(base, &["secret_token"]),
-            "value_error",
-            "Store the token as a workspace secret and refer to it as {\"secret_id\": ...}",
-        )),
-        Some(token) => {
-            if let Some(id) = token.get("secret_id").and_then(Value::as_str) {
-                secret_refs.push((at(base, &["secret_token", "secret_id"]), id.to_owned()));
-            }
-        }
-        None => {}
-    }
-    for field in ["request_headers", "request_meta"] {
-        for (key, value) in config
-            .get(field)
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(id) = value.get("secret_id").and_then(Value::as_str) {
-                secret_refs.push((at(base, &[field, key, "secret_id"]), id.to_owned()));
-            }
-            if value.get("env_var_label").is_some() {
-                errors.push(Violation::new(
-                    at(base, &[field, key]),
-                    "value_error",
-                    "Environment variables are not supported here; use a workspace secret or a dynamic variable",
-                ));
-            }
-        }
-    }
+    errors.extend(check_url(url.as_ref(), base));
+    let secret_refs = secret_refs(&config, url.as_ref(), base, &mut errors);
     if config.get("auth_connection").is_some_and(|a| !a.is_null()) {
         errors.push(Violation::new(
             at(base, &["auth_connection"]),
@@ -240,28 +189,7 @@ fn finish(
             "Auth connections are not supported; send the token as secret_token or a request header",
         ));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, o) in config
-        .get("tool_config_overrides")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let tool = o
-            .get("tool_name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !seen.insert(tool.to_owned()) {
-            let mut loc = at(base, &["tool_config_overrides"]);
-            loc.extend([LocItem::Index(i), "tool_name".into()]);
-            errors.push(Violation::new(
-                loc,
-                "value_error",
-                format!("Tool {tool:?} has two config overrides"),
-            ));
-        }
-    }
+    errors.extend(duplicate_overrides(&config, base));
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -287,6 +215,100 @@ fn finish(
         secret_refs,
         config,
     })
+}
+
+/// The URL must be an http(s) URL with a host, a secret, or `stdio:NAME`.
+fn check_url(url: Option<&ServerUrl>, base: &[LocItem]) -> Option<Violation> {
+    let (kind, message) = match url {
+        Some(ServerUrl::Http(text)) if http_host(text).is_none() => (
+            "url_parsing",
+            "Input should be an http(s) URL with a host, or stdio:NAME for a server declared in colloquy.toml",
+        ),
+        Some(ServerUrl::Stdio(n)) if n.is_empty() => (
+            "url_parsing",
+            "stdio: must be followed by the name of a server declared in colloquy.toml",
+        ),
+        None => ("missing", "Field required"),
+        _ => return None,
+    };
+    Some(Violation::new(at(base, &["url"]), kind, message))
+}
+
+/// The workspace secrets the configuration refers to, with where (URL, token, headers,
+/// `_meta`). Values that cannot be secrets here (an inline encrypted token, environment
+/// variables) are reported in `errors`.
+fn secret_refs(
+    config: &Map<String, Value>,
+    url: Option<&ServerUrl>,
+    base: &[LocItem],
+    errors: &mut Vec<Violation>,
+) -> Vec<(Vec<LocItem>, String)> {
+    let mut refs = Vec::new();
+    if let Some(ServerUrl::Secret(id)) = url {
+        refs.push((at(base, &["url", "secret_id"]), id.clone()));
+    }
+    match config.get("secret_token") {
+        Some(token) if token.get("encrypted_value").is_some() => errors.push(Violation::new(
+            at(base, &["secret_token"]),
+            "value_error",
+            "Store the token as a workspace secret and refer to it as {\"secret_id\": ...}",
+        )),
+        Some(token) => {
+            if let Some(id) = token.get("secret_id").and_then(Value::as_str) {
+                refs.push((at(base, &["secret_token", "secret_id"]), id.to_owned()));
+            }
+        }
+        None => {}
+    }
+    for field in ["request_headers", "request_meta"] {
+        for (key, value) in config
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = value.get("secret_id").and_then(Value::as_str) {
+                refs.push((at(base, &[field, key, "secret_id"]), id.to_owned()));
+            }
+            if value.get("env_var_label").is_some() {
+                errors.push(Violation::new(
+                    at(base, &[field, key]),
+                    "value_error",
+                    "Environment variables are not supported here; use a workspace secret or a dynamic variable",
+                ));
+            }
+        }
+    }
+    refs
+}
+
+/// Each tool has at most one config override.
+fn duplicate_overrides(config: &Map<String, Value>, base: &[LocItem]) -> Vec<Violation> {
+    let mut seen = std::collections::BTreeSet::new();
+    let overrides = config
+        .get("tool_config_overrides")
+        .and_then(Value::as_array);
+    overrides
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let tool = o
+                .get("tool_name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if seen.insert(tool.to_owned()) {
+                return None;
+            }
+            let mut loc = at(base, &["tool_config_overrides"]);
+            loc.extend([LocItem::Index(i), "tool_name".into()]);
+            Some(Violation::new(
+                loc,
+                "value_error",
+                format!("Tool {tool:?} has two config overrides"),
+            ))
+        })
+        .collect()
 }
 
 /// Schema of a stored tool config override, as responses show it.

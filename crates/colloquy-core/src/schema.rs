@@ -415,35 +415,66 @@ impl Spec {
                 format!("Dictionary should have at least {min} items"),
             ));
         }
+        let mut out = match properties {
+            Some(properties) => self.declared(schema, properties, obj, loc, errors, depth),
+            None => Map::with_capacity(obj.len()),
+        };
+        self.undeclared(schema, std::mem::take(obj), &mut out, loc, errors, depth);
+        *obj = out;
+    }
+
+    /// The object's declared properties taken out of `obj`, checked; absent ones are required
+    /// or get their default.
+    fn declared(
+        &self,
+        schema: &Value,
+        properties: &Map<String, Value>,
+        obj: &mut Map<String, Value>,
+        loc: &mut Vec<LocItem>,
+        errors: &mut Vec<Violation>,
+        depth: usize,
+    ) -> Map<String, Value> {
+        let mut out = Map::with_capacity(obj.len());
         let required: Vec<&str> = schema
             .get("required")
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let mut out = Map::with_capacity(obj.len());
-        if let Some(properties) = properties {
-            for (name, prop_schema) in properties {
-                loc.push(LocItem::Key(name.clone()));
-                match obj.remove(name) {
-                    Some(mut v) => {
-                        self.walk(prop_schema, &mut v, loc, errors, depth + 1);
+        for (name, prop_schema) in properties {
+            loc.push(LocItem::Key(name.clone()));
+            match obj.remove(name) {
+                Some(mut v) => {
+                    self.walk(prop_schema, &mut v, loc, errors, depth + 1);
+                    out.insert(name.clone(), v);
+                }
+                None if required.contains(&name.as_str()) => {
+                    errors.push(Violation::new(loc.clone(), "missing", "Field required"));
+                }
+                None => {
+                    if let Some(mut v) = self.default_for(prop_schema) {
+                        self.walk(prop_schema, &mut v, loc, &mut Vec::new(), depth + 1);
                         out.insert(name.clone(), v);
                     }
-                    None if required.contains(&name.as_str()) => {
-                        errors.push(Violation::new(loc.clone(), "missing", "Field required"));
-                    }
-                    None => {
-                        if let Some(mut v) = self.default_for(prop_schema) {
-                            self.walk(prop_schema, &mut v, loc, &mut Vec::new(), depth + 1);
-                            out.insert(name.clone(), v);
-                        }
-                    }
                 }
-                loc.pop();
             }
+            loc.pop();
         }
+        out
+    }
+
+    /// The properties the schema does not declare, into `out`: refused, checked against
+    /// `additionalProperties`, or kept as they are.
+    fn undeclared(
+        &self,
+        schema: &Value,
+        rest: Map<String, Value>,
+        out: &mut Map<String, Value>,
+        loc: &mut Vec<LocItem>,
+        errors: &mut Vec<Violation>,
+        depth: usize,
+    ) {
         let extra = schema.get("additionalProperties");
-        for (name, mut v) in std::mem::take(obj) {
+        for (name, mut v) in rest {
             loc.push(LocItem::Key(name.clone()));
             match extra {
                 Some(Value::Bool(false)) => {
@@ -465,7 +496,6 @@ impl Spec {
             loc.pop();
             out.insert(name, v);
         }
-        *obj = out;
     }
 
     /// The value pydantic would use for an absent, optional property: the declared default;

@@ -87,6 +87,26 @@ impl SimulationResult {
     }
 }
 
+/// A conversation so far, as tests (`chat_history`) and simulations
+/// (`partial_conversation_history`) give it: `{role, message}` entries, the user's and the
+/// agent's.
+pub fn history(entries: Option<&Value>) -> Vec<(Role, String)> {
+    entries
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let text = t.get("message")?.as_str()?.to_owned();
+            let role = if t.get("role").and_then(Value::as_str) == Some("user") {
+                Role::User
+            } else {
+                Role::Assistant
+            };
+            Some((role, text))
+        })
+        .collect()
+}
+
 /// Runs a simulation; each new transcript entry is also sent to `live` as it happens.
 pub async fn simulate(
     deps: &Arc<EngineDeps>,

@@ -8,7 +8,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::AgentId;
 use colloquy_engine::AgentSnapshot;
-use colloquy_engine::llm::Role;
 use colloquy_engine::simulation::{self, Criterion, SimulationSpec};
 use colloquy_engine::tools::MockSettings;
 use serde_json::{Map, Value, json};
@@ -30,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(simulate_conversation_stream))
 }
 
+/// The agent and the simulation the request asks for.
 async fn prepare(
     state: &AppState,
     caller: &Caller,
@@ -48,12 +48,42 @@ async fn prepare(
     let agent = AgentSnapshot::load(&state.engine, &caller.workspace_id, agent_id).await?;
     let sim = &body["simulation_specification"];
     let user = &sim["simulated_user_config"];
-    let text = |v: &Value, p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
+    let agent_model = agent.llm().to_owned();
+    let limit = body
+        .get("new_turns_limit")
+        .and_then(Value::as_u64)
+        .unwrap_or(MAX_TURNS as u64) as usize;
+    let spec = SimulationSpec {
+        user_prompt: text(user, "/prompt/prompt"),
+        user_model: Some(text(user, "/prompt/llm"))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| agent_model.clone()),
+        user_first_message: Some(text(user, "/first_message")).filter(|m| !m.is_empty()),
+        max_turns: limit.clamp(1, MAX_TURNS),
+        history: simulation::history(sim.get("partial_conversation_history")),
+        dynamic_variables: sim
+            .get("dynamic_variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        mocks: mocks(sim),
+        criteria: criteria(&agent, &body),
+        judge_model: agent_model,
+        as_test: false,
+        cancelled: None,
     };
+    Ok((agent, spec))
+}
+
+fn text(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The simulation's `tool_mock_config`: each named tool answers its default value.
+fn mocks(sim: &Value) -> MockSettings {
     let mut mocks = MockSettings {
         mocking_strategy: "selected".into(),
         fallback_strategy: "raise_error".into(),
@@ -81,6 +111,11 @@ async fn prepare(
         );
     }
     mocks.overrides = Some(overrides);
+    mocks
+}
+
+/// The agent's evaluation criteria and the request's extra ones, each id once.
+fn criteria(agent: &AgentSnapshot, body: &Value) -> Vec<Criterion> {
     let mut criteria: Vec<Criterion> = agent
         .platform_settings
         .pointer("/evaluation/criteria")
@@ -100,44 +135,7 @@ async fn prepare(
         })
         .collect();
     criteria.dedup_by(|a, b| a.id == b.id);
-    let agent_model = text(&agent.conversation_config, "/agent/prompt/llm");
-    let limit = body
-        .get("new_turns_limit")
-        .and_then(Value::as_u64)
-        .unwrap_or(MAX_TURNS as u64) as usize;
-    let spec = SimulationSpec {
-        user_prompt: text(user, "/prompt/prompt"),
-        user_model: Some(text(user, "/prompt/llm"))
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| agent_model.clone()),
-        user_first_message: Some(text(user, "/first_message")).filter(|m| !m.is_empty()),
-        max_turns: limit.clamp(1, MAX_TURNS),
-        history: sim
-            .get("partial_conversation_history")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| {
-                let role = if t.get("role").and_then(Value::as_str) == Some("user") {
-                    Role::User
-                } else {
-                    Role::Assistant
-                };
-                Some((role, t.get("message")?.as_str()?.to_owned()))
-            })
-            .collect(),
-        dynamic_variables: sim
-            .get("dynamic_variables")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        mocks,
-        criteria,
-        judge_model: agent_model,
-        as_test: false,
-        cancelled: None,
-    };
-    Ok((agent, spec))
+    criteria
 }
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]

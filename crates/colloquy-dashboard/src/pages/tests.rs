@@ -84,26 +84,45 @@ async fn list(
         )
     });
     let body = html! {
+        (filters(agent, &agents, q.search.as_deref()))
+        (tests_table(&viewer, agent, &rows))
+        (layout::next_page(next))
+        @if let Some(invocations) = invocations { (invocations_table(&invocations)) }
+    };
+    Ok(Html(
+        layout::page(&viewer, Section::Tests, "Tests", body).into_string(),
+    ))
+}
+
+/// The agent to run tests on, and the search.
+fn filters(agent: Option<&str>, agents: &[Value], search: Option<&str>) -> Markup {
+    html! {
         form.filters method="get" action="/tests" role="search" {
             label { "Agent"
                 select name="agent_id" {
                     option value="" selected[agent.is_none()] { "Choose an agent to run tests on" }
-                    @for a in &agents {
+                    @for a in agents {
                         option value=(text(&a["agent_id"])) selected[agent == Some(text(&a["agent_id"]))] { (text(&a["name"])) }
                     }
                 }
             }
-            label { "Search tests" input type="search" name="search" value=[q.search.as_deref()]; }
+            label { "Search tests" input type="search" name="search" value=[search]; }
             button type="submit" { "Show" }
         }
+    }
+}
+
+/// The workspace's tests, each with a box to run it.
+fn tests_table(viewer: &Viewer, agent: Option<&str>, rows: &[Value]) -> Markup {
+    html! {
         @if rows.is_empty() { p.muted { "No tests yet. Create them with the API or the CLI." } } @else {
             form method="post" action="/tests/run" aria-label="Run tests" {
-                (layout::csrf(&viewer))
+                (layout::csrf(viewer))
                 input type="hidden" name="agent_id" value=(agent.unwrap_or(""));
                 table {
                     thead { tr { th { "Run" } th { "Name" } th { "Type" } th { "Test id" } } }
                     tbody {
-                        @for t in &rows {
+                        @for t in rows {
                             @let id = text(&t["id"]);
                             tr {
                                 td { input type="checkbox" name="test_id" value=(id) id={ "run-" (id) } aria-label={ "Run " (text(&t["name"])) }; }
@@ -120,32 +139,35 @@ async fn list(
                 }
             }
         }
-        (layout::next_page(next))
-        @if let Some(invocations) = invocations {
-            h2 { "Test runs of this agent" }
-            @let list = invocations["results"].as_array().cloned().unwrap_or_default();
-            @if list.is_empty() { p.muted { "None yet." } } @else {
-                table {
-                    thead { tr { th { "Invocation" } th { "Started" } th.num { "Runs" } th.num { "Passed" } th.num { "Failed" } th.num { "Pending" } } }
-                    tbody {
-                        @for inv in &list {
-                            tr {
-                                td { a href={ "/tests/invocations/" (encode(text(&inv["id"]))) } { (text(&inv["title"])) } }
-                                td { (unix_time(&inv["created_at_unix_secs"])) }
-                                td.num { (inv["test_run_count"]) }
-                                td.num { (inv["passed_count"]) }
-                                td.num { (inv["failed_count"]) }
-                                td.num { (inv["pending_count"]) }
-                            }
+    }
+}
+
+/// The chosen agent's test invocations.
+fn invocations_table(invocations: &Value) -> Markup {
+    let list = invocations["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    html! {
+        h2 { "Test runs of this agent" }
+        @if list.is_empty() { p.muted { "None yet." } } @else {
+            table {
+                thead { tr { th { "Invocation" } th { "Started" } th.num { "Runs" } th.num { "Passed" } th.num { "Failed" } th.num { "Pending" } } }
+                tbody {
+                    @for inv in &list {
+                        tr {
+                            td { a href={ "/tests/invocations/" (encode(text(&inv["id"]))) } { (text(&inv["title"])) } }
+                            td { (unix_time(&inv["created_at_unix_secs"])) }
+                            td.num { (inv["test_run_count"]) }
+                            td.num { (inv["passed_count"]) }
+                            td.num { (inv["failed_count"]) }
+                            td.num { (inv["pending_count"]) }
                         }
                     }
                 }
             }
         }
-    };
-    Ok(Html(
-        layout::page(&viewer, Section::Tests, "Tests", body).into_string(),
-    ))
+    }
 }
 
 /// The fields of a form with repeated keys (`test_id=a&test_id=b`).

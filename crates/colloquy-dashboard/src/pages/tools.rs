@@ -201,6 +201,51 @@ fn execution_rows(executions: &[Value]) -> Markup {
     }
 }
 
+/// What the tool is and how it has done.
+fn facts(id: &str, tool: &Value) -> Markup {
+    html! {
+        dl.facts {
+            dt { "Tool id" } dd { code { (id) } }
+            dt { "Type" } dd { (text(&tool["tool_config"]["type"])) }
+            dt { "Description" } dd { (text(&tool["tool_config"]["description"])) }
+            dt { "Calls" } dd { (tool["usage_stats"]["total_calls"]) }
+            dt { "Average latency" } dd { (duration_secs(tool["usage_stats"]["avg_latency_secs"].as_f64().unwrap_or(0.0))) }
+        }
+        details { summary { "Configuration" } pre { (pretty(&tool["tool_config"])) } }
+    }
+}
+
+/// The execution log's filters: outcome, agent, time range.
+fn log_filters(id: &str, q: &LogQuery, agents: &[Value]) -> Markup {
+    let outcome = q.is_error.as_deref().unwrap_or("");
+    let chosen_agent = q.agent_id.as_deref().unwrap_or("");
+    html! {
+        form.filters method="get" action={ "/tools/" (encode(id)) } aria-labelledby="log-heading" {
+            label { "Outcome"
+                select name="is_error" {
+                    @for (value, label) in [("", "Any"), ("true", "Errors"), ("false", "Successes")] {
+                        option value=(value) selected[outcome == value] { (label) }
+                    }
+                }
+            }
+            label { "Agent"
+                select name="agent_id" {
+                    option value="" selected[chosen_agent.is_empty()] { "Any agent" }
+                    @for a in agents {
+                        option value=(text(&a["id"])) selected[chosen_agent == text(&a["id"])] { (text(&a["name"])) }
+                    }
+                    @if !chosen_agent.is_empty() && !agents.iter().any(|a| text(&a["id"]) == chosen_agent) {
+                        option value=(chosen_agent) selected { (chosen_agent) }
+                    }
+                }
+            }
+            label { "After (UTC)" input type="datetime-local" step="1" name="after" value=[q.after.as_deref()]; }
+            label { "Before (UTC)" input type="datetime-local" step="1" name="before" value=[q.before.as_deref()]; }
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
 async fn detail(
     viewer: Viewer,
     State(dash): State<Dash>,
@@ -242,48 +287,15 @@ async fn detail(
         pairs.push(("cursor", Some(cursor)));
         with_query(&format!("/tools/{}", encode(&id)), &pairs)
     });
-    let outcome = q.is_error.as_deref().unwrap_or("");
-    let chosen_agent = q.agent_id.as_deref().unwrap_or("");
     let name = tool
         .as_ref()
         .map_or(id.as_str(), |t| text(&t["tool_config"]["name"]));
     let body = html! {
-        @if let Some(tool) = &tool {
-            dl.facts {
-                dt { "Tool id" } dd { code { (id) } }
-                dt { "Type" } dd { (text(&tool["tool_config"]["type"])) }
-                dt { "Description" } dd { (text(&tool["tool_config"]["description"])) }
-                dt { "Calls" } dd { (tool["usage_stats"]["total_calls"]) }
-                dt { "Average latency" } dd { (duration_secs(tool["usage_stats"]["avg_latency_secs"].as_f64().unwrap_or(0.0))) }
-            }
-            details { summary { "Configuration" } pre { (pretty(&tool["tool_config"])) } }
-        }
+        @if let Some(tool) = &tool { (facts(&id, tool)) }
         h2 { "Latency over time" }
         @if samples.is_empty() { p.muted { "No calls yet." } } @else { (charts::latency_histogram(&samples)) }
         h2 #log-heading { "Execution log" }
-        form.filters method="get" action={ "/tools/" (encode(&id)) } aria-labelledby="log-heading" {
-            label { "Outcome"
-                select name="is_error" {
-                    @for (value, label) in [("", "Any"), ("true", "Errors"), ("false", "Successes")] {
-                        option value=(value) selected[outcome == value] { (label) }
-                    }
-                }
-            }
-            label { "Agent"
-                select name="agent_id" {
-                    option value="" selected[chosen_agent.is_empty()] { "Any agent" }
-                    @for a in &agents {
-                        option value=(text(&a["id"])) selected[chosen_agent == text(&a["id"])] { (text(&a["name"])) }
-                    }
-                    @if !chosen_agent.is_empty() && !agents.iter().any(|a| text(&a["id"]) == chosen_agent) {
-                        option value=(chosen_agent) selected { (chosen_agent) }
-                    }
-                }
-            }
-            label { "After (UTC)" input type="datetime-local" step="1" name="after" value=[q.after.as_deref()]; }
-            label { "Before (UTC)" input type="datetime-local" step="1" name="before" value=[q.before.as_deref()]; }
-            button type="submit" { "Filter" }
-        }
+        (log_filters(&id, &q, &agents))
         @if executions.is_empty() { p.muted #no-executions { "No calls match." } } @else { (execution_rows(&executions)) }
         (layout::next_page(next))
     };

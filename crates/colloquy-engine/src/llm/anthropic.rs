@@ -129,60 +129,14 @@ impl Anthropic {
             }
             let data: Value = serde_json::from_str(&event.data)
                 .map_err(|e| LlmError::Protocol(format!("{e}: {}", event.data)))?;
-            let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
-            match data
+            let kind = data
                 .get("type")
                 .and_then(Value::as_str)
-                .unwrap_or(event.event.as_str())
-            {
-                "content_block_start" => {
-                    let block = &data["content_block"];
-                    if block["type"] == "tool_use" {
-                        calls.insert(
-                            index,
-                            ToolCall {
-                                id: block["id"].as_str().unwrap_or_default().to_owned(),
-                                name: block["name"].as_str().unwrap_or_default().to_owned(),
-                                arguments: String::new(),
-                            },
-                        );
-                    }
-                }
-                "content_block_delta" => {
-                    let delta = &data["delta"];
-                    if let Some(text) = delta.get("text").and_then(Value::as_str) {
-                        out.text.push_str(text);
-                        if let Some(d) = deltas {
-                            let _ = d.send(text.to_owned());
-                        }
-                    }
-                    if let (Some(json), Some(call)) = (
-                        delta.get("partial_json").and_then(Value::as_str),
-                        calls.get_mut(&index),
-                    ) {
-                        call.arguments.push_str(json);
-                    }
-                }
-                "message_start" => {
-                    out.input_tokens = data
-                        .pointer("/message/usage/input_tokens")
-                        .and_then(Value::as_u64);
-                }
-                "message_delta" => {
-                    out.output_tokens = data
-                        .pointer("/usage/output_tokens")
-                        .and_then(Value::as_u64)
-                        .or(out.output_tokens);
-                }
-                "error" => {
-                    return Err(LlmError::Protocol(format!(
-                        "error in stream: {}",
-                        data["error"]
-                    )));
-                }
-                "message_stop" => break,
-                _ => {}
+                .unwrap_or(event.event.as_str());
+            if kind == "message_stop" {
+                break;
             }
+            apply_event(kind, &data, &mut out, &mut calls, deltas)?;
         }
         out.tool_calls = calls
             .into_values()
@@ -195,6 +149,67 @@ impl Anthropic {
             .collect();
         Ok(out)
     }
+}
+
+/// One streamed event of type `kind`: a tool call starting, text (sent on as a delta) or a
+/// call's arguments arriving, the usage, or an error.
+fn apply_event(
+    kind: &str,
+    data: &Value,
+    out: &mut ChatResponse,
+    calls: &mut BTreeMap<u64, ToolCall>,
+    deltas: Option<&Deltas>,
+) -> Result<(), LlmError> {
+    let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+    match kind {
+        "content_block_start" => {
+            let block = &data["content_block"];
+            if block["type"] == "tool_use" {
+                calls.insert(
+                    index,
+                    ToolCall {
+                        id: block["id"].as_str().unwrap_or_default().to_owned(),
+                        name: block["name"].as_str().unwrap_or_default().to_owned(),
+                        arguments: String::new(),
+                    },
+                );
+            }
+        }
+        "content_block_delta" => {
+            let delta = &data["delta"];
+            if let Some(text) = delta.get("text").and_then(Value::as_str) {
+                out.text.push_str(text);
+                if let Some(d) = deltas {
+                    let _ = d.send(text.to_owned());
+                }
+            }
+            if let (Some(json), Some(call)) = (
+                delta.get("partial_json").and_then(Value::as_str),
+                calls.get_mut(&index),
+            ) {
+                call.arguments.push_str(json);
+            }
+        }
+        "message_start" => {
+            out.input_tokens = data
+                .pointer("/message/usage/input_tokens")
+                .and_then(Value::as_u64);
+        }
+        "message_delta" => {
+            out.output_tokens = data
+                .pointer("/usage/output_tokens")
+                .and_then(Value::as_u64)
+                .or(out.output_tokens);
+        }
+        "error" => {
+            return Err(LlmError::Protocol(format!(
+                "error in stream: {}",
+                data["error"]
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[async_trait]

@@ -196,59 +196,70 @@ impl OpenAi {
             }
             let chunk: Value = serde_json::from_str(data)
                 .map_err(|e| LlmError::Protocol(format!("{e}: {data}")))?;
-            if let Some(err) = chunk.get("error") {
-                return Err(LlmError::Protocol(format!("error in stream: {err}")));
-            }
-            if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-                out.input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64);
-                out.output_tokens = usage.get("completion_tokens").and_then(Value::as_u64);
-            }
-            let Some(delta) = chunk.pointer("/choices/0/delta") else {
-                continue;
-            };
-            if let Some(text) = delta
-                .get("content")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
-                out.text.push_str(text);
-                if let Some(d) = deltas {
-                    let _ = d.send(text.to_owned());
-                }
-            }
-            for (i, fragment) in delta
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                let index = fragment
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(i as u64);
-                let call = calls.entry(index).or_insert_with(|| ToolCall {
-                    id: String::new(),
-                    name: String::new(),
-                    arguments: String::new(),
-                });
-                if let Some(id) = fragment.get("id").and_then(Value::as_str) {
-                    call.id = id.to_owned();
-                }
-                if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str) {
-                    call.name.push_str(name);
-                }
-                if let Some(args) = fragment
-                    .pointer("/function/arguments")
-                    .and_then(Value::as_str)
-                {
-                    call.arguments.push_str(args);
-                }
-            }
+            apply_chunk(&chunk, &mut out, &mut calls, deltas)?;
         }
         out.tool_calls = finish_calls(calls.into_values());
         Ok(out)
     }
+}
+
+/// One streamed chunk: its usage, its text (sent on as a delta) and its pieces of tool calls.
+fn apply_chunk(
+    chunk: &Value,
+    out: &mut ChatResponse,
+    calls: &mut BTreeMap<u64, ToolCall>,
+    deltas: Option<&Deltas>,
+) -> Result<(), LlmError> {
+    if let Some(err) = chunk.get("error") {
+        return Err(LlmError::Protocol(format!("error in stream: {err}")));
+    }
+    if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+        out.input_tokens = usage.get("prompt_tokens").and_then(Value::as_u64);
+        out.output_tokens = usage.get("completion_tokens").and_then(Value::as_u64);
+    }
+    let Some(delta) = chunk.pointer("/choices/0/delta") else {
+        return Ok(());
+    };
+    if let Some(text) = delta
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        out.text.push_str(text);
+        if let Some(d) = deltas {
+            let _ = d.send(text.to_owned());
+        }
+    }
+    for (i, fragment) in delta
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let index = fragment
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(i as u64);
+        let call = calls.entry(index).or_insert_with(|| ToolCall {
+            id: String::new(),
+            name: String::new(),
+            arguments: String::new(),
+        });
+        if let Some(id) = fragment.get("id").and_then(Value::as_str) {
+            call.id = id.to_owned();
+        }
+        if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str) {
+            call.name.push_str(name);
+        }
+        if let Some(args) = fragment
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+        {
+            call.arguments.push_str(args);
+        }
+    }
+    Ok(())
 }
 
 /// Gives every call an id (some servers omit them) and empty arguments an empty object.

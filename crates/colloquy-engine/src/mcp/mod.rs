@@ -190,29 +190,9 @@ pub async fn resolve(
         Some(ServerUrl::Stdio(name)) => String::from("stdio:") + &name,
         None => return Err(McpError::Config("the MCP server has no url".into())),
     };
-    let target = match url.strip_prefix(colloquy_core::mcp_servers::STDIO_SCHEME) {
-        Some(name) => Target::Stdio(stdio_server(deps, name, workspace_id).await.ok_or_else(
-            || {
-                McpError::Config(format!(
-                    "no stdio MCP server named {name:?} is declared in colloquy.toml for this workspace"
-                ))
-            },
-        )?),
-        None => {
-            check_scheme(deps, &url)?;
-            match config.get("transport").and_then(Value::as_str) {
-                Some("STREAMABLE_HTTP") => Target::Streamable(url),
-                _ => Target::Sse(url),
-            }
-        }
-    };
+    let target = target(deps, workspace_id, url, config).await?;
     let mut headers = Vec::new();
-    for (name, value) in config
-        .get("request_headers")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (name, value) in entries(config, "request_headers") {
         if let Some(value) = reference(deps, workspace_id, value, vars, &mut secrets).await? {
             let text = match value {
                 Value::String(s) => s,
@@ -222,12 +202,7 @@ pub async fn resolve(
         }
     }
     let mut meta = Map::new();
-    for (name, value) in config
-        .get("request_meta")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (name, value) in entries(config, "request_meta") {
         if let Some(value) = reference(deps, workspace_id, value, vars, &mut secrets).await? {
             meta.insert(name.clone(), value);
         }
@@ -258,6 +233,43 @@ pub async fn resolve(
         meta: (!meta.is_empty()).then_some(meta),
         timeout: Duration::from_secs(timeout),
         config: config.clone(),
+    })
+}
+
+/// The entries of an object field of the configuration (`request_headers`, `request_meta`).
+fn entries<'a>(
+    config: &'a Map<String, Value>,
+    field: &str,
+) -> impl Iterator<Item = (&'a String, &'a Value)> {
+    config
+        .get(field)
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+}
+
+/// How the server at `url` is reached: a declared stdio process, or HTTP (streamable or SSE,
+/// as the configuration's `transport` says) at a URL the operator allows.
+async fn target(
+    deps: &EngineDeps,
+    workspace_id: &WorkspaceId,
+    url: String,
+    config: &Map<String, Value>,
+) -> Result<Target, McpError> {
+    if let Some(name) = url.strip_prefix(colloquy_core::mcp_servers::STDIO_SCHEME) {
+        return stdio_server(deps, name, workspace_id)
+            .await
+            .map(Target::Stdio)
+            .ok_or_else(|| {
+                McpError::Config(format!(
+                    "no stdio MCP server named {name:?} is declared in colloquy.toml for this workspace"
+                ))
+            });
+    }
+    check_scheme(deps, &url)?;
+    Ok(match config.get("transport").and_then(Value::as_str) {
+        Some("STREAMABLE_HTTP") => Target::Streamable(url),
+        _ => Target::Sse(url),
     })
 }
 

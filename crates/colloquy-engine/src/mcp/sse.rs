@@ -87,51 +87,9 @@ impl SseTransport {
             )));
         }
         let mut events = response.bytes_stream().eventsource();
-        let endpoint = loop {
-            match events.next().await {
-                Some(Ok(event)) if event.event == "endpoint" => {
-                    let endpoint = url.join(event.data.trim()).map_err(|e| {
-                        McpError::Transport(format!("the MCP server sent a bad endpoint: {e}"))
-                    })?;
-                    if !same_origin(&url, &endpoint) {
-                        return Err(McpError::Transport(
-                            "the MCP server's endpoint is on another origin than its event stream"
-                                .into(),
-                        ));
-                    }
-                    break endpoint;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    return Err(McpError::Transport(format!(
-                        "the MCP event stream failed: {e}"
-                    )));
-                }
-                None => {
-                    return Err(McpError::Transport(
-                        "the MCP server closed the event stream".into(),
-                    ));
-                }
-            }
-        };
+        let endpoint = endpoint(&mut events, &url).await?;
         let (tx, inbox) = mpsc::channel(INBOX);
-        let reader = tokio::spawn(async move {
-            while let Some(Ok(event)) = events.next().await {
-                if event.event != "message" && !event.event.is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<ServerJsonRpcMessage>(&event.data) {
-                    Ok(message) => {
-                        if tx.send(message).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ignoring an MCP message that does not parse")
-                    }
-                }
-            }
-        });
+        let reader = tokio::spawn(read_messages(events, tx));
         Ok(SseTransport {
             http: http.clone(),
             endpoint,
@@ -140,6 +98,63 @@ impl SseTransport {
             inbox,
             reader,
         })
+    }
+}
+
+/// Waits for the stream's `endpoint` event: the URL to post messages to, which must be on the
+/// stream's own origin.
+async fn endpoint<S, E>(events: &mut S, url: &reqwest::Url) -> Result<reqwest::Url, McpError>
+where
+    S: futures_util::Stream<Item = Result<eventsource_stream::Event, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    loop {
+        match events.next().await {
+            Some(Ok(event)) if event.event == "endpoint" => {
+                let endpoint = url.join(event.data.trim()).map_err(|e| {
+                    McpError::Transport(format!("the MCP server sent a bad endpoint: {e}"))
+                })?;
+                if !same_origin(url, &endpoint) {
+                    return Err(McpError::Transport(
+                        "the MCP server's endpoint is on another origin than its event stream"
+                            .into(),
+                    ));
+                }
+                return Ok(endpoint);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(McpError::Transport(format!(
+                    "the MCP event stream failed: {e}"
+                )));
+            }
+            None => {
+                return Err(McpError::Transport(
+                    "the MCP server closed the event stream".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// Hands the server's `message` events to the transport's inbox until the stream ends or the
+/// transport is gone.
+async fn read_messages<S, E>(mut events: S, tx: mpsc::Sender<ServerJsonRpcMessage>)
+where
+    S: futures_util::Stream<Item = Result<eventsource_stream::Event, E>> + Unpin,
+{
+    while let Some(Ok(event)) = events.next().await {
+        if event.event != "message" && !event.event.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<ServerJsonRpcMessage>(&event.data) {
+            Ok(message) => {
+                if tx.send(message).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring an MCP message that does not parse"),
+        }
     }
 }
 

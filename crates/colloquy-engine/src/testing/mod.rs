@@ -87,20 +87,7 @@ pub async fn run_test(
 
 /// The test's `chat_history` as (role, text).
 fn history(test: &Value) -> Vec<(Role, String)> {
-    test.get("chat_history")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| {
-            let text = t.get("message").and_then(Value::as_str)?.to_owned();
-            let role = if t.get("role").and_then(Value::as_str) == Some("user") {
-                Role::User
-            } else {
-                Role::Assistant
-            };
-            Some((role, text))
-        })
-        .collect()
+    simulation::history(test.get("chat_history"))
 }
 
 /// `llm` and `tool` tests: the agent answers the history once, with every tool mocked.

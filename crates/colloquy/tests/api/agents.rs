@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, backends};
+use crate::helpers::{Backend, TestApp, dual_db};
 
 async fn create(app: &TestApp, key: &str, body: Value) -> String {
     let (s, b) = app.post("/v1/convai/agents/create", key, &body).await;
@@ -63,685 +63,671 @@ async fn default_agent_matches_the_golden_file() {
     }
 }
 
-#[tokio::test]
-async fn create_get_round_trip_with_unknown_fields_and_exact_values() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let body = json!({
-            "name": "Support",
-            "tags": ["eu", "support"],
-            "conversation_config": {
-                "agent": {"first_message": "Hello", "prompt": {"prompt": "Be kind", "temperature": 0.0, "llm": "my-local-model"}},
-                "x_vendor_extension": {"nested": [1, 2.5, null, {"a": "b"}]},
-                "tts": {"stability": 0.0}
-            },
-            "platform_settings": {"widget": {"bg_color": "#123456"}, "x_unknown": true},
-            "agent_id": "agent_forged", "metadata": {"created_at_unix_secs": 1}
-        });
-        let id = create(&app, &app.admin_key, body).await;
-        assert_ne!(id, "agent_forged");
-        let r = app
-            .client
-            .get(app.url(&format!("/v1/convai/agents/{id}")))
-            .header("xi-api-key", &app.admin_key)
-            .send()
-            .await
-            .unwrap();
-        let text = r.text().await.unwrap();
-        assert!(
-            text.contains(r#""temperature":0.0"#),
-            "floats keep their form: {text}"
-        );
-        assert!(text.contains(r#""stability":0.0"#));
-        let got: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(got["agent_id"], id.as_str());
-        assert_eq!(got["name"], "Support");
-        assert_eq!(got["tags"], json!(["eu", "support"]));
-        assert_eq!(
-            got["conversation_config"]["x_vendor_extension"],
-            json!({"nested": [1, 2.5, null, {"a": "b"}]})
-        );
-        assert_eq!(got["platform_settings"]["x_unknown"], json!(true));
-        assert_eq!(got["platform_settings"]["widget"]["bg_color"], "#123456");
-        assert_eq!(
-            got["conversation_config"]["agent"]["prompt"]["llm"],
-            "my-local-model"
-        );
-        assert_eq!(
-            got["conversation_config"]["agent"]["language"], "en",
-            "defaults filled"
-        );
-        assert!(got["metadata"]["created_at_unix_secs"].as_i64().unwrap() > 1_700_000_000);
-        assert_eq!(got["branch_id"], got["main_branch_id"]);
-        assert!(
-            got["main_branch_id"]
-                .as_str()
-                .unwrap()
-                .starts_with("agtbrch_")
-        );
-        assert_eq!(got["access_info"]["is_creator"], true);
-        assert_eq!(got["access_info"]["role"], "admin");
-        assert_eq!(got["phone_numbers"], json!([]));
-        let main = got["main_branch_id"].as_str().unwrap();
-        assert_eq!(
-            app.get(
-                &format!("/v1/convai/agents/{id}?branch_id={main}"),
-                &app.admin_key
-            )
-            .await
-            .0,
-            200
-        );
-        assert_eq!(
-            app.get(
-                &format!("/v1/convai/agents/{id}?branch_id=agtbrch_other"),
-                &app.admin_key
-            )
-            .await
-            .0,
-            404
-        );
-        assert_eq!(
-            app.get(
-                &format!("/v1/convai/agents/{id}?version_id=agtvrsn_old"),
-                &app.admin_key
-            )
-            .await
-            .0,
-            404
-        );
-    }
-}
-
-#[tokio::test]
-async fn invalid_bodies_are_422_with_precise_locations_and_store_nothing() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let key = &app.admin_key;
-        let cases = [
-            (json!({}), json!(["body", "conversation_config"]), "missing"),
-            (
-                json!({"conversation_config": {"agent": {"prompt": {"temperature": "hot"}}}}),
-                json!([
-                    "body",
-                    "conversation_config",
-                    "agent",
-                    "prompt",
-                    "temperature"
-                ]),
-                "float_type",
-            ),
-            (
-                json!({"conversation_config": {"turn": {"mode": "sideways"}}}),
-                json!(["body", "conversation_config", "turn", "mode"]),
-                "enum",
-            ),
-            (
-                json!({"conversation_config": {}, "tags": "one"}),
-                json!(["body", "tags"]),
-                "list_type",
-            ),
-            (
-                json!({"conversation_config": {"agent": {"first_message": null}}}),
-                json!(["body", "conversation_config", "agent", "first_message"]),
-                "string_type",
-            ),
-            (
-                json!({"conversation_config": [1]}),
-                json!(["body", "conversation_config"]),
-                "model_attributes_type",
-            ),
-        ];
-        for (body, loc, kind) in cases {
-            let (s, b) = app.post("/v1/convai/agents/create", key, &body).await;
-            assert_eq!(s, 422, "{body} -> {b}");
-            assert_eq!(b["detail"][0]["loc"], loc, "{body} -> {b}");
-            assert_eq!(b["detail"][0]["type"], kind, "{body} -> {b}");
-        }
-        let (_, list) = app.get("/v1/convai/agents", key).await;
-        assert_eq!(list["agents"], json!([]));
-    }
-}
-
-#[tokio::test]
-async fn patch_merges_replaces_and_validates() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let key = &app.admin_key;
-        let id = create(
-            &app,
-            key,
-            json!({"name": "A", "tags": ["x"], "conversation_config": {"agent": {"first_message": "hi", "prompt": {"prompt": "p", "tool_ids": []}}, "x_keep": 1}}),
-        )
-        .await;
-        let path = format!("/v1/convai/agents/{id}");
-        let (_, before) = app.get(&path, key).await;
-
-        let (s, after) = app
-            .send(Method::PATCH, &path, key, &json!({
-                "conversation_config": {"agent": {"prompt": {"prompt": "new"}}, "tts": {"voice_id": "voice_2"}},
-                "tags": ["y", "z"],
-                "agent_id": "ignored", "metadata": {"created_at_unix_secs": 5}, "access_info": null,
-                "version_description": "second"
-            }))
-            .await;
-        assert_eq!(s, 200, "{after}");
-        assert_eq!(after["agent_id"], id.as_str());
-        assert_eq!(
-            after["conversation_config"]["agent"]["prompt"]["prompt"],
-            "new"
-        );
-        assert_eq!(
-            after["conversation_config"]["agent"]["first_message"], "hi",
-            "sibling kept"
-        );
-        assert_eq!(
-            after["conversation_config"]["x_keep"], 1,
-            "unknown field kept"
-        );
-        assert_eq!(after["tags"], json!(["y", "z"]));
-        assert_eq!(after["name"], "A");
-        assert_eq!(
-            after["metadata"]["created_at_unix_secs"],
-            before["metadata"]["created_at_unix_secs"]
-        );
-        assert_ne!(after["version_id"], before["version_id"]);
-        assert!(after.get("version_description").is_none());
-
-        // Arrays replace, nullable fields take null, others refuse it (and nothing changes).
-        let (s, b) = app
-            .send(Method::PATCH, &path, key, &json!({"conversation_config": {"agent": {"prompt": {"tool_ids": [], "custom_llm": null}}}}))
-            .await;
-        assert_eq!(s, 200, "{b}");
-        let (s, b) = app
-            .send(
-                Method::PATCH,
-                &path,
-                key,
-                &json!({"conversation_config": {"tts": {"voice_id": null}}}),
-            )
-            .await;
-        assert_eq!(s, 422);
-        assert_eq!(
-            b["detail"][0]["loc"],
-            json!(["body", "conversation_config", "tts", "voice_id"])
-        );
-        let (_, now) = app.get(&path, key).await;
-        assert_eq!(now["conversation_config"]["tts"]["voice_id"], "voice_2");
-
-        // The list's voice_id and name follow patches.
-        let (_, list) = app.get("/v1/convai/agents", key).await;
-        assert_eq!(list["agents"][0]["voice_id"], "voice_2");
-
-        // Pushing back a whole GET (as the CLI does) changes nothing.
-        let (_, full) = app.get(&path, key).await;
-        let (s, again) = app.send(Method::PATCH, &path, key, &full).await;
-        assert_eq!(s, 200, "{again}");
-        let strip = |mut v: Value| {
-            v.as_object_mut().unwrap().remove("version_id");
-            v.as_object_mut().unwrap().remove("metadata");
-            v
-        };
-        assert_eq!(strip(again), strip(full));
-
-        assert_eq!(
-            app.send(
-                Method::PATCH,
-                "/v1/convai/agents/agent_missing",
-                key,
-                &json!({})
-            )
-            .await
-            .0,
-            404
-        );
-        assert_eq!(
-            app.send(
-                Method::PATCH,
-                &format!("{path}?branch_id=agtbrch_x"),
-                key,
-                &json!({})
-            )
-            .await
-            .0,
-            404
-        );
-    }
-}
-
-#[tokio::test]
-async fn delete_duplicate_link_summaries_widget_and_kb_size() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let key = &app.admin_key;
-        let id = create(&app, key, json!({"name": "Orig", "conversation_config": {"agent": {"first_message": "yo", "language": "de"}}})).await;
-
-        let (s, dup) = app
-            .post(
-                &format!("/v1/convai/agents/{id}/duplicate"),
-                key,
-                &json!({"name": "Copy"}),
-            )
-            .await;
-        assert_eq!(s, 200);
-        let dup_id = dup["agent_id"].as_str().unwrap().to_owned();
-        assert_ne!(dup_id, id);
-        let (_, d) = app.get(&format!("/v1/convai/agents/{dup_id}"), key).await;
-        assert_eq!(d["name"], "Copy");
-        assert_eq!(d["conversation_config"]["agent"]["first_message"], "yo");
-        let r = app
-            .client
-            .post(app.url(&format!("/v1/convai/agents/{id}/duplicate")))
-            .header("xi-api-key", key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "no body at all is fine");
-        let dup2: Value = r.json().await.unwrap();
-        let (_, d2) = app
-            .get(
-                &format!("/v1/convai/agents/{}", dup2["agent_id"].as_str().unwrap()),
-                key,
-            )
-            .await;
-        assert_eq!(d2["name"], "Orig (copy)");
-
-        let (s, link) = app.get(&format!("/v1/convai/agents/{id}/link"), key).await;
-        assert_eq!(s, 200);
-        assert_eq!(link["token"]["purpose"], "shareable_link");
-        let token = link["token"]["conversation_token"]
+async fn create_get_round_trip_with_unknown_fields_and_exact_values(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let body = json!({
+        "name": "Support",
+        "tags": ["eu", "support"],
+        "conversation_config": {
+            "agent": {"first_message": "Hello", "prompt": {"prompt": "Be kind", "temperature": 0.0, "llm": "my-local-model"}},
+            "x_vendor_extension": {"nested": [1, 2.5, null, {"a": "b"}]},
+            "tts": {"stability": 0.0}
+        },
+        "platform_settings": {"widget": {"bg_color": "#123456"}, "x_unknown": true},
+        "agent_id": "agent_forged", "metadata": {"created_at_unix_secs": 1}
+    });
+    let id = create(&app, &app.admin_key, body).await;
+    assert_ne!(id, "agent_forged");
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/convai/agents/{id}")))
+        .header("xi-api-key", &app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(r#""temperature":0.0"#),
+        "floats keep their form: {text}"
+    );
+    assert!(text.contains(r#""stability":0.0"#));
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["agent_id"], id.as_str());
+    assert_eq!(got["name"], "Support");
+    assert_eq!(got["tags"], json!(["eu", "support"]));
+    assert_eq!(
+        got["conversation_config"]["x_vendor_extension"],
+        json!({"nested": [1, 2.5, null, {"a": "b"}]})
+    );
+    assert_eq!(got["platform_settings"]["x_unknown"], json!(true));
+    assert_eq!(got["platform_settings"]["widget"]["bg_color"], "#123456");
+    assert_eq!(
+        got["conversation_config"]["agent"]["prompt"]["llm"],
+        "my-local-model"
+    );
+    assert_eq!(
+        got["conversation_config"]["agent"]["language"], "en",
+        "defaults filled"
+    );
+    assert!(got["metadata"]["created_at_unix_secs"].as_i64().unwrap() > 1_700_000_000);
+    assert_eq!(got["branch_id"], got["main_branch_id"]);
+    assert!(
+        got["main_branch_id"]
             .as_str()
             .unwrap()
-            .to_owned();
-        assert!(token.len() >= 40);
-        let (_, link2) = app.get(&format!("/v1/convai/agents/{id}/link"), key).await;
-        assert_eq!(
-            link2["token"]["conversation_token"],
-            token.as_str(),
-            "stable"
-        );
+            .starts_with("agtbrch_")
+    );
+    assert_eq!(got["access_info"]["is_creator"], true);
+    assert_eq!(got["access_info"]["role"], "admin");
+    assert_eq!(got["phone_numbers"], json!([]));
+    let main = got["main_branch_id"].as_str().unwrap();
+    assert_eq!(
+        app.get(
+            &format!("/v1/convai/agents/{id}?branch_id={main}"),
+            &app.admin_key
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        app.get(
+            &format!("/v1/convai/agents/{id}?branch_id=agtbrch_other"),
+            &app.admin_key
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.get(
+            &format!("/v1/convai/agents/{id}?version_id=agtvrsn_old"),
+            &app.admin_key
+        )
+        .await
+        .0,
+        404
+    );
+}
+dual_db!(create_get_round_trip_with_unknown_fields_and_exact_values);
 
-        let (s, sums) = app
-            .get(
-                &format!("/v1/convai/agents/summaries?agent_ids={id}&agent_ids=agent_none"),
-                key,
-            )
-            .await;
-        assert_eq!(s, 200);
-        assert_eq!(sums[&id]["status"], "success");
-        assert_eq!(sums[&id]["data"]["name"], "Orig");
-        assert_eq!(sums["agent_none"]["status"], "failure");
-        assert_eq!(sums["agent_none"]["error_code"], 404);
-        let many: String = (0..101).map(|i| format!("agent_ids=a{i}&")).collect();
-        assert_eq!(
-            app.get(&format!("/v1/convai/agents/summaries?{many}"), key)
-                .await
-                .0,
-            422
-        );
-        assert_eq!(app.get("/v1/convai/agents/summaries", key).await.0, 422);
+async fn invalid_bodies_are_422_with_precise_locations_and_store_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let cases = [
+        (json!({}), json!(["body", "conversation_config"]), "missing"),
+        (
+            json!({"conversation_config": {"agent": {"prompt": {"temperature": "hot"}}}}),
+            json!([
+                "body",
+                "conversation_config",
+                "agent",
+                "prompt",
+                "temperature"
+            ]),
+            "float_type",
+        ),
+        (
+            json!({"conversation_config": {"turn": {"mode": "sideways"}}}),
+            json!(["body", "conversation_config", "turn", "mode"]),
+            "enum",
+        ),
+        (
+            json!({"conversation_config": {}, "tags": "one"}),
+            json!(["body", "tags"]),
+            "list_type",
+        ),
+        (
+            json!({"conversation_config": {"agent": {"first_message": null}}}),
+            json!(["body", "conversation_config", "agent", "first_message"]),
+            "string_type",
+        ),
+        (
+            json!({"conversation_config": [1]}),
+            json!(["body", "conversation_config"]),
+            "model_attributes_type",
+        ),
+    ];
+    for (body, loc, kind) in cases {
+        let (s, b) = app.post("/v1/convai/agents/create", key, &body).await;
+        assert_eq!(s, 422, "{body} -> {b}");
+        assert_eq!(b["detail"][0]["loc"], loc, "{body} -> {b}");
+        assert_eq!(b["detail"][0]["type"], kind, "{body} -> {b}");
+    }
+    let (_, list) = app.get("/v1/convai/agents", key).await;
+    assert_eq!(list["agents"], json!([]));
+}
+dual_db!(invalid_bodies_are_422_with_precise_locations_and_store_nothing);
 
-        let (s, w) = app
-            .get(&format!("/v1/convai/agents/{id}/widget"), key)
-            .await;
-        assert_eq!(s, 200);
-        assert_eq!(w["widget_config"]["language"], "de");
-        assert_eq!(w["widget_config"]["first_message"], "yo");
-        assert_eq!(w["widget_config"]["variant"], "full");
+async fn patch_merges_replaces_and_validates(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let id = create(
+        &app,
+        key,
+        json!({"name": "A", "tags": ["x"], "conversation_config": {"agent": {"first_message": "hi", "prompt": {"prompt": "p", "tool_ids": []}}, "x_keep": 1}}),
+    )
+    .await;
+    let path = format!("/v1/convai/agents/{id}");
+    let (_, before) = app.get(&path, key).await;
 
-        let (s, kb) = app
-            .get(&format!("/v1/convai/agent/{id}/knowledge-base/size"), key)
-            .await;
-        assert_eq!(s, 200);
-        assert_eq!(kb["number_of_pages"], 0);
-        assert_eq!(
-            app.get("/v1/convai/agent/agent_nope/knowledge-base/size", key)
-                .await
-                .0,
-            404
-        );
+    let (s, after) = app
+        .send(Method::PATCH, &path, key, &json!({
+            "conversation_config": {"agent": {"prompt": {"prompt": "new"}}, "tts": {"voice_id": "voice_2"}},
+            "tags": ["y", "z"],
+            "agent_id": "ignored", "metadata": {"created_at_unix_secs": 5}, "access_info": null,
+            "version_description": "second"
+        }))
+        .await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(after["agent_id"], id.as_str());
+    assert_eq!(
+        after["conversation_config"]["agent"]["prompt"]["prompt"],
+        "new"
+    );
+    assert_eq!(
+        after["conversation_config"]["agent"]["first_message"], "hi",
+        "sibling kept"
+    );
+    assert_eq!(
+        after["conversation_config"]["x_keep"], 1,
+        "unknown field kept"
+    );
+    assert_eq!(after["tags"], json!(["y", "z"]));
+    assert_eq!(after["name"], "A");
+    assert_eq!(
+        after["metadata"]["created_at_unix_secs"],
+        before["metadata"]["created_at_unix_secs"]
+    );
+    assert_ne!(after["version_id"], before["version_id"]);
+    assert!(after.get("version_description").is_none());
 
-        let (s, _) = app
-            .send(
-                Method::DELETE,
-                &format!("/v1/convai/agents/{id}"),
-                key,
-                &json!({}),
-            )
-            .await;
-        assert!(s == 204 || s == 200);
-        for path in [
-            format!("/v1/convai/agents/{id}"),
-            format!("/v1/convai/agents/{id}/link"),
-            format!("/v1/convai/agents/{id}/widget"),
-        ] {
-            assert_eq!(app.get(&path, key).await.0, 404, "{path}");
-        }
-        assert_eq!(
-            app.send(
-                Method::DELETE,
-                &format!("/v1/convai/agents/{id}"),
-                key,
-                &json!({})
-            )
+    // Arrays replace, nullable fields take null, others refuse it (and nothing changes).
+    let (s, b) = app
+        .send(Method::PATCH, &path, key, &json!({"conversation_config": {"agent": {"prompt": {"tool_ids": [], "custom_llm": null}}}}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app
+        .send(
+            Method::PATCH,
+            &path,
+            key,
+            &json!({"conversation_config": {"tts": {"voice_id": null}}}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        b["detail"][0]["loc"],
+        json!(["body", "conversation_config", "tts", "voice_id"])
+    );
+    let (_, now) = app.get(&path, key).await;
+    assert_eq!(now["conversation_config"]["tts"]["voice_id"], "voice_2");
+
+    // The list's voice_id and name follow patches.
+    let (_, list) = app.get("/v1/convai/agents", key).await;
+    assert_eq!(list["agents"][0]["voice_id"], "voice_2");
+
+    // Pushing back a whole GET (as the CLI does) changes nothing.
+    let (_, full) = app.get(&path, key).await;
+    let (s, again) = app.send(Method::PATCH, &path, key, &full).await;
+    assert_eq!(s, 200, "{again}");
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("version_id");
+        v.as_object_mut().unwrap().remove("metadata");
+        v
+    };
+    assert_eq!(strip(again), strip(full));
+
+    assert_eq!(
+        app.send(
+            Method::PATCH,
+            "/v1/convai/agents/agent_missing",
+            key,
+            &json!({})
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        app.send(
+            Method::PATCH,
+            &format!("{path}?branch_id=agtbrch_x"),
+            key,
+            &json!({})
+        )
+        .await
+        .0,
+        404
+    );
+}
+dual_db!(patch_merges_replaces_and_validates);
+
+async fn delete_duplicate_link_summaries_widget_and_kb_size(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let id = create(&app, key, json!({"name": "Orig", "conversation_config": {"agent": {"first_message": "yo", "language": "de"}}})).await;
+
+    let (s, dup) = app
+        .post(
+            &format!("/v1/convai/agents/{id}/duplicate"),
+            key,
+            &json!({"name": "Copy"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let dup_id = dup["agent_id"].as_str().unwrap().to_owned();
+    assert_ne!(dup_id, id);
+    let (_, d) = app.get(&format!("/v1/convai/agents/{dup_id}"), key).await;
+    assert_eq!(d["name"], "Copy");
+    assert_eq!(d["conversation_config"]["agent"]["first_message"], "yo");
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/convai/agents/{id}/duplicate")))
+        .header("xi-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "no body at all is fine");
+    let dup2: Value = r.json().await.unwrap();
+    let (_, d2) = app
+        .get(
+            &format!("/v1/convai/agents/{}", dup2["agent_id"].as_str().unwrap()),
+            key,
+        )
+        .await;
+    assert_eq!(d2["name"], "Orig (copy)");
+
+    let (s, link) = app.get(&format!("/v1/convai/agents/{id}/link"), key).await;
+    assert_eq!(s, 200);
+    assert_eq!(link["token"]["purpose"], "shareable_link");
+    let token = link["token"]["conversation_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(token.len() >= 40);
+    let (_, link2) = app.get(&format!("/v1/convai/agents/{id}/link"), key).await;
+    assert_eq!(
+        link2["token"]["conversation_token"],
+        token.as_str(),
+        "stable"
+    );
+
+    let (s, sums) = app
+        .get(
+            &format!("/v1/convai/agents/summaries?agent_ids={id}&agent_ids=agent_none"),
+            key,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(sums[&id]["status"], "success");
+    assert_eq!(sums[&id]["data"]["name"], "Orig");
+    assert_eq!(sums["agent_none"]["status"], "failure");
+    assert_eq!(sums["agent_none"]["error_code"], 404);
+    let many: String = (0..101).map(|i| format!("agent_ids=a{i}&")).collect();
+    assert_eq!(
+        app.get(&format!("/v1/convai/agents/summaries?{many}"), key)
             .await
             .0,
-            404
-        );
+        422
+    );
+    assert_eq!(app.get("/v1/convai/agents/summaries", key).await.0, 422);
+
+    let (s, w) = app
+        .get(&format!("/v1/convai/agents/{id}/widget"), key)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(w["widget_config"]["language"], "de");
+    assert_eq!(w["widget_config"]["first_message"], "yo");
+    assert_eq!(w["widget_config"]["variant"], "full");
+
+    let (s, kb) = app
+        .get(&format!("/v1/convai/agent/{id}/knowledge-base/size"), key)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(kb["number_of_pages"], 0);
+    assert_eq!(
+        app.get("/v1/convai/agent/agent_nope/knowledge-base/size", key)
+            .await
+            .0,
+        404
+    );
+
+    let (s, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/v1/convai/agents/{id}"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert!(s == 204 || s == 200);
+    for path in [
+        format!("/v1/convai/agents/{id}"),
+        format!("/v1/convai/agents/{id}/link"),
+        format!("/v1/convai/agents/{id}/widget"),
+    ] {
+        assert_eq!(app.get(&path, key).await.0, 404, "{path}");
     }
+    assert_eq!(
+        app.send(
+            Method::DELETE,
+            &format!("/v1/convai/agents/{id}"),
+            key,
+            &json!({})
+        )
+        .await
+        .0,
+        404
+    );
 }
+dual_db!(delete_duplicate_link_summaries_widget_and_kb_size);
 
-#[tokio::test]
-async fn list_filters_and_sorts() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let admin = &app.admin_key;
-        let other_user = app.key("default", "eve@example.com", "agents:write").await;
-        let a = create(
-            &app,
-            admin,
-            json!({"name": "Alpha Sales", "tags": ["sales"], "conversation_config": {}}),
-        )
-        .await;
-        let b = create(
-            &app,
-            admin,
-            json!({"name": "beta support", "tags": ["support", "eu"], "conversation_config": {}}),
-        )
-        .await;
-        let c = create(
-            &app,
-            &other_user,
-            json!({"name": "Gamma 100%_off", "tags": ["sales", "eu"], "conversation_config": {}}),
-        )
-        .await;
-        let d = create(&app, admin, json!({"name": "Delta", "conversation_config": {}, "platform_settings": {"archived": true}})).await;
+async fn list_filters_and_sorts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = &app.admin_key;
+    let other_user = app.key("default", "eve@example.com", "agents:write").await;
+    let a = create(
+        &app,
+        admin,
+        json!({"name": "Alpha Sales", "tags": ["sales"], "conversation_config": {}}),
+    )
+    .await;
+    let b = create(
+        &app,
+        admin,
+        json!({"name": "beta support", "tags": ["support", "eu"], "conversation_config": {}}),
+    )
+    .await;
+    let c = create(
+        &app,
+        &other_user,
+        json!({"name": "Gamma 100%_off", "tags": ["sales", "eu"], "conversation_config": {}}),
+    )
+    .await;
+    let d = create(&app, admin, json!({"name": "Delta", "conversation_config": {}, "platform_settings": {"archived": true}})).await;
 
-        let ids = |v: &Value| -> Vec<String> {
-            v["agents"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a["agent_id"].as_str().unwrap().to_owned())
-                .collect()
-        };
-        let set = |v: &Value| -> HashSet<String> { ids(v).into_iter().collect() };
-        let q = |query: &str| format!("/v1/convai/agents?{query}");
+    let ids = |v: &Value| -> Vec<String> {
+        v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agent_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = |v: &Value| -> HashSet<String> { ids(v).into_iter().collect() };
+    let q = |query: &str| format!("/v1/convai/agents?{query}");
 
-        assert_eq!(
-            set(&app.get(&q(""), admin).await.1),
-            HashSet::from([a.clone(), b.clone(), c.clone()]),
-            "archived hidden"
-        );
-        assert_eq!(
-            ids(&app.get(&q("archived=true"), admin).await.1),
-            vec![d.clone()]
-        );
-        assert_eq!(
-            ids(&app.get(&q("search=SALES"), admin).await.1),
-            vec![a.clone()]
-        );
-        assert_eq!(
-            ids(&app.get(&q("search=100%25_"), admin).await.1),
-            vec![c.clone()],
-            "LIKE wildcards are literal"
-        );
-        assert_eq!(
-            ids(&app.get(&q("search=a_s"), admin).await.1),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            set(&app.get(&q("tags=eu"), admin).await.1),
-            HashSet::from([b.clone(), c.clone()])
-        );
-        assert_eq!(
-            set(&app.get(&q("tags=sales&tags=support"), admin).await.1),
-            HashSet::from([a.clone(), b.clone(), c.clone()])
-        );
-        assert_eq!(
-            ids(&app.get(&q("created_by_user_id=@me"), &other_user).await.1),
-            vec![c.clone()]
-        );
-        assert_eq!(
-            ids(&app
-                .get(&q("show_only_owned_agents=true"), &other_user)
-                .await
-                .1),
-            vec![c.clone()]
-        );
-        assert_eq!(
-            set(&app.get(&q("created_by_user_id=@me"), admin).await.1),
-            HashSet::from([a.clone(), b.clone()])
-        );
+    assert_eq!(
+        set(&app.get(&q(""), admin).await.1),
+        HashSet::from([a.clone(), b.clone(), c.clone()]),
+        "archived hidden"
+    );
+    assert_eq!(
+        ids(&app.get(&q("archived=true"), admin).await.1),
+        vec![d.clone()]
+    );
+    assert_eq!(
+        ids(&app.get(&q("search=SALES"), admin).await.1),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ids(&app.get(&q("search=100%25_"), admin).await.1),
+        vec![c.clone()],
+        "LIKE wildcards are literal"
+    );
+    assert_eq!(
+        ids(&app.get(&q("search=a_s"), admin).await.1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        set(&app.get(&q("tags=eu"), admin).await.1),
+        HashSet::from([b.clone(), c.clone()])
+    );
+    assert_eq!(
+        set(&app.get(&q("tags=sales&tags=support"), admin).await.1),
+        HashSet::from([a.clone(), b.clone(), c.clone()])
+    );
+    assert_eq!(
+        ids(&app.get(&q("created_by_user_id=@me"), &other_user).await.1),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .get(&q("show_only_owned_agents=true"), &other_user)
+            .await
+            .1),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        set(&app.get(&q("created_by_user_id=@me"), admin).await.1),
+        HashSet::from([a.clone(), b.clone()])
+    );
 
-        assert_eq!(
-            ids(&app
-                .get(&q("sort_by=name&sort_direction=asc"), admin)
-                .await
-                .1),
-            vec![a.clone(), c.clone(), b.clone()],
-            "byte order: uppercase first"
-        );
-        assert_eq!(
-            ids(&app
-                .get(&q("sort_by=name&sort_direction=desc"), admin)
-                .await
-                .1),
-            vec![b.clone(), c.clone(), a.clone()]
-        );
-        let (s, _) = app.get(&q("sort_by=updated_at"), admin).await;
-        assert_eq!(s, 200);
-        let (s, _) = app
-            .get(&q("sort_by=call_count_7d&sort_direction=asc"), admin)
-            .await;
-        assert_eq!(s, 200);
-
-        let summary = &app.get(&q("search=alpha"), admin).await.1["agents"][0];
-        for field in [
-            "agent_id",
-            "name",
-            "voice_id",
-            "tags",
-            "created_at_unix_secs",
-            "access_info",
-            "last_call_time_unix_secs",
-            "archived",
-        ] {
-            assert!(summary.get(field).is_some(), "summary lacks {field}");
-        }
-        assert_eq!(
-            app.get(&q("search=gamma"), admin).await.1["agents"][0]["access_info"]["is_creator"],
-            false
-        );
-        // By name the creators alternate (admin, other, admin): each item has its own's.
-        let page = app
+    assert_eq!(
+        ids(&app
             .get(&q("sort_by=name&sort_direction=asc"), admin)
             .await
-            .1;
-        let items = page["agents"].as_array().unwrap();
-        let access: Vec<(bool, &str)> = items
-            .iter()
-            .map(|i| {
-                let info = &i["access_info"];
-                (
-                    info["is_creator"].as_bool().unwrap(),
-                    info["creator_email"].as_str().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            access.iter().map(|a| a.0).collect::<Vec<_>>(),
-            [true, false, true]
-        );
-        assert_eq!(access[0].1, access[2].1);
-        assert_ne!(access[0].1, access[1].1);
+            .1),
+        vec![a.clone(), c.clone(), b.clone()],
+        "byte order: uppercase first"
+    );
+    assert_eq!(
+        ids(&app
+            .get(&q("sort_by=name&sort_direction=desc"), admin)
+            .await
+            .1),
+        vec![b.clone(), c.clone(), a.clone()]
+    );
+    let (s, _) = app.get(&q("sort_by=updated_at"), admin).await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .get(&q("sort_by=call_count_7d&sort_direction=asc"), admin)
+        .await;
+    assert_eq!(s, 200);
 
-        for bad in [
-            "sort_by=colour",
-            "sort_direction=up",
-            "page_size=0",
-            "page_size=101",
-            "archived=maybe",
-            "cursor=xyz",
-        ] {
-            let (s, b) = app.get(&q(bad), admin).await;
-            assert_eq!(s, 422, "{bad}: {b}");
-            assert_eq!(b["detail"][0]["loc"][0], "query");
-        }
+    let summary = &app.get(&q("search=alpha"), admin).await.1["agents"][0];
+    for field in [
+        "agent_id",
+        "name",
+        "voice_id",
+        "tags",
+        "created_at_unix_secs",
+        "access_info",
+        "last_call_time_unix_secs",
+        "archived",
+    ] {
+        assert!(summary.get(field).is_some(), "summary lacks {field}");
+    }
+    assert_eq!(
+        app.get(&q("search=gamma"), admin).await.1["agents"][0]["access_info"]["is_creator"],
+        false
+    );
+    // By name the creators alternate (admin, other, admin): each item has its own's.
+    let page = app
+        .get(&q("sort_by=name&sort_direction=asc"), admin)
+        .await
+        .1;
+    let items = page["agents"].as_array().unwrap();
+    let access: Vec<(bool, &str)> = items
+        .iter()
+        .map(|i| {
+            let info = &i["access_info"];
+            (
+                info["is_creator"].as_bool().unwrap(),
+                info["creator_email"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        access.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [true, false, true]
+    );
+    assert_eq!(access[0].1, access[2].1);
+    assert_ne!(access[0].1, access[1].1);
+
+    for bad in [
+        "sort_by=colour",
+        "sort_direction=up",
+        "page_size=0",
+        "page_size=101",
+        "archived=maybe",
+        "cursor=xyz",
+    ] {
+        let (s, b) = app.get(&q(bad), admin).await;
+        assert_eq!(s, 422, "{bad}: {b}");
+        assert_eq!(b["detail"][0]["loc"][0], "query");
     }
 }
+dual_db!(list_filters_and_sorts);
 
 /// Paging through 250 agents with small pages in both directions returns each exactly once,
 /// in order, even while other agents are being created.
-#[tokio::test]
-async fn paging_is_complete_and_stable_under_concurrent_inserts() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let key = app.admin_key.clone();
-        let mut all = HashSet::new();
-        for i in 0..250 {
-            // Few distinct names: ties must be broken by id.
-            all.insert(
-                create(
-                    &app,
-                    &key,
-                    json!({"name": format!("agent {}", i % 7), "conversation_config": {}}),
-                )
-                .await,
-            );
+async fn paging_is_complete_and_stable_under_concurrent_inserts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key.clone();
+    let mut all = HashSet::new();
+    for i in 0..250 {
+        // Few distinct names: ties must be broken by id.
+        all.insert(
+            create(
+                &app,
+                &key,
+                json!({"name": format!("agent {}", i % 7), "conversation_config": {}}),
+            )
+            .await,
+        );
+    }
+    for (sort, dir) in [
+        ("created_at", "desc"),
+        ("created_at", "asc"),
+        ("name", "asc"),
+        ("name", "desc"),
+        ("updated_at", "desc"),
+    ] {
+        let writer = {
+            let client = app.client.clone();
+            let url = app.url("/v1/convai/agents/create");
+            let key = key.clone();
+            tokio::spawn(async move {
+                for i in 0..15 {
+                    client
+                        .post(&url)
+                        .header("xi-api-key", &key)
+                        .json(&json!({"name": format!("late {i}"), "tags": ["late"], "conversation_config": {}}))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (s, page) = app
+                .get(&format!("/v1/convai/agents?page_size=17&sort_by={sort}&sort_direction={dir}&cursor={cursor}"), &key)
+                .await;
+            assert_eq!(s, 200, "{page}");
+            for a in page["agents"].as_array().unwrap() {
+                seen.push((
+                    a["name"].as_str().unwrap().to_owned(),
+                    a["agent_id"].as_str().unwrap().to_owned(),
+                ));
+            }
+            assert_eq!(page["has_more"], page["next_cursor"].is_string());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = c.to_owned(),
+                None => break,
+            }
         }
-        for (sort, dir) in [
-            ("created_at", "desc"),
-            ("created_at", "asc"),
-            ("name", "asc"),
-            ("name", "desc"),
-            ("updated_at", "desc"),
-        ] {
-            let writer = {
-                let client = app.client.clone();
-                let url = app.url("/v1/convai/agents/create");
-                let key = key.clone();
-                tokio::spawn(async move {
-                    for i in 0..15 {
-                        client
-                            .post(&url)
-                            .header("xi-api-key", &key)
-                            .json(&json!({"name": format!("late {i}"), "tags": ["late"], "conversation_config": {}}))
-                            .send()
-                            .await
-                            .unwrap();
-                    }
-                })
-            };
-            let mut seen = Vec::new();
-            let mut cursor = String::new();
-            loop {
-                let (s, page) = app
-                    .get(&format!("/v1/convai/agents?page_size=17&sort_by={sort}&sort_direction={dir}&cursor={cursor}"), &key)
-                    .await;
-                assert_eq!(s, 200, "{page}");
-                for a in page["agents"].as_array().unwrap() {
-                    seen.push((
-                        a["name"].as_str().unwrap().to_owned(),
-                        a["agent_id"].as_str().unwrap().to_owned(),
-                    ));
-                }
-                assert_eq!(page["has_more"], page["next_cursor"].is_string());
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = c.to_owned(),
-                    None => break,
-                }
+        writer.await.unwrap();
+        let ids: Vec<&String> = seen.iter().map(|(_, id)| id).collect();
+        let unique: HashSet<&String> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{sort} {dir}: duplicates");
+        for id in &all {
+            assert!(unique.contains(id), "{sort} {dir}: {id} missing");
+        }
+        if sort == "name" {
+            let keys: Vec<(String, String)> = seen.clone();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            if dir == "desc" {
+                sorted.reverse();
             }
-            writer.await.unwrap();
-            let ids: Vec<&String> = seen.iter().map(|(_, id)| id).collect();
-            let unique: HashSet<&String> = ids.iter().copied().collect();
-            assert_eq!(unique.len(), ids.len(), "{sort} {dir}: duplicates");
-            for id in &all {
-                assert!(unique.contains(id), "{sort} {dir}: {id} missing");
-            }
-            if sort == "name" {
-                let keys: Vec<(String, String)> = seen.clone();
-                let mut sorted = keys.clone();
-                sorted.sort();
-                if dir == "desc" {
-                    sorted.reverse();
-                }
-                assert_eq!(keys, sorted, "name order with id tie-break");
-            }
+            assert_eq!(keys, sorted, "name order with id tie-break");
         }
     }
 }
+dual_db!(paging_is_complete_and_stable_under_concurrent_inserts);
 
-#[tokio::test]
-async fn workspaces_and_scopes_are_enforced() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let ours = app.key("acme", "a@acme.test", "agents:write").await;
-        let theirs = app.key("globex", "g@globex.test", "admin").await;
-        let viewer = app.key("acme", "v@acme.test", "agents:read").await;
-        let id = create(
-            &app,
-            &ours,
-            json!({"name": "Secret plans", "conversation_config": {}}),
-        )
-        .await;
-        let p = format!("/v1/convai/agents/{id}");
+async fn workspaces_and_scopes_are_enforced(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ours = app.key("acme", "a@acme.test", "agents:write").await;
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    let viewer = app.key("acme", "v@acme.test", "agents:read").await;
+    let id = create(
+        &app,
+        &ours,
+        json!({"name": "Secret plans", "conversation_config": {}}),
+    )
+    .await;
+    let p = format!("/v1/convai/agents/{id}");
 
-        for path in [
-            p.clone(),
-            format!("{p}/link"),
-            format!("{p}/widget"),
-            format!("/v1/convai/agent/{id}/knowledge-base/size"),
-        ] {
-            assert_eq!(app.get(&path, &theirs).await.0, 404, "{path}");
-        }
-        assert_eq!(
-            app.send(Method::PATCH, &p, &theirs, &json!({"name": "pwned"}))
-                .await
-                .0,
-            404
-        );
-        assert_eq!(
-            app.send(Method::DELETE, &p, &theirs, &json!({})).await.0,
-            404
-        );
-        assert_eq!(
-            app.post(&format!("{p}/duplicate"), &theirs, &json!({}))
-                .await
-                .0,
-            404
-        );
-        let (_, list) = app.get("/v1/convai/agents", &theirs).await;
-        assert_eq!(list["agents"], json!([]));
-        let (_, sums) = app
-            .get(
-                &format!("/v1/convai/agents/summaries?agent_ids={id}"),
-                &theirs,
-            )
-            .await;
-        assert_eq!(sums[&id]["status"], "failure");
-
-        assert_eq!(app.get(&p, &viewer).await.0, 200);
-        let (_, got) = app.get(&p, &viewer).await;
-        assert_eq!(got["access_info"]["role"], "viewer");
-        assert_eq!(got["access_info"]["is_creator"], false);
-        assert_eq!(
-            app.send(Method::PATCH, &p, &viewer, &json!({"name": "x"}))
-                .await
-                .0,
-            403
-        );
-        assert_eq!(
-            app.post(
-                "/v1/convai/agents/create",
-                &viewer,
-                &json!({"conversation_config": {}})
-            )
+    for path in [
+        p.clone(),
+        format!("{p}/link"),
+        format!("{p}/widget"),
+        format!("/v1/convai/agent/{id}/knowledge-base/size"),
+    ] {
+        assert_eq!(app.get(&path, &theirs).await.0, 404, "{path}");
+    }
+    assert_eq!(
+        app.send(Method::PATCH, &p, &theirs, &json!({"name": "pwned"}))
             .await
             .0,
-            403
-        );
-        let (_, still) = app.get(&p, &ours).await;
-        assert_eq!(still["name"], "Secret plans");
-    }
+        404
+    );
+    assert_eq!(
+        app.send(Method::DELETE, &p, &theirs, &json!({})).await.0,
+        404
+    );
+    assert_eq!(
+        app.post(&format!("{p}/duplicate"), &theirs, &json!({}))
+            .await
+            .0,
+        404
+    );
+    let (_, list) = app.get("/v1/convai/agents", &theirs).await;
+    assert_eq!(list["agents"], json!([]));
+    let (_, sums) = app
+        .get(
+            &format!("/v1/convai/agents/summaries?agent_ids={id}"),
+            &theirs,
+        )
+        .await;
+    assert_eq!(sums[&id]["status"], "failure");
+
+    assert_eq!(app.get(&p, &viewer).await.0, 200);
+    let (_, got) = app.get(&p, &viewer).await;
+    assert_eq!(got["access_info"]["role"], "viewer");
+    assert_eq!(got["access_info"]["is_creator"], false);
+    assert_eq!(
+        app.send(Method::PATCH, &p, &viewer, &json!({"name": "x"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.post(
+            "/v1/convai/agents/create",
+            &viewer,
+            &json!({"conversation_config": {}})
+        )
+        .await
+        .0,
+        403
+    );
+    let (_, still) = app.get(&p, &ours).await;
+    assert_eq!(still["name"], "Secret plans");
 }
+dual_db!(workspaces_and_scopes_are_enforced);

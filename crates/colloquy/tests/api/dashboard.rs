@@ -7,7 +7,7 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::json;
 
-use crate::helpers::{TestApp, backends};
+use crate::helpers::{Backend, TestApp, dual_db};
 
 /// A browser-like client that follows no redirects, so each hop can be checked.
 fn browser() -> reqwest::Client {
@@ -89,234 +89,228 @@ async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let web = browser();
-        let r = web.get(app.url("/")).send().await.unwrap();
-        assert_eq!(r.status(), 303);
-        assert_eq!(r.headers()[LOCATION], "/login?next=%2F");
-        let csp = r.headers()["content-security-policy"].to_str().unwrap();
-        assert!(
-            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
-            "{csp}"
-        );
-        assert_eq!(r.headers()["x-frame-options"], "DENY");
+async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let web = browser();
+    let r = web.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/login?next=%2F");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
 
-        let form = web.get(app.url("/login")).send().await.unwrap();
-        let login_cookie = set_cookies(&form)[0].split(';').next().unwrap().to_owned();
-        let token = hidden(&form.text().await.unwrap(), "_csrf");
-        let wrong = web
-            .post(app.url("/login"))
-            .header(COOKIE, &login_cookie)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form_body(&[("api_key", "sk_wrong"), ("_csrf", &token)]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(wrong.status(), 401);
-        assert!(
-            set_cookies(&wrong)
-                .iter()
-                .all(|c| !c.starts_with("__Host-colloquy_session"))
-        );
-        assert!(wrong.text().await.unwrap().contains("not valid"));
-        let unsendable = web
-            .post(app.url("/login"))
-            .header(COOKIE, &login_cookie)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(format!("api_key=sk%0Abad&_csrf={token}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            unsendable.status(),
-            401,
-            "a key with a newline is refused, not a 500"
-        );
-        let stale = web
-            .post(app.url("/login"))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form_body(&[("api_key", &app.admin_key), ("_csrf", &token)]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stale.status(), 403, "no login cookie, no sign-in");
-        let forged = web
-            .get(app.url("/agents"))
-            .header(COOKIE, "__Host-colloquy_session=v1.nope.AAAA")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(forged.status(), 303, "a forged cookie is no session");
-        app.stop().await;
-    }
-}
-
-#[tokio::test]
-async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let (s, agent) = app
-            .post(
-                "/v1/convai/agents/create",
-                &app.admin_key,
-                &json!({"name": "<script>alert(1)</script>", "conversation_config": {}}),
-            )
-            .await;
-        assert_eq!(s, 200, "{agent}");
-        let id = agent["agent_id"].as_str().unwrap();
-        let cookie = sign_in(&app, &app.admin_key).await;
-        let (s, list) = page(&app, &cookie, "/agents").await;
-        assert_eq!(s, 200);
-        assert!(
-            list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-            "{list}"
-        );
-        assert!(!list.contains("<script>alert"), "names are escaped");
-        // Pages of 30, with a link to the next.
-        for i in 0..30 {
-            let body = json!({"name": format!("filler {i:02}"), "conversation_config": {}});
-            assert_eq!(
-                app.post("/v1/convai/agents/create", &app.admin_key, &body)
-                    .await
-                    .0,
-                200
-            );
-        }
-        let (_, first) = page(&app, &cookie, "/agents").await;
-        assert!(
-            first.contains("filler 29") && !first.contains("alert(1)"),
-            "newest first"
-        );
-        let next = first
-            .split("rel=\"next\" href=\"")
-            .nth(1)
-            .expect("a next link");
-        let next = next.split('"').next().unwrap().replace("&amp;", "&");
-        let (s, second) = page(&app, &cookie, &next).await;
-        assert_eq!(s, 200);
-        assert!(
-            second.contains("&lt;script&gt;") && !second.contains("filler 29"),
-            "{second}"
-        );
-        let (_, found) = page(&app, &cookie, "/agents?search=FILLER%2007").await;
-        assert!(found.contains("filler 07") && !found.contains("filler 08"));
-
-        let (s, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
-        assert_eq!(s, 200);
-        assert!(detail.contains("Configuration"));
-
-        let other = app.key("elsewhere", "eve@example.com", "admin").await;
-        let other_cookie = sign_in(&app, &other).await;
-        let (s, list) = page(&app, &other_cookie, "/agents").await;
-        assert_eq!(s, 200);
-        assert!(!list.contains("alert(1)") && list.contains("No agents match."));
-        assert_eq!(
-            page(&app, &other_cookie, &format!("/agents/{id}")).await.0,
-            404
-        );
-
-        let tools_only = app.key("default", "tia@example.com", "tools:read").await;
-        let tools_cookie = sign_in(&app, &tools_only).await;
-        let (s, refused) = page(&app, &tools_cookie, "/agents").await;
-        assert_eq!(s, 403, "{refused}");
-        assert!(refused.contains("agents:read"), "{refused}");
-        assert_eq!(page(&app, &tools_cookie, "/tools").await.0, 200);
-
-        // Revoking the key ends its sessions at once.
-        let store = app.db.store().await;
-        let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
-        let id = &listed
+    let form = web.get(app.url("/login")).send().await.unwrap();
+    let login_cookie = set_cookies(&form)[0].split(';').next().unwrap().to_owned();
+    let token = hidden(&form.text().await.unwrap(), "_csrf");
+    let wrong = web
+        .post(app.url("/login"))
+        .header(COOKIE, &login_cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&[("api_key", "sk_wrong"), ("_csrf", &token)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        set_cookies(&wrong)
             .iter()
-            .find(|k| k.user_email == "tia@example.com")
-            .unwrap()
-            .id;
-        store.revoke_key(id).await.unwrap();
-        let r = browser()
-            .get(app.url("/tools"))
-            .header(COOKIE, &tools_cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
-        assert!(
-            r.headers()[LOCATION]
-                .to_str()
-                .unwrap()
-                .starts_with("/login")
-        );
-        app.stop().await;
-    }
+            .all(|c| !c.starts_with("__Host-colloquy_session"))
+    );
+    assert!(wrong.text().await.unwrap().contains("not valid"));
+    let unsendable = web
+        .post(app.url("/login"))
+        .header(COOKIE, &login_cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("api_key=sk%0Abad&_csrf={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unsendable.status(),
+        401,
+        "a key with a newline is refused, not a 500"
+    );
+    let stale = web
+        .post(app.url("/login"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&[("api_key", &app.admin_key), ("_csrf", &token)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 403, "no login cookie, no sign-in");
+    let forged = web
+        .get(app.url("/agents"))
+        .header(COOKIE, "__Host-colloquy_session=v1.nope.AAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 303, "a forged cookie is no session");
+    app.stop().await;
 }
+dual_db!(sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused);
 
-#[tokio::test]
-async fn changes_need_the_sessions_csrf_token_and_the_same_origin() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let (_, agent) = app
-            .post(
-                "/v1/convai/agents/create",
-                &app.admin_key,
-                &json!({"name": "keep me", "conversation_config": {}}),
-            )
-            .await;
-        let id = agent["agent_id"].as_str().unwrap();
-        let cookie = sign_in(&app, &app.admin_key).await;
-        let (_, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
-        let csrf = hidden(&detail, "_csrf");
-        let delete = |token: String, origin: Option<&'static str>| {
-            let mut request = browser()
-                .post(app.url(&format!("/agents/{id}/delete")))
-                .header(COOKIE, &cookie)
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(format!("_csrf={token}"));
-            if let Some(origin) = origin {
-                request = request.header("origin", origin);
-            }
-            request.send()
-        };
-        assert_eq!(delete("forged".into(), None).await.unwrap().status(), 403);
+async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (s, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            &app.admin_key,
+            &json!({"name": "<script>alert(1)</script>", "conversation_config": {}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{agent}");
+    let id = agent["agent_id"].as_str().unwrap();
+    let cookie = sign_in(&app, &app.admin_key).await;
+    let (s, list) = page(&app, &cookie, "/agents").await;
+    assert_eq!(s, 200);
+    assert!(
+        list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{list}"
+    );
+    assert!(!list.contains("<script>alert"), "names are escaped");
+    // Pages of 30, with a link to the next.
+    for i in 0..30 {
+        let body = json!({"name": format!("filler {i:02}"), "conversation_config": {}});
         assert_eq!(
-            delete(csrf.clone(), Some("http://evil.example"))
-                .await
-                .unwrap()
-                .status(),
-            403
-        );
-        assert_eq!(
-            app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
+            app.post("/v1/convai/agents/create", &app.admin_key, &body)
                 .await
                 .0,
             200
         );
-        // A form with nothing to run is refused plainly, and starts nothing.
-        let empty = browser()
-            .post(app.url("/tests/run"))
+    }
+    let (_, first) = page(&app, &cookie, "/agents").await;
+    assert!(
+        first.contains("filler 29") && !first.contains("alert(1)"),
+        "newest first"
+    );
+    let next = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .expect("a next link");
+    let next = next.split('"').next().unwrap().replace("&amp;", "&");
+    let (s, second) = page(&app, &cookie, &next).await;
+    assert_eq!(s, 200);
+    assert!(
+        second.contains("&lt;script&gt;") && !second.contains("filler 29"),
+        "{second}"
+    );
+    let (_, found) = page(&app, &cookie, "/agents?search=FILLER%2007").await;
+    assert!(found.contains("filler 07") && !found.contains("filler 08"));
+
+    let (s, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(detail.contains("Configuration"));
+
+    let other = app.key("elsewhere", "eve@example.com", "admin").await;
+    let other_cookie = sign_in(&app, &other).await;
+    let (s, list) = page(&app, &other_cookie, "/agents").await;
+    assert_eq!(s, 200);
+    assert!(!list.contains("alert(1)") && list.contains("No agents match."));
+    assert_eq!(
+        page(&app, &other_cookie, &format!("/agents/{id}")).await.0,
+        404
+    );
+
+    let tools_only = app.key("default", "tia@example.com", "tools:read").await;
+    let tools_cookie = sign_in(&app, &tools_only).await;
+    let (s, refused) = page(&app, &tools_cookie, "/agents").await;
+    assert_eq!(s, 403, "{refused}");
+    assert!(refused.contains("agents:read"), "{refused}");
+    assert_eq!(page(&app, &tools_cookie, "/tools").await.0, 200);
+
+    // Revoking the key ends its sessions at once.
+    let store = app.db.store().await;
+    let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
+    let id = &listed
+        .iter()
+        .find(|k| k.user_email == "tia@example.com")
+        .unwrap()
+        .id;
+    store.revoke_key(id).await.unwrap();
+    let r = browser()
+        .get(app.url("/tools"))
+        .header(COOKIE, &tools_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()[LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+    app.stop().await;
+}
+dual_db!(pages_show_the_keys_workspace_escaped_and_within_its_scopes);
+
+async fn changes_need_the_sessions_csrf_token_and_the_same_origin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            &app.admin_key,
+            &json!({"name": "keep me", "conversation_config": {}}),
+        )
+        .await;
+    let id = agent["agent_id"].as_str().unwrap();
+    let cookie = sign_in(&app, &app.admin_key).await;
+    let (_, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
+    let csrf = hidden(&detail, "_csrf");
+    let delete = |token: String, origin: Option<&'static str>| {
+        let mut request = browser()
+            .post(app.url(&format!("/agents/{id}/delete")))
             .header(COOKIE, &cookie)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(format!("_csrf={csrf}&agent_id={id}"))
-            .send()
+            .body(format!("_csrf={token}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(delete("forged".into(), None).await.unwrap().status(), 403);
+    assert_eq!(
+        delete(csrf.clone(), Some("http://evil.example"))
             .await
-            .unwrap();
-        assert_eq!(empty.status(), 422);
-        assert!(empty.text().await.unwrap().contains("at least one test"));
-        let (_, runs) = app
-            .get(
-                &format!("/v1/convai/test-invocations?agent_id={id}"),
-                &app.admin_key,
-            )
-            .await;
-        assert_eq!(runs["results"], json!([]), "{runs}");
-        let done = delete(csrf, None).await.unwrap();
-        assert_eq!(done.status(), 303);
-        assert_eq!(
-            app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
-                .await
-                .0,
-            404
-        );
-        app.stop().await;
-    }
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
+            .await
+            .0,
+        200
+    );
+    // A form with nothing to run is refused plainly, and starts nothing.
+    let empty = browser()
+        .post(app.url("/tests/run"))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("_csrf={csrf}&agent_id={id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 422);
+    assert!(empty.text().await.unwrap().contains("at least one test"));
+    let (_, runs) = app
+        .get(
+            &format!("/v1/convai/test-invocations?agent_id={id}"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(runs["results"], json!([]), "{runs}");
+    let done = delete(csrf, None).await.unwrap();
+    assert_eq!(done.status(), 303);
+    assert_eq!(
+        app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
+            .await
+            .0,
+        404
+    );
+    app.stop().await;
 }
+dual_db!(changes_need_the_sessions_csrf_token_and_the_same_origin);

@@ -11,6 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
+use colloquy::config::Config;
+use colloquy_engine::llm::router::{ProviderConfig, ProviderKind};
 use serde_json::{Value, json};
 
 /// What the fake LLM answers.
@@ -292,4 +294,23 @@ async fn hook(
         state.body.clone(),
     )
         .into_response()
+}
+
+/// Configures a server to use `llm` as its OpenAI-compatible provider (with short timeouts)
+/// and to allow webhooks on loopback.
+pub fn with_llm(llm: &FakeLlm) -> impl FnOnce(&mut Config) + use<> {
+    let base = format!("{}/v1", llm.base);
+    move |c: &mut Config| {
+        c.llm.providers.insert(
+            "openai".into(),
+            ProviderConfig {
+                kind: ProviderKind::Openai,
+                base_url: Some(base),
+                api_key: None,
+                api_key_env: None,
+            },
+        );
+        c.llm.timeout_secs = 5;
+        c.webhook_allow = "127.0.0.1".into();
+    }
 }

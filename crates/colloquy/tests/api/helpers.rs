@@ -1,8 +1,10 @@
 //! The test harness: a real server on a random port over a real database, driven over HTTP.
 //!
 //! Every test runs on SQLite (a temp file) and, when `COLLOQUY_TEST_DATABASE_URL` is set, on
-//! PostgreSQL too, each in a fresh schema dropped afterwards. Under `CI` the PostgreSQL URL is
-//! mandatory, so CI cannot pass with the PostgreSQL half silently skipped.
+//! PostgreSQL too, each in a fresh schema dropped afterwards: [`dual_db!`] makes the two runs
+//! two tests, `<test>::sqlite` and `<test>::postgres`, so every failure names its backend.
+//! Under `CI` the PostgreSQL URL is mandatory, so CI cannot pass with the PostgreSQL half
+//! silently skipped.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,18 +28,42 @@ pub enum Backend {
     Postgres,
 }
 
-/// SQLite always; PostgreSQL when configured (and required under CI).
-pub fn backends() -> Vec<Backend> {
-    let mut out = vec![Backend::Sqlite];
+/// Whether the PostgreSQL half of the tests runs: when `COLLOQUY_TEST_DATABASE_URL` is set,
+/// which CI must do.
+pub fn postgres_configured() -> bool {
     match std::env::var("COLLOQUY_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => out.push(Backend::Postgres),
-        _ => assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but COLLOQUY_TEST_DATABASE_URL is not: the PostgreSQL tests would be skipped"
-        ),
+        Ok(url) if !url.is_empty() => true,
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but COLLOQUY_TEST_DATABASE_URL is not: the PostgreSQL tests would be skipped"
+            );
+            false
+        }
     }
-    out
 }
+
+/// Runs the test `async fn $name(backend: Backend)` on each database, as the two tests
+/// `$name::sqlite` and `$name::postgres` (which passes without running when PostgreSQL is not
+/// configured outside CI).
+macro_rules! dual_db {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::helpers::postgres_configured() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use dual_db;
 
 /// A fresh, empty database: a SQLite file in a temp dir, or a new PostgreSQL schema.
 pub struct TestDb {
@@ -382,4 +408,72 @@ fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// Asks `check` every `every` until it gives a value, for at most `within`.
+pub async fn poll<T>(
+    within: Duration,
+    every: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `GET {base}{path}` with `key`.
+pub async fn get_json(base: &str, key: &str, path: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{base}{path}"))
+        .header("xi-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    status_json(response).await
+}
+
+/// The invocation `id` of the server at `base` once none of its runs is pending; the test
+/// fails if that takes longer than `within`.
+pub async fn invocation_done(base: &str, key: &str, id: &str, within: Duration) -> Value {
+    let path = format!("/v1/convai/test-invocations/{id}");
+    poll(within, Duration::from_millis(100), async || {
+        let (s, inv) = get_json(base, key, &path).await;
+        assert_eq!(s, 200, "{inv}");
+        let runs = inv["test_runs"].as_array()?;
+        runs.iter().all(|r| r["status"] != "pending").then_some(inv)
+    })
+    .await
+    .unwrap_or_else(|| panic!("invocation {id} did not finish within {within:?}"))
+}
+
+/// The summary of the invocation `id` in its agent's list (`agent`) once nothing of it is
+/// pending, or as it stands when `within` has passed.
+pub async fn invocation_summary(
+    base: &str,
+    key: &str,
+    agent: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
+    let path = format!("/v1/convai/test-invocations?agent_id={agent}&page_size=100");
+    let mut last = Value::Null;
+    poll(within, Duration::from_millis(100), async || {
+        let (s, page) = get_json(base, key, &path).await;
+        assert_eq!(s, 200, "{page}");
+        last = page["results"]
+            .as_array()?
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()?;
+        (last["pending_count"] == 0).then(|| last.clone())
+    })
+    .await
+    .unwrap_or(last)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use colloquy_core::keys::generate_token;
 use serde_json::json;
 
-use crate::helpers::{Backend, ChildServer, TestDb, backends, client, colloquy_bin, status_json};
+use crate::helpers::{Backend, ChildServer, TestDb, client, colloquy_bin, dual_db, status_json};
 
 fn first_key_from_stdout(server: &mut ChildServer) -> String {
     let stdout = server.child.stdout.take().expect("stdout");
@@ -149,125 +149,121 @@ fn async_stream_body()
 use futures_util::StreamExt as _;
 
 /// `colloquy keys create/list/revoke` against the database of a running server.
-#[tokio::test]
-async fn keys_cli_creates_lists_and_revokes() {
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let admin = generate_token();
-        let secret_key = colloquy_core::secret_key::SecretKey::generate().to_hex();
-        let envs = [
-            ("COLLOQUY_DATABASE_URL", db.url.as_str()),
-            ("COLLOQUY_BOOTSTRAP_API_KEY", admin.as_str()),
-            ("COLLOQUY_SECRET_KEY", secret_key.as_str()),
-        ];
-        let server = ChildServer::start(dir.path(), &envs).await;
-        let cli = |args: &[&str]| {
-            let out = Command::new(colloquy_bin())
-                .args(args)
-                .env("COLLOQUY_DATABASE_URL", &db.url)
-                .env("RUST_LOG", "warn")
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        };
-        let token = cli(&[
-            "keys",
-            "create",
-            "--workspace",
-            "acme",
-            "--user-name",
-            "Ada",
-            "--user-email",
-            "ada@acme.test",
-            "--scopes",
-            "secrets:read",
-        ]);
-        let token = token.trim();
-        assert!(token.starts_with("sk_"));
-        assert_eq!(secret_count(&server.base, token).await, 0);
-        assert_eq!(
-            create_secret(&server.base, token, "x").await,
-            403,
-            "read-only key"
-        );
-
-        let listing = cli(&["keys", "list", "--workspace", "acme"]);
-        let line = listing
-            .lines()
-            .find(|l| l.contains("ada@acme.test"))
-            .expect("listed");
-        assert!(!listing.contains(token), "tokens are never listed");
-        let key_id = line.split('\t').next().unwrap();
-        cli(&["keys", "revoke", key_id]);
-        assert!(cli(&["keys", "list"]).contains("revoked"));
-        let r = client()
-            .get(format!("{}/v1/convai/secrets", server.base))
-            .header("xi-api-key", token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-
-        let bad = Command::new(colloquy_bin())
-            .args([
-                "keys",
-                "create",
-                "--user-name",
-                "x",
-                "--user-email",
-                "x@y",
-                "--scopes",
-                "root",
-            ])
-            .env("COLLOQUY_DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
-        assert!(!bad.status.success());
-        assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
-        assert!(server.terminate());
-    }
-}
-
-/// On PostgreSQL the server refuses to start without a secret key; `colloquy migrate` works
-/// on both backends.
-#[tokio::test]
-async fn migrate_command_and_postgres_needs_a_secret_key() {
-    for backend in backends() {
-        let db = TestDb::new(backend).await;
+async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = generate_token();
+    let secret_key = colloquy_core::secret_key::SecretKey::generate().to_hex();
+    let envs = [
+        ("COLLOQUY_DATABASE_URL", db.url.as_str()),
+        ("COLLOQUY_BOOTSTRAP_API_KEY", admin.as_str()),
+        ("COLLOQUY_SECRET_KEY", secret_key.as_str()),
+    ];
+    let server = ChildServer::start(dir.path(), &envs).await;
+    let cli = |args: &[&str]| {
         let out = Command::new(colloquy_bin())
-            .args(["migrate", "--database-url", &db.url])
-            .current_dir(db.dir.path())
+            .args(args)
+            .env("COLLOQUY_DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .current_dir(dir.path())
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        if backend == Backend::Postgres {
-            let out = Command::new(colloquy_bin())
-                .args([
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--database-url",
-                    &db.url,
-                ])
-                .env_remove("COLLOQUY_SECRET_KEY")
-                .output()
-                .unwrap();
-            assert!(!out.status.success());
-            assert!(String::from_utf8_lossy(&out.stderr).contains("COLLOQUY_SECRET_KEY"));
-        }
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let token = cli(&[
+        "keys",
+        "create",
+        "--workspace",
+        "acme",
+        "--user-name",
+        "Ada",
+        "--user-email",
+        "ada@acme.test",
+        "--scopes",
+        "secrets:read",
+    ]);
+    let token = token.trim();
+    assert!(token.starts_with("sk_"));
+    assert_eq!(secret_count(&server.base, token).await, 0);
+    assert_eq!(
+        create_secret(&server.base, token, "x").await,
+        403,
+        "read-only key"
+    );
+
+    let listing = cli(&["keys", "list", "--workspace", "acme"]);
+    let line = listing
+        .lines()
+        .find(|l| l.contains("ada@acme.test"))
+        .expect("listed");
+    assert!(!listing.contains(token), "tokens are never listed");
+    let key_id = line.split('\t').next().unwrap();
+    cli(&["keys", "revoke", key_id]);
+    assert!(cli(&["keys", "list"]).contains("revoked"));
+    let r = client()
+        .get(format!("{}/v1/convai/secrets", server.base))
+        .header("xi-api-key", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let bad = Command::new(colloquy_bin())
+        .args([
+            "keys",
+            "create",
+            "--user-name",
+            "x",
+            "--user-email",
+            "x@y",
+            "--scopes",
+            "root",
+        ])
+        .env("COLLOQUY_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+    assert!(server.terminate());
+}
+dual_db!(keys_cli_creates_lists_and_revokes);
+
+/// On PostgreSQL the server refuses to start without a secret key; `colloquy migrate` works
+/// on both backends.
+async fn migrate_command_and_postgres_needs_a_secret_key(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let out = Command::new(colloquy_bin())
+        .args(["migrate", "--database-url", &db.url])
+        .current_dir(db.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if backend == Backend::Postgres {
+        let out = Command::new(colloquy_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &db.url,
+            ])
+            .env_remove("COLLOQUY_SECRET_KEY")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("COLLOQUY_SECRET_KEY"));
     }
 }
+dual_db!(migrate_command_and_postgres_needs_a_secret_key);
 
 /// `colloquy.toml` overrides the defaults, and `COLLOQUY_*` variables override the file.
 #[tokio::test]

@@ -1,23 +1,34 @@
-//! Integration tests of the server, one module per area, all in one test binary.
+//! Integration tests of the server, all in one test binary: one module per resource of the API
+//! (named as its module in `colloquy-api/src/routes/`), and one per concern that crosses them.
+//! `tests/README.md` says which is where and how to run one test.
 
 #![allow(clippy::unwrap_used)]
+// A test tells one story from set-up to the last assertion; its length is that story's.
+#![allow(clippy::too_many_lines)]
 
+// Resources.
 mod agent_testing;
 mod agents;
+mod conversation_ws;
+mod mcp_servers;
+mod secrets;
+mod test_invocations;
+mod tool_calls;
+mod tools;
+
+// Across resources.
 mod audit;
 mod auth;
 mod dashboard;
 mod engine;
 mod errors;
-mod fakes;
-mod helpers;
 mod lifecycle;
-mod live;
-mod mcp;
 mod multinode;
 mod ops;
-mod secrets;
 mod security;
 mod store;
-mod test_runs;
-mod tools;
+
+// Harness.
+mod fakes;
+mod helpers;
+mod ws;

@@ -11,12 +11,14 @@ use colloquy_core::secret_key::SecretKey;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::fakes::with_llm;
 use crate::fakes::{FakeLlm, Reply, Webhook, call, text};
 use crate::helpers::{
-    Backend, ChildServer, TestApp, TestDb, backends, client, colloquy_bin, status_json,
+    Backend, ChildServer, TestApp, TestDb, client, colloquy_bin, invocation_done,
+    invocation_summary, postgres_configured, status_json,
 };
-use crate::live::{connect, next, send, until, with_llm};
 use crate::tools::webhook;
+use crate::ws::{connect, initiate, next, say, until};
 
 /// The agent says "Hello, friend" (or reads a tool result back); the judge passes it; the word
 /// "lookup" calls the webhook tool.
@@ -113,33 +115,14 @@ async fn start_node(
     }
 }
 
-/// Waits until the invocation has no pending run, asking `node`; returns its summary.
+/// The invocation's summary once it has no pending run, asking `node`.
 async fn finished(node: &Node, agent: &str, invocation: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let (s, page) = node
-            .get(&format!(
-                "/v1/convai/test-invocations?agent_id={agent}&page_size=100"
-            ))
-            .await;
-        assert_eq!(s, 200, "{page}");
-        let summary = page["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == invocation)
-            .cloned()
-            .unwrap_or(Value::Null);
-        if summary["pending_count"] == 0 || Instant::now() > deadline {
-            return summary;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    invocation_summary(&node.server.base, &node.key, agent, invocation, within).await
 }
 
 #[tokio::test]
 async fn two_nodes_share_one_postgresql_database() {
-    if !backends().contains(&Backend::Postgres) {
+    if !postgres_configured() {
         eprintln!("skipped: set COLLOQUY_TEST_DATABASE_URL to run the multi-node test");
         return;
     }
@@ -207,21 +190,13 @@ async fn two_nodes_share_one_postgresql_database() {
 
     // A conversation on one node; its tool calls through the other's audit APIs.
     let (mut socket, _) = connect(&a.ws(&format!("agent_id={agent_id}")), &[]).await;
-    send(
-        &mut socket,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut socket, Default::default()).await;
     let meta = next(&mut socket).await;
     let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    send(
-        &mut socket,
-        json!({"type": "user_message", "text": "lookup the weather"}),
-    )
-    .await;
+    say(&mut socket, "lookup the weather").await;
     let events = until(&mut socket, "agent_response").await;
     assert!(
         events.last().unwrap()["agent_response_event"]["agent_response"]
@@ -269,11 +244,7 @@ async fn two_nodes_share_one_postgresql_database() {
         "{url}"
     );
     let (mut socket, _) = connect(&url, &[]).await;
-    send(
-        &mut socket,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut socket, Default::default()).await;
     assert_eq!(
         next(&mut socket).await["type"],
         "conversation_initiation_metadata"
@@ -288,11 +259,7 @@ async fn two_nodes_share_one_postgresql_database() {
         &[],
     )
     .await;
-    send(
-        &mut again,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut again, Default::default()).await;
     let refused = until(&mut again, "conversation_initiation_metadata").await;
     assert!(
         refused.last().unwrap().get("close").is_some(),
@@ -427,7 +394,7 @@ async fn two_nodes_share_one_postgresql_database() {
 
 #[tokio::test]
 async fn a_sqlite_database_moves_to_postgresql_whole() {
-    if !backends().contains(&Backend::Postgres) {
+    if !postgres_configured() {
         eprintln!("skipped: set COLLOQUY_TEST_DATABASE_URL to run the migration test");
         return;
     }
@@ -473,21 +440,13 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
     };
     let converse = |url: String| async move {
         let (mut socket, _) = connect(&url, &[]).await;
-        send(
-            &mut socket,
-            json!({"type": "conversation_initiation_client_data"}),
-        )
-        .await;
+        initiate(&mut socket, Default::default()).await;
         let meta = until(&mut socket, "conversation_initiation_metadata").await;
         let id = meta.last().unwrap()["conversation_initiation_metadata_event"]["conversation_id"]
             .as_str()
             .unwrap()
             .to_owned();
-        send(
-            &mut socket,
-            json!({"type": "user_message", "text": "lookup"}),
-        )
-        .await;
+        say(&mut socket, "lookup").await;
         let events = until(&mut socket, "agent_response").await;
         assert!(
             events.last().unwrap()["agent_response_event"]["agent_response"]
@@ -516,20 +475,7 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         .await;
     assert_eq!(s, 200, "{invocation}");
     let invocation_id = invocation["id"].as_str().unwrap().to_owned();
-    let mut done = Value::Null;
-    for _ in 0..100 {
-        let (_, got) = app
-            .get(
-                &format!("/v1/convai/test-invocations/{invocation_id}"),
-                &key,
-            )
-            .await;
-        done = got;
-        if done["test_runs"][0]["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let done = invocation_done(&app.base, &key, &invocation_id, Duration::from_secs(10)).await;
     assert_eq!(done["test_runs"][0]["status"], "passed", "{done}");
     let (_, calls_before) = app
         .get(&format!("/api/tool-calls?executionId={conversation}"), &key)

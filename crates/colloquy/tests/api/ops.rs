@@ -2,66 +2,64 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, backends};
+use crate::helpers::{Backend, TestApp, dual_db};
 
-#[tokio::test]
-async fn healthz_metrics_and_openapi_are_served() {
-    for backend in backends() {
-        let app = TestApp::spawn(backend).await;
-        let r = app.client.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
+async fn healthz_metrics_and_openapi_are_served(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 
-        let _ = app.get("/v1/convai/secrets", &app.admin_key).await;
-        let _ = app.get("/v1/convai/secrets", "sk_wrong").await;
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            metrics.contains(r#"colloquy_http_requests_total{method="GET",route="/v1/convai/secrets",status="200"} 1"#),
-            "{metrics}"
-        );
-        assert!(
-            metrics.contains(r#"route="/v1/convai/secrets",status="401"} 1"#),
-            "{metrics}"
-        );
-        assert!(
-            metrics.contains("colloquy_http_request_duration_seconds_bucket"),
-            "{metrics}"
-        );
+    let _ = app.get("/v1/convai/secrets", &app.admin_key).await;
+    let _ = app.get("/v1/convai/secrets", "sk_wrong").await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"colloquy_http_requests_total{method="GET",route="/v1/convai/secrets",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/v1/convai/secrets",status="401"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("colloquy_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
 
-        let doc: Value = app
-            .client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-        let op = &doc["paths"]["/v1/convai/secrets"]["post"];
-        assert_eq!(
-            op["operationId"], "create_secret_route",
-            "reference operation attached"
-        );
-        assert_eq!(
-            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-            "#/components/schemas/PostWorkspaceSecretRequest"
-        );
-        assert!(doc["components"]["schemas"]["PostWorkspaceSecretRequest"].is_object());
-        assert!(
-            doc["components"]["schemas"]["DependentAvailableToolIdentifier"].is_object(),
-            "refs closed over"
-        );
-        assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
-    }
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let op = &doc["paths"]["/v1/convai/secrets"]["post"];
+    assert_eq!(
+        op["operationId"], "create_secret_route",
+        "reference operation attached"
+    );
+    assert_eq!(
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/PostWorkspaceSecretRequest"
+    );
+    assert!(doc["components"]["schemas"]["PostWorkspaceSecretRequest"].is_object());
+    assert!(
+        doc["components"]["schemas"]["DependentAvailableToolIdentifier"].is_object(),
+        "refs closed over"
+    );
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
+dual_db!(healthz_metrics_and_openapi_are_served);
 
 /// Every documented operation must declare exactly one valid scope: a route added without one
 /// fails here (and is refused at run time).

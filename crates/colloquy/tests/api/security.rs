@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::fakes::with_llm;
 use crate::fakes::{FakeLlm, text};
-use crate::helpers::{TestApp, backends};
-use crate::live::{connect, next, send, with_llm};
+use crate::helpers::{Backend, TestApp, dual_db, invocation_done};
+use crate::ws::{connect, initiate, next, say, send};
 
 /// Every name of this workspace's resources carries it; no refused answer may.
 const MARK: &str = "ACMEMARK";
@@ -93,25 +94,19 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         )
         .await);
     let invocation_id = invocation["id"].as_str().unwrap().to_owned();
-    for _ in 0..100 {
-        let (_, got) = app
-            .get(&format!("/v1/convai/test-invocations/{invocation_id}"), key)
-            .await;
-        if got["test_runs"][0]["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    invocation_done(
+        &app.base,
+        key,
+        &invocation_id,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
     let ws = format!(
         "{}/v1/convai/conversation?agent_id={agent_id}",
         app.base.replacen("http://", "ws://", 1)
     );
     let (mut socket, _) = connect(&ws, &[]).await;
-    send(
-        &mut socket,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut socket, Default::default()).await;
     let meta = next(&mut socket).await;
     let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
         .as_str()
@@ -218,107 +213,105 @@ fn body_for(method: &Method, path: &str, ids: &BTreeMap<&'static str, String>) -
     })
 }
 
-#[tokio::test]
-async fn every_route_refuses_missing_revoked_unscoped_and_foreign_keys() {
-    for backend in backends() {
-        let llm = FakeLlm::openai(|_| text("hello")).await;
-        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
-        let ids = populate(&app).await;
-        let before = snapshot(&app, &ids).await;
-        let foreign = app.key("globex", "g@globex.test", "admin").await;
-        let revoked = app.key("default", "old@acme.test", "admin").await;
-        {
-            use colloquy_store::KeyStore as _;
-            let store = app.db.store().await;
-            let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
-            let id = &listed
-                .iter()
-                .find(|k| k.user_email == "old@acme.test")
-                .unwrap()
-                .id;
-            store.revoke_key(id).await.unwrap();
-        }
-        let mut scoped = BTreeMap::new();
-        for family in FAMILIES {
-            for access in ["read", "write"] {
-                let scope = format!("{family}:{access}");
-                let key = app
-                    .key("default", &format!("{family}-{access}@acme.test"), &scope)
-                    .await;
-                scoped.insert(scope, key);
-            }
-        }
-        let (_, doc) = app.get("/openapi.json", &app.admin_key).await;
-        let mut walked = 0;
-        for (template, item) in doc["paths"].as_object().unwrap() {
-            for (method, op) in item.as_object().unwrap() {
-                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-                let scope = op["security"][0]["api_key"][0].as_str().unwrap();
-                let (family, access) = scope.split_once(':').unwrap();
-                let mut path = template.clone();
-                let mut has_ids = false;
-                for (name, value) in &ids {
-                    let placeholder = format!("{{{name}}}");
-                    if path.contains(&placeholder) {
-                        path = path.replace(&placeholder, value);
-                        has_ids = true;
-                    }
-                }
-                if path == "/v1/convai/conversation/get-signed-url"
-                    || path == "/v1/convai/conversation/token"
-                {
-                    path = format!("{path}?agent_id={}", ids["agent_id"]);
-                    has_ids = true;
-                }
-                if path == "/api/tool-calls" {
-                    path = format!("{path}?executionId={}", ids["conversation_id"]);
-                    has_ids = true;
-                }
-                let body = body_for(&method, template, &ids);
-                let call = |key: Option<&str>| {
-                    let mut request = app.client.request(method.clone(), app.url(&path));
-                    if let Some(key) = key {
-                        request = request.header("xi-api-key", key);
-                    }
-                    if let Some(body) = &body {
-                        request = request.json(body);
-                    }
-                    async move {
-                        let r = request.send().await.unwrap();
-                        let status = r.status().as_u16();
-                        (status, r.text().await.unwrap())
-                    }
-                };
-                let what = format!("{method} {template}");
-                let (s, b) = call(None).await;
-                assert_eq!(s, 401, "{what} without a key: {b}");
-                let (s, b) = call(Some(&revoked)).await;
-                assert_eq!(s, 401, "{what} with a revoked key: {b}");
-                let other = FAMILIES.iter().find(|f| **f != family).unwrap();
-                let (s, b) = call(Some(&scoped[&format!("{other}:write")])).await;
-                assert_eq!(s, 403, "{what} with another family's key: {b}");
-                if access == "write" {
-                    let (s, b) = call(Some(&scoped[&format!("{family}:read")])).await;
-                    assert_eq!(s, 403, "{what} with a read key: {b}");
-                }
-                let (s, b) = call(Some(&foreign)).await;
-                if has_ids {
-                    assert_eq!(s, 404, "{what} with another workspace's key: {b}");
-                }
-                assert!(
-                    !b.contains(MARK),
-                    "{what} showed another workspace's data: {b}"
-                );
-                walked += 1;
-            }
-        }
-        assert!(walked >= 60, "walked {walked} operations");
-        let after = snapshot(&app, &ids).await;
-        for (b, a) in before.iter().zip(&after) {
-            assert_eq!(b, a, "the workspace was changed by a refused call");
+async fn every_route_refuses_missing_revoked_unscoped_and_foreign_keys(backend: Backend) {
+    let llm = FakeLlm::openai(|_| text("hello")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let ids = populate(&app).await;
+    let before = snapshot(&app, &ids).await;
+    let foreign = app.key("globex", "g@globex.test", "admin").await;
+    let revoked = app.key("default", "old@acme.test", "admin").await;
+    {
+        use colloquy_store::KeyStore as _;
+        let store = app.db.store().await;
+        let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
+        let id = &listed
+            .iter()
+            .find(|k| k.user_email == "old@acme.test")
+            .unwrap()
+            .id;
+        store.revoke_key(id).await.unwrap();
+    }
+    let mut scoped = BTreeMap::new();
+    for family in FAMILIES {
+        for access in ["read", "write"] {
+            let scope = format!("{family}:{access}");
+            let key = app
+                .key("default", &format!("{family}-{access}@acme.test"), &scope)
+                .await;
+            scoped.insert(scope, key);
         }
     }
+    let (_, doc) = app.get("/openapi.json", &app.admin_key).await;
+    let mut walked = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let scope = op["security"][0]["api_key"][0].as_str().unwrap();
+            let (family, access) = scope.split_once(':').unwrap();
+            let mut path = template.clone();
+            let mut has_ids = false;
+            for (name, value) in &ids {
+                let placeholder = format!("{{{name}}}");
+                if path.contains(&placeholder) {
+                    path = path.replace(&placeholder, value);
+                    has_ids = true;
+                }
+            }
+            if path == "/v1/convai/conversation/get-signed-url"
+                || path == "/v1/convai/conversation/token"
+            {
+                path = format!("{path}?agent_id={}", ids["agent_id"]);
+                has_ids = true;
+            }
+            if path == "/api/tool-calls" {
+                path = format!("{path}?executionId={}", ids["conversation_id"]);
+                has_ids = true;
+            }
+            let body = body_for(&method, template, &ids);
+            let call = |key: Option<&str>| {
+                let mut request = app.client.request(method.clone(), app.url(&path));
+                if let Some(key) = key {
+                    request = request.header("xi-api-key", key);
+                }
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                async move {
+                    let r = request.send().await.unwrap();
+                    let status = r.status().as_u16();
+                    (status, r.text().await.unwrap())
+                }
+            };
+            let what = format!("{method} {template}");
+            let (s, b) = call(None).await;
+            assert_eq!(s, 401, "{what} without a key: {b}");
+            let (s, b) = call(Some(&revoked)).await;
+            assert_eq!(s, 401, "{what} with a revoked key: {b}");
+            let other = FAMILIES.iter().find(|f| **f != family).unwrap();
+            let (s, b) = call(Some(&scoped[&format!("{other}:write")])).await;
+            assert_eq!(s, 403, "{what} with another family's key: {b}");
+            if access == "write" {
+                let (s, b) = call(Some(&scoped[&format!("{family}:read")])).await;
+                assert_eq!(s, 403, "{what} with a read key: {b}");
+            }
+            let (s, b) = call(Some(&foreign)).await;
+            if has_ids {
+                assert_eq!(s, 404, "{what} with another workspace's key: {b}");
+            }
+            assert!(
+                !b.contains(MARK),
+                "{what} showed another workspace's data: {b}"
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 60, "walked {walked} operations");
+    let after = snapshot(&app, &ids).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "the workspace was changed by a refused call");
+    }
 }
+dual_db!(every_route_refuses_missing_revoked_unscoped_and_foreign_keys);
 
 #[tokio::test]
 async fn request_rate_is_limited_per_key() {
@@ -465,11 +458,7 @@ async fn live_conversations_have_message_and_workspace_limits() {
         )
     };
     let (mut first, _) = connect(&url(&agent), &[]).await;
-    send(
-        &mut first,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut first, Default::default()).await;
     assert_eq!(
         next(&mut first).await["type"],
         "conversation_initiation_metadata"
@@ -479,11 +468,7 @@ async fn live_conversations_have_message_and_workspace_limits() {
     let refused = next(&mut second).await;
     assert_eq!(refused["close"], 1013, "{refused}");
     let (mut elsewhere, _) = connect(&url(&theirs), &[]).await;
-    send(
-        &mut elsewhere,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut elsewhere, Default::default()).await;
     assert_eq!(
         next(&mut elsewhere).await["type"],
         "conversation_initiation_metadata",
@@ -507,11 +492,7 @@ async fn live_conversations_have_message_and_workspace_limits() {
     let mut reopened = None;
     for _ in 0..50 {
         let (mut again, _) = connect(&url(&agent), &[]).await;
-        send(
-            &mut again,
-            json!({"type": "conversation_initiation_client_data"}),
-        )
-        .await;
+        initiate(&mut again, Default::default()).await;
         let e = next(&mut again).await;
         if e["type"] == "conversation_initiation_metadata" {
             reopened = Some(e);
@@ -561,19 +542,15 @@ async fn webhook_answers_are_bounded_in_size_and_time() {
         agent["agent_id"].as_str().unwrap()
     );
     let (mut socket, _) = connect(&url, &[]).await;
-    send(
-        &mut socket,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut socket, Default::default()).await;
     let meta = next(&mut socket).await;
     let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
         .as_str()
         .unwrap()
         .to_owned();
     for said in ["big", "slow"] {
-        send(&mut socket, json!({"type": "user_message", "text": said})).await;
-        crate::live::until(&mut socket, "agent_response").await;
+        say(&mut socket, said).await;
+        crate::ws::until(&mut socket, "agent_response").await;
     }
     drop(socket);
     let (_, calls) = app
@@ -656,18 +633,14 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
         server.base.replacen("http://", "ws://", 1)
     );
     let (mut socket, _) = connect(&url, &[]).await;
-    send(
-        &mut socket,
-        json!({"type": "conversation_initiation_client_data"}),
-    )
-    .await;
+    initiate(&mut socket, Default::default()).await;
     let meta = next(&mut socket).await;
     let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    send(&mut socket, json!({"type": "user_message", "text": "go"})).await;
-    let events = crate::live::until(&mut socket, "agent_response").await;
+    say(&mut socket, "go").await;
+    let events = crate::ws::until(&mut socket, "agent_response").await;
     assert!(!serde_json::to_string(&events).unwrap().contains(planted));
     drop(socket);
     assert_eq!(
@@ -730,263 +703,257 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
 /// kill -9 in the middle of writes, conversations and test runs: after a restart every
 /// acknowledged resource and tool call is there, every stored resource reads whole, and the
 /// interrupted invocation finishes with each run once.
-#[tokio::test]
-async fn kill_9_under_mixed_load_loses_nothing_acknowledged() {
+async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use crate::fakes::{Webhook, call};
     use crate::helpers::{ChildServer, TestDb, client, status_json};
 
-    for backend in backends() {
-        let llm = FakeLlm::openai(|req: &Value| {
-            let messages = req["messages"].as_array().unwrap();
-            let system = messages[0]["content"].as_str().unwrap_or_default();
-            if system.starts_with("You evaluate") {
-                return text(r#"{"result": "success", "rationale": "ok"}"#);
-            }
-            if messages.last().unwrap()["role"] == "tool" {
-                return text("done");
-            }
-            if system.contains("TOOLS") {
-                return call("lookup", json!({"city": "Oslo"}));
-            }
-            text("Hello")
-        })
-        .await;
-        let hook = Webhook::start(200, r#"{"ok": true}"#, Duration::ZERO).await;
-        let db = TestDb::new(backend).await;
-        let dir = tempfile::tempdir().unwrap();
-        let key = colloquy_core::keys::generate_token();
-        let secret = colloquy_core::secret_key::SecretKey::generate().to_hex();
-        let llm_url = format!("{}/v1", llm.base);
-        let envs = [
-            ("COLLOQUY_DATABASE_URL", db.url.as_str()),
-            ("COLLOQUY_SECRET_KEY", secret.as_str()),
-            ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
-            ("OPENAI_BASE_URL", llm_url.as_str()),
-            ("OPENAI_API_KEY", "sk-fake"),
-            ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
-            ("COLLOQUY_TEST_LEASE_SECS", "3"),
-            ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
-        ];
-        let server = ChildServer::start(dir.path(), &envs).await;
-        let base = server.base.clone();
-        let http = client();
-        let post = {
-            let (http, key) = (http.clone(), key.clone());
-            move |base: String, path: String, body: Value| {
-                let request = http
-                    .post(format!("{base}{path}"))
-                    .header("xi-api-key", &key)
-                    .json(&body);
-                async move { Some(status_json(request.send().await.ok()?).await) }
-            }
-        };
-        let get = |base: String, path: String| {
-            let request = http.get(format!("{base}{path}")).header("xi-api-key", &key);
-            async move { status_json(request.send().await.unwrap()).await }
-        };
-        let (_, tool) = post(
-            base.clone(),
-            "/v1/convai/tools".into(),
-            crate::tools::webhook("lookup", &format!("{}/hook", hook.base)),
-        )
-        .await
-        .unwrap();
-        let (_, agent) = post(base.clone(), "/v1/convai/agents/create".into(), json!({"conversation_config": {"agent": {
-            "first_message": "", "prompt": {"prompt": "TOOLS", "llm": "gpt-4o", "tool_ids": [tool["id"]]}}}})).await.unwrap();
-        let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
-        let mut tests = Vec::new();
-        for i in 0..5 {
-            let (_, t) = post(
-                base.clone(),
-                "/v1/convai/agent-testing/create".into(),
-                json!({"name": format!("t{i}"), "success_condition": "ok",
-                "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
-            )
-            .await
-            .unwrap();
-            tests.push(json!({"test_id": t["id"]}));
+    let llm = FakeLlm::openai(|req: &Value| {
+        let messages = req["messages"].as_array().unwrap();
+        let system = messages[0]["content"].as_str().unwrap_or_default();
+        if system.starts_with("You evaluate") {
+            return text(r#"{"result": "success", "rationale": "ok"}"#);
         }
-        let (s, invocation) = post(
+        if messages.last().unwrap()["role"] == "tool" {
+            return text("done");
+        }
+        if system.contains("TOOLS") {
+            return call("lookup", json!({"city": "Oslo"}));
+        }
+        text("Hello")
+    })
+    .await;
+    let hook = Webhook::start(200, r#"{"ok": true}"#, Duration::ZERO).await;
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = colloquy_core::keys::generate_token();
+    let secret = colloquy_core::secret_key::SecretKey::generate().to_hex();
+    let llm_url = format!("{}/v1", llm.base);
+    let envs = [
+        ("COLLOQUY_DATABASE_URL", db.url.as_str()),
+        ("COLLOQUY_SECRET_KEY", secret.as_str()),
+        ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+        ("OPENAI_BASE_URL", llm_url.as_str()),
+        ("OPENAI_API_KEY", "sk-fake"),
+        ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+        ("COLLOQUY_TEST_LEASE_SECS", "3"),
+        ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
+    ];
+    let server = ChildServer::start(dir.path(), &envs).await;
+    let base = server.base.clone();
+    let http = client();
+    let post = {
+        let (http, key) = (http.clone(), key.clone());
+        move |base: String, path: String, body: Value| {
+            let request = http
+                .post(format!("{base}{path}"))
+                .header("xi-api-key", &key)
+                .json(&body);
+            async move { Some(status_json(request.send().await.ok()?).await) }
+        }
+    };
+    let get = |base: String, path: String| {
+        let request = http.get(format!("{base}{path}")).header("xi-api-key", &key);
+        async move { status_json(request.send().await.unwrap()).await }
+    };
+    let (_, tool) = post(
+        base.clone(),
+        "/v1/convai/tools".into(),
+        crate::tools::webhook("lookup", &format!("{}/hook", hook.base)),
+    )
+    .await
+    .unwrap();
+    let (_, agent) = post(base.clone(), "/v1/convai/agents/create".into(), json!({"conversation_config": {"agent": {
+        "first_message": "", "prompt": {"prompt": "TOOLS", "llm": "gpt-4o", "tool_ids": [tool["id"]]}}}})).await.unwrap();
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let mut tests = Vec::new();
+    for i in 0..5 {
+        let (_, t) = post(
             base.clone(),
-            format!("/v1/convai/agents/{agent_id}/run-tests"),
-            json!({"tests": tests, "repeat_count": 20}),
+            "/v1/convai/agent-testing/create".into(),
+            json!({"name": format!("t{i}"), "success_condition": "ok",
+            "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
         )
         .await
         .unwrap();
-        assert_eq!(s, 200, "{invocation}");
+        tests.push(json!({"test_id": t["id"]}));
+    }
+    let (s, invocation) = post(
+        base.clone(),
+        format!("/v1/convai/agents/{agent_id}/run-tests"),
+        json!({"tests": tests, "repeat_count": 20}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{invocation}");
 
-        let acked_agents: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
-        let acked_calls: Arc<Mutex<Vec<String>>> = Arc::default();
-        let mut load = Vec::new();
-        for worker in 0..2 {
-            let acked = acked_agents.clone();
-            let post = post.clone();
-            let base = base.clone();
-            load.push(tokio::spawn(async move {
-                for i in 0.. {
-                    let name = format!("load {worker}-{i}");
-                    match post(
-                        base.clone(),
-                        "/v1/convai/agents/create".into(),
-                        json!({"name": name, "conversation_config": {}}),
-                    )
-                    .await
-                    {
-                        Some((200, b)) => acked
-                            .lock()
-                            .unwrap()
-                            .push((b["agent_id"].as_str().unwrap().to_owned(), name)),
-                        _ => return,
-                    }
+    let acked_agents: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let acked_calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut load = Vec::new();
+    for worker in 0..2 {
+        let acked = acked_agents.clone();
+        let post = post.clone();
+        let base = base.clone();
+        load.push(tokio::spawn(async move {
+            for i in 0.. {
+                let name = format!("load {worker}-{i}");
+                match post(
+                    base.clone(),
+                    "/v1/convai/agents/create".into(),
+                    json!({"name": name, "conversation_config": {}}),
+                )
+                .await
+                {
+                    Some((200, b)) => acked
+                        .lock()
+                        .unwrap()
+                        .push((b["agent_id"].as_str().unwrap().to_owned(), name)),
+                    _ => return,
                 }
-            }));
-        }
-        for _ in 0..3 {
-            let acked = acked_calls.clone();
-            let url = format!(
-                "{}/v1/convai/conversation?agent_id={agent_id}",
-                base.replacen("http://", "ws://", 1)
-            );
-            load.push(tokio::spawn(async move {
-                loop {
-                    let (mut socket, _) = connect(&url, &[]).await;
-                    send(
-                        &mut socket,
-                        json!({"type": "conversation_initiation_client_data"}),
-                    )
-                    .await;
-                    for _ in 0..20 {
-                        send(&mut socket, json!({"type": "user_message", "text": "go"})).await;
-                        loop {
-                            let e = next(&mut socket).await;
-                            if e["type"] == "agent_tool_response" {
-                                acked.lock().unwrap().push(
-                                    e["agent_tool_response"]["tool_call_id"]
-                                        .as_str()
-                                        .unwrap()
-                                        .to_owned(),
-                                );
-                            }
-                            if e.get("close").is_some() {
-                                return;
-                            }
-                            if e["type"] == "agent_response" {
-                                break;
-                            }
+            }
+        }));
+    }
+    for _ in 0..3 {
+        let acked = acked_calls.clone();
+        let url = format!(
+            "{}/v1/convai/conversation?agent_id={agent_id}",
+            base.replacen("http://", "ws://", 1)
+        );
+        load.push(tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = connect(&url, &[]).await;
+                initiate(&mut socket, Default::default()).await;
+                for _ in 0..20 {
+                    say(&mut socket, "go").await;
+                    loop {
+                        let e = next(&mut socket).await;
+                        if e["type"] == "agent_tool_response" {
+                            acked.lock().unwrap().push(
+                                e["agent_tool_response"]["tool_call_id"]
+                                    .as_str()
+                                    .unwrap()
+                                    .to_owned(),
+                            );
+                        }
+                        if e.get("close").is_some() {
+                            return;
+                        }
+                        if e["type"] == "agent_response" {
+                            break;
                         }
                     }
                 }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        server.kill9();
-        for task in load {
-            let _ = task.await;
-        }
-        let acked_agents = acked_agents.lock().unwrap().clone();
-        let acked_calls = acked_calls.lock().unwrap().clone();
-        assert!(
-            acked_agents.len() > 10 && acked_calls.len() > 5,
-            "load ran: {} agents, {} calls",
-            acked_agents.len(),
-            acked_calls.len()
-        );
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill9();
+    for task in load {
+        let _ = task.await;
+    }
+    let acked_agents = acked_agents.lock().unwrap().clone();
+    let acked_calls = acked_calls.lock().unwrap().clone();
+    assert!(
+        acked_agents.len() > 10 && acked_calls.len() > 5,
+        "load ran: {} agents, {} calls",
+        acked_agents.len(),
+        acked_calls.len()
+    );
 
-        let server = ChildServer::start(dir.path(), &envs).await;
-        let base = server.base.clone();
-        for (id, name) in &acked_agents {
-            let (s, got) = get(base.clone(), format!("/v1/convai/agents/{id}")).await;
-            assert_eq!(
-                (s, got["name"].as_str()),
-                (200, Some(name.as_str())),
-                "acknowledged agent {id}"
-            );
-        }
-        let mut cursor: Option<String> = None;
-        let mut listed = 0;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("/v1/convai/agents?page_size=100&cursor={c}"),
-                None => "/v1/convai/agents?page_size=100".to_owned(),
-            };
-            let (s, page) = get(base.clone(), path).await;
-            assert_eq!(s, 200, "{page}");
-            for a in page["agents"].as_array().unwrap() {
-                let (s, got) = get(
-                    base.clone(),
-                    format!("/v1/convai/agents/{}", a["agent_id"].as_str().unwrap()),
-                )
-                .await;
-                assert_eq!(s, 200, "a listed agent reads whole: {got}");
-                assert!(got["conversation_config"]["agent"].is_object());
-                listed += 1;
-            }
-            if page["has_more"] != true {
-                break;
-            }
-            cursor = page["next_cursor"].as_str().map(str::to_owned);
-        }
-        assert!(listed >= acked_agents.len());
-        let mut recorded = std::collections::HashSet::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let tool_id = tool["id"].as_str().unwrap();
-            let path = match &cursor {
-                Some(c) => {
-                    format!("/v1/convai/tools/{tool_id}/executions?page_size=100&cursor={c}")
-                }
-                None => format!("/v1/convai/tools/{tool_id}/executions?page_size=100"),
-            };
-            let (_, page) = get(base.clone(), path).await;
-            for e in page["executions"].as_array().unwrap() {
-                recorded.insert(e["tool_request_id"].as_str().unwrap().to_owned());
-            }
-            if page["has_more"] != true {
-                break;
-            }
-            cursor = page["next_cursor"].as_str().map(str::to_owned);
-        }
-        let lost: Vec<&String> = acked_calls
-            .iter()
-            .filter(|c| !recorded.contains(*c))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "{} acknowledged tool calls lost",
-            lost.len()
-        );
-
-        let id = invocation["id"].as_str().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let summary = loop {
-            let (_, page) = get(
-                base.clone(),
-                format!("/v1/convai/test-invocations?agent_id={agent_id}"),
-            )
-            .await;
-            let summary = page["results"][0].clone();
-            if summary["pending_count"] == 0 || Instant::now() > deadline {
-                break summary;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        assert_eq!(summary["id"], id);
+    let server = ChildServer::start(dir.path(), &envs).await;
+    let base = server.base.clone();
+    for (id, name) in &acked_agents {
+        let (s, got) = get(base.clone(), format!("/v1/convai/agents/{id}")).await;
         assert_eq!(
-            (
-                summary["passed_count"].as_i64(),
-                summary["pending_count"].as_i64()
-            ),
-            (Some(100), Some(0)),
-            "{summary}"
-        );
-        let (_, detail) = get(base.clone(), format!("/v1/convai/test-invocations/{id}")).await;
-        assert_eq!(
-            detail["test_runs"].as_array().unwrap().len(),
-            100,
-            "each run once"
+            (s, got["name"].as_str()),
+            (200, Some(name.as_str())),
+            "acknowledged agent {id}"
         );
     }
+    let mut cursor: Option<String> = None;
+    let mut listed = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/convai/agents?page_size=100&cursor={c}"),
+            None => "/v1/convai/agents?page_size=100".to_owned(),
+        };
+        let (s, page) = get(base.clone(), path).await;
+        assert_eq!(s, 200, "{page}");
+        for a in page["agents"].as_array().unwrap() {
+            let (s, got) = get(
+                base.clone(),
+                format!("/v1/convai/agents/{}", a["agent_id"].as_str().unwrap()),
+            )
+            .await;
+            assert_eq!(s, 200, "a listed agent reads whole: {got}");
+            assert!(got["conversation_config"]["agent"].is_object());
+            listed += 1;
+        }
+        if page["has_more"] != true {
+            break;
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert!(listed >= acked_agents.len());
+    let mut recorded = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let tool_id = tool["id"].as_str().unwrap();
+        let path = match &cursor {
+            Some(c) => {
+                format!("/v1/convai/tools/{tool_id}/executions?page_size=100&cursor={c}")
+            }
+            None => format!("/v1/convai/tools/{tool_id}/executions?page_size=100"),
+        };
+        let (_, page) = get(base.clone(), path).await;
+        for e in page["executions"].as_array().unwrap() {
+            recorded.insert(e["tool_request_id"].as_str().unwrap().to_owned());
+        }
+        if page["has_more"] != true {
+            break;
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    let lost: Vec<&String> = acked_calls
+        .iter()
+        .filter(|c| !recorded.contains(*c))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged tool calls lost",
+        lost.len()
+    );
+
+    let id = invocation["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let summary = loop {
+        let (_, page) = get(
+            base.clone(),
+            format!("/v1/convai/test-invocations?agent_id={agent_id}"),
+        )
+        .await;
+        let summary = page["results"][0].clone();
+        if summary["pending_count"] == 0 || Instant::now() > deadline {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(summary["id"], id);
+    assert_eq!(
+        (
+            summary["passed_count"].as_i64(),
+            summary["pending_count"].as_i64()
+        ),
+        (Some(100), Some(0)),
+        "{summary}"
+    );
+    let (_, detail) = get(base.clone(), format!("/v1/convai/test-invocations/{id}")).await;
+    assert_eq!(
+        detail["test_runs"].as_array().unwrap().len(),
+        100,
+        "each run once"
+    );
 }
+dual_db!(kill_9_under_mixed_load_loses_nothing_acknowledged);

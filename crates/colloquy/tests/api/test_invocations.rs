@@ -5,9 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::fakes::with_llm;
 use crate::fakes::{FakeLlm, call, text};
-use crate::helpers::{ChildServer, TestApp, backends, client, status_json};
-use crate::live::with_llm;
+use crate::helpers::{
+    Backend, ChildServer, TestApp, client, dual_db, invocation_done, invocation_summary,
+    status_json,
+};
 use crate::tools::{create_tool, webhook};
 
 fn script(req: &Value) -> crate::fakes::Reply {
@@ -44,225 +47,209 @@ fn script(req: &Value) -> crate::fakes::Reply {
     }
 }
 
+/// The invocation once every run has finished.
 async fn wait_done(app: &TestApp, id: &str) -> Value {
-    for _ in 0..200 {
-        let (s, inv) = app
-            .get(&format!("/v1/convai/test-invocations/{id}"), &app.admin_key)
+    invocation_done(&app.base, &app.admin_key, id, Duration::from_secs(20)).await
+}
+
+async fn run_tests_judges_each_type_and_reports(backend: Backend) {
+    let llm = FakeLlm::openai(script).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let tool = create_tool(&app, key, webhook("lookup", "https://x.example")).await;
+    let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool]}}}})).await;
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let history = |m: &str| json!([{"role": "user", "message": m, "time_in_call_secs": 0}]);
+    let mut ids = Vec::new();
+    for body in [
+        json!({"name": "greets", "success_condition": "friendly", "chat_history": history("hi")}),
+        json!({"name": "rude fails", "success_condition": "friendly", "chat_history": history("be rude")}),
+        json!({"name": "garbled verdict", "success_condition": "friendly", "chat_history": history("say garble")}),
+        json!({"type": "tool", "name": "calls lookup for paris", "chat_history": history("weather in paris"),
+            "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "exact", "expected_value": "Paris"}}]}}),
+        json!({"type": "tool", "name": "wrong city", "chat_history": history("weather in rome"),
+            "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "regex", "pattern": "^Par"}}]}}),
+        json!({"type": "tool", "name": "no tool expected", "chat_history": history("hi"),
+            "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "verify_absence": true}}),
+        json!({"type": "tool", "name": "llm eval passes", "chat_history": history("weather in paris"),
+            "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "llm", "description": "a French city"}}]}}),
+        json!({"type": "tool", "name": "llm eval fails", "chat_history": history("weather in rome"),
+            "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "llm", "description": "a French city"}}]}}),
+        json!({"type": "tool", "name": "anything goes", "chat_history": history("weather in rome"),
+            "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "anything"}}]}}),
+    ] {
+        let (s, b) = app
+            .post("/v1/convai/agent-testing/create", key, &body)
             .await;
-        assert_eq!(s, 200, "{inv}");
-        if inv["test_runs"]
+        assert_eq!(s, 200, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_owned());
+    }
+    let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
+    let (s, inv) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": tests}),
+        )
+        .await;
+    assert_eq!(s, 200, "{inv}");
+    assert!(inv["id"].as_str().unwrap().starts_with("suite_"));
+    assert_eq!(inv["test_runs"].as_array().unwrap().len(), 9);
+    assert!(
+        inv["test_runs"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["status"] != "pending")
-        {
-            return inv;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the invocation did not finish");
-}
+            .all(|r| r["status"] == "pending"),
+        "answered at once"
+    );
 
-#[tokio::test]
-async fn run_tests_judges_each_type_and_reports() {
-    let llm = FakeLlm::openai(script).await;
-    for backend in backends() {
-        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
-        let key = &app.admin_key;
-        let tool = create_tool(&app, key, webhook("lookup", "https://x.example")).await;
-        let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool]}}}})).await;
-        let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
-        let history = |m: &str| json!([{"role": "user", "message": m, "time_in_call_secs": 0}]);
-        let mut ids = Vec::new();
-        for body in [
-            json!({"name": "greets", "success_condition": "friendly", "chat_history": history("hi")}),
-            json!({"name": "rude fails", "success_condition": "friendly", "chat_history": history("be rude")}),
-            json!({"name": "garbled verdict", "success_condition": "friendly", "chat_history": history("say garble")}),
-            json!({"type": "tool", "name": "calls lookup for paris", "chat_history": history("weather in paris"),
-                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "exact", "expected_value": "Paris"}}]}}),
-            json!({"type": "tool", "name": "wrong city", "chat_history": history("weather in rome"),
-                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "regex", "pattern": "^Par"}}]}}),
-            json!({"type": "tool", "name": "no tool expected", "chat_history": history("hi"),
-                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "verify_absence": true}}),
-            json!({"type": "tool", "name": "llm eval passes", "chat_history": history("weather in paris"),
-                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "llm", "description": "a French city"}}]}}),
-            json!({"type": "tool", "name": "llm eval fails", "chat_history": history("weather in rome"),
-                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "llm", "description": "a French city"}}]}}),
-            json!({"type": "tool", "name": "anything goes", "chat_history": history("weather in rome"),
-                "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "anything"}}]}}),
-        ] {
-            let (s, b) = app
-                .post("/v1/convai/agent-testing/create", key, &body)
-                .await;
-            assert_eq!(s, 200, "{b}");
-            ids.push(b["id"].as_str().unwrap().to_owned());
-        }
-        let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
-        let (s, inv) = app
-            .post(
-                &format!("/v1/convai/agents/{agent_id}/run-tests"),
-                key,
-                &json!({"tests": tests}),
-            )
-            .await;
-        assert_eq!(s, 200, "{inv}");
-        assert!(inv["id"].as_str().unwrap().starts_with("suite_"));
-        assert_eq!(inv["test_runs"].as_array().unwrap().len(), 9);
-        assert!(
-            inv["test_runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|r| r["status"] == "pending"),
-            "answered at once"
-        );
-
-        let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
-        let status = |name: &str| -> (String, Value) {
-            let run = done["test_runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["test_name"] == name)
-                .unwrap();
-            (
-                run["status"].as_str().unwrap().to_owned(),
-                run["condition_result"].clone(),
-            )
-        };
-        assert_eq!(status("greets").0, "passed", "{:?}", status("greets"));
-        assert_eq!(status("rude fails").0, "failed");
-        let (s, cond) = status("garbled verdict");
-        assert_eq!(s, "failed");
-        assert!(
-            cond["rationale"]["summary"]
-                .as_str()
-                .unwrap()
-                .contains("could not be parsed"),
-            "{cond}"
-        );
-        assert_eq!(
-            status("calls lookup for paris").0,
-            "passed",
-            "{:?}",
-            status("calls lookup for paris")
-        );
-        assert_eq!(status("wrong city").0, "failed");
-        assert_eq!(status("no tool expected").0, "passed");
-        assert_eq!(
-            status("llm eval passes").0,
-            "passed",
-            "{:?}",
-            status("llm eval passes")
-        );
-        assert_eq!(status("llm eval fails").0, "failed");
-        assert_eq!(status("anything goes").0, "passed");
-
-        // The run's conversation is a test conversation with its tool calls audited.
+    let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
+    let status = |name: &str| -> (String, Value) {
         let run = done["test_runs"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|r| r["test_name"] == "calls lookup for paris")
+            .find(|r| r["test_name"] == name)
             .unwrap();
-        let conv = run["conversation_id"].as_str().unwrap();
-        let (_, calls) = app
-            .get(&format!("/api/tool-calls?executionId={conv}"), key)
-            .await;
-        assert_eq!(calls[0]["toolName"], "lookup");
-        let (_, live) = app.get("/v1/convai/conversations", key).await;
-        assert_eq!(
-            live["conversations"],
-            json!([]),
-            "test conversations are hidden by default"
-        );
-        let (_, tests_only) = app.get("/v1/convai/conversations?source=test", key).await;
-        assert_eq!(tests_only["conversations"].as_array().unwrap().len(), 9);
+        (
+            run["status"].as_str().unwrap().to_owned(),
+            run["condition_result"].clone(),
+        )
+    };
+    assert_eq!(status("greets").0, "passed", "{:?}", status("greets"));
+    assert_eq!(status("rude fails").0, "failed");
+    let (s, cond) = status("garbled verdict");
+    assert_eq!(s, "failed");
+    assert!(
+        cond["rationale"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("could not be parsed"),
+        "{cond}"
+    );
+    assert_eq!(
+        status("calls lookup for paris").0,
+        "passed",
+        "{:?}",
+        status("calls lookup for paris")
+    );
+    assert_eq!(status("wrong city").0, "failed");
+    assert_eq!(status("no tool expected").0, "passed");
+    assert_eq!(
+        status("llm eval passes").0,
+        "passed",
+        "{:?}",
+        status("llm eval passes")
+    );
+    assert_eq!(status("llm eval fails").0, "failed");
+    assert_eq!(status("anything goes").0, "passed");
 
-        let (_, list) = app
-            .get(
-                &format!("/v1/convai/test-invocations?agent_id={agent_id}"),
-                key,
-            )
-            .await;
-        let summary = &list["results"][0];
-        assert_eq!(summary["test_run_count"], 9);
-        assert_eq!(summary["passed_count"], 5);
-        assert_eq!(summary["failed_count"], 4);
-        assert_eq!(summary["pending_count"], 0);
+    // The run's conversation is a test conversation with its tool calls audited.
+    let run = done["test_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["test_name"] == "calls lookup for paris")
+        .unwrap();
+    let conv = run["conversation_id"].as_str().unwrap();
+    let (_, calls) = app
+        .get(&format!("/api/tool-calls?executionId={conv}"), key)
+        .await;
+    assert_eq!(calls[0]["toolName"], "lookup");
+    let (_, live) = app.get("/v1/convai/conversations", key).await;
+    assert_eq!(
+        live["conversations"],
+        json!([]),
+        "test conversations are hidden by default"
+    );
+    let (_, tests_only) = app.get("/v1/convai/conversations?source=test", key).await;
+    assert_eq!(tests_only["conversations"].as_array().unwrap().len(), 9);
 
-        // Bad requests change nothing.
-        let (s, b) = app
-            .post(
-                &format!("/v1/convai/agents/{agent_id}/run-tests"),
-                key,
-                &json!({"tests": [{"test_id": "test_missing"}]}),
-            )
-            .await;
-        assert_eq!(s, 422, "{b}");
-        assert_eq!(
-            app.post(
-                &format!("/v1/convai/agents/{agent_id}/run-tests"),
-                key,
-                &json!({"tests": []})
-            )
-            .await
-            .0,
-            422
-        );
-        assert_eq!(
-            app.post(
-                &format!("/v1/convai/agents/{agent_id}/run-tests"),
-                key,
-                &json!({"tests": tests, "repeat_count": 51})
-            )
-            .await
-            .0,
-            422
-        );
-        assert_eq!(
-            app.post(
-                "/v1/convai/agents/agent_nope/run-tests",
-                key,
-                &json!({"tests": tests})
-            )
-            .await
-            .0,
-            404
-        );
-        let theirs = app.key("globex", "g@globex.test", "admin").await;
-        assert_eq!(
-            app.get(
-                &format!(
-                    "/v1/convai/test-invocations/{}",
-                    inv["id"].as_str().unwrap()
-                ),
-                &theirs
-            )
-            .await
-            .0,
-            404
-        );
+    let (_, list) = app
+        .get(
+            &format!("/v1/convai/test-invocations?agent_id={agent_id}"),
+            key,
+        )
+        .await;
+    let summary = &list["results"][0];
+    assert_eq!(summary["test_run_count"], 9);
+    assert_eq!(summary["passed_count"], 5);
+    assert_eq!(summary["failed_count"], 4);
+    assert_eq!(summary["pending_count"], 0);
 
-        // repeat_count runs each test that many times.
-        let (_, rep) = app
-            .post(
-                &format!("/v1/convai/agents/{agent_id}/run-tests"),
-                key,
-                &json!({"tests": [{"test_id": ids[0]}], "repeat_count": 3}),
-            )
-            .await;
-        let done = wait_done(&app, rep["id"].as_str().unwrap()).await;
-        assert_eq!(done["test_runs"].as_array().unwrap().len(), 3);
-        assert!(
-            done["test_runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|r| r["status"] == "passed")
-        );
-    }
+    // Bad requests change nothing.
+    let (s, b) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": [{"test_id": "test_missing"}]}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(
+        app.post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": []})
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        app.post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": tests, "repeat_count": 51})
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        app.post(
+            "/v1/convai/agents/agent_nope/run-tests",
+            key,
+            &json!({"tests": tests})
+        )
+        .await
+        .0,
+        404
+    );
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    assert_eq!(
+        app.get(
+            &format!(
+                "/v1/convai/test-invocations/{}",
+                inv["id"].as_str().unwrap()
+            ),
+            &theirs
+        )
+        .await
+        .0,
+        404
+    );
+
+    // repeat_count runs each test that many times.
+    let (_, rep) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": [{"test_id": ids[0]}], "repeat_count": 3}),
+        )
+        .await;
+    let done = wait_done(&app, rep["id"].as_str().unwrap()).await;
+    assert_eq!(done["test_runs"].as_array().unwrap().len(), 3);
+    assert!(
+        done["test_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "passed")
+    );
 }
+dual_db!(run_tests_judges_each_type_and_reports);
 
 #[tokio::test]
 async fn rename_cancel_and_resubmit() {
@@ -502,120 +489,118 @@ fn sim_script(req: &Value) -> crate::fakes::Reply {
     text("Sure, I can help with your order")
 }
 
-#[tokio::test]
-async fn simulations_as_tests_and_through_the_endpoints() {
+async fn simulations_as_tests_and_through_the_endpoints(backend: Backend) {
     let llm = FakeLlm::openai(sim_script).await;
-    for backend in backends() {
-        let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
-        let key = &app.admin_key;
-        let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "Hi, how can I help?", "prompt": {"llm": "gpt-4o"}}},
-            "platform_settings": {"evaluation": {"criteria": [{"id": "helps", "name": "Helps", "type": "prompt", "conversation_goal_prompt": "helps"}]}}})).await;
-        let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
-        let mut ids = Vec::new();
-        for (name, condition) in [("sim passes", "helps"), ("sim fails", "refunds")] {
-            let (s, b) = app.post("/v1/convai/agent-testing/create", key, &json!({"type": "simulation", "name": name,
-                "simulation_scenario": "A customer with an order problem", "success_conditions": [condition], "simulation_max_turns": 5,
-                "simulated_user_model": "gpt-4o", "evaluation_model": "gpt-4o"})).await;
-            assert_eq!(s, 200, "{b}");
-            ids.push(b["id"].as_str().unwrap().to_owned());
-        }
-        let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
-        let (_, inv) = app
-            .post(
-                &format!("/v1/convai/agents/{agent_id}/run-tests"),
-                key,
-                &json!({"tests": tests}),
-            )
-            .await;
-        let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
-        let run = |n: &str| {
-            done["test_runs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["test_name"] == n)
-                .unwrap()
-                .clone()
-        };
-        assert_eq!(
-            run("sim passes")["status"],
-            "passed",
-            "{}",
-            run("sim passes")
-        );
-        assert_eq!(run("sim fails")["status"], "failed");
-        let transcript = run("sim passes")["agent_responses"]
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let (_, agent) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "Hi, how can I help?", "prompt": {"llm": "gpt-4o"}}},
+        "platform_settings": {"evaluation": {"criteria": [{"id": "helps", "name": "Helps", "type": "prompt", "conversation_goal_prompt": "helps"}]}}})).await;
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for (name, condition) in [("sim passes", "helps"), ("sim fails", "refunds")] {
+        let (s, b) = app.post("/v1/convai/agent-testing/create", key, &json!({"type": "simulation", "name": name,
+            "simulation_scenario": "A customer with an order problem", "success_conditions": [condition], "simulation_max_turns": 5,
+            "simulated_user_model": "gpt-4o", "evaluation_model": "gpt-4o"})).await;
+        assert_eq!(s, 200, "{b}");
+        ids.push(b["id"].as_str().unwrap().to_owned());
+    }
+    let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
+    let (_, inv) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": tests}),
+        )
+        .await;
+    let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
+    let run = |n: &str| {
+        done["test_runs"]
             .as_array()
             .unwrap()
-            .clone();
-        assert!(
-            transcript.len() >= 4,
-            "a multi-turn conversation: {transcript:?}"
-        );
-        assert_eq!(transcript[0]["message"], "Hi, how can I help?");
+            .iter()
+            .find(|r| r["test_name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        run("sim passes")["status"],
+        "passed",
+        "{}",
+        run("sim passes")
+    );
+    assert_eq!(run("sim fails")["status"], "failed");
+    let transcript = run("sim passes")["agent_responses"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        transcript.len() >= 4,
+        "a multi-turn conversation: {transcript:?}"
+    );
+    assert_eq!(transcript[0]["message"], "Hi, how can I help?");
 
-        let body = json!({"simulation_specification": {"simulated_user_config": {"prompt": {"prompt": "A customer", "llm": "gpt-4o"}}},
-            "extra_evaluation_criteria": [{"id": "polite", "name": "Polite", "type": "prompt", "conversation_goal_prompt": "is polite"}]});
-        let (s, sim) = app
-            .post(
-                &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
-                key,
-                &body,
-            )
-            .await;
-        assert_eq!(s, 200, "{sim}");
-        let conversation = sim["simulated_conversation"].as_array().unwrap();
-        assert!(conversation.len() >= 3);
-        assert_eq!(conversation[1]["role"], "user");
-        assert_eq!(
-            sim["analysis"]["evaluation_criteria_results"]["helps"]["result"],
-            "success"
-        );
-        assert_eq!(
-            sim["analysis"]["evaluation_criteria_results"]["polite"]["result"],
-            "failure"
-        );
+    let body = json!({"simulation_specification": {"simulated_user_config": {"prompt": {"prompt": "A customer", "llm": "gpt-4o"}}},
+        "extra_evaluation_criteria": [{"id": "polite", "name": "Polite", "type": "prompt", "conversation_goal_prompt": "is polite"}]});
+    let (s, sim) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
+            key,
+            &body,
+        )
+        .await;
+    assert_eq!(s, 200, "{sim}");
+    let conversation = sim["simulated_conversation"].as_array().unwrap();
+    assert!(conversation.len() >= 3);
+    assert_eq!(conversation[1]["role"], "user");
+    assert_eq!(
+        sim["analysis"]["evaluation_criteria_results"]["helps"]["result"],
+        "success"
+    );
+    assert_eq!(
+        sim["analysis"]["evaluation_criteria_results"]["polite"]["result"],
+        "failure"
+    );
 
-        let r = app
-            .client
-            .post(app.url(&format!(
-                "/v1/convai/agents/{agent_id}/simulate-conversation/stream"
-            )))
-            .header("xi-api-key", key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.headers()["content-type"], "application/x-ndjson");
-        let text_body = r.text().await.unwrap();
-        let lines: Vec<Value> = text_body
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert!(lines.len() >= 4);
-        assert!(lines[0].is_array(), "turns first");
-        let last = lines.last().unwrap();
-        assert!(last["analysis"].is_object() && last["simulated_conversation"].is_array());
-        assert_eq!(
-            lines.len() - 1,
-            last["simulated_conversation"].as_array().unwrap().len(),
-            "every turn streamed once"
-        );
+    let r = app
+        .client
+        .post(app.url(&format!(
+            "/v1/convai/agents/{agent_id}/simulate-conversation/stream"
+        )))
+        .header("xi-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let text_body = r.text().await.unwrap();
+    let lines: Vec<Value> = text_body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 4);
+    assert!(lines[0].is_array(), "turns first");
+    let last = lines.last().unwrap();
+    assert!(last["analysis"].is_object() && last["simulated_conversation"].is_array());
+    assert_eq!(
+        lines.len() - 1,
+        last["simulated_conversation"].as_array().unwrap().len(),
+        "every turn streamed once"
+    );
 
-        let (s, _) = app
-            .post(
-                &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
-                key,
-                &json!({}),
-            )
-            .await;
-        assert_eq!(s, 422);
-        let (_, sims) = app
-            .get("/v1/convai/conversations?source=simulation", key)
-            .await;
-        assert_eq!(sims["conversations"].as_array().unwrap().len(), 2);
-    }
+    let (s, _) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (_, sims) = app
+        .get("/v1/convai/conversations?source=simulation", key)
+        .await;
+    assert_eq!(sims["conversations"].as_array().unwrap().len(), 2);
 }
+dual_db!(simulations_as_tests_and_through_the_endpoints);
 
 #[tokio::test]
 async fn llm_usage_estimates_from_the_price_table() {
@@ -778,25 +763,8 @@ async fn a_killed_node_loses_no_run_of_a_thousand() {
     first.kill9();
 
     let second = node(&llm, "300").await;
-    let mut summary = Value::Null;
-    for _ in 0..1800 {
-        let r = http
-            .get(format!(
-                "{}/v1/convai/test-invocations?agent_id={agent_id}",
-                second.base
-            ))
-            .header("xi-api-key", &key)
-            .send()
-            .await
-            .unwrap();
-        let (s, page) = status_json(r).await;
-        assert_eq!(s, 200, "{page}");
-        summary = page["results"][0].clone();
-        if summary["pending_count"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let summary =
+        invocation_summary(&second.base, &key, &agent_id, &id, Duration::from_secs(180)).await;
     assert_eq!(summary["id"], id.as_str());
     assert_eq!(summary["pending_count"], 0, "every run finished: {summary}");
     assert_eq!(summary["passed_count"], 1000, "{summary}");

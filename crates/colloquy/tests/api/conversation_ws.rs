@@ -1,0 +1,542 @@
+//! Live conversations over real WebSockets: the protocol of reference §D message by message,
+//! authentication (public, signed URL, link token, API key, origins), overrides, limits.
+
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::fakes::{FakeLlm, Webhook, call, text, with_llm};
+use crate::helpers::{Backend, TestApp, dual_db};
+use crate::tools::create_tool;
+use crate::ws::{self, connect, initiate, next, say, send, until};
+
+fn ws_url(app: &TestApp, query: &str) -> String {
+    ws::url(&app.base, query)
+}
+
+async fn agent(app: &TestApp, body: Value) -> String {
+    let (s, b) = app
+        .post("/v1/convai/agents/create", &app.admin_key, &body)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    b["agent_id"].as_str().unwrap().to_owned()
+}
+
+async fn a_full_text_conversation_message_by_message(backend: Backend) {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let msgs = req["messages"].as_array().unwrap();
+        let last = msgs.last().unwrap();
+        if last["role"] == "tool" {
+            return text(&format!("Tool said {}", last["content"].as_str().unwrap()));
+        }
+        match last["content"].as_str().unwrap_or_default() {
+            "weather" => call("get_weather", json!({"city": "Paris"})),
+            "locate" => call("get_location", json!({"precise": true})),
+            "bye" => call("end_call", json!({})),
+            other => text(&format!("You said: {other}")),
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let hook = Webhook::start(200, r#"{"temp":21}"#, Duration::ZERO).await;
+    let weather = create_tool(&app, key, json!({"tool_config": {"type": "webhook", "name": "get_weather", "description": "Weather",
+        "api_schema": {"url": format!("{}/w", hook.base), "method": "POST",
+            "request_body_schema": {"type": "object", "properties": {"city": {"type": "string", "description": "City"}}}}}})).await;
+    let location = create_tool(&app, key, json!({"tool_config": {"type": "client", "name": "get_location", "description": "Where the user is",
+        "expects_response": true, "response_timeout_secs": 5,
+        "parameters": {"type": "object", "properties": {"precise": {"type": "boolean", "description": "p"}}}}})).await;
+    let agent_id = agent(&app, json!({"name": "Live", "conversation_config": {"agent": {
+        "first_message": "Hello {{name}}!",
+        "prompt": {"prompt": "p", "llm": "gpt-4o", "tool_ids": [weather, location],
+            "built_in_tools": {"end_call": {"name": "end_call", "description": "End", "params": {"system_tool_type": "end_call"}}}}
+    }}})).await;
+
+    let (mut ws, protocol) = connect(
+        &ws_url(
+            &app,
+            &format!("agent_id={agent_id}&source=js_sdk&version=1.25.0"),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        protocol.as_deref(),
+        Some("convai"),
+        "the convai subprotocol is echoed"
+    );
+    send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"text_only": true, "agent": {}, "conversation": {"text_only": true}},
+        "dynamic_variables": {"name": "Ada"}, "user_id": "user-7"})).await;
+    let meta = next(&mut ws).await;
+    assert_eq!(
+        meta["type"], "conversation_initiation_metadata",
+        "first message: {meta}"
+    );
+    let conversation_id = meta["conversation_initiation_metadata_event"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        meta["conversation_initiation_metadata_event"]["agent_output_audio_format"],
+        "pcm_16000"
+    );
+    assert_eq!(
+        meta["conversation_initiation_metadata_event"]["user_input_audio_format"],
+        "pcm_16000"
+    );
+    let first = next(&mut ws).await;
+    assert_eq!(
+        first["agent_response_event"]["agent_response"],
+        "Hello Ada!"
+    );
+
+    say(&mut ws, "hi there").await;
+    let events = until(&mut ws, "agent_response").await;
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("user_transcript"));
+    assert_eq!(
+        events[0]["user_transcription_event"]["user_transcript"],
+        "hi there"
+    );
+    let parts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "agent_chat_response_part")
+        .collect();
+    assert_eq!(
+        parts.first().unwrap()["text_response_part"]["type"],
+        "start"
+    );
+    assert_eq!(parts.last().unwrap()["text_response_part"]["type"], "stop");
+    let streamed: String = parts
+        .iter()
+        .filter_map(|p| p["text_response_part"]["text"].as_str())
+        .collect();
+    assert_eq!(streamed, "You said: hi there");
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "You said: hi there"
+    );
+
+    // A server tool: request and response events around the durable call.
+    say(&mut ws, "weather").await;
+    let events = until(&mut ws, "agent_response").await;
+    let req = events
+        .iter()
+        .find(|e| e["type"] == "agent_tool_request")
+        .unwrap();
+    assert_eq!(req["agent_tool_request"]["tool_name"], "get_weather");
+    assert_eq!(req["agent_tool_request"]["tool_type"], "webhook");
+    let resp = events
+        .iter()
+        .find(|e| e["type"] == "agent_tool_response")
+        .unwrap();
+    assert_eq!(resp["agent_tool_response"]["is_error"], false);
+    let call_id = resp["agent_tool_response"]["tool_call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, calls) = app
+        .get(
+            &format!("/api/tool-calls?executionId={conversation_id}"),
+            key,
+        )
+        .await;
+    assert!(
+        calls
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["toolName"] == "get_weather"),
+        "recorded before the client heard of it"
+    );
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        r#"Tool said {"temp":21}"#
+    );
+    let _ = call_id;
+
+    // A client tool: the server waits for the client's result.
+    say(&mut ws, "locate").await;
+    let events = until(&mut ws, "client_tool_call").await;
+    let ctc = &events.last().unwrap()["client_tool_call"];
+    assert_eq!(ctc["tool_name"], "get_location");
+    assert_eq!(ctc["parameters"], json!({"precise": true}));
+    send(&mut ws, json!({"type": "client_tool_result", "tool_call_id": ctc["tool_call_id"], "result": "Lyon", "is_error": false})).await;
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "Tool said Lyon"
+    );
+
+    // Context, activity, feedback, audio (refused), unknown types: none of them break it.
+    send(
+        &mut ws,
+        json!({"type": "contextual_update", "text": "The user opened the pricing page"}),
+    )
+    .await;
+    send(&mut ws, json!({"type": "user_activity"})).await;
+    send(
+        &mut ws,
+        json!({"type": "feedback", "score": "like", "event_id": 3}),
+    )
+    .await;
+    send(&mut ws, json!({"user_audio_chunk": "AAAA"})).await;
+    let err = next(&mut ws).await;
+    assert_eq!(err["type"], "error");
+    assert_eq!(err["error_event"]["error_type"], "value_error");
+    send(&mut ws, json!({"type": "teleport"})).await;
+    assert_eq!(
+        next(&mut ws).await["error_event"]["error_type"],
+        "invalid_message"
+    );
+    ws.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(
+        next(&mut ws).await["error_event"]["error_type"],
+        "invalid_message"
+    );
+    let context_seen = llm.requests().len();
+    say(&mut ws, "ok").await;
+    until(&mut ws, "agent_response").await;
+    let sent = &llm.requests()[context_seen];
+    assert!(
+        sent.to_string().contains("pricing page"),
+        "contextual update reached the LLM"
+    );
+
+    // end_call: the tool response, then a normal close.
+    say(&mut ws, "bye").await;
+    let events = until(&mut ws, "close").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["agent_tool_response"]["tool_name"] == "end_call")
+    );
+    let close = events.last().unwrap();
+    assert_eq!(close["close"], 1000, "{close}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, got) = app
+        .get(&format!("/v1/convai/conversations/{conversation_id}"), key)
+        .await;
+    assert_eq!(got["status"], "done");
+    assert_eq!(got["user_id"], "user-7");
+    assert_eq!(got["metadata"]["feedback"]["overall_score"], "like");
+    assert_eq!(got["analysis"]["call_successful"], "success");
+    assert_eq!(
+        got["conversation_initiation_client_data"]["dynamic_variables"]["name"],
+        "Ada"
+    );
+    let (_, calls) = app
+        .get(
+            &format!("/api/tool-calls?executionId={conversation_id}"),
+            key,
+        )
+        .await;
+    let names: Vec<&str> = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["toolName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["get_weather", "get_location", "end_call"]);
+}
+dual_db!(a_full_text_conversation_message_by_message);
+
+async fn authentication_signed_urls_links_keys_and_origins(backend: Backend) {
+    let llm = FakeLlm::openai(|_| text("hi")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let private = agent(
+        &app,
+        json!({"conversation_config": {}, "platform_settings": {"auth": {"enable_auth": true}}}),
+    )
+    .await;
+    let init = json!({"type": "conversation_initiation_client_data"});
+    let opens = |v: &Value| v["type"] == "conversation_initiation_metadata";
+
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={private}")), &[]).await;
+    send(&mut ws, init.clone()).await;
+    let closed = next(&mut ws).await;
+    assert_eq!(closed["close"], 1008, "{closed}");
+    assert_eq!(closed["reason"], "authentication required");
+
+    // A signed URL, with the parameters clients append, works once.
+    let (s, signed) = app
+        .get(
+            &format!("/v1/convai/conversation/get-signed-url?agent_id={private}"),
+            key,
+        )
+        .await;
+    assert_eq!(s, 200, "{signed}");
+    let url = format!(
+        "{}&source=python_sdk&version=2.78.0",
+        signed["signed_url"].as_str().unwrap()
+    );
+    assert!(
+        url.starts_with(&app.base.replacen("http://", "ws://", 1)),
+        "{url}"
+    );
+    let (mut ws, _) = connect(&url, &[]).await;
+    send(&mut ws, init.clone()).await;
+    assert!(opens(&next(&mut ws).await));
+    drop(ws);
+    let (mut ws, _) = connect(&url, &[]).await;
+    send(&mut ws, init.clone()).await;
+    assert_eq!(next(&mut ws).await["close"], 1008, "single use");
+
+    // The share link's token.
+    let (_, link) = app
+        .get(&format!("/v1/convai/agents/{private}/link"), key)
+        .await;
+    let token = link["token"]["conversation_token"].as_str().unwrap();
+    let (mut ws, _) = connect(
+        &ws_url(
+            &app,
+            &format!("agent_id={private}&conversation_token={token}"),
+        ),
+        &[],
+    )
+    .await;
+    send(&mut ws, init.clone()).await;
+    assert!(opens(&next(&mut ws).await));
+
+    // An API key of the workspace, in a header or as the bearer subprotocol; not another's.
+    let (mut ws, _) = connect(
+        &ws_url(&app, &format!("agent_id={private}")),
+        &[("xi-api-key", key)],
+    )
+    .await;
+    send(&mut ws, init.clone()).await;
+    assert!(opens(&next(&mut ws).await));
+    let bearer = format!("convai, bearer.{key}");
+    let (mut ws, _) = connect(
+        &ws_url(&app, &format!("agent_id={private}")),
+        &[("sec-websocket-protocol", &bearer)],
+    )
+    .await;
+    send(&mut ws, init.clone()).await;
+    assert!(opens(&next(&mut ws).await));
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    let (mut ws, _) = connect(
+        &ws_url(&app, &format!("agent_id={private}")),
+        &[("xi-api-key", &theirs)],
+    )
+    .await;
+    send(&mut ws, init.clone()).await;
+    assert_eq!(next(&mut ws).await["close"], 1008);
+    assert_eq!(
+        app.get(
+            &format!("/v1/convai/conversation/get-signed-url?agent_id={private}"),
+            &theirs
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Origin allowlist on a public agent.
+    let fenced = agent(&app, json!({"conversation_config": {}, "platform_settings": {"auth": {"allowlist": [{"hostname": "shop.example"}]}}})).await;
+    let (mut ws, _) = connect(
+        &ws_url(&app, &format!("agent_id={fenced}")),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    send(&mut ws, init.clone()).await;
+    assert_eq!(next(&mut ws).await["close"], 1008);
+    let (mut ws, _) = connect(
+        &ws_url(&app, &format!("agent_id={fenced}")),
+        &[("origin", "https://shop.example")],
+    )
+    .await;
+    send(&mut ws, init.clone()).await;
+    assert!(opens(&next(&mut ws).await));
+
+    let (mut ws, _) = connect(&ws_url(&app, "agent_id=agent_nope"), &[]).await;
+    assert_eq!(next(&mut ws).await["close"], 1008);
+    let (s, b) = app
+        .get(
+            &format!("/v1/convai/conversation/token?agent_id={private}"),
+            key,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert_eq!(b["detail"]["status"], "webrtc_not_supported");
+}
+dual_db!(authentication_signed_urls_links_keys_and_origins);
+
+#[tokio::test]
+async fn overrides_client_events_and_limits() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        text(&format!(
+            "prompt was: {}",
+            req["messages"][0]["content"].as_str().unwrap()
+        ))
+    })
+    .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let locked = agent(
+        &app,
+        json!({"conversation_config": {"agent": {"prompt": {"prompt": "original"}}}}),
+    )
+    .await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={locked}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"agent": {"prompt": {"prompt": "evil"}}}})).await;
+    let err = next(&mut ws).await;
+    assert_eq!(err["error_event"]["error_type"], "override_error", "{err}");
+    assert_eq!(next(&mut ws).await["close"], 1008);
+
+    let open = agent(&app, json!({"conversation_config": {"agent": {"prompt": {"prompt": "original"}}, "conversation": {"max_duration_seconds": 2}},
+        "platform_settings": {"overrides": {"conversation_config_override": {"agent": {"prompt": {"prompt": true}, "first_message": true}}}}})).await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={open}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"agent": {"prompt": {"prompt": "overridden"}, "first_message": "Custom hello"}}})).await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "conversation_initiation_metadata"
+    );
+    assert_eq!(
+        next(&mut ws).await["agent_response_event"]["agent_response"],
+        "Custom hello"
+    );
+    say(&mut ws, "x").await;
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "prompt was: overridden"
+    );
+
+    // max_duration_seconds: an error, then a normal close.
+    let events = until(&mut ws, "close").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["error_event"]["error_type"] == "max_duration_exceeded"),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap()["close"], 1000);
+
+    // client_events in the agent's config filters what is sent.
+    let quiet = agent(
+        &app,
+        json!({"conversation_config": {"conversation": {"client_events": ["agent_response"]}}}),
+    )
+    .await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={quiet}")), &[]).await;
+    initiate(&mut ws, Default::default()).await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "conversation_initiation_metadata"
+    );
+    say(&mut ws, "x").await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "agent_response",
+        "no transcript or parts"
+    );
+    let _ = app.send(Method::GET, "/healthz", key, &json!({})).await;
+}
+
+/// 200 conversations at once, each with a webhook call: all complete, every call recorded once.
+#[tokio::test]
+async fn two_hundred_concurrent_live_conversations() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let msgs = req["messages"].as_array().unwrap();
+        if msgs.last().unwrap()["role"] == "tool" {
+            text("done")
+        } else {
+            call("lookup", json!({"q": "x"}))
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let key = app.admin_key.clone();
+    let hook = Webhook::start(200, "ok", Duration::ZERO).await;
+    let tool = create_tool(&app, &key, json!({"tool_config": {"type": "webhook", "name": "lookup", "description": "d",
+        "api_schema": {"url": format!("{}/l", hook.base), "method": "POST", "request_body_schema": {"type": "object", "properties": {"q": {"type": "string", "description": "q"}}}}}})).await;
+    let agent_id = agent(&app, json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool]}}}})).await;
+    let url = ws_url(&app, &format!("agent_id={agent_id}"));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, _) = connect(&url, &[]).await;
+            initiate(&mut ws, Default::default()).await;
+            let meta = next(&mut ws).await;
+            let id = meta["conversation_initiation_metadata_event"]["conversation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            say(&mut ws, "go").await;
+            let events = until(&mut ws, "agent_response").await;
+            assert_eq!(
+                events.last().unwrap()["agent_response_event"]["agent_response"],
+                "done"
+            );
+            id
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    assert_eq!(hook.received().len(), 200);
+    let (_, t) = app.get(&format!("/v1/convai/tools/{tool}"), &key).await;
+    assert_eq!(t["usage_stats"]["total_calls"], 200);
+    for id in ids.iter().step_by(20) {
+        let (_, calls) = app
+            .get(&format!("/api/tool-calls?executionId={id}"), &key)
+            .await;
+        assert_eq!(calls.as_array().unwrap().len(), 1);
+    }
+}
+
+/// A user silent for the turn timeout is re-engaged once, until they speak again.
+#[tokio::test]
+async fn silent_users_are_reengaged_after_the_turn_timeout() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if last.contains("has not replied") {
+            text("Are you still there?")
+        } else {
+            text("Sure.")
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let id = agent(&app, json!({"conversation_config": {"agent": {"first_message": "Hi"}, "turn": {"turn_timeout": 1}}})).await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={id}")), &[]).await;
+    initiate(&mut ws, Default::default()).await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "conversation_initiation_metadata"
+    );
+    assert_eq!(
+        next(&mut ws).await["agent_response_event"]["agent_response"],
+        "Hi"
+    );
+    let started = std::time::Instant::now();
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "Are you still there?"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // Once per silence: nothing more arrives until the user speaks.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(llm.requests().len(), 1, "re-engaged only once");
+    say(&mut ws, "yes").await;
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "Sure."
+    );
+}
