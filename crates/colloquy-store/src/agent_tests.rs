@@ -4,10 +4,10 @@ use async_trait::async_trait;
 
 use colloquy_core::ids::{TestId, WorkspaceId};
 
-use crate::db::{begin_write, changed_one, run};
+use crate::db::{begin_write, change_one, run};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, escape_like, fetch_all};
-use crate::{SqlStore, StoreResult};
+use crate::query::{Bind, Query, escape_like, fetch_all, fetch_optional};
+use crate::{SqlStore, StoreError, StoreResult};
 
 /// A test or folder as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -196,16 +196,14 @@ impl TestStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &TestId,
     ) -> StoreResult<TestEntityRow> {
-        let sql = format!(
-            "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1 AND e.id = $2"
+        let q = Query::scoped(
+            format!(
+                "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1 AND e.id = $2"
+            ),
+            workspace_id,
+            id.as_str(),
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?)
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn get_test_entities(
@@ -213,17 +211,17 @@ impl TestStore for SqlStore {
         workspace_id: &WorkspaceId,
         ids: &[TestId],
     ) -> StoreResult<Vec<TestEntityRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = Query::new(
+        let Some(q) = Query::among(
             format!(
                 "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by \
                  WHERE e.workspace_id = $1"
             ),
-            vec![Bind::Text(workspace_id.to_string())],
-        );
-        q.push_in("e.id", ids);
+            workspace_id,
+            "e.id",
+            ids,
+        ) else {
+            return Ok(Vec::new());
+        };
         Ok(fetch_all!(self, q)?)
     }
 
@@ -318,23 +316,18 @@ impl TestStore for SqlStore {
         document: &str,
         now: i64,
     ) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE test_entities SET name = $3, name_lower = $4, parent_folder_id = $5, document = $6, updated_at = $7 \
-                 WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id.as_str())
-            .bind(name)
-            .bind(name.to_lowercase())
-            .bind(parent_folder_id)
-            .bind(document)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        changed_one(done)
+        change_one!(
+            self,
+            "UPDATE test_entities SET name = $3, name_lower = $4, parent_folder_id = $5, document = $6, updated_at = $7 \
+             WHERE workspace_id = $1 AND id = $2",
+            workspace_id,
+            id.as_str(),
+            name,
+            name.to_lowercase(),
+            parent_folder_id,
+            document,
+            now,
+        )
     }
 
     async fn move_test_entities(

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 
 use crate::db::{
-    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, begin_write, changed_one, gone_or_changed, run,
+    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, begin_write, change_one, gone_or_changed, run,
     set_links,
 };
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
@@ -386,16 +386,14 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<AgentRow> {
-        let q = Query::new(
+        let q = Query::scoped(
             format!(
                 "SELECT {SUMMARY_COLUMNS}, a.main_branch_id, a.version_id, a.document \
                  FROM agents a JOIN users u ON u.id = a.created_by \
                  WHERE a.workspace_id = $1 AND a.id = $2"
             ),
-            vec![
-                Bind::Text(workspace_id.to_string()),
-                Bind::Text(id.to_string()),
-            ],
+            workspace_id,
+            id.as_str(),
         );
         fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
@@ -405,17 +403,17 @@ impl AgentStore for SqlStore {
         workspace_id: &WorkspaceId,
         ids: &[AgentId],
     ) -> StoreResult<Vec<AgentSummaryRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = Query::new(
+        let Some(q) = Query::among(
             format!(
                 "SELECT {SUMMARY_COLUMNS} FROM agents a JOIN users u ON u.id = a.created_by \
                  WHERE a.workspace_id = $1"
             ),
-            vec![Bind::Text(workspace_id.to_string())],
-        );
-        q.push_in("a.id", ids);
+            workspace_id,
+            "a.id",
+            ids,
+        ) else {
+            return Ok(Vec::new());
+        };
         Ok(fetch_all!(self, q)?)
     }
 
@@ -538,15 +536,12 @@ impl AgentStore for SqlStore {
     }
 
     async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        changed_one(done)
+        change_one!(
+            self,
+            "DELETE FROM agents WHERE workspace_id = $1 AND id = $2",
+            workspace_id,
+            id.as_str(),
+        )
     }
 
     async fn agent_link_token(

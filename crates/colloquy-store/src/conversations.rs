@@ -4,13 +4,12 @@
 
 use async_trait::async_trait;
 
-use crate::db::{begin_write, run};
+use crate::db::{begin_write, change_one, changed_one, run};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, fetch_all};
+use crate::query::{Bind, Query, fetch_all, fetch_optional};
 use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
 
-use crate::db::changed_one;
-use crate::{SqlStore, StoreResult};
+use crate::{SqlStore, StoreError, StoreResult};
 
 /// What a conversation is and where it comes from, fixed at its start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,26 +231,21 @@ impl ConversationStore for SqlStore {
         id: &ConversationId,
         s: &ConversationProgress,
     ) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE conversations SET status = $3, ended_at = $4, call_successful = $5, message_count = $6, \
-                 duration_secs = $7, termination_reason = $8, document = $9 \
-                 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id.as_str())
-            .bind(&s.status)
-            .bind(s.ended_at)
-            .bind(&s.call_successful)
-            .bind(s.message_count)
-            .bind(s.duration_secs)
-            .bind(&s.termination_reason)
-            .bind(&s.document)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        changed_one(done)
+        change_one!(
+            self,
+            "UPDATE conversations SET status = $3, ended_at = $4, call_successful = $5, message_count = $6, \
+             duration_secs = $7, termination_reason = $8, document = $9 \
+             WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            workspace_id,
+            id.as_str(),
+            &s.status,
+            s.ended_at,
+            &s.call_successful,
+            s.message_count,
+            s.duration_secs,
+            &s.termination_reason,
+            &s.document,
+        )
     }
 
     async fn has_conversation(
@@ -276,16 +270,14 @@ impl ConversationStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &ConversationId,
     ) -> StoreResult<ConversationRow> {
-        let sql = format!(
-            "SELECT {COLUMNS}, document FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE"
+        let q = Query::scoped(
+            format!(
+                "SELECT {COLUMNS}, document FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE"
+            ),
+            workspace_id,
+            id.as_str(),
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?)
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn list_conversations(
@@ -365,15 +357,12 @@ impl ConversationStore for SqlStore {
         id: &ConversationId,
         feedback: Option<&str>,
     ) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query("UPDATE conversations SET feedback = $3 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE")
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .bind(feedback)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        changed_one(done)
+        change_one!(
+            self,
+            "UPDATE conversations SET feedback = $3 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            workspace_id,
+            id.as_str(),
+            feedback,
+        )
     }
 }

@@ -175,6 +175,61 @@ macro_rules! gone_or_changed {
 }
 pub(crate) use gone_or_changed;
 
+/// Runs `$sql` on the write pool with the workspace as `$1`, a row's id as `$2`, then
+/// `$binds`: the one row of the caller's it changes, or [`StoreError::NotFound`].
+macro_rules! change_one {
+    ($store:expr, $sql:expr, $workspace_id:expr, $id:expr $(, $bind:expr)* $(,)?) => {{
+        let done = $crate::db::run!($store, write, |pool| {
+            sqlx::query($sql)
+                .bind($workspace_id.as_str())
+                .bind($id)
+                $(.bind($bind))*
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        $crate::db::changed_one(done)
+    }};
+}
+pub(crate) use change_one;
+
+/// Deletes the caller's row `$id` of `$table` inside `$tx`, unless it does not exist
+/// ([`StoreError::NotFound`]) or `$users_sql` (`$1` the id) counts something that uses it
+/// ([`StoreError::Conflict`] with `$in_use(count)`).
+macro_rules! delete_unused {
+    ($tx:ident, $table:literal, $users_sql:literal, $workspace_id:expr, $id:expr, $in_use:expr) => {{
+        let users: i64 = sqlx::query_scalar($users_sql)
+            .bind($id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        let exists: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM ",
+            $table,
+            " WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind($workspace_id)
+        .bind($id)
+        .fetch_one(&mut *$tx)
+        .await?;
+        if exists == 0 {
+            return Err($crate::StoreError::NotFound);
+        }
+        if users > 0 {
+            return Err($crate::StoreError::Conflict($in_use(users)));
+        }
+        sqlx::query(concat!(
+            "DELETE FROM ",
+            $table,
+            " WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind($workspace_id)
+        .bind($id)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use delete_unused;
+
 /// The result of a statement that changes one row of the caller's by id: none changed means
 /// there is no such row (in the caller's workspace).
 pub(crate) fn changed_one(rows_affected: u64) -> StoreResult<()> {

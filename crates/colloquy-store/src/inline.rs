@@ -383,6 +383,7 @@ mod tests {
     /// Inline reads give what the pool gives; one over budget moves to the pool and still
     /// answers.
     #[tokio::test]
+    #[allow(clippy::too_many_lines)]
     async fn over_budget_reads_move_to_the_pool() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());

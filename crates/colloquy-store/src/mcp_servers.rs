@@ -7,7 +7,7 @@ use colloquy_core::ids::WorkspaceId;
 
 use crate::db::{MCP_SERVER_SECRETS, begin_write, gone_or_changed, run, set_links};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, fetch_all};
+use crate::query::{Query, fetch_all, fetch_optional};
 use crate::{AgentSummaryRow, SqlStore, StoreError, StoreResult};
 
 /// An MCP server as read.
@@ -139,14 +139,12 @@ impl McpServerStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &str,
     ) -> StoreResult<McpServerRow> {
-        let sql = format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2");
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .bind(id)
-                .fetch_one(pool)
-                .await
-        })?)
+        let q = Query::scoped(
+            format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2"),
+            workspace_id,
+            id,
+        );
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn get_mcp_servers(
@@ -154,14 +152,14 @@ impl McpServerStore for SqlStore {
         workspace_id: &WorkspaceId,
         ids: &[String],
     ) -> StoreResult<Vec<McpServerRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = Query::new(
+        let Some(q) = Query::among(
             format!("{SELECT} WHERE m.workspace_id = $1"),
-            vec![Bind::Text(workspace_id.to_string())],
-        );
-        q.push_in("m.id", ids);
+            workspace_id,
+            "m.id",
+            ids,
+        ) else {
+            return Ok(Vec::new());
+        };
         Ok(fetch_all!(self, q)?)
     }
 

@@ -2,6 +2,8 @@
 //! its parameters are built together, so numbering stays right, and bound in one place for both
 //! backends.
 
+use colloquy_core::ids::WorkspaceId;
+
 /// One parameter value.
 pub(crate) enum Bind {
     Text(String),
@@ -22,6 +24,39 @@ impl Query {
             sql: sql.into(),
             binds,
         }
+    }
+
+    /// `sql`, whose condition names the workspace as `$1`, with that bound.
+    pub(crate) fn in_workspace(sql: impl Into<String>, workspace_id: &WorkspaceId) -> Query {
+        Query::new(sql, vec![Bind::Text(workspace_id.to_string())])
+    }
+
+    /// `sql`, whose condition names the workspace as `$1` and a row's id as `$2`, with those
+    /// bound: one row of the caller's.
+    pub(crate) fn scoped(sql: impl Into<String>, workspace_id: &WorkspaceId, id: &str) -> Query {
+        Query::new(
+            sql,
+            vec![
+                Bind::Text(workspace_id.to_string()),
+                Bind::Text(id.to_owned()),
+            ],
+        )
+    }
+
+    /// `sql` (conditioned on the workspace as `$1`) narrowed to the rows whose `column` is one
+    /// of `ids`; `None` when there are none to ask for.
+    pub(crate) fn among(
+        sql: impl Into<String>,
+        workspace_id: &WorkspaceId,
+        column: &str,
+        ids: &[impl AsRef<str>],
+    ) -> Option<Query> {
+        if ids.is_empty() {
+            return None;
+        }
+        let mut q = Query::in_workspace(sql, workspace_id);
+        q.push_in(column, ids);
+        Some(q)
     }
 
     /// Adds a parameter and returns its placeholder (`$n`).

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 
 use colloquy_core::ids::WorkspaceId;
 
-use crate::db::{begin_write, run};
+use crate::db::{begin_write, change_one, changed_one, delete_unused, run};
+use crate::inline::sqlite_row;
+use crate::query::{Query, fetch_optional};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// A stored secret.
@@ -27,6 +29,15 @@ pub struct SecretRecord {
     /// Unix seconds.
     pub updated_at: i64,
 }
+sqlite_row!(SecretRecord {
+    id,
+    workspace_id,
+    name,
+    sealed_value,
+    created_by,
+    created_at,
+    updated_at,
+});
 
 /// Workspace secrets.
 #[async_trait]
@@ -119,14 +130,12 @@ impl SecretStore for SqlStore {
     }
 
     async fn get_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<SecretRecord> {
-        let sql = format!("{COLUMNS} WHERE workspace_id = $1 AND id = $2");
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .bind(id)
-                .fetch_one(pool)
-                .await
-        })?)
+        let q = Query::scoped(
+            format!("{COLUMNS} WHERE workspace_id = $1 AND id = $2"),
+            workspace_id,
+            id,
+        );
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn update_secret(
@@ -137,55 +146,29 @@ impl SecretStore for SqlStore {
         sealed_value: &str,
         updated_at: i64,
     ) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE secrets SET name = $3, sealed_value = $4, updated_at = $5 \
-                 WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id)
-            .bind(name)
-            .bind(sealed_value)
-            .bind(updated_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        change_one!(
+            self,
+            "UPDATE secrets SET name = $3, sealed_value = $4, updated_at = $5 \
+             WHERE workspace_id = $1 AND id = $2",
+            workspace_id,
+            id,
+            name,
+            sealed_value,
+            updated_at,
+        )
     }
 
     async fn delete_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()> {
         begin_write!(self, |tx| {
-            let users: i64 = sqlx::query_scalar(
+            delete_unused!(
+                tx,
+                "secrets",
                 "SELECT (SELECT COUNT(*) FROM tool_secrets WHERE secret_id = $1) \
                  + (SELECT COUNT(*) FROM mcp_server_secrets WHERE secret_id = $1)",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM secrets WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if exists == 0 {
-                return Err(StoreError::NotFound);
-            }
-            if users > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "the secret is used by {users} tool(s) or MCP server(s)"
-                )));
-            }
-            sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id.as_str())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                workspace_id.as_str(),
+                id,
+                |users| format!("the secret is used by {users} tool(s) or MCP server(s)")
+            );
             tx.commit().await?;
             Ok(())
         })
@@ -210,9 +193,6 @@ impl SecretStore for SqlStore {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        if done == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_one(done)
     }
 }

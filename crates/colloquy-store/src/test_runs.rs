@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use colloquy_core::ids::{AgentId, InvocationId, TestId, WorkspaceId};
 use colloquy_core::test_runs::RunStatus;
 
-use crate::db::{Db, begin_write, changed_one, run};
+use crate::db::{Db, begin_write, change_one, run};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, escape_like, fetch_all};
-use crate::{SqlStore, StoreResult};
+use crate::query::{Bind, Query, escape_like, fetch_all, fetch_optional};
+use crate::{SqlStore, StoreError, StoreResult};
 
 /// An invocation as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -224,16 +224,14 @@ impl TestRunStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &InvocationId,
     ) -> StoreResult<InvocationRow> {
-        let sql = format!(
-            "SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1 AND id = $2"
+        let q = Query::scoped(
+            format!(
+                "SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1 AND id = $2"
+            ),
+            workspace_id,
+            id.as_str(),
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .fetch_one(pool)
-                .await
-        })?)
+        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
 
     async fn invocation_runs(&self, invocation_id: &InvocationId) -> StoreResult<Vec<RunRow>> {
@@ -343,16 +341,13 @@ impl TestRunStore for SqlStore {
         id: &InvocationId,
         name: Option<&str>,
     ) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query("UPDATE test_invocations SET name = $3 WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .bind(name)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        changed_one(done)
+        change_one!(
+            self,
+            "UPDATE test_invocations SET name = $3 WHERE workspace_id = $1 AND id = $2",
+            workspace_id,
+            id.as_str(),
+            name,
+        )
     }
 
     async fn cancel_runs(

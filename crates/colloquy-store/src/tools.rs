@@ -6,7 +6,7 @@ use crate::agents::SUMMARY_COLUMNS;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 use colloquy_core::tools::ToolKind;
 
-use crate::db::{TOOL_SECRETS, begin_write, changed_one, run, set_links};
+use crate::db::{TOOL_SECRETS, begin_write, changed_one, delete_unused, run, set_links};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, bound, fetch_all, fetch_optional};
 use crate::{AgentSummaryRow, SortValue, SqlStore, StoreError, StoreResult};
@@ -213,12 +213,10 @@ impl ToolStore for SqlStore {
     }
 
     async fn get_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<ToolRow> {
-        let q = Query::new(
+        let q = Query::scoped(
             format!("{SELECT} WHERE t.workspace_id = $1 AND t.id = $2"),
-            vec![
-                Bind::Text(workspace_id.to_string()),
-                Bind::Text(id.to_string()),
-            ],
+            workspace_id,
+            id.as_str(),
         );
         fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
     }
@@ -228,14 +226,14 @@ impl ToolStore for SqlStore {
         workspace_id: &WorkspaceId,
         ids: &[ToolId],
     ) -> StoreResult<Vec<ToolRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = Query::new(
+        let Some(q) = Query::among(
             format!("{SELECT} WHERE t.workspace_id = $1"),
-            vec![Bind::Text(workspace_id.to_string())],
-        );
-        q.push_in("t.id", ids);
+            workspace_id,
+            "t.id",
+            ids,
+        ) else {
+            return Ok(Vec::new());
+        };
         Ok(fetch_all!(self, q)?)
     }
 
@@ -322,31 +320,14 @@ impl ToolStore for SqlStore {
 
     async fn delete_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<()> {
         begin_write!(self, |tx| {
-            let users: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM agent_tools WHERE tool_id = $1")
-                    .bind(id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM tools WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-            if exists == 0 {
-                return Err(StoreError::NotFound);
-            }
-            if users > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "the tool is used by {users} agent(s)"
-                )));
-            }
-            sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id.as_str())
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            delete_unused!(
+                tx,
+                "tools",
+                "SELECT COUNT(*) FROM agent_tools WHERE tool_id = $1",
+                workspace_id.as_str(),
+                id.as_str(),
+                |users| format!("the tool is used by {users} agent(s)")
+            );
             tx.commit().await?;
             Ok(())
         })
