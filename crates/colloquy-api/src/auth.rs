@@ -92,6 +92,39 @@ impl Caller {
     }
 }
 
+/// An authenticated request: who calls ([`Caller`], which it derefs to) and the application it
+/// calls. Handlers and their helpers take this one value instead of the two.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Who calls.
+    pub caller: Caller,
+    /// The application.
+    pub app: AppState,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(Ctx {
+            caller,
+            app: state.clone(),
+        })
+    }
+}
+
 /// The token presented with a request: `xi-api-key: KEY`, or `Authorization: Bearer KEY`.
 pub fn presented_token(parts: &Parts) -> Option<&str> {
     if let Some(key) = parts

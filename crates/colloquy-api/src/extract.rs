@@ -111,25 +111,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // `json_invalid` even when its prefix would also miss fields.
     let document: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| json_invalid(&e))?;
-    let value: Result<T, _> = serde_path_to_error::deserialize(document);
-    value.map_err(|err| {
-        let inner = err.inner();
-        let mut loc = vec![LocItem::from("body")];
-        loc.extend(path_items(err.path()));
-        let (kind, msg) = classify(&inner.to_string());
-        if let Some(field) = msg.strip_prefix("missing field ") {
-            loc.push(LocItem::Key(field.trim_matches('`').to_owned()));
-            return ApiError::invalid(Violation {
-                loc,
-                msg: "Field required".into(),
-                kind: "missing".into(),
-            });
-        }
-        ApiError::invalid(Violation {
+    serde_path_to_error::deserialize(document).map_err(|err| rejection("body", &err))
+}
+
+/// A deserialization failure as the 422 pydantic gives, located under `root` (`body`,
+/// `query`) at the failing field.
+fn rejection<E: std::fmt::Display>(root: &str, err: &serde_path_to_error::Error<E>) -> ApiError {
+    let mut loc = vec![LocItem::from(root)];
+    loc.extend(path_items(err.path()));
+    let (kind, msg) = classify(&err.inner().to_string());
+    if let Some(field) = msg.strip_prefix("missing field ") {
+        loc.push(LocItem::Key(field.trim_matches('`').to_owned()));
+        return ApiError::invalid(Violation {
             loc,
-            msg,
-            kind: kind.into(),
-        })
+            msg: "Field required".into(),
+            kind: "missing".into(),
+        });
+    }
+    ApiError::invalid(Violation {
+        loc,
+        msg,
+        kind: kind.into(),
     })
 }
 
@@ -238,24 +240,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         let de = serde_html_form::Deserializer::new(form_urlencoded_parse(query));
         serde_path_to_error::deserialize(de)
             .map(Query)
-            .map_err(|err| {
-                let mut loc = vec![LocItem::from("query")];
-                loc.extend(path_items(err.path()));
-                let (kind, msg) = classify(&err.inner().to_string());
-                if let Some(field) = msg.strip_prefix("missing field ") {
-                    loc.push(LocItem::Key(field.trim_matches('`').to_owned()));
-                    return ApiError::invalid(Violation {
-                        loc,
-                        msg: "Field required".into(),
-                        kind: "missing".into(),
-                    });
-                }
-                ApiError::invalid(Violation {
-                    loc,
-                    msg,
-                    kind: kind.into(),
-                })
-            })
+            .map_err(|err| rejection("query", &err))
     }
 }
 

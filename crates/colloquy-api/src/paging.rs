@@ -4,7 +4,8 @@
 //! A handler names its sort and filters once ([`Pager::new`]), asks for where to continue
 //! ([`Pager::after`]), and cuts what the store gave ([`Pager::page`]).
 
-use colloquy_core::cursor::{Cursor, CursorSpec, Direction, PageSizeRule};
+pub use colloquy_core::cursor::PageSizeRule;
+use colloquy_core::cursor::{Cursor, CursorSpec, Direction};
 use colloquy_core::validation::Violation;
 use colloquy_store::SortValue;
 use serde::Serialize;
@@ -63,7 +64,8 @@ pub struct Pager {
 
 impl Pager {
     /// A page of a list sorted by `sort` in `direction` with `filters` (a cursor made for any
-    /// other sort or filters is refused), `page_size` within `rule`.
+    /// other sort or filters is refused), `page_size` within `rule` (most lists:
+    /// [`PageSizeRule::STANDARD`], 1..=100, default 30).
     pub fn new(
         rule: PageSizeRule,
         page_size: Option<i64>,
@@ -82,24 +84,6 @@ impl Pager {
         Ok(Pager { spec, limit, after })
     }
 
-    /// [`Pager::new`] with the reference's usual bounds (1..=100, default 30).
-    pub fn standard(
-        page_size: Option<i64>,
-        cursor: Option<&str>,
-        sort: &str,
-        direction: Direction,
-        filters: &[&str],
-    ) -> ApiResult<Pager> {
-        Pager::new(
-            PageSizeRule::STANDARD,
-            page_size,
-            cursor,
-            sort,
-            direction,
-            filters,
-        )
-    }
-
     /// Rows in a page.
     pub fn limit(&self) -> u32 {
         self.limit
@@ -107,7 +91,7 @@ impl Pager {
 
     /// Rows to ask the store for: one more than the page, which only says there is more.
     pub fn fetch(&self) -> u32 {
-        self.limit + 1
+        self.limit.saturating_add(1)
     }
 
     /// The sort value and id of the previous page's last row, if this is not the first page.

@@ -2,7 +2,7 @@
 //! shapes it. Conversations of simulations and test runs are listed only when asked for
 //! (`source=simulation|test|all`, an extension of the reference), and readable by id.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, ConversationId};
 use colloquy_core::schema::Spec;
@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, empty_as_none};
-use crate::paging::Pager;
+use crate::paging::{PageSizeRule, Pager};
 use crate::state::AppState;
 
 /// The conversations routes.
@@ -123,11 +123,7 @@ fn summary(row: &ConversationRow) -> Value {
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversations", params(ListParams), security(("api_key" = ["conversations:read"])))]
-async fn list_conversations(
-    caller: Caller,
-    State(state): State<AppState>,
-    Query(params): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiResult<Json<Value>> {
     let filter = ConversationFilter {
         agent_id: params.agent_id.filter(|s| !s.is_empty()).map(AgentId::from),
         call_successful: params.call_successful.map(|c| c.as_str().to_owned()),
@@ -147,16 +143,18 @@ async fn list_conversations(
             &filter.user_id
         )
     );
-    let pager = Pager::standard(
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
         "start_time",
         Direction::Desc,
         &[&fingerprint],
     )?;
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .list_conversations(&caller.workspace_id, &filter, pager.after()?, pager.fetch())
+        .list_conversations(&cx.workspace_id, &filter, pager.after()?, pager.fetch())
         .await?;
     let page = pager.page(rows, |r| (r.started_at, r.id.as_str()));
     Ok(Json(serde_json::to_value(
@@ -222,28 +220,16 @@ fn full(row: &ConversationRow) -> Value {
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:read"])))]
-async fn get_conversation(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(id): Path<ConversationId>,
-) -> ApiResult<Json<Value>> {
-    let row = state
-        .store
-        .get_conversation(&caller.workspace_id, &id)
-        .await
-        .or_not_found("conversation")?;
+async fn get_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Json<Value>> {
+    let row = cx.conversation(&id).await?;
     Ok(Json(full(&row)))
 }
 
 #[utoipa::path(delete, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
-async fn delete_conversation(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(id): Path<ConversationId>,
-) -> ApiResult<Json<Value>> {
-    state
+async fn delete_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Json<Value>> {
+    cx.app
         .store
-        .delete_conversation(&caller.workspace_id, &id)
+        .delete_conversation(&cx.workspace_id, &id)
         .await
         .or_not_found("conversation")?;
     Ok(Json(json!({})))
@@ -256,8 +242,7 @@ struct FeedbackBody {
 
 #[utoipa::path(post, path = "/v1/convai/conversations/{conversation_id}/feedback", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
 async fn post_conversation_feedback(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<ConversationId>,
     MaybeJson(body): MaybeJson<FeedbackBody>,
 ) -> ApiResult<Json<Value>> {
@@ -272,9 +257,9 @@ async fn post_conversation_feedback(
             "Input should be 'like' or 'dislike'",
         )));
     }
-    state
+    cx.app
         .store
-        .set_conversation_feedback(&caller.workspace_id, &id, feedback.as_deref())
+        .set_conversation_feedback(&cx.workspace_id, &id, feedback.as_deref())
         .await
         .or_not_found("conversation")?;
     Ok(Json(json!({})))

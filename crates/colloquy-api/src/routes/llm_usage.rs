@@ -1,14 +1,14 @@
 //! LLM usage estimates (`POST /v1/convai/llm-usage/calculate`, and per agent), computed by
 //! `colloquy_core::llm_usage` from the price table in the repository.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::ids::AgentId;
 use colloquy_core::llm_usage::{self, Usage};
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Caller;
-use crate::error::{ApiResult, OrNotFound};
+use crate::auth::{Caller, Ctx};
+use crate::error::ApiResult;
 use crate::extract::{Json, check_body};
 use crate::state::AppState;
 
@@ -49,16 +49,11 @@ async fn calculate(_caller: Caller, Json(mut body): Json<Value>) -> ApiResult<Js
 
 #[utoipa::path(post, path = "/v1/convai/agent/{agent_id}/llm-usage/calculate", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 async fn calculate_for_agent(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let row = state
-        .store
-        .get_agent(&caller.workspace_id, &agent_id)
-        .await
-        .or_not_found("agent")?;
+    let row = cx.agent(&agent_id).await?;
     check_body("LLMUsageCalculatorRequestModel", &mut body)?;
     let doc: Value = serde_json::from_str(&row.document)?;
     let prompt = doc

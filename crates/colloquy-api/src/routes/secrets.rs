@@ -2,9 +2,9 @@
 //! ever being readable through the API. Values are sealed with the server's secret key before
 //! they reach the store, and no response carries them.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
-use colloquy_core::cursor::{CursorSpec, Direction, PageSizeRule};
+use colloquy_core::cursor::{Direction, PageSizeRule};
 use colloquy_core::secret_key::secret_context;
 use colloquy_core::validation::Violation;
 use colloquy_core::{ids, time};
@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Ctx};
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
+use crate::paging::Pager;
 use crate::state::AppState;
 
 const MAX_NAME_CHARS: usize = 256;
@@ -133,15 +134,12 @@ fn view(
     })
 }
 
-async fn dependents_of(
-    state: &AppState,
-    caller: &Caller,
-    secrets: &[SecretRecord],
-) -> ApiResult<Vec<SecretDependent>> {
+async fn dependents_of(cx: &Ctx, secrets: &[SecretRecord]) -> ApiResult<Vec<SecretDependent>> {
     let ids: Vec<String> = secrets.iter().map(|s| s.id.clone()).collect();
-    Ok(state
+    Ok(cx
+        .app
         .store
-        .secret_dependents(&caller.workspace_id, &ids)
+        .secret_dependents(&cx.workspace_id, &ids)
         .await?)
 }
 
@@ -174,76 +172,68 @@ fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
     }
 }
 
+/// A secrets page holds every secret unless the client asks for fewer.
+const SECRETS_PAGE: PageSizeRule = PageSizeRule {
+    min: 1,
+    max: 100,
+    default: u32::MAX as i64,
+};
+
+/// The dependencies of a secret, 20 at a time by default.
+const DEPENDENCIES_PAGE: PageSizeRule = PageSizeRule {
+    min: 1,
+    max: 100,
+    default: 20,
+};
+
 #[utoipa::path(get, path = "/v1/convai/secrets", params(ListSecretsParams), security(("api_key" = ["secrets:read"])))]
-async fn list_secrets(
-    caller: Caller,
-    State(state): State<AppState>,
-    Query(params): Query<ListSecretsParams>,
-) -> ApiResult<Json<Value>> {
-    let limit = params
-        .page_size
-        .map(|n| PageSizeRule::STANDARD.resolve(Some(n)))
-        .transpose()
-        .map_err(ApiError::invalid)?;
+async fn list_secrets(cx: Ctx, Query(params): Query<ListSecretsParams>) -> ApiResult<Json<Value>> {
     if let Some(n) = params.dependency_limit
         && !(1..=100).contains(&n)
     {
-        {
-            return Err(ApiError::invalid(Violation::new(
-                ["query", "dependency_limit"],
-                if n < 1 {
-                    "greater_than_equal"
-                } else {
-                    "less_than_equal"
-                },
-                "Input should be between 1 and 100",
-            )));
-        }
+        let kind = if n < 1 {
+            "greater_than_equal"
+        } else {
+            "less_than_equal"
+        };
+        return Err(ApiError::invalid(Violation::new(
+            ["query", "dependency_limit"],
+            kind,
+            "Input should be between 1 and 100",
+        )));
     }
     let search = params
         .search
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(str::to_lowercase);
-    let spec = CursorSpec::new("name", Direction::Asc, &[search.as_deref().unwrap_or("")]);
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => {
-            let c = spec.decode(raw).map_err(ApiError::invalid)?;
-            let name = c.last_str().map(str::to_owned).ok_or_else(|| {
-                ApiError::invalid(Violation::new(
-                    ["query", "cursor"],
-                    "value_error",
-                    "Invalid cursor",
-                ))
-            })?;
-            Some((name, c.last_id))
-        }
-        None => None,
-    };
-    let mut rows = state
+    let pager = Pager::new(
+        SECRETS_PAGE,
+        params.page_size,
+        params.cursor.as_deref(),
+        "name",
+        Direction::Asc,
+        &[search.as_deref().unwrap_or("")],
+    )?;
+    let rows = cx
+        .app
         .store
         .list_secrets(
-            &caller.workspace_id,
+            &cx.workspace_id,
             search.as_deref(),
-            after,
-            limit.map(|n| n + 1),
+            pager.after()?,
+            Some(pager.fetch()),
         )
         .await?;
-    let next_cursor = match limit {
-        Some(n) if rows.len() > n as usize => {
-            rows.truncate(n as usize);
-            rows.last()
-                .map(|last| spec.after(json!(last.name), &last.id).encode())
-        }
-        _ => None,
-    };
-    let dependents = dependents_of(&state, &caller, &rows).await?;
+    let page = pager.page(rows, |r| (r.name.clone(), r.id.as_str()));
+    let (rows, next_cursor) = (page.items, page.next_cursor);
+    let dependents = dependents_of(&cx, &rows).await?;
     let limit = params
         .dependency_limit
         .map_or(DEFAULT_DEPENDENCY_LIMIT, |n| n as usize);
     let secrets: Vec<Value> = rows
         .iter()
-        .map(|r| view(r, &dependents, &caller, limit))
+        .map(|r| view(r, &dependents, &cx, limit))
         .collect();
     Ok(Json(
         json!({"secrets": secrets, "next_cursor": next_cursor}),
@@ -251,68 +241,55 @@ async fn list_secrets(
 }
 
 #[utoipa::path(post, path = "/v1/convai/secrets", security(("api_key" = ["secrets:write"])))]
-async fn create_secret(
-    caller: Caller,
-    State(state): State<AppState>,
-    Json(body): Json<CreateSecret>,
-) -> ApiResult<Json<Value>> {
+async fn create_secret(cx: Ctx, Json(body): Json<CreateSecret>) -> ApiResult<Json<Value>> {
     check_name_and_value(&body.name, &body.value)?;
     let id = ids::new_id(ids::prefix::SECRET);
     let now = time::now_secs();
     let record = SecretRecord {
-        sealed_value: state.keyring.seal(
+        sealed_value: cx.app.keyring.seal(
             body.value.as_bytes(),
-            &secret_context(&caller.workspace_id, &id),
+            &secret_context(&cx.workspace_id, &id),
         ),
         id,
-        workspace_id: caller.workspace_id,
+        workspace_id: cx.workspace_id.clone(),
         name: body.name,
-        created_by: caller.user_id,
+        created_by: cx.user_id.clone(),
         created_at: now,
         updated_at: now,
     };
-    state.store.insert_secret(&record).await?;
+    cx.app.store.insert_secret(&record).await?;
     Ok(Json(
         json!({"type": "stored", "secret_id": record.id, "name": record.name}),
     ))
 }
 
 #[utoipa::path(get, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:read"])))]
-async fn get_secret(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(secret_id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let secret = state
-        .store
-        .get_secret(&caller.workspace_id, &secret_id)
-        .await
-        .or_not_found("secret")?;
-    let dependents = dependents_of(&state, &caller, std::slice::from_ref(&secret)).await?;
+async fn get_secret(cx: Ctx, Path(secret_id): Path<String>) -> ApiResult<Json<Value>> {
+    let secret = cx.secret(&secret_id).await?;
+    let dependents = dependents_of(&cx, std::slice::from_ref(&secret)).await?;
     Ok(Json(view(
         &secret,
         &dependents,
-        &caller,
+        &cx,
         DEFAULT_DEPENDENCY_LIMIT,
     )))
 }
 
 #[utoipa::path(patch, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
 async fn update_secret(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(secret_id): Path<String>,
     Json(body): Json<UpdateSecret>,
 ) -> ApiResult<Json<Value>> {
     check_name_and_value(&body.name, &body.value)?;
-    let sealed = state.keyring.seal(
+    let sealed = cx.app.keyring.seal(
         body.value.as_bytes(),
-        &secret_context(&caller.workspace_id, &secret_id),
+        &secret_context(&cx.workspace_id, &secret_id),
     );
-    state
+    cx.app
         .store
         .update_secret(
-            &caller.workspace_id,
+            &cx.workspace_id,
             &secret_id,
             &body.name,
             &sealed,
@@ -326,14 +303,11 @@ async fn update_secret(
 }
 
 #[utoipa::path(delete, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
-async fn delete_secret(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(secret_id): Path<String>,
-) -> ApiResult<StatusCode> {
-    match state
+async fn delete_secret(cx: Ctx, Path(secret_id): Path<String>) -> ApiResult<StatusCode> {
+    match cx
+        .app
         .store
-        .delete_secret(&caller.workspace_id, &secret_id)
+        .delete_secret(&cx.workspace_id, &secret_id)
         .await
     {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
@@ -360,8 +334,7 @@ enum DependencyType {
     security(("api_key" = ["secrets:read"]))
 )]
 async fn get_secret_dependencies(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path((secret_id, resource_type)): Path<(String, String)>,
     Query(params): Query<DependencyParams>,
 ) -> ApiResult<Json<Value>> {
@@ -372,28 +345,18 @@ async fn get_secret_dependencies(
             "Input should be 'tools', 'agents' or 'phone_numbers'",
         ))
     })?;
-    let limit = PageSizeRule {
-        min: 1,
-        max: 100,
-        default: 20,
-    }
-    .resolve(params.page_size)
-    .map_err(ApiError::invalid)?;
-    let spec = CursorSpec::new("created_at", Direction::Asc, &[&secret_id, &resource_type]);
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(raw) => {
-            let c = spec.decode(raw).map_err(ApiError::invalid)?;
-            Some((c.last_i64().unwrap_or(i64::MIN), c.last_id))
-        }
-        None => None,
-    };
-    let secret = state
-        .store
-        .get_secret(&caller.workspace_id, &secret_id)
-        .await
-        .or_not_found("secret")?;
+    let pager = Pager::new(
+        DEPENDENCIES_PAGE,
+        params.page_size,
+        params.cursor.as_deref(),
+        "created_at",
+        Direction::Asc,
+        &[&secret_id, &resource_type],
+    )?;
+    let after = pager.after::<i64>()?;
+    let secret = cx.secret(&secret_id).await?;
     let dependents = match kind {
-        DependencyType::Tools => dependents_of(&state, &caller, std::slice::from_ref(&secret))
+        DependencyType::Tools => dependents_of(&cx, std::slice::from_ref(&secret))
             .await?
             .into_iter()
             .filter(|d| d.kind == "tool")
@@ -408,14 +371,9 @@ async fn get_secret_dependencies(
                 .is_none_or(|(at, id)| (d.created_at, &d.tool_id) > (*at, id))
         })
         .collect();
-    let page: Vec<&SecretDependent> = remaining.iter().take(limit as usize).copied().collect();
-    let next_cursor = match page.last() {
-        Some(last) if remaining.len() > page.len() => {
-            Some(spec.after(json!(last.created_at), &last.tool_id).encode())
-        }
-        _ => None,
-    };
-    let role = caller.role();
+    let page = pager.page(remaining, |d| (d.created_at, d.tool_id.as_str()));
+    let (page, next_cursor) = (page.items, page.next_cursor);
+    let role = cx.role();
     let items: Vec<Value> = page
         .iter()
         .map(|d| dependent_view(d, role.as_str()))

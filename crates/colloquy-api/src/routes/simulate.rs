@@ -3,7 +3,7 @@
 //! transcript entry as a line of newline-delimited JSON (`[entry]`), then the whole response.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::AgentId;
@@ -13,8 +13,8 @@ use colloquy_engine::tools::MockSettings;
 use serde_json::{Map, Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Caller;
-use crate::error::{ApiResult, OrNotFound};
+use crate::auth::Ctx;
+use crate::error::ApiResult;
 use crate::extract::{Json, check_body};
 use crate::state::AppState;
 
@@ -31,21 +31,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The agent and the simulation the request asks for.
 async fn prepare(
-    state: &AppState,
-    caller: &Caller,
+    cx: &Ctx,
     agent_id: &AgentId,
     mut body: Value,
 ) -> ApiResult<(AgentSnapshot, SimulationSpec)> {
-    state
-        .store
-        .get_agent(&caller.workspace_id, agent_id)
-        .await
-        .or_not_found("agent")?;
+    cx.agent(agent_id).await?;
     check_body(
         "Body_Simulates_a_conversation_v1_convai_agents__agent_id__simulate_conversation_post",
         &mut body,
     )?;
-    let agent = AgentSnapshot::load(&state.engine, &caller.workspace_id, agent_id).await?;
+    let agent = AgentSnapshot::load(&cx.app.engine, &cx.workspace_id, agent_id).await?;
     let sim = &body["simulation_specification"];
     let user = &sim["simulated_user_config"];
     let agent_model = agent.llm().to_owned();
@@ -140,13 +135,12 @@ fn criteria(agent: &AgentSnapshot, body: &Value) -> Vec<Criterion> {
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
 async fn simulate_conversation(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (agent, spec) = prepare(&state, &caller, &agent_id, body).await?;
-    let result = simulation::simulate(&state.engine, agent, spec, None).await;
+    let (agent, spec) = prepare(&cx, &agent_id, body).await?;
+    let result = simulation::simulate(&cx.app.engine, agent, spec, None).await;
     Ok(Json(
         json!({"simulated_conversation": result.transcript, "analysis": result.analysis(), "conversation_id": result.conversation_id}),
     ))
@@ -154,15 +148,14 @@ async fn simulate_conversation(
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation/stream", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
 async fn simulate_conversation_stream(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    let (agent, spec) = prepare(&state, &caller, &agent_id, body).await?;
+    let (agent, spec) = prepare(&cx, &agent_id, body).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let (lines_tx, lines_rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
-    let engine = state.engine.clone();
+    let engine = cx.app.engine.clone();
     tokio::spawn(async move {
         let forward = {
             let lines_tx = lines_tx.clone();

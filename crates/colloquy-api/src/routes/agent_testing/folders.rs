@@ -1,9 +1,7 @@
 //! Test folders: create, get, rename, delete (recursively with `force`), and moving tests and
 //! folders between them.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::ids::TestId;
 use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
@@ -13,10 +11,9 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::view::{self, Folders};
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
-use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct CreateFolder {
@@ -37,37 +34,31 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/folders", security(("api_key" = ["tests:write"])))]
 pub(super) async fn create_folder(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Json(body): Json<CreateFolder>,
 ) -> ApiResult<Json<Value>> {
     check_name(&body.name)?;
     let parent = body.parent_folder_id.filter(|p| !p.is_empty());
-    let folders = Folders::load(&state, &caller).await?;
+    let folders = Folders::load(&cx).await?;
     view::check_folder(&folders, parent.as_deref(), &["body", "parent_folder_id"])?;
     let entity = NewTestEntity {
         id: TestId::generate_folder(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: cx.workspace_id.clone(),
         test_type: "folder".into(),
         name: body.name.clone(),
         parent_folder_id: parent,
-        created_by: caller.user_id.clone(),
+        created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         document: "{}".into(),
     };
-    state.store.insert_test_entity(&entity).await?;
+    cx.app.store.insert_test_entity(&entity).await?;
     Ok(Json(json!({ "id": entity.id, "name": entity.name })))
 }
 
-async fn folder_view(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Value> {
-    let folders = Folders::load(state, caller).await?;
+async fn folder_view(cx: &Ctx, id: &str) -> ApiResult<Value> {
+    let folders = Folders::load(cx).await?;
     let folder = folders.0.get(id).ok_or(ApiError::NotFound("folder"))?;
-    let sizes: HashMap<String, i64> = state
-        .store
-        .test_folder_sizes(&caller.workspace_id)
-        .await?
-        .into_iter()
-        .collect();
+    let sizes = Folders::sizes(cx).await?;
     Ok(json!({
         "id": folder.id,
         "name": folder.name,
@@ -77,14 +68,8 @@ async fn folder_view(state: &AppState, caller: &Caller, id: &str) -> ApiResult<V
 }
 
 #[utoipa::path(get, path = "/v1/convai/agent-testing/folders/{folder_id}", params(("folder_id" = String, Path)), security(("api_key" = ["tests:read"])))]
-pub(super) async fn get_folder(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(folder_id): Path<TestId>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        folder_view(&state, &caller, folder_id.as_str()).await?,
-    ))
+pub(super) async fn get_folder(cx: Ctx, Path(folder_id): Path<TestId>) -> ApiResult<Json<Value>> {
+    Ok(Json(folder_view(&cx, folder_id.as_str()).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,21 +79,20 @@ pub(super) struct RenameFolder {
 
 #[utoipa::path(patch, path = "/v1/convai/agent-testing/folders/{folder_id}", params(("folder_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn update_folder(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(folder_id): Path<TestId>,
     Json(body): Json<RenameFolder>,
 ) -> ApiResult<Json<Value>> {
     check_name(&body.name)?;
-    let folders = Folders::load(&state, &caller).await?;
+    let folders = Folders::load(&cx).await?;
     let folder = folders
         .0
         .get(&folder_id)
         .ok_or(ApiError::NotFound("folder"))?;
-    state
+    cx.app
         .store
         .update_test_entity(
-            &caller.workspace_id,
+            &cx.workspace_id,
             &folder_id,
             &body.name,
             folder.parent_folder_id.as_deref(),
@@ -117,9 +101,7 @@ pub(super) async fn update_folder(
         )
         .await
         .or_not_found("folder")?;
-    Ok(Json(
-        folder_view(&state, &caller, folder_id.as_str()).await?,
-    ))
+    Ok(Json(folder_view(&cx, folder_id.as_str()).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -131,16 +113,15 @@ pub(super) struct DeleteParams {
 
 #[utoipa::path(delete, path = "/v1/convai/agent-testing/folders/{folder_id}", params(("folder_id" = String, Path), DeleteParams), security(("api_key" = ["tests:write"])))]
 pub(super) async fn delete_folder(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(folder_id): Path<TestId>,
     Query(params): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
-    let folders = Folders::load(&state, &caller).await?;
+    let folders = Folders::load(&cx).await?;
     if !folders.0.contains_key(&folder_id) {
         return Err(ApiError::NotFound("folder"));
     }
-    let contents = contents(&state, &caller, &folders, &folder_id).await?;
+    let contents = contents(&cx, &folders, &folder_id).await?;
     if !contents.is_empty() && params.force != Some(true) {
         return Err(ApiError::Conflict {
             status: "folder_not_empty",
@@ -152,20 +133,15 @@ pub(super) async fn delete_folder(
     }
     let mut doomed = contents;
     doomed.push(folder_id);
-    state
+    cx.app
         .store
-        .delete_test_entities(&caller.workspace_id, &doomed)
+        .delete_test_entities(&cx.workspace_id, &doomed)
         .await?;
     Ok(Json(json!({})))
 }
 
 /// Every test and folder inside `folder`, at any depth.
-async fn contents(
-    state: &AppState,
-    caller: &Caller,
-    folders: &Folders,
-    folder: &TestId,
-) -> ApiResult<Vec<TestId>> {
+async fn contents(cx: &Ctx, folders: &Folders, folder: &TestId) -> ApiResult<Vec<TestId>> {
     let inside: Vec<TestId> = folders
         .0
         .keys()
@@ -188,9 +164,10 @@ async fn contents(
                 after: after.clone(),
                 limit: 500,
             };
-            let rows = state
+            let rows = cx
+                .app
                 .store
-                .list_test_entities(&caller.workspace_id, &filter, &page)
+                .list_test_entities(&cx.workspace_id, &filter, &page)
                 .await?;
             let full = rows.len() == 500;
             if let Some(last) = rows.last() {
@@ -212,11 +189,7 @@ pub(super) struct BulkMove {
 }
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/bulk-move", security(("api_key" = ["tests:write"])))]
-pub(super) async fn bulk_move(
-    caller: Caller,
-    State(state): State<AppState>,
-    Json(body): Json<BulkMove>,
-) -> ApiResult<Json<Value>> {
+pub(super) async fn bulk_move(cx: Ctx, Json(body): Json<BulkMove>) -> ApiResult<Json<Value>> {
     if body.entity_ids.is_empty() {
         return Err(ApiError::invalid(Violation::new(
             ["body", "entity_ids"],
@@ -225,11 +198,12 @@ pub(super) async fn bulk_move(
         )));
     }
     let target = body.move_to.filter(|m| !m.is_empty());
-    let folders = Folders::load(&state, &caller).await?;
+    let folders = Folders::load(&cx).await?;
     view::check_folder(&folders, target.as_deref(), &["body", "move_to"])?;
-    let found = state
+    let found = cx
+        .app
         .store
-        .get_test_entities(&caller.workspace_id, &body.entity_ids)
+        .get_test_entities(&cx.workspace_id, &body.entity_ids)
         .await?;
     let mut violations = Vec::new();
     for (i, id) in body.entity_ids.iter().enumerate() {
@@ -258,10 +232,10 @@ pub(super) async fn bulk_move(
     if !violations.is_empty() {
         return Err(ApiError::Invalid(violations));
     }
-    state
+    cx.app
         .store
         .move_test_entities(
-            &caller.workspace_id,
+            &cx.workspace_id,
             &body.entity_ids,
             target.as_deref(),
             time::now_secs(),

@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
-pub(crate) use view::check_attached_tests;
+pub(crate) use view::{check_attached_tests, existing_tests};
 
 /// The agent-testing routes.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::agent_tests::{self, Write};
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::TestId;
@@ -14,27 +14,21 @@ use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
 use super::view::{self, Folders};
-use crate::auth::Caller;
+use crate::auth::{Caller, Ctx};
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query, empty_as_none};
-use crate::paging::{Pager, SortKey};
+use crate::paging::{PageSizeRule, Pager, SortKey};
 use crate::routes::access::created_by;
-use crate::state::AppState;
 
-async fn prepare(
-    state: &AppState,
-    caller: &Caller,
-    body: Value,
-    write: Write,
-) -> ApiResult<agent_tests::TestDoc> {
+async fn prepare(cx: &Ctx, body: Value, write: Write) -> ApiResult<agent_tests::TestDoc> {
     let doc = agent_tests::prepare(body, write).map_err(ApiError::Invalid)?;
-    let folders = Folders::load(state, caller).await?;
+    let folders = Folders::load(cx).await?;
     view::check_folder(
         &folders,
         doc.parent_folder_id.as_deref(),
         &["body", "parent_folder_id"],
     )?;
-    view::check_tool_refs(state, caller, &doc.tool_refs).await?;
+    view::check_tool_refs(cx, &doc.tool_refs).await?;
     Ok(doc)
 }
 
@@ -43,32 +37,24 @@ fn document_text(doc: &agent_tests::TestDoc) -> ApiResult<String> {
 }
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/create", security(("api_key" = ["tests:write"])))]
-pub(super) async fn create_test(
-    caller: Caller,
-    State(state): State<AppState>,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
-    let doc = prepare(&state, &caller, body, Write::Create).await?;
+pub(super) async fn create_test(cx: Ctx, Json(body): Json<Value>) -> ApiResult<Json<Value>> {
+    let doc = prepare(&cx, body, Write::Create).await?;
     let entity = NewTestEntity {
         id: TestId::generate_test(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: cx.workspace_id.clone(),
         test_type: doc.test_type.clone(),
         name: doc.name.clone(),
         parent_folder_id: doc.parent_folder_id.clone(),
-        created_by: caller.user_id.clone(),
+        created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         document: document_text(&doc)?,
     };
-    state.store.insert_test_entity(&entity).await?;
+    cx.app.store.insert_test_entity(&entity).await?;
     Ok(Json(json!({ "id": entity.id })))
 }
 
-async fn load_test(
-    state: &AppState,
-    caller: &Caller,
-    id: &TestId,
-) -> ApiResult<colloquy_store::TestEntityRow> {
-    match state.store.get_test_entity(&caller.workspace_id, id).await {
+async fn load_test(cx: &Ctx, id: &TestId) -> ApiResult<colloquy_store::TestEntityRow> {
+    match cx.app.store.get_test_entity(&cx.workspace_id, id).await {
         Ok(row) if row.test_type != "folder" => Ok(row),
         Ok(_) => Err(ApiError::NotFound("test")),
         Err(e) => Err(e).or_not_found("test"),
@@ -76,24 +62,19 @@ async fn load_test(
 }
 
 #[utoipa::path(get, path = "/v1/convai/agent-testing/{test_id}", params(("test_id" = String, Path)), security(("api_key" = ["tests:read"])))]
-pub(super) async fn get_test(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(test_id): Path<TestId>,
-) -> ApiResult<Json<Value>> {
-    let row = load_test(&state, &caller, &test_id).await?;
+pub(super) async fn get_test(cx: Ctx, Path(test_id): Path<TestId>) -> ApiResult<Json<Value>> {
+    let row = load_test(&cx, &test_id).await?;
     Ok(Json(view::full(&row)?))
 }
 
 #[utoipa::path(put, path = "/v1/convai/agent-testing/{test_id}", params(("test_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn update_test(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(test_id): Path<TestId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let existing = load_test(&state, &caller, &test_id).await?;
-    let doc = prepare(&state, &caller, body, Write::Update).await?;
+    let existing = load_test(&cx, &test_id).await?;
+    let doc = prepare(&cx, body, Write::Update).await?;
     if doc.test_type != existing.test_type {
         return Err(ApiError::invalid(Violation::new(
             ["body", "type"],
@@ -104,10 +85,10 @@ pub(super) async fn update_test(
             ),
         )));
     }
-    state
+    cx.app
         .store
         .update_test_entity(
-            &caller.workspace_id,
+            &cx.workspace_id,
             &test_id,
             &doc.name,
             doc.parent_folder_id.as_deref(),
@@ -116,20 +97,16 @@ pub(super) async fn update_test(
         )
         .await
         .or_not_found("test")?;
-    let row = load_test(&state, &caller, &test_id).await?;
+    let row = load_test(&cx, &test_id).await?;
     Ok(Json(view::full(&row)?))
 }
 
 #[utoipa::path(delete, path = "/v1/convai/agent-testing/{test_id}", params(("test_id" = String, Path)), security(("api_key" = ["tests:write"])))]
-pub(super) async fn delete_test(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(test_id): Path<TestId>,
-) -> ApiResult<Json<Value>> {
-    load_test(&state, &caller, &test_id).await?;
-    state
+pub(super) async fn delete_test(cx: Ctx, Path(test_id): Path<TestId>) -> ApiResult<Json<Value>> {
+    load_test(&cx, &test_id).await?;
+    cx.app
         .store
-        .delete_test_entities(&caller.workspace_id, std::slice::from_ref(&test_id))
+        .delete_test_entities(&cx.workspace_id, std::slice::from_ref(&test_id))
         .await?;
     Ok(Json(json!({})))
 }
@@ -159,7 +136,7 @@ pub(super) struct ListParams {
     #[serde(default, deserialize_with = "empty_as_none")]
     #[param(value_type = Option<String>)]
     sharing_mode: Option<SharingMode>,
-    /// Only created by this user; `@me` is the caller.
+    /// Only created by this user; `@me` is the cx.
     created_by_user_id: Option<String>,
 }
 
@@ -251,13 +228,12 @@ fn filter(params: ListParams, caller: &Caller) -> TestFilter {
 
 #[utoipa::path(get, path = "/v1/convai/agent-testing", params(ListParams), security(("api_key" = ["tests:read"])))]
 pub(super) async fn list_tests(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let folders_first = params.sort_mode == Some(SortMode::FoldersFirst);
     let (page_size, cursor) = (params.page_size, params.cursor.clone());
-    let filter = filter(params, &caller);
+    let filter = filter(params, &cx);
     let fingerprint = format!(
         "{:?}",
         (
@@ -268,7 +244,8 @@ pub(super) async fn list_tests(
             &filter.not_created_by
         )
     );
-    let pager = Pager::standard(
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         page_size,
         cursor.as_deref(),
         if folders_first {
@@ -286,22 +263,18 @@ pub(super) async fn list_tests(
             .map(|(TestOrder(folder, at), id)| (folder, at, id)),
         limit: pager.fetch(),
     };
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .list_test_entities(&caller.workspace_id, &filter, &page)
+        .list_test_entities(&cx.workspace_id, &filter, &page)
         .await?;
     let page = pager.page(rows, |r| {
         let folder = i64::from(r.test_type == "folder");
         (TestOrder(folder, r.created_at), r.id.as_str())
     });
-    let folders = Folders::load(&state, &caller).await?;
-    let sizes: HashMap<String, i64> = state
-        .store
-        .test_folder_sizes(&caller.workspace_id)
-        .await?
-        .into_iter()
-        .collect();
-    let page = page.view(|r| view::summary(r, &folders, &sizes, &caller));
+    let folders = Folders::load(&cx).await?;
+    let sizes = Folders::sizes(&cx).await?;
+    let page = page.view(|r| view::summary(r, &folders, &sizes, &cx));
     Ok(Json(serde_json::to_value(page.body("tests"))?))
 }
 
@@ -312,8 +285,7 @@ pub(super) struct SummariesBody {
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/summaries", security(("api_key" = ["tests:read"])))]
 pub(super) async fn get_test_summaries(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Json(body): Json<SummariesBody>,
 ) -> ApiResult<Json<Value>> {
     let mut seen = std::collections::HashSet::new();
@@ -326,17 +298,18 @@ pub(super) async fn get_test_summaries(
             )));
         }
     }
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .get_test_entities(&caller.workspace_id, &body.test_ids)
+        .get_test_entities(&cx.workspace_id, &body.test_ids)
         .await?;
-    let folders = Folders::load(&state, &caller).await?;
+    let folders = Folders::load(&cx).await?;
     let sizes = HashMap::new();
     let mut out = Map::new();
     for row in rows.iter().filter(|r| r.test_type != "folder") {
         out.insert(
             row.id.to_string(),
-            view::summary(row, &folders, &sizes, &caller),
+            view::summary(row, &folders, &sizes, &cx),
         );
     }
     Ok(Json(json!({ "tests": out })))

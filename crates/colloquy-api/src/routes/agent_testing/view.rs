@@ -7,21 +7,31 @@ use colloquy_core::validation::{LocItem, Violation};
 use colloquy_store::TestEntityRow;
 use serde_json::{Map, Value, json};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::access::access_info;
-use crate::state::AppState;
 
 /// The workspace's folders by id, for paths and tree checks.
 pub struct Folders(pub HashMap<TestId, TestEntityRow>);
 
 impl Folders {
     /// Loads them.
-    pub async fn load(state: &AppState, caller: &Caller) -> ApiResult<Folders> {
-        let rows = state.store.test_folders(&caller.workspace_id).await?;
+    pub async fn load(cx: &Ctx) -> ApiResult<Folders> {
+        let rows = cx.app.store.test_folders(&cx.workspace_id).await?;
         Ok(Folders(
             rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
         ))
+    }
+
+    /// How many tests and folders each folder directly holds, by folder id.
+    pub async fn sizes(cx: &Ctx) -> ApiResult<HashMap<String, i64>> {
+        Ok(cx
+            .app
+            .store
+            .test_folder_sizes(&cx.workspace_id)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// `[{id, name}, ...]` from the root down to (and including) `folder`.
@@ -113,16 +123,12 @@ pub fn check_folder(folders: &Folders, folder: Option<&str>, loc: &[&str]) -> Ap
 }
 
 /// The tools a test names must exist in the workspace.
-pub async fn check_tool_refs(
-    state: &AppState,
-    caller: &Caller,
-    refs: &[(Vec<LocItem>, String)],
-) -> ApiResult<()> {
+pub async fn check_tool_refs(cx: &Ctx, refs: &[(Vec<LocItem>, String)]) -> ApiResult<()> {
     let ids: Vec<ToolId> = refs
         .iter()
         .map(|(_, id)| ToolId::from(id.as_str()))
         .collect();
-    let found = state.store.get_tools(&caller.workspace_id, &ids).await?;
+    let found = cx.app.store.get_tools(&cx.workspace_id, &ids).await?;
     let violations: Vec<Violation> = refs
         .iter()
         .filter(|(_, id)| !found.iter().any(|t| &t.id == id))
@@ -140,11 +146,7 @@ pub async fn check_tool_refs(
 }
 
 /// An agent's `platform_settings.testing.attached_tests` must name tests of its workspace.
-pub async fn check_attached_tests(
-    state: &AppState,
-    caller: &Caller,
-    platform_settings: Option<&Value>,
-) -> ApiResult<()> {
+pub async fn check_attached_tests(cx: &Ctx, platform_settings: Option<&Value>) -> ApiResult<()> {
     let attached: Vec<TestId> = platform_settings
         .and_then(|p| p.pointer("/testing/attached_tests"))
         .and_then(Value::as_array)
@@ -152,14 +154,26 @@ pub async fn check_attached_tests(
         .flatten()
         .map(|t| TestId::from(t.get("test_id").and_then(Value::as_str).unwrap_or_default()))
         .collect();
-    if attached.is_empty() {
-        return Ok(());
+    let at = ["body", "platform_settings", "testing", "attached_tests"];
+    existing_tests(cx, &attached, &at).await.map(drop)
+}
+
+/// The tests `ids` names, each of which must be a test of the workspace (not a folder); the
+/// `i`-th that is not is reported at `{loc}.{i}.test_id`.
+pub async fn existing_tests(
+    cx: &Ctx,
+    ids: &[TestId],
+    loc: &[&str],
+) -> ApiResult<Vec<TestEntityRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    let found = state
+    let found = cx
+        .app
         .store
-        .get_test_entities(&caller.workspace_id, &attached)
+        .get_test_entities(&cx.workspace_id, ids)
         .await?;
-    let violations: Vec<Violation> = attached
+    let violations: Vec<Violation> = ids
         .iter()
         .enumerate()
         .filter(|(_, id)| {
@@ -168,22 +182,13 @@ pub async fn check_attached_tests(
                 .any(|t| &t.id == *id && t.test_type != "folder")
         })
         .map(|(i, id)| {
-            Violation::new(
-                vec![
-                    "body".into(),
-                    "platform_settings".into(),
-                    "testing".into(),
-                    "attached_tests".into(),
-                    LocItem::Index(i),
-                    "test_id".into(),
-                ],
-                "value_error",
-                format!("Test {id} does not exist"),
-            )
+            let mut at: Vec<LocItem> = loc.iter().map(|k| LocItem::from(*k)).collect();
+            at.extend([LocItem::Index(i), "test_id".into()]);
+            Violation::new(at, "value_error", format!("Test {id} does not exist"))
         })
         .collect();
     if violations.is_empty() {
-        Ok(())
+        Ok(found)
     } else {
         Err(ApiError::Invalid(violations))
     }

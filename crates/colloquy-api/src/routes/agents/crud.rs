@@ -1,6 +1,6 @@
 //! Create, get, update, delete and duplicate.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use colloquy_core::agents::{self, AgentDoc};
@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::view;
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, json_text};
 use crate::routes::agent_testing::check_attached_tests;
-use crate::state::{AppState, Limits};
+use crate::state::Limits;
 
 /// Attempts at a PATCH that races with another writer before giving up with 409.
 const PATCH_ATTEMPTS: usize = 3;
@@ -43,10 +43,10 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
 
 /// What the store cannot check of an agent: the server's limits, and that the tools and MCP
 /// servers it names exist in the workspace under distinct names (the LLM calls tools by name).
-async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<()> {
+async fn check_tools(cx: &Ctx, doc: &AgentDoc) -> ApiResult<()> {
     let ids = doc.tool_ids();
-    let tools = state.store.get_tools(&caller.workspace_id, &ids).await?;
-    let mut violations = check_limits(&state.settings.limits, doc, ids.len());
+    let tools = cx.app.store.get_tools(&cx.workspace_id, &ids).await?;
+    let mut violations = check_limits(&cx.app.settings.limits, doc, ids.len());
     for (i, id) in ids.iter().enumerate() {
         if !tools.iter().any(|r| &r.id == id) {
             let mut at = loc(&TOOL_IDS);
@@ -71,7 +71,7 @@ async fn check_tools(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiRe
             ),
         ));
     }
-    violations.extend(missing_mcp_servers(state, caller, doc).await?);
+    violations.extend(missing_mcp_servers(cx, doc).await?);
     if violations.is_empty() {
         Ok(())
     } else {
@@ -120,17 +120,10 @@ fn check_limits(limits: &Limits, doc: &AgentDoc, tool_ids: usize) -> Vec<Violati
 }
 
 /// The MCP servers the agent names that the workspace does not have.
-async fn missing_mcp_servers(
-    state: &AppState,
-    caller: &Caller,
-    doc: &AgentDoc,
-) -> ApiResult<Vec<Violation>> {
+async fn missing_mcp_servers(cx: &Ctx, doc: &AgentDoc) -> ApiResult<Vec<Violation>> {
     let servers = doc.mcp_server_ids();
     let ids: Vec<String> = servers.iter().map(|(_, _, id)| id.clone()).collect();
-    let found = state
-        .store
-        .get_mcp_servers(&caller.workspace_id, &ids)
-        .await?;
+    let found = cx.app.store.get_mcp_servers(&cx.workspace_id, &ids).await?;
     Ok(servers
         .into_iter()
         .filter(|(_, _, id)| !found.iter().any(|r| &r.id == id))
@@ -142,30 +135,17 @@ async fn missing_mcp_servers(
         .collect())
 }
 
-async fn insert(state: &AppState, caller: &Caller, doc: &AgentDoc) -> ApiResult<AgentId> {
+async fn insert(cx: &Ctx, doc: &AgentDoc) -> ApiResult<AgentId> {
     let agent = NewAgent {
         id: AgentId::generate(),
-        workspace_id: caller.workspace_id.clone(),
-        created_by: caller.user_id.clone(),
+        workspace_id: cx.workspace_id.clone(),
+        created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         main_branch_id: ids::new_id(ids::prefix::BRANCH),
         content: content(doc)?,
     };
-    state.store.insert_agent(&agent).await?;
+    cx.app.store.insert_agent(&agent).await?;
     Ok(agent.id)
-}
-
-/// The agent, or 404.
-pub(crate) async fn load(
-    state: &AppState,
-    caller: &Caller,
-    agent_id: &AgentId,
-) -> ApiResult<AgentRow> {
-    state
-        .store
-        .get_agent(&caller.workspace_id, agent_id)
-        .await
-        .or_not_found("agent")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -178,15 +158,14 @@ pub(super) struct CreateParams {
 
 #[utoipa::path(post, path = "/v1/convai/agents/create", params(CreateParams), security(("api_key" = ["agents:write"])))]
 pub(super) async fn create_agent(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Query(_): Query<CreateParams>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let doc = agents::prepare_create(body).map_err(ApiError::Invalid)?;
-    check_tools(&state, &caller, &doc).await?;
-    check_attached_tests(&state, &caller, doc.document.get("platform_settings")).await?;
-    let agent_id = insert(&state, &caller, &doc).await?;
+    check_tools(&cx, &doc).await?;
+    check_attached_tests(&cx, doc.document.get("platform_settings")).await?;
+    let agent_id = insert(&cx, &doc).await?;
     Ok(Json(json!({ "agent_id": agent_id })))
 }
 
@@ -217,18 +196,17 @@ fn check_branch(
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), GetParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Query(params): Query<GetParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let row = load(&state, &caller, &agent_id).await?;
+    let row = cx.agent(&agent_id).await?;
     check_branch(
         &row,
         params.branch_id.as_deref(),
         params.version_id.as_deref(),
     )?;
-    Ok(json_text(view::full(&row, &caller)?))
+    Ok(json_text(view::full(&row, &cx)?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -243,8 +221,7 @@ pub(super) struct PatchParams {
 
 #[utoipa::path(patch, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), PatchParams), security(("api_key" = ["agents:write"])))]
 pub(super) async fn update_agent(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Query(params): Query<PatchParams>,
     MaybeJson(patch): MaybeJson<Value>,
@@ -258,18 +235,19 @@ pub(super) async fn update_agent(
         )));
     }
     for _ in 0..PATCH_ATTEMPTS {
-        let row = load(&state, &caller, &agent_id).await?;
+        let row = cx.agent(&agent_id).await?;
         check_branch(&row, params.branch_id.as_deref(), None)?;
         let current = view::stored_doc(&row)?;
         let updated =
             agents::apply_patch(current.to_body(), patch.clone()).map_err(ApiError::Invalid)?;
-        check_tools(&state, &caller, &updated).await?;
-        check_attached_tests(&state, &caller, updated.document.get("platform_settings")).await?;
+        check_tools(&cx, &updated).await?;
+        check_attached_tests(&cx, updated.document.get("platform_settings")).await?;
         let content = content(&updated)?;
-        match state
+        match cx
+            .app
             .store
             .update_agent(
-                &caller.workspace_id,
+                &cx.workspace_id,
                 &agent_id,
                 &content,
                 time::now_secs(),
@@ -278,8 +256,8 @@ pub(super) async fn update_agent(
             .await
         {
             Ok(()) => {
-                let row = load(&state, &caller, &agent_id).await?;
-                return Ok(json_text(view::full(&row, &caller)?));
+                let row = cx.agent(&agent_id).await?;
+                return Ok(json_text(view::full(&row, &cx)?));
             }
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e).or_not_found("agent"),
@@ -301,14 +279,13 @@ pub(super) struct DeleteParams {
 
 #[utoipa::path(delete, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), DeleteParams), security(("api_key" = ["agents:write"])))]
 pub(super) async fn delete_agent(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Query(_): Query<DeleteParams>,
 ) -> ApiResult<StatusCode> {
-    state
+    cx.app
         .store
-        .delete_agent(&caller.workspace_id, &agent_id)
+        .delete_agent(&cx.workspace_id, &agent_id)
         .await
         .or_not_found("agent")?;
     Ok(StatusCode::NO_CONTENT)
@@ -321,14 +298,13 @@ pub(super) struct DuplicateBody {
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/duplicate", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
 pub(super) async fn duplicate_agent(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     MaybeJson(body): MaybeJson<DuplicateBody>,
 ) -> ApiResult<Json<Value>> {
-    let row = load(&state, &caller, &agent_id).await?;
+    let row = cx.agent(&agent_id).await?;
     let source = view::stored_doc(&row)?;
     let copy = agents::duplicate(&source, body.and_then(|b| b.name));
-    let new_id = insert(&state, &caller, &copy).await?;
+    let new_id = insert(&cx, &copy).await?;
     Ok(Json(json!({ "agent_id": new_id })))
 }

@@ -1,6 +1,6 @@
 //! The share link, the embeddable widget's configuration and the knowledge-base size.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use colloquy_core::ids::AgentId;
@@ -9,22 +9,20 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
-use super::crud::load;
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
-use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}/link", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent_link(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
     let candidate = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
-    let token = state
+    let token = cx
+        .app
         .store
-        .agent_link_token(&caller.workspace_id, &agent_id, &candidate)
+        .agent_link_token(&cx.workspace_id, &agent_id, &candidate)
         .await
         .or_not_found("agent")?;
     Ok(Json(json!({
@@ -35,7 +33,7 @@ pub(super) async fn get_agent_link(
             "expiration_time_unix_secs": null,
             "conversation_id": null,
             "purpose": "shareable_link",
-            "token_requester_user_id": caller.user_id,
+            "token_requester_user_id": cx.user_id,
         }
     })))
 }
@@ -50,12 +48,11 @@ pub(super) struct WidgetParams {
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}/widget", params(("agent_id" = String, Path), WidgetParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent_widget(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Query(_): Query<WidgetParams>,
 ) -> ApiResult<Json<Value>> {
-    let row = load(&state, &caller, &agent_id).await?;
+    let row = cx.agent(&agent_id).await?;
     let doc: Value = serde_json::from_str(&row.document)?;
     let mut widget = doc
         .pointer("/platform_settings/widget")
@@ -110,11 +107,10 @@ pub(super) async fn get_agent_widget(
 
 #[utoipa::path(get, path = "/v1/convai/agent/{agent_id}/knowledge-base/size", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_knowledge_base_size(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
-    load(&state, &caller, &agent_id).await?;
+    cx.agent(&agent_id).await?;
     // No knowledge base documents exist yet, so every agent's is empty.
     Ok(Json(json!({ "number_of_pages": 0 })))
 }

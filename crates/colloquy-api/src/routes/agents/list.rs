@@ -1,6 +1,5 @@
 //! The agents list and summaries by id.
 
-use axum::extract::State;
 use axum::response::IntoResponse;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::AgentId;
@@ -11,12 +10,11 @@ use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
 use super::view;
-use crate::auth::Caller;
+use crate::auth::{Caller, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query, empty_as_none, json_text};
-use crate::paging::Pager;
+use crate::paging::{PageSizeRule, Pager};
 use crate::routes::access::created_by;
-use crate::state::AppState;
 
 /// About the size of one list item as JSON.
 const SUMMARY_BYTES: usize = 400;
@@ -35,7 +33,7 @@ pub(super) struct ListParams {
     archived: Option<bool>,
     /// Only the caller's agents (deprecated; `created_by_user_id=@me` is the same).
     show_only_owned_agents: Option<bool>,
-    /// Only agents created by this user; `@me` is the caller.
+    /// Only agents created by this user; `@me` is the cx.
     created_by_user_id: Option<String>,
     /// Any of these tags (repeat the parameter).
     #[serde(default)]
@@ -78,8 +76,7 @@ impl SortBy {
 
 #[utoipa::path(get, path = "/v1/convai/agents", params(ListParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn list_agents(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Query(params): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
     let (sort, sort_name) = params.sort_by.unwrap_or_default().key();
@@ -95,13 +92,14 @@ pub(super) async fn list_agents(
             .map(str::to_lowercase),
         archived: params.archived.unwrap_or(false),
         created_by: created_by(
-            &caller,
+            &cx,
             params.created_by_user_id.as_deref(),
             params.show_only_owned_agents,
         ),
         tags,
     };
-    let pager = Pager::standard(
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
         sort_name,
@@ -119,10 +117,10 @@ pub(super) async fn list_agents(
         after: pager.after_value(sort == AgentSort::Name)?,
         limit: pager.fetch(),
     };
-    let mut out = PageWriter::new(&caller, sort, pager.limit() as usize);
-    state
+    let mut out = PageWriter::new(&cx, sort, pager.limit() as usize);
+    cx.app
         .store
-        .list_agents(&caller.workspace_id, &filter, &page, &mut out)
+        .list_agents(&cx.workspace_id, &filter, &page, &mut out)
         .await?;
     Ok(json_text(out.finish(&pager)?))
 }
@@ -233,8 +231,7 @@ pub(super) struct SummaryParams {
 
 #[utoipa::path(get, path = "/v1/convai/agents/summaries", params(SummaryParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent_summaries(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Query(params): Query<SummaryParams>,
 ) -> ApiResult<Json<Value>> {
     if params.agent_ids.is_empty() {
@@ -254,15 +251,16 @@ pub(super) async fn get_agent_summaries(
             ),
         )));
     }
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .get_agents(&caller.workspace_id, &params.agent_ids)
+        .get_agents(&cx.workspace_id, &params.agent_ids)
         .await?;
     let mut out = Map::new();
     for id in &params.agent_ids {
         let entry = match rows.iter().find(|r| &r.id == id) {
             Some(row) => {
-                json!({"status": "success", "data": view::summary(&row.as_summary(), &caller)})
+                json!({"status": "success", "data": view::summary(&row.as_summary(), &cx)})
             }
             None => json!({
                 "status": "failure",

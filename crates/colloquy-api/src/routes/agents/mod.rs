@@ -8,8 +8,8 @@ mod view;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) use crud::{content, load};
-pub(crate) use view::stored_doc;
+pub(crate) use crud::content;
+pub(crate) use view::{dependent, stored_doc};
 
 use crate::state::AppState;
 

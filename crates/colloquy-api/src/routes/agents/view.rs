@@ -2,10 +2,10 @@
 //! `AgentSummaryResponseModel`, and `ResourceAccessInfo`.
 
 use colloquy_core::agents::AgentDoc;
-use colloquy_store::{AgentRow, AgentSummary};
+use colloquy_store::{AgentRow, AgentSummary, AgentSummaryRow};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -198,5 +198,18 @@ pub(crate) fn stored_doc(row: &AgentRow) -> Result<AgentDoc, ApiError> {
         archived: row.summary.archived,
         voice_id: row.summary.voice_id.clone(),
         document,
+    })
+}
+
+/// `DependentAvailableAgentIdentifier`: an agent that uses a tool or an MCP server, as the
+/// caller (with `role`) sees it.
+pub fn dependent(agent: &AgentSummaryRow, role: &str) -> Value {
+    json!({
+        "type": "available",
+        "id": agent.id,
+        "name": agent.name,
+        "created_at_unix_secs": agent.created_at,
+        "access_level": role,
+        "referenced_resource_ids": [],
     })
 }

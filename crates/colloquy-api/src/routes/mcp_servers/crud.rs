@@ -1,6 +1,6 @@
 //! Create, list, get, update and delete MCP servers; the approval policy; the live tool list.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::mcp_servers::{self, McpServerDoc, ServerUrl};
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{ids, time};
@@ -10,10 +10,9 @@ use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
 use super::view;
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
-use crate::state::AppState;
 
 /// Attempts at a read-modify-write that races with another writer before giving up with 409.
 const UPDATE_ATTEMPTS: usize = 3;
@@ -30,12 +29,7 @@ pub(super) struct EnvironmentParams {
 
 /// What the schema cannot check: the secrets exist in the workspace, an http URL is https
 /// unless its host is allowed, a stdio server is declared for this workspace.
-async fn check(
-    state: &AppState,
-    caller: &Caller,
-    doc: &McpServerDoc,
-    url_loc: &[&str],
-) -> ApiResult<()> {
+async fn check(cx: &Ctx, doc: &McpServerDoc, url_loc: &[&str]) -> ApiResult<()> {
     let mut violations = Vec::new();
     let loc = || {
         url_loc
@@ -45,12 +39,12 @@ async fn check(
     };
     match &doc.url {
         ServerUrl::Http(url) => {
-            if let Err(why) = colloquy_engine::mcp::check_scheme(&state.engine, url) {
+            if let Err(why) = colloquy_engine::mcp::check_scheme(&cx.app.engine, url) {
                 violations.push(Violation::new(loc(), "url_scheme", why.to_string()));
             }
         }
         ServerUrl::Stdio(name) => {
-            if colloquy_engine::mcp::stdio_server(&state.engine, name, &caller.workspace_id)
+            if colloquy_engine::mcp::stdio_server(&cx.app.engine, name, &cx.workspace_id)
                 .await
                 .is_none()
             {
@@ -64,11 +58,7 @@ async fn check(
         ServerUrl::Secret(_) => {}
     }
     for (at, secret_id) in &doc.secret_refs {
-        match state
-            .store
-            .get_secret(&caller.workspace_id, secret_id)
-            .await
-        {
+        match cx.app.store.get_secret(&cx.workspace_id, secret_id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => violations.push(Violation {
                 loc: at.clone(),
@@ -94,43 +84,36 @@ fn content(doc: &McpServerDoc) -> ApiResult<McpServerContent> {
 }
 
 /// The server's wire view.
-pub(super) async fn respond(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Json<Value>> {
-    let row = state
+pub(super) async fn respond(cx: &Ctx, id: &str) -> ApiResult<Json<Value>> {
+    let row = cx.mcp_server(id).await?;
+    let dependents = cx
+        .app
         .store
-        .get_mcp_server(&caller.workspace_id, id)
-        .await
-        .or_not_found("MCP server")?;
-    let dependents = state
-        .store
-        .mcp_server_dependents(&caller.workspace_id, id)
+        .mcp_server_dependents(&cx.workspace_id, id)
         .await?;
-    Ok(Json(view::full(&row, &dependents, caller)?))
+    Ok(Json(view::full(&row, &dependents, cx)?))
 }
 
 /// Changes a stored configuration with `change`, re-checks it, and writes it if nobody wrote
 /// meanwhile (else reads it again and retries).
 pub(super) async fn modify(
-    state: &AppState,
-    caller: &Caller,
+    cx: &Ctx,
     id: &str,
     change: impl Fn(&mut Map<String, Value>) -> ApiResult<Option<McpServerDoc>>,
 ) -> ApiResult<Json<Value>> {
     for _ in 0..UPDATE_ATTEMPTS {
-        let row = state
-            .store
-            .get_mcp_server(&caller.workspace_id, id)
-            .await
-            .or_not_found("MCP server")?;
+        let row = cx.mcp_server(id).await?;
         let mut config = view::config(&row)?;
         let doc = match change(&mut config)? {
             Some(doc) => doc,
             None => mcp_servers::recheck(config).map_err(ApiError::Invalid)?,
         };
-        check(state, caller, &doc, &["body", "url"]).await?;
-        match state
+        check(cx, &doc, &["body", "url"]).await?;
+        match cx
+            .app
             .store
             .update_mcp_server(
-                &caller.workspace_id,
+                &cx.workspace_id,
                 id,
                 &content(&doc)?,
                 time::now_secs(),
@@ -138,7 +121,7 @@ pub(super) async fn modify(
             )
             .await
         {
-            Ok(()) => return respond(state, caller, id).await,
+            Ok(()) => return respond(cx, id).await,
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e).or_not_found("MCP server"),
         }
@@ -150,61 +133,50 @@ pub(super) async fn modify(
 }
 
 #[utoipa::path(post, path = "/v1/convai/mcp-servers", security(("api_key" = ["mcp_servers:write"])))]
-pub(super) async fn create_mcp_server(
-    caller: Caller,
-    State(state): State<AppState>,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
+pub(super) async fn create_mcp_server(cx: Ctx, Json(body): Json<Value>) -> ApiResult<Json<Value>> {
     let doc = mcp_servers::prepare_create(body).map_err(ApiError::Invalid)?;
-    check(&state, &caller, &doc, &["body", "config", "url"]).await?;
+    check(&cx, &doc, &["body", "config", "url"]).await?;
     let id = ids::new_id(ids::prefix::MCP_SERVER);
-    state
+    cx.app
         .store
         .insert_mcp_server(
-            &caller.workspace_id,
+            &cx.workspace_id,
             &id,
-            &caller.user_id,
+            &cx.user_id,
             time::now_secs(),
             &content(&doc)?,
         )
         .await?;
-    respond(&state, &caller, &id).await
+    respond(&cx, &id).await
 }
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers", security(("api_key" = ["mcp_servers:read"])))]
-pub(super) async fn list_mcp_servers(
-    caller: Caller,
-    State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
-    let rows = state.store.list_mcp_servers(&caller.workspace_id).await?;
+pub(super) async fn list_mcp_servers(cx: Ctx) -> ApiResult<Json<Value>> {
+    let rows = cx.app.store.list_mcp_servers(&cx.workspace_id).await?;
     let mut servers = Vec::with_capacity(rows.len());
     for row in &rows {
-        let dependents = state
+        let dependents = cx
+            .app
             .store
-            .mcp_server_dependents(&caller.workspace_id, &row.id)
+            .mcp_server_dependents(&cx.workspace_id, &row.id)
             .await?;
-        servers.push(view::full(row, &dependents, &caller)?);
+        servers.push(view::full(row, &dependents, &cx)?);
     }
     Ok(Json(json!({ "mcp_servers": servers })))
 }
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:read"])))]
-pub(super) async fn get_mcp_server(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    respond(&state, &caller, &id).await
+pub(super) async fn get_mcp_server(cx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    respond(&cx, &id).await
 }
 
 #[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn update_mcp_server(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         mcp_servers::apply_update(config, body.clone())
             .map(Some)
             .map_err(ApiError::Invalid)
@@ -213,16 +185,8 @@ pub(super) async fn update_mcp_server(
 }
 
 #[utoipa::path(delete, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
-pub(super) async fn delete_mcp_server(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    match state
-        .store
-        .delete_mcp_server(&caller.workspace_id, &id)
-        .await
-    {
+pub(super) async fn delete_mcp_server(cx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    match cx.app.store.delete_mcp_server(&cx.workspace_id, &id).await {
         Ok(()) => Ok(Json(json!({}))),
         Err(StoreError::Conflict(why)) => Err(ApiError::Conflict {
             status: "mcp_server_in_use",
@@ -234,12 +198,11 @@ pub(super) async fn delete_mcp_server(
 
 #[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}/approval-policy", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn update_approval_policy(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         mcp_servers::set_approval_policy(config, body.clone()).map_err(ApiError::Invalid)?;
         Ok(None)
     })
@@ -248,19 +211,14 @@ pub(super) async fn update_approval_policy(
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}/tools", params(("mcp_server_id" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:read"])))]
 pub(super) async fn list_server_tools(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<String>,
     Query(_): Query<EnvironmentParams>,
 ) -> ApiResult<Json<Value>> {
-    let row = state
-        .store
-        .get_mcp_server(&caller.workspace_id, &id)
-        .await
-        .or_not_found("MCP server")?;
+    let row = cx.mcp_server(&id).await?;
     let config = view::config(&row)?;
     let listed =
-        colloquy_engine::mcp::list_server_tools(&state.engine, &caller.workspace_id, &id, &config)
+        colloquy_engine::mcp::list_server_tools(&cx.app.engine, &cx.workspace_id, &id, &config)
             .await;
     Ok(Json(match listed {
         Ok(tools) => json!({"success": true, "tools": tools, "error_message": null}),

@@ -1,16 +1,15 @@
 //! Per-tool settings of an MCP server: approvals (`tool-approvals`) and config overrides
 //! (`tool-configs`).
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::mcp_servers::{self, ToolConfigError};
 use serde_json::Value;
 
 use super::crud::{EnvironmentParams, modify};
 use super::view;
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, OrNotFound};
+use crate::auth::Ctx;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
-use crate::state::AppState;
 
 fn tool_config_error(e: ToolConfigError, tool: &str) -> ApiError {
     match e {
@@ -25,12 +24,11 @@ fn tool_config_error(e: ToolConfigError, tool: &str) -> ApiError {
 
 #[utoipa::path(post, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-approvals", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn add_tool_approval(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         mcp_servers::add_tool_approval(config, body.clone()).map_err(ApiError::Invalid)?;
         Ok(None)
     })
@@ -39,11 +37,10 @@ pub(super) async fn add_tool_approval(
 
 #[utoipa::path(delete, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-approvals/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn remove_tool_approval(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path((id, tool_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         if mcp_servers::remove_tool_approval(config, &tool_name) {
             Ok(None)
         } else {
@@ -55,8 +52,7 @@ pub(super) async fn remove_tool_approval(
 
 #[utoipa::path(post, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs", params(("mcp_server_id" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn add_tool_config(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<String>,
     Query(_): Query<EnvironmentParams>,
     Json(body): Json<Value>,
@@ -66,7 +62,7 @@ pub(super) async fn add_tool_config(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         mcp_servers::add_tool_config(config, body.clone())
             .map_err(|e| tool_config_error(e, &tool))?;
         Ok(None)
@@ -76,15 +72,10 @@ pub(super) async fn add_tool_config(
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path)), security(("api_key" = ["mcp_servers:read"])))]
 pub(super) async fn get_tool_config(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path((id, tool_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let row = state
-        .store
-        .get_mcp_server(&caller.workspace_id, &id)
-        .await
-        .or_not_found("MCP server")?;
+    let row = cx.mcp_server(&id).await?;
     let config = view::config(&row)?;
     mcp_servers::tool_config(&config, &tool_name)
         .cloned()
@@ -94,13 +85,12 @@ pub(super) async fn get_tool_config(
 
 #[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn update_tool_config(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path((id, tool_name)): Path<(String, String)>,
     Query(_): Query<EnvironmentParams>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         mcp_servers::update_tool_config(config, &tool_name, body.clone())
             .map_err(|e| tool_config_error(e, &tool_name))?;
         Ok(None)
@@ -110,11 +100,10 @@ pub(super) async fn update_tool_config(
 
 #[utoipa::path(delete, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn remove_tool_config(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path((id, tool_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    modify(&state, &caller, &id, |config| {
+    modify(&cx, &id, |config| {
         if mcp_servers::remove_tool_config(config, &tool_name) {
             Ok(None)
         } else {

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::routes::access::access_info;
+use crate::routes::agents;
 
 /// The stored configuration of a server.
 pub fn config(row: &McpServerRow) -> Result<Map<String, Value>, ApiError> {
@@ -22,16 +23,7 @@ pub fn full(
     let role = caller.role();
     let agents: Vec<Value> = dependents
         .iter()
-        .map(|a| {
-            json!({
-                "type": "available",
-                "id": a.id,
-                "name": a.name,
-                "created_at_unix_secs": a.created_at,
-                "access_level": role.as_str(),
-                "referenced_resource_ids": [],
-            })
-        })
+        .map(|a| agents::dependent(a, role.as_str()))
         .collect();
     Ok(json!({
         "id": row.id,

@@ -1,7 +1,6 @@
 //! `GET /v1/convai/test-invocations`: the workspace's invocations, newest first, with the
 //! reference's page numbering (`meta`).
 
-use axum::extract::State;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, TestId};
 use colloquy_store::InvocationFilter;
@@ -10,12 +9,11 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::view;
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::ApiResult;
 use crate::extract::{Json, Query};
-use crate::paging::Pager;
+use crate::paging::{PageSizeRule, Pager};
 use crate::routes::access::created_by;
-use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -26,7 +24,7 @@ pub(super) struct ListParams {
     branch_id: Option<String>,
     /// Only those that ran this test.
     test_id: Option<String>,
-    /// Only started by this user; `@me` is the caller.
+    /// Only started by this user; `@me` is the cx.
     created_by_user_id: Option<String>,
     /// Substring of the name or of a test's name.
     search: Option<String>,
@@ -45,8 +43,7 @@ pub(super) struct ListParams {
 
 #[utoipa::path(get, path = "/v1/convai/test-invocations", params(ListParams), security(("api_key" = ["tests:read"])))]
 pub(super) async fn list_invocations(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
@@ -54,12 +51,13 @@ pub(super) async fn list_invocations(
         agent_id: nonempty(params.agent_id).map(AgentId::from),
         branch_id: nonempty(params.branch_id),
         test_id: nonempty(params.test_id).map(TestId::from),
-        created_by: created_by(&caller, params.created_by_user_id.as_deref(), None),
+        created_by: created_by(&cx, params.created_by_user_id.as_deref(), None),
         search: nonempty(params.search).map(|s| s.to_lowercase()),
         start: params.start_time,
         end: params.end_time,
     };
-    let pager = Pager::standard(
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
         "created_at",
@@ -67,27 +65,29 @@ pub(super) async fn list_invocations(
         &[&format!("{filter:?}")],
     )?;
     let after = pager.after::<i64>()?;
-    let total = state
+    let total = cx
+        .app
         .store
-        .count_invocations(&caller.workspace_id, &filter, None)
+        .count_invocations(&cx.workspace_id, &filter, None)
         .await?;
     let before = match &after {
         Some(position) => {
-            state
+            cx.app
                 .store
-                .count_invocations(&caller.workspace_id, &filter, Some(position.clone()))
+                .count_invocations(&cx.workspace_id, &filter, Some(position.clone()))
                 .await?
         }
         None => 0,
     };
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .list_invocations(&caller.workspace_id, &filter, after, pager.fetch())
+        .list_invocations(&cx.workspace_id, &filter, after, pager.fetch())
         .await?;
     let page = pager.page(rows, |inv| (inv.created_at, inv.id.as_str()));
     let mut results = Vec::with_capacity(page.items.len());
     for inv in &page.items {
-        results.push(view::summary(&state, &caller, inv).await?);
+        results.push(view::summary(&cx, inv).await?);
     }
     let limit = i64::from(pager.limit());
     Ok(Json(json!({

@@ -8,7 +8,7 @@ mod list;
 mod run;
 mod view;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::ids::InvocationId;
 use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, check_body};
 use crate::state::AppState;
@@ -32,17 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[utoipa::path(get, path = "/v1/convai/test-invocations/{test_invocation_id}", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:read"])))]
-async fn get_invocation(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(id): Path<InvocationId>,
-) -> ApiResult<Json<Value>> {
-    let inv = state
-        .store
-        .get_invocation(&caller.workspace_id, &id)
-        .await
-        .or_not_found("test invocation")?;
-    Ok(Json(view::full(&state, &caller, &inv).await?))
+async fn get_invocation(cx: Ctx, Path(id): Path<InvocationId>) -> ApiResult<Json<Value>> {
+    let inv = cx.invocation(&id).await?;
+    Ok(Json(view::full(&cx, &inv).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,38 +44,25 @@ struct RenameBody {
 
 #[utoipa::path(patch, path = "/v1/convai/test-invocations/{test_invocation_id}", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 async fn rename_invocation(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<InvocationId>,
     Json(body): Json<RenameBody>,
 ) -> ApiResult<Json<Value>> {
     let name = body.name.filter(|n| !n.is_empty());
-    state
+    cx.app
         .store
-        .rename_invocation(&caller.workspace_id, &id, name.as_deref())
+        .rename_invocation(&cx.workspace_id, &id, name.as_deref())
         .await
         .or_not_found("test invocation")?;
-    let inv = state
-        .store
-        .get_invocation(&caller.workspace_id, &id)
-        .await
-        .or_not_found("test invocation")?;
-    Ok(Json(view::full(&state, &caller, &inv).await?))
+    let inv = cx.invocation(&id).await?;
+    Ok(Json(view::full(&cx, &inv).await?))
 }
 
 #[utoipa::path(post, path = "/v1/convai/test-invocations/{test_invocation_id}/cancel", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
-async fn cancel_invocation(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(id): Path<InvocationId>,
-) -> ApiResult<Json<Value>> {
-    state
-        .store
-        .get_invocation(&caller.workspace_id, &id)
-        .await
-        .or_not_found("test invocation")?;
+async fn cancel_invocation(cx: Ctx, Path(id): Path<InvocationId>) -> ApiResult<Json<Value>> {
+    cx.invocation(&id).await?;
     let cancelled = json!({"condition_result": {"result": "failure", "rationale": {"messages": [], "summary": "Cancelled before it finished"}}});
-    state
+    cx.app
         .store
         .cancel_runs(&id, &cancelled.to_string(), time::now_secs())
         .await?;
@@ -92,16 +71,11 @@ async fn cancel_invocation(
 
 #[utoipa::path(post, path = "/v1/convai/test-invocations/{test_invocation_id}/resubmit", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 async fn resubmit_invocation(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(id): Path<InvocationId>,
     Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let inv = state
-        .store
-        .get_invocation(&caller.workspace_id, &id)
-        .await
-        .or_not_found("test invocation")?;
+    let inv = cx.invocation(&id).await?;
     check_body("ResubmitTestsRequestModel", &mut body)?;
     if body.get("agent_id").and_then(Value::as_str) != Some(inv.agent_id.as_str()) {
         return Err(ApiError::invalid(Violation::new(
@@ -110,7 +84,7 @@ async fn resubmit_invocation(
             "agent_id is not the agent of this invocation",
         )));
     }
-    let runs = state.store.invocation_runs(&id).await?;
+    let runs = cx.app.store.invocation_runs(&id).await?;
     let wanted: Vec<String> = body["test_run_ids"]
         .as_array()
         .into_iter()
@@ -137,10 +111,10 @@ async fn resubmit_invocation(
         .get("agent_config_override")
         .filter(|o| o.is_object())
         .map(|o| json!({"agent_config_override": o}).to_string());
-    state
+    cx.app
         .store
         .resubmit_runs(&id, &wanted, document.as_deref(), time::now_secs())
         .await?;
-    state.engine.runs_queued.notify_one();
+    cx.app.engine.runs_queued.notify_one();
     Ok(Json(json!({})))
 }

@@ -1,32 +1,26 @@
 //! `POST /v1/convai/agents/{agent_id}/run-tests`: one durable run per test (times
 //! `repeat_count`), all pending, queued in one transaction; the answer comes at once.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::ids::{self, AgentId, InvocationId, TestId};
 use colloquy_core::test_runs::RunStatus;
 use colloquy_core::time;
-use colloquy_core::validation::{LocItem, Violation};
 use colloquy_store::{InvocationRow, RunRow, TestEntityRow};
 use serde_json::{Value, json};
 
 use super::view;
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, OrNotFound};
+use crate::auth::Ctx;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, check_body};
-use crate::state::AppState;
+use crate::routes::agent_testing::existing_tests;
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/run-tests", params(("agent_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn run_tests(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(agent_id): Path<AgentId>,
     Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let agent = state
-        .store
-        .get_agent(&caller.workspace_id, &agent_id)
-        .await
-        .or_not_found("agent")?;
+    let agent = cx.agent(&agent_id).await?;
     check_body("RunAgentTestsRequestModel", &mut body)?;
     if body
         .get("branch_id")
@@ -41,10 +35,10 @@ pub(super) async fn run_tests(
         .flatten()
         .map(|t| TestId::from(t.get("test_id").and_then(Value::as_str).unwrap_or_default()))
         .collect();
-    let found = tests(&state, &caller, &wanted).await?;
+    let found = existing_tests(&cx, &wanted, &["body", "tests"]).await?;
     let invocation = InvocationRow {
         id: InvocationId::generate(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: cx.workspace_id.clone(),
         agent_id,
         branch_id: Some(agent.main_branch_id.clone()),
         name: body.get("name").and_then(Value::as_str).map(str::to_owned),
@@ -53,52 +47,14 @@ pub(super) async fn run_tests(
             .and_then(Value::as_i64)
             .unwrap_or(1)
             .max(1),
-        created_by: caller.user_id.clone(),
+        created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         document: json!({"agent_config_override": body.get("agent_config_override")}).to_string(),
     };
     let runs = runs(&invocation, &wanted, &found);
-    state.store.insert_invocation(&invocation, &runs).await?;
-    state.engine.runs_queued.notify_one();
-    Ok(Json(view::full(&state, &caller, &invocation).await?))
-}
-
-/// The tests asked for, each of which must be a test of the workspace (not a folder).
-async fn tests(
-    state: &AppState,
-    caller: &Caller,
-    wanted: &[TestId],
-) -> ApiResult<Vec<TestEntityRow>> {
-    let found = state
-        .store
-        .get_test_entities(&caller.workspace_id, wanted)
-        .await?;
-    let violations: Vec<Violation> = wanted
-        .iter()
-        .enumerate()
-        .filter(|(_, id)| {
-            !found
-                .iter()
-                .any(|t| &t.id == *id && t.test_type != "folder")
-        })
-        .map(|(i, id)| {
-            Violation::new(
-                vec![
-                    "body".into(),
-                    "tests".into(),
-                    LocItem::Index(i),
-                    "test_id".into(),
-                ],
-                "value_error",
-                format!("Test {id} does not exist"),
-            )
-        })
-        .collect();
-    if violations.is_empty() {
-        Ok(found)
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+    cx.app.store.insert_invocation(&invocation, &runs).await?;
+    cx.app.engine.runs_queued.notify_one();
+    Ok(Json(view::full(&cx, &invocation).await?))
 }
 
 /// The invocation's runs: `repeat_count` of each test, pending.

@@ -4,24 +4,34 @@
 use colloquy_core::ids::TestId;
 use colloquy_core::test_runs::RunStatus;
 use colloquy_store::{InvocationRow, RunRow, TestEntityRow};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::ApiResult;
 use crate::routes::access::access_info;
-use crate::state::AppState;
+
+/// What every view of an invocation starts with: which it is, of which agent, and `fields`.
+fn with_identity(inv: &InvocationRow, fields: Value) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(inv.id));
+    out.insert("agent_id".into(), json!(inv.agent_id));
+    out.insert("branch_id".into(), json!(inv.branch_id));
+    out.insert("version_id".into(), Value::Null);
+    out.insert("ran_against_draft".into(), json!(false));
+    if let Value::Object(fields) = fields {
+        out.extend(fields);
+    }
+    Value::Object(out)
+}
 
 /// An invocation with every run.
-pub(super) async fn full(
-    state: &AppState,
-    caller: &Caller,
-    inv: &InvocationRow,
-) -> ApiResult<Value> {
-    let runs = state.store.invocation_runs(&inv.id).await?;
+pub(super) async fn full(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
+    let runs = cx.app.store.invocation_runs(&inv.id).await?;
     let ids: Vec<TestId> = runs.iter().map(|r| r.test_id.clone()).collect();
-    let tests = state
+    let tests = cx
+        .app
         .store
-        .get_test_entities(&caller.workspace_id, &ids)
+        .get_test_entities(&cx.workspace_id, &ids)
         .await?;
     let test_runs: Vec<Value> = runs
         .iter()
@@ -32,20 +42,18 @@ pub(super) async fn full(
     } else {
         Vec::new()
     };
-    Ok(json!({
-        "id": inv.id,
-        "agent_id": inv.agent_id,
-        "branch_id": inv.branch_id,
-        "version_id": null,
-        "ran_against_draft": false,
-        "created_at": inv.created_at,
-        "folder_id": null,
-        "repeat_count": inv.repeat_count,
-        "bucketing_status": null,
-        "result_groups": result_groups,
-        "test_runs": test_runs,
-        "name": inv.name,
-    }))
+    Ok(with_identity(
+        inv,
+        json!({
+            "created_at": inv.created_at,
+            "folder_id": null,
+            "repeat_count": inv.repeat_count,
+            "bucketing_status": null,
+            "result_groups": result_groups,
+            "test_runs": test_runs,
+            "name": inv.name,
+        }),
+    ))
 }
 
 /// `UnitTestRunResponseModel`: a run, with its test as it is now.
@@ -113,37 +121,31 @@ fn result_groups(runs: &[RunRow]) -> Vec<Value> {
 }
 
 /// `TestInvocationSummaryResponseModel`: an invocation as the list shows it.
-pub(super) async fn summary(
-    state: &AppState,
-    caller: &Caller,
-    inv: &InvocationRow,
-) -> ApiResult<Value> {
-    let runs = state.store.invocation_runs(&inv.id).await?;
+pub(super) async fn summary(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
+    let runs = cx.app.store.invocation_runs(&inv.id).await?;
     // Cancelled runs are `failed` on the wire but counted apart here.
     let count = |status: RunStatus| runs.iter().filter(|r| r.status == status).count();
     let pending = count(RunStatus::Pending) + count(RunStatus::Running);
     let cancelled = count(RunStatus::Cancelled);
-    let (name, email) = state.store.user_name_email(&inv.created_by).await?;
+    let (name, email) = cx.app.store.user_name_email(&inv.created_by).await?;
     let title = inv.name.clone().unwrap_or_else(|| match runs.first() {
         Some(r) if runs.len() as i64 == inv.repeat_count => r.test_name.clone(),
         _ => format!("{} tests", runs.len() as i64 / inv.repeat_count.max(1)),
     });
-    Ok(json!({
-        "id": inv.id,
-        "agent_id": inv.agent_id,
-        "branch_id": inv.branch_id,
-        "version_id": null,
-        "ran_against_draft": false,
-        "runs_diverged_from_version": false,
-        "created_at_unix_secs": inv.created_at,
-        "test_run_count": runs.len(),
-        "passed_count": count(RunStatus::Passed),
-        "failed_count": count(RunStatus::Failed),
-        "pending_count": pending,
-        "cancelled_count": cancelled,
-        "cancelled": cancelled > 0,
-        "title": title,
-        "access_info": access_info(&inv.created_by, &name, &email, caller),
-        "repeat_count": inv.repeat_count,
-    }))
+    Ok(with_identity(
+        inv,
+        json!({
+            "runs_diverged_from_version": false,
+            "created_at_unix_secs": inv.created_at,
+            "test_run_count": runs.len(),
+            "passed_count": count(RunStatus::Passed),
+            "failed_count": count(RunStatus::Failed),
+            "pending_count": pending,
+            "cancelled_count": cancelled,
+            "cancelled": cancelled > 0,
+            "title": title,
+            "access_info": access_info(&inv.created_by, &name, &email, cx),
+            "repeat_count": inv.repeat_count,
+        }),
+    ))
 }

@@ -1,6 +1,6 @@
 //! Create, get, update and delete tools.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::ids::ToolId;
 use colloquy_core::time;
 use colloquy_core::tools::{self, ToolDoc, ToolKind};
@@ -11,26 +11,17 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::view;
-use crate::auth::Caller;
+use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::routes::agents;
-use crate::state::AppState;
 
 /// Validates a body and checks the secrets it refers to exist in the caller's workspace.
-async fn prepare(
-    state: &AppState,
-    caller: &Caller,
-    body: Value,
-) -> ApiResult<(ToolDoc, ToolContent)> {
+async fn prepare(cx: &Ctx, body: Value) -> ApiResult<(ToolDoc, ToolContent)> {
     let doc = tools::prepare(body).map_err(ApiError::Invalid)?;
     let mut violations = Vec::new();
     for (loc, secret_id) in &doc.secret_refs {
-        match state
-            .store
-            .get_secret(&caller.workspace_id, secret_id)
-            .await
-        {
+        match cx.app.store.get_secret(&cx.workspace_id, secret_id).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
                 violations.push(Violation {
@@ -50,11 +41,7 @@ async fn prepare(
         })
         .flatten();
     if let Some(server) = &mcp_server_id {
-        match state
-            .store
-            .get_mcp_server(&caller.workspace_id, server)
-            .await
-        {
+        match cx.app.store.get_mcp_server(&cx.workspace_id, server).await {
             Ok(_) => {}
             Err(StoreError::NotFound) => violations.push(Violation::new(
                 ["body", "tool_config", "mcp", "mcp_server_id"],
@@ -78,69 +65,49 @@ async fn prepare(
     Ok((doc, content))
 }
 
-async fn respond(state: &AppState, caller: &Caller, tool_id: &ToolId) -> ApiResult<Json<Value>> {
-    let row = state
+async fn respond(cx: &Ctx, tool_id: &ToolId) -> ApiResult<Json<Value>> {
+    let row = cx.tool(tool_id).await?;
+    let usage = cx
+        .app
         .store
-        .get_tool(&caller.workspace_id, tool_id)
-        .await
-        .or_not_found("tool")?;
-    let usage = state
-        .store
-        .tool_usage(&caller.workspace_id, std::slice::from_ref(&row.id))
+        .tool_usage(&cx.workspace_id, std::slice::from_ref(&row.id))
         .await?;
-    Ok(Json(view::full(
-        &row,
-        usage.first().map(|(_, u)| *u),
-        caller,
-    )?))
+    Ok(Json(view::full(&row, usage.first().map(|(_, u)| *u), cx)?))
 }
 
 #[utoipa::path(post, path = "/v1/convai/tools", security(("api_key" = ["tools:write"])))]
-pub(super) async fn create_tool(
-    caller: Caller,
-    State(state): State<AppState>,
-    Json(body): Json<Value>,
-) -> ApiResult<Json<Value>> {
-    let (_, content) = prepare(&state, &caller, body).await?;
+pub(super) async fn create_tool(cx: Ctx, Json(body): Json<Value>) -> ApiResult<Json<Value>> {
+    let (_, content) = prepare(&cx, body).await?;
     let tool = NewTool {
         id: ToolId::generate(),
-        workspace_id: caller.workspace_id.clone(),
-        created_by: caller.user_id.clone(),
+        workspace_id: cx.workspace_id.clone(),
+        created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         content,
     };
-    state.store.insert_tool(&tool).await?;
-    respond(&state, &caller, &tool.id).await
+    cx.app.store.insert_tool(&tool).await?;
+    respond(&cx, &tool.id).await
 }
 
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}", params(("tool_id" = String, Path)), security(("api_key" = ["tools:read"])))]
-pub(super) async fn get_tool(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path(tool_id): Path<ToolId>,
-) -> ApiResult<Json<Value>> {
-    respond(&state, &caller, &tool_id).await
+pub(super) async fn get_tool(cx: Ctx, Path(tool_id): Path<ToolId>) -> ApiResult<Json<Value>> {
+    respond(&cx, &tool_id).await
 }
 
 #[utoipa::path(patch, path = "/v1/convai/tools/{tool_id}", params(("tool_id" = String, Path)), security(("api_key" = ["tools:write"])))]
 pub(super) async fn update_tool(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(tool_id): Path<ToolId>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    state
+    cx.tool(&tool_id).await?;
+    let (_, content) = prepare(&cx, body).await?;
+    cx.app
         .store
-        .get_tool(&caller.workspace_id, &tool_id)
+        .update_tool(&cx.workspace_id, &tool_id, &content, time::now_secs())
         .await
         .or_not_found("tool")?;
-    let (_, content) = prepare(&state, &caller, body).await?;
-    state
-        .store
-        .update_tool(&caller.workspace_id, &tool_id, &content, time::now_secs())
-        .await
-        .or_not_found("tool")?;
-    respond(&state, &caller, &tool_id).await
+    respond(&cx, &tool_id).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -152,24 +119,15 @@ pub(super) struct DeleteParams {
 
 #[utoipa::path(delete, path = "/v1/convai/tools/{tool_id}", params(("tool_id" = String, Path), DeleteParams), security(("api_key" = ["tools:write"])))]
 pub(super) async fn delete_tool(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(tool_id): Path<ToolId>,
     Query(params): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
-    state
-        .store
-        .get_tool(&caller.workspace_id, &tool_id)
-        .await
-        .or_not_found("tool")?;
+    cx.tool(&tool_id).await?;
     if params.force == Some(true) {
-        detach_everywhere(&state, &caller, &tool_id).await?;
+        detach_everywhere(&cx, &tool_id).await?;
     }
-    match state
-        .store
-        .delete_tool(&caller.workspace_id, &tool_id)
-        .await
-    {
+    match cx.app.store.delete_tool(&cx.workspace_id, &tool_id).await {
         Ok(()) => Ok(Json(json!({}))),
         Err(StoreError::Conflict(why)) => Err(ApiError::Conflict {
             status: "tool_in_use",
@@ -182,25 +140,27 @@ pub(super) async fn delete_tool(
 }
 
 /// Removes the tool from every agent that uses it.
-async fn detach_everywhere(state: &AppState, caller: &Caller, tool_id: &ToolId) -> ApiResult<()> {
+async fn detach_everywhere(cx: &Ctx, tool_id: &ToolId) -> ApiResult<()> {
     // Each pass detaches every dependent it sees; only agents updated concurrently remain.
     for _ in 0..10 {
-        let dependents = state
+        let dependents = cx
+            .app
             .store
-            .tool_dependents(&caller.workspace_id, tool_id, None, 100)
+            .tool_dependents(&cx.workspace_id, tool_id, None, 100)
             .await?;
         if dependents.is_empty() {
             return Ok(());
         }
         for dependent in dependents {
-            let row = agents::load(state, caller, &dependent.id).await?;
+            let row = cx.agent(&dependent.id).await?;
             let mut doc = agents::stored_doc(&row)?;
             doc.detach_tool(tool_id);
             let content = agents::content(&doc)?;
-            match state
+            match cx
+                .app
                 .store
                 .update_agent(
-                    &caller.workspace_id,
+                    &cx.workspace_id,
                     &row.summary.id,
                     &content,
                     time::now_secs(),

@@ -1,6 +1,6 @@
 //! `GET /v1/convai/tools/{tool_id}/executions`: a tool's calls from the audit log, newest first.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, ToolId};
@@ -10,11 +10,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, OrNotFound};
+use crate::auth::Ctx;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Query, json_text};
-use crate::paging::Pager;
-use crate::state::AppState;
+use crate::paging::{PageSizeRule, Pager};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -98,8 +97,7 @@ fn execution_view(e: &ToolExecution) -> ExecutionView<'_> {
 
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/executions", params(("tool_id" = String, Path), ExecutionParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn get_tool_executions(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(tool_id): Path<ToolId>,
     Query(params): Query<ExecutionParams>,
 ) -> ApiResult<Response> {
@@ -112,7 +110,8 @@ pub(super) async fn get_tool_executions(
         // An MCP tool's derived id has no record (DESIGN.md §4.1); any other tool must exist.
         of_existing_tool: !tool_id.is_mcp_derived(),
     };
-    let pager = Pager::standard(
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
         "timestamp",
@@ -126,10 +125,11 @@ pub(super) async fn get_tool_executions(
             &format!("{:?}", filter.end_ms),
         ],
     )?;
-    let rows = state
+    let rows = cx
+        .app
         .store
         .list_tool_executions(
-            &caller.workspace_id,
+            &cx.workspace_id,
             &tool_id,
             &filter,
             pager.after()?,
@@ -138,11 +138,7 @@ pub(super) async fn get_tool_executions(
         .await?;
     // A page of a tool that exists is never empty for want of the tool; an empty one may be.
     if rows.is_empty() && filter.of_existing_tool {
-        state
-            .store
-            .get_tool(&caller.workspace_id, &tool_id)
-            .await
-            .or_not_found("tool")?;
+        cx.tool(&tool_id).await?;
     }
     let page = pager.page(rows, |r| (r.timestamp_ms, r.id.as_str()));
     let body = serde_json::to_vec(&page.view(execution_view).body("executions"))?;

@@ -1,6 +1,6 @@
 //! The tools list and a tool's dependent agents.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, ToolId};
 use colloquy_core::tools::ToolKind;
@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::view;
-use crate::auth::Caller;
-use crate::error::{ApiResult, OrNotFound};
+use crate::auth::Ctx;
+use crate::error::ApiResult;
 use crate::extract::{Json, Query, empty_as_none};
-use crate::paging::Pager;
+use crate::paging::{PageSizeRule, Pager};
 use crate::routes::access::created_by;
-use crate::state::AppState;
+use crate::routes::agents;
 
 /// What the tools list sorts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -37,7 +37,7 @@ pub(super) struct ListParams {
     page_size: Option<i64>,
     /// Only the caller's tools (deprecated; `created_by_user_id=@me` is the same).
     show_only_owned_documents: Option<bool>,
-    /// Only tools created by this user; `@me` is the caller.
+    /// Only tools created by this user; `@me` is the cx.
     created_by_user_id: Option<String>,
     /// Any of these types (repeat the parameter): `webhook`, `client`, `system`, `mcp`,
     /// `api_integration_webhook`.
@@ -60,8 +60,7 @@ pub(super) struct ListParams {
 
 #[utoipa::path(get, path = "/v1/convai/tools", params(ListParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn list_tools(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let by_name = params.sort_by.unwrap_or_default() == ToolSort::Name;
@@ -77,7 +76,7 @@ pub(super) async fn list_tools(
             .map(str::to_lowercase),
         types,
         created_by: created_by(
-            &caller,
+            &cx,
             params.created_by_user_id.as_deref(),
             params.show_only_owned_documents,
         ),
@@ -87,7 +86,8 @@ pub(super) async fn list_tools(
             .map(AgentId::from),
     };
     let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
-    let pager = Pager::standard(
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
         if by_name { "name" } else { "created_at" },
@@ -105,9 +105,10 @@ pub(super) async fn list_tools(
         after: pager.after_value(by_name)?,
         limit: pager.fetch(),
     };
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .list_tools(&caller.workspace_id, &filter, &page)
+        .list_tools(&cx.workspace_id, &filter, &page)
         .await?;
     let page = pager.page(rows, |r| {
         let key = if by_name {
@@ -118,13 +119,13 @@ pub(super) async fn list_tools(
         (key, r.id.as_str())
     });
     let ids: Vec<ToolId> = page.items.iter().map(|r| r.id.clone()).collect();
-    let usage = state.store.tool_usage(&caller.workspace_id, &ids).await?;
+    let usage = cx.app.store.tool_usage(&cx.workspace_id, &ids).await?;
     let tools = page
         .items
         .iter()
         .map(|r| {
             let used = usage.iter().find(|(id, _)| id == &r.id).map(|(_, u)| *u);
-            view::full(r, used, &caller)
+            view::full(r, used, &cx)
         })
         .collect::<ApiResult<Vec<Value>>>()?;
     Ok(Json(
@@ -143,47 +144,30 @@ pub(super) struct DependentParams {
 
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/dependent-agents", params(("tool_id" = String, Path), DependentParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn get_dependent_agents(
-    caller: Caller,
-    State(state): State<AppState>,
+    cx: Ctx,
     Path(tool_id): Path<ToolId>,
     Query(params): Query<DependentParams>,
 ) -> ApiResult<Json<Value>> {
-    state
-        .store
-        .get_tool(&caller.workspace_id, &tool_id)
-        .await
-        .or_not_found("tool")?;
-    let pager = Pager::standard(
+    cx.tool(&tool_id).await?;
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
         "created_at",
         Direction::Asc,
         &[tool_id.as_str()],
     )?;
-    let rows = state
+    let rows = cx
+        .app
         .store
-        .tool_dependents(
-            &caller.workspace_id,
-            &tool_id,
-            pager.after()?,
-            pager.fetch(),
-        )
+        .tool_dependents(&cx.workspace_id, &tool_id, pager.after()?, pager.fetch())
         .await?;
     let page = pager.page(rows, |a| (a.created_at, a.id.as_str()));
-    let role = caller.role().as_str();
+    let role = cx.role().as_str();
     let agents: Vec<Value> = page
         .items
         .iter()
-        .map(|a| {
-            json!({
-                "type": "available",
-                "id": a.id,
-                "name": a.name,
-                "created_at_unix_secs": a.created_at,
-                "access_level": role,
-                "referenced_resource_ids": [],
-            })
-        })
+        .map(|a| agents::dependent(a, role))
         .collect();
     Ok(Json(
         json!({ "agents": agents, "branches": [], "next_cursor": page.next_cursor, "has_more": page.has_more }),
