@@ -32,11 +32,7 @@ impl ScopeTable {
     /// with an unparseable scope is an error: the server must not start with it.
     pub fn from_openapi(doc: &serde_json::Value) -> anyhow::Result<ScopeTable> {
         let mut routes = HashMap::new();
-        let paths = doc
-            .get("paths")
-            .and_then(|p| p.as_object())
-            .into_iter()
-            .flatten();
+        let paths = doc.get("paths").and_then(|p| p.as_object()).into_iter().flatten();
         for (path, item) in paths {
             for (method, op) in item.as_object().into_iter().flatten() {
                 let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
@@ -53,9 +49,8 @@ impl ScopeTable {
                     .filter_map(|s| s.as_str())
                     .next();
                 if let Some(scope) = declared {
-                    let scope: Scope = scope
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?;
+                    let scope: Scope =
+                        scope.parse().map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?;
                     routes.insert((method, path.clone()), scope);
                 }
             }
@@ -65,9 +60,7 @@ impl ScopeTable {
 
     /// The scope a route requires, if it is in the table.
     pub fn required(&self, method: &Method, route: &str) -> Option<Scope> {
-        self.routes
-            .get(&(method.clone(), route.to_owned()))
-            .copied()
+        self.routes.get(&(method.clone(), route.to_owned())).copied()
     }
 }
 
@@ -118,20 +111,13 @@ impl FromRequestParts<AppState> for Ctx {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        Ok(Ctx {
-            caller,
-            app: state.clone(),
-        })
+        Ok(Ctx { caller, app: state.clone() })
     }
 }
 
 /// The token presented with a request: `xi-api-key: KEY`, or `Authorization: Bearer KEY`.
 pub fn presented_token(parts: &Parts) -> Option<&str> {
-    if let Some(key) = parts
-        .headers
-        .get("xi-api-key")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(key) = parts.headers.get("xi-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim());
     }
     let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -157,19 +143,14 @@ impl FromRequestParts<AppState> for Caller {
                 parts.method
             )));
         };
-        let token = presented_token(parts)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::MissingKey)?;
+        let token = presented_token(parts).filter(|t| !t.is_empty()).ok_or(ApiError::MissingKey)?;
         let key = state
             .store
             .find_key(&keys::hash_token(token))
             .await?
             .filter(|k| k.revoked_at.is_none())
             .ok_or(ApiError::InvalidKey)?;
-        state
-            .rate
-            .check(&key.key_id)
-            .map_err(ApiError::RateLimited)?;
+        state.rate.check(&key.key_id).map_err(ApiError::RateLimited)?;
         let scopes = Scopes::parse(&key.scopes).map_err(|e| ApiError::Internal(e.into()))?;
         if !scopes.allows(required) {
             return Err(ApiError::MissingScope(required.to_string()));

@@ -69,10 +69,9 @@ impl ApiError {
         let detail =
             |status: &str, message: &str| json!({"detail": {"status": status, "message": message}});
         match self {
-            ApiError::Invalid(violations) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({ "detail": violations }),
-            ),
+            ApiError::Invalid(violations) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({ "detail": violations }))
+            }
             ApiError::MissingKey => (
                 StatusCode::UNAUTHORIZED,
                 detail(
@@ -80,10 +79,9 @@ impl ApiError {
                     "Neither authorization header nor xi-api-key received, please provide one.",
                 ),
             ),
-            ApiError::InvalidKey => (
-                StatusCode::UNAUTHORIZED,
-                detail("invalid_api_key", "Invalid API key"),
-            ),
+            ApiError::InvalidKey => {
+                (StatusCode::UNAUTHORIZED, detail("invalid_api_key", "Invalid API key"))
+            }
             ApiError::MissingScope(scope) => (
                 StatusCode::FORBIDDEN,
                 detail(
@@ -95,16 +93,12 @@ impl ApiError {
             ),
             ApiError::NotFound(what) => {
                 let code = format!("{}_not_found", what.replace(' ', "_"));
-                (
-                    StatusCode::NOT_FOUND,
-                    detail(&code, &format!("The {what} was not found.")),
-                )
+                (StatusCode::NOT_FOUND, detail(&code, &format!("The {what} was not found.")))
             }
             ApiError::NoRoute => (StatusCode::NOT_FOUND, detail("not_found", "Not Found")),
-            ApiError::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                detail("method_not_allowed", "Method Not Allowed"),
-            ),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, detail("method_not_allowed", "Method Not Allowed"))
+            }
             ApiError::Conflict { status, message } => {
                 (StatusCode::CONFLICT, detail(status, message))
             }
@@ -123,17 +117,11 @@ impl ApiError {
             ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                detail(
-                    "payload_too_large",
-                    "The request body is larger than this server accepts.",
-                ),
+                detail("payload_too_large", "The request body is larger than this server accepts."),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                detail(
-                    "internal_error",
-                    "An internal error occurred; it has been logged.",
-                ),
+                detail("internal_error", "An internal error occurred; it has been logged."),
             ),
         }
     }
@@ -196,10 +184,9 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(*wait)));
         }
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("xi-api-key"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("xi-api-key"));
         }
         response
     }

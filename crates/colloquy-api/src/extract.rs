@@ -31,9 +31,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                     || (mime.starts_with("application/") && mime.ends_with("+json"))
             })
             .unwrap_or(false);
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(body_rejection)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
         if !is_json {
             return Err(ApiError::invalid(Violation::new(
                 ["body"],
@@ -76,9 +74,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
             return Ok(MaybeJson(None));
         }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        Json::from_request(req, state)
-            .await
-            .map(|Json(v)| MaybeJson(Some(v)))
+        Json::from_request(req, state).await.map(|Json(v)| MaybeJson(Some(v)))
     }
 }
 
@@ -101,11 +97,7 @@ pub fn check_body(model: &str, body: &mut serde_json::Value) -> Result<(), ApiEr
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid(Violation::new(
-            ["body"],
-            "missing",
-            "Field required",
-        )));
+        return Err(ApiError::invalid(Violation::new(["body"], "missing", "Field required")));
     }
     // Syntax first (trailing characters included), then types: a malformed document is
     // `json_invalid` even when its prefix would also miss fields.
@@ -128,11 +120,7 @@ fn rejection<E: std::fmt::Display>(root: &str, err: &serde_path_to_error::Error<
             kind: "missing".into(),
         });
     }
-    ApiError::invalid(Violation {
-        loc,
-        msg,
-        kind: kind.into(),
-    })
+    ApiError::invalid(Violation { loc, msg, kind: kind.into() })
 }
 
 fn json_invalid(e: &serde_json::Error) -> ApiError {
@@ -158,11 +146,7 @@ fn path_items(path: &serde_path_to_error::Path) -> Vec<LocItem> {
 
 /// Maps serde's message to pydantic's error type names where one fits.
 fn classify(message: &str) -> (&'static str, String) {
-    let msg = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(message)
-        .to_owned();
+    let msg = message.split(" at line ").next().unwrap_or(message).to_owned();
     if let Some(choices) = enum_choices(&msg) {
         return ("enum", format!("Input should be {choices}"));
     }
@@ -194,10 +178,7 @@ fn classify(message: &str) -> (&'static str, String) {
 /// for three and more) in pydantic's words: `'a', 'b' or 'c'`. Every enum of a request (query
 /// parameters such as `sort_by`, body fields) is rejected in this one place.
 fn enum_choices(message: &str) -> Option<String> {
-    let expected = message
-        .strip_prefix("unknown variant `")?
-        .split_once("`, expected ")?
-        .1;
+    let expected = message.strip_prefix("unknown variant `")?.split_once("`, expected ")?.1;
     let expected = expected.strip_prefix("one of ").unwrap_or(expected);
     let quoted: Vec<String> = expected
         .split(", ")
@@ -238,9 +219,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let de = serde_html_form::Deserializer::new(form_urlencoded_parse(query));
-        serde_path_to_error::deserialize(de)
-            .map(Query)
-            .map_err(|err| rejection("query", &err))
+        serde_path_to_error::deserialize(de).map(Query).map_err(|err| rejection("query", &err))
     }
 }
 

@@ -60,10 +60,7 @@ pub fn router(
     let routes = api
         .merge(routes::ops::router())
         .merge(routes::conversation_ws::socket_router())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state);
     Ok(harden(routes, max_body))
 }
@@ -119,24 +116,15 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_becomes_a_500_in_the_usual_shape() {
         let app = harden(Router::new().route("/boom", get(boom)), 1024);
-        let response = app
-            .clone()
-            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response =
+            app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), 500);
         let body = to_bytes(response.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["detail"]["status"], "internal_error");
-        assert!(
-            !body.to_string().contains("kaboom"),
-            "the panic message stays in the log"
-        );
+        assert!(!body.to_string().contains("kaboom"), "the panic message stays in the log");
 
-        let after = app
-            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let after = app.oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(after.status(), 404, "the service keeps serving");
     }
 }

@@ -53,10 +53,7 @@ pub struct Slot {
 impl ConversationSlots {
     /// At most `max` at once per workspace.
     pub fn new(max: usize) -> ConversationSlots {
-        ConversationSlots {
-            max,
-            open: Arc::default(),
-        }
+        ConversationSlots { max, open: Arc::default() }
     }
 
     /// A slot for one more conversation of the workspace, if it has one left.
@@ -67,10 +64,7 @@ impl ConversationSlots {
             return None;
         }
         *count += 1;
-        Some(Slot {
-            workspace_id: workspace_id.to_owned(),
-            open: self.open.clone(),
-        })
+        Some(Slot { workspace_id: workspace_id.to_owned(), open: self.open.clone() })
     }
 }
 
@@ -95,10 +89,7 @@ mod tests {
         let rate = RequestRate::new(2);
         assert!(rate.check("a").is_ok() && rate.check("a").is_ok());
         let wait = rate.check("a").unwrap_err();
-        assert!(
-            wait > Duration::ZERO && wait <= Duration::from_secs(30),
-            "{wait:?}"
-        );
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(30), "{wait:?}");
         assert!(rate.check("b").is_ok());
         assert!(RequestRate::new(0).check("a").is_ok());
     }

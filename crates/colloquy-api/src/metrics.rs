@@ -29,9 +29,7 @@ struct RouteLabels {
 
 fn latency_histogram() -> Histogram {
     // 0.5 ms .. ~16 s: the fast reads this server aims for and the slow LLM-bound calls.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.0005, 2.0, 16,
-    ))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16))
 }
 
 /// The server's metric registry.
@@ -58,11 +56,7 @@ impl Default for Metrics {
             "Time to produce the response head, by route",
             latency.clone(),
         );
-        Metrics {
-            registry,
-            requests,
-            latency,
-        }
+        Metrics { registry, requests, latency }
     }
 }
 
@@ -86,11 +80,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     let labels = RouteLabels { method, route };
-    state
-        .metrics
-        .latency
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     state
         .metrics
         .requests

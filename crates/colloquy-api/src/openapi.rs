@@ -57,10 +57,7 @@ pub struct ServedDoc {
 impl ServedDoc {
     /// Keeps the generated document until the served one is first asked for.
     pub fn new(generated: &Value) -> ServedDoc {
-        ServedDoc {
-            generated: generated.to_string(),
-            rendered: OnceLock::new(),
-        }
+        ServedDoc { generated: generated.to_string(), rendered: OnceLock::new() }
     }
 
     /// The served document as JSON text.
@@ -69,10 +66,7 @@ impl ServedDoc {
             return Ok(rendered.clone());
         }
         let doc = finish(serde_json::from_str(&self.generated)?)?;
-        Ok(self
-            .rendered
-            .get_or_init(|| Bytes::from(doc.to_string()))
-            .clone())
+        Ok(self.rendered.get_or_init(|| Bytes::from(doc.to_string())).clone())
     }
 }
 
@@ -90,13 +84,7 @@ fn finish(mut doc: Value) -> anyhow::Result<Value> {
                 let Some(op) = op.as_object_mut() else {
                     continue;
                 };
-                for key in [
-                    "requestBody",
-                    "responses",
-                    "operationId",
-                    "summary",
-                    "description",
-                ] {
+                for key in ["requestBody", "responses", "operationId", "summary", "description"] {
                     if let Some(v) = ref_op.get(key) {
                         op.insert(key.to_owned(), v.clone());
                     }
@@ -106,10 +94,8 @@ fn finish(mut doc: Value) -> anyhow::Result<Value> {
         }
     }
     let empty = Map::new();
-    let ref_schemas = reference
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let ref_schemas =
+        reference.pointer("/components/schemas").and_then(Value::as_object).unwrap_or(&empty);
     let mut schemas = Map::new();
     let mut queue: Vec<String> = wanted.into_iter().collect();
     while let Some(name) = queue.pop() {
@@ -129,9 +115,7 @@ fn finish(mut doc: Value) -> anyhow::Result<Value> {
         .entry("components")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Some(components) = components.as_object_mut() {
-        let target = components
-            .entry("schemas")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let target = components.entry("schemas").or_insert_with(|| Value::Object(Map::new()));
         if let Some(target) = target.as_object_mut() {
             target.extend(schemas);
         }

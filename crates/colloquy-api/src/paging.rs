@@ -109,8 +109,7 @@ impl Pager {
     /// [`Pager::after`] for a list sorted by a name (`by_text`) or by a number.
     pub fn after_value(&self, by_text: bool) -> ApiResult<Option<(SortValue, String)>> {
         Ok(if by_text {
-            self.after::<String>()?
-                .map(|(v, id)| (SortValue::Text(v), id))
+            self.after::<String>()?.map(|(v, id)| (SortValue::Text(v), id))
         } else {
             self.after::<i64>()?.map(|(v, id)| (SortValue::Int(v), id))
         })
@@ -125,11 +124,7 @@ impl Pager {
             let (value, id) = key(last);
             self.spec.after(value.to_cursor(), id).encode()
         });
-        Page {
-            items: rows,
-            has_more,
-            next_cursor,
-        }
+        Page { items: rows, has_more, next_cursor }
     }
 }
 
@@ -164,10 +159,7 @@ impl<T> Page<T> {
 
     /// The reference's page body, `{<items_key>: [...], "next_cursor", "has_more"}`.
     pub fn body(&self, items_key: &'static str) -> PageBody<'_, T> {
-        PageBody {
-            items_key,
-            page: self,
-        }
+        PageBody { items_key, page: self }
     }
 }
 

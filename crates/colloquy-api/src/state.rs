@@ -50,11 +50,7 @@ impl Default for Limits {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings {
-            public_url: None,
-            max_body_bytes: 4 * 1024 * 1024,
-            limits: Limits::default(),
-        }
+        ApiSettings { public_url: None, max_body_bytes: 4 * 1024 * 1024, limits: Limits::default() }
     }
 }
 

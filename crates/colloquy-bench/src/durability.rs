@@ -65,10 +65,7 @@ pub async fn kill_during_ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let window = sizes.ingest_window;
     let reader = std::thread::spawn(move || {
         let mut ids = Vec::new();
@@ -86,22 +83,13 @@ pub async fn kill_during_ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     child.kill()?;
     child.wait()?;
     let elapsed = started.elapsed();
-    let acknowledged = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+    let acknowledged = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await?;
-    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM tool_executions")
-        .fetch_all(&pool)
-        .await?;
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM tool_executions").fetch_all(&pool).await?;
     let stored: HashSet<String> = stored.into_iter().collect();
-    let missing = acknowledged
-        .iter()
-        .filter(|id| !stored.contains(*id))
-        .count();
-    anyhow::ensure!(
-        !acknowledged.is_empty(),
-        "the child acknowledged nothing before the kill"
-    );
+    let missing = acknowledged.iter().filter(|id| !stored.contains(*id)).count();
+    anyhow::ensure!(!acknowledged.is_empty(), "the child acknowledged nothing before the kill");
     Ok(vec![Row {
         scenario: format!(
             "kill -9 during ingest: acknowledged records missing after restart (of {} acknowledged, {:.0}/s)",

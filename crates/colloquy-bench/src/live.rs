@@ -23,9 +23,7 @@ async fn open(node: &Node, agent_id: &str) -> anyhow::Result<Socket> {
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
     socket
-        .send(Message::text(
-            json!({"type": "conversation_initiation_client_data"}).to_string(),
-        ))
+        .send(Message::text(json!({"type": "conversation_initiation_client_data"}).to_string()))
         .await?;
     wait_for(&mut socket, "conversation_initiation_metadata").await?;
     Ok(socket)
@@ -174,10 +172,7 @@ pub async fn turns(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result<Vec
         &[
             ("OPENAI_BASE_URL", llm.clone()),
             ("OPENAI_API_KEY", "sk-bench".into()),
-            (
-                "COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE",
-                (most * 2).to_string(),
-            ),
+            ("COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE", (most * 2).to_string()),
         ],
     )
     .await?;
@@ -186,15 +181,11 @@ pub async fn turns(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result<Vec
     let rate = Some(OFFERED_TURNS_PER_SEC);
     let mut rows = Vec::new();
     for &conversations in sizes.turn_conversations {
-        let rounds = MIN_SAMPLES
-            .div_ceil(conversations * turns)
-            .min(sizes.max_turn_rounds);
+        let rounds = MIN_SAMPLES.div_ceil(conversations * turns).min(sizes.max_turn_rounds);
         let mut all = Vec::new();
         for _ in 0..rounds {
             all.extend(
-                conversations_at_once(&node, &agent_id, conversations, turns, rate)
-                    .await?
-                    .0,
+                conversations_at_once(&node, &agent_id, conversations, turns, rate).await?.0,
             );
         }
         all.sort_unstable();
@@ -246,19 +237,15 @@ pub async fn idle_memory(binary: &std::path::Path, sizes: Sizes) -> anyhow::Resu
         &[
             ("OPENAI_BASE_URL", llm),
             ("OPENAI_API_KEY", "sk-bench".into()),
-            (
-                "COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE",
-                (count * 2).to_string(),
-            ),
+            ("COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE", (count * 2).to_string()),
         ],
     )
     .await?;
     let agent_id = agent(&node).await?;
     let before = node.rss_bytes();
     let mut sockets = Vec::with_capacity(count);
-    let opening = futures_util::stream::iter(0..count)
-        .map(|_| open(&node, &agent_id))
-        .buffer_unordered(64);
+    let opening =
+        futures_util::stream::iter(0..count).map(|_| open(&node, &agent_id)).buffer_unordered(64);
     futures_util::pin_mut!(opening);
     while let Some(socket) = opening.next().await {
         sockets.push(socket?);

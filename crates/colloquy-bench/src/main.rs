@@ -57,13 +57,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (quick, tiny, colloquy, out, only) = match Cli::parse().command {
-        Command::All {
-            quick,
-            tiny,
-            colloquy,
-            out,
-            only,
-        } => (quick, tiny, colloquy, out, only),
+        Command::All { quick, tiny, colloquy, out, only } => (quick, tiny, colloquy, out, only),
         Command::IngestChild { db } => return durability::child(&db).await,
     };
     let (sizes, mode) = match (tiny, quick) {

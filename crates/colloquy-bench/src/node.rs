@@ -63,13 +63,7 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Ok(Node {
-            child,
-            base,
-            key,
-            ready_in: started.elapsed(),
-            dir,
-        })
+        Ok(Node { child, base, key, ready_in: started.elapsed(), dir })
     }
 
     /// The server's resident memory, in bytes.
@@ -137,17 +131,11 @@ impl Node {
         let form = client.get(format!("{}/login", self.base)).send().await?;
         let login = cookie_of(&form, "__Host-colloquy_login=")
             .ok_or_else(|| anyhow::anyhow!("no login cookie"))?;
-        let token = login
-            .split_once('=')
-            .map(|(_, v)| v.to_owned())
-            .unwrap_or_default();
+        let token = login.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
         let r = client
             .post(format!("{}/login", self.base))
             .header(reqwest::header::COOKIE, &login)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(format!("api_key={}&_csrf={token}", self.key))
             .send()
             .await?;
@@ -178,12 +166,7 @@ async fn serve(router: Router) -> anyhow::Result<String> {
 pub async fn bare_server(body: Vec<u8>) -> anyhow::Result<String> {
     let router = Router::new().fallback(any(move || {
         let body = body.clone();
-        async move {
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-        }
+        async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
     }));
     serve(router).await
 }

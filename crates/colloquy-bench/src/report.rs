@@ -87,9 +87,7 @@ pub fn write(dir: &Path, rows: &[Row], mode: &str, notes: &[String]) -> anyhow::
     writeln!(md, "| scenario | ours | baseline | ratio | goal | result |")?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     for r in rows {
-        let baseline = r
-            .baseline
-            .map_or("—".into(), |b| format!("{} {}", number(b), r.unit));
+        let baseline = r.baseline.map_or("—".into(), |b| format!("{} {}", number(b), r.unit));
         let ratio = r.ratio().map_or("—".into(), |x| format!("{x:.2}"));
         let result = match r.pass() {
             Some(true) => "pass",

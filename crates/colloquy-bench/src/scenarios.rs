@@ -181,20 +181,12 @@ async fn agent_reads(
     let mut rows = Vec::new();
     for (name, path) in [
         ("GET agent", format!("/v1/convai/agents/{last}")),
-        (
-            "list agents (page 30)",
-            "/v1/convai/agents?page_size=30".to_owned(),
-        ),
+        ("list agents (page 30)", "/v1/convai/agents?page_size=30".to_owned()),
     ] {
         let (_, bytes) = node.get(client, &path).await?;
         let bare = node::bare_server(bytes).await?;
-        let theirs = load::get(
-            &format!("{bare}{path}"),
-            None,
-            sizes.connections,
-            sizes.window,
-        )
-        .await;
+        let theirs =
+            load::get(&format!("{bare}{path}"), None, sizes.connections, sizes.window).await;
         let ours = load::get(
             &format!("{}{path}", node.base),
             Some(&node.key),
@@ -202,11 +194,7 @@ async fn agent_reads(
             sizes.window,
         )
         .await;
-        anyhow::ensure!(
-            ours.failures == 0,
-            "{name}: {} failed requests",
-            ours.failures
-        );
+        anyhow::ensure!(ours.failures == 0, "{name}: {} failed requests", ours.failures);
         let label = format!("{name}, {agents} agents, {} connections", sizes.connections);
         rows.push(Row {
             scenario: format!("{label}: throughput"),
@@ -253,12 +241,7 @@ pub(crate) fn record(
         branch_id: None,
         timestamp_ms: ts,
         latency_us: 1000 + (i % 500) as i64,
-        status: if i.is_multiple_of(10) {
-            "error"
-        } else {
-            "success"
-        }
-        .into(),
+        status: if i.is_multiple_of(10) { "error" } else { "success" }.into(),
         is_error: i.is_multiple_of(10),
         error_type: None,
         error_message: None,
@@ -332,11 +315,7 @@ async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Re
     let mut batch = Vec::with_capacity(1000);
     for i in 0..count {
         let agent = if i % 2 == 0 { "agent_a" } else { "agent_b" };
-        let conv = if i < 500 {
-            conversation.clone()
-        } else {
-            format!("conv_{}", i / 50)
-        };
+        let conv = if i < 500 { conversation.clone() } else { format!("conv_{}", i / 50) };
         let at = now - (count - i) as i64 * 10;
         batch.push(record(&workspace, &tool_id, agent, &conv, at, i));
         if batch.len() == 1000 || i + 1 == count {
@@ -352,10 +331,8 @@ async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Re
         source: "ws".into(),
         started_at: now / 1000,
     };
-    let progress = colloquy_store::ConversationProgress {
-        status: "done".into(),
-        ..Default::default()
-    };
+    let progress =
+        colloquy_store::ConversationProgress { status: "done".into(), ..Default::default() };
     store.start_conversation(&record, &progress).await?;
     Ok(Seeded {
         tool_id,
@@ -385,19 +362,9 @@ impl PageTimings {
         };
         vec![
             row("p50", self.ours.0, Some(self.raw_page.0), Goal::None),
-            row(
-                "p99 vs the raw SQL",
-                self.ours.1,
-                Some(self.raw_page.1),
-                Goal::RatioAtMost(2.0),
-            ),
+            row("p99 vs the raw SQL", self.ours.1, Some(self.raw_page.1), Goal::RatioAtMost(2.0)),
             row("p99", self.ours.1, None, Goal::AtMost(2.0)),
-            row(
-                "p99 vs the same SQL in-process",
-                self.ours.1,
-                Some(self.ceiling.1),
-                Goal::None,
-            ),
+            row("p99 vs the same SQL in-process", self.ours.1, Some(self.ceiling.1), Goal::None),
             row(
                 "p99 vs a bare handler answering the same bytes",
                 self.ours.1,
@@ -417,33 +384,22 @@ async fn executions_page(
     count: usize,
     sizes: Sizes,
 ) -> anyhow::Result<PageTimings> {
-    let Seeded {
-        tool_id,
-        workspace,
-        start,
-        end,
-        ..
-    } = seeded;
+    let Seeded { tool_id, workspace, start, end, .. } = seeded;
     let path = format!(
         "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
     );
     let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", node.database().display())).await?;
     // Loading a million records leaves a long WAL and a gigabyte of dirty pages that the
     // kernel writes back over the next seconds; whatever was timed then paid for it.
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&raw)
-        .await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&raw).await?;
     let (_, page_bytes) = node.get(client, &path).await?;
     let bare = node::bare_server(page_bytes).await?;
     let ours_url = format!("{}{path}", node.base);
     let bare_url = format!("{bare}{path}");
     let header = ("xi-api-key", node.key.as_str());
     let mut ceiling = PageInProcess::open(&node.database())?;
-    let (span, from_ms, to_ms) = (
-        (workspace.as_str(), tool_id.as_str()),
-        start * 1000,
-        end * 1000 + 999,
-    );
+    let (span, from_ms, to_ms) =
+        ((workspace.as_str(), tool_id.as_str()), start * 1000, end * 1000 + 999);
     // One call of each per round, so a pause of the machine falls on all four alike.
     let mut timings = [(); 4].map(|()| Vec::with_capacity(sizes.samples));
     for _ in 0..sizes.samples {
@@ -454,12 +410,7 @@ async fn executions_page(
         timings[3].push(elapsed_us(get_ok(client, &bare_url, header)).await?);
     }
     let [ours, raw_page, ceiling, bare_page] = timings.map(p50_p99);
-    Ok(PageTimings {
-        ours,
-        raw_page,
-        ceiling,
-        bare_page,
-    })
+    Ok(PageTimings { ours, raw_page, ceiling, bare_page })
 }
 
 /// The dashboard's tool page on the same records (its log page, 300 calls for the histogram,
@@ -475,9 +426,7 @@ async fn around_the_page(
 ) -> anyhow::Result<Vec<Row>> {
     let session = node
         .dashboard_session(
-            &reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            &reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
         )
         .await?;
     let page = format!("/tools/{}?is_error=false&agent_id=agent_a", seeded.tool_id);
@@ -553,9 +502,8 @@ impl PageInProcess {
         (from_ms, to_ms): (i64, i64),
     ) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare_cached(&self.sql)?;
-        let mut rows = stmt.query(rusqlite::params![
-            workspace, tool, false, "agent_a", from_ms, to_ms
-        ])?;
+        let mut rows =
+            stmt.query(rusqlite::params![workspace, tool, false, "agent_a", from_ms, to_ms])?;
         let mut bytes = 0;
         while let Some(row) = rows.next()? {
             for i in 0..row.as_ref().column_count() {
@@ -589,11 +537,7 @@ async fn raw_page(
         .bind(to_ms)
         .fetch_all(pool)
         .await?;
-    anyhow::ensure!(
-        rows.len() == 31 || records < 100,
-        "raw page has {} rows",
-        rows.len()
-    );
+    anyhow::ensure!(rows.len() == 31 || records < 100, "raw page has {} rows", rows.len());
     Ok(())
 }
 
@@ -617,10 +561,7 @@ async fn elapsed_us(
 /// p50 and p99, in milliseconds.
 fn p50_p99(mut latencies: Vec<u64>) -> (f64, f64) {
     latencies.sort_unstable();
-    (
-        load::quantile(&latencies, 0.5),
-        load::quantile(&latencies, 0.99),
-    )
+    (load::quantile(&latencies, 0.5), load::quantile(&latencies, 0.99))
 }
 
 /// Durable audit records per second through the group-commit writer (many concurrent callers,
@@ -669,14 +610,7 @@ pub async fn ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     while Instant::now() < deadline {
         let batch: Vec<ToolExecution> = (0..500)
             .map(|i| {
-                record(
-                    &ws.id,
-                    "tool_raw",
-                    "agent",
-                    "conv",
-                    colloquy_core::time::now_ms(),
-                    raw + i,
-                )
+                record(&ws.id, "tool_raw", "agent", "conv", colloquy_core::time::now_ms(), raw + i)
             })
             .collect();
         store.insert_executions(&batch).await?;
@@ -712,10 +646,7 @@ pub async fn test_runs(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> 
         &[
             ("OPENAI_BASE_URL", llm),
             ("OPENAI_API_KEY", "sk-bench".into()),
-            (
-                "COLLOQUY_TEST_CONCURRENCY",
-                sizes.test_concurrency.to_string(),
-            ),
+            ("COLLOQUY_TEST_CONCURRENCY", sizes.test_concurrency.to_string()),
         ],
     )
     .await?;
@@ -749,12 +680,8 @@ pub async fn test_runs(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> 
     let id = invocation["id"].as_str().unwrap_or_default().to_owned();
     let runs = invocation["test_runs"].as_array().map_or(0, Vec::len);
     loop {
-        let (page, _) = node
-            .get(
-                &client,
-                &format!("/v1/convai/test-invocations?agent_id={agent_id}"),
-            )
-            .await?;
+        let (page, _) =
+            node.get(&client, &format!("/v1/convai/test-invocations?agent_id={agent_id}")).await?;
         if page["results"][0]["pending_count"] == 0 {
             anyhow::ensure!(
                 page["results"][0]["passed_count"] == runs,

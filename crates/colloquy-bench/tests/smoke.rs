@@ -55,12 +55,8 @@ fn every_scenario_runs_at_tiny_sizes() {
     // Every figure was measured; only a count of missing records may be zero.
     assert!(
         rows.iter().all(|r| {
-            let missing = r["scenario"]
-                .as_str()
-                .is_some_and(|s| s.contains("missing"));
-            r["ours"]
-                .as_f64()
-                .is_some_and(|v| v.is_finite() && (v > 0.0 || (missing && v == 0.0)))
+            let missing = r["scenario"].as_str().is_some_and(|s| s.contains("missing"));
+            r["ours"].as_f64().is_some_and(|v| v.is_finite() && (v > 0.0 || (missing && v == 0.0)))
         }),
         "{report}"
     );

@@ -75,11 +75,7 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
         }
     };
     obj.insert("type".into(), Value::String(test_type.clone()));
-    Spec::reference().check(
-        schema_for(&test_type, write),
-        &mut body,
-        &[LocItem::from("body")],
-    )?;
+    Spec::reference().check(schema_for(&test_type, write), &mut body, &[LocItem::from("body")])?;
     let mut errors = check_patterns(&body);
     let tool_refs = tool_refs(&body, &mut errors);
     if test_type == "simulation" && !has_success_condition(&body) {
@@ -107,38 +103,23 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
         Some(Value::String(p)) if !p.is_empty() => Some(p),
         _ => None,
     };
-    Ok(TestDoc {
-        name,
-        test_type,
-        parent_folder_id,
-        document,
-        tool_refs,
-    })
+    Ok(TestDoc { name, test_type, parent_folder_id, document, tool_refs })
 }
 
 /// The regular expressions of a tool test's parameter checks must compile.
 fn check_patterns(document: &Value) -> Vec<Violation> {
-    let params = document
-        .pointer("/tool_call_parameters/parameters")
-        .and_then(Value::as_array);
+    let params = document.pointer("/tool_call_parameters/parameters").and_then(Value::as_array);
     params
         .into_iter()
         .flatten()
         .enumerate()
         .filter(|(_, p)| p.pointer("/eval/type").and_then(Value::as_str) == Some("regex"))
         .filter_map(|(i, p)| {
-            let pattern = p
-                .pointer("/eval/pattern")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let pattern = p.pointer("/eval/pattern").and_then(Value::as_str).unwrap_or_default();
             let e = regex::Regex::new(pattern).err()?;
             let mut at = loc(&["tool_call_parameters", "parameters"]);
             at.extend([LocItem::Index(i), "eval".into(), "pattern".into()]);
-            Some(Violation::new(
-                at,
-                "value_error",
-                format!("Invalid regular expression: {e}"),
-            ))
+            Some(Violation::new(at, "value_error", format!("Invalid regular expression: {e}")))
         })
         .collect()
 }
@@ -147,9 +128,8 @@ fn check_patterns(document: &Value) -> Vec<Violation> {
 /// overrides and mock config name. Mocks that can never match are reported in `errors`.
 fn tool_refs(document: &Value, errors: &mut Vec<Violation>) -> Vec<(Vec<LocItem>, String)> {
     let mut refs = Vec::new();
-    if let Some(tool) = document
-        .pointer("/tool_call_parameters/referenced_tool")
-        .filter(|t| t.is_object())
+    if let Some(tool) =
+        document.pointer("/tool_call_parameters/referenced_tool").filter(|t| t.is_object())
     {
         let kind = tool.get("type").and_then(Value::as_str).unwrap_or_default();
         let id = tool.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -159,11 +139,8 @@ fn tool_refs(document: &Value, errors: &mut Vec<Violation>) -> Vec<(Vec<LocItem>
             refs.push((at, id.to_owned()));
         }
     }
-    for (tool_id, mocks) in document
-        .get("tool_mock_overrides")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+    for (tool_id, mocks) in
+        document.get("tool_mock_overrides").and_then(Value::as_object).into_iter().flatten()
     {
         refs.push((loc(&["tool_mock_overrides", tool_id]), tool_id.clone()));
         for (i, m) in mocks.as_array().into_iter().flatten().enumerate() {
@@ -174,9 +151,7 @@ fn tool_refs(document: &Value, errors: &mut Vec<Violation>) -> Vec<(Vec<LocItem>
             }
         }
     }
-    let mocked = document
-        .pointer("/tool_mock_config/mocked_tool_ids")
-        .and_then(Value::as_array);
+    let mocked = document.pointer("/tool_mock_config/mocked_tool_ids").and_then(Value::as_array);
     for (i, id) in mocked.into_iter().flatten().enumerate() {
         let mut at = loc(&["tool_mock_config", "mocked_tool_ids"]);
         at.push(LocItem::Index(i));
@@ -191,10 +166,8 @@ fn has_success_condition(document: &Value) -> bool {
         .get("success_condition")
         .and_then(Value::as_str)
         .is_some_and(|s| !s.trim().is_empty());
-    let many = document
-        .get("success_conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|l| !l.is_empty());
+    let many =
+        document.get("success_conditions").and_then(Value::as_array).is_some_and(|l| !l.is_empty());
     single || many
 }
 
@@ -206,11 +179,8 @@ mod tests {
 
     #[test]
     fn each_type_validates_and_fills_defaults() {
-        let llm = prepare(
-            json!({"name": "greets", "success_condition": "says hi"}),
-            Write::Create,
-        )
-        .unwrap();
+        let llm = prepare(json!({"name": "greets", "success_condition": "says hi"}), Write::Create)
+            .unwrap();
         assert_eq!(llm.test_type, "llm");
         assert_eq!(llm.document["type"], "llm");
         let sim = prepare(

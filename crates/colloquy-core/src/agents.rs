@@ -55,12 +55,7 @@ impl AgentDoc {
         self.prompt()
             .and_then(|p| p.get("tool_ids"))
             .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(Value::as_str)
-                    .map(ToolId::from)
-                    .collect()
-            })
+            .map(|ids| ids.iter().filter_map(Value::as_str).map(ToolId::from).collect())
             .unwrap_or_default()
     }
 
@@ -69,10 +64,7 @@ impl AgentDoc {
     pub fn mcp_server_ids(&self) -> Vec<(&'static str, usize, String)> {
         let mut out = Vec::new();
         for field in ["mcp_server_ids", "native_mcp_server_ids"] {
-            let ids = self
-                .prompt()
-                .and_then(|p| p.get(field))
-                .and_then(Value::as_array);
+            let ids = self.prompt().and_then(|p| p.get(field)).and_then(Value::as_array);
             for (i, id) in ids.into_iter().flatten().enumerate() {
                 if let Some(id) = id.as_str() {
                     out.push((field, i, id.to_owned()));
@@ -98,12 +90,7 @@ impl AgentDoc {
         if let Some(builtins) = prompt.get("built_in_tools").and_then(Value::as_object) {
             for (key, tool) in builtins {
                 if !tool.is_null() {
-                    names.push(
-                        tool.get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or(key)
-                            .to_owned(),
-                    );
+                    names.push(tool.get("name").and_then(Value::as_str).unwrap_or(key).to_owned());
                 }
             }
         }
@@ -123,9 +110,7 @@ impl AgentDoc {
     }
 
     fn prompt(&self) -> Option<&Value> {
-        self.document
-            .get("conversation_config")?
-            .pointer("/agent/prompt")
+        self.document.get("conversation_config")?.pointer("/agent/prompt")
     }
 }
 
@@ -154,16 +139,11 @@ pub fn prepare_create(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
         }
         // A workflow needs at least one node; the hosted API starts every agent with a lone
         // start node.
-        let workflow = obj
-            .entry("workflow")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let workflow = obj.entry("workflow").or_insert_with(|| Value::Object(Map::new()));
         if let Some(wf) = workflow.as_object_mut()
             && !wf.contains_key("nodes")
         {
-            wf.insert(
-                "nodes".into(),
-                serde_json::json!({"start_node": {"type": "start"}}),
-            );
+            wf.insert("nodes".into(), serde_json::json!({"start_node": {"type": "start"}}));
         }
     }
     finish(body)
@@ -239,10 +219,9 @@ fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
         _ => String::new(),
     };
     let tags = match document.remove("tags") {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|t| t.as_str().map(str::to_owned))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.into_iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+        }
         _ => Vec::new(),
     };
     let archived = document
@@ -256,13 +235,7 @@ fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    Ok(AgentDoc {
-        name,
-        tags,
-        archived,
-        voice_id,
-        document,
-    })
+    Ok(AgentDoc { name, tags, archived, voice_id, document })
 }
 
 /// JSON merge: objects merge key by key (recursively), anything else replaces.

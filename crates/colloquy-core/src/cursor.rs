@@ -67,11 +67,7 @@ pub struct CursorSpec {
 impl CursorSpec {
     /// A spec for `sort`/`direction` with the given filter values.
     pub fn new(sort: &str, direction: Direction, filters: &[&str]) -> CursorSpec {
-        CursorSpec {
-            sort: sort.to_owned(),
-            direction,
-            filter: fingerprint(filters),
-        }
+        CursorSpec { sort: sort.to_owned(), direction, filter: fingerprint(filters) }
     }
 
     /// The cursor that continues after an item with `last_value` and `last_id`.
@@ -90,11 +86,7 @@ impl CursorSpec {
     /// `query.cursor`, as the API reports them.
     pub fn decode(&self, raw: &str) -> Result<Cursor, Violation> {
         let invalid = |why: &str| {
-            Violation::new(
-                ["query", "cursor"],
-                "value_error",
-                format!("Invalid cursor: {why}"),
-            )
+            Violation::new(["query", "cursor"], "value_error", format!("Invalid cursor: {why}"))
         };
         if raw.len() > MAX_LEN {
             return Err(invalid("too long"));
@@ -146,10 +138,7 @@ pub fn fingerprint(filters: &[&str]) -> String {
         ctx.update(&(f.len() as u64).to_le_bytes());
         ctx.update(f.as_bytes());
     }
-    ctx.finish().as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ctx.finish().as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Page-size rules of a list: the reference's bounds and default.
@@ -165,11 +154,7 @@ pub struct PageSizeRule {
 
 impl PageSizeRule {
     /// The rule of most convai lists: 1..=100, default 30.
-    pub const STANDARD: PageSizeRule = PageSizeRule {
-        min: 1,
-        max: 100,
-        default: 30,
-    };
+    pub const STANDARD: PageSizeRule = PageSizeRule { min: 1, max: 100, default: 30 };
 
     /// The page size to use for the client's `requested` value, or the 422 violation
     /// (located at `query.page_size`) that pydantic would report.

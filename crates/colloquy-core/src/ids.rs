@@ -214,10 +214,7 @@ pub fn new_id(prefix: &str) -> String {
         out.push(char::from(ALPHABET[((ms >> (shift * 5)) & 31) as usize]));
     }
     let rnd = random::bytes::<20>();
-    out.extend(
-        rnd.iter()
-            .map(|b| char::from(ALPHABET[usize::from(b & 31)])),
-    );
+    out.extend(rnd.iter().map(|b| char::from(ALPHABET[usize::from(b & 31)])));
     out
 }
 

@@ -11,10 +11,7 @@ pub const TOKEN_PREFIX: &str = "sk_";
 
 /// A new random token: `sk_` + 43 base64url characters (32 bytes).
 pub fn generate_token() -> String {
-    format!(
-        "{TOKEN_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>())
-    )
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(crate::random::bytes::<32>()))
 }
 
 /// The stored form of a token: lowercase hex SHA-256.

@@ -30,9 +30,7 @@ pub struct Price {
 
 static PRICES: LazyLock<Vec<Price>> = LazyLock::new(|| {
     // Embedded at compile time and checked by a test.
-    serde_json::from_str::<Table>(PRICES_JSON)
-        .map(|t| t.models)
-        .unwrap_or_default()
+    serde_json::from_str::<Table>(PRICES_JSON).map(|t| t.models).unwrap_or_default()
 });
 
 /// What drives the estimate.
@@ -53,22 +51,14 @@ const MESSAGES_PER_MINUTE: f64 = 4.0;
 
 /// `(llm, price_per_minute, price_per_message)` for every priced model.
 pub fn estimate(usage: Usage) -> Vec<(String, f64, f64)> {
-    let knowledge = if usage.rag_enabled {
-        5 * 500
-    } else {
-        usage.number_of_pages * 500
-    };
+    let knowledge = if usage.rag_enabled { 5 * 500 } else { usage.number_of_pages * 500 };
     let input = usage.prompt_length / 4 + usage.tools * 150 + knowledge + 500;
     let output = 100;
     PRICES
         .iter()
         .map(|p| {
             let per_message = (input as f64 * p.input + output as f64 * p.output) / 1_000_000.0;
-            (
-                p.llm.clone(),
-                per_message * MESSAGES_PER_MINUTE,
-                per_message,
-            )
+            (p.llm.clone(), per_message * MESSAGES_PER_MINUTE, per_message)
         })
         .collect()
 }
@@ -80,10 +70,7 @@ mod tests {
     #[test]
     fn table_parses_and_costs_grow_with_input() {
         assert!(PRICES.len() >= 10);
-        let small = estimate(Usage {
-            prompt_length: 400,
-            ..Default::default()
-        });
+        let small = estimate(Usage { prompt_length: 400, ..Default::default() });
         let big = estimate(Usage {
             prompt_length: 40_000,
             number_of_pages: 10,

@@ -122,11 +122,7 @@ pub fn prepare_create(mut body: Value) -> Result<McpServerDoc, Vec<Violation>> {
         return Err(errors);
     }
     Spec::reference().check(CREATE_SCHEMA, &mut body, &body_loc)?;
-    let config = body
-        .get("config")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let config = body.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
     finish(config, &at(&body_loc, &["config"]))
 }
 
@@ -165,12 +161,7 @@ fn finish(
     mut config: Map<String, Value>,
     base: &[LocItem],
 ) -> Result<McpServerDoc, Vec<Violation>> {
-    let name = config
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let name = config.get("name").and_then(Value::as_str).unwrap_or_default().trim().to_owned();
     let url = ServerUrl::of(&config);
     let mut errors = Vec::new();
     if name.is_empty() {
@@ -193,10 +184,7 @@ fn finish(
     if !errors.is_empty() {
         return Err(errors);
     }
-    if let Some(overrides) = config
-        .get_mut("tool_config_overrides")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(overrides) = config.get_mut("tool_config_overrides").and_then(Value::as_array_mut) {
         overrides.iter_mut().for_each(normalize_override);
     }
     for (key, empty) in [
@@ -261,12 +249,7 @@ fn secret_refs(
         None => {}
     }
     for field in ["request_headers", "request_meta"] {
-        for (key, value) in config
-            .get(field)
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
+        for (key, value) in config.get(field).and_then(Value::as_object).into_iter().flatten() {
             if let Some(id) = value.get("secret_id").and_then(Value::as_str) {
                 refs.push((at(base, &[field, key, "secret_id"]), id.to_owned()));
             }
@@ -285,18 +268,13 @@ fn secret_refs(
 /// Each tool has at most one config override.
 fn duplicate_overrides(config: &Map<String, Value>, base: &[LocItem]) -> Vec<Violation> {
     let mut seen = std::collections::BTreeSet::new();
-    let overrides = config
-        .get("tool_config_overrides")
-        .and_then(Value::as_array);
+    let overrides = config.get("tool_config_overrides").and_then(Value::as_array);
     overrides
         .into_iter()
         .flatten()
         .enumerate()
         .filter_map(|(i, o)| {
-            let tool = o
-                .get("tool_name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let tool = o.get("tool_name").and_then(Value::as_str).unwrap_or_default();
             if seen.insert(tool.to_owned()) {
                 return None;
             }
@@ -322,10 +300,7 @@ fn normalize_override(entry: &mut Value) {
         fields.retain(|_, v| !v.is_null());
     }
     let mut filled = entry.clone();
-    if Spec::reference()
-        .check(TOOL_CONFIG_OUTPUT_SCHEMA, &mut filled, &[])
-        .is_ok()
-    {
+    if Spec::reference().check(TOOL_CONFIG_OUTPUT_SCHEMA, &mut filled, &[]).is_ok() {
         *entry = filled;
     }
 }
@@ -348,10 +323,7 @@ pub fn add_tool_approval(
     Spec::reference().check(TOOL_APPROVAL_SCHEMA, &mut body, &["body".into()])?;
     let name = body["tool_name"].as_str().unwrap_or_default().to_owned();
     let description = body["tool_description"].as_str().unwrap_or_default();
-    let schema = body
-        .get("input_schema")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let schema = body.get("input_schema").cloned().unwrap_or_else(|| json!({}));
     let entry = json!({
         "tool_name": name,
         "tool_hash": tool_hash(description, &schema),
@@ -461,11 +433,7 @@ fn sorted(value: &Value) -> Value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), sorted(&map[k])))
-                    .collect(),
-            )
+            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
         other => other.clone(),
@@ -482,11 +450,7 @@ pub fn derived_tool_id(server_id: &str, tool_name: &str) -> ToolId {
         &ring::digest::SHA256,
         format!("{server_id}\u{0}{tool_name}").as_bytes(),
     );
-    ToolId::from(format!(
-        "{}{}",
-        ids::prefix::MCP_TOOL,
-        &hex(digest.as_ref())[..24]
-    ))
+    ToolId::from(format!("{}{}", ids::prefix::MCP_TOOL, &hex(digest.as_ref())[..24]))
 }
 
 /// Whether a call needs the user's approval.
@@ -520,11 +484,7 @@ pub fn approval_for(
                         && e.get("tool_hash").and_then(Value::as_str) == Some(hash)
                         && e.get("approval_policy").and_then(Value::as_str) == Some("auto_approved")
                 });
-            if auto {
-                Approval::Auto
-            } else {
-                Approval::Required
-            }
+            if auto { Approval::Auto } else { Approval::Required }
         }
         _ => Approval::Required,
     }
@@ -557,16 +517,10 @@ mod tests {
     #[test]
     fn refuses_commands_bad_urls_and_unsupported_sources() {
         let cases = [
-            (
-                json!({"name": "x", "url": "https://h", "command": "rm"}),
-                "command",
-            ),
+            (json!({"name": "x", "url": "https://h", "command": "rm"}), "command"),
             (json!({"name": "x", "url": "ftp://h"}), "url"),
             (json!({"name": "x", "url": "stdio:"}), "url"),
-            (
-                json!({"name": "x", "url": "https://h", "transport": "STDIO"}),
-                "transport",
-            ),
+            (json!({"name": "x", "url": "https://h", "transport": "STDIO"}), "transport"),
             (json!({"name": " ", "url": "https://h"}), "name"),
             (
                 json!({"name": "x", "url": "https://h", "request_headers": {"A": {"env_var_label": "e"}}}),
@@ -579,10 +533,7 @@ mod tests {
         ];
         for (config, field) in cases {
             let err = create(config.clone()).unwrap_err();
-            assert!(
-                err.iter().any(|v| v.loc.contains(&LocItem::from(field))),
-                "{config}: {err:?}"
-            );
+            assert!(err.iter().any(|v| v.loc.contains(&LocItem::from(field))), "{config}: {err:?}");
         }
         let err =
             prepare_create(json!({"config": {"name": "x", "url": "https://h"}, "args": ["-c"]}))
@@ -600,18 +551,12 @@ mod tests {
         .unwrap();
         assert_eq!(updated.config["approval_policy"], "auto_approve_all");
         assert_eq!(updated.config["response_timeout_secs"], 30);
-        assert_eq!(
-            updated.url,
-            ServerUrl::Http("https://h".into()),
-            "url is not patchable"
-        );
+        assert_eq!(updated.url, ServerUrl::Http("https://h".into()), "url is not patchable");
     }
 
     #[test]
     fn per_tool_approval_follows_the_tool_definition() {
-        let mut config = create(json!({"name": "x", "url": "https://h"}))
-            .unwrap()
-            .config;
+        let mut config = create(json!({"name": "x", "url": "https://h"})).unwrap().config;
         let schema = json!({"type": "object", "properties": {"b": {}, "a": {}}});
         add_tool_approval(
             &mut config,
@@ -627,41 +572,24 @@ mod tests {
             Approval::Required,
             "a changed tool needs approval again"
         );
-        assert_eq!(
-            approval_for(policy, &config, "other", &hash),
-            Approval::Required
-        );
-        assert_eq!(
-            approval_for("auto_approve_all", &config, "x", ""),
-            Approval::Auto
-        );
-        assert_eq!(
-            approval_for("require_approval_all", &config, "add", &hash),
-            Approval::Required
-        );
+        assert_eq!(approval_for(policy, &config, "other", &hash), Approval::Required);
+        assert_eq!(approval_for("auto_approve_all", &config, "x", ""), Approval::Auto);
+        assert_eq!(approval_for("require_approval_all", &config, "add", &hash), Approval::Required);
         assert!(remove_tool_approval(&mut config, "add"));
         assert!(!remove_tool_approval(&mut config, "add"));
     }
 
     #[test]
     fn tool_configs_are_unique_per_tool() {
-        let mut config = create(json!({"name": "x", "url": "https://h"}))
-            .unwrap()
-            .config;
-        add_tool_config(
-            &mut config,
-            json!({"tool_name": "add", "response_timeout_secs": 10}),
-        )
-        .unwrap();
+        let mut config = create(json!({"name": "x", "url": "https://h"})).unwrap().config;
+        add_tool_config(&mut config, json!({"tool_name": "add", "response_timeout_secs": 10}))
+            .unwrap();
         assert_eq!(
             add_tool_config(&mut config, json!({"tool_name": "add"})),
             Err(ToolConfigError::Exists)
         );
         update_tool_config(&mut config, "add", json!({"response_timeout_secs": 20})).unwrap();
-        assert_eq!(
-            tool_config(&config, "add").unwrap()["response_timeout_secs"],
-            20
-        );
+        assert_eq!(tool_config(&config, "add").unwrap()["response_timeout_secs"], 20);
         assert_eq!(
             update_tool_config(&mut config, "nope", json!({})),
             Err(ToolConfigError::Missing)
@@ -678,11 +606,7 @@ mod tests {
         .unwrap();
         let stored = recheck(config).unwrap().config;
         let echo = tool_config(&stored, "echo").unwrap();
-        assert_eq!(
-            echo["assignments"],
-            json!([]),
-            "the response model's shape: {echo}"
-        );
+        assert_eq!(echo["assignments"], json!([]), "the response model's shape: {echo}");
         assert!(echo["pre_tool_speech"].is_null(), "not overridden: {echo}");
     }
 

@@ -58,17 +58,11 @@ impl Mock {
                 c.iter()
                     .enumerate()
                     .map(|(j, cond)| {
-                        let path = cond
-                            .get("path")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned();
+                        let path =
+                            cond.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
                         let eval = &cond["eval"];
                         let text = |k: &str| {
-                            eval.get(k)
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned()
+                            eval.get(k).and_then(Value::as_str).unwrap_or_default().to_owned()
                         };
                         let eval = match eval.get("type").and_then(Value::as_str) {
                             Some("exact") => Eval::Exact(text("expected_value")),
@@ -99,15 +93,8 @@ impl Mock {
             .unwrap_or_default();
         Ok(Mock {
             conditions,
-            result: value
-                .get("mock_result")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            is_error: value
-                .get("is_error")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            result: value.get("mock_result").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            is_error: value.get("is_error").and_then(Value::as_bool).unwrap_or(false),
         })
     }
 }
@@ -136,10 +123,7 @@ pub fn applicable<'a>(
 
 /// The value at `path` in `args`: dot-separated keys, `[n]` indexes, optional leading `$.`.
 pub fn lookup<'a>(args: &'a Value, path: &str) -> Option<&'a Value> {
-    let path = path
-        .strip_prefix("$.")
-        .or_else(|| path.strip_prefix('$'))
-        .unwrap_or(path);
+    let path = path.strip_prefix("$.").or_else(|| path.strip_prefix('$')).unwrap_or(path);
     let mut current = args;
     for segment in path.split('.').filter(|s| !s.is_empty()) {
         let (key, mut rest) = match segment.find('[') {
@@ -160,10 +144,7 @@ pub fn lookup<'a>(args: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// The first segment of a path: the name of the top-level parameter it reads.
 pub fn root_parameter(path: &str) -> &str {
-    let path = path
-        .strip_prefix("$.")
-        .or_else(|| path.strip_prefix('$'))
-        .unwrap_or(path);
+    let path = path.strip_prefix("$.").or_else(|| path.strip_prefix('$')).unwrap_or(path);
     let first = path.split('.').next().unwrap_or_default();
     first.split('[').next().unwrap_or_default()
 }
@@ -216,11 +197,8 @@ mod tests {
     use super::*;
 
     fn mock(conditions: Value, result: &str) -> Mock {
-        Mock::parse(
-            &json!({"parameter_conditions": conditions, "mock_result": result}),
-            &[],
-        )
-        .unwrap()
+        Mock::parse(&json!({"parameter_conditions": conditions, "mock_result": result}), &[])
+            .unwrap()
     }
 
     fn run<T>(f: impl Future<Output = T>) -> T {
@@ -278,10 +256,7 @@ mod tests {
         ];
         let cases = [
             (json!({"city": "Paris"}), Some("paris")),
-            (
-                json!({"city": "London", "units": "metric"}),
-                Some("london-with-units"),
-            ),
+            (json!({"city": "London", "units": "metric"}), Some("london-with-units")),
             (json!({"city": "London"}), Some("default")),
             (json!({"zip": 75001}), Some("zip-as-number")),
             (json!({"city": "Berlin"}), Some("german")),
@@ -296,10 +271,7 @@ mod tests {
         }
         let no_default = &mocks[..2];
         assert!(
-            run(select(no_default, &json!({"city": "Rome"}), |_, _| async {
-                false
-            }))
-            .is_none()
+            run(select(no_default, &json!({"city": "Rome"}), |_, _| async { false })).is_none()
         );
     }
 

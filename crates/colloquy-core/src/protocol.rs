@@ -152,11 +152,7 @@ impl ClientEvent {
         if value.get("user_audio_chunk").is_some() {
             return Ok(ClientEvent::UserAudioChunk);
         }
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !CLIENT_TYPES.contains(&kind.as_str()) {
             return Err(DecodeError::UnknownType(kind));
         }
@@ -450,9 +446,7 @@ mod tests {
 
         assert_eq!(
             ClientEvent::decode(br#"{"type":"user_message","text":"hi"}"#).unwrap(),
-            ClientEvent::UserMessage {
-                text: Some("hi".into())
-            }
+            ClientEvent::UserMessage { text: Some("hi".into()) }
         );
         assert_eq!(
             ClientEvent::decode(br#"{"user_audio_chunk":"AAAA"}"#).unwrap(),
@@ -466,10 +460,7 @@ mod tests {
             ClientEvent::decode(br#"{"type":"feedback","score":"meh"}"#),
             Err(DecodeError::Invalid { .. })
         ));
-        assert!(matches!(
-            ClientEvent::decode(b"not json"),
-            Err(DecodeError::NotJson(_))
-        ));
+        assert!(matches!(ClientEvent::decode(b"not json"), Err(DecodeError::NotJson(_))));
     }
 
     #[test]

@@ -8,9 +8,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// The OS generator failing is not something a server can recover from, so it panics rather
 /// than hand back predictable bytes.
 pub fn fill(buf: &mut [u8]) {
-    SystemRandom::new()
-        .fill(buf)
-        .expect("the operating system's random generator failed");
+    SystemRandom::new().fill(buf).expect("the operating system's random generator failed");
 }
 
 /// `N` fresh random bytes.

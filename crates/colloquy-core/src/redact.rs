@@ -11,14 +11,7 @@ pub fn headers(sent: &Map<String, Value>, secret_headers: &[String]) -> Map<Stri
     sent.iter()
         .map(|(name, value)| {
             let secret = secret_headers.iter().any(|s| s.eq_ignore_ascii_case(name));
-            (
-                name.clone(),
-                if secret {
-                    Value::String(REDACTED.into())
-                } else {
-                    value.clone()
-                },
-            )
+            (name.clone(), if secret { Value::String(REDACTED.into()) } else { value.clone() })
         })
         .collect()
 }
@@ -48,15 +41,9 @@ mod tests {
     fn secret_headers_and_values_are_hidden() {
         let sent = json!({"Authorization": "Bearer s3cr3t", "X-Trace": "abc"});
         let got = headers(sent.as_object().unwrap(), &["authorization".into()]);
-        assert_eq!(
-            Value::Object(got),
-            json!({"Authorization": REDACTED, "X-Trace": "abc"})
-        );
+        assert_eq!(Value::Object(got), json!({"Authorization": REDACTED, "X-Trace": "abc"}));
         let secrets = vec!["s3cr3t".to_owned(), "s3cr3t-long".to_owned(), String::new()];
-        assert_eq!(
-            scrub("a s3cr3t-long b s3cr3t c", &secrets),
-            "a [REDACTED] b [REDACTED] c"
-        );
+        assert_eq!(scrub("a s3cr3t-long b s3cr3t c", &secrets), "a [REDACTED] b [REDACTED] c");
         assert_eq!(scrub("nothing here", &secrets), "nothing here");
     }
 }

@@ -62,10 +62,7 @@ static REFERENCE: LazyLock<Spec> = LazyLock::new(|| {
             (name, LazySchema { text, parsed })
         })
         .collect();
-    Spec {
-        schemas,
-        patterns: Mutex::default(),
-    }
+    Spec { schemas, patterns: Mutex::default() }
 });
 
 /// Enums that are open here: any string is accepted. `LLM` names models, and Colloquy routes
@@ -120,20 +117,12 @@ impl Spec {
         loc: &[LocItem],
     ) -> Result<(), Vec<Violation>> {
         let schema = self.schema(name).ok_or_else(|| {
-            vec![Violation::new(
-                loc.to_vec(),
-                "value_error",
-                format!("unknown schema {name}"),
-            )]
+            vec![Violation::new(loc.to_vec(), "value_error", format!("unknown schema {name}"))]
         })?;
         let mut errors = Vec::new();
         let mut path = loc.to_vec();
         self.walk(schema, value, &mut path, &mut errors, 0);
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
     fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
@@ -180,14 +169,7 @@ impl Spec {
             return self.union(branches, None, value, loc, errors, depth);
         }
         if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
-            return self.union(
-                branches,
-                schema.get("discriminator"),
-                value,
-                loc,
-                errors,
-                depth,
-            );
+            return self.union(branches, schema.get("discriminator"), value, loc, errors, depth);
         }
         if let Some(expected) = schema.get("const") {
             if value != expected {
@@ -223,11 +205,7 @@ impl Spec {
                 ));
             }
             Some("null") if !value.is_null() => {
-                errors.push(Violation::new(
-                    loc.clone(),
-                    "none_required",
-                    "Input should be None",
-                ));
+                errors.push(Violation::new(loc.clone(), "none_required", "Input should be None"));
             }
             _ => {
                 if schema.get("properties").is_some() {
@@ -275,17 +253,10 @@ impl Spec {
         // prefers exact type matches, which for JSON input is the same as the first fit). The
         // branches whose JSON type matches the value are tried first, so the error reported is
         // the most relevant one.
-        let mut ordered: Vec<&Value> = candidates
-            .iter()
-            .copied()
-            .filter(|b| type_matches(self.resolve(b), value))
-            .collect();
-        ordered.extend(
-            candidates
-                .iter()
-                .copied()
-                .filter(|b| !type_matches(self.resolve(b), value)),
-        );
+        let mut ordered: Vec<&Value> =
+            candidates.iter().copied().filter(|b| type_matches(self.resolve(b), value)).collect();
+        ordered
+            .extend(candidates.iter().copied().filter(|b| !type_matches(self.resolve(b), value)));
         let mut first_errors = None;
         for branch in ordered {
             let mut attempt = value.clone();
@@ -298,11 +269,7 @@ impl Spec {
             first_errors.get_or_insert(branch_errors);
         }
         errors.extend(first_errors.unwrap_or_else(|| {
-            vec![Violation::new(
-                loc.clone(),
-                "union_error",
-                "Input matches no allowed shape",
-            )]
+            vec![Violation::new(loc.clone(), "union_error", "Input matches no allowed shape")]
         }));
     }
 
@@ -327,9 +294,7 @@ impl Spec {
             return;
         };
         let mapping = disc.get("mapping").and_then(Value::as_object);
-        let tags: Vec<String> = mapping
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let tags: Vec<String> = mapping.map(|m| m.keys().cloned().collect()).unwrap_or_default();
         let tag = match obj.get(prop) {
             Some(Value::String(tag)) => tag.clone(),
             Some(_) | None => {
@@ -367,11 +332,7 @@ impl Spec {
                 loc.pop();
             }
             None => {
-                let expected = tags
-                    .iter()
-                    .map(|t| format!("'{t}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let expected = tags.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
                 let mut at = loc.clone();
                 at.push(LocItem::Key(prop.to_owned()));
                 errors.push(Violation::new(
@@ -510,10 +471,7 @@ impl Spec {
             return Some(d.clone());
         }
         if let Some(branches) = resolved.get("anyOf").and_then(Value::as_array) {
-            if branches
-                .iter()
-                .any(|b| b.get("type").and_then(Value::as_str) == Some("null"))
-            {
+            if branches.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("null")) {
                 return Some(Value::Null);
             }
             return None;
@@ -539,11 +497,7 @@ impl Spec {
         depth: usize,
     ) {
         let Some(items) = value.as_array_mut() else {
-            errors.push(Violation::new(
-                loc.clone(),
-                "list_type",
-                "Input should be a valid list",
-            ));
+            errors.push(Violation::new(loc.clone(), "list_type", "Input should be a valid list"));
             return;
         };
         if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
@@ -577,11 +531,7 @@ impl Spec {
                 if items[..i].contains(item) {
                     let mut at = loc.clone();
                     at.push(LocItem::Index(i));
-                    errors.push(Violation::new(
-                        at,
-                        "value_error",
-                        "List items should be unique",
-                    ));
+                    errors.push(Violation::new(at, "value_error", "List items should be unique"));
                 }
             }
         }
@@ -636,12 +586,7 @@ impl Spec {
 }
 
 /// A numeric bound: schema keyword, pydantic error type, wording, and the test it applies.
-type BoundCheck = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(f64, f64) -> bool,
-);
+type BoundCheck = (&'static str, &'static str, &'static str, fn(f64, f64) -> bool);
 
 fn number(
     schema: &Value,
@@ -670,24 +615,9 @@ fn number(
     let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
     let show = |key: &str| schema.get(key).map(Value::to_string).unwrap_or_default();
     let checks: [BoundCheck; 4] = [
-        (
-            "minimum",
-            "greater_than_equal",
-            "greater than or equal to",
-            |n, b| n >= b,
-        ),
-        (
-            "exclusiveMinimum",
-            "greater_than",
-            "greater than",
-            |n, b| n > b,
-        ),
-        (
-            "maximum",
-            "less_than_equal",
-            "less than or equal to",
-            |n, b| n <= b,
-        ),
+        ("minimum", "greater_than_equal", "greater than or equal to", |n, b| n >= b),
+        ("exclusiveMinimum", "greater_than", "greater than", |n, b| n > b),
+        ("maximum", "less_than_equal", "less than or equal to", |n, b| n <= b),
         ("exclusiveMaximum", "less_than", "less than", |n, b| n < b),
     ];
     for (key, kind, words, ok) in checks {
@@ -755,9 +685,7 @@ mod tests {
     use super::*;
 
     fn check(name: &str, mut v: Value) -> Result<Value, Vec<Violation>> {
-        Spec::reference()
-            .check(name, &mut v, &["body".into()])
-            .map(|()| v)
+        Spec::reference().check(name, &mut v, &["body".into()]).map(|()| v)
     }
 
     #[test]
@@ -795,10 +723,7 @@ mod tests {
 
         let err = check("Body_Create_Agent_v1_convai_agents_create_post", json!({})).unwrap_err();
         assert_eq!(err[0].kind, "missing");
-        assert_eq!(
-            err[0].loc,
-            vec![LocItem::from("body"), "conversation_config".into()]
-        );
+        assert_eq!(err[0].loc, vec![LocItem::from("body"), "conversation_config".into()]);
     }
 
     #[test]
@@ -808,10 +733,7 @@ mod tests {
             json!({"conversation_config": {"agent": {"prompt": {"temperature": 0.0}}, "x_custom": {"a": [1, null]}}}),
         )
         .unwrap();
-        assert_eq!(
-            v["conversation_config"]["x_custom"],
-            json!({"a": [1, null]})
-        );
+        assert_eq!(v["conversation_config"]["x_custom"], json!({"a": [1, null]}));
         assert_eq!(
             serde_json::to_string(&v["conversation_config"]["agent"]["prompt"]["temperature"])
                 .unwrap(),

@@ -94,10 +94,7 @@ impl FromStr for Scope {
         }
         let unknown = || UnknownScope(s.to_owned());
         let (family, access) = s.split_once(':').ok_or_else(unknown)?;
-        let family = Family::ALL
-            .into_iter()
-            .find(|f| f.as_str() == family)
-            .ok_or_else(unknown)?;
+        let family = Family::ALL.into_iter().find(|f| f.as_str() == family).ok_or_else(unknown)?;
         let access = match access {
             "read" => Access::Read,
             "write" => Access::Write,
@@ -138,11 +135,7 @@ impl Scopes {
     /// `editor` (read and write on every family) and `viewer` (read on every family).
     pub fn parse(list: &str) -> Result<Scopes, UnknownScope> {
         let mut set = BTreeSet::new();
-        for item in list
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        for item in list.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
             match item {
                 "editor" => set.extend(Family::ALL.map(|f| Scope::On(f, Access::Write))),
                 "viewer" => set.extend(Family::ALL.map(|f| Scope::On(f, Access::Read))),
@@ -181,11 +174,7 @@ impl Scopes {
     pub fn role(&self) -> Role {
         if self.0.contains(&Scope::Admin) {
             Role::Admin
-        } else if self
-            .0
-            .iter()
-            .any(|s| matches!(s, Scope::On(_, Access::Write)))
-        {
+        } else if self.0.iter().any(|s| matches!(s, Scope::On(_, Access::Write))) {
             Role::Editor
         } else {
             Role::Viewer

@@ -78,10 +78,7 @@ impl SecretKey {
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(b"colloquy secret key id\0");
         ctx.update(&bytes);
-        let id = ctx.finish().as_ref()[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = ctx.finish().as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
         SecretKey { bytes, id }
     }
 
@@ -136,11 +133,7 @@ impl Keyring {
             .expect("value within AEAD limits");
         let mut data = nonce_bytes.to_vec();
         data.extend_from_slice(&buf);
-        format!(
-            "{FORMAT}.{}.{}",
-            self.current.id,
-            URL_SAFE_NO_PAD.encode(data)
-        )
+        format!("{FORMAT}.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(data))
     }
 
     /// Opens a value made by [`Keyring::seal`] with the same `context`.
@@ -155,9 +148,7 @@ impl Keyring {
             .flatten()
             .find(|k| k.id == kid)
             .ok_or_else(|| SecretKeyError::UnknownKey(kid.to_owned()))?;
-        let data = URL_SAFE_NO_PAD
-            .decode(data)
-            .map_err(|_| SecretKeyError::Malformed)?;
+        let data = URL_SAFE_NO_PAD.decode(data).map_err(|_| SecretKeyError::Malformed)?;
         if data.len() < NONCE_LEN {
             return Err(SecretKeyError::Malformed);
         }
@@ -194,15 +185,8 @@ mod tests {
         let sealed = ring.seal(b"hunter2", b"ws_1/secret_1");
         assert!(!sealed.contains("hunter2"));
         assert_eq!(ring.open(&sealed, b"ws_1/secret_1").unwrap(), b"hunter2");
-        assert_eq!(
-            ring.open(&sealed, b"ws_2/secret_1"),
-            Err(SecretKeyError::Tampered)
-        );
-        assert_ne!(
-            sealed,
-            ring.seal(b"hunter2", b"ws_1/secret_1"),
-            "nonces differ"
-        );
+        assert_eq!(ring.open(&sealed, b"ws_2/secret_1"), Err(SecretKeyError::Tampered));
+        assert_ne!(sealed, ring.seal(b"hunter2", b"ws_1/secret_1"), "nonces differ");
     }
 
     #[test]
@@ -225,10 +209,7 @@ mod tests {
         assert_eq!(SecretKey::parse(&k.to_hex()).unwrap().id(), k.id());
         let b64 = STANDARD.encode(k.bytes);
         assert_eq!(SecretKey::parse(&b64).unwrap().id(), k.id());
-        assert_eq!(
-            SecretKey::parse("short").unwrap_err(),
-            SecretKeyError::BadKey
-        );
+        assert_eq!(SecretKey::parse("short").unwrap_err(), SecretKeyError::BadKey);
         assert!(!format!("{k:?}").contains(&k.to_hex()));
     }
 

@@ -55,10 +55,7 @@ mod tests {
     fn renders_known_and_keeps_unknown() {
         let vars = json!({"name": "Ada", "n": 3, "flag": true, "nothing": null});
         let vars = vars.as_object().unwrap();
-        assert_eq!(
-            render("Hi {{name}}, {{ n }} {{flag}}", vars),
-            "Hi Ada, 3 true"
-        );
+        assert_eq!(render("Hi {{name}}, {{ n }} {{flag}}", vars), "Hi Ada, 3 true");
         assert_eq!(
             render("{{missing}} {{nothing}} {{name", vars),
             "{{missing}} {{nothing}} {{name"

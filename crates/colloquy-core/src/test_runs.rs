@@ -44,10 +44,7 @@ impl RunStatus {
 
     /// Whether the run has ended (nothing will change it but a resubmission).
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Passed | RunStatus::Failed | RunStatus::Cancelled
-        )
+        matches!(self, RunStatus::Passed | RunStatus::Failed | RunStatus::Cancelled)
     }
 }
 

@@ -81,19 +81,10 @@ pub fn parse_utc_ms(text: &str) -> Option<i64> {
 mod tests {
     #[test]
     fn parsing_reads_back_what_formatting_writes() {
-        for ms in [
-            0,
-            1_764_629_796_123,
-            951_782_400_000,
-            -86_400_000,
-            4_102_444_799_999,
-        ] {
+        for ms in [0, 1_764_629_796_123, 951_782_400_000, -86_400_000, 4_102_444_799_999] {
             assert_eq!(super::parse_utc_ms(&super::rfc3339_ms(ms)), Some(ms));
         }
-        assert_eq!(
-            super::parse_utc_ms("2025-12-01T22:56"),
-            Some(1_764_629_760_000)
-        );
+        assert_eq!(super::parse_utc_ms("2025-12-01T22:56"), Some(1_764_629_760_000));
         assert_eq!(super::parse_utc_ms("2025-13-01T00:00"), None);
         assert_eq!(super::parse_utc_ms("yesterday"), None);
     }

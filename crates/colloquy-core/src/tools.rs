@@ -109,15 +109,9 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
         )]);
     };
     let mut errors = Vec::new();
-    let config = document
-        .get_mut("tool_config")
-        .and_then(Value::as_object_mut);
+    let config = document.get_mut("tool_config").and_then(Value::as_object_mut);
     let Some(config) = config else {
-        return Err(vec![Violation::new(
-            ["body", "tool_config"],
-            "missing",
-            "Field required",
-        )]);
+        return Err(vec![Violation::new(["body", "tool_config"], "missing", "Field required")]);
     };
     // The schema's discriminated union admits only the kinds there are.
     let tool_type = config
@@ -125,11 +119,7 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
         .and_then(Value::as_str)
         .and_then(ToolKind::parse)
         .unwrap_or(ToolKind::Mcp);
-    let name = config
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let name = config.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let output_schema = match tool_type {
         ToolKind::Webhook => "WebhookToolConfig-Output",
         ToolKind::Client => "ClientToolConfig-Output",
@@ -164,12 +154,7 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
     if document.get("response_mocks").is_none_or(Value::is_null) {
         document.insert("response_mocks".into(), Value::Array(Vec::new()));
     }
-    Ok(ToolDoc {
-        name,
-        tool_type,
-        secret_refs,
-        document,
-    })
+    Ok(ToolDoc { name, tool_type, secret_refs, document })
 }
 
 fn check_webhook(
@@ -185,9 +170,7 @@ fn check_webhook(
         loc
     };
     let url = api.get("url").and_then(Value::as_str).unwrap_or_default();
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
     if host.is_none_or(|h| h.is_empty() || h.contains(char::is_whitespace)) {
         errors.push(Violation::new(
@@ -205,12 +188,7 @@ fn check_webhook(
     let resolved: BTreeSet<String> = api
         .get("auth_resolved_params")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default();
     for p in placeholders.difference(&declared) {
         if !resolved.contains(p) {
@@ -233,10 +211,7 @@ fn check_webhook(
     if let Some(headers) = api.get("request_headers").and_then(Value::as_object) {
         for (name, value) in headers {
             if let Some(secret) = value.get("secret_id").and_then(Value::as_str) {
-                secrets.push((
-                    at(&["request_headers", name, "secret_id"]),
-                    secret.to_owned(),
-                ));
+                secrets.push((at(&["request_headers", name, "secret_id"]), secret.to_owned()));
             }
         }
     }
@@ -393,9 +368,7 @@ mod tests {
         assert_eq!(doc.secret_refs[0].1, "secret_1");
         assert_eq!(doc.document["response_mocks"], json!([]));
         assert!(
-            doc.document["tool_config"]
-                .get("response_timeout_secs")
-                .is_some(),
+            doc.document["tool_config"].get("response_timeout_secs").is_some(),
             "defaults filled"
         );
     }
@@ -403,14 +376,8 @@ mod tests {
     #[test]
     fn refuses_bad_webhooks_with_locations() {
         let cases = [
-            (
-                json!({"method": "GET"}),
-                vec!["body", "tool_config", "webhook", "api_schema", "url"],
-            ),
-            (
-                json!({"url": "ftp://x"}),
-                vec!["body", "tool_config", "api_schema", "url"],
-            ),
+            (json!({"method": "GET"}), vec!["body", "tool_config", "webhook", "api_schema", "url"]),
+            (json!({"url": "ftp://x"}), vec!["body", "tool_config", "api_schema", "url"]),
             (
                 json!({"url": "https://x/{id}"}),
                 vec!["body", "tool_config", "api_schema", "path_params_schema"],
@@ -421,13 +388,7 @@ mod tests {
             ),
             (
                 json!({"url": "https://x", "method": "POST", "request_body_schema": {"type": "object", "properties": {}, "required": ["ghost"]}}),
-                vec![
-                    "body",
-                    "tool_config",
-                    "api_schema",
-                    "request_body_schema",
-                    "required",
-                ],
+                vec!["body", "tool_config", "api_schema", "request_body_schema", "required"],
             ),
         ];
         for (api, want) in cases {
@@ -458,15 +419,10 @@ mod tests {
             {"mock_result": "never"}
         ]);
         let err = prepare(body).unwrap_err();
-        let kinds: Vec<String> = err
-            .iter()
-            .map(|v| format!("{:?}", v.loc.last().unwrap()))
-            .collect();
+        let kinds: Vec<String> =
+            err.iter().map(|v| format!("{:?}", v.loc.last().unwrap())).collect();
         assert_eq!(err.len(), 3, "{err:?}");
-        assert!(
-            kinds[0].contains("path") && kinds[1].contains("pattern"),
-            "{kinds:?}"
-        );
+        assert!(kinds[0].contains("path") && kinds[1].contains("pattern"), "{kinds:?}");
         assert_eq!(err[2].loc[2], LocItem::Index(3));
     }
 }

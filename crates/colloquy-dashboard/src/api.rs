@@ -54,10 +54,7 @@ impl Api {
             // The session's key was revoked (or the sign-in check raced it): sign in again.
             Err(Error::SignedOut { next: "/".into() })
         } else {
-            Err(Error::Api {
-                status,
-                message: message_of(&body),
-            })
+            Err(Error::Api { status, message: message_of(&body) })
         }
     }
 
@@ -69,10 +66,8 @@ impl Api {
         uri: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("xi-api-key", who.token);
+        let mut request =
+            Request::builder().method(method).uri(uri).header("xi-api-key", who.token);
         if let Some(host) = who.host {
             request = request.header(header::HOST, host);
         }
@@ -125,11 +120,7 @@ pub fn message_of(body: &Value) -> String {
                     })
                     .collect();
                 let msg = item["msg"].as_str().unwrap_or("invalid");
-                if loc.is_empty() {
-                    msg.to_owned()
-                } else {
-                    format!("{}: {msg}", loc.join("."))
-                }
+                if loc.is_empty() { msg.to_owned() } else { format!("{}: {msg}", loc.join(".")) }
             })
             .collect();
         if !lines.is_empty() {

@@ -5,26 +5,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 const FILES: [(&str, &str, &str); 2] = [
-    (
-        "dashboard.css",
-        "text/css; charset=utf-8",
-        include_str!("../assets/dashboard.css"),
-    ),
-    (
-        "playground.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../assets/playground.js"),
-    ),
+    ("dashboard.css", "text/css; charset=utf-8", include_str!("../assets/dashboard.css")),
+    ("playground.js", "text/javascript; charset=utf-8", include_str!("../assets/playground.js")),
 ];
 
 /// `GET /assets/{file}`.
 pub async fn serve(Path(file): Path<String>) -> Response {
     match FILES.iter().find(|(name, _, _)| *name == file) {
         Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "public, max-age=300"),
-            ],
+            [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "public, max-age=300")],
             *body,
         )
             .into_response(),

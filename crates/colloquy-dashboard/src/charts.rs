@@ -33,20 +33,13 @@ fn ticks(max: f64) -> Vec<f64> {
         .map(|m| m * magnitude)
         .find(|s| *s >= raw)
         .unwrap_or(raw);
-    (0..)
-        .map(|i| i as f64 * step)
-        .take_while(|t| *t <= max + step * 1e-9)
-        .collect()
+    (0..).map(|i| i as f64 * step).take_while(|t| *t <= max + step * 1e-9).collect()
 }
 
 /// The calls of one conversation as bars on a shared time axis: where each started, how long
 /// it took, red when it failed.
 pub fn timeline(spans: &[Span]) -> Markup {
-    let end = spans
-        .iter()
-        .map(|s| s.start_ms + s.duration_ms)
-        .fold(0.0, f64::max)
-        .max(1.0);
+    let end = spans.iter().map(|s| s.start_ms + s.duration_ms).fold(0.0, f64::max).max(1.0);
     let plot = WIDTH - LABEL - 10.0;
     let x = |ms: f64| LABEL + ms / end * plot;
     let height = AXIS + ROW * spans.len() as f64 + 4.0;
@@ -101,20 +94,14 @@ const LATENCY_EDGES: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 const COLUMNS: usize = 24;
 
 fn latency_row(secs: f64) -> usize {
-    LATENCY_EDGES
-        .iter()
-        .position(|edge| secs <= *edge)
-        .unwrap_or(LATENCY_EDGES.len())
+    LATENCY_EDGES.iter().position(|edge| secs <= *edge).unwrap_or(LATENCY_EDGES.len())
 }
 
 fn row_label(row: usize) -> String {
     match row {
         0 => format!("≤ {}", duration_secs(LATENCY_EDGES[0])),
         r if r < LATENCY_EDGES.len() => format!("≤ {}", duration_secs(LATENCY_EDGES[r])),
-        _ => format!(
-            "> {}",
-            duration_secs(LATENCY_EDGES[LATENCY_EDGES.len() - 1])
-        ),
+        _ => format!("> {}", duration_secs(LATENCY_EDGES[LATENCY_EDGES.len() - 1])),
     }
 }
 
@@ -146,10 +133,7 @@ pub fn latency_histogram(samples: &[Sample]) -> Markup {
     let mut sorted: Vec<f64> = samples.iter().map(|s| s.latency_secs).collect();
     sorted.sort_by(f64::total_cmp);
     let pct = |p: f64| {
-        sorted
-            .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
+        sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0)
     };
     let summary = format!(
         "Latency of the last {} calls: p50 {}, p95 {}, max {}; {} failed",
@@ -208,26 +192,13 @@ mod tests {
     #[test]
     fn the_timeline_draws_one_bar_per_call_coloured_by_outcome() {
         let svg = timeline(&[
-            Span {
-                label: "get_weather".into(),
-                start_ms: 0.0,
-                duration_ms: 120.0,
-                failed: false,
-            },
-            Span {
-                label: "book <table>".into(),
-                start_ms: 200.0,
-                duration_ms: 30.0,
-                failed: true,
-            },
+            Span { label: "get_weather".into(), start_ms: 0.0, duration_ms: 120.0, failed: false },
+            Span { label: "book <table>".into(), start_ms: 200.0, duration_ms: 30.0, failed: true },
         ])
         .into_string();
         assert_eq!(svg.matches("<rect class=\"bar ok\"").count(), 1);
         assert_eq!(svg.matches("<rect class=\"bar failed\"").count(), 1);
-        assert!(
-            svg.contains("book &lt;table&gt;"),
-            "labels are escaped: {svg}"
-        );
+        assert!(svg.contains("book &lt;table&gt;"), "labels are escaped: {svg}");
         assert!(svg.contains("2 tool calls") && svg.contains("1 failed"));
     }
 

@@ -16,11 +16,7 @@ pub fn with_query(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
         }
     }
     let query = query.finish();
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
-    }
+    if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") }
 }
 
 /// Unix seconds as `2026-12-01 22:56:36` (UTC).
@@ -93,10 +89,7 @@ mod tests {
     #[test]
     fn queries_skip_empty_values_and_encode_the_rest() {
         assert_eq!(
-            with_query(
-                "/agents",
-                &[("search", Some("a b&c")), ("cursor", None), ("x", Some(""))]
-            ),
+            with_query("/agents", &[("search", Some("a b&c")), ("cursor", None), ("x", Some(""))]),
             "/agents?search=a+b%26c"
         );
         assert_eq!(with_query("/agents", &[]), "/agents");

@@ -46,10 +46,7 @@ impl std::ops::Deref for Dash {
 /// The dashboard's routes, rendering from `api` (the server's whole API router) and sealing
 /// sessions with `keyring`. Merge it beside the API; it declares no fallback of its own.
 pub fn router(api: Router, keyring: Keyring) -> Router {
-    let state = Dash(Arc::new(Inner {
-        api: api::Api::new(api),
-        keyring,
-    }));
+    let state = Dash(Arc::new(Inner { api: api::Api::new(api), keyring }));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(session::login_page).post(session::login))

@@ -22,19 +22,10 @@ pub async fn guard(request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !is_asset {
         // Pages show a workspace's data: never keep them in a shared or back-forward cache.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -45,18 +36,14 @@ pub async fn guard(request: Request, next: Next) -> Response {
 /// Whether the browser's own headers (which pages cannot forge) place the request on this
 /// site. Requests without them (not from a browser) carry no ambient cookie risk.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
     if text("sec-fetch-site").is_some_and(|site| site != "same-origin" && site != "none") {
         return false;
     }
     match (text("origin"), text("host")) {
-        (Some(origin), Some(host)) => origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| authority == host),
+        (Some(origin), Some(host)) => {
+            origin.split_once("://").is_some_and(|(_, authority)| authority == host)
+        }
         (Some(_), None) => false,
         (None, _) => true,
     }
@@ -89,10 +76,7 @@ mod tests {
             ("host", "127.0.0.1:8950"),
             ("sec-fetch-site", "cross-site")
         ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "127.0.0.1:8950"),
-            ("origin", "null")
-        ])));
+        assert!(!same_origin(&headers(&[("host", "127.0.0.1:8950"), ("origin", "null")])));
         assert!(same_origin(&headers(&[("host", "127.0.0.1:8950")])));
     }
 }

@@ -41,10 +41,7 @@ pub struct Viewer {
 impl Viewer {
     /// How to call the API as this viewer.
     pub fn creds(&self) -> Credentials<'_> {
-        Credentials {
-            token: &self.token,
-            host: self.host.as_ref(),
-        }
+        Credentials { token: &self.token, host: self.host.as_ref() }
     }
 
     /// Refuses a form whose CSRF token is not this session's.
@@ -63,10 +60,7 @@ impl FromRequestParts<Dash> for Viewer {
     async fn from_request_parts(parts: &mut Parts, dash: &Dash) -> Result<Viewer> {
         let signed_out = || Error::SignedOut {
             next: if parts.method == Method::GET {
-                parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/".to_owned(), |p| p.as_str().to_owned())
+                parts.uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned())
             } else {
                 "/".to_owned()
             },
@@ -185,27 +179,17 @@ pub async fn login(
     }
     let next = local_path(form.next.as_deref()).to_owned();
     let token = form.api_key.trim();
-    let refused = || {
-        login_form(
-            StatusCode::UNAUTHORIZED,
-            &next,
-            Some("That API key is not valid."),
-        )
-    };
+    let refused =
+        || login_form(StatusCode::UNAUTHORIZED, &next, Some("That API key is not valid."));
     // A key that cannot even travel in a header is no key (and must not reach the API as one).
     if token.is_empty() || HeaderValue::from_str(token).is_err() {
         return Ok(refused());
     }
     // Any route answers 401 for a key that is unknown or revoked; 403 means a valid key that
     // lacks that one scope, which is fine for signing in.
-    let creds = Credentials {
-        token,
-        host: headers.get(header::HOST),
-    };
-    let (status, _) = dash
-        .api
-        .raw(&creds, Method::GET, "/v1/convai/agents?page_size=1", None)
-        .await?;
+    let creds = Credentials { token, host: headers.get(header::HOST) };
+    let (status, _) =
+        dash.api.raw(&creds, Method::GET, "/v1/convai/agents?page_size=1", None).await?;
     if status == StatusCode::UNAUTHORIZED {
         return Ok(refused());
     }
@@ -216,10 +200,8 @@ pub async fn login(
             Some("Too many requests with this key; try again in a minute."),
         ));
     }
-    let sealed = dash.keyring.seal(
-        format!("{}\n{token}", time::now_secs()).as_bytes(),
-        SEAL_CONTEXT,
-    );
+    let sealed =
+        dash.keyring.seal(format!("{}\n{token}", time::now_secs()).as_bytes(), SEAL_CONTEXT);
     Ok((
         AppendHeaders([
             set_cookie(SESSION_COOKIE, &sealed, SESSION_SECS),

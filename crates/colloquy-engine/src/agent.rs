@@ -66,20 +66,15 @@ impl AgentSnapshot {
         let mut part = |key: &str| document.get_mut(key).map(Value::take).unwrap_or_default();
         let conversation_config = part("conversation_config");
         let platform_settings = part("platform_settings");
-        let prompt = conversation_config
-            .pointer("/agent/prompt")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let prompt = conversation_config.pointer("/agent/prompt").cloned().unwrap_or(Value::Null);
         let tools = offered_tools(deps, workspace_id, &prompt).await?;
         let (mcp_servers, mcp_tool_records) =
             load_mcp_servers(deps, workspace_id, &prompt, &tools).await?;
-        let custom_llm_api_key = match prompt
-            .pointer("/custom_llm/api_key/secret_id")
-            .and_then(Value::as_str)
-        {
-            Some(secret_id) => Some(secrets::open(deps, workspace_id, secret_id).await?),
-            None => None,
-        };
+        let custom_llm_api_key =
+            match prompt.pointer("/custom_llm/api_key/secret_id").and_then(Value::as_str) {
+                Some(secret_id) => Some(secrets::open(deps, workspace_id, secret_id).await?),
+                None => None,
+            };
         Ok(AgentSnapshot {
             agent_id: row.summary.id,
             workspace_id: workspace_id.clone(),
@@ -96,11 +91,8 @@ impl AgentSnapshot {
 
     /// Loads the MCP servers again after an override changed which ones the agent uses.
     pub async fn reload_mcp_servers(&mut self, deps: &EngineDeps) -> Result<(), StoreError> {
-        let prompt = self
-            .conversation_config
-            .pointer("/agent/prompt")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let prompt =
+            self.conversation_config.pointer("/agent/prompt").cloned().unwrap_or(Value::Null);
         let (servers, records) =
             load_mcp_servers(deps, &self.workspace_id, &prompt, &self.tools).await?;
         self.mcp_servers = servers;
@@ -179,18 +171,11 @@ async fn offered_tools(
     workspace_id: &WorkspaceId,
     prompt: &Value,
 ) -> Result<Vec<AgentTool>, StoreError> {
-    let ids: Vec<ToolId> = string_list(prompt.get("tool_ids"))
-        .into_iter()
-        .map(ToolId::from)
-        .collect();
+    let ids: Vec<ToolId> =
+        string_list(prompt.get("tool_ids")).into_iter().map(ToolId::from).collect();
     let rows = deps.store.get_tools(workspace_id, &ids).await?;
     let mut tools: Vec<AgentTool> = rows.iter().filter_map(AgentTool::from_row).collect();
-    for inline in prompt
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for inline in prompt.get("tools").and_then(Value::as_array).into_iter().flatten() {
         tools.extend(AgentTool::inline(inline.clone()));
     }
     for (key, builtin) in prompt
@@ -201,11 +186,7 @@ async fn offered_tools(
         .filter(|(_, b)| b.is_object())
     {
         let mut config = builtin.clone();
-        if config
-            .get("name")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if config.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
             config["name"] = Value::String(key.clone());
         }
         config["type"] = Value::String("system".into());
@@ -217,12 +198,7 @@ async fn offered_tools(
 fn string_list(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|ids| {
-            ids.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default()
 }
 
@@ -260,16 +236,9 @@ async fn load_mcp_servers(
             id: row.id,
         })
         .collect();
-    let filter = colloquy_store::ToolFilter {
-        types: vec![ToolKind::Mcp],
-        ..Default::default()
-    };
-    let page = colloquy_store::ToolPage {
-        by_name: false,
-        descending: false,
-        after: None,
-        limit: 1000,
-    };
+    let filter = colloquy_store::ToolFilter { types: vec![ToolKind::Mcp], ..Default::default() };
+    let page =
+        colloquy_store::ToolPage { by_name: false, descending: false, after: None, limit: 1000 };
     let records = deps
         .store
         .list_tools(workspace_id, &filter, &page)

@@ -20,10 +20,7 @@ pub struct EngineLimits {
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        EngineLimits {
-            max_tool_rounds: 8,
-            webhook_max_response_bytes: 1024 * 1024,
-        }
+        EngineLimits { max_tool_rounds: 8, webhook_max_response_bytes: 1024 * 1024 }
     }
 }
 

@@ -55,10 +55,7 @@ impl EgressGuard {
     pub fn parse(list: &str) -> Result<EgressGuard, AllowListError> {
         let mut allow = Vec::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let bad = |what| AllowListError {
-                item: item.to_owned(),
-                what,
-            };
+            let bad = |what| AllowListError { item: item.to_owned(), what };
             let entry = match item.split_once('/') {
                 Some((ip, bits)) => {
                     let ip: IpAddr = ip.parse().map_err(|_| bad("bad address"))?;
@@ -92,9 +89,7 @@ impl EgressGuard {
     }
 
     fn ip_allowed(&self, ip: IpAddr) -> bool {
-        self.allow
-            .iter()
-            .any(|a| matches!(a, Allow::Cidr(net, bits) if contains(*net, *bits, ip)))
+        self.allow.iter().any(|a| matches!(a, Allow::Cidr(net, bits) if contains(*net, *bits, ip)))
     }
 
     /// Whether the operator allowed `host` (a name or an address) itself, not merely the
@@ -111,9 +106,7 @@ impl EgressGuard {
     pub fn permits(&self, host: &str, ip: IpAddr) -> Result<(), Refused> {
         let ip = canonical(ip);
         if METADATA.contains(&ip) {
-            return Err(Refused(format!(
-                "{host} resolves to the cloud metadata address {ip}"
-            )));
+            return Err(Refused(format!("{host} resolves to the cloud metadata address {ip}")));
         }
         if is_internal(ip) && !self.host_allowed(host) && !self.ip_allowed(ip) {
             return Err(Refused(format!(
@@ -149,10 +142,7 @@ impl EgressGuard {
             }
         });
         reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
-                guard: self.clone(),
-                lookup,
-            }))
+            .dns_resolver(Arc::new(GuardedResolver { guard: self.clone(), lookup }))
             .redirect(redirects)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .no_proxy()
@@ -204,19 +194,11 @@ fn canonical(ip: IpAddr) -> IpAddr {
 fn contains(net: IpAddr, bits: u8, ip: IpAddr) -> bool {
     match (net, canonical(ip)) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(bits))
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(bits))
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
@@ -293,9 +275,7 @@ impl EgressGuard {
             })
             .collect();
         if allowed.is_empty() {
-            return Ok(Err(
-                refusal.unwrap_or_else(|| Refused(format!("{host} did not resolve")))
-            ));
+            return Ok(Err(refusal.unwrap_or_else(|| Refused(format!("{host} did not resolve")))));
         }
         Ok(Ok(allowed))
     }
@@ -371,11 +351,7 @@ mod tests {
     #[test]
     fn metadata_is_never_reachable() {
         let everything = EgressGuard::parse("0.0.0.0/0, ::/0, metadata.google.internal").unwrap();
-        assert!(
-            everything
-                .permits("metadata.google.internal", ip("169.254.169.254"))
-                .is_err()
-        );
+        assert!(everything.permits("metadata.google.internal", ip("169.254.169.254")).is_err());
         assert!(everything.permits("x", ip("fd00:ec2::254")).is_err());
         assert!(everything.permits("x", ip("10.0.0.1")).is_ok());
     }
@@ -433,9 +409,8 @@ mod tests {
 
     /// A resolver answering each lookup with the next of `answers`.
     fn scripted(answers: &[&'static str]) -> Lookup {
-        let answers = Arc::new(std::sync::Mutex::new(
-            answers.iter().rev().copied().collect::<Vec<_>>(),
-        ));
+        let answers =
+            Arc::new(std::sync::Mutex::new(answers.iter().rev().copied().collect::<Vec<_>>()));
         Arc::new(move |_| {
             let next = answers.lock().unwrap().pop().unwrap_or("169.254.169.254");
             Box::pin(async move { Ok(vec![SocketAddr::new(next.parse().unwrap(), 0)]) })
@@ -459,20 +434,11 @@ mod tests {
         assert!(why.contains("10.1.2.3"), "{err:?}");
         assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
         // An allowed server redirecting inward is refused at the redirect.
-        let err = client
-            .get(format!("http://hooks.example:{port}/redirect"))
-            .send()
-            .await
-            .unwrap_err();
-        assert!(
-            refusal(&err).unwrap_or_default().contains("10.9.9.9"),
-            "{err:?}"
-        );
+        let err =
+            client.get(format!("http://hooks.example:{port}/redirect")).send().await.unwrap_err();
+        assert!(refusal(&err).unwrap_or_default().contains("10.9.9.9"), "{err:?}");
         // Once the answers run out the scripted resolver gives the metadata address.
         let err = client.get(&url).send().await.unwrap_err();
-        assert!(
-            refusal(&err).unwrap_or_default().contains("metadata"),
-            "{err:?}"
-        );
+        assert!(refusal(&err).unwrap_or_default().contains("metadata"), "{err:?}");
     }
 }

@@ -67,11 +67,7 @@ pub fn parse_verdict(answer: &str) -> Option<(bool, String)> {
         "failure" => false,
         _ => return None,
     };
-    let rationale = v
-        .get("rationale")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let rationale = v.get("rationale").and_then(Value::as_str).unwrap_or_default().to_owned();
     Some((passed, rationale))
 }
 
@@ -89,13 +85,7 @@ mod tests {
             parse_verdict("```json\n{\"result\": \"failure\", \"rationale\": \"rude\"}\n```"),
             Some((false, "rude".into()))
         );
-        for bad in [
-            "yes",
-            "{}",
-            r#"{"result": "maybe"}"#,
-            r#"{"result": true}"#,
-            "{not json}",
-        ] {
+        for bad in ["yes", "{}", r#"{"result": "maybe"}"#, r#"{"result": true}"#, "{not json}"] {
             assert_eq!(parse_verdict(bad), None, "{bad}");
         }
     }

@@ -31,20 +31,13 @@ pub async fn open(
     workspace_id: &WorkspaceId,
     secret_id: &str,
 ) -> Result<String, SecretError> {
-    let secret = deps
-        .store
-        .get_secret(workspace_id, secret_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound => SecretError::Missing(secret_id.to_owned()),
-            other => SecretError::Store(secret_id.to_owned(), other),
-        })?;
+    let secret = deps.store.get_secret(workspace_id, secret_id).await.map_err(|e| match e {
+        StoreError::NotFound => SecretError::Missing(secret_id.to_owned()),
+        other => SecretError::Store(secret_id.to_owned(), other),
+    })?;
     let plain = deps
         .keyring
-        .open(
-            &secret.sealed_value,
-            &secret_context(workspace_id, secret_id),
-        )
+        .open(&secret.sealed_value, &secret_context(workspace_id, secret_id))
         .map_err(|e| SecretError::Sealed(secret_id.to_owned(), e.to_string()))?;
     String::from_utf8(plain).map_err(|_| SecretError::NotText(secret_id.to_owned()))
 }

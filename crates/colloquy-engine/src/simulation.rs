@@ -119,11 +119,7 @@ pub async fn simulate(
         mocks: spec.mocks.clone(),
         ..Default::default()
     };
-    let source = if spec.as_test {
-        Source::Test
-    } else {
-        Source::Simulation
-    };
+    let source = if spec.as_test { Source::Test } else { Source::Simulation };
     let mut conversation = match Conversation::start(deps.clone(), agent, source, opts).await {
         Ok(c) => c,
         Err(e) => {
@@ -219,10 +215,8 @@ async fn evaluate(
     for c in &spec.criteria {
         let prompt = format!("Criterion: {}\n\nConversation:\n{text}", c.prompt);
         let (passed, why) = match judge::verdict(deps, &spec.judge_model, &prompt).await {
-            Ok(answer) => judge::parse_verdict(&answer).unwrap_or((
-                false,
-                format!("The judge's verdict could not be parsed: {answer}"),
-            )),
+            Ok(answer) => judge::parse_verdict(&answer)
+                .unwrap_or((false, format!("The judge's verdict could not be parsed: {answer}"))),
             Err(e) => (false, format!("The judge LLM failed: {e}")),
         };
         results.push((c.clone(), passed, why));
@@ -244,25 +238,14 @@ async fn simulated_user(
     let mut messages = vec![ChatMessage::text(Role::System, system)];
     for t in transcript {
         let text = t["message"].as_str().unwrap_or_default();
-        let role = if t["role"] == "user" {
-            Role::Assistant
-        } else {
-            Role::User
-        };
+        let role = if t["role"] == "user" { Role::Assistant } else { Role::User };
         messages.push(ChatMessage::text(role, text));
     }
     if messages.len() == 1 {
-        messages.push(ChatMessage::text(
-            Role::User,
-            "(The agent is waiting for you to speak first.)",
-        ));
+        messages
+            .push(ChatMessage::text(Role::User, "(The agent is waiting for you to speak first.)"));
     }
     let (provider, model) = deps.llm.route(&spec.user_model)?;
-    let request = ChatRequest {
-        model,
-        messages,
-        temperature: Some(0.7),
-        ..Default::default()
-    };
+    let request = ChatRequest { model, messages, temperature: Some(0.7), ..Default::default() };
     Ok(provider.chat(&request, None).await?.text)
 }

@@ -291,9 +291,7 @@ impl TestStore for SqlStore {
             let by_time = format!("(e.created_at < {a} OR (e.created_at = {a} AND e.id < {i}))");
             if page.folders_first {
                 let f = q.param(Bind::Int(*folder));
-                q.raw(&format!(
-                    " AND (e.is_folder < {f} OR (e.is_folder = {f} AND {by_time}))"
-                ));
+                q.raw(&format!(" AND (e.is_folder < {f} OR (e.is_folder = {f} AND {by_time}))"));
             } else {
                 q.raw(&format!(" AND {by_time}"));
             }

@@ -429,10 +429,7 @@ impl AgentStore for SqlStore {
                 "SELECT {SUMMARY_COLUMNS} FROM agents a JOIN users u ON u.id = a.created_by \
                  WHERE a.workspace_id = $1 AND a.archived = $2"
             ),
-            vec![
-                Bind::Text(workspace_id.to_string()),
-                Bind::Bool(filter.archived),
-            ],
+            vec![Bind::Text(workspace_id.to_string()), Bind::Bool(filter.archived)],
         );
         if let Some(search) = &filter.search {
             q.push(
@@ -444,31 +441,22 @@ impl AgentStore for SqlStore {
             q.push(" AND a.created_by = ?", Bind::Text(user.clone()));
         }
         if !filter.tags.is_empty() {
-            let tags: Vec<String> = filter
-                .tags
-                .iter()
-                .map(|t| q.param(Bind::Text(t.clone())))
-                .collect();
+            let tags: Vec<String> =
+                filter.tags.iter().map(|t| q.param(Bind::Text(t.clone()))).collect();
             q.raw(&format!(
                 " AND EXISTS (SELECT 1 FROM agent_tags t WHERE t.agent_id = a.id AND t.tag IN ({}))",
                 tags.join(", ")
             ));
         }
         let col = page.sort.column();
-        let (cmp, dir) = if page.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (cmp, dir) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
         if let Some((value, id)) = &page.after {
             let v = q.param(match value {
                 SortValue::Int(i) => Bind::Int(*i),
                 SortValue::Text(s) => Bind::Text(s.clone()),
             });
             let i = q.param(Bind::Text(id.clone()));
-            q.raw(&format!(
-                " AND ({col} {cmp} {v} OR ({col} = {v} AND a.id {cmp} {i}))"
-            ));
+            q.raw(&format!(" AND ({col} {cmp} {v} OR ({col} = {v} AND a.id {cmp} {i}))"));
         }
         q.order_and_limit(&format!("{col} {dir}, a.id {dir}"), page.limit);
         if let Some(reads) = self.inline() {
@@ -482,9 +470,7 @@ impl AgentStore for SqlStore {
             sink.restart();
         }
         let rows: Vec<AgentSummaryRow> = run!(self, read, |pool| {
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(q.sql.clone())), q)
-                .fetch_all(pool)
-                .await
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(q.sql.clone())), q).fetch_all(pool).await
         })?;
         for row in &rows {
             sink.row(&row.as_summary());

@@ -65,13 +65,7 @@ pub struct AuthKey {
     /// Set when the key was revoked.
     pub revoked_at: Option<i64>,
 }
-sqlite_row!(AuthKey {
-    key_id,
-    workspace_id,
-    user_id,
-    scopes,
-    revoked_at
-});
+sqlite_row!(AuthKey { key_id, workspace_id, user_id, scopes, revoked_at });
 
 /// API keys.
 #[async_trait]
@@ -108,9 +102,7 @@ const LIST_COLUMNS: &str = "SELECT k.id, w.name AS workspace, u.email AS user_em
 impl KeyStore for SqlStore {
     async fn create_key(&self, new: &NewApiKey, token: &str) -> StoreResult<ApiKeyRecord> {
         let ws = self.ensure_workspace(&new.workspace).await?;
-        let user = self
-            .ensure_user(&ws.id, &new.user_name, &new.user_email)
-            .await?;
+        let user = self.ensure_user(&ws.id, &new.user_name, &new.user_email).await?;
         let id = ids::new_id(ids::prefix::API_KEY);
         let record = ApiKeyRecord {
             id: id.clone(),
@@ -149,13 +141,10 @@ impl KeyStore for SqlStore {
             if is_postgres {
                 // Serialises concurrent starts; released at commit. SQLite's BEGIN IMMEDIATE
                 // already holds the database's write lock.
-                sqlx::query("SELECT pg_advisory_xact_lock(8950001)")
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(8950001)").execute(&mut *tx).await?;
             }
-            let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
-                .fetch_one(&mut *tx)
-                .await?;
+            let existing: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM api_keys").fetch_one(&mut *tx).await?;
             if existing > 0 {
                 return Ok(false);
             }

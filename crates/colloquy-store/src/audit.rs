@@ -146,9 +146,7 @@ impl AuditStore for SqlStore {
         }
         let mut stats: std::collections::BTreeMap<(&str, &str), (i64, i64)> = Default::default();
         for r in records {
-            let e = stats
-                .entry((r.workspace_id.as_str(), r.tool_id.as_str()))
-                .or_default();
+            let e = stats.entry((r.workspace_id.as_str(), r.tool_id.as_str())).or_default();
             e.0 += 1;
             e.1 += r.latency_us;
         }
@@ -211,10 +209,7 @@ impl AuditStore for SqlStore {
             format!(
                 "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND tool_id = $2"
             ),
-            vec![
-                Bind::Text(workspace_id.to_string()),
-                Bind::Text(tool_id.to_string()),
-            ],
+            vec![Bind::Text(workspace_id.to_string()), Bind::Text(tool_id.to_string())],
         );
         if filter.of_existing_tool {
             q.raw(" AND EXISTS (SELECT 1 FROM tools t WHERE t.workspace_id = $1 AND t.id = $2)");
@@ -237,9 +232,7 @@ impl AuditStore for SqlStore {
         if let Some((ts, id)) = after {
             let t = q.param(Bind::Int(ts));
             let i = q.param(Bind::Text(id));
-            q.raw(&format!(
-                " AND (timestamp_ms < {t} OR (timestamp_ms = {t} AND id < {i}))"
-            ));
+            q.raw(&format!(" AND (timestamp_ms < {t} OR (timestamp_ms = {t} AND id < {i}))"));
         }
         q.order_and_limit("timestamp_ms DESC, id DESC", limit);
         Ok(fetch_all!(self, q)?)
@@ -293,10 +286,7 @@ impl AuditWriter {
                     }
                 }
                 let records: Vec<ToolExecution> = batch.iter().map(|(r, _)| r.clone()).collect();
-                let result = store
-                    .insert_executions(&records)
-                    .await
-                    .map_err(|e| e.to_string());
+                let result = store.insert_executions(&records).await.map_err(|e| e.to_string());
                 if let Err(e) = &result {
                     tracing::error!(error = %e, records = records.len(), "audit batch failed");
                 }

@@ -314,9 +314,7 @@ impl ConversationStore for SqlStore {
         if let Some((at, id)) = after {
             let a = q.param(Bind::Int(at));
             let i = q.param(Bind::Text(id));
-            q.raw(&format!(
-                " AND (started_at < {a} OR (started_at = {a} AND id < {i}))"
-            ));
+            q.raw(&format!(" AND (started_at < {a} OR (started_at = {a} AND id < {i}))"));
         }
         q.order_and_limit("started_at DESC, id DESC", limit);
         Ok(fetch_all!(self, q)?)

@@ -140,17 +140,10 @@ pub(crate) const MCP_SERVER_SECRETS: Links = Links {
 macro_rules! set_links {
     ($tx:ident, $links:expr, $owner:expr, $values:expr) => {{
         let links: &$crate::db::Links = &$links;
-        sqlx::query(links.clear)
-            .bind($owner)
-            .execute(&mut *$tx)
-            .await?;
+        sqlx::query(links.clear).bind($owner).execute(&mut *$tx).await?;
         let mut seen = std::collections::BTreeSet::new();
         for value in $values.iter().filter(|v| seen.insert(v.as_str())) {
-            sqlx::query(links.add)
-                .bind($owner)
-                .bind(value.as_str())
-                .execute(&mut *$tx)
-                .await?;
+            sqlx::query(links.add).bind($owner).bind(value.as_str()).execute(&mut *$tx).await?;
         }
     }};
 }
@@ -198,10 +191,7 @@ pub(crate) use change_one;
 /// ([`StoreError::Conflict`] with `$in_use(count)`).
 macro_rules! delete_unused {
     ($tx:ident, $table:literal, $users_sql:literal, $workspace_id:expr, $id:expr, $in_use:expr) => {{
-        let users: i64 = sqlx::query_scalar($users_sql)
-            .bind($id)
-            .fetch_one(&mut *$tx)
-            .await?;
+        let users: i64 = sqlx::query_scalar($users_sql).bind($id).fetch_one(&mut *$tx).await?;
         let exists: i64 = sqlx::query_scalar(concat!(
             "SELECT COUNT(*) FROM ",
             $table,
@@ -217,15 +207,11 @@ macro_rules! delete_unused {
         if users > 0 {
             return Err($crate::StoreError::Conflict($in_use(users)));
         }
-        sqlx::query(concat!(
-            "DELETE FROM ",
-            $table,
-            " WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind($workspace_id)
-        .bind($id)
-        .execute(&mut *$tx)
-        .await?;
+        sqlx::query(concat!("DELETE FROM ", $table, " WHERE workspace_id = $1 AND id = $2"))
+            .bind($workspace_id)
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 pub(crate) use delete_unused;
@@ -233,11 +219,7 @@ pub(crate) use delete_unused;
 /// The result of a statement that changes one row of the caller's by id: none changed means
 /// there is no such row (in the caller's workspace).
 pub(crate) fn changed_one(rows_affected: u64) -> StoreResult<()> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
+    if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 /// The store: one implementation of [`Store`] for both backends.
@@ -269,9 +251,7 @@ impl SqlStore {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(pg)
                 .await?;
-            Ok(SqlStore {
-                db: Db::Postgres(pool),
-            })
+            Ok(SqlStore { db: Db::Postgres(pool) })
         } else {
             Err(StoreError::Config(
                 "the database URL must start with sqlite:// or postgres://".into(),
@@ -306,17 +286,10 @@ impl SqlStore {
                 .connect_with(base)
                 .await?;
             return Ok(SqlStore {
-                db: Db::Sqlite {
-                    read: pool.clone(),
-                    write: pool,
-                    inline: None,
-                },
+                db: Db::Sqlite { read: pool.clone(), write: pool, inline: None },
             });
         }
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(base.clone())
-            .await?;
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .connect_with(base)
@@ -324,13 +297,7 @@ impl SqlStore {
         let inline = file
             .filter(|_| opts.inline_read_budget > 0)
             .map(|f| InlineReads::new(f, opts.inline_read_budget));
-        Ok(SqlStore {
-            db: Db::Sqlite {
-                read,
-                write,
-                inline,
-            },
-        })
+        Ok(SqlStore { db: Db::Sqlite { read, write, inline } })
     }
 
     /// The inline readers, where reads may run on the calling thread (SQLite on a file; see
@@ -363,20 +330,13 @@ impl Store for SqlStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        run!(self, read, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        run!(self, read, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     async fn close(&self) {
         match &self.db {
-            Db::Sqlite {
-                read,
-                write,
-                inline,
-            } => {
+            Db::Sqlite { read, write, inline } => {
                 if let Some(reads) = inline {
                     reads.close();
                 }

@@ -363,18 +363,12 @@ mod tests {
         page: &AgentPage,
     ) -> Vec<AgentSummaryRow> {
         let mut rows = Vec::new();
-        store
-            .list_agents(workspace_id, filter, page, &mut rows)
-            .await
-            .unwrap();
+        store.list_agents(workspace_id, filter, page, &mut rows).await.unwrap();
         rows
     }
 
     async fn open(url: &str, inline_read_budget: u32) -> SqlStore {
-        let opts = ConnectOptions {
-            inline_read_budget,
-            ..ConnectOptions::default()
-        };
+        let opts = ConnectOptions { inline_read_budget, ..ConnectOptions::default() };
         let store = SqlStore::connect(url, &opts).await.unwrap();
         store.migrate().await.unwrap();
         store
@@ -414,18 +408,11 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let page = AgentPage {
-            sort: AgentSort::CreatedAt,
-            descending: true,
-            after: None,
-            limit: 31,
-        };
+        let page =
+            AgentPage { sort: AgentSort::CreatedAt, descending: true, after: None, limit: 31 };
         let everything = AgentFilter::default();
         // Matches one of the oldest agents: the newest-first scan walks nearly every row.
-        let search = AgentFilter {
-            search: Some("agent 002".into()),
-            ..AgentFilter::default()
-        };
+        let search = AgentFilter { search: Some("agent 002".into()), ..AgentFilter::default() };
 
         let roomy = open(&url, 100_000).await;
         let listed = list(&roomy, &ws.id, &everything, &page).await;
@@ -433,20 +420,13 @@ mod tests {
         assert_eq!(listed, list(&pool_only, &ws.id, &everything, &page).await);
         assert_eq!(
             roomy.get_agent(&ws.id, &"agent_007".into()).await.unwrap(),
-            pool_only
-                .get_agent(&ws.id, &"agent_007".into())
-                .await
-                .unwrap()
+            pool_only.get_agent(&ws.id, &"agent_007".into()).await.unwrap()
         );
         assert_eq!(handed_back(&roomy), 0, "a page and a lookup fit the budget");
 
         let tight = open(&url, 1).await;
         assert_eq!(
-            tight
-                .get_agent(&ws.id, &"agent_007".into())
-                .await
-                .unwrap()
-                .document,
+            tight.get_agent(&ws.id, &"agent_007".into()).await.unwrap().document,
             "{\"n\":7}"
         );
         assert_eq!(handed_back(&tight), 0, "a lookup by key fits any budget");
@@ -456,19 +436,10 @@ mod tests {
         assert_eq!(handed_back(&tight), 1, "the scan went over budget");
         // Every agent in one page goes over this budget after some rows were given: the
         // sink starts over, so each row comes once.
-        let all = AgentPage {
-            limit: 300,
-            ..page.clone()
-        };
+        let all = AgentPage { limit: 300, ..page.clone() };
         let mut sink = Restarts::default();
-        tight
-            .list_agents(&ws.id, &everything, &all, &mut sink)
-            .await
-            .unwrap();
-        assert!(
-            sink.given_before_restart > 0,
-            "rows came before the hand-off"
-        );
+        tight.list_agents(&ws.id, &everything, &all, &mut sink).await.unwrap();
+        assert!(sink.given_before_restart > 0, "rows came before the hand-off");
         assert_eq!(sink.rows, list(&pool_only, &ws.id, &everything, &all).await);
         assert_eq!(sink.rows.len(), 300);
         assert_eq!(handed_back(&tight), 2, "the page went over budget");

@@ -152,12 +152,9 @@ impl McpServerStore for SqlStore {
         workspace_id: &WorkspaceId,
         ids: &[String],
     ) -> StoreResult<Vec<McpServerRow>> {
-        let Some(q) = Query::among(
-            format!("{SELECT} WHERE m.workspace_id = $1"),
-            workspace_id,
-            "m.id",
-            ids,
-        ) else {
+        let Some(q) =
+            Query::among(format!("{SELECT} WHERE m.workspace_id = $1"), workspace_id, "m.id", ids)
+        else {
             return Ok(Vec::new());
         };
         Ok(fetch_all!(self, q)?)

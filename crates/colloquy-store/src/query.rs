@@ -20,10 +20,7 @@ pub(crate) struct Query {
 impl Query {
     /// Starts with `sql`, whose parameters are `binds` (`$1`, `$2`, ... in order).
     pub(crate) fn new(sql: impl Into<String>, binds: Vec<Bind>) -> Query {
-        Query {
-            sql: sql.into(),
-            binds,
-        }
+        Query { sql: sql.into(), binds }
     }
 
     /// `sql`, whose condition names the workspace as `$1`, with that bound.
@@ -34,13 +31,7 @@ impl Query {
     /// `sql`, whose condition names the workspace as `$1` and a row's id as `$2`, with those
     /// bound: one row of the caller's.
     pub(crate) fn scoped(sql: impl Into<String>, workspace_id: &WorkspaceId, id: &str) -> Query {
-        Query::new(
-            sql,
-            vec![
-                Bind::Text(workspace_id.to_string()),
-                Bind::Text(id.to_owned()),
-            ],
-        )
+        Query::new(sql, vec![Bind::Text(workspace_id.to_string()), Bind::Text(id.to_owned())])
     }
 
     /// `sql` (conditioned on the workspace as `$1`) narrowed to the rows whose `column` is one
@@ -81,18 +72,14 @@ impl Query {
     /// time that parameter is bound again (11 % of a list request's CPU). A page size is one
     /// of a hundred integers, so the statement cache still holds every variant.
     pub(crate) fn order_and_limit(&mut self, order: &str, limit: u32) {
-        self.sql
-            .push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
+        self.sql.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
     }
 
     /// Appends `<column> IN (...)` over `values`.
     pub(crate) fn push_in(&mut self, column: &str, values: &[impl AsRef<str>]) {
-        let placeholders: Vec<String> = values
-            .iter()
-            .map(|v| self.param(Bind::Text(v.as_ref().to_owned())))
-            .collect();
-        self.sql
-            .push_str(&format!(" AND {column} IN ({})", placeholders.join(", ")));
+        let placeholders: Vec<String> =
+            values.iter().map(|v| self.param(Bind::Text(v.as_ref().to_owned()))).collect();
+        self.sql.push_str(&format!(" AND {column} IN ({})", placeholders.join(", ")));
     }
 }
 

@@ -177,10 +177,7 @@ impl SecretStore for SqlStore {
     async fn all_secrets(&self, after: &str, limit: u32) -> StoreResult<Vec<SecretRecord>> {
         let sql = format!("{COLUMNS} WHERE id > $1 ORDER BY id LIMIT {limit}");
         Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(after)
-                .fetch_all(pool)
-                .await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).fetch_all(pool).await
         })?)
     }
 

@@ -253,18 +253,13 @@ impl TestRunStore for SqlStore {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>> {
-        let columns = INVOCATION_COLUMNS
-            .split(", ")
-            .map(|c| format!("i.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns =
+            INVOCATION_COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ");
         let mut q = filtered_invocations(&columns, workspace_id, filter);
         if let Some((at, id)) = after {
             let a = q.param(Bind::Int(at));
             let i = q.param(Bind::Text(id));
-            q.raw(&format!(
-                " AND (i.created_at < {a} OR (i.created_at = {a} AND i.id < {i}))"
-            ));
+            q.raw(&format!(" AND (i.created_at < {a} OR (i.created_at = {a} AND i.id < {i}))"));
         }
         q.order_and_limit("i.created_at DESC, i.id DESC", limit);
         Ok(fetch_all!(self, q)?)
@@ -295,9 +290,7 @@ impl TestRunStore for SqlStore {
         if let Some((at, id)) = up_to {
             let a = q.param(Bind::Int(at));
             let i = q.param(Bind::Text(id));
-            q.raw(&format!(
-                " AND (i.created_at > {a} OR (i.created_at = {a} AND i.id >= {i}))"
-            ));
+            q.raw(&format!(" AND (i.created_at > {a} OR (i.created_at = {a} AND i.id >= {i}))"));
         }
         let rows: Vec<(i64,)> = fetch_all!(self, q)?;
         Ok(rows.first().map_or(0, |r| r.0))

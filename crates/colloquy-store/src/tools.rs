@@ -226,12 +226,9 @@ impl ToolStore for SqlStore {
         workspace_id: &WorkspaceId,
         ids: &[ToolId],
     ) -> StoreResult<Vec<ToolRow>> {
-        let Some(q) = Query::among(
-            format!("{SELECT} WHERE t.workspace_id = $1"),
-            workspace_id,
-            "t.id",
-            ids,
-        ) else {
+        let Some(q) =
+            Query::among(format!("{SELECT} WHERE t.workspace_id = $1"), workspace_id, "t.id", ids)
+        else {
             return Ok(Vec::new());
         };
         Ok(fetch_all!(self, q)?)
@@ -264,25 +261,15 @@ impl ToolStore for SqlStore {
                 Bind::Text(agent.to_string()),
             );
         }
-        let col = if page.by_name {
-            "t.name"
-        } else {
-            "t.created_at"
-        };
-        let (cmp, dir) = if page.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let col = if page.by_name { "t.name" } else { "t.created_at" };
+        let (cmp, dir) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
         if let Some((value, id)) = &page.after {
             let v = q.param(match value {
                 SortValue::Int(i) => Bind::Int(*i),
                 SortValue::Text(s) => Bind::Text(s.clone()),
             });
             let i = q.param(Bind::Text(id.clone()));
-            q.raw(&format!(
-                " AND ({col} {cmp} {v} OR ({col} = {v} AND t.id {cmp} {i}))"
-            ));
+            q.raw(&format!(" AND ({col} {cmp} {v} OR ({col} = {v} AND t.id {cmp} {i}))"));
         }
         q.order_and_limit(&format!("{col} {dir}, t.id {dir}"), page.limit);
         Ok(fetch_all!(self, q)?)
@@ -367,9 +354,8 @@ impl ToolStore for SqlStore {
         if secret_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..secret_ids.len())
-            .map(|i| format!("${}", i + 2))
-            .collect();
+        let placeholders: Vec<String> =
+            (0..secret_ids.len()).map(|i| format!("${}", i + 2)).collect();
         let list = placeholders.join(", ");
         let sql = format!(
             "SELECT s.secret_id, 'tool' AS kind, t.id AS tool_id, t.name, t.created_at FROM tool_secrets s \
@@ -402,9 +388,7 @@ impl ToolStore for SqlStore {
         );
         q.push_in("tool_id", tool_ids);
         let rows: Vec<(String, i64, i64)> = run!(self, read, |pool| {
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(q.sql.clone())), q)
-                .fetch_all(pool)
-                .await
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(q.sql.clone())), q).fetch_all(pool).await
         })?;
         Ok(rows
             .into_iter()

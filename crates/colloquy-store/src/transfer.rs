@@ -150,10 +150,8 @@ async fn tables(store: &SqlStore) -> StoreResult<Vec<Table>> {
 
 /// Orders tables so that every table comes after the tables it refers to.
 fn ordered(names: &[String], edges: &[(String, String)]) -> StoreResult<Vec<String>> {
-    let mut parents: BTreeMap<&str, BTreeSet<&str>> = names
-        .iter()
-        .map(|n| (n.as_str(), BTreeSet::new()))
-        .collect();
+    let mut parents: BTreeMap<&str, BTreeSet<&str>> =
+        names.iter().map(|n| (n.as_str(), BTreeSet::new())).collect();
     for (parent, child) in edges {
         if parent != child
             && let Some(set) = parents.get_mut(child.as_str())
@@ -181,11 +179,7 @@ fn ordered(names: &[String], edges: &[(String, String)]) -> StoreResult<Vec<Stri
 }
 
 fn select_sql(table: &Table) -> String {
-    let columns: Vec<String> = table
-        .columns
-        .iter()
-        .map(|(c, _)| format!("\"{c}\""))
-        .collect();
+    let columns: Vec<String> = table.columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
     format!("SELECT {} FROM \"{}\"", columns.join(", "), table.name)
 }
 
@@ -232,21 +226,13 @@ pub async fn summarize(store: &SqlStore) -> StoreResult<Vec<TableSummary>> {
             }
             Ok::<_, sqlx::Error>((rows, sum))
         })?;
-        out.push(TableSummary {
-            table: table.name,
-            rows,
-            checksum: format!("{sum:032x}"),
-        });
+        out.push(TableSummary { table: table.name, rows, checksum: format!("{sum:032x}") });
     }
     Ok(out)
 }
 
 fn insert_sql(table: &Table, rows: usize, numbered: bool) -> String {
-    let columns: Vec<String> = table
-        .columns
-        .iter()
-        .map(|(c, _)| format!("\"{c}\""))
-        .collect();
+    let columns: Vec<String> = table.columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
     format!(
         "INSERT INTO \"{}\" ({}) VALUES {}",
         table.name,
@@ -300,11 +286,8 @@ async fn stream_rows(
 /// that both have the same rows. Returns the verified summary.
 pub async fn copy_all(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<TableSummary>> {
     let source = tables(from).await?;
-    let target: BTreeMap<String, Vec<(String, Kind)>> = tables(to)
-        .await?
-        .into_iter()
-        .map(|t| (t.name, t.columns))
-        .collect();
+    let target: BTreeMap<String, Vec<(String, Kind)>> =
+        tables(to).await?.into_iter().map(|t| (t.name, t.columns)).collect();
     for table in &source {
         let Some(columns) = target.get(&table.name) else {
             return Err(StoreError::Config(format!(
@@ -391,10 +374,7 @@ mod tests {
         assert_eq!(x, y);
         let mut z = 0u128;
         fold(&mut z, &r1);
-        fold(
-            &mut z,
-            &[Cell::Text(Some(String::new())), Cell::Bool(Some(true))],
-        );
+        fold(&mut z, &[Cell::Text(Some(String::new())), Cell::Bool(Some(true))]);
         assert_ne!(x, z, "null and empty differ");
     }
 }

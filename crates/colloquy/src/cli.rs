@@ -96,10 +96,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let (overrides, command) = match cli.command {
         Command::Secrets { command, db } => {
-            let overrides = Overrides {
-                database_url: db.database_url,
-                ..Default::default()
-            };
+            let overrides = Overrides { database_url: db.database_url, ..Default::default() };
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             telemetry::init(config.log_format);
             server::install_crypto_provider();
@@ -111,37 +108,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_line(&format!("colloquy {}", env!("CARGO_PKG_VERSION")));
             return Ok(());
         }
-        Command::Serve { listen, db } => (
-            Overrides {
-                listen,
-                database_url: db.database_url,
-            },
-            None,
-        ),
-        Command::Migrate {
-            from: Some(from),
-            to: Some(to),
-            ..
-        } => {
+        Command::Serve { listen, db } => {
+            (Overrides { listen, database_url: db.database_url }, None)
+        }
+        Command::Migrate { from: Some(from), to: Some(to), .. } => {
             let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
             telemetry::init(config.log_format);
             server::install_crypto_provider();
             return crate::transfer::run(&from, &to).await;
         }
-        Command::Migrate { db, .. } => (
-            Overrides {
-                database_url: db.database_url,
-                ..Default::default()
-            },
-            Some(None),
-        ),
-        Command::Keys { command, db } => (
-            Overrides {
-                database_url: db.database_url,
-                ..Default::default()
-            },
-            Some(Some(command)),
-        ),
+        Command::Migrate { db, .. } => {
+            (Overrides { database_url: db.database_url, ..Default::default() }, Some(None))
+        }
+        Command::Keys { command, db } => {
+            (Overrides { database_url: db.database_url, ..Default::default() }, Some(Some(command)))
+        }
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(config.log_format);

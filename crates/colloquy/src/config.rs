@@ -115,40 +115,25 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
-            .field(
-                "bootstrap_api_key",
-                &redacted(self.bootstrap_api_key.is_some()),
-            )
+            .field("bootstrap_api_key", &redacted(self.bootstrap_api_key.is_some()))
             .field("public_url", &self.public_url)
             .field("secret_key", &redacted(self.secret_key.is_some()))
             .field("secret_key_file", &self.secret_key_file)
-            .field(
-                "secret_key_previous",
-                &redacted(self.secret_key_previous.is_some()),
-            )
+            .field("secret_key_previous", &redacted(self.secret_key_previous.is_some()))
             .field("log_format", &self.log_format)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_max_connections", &self.db_max_connections)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("webhook_allow", &self.webhook_allow)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
-            .field(
-                "max_conversations_per_workspace",
-                &self.max_conversations_per_workspace,
-            )
+            .field("max_conversations_per_workspace", &self.max_conversations_per_workspace)
             .field("ws_max_message_bytes", &self.ws_max_message_bytes)
             .field("max_tools_per_agent", &self.max_tools_per_agent)
             .field("max_prompt_chars", &self.max_prompt_chars)
-            .field(
-                "webhook_max_response_bytes",
-                &self.webhook_max_response_bytes,
-            )
+            .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
             .field("test_concurrency", &self.test_concurrency)
             .field("test_lease_secs", &self.test_lease_secs)
-            .field(
-                "mcp_stdio_servers",
-                &self.mcp.stdio.keys().collect::<Vec<_>>(),
-            )
+            .field("mcp_stdio_servers", &self.mcp.stdio.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -206,15 +191,9 @@ mod tests {
 
     #[test]
     fn redacts_passwords_and_secrets() {
-        assert_eq!(
-            redact_url("postgres://u:pw@h/db"),
-            "postgres://u:<redacted>@h/db"
-        );
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:<redacted>@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
-        let c = Config {
-            secret_key: Some("abc".into()),
-            ..Config::default()
-        };
+        let c = Config { secret_key: Some("abc".into()), ..Config::default() };
         assert!(!format!("{c:?}").contains("abc"));
     }
 }

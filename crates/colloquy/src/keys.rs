@@ -47,13 +47,7 @@ impl KeysCommand {
     /// Runs the subcommand against `store`.
     pub async fn run(self, store: &SqlStore) -> anyhow::Result<()> {
         match self {
-            KeysCommand::Create {
-                workspace,
-                user_name,
-                user_email,
-                name,
-                scopes,
-            } => {
+            KeysCommand::Create { workspace, user_name, user_email, name, scopes } => {
                 let scopes = Scopes::parse(&scopes)?;
                 let token = generate_token();
                 let new = NewApiKey {
@@ -74,15 +68,9 @@ impl KeysCommand {
                 print_line("ID\tWORKSPACE\tUSER\tNAME\tTOKEN\tSCOPES\tCREATED\tSTATUS");
                 let mut after = None;
                 loop {
-                    let page = store
-                        .list_keys(workspace.as_deref(), after.clone(), 100)
-                        .await?;
+                    let page = store.list_keys(workspace.as_deref(), after.clone(), 100).await?;
                     for k in &page {
-                        let status = if k.revoked_at.is_some() {
-                            "revoked"
-                        } else {
-                            "active"
-                        };
+                        let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
                         print_line(&format!(
                             "{}\t{}\t{}\t{}\t{}…\t{}\t{}\t{status}",
                             k.id,

@@ -22,17 +22,10 @@ pub fn load_keyring(config: &Config) -> anyhow::Result<Keyring> {
     } else if let Some(path) = &config.secret_key_file {
         read_key(path)?
     } else if let Some(db_file) = colloquy_store::sqlite_file(&config.database_url) {
-        let dir = db_file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = db_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(KEY_FILE_NAME);
-        if path.exists() {
-            read_key(&path)?
-        } else {
-            create_key_file(&path)?
-        }
+        if path.exists() { read_key(&path)? } else { create_key_file(&path)? }
     } else if config.database_url.starts_with("sqlite:") {
         tracing::warn!(
             "in-memory database: secrets are sealed with a key that dies with the process"
@@ -64,9 +57,7 @@ fn create_key_file(path: &Path) -> anyhow::Result<SecretKey> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{}", key.to_hex())?;
     file.sync_all()?;
     tracing::info!(path = %path.display(), key_id = key.id(), "created a new secret key; back it up with the database");

@@ -38,17 +38,10 @@ async fn rekey(store: &SqlStore, keyring: &Keyring) -> anyhow::Result<()> {
                 continue;
             }
             let context = secret_context(&secret.workspace_id, &secret.id);
-            let plain = keyring
-                .open(&secret.sealed_value, &context)
-                .with_context(|| {
-                    format!(
-                        "secret {} does not open with the configured keys",
-                        secret.id
-                    )
-                })?;
-            store
-                .reseal_secret(&secret.id, &keyring.seal(&plain, &context))
-                .await?;
+            let plain = keyring.open(&secret.sealed_value, &context).with_context(|| {
+                format!("secret {} does not open with the configured keys", secret.id)
+            })?;
+            store.reseal_secret(&secret.id, &keyring.seal(&plain, &context)).await?;
             resealed += 1;
         }
     }

@@ -35,9 +35,7 @@ pub fn engine(
             .map_err(|e| anyhow::anyhow!("COLLOQUY_WEBHOOK_ALLOW: {e}"))?,
     );
     let guarded = egress.client(Duration::from_secs(config.llm.timeout_secs.max(1)));
-    let trusted = reqwest::Client::builder()
-        .build()
-        .context("building the HTTP client")?;
+    let trusted = reqwest::Client::builder().build().context("building the HTTP client")?;
     let llm = LlmRouter::new(&config.llm, trusted, guarded.clone())
         .map_err(|e| anyhow::anyhow!("[llm] configuration: {e}"))?;
     let (audit, audit_task) = AuditWriter::spawn(store.clone());
@@ -60,10 +58,8 @@ pub fn engine(
 
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
-    let options = ConnectOptions {
-        max_connections: config.db_max_connections,
-        ..Default::default()
-    };
+    let options =
+        ConnectOptions { max_connections: config.db_max_connections, ..Default::default() };
     let store = SqlStore::connect(&config.database_url, &options)
         .await
         .with_context(|| format!("connecting to {}", redact_url(&config.database_url)))?;

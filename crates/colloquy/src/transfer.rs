@@ -11,10 +11,7 @@ async fn open(url: &str) -> anyhow::Result<SqlStore> {
     let store = SqlStore::connect(url, &ConnectOptions::default())
         .await
         .with_context(|| format!("connecting to {}", redact_url(url)))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("applying migrations to {}", redact_url(url)))?;
+    store.migrate().await.with_context(|| format!("applying migrations to {}", redact_url(url)))?;
     Ok(store)
 }
 
@@ -25,9 +22,7 @@ pub async fn run(from: &str, to: &str) -> anyhow::Result<()> {
     }
     let source = open(from).await?;
     let target = open(to).await?;
-    let summary = colloquy_store::transfer::copy_all(&source, &target)
-        .await
-        .context("copying")?;
+    let summary = colloquy_store::transfer::copy_all(&source, &target).await.context("copying")?;
     let mut total = 0;
     for table in &summary {
         total += table.rows;

@@ -157,9 +157,7 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
         .list_conversations(&cx.workspace_id, &filter, pager.after()?, pager.fetch())
         .await?;
     let page = pager.page(rows, |r| (r.started_at, r.id.as_str()));
-    Ok(Json(serde_json::to_value(
-        page.view(summary).body("conversations"),
-    )?))
+    Ok(Json(serde_json::to_value(page.view(summary).body("conversations"))?))
 }
 
 fn full(row: &ConversationRow) -> Value {
@@ -210,10 +208,7 @@ fn full(row: &ConversationRow) -> Value {
     });
     // Fill what the reference's response model declares beyond these fields.
     let mut filled = out.clone();
-    if Spec::reference()
-        .check("GetConversationResponseModel", &mut filled, &[])
-        .is_ok()
-    {
+    if Spec::reference().check("GetConversationResponseModel", &mut filled, &[]).is_ok() {
         out = filled;
     }
     out
@@ -227,11 +222,7 @@ async fn get_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<
 
 #[utoipa::path(delete, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
 async fn delete_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Json<Value>> {
-    cx.app
-        .store
-        .delete_conversation(&cx.workspace_id, &id)
-        .await
-        .or_not_found("conversation")?;
+    cx.app.store.delete_conversation(&cx.workspace_id, &id).await.or_not_found("conversation")?;
     Ok(Json(json!({})))
 }
 

@@ -14,9 +14,7 @@ use crate::state::AppState;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(calculate))
-        .routes(routes!(calculate_for_agent))
+    OpenApiRouter::new().routes(routes!(calculate)).routes(routes!(calculate_for_agent))
 }
 
 fn respond(usage: Usage) -> Json<Value> {
@@ -28,9 +26,7 @@ fn respond(usage: Usage) -> Json<Value> {
 }
 
 fn number(body: &Value, key: &str) -> Option<u64> {
-    body.get(key)
-        .and_then(Value::as_i64)
-        .map(|n| n.max(0) as u64)
+    body.get(key).and_then(Value::as_i64).map(|n| n.max(0) as u64)
 }
 
 #[utoipa::path(post, path = "/v1/convai/llm-usage/calculate", security(("api_key" = ["agents:read"])))]
@@ -39,10 +35,7 @@ async fn calculate(_caller: Caller, Json(mut body): Json<Value>) -> ApiResult<Js
     Ok(respond(Usage {
         prompt_length: number(&body, "prompt_length").unwrap_or(0),
         number_of_pages: number(&body, "number_of_pages").unwrap_or(0),
-        rag_enabled: body
-            .get("rag_enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        rag_enabled: body.get("rag_enabled").and_then(Value::as_bool).unwrap_or(false),
         tools: 0,
     }))
 }
@@ -56,34 +49,17 @@ async fn calculate_for_agent(
     let row = cx.agent(&agent_id).await?;
     check_body("LLMUsageCalculatorRequestModel", &mut body)?;
     let doc: Value = serde_json::from_str(&row.document)?;
-    let prompt = doc
-        .pointer("/conversation_config/agent/prompt")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let prompt_length = prompt
-        .get("prompt")
-        .and_then(Value::as_str)
-        .map_or(0, |p| p.chars().count() as u64);
-    let tools = prompt
-        .get("tool_ids")
-        .and_then(Value::as_array)
-        .map_or(0, |t| t.len() as u64)
-        + prompt
-            .get("tools")
-            .and_then(Value::as_array)
-            .map_or(0, |t| t.len() as u64);
+    let prompt = doc.pointer("/conversation_config/agent/prompt").cloned().unwrap_or(Value::Null);
+    let prompt_length =
+        prompt.get("prompt").and_then(Value::as_str).map_or(0, |p| p.chars().count() as u64);
+    let tools = prompt.get("tool_ids").and_then(Value::as_array).map_or(0, |t| t.len() as u64)
+        + prompt.get("tools").and_then(Value::as_array).map_or(0, |t| t.len() as u64);
     Ok(respond(Usage {
         prompt_length: number(&body, "prompt_length").unwrap_or(prompt_length),
         number_of_pages: number(&body, "number_of_pages").unwrap_or(0),
-        rag_enabled: body
-            .get("rag_enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or_else(|| {
-                prompt
-                    .pointer("/rag/enabled")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-            }),
+        rag_enabled: body.get("rag_enabled").and_then(Value::as_bool).unwrap_or_else(|| {
+            prompt.pointer("/rag/enabled").and_then(Value::as_bool).unwrap_or(false)
+        }),
         tools,
     }))
 }

@@ -136,11 +136,7 @@ fn view(
 
 async fn dependents_of(cx: &Ctx, secrets: &[SecretRecord]) -> ApiResult<Vec<SecretDependent>> {
     let ids: Vec<String> = secrets.iter().map(|s| s.id.clone()).collect();
-    Ok(cx
-        .app
-        .store
-        .secret_dependents(&cx.workspace_id, &ids)
-        .await?)
+    Ok(cx.app.store.secret_dependents(&cx.workspace_id, &ids).await?)
 }
 
 fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
@@ -165,48 +161,28 @@ fn check_name_and_value(name: &str, value: &str) -> ApiResult<()> {
             format!("String should have at most {MAX_VALUE_BYTES} bytes"),
         ));
     }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+    if violations.is_empty() { Ok(()) } else { Err(ApiError::Invalid(violations)) }
 }
 
 /// A secrets page holds every secret unless the client asks for fewer.
-const SECRETS_PAGE: PageSizeRule = PageSizeRule {
-    min: 1,
-    max: 100,
-    default: u32::MAX as i64,
-};
+const SECRETS_PAGE: PageSizeRule = PageSizeRule { min: 1, max: 100, default: u32::MAX as i64 };
 
 /// The dependencies of a secret, 20 at a time by default.
-const DEPENDENCIES_PAGE: PageSizeRule = PageSizeRule {
-    min: 1,
-    max: 100,
-    default: 20,
-};
+const DEPENDENCIES_PAGE: PageSizeRule = PageSizeRule { min: 1, max: 100, default: 20 };
 
 #[utoipa::path(get, path = "/v1/convai/secrets", params(ListSecretsParams), security(("api_key" = ["secrets:read"])))]
 async fn list_secrets(cx: Ctx, Query(params): Query<ListSecretsParams>) -> ApiResult<Json<Value>> {
     if let Some(n) = params.dependency_limit
         && !(1..=100).contains(&n)
     {
-        let kind = if n < 1 {
-            "greater_than_equal"
-        } else {
-            "less_than_equal"
-        };
+        let kind = if n < 1 { "greater_than_equal" } else { "less_than_equal" };
         return Err(ApiError::invalid(Violation::new(
             ["query", "dependency_limit"],
             kind,
             "Input should be between 1 and 100",
         )));
     }
-    let search = params
-        .search
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(str::to_lowercase);
+    let search = params.search.as_deref().filter(|s| !s.is_empty()).map(str::to_lowercase);
     let pager = Pager::new(
         SECRETS_PAGE,
         params.page_size,
@@ -218,26 +194,14 @@ async fn list_secrets(cx: Ctx, Query(params): Query<ListSecretsParams>) -> ApiRe
     let rows = cx
         .app
         .store
-        .list_secrets(
-            &cx.workspace_id,
-            search.as_deref(),
-            pager.after()?,
-            Some(pager.fetch()),
-        )
+        .list_secrets(&cx.workspace_id, search.as_deref(), pager.after()?, Some(pager.fetch()))
         .await?;
     let page = pager.page(rows, |r| (r.name.clone(), r.id.as_str()));
     let (rows, next_cursor) = (page.items, page.next_cursor);
     let dependents = dependents_of(&cx, &rows).await?;
-    let limit = params
-        .dependency_limit
-        .map_or(DEFAULT_DEPENDENCY_LIMIT, |n| n as usize);
-    let secrets: Vec<Value> = rows
-        .iter()
-        .map(|r| view(r, &dependents, &cx, limit))
-        .collect();
-    Ok(Json(
-        json!({"secrets": secrets, "next_cursor": next_cursor}),
-    ))
+    let limit = params.dependency_limit.map_or(DEFAULT_DEPENDENCY_LIMIT, |n| n as usize);
+    let secrets: Vec<Value> = rows.iter().map(|r| view(r, &dependents, &cx, limit)).collect();
+    Ok(Json(json!({"secrets": secrets, "next_cursor": next_cursor})))
 }
 
 #[utoipa::path(post, path = "/v1/convai/secrets", security(("api_key" = ["secrets:write"])))]
@@ -246,10 +210,10 @@ async fn create_secret(cx: Ctx, Json(body): Json<CreateSecret>) -> ApiResult<Jso
     let id = ids::new_id(ids::prefix::SECRET);
     let now = time::now_secs();
     let record = SecretRecord {
-        sealed_value: cx.app.keyring.seal(
-            body.value.as_bytes(),
-            &secret_context(&cx.workspace_id, &id),
-        ),
+        sealed_value: cx
+            .app
+            .keyring
+            .seal(body.value.as_bytes(), &secret_context(&cx.workspace_id, &id)),
         id,
         workspace_id: cx.workspace_id.clone(),
         name: body.name,
@@ -258,21 +222,14 @@ async fn create_secret(cx: Ctx, Json(body): Json<CreateSecret>) -> ApiResult<Jso
         updated_at: now,
     };
     cx.app.store.insert_secret(&record).await?;
-    Ok(Json(
-        json!({"type": "stored", "secret_id": record.id, "name": record.name}),
-    ))
+    Ok(Json(json!({"type": "stored", "secret_id": record.id, "name": record.name})))
 }
 
 #[utoipa::path(get, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:read"])))]
 async fn get_secret(cx: Ctx, Path(secret_id): Path<String>) -> ApiResult<Json<Value>> {
     let secret = cx.secret(&secret_id).await?;
     let dependents = dependents_of(&cx, std::slice::from_ref(&secret)).await?;
-    Ok(Json(view(
-        &secret,
-        &dependents,
-        &cx,
-        DEFAULT_DEPENDENCY_LIMIT,
-    )))
+    Ok(Json(view(&secret, &dependents, &cx, DEFAULT_DEPENDENCY_LIMIT)))
 }
 
 #[utoipa::path(patch, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
@@ -282,34 +239,19 @@ async fn update_secret(
     Json(body): Json<UpdateSecret>,
 ) -> ApiResult<Json<Value>> {
     check_name_and_value(&body.name, &body.value)?;
-    let sealed = cx.app.keyring.seal(
-        body.value.as_bytes(),
-        &secret_context(&cx.workspace_id, &secret_id),
-    );
+    let sealed =
+        cx.app.keyring.seal(body.value.as_bytes(), &secret_context(&cx.workspace_id, &secret_id));
     cx.app
         .store
-        .update_secret(
-            &cx.workspace_id,
-            &secret_id,
-            &body.name,
-            &sealed,
-            time::now_secs(),
-        )
+        .update_secret(&cx.workspace_id, &secret_id, &body.name, &sealed, time::now_secs())
         .await
         .or_not_found("secret")?;
-    Ok(Json(
-        json!({"type": "stored", "secret_id": secret_id, "name": body.name}),
-    ))
+    Ok(Json(json!({"type": "stored", "secret_id": secret_id, "name": body.name})))
 }
 
 #[utoipa::path(delete, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
 async fn delete_secret(cx: Ctx, Path(secret_id): Path<String>) -> ApiResult<StatusCode> {
-    match cx
-        .app
-        .store
-        .delete_secret(&cx.workspace_id, &secret_id)
-        .await
-    {
+    match cx.app.store.delete_secret(&cx.workspace_id, &secret_id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(StoreError::Conflict(why)) => Err(ApiError::Conflict {
             status: "secret_in_use",
@@ -365,20 +307,11 @@ async fn get_secret_dependencies(
     };
     let remaining: Vec<&SecretDependent> = dependents
         .iter()
-        .filter(|d| {
-            after
-                .as_ref()
-                .is_none_or(|(at, id)| (d.created_at, &d.tool_id) > (*at, id))
-        })
+        .filter(|d| after.as_ref().is_none_or(|(at, id)| (d.created_at, &d.tool_id) > (*at, id)))
         .collect();
     let page = pager.page(remaining, |d| (d.created_at, d.tool_id.as_str()));
     let (page, next_cursor) = (page.items, page.next_cursor);
     let role = cx.role();
-    let items: Vec<Value> = page
-        .iter()
-        .map(|d| dependent_view(d, role.as_str()))
-        .collect();
-    Ok(Json(
-        json!({"dependencies": items, "next_cursor": next_cursor}),
-    ))
+    let items: Vec<Value> = page.iter().map(|d| dependent_view(d, role.as_str())).collect();
+    Ok(Json(json!({"dependencies": items, "next_cursor": next_cursor})))
 }

@@ -44,10 +44,8 @@ async fn prepare(
     let sim = &body["simulation_specification"];
     let user = &sim["simulated_user_config"];
     let agent_model = agent.llm().to_owned();
-    let limit = body
-        .get("new_turns_limit")
-        .and_then(Value::as_u64)
-        .unwrap_or(MAX_TURNS as u64) as usize;
+    let limit =
+        body.get("new_turns_limit").and_then(Value::as_u64).unwrap_or(MAX_TURNS as u64) as usize;
     let spec = SimulationSpec {
         user_prompt: text(user, "/prompt/prompt"),
         user_model: Some(text(user, "/prompt/llm"))
@@ -71,10 +69,7 @@ async fn prepare(
 }
 
 fn text(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
 /// The simulation's `tool_mock_config`: each named tool answers its default value.
@@ -85,25 +80,12 @@ fn mocks(sim: &Value) -> MockSettings {
         ..Default::default()
     };
     let mut overrides = Map::new();
-    for (name, m) in sim
-        .get("tool_mock_config")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (name, m) in sim.get("tool_mock_config").and_then(Value::as_object).into_iter().flatten() {
         mocks.mocked_tool_names.push(name.clone());
-        let result = m
-            .get("default_return_value")
-            .and_then(Value::as_str)
-            .unwrap_or("Tool Called.");
-        let is_error = m
-            .get("default_is_error")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        overrides.insert(
-            name.clone(),
-            json!([{"mock_result": result, "is_error": is_error}]),
-        );
+        let result =
+            m.get("default_return_value").and_then(Value::as_str).unwrap_or("Tool Called.");
+        let is_error = m.get("default_is_error").and_then(Value::as_bool).unwrap_or(false);
+        overrides.insert(name.clone(), json!([{"mock_result": result, "is_error": is_error}]));
     }
     mocks.overrides = Some(overrides);
     mocks
@@ -118,10 +100,7 @@ fn criteria(agent: &AgentSnapshot, body: &Value) -> Vec<Criterion> {
         .into_iter()
         .flatten()
         .chain(
-            body.get("extra_evaluation_criteria")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten(),
+            body.get("extra_evaluation_criteria").and_then(Value::as_array).into_iter().flatten(),
         )
         .map(|c| Criterion {
             id: text(c, "/id"),
@@ -174,9 +153,6 @@ async fn simulate_conversation_stream(
     let stream = futures_util::stream::unfold(lines_rx, |mut rx| async move {
         rx.recv().await.map(|line| (line, rx))
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(stream),
-    )
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream))
         .into_response())
 }

@@ -86,29 +86,18 @@ async fn list_tool_calls(
         return error(StatusCode::BAD_REQUEST, "Invalid query string");
     };
     let Some(id) = params.execution_id.filter(|s| !s.is_empty()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "The executionId query parameter is required",
-        );
+        return error(StatusCode::BAD_REQUEST, "The executionId query parameter is required");
     };
     if !colloquy_core::ids::is_uuid(&id) {
         return error(StatusCode::BAD_REQUEST, "executionId must be a UUID");
     }
     let id = ConversationId::from(id);
-    match state
-        .store
-        .has_conversation(&caller.workspace_id, &id)
-        .await
-    {
+    match state.store.has_conversation(&caller.workspace_id, &id).await {
         Ok(true) => {}
         Ok(false) => return error(StatusCode::NOT_FOUND, "Conversation not found"),
         Err(e) => return ApiError::from(e).into_response(),
     }
-    match state
-        .store
-        .conversation_executions(&caller.workspace_id, &id)
-        .await
-    {
+    match state.store.conversation_executions(&caller.workspace_id, &id).await {
         Ok(rows) => axum::Json(Value::Array(rows.iter().map(view).collect())).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -27,13 +27,8 @@ pub fn routes() -> Router<Dash> {
 
 /// The parts of an agent document a user edits; the rest (ids, metadata, access) is the
 /// server's.
-const EDITABLE: [&str; 5] = [
-    "name",
-    "conversation_config",
-    "platform_settings",
-    "workflow",
-    "tags",
-];
+const EDITABLE: [&str; 5] =
+    ["name", "conversation_config", "platform_settings", "workflow", "tags"];
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -66,11 +61,7 @@ async fn list(
     let next = page["next_cursor"].as_str().map(|cursor| {
         with_query(
             "/agents",
-            &[
-                ("search", q.search.as_deref()),
-                ("archived", archived),
-                ("cursor", Some(cursor)),
-            ],
+            &[("search", q.search.as_deref()), ("archived", archived), ("cursor", Some(cursor))],
         )
     });
     let agents = page["agents"].as_array().cloned().unwrap_or_default();
@@ -107,9 +98,7 @@ async fn list(
         h2 { "New agent" }
         (create_form(&viewer, &NewAgent::default(), None))
     };
-    Ok(Html(
-        layout::page(&viewer, Section::Agents, "Agents", body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Agents, "Agents", body).into_string()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,18 +146,11 @@ async fn create(
     });
     match dash
         .api
-        .call(
-            &viewer.creds(),
-            Method::POST,
-            "/v1/convai/agents/create",
-            Some(&body),
-        )
+        .call(&viewer.creds(), Method::POST, "/v1/convai/agents/create", Some(&body))
         .await
     {
-        Ok(created) => Ok(
-            Redirect::to(&format!("/agents/{}", encode(text(&created["agent_id"]))))
-                .into_response(),
-        ),
+        Ok(created) => Ok(Redirect::to(&format!("/agents/{}", encode(text(&created["agent_id"]))))
+            .into_response()),
         Err(Error::Api { status, message }) if status.is_client_error() => {
             let page = layout::page(
                 &viewer,
@@ -230,12 +212,7 @@ fn detail_page(viewer: &Viewer, agent: &Value, editor: &str, problem: Option<&st
 }
 
 async fn fetch(dash: &Dash, viewer: &Viewer, id: &str) -> Result<Value> {
-    dash.api
-        .get(
-            &viewer.creds(),
-            &format!("/v1/convai/agents/{}", encode(id)),
-        )
-        .await
+    dash.api.get(&viewer.creds(), &format!("/v1/convai/agents/{}", encode(id))).await
 }
 
 async fn detail(
@@ -245,9 +222,7 @@ async fn detail(
 ) -> Result<Html<String>> {
     let agent = fetch(&dash, &viewer, &id).await?;
     let editor = format::pretty(&editable(&agent));
-    Ok(Html(
-        detail_page(&viewer, &agent, &editor, None).into_string(),
-    ))
+    Ok(Html(detail_page(&viewer, &agent, &editor, None).into_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,11 +263,7 @@ async fn save(
         }
     };
     let uri = format!("/v1/convai/agents/{}", encode(&id));
-    match dash
-        .api
-        .call(&viewer.creds(), Method::PATCH, &uri, Some(&parsed))
-        .await
-    {
+    match dash.api.call(&viewer.creds(), Method::PATCH, &uri, Some(&parsed)).await {
         Ok(_) => Ok(Redirect::to(&format!("/agents/{}", encode(&id))).into_response()),
         Err(Error::Api { status, message })
             if status.is_client_error() && status != StatusCode::NOT_FOUND =>
@@ -312,14 +283,8 @@ async fn duplicate(
 ) -> Result<Redirect> {
     viewer.check(&form.csrf)?;
     let uri = format!("/v1/convai/agents/{}/duplicate", encode(&id));
-    let copy = dash
-        .api
-        .call(&viewer.creds(), Method::POST, &uri, Some(&json!({})))
-        .await?;
-    Ok(Redirect::to(&format!(
-        "/agents/{}",
-        encode(text(&copy["agent_id"]))
-    )))
+    let copy = dash.api.call(&viewer.creds(), Method::POST, &uri, Some(&json!({}))).await?;
+    Ok(Redirect::to(&format!("/agents/{}", encode(text(&copy["agent_id"])))))
 }
 
 async fn delete(
@@ -330,8 +295,6 @@ async fn delete(
 ) -> Result<Redirect> {
     viewer.check(&form.csrf)?;
     let uri = format!("/v1/convai/agents/{}", encode(&id));
-    dash.api
-        .call(&viewer.creds(), Method::DELETE, &uri, None)
-        .await?;
+    dash.api.call(&viewer.creds(), Method::DELETE, &uri, None).await?;
     Ok(Redirect::to("/agents"))
 }

@@ -35,9 +35,7 @@ pub struct ListQuery {
 
 /// A `datetime-local` value as unix seconds, for the API's filters.
 fn unix_secs(input: Option<&str>) -> Option<String> {
-    input
-        .and_then(parse_utc_ms)
-        .map(|ms| (ms / 1000).to_string())
+    input.and_then(parse_utc_ms).map(|ms| (ms / 1000).to_string())
 }
 
 async fn list(
@@ -75,10 +73,7 @@ async fn list(
         pairs.push(("cursor", Some(cursor)));
         with_query("/conversations", &pairs)
     });
-    let rows = page["conversations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let rows = page["conversations"].as_array().cloned().unwrap_or_default();
     let chosen = q.call_successful.as_deref().unwrap_or("");
     let body = html! {
         form.filters method="get" action="/conversations" role="search" {
@@ -116,9 +111,7 @@ async fn list(
         }
         (layout::next_page(next))
     };
-    Ok(Html(
-        layout::page(&viewer, Section::Conversations, "Conversations", body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Conversations, "Conversations", body).into_string()))
 }
 
 /// A conversation and its audit records, fetched together.
@@ -139,10 +132,8 @@ async fn load(dash: &Dash, viewer: &Viewer, id: &str) -> Result<(Value, Vec<Valu
 /// The timeline's bars: each audit record placed at its start, relative to the first call's
 /// (the conversation's own start is only known to the second).
 fn spans(calls: &[Value]) -> Vec<Span> {
-    let starts: Vec<f64> = calls
-        .iter()
-        .map(|c| parse_utc_ms(text(&c["createdAt"])).unwrap_or(0) as f64)
-        .collect();
+    let starts: Vec<f64> =
+        calls.iter().map(|c| parse_utc_ms(text(&c["createdAt"])).unwrap_or(0) as f64).collect();
     let origin = starts.iter().copied().fold(f64::INFINITY, f64::min);
     calls
         .iter()
@@ -191,10 +182,7 @@ fn facts(conversation: &Value) -> Markup {
 
 /// One transcript entry's tool calls, each with its result and duration.
 fn inline_calls(entry: &Value) -> Markup {
-    let results = entry["tool_results"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let results = entry["tool_results"].as_array().cloned().unwrap_or_default();
     html! {
         @for call in entry["tool_calls"].as_array().into_iter().flatten() {
             @let result = results.iter().find(|r| r["request_id"] == call["request_id"]);
@@ -225,10 +213,7 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let (conversation, calls) = load(&dash, &viewer, &id).await?;
-    let transcript = conversation["transcript"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let transcript = conversation["transcript"].as_array().cloned().unwrap_or_default();
     let body = html! {
         (facts(&conversation))
         h2 { "Transcript" }
@@ -251,9 +236,7 @@ async fn detail(
         }
     };
     let title = format!("Conversation {id}");
-    Ok(Html(
-        layout::page(&viewer, Section::Conversations, &title, body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Conversations, &title, body).into_string()))
 }
 
 async fn timeline(
@@ -273,7 +256,5 @@ async fn timeline(
         }
     };
     let title = format!("Tool calls of {id}");
-    Ok(Html(
-        layout::page(&viewer, Section::Conversations, &title, body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Conversations, &title, body).into_string()))
 }

@@ -14,16 +14,11 @@ use crate::layout::{self, Kind, Section};
 use crate::session::Viewer;
 
 pub fn routes() -> Router<Dash> {
-    Router::new()
-        .route("/mcp-servers", get(list))
-        .route("/mcp-servers/{id}", get(detail))
+    Router::new().route("/mcp-servers", get(list)).route("/mcp-servers/{id}", get(detail))
 }
 
 async fn list(viewer: Viewer, State(dash): State<Dash>) -> Result<Html<String>> {
-    let page = dash
-        .api
-        .get(&viewer.creds(), "/v1/convai/mcp-servers")
-        .await?;
+    let page = dash.api.get(&viewer.creds(), "/v1/convai/mcp-servers").await?;
     let servers = page["mcp_servers"].as_array().cloned().unwrap_or_default();
     let body = html! {
         @if servers.is_empty() { p.muted { "No MCP servers yet." } } @else {
@@ -44,9 +39,7 @@ async fn list(viewer: Viewer, State(dash): State<Dash>) -> Result<Html<String>> 
             }
         }
     };
-    Ok(Html(
-        layout::page(&viewer, Section::McpServers, "MCP servers", body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::McpServers, "MCP servers", body).into_string()))
 }
 
 async fn detail(
@@ -99,7 +92,5 @@ async fn detail(
         }
     };
     let name = text(&server["config"]["name"]).to_owned();
-    Ok(Html(
-        layout::page(&viewer, Section::McpServers, &name, body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::McpServers, &name, body).into_string()))
 }

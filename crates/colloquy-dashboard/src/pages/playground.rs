@@ -26,13 +26,8 @@ async fn page(
     State(dash): State<Dash>,
     Path(id): Path<String>,
 ) -> Result<Html<String>> {
-    let agent = dash
-        .api
-        .get(
-            &viewer.creds(),
-            &format!("/v1/convai/agents/{}", encode(&id)),
-        )
-        .await?;
+    let agent =
+        dash.api.get(&viewer.creds(), &format!("/v1/convai/agents/{}", encode(&id))).await?;
     let title = format!("Playground: {}", text(&agent["name"]));
     let body = html! {
         p { a href={ "/agents/" (encode(&id)) } { "← Back to the agent" } }
@@ -53,9 +48,7 @@ async fn page(
         noscript { p.error { "The playground needs JavaScript: it holds a live WebSocket conversation." } }
     };
     let script = html! { script src="/assets/playground.js" defer {} };
-    Ok(Html(
-        layout::page_with(&viewer, Section::Agents, &title, script, body).into_string(),
-    ))
+    Ok(Html(layout::page_with(&viewer, Section::Agents, &title, script, body).into_string()))
 }
 
 /// `POST /agents/{id}/playground/session`: a one-time signed WebSocket URL for the page's
@@ -66,19 +59,14 @@ async fn session(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>> {
-    let presented = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .ok_or(Error::Forbidden)?;
+    let presented =
+        headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).ok_or(Error::Forbidden)?;
     viewer.check(presented)?;
     let signed = dash
         .api
         .get(
             &viewer.creds(),
-            &format!(
-                "/v1/convai/conversation/get-signed-url?agent_id={}",
-                encode(&id)
-            ),
+            &format!("/v1/convai/conversation/get-signed-url?agent_id={}", encode(&id)),
         )
         .await?;
     Ok(Json(json!({ "signed_url": signed["signed_url"] })))

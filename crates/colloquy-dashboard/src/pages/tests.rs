@@ -68,19 +68,14 @@ async fn list(
     )
     .await;
     let tests = tests?;
-    let agents = agents
-        .map(|a| a["agents"].as_array().cloned().unwrap_or_default())
-        .unwrap_or_default();
+    let agents =
+        agents.map(|a| a["agents"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
     let invocations = invocations?;
     let rows = tests["tests"].as_array().cloned().unwrap_or_default();
     let next = tests["next_cursor"].as_str().map(|cursor| {
         with_query(
             "/tests",
-            &[
-                ("agent_id", agent),
-                ("search", q.search.as_deref()),
-                ("cursor", Some(cursor)),
-            ],
+            &[("agent_id", agent), ("search", q.search.as_deref()), ("cursor", Some(cursor))],
         )
     });
     let body = html! {
@@ -89,9 +84,7 @@ async fn list(
         (layout::next_page(next))
         @if let Some(invocations) = invocations { (invocations_table(&invocations)) }
     };
-    Ok(Html(
-        layout::page(&viewer, Section::Tests, "Tests", body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Tests, "Tests", body).into_string()))
 }
 
 /// The agent to run tests on, and the search.
@@ -144,10 +137,7 @@ fn tests_table(viewer: &Viewer, agent: Option<&str>, rows: &[Value]) -> Markup {
 
 /// The chosen agent's test invocations.
 fn invocations_table(invocations: &Value) -> Markup {
-    let list = invocations["results"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let list = invocations["results"].as_array().cloned().unwrap_or_default();
     html! {
         h2 { "Test runs of this agent" }
         @if list.is_empty() { p.muted { "None yet." } } @else {
@@ -177,13 +167,8 @@ fn fields(raw: &[u8]) -> Vec<(String, String)> {
 
 async fn run(viewer: Viewer, State(dash): State<Dash>, RawForm(raw): RawForm) -> Result<Redirect> {
     let fields = fields(&raw);
-    let value = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let value =
+        |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
     viewer.check(value("_csrf"))?;
     let agent = value("agent_id");
     let tests: Vec<Value> = fields
@@ -192,24 +177,14 @@ async fn run(viewer: Viewer, State(dash): State<Dash>, RawForm(raw): RawForm) ->
         .map(|(_, v)| json!({ "test_id": v }))
         .collect();
     if agent.is_empty() || tests.is_empty() {
-        return Err(Error::BadInput(
-            "Choose an agent and at least one test.".into(),
-        ));
+        return Err(Error::BadInput("Choose an agent and at least one test.".into()));
     }
     let uri = format!("/v1/convai/agents/{}/run-tests", encode(agent));
     let invocation = dash
         .api
-        .call(
-            &viewer.creds(),
-            Method::POST,
-            &uri,
-            Some(&json!({ "tests": tests })),
-        )
+        .call(&viewer.creds(), Method::POST, &uri, Some(&json!({ "tests": tests })))
         .await?;
-    Ok(Redirect::to(&format!(
-        "/tests/invocations/{}",
-        encode(text(&invocation["id"]))
-    )))
+    Ok(Redirect::to(&format!("/tests/invocations/{}", encode(text(&invocation["id"])))))
 }
 
 fn rationale(run: &Value) -> Markup {
@@ -230,20 +205,11 @@ async fn invocation(
 ) -> Result<Html<String>> {
     let inv = dash
         .api
-        .get(
-            &viewer.creds(),
-            &format!("/v1/convai/test-invocations/{}", encode(&id)),
-        )
+        .get(&viewer.creds(), &format!("/v1/convai/test-invocations/{}", encode(&id)))
         .await?;
     let runs = inv["test_runs"].as_array().cloned().unwrap_or_default();
-    let done = runs
-        .iter()
-        .filter(|r| text(&r["status"]) != "pending")
-        .count();
-    let passed = runs
-        .iter()
-        .filter(|r| text(&r["status"]) == "passed")
-        .count();
+    let done = runs.iter().filter(|r| text(&r["status"]) != "pending").count();
+    let passed = runs.iter().filter(|r| text(&r["status"]) == "passed").count();
     let pending = done < runs.len();
     let body = html! {
         p { a href=(with_query("/tests", &[("agent_id", Some(text(&inv["agent_id"])))])) { "← Tests of this agent" } }
@@ -277,13 +243,8 @@ async fn invocation(
         @if pending { meta http-equiv="refresh" content=(REFRESH_SECS); }
     };
     let name = text(&inv["name"]).trim();
-    let title = format!(
-        "Test run {}",
-        if name.is_empty() { id.as_str() } else { name }
-    );
-    Ok(Html(
-        layout::page_with(&viewer, Section::Tests, &title, refresh, body).into_string(),
-    ))
+    let title = format!("Test run {}", if name.is_empty() { id.as_str() } else { name });
+    Ok(Html(layout::page_with(&viewer, Section::Tests, &title, refresh, body).into_string()))
 }
 
 async fn rerun(
@@ -296,20 +257,9 @@ async fn rerun(
     let creds = viewer.creds();
     let uri = format!("/v1/convai/test-invocations/{}", encode(&id));
     let inv = dash.api.get(&creds, &uri).await?;
-    let run_ids: Vec<&Value> = inv["test_runs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| &r["test_run_id"])
-        .collect();
+    let run_ids: Vec<&Value> =
+        inv["test_runs"].as_array().into_iter().flatten().map(|r| &r["test_run_id"]).collect();
     let body = json!({ "test_run_ids": run_ids, "agent_id": inv["agent_id"] });
-    dash.api
-        .call(
-            &creds,
-            Method::POST,
-            &format!("{uri}/resubmit"),
-            Some(&body),
-        )
-        .await?;
+    dash.api.call(&creds, Method::POST, &format!("{uri}/resubmit"), Some(&body)).await?;
     Ok(Redirect::to(&format!("/tests/invocations/{}", encode(&id))))
 }

@@ -21,9 +21,7 @@ use crate::session::Viewer;
 const HISTOGRAM_PAGES: usize = 3;
 
 pub fn routes() -> Router<Dash> {
-    Router::new()
-        .route("/tools", get(list))
-        .route("/tools/{id}", get(detail))
+    Router::new().route("/tools", get(list)).route("/tools/{id}", get(detail))
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,10 +50,7 @@ async fn list(
         )
         .await?;
     let next = page["next_cursor"].as_str().map(|cursor| {
-        with_query(
-            "/tools",
-            &[("search", q.search.as_deref()), ("cursor", Some(cursor))],
-        )
+        with_query("/tools", &[("search", q.search.as_deref()), ("cursor", Some(cursor))])
     });
     let tools = page["tools"].as_array().cloned().unwrap_or_default();
     let body = html! {
@@ -81,9 +76,7 @@ async fn list(
         }
         (layout::next_page(next))
     };
-    Ok(Html(
-        layout::page(&viewer, Section::Tools, "Tools", body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Tools, "Tools", body).into_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,9 +92,7 @@ impl LogQuery {
     /// The API's filter parameters for these form values.
     fn api_filters(&self) -> Vec<(&'static str, Option<String>)> {
         let secs = |v: &Option<String>| {
-            v.as_deref()
-                .and_then(parse_utc_ms)
-                .map(|ms| format!("{:.3}", ms as f64 / 1000.0))
+            v.as_deref().and_then(parse_utc_ms).map(|ms| format!("{:.3}", ms as f64 / 1000.0))
         };
         let is_error = match self.is_error.as_deref() {
             Some("true") => Some("true".to_owned()),
@@ -137,10 +128,7 @@ fn executions_uri(
         filters.iter().map(|(k, v)| (*k, v.as_deref())).collect();
     pairs.push(("page_size", Some(page_size)));
     pairs.push(("cursor", cursor));
-    with_query(
-        &format!("/v1/convai/tools/{}/executions", encode(id)),
-        &pairs,
-    )
+    with_query(&format!("/v1/convai/tools/{}/executions", encode(id)), &pairs)
 }
 
 /// The most recent calls matching the filters, for the histogram: a few pages at most, so the
@@ -156,10 +144,7 @@ async fn samples(
     for _ in 0..HISTOGRAM_PAGES {
         let page = dash
             .api
-            .get(
-                &viewer.creds(),
-                &executions_uri(id, filters, "100", cursor.as_deref()),
-            )
+            .get(&viewer.creds(), &executions_uri(id, filters, "100", cursor.as_deref()))
             .await?;
         for e in page["executions"].as_array().into_iter().flatten() {
             out.push(Sample {
@@ -254,10 +239,7 @@ async fn detail(
 ) -> Result<Html<String>> {
     let creds = viewer.creds();
     let tool_uri = format!("/v1/convai/tools/{}", encode(&id));
-    let agents_uri = format!(
-        "/v1/convai/tools/{}/dependent-agents?page_size=100",
-        encode(&id)
-    );
+    let agents_uri = format!("/v1/convai/tools/{}/dependent-agents?page_size=100", encode(&id));
     let filters = q.api_filters();
     let log_uri = executions_uri(&id, &filters, "30", q.cursor.as_deref());
     let (tool, agents, log, samples) = futures_util::future::join4(
@@ -276,9 +258,8 @@ async fn detail(
         }
         other => Some(other?),
     };
-    let agents = agents
-        .map(|a| a["agents"].as_array().cloned().unwrap_or_default())
-        .unwrap_or_default();
+    let agents =
+        agents.map(|a| a["agents"].as_array().cloned().unwrap_or_default()).unwrap_or_default();
     let log = log?;
     let samples = samples?;
     let executions = log["executions"].as_array().cloned().unwrap_or_default();
@@ -287,9 +268,7 @@ async fn detail(
         pairs.push(("cursor", Some(cursor)));
         with_query(&format!("/tools/{}", encode(&id)), &pairs)
     });
-    let name = tool
-        .as_ref()
-        .map_or(id.as_str(), |t| text(&t["tool_config"]["name"]));
+    let name = tool.as_ref().map_or(id.as_str(), |t| text(&t["tool_config"]["name"]));
     let body = html! {
         @if let Some(tool) = &tool { (facts(&id, tool)) }
         h2 { "Latency over time" }
@@ -299,7 +278,5 @@ async fn detail(
         @if executions.is_empty() { p.muted #no-executions { "No calls match." } } @else { (execution_rows(&executions)) }
         (layout::next_page(next))
     };
-    Ok(Html(
-        layout::page(&viewer, Section::Tools, name, body).into_string(),
-    ))
+    Ok(Html(layout::page(&viewer, Section::Tools, name, body).into_string()))
 }

@@ -146,12 +146,7 @@ impl Conversation {
             client: opts.client,
             mcp,
         };
-        Ok(Conversation {
-            state,
-            runtime,
-            record,
-            mcp_status,
-        })
+        Ok(Conversation { state, runtime, record, mcp_status })
     }
 
     /// The conversation's id (a UUIDv7).

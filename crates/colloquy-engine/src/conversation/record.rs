@@ -61,20 +61,9 @@ impl Recorder {
         user_id: Option<String>,
         in_background: bool,
     ) -> Result<Recorder, StoreError> {
-        let saver = in_background.then(|| {
-            Saver::spawn(
-                store.clone(),
-                record.workspace_id.clone(),
-                record.id.clone(),
-            )
-        });
-        let recorder = Recorder {
-            store,
-            id: record.id.clone(),
-            initiation_data,
-            user_id,
-            saver,
-        };
+        let saver = in_background
+            .then(|| Saver::spawn(store.clone(), record.workspace_id.clone(), record.id.clone()));
+        let recorder = Recorder { store, id: record.id.clone(), initiation_data, user_id, saver };
         recorder
             .store
             .start_conversation(record, &recorder.progress(state, "in-progress", None))
@@ -91,9 +80,7 @@ impl Recorder {
                 Ok(())
             }
             None => {
-                self.store
-                    .update_conversation(&state.agent.workspace_id, &self.id, &progress)
-                    .await
+                self.store.update_conversation(&state.agent.workspace_id, &self.id, &progress).await
             }
         }
     }
@@ -108,9 +95,7 @@ impl Recorder {
             Ending::Error(_) => "failed",
         };
         let progress = self.progress(state, status, Some(ending));
-        self.store
-            .update_conversation(&state.agent.workspace_id, &self.id, &progress)
-            .await
+        self.store.update_conversation(&state.agent.workspace_id, &self.id, &progress).await
     }
 
     fn progress(

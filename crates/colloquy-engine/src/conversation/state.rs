@@ -109,9 +109,7 @@ impl State {
     /// Brings the turn-dependent system variables up to date before the agent's turn.
     pub(crate) fn before_turn(&mut self) {
         let agent_turns = self.transcript.agent_turns();
-        self.vars
-            .insert("system__agent_turns".into(), json!(agent_turns));
-        self.vars
-            .insert("system__call_duration_secs".into(), json!(self.secs()));
+        self.vars.insert("system__agent_turns".into(), json!(agent_turns));
+        self.vars.insert("system__call_duration_secs".into(), json!(self.secs()));
     }
 }

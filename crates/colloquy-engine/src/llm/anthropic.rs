@@ -31,12 +31,7 @@ impl Anthropic {
         api_key: String,
         policy: CallPolicy,
     ) -> Anthropic {
-        Anthropic {
-            http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key,
-            policy,
-        }
+        Anthropic { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, policy }
     }
 
     fn body(request: &ChatRequest) -> Value {
@@ -129,10 +124,7 @@ impl Anthropic {
             }
             let data: Value = serde_json::from_str(&event.data)
                 .map_err(|e| LlmError::Protocol(format!("{e}: {}", event.data)))?;
-            let kind = data
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or(event.event.as_str());
+            let kind = data.get("type").and_then(Value::as_str).unwrap_or(event.event.as_str());
             if kind == "message_stop" {
                 break;
             }
@@ -183,29 +175,21 @@ fn apply_event(
                     let _ = d.send(text.to_owned());
                 }
             }
-            if let (Some(json), Some(call)) = (
-                delta.get("partial_json").and_then(Value::as_str),
-                calls.get_mut(&index),
-            ) {
+            if let (Some(json), Some(call)) =
+                (delta.get("partial_json").and_then(Value::as_str), calls.get_mut(&index))
+            {
                 call.arguments.push_str(json);
             }
         }
         "message_start" => {
-            out.input_tokens = data
-                .pointer("/message/usage/input_tokens")
-                .and_then(Value::as_u64);
+            out.input_tokens = data.pointer("/message/usage/input_tokens").and_then(Value::as_u64);
         }
         "message_delta" => {
-            out.output_tokens = data
-                .pointer("/usage/output_tokens")
-                .and_then(Value::as_u64)
-                .or(out.output_tokens);
+            out.output_tokens =
+                data.pointer("/usage/output_tokens").and_then(Value::as_u64).or(out.output_tokens);
         }
         "error" => {
-            return Err(LlmError::Protocol(format!(
-                "error in stream: {}",
-                data["error"]
-            )));
+            return Err(LlmError::Protocol(format!("error in stream: {}", data["error"])));
         }
         _ => {}
     }

@@ -54,12 +54,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with only text.
     pub fn text(role: Role, content: impl Into<String>) -> ChatMessage {
-        ChatMessage {
-            role,
-            content: content.into(),
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-        }
+        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
     }
 
     /// The result of a tool call.

@@ -67,10 +67,7 @@ impl<'a> WireMessage<'a> {
                     .map(|c| WireCall {
                         id: &c.id,
                         kind: "function",
-                        function: WireCallFunction {
-                            name: &c.name,
-                            arguments: &c.arguments,
-                        },
+                        function: WireCallFunction { name: &c.name, arguments: &c.arguments },
                     })
                     .collect()
             } else {
@@ -164,9 +161,7 @@ impl OpenAi {
         request: &ChatRequest,
         deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
-        let post = self
-            .http
-            .post(format!("{}/chat/completions", self.base_url));
+        let post = self.http.post(format!("{}/chat/completions", self.base_url));
         let wire = Self::body(request);
         let mut http = match &request.extra_body {
             None => post.json(&wire),
@@ -177,10 +172,8 @@ impl OpenAi {
         }
         let response = sse::send(http, self.policy.timeout).await?;
         if !sse::is_event_stream(&response) {
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| LlmError::Protocol(e.to_string()))?;
+            let body: Value =
+                response.json().await.map_err(|e| LlmError::Protocol(e.to_string()))?;
             return parse_complete(&body, deltas);
         }
         let mut events = Events::new(response, self.policy.timeout);
@@ -220,27 +213,16 @@ fn apply_chunk(
     let Some(delta) = chunk.pointer("/choices/0/delta") else {
         return Ok(());
     };
-    if let Some(text) = delta
-        .get("content")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-    {
+    if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
         out.text.push_str(text);
         if let Some(d) = deltas {
             let _ = d.send(text.to_owned());
         }
     }
-    for (i, fragment) in delta
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
+    for (i, fragment) in
+        delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten().enumerate()
     {
-        let index = fragment
-            .get("index")
-            .and_then(Value::as_u64)
-            .unwrap_or(i as u64);
+        let index = fragment.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
         let call = calls.entry(index).or_insert_with(|| ToolCall {
             id: String::new(),
             name: String::new(),
@@ -252,10 +234,7 @@ fn apply_chunk(
         if let Some(name) = fragment.pointer("/function/name").and_then(Value::as_str) {
             call.name.push_str(name);
         }
-        if let Some(args) = fragment
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-        {
+        if let Some(args) = fragment.pointer("/function/arguments").and_then(Value::as_str) {
             call.arguments.push_str(args);
         }
     }
@@ -284,43 +263,31 @@ fn parse_complete(body: &Value, deltas: Option<&Deltas>) -> Result<ChatResponse,
     let message = body
         .pointer("/choices/0/message")
         .ok_or_else(|| LlmError::Protocol(format!("no choices in {body}")))?;
-    let text = message
-        .get("content")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let text = message.get("content").and_then(Value::as_str).unwrap_or_default().to_owned();
     if let (Some(d), false) = (deltas, text.is_empty()) {
         let _ = d.send(text.clone());
     }
-    let calls = message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|c| ToolCall {
-            id: c
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            name: c
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            arguments: c
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+    let calls =
+        message.get("tool_calls").and_then(Value::as_array).into_iter().flatten().map(|c| {
+            ToolCall {
+                id: c.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                name: c
+                    .pointer("/function/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                arguments: c
+                    .pointer("/function/arguments")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }
         });
     Ok(ChatResponse {
         text,
         tool_calls: finish_calls(calls),
         input_tokens: body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
-        output_tokens: body
-            .pointer("/usage/completion_tokens")
-            .and_then(Value::as_u64),
+        output_tokens: body.pointer("/usage/completion_tokens").and_then(Value::as_u64),
     })
 }
 

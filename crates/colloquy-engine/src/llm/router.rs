@@ -170,10 +170,7 @@ impl LlmRouter {
             openai.api_key = Some(key);
         }
         for (name, p) in &configs {
-            let key = p
-                .api_key
-                .clone()
-                .or_else(|| p.api_key_env.as_deref().and_then(env));
+            let key = p.api_key.clone().or_else(|| p.api_key_env.as_deref().and_then(env));
             let provider: Arc<dyn LlmProvider> = match p.kind {
                 ProviderKind::Openai => Arc::new(OpenAi::new(
                     trusted.clone(),
@@ -216,21 +213,14 @@ impl LlmRouter {
             Some(r) => (r.provider.as_str(), r.model.clone()),
             None => (self.default_provider.as_str(), None),
         };
-        let p = self
-            .providers
-            .get(provider)
-            .ok_or_else(|| LlmError::NoProvider(model.to_owned()))?;
+        let p =
+            self.providers.get(provider).ok_or_else(|| LlmError::NoProvider(model.to_owned()))?;
         Ok((p.clone(), rewrite.unwrap_or_else(|| model.to_owned())))
     }
 
     /// An agent's own OpenAI-compatible endpoint, reached through the egress guard.
     pub fn custom(&self, base_url: &str, api_key: Option<String>) -> Arc<dyn LlmProvider> {
-        Arc::new(OpenAi::new(
-            self.guarded.clone(),
-            base_url,
-            api_key,
-            self.policy.clone(),
-        ))
+        Arc::new(OpenAi::new(self.guarded.clone(), base_url, api_key, self.policy.clone()))
     }
 }
 

@@ -24,10 +24,7 @@ pub async fn send(
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
-        return Err(LlmError::Status {
-            status: status.as_u16(),
-            body: super::snippet(&body),
-        });
+        return Err(LlmError::Status { status: status.as_u16(), body: super::snippet(&body) });
     }
     Ok(response)
 }
@@ -62,10 +59,7 @@ impl Events {
     /// Wraps a successful streamed response.
     pub fn new(response: reqwest::Response, timeout: Duration) -> Events {
         let inner = response.bytes_stream().eventsource();
-        Events {
-            inner: Box::pin(inner),
-            timeout,
-        }
+        Events { inner: Box::pin(inner), timeout }
     }
 
     /// The next event, `None` at the end of the stream.

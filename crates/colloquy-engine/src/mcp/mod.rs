@@ -137,9 +137,7 @@ pub fn check_scheme(deps: &EngineDeps, url: &str) -> Result<(), McpError> {
         Some((host, false)) => Err(McpError::Config(format!(
             "MCP server URLs must use https; plain http is allowed only for hosts in COLLOQUY_WEBHOOK_ALLOW ({host} is not)"
         ))),
-        None => Err(McpError::Config(
-            "the MCP server URL is not an http(s) URL".into(),
-        )),
+        None => Err(McpError::Config("the MCP server URL is not an http(s) URL".into())),
     }
 }
 
@@ -215,17 +213,10 @@ pub async fn resolve(
         }
         _ => None,
     };
-    let timeout = config
-        .get("response_timeout_secs")
-        .and_then(Value::as_u64)
-        .unwrap_or(30);
+    let timeout = config.get("response_timeout_secs").and_then(Value::as_u64).unwrap_or(30);
     Ok(ServerSpec {
         id: id.to_owned(),
-        name: config
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        name: config.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
         target,
         headers,
         token,
@@ -241,11 +232,7 @@ fn entries<'a>(
     config: &'a Map<String, Value>,
     field: &str,
 ) -> impl Iterator<Item = (&'a String, &'a Value)> {
-    config
-        .get(field)
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+    config.get(field).and_then(Value::as_object).into_iter().flatten()
 }
 
 /// How the server at `url` is reached: a declared stdio process, or HTTP (streamable or SSE,
@@ -257,14 +244,11 @@ async fn target(
     config: &Map<String, Value>,
 ) -> Result<Target, McpError> {
     if let Some(name) = url.strip_prefix(colloquy_core::mcp_servers::STDIO_SCHEME) {
-        return stdio_server(deps, name, workspace_id)
-            .await
-            .map(Target::Stdio)
-            .ok_or_else(|| {
-                McpError::Config(format!(
-                    "no stdio MCP server named {name:?} is declared in colloquy.toml for this workspace"
-                ))
-            });
+        return stdio_server(deps, name, workspace_id).await.map(Target::Stdio).ok_or_else(|| {
+            McpError::Config(format!(
+                "no stdio MCP server named {name:?} is declared in colloquy.toml for this workspace"
+            ))
+        });
     }
     check_scheme(deps, &url)?;
     Ok(match config.get("transport").and_then(Value::as_str) {
@@ -280,9 +264,7 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("closed", &self.service.is_closed())
-            .finish()
+        f.debug_struct("Connection").field("closed", &self.service.is_closed()).finish()
     }
 }
 
@@ -291,12 +273,8 @@ fn transport_error(e: impl std::error::Error + 'static) -> McpError {
 }
 
 /// Headers rmcp sets itself and refuses to take from configuration.
-const RESERVED_HEADERS: [&str; 4] = [
-    "accept",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-];
+const RESERVED_HEADERS: [&str; 4] =
+    ["accept", "mcp-session-id", "mcp-protocol-version", "last-event-id"];
 
 /// Opens a session with a server: connect and the MCP handshake, within the spec's timeout.
 pub async fn connect(deps: &EngineDeps, spec: &ServerSpec) -> Result<Connection, McpError> {
@@ -319,10 +297,7 @@ pub async fn connect(deps: &EngineDeps, spec: &ServerSpec) -> Result<Connection,
             }
             Target::Streamable(url) => {
                 let parsed = reqwest::Url::parse(url).map_err(transport_error)?;
-                deps.egress
-                    .precheck(&parsed)
-                    .await
-                    .map_err(transport_error)?;
+                deps.egress.precheck(&parsed).await.map_err(transport_error)?;
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
                 config.auth_header = spec.token.clone();
                 for (name, value) in &spec.headers {
@@ -341,10 +316,7 @@ pub async fn connect(deps: &EngineDeps, spec: &ServerSpec) -> Result<Connection,
             }
             Target::Stdio(server) => {
                 let mut command = tokio::process::Command::new(&server.command);
-                command
-                    .args(&server.args)
-                    .envs(&server.env)
-                    .kill_on_drop(true);
+                command.args(&server.args).envs(&server.env).kill_on_drop(true);
                 if let Some(cwd) = &server.cwd {
                     command.current_dir(cwd);
                 }

@@ -85,13 +85,7 @@ impl McpPool {
             if let Err(e) = &spec {
                 tracing::warn!(server = %server.id, error = %e, "MCP server cannot be used");
             }
-            entries.insert(
-                server.id.clone(),
-                Entry {
-                    spec,
-                    connection: Mutex::new(None),
-                },
-            );
+            entries.insert(server.id.clone(), Entry { spec, connection: Mutex::new(None) });
         }
         let pool = McpPool { deps, entries };
         let listings = servers.iter().filter(|s| s.offer_all).map(|server| {
@@ -118,18 +112,10 @@ impl McpPool {
                 Ok(found) => (true, found),
                 Err(_) => (false, Vec::new()),
             };
-            status.push(ServerStatus {
-                id: id.clone(),
-                connected,
-                tool_count: found.len(),
-            });
+            status.push(ServerStatus { id: id.clone(), connected, tool_count: found.len() });
             tools.extend(found.into_iter().map(|t| (id.clone(), t)));
         }
-        Opened {
-            pool,
-            status,
-            tools,
-        }
+        Opened { pool, status, tools }
     }
 
     /// The resolved configuration of a server of this conversation.

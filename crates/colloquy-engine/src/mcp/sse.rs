@@ -69,9 +69,7 @@ impl SseTransport {
     ) -> Result<SseTransport, McpError> {
         let url = reqwest::Url::parse(url)
             .map_err(|e| McpError::Config(format!("bad MCP server URL: {e}")))?;
-        guard
-            .check_url(&url)
-            .map_err(|e| McpError::Config(e.to_string()))?;
+        guard.check_url(&url).map_err(|e| McpError::Config(e.to_string()))?;
         let headers = header_map(headers)?;
         let response = http
             .get(url.clone())
@@ -90,14 +88,7 @@ impl SseTransport {
         let endpoint = endpoint(&mut events, &url).await?;
         let (tx, inbox) = mpsc::channel(INBOX);
         let reader = tokio::spawn(read_messages(events, tx));
-        Ok(SseTransport {
-            http: http.clone(),
-            endpoint,
-            headers,
-            timeout,
-            inbox,
-            reader,
-        })
+        Ok(SseTransport { http: http.clone(), endpoint, headers, timeout, inbox, reader })
     }
 }
 
@@ -124,14 +115,10 @@ where
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
-                return Err(McpError::Transport(format!(
-                    "the MCP event stream failed: {e}"
-                )));
+                return Err(McpError::Transport(format!("the MCP event stream failed: {e}")));
             }
             None => {
-                return Err(McpError::Transport(
-                    "the MCP server closed the event stream".into(),
-                ));
+                return Err(McpError::Transport("the MCP server closed the event stream".into()));
             }
         }
     }
@@ -172,10 +159,8 @@ impl Transport<RoleClient> for SseTransport {
             .timeout(self.timeout)
             .json(&item);
         async move {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| SseError::Http(crate::egress::explain(&e)))?;
+            let response =
+                request.send().await.map_err(|e| SseError::Http(crate::egress::explain(&e)))?;
             if response.status().is_success() {
                 Ok(())
             } else {

@@ -117,11 +117,8 @@ async fn run_reply_test(
         ..Default::default()
     };
     let model = agent.llm().to_owned();
-    let tool_names: Vec<(ToolId, String)> = agent
-        .tools
-        .iter()
-        .map(|t| (t.id.clone(), t.name.clone()))
-        .collect();
+    let tool_names: Vec<(ToolId, String)> =
+        agent.tools.iter().map(|t| (t.id.clone(), t.name.clone())).collect();
     let mut conversation = match Conversation::start(deps.clone(), agent, Source::Test, opts).await
     {
         Ok(c) => c,
@@ -136,10 +133,7 @@ async fn run_reply_test(
     drop(events);
     let mut calls = Vec::new();
     while let Ok(event) = rx.try_recv() {
-        if let TurnEvent::ToolRequest {
-            name, parameters, ..
-        } = event
-        {
+        if let TurnEvent::ToolRequest { name, parameters, .. } = event {
             calls.push((name, parameters));
         }
     }
@@ -151,11 +145,7 @@ async fn run_reply_test(
         }
         Ok(turn) => judge_reply(deps, &model, test, &history, &turn.text, &calls).await,
     };
-    let outcome = if verdict.passed {
-        "test passed"
-    } else {
-        "test failed"
-    };
+    let outcome = if verdict.passed { "test passed" } else { "test failed" };
     let _ = conversation.end(Ending::Normal(outcome.into())).await;
     verdict.agent_responses =
         vec![json!({"role": "agent", "message": reply, "time_in_call_secs": 0})];
@@ -223,17 +213,11 @@ fn simulation_spec(
         .cloned()
         .and_then(|m| serde_json::from_value(m).ok())
         .unwrap_or_default();
-    mocks.overrides = test
-        .get("tool_mock_overrides")
-        .and_then(Value::as_object)
-        .cloned();
+    mocks.overrides = test.get("tool_mock_overrides").and_then(Value::as_object).cloned();
     SimulationSpec {
         user_prompt: text("simulation_scenario").to_owned(),
         user_model: or_agent("simulated_user_model"),
-        max_turns: test
-            .get("simulation_max_turns")
-            .and_then(Value::as_u64)
-            .unwrap_or(5) as usize,
+        max_turns: test.get("simulation_max_turns").and_then(Value::as_u64).unwrap_or(5) as usize,
         history: history(test),
         dynamic_variables: test
             .get("dynamic_variables")
@@ -266,10 +250,7 @@ async fn judge_reply(
     reply: &str,
     calls: &[(String, Value)],
 ) -> Verdict {
-    let condition = test
-        .get("success_condition")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let condition = test.get("success_condition").and_then(Value::as_str).unwrap_or_default();
     let examples = |key: &str| -> String {
         test.get(key)
             .and_then(Value::as_array)
@@ -284,10 +265,8 @@ async fn judge_reply(
         .iter()
         .map(|(r, t)| format!("{}: {t}\n", if *r == Role::User { "User" } else { "Agent" }))
         .collect();
-    let tool_lines: String = calls
-        .iter()
-        .map(|(n, p)| format!("- called {n} with {p}\n"))
-        .collect();
+    let tool_lines: String =
+        calls.iter().map(|(n, p)| format!("- called {n} with {p}\n")).collect();
     let prompt = format!(
         "Success condition: {condition}\n\nExamples of successful replies:\n{}\n\nExamples of failed replies:\n{}\n\n\
          Conversation:\n{transcript}\nTool calls during the reply:\n{tool_lines}\nAgent's reply: {reply}",

@@ -18,23 +18,12 @@ pub(super) async fn judge_tool_calls(
     tools: &[(ToolId, String)],
 ) -> Verdict {
     let expectation = &test["tool_call_parameters"];
-    let id = expectation["referenced_tool"]
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let name = tools
-        .iter()
-        .find(|(tid, _)| tid == id)
-        .map_or(id, |(_, n)| n.as_str())
-        .to_owned();
+    let id = expectation["referenced_tool"].get("id").and_then(Value::as_str).unwrap_or_default();
+    let name = tools.iter().find(|(tid, _)| tid == id).map_or(id, |(_, n)| n.as_str()).to_owned();
     let made: Vec<String> = calls.iter().map(|(n, p)| format!("{n}({p})")).collect();
     let mut messages = vec![format!(
         "Tool calls made: {}",
-        if made.is_empty() {
-            "none".into()
-        } else {
-            made.join(", ")
-        }
+        if made.is_empty() { "none".into() } else { made.join(", ") }
     )];
     if expectation.get("verify_absence").and_then(Value::as_bool) == Some(true) {
         let absent = !calls.iter().any(|(n, _)| *n == name);
@@ -47,17 +36,12 @@ pub(super) async fn judge_tool_calls(
     }
     let any = test.get("check_any_tool_matches").and_then(Value::as_bool) == Some(true);
     if !any && calls.len() > 1 {
-        let summary = format!(
-            "The agent made {} tool calls where one was expected",
-            calls.len()
-        );
+        let summary = format!("The agent made {} tool calls where one was expected", calls.len());
         return Verdict::of(false, summary, messages);
     }
     let conditions = conditions(expectation);
-    let candidates = calls
-        .iter()
-        .take(if any { calls.len() } else { 1 })
-        .filter(|(called, _)| *called == name);
+    let candidates =
+        calls.iter().take(if any { calls.len() } else { 1 }).filter(|(called, _)| *called == name);
     for (_, params) in candidates {
         if matches(deps, model, &conditions, params, &mut messages).await {
             let summary = format!("{name} was called with matching parameters");
@@ -74,9 +58,7 @@ fn conditions(expectation: &Value) -> Vec<mocks::Condition> {
         return Vec::new();
     };
     let mock = json!({"mock_result": "", "parameter_conditions": parameters});
-    mocks::Mock::parse(&mock, &[])
-        .map(|m| m.conditions)
-        .unwrap_or_default()
+    mocks::Mock::parse(&mock, &[]).map(|m| m.conditions).unwrap_or_default()
 }
 
 /// Whether every condition holds for `params`, noting each that does not.

@@ -97,22 +97,11 @@ async fn complete(deps: &Arc<EngineDeps>, run: &RunRow, worker_id: &str) {
     ));
     let verdict = execute(deps, run, cancelled).await;
     watcher.abort();
-    let status = if verdict.passed {
-        RunStatus::Passed
-    } else {
-        RunStatus::Failed
-    };
+    let status = if verdict.passed { RunStatus::Passed } else { RunStatus::Failed };
     let now = colloquy_core::time::now_secs();
     match deps
         .store
-        .complete_run(
-            &run.id,
-            worker_id,
-            run.attempt,
-            status,
-            &verdict.to_json().to_string(),
-            now,
-        )
+        .complete_run(&run.id, worker_id, run.attempt, status, &verdict.to_json().to_string(), now)
         .await
     {
         Ok(true) => {}
@@ -147,19 +136,11 @@ async fn execute(
     run: &RunRow,
     cancelled: watch::Receiver<bool>,
 ) -> Verdict {
-    let invocation = match deps
-        .store
-        .get_invocation(&run.workspace_id, &run.invocation_id)
-        .await
-    {
+    let invocation = match deps.store.get_invocation(&run.workspace_id, &run.invocation_id).await {
         Ok(i) => i,
         Err(e) => return Verdict::failed(format!("The invocation could not be read: {e}")),
     };
-    let Ok(test) = deps
-        .store
-        .get_test_entity(&run.workspace_id, &run.test_id)
-        .await
-    else {
+    let Ok(test) = deps.store.get_test_entity(&run.workspace_id, &run.test_id).await else {
         return Verdict::failed("The test no longer exists");
     };
     let Ok(mut agent) = AgentSnapshot::load(deps, &run.workspace_id, &invocation.agent_id).await
@@ -167,9 +148,8 @@ async fn execute(
         return Verdict::failed("The agent no longer exists");
     };
     let request: Value = serde_json::from_str(&invocation.document).unwrap_or_default();
-    if let Some(config) = request
-        .pointer("/agent_config_override/conversation_config")
-        .filter(|c| c.is_object())
+    if let Some(config) =
+        request.pointer("/agent_config_override/conversation_config").filter(|c| c.is_object())
     {
         agent.apply_override(config.clone());
     }

@@ -105,11 +105,8 @@ pub async fn call(
             )
         };
     };
-    let expects_response = tool
-        .config
-        .get("expects_response")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let expects_response =
+        tool.config.get("expects_response").and_then(Value::as_bool).unwrap_or(false);
     let timeout = tool
         .config
         .get("response_timeout_secs")
@@ -124,25 +121,19 @@ pub async fn call(
         timeout,
     };
     let outcome = match client.call(request).await {
-        ClientToolResult::Answered {
-            result,
-            is_error: false,
-        } => ToolOutcome::ok(result),
-        ClientToolResult::Answered {
-            result,
-            is_error: true,
-        } => ToolOutcome::error(CallStatus::Error, "external_client", result),
+        ClientToolResult::Answered { result, is_error: false } => ToolOutcome::ok(result),
+        ClientToolResult::Answered { result, is_error: true } => {
+            ToolOutcome::error(CallStatus::Error, "external_client", result)
+        }
         ClientToolResult::Sent => ToolOutcome::ok("The client tool was called."),
         ClientToolResult::TimedOut => ToolOutcome::error(
             CallStatus::Timeout,
             "client_timeout",
             format!("The client did not answer within {timeout:?}"),
         ),
-        ClientToolResult::Disconnected => ToolOutcome::error(
-            CallStatus::Error,
-            "external_client",
-            "The client disconnected",
-        ),
+        ClientToolResult::Disconnected => {
+            ToolOutcome::error(CallStatus::Error, "external_client", "The client disconnected")
+        }
     };
     ToolOutcome { details, ..outcome }
 }

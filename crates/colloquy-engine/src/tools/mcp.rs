@@ -74,13 +74,7 @@ pub fn apply_server_overrides(tool: &mut AgentTool, server_config: &Map<String, 
 pub fn llm_name(tool: &str, server: &str, taken: &BTreeSet<String>) -> String {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
             .collect()
     };
     let mut name: String = clean(tool).chars().take(64).collect();
@@ -88,10 +82,7 @@ pub fn llm_name(tool: &str, server: &str, taken: &BTreeSet<String>) -> String {
         name = "tool".into();
     }
     if taken.contains(&name) {
-        name = format!("{}_{}", clean(server), clean(tool))
-            .chars()
-            .take(64)
-            .collect();
+        name = format!("{}_{}", clean(server), clean(tool)).chars().take(64).collect();
     }
     let base = name.clone();
     let mut n = 2;
@@ -116,12 +107,7 @@ pub fn llm_parameters(config: &Value) -> Value {
         .cloned()
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-    for (key, o) in config
-        .get("input_overrides")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (key, o) in config.get("input_overrides").and_then(Value::as_object).into_iter().flatten() {
         if o.get("source").and_then(Value::as_str) == Some("llm") {
             continue;
         }
@@ -149,12 +135,7 @@ pub fn llm_parameters(config: &Value) -> Value {
 /// The arguments sent to the server: the LLM's, with the input overrides applied.
 fn arguments(args: &Value, config: &Value, vars: &Map<String, Value>) -> Map<String, Value> {
     let mut out = args.as_object().cloned().unwrap_or_default();
-    for (key, o) in config
-        .get("input_overrides")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (key, o) in config.get("input_overrides").and_then(Value::as_object).into_iter().flatten() {
         let value = match o.get("source").and_then(Value::as_str) {
             Some("constant") => Some(o.get("constant_value").cloned().unwrap_or(Value::Null)),
             Some("dynamic_variable") => {
@@ -185,9 +166,7 @@ fn set_path(map: &mut Map<String, Value>, steps: &[&str], value: Option<Value>) 
             }
         },
         [first, rest @ ..] => {
-            let next = map
-                .entry((*first).to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let next = map.entry((*first).to_owned()).or_insert_with(|| Value::Object(Map::new()));
             if let Some(object) = next.as_object_mut() {
                 set_path(object, rest, value);
             }
@@ -230,10 +209,7 @@ impl<'a> McpCall<'a> {
         McpCall {
             server_id: text(config, "mcp_server_id"),
             mcp_name: or(text(config, "mcp_tool_name"), &tool.name),
-            description: or(
-                text(config, "mcp_tool_description"),
-                text(config, "description"),
-            ),
+            description: or(text(config, "mcp_tool_description"), text(config, "description")),
             policy: or(text(config, "approval_policy"), "require_approval_all"),
             arguments: arguments(args, config, scope.vars),
             call_id: &call.id,
@@ -289,11 +265,7 @@ pub async fn call(
     let mcp = McpCall::of(scope, tool, call, args);
     let mut details = mcp.details(&tool.config);
     let (outcome, secrets) = run(scope, &tool.config, &mcp, &mut details).await;
-    ToolOutcome {
-        details: Some(details),
-        secrets,
-        ..outcome
-    }
+    ToolOutcome { details: Some(details), secrets, ..outcome }
 }
 
 /// The call through the conversation's pool, approved first where the policy asks; the
@@ -306,10 +278,7 @@ async fn run(
 ) -> (ToolOutcome, Vec<String>) {
     let failed = |message: String| ToolOutcome::error(CallStatus::Error, "mcp_tool_error", message);
     let Some(pool) = scope.mcp else {
-        return (
-            failed("This conversation has no MCP connections".into()),
-            Vec::new(),
-        );
+        return (failed("This conversation has no MCP connections".into()), Vec::new());
     };
     let spec = match pool.spec(mcp.server_id) {
         Ok(spec) => spec,
@@ -337,13 +306,7 @@ async fn run(
         client.mcp_progress(mcp.event(McpCallState::Loading)).await;
     }
     let result = pool
-        .call(
-            mcp.server_id,
-            mcp.mcp_name,
-            mcp.arguments.clone(),
-            spec.meta.clone(),
-            timeout,
-        )
+        .call(mcp.server_id, mcp.mcp_name, mcp.arguments.clone(), spec.meta.clone(), timeout)
         .await;
     let (outcome, state) = outcome_of(result);
     if let Some(client) = scope.client {
@@ -386,9 +349,7 @@ async fn approve(
             format!("The user did not approve this MCP tool call within {timeout:?}"),
         ),
     };
-    client
-        .mcp_progress(mcp.event(McpCallState::Failure(refused.result.clone())))
-        .await;
+    client.mcp_progress(mcp.event(McpCallState::Failure(refused.result.clone()))).await;
     Err(refused)
 }
 
@@ -400,17 +361,11 @@ fn outcome_of(result: Result<CallToolResult, McpError>) -> (ToolOutcome, McpCall
             let payload = serde_json::to_string(&result).ok();
             if result.is_error == Some(true) {
                 let outcome = ToolOutcome::error(CallStatus::Error, "mcp_tool_error", text.clone());
-                (
-                    ToolOutcome { payload, ..outcome },
-                    McpCallState::Failure(text),
-                )
+                (ToolOutcome { payload, ..outcome }, McpCallState::Failure(text))
             } else {
                 let content = serde_json::to_value(&result.content).unwrap_or_default();
                 let outcome = ToolOutcome::ok(text);
-                (
-                    ToolOutcome { payload, ..outcome },
-                    McpCallState::Success(content),
-                )
+                (ToolOutcome { payload, ..outcome }, McpCallState::Success(content))
             }
         }
         Err(McpError::Timeout(waited)) => {

@@ -69,12 +69,8 @@ impl AgentTool {
 
     /// How the tool is described to the LLM.
     pub fn spec(&self) -> ToolSpec {
-        let description = self
-            .config
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let description =
+            self.config.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
         let parameters = match self.kind {
             ToolKind::Webhook => webhook::llm_parameters(&self.config),
             ToolKind::Client => self
@@ -86,17 +82,11 @@ impl AgentTool {
                 .unwrap_or_else(empty_object),
             ToolKind::System => system::parameters(&self.config),
             ToolKind::Mcp => mcp::llm_parameters(&self.config),
-            ToolKind::ApiIntegrationWebhook => self
-                .config
-                .get("parameters")
-                .cloned()
-                .unwrap_or_else(empty_object),
+            ToolKind::ApiIntegrationWebhook => {
+                self.config.get("parameters").cloned().unwrap_or_else(empty_object)
+            }
         };
-        ToolSpec {
-            name: self.name.clone(),
-            description,
-            parameters,
-        }
+        ToolSpec { name: self.name.clone(), description, parameters }
     }
 }
 
@@ -127,8 +117,7 @@ pub(crate) fn strip_internal(mut schema: Value) -> Value {
                     .get("dynamic_variable")
                     .and_then(Value::as_str)
                     .is_some_and(|s| !s.is_empty())
-                    || p.get("constant_value")
-                        .is_some_and(|c| !c.is_null() && c != "")
+                    || p.get("constant_value").is_some_and(|c| !c.is_null() && c != "")
                     || p.get("is_system_provided").and_then(Value::as_bool) == Some(true);
                 if auto {
                     filled.push(name.clone());
@@ -265,11 +254,7 @@ impl ToolOutcome {
         error_type: &str,
         message: impl Into<String>,
     ) -> ToolOutcome {
-        ToolOutcome {
-            status,
-            error_type: Some(error_type.into()),
-            ..ToolOutcome::ok(message)
-        }
+        ToolOutcome { status, error_type: Some(error_type.into()), ..ToolOutcome::ok(message) }
     }
 
     /// Whether the call failed.
@@ -362,27 +347,18 @@ async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option
         scope.mocks.overrides.as_ref(),
         &tool.response_mocks,
     );
-    let parsed: Vec<mocks::Mock> = candidates
-        .iter()
-        .filter_map(|m| mocks::Mock::parse(m, &[]).ok())
-        .collect();
+    let parsed: Vec<mocks::Mock> =
+        candidates.iter().filter_map(|m| mocks::Mock::parse(m, &[]).ok()).collect();
     let judge = |description: String, value: Value| async move {
         judge::holds(scope.deps, scope.model, &description, &value).await
     };
     match mocks::select(&parsed, args, judge).await {
         Some(mock) => {
-            let status = if mock.is_error {
-                CallStatus::Error
-            } else {
-                CallStatus::Success
-            };
+            let status = if mock.is_error { CallStatus::Error } else { CallStatus::Success };
             Some(ToolOutcome {
                 mocked: true,
                 error_type: mock.is_error.then(|| "mocked".into()),
-                ..ToolOutcome {
-                    status,
-                    ..ToolOutcome::ok(mock.result.clone())
-                }
+                ..ToolOutcome { status, ..ToolOutcome::ok(mock.result.clone()) }
             })
         }
         None if scope.mocks.fallback_strategy == "call_real_tool" => None,

@@ -38,30 +38,24 @@ pub fn call(tool: &AgentTool, args: &Value) -> ToolOutcome {
             effect: Effect::EndCall,
             ..ToolOutcome::ok("The conversation will end after this message.")
         },
-        "skip_turn" => ToolOutcome {
-            effect: Effect::SkipTurn,
-            ..ToolOutcome::ok("Waiting for the user.")
-        },
-        "language_detection" => match args
-            .get("language")
-            .and_then(Value::as_str)
-            .filter(|l| !l.is_empty())
-        {
-            Some(lang) => ToolOutcome {
-                effect: Effect::Language(lang.to_owned()),
-                ..ToolOutcome::ok(format!("Language switched to {lang}."))
-            },
-            None => ToolOutcome::error(
-                CallStatus::Error,
-                "customer_config",
-                "language_detection needs a language",
-            ),
-        },
+        "skip_turn" => {
+            ToolOutcome { effect: Effect::SkipTurn, ..ToolOutcome::ok("Waiting for the user.") }
+        }
+        "language_detection" => {
+            match args.get("language").and_then(Value::as_str).filter(|l| !l.is_empty()) {
+                Some(lang) => ToolOutcome {
+                    effect: Effect::Language(lang.to_owned()),
+                    ..ToolOutcome::ok(format!("Language switched to {lang}."))
+                },
+                None => ToolOutcome::error(
+                    CallStatus::Error,
+                    "customer_config",
+                    "language_detection needs a language",
+                ),
+            }
+        }
         "transfer_to_agent" => {
-            let index = args
-                .get("agent_number")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize;
+            let index = args.get("agent_number").and_then(Value::as_u64).unwrap_or(0) as usize;
             let target = tool
                 .config
                 .pointer("/params/transfers")

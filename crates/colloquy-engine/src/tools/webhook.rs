@@ -42,16 +42,11 @@ pub fn llm_parameters(config: &Value) -> Value {
 
 /// The value of a declared parameter: its constant, its dynamic variable, or the LLM's.
 fn value_of(name: &str, schema: &Value, args: &Value, vars: &Map<String, Value>) -> Option<Value> {
-    if let Some(c) = schema
-        .get("constant_value")
-        .filter(|c| !c.is_null() && *c != "")
-    {
+    if let Some(c) = schema.get("constant_value").filter(|c| !c.is_null() && *c != "") {
         return Some(c.clone());
     }
-    if let Some(var) = schema
-        .get("dynamic_variable")
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
+    if let Some(var) =
+        schema.get("dynamic_variable").and_then(Value::as_str).filter(|v| !v.is_empty())
     {
         return vars.get(var).cloned();
     }
@@ -114,11 +109,7 @@ pub async fn call(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Tool
         Err(refused) => return refused,
     };
     let outcome = send(scope, &request).await;
-    ToolOutcome {
-        details: Some(request.details()),
-        secrets: request.secrets,
-        ..outcome
-    }
+    ToolOutcome { details: Some(request.details()), secrets: request.secrets, ..outcome }
 }
 
 /// The request the call makes, or why it cannot be made (a header's secret cannot be opened).
@@ -128,17 +119,10 @@ async fn request(
     args: &Value,
 ) -> Result<Request, ToolOutcome> {
     let api = &tool.config["api_schema"];
-    let method = api
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("GET")
-        .to_ascii_uppercase();
+    let method = api.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
     let (url, path_params) = url(api, args, scope.vars);
-    let content_type = api
-        .get("content_type")
-        .and_then(Value::as_str)
-        .unwrap_or("application/json")
-        .to_owned();
+    let content_type =
+        api.get("content_type").and_then(Value::as_str).unwrap_or("application/json").to_owned();
     let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
         .then(|| body(api, args, scope.vars, &content_type))
         .flatten();
@@ -165,20 +149,13 @@ async fn request(
 
 /// The URL with its path parameters filled (and percent-encoded), and those parameters.
 fn url(api: &Value, args: &Value, vars: &Map<String, Value>) -> (String, Map<String, Value>) {
-    let mut url = template::render(
-        api.get("url").and_then(Value::as_str).unwrap_or_default(),
-        vars,
-    );
+    let mut url =
+        template::render(api.get("url").and_then(Value::as_str).unwrap_or_default(), vars);
     let mut path_params = Map::new();
-    for (name, schema) in api
-        .get("path_params_schema")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+    for (name, schema) in
+        api.get("path_params_schema").and_then(Value::as_object).into_iter().flatten()
     {
-        let value = value_of(name, schema, args, vars)
-            .map(|v| as_text(&v))
-            .unwrap_or_default();
+        let value = value_of(name, schema, args, vars).map(|v| as_text(&v)).unwrap_or_default();
         url = url.replace(&format!("{{{name}}}"), &percent_encode(&value));
         path_params.insert(name.clone(), json!(value));
     }
@@ -230,16 +207,11 @@ async fn add_headers(
     api: &Value,
     request: &mut Request,
 ) -> Result<(), ToolOutcome> {
-    for (name, value) in api
-        .get("request_headers")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+    for (name, value) in api.get("request_headers").and_then(Value::as_object).into_iter().flatten()
     {
         let resolved = if let Some(secret_id) = value.get("secret_id").and_then(Value::as_str) {
-            let secret = secrets::open(scope.deps, scope.workspace_id, secret_id)
-                .await
-                .map_err(|why| {
+            let secret =
+                secrets::open(scope.deps, scope.workspace_id, secret_id).await.map_err(|why| {
                     ToolOutcome::error(
                         CallStatus::Error,
                         "customer_auth",
@@ -287,9 +259,7 @@ async fn send(scope: &CallScope<'_>, request: &Request) -> ToolOutcome {
         http = http.header(name.as_str(), as_text(value));
     }
     if let Some(body) = &request.body {
-        http = http
-            .header("content-type", request.content_type.as_str())
-            .body(body.clone());
+        http = http.header("content-type", request.content_type.as_str()).body(body.clone());
     }
     let limit = scope.deps.limits.webhook_max_response_bytes;
     let exchange = async {
@@ -336,11 +306,7 @@ fn answered(status: reqwest::StatusCode, bytes: &[u8]) -> ToolOutcome {
     if status.is_success() {
         return ToolOutcome::ok(text);
     }
-    let kind = if status.is_server_error() {
-        "external_server"
-    } else {
-        "external_client"
-    };
+    let kind = if status.is_server_error() { "external_server" } else { "external_client" };
     ToolOutcome::error(
         CallStatus::Error,
         kind,

@@ -27,10 +27,7 @@ pub(crate) fn greeting(state: &mut State, text: &str) {
 
 /// Context the user did not say (a `contextual_update`).
 pub(crate) fn context(state: &mut State, text: &str) {
-    state.history.push(ChatMessage::text(
-        Role::User,
-        format!("[Context update] {text}"),
-    ));
+    state.history.push(ChatMessage::text(Role::User, format!("[Context update] {text}")));
 }
 
 /// The user stayed silent for `silent_secs`: the agent is asked to check on them.

@@ -73,10 +73,7 @@ impl Llm {
                 }
             }
         });
-        let answer = self
-            .provider
-            .chat(&request, Some(&delta_tx as &Deltas))
-            .await;
+        let answer = self.provider.chat(&request, Some(&delta_tx as &Deltas)).await;
         drop(delta_tx);
         let _ = relay.await;
         answer.map_err(|error| EngineError::Llm {
@@ -96,31 +93,23 @@ fn provider(
     rt: &Runtime,
 ) -> Result<(Arc<dyn LlmProvider>, String, &'static str), EngineError> {
     let prompt = state.prompt();
-    let llm = prompt
-        .get("llm")
-        .and_then(Value::as_str)
-        .unwrap_or("gemini-2.5-flash");
+    let llm = prompt.get("llm").and_then(Value::as_str).unwrap_or("gemini-2.5-flash");
     if llm == "custom-llm"
         && let Some(custom) = prompt.get("custom_llm").filter(|c| c.is_object())
     {
-        let url = custom
-            .get("url")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let model = custom
-            .get("model_id")
-            .and_then(Value::as_str)
-            .unwrap_or("custom-llm")
-            .to_owned();
+        let url = custom.get("url").and_then(Value::as_str).unwrap_or_default();
+        let model =
+            custom.get("model_id").and_then(Value::as_str).unwrap_or("custom-llm").to_owned();
         // The key was opened when the agent was loaded (see `AgentSnapshot`).
         let key = custom
             .pointer("/api_key/secret_id")
             .and_then(|_| state.agent.custom_llm_api_key.clone());
         return Ok((rt.deps.llm.custom(url, key), model, "custom_llm_error"));
     }
-    let (provider, model) = rt.deps.llm.route(llm).map_err(|error| EngineError::Llm {
-        error_type: "llm_error",
-        error,
-    })?;
+    let (provider, model) = rt
+        .deps
+        .llm
+        .route(llm)
+        .map_err(|error| EngineError::Llm { error_type: "llm_error", error })?;
     Ok((provider, model, "llm_error"))
 }

@@ -89,7 +89,5 @@ pub(crate) async fn run(
         }
     }
     reply.abandon(state);
-    Err(EngineError::TooManyToolRounds(
-        rt.deps.limits.max_tool_rounds,
-    ))
+    Err(EngineError::TooManyToolRounds(rt.deps.limits.max_tool_rounds))
 }

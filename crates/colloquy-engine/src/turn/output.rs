@@ -38,9 +38,7 @@ impl Reply {
     /// A tool stopped the turn (the agent skips it, or the call ends): the text so far is the
     /// answer.
     pub(crate) fn stopped(self, state: &mut State) -> TurnResult {
-        state
-            .history
-            .push(ChatMessage::text(Role::Assistant, self.text.clone()));
+        state.history.push(ChatMessage::text(Role::Assistant, self.text.clone()));
         self.close(state)
     }
 
@@ -52,9 +50,6 @@ impl Reply {
     fn close(mut self, state: &mut State) -> TurnResult {
         self.entry["message"] = json!(self.text);
         state.transcript.push(self.entry);
-        TurnResult {
-            text: self.text,
-            end_call: self.end_call,
-        }
+        TurnResult { text: self.text, end_call: self.end_call }
     }
 }

@@ -39,9 +39,7 @@ pub(crate) async fn run(
             Effect::Language(lang) => state.language = lang.clone(),
             Effect::Transfer(_) | Effect::None => {}
         }
-        state
-            .history
-            .push(ChatMessage::tool_result(&call.id, outcome.result));
+        state.history.push(ChatMessage::tool_result(&call.id, outcome.result));
     }
     Ok(reply.end_call || skip)
 }

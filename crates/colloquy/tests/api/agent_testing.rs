@@ -9,9 +9,7 @@ use crate::helpers::{Backend, TestApp, dual_db};
 use crate::tools::{create_tool, webhook};
 
 async fn create(app: &TestApp, body: Value) -> String {
-    let (s, b) = app
-        .post("/v1/convai/agent-testing/create", &app.admin_key, &body)
-        .await;
+    let (s, b) = app.post("/v1/convai/agent-testing/create", &app.admin_key, &body).await;
     assert_eq!(s, 200, "{body} -> {b}");
     b["id"].as_str().unwrap().to_owned()
 }
@@ -51,25 +49,16 @@ async fn each_test_type_round_trips_and_validates(backend: Backend) {
     )
     .await;
 
-    let (s, got) = app
-        .get(&format!("/v1/convai/agent-testing/{llm}"), key)
-        .await;
+    let (s, got) = app.get(&format!("/v1/convai/agent-testing/{llm}"), key).await;
     assert_eq!(s, 200);
     assert_eq!(got["type"], "llm");
     assert_eq!(got["name"], "greets");
     assert_eq!(got["success_condition"], "The agent greets the user");
     assert_eq!(got["dynamic_variables"]["name"], "Ada");
-    let (_, got) = app
-        .get(&format!("/v1/convai/agent-testing/{tool_test}"), key)
-        .await;
-    assert_eq!(
-        got["tool_call_parameters"]["referenced_tool"]["id"],
-        tool.as_str()
-    );
+    let (_, got) = app.get(&format!("/v1/convai/agent-testing/{tool_test}"), key).await;
+    assert_eq!(got["tool_call_parameters"]["referenced_tool"]["id"], tool.as_str());
     assert_eq!(got["check_any_tool_matches"], true);
-    let (_, got) = app
-        .get(&format!("/v1/convai/agent-testing/{sim}"), key)
-        .await;
+    let (_, got) = app.get(&format!("/v1/convai/agent-testing/{sim}"), key).await;
     assert_eq!(got["simulation_max_turns"], 7);
     assert!(got["evaluation_model"].is_string(), "defaults filled");
 
@@ -97,30 +86,17 @@ async fn each_test_type_round_trips_and_validates(backend: Backend) {
     assert_eq!(b["detail"][0]["loc"], json!(["body", "type"]));
 
     let cases = [
-        (
-            json!({"type": "quiz", "name": "q"}),
-            json!(["body", "type"]),
-        ),
+        (json!({"type": "quiz", "name": "q"}), json!(["body", "type"])),
         (json!({"success_condition": "x"}), json!(["body", "name"])),
         (
             json!({"type": "tool", "name": "t", "tool_call_parameters": {"parameters": [{"path": "a", "eval": {"type": "regex", "pattern": "(["}}]}}),
-            json!([
-                "body",
-                "tool_call_parameters",
-                "parameters",
-                0,
-                "eval",
-                "pattern"
-            ]),
+            json!(["body", "tool_call_parameters", "parameters", 0, "eval", "pattern"]),
         ),
         (
             json!({"type": "tool", "name": "t", "tool_call_parameters": {"referenced_tool": {"id": "tool_missing", "type": "webhook"}}}),
             json!(["body", "tool_call_parameters", "referenced_tool", "id"]),
         ),
-        (
-            json!({"type": "simulation", "name": "s"}),
-            json!(["body", "success_conditions"]),
-        ),
+        (json!({"type": "simulation", "name": "s"}), json!(["body", "success_conditions"])),
         (
             json!({"type": "simulation", "name": "s", "success_conditions": ["x"], "simulation_max_turns": 0}),
             json!(["body", "simulation_max_turns"]),
@@ -131,9 +107,7 @@ async fn each_test_type_round_trips_and_validates(backend: Backend) {
         ),
     ];
     for (body, loc) in cases {
-        let (s, b) = app
-            .post("/v1/convai/agent-testing/create", key, &body)
-            .await;
+        let (s, b) = app.post("/v1/convai/agent-testing/create", key, &body).await;
         assert_eq!(s, 422, "{body} -> {b}");
         assert_eq!(b["detail"][0]["loc"], loc, "{body} -> {b}");
     }
@@ -150,39 +124,20 @@ async fn each_test_type_round_trips_and_validates(backend: Backend) {
     assert_eq!(sums["tests"][&sim]["entity_type"], "test");
     assert!(sums["tests"].get("test_none").is_none());
     assert_eq!(
-        app.post(
-            "/v1/convai/agent-testing/summaries",
-            key,
-            &json!({"test_ids": [llm, llm]})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agent-testing/summaries", key, &json!({"test_ids": [llm, llm]}))
+            .await
+            .0,
         422
     );
 
     let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/agent-testing/{tool_test}"),
-            key,
-            &json!({}),
-        )
+        .send(Method::DELETE, &format!("/v1/convai/agent-testing/{tool_test}"), key, &json!({}))
         .await;
     assert_eq!(s, 200);
-    assert_eq!(
-        app.get(&format!("/v1/convai/agent-testing/{tool_test}"), key)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.get(&format!("/v1/convai/agent-testing/{tool_test}"), key).await.0, 404);
 
     let theirs = app.key("globex", "g@globex.test", "admin").await;
-    assert_eq!(
-        app.get(&format!("/v1/convai/agent-testing/{llm}"), &theirs)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.get(&format!("/v1/convai/agent-testing/{llm}"), &theirs).await.0, 404);
     assert_eq!(
         app.send(
             Method::PUT,
@@ -195,27 +150,16 @@ async fn each_test_type_round_trips_and_validates(backend: Backend) {
         404
     );
     assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/agent-testing/{llm}"),
-            &theirs,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::DELETE, &format!("/v1/convai/agent-testing/{llm}"), &theirs, &json!({}))
+            .await
+            .0,
         404
     );
     let (_, list) = app.get("/v1/convai/agent-testing", &theirs).await;
     assert_eq!(list["tests"], json!([]));
     let viewer = app.key("default", "v@x.test", "tests:read").await;
     assert_eq!(
-        app.post(
-            "/v1/convai/agent-testing/create",
-            &viewer,
-            &json!({"name": "x"})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agent-testing/create", &viewer, &json!({"name": "x"})).await.0,
         403
     );
 }
@@ -230,18 +174,11 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
     let t_top = create(&app, json!({"name": "top test", "parent_folder_id": top})).await;
     let t_sub = create(&app, json!({"name": "deep test", "parent_folder_id": sub})).await;
 
-    let (s, f) = app
-        .get(&format!("/v1/convai/agent-testing/folders/{sub}"), key)
-        .await;
+    let (s, f) = app.get(&format!("/v1/convai/agent-testing/folders/{sub}"), key).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        f["folder_path"],
-        json!([{"id": top, "name": "Top"}, {"id": sub, "name": "Sub"}])
-    );
+    assert_eq!(f["folder_path"], json!([{"id": top, "name": "Top"}, {"id": sub, "name": "Sub"}]));
     assert_eq!(f["children_count"], 1);
-    let (_, f) = app
-        .get(&format!("/v1/convai/agent-testing/folders/{top}"), key)
-        .await;
+    let (_, f) = app.get(&format!("/v1/convai/agent-testing/folders/{top}"), key).await;
     assert_eq!(f["children_count"], 2);
 
     let ids = |v: &Value| -> Vec<String> {
@@ -259,44 +196,20 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
         HashSet::from([t_root.clone(), t_top.clone(), t_sub.clone()]),
         "tests only by default"
     );
-    let (_, root) = app
-        .get(
-            "/v1/convai/agent-testing?parent_folder_id=root&types=folder&types=llm",
-            key,
-        )
-        .await;
+    let (_, root) =
+        app.get("/v1/convai/agent-testing?parent_folder_id=root&types=folder&types=llm", key).await;
     assert_eq!(set(&root), HashSet::from([t_root.clone(), top.clone()]));
     let (_, inside) = app.get(&format!("/v1/convai/agent-testing?parent_folder_id={top}&include_folders=true&sort_mode=folders_first"), key).await;
-    assert_eq!(
-        ids(&inside),
-        vec![sub.clone(), t_top.clone()],
-        "folders first"
-    );
+    assert_eq!(ids(&inside), vec![sub.clone(), t_top.clone()], "folders first");
     assert_eq!(inside["tests"][0]["entity_type"], "folder");
     assert_eq!(inside["tests"][0]["children_count"], 1);
-    assert_eq!(
-        inside["tests"][1]["folder_path"],
-        json!([{"id": top, "name": "Top"}])
-    );
+    assert_eq!(inside["tests"][1]["folder_path"], json!([{"id": top, "name": "Top"}]));
     let (_, found) = app.get("/v1/convai/agent-testing?search=DEEP", key).await;
     assert_eq!(ids(&found), vec![t_sub.clone()]);
-    let (_, shared) = app
-        .get("/v1/convai/agent-testing?sharing_mode=shared_with_me", key)
-        .await;
+    let (_, shared) = app.get("/v1/convai/agent-testing?sharing_mode=shared_with_me", key).await;
     assert_eq!(shared["tests"], json!([]));
-    for bad in [
-        "types=essay",
-        "sort_mode=random",
-        "sharing_mode=public",
-        "page_size=0",
-    ] {
-        assert_eq!(
-            app.get(&format!("/v1/convai/agent-testing?{bad}"), key)
-                .await
-                .0,
-            422,
-            "{bad}"
-        );
+    for bad in ["types=essay", "sort_mode=random", "sharing_mode=public", "page_size=0"] {
+        assert_eq!(app.get(&format!("/v1/convai/agent-testing?{bad}"), key).await.0, 422, "{bad}");
     }
 
     // Paging with folders first, one at a time.
@@ -337,9 +250,7 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
         )
         .await;
     assert_eq!(s, 200);
-    let (_, t) = app
-        .get(&format!("/v1/convai/agent-testing/{t_root}"), key)
-        .await;
+    let (_, t) = app.get(&format!("/v1/convai/agent-testing/{t_root}"), key).await;
     assert_eq!(t["parent_folder_id"], sub.as_str());
     let (s, b) = app
         .post(
@@ -350,23 +261,13 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
         .await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(
-        app.post(
-            "/v1/convai/agent-testing/bulk-move",
-            key,
-            &json!({"entity_ids": ["test_nope"]})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agent-testing/bulk-move", key, &json!({"entity_ids": ["test_nope"]}))
+            .await
+            .0,
         422
     );
     assert_eq!(
-        app.post(
-            "/v1/convai/agent-testing/bulk-move",
-            key,
-            &json!({"entity_ids": []})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agent-testing/bulk-move", key, &json!({"entity_ids": []})).await.0,
         422
     );
     let (s, _) = app
@@ -379,12 +280,7 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
     assert_eq!(s, 200);
 
     let (s, b) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/agent-testing/folders/{top}"),
-            key,
-            &json!({}),
-        )
+        .send(Method::DELETE, &format!("/v1/convai/agent-testing/folders/{top}"), key, &json!({}))
         .await;
     assert_eq!(s, 409, "{b}");
     assert_eq!(b["detail"]["status"], "folder_not_empty");
@@ -398,23 +294,11 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
         .await;
     assert_eq!(s, 200);
     for gone in [&t_top, &t_sub] {
-        assert_eq!(
-            app.get(&format!("/v1/convai/agent-testing/{gone}"), key)
-                .await
-                .0,
-            404
-        );
+        assert_eq!(app.get(&format!("/v1/convai/agent-testing/{gone}"), key).await.0, 404);
     }
+    assert_eq!(app.get(&format!("/v1/convai/agent-testing/folders/{sub}"), key).await.0, 404);
     assert_eq!(
-        app.get(&format!("/v1/convai/agent-testing/folders/{sub}"), key)
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        app.get(&format!("/v1/convai/agent-testing/{t_root}"), key)
-            .await
-            .0,
+        app.get(&format!("/v1/convai/agent-testing/{t_root}"), key).await.0,
         200,
         "outside the folder, kept"
     );
@@ -430,24 +314,14 @@ async fn agents_attach_existing_tests_only(backend: Backend) {
     assert_eq!(s, 422, "{b}");
     assert_eq!(
         b["detail"][0]["loc"],
-        json!([
-            "body",
-            "platform_settings",
-            "testing",
-            "attached_tests",
-            0,
-            "test_id"
-        ])
+        json!(["body", "platform_settings", "testing", "attached_tests", 0, "test_id"])
     );
     assert_eq!(app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {}, "platform_settings": {"testing": {"attached_tests": [{"test_id": dir}]}}})).await.0, 422, "a folder is not a test");
     let (s, a) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {}, "platform_settings": {"testing": {"attached_tests": [{"test_id": test}]}}})).await;
     assert_eq!(s, 200, "{a}");
     let agent = a["agent_id"].as_str().unwrap();
     let (_, got) = app.get(&format!("/v1/convai/agents/{agent}"), key).await;
-    assert_eq!(
-        got["platform_settings"]["testing"]["attached_tests"][0]["test_id"],
-        test.as_str()
-    );
+    assert_eq!(got["platform_settings"]["testing"]["attached_tests"][0]["test_id"], test.as_str());
     let theirs = app.key("globex", "g@globex.test", "admin").await;
     let (s, _) = app.post("/v1/convai/agents/create", &theirs, &json!({"conversation_config": {}, "platform_settings": {"testing": {"attached_tests": [{"test_id": test}]}}})).await;
     assert_eq!(s, 422, "another workspace's test");

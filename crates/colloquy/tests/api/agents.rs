@@ -34,9 +34,7 @@ fn redact(mut v: Value) -> Value {
 async fn default_agent_matches_the_golden_file() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let id = create(&app, &app.admin_key, json!({"conversation_config": {}})).await;
-    let (s, got) = app
-        .get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
-        .await;
+    let (s, got) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
     assert_eq!(s, 200);
     let got = redact(got);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,10 +43,7 @@ async fn default_agent_matches_the_golden_file() {
         std::fs::write(&path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
     }
     let want: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(
-        got, want,
-        "GET of a default agent changed; rerun with UPDATE_GOLDEN=1 and review"
-    );
+    assert_eq!(got, want, "GET of a default agent changed; rerun with UPDATE_GOLDEN=1 and review");
 
     // Every field of the reference's response model is present.
     let spec = colloquy_core::schema::Spec::reference();
@@ -86,10 +81,7 @@ async fn create_get_round_trip_with_unknown_fields_and_exact_values(backend: Bac
         .await
         .unwrap();
     let text = r.text().await.unwrap();
-    assert!(
-        text.contains(r#""temperature":0.0"#),
-        "floats keep their form: {text}"
-    );
+    assert!(text.contains(r#""temperature":0.0"#), "floats keep their form: {text}");
     assert!(text.contains(r#""stability":0.0"#));
     let got: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(got["agent_id"], id.as_str());
@@ -101,51 +93,25 @@ async fn create_get_round_trip_with_unknown_fields_and_exact_values(backend: Bac
     );
     assert_eq!(got["platform_settings"]["x_unknown"], json!(true));
     assert_eq!(got["platform_settings"]["widget"]["bg_color"], "#123456");
-    assert_eq!(
-        got["conversation_config"]["agent"]["prompt"]["llm"],
-        "my-local-model"
-    );
-    assert_eq!(
-        got["conversation_config"]["agent"]["language"], "en",
-        "defaults filled"
-    );
+    assert_eq!(got["conversation_config"]["agent"]["prompt"]["llm"], "my-local-model");
+    assert_eq!(got["conversation_config"]["agent"]["language"], "en", "defaults filled");
     assert!(got["metadata"]["created_at_unix_secs"].as_i64().unwrap() > 1_700_000_000);
     assert_eq!(got["branch_id"], got["main_branch_id"]);
-    assert!(
-        got["main_branch_id"]
-            .as_str()
-            .unwrap()
-            .starts_with("agtbrch_")
-    );
+    assert!(got["main_branch_id"].as_str().unwrap().starts_with("agtbrch_"));
     assert_eq!(got["access_info"]["is_creator"], true);
     assert_eq!(got["access_info"]["role"], "admin");
     assert_eq!(got["phone_numbers"], json!([]));
     let main = got["main_branch_id"].as_str().unwrap();
     assert_eq!(
-        app.get(
-            &format!("/v1/convai/agents/{id}?branch_id={main}"),
-            &app.admin_key
-        )
-        .await
-        .0,
+        app.get(&format!("/v1/convai/agents/{id}?branch_id={main}"), &app.admin_key).await.0,
         200
     );
     assert_eq!(
-        app.get(
-            &format!("/v1/convai/agents/{id}?branch_id=agtbrch_other"),
-            &app.admin_key
-        )
-        .await
-        .0,
+        app.get(&format!("/v1/convai/agents/{id}?branch_id=agtbrch_other"), &app.admin_key).await.0,
         404
     );
     assert_eq!(
-        app.get(
-            &format!("/v1/convai/agents/{id}?version_id=agtvrsn_old"),
-            &app.admin_key
-        )
-        .await
-        .0,
+        app.get(&format!("/v1/convai/agents/{id}?version_id=agtvrsn_old"), &app.admin_key).await.0,
         404
     );
 }
@@ -158,13 +124,7 @@ async fn invalid_bodies_are_422_with_precise_locations_and_store_nothing(backend
         (json!({}), json!(["body", "conversation_config"]), "missing"),
         (
             json!({"conversation_config": {"agent": {"prompt": {"temperature": "hot"}}}}),
-            json!([
-                "body",
-                "conversation_config",
-                "agent",
-                "prompt",
-                "temperature"
-            ]),
+            json!(["body", "conversation_config", "agent", "prompt", "temperature"]),
             "float_type",
         ),
         (
@@ -172,11 +132,7 @@ async fn invalid_bodies_are_422_with_precise_locations_and_store_nothing(backend
             json!(["body", "conversation_config", "turn", "mode"]),
             "enum",
         ),
-        (
-            json!({"conversation_config": {}, "tags": "one"}),
-            json!(["body", "tags"]),
-            "list_type",
-        ),
+        (json!({"conversation_config": {}, "tags": "one"}), json!(["body", "tags"]), "list_type"),
         (
             json!({"conversation_config": {"agent": {"first_message": null}}}),
             json!(["body", "conversation_config", "agent", "first_message"]),
@@ -221,18 +177,9 @@ async fn patch_merges_replaces_and_validates(backend: Backend) {
         .await;
     assert_eq!(s, 200, "{after}");
     assert_eq!(after["agent_id"], id.as_str());
-    assert_eq!(
-        after["conversation_config"]["agent"]["prompt"]["prompt"],
-        "new"
-    );
-    assert_eq!(
-        after["conversation_config"]["agent"]["first_message"], "hi",
-        "sibling kept"
-    );
-    assert_eq!(
-        after["conversation_config"]["x_keep"], 1,
-        "unknown field kept"
-    );
+    assert_eq!(after["conversation_config"]["agent"]["prompt"]["prompt"], "new");
+    assert_eq!(after["conversation_config"]["agent"]["first_message"], "hi", "sibling kept");
+    assert_eq!(after["conversation_config"]["x_keep"], 1, "unknown field kept");
     assert_eq!(after["tags"], json!(["y", "z"]));
     assert_eq!(after["name"], "A");
     assert_eq!(
@@ -256,10 +203,7 @@ async fn patch_merges_replaces_and_validates(backend: Backend) {
         )
         .await;
     assert_eq!(s, 422);
-    assert_eq!(
-        b["detail"][0]["loc"],
-        json!(["body", "conversation_config", "tts", "voice_id"])
-    );
+    assert_eq!(b["detail"][0]["loc"], json!(["body", "conversation_config", "tts", "voice_id"]));
     let (_, now) = app.get(&path, key).await;
     assert_eq!(now["conversation_config"]["tts"]["voice_id"], "voice_2");
 
@@ -279,25 +223,11 @@ async fn patch_merges_replaces_and_validates(backend: Backend) {
     assert_eq!(strip(again), strip(full));
 
     assert_eq!(
-        app.send(
-            Method::PATCH,
-            "/v1/convai/agents/agent_missing",
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::PATCH, "/v1/convai/agents/agent_missing", key, &json!({})).await.0,
         404
     );
     assert_eq!(
-        app.send(
-            Method::PATCH,
-            &format!("{path}?branch_id=agtbrch_x"),
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::PATCH, &format!("{path}?branch_id=agtbrch_x"), key, &json!({})).await.0,
         404
     );
 }
@@ -308,13 +238,8 @@ async fn delete_duplicate_link_summaries_widget_and_kb_size(backend: Backend) {
     let key = &app.admin_key;
     let id = create(&app, key, json!({"name": "Orig", "conversation_config": {"agent": {"first_message": "yo", "language": "de"}}})).await;
 
-    let (s, dup) = app
-        .post(
-            &format!("/v1/convai/agents/{id}/duplicate"),
-            key,
-            &json!({"name": "Copy"}),
-        )
-        .await;
+    let (s, dup) =
+        app.post(&format!("/v1/convai/agents/{id}/duplicate"), key, &json!({"name": "Copy"})).await;
     assert_eq!(s, 200);
     let dup_id = dup["agent_id"].as_str().unwrap().to_owned();
     assert_ne!(dup_id, id);
@@ -330,34 +255,20 @@ async fn delete_duplicate_link_summaries_widget_and_kb_size(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200, "no body at all is fine");
     let dup2: Value = r.json().await.unwrap();
-    let (_, d2) = app
-        .get(
-            &format!("/v1/convai/agents/{}", dup2["agent_id"].as_str().unwrap()),
-            key,
-        )
-        .await;
+    let (_, d2) =
+        app.get(&format!("/v1/convai/agents/{}", dup2["agent_id"].as_str().unwrap()), key).await;
     assert_eq!(d2["name"], "Orig (copy)");
 
     let (s, link) = app.get(&format!("/v1/convai/agents/{id}/link"), key).await;
     assert_eq!(s, 200);
     assert_eq!(link["token"]["purpose"], "shareable_link");
-    let token = link["token"]["conversation_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = link["token"]["conversation_token"].as_str().unwrap().to_owned();
     assert!(token.len() >= 40);
     let (_, link2) = app.get(&format!("/v1/convai/agents/{id}/link"), key).await;
-    assert_eq!(
-        link2["token"]["conversation_token"],
-        token.as_str(),
-        "stable"
-    );
+    assert_eq!(link2["token"]["conversation_token"], token.as_str(), "stable");
 
     let (s, sums) = app
-        .get(
-            &format!("/v1/convai/agents/summaries?agent_ids={id}&agent_ids=agent_none"),
-            key,
-        )
+        .get(&format!("/v1/convai/agents/summaries?agent_ids={id}&agent_ids=agent_none"), key)
         .await;
     assert_eq!(s, 200);
     assert_eq!(sums[&id]["status"], "success");
@@ -365,42 +276,22 @@ async fn delete_duplicate_link_summaries_widget_and_kb_size(backend: Backend) {
     assert_eq!(sums["agent_none"]["status"], "failure");
     assert_eq!(sums["agent_none"]["error_code"], 404);
     let many: String = (0..101).map(|i| format!("agent_ids=a{i}&")).collect();
-    assert_eq!(
-        app.get(&format!("/v1/convai/agents/summaries?{many}"), key)
-            .await
-            .0,
-        422
-    );
+    assert_eq!(app.get(&format!("/v1/convai/agents/summaries?{many}"), key).await.0, 422);
     assert_eq!(app.get("/v1/convai/agents/summaries", key).await.0, 422);
 
-    let (s, w) = app
-        .get(&format!("/v1/convai/agents/{id}/widget"), key)
-        .await;
+    let (s, w) = app.get(&format!("/v1/convai/agents/{id}/widget"), key).await;
     assert_eq!(s, 200);
     assert_eq!(w["widget_config"]["language"], "de");
     assert_eq!(w["widget_config"]["first_message"], "yo");
     assert_eq!(w["widget_config"]["variant"], "full");
 
-    let (s, kb) = app
-        .get(&format!("/v1/convai/agent/{id}/knowledge-base/size"), key)
-        .await;
+    let (s, kb) = app.get(&format!("/v1/convai/agent/{id}/knowledge-base/size"), key).await;
     assert_eq!(s, 200);
     assert_eq!(kb["number_of_pages"], 0);
-    assert_eq!(
-        app.get("/v1/convai/agent/agent_nope/knowledge-base/size", key)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.get("/v1/convai/agent/agent_nope/knowledge-base/size", key).await.0, 404);
 
-    let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/agents/{id}"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, _) =
+        app.send(Method::DELETE, &format!("/v1/convai/agents/{id}"), key, &json!({})).await;
     assert!(s == 204 || s == 200);
     for path in [
         format!("/v1/convai/agents/{id}"),
@@ -410,14 +301,7 @@ async fn delete_duplicate_link_summaries_widget_and_kb_size(backend: Backend) {
         assert_eq!(app.get(&path, key).await.0, 404, "{path}");
     }
     assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/agents/{id}"),
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::DELETE, &format!("/v1/convai/agents/{id}"), key, &json!({})).await.0,
         404
     );
 }
@@ -463,40 +347,22 @@ async fn list_filters_and_sorts(backend: Backend) {
         HashSet::from([a.clone(), b.clone(), c.clone()]),
         "archived hidden"
     );
-    assert_eq!(
-        ids(&app.get(&q("archived=true"), admin).await.1),
-        vec![d.clone()]
-    );
-    assert_eq!(
-        ids(&app.get(&q("search=SALES"), admin).await.1),
-        vec![a.clone()]
-    );
+    assert_eq!(ids(&app.get(&q("archived=true"), admin).await.1), vec![d.clone()]);
+    assert_eq!(ids(&app.get(&q("search=SALES"), admin).await.1), vec![a.clone()]);
     assert_eq!(
         ids(&app.get(&q("search=100%25_"), admin).await.1),
         vec![c.clone()],
         "LIKE wildcards are literal"
     );
-    assert_eq!(
-        ids(&app.get(&q("search=a_s"), admin).await.1),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        set(&app.get(&q("tags=eu"), admin).await.1),
-        HashSet::from([b.clone(), c.clone()])
-    );
+    assert_eq!(ids(&app.get(&q("search=a_s"), admin).await.1), Vec::<String>::new());
+    assert_eq!(set(&app.get(&q("tags=eu"), admin).await.1), HashSet::from([b.clone(), c.clone()]));
     assert_eq!(
         set(&app.get(&q("tags=sales&tags=support"), admin).await.1),
         HashSet::from([a.clone(), b.clone(), c.clone()])
     );
+    assert_eq!(ids(&app.get(&q("created_by_user_id=@me"), &other_user).await.1), vec![c.clone()]);
     assert_eq!(
-        ids(&app.get(&q("created_by_user_id=@me"), &other_user).await.1),
-        vec![c.clone()]
-    );
-    assert_eq!(
-        ids(&app
-            .get(&q("show_only_owned_agents=true"), &other_user)
-            .await
-            .1),
+        ids(&app.get(&q("show_only_owned_agents=true"), &other_user).await.1),
         vec![c.clone()]
     );
     assert_eq!(
@@ -505,25 +371,17 @@ async fn list_filters_and_sorts(backend: Backend) {
     );
 
     assert_eq!(
-        ids(&app
-            .get(&q("sort_by=name&sort_direction=asc"), admin)
-            .await
-            .1),
+        ids(&app.get(&q("sort_by=name&sort_direction=asc"), admin).await.1),
         vec![a.clone(), c.clone(), b.clone()],
         "byte order: uppercase first"
     );
     assert_eq!(
-        ids(&app
-            .get(&q("sort_by=name&sort_direction=desc"), admin)
-            .await
-            .1),
+        ids(&app.get(&q("sort_by=name&sort_direction=desc"), admin).await.1),
         vec![b.clone(), c.clone(), a.clone()]
     );
     let (s, _) = app.get(&q("sort_by=updated_at"), admin).await;
     assert_eq!(s, 200);
-    let (s, _) = app
-        .get(&q("sort_by=call_count_7d&sort_direction=asc"), admin)
-        .await;
+    let (s, _) = app.get(&q("sort_by=call_count_7d&sort_direction=asc"), admin).await;
     assert_eq!(s, 200);
 
     let summary = &app.get(&q("search=alpha"), admin).await.1["agents"][0];
@@ -544,25 +402,16 @@ async fn list_filters_and_sorts(backend: Backend) {
         false
     );
     // By name the creators alternate (admin, other, admin): each item has its own's.
-    let page = app
-        .get(&q("sort_by=name&sort_direction=asc"), admin)
-        .await
-        .1;
+    let page = app.get(&q("sort_by=name&sort_direction=asc"), admin).await.1;
     let items = page["agents"].as_array().unwrap();
     let access: Vec<(bool, &str)> = items
         .iter()
         .map(|i| {
             let info = &i["access_info"];
-            (
-                info["is_creator"].as_bool().unwrap(),
-                info["creator_email"].as_str().unwrap(),
-            )
+            (info["is_creator"].as_bool().unwrap(), info["creator_email"].as_str().unwrap())
         })
         .collect();
-    assert_eq!(
-        access.iter().map(|a| a.0).collect::<Vec<_>>(),
-        [true, false, true]
-    );
+    assert_eq!(access.iter().map(|a| a.0).collect::<Vec<_>>(), [true, false, true]);
     assert_eq!(access[0].1, access[2].1);
     assert_ne!(access[0].1, access[1].1);
 
@@ -665,12 +514,7 @@ async fn workspaces_and_scopes_are_enforced(backend: Backend) {
     let ours = app.key("acme", "a@acme.test", "agents:write").await;
     let theirs = app.key("globex", "g@globex.test", "admin").await;
     let viewer = app.key("acme", "v@acme.test", "agents:read").await;
-    let id = create(
-        &app,
-        &ours,
-        json!({"name": "Secret plans", "conversation_config": {}}),
-    )
-    .await;
+    let id = create(&app, &ours, json!({"name": "Secret plans", "conversation_config": {}})).await;
     let p = format!("/v1/convai/agents/{id}");
 
     for path in [
@@ -681,50 +525,21 @@ async fn workspaces_and_scopes_are_enforced(backend: Backend) {
     ] {
         assert_eq!(app.get(&path, &theirs).await.0, 404, "{path}");
     }
-    assert_eq!(
-        app.send(Method::PATCH, &p, &theirs, &json!({"name": "pwned"}))
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        app.send(Method::DELETE, &p, &theirs, &json!({})).await.0,
-        404
-    );
-    assert_eq!(
-        app.post(&format!("{p}/duplicate"), &theirs, &json!({}))
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.send(Method::PATCH, &p, &theirs, &json!({"name": "pwned"})).await.0, 404);
+    assert_eq!(app.send(Method::DELETE, &p, &theirs, &json!({})).await.0, 404);
+    assert_eq!(app.post(&format!("{p}/duplicate"), &theirs, &json!({})).await.0, 404);
     let (_, list) = app.get("/v1/convai/agents", &theirs).await;
     assert_eq!(list["agents"], json!([]));
-    let (_, sums) = app
-        .get(
-            &format!("/v1/convai/agents/summaries?agent_ids={id}"),
-            &theirs,
-        )
-        .await;
+    let (_, sums) = app.get(&format!("/v1/convai/agents/summaries?agent_ids={id}"), &theirs).await;
     assert_eq!(sums[&id]["status"], "failure");
 
     assert_eq!(app.get(&p, &viewer).await.0, 200);
     let (_, got) = app.get(&p, &viewer).await;
     assert_eq!(got["access_info"]["role"], "viewer");
     assert_eq!(got["access_info"]["is_creator"], false);
+    assert_eq!(app.send(Method::PATCH, &p, &viewer, &json!({"name": "x"})).await.0, 403);
     assert_eq!(
-        app.send(Method::PATCH, &p, &viewer, &json!({"name": "x"}))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        app.post(
-            "/v1/convai/agents/create",
-            &viewer,
-            &json!({"conversation_config": {}})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agents/create", &viewer, &json!({"conversation_config": {}})).await.0,
         403
     );
     let (_, still) = app.get(&p, &ours).await;

@@ -54,21 +54,13 @@ pub async fn conversation(store: &SqlStore, ws: &WorkspaceId, agent: &str) -> Co
         source: "ws".into(),
         started_at: colloquy_core::time::now_secs(),
     };
-    let progress = ConversationProgress {
-        status: "done".into(),
-        ..Default::default()
-    };
+    let progress = ConversationProgress { status: "done".into(), ..Default::default() };
     store.start_conversation(&record, &progress).await.unwrap();
     id
 }
 
 pub async fn default_ws(store: &SqlStore) -> WorkspaceId {
-    store
-        .get_workspace_by_name("default")
-        .await
-        .unwrap()
-        .unwrap()
-        .id
+    store.get_workspace_by_name("default").await.unwrap().unwrap().id
 }
 
 /// The writer batches concurrent records into few transactions and loses none.
@@ -81,14 +73,7 @@ async fn writer_batches_and_acknowledges_every_record(backend: Backend) {
     let mut tasks = Vec::new();
     for i in 0..2000 {
         let w = writer.clone();
-        let rec = execution(
-            &ws.id,
-            "tool_x",
-            &conv,
-            "agent_a",
-            1_800_000_000_000 + i,
-            false,
-        );
+        let rec = execution(&ws.id, "tool_x", &conv, "agent_a", 1_800_000_000_000 + i, false);
         tasks.push(tokio::spawn(async move { w.record(rec).await }));
     }
     for t in tasks {
@@ -96,14 +81,7 @@ async fn writer_batches_and_acknowledges_every_record(backend: Backend) {
     }
     drop(writer);
     task.await.unwrap();
-    assert_eq!(
-        store
-            .conversation_executions(&ws.id, &conv)
-            .await
-            .unwrap()
-            .len(),
-        2000
-    );
+    assert_eq!(store.conversation_executions(&ws.id, &conv).await.unwrap().len(), 2000);
 }
 dual_db!(writer_batches_and_acknowledges_every_record);
 
@@ -118,13 +96,7 @@ async fn acknowledged_records_survive_kill_9(backend: Backend) {
         conversation(&store, &ws.id, "agent_a").await;
     }
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "audit::writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--ignored", "--exact", "audit::writer_child", "--nocapture", "--test-threads=1"])
         .env("COLLOQUY_CHILD_DB", &db.url)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -144,22 +116,12 @@ async fn acknowledged_records_survive_kill_9(backend: Backend) {
     child.kill().unwrap();
     child.wait().unwrap();
     let acked = reader.join().unwrap();
-    assert!(
-        acked.len() > 50,
-        "the child acknowledged only {} records",
-        acked.len()
-    );
+    assert!(acked.len() > 50, "the child acknowledged only {} records", acked.len());
 
     let store = db.store().await;
     let ws = store.get_workspace_by_name("crash").await.unwrap().unwrap();
     let stored = store
-        .list_tool_executions(
-            &ws.id,
-            &"tool_crash".into(),
-            &Default::default(),
-            None,
-            u32::MAX,
-        )
+        .list_tool_executions(&ws.id, &"tool_crash".into(), &Default::default(), None, u32::MAX)
         .await
         .unwrap();
     let stored: std::collections::HashSet<String> = stored.into_iter().map(|e| e.id).collect();

@@ -7,14 +7,8 @@ use crate::helpers::{Backend, TestApp, dual_db, status_json};
 async fn keys_are_checked_on_every_request(backend: Backend) {
     let app = TestApp::spawn(backend).await;
 
-    let (status, body) = status_json(
-        app.client
-            .get(app.url("/v1/convai/secrets"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        status_json(app.client.get(app.url("/v1/convai/secrets")).send().await.unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(body["detail"]["status"], "needs_authorization");
 
@@ -38,12 +32,7 @@ async fn keys_are_checked_on_every_request(backend: Backend) {
     let store = app.db.store().await;
     use colloquy_store::KeyStore;
     let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
-    let id = listed
-        .iter()
-        .find(|k| k.user_email == "rev@example.com")
-        .unwrap()
-        .id
-        .clone();
+    let id = listed.iter().find(|k| k.user_email == "rev@example.com").unwrap().id.clone();
     store.revoke_key(&id).await.unwrap();
     let (status, body) = app.get("/v1/convai/secrets", &key).await;
     assert_eq!(status, 401);
@@ -53,26 +42,15 @@ dual_db!(keys_are_checked_on_every_request);
 
 async fn scopes_are_enforced_per_route(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let reader = app
-        .key("default", "reader@example.com", "secrets:read")
-        .await;
-    let other_family = app
-        .key("default", "agents@example.com", "agents:write")
-        .await;
-    let writer = app
-        .key("default", "writer@example.com", "secrets:write")
-        .await;
+    let reader = app.key("default", "reader@example.com", "secrets:read").await;
+    let other_family = app.key("default", "agents@example.com", "agents:write").await;
+    let writer = app.key("default", "writer@example.com", "secrets:write").await;
     let body = json!({"type": "new", "name": "n", "value": "v"});
 
     let (status, err) = app.post("/v1/convai/secrets", &reader, &body).await;
     assert_eq!(status, 403);
     assert_eq!(err["detail"]["status"], "missing_permissions");
-    assert!(
-        err["detail"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("secrets:write")
-    );
+    assert!(err["detail"]["message"].as_str().unwrap().contains("secrets:write"));
     assert_eq!(app.get("/v1/convai/secrets", &other_family).await.0, 403);
 
     // Nothing was created by the refused call.
@@ -80,11 +58,7 @@ async fn scopes_are_enforced_per_route(backend: Backend) {
     assert_eq!(list["secrets"].as_array().unwrap().len(), 0);
 
     assert_eq!(app.post("/v1/convai/secrets", &writer, &body).await.0, 200);
-    assert_eq!(
-        app.get("/v1/convai/secrets", &writer).await.0,
-        200,
-        "write implies read"
-    );
+    assert_eq!(app.get("/v1/convai/secrets", &writer).await.0, 200, "write implies read");
 }
 dual_db!(scopes_are_enforced_per_route);
 
@@ -93,11 +67,7 @@ async fn another_workspace_sees_nothing_and_changes_nothing(backend: Backend) {
     let ours = app.key("acme", "a@acme.test", "admin").await;
     let theirs = app.key("globex", "g@globex.test", "admin").await;
     let (_, created) = app
-        .post(
-            "/v1/convai/secrets",
-            &ours,
-            &json!({"type": "new", "name": "db", "value": "pw"}),
-        )
+        .post("/v1/convai/secrets", &ours, &json!({"type": "new", "name": "db", "value": "pw"}))
         .await;
     let id = created["secret_id"].as_str().unwrap();
     let path = format!("/v1/convai/secrets/{id}");
@@ -106,24 +76,9 @@ async fn another_workspace_sees_nothing_and_changes_nothing(backend: Backend) {
     assert_eq!(status, 404);
     assert_eq!(body["detail"]["status"], "secret_not_found");
     let upd = json!({"type": "update", "name": "stolen", "value": "x"});
-    assert_eq!(
-        app.send(reqwest::Method::PATCH, &path, &theirs, &upd)
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        app.send(reqwest::Method::DELETE, &path, &theirs, &json!({}))
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        app.get(&format!("{path}/dependencies/tools"), &theirs)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.send(reqwest::Method::PATCH, &path, &theirs, &upd).await.0, 404);
+    assert_eq!(app.send(reqwest::Method::DELETE, &path, &theirs, &json!({})).await.0, 404);
+    assert_eq!(app.get(&format!("{path}/dependencies/tools"), &theirs).await.0, 404);
     let (_, list) = app.get("/v1/convai/secrets", &theirs).await;
     assert_eq!(list["secrets"], json!([]));
 

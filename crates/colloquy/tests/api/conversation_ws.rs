@@ -18,9 +18,7 @@ fn ws_url(app: &TestApp, query: &str) -> String {
 }
 
 async fn agent(app: &TestApp, body: Value) -> String {
-    let (s, b) = app
-        .post("/v1/convai/agents/create", &app.admin_key, &body)
-        .await;
+    let (s, b) = app.post("/v1/convai/agents/create", &app.admin_key, &body).await;
     assert_eq!(s, 200, "{b}");
     b["agent_id"].as_str().unwrap().to_owned()
 }
@@ -55,26 +53,14 @@ async fn a_full_text_conversation_message_by_message(backend: Backend) {
             "built_in_tools": {"end_call": {"name": "end_call", "description": "End", "params": {"system_tool_type": "end_call"}}}}
     }}})).await;
 
-    let (mut ws, protocol) = connect(
-        &ws_url(
-            &app,
-            &format!("agent_id={agent_id}&source=js_sdk&version=1.25.0"),
-        ),
-        &[],
-    )
-    .await;
-    assert_eq!(
-        protocol.as_deref(),
-        Some("convai"),
-        "the convai subprotocol is echoed"
-    );
+    let (mut ws, protocol) =
+        connect(&ws_url(&app, &format!("agent_id={agent_id}&source=js_sdk&version=1.25.0")), &[])
+            .await;
+    assert_eq!(protocol.as_deref(), Some("convai"), "the convai subprotocol is echoed");
     send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"text_only": true, "agent": {}, "conversation": {"text_only": true}},
         "dynamic_variables": {"name": "Ada"}, "user_id": "user-7"})).await;
     let meta = next(&mut ws).await;
-    assert_eq!(
-        meta["type"], "conversation_initiation_metadata",
-        "first message: {meta}"
-    );
+    assert_eq!(meta["type"], "conversation_initiation_metadata", "first message: {meta}");
     let conversation_id = meta["conversation_initiation_metadata_event"]["conversation_id"]
         .as_str()
         .unwrap()
@@ -88,35 +74,20 @@ async fn a_full_text_conversation_message_by_message(backend: Backend) {
         "pcm_16000"
     );
     let first = next(&mut ws).await;
-    assert_eq!(
-        first["agent_response_event"]["agent_response"],
-        "Hello Ada!"
-    );
+    assert_eq!(first["agent_response_event"]["agent_response"], "Hello Ada!");
 
     say(&mut ws, "hi there").await;
     let events = until(&mut ws, "agent_response").await;
-    let kinds: Vec<String> = events
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let kinds: Vec<String> =
+        events.iter().map(|e| e["type"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(kinds.first().map(String::as_str), Some("user_transcript"));
-    assert_eq!(
-        events[0]["user_transcription_event"]["user_transcript"],
-        "hi there"
-    );
-    let parts: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["type"] == "agent_chat_response_part")
-        .collect();
-    assert_eq!(
-        parts.first().unwrap()["text_response_part"]["type"],
-        "start"
-    );
+    assert_eq!(events[0]["user_transcription_event"]["user_transcript"], "hi there");
+    let parts: Vec<&Value> =
+        events.iter().filter(|e| e["type"] == "agent_chat_response_part").collect();
+    assert_eq!(parts.first().unwrap()["text_response_part"]["type"], "start");
     assert_eq!(parts.last().unwrap()["text_response_part"]["type"], "stop");
-    let streamed: String = parts
-        .iter()
-        .filter_map(|p| p["text_response_part"]["text"].as_str())
-        .collect();
+    let streamed: String =
+        parts.iter().filter_map(|p| p["text_response_part"]["text"].as_str()).collect();
     assert_eq!(streamed, "You said: hi there");
     assert_eq!(
         events.last().unwrap()["agent_response_event"]["agent_response"],
@@ -126,33 +97,15 @@ async fn a_full_text_conversation_message_by_message(backend: Backend) {
     // A server tool: request and response events around the durable call.
     say(&mut ws, "weather").await;
     let events = until(&mut ws, "agent_response").await;
-    let req = events
-        .iter()
-        .find(|e| e["type"] == "agent_tool_request")
-        .unwrap();
+    let req = events.iter().find(|e| e["type"] == "agent_tool_request").unwrap();
     assert_eq!(req["agent_tool_request"]["tool_name"], "get_weather");
     assert_eq!(req["agent_tool_request"]["tool_type"], "webhook");
-    let resp = events
-        .iter()
-        .find(|e| e["type"] == "agent_tool_response")
-        .unwrap();
+    let resp = events.iter().find(|e| e["type"] == "agent_tool_response").unwrap();
     assert_eq!(resp["agent_tool_response"]["is_error"], false);
-    let call_id = resp["agent_tool_response"]["tool_call_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_, calls) = app
-        .get(
-            &format!("/api/tool-calls?executionId={conversation_id}"),
-            key,
-        )
-        .await;
+    let call_id = resp["agent_tool_response"]["tool_call_id"].as_str().unwrap().to_owned();
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conversation_id}"), key).await;
     assert!(
-        calls
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["toolName"] == "get_weather"),
+        calls.as_array().unwrap().iter().any(|c| c["toolName"] == "get_weather"),
         "recorded before the client heard of it"
     );
     assert_eq!(
@@ -169,81 +122,44 @@ async fn a_full_text_conversation_message_by_message(backend: Backend) {
     assert_eq!(ctc["parameters"], json!({"precise": true}));
     send(&mut ws, json!({"type": "client_tool_result", "tool_call_id": ctc["tool_call_id"], "result": "Lyon", "is_error": false})).await;
     let events = until(&mut ws, "agent_response").await;
-    assert_eq!(
-        events.last().unwrap()["agent_response_event"]["agent_response"],
-        "Tool said Lyon"
-    );
+    assert_eq!(events.last().unwrap()["agent_response_event"]["agent_response"], "Tool said Lyon");
 
     // Context, activity, feedback, audio (refused), unknown types: none of them break it.
-    send(
-        &mut ws,
-        json!({"type": "contextual_update", "text": "The user opened the pricing page"}),
-    )
-    .await;
+    send(&mut ws, json!({"type": "contextual_update", "text": "The user opened the pricing page"}))
+        .await;
     send(&mut ws, json!({"type": "user_activity"})).await;
-    send(
-        &mut ws,
-        json!({"type": "feedback", "score": "like", "event_id": 3}),
-    )
-    .await;
+    send(&mut ws, json!({"type": "feedback", "score": "like", "event_id": 3})).await;
     send(&mut ws, json!({"user_audio_chunk": "AAAA"})).await;
     let err = next(&mut ws).await;
     assert_eq!(err["type"], "error");
     assert_eq!(err["error_event"]["error_type"], "value_error");
     send(&mut ws, json!({"type": "teleport"})).await;
-    assert_eq!(
-        next(&mut ws).await["error_event"]["error_type"],
-        "invalid_message"
-    );
+    assert_eq!(next(&mut ws).await["error_event"]["error_type"], "invalid_message");
     ws.send(Message::Text("not json".into())).await.unwrap();
-    assert_eq!(
-        next(&mut ws).await["error_event"]["error_type"],
-        "invalid_message"
-    );
+    assert_eq!(next(&mut ws).await["error_event"]["error_type"], "invalid_message");
     let context_seen = llm.requests().len();
     say(&mut ws, "ok").await;
     until(&mut ws, "agent_response").await;
     let sent = &llm.requests()[context_seen];
-    assert!(
-        sent.to_string().contains("pricing page"),
-        "contextual update reached the LLM"
-    );
+    assert!(sent.to_string().contains("pricing page"), "contextual update reached the LLM");
 
     // end_call: the tool response, then a normal close.
     say(&mut ws, "bye").await;
     let events = until(&mut ws, "close").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e["agent_tool_response"]["tool_name"] == "end_call")
-    );
+    assert!(events.iter().any(|e| e["agent_tool_response"]["tool_name"] == "end_call"));
     let close = events.last().unwrap();
     assert_eq!(close["close"], 1000, "{close}");
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, got) = app
-        .get(&format!("/v1/convai/conversations/{conversation_id}"), key)
-        .await;
+    let (_, got) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
     assert_eq!(got["status"], "done");
     assert_eq!(got["user_id"], "user-7");
     assert_eq!(got["metadata"]["feedback"]["overall_score"], "like");
     assert_eq!(got["analysis"]["call_successful"], "success");
-    assert_eq!(
-        got["conversation_initiation_client_data"]["dynamic_variables"]["name"],
-        "Ada"
-    );
-    let (_, calls) = app
-        .get(
-            &format!("/api/tool-calls?executionId={conversation_id}"),
-            key,
-        )
-        .await;
-    let names: Vec<&str> = calls
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["toolName"].as_str().unwrap())
-        .collect();
+    assert_eq!(got["conversation_initiation_client_data"]["dynamic_variables"]["name"], "Ada");
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conversation_id}"), key).await;
+    let names: Vec<&str> =
+        calls.as_array().unwrap().iter().map(|c| c["toolName"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["get_weather", "get_location", "end_call"]);
 }
 dual_db!(a_full_text_conversation_message_by_message);
@@ -267,21 +183,12 @@ async fn authentication_signed_urls_links_keys_and_origins(backend: Backend) {
     assert_eq!(closed["reason"], "authentication required");
 
     // A signed URL, with the parameters clients append, works once.
-    let (s, signed) = app
-        .get(
-            &format!("/v1/convai/conversation/get-signed-url?agent_id={private}"),
-            key,
-        )
-        .await;
+    let (s, signed) =
+        app.get(&format!("/v1/convai/conversation/get-signed-url?agent_id={private}"), key).await;
     assert_eq!(s, 200, "{signed}");
-    let url = format!(
-        "{}&source=python_sdk&version=2.78.0",
-        signed["signed_url"].as_str().unwrap()
-    );
-    assert!(
-        url.starts_with(&app.base.replacen("http://", "ws://", 1)),
-        "{url}"
-    );
+    let url =
+        format!("{}&source=python_sdk&version=2.78.0", signed["signed_url"].as_str().unwrap());
+    assert!(url.starts_with(&app.base.replacen("http://", "ws://", 1)), "{url}");
     let (mut ws, _) = connect(&url, &[]).await;
     send(&mut ws, init.clone()).await;
     assert!(opens(&next(&mut ws).await));
@@ -291,27 +198,17 @@ async fn authentication_signed_urls_links_keys_and_origins(backend: Backend) {
     assert_eq!(next(&mut ws).await["close"], 1008, "single use");
 
     // The share link's token.
-    let (_, link) = app
-        .get(&format!("/v1/convai/agents/{private}/link"), key)
-        .await;
+    let (_, link) = app.get(&format!("/v1/convai/agents/{private}/link"), key).await;
     let token = link["token"]["conversation_token"].as_str().unwrap();
-    let (mut ws, _) = connect(
-        &ws_url(
-            &app,
-            &format!("agent_id={private}&conversation_token={token}"),
-        ),
-        &[],
-    )
-    .await;
+    let (mut ws, _) =
+        connect(&ws_url(&app, &format!("agent_id={private}&conversation_token={token}")), &[])
+            .await;
     send(&mut ws, init.clone()).await;
     assert!(opens(&next(&mut ws).await));
 
     // An API key of the workspace, in a header or as the bearer subprotocol; not another's.
-    let (mut ws, _) = connect(
-        &ws_url(&app, &format!("agent_id={private}")),
-        &[("xi-api-key", key)],
-    )
-    .await;
+    let (mut ws, _) =
+        connect(&ws_url(&app, &format!("agent_id={private}")), &[("xi-api-key", key)]).await;
     send(&mut ws, init.clone()).await;
     assert!(opens(&next(&mut ws).await));
     let bearer = format!("convai, bearer.{key}");
@@ -323,20 +220,14 @@ async fn authentication_signed_urls_links_keys_and_origins(backend: Backend) {
     send(&mut ws, init.clone()).await;
     assert!(opens(&next(&mut ws).await));
     let theirs = app.key("globex", "g@globex.test", "admin").await;
-    let (mut ws, _) = connect(
-        &ws_url(&app, &format!("agent_id={private}")),
-        &[("xi-api-key", &theirs)],
-    )
-    .await;
+    let (mut ws, _) =
+        connect(&ws_url(&app, &format!("agent_id={private}")), &[("xi-api-key", &theirs)]).await;
     send(&mut ws, init.clone()).await;
     assert_eq!(next(&mut ws).await["close"], 1008);
     assert_eq!(
-        app.get(
-            &format!("/v1/convai/conversation/get-signed-url?agent_id={private}"),
-            &theirs
-        )
-        .await
-        .0,
+        app.get(&format!("/v1/convai/conversation/get-signed-url?agent_id={private}"), &theirs)
+            .await
+            .0,
         404
     );
 
@@ -359,12 +250,7 @@ async fn authentication_signed_urls_links_keys_and_origins(backend: Backend) {
 
     let (mut ws, _) = connect(&ws_url(&app, "agent_id=agent_nope"), &[]).await;
     assert_eq!(next(&mut ws).await["close"], 1008);
-    let (s, b) = app
-        .get(
-            &format!("/v1/convai/conversation/token?agent_id={private}"),
-            key,
-        )
-        .await;
+    let (s, b) = app.get(&format!("/v1/convai/conversation/token?agent_id={private}"), key).await;
     assert_eq!(s, 400);
     assert_eq!(b["detail"]["status"], "webrtc_not_supported");
 }
@@ -373,19 +259,14 @@ dual_db!(authentication_signed_urls_links_keys_and_origins);
 #[tokio::test]
 async fn overrides_client_events_and_limits() {
     let llm = FakeLlm::openai(|req: &Value| {
-        text(&format!(
-            "prompt was: {}",
-            req["messages"][0]["content"].as_str().unwrap()
-        ))
+        text(&format!("prompt was: {}", req["messages"][0]["content"].as_str().unwrap()))
     })
     .await;
     let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
     let key = &app.admin_key;
-    let locked = agent(
-        &app,
-        json!({"conversation_config": {"agent": {"prompt": {"prompt": "original"}}}}),
-    )
-    .await;
+    let locked =
+        agent(&app, json!({"conversation_config": {"agent": {"prompt": {"prompt": "original"}}}}))
+            .await;
     let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={locked}")), &[]).await;
     send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"agent": {"prompt": {"prompt": "evil"}}}})).await;
     let err = next(&mut ws).await;
@@ -396,14 +277,8 @@ async fn overrides_client_events_and_limits() {
         "platform_settings": {"overrides": {"conversation_config_override": {"agent": {"prompt": {"prompt": true}, "first_message": true}}}}})).await;
     let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={open}")), &[]).await;
     send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"agent": {"prompt": {"prompt": "overridden"}, "first_message": "Custom hello"}}})).await;
-    assert_eq!(
-        next(&mut ws).await["type"],
-        "conversation_initiation_metadata"
-    );
-    assert_eq!(
-        next(&mut ws).await["agent_response_event"]["agent_response"],
-        "Custom hello"
-    );
+    assert_eq!(next(&mut ws).await["type"], "conversation_initiation_metadata");
+    assert_eq!(next(&mut ws).await["agent_response_event"]["agent_response"], "Custom hello");
     say(&mut ws, "x").await;
     let events = until(&mut ws, "agent_response").await;
     assert_eq!(
@@ -414,9 +289,7 @@ async fn overrides_client_events_and_limits() {
     // max_duration_seconds: an error, then a normal close.
     let events = until(&mut ws, "close").await;
     assert!(
-        events
-            .iter()
-            .any(|e| e["error_event"]["error_type"] == "max_duration_exceeded"),
+        events.iter().any(|e| e["error_event"]["error_type"] == "max_duration_exceeded"),
         "{events:?}"
     );
     assert_eq!(events.last().unwrap()["close"], 1000);
@@ -429,16 +302,9 @@ async fn overrides_client_events_and_limits() {
     .await;
     let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={quiet}")), &[]).await;
     initiate(&mut ws, Default::default()).await;
-    assert_eq!(
-        next(&mut ws).await["type"],
-        "conversation_initiation_metadata"
-    );
+    assert_eq!(next(&mut ws).await["type"], "conversation_initiation_metadata");
     say(&mut ws, "x").await;
-    assert_eq!(
-        next(&mut ws).await["type"],
-        "agent_response",
-        "no transcript or parts"
-    );
+    assert_eq!(next(&mut ws).await["type"], "agent_response", "no transcript or parts");
     let _ = app.send(Method::GET, "/healthz", key, &json!({})).await;
 }
 
@@ -474,10 +340,7 @@ async fn two_hundred_concurrent_live_conversations() {
                 .to_owned();
             say(&mut ws, "go").await;
             let events = until(&mut ws, "agent_response").await;
-            assert_eq!(
-                events.last().unwrap()["agent_response_event"]["agent_response"],
-                "done"
-            );
+            assert_eq!(events.last().unwrap()["agent_response_event"]["agent_response"], "done");
             id
         }));
     }
@@ -489,9 +352,7 @@ async fn two_hundred_concurrent_live_conversations() {
     let (_, t) = app.get(&format!("/v1/convai/tools/{tool}"), &key).await;
     assert_eq!(t["usage_stats"]["total_calls"], 200);
     for id in ids.iter().step_by(20) {
-        let (_, calls) = app
-            .get(&format!("/api/tool-calls?executionId={id}"), &key)
-            .await;
+        let (_, calls) = app.get(&format!("/api/tool-calls?executionId={id}"), &key).await;
         assert_eq!(calls.as_array().unwrap().len(), 1);
     }
 }
@@ -504,25 +365,15 @@ async fn silent_users_are_reengaged_after_the_turn_timeout() {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if last.contains("has not replied") {
-            text("Are you still there?")
-        } else {
-            text("Sure.")
-        }
+        if last.contains("has not replied") { text("Are you still there?") } else { text("Sure.") }
     })
     .await;
     let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
     let id = agent(&app, json!({"conversation_config": {"agent": {"first_message": "Hi"}, "turn": {"turn_timeout": 1}}})).await;
     let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={id}")), &[]).await;
     initiate(&mut ws, Default::default()).await;
-    assert_eq!(
-        next(&mut ws).await["type"],
-        "conversation_initiation_metadata"
-    );
-    assert_eq!(
-        next(&mut ws).await["agent_response_event"]["agent_response"],
-        "Hi"
-    );
+    assert_eq!(next(&mut ws).await["type"], "conversation_initiation_metadata");
+    assert_eq!(next(&mut ws).await["agent_response_event"]["agent_response"], "Hi");
     let started = std::time::Instant::now();
     let events = until(&mut ws, "agent_response").await;
     assert_eq!(
@@ -535,8 +386,5 @@ async fn silent_users_are_reengaged_after_the_turn_timeout() {
     assert_eq!(llm.requests().len(), 1, "re-engaged only once");
     say(&mut ws, "yes").await;
     let events = until(&mut ws, "agent_response").await;
-    assert_eq!(
-        events.last().unwrap()["agent_response_event"]["agent_response"],
-        "Sure."
-    );
+    assert_eq!(events.last().unwrap()["agent_response_event"]["agent_response"], "Sure.");
 }

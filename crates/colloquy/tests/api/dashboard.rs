@@ -12,19 +12,12 @@ use crate::helpers::{Backend, TestApp, dual_db};
 /// A browser-like client that follows no redirects, so each hop can be checked.
 fn browser() -> reqwest::Client {
     colloquy::server::install_crypto_provider();
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
 }
 
 /// The `name=value` of every cookie a response sets.
 fn set_cookies(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
+    r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
 }
 
 /// A form body; every value here (keys, tokens, paths) is already URL-safe but for `/`.
@@ -38,10 +31,7 @@ fn form_body(pairs: &[(&str, &str)]) -> String {
 
 fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-        + marker.len();
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
     page[start..].split('"').next().unwrap().to_owned()
 }
 
@@ -55,11 +45,7 @@ async fn sign_in(app: &TestApp, key: &str) -> String {
         .post(app.url("/login"))
         .header(COOKIE, &login_cookie)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(form_body(&[
-            ("api_key", key),
-            ("_csrf", &token),
-            ("next", "/agents"),
-        ]))
+        .body(form_body(&[("api_key", key), ("_csrf", &token), ("next", "/agents")]))
         .send()
         .await
         .unwrap();
@@ -72,20 +58,12 @@ async fn sign_in(app: &TestApp, key: &str) -> String {
     for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(session.contains(flag), "{session} lacks {flag}");
     }
-    assert!(
-        !session.contains(key),
-        "the key is sealed, not stored in clear"
-    );
+    assert!(!session.contains(key), "the key is sealed, not stored in clear");
     session.split(';').next().unwrap().to_owned()
 }
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
-    let r = browser()
-        .get(app.url(path))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = browser().get(app.url(path)).header(COOKIE, cookie).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -96,10 +74,7 @@ async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused(backend: Ba
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()[LOCATION], "/login?next=%2F");
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
-    assert!(
-        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
-        "{csp}"
-    );
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
     assert_eq!(r.headers()["x-frame-options"], "DENY");
 
     let form = web.get(app.url("/login")).send().await.unwrap();
@@ -114,11 +89,7 @@ async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused(backend: Ba
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    assert!(
-        set_cookies(&wrong)
-            .iter()
-            .all(|c| !c.starts_with("__Host-colloquy_session"))
-    );
+    assert!(set_cookies(&wrong).iter().all(|c| !c.starts_with("__Host-colloquy_session")));
     assert!(wrong.text().await.unwrap().contains("not valid"));
     let unsendable = web
         .post(app.url("/login"))
@@ -128,11 +99,7 @@ async fn sign_in_is_needed_and_wrong_keys_or_stale_forms_are_refused(backend: Ba
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        unsendable.status(),
-        401,
-        "a key with a newline is refused, not a 500"
-    );
+    assert_eq!(unsendable.status(), 401, "a key with a newline is refused, not a 500");
     let stale = web
         .post(app.url("/login"))
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -166,37 +133,20 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     let cookie = sign_in(&app, &app.admin_key).await;
     let (s, list) = page(&app, &cookie, "/agents").await;
     assert_eq!(s, 200);
-    assert!(
-        list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "{list}"
-    );
+    assert!(list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{list}");
     assert!(!list.contains("<script>alert"), "names are escaped");
     // Pages of 30, with a link to the next.
     for i in 0..30 {
         let body = json!({"name": format!("filler {i:02}"), "conversation_config": {}});
-        assert_eq!(
-            app.post("/v1/convai/agents/create", &app.admin_key, &body)
-                .await
-                .0,
-            200
-        );
+        assert_eq!(app.post("/v1/convai/agents/create", &app.admin_key, &body).await.0, 200);
     }
     let (_, first) = page(&app, &cookie, "/agents").await;
-    assert!(
-        first.contains("filler 29") && !first.contains("alert(1)"),
-        "newest first"
-    );
-    let next = first
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .expect("a next link");
+    assert!(first.contains("filler 29") && !first.contains("alert(1)"), "newest first");
+    let next = first.split("rel=\"next\" href=\"").nth(1).expect("a next link");
     let next = next.split('"').next().unwrap().replace("&amp;", "&");
     let (s, second) = page(&app, &cookie, &next).await;
     assert_eq!(s, 200);
-    assert!(
-        second.contains("&lt;script&gt;") && !second.contains("filler 29"),
-        "{second}"
-    );
+    assert!(second.contains("&lt;script&gt;") && !second.contains("filler 29"), "{second}");
     let (_, found) = page(&app, &cookie, "/agents?search=FILLER%2007").await;
     assert!(found.contains("filler 07") && !found.contains("filler 08"));
 
@@ -209,10 +159,7 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     let (s, list) = page(&app, &other_cookie, "/agents").await;
     assert_eq!(s, 200);
     assert!(!list.contains("alert(1)") && list.contains("No agents match."));
-    assert_eq!(
-        page(&app, &other_cookie, &format!("/agents/{id}")).await.0,
-        404
-    );
+    assert_eq!(page(&app, &other_cookie, &format!("/agents/{id}")).await.0, 404);
 
     let tools_only = app.key("default", "tia@example.com", "tools:read").await;
     let tools_cookie = sign_in(&app, &tools_only).await;
@@ -224,25 +171,11 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     // Revoking the key ends its sessions at once.
     let store = app.db.store().await;
     let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
-    let id = &listed
-        .iter()
-        .find(|k| k.user_email == "tia@example.com")
-        .unwrap()
-        .id;
+    let id = &listed.iter().find(|k| k.user_email == "tia@example.com").unwrap().id;
     store.revoke_key(id).await.unwrap();
-    let r = browser()
-        .get(app.url("/tools"))
-        .header(COOKIE, &tools_cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = browser().get(app.url("/tools")).header(COOKIE, &tools_cookie).send().await.unwrap();
     assert_eq!(r.status(), 303);
-    assert!(
-        r.headers()[LOCATION]
-            .to_str()
-            .unwrap()
-            .starts_with("/login")
-    );
+    assert!(r.headers()[LOCATION].to_str().unwrap().starts_with("/login"));
     app.stop().await;
 }
 dual_db!(pages_show_the_keys_workspace_escaped_and_within_its_scopes);
@@ -272,19 +205,8 @@ async fn changes_need_the_sessions_csrf_token_and_the_same_origin(backend: Backe
         request.send()
     };
     assert_eq!(delete("forged".into(), None).await.unwrap().status(), 403);
-    assert_eq!(
-        delete(csrf.clone(), Some("http://evil.example"))
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
-    assert_eq!(
-        app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(delete(csrf.clone(), Some("http://evil.example")).await.unwrap().status(), 403);
+    assert_eq!(app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await.0, 200);
     // A form with nothing to run is refused plainly, and starts nothing.
     let empty = browser()
         .post(app.url("/tests/run"))
@@ -296,21 +218,12 @@ async fn changes_need_the_sessions_csrf_token_and_the_same_origin(backend: Backe
         .unwrap();
     assert_eq!(empty.status(), 422);
     assert!(empty.text().await.unwrap().contains("at least one test"));
-    let (_, runs) = app
-        .get(
-            &format!("/v1/convai/test-invocations?agent_id={id}"),
-            &app.admin_key,
-        )
-        .await;
+    let (_, runs) =
+        app.get(&format!("/v1/convai/test-invocations?agent_id={id}"), &app.admin_key).await;
     assert_eq!(runs["results"], json!([]), "{runs}");
     let done = delete(csrf, None).await.unwrap();
     assert_eq!(done.status(), 303);
-    assert_eq!(
-        app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await.0, 404);
     app.stop().await;
 }
 dual_db!(changes_need_the_sessions_csrf_token_and_the_same_origin);

@@ -41,14 +41,7 @@ async fn engine(app: &TestApp, llm: &FakeLlm, tweak: impl FnOnce(&mut Config)) -
 }
 
 async fn workspace(app: &TestApp) -> WorkspaceId {
-    app.db
-        .store()
-        .await
-        .get_workspace_by_name("default")
-        .await
-        .unwrap()
-        .unwrap()
-        .id
+    app.db.store().await.get_workspace_by_name("default").await.unwrap().unwrap().id
 }
 
 async fn agent(app: &TestApp, config: Value) -> AgentId {
@@ -71,9 +64,7 @@ async fn start(
 ) -> Conversation {
     let ws = workspace(app).await;
     let snapshot = AgentSnapshot::load(deps, &ws, agent_id).await.unwrap();
-    Conversation::start(deps.clone(), snapshot, Source::Live, opts)
-        .await
-        .unwrap()
+    Conversation::start(deps.clone(), snapshot, Source::Live, opts).await.unwrap()
 }
 
 fn drain(rx: &mut mpsc::UnboundedReceiver<TurnEvent>) -> Vec<TurnEvent> {
@@ -112,10 +103,7 @@ async fn a_text_turn_streams_and_is_recorded(backend: Backend) {
         &deps,
         &app,
         &agent_id,
-        StartOptions {
-            dynamic_variables: vars,
-            ..Default::default()
-        },
+        StartOptions { dynamic_variables: vars, ..Default::default() },
     )
     .await;
     assert_eq!(conv.first_message().as_deref(), Some("Hi Ada!"));
@@ -131,51 +119,29 @@ async fn a_text_turn_streams_and_is_recorded(backend: Backend) {
     assert_eq!(sent["model"], "gpt-4o-mini");
     assert_eq!(sent["temperature"], 0.3);
     let system = sent["messages"][0]["content"].as_str().unwrap();
-    assert_eq!(
-        system,
-        format!("You help Ada in conversation {}.", conv.id())
-    );
-    assert_eq!(
-        sent["messages"][1],
-        json!({"role": "assistant", "content": "Hi Ada!"})
-    );
-    assert_eq!(
-        sent["messages"][2],
-        json!({"role": "user", "content": "hello"})
-    );
+    assert_eq!(system, format!("You help Ada in conversation {}.", conv.id()));
+    assert_eq!(sent["messages"][1], json!({"role": "assistant", "content": "Hi Ada!"}));
+    assert_eq!(sent["messages"][2], json!({"role": "user", "content": "hello"}));
     assert_eq!(llm.headers()[0]["authorization"], "Bearer sk-fake");
 
-    conv.end(Ending::Normal("end_call tool was called".into()))
-        .await
-        .unwrap();
+    conv.end(Ending::Normal("end_call tool was called".into())).await.unwrap();
     let id = conv.id().to_owned();
-    let (s, got) = app
-        .get(&format!("/v1/convai/conversations/{id}"), &app.admin_key)
-        .await;
+    let (s, got) = app.get(&format!("/v1/convai/conversations/{id}"), &app.admin_key).await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["status"], "done");
     assert_eq!(got["agent_id"], agent_id.as_str());
     assert_eq!(got["analysis"]["call_successful"], "success");
     let transcript = got["transcript"].as_array().unwrap();
-    let roles: Vec<&str> = transcript
-        .iter()
-        .map(|t| t["role"].as_str().unwrap())
-        .collect();
+    let roles: Vec<&str> = transcript.iter().map(|t| t["role"].as_str().unwrap()).collect();
     assert_eq!(roles, vec!["agent", "user", "agent"]);
     assert_eq!(transcript[2]["message"], "Hello Ada, how can I help?");
-    let (_, list) = app
-        .get(
-            &format!("/v1/convai/conversations?agent_id={agent_id}"),
-            &app.admin_key,
-        )
-        .await;
+    let (_, list) =
+        app.get(&format!("/v1/convai/conversations?agent_id={agent_id}"), &app.admin_key).await;
     assert_eq!(list["conversations"][0]["conversation_id"], id.as_str());
     assert_eq!(list["conversations"][0]["message_count"], 3);
     let (_, a) = app.get("/v1/convai/agents", &app.admin_key).await;
     assert!(
-        a["agents"][0]["last_call_time_unix_secs"]
-            .as_i64()
-            .is_some(),
+        a["agents"][0]["last_call_time_unix_secs"].as_i64().is_some(),
         "agent's last call maintained"
     );
 }
@@ -201,10 +167,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
         if last["role"] == "tool" {
             text("It will be sunny.")
         } else {
-            call(
-                "get_weather",
-                json!({"city": "São Paulo", "units": "metric", "day": "monday"}),
-            )
+            call("get_weather", json!({"city": "São Paulo", "units": "metric", "day": "monday"}))
         }
     })
     .await;
@@ -219,10 +182,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
         &deps,
         &app,
         &agent_id,
-        StartOptions {
-            dynamic_variables: vars,
-            ..Default::default()
-        },
+        StartOptions { dynamic_variables: vars, ..Default::default() },
     )
     .await;
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -234,19 +194,13 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
     assert_eq!(offered["name"], "get_weather");
     let props = offered["parameters"]["properties"].as_object().unwrap();
     assert!(props.contains_key("city") && props.contains_key("units") && props.contains_key("day"));
-    assert!(
-        !props.contains_key("caller"),
-        "filled from a dynamic variable, not by the LLM"
-    );
+    assert!(!props.contains_key("caller"), "filled from a dynamic variable, not by the LLM");
 
     let got = hook.received();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].method, "POST");
     assert_eq!(got[0].uri, "/weather/S%C3%A3o%20Paulo?units=metric");
-    assert_eq!(
-        got[0].headers["authorization"], planted,
-        "secret resolved at call time"
-    );
+    assert_eq!(got[0].headers["authorization"], planted, "secret resolved at call time");
     assert_eq!(got[0].headers["x-agent"], agent_id.as_str());
     assert_eq!(
         serde_json::from_str::<Value>(&got[0].body).unwrap(),
@@ -255,12 +209,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
 
     // The LLM saw the webhook's answer.
     let second = &llm.requests()[1]["messages"];
-    let tool_msg = second
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["role"] == "tool")
-        .unwrap();
+    let tool_msg = second.as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap();
     assert_eq!(tool_msg["content"], r#"{"forecast":"sunny"}"#);
 
     let events = drain(&mut rx);
@@ -276,24 +225,17 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
 
     // Audited, redacted, readable both ways.
     let id = conv.id().to_owned();
-    let (s, calls) = app
-        .get(&format!("/api/tool-calls?executionId={id}"), key)
-        .await;
+    let (s, calls) = app.get(&format!("/api/tool-calls?executionId={id}"), key).await;
     assert_eq!(s, 200);
     assert_eq!(calls.as_array().unwrap().len(), 1);
     assert_eq!(calls[0]["toolName"], "get_weather");
     assert_eq!(calls[0]["status"], "success");
     assert_eq!(calls[0]["output"], json!({"forecast": "sunny"}));
     assert_eq!(calls[0]["input"]["city"], "São Paulo");
-    let (_, execs) = app
-        .get(&format!("/v1/convai/tools/{tool_id}/executions"), key)
-        .await;
+    let (_, execs) = app.get(&format!("/v1/convai/tools/{tool_id}/executions"), key).await;
     let e = &execs["executions"][0];
     assert_eq!(e["conversation_id"], id.as_str());
-    assert_eq!(
-        e["tool_call_details"]["headers"]["Authorization"],
-        "[REDACTED]"
-    );
+    assert_eq!(e["tool_call_details"]["headers"]["Authorization"], "[REDACTED]");
     assert_eq!(e["tool_call_details"]["path_params"]["city"], "São Paulo");
     assert_eq!(e["tool_call_details"]["query_params"]["units"], "metric");
     assert!(!execs.to_string().contains(planted));
@@ -301,9 +243,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
     // saver), so the stored transcript may trail the turn by a write.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let conv_json = loop {
-        let (_, conv_json) = app
-            .get(&format!("/v1/convai/conversations/{id}"), key)
-            .await;
+        let (_, conv_json) = app.get(&format!("/v1/convai/conversations/{id}"), key).await;
         if !conv_json["transcript"][1]["tool_calls"].is_null()
             || std::time::Instant::now() > deadline
         {
@@ -314,10 +254,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
     assert!(!conv_json.to_string().contains(planted));
     let agent_turn = &conv_json["transcript"][1];
     assert_eq!(agent_turn["tool_calls"][0]["tool_name"], "get_weather");
-    assert_eq!(
-        agent_turn["tool_results"][0]["result_value"],
-        r#"{"forecast":"sunny"}"#
-    );
+    assert_eq!(agent_turn["tool_results"][0]["result_value"], r#"{"forecast":"sunny"}"#);
     let (_, t) = app.get(&format!("/v1/convai/tools/{tool_id}"), key).await;
     assert_eq!(t["usage_stats"]["total_calls"], 1);
     if let Some(path) = app
@@ -329,11 +266,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
         .filter(|_| backend == crate::helpers::Backend::Sqlite)
     {
         let bytes = std::fs::read(path).unwrap();
-        assert!(
-            !bytes
-                .windows(planted.len())
-                .any(|w| w == planted.as_bytes())
-        );
+        assert!(!bytes.windows(planted.len()).any(|w| w == planted.as_bytes()));
     }
 }
 dual_db!(webhook_tools_run_for_real_with_secrets_and_are_audited);
@@ -345,19 +278,12 @@ async fn failures_are_visible_errors_timeouts_refusals_and_parallel_calls(backen
     let slow = Webhook::start(200, "late", Duration::from_secs(10)).await;
     let mut slow_tool = webhook_tool("slow_tool", &format!("{}/slow/{{city}}", slow.base));
     slow_tool["tool_config"]["response_timeout_secs"] = json!(5);
-    let t_broken = create_tool(
-        &app,
-        key,
-        webhook_tool("broken_tool", &format!("{}/b/{{city}}", broken.base)),
-    )
-    .await;
+    let t_broken =
+        create_tool(&app, key, webhook_tool("broken_tool", &format!("{}/b/{{city}}", broken.base)))
+            .await;
     let t_slow = create_tool(&app, key, slow_tool).await;
-    let t_internal = create_tool(
-        &app,
-        key,
-        webhook_tool("internal_tool", "http://10.255.255.1/x/{city}"),
-    )
-    .await;
+    let t_internal =
+        create_tool(&app, key, webhook_tool("internal_tool", "http://10.255.255.1/x/{city}")).await;
     let llm = FakeLlm::openai(|req: &Value| {
         let msgs = req["messages"].as_array().unwrap();
         if msgs.last().unwrap()["role"] == "tool" {
@@ -395,40 +321,20 @@ async fn failures_are_visible_errors_timeouts_refusals_and_parallel_calls(backen
     assert_eq!(tool_msgs.len(), 3, "every result given to the LLM");
     assert!(tool_msgs[0]["content"].as_str().unwrap().contains("502"));
 
-    let (_, calls) = app
-        .get(&format!("/api/tool-calls?executionId={}", conv.id()), key)
-        .await;
-    let by_name = |n: &str| {
-        calls
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["toolName"] == n)
-            .unwrap()
-            .clone()
-    };
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={}", conv.id()), key).await;
+    let by_name =
+        |n: &str| calls.as_array().unwrap().iter().find(|c| c["toolName"] == n).unwrap().clone();
     assert_eq!(by_name("broken_tool")["status"], "error");
     assert_eq!(by_name("slow_tool")["status"], "timeout");
     assert_eq!(by_name("internal_tool")["status"], "error");
     assert!(
-        by_name("internal_tool")["output"]
-            .as_str()
-            .unwrap()
-            .contains("COLLOQUY_WEBHOOK_ALLOW"),
+        by_name("internal_tool")["output"].as_str().unwrap().contains("COLLOQUY_WEBHOOK_ALLOW"),
         "egress guard refused it"
     );
-    let (_, execs) = app
-        .get(
-            &format!("/v1/convai/tools/{t_broken}/executions?is_error=true"),
-            key,
-        )
-        .await;
+    let (_, execs) =
+        app.get(&format!("/v1/convai/tools/{t_broken}/executions?is_error=true"), key).await;
     assert_eq!(execs["executions"][0]["error_type"], "external_server");
-    assert_eq!(
-        execs["executions"].as_array().unwrap().len(),
-        1,
-        "recorded exactly once"
-    );
+    assert_eq!(execs["executions"].as_array().unwrap().len(), 1, "recorded exactly once");
 }
 dual_db!(failures_are_visible_errors_timeouts_refusals_and_parallel_calls);
 
@@ -464,35 +370,19 @@ async fn mocks_system_and_client_tools(backend: Backend) {
         json!({"mocking_strategy": "all", "fallback_strategy": "raise_error"}),
     )
     .unwrap();
-    let mut conv = start(
-        &deps,
-        &app,
-        &agent_id,
-        StartOptions {
-            mocks,
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut conv =
+        start(&deps, &app, &agent_id, StartOptions { mocks, ..Default::default() }).await;
     conv.user_message("paris", None).await.unwrap();
     conv.user_message("rome", None).await.unwrap();
     conv.user_message("map", None).await.unwrap();
     let bye = conv.user_message("bye", None).await.unwrap();
     assert!(bye.end_call, "end_call ends the conversation");
-    assert!(
-        hook.received().is_empty(),
-        "mocked tools never reach the webhook"
-    );
-    let (_, calls) = app
-        .get(&format!("/api/tool-calls?executionId={}", conv.id()), key)
-        .await;
+    assert!(hook.received().is_empty(), "mocked tools never reach the webhook");
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={}", conv.id()), key).await;
     let calls = calls.as_array().unwrap();
     assert_eq!(calls.len(), 4);
     assert_eq!(calls[0]["output"], "mocked paris");
-    assert_eq!(
-        calls[1]["status"], "error",
-        "no mock matched and the fallback raises"
-    );
+    assert_eq!(calls[1]["status"], "error", "no mock matched and the fallback raises");
     assert_eq!(calls[2]["toolName"], "show_map");
     assert_eq!(calls[2]["status"], "error", "no client connected");
     assert_eq!(calls[3]["toolName"], "end_call");
@@ -520,21 +410,13 @@ async fn llm_failures_become_typed_errors_and_the_conversation_is_kept(backend: 
         let err = conv.user_message("hi", None).await.unwrap_err();
         assert_eq!(err.error_type(), error_type, "{err}");
         conv.end(Ending::Error(err.to_string())).await.unwrap();
-        let (_, got) = app
-            .get(
-                &format!("/v1/convai/conversations/{}", conv.id()),
-                &app.admin_key,
-            )
-            .await;
+        let (_, got) =
+            app.get(&format!("/v1/convai/conversations/{}", conv.id()), &app.admin_key).await;
         assert_eq!(got["status"], "failed");
         assert_eq!(got["analysis"]["call_successful"], "failure");
         assert_eq!(got["metadata"]["error"]["reason"], error_type);
     }
-    let broken_calls = llm
-        .requests()
-        .iter()
-        .filter(|r| r["model"] == "broken")
-        .count();
+    let broken_calls = llm.requests().iter().filter(|r| r["model"] == "broken").count();
     assert_eq!(broken_calls, 2, "one retry after a 5xx");
 
     // A model that no route or default serves.
@@ -553,13 +435,7 @@ async fn llm_failures_become_typed_errors_and_the_conversation_is_kept(backend: 
     .await;
     let agent_id = agent(&app, json!({"agent": {"prompt": {"llm": "gpt-4o"}}})).await;
     let mut conv = start(&lonely, &app, &agent_id, StartOptions::default()).await;
-    assert_eq!(
-        conv.user_message("hi", None)
-            .await
-            .unwrap_err()
-            .error_type(),
-        "llm_error"
-    );
+    assert_eq!(conv.user_message("hi", None).await.unwrap_err().error_type(), "llm_error");
 }
 dual_db!(llm_failures_become_typed_errors_and_the_conversation_is_kept);
 
@@ -621,15 +497,9 @@ async fn anthropic_routes_and_custom_llm(backend: Backend) {
         "url": format!("{}/v1", custom.base), "model_id": "my-model", "api_key": {"secret_id": secret["secret_id"]}
     }}}})).await;
     let mut conv = start(&deps, &app, &agent_id, StartOptions::default()).await;
-    assert_eq!(
-        conv.user_message("hi", None).await.unwrap().text,
-        "custom hello"
-    );
+    assert_eq!(conv.user_message("hi", None).await.unwrap().text, "custom hello");
     assert_eq!(custom.requests()[0]["model"], "my-model");
-    assert_eq!(
-        custom.headers()[0]["authorization"],
-        "Bearer custom-key-123"
-    );
+    assert_eq!(custom.headers()[0]["authorization"], "Bearer custom-key-123");
 }
 dual_db!(anthropic_routes_and_custom_llm);
 
@@ -638,12 +508,8 @@ async fn two_hundred_concurrent_conversations(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let key = &app.admin_key;
     let hook = Webhook::start(200, r#"{"ok":true}"#, Duration::from_millis(5)).await;
-    let tool_id = create_tool(
-        &app,
-        key,
-        webhook_tool("lookup", &format!("{}/c/{{city}}", hook.base)),
-    )
-    .await;
+    let tool_id =
+        create_tool(&app, key, webhook_tool("lookup", &format!("{}/c/{{city}}", hook.base))).await;
     let llm = FakeLlm::openai(|req: &Value| {
         let msgs = req["messages"].as_array().unwrap();
         if msgs.last().unwrap()["role"] == "tool" {
@@ -654,11 +520,8 @@ async fn two_hundred_concurrent_conversations(backend: Backend) {
     })
     .await;
     let deps = engine(&app, &llm, |_| {}).await;
-    let agent_id = agent(
-        &app,
-        json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}}),
-    )
-    .await;
+    let agent_id =
+        agent(&app, json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}})).await;
     let ws = workspace(&app).await;
     let snapshot = AgentSnapshot::load(&deps, &ws, &agent_id).await.unwrap();
     let mut tasks = Vec::new();
@@ -681,19 +544,13 @@ async fn two_hundred_concurrent_conversations(backend: Backend) {
     }
     assert_eq!(hook.received().len(), 200);
     for id in ids.iter().take(20) {
-        let (_, calls) = app
-            .get(&format!("/api/tool-calls?executionId={id}"), key)
-            .await;
+        let (_, calls) = app.get(&format!("/api/tool-calls?executionId={id}"), key).await;
         assert_eq!(calls.as_array().unwrap().len(), 1, "{id}");
     }
     let (_, t) = app.get(&format!("/v1/convai/tools/{tool_id}"), key).await;
     assert_eq!(t["usage_stats"]["total_calls"], 200);
-    let (_, list) = app
-        .get(
-            &format!("/v1/convai/conversations?agent_id={agent_id}&page_size=100"),
-            key,
-        )
-        .await;
+    let (_, list) =
+        app.get(&format!("/v1/convai/conversations?agent_id={agent_id}&page_size=100"), key).await;
     assert_eq!(list["has_more"], true);
 }
 dual_db!(two_hundred_concurrent_conversations);
@@ -702,12 +559,8 @@ async fn delete_and_feedback(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let key = &app.admin_key;
     let hook = Webhook::start(200, r#"{"ok":true}"#, Duration::ZERO).await;
-    let tool_id = create_tool(
-        &app,
-        key,
-        webhook_tool("lookup", &format!("{}/d/{{city}}", hook.base)),
-    )
-    .await;
+    let tool_id =
+        create_tool(&app, key, webhook_tool("lookup", &format!("{}/d/{{city}}", hook.base))).await;
     let llm = FakeLlm::openai(|req: &Value| {
         let msgs = req["messages"].as_array().unwrap();
         if msgs.last().unwrap()["role"] == "tool" {
@@ -718,27 +571,18 @@ async fn delete_and_feedback(backend: Backend) {
     })
     .await;
     let deps = engine(&app, &llm, |_| {}).await;
-    let agent_id = agent(
-        &app,
-        json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}}),
-    )
-    .await;
+    let agent_id =
+        agent(&app, json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}})).await;
     let mut conv = start(&deps, &app, &agent_id, StartOptions::default()).await;
     conv.user_message("go", None).await.unwrap();
     conv.end(Ending::Normal("done".into())).await.unwrap();
     let id = conv.id().to_owned();
 
     let (s, _) = app
-        .post(
-            &format!("/v1/convai/conversations/{id}/feedback"),
-            key,
-            &json!({"feedback": "like"}),
-        )
+        .post(&format!("/v1/convai/conversations/{id}/feedback"), key, &json!({"feedback": "like"}))
         .await;
     assert_eq!(s, 200);
-    let (_, got) = app
-        .get(&format!("/v1/convai/conversations/{id}"), key)
-        .await;
+    let (_, got) = app.get(&format!("/v1/convai/conversations/{id}"), key).await;
     assert_eq!(got["metadata"]["feedback"]["overall_score"], "like");
     assert_eq!(
         app.post(
@@ -752,57 +596,22 @@ async fn delete_and_feedback(backend: Backend) {
     );
 
     let theirs = app.key("globex", "g@globex.test", "admin").await;
+    assert_eq!(app.get(&format!("/v1/convai/conversations/{id}"), &theirs).await.0, 404);
     assert_eq!(
-        app.get(&format!("/v1/convai/conversations/{id}"), &theirs)
+        app.send(Method::DELETE, &format!("/v1/convai/conversations/{id}"), &theirs, &json!({}))
             .await
             .0,
-        404
-    );
-    assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/conversations/{id}"),
-            &theirs,
-            &json!({})
-        )
-        .await
-        .0,
         404
     );
 
-    let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/conversations/{id}"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, _) =
+        app.send(Method::DELETE, &format!("/v1/convai/conversations/{id}"), key, &json!({})).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        app.get(&format!("/v1/convai/conversations/{id}"), key)
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        app.get(&format!("/api/tool-calls?executionId={id}"), key)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(app.get(&format!("/v1/convai/conversations/{id}"), key).await.0, 404);
+    assert_eq!(app.get(&format!("/api/tool-calls?executionId={id}"), key).await.0, 404);
     let (_, t) = app.get(&format!("/v1/convai/tools/{tool_id}"), key).await;
-    assert_eq!(
-        t["usage_stats"]["total_calls"], 1,
-        "counts survive the deletion"
-    );
-    let (_, execs) = app
-        .get(&format!("/v1/convai/tools/{tool_id}/executions"), key)
-        .await;
-    assert_eq!(
-        execs["executions"][0]["request_payload"],
-        Value::Null,
-        "payloads blanked"
-    );
+    assert_eq!(t["usage_stats"]["total_calls"], 1, "counts survive the deletion");
+    let (_, execs) = app.get(&format!("/v1/convai/tools/{tool_id}/executions"), key).await;
+    assert_eq!(execs["executions"][0]["request_payload"], Value::Null, "payloads blanked");
 }
 dual_db!(delete_and_feedback);

@@ -11,10 +11,7 @@ fn assert_violation(body: &Value, loc: Value, kind: &str) {
     let first = &body["detail"][0];
     assert_eq!(first["loc"], loc, "{body}");
     assert_eq!(first["type"], kind, "{body}");
-    assert!(
-        first["msg"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(first["msg"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
 async fn bad_bodies_and_queries_are_422_with_a_location(backend: Backend) {
@@ -29,12 +26,8 @@ async fn bad_bodies_and_queries_are_422_with_a_location(backend: Backend) {
             .send()
     };
 
-    let (s, b) = status_json(
-        post_raw("{\"type\": \"new\",", "application/json")
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) =
+        status_json(post_raw("{\"type\": \"new\",", "application/json").await.unwrap()).await;
     assert_eq!(s, 422);
     assert_violation(&b, json!(["body", 15]), "json_invalid");
 
@@ -43,9 +36,7 @@ async fn bad_bodies_and_queries_are_422_with_a_location(backend: Backend) {
     assert_eq!(b["detail"][0]["type"], "json_invalid");
 
     let (s, b) = status_json(
-        post_raw(r#"{"type":"new","name":"a","value":"b"}"#, "text/plain")
-            .await
-            .unwrap(),
+        post_raw(r#"{"type":"new","name":"a","value":"b"}"#, "text/plain").await.unwrap(),
     )
     .await;
     assert_eq!(s, 422);
@@ -55,32 +46,18 @@ async fn bad_bodies_and_queries_are_422_with_a_location(backend: Backend) {
     assert_eq!(s, 422);
     assert_violation(&b, json!(["body"]), "missing");
 
-    let (s, b) = app
-        .post(
-            "/v1/convai/secrets",
-            key,
-            &json!({"type": "new", "name": "a"}),
-        )
-        .await;
+    let (s, b) = app.post("/v1/convai/secrets", key, &json!({"type": "new", "name": "a"})).await;
     assert_eq!(s, 422);
     assert_violation(&b, json!(["body", "value"]), "missing");
 
     let (s, b) = app
-        .post(
-            "/v1/convai/secrets",
-            key,
-            &json!({"type": "old", "name": "a", "value": "b"}),
-        )
+        .post("/v1/convai/secrets", key, &json!({"type": "old", "name": "a", "value": "b"}))
         .await;
     assert_eq!(s, 422);
     assert_violation(&b, json!(["body", "type"]), "enum");
 
     let (s, b) = app
-        .post(
-            "/v1/convai/secrets",
-            key,
-            &json!({"type": "new", "name": ["a"], "value": "b"}),
-        )
+        .post("/v1/convai/secrets", key, &json!({"type": "new", "name": ["a"], "value": "b"}))
         .await;
     assert_eq!(s, 422);
     assert_violation(&b, json!(["body", "name"]), "string_type");
@@ -97,9 +74,7 @@ async fn bad_bodies_and_queries_are_422_with_a_location(backend: Backend) {
     assert_eq!(s, 422);
     assert_violation(&b, json!(["query", "page_size"]), "less_than_equal");
 
-    let (s, b) = app
-        .get("/v1/convai/secrets?page_size=5&cursor=garbage", key)
-        .await;
+    let (s, b) = app.get("/v1/convai/secrets?page_size=5&cursor=garbage", key).await;
     assert_eq!(s, 422);
     assert_violation(&b, json!(["query", "cursor"]), "value_error");
 
@@ -120,14 +95,8 @@ async fn oversized_unknown_and_wrong_method(backend: Backend) {
     assert_eq!(s, 404);
     assert_eq!(b["detail"]["status"], "not_found");
 
-    let (s, b) = app
-        .send(
-            reqwest::Method::PUT,
-            "/v1/convai/secrets",
-            &app.admin_key,
-            &json!({}),
-        )
-        .await;
+    let (s, b) =
+        app.send(reqwest::Method::PUT, "/v1/convai/secrets", &app.admin_key, &json!({})).await;
     assert_eq!(s, 405);
     assert_eq!(b["detail"]["status"], "method_not_allowed");
 }
@@ -171,19 +140,7 @@ async fn random_input_never_gets_a_5xx() {
             .send()
             .await
             .unwrap();
-        assert!(
-            r.status().as_u16() < 500,
-            "{method} {path}?{query} {body:?} -> {}",
-            r.status()
-        );
+        assert!(r.status().as_u16() < 500, "{method} {path}?{query} {body:?} -> {}", r.status());
     }
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
 }

@@ -53,11 +53,7 @@ pub struct FakeLlm {
 impl FakeLlm {
     /// OpenAI-compatible, answering each request with `script(request body)`.
     pub async fn openai(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> FakeLlm {
-        Self::serve(
-            Router::new().route("/v1/chat/completions", post(openai_handler)),
-            script,
-        )
-        .await
+        Self::serve(Router::new().route("/v1/chat/completions", post(openai_handler)), script).await
     }
 
     /// OpenAI-compatible, answering with `replies` in order (the last one repeats).
@@ -73,11 +69,7 @@ impl FakeLlm {
 
     /// Anthropic Messages API.
     pub async fn anthropic(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> FakeLlm {
-        Self::serve(
-            Router::new().route("/v1/messages", post(anthropic_handler)),
-            script,
-        )
-        .await
+        Self::serve(Router::new().route("/v1/messages", post(anthropic_handler)), script).await
     }
 
     async fn serve(
@@ -85,10 +77,7 @@ impl FakeLlm {
         script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
     ) -> FakeLlm {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let state = LlmState {
-            script: Arc::new(script),
-            requests: requests.clone(),
-        };
+        let state = LlmState { script: Arc::new(script), requests: requests.clone() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -99,22 +88,12 @@ impl FakeLlm {
 
     /// Bodies of the requests received so far.
     pub fn requests(&self) -> Vec<Value> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, b)| b.clone())
-            .collect()
+        self.requests.lock().unwrap().iter().map(|(_, b)| b.clone()).collect()
     }
 
     /// Headers of the requests received so far.
     pub fn headers(&self) -> Vec<HeaderMap> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(h, _)| h.clone())
-            .collect()
+        self.requests.lock().unwrap().iter().map(|(h, _)| h.clone()).collect()
     }
 }
 
@@ -133,10 +112,7 @@ async fn resolve(reply: Reply) -> Result<Reply, u16> {
 }
 
 fn sse(events: Vec<String>) -> Response {
-    let body = events
-        .into_iter()
-        .map(|e| format!("{e}\n\n"))
-        .collect::<String>();
+    let body = events.into_iter().map(|e| format!("{e}\n\n")).collect::<String>();
     ([("content-type", "text/event-stream")], body).into_response()
 }
 
@@ -146,11 +122,7 @@ async fn openai_handler(
     body: axum::Json<Value>,
 ) -> Response {
     let reply = (state.script)(&body.0);
-    state
-        .requests
-        .lock()
-        .unwrap()
-        .push((headers, body.0.clone()));
+    state.requests.lock().unwrap().push((headers, body.0.clone()));
     let reply = match resolve(reply).await {
         Ok(r) => r,
         Err(status) => {
@@ -193,11 +165,7 @@ async fn anthropic_handler(
     body: axum::Json<Value>,
 ) -> Response {
     let reply = (state.script)(&body.0);
-    state
-        .requests
-        .lock()
-        .unwrap()
-        .push((headers, body.0.clone()));
+    state.requests.lock().unwrap().push((headers, body.0.clone()));
     let reply = match resolve(reply).await {
         Ok(r) => r,
         Err(status) => {
@@ -254,12 +222,7 @@ pub struct Webhook {
 impl Webhook {
     pub async fn start(status: u16, body: &str, delay: Duration) -> Webhook {
         let received = Arc::new(Mutex::new(Vec::new()));
-        let state = HookState {
-            status,
-            body: body.to_owned(),
-            delay,
-            received: received.clone(),
-        };
+        let state = HookState { status, body: body.to_owned(), delay, received: received.clone() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = Router::new().fallback(any(hook)).with_state(state);

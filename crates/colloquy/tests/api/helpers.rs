@@ -112,9 +112,8 @@ impl TestDb {
 
     /// A store on this database (migrated), for setting up and inspecting state directly.
     pub async fn store(&self) -> SqlStore {
-        let store = SqlStore::connect(&self.url, &ConnectOptions::default())
-            .await
-            .expect("connect");
+        let store =
+            SqlStore::connect(&self.url, &ConnectOptions::default()).await.expect("connect");
         store.migrate().await.expect("migrate");
         store
     }
@@ -122,9 +121,7 @@ impl TestDb {
 
 async fn sqlx_connect(url: &str) -> sqlx::PgConnection {
     use sqlx::Connection as _;
-    sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to COLLOQUY_TEST_DATABASE_URL")
+    sqlx::PgConnection::connect(url).await.expect("connect to COLLOQUY_TEST_DATABASE_URL")
 }
 
 impl Drop for TestDb {
@@ -191,10 +188,7 @@ pub struct TestApp {
 
 pub fn client() -> reqwest::Client {
     colloquy::server::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
 }
 
 impl TestApp {
@@ -246,13 +240,8 @@ impl TestApp {
 
     /// GET with `key`, returning status and JSON (Null for an empty body).
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(self.url(path))
-            .header("xi-api-key", key)
-            .send()
-            .await
-            .expect("send");
+        let r =
+            self.client.get(self.url(path)).header("xi-api-key", key).send().await.expect("send");
         status_json(r).await
     }
 
@@ -316,10 +305,7 @@ pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
         Value::Null
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "status {status}: body is not JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
+            panic!("status {status}: body is not JSON: {}", String::from_utf8_lossy(&bytes))
         })
     };
     (status, json)
@@ -355,11 +341,7 @@ impl ChildServer {
         }
         let child = cmd.spawn().expect("spawn colloquy");
         let base = format!("http://127.0.0.1:{port}");
-        let server = ChildServer {
-            child,
-            base,
-            stderr_log,
-        };
+        let server = ChildServer { child, base, stderr_log };
         server.wait_ready().await;
         server
     }
@@ -387,10 +369,7 @@ impl ChildServer {
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
     pub fn terminate(mut self) -> bool {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 }
@@ -403,11 +382,7 @@ impl Drop for ChildServer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Asks `check` every `every` until it gives a value, for at most `within`.
@@ -430,12 +405,8 @@ pub async fn poll<T>(
 
 /// `GET {base}{path}` with `key`.
 pub async fn get_json(base: &str, key: &str, path: &str) -> (u16, Value) {
-    let response = client()
-        .get(format!("{base}{path}"))
-        .header("xi-api-key", key)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        client().get(format!("{base}{path}")).header("xi-api-key", key).send().await.unwrap();
     status_json(response).await
 }
 
@@ -467,11 +438,7 @@ pub async fn invocation_summary(
     poll(within, Duration::from_millis(100), async || {
         let (s, page) = get_json(base, key, &path).await;
         assert_eq!(s, 200, "{page}");
-        last = page["results"]
-            .as_array()?
-            .iter()
-            .find(|r| r["id"] == id)
-            .cloned()?;
+        last = page["results"].as_array()?.iter().find(|r| r["id"] == id).cloned()?;
         (last["pending_count"] == 0).then(|| last.clone())
     })
     .await

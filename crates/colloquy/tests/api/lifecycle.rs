@@ -14,12 +14,7 @@ fn first_key_from_stdout(server: &mut ChildServer) -> String {
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().expect("a line").expect("utf8");
     assert!(first.contains("shown only this once"), "{first}");
-    lines
-        .next()
-        .expect("key line")
-        .expect("utf8")
-        .trim()
-        .to_owned()
+    lines.next().expect("key line").expect("utf8").trim().to_owned()
 }
 
 async fn create_secret(base: &str, key: &str, name: &str) -> u16 {
@@ -52,14 +47,8 @@ async fn first_start_restart_and_kill9_keep_every_acknowledged_write() {
     let mut server = ChildServer::start(dir.path(), &[]).await;
     let key = first_key_from_stdout(&mut server);
     assert!(key.starts_with("sk_"));
-    assert!(
-        dir.path().join("colloquy-data/colloquy.db").exists(),
-        "default database location"
-    );
-    assert!(
-        dir.path().join("colloquy-data/secret.key").exists(),
-        "secret key generated"
-    );
+    assert!(dir.path().join("colloquy-data/colloquy.db").exists(), "default database location");
+    assert!(dir.path().join("colloquy-data/secret.key").exists(), "secret key generated");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -71,10 +60,7 @@ async fn first_start_restart_and_kill9_keep_every_acknowledged_write() {
     }
 
     for i in 0..20 {
-        assert_eq!(
-            create_secret(&server.base, &key, &format!("s{i}")).await,
-            200
-        );
+        assert_eq!(create_secret(&server.base, &key, &format!("s{i}")).await, 200);
     }
     server.kill9();
 
@@ -86,14 +72,8 @@ async fn first_start_restart_and_kill9_keep_every_acknowledged_write() {
     );
     let stdout = server.child.stdout.take().unwrap();
     assert!(server.terminate(), "clean exit on SIGTERM");
-    let printed: Vec<String> = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .collect();
-    assert!(
-        printed.iter().all(|l| !l.contains("sk_")),
-        "no new key on restart: {printed:?}"
-    );
+    let printed: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).collect();
+    assert!(printed.iter().all(|l| !l.contains("sk_")), "no new key on restart: {printed:?}");
 }
 
 /// SIGTERM lets a request that is still uploading its body finish.
@@ -119,14 +99,7 @@ async fn sigterm_finishes_in_flight_requests() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.child.id();
-    assert!(
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap().success());
     let status = request.await.unwrap().expect("request completed");
     assert_eq!(status, 200, "in-flight request finished during shutdown");
     let exited_ok = server.terminate();
@@ -168,11 +141,7 @@ async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
     let token = cli(&[
@@ -190,17 +159,10 @@ async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
     let token = token.trim();
     assert!(token.starts_with("sk_"));
     assert_eq!(secret_count(&server.base, token).await, 0);
-    assert_eq!(
-        create_secret(&server.base, token, "x").await,
-        403,
-        "read-only key"
-    );
+    assert_eq!(create_secret(&server.base, token, "x").await, 403, "read-only key");
 
     let listing = cli(&["keys", "list", "--workspace", "acme"]);
-    let line = listing
-        .lines()
-        .find(|l| l.contains("ada@acme.test"))
-        .expect("listed");
+    let line = listing.lines().find(|l| l.contains("ada@acme.test")).expect("listed");
     assert!(!listing.contains(token), "tokens are never listed");
     let key_id = line.split('\t').next().unwrap();
     cli(&["keys", "revoke", key_id]);
@@ -214,16 +176,7 @@ async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
     assert_eq!(r.status(), 401);
 
     let bad = Command::new(colloquy_bin())
-        .args([
-            "keys",
-            "create",
-            "--user-name",
-            "x",
-            "--user-email",
-            "x@y",
-            "--scopes",
-            "root",
-        ])
+        .args(["keys", "create", "--user-name", "x", "--user-email", "x@y", "--scopes", "root"])
         .env("COLLOQUY_DATABASE_URL", &db.url)
         .output()
         .unwrap();
@@ -242,20 +195,10 @@ async fn migrate_command_and_postgres_needs_a_secret_key(backend: Backend) {
         .current_dir(db.dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     if backend == Backend::Postgres {
         let out = Command::new(colloquy_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                &db.url,
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db.url])
             .env_remove("COLLOQUY_SECRET_KEY")
             .output()
             .unwrap();
@@ -293,30 +236,16 @@ async fn config_file_then_environment() {
     };
 
     let server = ChildServer::start(dir.path(), &[("COLLOQUY_BOOTSTRAP_API_KEY", &key)]).await;
-    assert!(
-        dir.path().join("from-file/db.sqlite").exists(),
-        "database_url from the file"
-    );
-    assert_eq!(
-        post(server.base.clone()).await,
-        413,
-        "max_body_bytes from the file"
-    );
+    assert!(dir.path().join("from-file/db.sqlite").exists(), "database_url from the file");
+    assert_eq!(post(server.base.clone()).await, 413, "max_body_bytes from the file");
     assert!(server.terminate());
 
     let server = ChildServer::start(
         dir.path(),
-        &[
-            ("COLLOQUY_BOOTSTRAP_API_KEY", &key),
-            ("COLLOQUY_MAX_BODY_BYTES", "4096"),
-        ],
+        &[("COLLOQUY_BOOTSTRAP_API_KEY", &key), ("COLLOQUY_MAX_BODY_BYTES", "4096")],
     )
     .await;
-    assert_eq!(
-        post(server.base.clone()).await,
-        200,
-        "the environment wins over the file"
-    );
+    assert_eq!(post(server.base.clone()).await, 200, "the environment wins over the file");
     assert!(server.terminate());
 }
 
@@ -350,10 +279,8 @@ async fn rekey_and_secret_values_never_logged() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let secret_id = r.json::<serde_json::Value>().await.unwrap()["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret_id =
+        r.json::<serde_json::Value>().await.unwrap()["secret_id"].as_str().unwrap().to_owned();
     let log_path = server.stderr_log.clone();
     assert!(server.terminate());
     let log = std::fs::read_to_string(&log_path).unwrap();
@@ -372,38 +299,18 @@ async fn rekey_and_secret_values_never_logged() {
         cmd.output().unwrap()
     };
     let without_previous = rekey(&key_b, None);
-    assert!(
-        !without_previous.status.success(),
-        "cannot open old values without the previous key"
-    );
+    assert!(!without_previous.status.success(), "cannot open old values without the previous key");
     let out = rekey(&key_b, Some(&key_a));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("re-sealed 1 secret(s)"));
     let again = rekey(&key_b, None);
-    assert!(
-        String::from_utf8_lossy(&again.stdout).contains("re-sealed 0 secret(s)"),
-        "idempotent"
-    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("re-sealed 0 secret(s)"), "idempotent");
 
-    let store = colloquy_store::SqlStore::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    let record = store
-        .all_secrets("", 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id == secret_id)
-        .unwrap();
+    let store = colloquy_store::SqlStore::connect(&url, &Default::default()).await.unwrap();
+    let record =
+        store.all_secrets("", 10).await.unwrap().into_iter().find(|s| s.id == secret_id).unwrap();
     let opened = Keyring::new(key_b, None)
-        .open(
-            &record.sealed_value,
-            &secret_context(&record.workspace_id, &record.id),
-        )
+        .open(&record.sealed_value, &secret_context(&record.workspace_id, &record.id))
         .unwrap();
     assert_eq!(opened, planted.as_bytes());
 }

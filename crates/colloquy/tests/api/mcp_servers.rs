@@ -68,10 +68,7 @@ impl McpProcess {
         .expect("the MCP test server prints its port")
         .unwrap();
         let port: u16 = line.trim().parse().expect("a port");
-        McpProcess {
-            _child: child,
-            url: format!("http://127.0.0.1:{port}{path}"),
-        }
+        McpProcess { _child: child, url: format!("http://127.0.0.1:{port}{path}") }
     }
 }
 
@@ -110,11 +107,7 @@ async fn register(
             let p = McpProcess::start(http).await;
             let url = p.url.clone();
             procs.push(p);
-            let kind = if http == Transport::Sse {
-                "SSE"
-            } else {
-                "STREAMABLE_HTTP"
-            };
+            let kind = if http == Transport::Sse { "SSE" } else { "STREAMABLE_HTTP" };
             (url, kind)
         }
     };
@@ -122,13 +115,8 @@ async fn register(
     for (k, v) in extra.as_object().unwrap() {
         config[k] = v.clone();
     }
-    let (s, b) = app
-        .post(
-            "/v1/convai/mcp-servers",
-            &app.admin_key,
-            &json!({ "config": config }),
-        )
-        .await;
+    let (s, b) =
+        app.post("/v1/convai/mcp-servers", &app.admin_key, &json!({ "config": config })).await;
     assert_eq!(s, 200, "{b}");
     b["id"].as_str().unwrap().to_owned()
 }
@@ -173,11 +161,8 @@ async fn tool_llm() -> FakeLlm {
 
 /// Opens a conversation and returns the socket, its id and the events before the first turn.
 async fn open(app: &TestApp, agent: &str) -> (Socket, String, Vec<Value>) {
-    let (mut socket, id) = ws::open(
-        &ws::url(&app.base, &format!("agent_id={agent}")),
-        Default::default(),
-    )
-    .await;
+    let (mut socket, id) =
+        ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), Default::default()).await;
     let status = next(&mut socket).await;
     (socket, id, vec![status])
 }
@@ -198,12 +183,8 @@ fn answer(events: &[Value]) -> String {
 }
 
 async fn tool_calls(app: &TestApp, conversation: &str) -> Vec<Value> {
-    let (s, b) = app
-        .get(
-            &format!("/api/tool-calls?executionId={conversation}"),
-            &app.admin_key,
-        )
-        .await;
+    let (s, b) =
+        app.get(&format!("/api/tool-calls?executionId={conversation}"), &app.admin_key).await;
     assert_eq!(s, 200, "{b}");
     b.as_array().unwrap().clone()
 }
@@ -251,18 +232,10 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
         "null leaves a field"
     );
     let (s, b) = app
-        .send(
-            Method::PATCH,
-            &format!("{servers}/{id}"),
-            key,
-            &json!({"response_timeout_secs": 1}),
-        )
+        .send(Method::PATCH, &format!("{servers}/{id}"), key, &json!({"response_timeout_secs": 1}))
         .await;
     assert_eq!(s, 422, "{b}");
-    assert_eq!(
-        b["detail"][0]["loc"],
-        json!(["body", "response_timeout_secs"])
-    );
+    assert_eq!(b["detail"][0]["loc"], json!(["body", "response_timeout_secs"]));
 
     let (s, b) = app
         .send(
@@ -295,24 +268,11 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
     assert_eq!(approvals.len(), 1);
     assert_eq!(approvals[0]["tool_hash"].as_str().unwrap().len(), 64);
     let (s, b) = app
-        .send(
-            Method::DELETE,
-            &format!("{servers}/{id}/tool-approvals/add"),
-            key,
-            &Value::Null,
-        )
+        .send(Method::DELETE, &format!("{servers}/{id}/tool-approvals/add"), key, &Value::Null)
         .await;
-    assert_eq!(
-        (s, b["config"]["tool_approval_hashes"].clone()),
-        (200, json!([]))
-    );
+    assert_eq!((s, b["config"]["tool_approval_hashes"].clone()), (200, json!([])));
     let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("{servers}/{id}/tool-approvals/add"),
-            key,
-            &Value::Null,
-        )
+        .send(Method::DELETE, &format!("{servers}/{id}/tool-approvals/add"), key, &Value::Null)
         .await;
     assert_eq!(s, 404);
 
@@ -344,39 +304,22 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
     assert_eq!(one["input_overrides"]["a"]["constant_value"], 7);
     let (s, _) = app.get(&format!("{configs}/nope"), key).await;
     assert_eq!(s, 404);
-    let (s, _) = app
-        .send(Method::PATCH, &format!("{configs}/nope"), key, &json!({}))
-        .await;
+    let (s, _) = app.send(Method::PATCH, &format!("{configs}/nope"), key, &json!({})).await;
     assert_eq!(s, 404);
-    let (s, _) = app
-        .send(Method::DELETE, &format!("{configs}/add"), key, &Value::Null)
-        .await;
+    let (s, _) = app.send(Method::DELETE, &format!("{configs}/add"), key, &Value::Null).await;
     assert_eq!(s, 200);
     let (s, _) = app.get(&format!("{configs}/add"), key).await;
     assert_eq!(s, 404);
 
     // Bad input is refused where it is, and writes nothing.
     let (_, secret) = app
-        .post(
-            "/v1/convai/secrets",
-            key,
-            &json!({"type": "new", "name": "tok", "value": "s3cr3t"}),
-        )
+        .post("/v1/convai/secrets", key, &json!({"type": "new", "name": "tok", "value": "s3cr3t"}))
         .await;
     let secret_id = secret["secret_id"].as_str().unwrap();
     let bad = [
-        (
-            json!({"name": "x", "url": "ftp://host"}),
-            vec!["body", "config", "url"],
-        ),
-        (
-            json!({"name": "x", "url": "http://mcp.example.com/sse"}),
-            vec!["body", "config", "url"],
-        ),
-        (
-            json!({"name": "x", "url": "stdio:undeclared"}),
-            vec!["body", "config", "url"],
-        ),
+        (json!({"name": "x", "url": "ftp://host"}), vec!["body", "config", "url"]),
+        (json!({"name": "x", "url": "http://mcp.example.com/sse"}), vec!["body", "config", "url"]),
+        (json!({"name": "x", "url": "stdio:undeclared"}), vec!["body", "config", "url"]),
         (
             json!({"name": "x", "url": "https://h", "transport": "STDIO"}),
             vec!["body", "config", "transport"],
@@ -397,11 +340,7 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
         assert_eq!(b["detail"][0]["loc"], json!(loc), "{config}: {b}");
     }
     let (_, list) = app.get(servers, key).await;
-    assert_eq!(
-        list["mcp_servers"].as_array().unwrap().len(),
-        1,
-        "nothing was written"
-    );
+    assert_eq!(list["mcp_servers"].as_array().unwrap().len(), 1, "nothing was written");
 
     // Secrets used by a server are in its used_by and cannot be deleted.
     let (s, with_secret) = app
@@ -413,12 +352,7 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
     let used = &listed["secrets"][0]["used_by"]["mcp_servers"];
     assert_eq!(used[0]["id"], with_secret["id"], "{listed}");
     let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/secrets/{secret_id}"),
-            key,
-            &Value::Null,
-        )
+        .send(Method::DELETE, &format!("/v1/convai/secrets/{secret_id}"), key, &Value::Null)
         .await;
     assert_eq!(s, 409);
 
@@ -430,26 +364,12 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
     assert_eq!(s, 422, "{b}");
     assert_eq!(
         b["detail"][0]["loc"],
-        json!([
-            "body",
-            "conversation_config",
-            "agent",
-            "prompt",
-            "mcp_server_ids",
-            1
-        ])
+        json!(["body", "conversation_config", "agent", "prompt", "mcp_server_ids", 1])
     );
     let agent = agent_with(&app, &[&id]).await;
     let (_, got) = app.get(&format!("{servers}/{id}"), key).await;
     assert_eq!(got["dependent_agents"][0]["id"], agent.as_str());
-    let (s, b) = app
-        .send(
-            Method::DELETE,
-            &format!("{servers}/{id}"),
-            key,
-            &Value::Null,
-        )
-        .await;
+    let (s, b) = app.send(Method::DELETE, &format!("{servers}/{id}"), key, &Value::Null).await;
     assert_eq!(s, 409, "{b}");
     assert_eq!(b["detail"]["status"], "mcp_server_in_use");
 
@@ -479,41 +399,18 @@ async fn the_registry_validates_and_round_trips_servers(backend: Backend) {
         .await;
     assert_eq!(s, 404);
     let viewer = app.key("default", "v@default.test", "viewer").await;
-    let (s, _) = app
-        .post(
-            servers,
-            &viewer,
-            &json!({"config": {"name": "v", "url": "https://h"}}),
-        )
-        .await;
+    let (s, _) =
+        app.post(servers, &viewer, &json!({"config": {"name": "v", "url": "https://h"}})).await;
     assert_eq!(s, 403);
 
-    let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/agents/{agent}"),
-            key,
-            &Value::Null,
-        )
-        .await;
+    let (s, _) =
+        app.send(Method::DELETE, &format!("/v1/convai/agents/{agent}"), key, &Value::Null).await;
     assert!(s == 200 || s == 204);
-    let (s, unused) = app
-        .post(
-            servers,
-            key,
-            &json!({"config": {"name": "gone", "url": "https://h"}}),
-        )
-        .await;
+    let (s, unused) =
+        app.post(servers, key, &json!({"config": {"name": "gone", "url": "https://h"}})).await;
     assert_eq!(s, 200);
     let gone = unused["id"].as_str().unwrap();
-    let (s, _) = app
-        .send(
-            Method::DELETE,
-            &format!("{servers}/{gone}"),
-            key,
-            &Value::Null,
-        )
-        .await;
+    let (s, _) = app.send(Method::DELETE, &format!("{servers}/{gone}"), key, &Value::Null).await;
     assert_eq!(s, 200);
     let (s, _) = app.get(&format!("{servers}/{gone}"), key).await;
     assert_eq!(s, 404);
@@ -538,11 +435,7 @@ async fn the_api_can_never_start_a_process() {
         assert_eq!(s, 422, "{body}: {b}");
     }
     let (s, created) = app
-        .post(
-            "/v1/convai/mcp-servers",
-            key,
-            &json!({"config": {"name": "x", "url": "https://h"}}),
-        )
+        .post("/v1/convai/mcp-servers", key, &json!({"config": {"name": "x", "url": "https://h"}}))
         .await;
     assert_eq!(s, 200);
     let id = created["id"].as_str().unwrap();
@@ -575,21 +468,12 @@ async fn tools_are_listed_live_over_every_transport() {
             .await;
         assert_eq!(s, 200, "{b}");
         assert_eq!(b["success"], true, "{transport:?}: {b}");
-        let names: Vec<&str> = b["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
+        let names: Vec<&str> =
+            b["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         for want in ["add", "echo", "fail", "hang", "die", "header"] {
             assert!(names.contains(&want), "{transport:?}: {names:?}");
         }
-        let add = b["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "add")
-            .unwrap();
+        let add = b["tools"].as_array().unwrap().iter().find(|t| t["name"] == "add").unwrap();
         assert_eq!(add["inputSchema"]["properties"]["a"]["type"], "integer");
     }
     // A server that is not there answers with the reason, quickly.
@@ -600,10 +484,7 @@ async fn tools_are_listed_live_over_every_transport() {
     let started = std::time::Instant::now();
     let (s, b) = app
         .get(
-            &format!(
-                "/v1/convai/mcp-servers/{}/tools",
-                dead["id"].as_str().unwrap()
-            ),
+            &format!("/v1/convai/mcp-servers/{}/tools", dead["id"].as_str().unwrap()),
             &app.admin_key,
         )
         .await;
@@ -639,20 +520,10 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
         assert_eq!(integration["tool_count"], 6);
 
         let events = turn(&mut socket, "add").await;
-        assert_eq!(
-            mcp_states(&events),
-            ["loading", "success"],
-            "{transport:?}: {events:?}"
-        );
-        let success = events
-            .iter()
-            .find(|e| e["mcp_tool_call"]["state"] == "success")
-            .unwrap();
+        assert_eq!(mcp_states(&events), ["loading", "success"], "{transport:?}: {events:?}");
+        let success = events.iter().find(|e| e["mcp_tool_call"]["state"] == "success").unwrap();
         assert_eq!(success["mcp_tool_call"]["service_id"], server.as_str());
-        assert_eq!(
-            success["mcp_tool_call"]["parameters"],
-            json!({"a": 2, "b": 3})
-        );
+        assert_eq!(success["mcp_tool_call"]["parameters"], json!({"a": 2, "b": 3}));
         assert_eq!(success["mcp_tool_call"]["result"][0]["text"], "5");
         assert!(events.iter().any(|e| e["type"] == "agent_tool_response"
             && e["agent_tool_response"]["tool_type"] == "mcp"));
@@ -665,25 +536,14 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
         let started = std::time::Instant::now();
         let events = turn(&mut socket, "hang").await;
         assert_eq!(mcp_states(&events), ["loading", "failure"]);
-        assert!(
-            started.elapsed() < Duration::from_secs(9),
-            "the timeout ends the call"
-        );
+        assert!(started.elapsed() < Duration::from_secs(9), "the timeout ends the call");
 
         let events = turn(&mut socket, "die").await;
-        assert_eq!(
-            mcp_states(&events),
-            ["loading", "failure"],
-            "{transport:?}: {events:?}"
-        );
+        assert_eq!(mcp_states(&events), ["loading", "failure"], "{transport:?}: {events:?}");
         let events = turn(&mut socket, "add").await;
         let after_death = mcp_states(&events);
         if transport == Transport::Stdio {
-            assert_eq!(
-                after_death,
-                ["loading", "success"],
-                "a stdio server is started again"
-            );
+            assert_eq!(after_death, ["loading", "success"], "a stdio server is started again");
         } else {
             assert_eq!(
                 after_death,
@@ -696,18 +556,9 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
         let calls = tool_calls(&app, &conversation).await;
         let summary: Vec<(&str, &str)> = calls
             .iter()
-            .map(|c| {
-                (
-                    c["toolName"].as_str().unwrap(),
-                    c["status"].as_str().unwrap(),
-                )
-            })
+            .map(|c| (c["toolName"].as_str().unwrap(), c["status"].as_str().unwrap()))
             .collect();
-        let last_add = if transport == Transport::Stdio {
-            "success"
-        } else {
-            "error"
-        };
+        let last_add = if transport == Transport::Stdio { "success" } else { "error" };
         assert_eq!(
             summary,
             [
@@ -720,28 +571,17 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
             "{transport:?}"
         );
         assert_eq!(calls[0]["input"], json!({"a": 2, "b": 3}));
-        assert_eq!(
-            calls[0]["output"]["content"][0]["text"], "5",
-            "{}",
-            calls[0]
-        );
+        assert_eq!(calls[0]["output"]["content"][0]["text"], "5", "{}", calls[0]);
         assert!(calls[2]["durationMs"].as_i64().unwrap() >= 4900);
 
         let tool_id = colloquy_core::mcp_servers::derived_tool_id(&server, "add");
-        let (s, page) = app
-            .get(
-                &format!("/v1/convai/tools/{tool_id}/executions"),
-                &app.admin_key,
-            )
-            .await;
+        let (s, page) =
+            app.get(&format!("/v1/convai/tools/{tool_id}/executions"), &app.admin_key).await;
         assert_eq!(s, 200, "{page}");
         let executions = page["executions"].as_array().unwrap();
         assert_eq!(executions.len(), 2, "{page}");
         assert_eq!(executions[1]["tool_call_details"]["type"], "mcp");
-        assert_eq!(
-            executions[1]["tool_call_details"]["mcp_server_id"],
-            server.as_str()
-        );
+        assert_eq!(executions[1]["tool_call_details"]["mcp_server_id"], server.as_str());
         assert_eq!(executions[1]["tool_call_details"]["mcp_tool_name"], "add");
     }
 }
@@ -766,11 +606,7 @@ fn everything() -> String {
 
 /// Starts the reference server over HTTP (`sse` or `streamableHttp`) on a free port.
 async fn start_everything(mode: &str) -> (tokio::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = tokio::process::Command::new("node")
         .args([everything().as_str(), mode])
         .env("PORT", port.to_string())
@@ -779,10 +615,7 @@ async fn start_everything(mode: &str) -> (tokio::process::Child, u16) {
         .spawn()
         .expect("node starts the reference MCP server");
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return (child, port);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -810,10 +643,7 @@ async fn the_npm_reference_server_works_over_every_transport() {
     let targets = [
         ("stdio:everything".to_owned(), "SSE"),
         (format!("http://127.0.0.1:{sse_port}/sse"), "SSE"),
-        (
-            format!("http://127.0.0.1:{http_port}/mcp"),
-            "STREAMABLE_HTTP",
-        ),
+        (format!("http://127.0.0.1:{http_port}/mcp"), "STREAMABLE_HTTP"),
     ];
     for (url, transport) in targets {
         let (s, b) = app
@@ -826,29 +656,17 @@ async fn the_npm_reference_server_works_over_every_transport() {
             .await;
         assert_eq!(s, 200, "{b}");
         let server = b["id"].as_str().unwrap().to_owned();
-        let (_, listed) = app
-            .get(
-                &format!("/v1/convai/mcp-servers/{server}/tools"),
-                &app.admin_key,
-            )
-            .await;
+        let (_, listed) =
+            app.get(&format!("/v1/convai/mcp-servers/{server}/tools"), &app.admin_key).await;
         assert_eq!(listed["success"], true, "{url}: {listed}");
         assert!(
-            listed["tools"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t["name"] == "get-sum"),
+            listed["tools"].as_array().unwrap().iter().any(|t| t["name"] == "get-sum"),
             "{listed}"
         );
         let agent = agent_with(&app, &[&server]).await;
         let (mut socket, conversation, _) = open(&app, &agent).await;
         let events = turn(&mut socket, "sum").await;
-        assert_eq!(
-            mcp_states(&events),
-            ["loading", "success"],
-            "{url}: {events:?}"
-        );
+        assert_eq!(mcp_states(&events), ["loading", "success"], "{url}: {events:?}");
         assert_eq!(answer(&events), "Tool said: The sum of 2 and 40 is 42.");
         drop(socket);
         let calls = tool_calls(&app, &conversation).await;
@@ -861,13 +679,9 @@ async fn calls_wait_for_the_users_approval_over_the_websocket(backend: Backend) 
     let llm = tool_llm().await;
     let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
     let mut procs = Vec::new();
-    let server = register(
-        &app,
-        Transport::Streamable,
-        &mut procs,
-        json!({"response_timeout_secs": 5}),
-    )
-    .await;
+    let server =
+        register(&app, Transport::Streamable, &mut procs, json!({"response_timeout_secs": 5}))
+            .await;
     let agent = agent_with(&app, &[&server]).await;
     let (mut socket, conversation, _) = open(&app, &agent).await;
 
@@ -900,10 +714,7 @@ async fn calls_wait_for_the_users_approval_over_the_websocket(backend: Backend) 
     drop(socket);
 
     let calls = tool_calls(&app, &conversation).await;
-    let statuses: Vec<&str> = calls
-        .iter()
-        .map(|c| c["status"].as_str().unwrap())
-        .collect();
+    let statuses: Vec<&str> = calls.iter().map(|c| c["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["success", "error", "timeout"]);
     let (_, echo) = app
         .get(
@@ -933,16 +744,9 @@ async fn per_tool_approvals_and_tool_configs_shape_the_calls() {
         json!({"approval_policy": "require_approval_per_tool", "response_timeout_secs": 5}),
     )
     .await;
-    let (_, listed) = app
-        .get(&format!("/v1/convai/mcp-servers/{server}/tools"), key)
-        .await;
-    let add = listed["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "add")
-        .unwrap()
-        .clone();
+    let (_, listed) = app.get(&format!("/v1/convai/mcp-servers/{server}/tools"), key).await;
+    let add =
+        listed["tools"].as_array().unwrap().iter().find(|t| t["name"] == "add").unwrap().clone();
     let (s, b) = app
         .post(&format!("/v1/convai/mcp-servers/{server}/tool-approvals"), key,
             &json!({"tool_name": "add", "tool_description": add["description"], "input_schema": add["inputSchema"], "approval_policy": "auto_approved"}))
@@ -957,36 +761,15 @@ async fn per_tool_approvals_and_tool_configs_shape_the_calls() {
     let (mut socket, _, _) = open(&app, &agent).await;
 
     let events = turn(&mut socket, "add").await;
-    assert_eq!(
-        mcp_states(&events),
-        ["loading", "success"],
-        "approved per tool: {events:?}"
-    );
-    assert_eq!(
-        answer(&events),
-        "Tool said: 42",
-        "the constant replaced the LLM's b"
-    );
+    assert_eq!(mcp_states(&events), ["loading", "success"], "approved per tool: {events:?}");
+    assert_eq!(answer(&events), "Tool said: 42", "the constant replaced the LLM's b");
     let offered = llm.requests().last().unwrap()["tools"].clone();
-    let add_spec = offered
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["function"]["name"] == "add")
-        .unwrap();
-    assert!(
-        add_spec["function"]["parameters"]["properties"]
-            .get("b")
-            .is_none(),
-        "{add_spec}"
-    );
+    let add_spec =
+        offered.as_array().unwrap().iter().find(|t| t["function"]["name"] == "add").unwrap();
+    assert!(add_spec["function"]["parameters"]["properties"].get("b").is_none(), "{add_spec}");
 
     let events = turn(&mut socket, "echo").await;
-    assert_eq!(
-        mcp_states(&events)[0],
-        "awaiting_approval",
-        "not approved per tool"
-    );
+    assert_eq!(mcp_states(&events)[0], "awaiting_approval", "not approved per tool");
 }
 
 #[tokio::test]
@@ -1017,11 +800,7 @@ async fn without_a_client_unapproved_calls_are_denied_and_mocks_still_run() {
         "tool_mock_config": {"echo": {"default_return_value": "mocked echo"}}},
         "new_turns_limit": 1});
     let (s, sim) = app
-        .post(
-            &format!("/v1/convai/agents/{agent}/simulate-conversation"),
-            &app.admin_key,
-            &body,
-        )
+        .post(&format!("/v1/convai/agents/{agent}/simulate-conversation"), &app.admin_key, &body)
         .await;
     assert_eq!(s, 200, "{sim}");
     let (_, page) = app
@@ -1040,10 +819,7 @@ async fn without_a_client_unapproved_calls_are_denied_and_mocks_still_run() {
     let calls = tool_calls(&app, &id).await;
     let add = calls.iter().find(|c| c["toolName"] == "add").unwrap();
     assert_eq!(add["status"], "error", "{add}");
-    assert!(
-        add["output"].as_str().unwrap().contains("approval"),
-        "{add}"
-    );
+    assert!(add["output"].as_str().unwrap().contains("approval"), "{add}");
     let echo = calls.iter().find(|c| c["toolName"] == "echo").unwrap();
     assert_eq!(echo["status"], "success");
     assert_eq!(echo["output"], "mocked echo");
@@ -1067,19 +843,11 @@ async fn secrets_reach_the_server_and_never_the_audit_log() {
     let agent = agent_with(&app, &[&server]).await;
     let (mut socket, conversation, _) = open(&app, &agent).await;
     let events = turn(&mut socket, "header").await;
-    assert_eq!(
-        answer(&events),
-        "Tool said: planted-mcp-secret-42",
-        "the header was sent"
-    );
+    assert_eq!(answer(&events), "Tool said: planted-mcp-secret-42", "the header was sent");
     drop(socket);
     let calls = tool_calls(&app, &conversation).await;
     assert_eq!(calls[0]["status"], "success");
-    assert!(
-        !calls[0].to_string().contains("planted-mcp-secret-42"),
-        "{}",
-        calls[0]
-    );
+    assert!(!calls[0].to_string().contains("planted-mcp-secret-42"), "{}", calls[0]);
     let (_, page) = app
         .get(
             &format!(
@@ -1098,15 +866,7 @@ async fn internal_servers_need_the_operators_allow_list() {
     let key = &app.admin_key;
     let mut procs = Vec::new();
     let running = McpProcess::start(Transport::Streamable).await;
-    let port = running
-        .url
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let port = running.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
     procs.push(running);
     let (s, b) = app
         .post(
@@ -1124,10 +884,7 @@ async fn internal_servers_need_the_operators_allow_list() {
             .await;
         assert_eq!(s, 200, "{b}");
         let (_, listed) = app
-            .get(
-                &format!("/v1/convai/mcp-servers/{}/tools", b["id"].as_str().unwrap()),
-                key,
-            )
+            .get(&format!("/v1/convai/mcp-servers/{}/tools", b["id"].as_str().unwrap()), key)
             .await;
         assert_eq!(listed["success"], false, "{host}: {listed}");
         let why = listed["error_message"].as_str().unwrap();
@@ -1157,13 +914,9 @@ async fn mcp_tool_records_call_their_server_and_keep_their_ids(backend: Backend)
         json!({"approval_policy": "auto_approve_all"}),
     )
     .await;
-    let listed = register(
-        &app,
-        Transport::Sse,
-        &mut procs,
-        json!({"approval_policy": "auto_approve_all"}),
-    )
-    .await;
+    let listed =
+        register(&app, Transport::Sse, &mut procs, json!({"approval_policy": "auto_approve_all"}))
+            .await;
     // A tool record of the first server, used through tool_ids only.
     let record = create_tool(&app, key, json!({"tool_config": {"type": "mcp", "name": "add_numbers",
         "description": "Adds numbers", "integration_type": "mcp_server", "approval_policy": "auto_approve_all",
@@ -1181,10 +934,7 @@ async fn mcp_tool_records_call_their_server_and_keep_their_ids(backend: Backend)
     let agent = b["agent_id"].as_str().unwrap().to_owned();
     let (mut socket, conversation, before) = open(&app, &agent).await;
     assert_eq!(
-        before[0]["mcp_connection_status"]["integrations"]
-            .as_array()
-            .unwrap()
-            .len(),
+        before[0]["mcp_connection_status"]["integrations"].as_array().unwrap().len(),
         1,
         "only listed servers report"
     );
@@ -1213,9 +963,7 @@ async fn mcp_tool_records_call_their_server_and_keep_their_ids(backend: Backend)
     let calls = tool_calls(&app, &conversation).await;
     assert_eq!(calls.len(), 2);
     for (tool, name) in [(&record, "add_numbers"), (&echo_record, "echo")] {
-        let (_, page) = app
-            .get(&format!("/v1/convai/tools/{tool}/executions"), key)
-            .await;
+        let (_, page) = app.get(&format!("/v1/convai/tools/{tool}/executions"), key).await;
         let executions = page["executions"].as_array().unwrap();
         assert_eq!(executions.len(), 1, "{name}: {page}");
         assert_eq!(executions[0]["conversation_id"], conversation.as_str());

@@ -32,11 +32,7 @@ fn script(req: &Value) -> Reply {
     if last["role"] == "tool" {
         return text(&format!("Tool said: {}", last["content"].as_str().unwrap()));
     }
-    if last["content"]
-        .as_str()
-        .unwrap_or_default()
-        .contains("lookup")
-    {
+    if last["content"].as_str().unwrap_or_default().contains("lookup") {
         return call("lookup", json!({"city": "Paris"}));
     }
     text("Hello, friend")
@@ -46,9 +42,7 @@ fn judged(llm: &FakeLlm) -> usize {
     llm.requests()
         .iter()
         .filter(|r| {
-            r["messages"][0]["content"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("You evaluate"))
+            r["messages"][0]["content"].as_str().is_some_and(|s| s.starts_with("You evaluate"))
         })
         .count()
 }
@@ -109,10 +103,7 @@ async fn start_node(
         ],
     )
     .await;
-    Node {
-        server,
-        key: key.to_owned(),
-    }
+    Node { server, key: key.to_owned() }
 }
 
 /// The invocation's summary once it has no pending run, asking `node`.
@@ -154,20 +145,12 @@ async fn two_nodes_share_one_postgresql_database() {
     );
     let store = db.store().await;
     use colloquy_store::KeyStore as _;
-    assert_eq!(
-        store.list_keys(None, None, 100).await.unwrap().len(),
-        1,
-        "one bootstrap key"
-    );
+    assert_eq!(store.list_keys(None, None, 100).await.unwrap().len(), 1, "one bootstrap key");
 
     // What one node writes, the other reads at once.
     let hook = Webhook::start(200, r#"{"forecast": "sunny"}"#, Duration::ZERO).await;
-    let (s, tool) = a
-        .post(
-            "/v1/convai/tools",
-            webhook("lookup", &format!("{}/weather", hook.base)),
-        )
-        .await;
+    let (s, tool) =
+        a.post("/v1/convai/tools", webhook("lookup", &format!("{}/weather", hook.base))).await;
     assert_eq!(s, 200, "{tool}");
     let (s, agent) = a
         .post("/v1/convai/agents/create", json!({"name": "shared", "conversation_config": {"agent": {
@@ -206,21 +189,12 @@ async fn two_nodes_share_one_postgresql_database() {
         "{events:?}"
     );
     drop(socket);
-    let (s, calls) = b
-        .get(&format!("/api/tool-calls?executionId={conversation}"))
-        .await;
+    let (s, calls) = b.get(&format!("/api/tool-calls?executionId={conversation}")).await;
     assert_eq!(s, 200, "{calls}");
     assert_eq!(calls[0]["toolName"], "lookup");
-    let (_, executions) = b
-        .get(&format!(
-            "/v1/convai/tools/{}/executions",
-            tool["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(
-        executions["executions"][0]["conversation_id"],
-        conversation.as_str()
-    );
+    let (_, executions) =
+        b.get(&format!("/v1/convai/tools/{}/executions", tool["id"].as_str().unwrap())).await;
+    assert_eq!(executions["executions"][0]["conversation_id"], conversation.as_str());
 
     // A signed URL from one node is good on the other (once).
     let (s, private) = a
@@ -239,16 +213,10 @@ async fn two_nodes_share_one_postgresql_database() {
         &b.server.base.replacen("http://", "ws://", 1),
         1,
     );
-    assert!(
-        url.starts_with(&b.server.base.replacen("http://", "ws://", 1)),
-        "{url}"
-    );
+    assert!(url.starts_with(&b.server.base.replacen("http://", "ws://", 1)), "{url}");
     let (mut socket, _) = connect(&url, &[]).await;
     initiate(&mut socket, Default::default()).await;
-    assert_eq!(
-        next(&mut socket).await["type"],
-        "conversation_initiation_metadata"
-    );
+    assert_eq!(next(&mut socket).await["type"], "conversation_initiation_metadata");
     drop(socket);
     let (mut again, _) = connect(
         &url.replacen(
@@ -284,31 +252,16 @@ async fn two_nodes_share_one_postgresql_database() {
     let (s, first) = a.post(&path, body.clone()).await;
     assert_eq!(s, 200, "{first}");
     assert_eq!(first["test_runs"].as_array().unwrap().len(), 200);
-    let summary = finished(
-        &b,
-        &agent_id,
-        first["id"].as_str().unwrap(),
-        Duration::from_secs(120),
-    )
-    .await;
+    let summary =
+        finished(&b, &agent_id, first["id"].as_str().unwrap(), Duration::from_secs(120)).await;
     assert_eq!(
-        (
-            summary["passed_count"].as_i64(),
-            summary["pending_count"].as_i64()
-        ),
+        (summary["passed_count"].as_i64(), summary["pending_count"].as_i64()),
         (Some(200), Some(0)),
         "{summary}"
     );
     let (on_a, on_b) = (judged(&llm_a), judged(&llm_b));
-    assert_eq!(
-        on_a + on_b,
-        200,
-        "every run judged exactly once ({on_a} on a, {on_b} on b)"
-    );
-    assert!(
-        on_a > 0 && on_b > 0,
-        "both nodes worked: {on_a} on a, {on_b} on b"
-    );
+    assert_eq!(on_a + on_b, 200, "every run judged exactly once ({on_a} on a, {on_b} on b)");
+    assert!(on_a > 0 && on_b > 0, "both nodes worked: {on_a} on a, {on_b} on b");
 
     // Node a stops answering, holds its runs, and is killed: node b finishes the invocation
     // once a's leases expire.
@@ -321,24 +274,13 @@ async fn two_nodes_share_one_postgresql_database() {
     while llm_a.requests().len() == held_before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        llm_a.requests().len() > held_before,
-        "node a took runs of the second invocation"
-    );
+    assert!(llm_a.requests().len() > held_before, "node a took runs of the second invocation");
     a.server.kill9();
     let killed = Instant::now();
-    let summary = finished(
-        &b,
-        &agent_id,
-        second["id"].as_str().unwrap(),
-        Duration::from_secs(120),
-    )
-    .await;
+    let summary =
+        finished(&b, &agent_id, second["id"].as_str().unwrap(), Duration::from_secs(120)).await;
     assert_eq!(
-        (
-            summary["passed_count"].as_i64(),
-            summary["pending_count"].as_i64()
-        ),
+        (summary["passed_count"].as_i64(), summary["pending_count"].as_i64()),
         (Some(200), Some(0)),
         "{summary}"
     );
@@ -357,9 +299,7 @@ async fn two_nodes_share_one_postgresql_database() {
     let llm_c =
         FakeLlm::openai(|req| Reply::After(Duration::from_secs(120), Box::new(script(req)))).await;
     let c = start_node(dir.path(), &db, &secret, &key, &llm_c, "300").await;
-    let (s, third) = b
-        .post(&path, json!({"tests": tests, "repeat_count": 50}))
-        .await;
+    let (s, third) = b.post(&path, json!({"tests": tests, "repeat_count": 50})).await;
     assert_eq!(s, 200);
     let third_id = third["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -367,27 +307,17 @@ async fn two_nodes_share_one_postgresql_database() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!llm_c.requests().is_empty(), "the new node took runs");
-    let (s, cancelled) = b
-        .post(
-            &format!("/v1/convai/test-invocations/{third_id}/cancel"),
-            json!({}),
-        )
-        .await;
+    let (s, cancelled) =
+        b.post(&format!("/v1/convai/test-invocations/{third_id}/cancel"), json!({})).await;
     assert_eq!(s, 200, "{cancelled}");
     let seen_b = finished(&b, &agent_id, &third_id, Duration::from_secs(10)).await;
     let seen_c = finished(&c, &agent_id, &third_id, Duration::from_secs(10)).await;
     assert_eq!(seen_b, seen_c, "both nodes report the same");
     assert_eq!(seen_c["pending_count"], 0, "{seen_c}");
     assert!(seen_c["cancelled_count"].as_i64().unwrap() > 0, "{seen_c}");
-    let (_, detail) = c
-        .get(&format!("/v1/convai/test-invocations/{third_id}"))
-        .await;
+    let (_, detail) = c.get(&format!("/v1/convai/test-invocations/{third_id}")).await;
     assert!(
-        detail["test_runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] != "pending"),
+        detail["test_runs"].as_array().unwrap().iter().all(|r| r["status"] != "pending"),
         "{detail}"
     );
 }
@@ -477,9 +407,8 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
     let invocation_id = invocation["id"].as_str().unwrap().to_owned();
     let done = invocation_done(&app.base, &key, &invocation_id, Duration::from_secs(10)).await;
     assert_eq!(done["test_runs"][0]["status"], "passed", "{done}");
-    let (_, calls_before) = app
-        .get(&format!("/api/tool-calls?executionId={conversation}"), &key)
-        .await;
+    let (_, calls_before) =
+        app.get(&format!("/api/tool-calls?executionId={conversation}"), &key).await;
     let (_, agents_before) = app.get("/v1/convai/agents", &key).await;
     let sqlite = app.stop().await;
 
@@ -491,22 +420,14 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("copied and verified"), "{stdout}");
     assert!(
         stdout.contains("tool_executions") && stdout.contains("COLLOQUY_SECRET_KEY_FILE"),
         "{stdout}"
     );
-    let source = colloquy_store::transfer::summarize(&sqlite.store().await)
-        .await
-        .unwrap();
-    let copied = colloquy_store::transfer::summarize(&target.store().await)
-        .await
-        .unwrap();
+    let source = colloquy_store::transfer::summarize(&sqlite.store().await).await.unwrap();
+    let copied = colloquy_store::transfer::summarize(&target.store().await).await.unwrap();
     assert_eq!(source, copied, "same rows, same checksums");
     for table in [
         "agents",
@@ -531,12 +452,7 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
-    assert_eq!(
-        colloquy_store::transfer::summarize(&target.store().await)
-            .await
-            .unwrap(),
-        copied
-    );
+    assert_eq!(colloquy_store::transfer::summarize(&target.store().await).await.unwrap(), copied);
 
     // A PostgreSQL node with the SQLite node's secret key serves it all, secrets included.
     let key_file = sqlite.dir.path().join("secret.key");
@@ -553,19 +469,12 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         ],
     )
     .await;
-    let node = Node {
-        server: node,
-        key: key.clone(),
-    };
+    let node = Node { server: node, key: key.clone() };
     let (s, agents_after) = node.get("/v1/convai/agents").await;
     assert_eq!((s, &agents_after), (200, &agents_before));
-    let (_, calls_after) = node
-        .get(&format!("/api/tool-calls?executionId={conversation}"))
-        .await;
+    let (_, calls_after) = node.get(&format!("/api/tool-calls?executionId={conversation}")).await;
     assert_eq!(calls_after, calls_before);
-    let (_, inv_after) = node
-        .get(&format!("/v1/convai/test-invocations/{invocation_id}"))
-        .await;
+    let (_, inv_after) = node.get(&format!("/v1/convai/test-invocations/{invocation_id}")).await;
     assert_eq!(inv_after["test_runs"][0]["status"], "passed");
     converse(node.ws(&format!("agent_id={agent_id}"))).await;
     let sent = hook.received();

@@ -11,43 +11,19 @@ async fn healthz_metrics_and_openapi_are_served(backend: Backend) {
 
     let _ = app.get("/v1/convai/secrets", &app.admin_key).await;
     let _ = app.get("/v1/convai/secrets", "sk_wrong").await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains(r#"colloquy_http_requests_total{method="GET",route="/v1/convai/secrets",status="200"} 1"#),
         "{metrics}"
     );
-    assert!(
-        metrics.contains(r#"route="/v1/convai/secrets",status="401"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("colloquy_http_request_duration_seconds_bucket"),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"route="/v1/convai/secrets",status="401"} 1"#), "{metrics}");
+    assert!(metrics.contains("colloquy_http_request_duration_seconds_bucket"), "{metrics}");
 
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let op = &doc["paths"]["/v1/convai/secrets"]["post"];
-    assert_eq!(
-        op["operationId"], "create_secret_route",
-        "reference operation attached"
-    );
+    assert_eq!(op["operationId"], "create_secret_route", "reference operation attached");
     assert_eq!(
         op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/PostWorkspaceSecretRequest"
@@ -66,15 +42,8 @@ dual_db!(healthz_metrics_and_openapi_are_served);
 #[tokio::test]
 async fn every_route_is_in_the_scope_table() {
     let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await;
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let mut count = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
@@ -98,10 +67,8 @@ async fn every_route_is_in_the_scope_table() {
 
 #[test]
 fn version_command_prints_the_version() {
-    let out = std::process::Command::new(crate::helpers::colloquy_bin())
-        .arg("version")
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(crate::helpers::colloquy_bin()).arg("version").output().unwrap();
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

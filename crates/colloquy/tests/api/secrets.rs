@@ -41,17 +41,10 @@ async fn crud_without_ever_returning_the_value(backend: Backend) {
     assert_eq!(s, 200);
     assert_eq!(updated["name"], "crm");
 
-    let (s, deps) = app
-        .get(&format!("/v1/convai/secrets/{id}/dependencies/agents"), key)
-        .await;
+    let (s, deps) = app.get(&format!("/v1/convai/secrets/{id}/dependencies/agents"), key).await;
     assert_eq!(s, 200);
     assert_eq!(deps, json!({"dependencies": [], "next_cursor": null}));
-    let (s, _) = app
-        .get(
-            &format!("/v1/convai/secrets/{id}/dependencies/widgets"),
-            key,
-        )
-        .await;
+    let (s, _) = app.get(&format!("/v1/convai/secrets/{id}/dependencies/widgets"), key).await;
     assert_eq!(s, 422);
 
     let (_, list) = app.get("/v1/convai/secrets", key).await;
@@ -63,27 +56,14 @@ async fn crud_without_ever_returning_the_value(backend: Backend) {
     }
 
     let (s, _) = app
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/v1/convai/secrets/{id}"),
-            key,
-            &json!({}),
-        )
+        .send(reqwest::Method::DELETE, &format!("/v1/convai/secrets/{id}"), key, &json!({}))
         .await;
     assert_eq!(s, 204);
+    assert_eq!(app.get(&format!("/v1/convai/secrets/{id}"), key).await.0, 404);
     assert_eq!(
-        app.get(&format!("/v1/convai/secrets/{id}"), key).await.0,
-        404
-    );
-    assert_eq!(
-        app.send(
-            reqwest::Method::DELETE,
-            &format!("/v1/convai/secrets/{id}"),
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(reqwest::Method::DELETE, &format!("/v1/convai/secrets/{id}"), key, &json!({}))
+            .await
+            .0,
         404
     );
 }
@@ -106,9 +86,7 @@ async fn planted_value_is_not_in_the_database_file() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        let found = bytes
-            .windows(planted.len())
-            .any(|w| w == planted.as_bytes());
+        let found = bytes.windows(planted.len()).any(|w| w == planted.as_bytes());
         assert!(!found, "plaintext secret found in {}", path.display());
     }
 }
@@ -121,11 +99,7 @@ async fn pages_cover_every_secret_once_in_name_order(backend: Backend) {
         // Duplicate names on purpose: ties are broken by id.
         let name = format!("Key-{:02}", i % 30);
         let (s, _) = app
-            .post(
-                "/v1/convai/secrets",
-                key,
-                &json!({"type": "new", "name": name, "value": "v"}),
-            )
+            .post("/v1/convai/secrets", key, &json!({"type": "new", "name": name, "value": "v"}))
             .await;
         assert_eq!(s, 200);
         names.push(name);
@@ -143,10 +117,7 @@ async fn pages_cover_every_secret_once_in_name_order(backend: Backend) {
         let (s, page) = app.get(&path, key).await;
         assert_eq!(s, 200, "{page}");
         for secret in page["secrets"].as_array().unwrap() {
-            assert!(
-                ids.insert(secret["secret_id"].as_str().unwrap().to_owned()),
-                "duplicate"
-            );
+            assert!(ids.insert(secret["secret_id"].as_str().unwrap().to_owned()), "duplicate");
             seen.push(secret["name"].as_str().unwrap().to_owned());
         }
         match page["next_cursor"].as_str() {
@@ -162,35 +133,18 @@ async fn pages_cover_every_secret_once_in_name_order(backend: Backend) {
     assert_eq!(all["next_cursor"], Value::Null);
 
     // Search is a case-insensitive prefix; a cursor of another search is refused.
-    let (_, found) = app
-        .get("/v1/convai/secrets?search=key-0&page_size=3", key)
-        .await;
-    let found_names: Vec<&str> = found["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let (_, found) = app.get("/v1/convai/secrets?search=key-0&page_size=3", key).await;
+    let found_names: Vec<&str> =
+        found["secrets"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(found_names, vec!["Key-00", "Key-00", "Key-01"]);
     let c = found["next_cursor"].as_str().unwrap();
-    let (s, _) = app
-        .get(
-            &format!("/v1/convai/secrets?search=key-1&page_size=3&cursor={c}"),
-            key,
-        )
-        .await;
+    let (s, _) =
+        app.get(&format!("/v1/convai/secrets?search=key-1&page_size=3&cursor={c}"), key).await;
     assert_eq!(s, 422);
-    let (s, next) = app
-        .get(
-            &format!("/v1/convai/secrets?search=key-0&page_size=3&cursor={c}"),
-            key,
-        )
-        .await;
+    let (s, next) =
+        app.get(&format!("/v1/convai/secrets?search=key-0&page_size=3&cursor={c}"), key).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        next["secrets"][0]["name"], "Key-01",
-        "the second Key-01 (ties broken by id)"
-    );
+    assert_eq!(next["secrets"][0]["name"], "Key-01", "the second Key-01 (ties broken by id)");
     let (_, all_found) = app.get("/v1/convai/secrets?search=KEY-0", key).await;
     assert_eq!(all_found["secrets"].as_array().unwrap().len(), 17);
 }

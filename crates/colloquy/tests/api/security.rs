@@ -16,14 +16,7 @@ use crate::ws::{connect, initiate, next, say, send};
 const MARK: &str = "ACMEMARK";
 
 /// The families of scopes, for keys that lack a route's.
-const FAMILIES: [&str; 6] = [
-    "agents",
-    "tools",
-    "tests",
-    "conversations",
-    "secrets",
-    "mcp_servers",
-];
+const FAMILIES: [&str; 6] = ["agents", "tools", "tests", "conversations", "secrets", "mcp_servers"];
 
 /// One resource of every kind in the admin key's workspace; returns the path parameters.
 async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
@@ -71,11 +64,7 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         )
         .await);
     let folder = ok(app
-        .post(
-            "/v1/convai/agent-testing/folders",
-            key,
-            &json!({"name": format!("{MARK} folder")}),
-        )
+        .post("/v1/convai/agent-testing/folders", key, &json!({"name": format!("{MARK} folder")}))
         .await);
     let test = ok(app
         .post(
@@ -94,13 +83,7 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         )
         .await);
     let invocation_id = invocation["id"].as_str().unwrap().to_owned();
-    invocation_done(
-        &app.base,
-        key,
-        &invocation_id,
-        std::time::Duration::from_secs(10),
-    )
-    .await;
+    invocation_done(&app.base, key, &invocation_id, std::time::Duration::from_secs(10)).await;
     let ws = format!(
         "{}/v1/convai/conversation?agent_id={agent_id}",
         app.base.replacen("http://", "ws://", 1)
@@ -114,9 +97,7 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         .to_owned();
     drop(socket);
     for _ in 0..100 {
-        let (_, got) = app
-            .get(&format!("/v1/convai/conversations/{conversation}"), key)
-            .await;
+        let (_, got) = app.get(&format!("/v1/convai/conversations/{conversation}"), key).await;
         if got["status"] == "done" {
             break;
         }
@@ -125,10 +106,7 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
         ("agent_id", agent_id),
         ("tool_id", tool["id"].as_str().unwrap().to_owned()),
-        (
-            "secret_id",
-            secret["secret_id"].as_str().unwrap().to_owned(),
-        ),
+        ("secret_id", secret["secret_id"].as_str().unwrap().to_owned()),
         ("mcp_server_id", server_id.to_owned()),
         ("tool_name", "add".to_owned()),
         ("folder_id", folder["id"].as_str().unwrap().to_owned()),
@@ -224,20 +202,14 @@ async fn every_route_refuses_missing_revoked_unscoped_and_foreign_keys(backend: 
         use colloquy_store::KeyStore as _;
         let store = app.db.store().await;
         let listed = store.list_keys(Some("default"), None, 100).await.unwrap();
-        let id = &listed
-            .iter()
-            .find(|k| k.user_email == "old@acme.test")
-            .unwrap()
-            .id;
+        let id = &listed.iter().find(|k| k.user_email == "old@acme.test").unwrap().id;
         store.revoke_key(id).await.unwrap();
     }
     let mut scoped = BTreeMap::new();
     for family in FAMILIES {
         for access in ["read", "write"] {
             let scope = format!("{family}:{access}");
-            let key = app
-                .key("default", &format!("{family}-{access}@acme.test"), &scope)
-                .await;
+            let key = app.key("default", &format!("{family}-{access}@acme.test"), &scope).await;
             scoped.insert(scope, key);
         }
     }
@@ -298,10 +270,7 @@ async fn every_route_refuses_missing_revoked_unscoped_and_foreign_keys(backend: 
             if has_ids {
                 assert_eq!(s, 404, "{what} with another workspace's key: {b}");
             }
-            assert!(
-                !b.contains(MARK),
-                "{what} showed another workspace's data: {b}"
-            );
+            assert!(!b.contains(MARK), "{what} showed another workspace's data: {b}");
             walked += 1;
         }
     }
@@ -315,10 +284,8 @@ dual_db!(every_route_refuses_missing_revoked_unscoped_and_foreign_keys);
 
 #[tokio::test]
 async fn request_rate_is_limited_per_key() {
-    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
-        c.rate_limit_per_minute = 5
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| c.rate_limit_per_minute = 5).await;
     let key = app.key("default", "busy@acme.test", "secrets:read").await;
     for _ in 0..5 {
         assert_eq!(app.get("/v1/convai/secrets", &key).await.0, 200);
@@ -331,11 +298,7 @@ async fn request_rate_is_limited_per_key() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=12).contains(&wait), "{wait}");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["detail"]["status"], "rate_limited");
@@ -410,18 +373,10 @@ async fn documents_and_requests_have_configurable_limits() {
         .await;
     assert_eq!(s, 422);
     let (_, list) = app.get("/v1/convai/agents", key).await;
-    assert_eq!(
-        list["agents"].as_array().unwrap().len(),
-        1,
-        "nothing else was written"
-    );
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1, "nothing else was written");
     let big = "x".repeat(70 * 1024);
     let (s, _) = app
-        .post(
-            "/v1/convai/secrets",
-            key,
-            &json!({"type": "new", "name": "big", "value": big}),
-        )
+        .post("/v1/convai/secrets", key, &json!({"type": "new", "name": "big", "value": big}))
         .await;
     assert_eq!(s, 413);
     for path in [
@@ -459,10 +414,7 @@ async fn live_conversations_have_message_and_workspace_limits() {
     };
     let (mut first, _) = connect(&url(&agent), &[]).await;
     initiate(&mut first, Default::default()).await;
-    assert_eq!(
-        next(&mut first).await["type"],
-        "conversation_initiation_metadata"
-    );
+    assert_eq!(next(&mut first).await["type"], "conversation_initiation_metadata");
 
     let (mut second, _) = connect(&url(&agent), &[]).await;
     let refused = next(&mut second).await;
@@ -476,11 +428,7 @@ async fn live_conversations_have_message_and_workspace_limits() {
     );
 
     // A message over the limit ends the connection; nothing the server held is lost.
-    send(
-        &mut first,
-        json!({"type": "user_message", "text": "y".repeat(2048)}),
-    )
-    .await;
+    send(&mut first, json!({"type": "user_message", "text": "y".repeat(2048)})).await;
     let closed = loop {
         let e = next(&mut first).await;
         if e.get("close").is_some() {
@@ -553,17 +501,9 @@ async fn webhook_answers_are_bounded_in_size_and_time() {
         crate::ws::until(&mut socket, "agent_response").await;
     }
     drop(socket);
-    let (_, calls) = app
-        .get(&format!("/api/tool-calls?executionId={conversation}"), key)
-        .await;
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conversation}"), key).await;
     assert_eq!(calls[0]["status"], "error", "{calls}");
-    assert!(
-        calls[0]["output"]
-            .as_str()
-            .unwrap()
-            .contains("larger than 100 bytes"),
-        "{calls}"
-    );
+    assert!(calls[0]["output"].as_str().unwrap().contains("larger than 100 bytes"), "{calls}");
     assert_eq!(calls[1]["status"], "timeout", "{calls}");
     let waited = calls[1]["durationMs"].as_i64().unwrap();
     assert!((4900..7000).contains(&waited), "{waited}");
@@ -601,9 +541,8 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
     .await;
     let http = client();
     let request = |method: Method, path: &str, body: Option<Value>| {
-        let mut r = http
-            .request(method, format!("{}{path}", server.base))
-            .header("xi-api-key", &key);
+        let mut r =
+            http.request(method, format!("{}{path}", server.base)).header("xi-api-key", &key);
         if let Some(body) = body {
             r = r.json(&body);
         }
@@ -643,11 +582,7 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
     let events = crate::ws::until(&mut socket, "agent_response").await;
     assert!(!serde_json::to_string(&events).unwrap().contains(planted));
     drop(socket);
-    assert_eq!(
-        hook.received()[0].headers["authorization"],
-        planted,
-        "the secret was used"
-    );
+    assert_eq!(hook.received()[0].headers["authorization"], planted, "the secret was used");
 
     let tool_id = tool["id"].as_str().unwrap();
     let secret_id = secret["secret_id"].as_str().unwrap();
@@ -665,23 +600,11 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
         assert_eq!(s, 200, "{path}: {body}");
         seen.push_str(&body.to_string());
     }
-    let metrics = http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
     seen.push_str(&metrics);
-    assert!(
-        seen.contains("lookup") && seen.contains(&conversation),
-        "the answers were read"
-    );
-    assert!(
-        !seen.contains(planted),
-        "an API answer or /metrics showed the secret"
-    );
+    assert!(seen.contains("lookup") && seen.contains(&conversation), "the answers were read");
+    assert!(!seen.contains(planted), "an API answer or /metrics showed the secret");
     let log_path = server.stderr_log.clone();
     server.terminate();
     let log = std::fs::read_to_string(&log_path).unwrap();
@@ -691,9 +614,7 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         assert!(
-            !bytes
-                .windows(planted.len())
-                .any(|w| w == planted.as_bytes()),
+            !bytes.windows(planted.len()).any(|w| w == planted.as_bytes()),
             "{} holds the secret in clear",
             path.display()
         );
@@ -747,10 +668,7 @@ async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
     let post = {
         let (http, key) = (http.clone(), key.clone());
         move |base: String, path: String, body: Value| {
-            let request = http
-                .post(format!("{base}{path}"))
-                .header("xi-api-key", &key)
-                .json(&body);
+            let request = http.post(format!("{base}{path}")).header("xi-api-key", &key).json(&body);
             async move { Some(status_json(request.send().await.ok()?).await) }
         }
     };
@@ -882,11 +800,9 @@ async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
         let (s, page) = get(base.clone(), path).await;
         assert_eq!(s, 200, "{page}");
         for a in page["agents"].as_array().unwrap() {
-            let (s, got) = get(
-                base.clone(),
-                format!("/v1/convai/agents/{}", a["agent_id"].as_str().unwrap()),
-            )
-            .await;
+            let (s, got) =
+                get(base.clone(), format!("/v1/convai/agents/{}", a["agent_id"].as_str().unwrap()))
+                    .await;
             assert_eq!(s, 200, "a listed agent reads whole: {got}");
             assert!(got["conversation_config"]["agent"].is_object());
             listed += 1;
@@ -916,24 +832,14 @@ async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
         }
         cursor = page["next_cursor"].as_str().map(str::to_owned);
     }
-    let lost: Vec<&String> = acked_calls
-        .iter()
-        .filter(|c| !recorded.contains(*c))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged tool calls lost",
-        lost.len()
-    );
+    let lost: Vec<&String> = acked_calls.iter().filter(|c| !recorded.contains(*c)).collect();
+    assert!(lost.is_empty(), "{} acknowledged tool calls lost", lost.len());
 
     let id = invocation["id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     let summary = loop {
-        let (_, page) = get(
-            base.clone(),
-            format!("/v1/convai/test-invocations?agent_id={agent_id}"),
-        )
-        .await;
+        let (_, page) =
+            get(base.clone(), format!("/v1/convai/test-invocations?agent_id={agent_id}")).await;
         let summary = page["results"][0].clone();
         if summary["pending_count"] == 0 || Instant::now() > deadline {
             break summary;
@@ -942,18 +848,11 @@ async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
     };
     assert_eq!(summary["id"], id);
     assert_eq!(
-        (
-            summary["passed_count"].as_i64(),
-            summary["pending_count"].as_i64()
-        ),
+        (summary["passed_count"].as_i64(), summary["pending_count"].as_i64()),
         (Some(100), Some(0)),
         "{summary}"
     );
     let (_, detail) = get(base.clone(), format!("/v1/convai/test-invocations/{id}")).await;
-    assert_eq!(
-        detail["test_runs"].as_array().unwrap().len(),
-        100,
-        "each run once"
-    );
+    assert_eq!(detail["test_runs"].as_array().unwrap().len(), 100, "each run once");
 }
 dual_db!(kill_9_under_mixed_load_loses_nothing_acknowledged);

@@ -17,11 +17,7 @@ async fn migrations_apply_fresh_and_rerun_cleanly(backend: Backend) {
     store.migrate().await.expect("second run is a no-op");
     store.ping().await.unwrap();
     drop(store);
-    db.store()
-        .await
-        .migrate()
-        .await
-        .expect("a new connection re-runs cleanly");
+    db.store().await.migrate().await.expect("a new connection re-runs cleanly");
 }
 dual_db!(migrations_apply_fresh_and_rerun_cleanly);
 
@@ -42,25 +38,13 @@ async fn workspaces_are_isolated_at_the_store(backend: Backend) {
     };
     store.insert_secret(&secret).await.unwrap();
     assert_eq!(store.get_secret(&a.id, "secret_1").await.unwrap(), secret);
-    assert!(matches!(
-        store.get_secret(&b.id, "secret_1").await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(
-        store
-            .list_secrets(&b.id, None, None, None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(matches!(store.get_secret(&b.id, "secret_1").await, Err(StoreError::NotFound)));
+    assert!(store.list_secrets(&b.id, None, None, None).await.unwrap().is_empty());
     assert!(matches!(
         store.update_secret(&b.id, "secret_1", "x", "y", 2).await,
         Err(StoreError::NotFound)
     ));
-    assert!(matches!(
-        store.delete_secret(&b.id, "secret_1").await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.delete_secret(&b.id, "secret_1").await, Err(StoreError::NotFound)));
     assert_eq!(store.get_secret(&a.id, "secret_1").await.unwrap().name, "n");
 }
 dual_db!(workspaces_are_isolated_at_the_store);
@@ -82,10 +66,7 @@ async fn keys_page_by_creation_and_revoke(backend: Backend) {
     let mut seen = HashSet::new();
     let mut after = None;
     loop {
-        let page = store
-            .list_keys(Some("even"), after.clone(), 4)
-            .await
-            .unwrap();
+        let page = store.list_keys(Some("even"), after.clone(), 4).await.unwrap();
         for k in &page {
             assert_eq!(k.workspace, "even");
             assert!(seen.insert(k.id.clone()));
@@ -98,10 +79,7 @@ async fn keys_page_by_creation_and_revoke(backend: Backend) {
     assert_eq!(seen.len(), 13);
     let id = seen.iter().next().unwrap().clone();
     store.revoke_key(&id).await.unwrap();
-    assert!(matches!(
-        store.revoke_key("key_missing").await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store.revoke_key("key_missing").await, Err(StoreError::NotFound)));
 }
 dual_db!(keys_page_by_creation_and_revoke);
 
@@ -113,9 +91,7 @@ async fn concurrent_bootstrap_creates_one_key(backend: Backend) {
     for _ in 0..6 {
         let url = db.url.clone();
         tasks.push(tokio::spawn(async move {
-            let store = colloquy_store::SqlStore::connect(&url, &Default::default())
-                .await
-                .unwrap();
+            let store = colloquy_store::SqlStore::connect(&url, &Default::default()).await.unwrap();
             store.bootstrap_key(&generate_token()).await.unwrap()
         }));
     }
@@ -154,14 +130,7 @@ async fn concurrent_writers_all_succeed(backend: Backend) {
     for t in tasks {
         t.await.unwrap().expect("write succeeds");
     }
-    assert_eq!(
-        store
-            .list_secrets(&ws.id, None, None, None)
-            .await
-            .unwrap()
-            .len(),
-        200
-    );
+    assert_eq!(store.list_secrets(&ws.id, None, None, None).await.unwrap().len(), 200);
 }
 dual_db!(concurrent_writers_all_succeed);
 
@@ -206,17 +175,8 @@ async fn test_runs_lease_expire_and_complete_once(backend: Backend) {
     let b = store.lease_runs("B", 1000, 60, 10).await.unwrap();
     assert_eq!(a.len(), 3);
     assert_eq!(b.len(), 2);
-    assert!(
-        a.iter().all(|r| !b.iter().any(|x| x.id == r.id)),
-        "exclusive leases"
-    );
-    assert!(
-        store
-            .lease_runs("C", 1001, 60, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(a.iter().all(|r| !b.iter().any(|x| x.id == r.id)), "exclusive leases");
+    assert!(store.lease_runs("C", 1001, 60, 10).await.unwrap().is_empty());
 
     assert!(
         store
@@ -244,23 +204,13 @@ async fn test_runs_lease_expire_and_complete_once(backend: Backend) {
     );
     for r in &taken {
         assert!(
-            store
-                .complete_run(&r.id, "C", r.attempt, RunStatus::Failed, "{}", 1102)
-                .await
-                .unwrap()
+            store.complete_run(&r.id, "C", r.attempt, RunStatus::Failed, "{}", 1102).await.unwrap()
         );
     }
     let all = store.invocation_runs(&inv.id).await.unwrap();
+    assert!(all.iter().all(|r| r.status == RunStatus::Passed || r.status == RunStatus::Failed));
     assert!(
-        all.iter()
-            .all(|r| r.status == RunStatus::Passed || r.status == RunStatus::Failed)
-    );
-    assert!(
-        store
-            .lease_runs("D", 5000, 60, 10)
-            .await
-            .unwrap()
-            .is_empty(),
+        store.lease_runs("D", 5000, 60, 10).await.unwrap().is_empty(),
         "finished runs are never leased again"
     );
 }

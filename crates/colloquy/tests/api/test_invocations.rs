@@ -29,11 +29,7 @@ fn script(req: &Value) -> crate::fakes::Reply {
         ));
     }
     if system.starts_with("You check a value") {
-        return text(if content.contains("Paris") {
-            "yes"
-        } else {
-            "no"
-        });
+        return text(if content.contains("Paris") { "yes" } else { "no" });
     }
     if last["role"] == "tool" {
         return text("Looked it up.");
@@ -78,54 +74,34 @@ async fn run_tests_judges_each_type_and_reports(backend: Backend) {
         json!({"type": "tool", "name": "anything goes", "chat_history": history("weather in rome"),
             "tool_call_parameters": {"referenced_tool": {"id": tool, "type": "webhook"}, "parameters": [{"path": "city", "eval": {"type": "anything"}}]}}),
     ] {
-        let (s, b) = app
-            .post("/v1/convai/agent-testing/create", key, &body)
-            .await;
+        let (s, b) = app.post("/v1/convai/agent-testing/create", key, &body).await;
         assert_eq!(s, 200, "{b}");
         ids.push(b["id"].as_str().unwrap().to_owned());
     }
     let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
     let (s, inv) = app
-        .post(
-            &format!("/v1/convai/agents/{agent_id}/run-tests"),
-            key,
-            &json!({"tests": tests}),
-        )
+        .post(&format!("/v1/convai/agents/{agent_id}/run-tests"), key, &json!({"tests": tests}))
         .await;
     assert_eq!(s, 200, "{inv}");
     assert!(inv["id"].as_str().unwrap().starts_with("suite_"));
     assert_eq!(inv["test_runs"].as_array().unwrap().len(), 9);
     assert!(
-        inv["test_runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] == "pending"),
+        inv["test_runs"].as_array().unwrap().iter().all(|r| r["status"] == "pending"),
         "answered at once"
     );
 
     let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
     let status = |name: &str| -> (String, Value) {
-        let run = done["test_runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["test_name"] == name)
-            .unwrap();
-        (
-            run["status"].as_str().unwrap().to_owned(),
-            run["condition_result"].clone(),
-        )
+        let run =
+            done["test_runs"].as_array().unwrap().iter().find(|r| r["test_name"] == name).unwrap();
+        (run["status"].as_str().unwrap().to_owned(), run["condition_result"].clone())
     };
     assert_eq!(status("greets").0, "passed", "{:?}", status("greets"));
     assert_eq!(status("rude fails").0, "failed");
     let (s, cond) = status("garbled verdict");
     assert_eq!(s, "failed");
     assert!(
-        cond["rationale"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("could not be parsed"),
+        cond["rationale"]["summary"].as_str().unwrap().contains("could not be parsed"),
         "{cond}"
     );
     assert_eq!(
@@ -136,12 +112,7 @@ async fn run_tests_judges_each_type_and_reports(backend: Backend) {
     );
     assert_eq!(status("wrong city").0, "failed");
     assert_eq!(status("no tool expected").0, "passed");
-    assert_eq!(
-        status("llm eval passes").0,
-        "passed",
-        "{:?}",
-        status("llm eval passes")
-    );
+    assert_eq!(status("llm eval passes").0, "passed", "{:?}", status("llm eval passes"));
     assert_eq!(status("llm eval fails").0, "failed");
     assert_eq!(status("anything goes").0, "passed");
 
@@ -153,25 +124,14 @@ async fn run_tests_judges_each_type_and_reports(backend: Backend) {
         .find(|r| r["test_name"] == "calls lookup for paris")
         .unwrap();
     let conv = run["conversation_id"].as_str().unwrap();
-    let (_, calls) = app
-        .get(&format!("/api/tool-calls?executionId={conv}"), key)
-        .await;
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conv}"), key).await;
     assert_eq!(calls[0]["toolName"], "lookup");
     let (_, live) = app.get("/v1/convai/conversations", key).await;
-    assert_eq!(
-        live["conversations"],
-        json!([]),
-        "test conversations are hidden by default"
-    );
+    assert_eq!(live["conversations"], json!([]), "test conversations are hidden by default");
     let (_, tests_only) = app.get("/v1/convai/conversations?source=test", key).await;
     assert_eq!(tests_only["conversations"].as_array().unwrap().len(), 9);
 
-    let (_, list) = app
-        .get(
-            &format!("/v1/convai/test-invocations?agent_id={agent_id}"),
-            key,
-        )
-        .await;
+    let (_, list) = app.get(&format!("/v1/convai/test-invocations?agent_id={agent_id}"), key).await;
     let summary = &list["results"][0];
     assert_eq!(summary["test_run_count"], 9);
     assert_eq!(summary["passed_count"], 5);
@@ -188,13 +148,9 @@ async fn run_tests_judges_each_type_and_reports(backend: Backend) {
         .await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(
-        app.post(
-            &format!("/v1/convai/agents/{agent_id}/run-tests"),
-            key,
-            &json!({"tests": []})
-        )
-        .await
-        .0,
+        app.post(&format!("/v1/convai/agents/{agent_id}/run-tests"), key, &json!({"tests": []}))
+            .await
+            .0,
         422
     );
     assert_eq!(
@@ -208,26 +164,14 @@ async fn run_tests_judges_each_type_and_reports(backend: Backend) {
         422
     );
     assert_eq!(
-        app.post(
-            "/v1/convai/agents/agent_nope/run-tests",
-            key,
-            &json!({"tests": tests})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agents/agent_nope/run-tests", key, &json!({"tests": tests})).await.0,
         404
     );
     let theirs = app.key("globex", "g@globex.test", "admin").await;
     assert_eq!(
-        app.get(
-            &format!(
-                "/v1/convai/test-invocations/{}",
-                inv["id"].as_str().unwrap()
-            ),
-            &theirs
-        )
-        .await
-        .0,
+        app.get(&format!("/v1/convai/test-invocations/{}", inv["id"].as_str().unwrap()), &theirs)
+            .await
+            .0,
         404
     );
 
@@ -241,13 +185,7 @@ async fn run_tests_judges_each_type_and_reports(backend: Backend) {
         .await;
     let done = wait_done(&app, rep["id"].as_str().unwrap()).await;
     assert_eq!(done["test_runs"].as_array().unwrap().len(), 3);
-    assert!(
-        done["test_runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["status"] == "passed")
-    );
+    assert!(done["test_runs"].as_array().unwrap().iter().all(|r| r["status"] == "passed"));
 }
 dual_db!(run_tests_judges_each_type_and_reports);
 
@@ -275,11 +213,7 @@ async fn rename_cancel_and_resubmit() {
         if system.starts_with("You are simulating") {
             return text("tell me more");
         }
-        if system == "friendly" {
-            text("Hello, friend")
-        } else {
-            text("meh")
-        }
+        if system == "friendly" { text("Hello, friend") } else { text("meh") }
     })
     .await;
     let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, with_llm(&llm)).await;
@@ -317,26 +251,16 @@ async fn rename_cancel_and_resubmit() {
     let (_, list) = app.get("/v1/convai/test-invocations", key).await;
     assert_eq!(list["results"][0]["title"], "nightly run");
 
-    let (s, _) = app
-        .post(
-            &format!("/v1/convai/test-invocations/{id}/cancel"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, _) =
+        app.post(&format!("/v1/convai/test-invocations/{id}/cancel"), key, &json!({})).await;
     assert_eq!(s, 200);
     let done = wait_done(&app, &id).await;
     for run in done["test_runs"].as_array().unwrap() {
         assert_eq!(run["status"], "failed");
-        assert_eq!(
-            run["condition_result"]["rationale"]["summary"],
-            "Cancelled before it finished"
-        );
+        assert_eq!(run["condition_result"]["rationale"]["summary"], "Cancelled before it finished");
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (_, still) = app
-        .get(&format!("/v1/convai/test-invocations/{id}"), key)
-        .await;
+    let (_, still) = app.get(&format!("/v1/convai/test-invocations/{id}"), key).await;
     assert!(
         still["test_runs"].as_array().unwrap().iter().all(
             |r| r["condition_result"]["rationale"]["summary"] == "Cancelled before it finished"
@@ -363,12 +287,8 @@ async fn rename_cancel_and_resubmit() {
     let (s, b) = app.post(&format!("/v1/convai/test-invocations/{id}/resubmit"), key, &json!({"test_run_ids": run_ids, "agent_id": agent_id, "agent_config_override": override_config})).await;
     assert_eq!(s, 200, "{b}");
     let done = wait_done(&app, &id).await;
-    let passed = done["test_runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["status"] == "passed")
-        .count();
+    let passed =
+        done["test_runs"].as_array().unwrap().iter().filter(|r| r["status"] == "passed").count();
     assert_eq!(passed, 2);
     let (s, _) = app
         .post(
@@ -379,13 +299,7 @@ async fn rename_cancel_and_resubmit() {
         .await;
     assert_eq!(s, 422);
     assert_eq!(
-        app.post(
-            "/v1/convai/test-invocations/suite_nope/cancel",
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/test-invocations/suite_nope/cancel", key, &json!({})).await.0,
         404
     );
 
@@ -401,10 +315,7 @@ async fn rename_cancel_and_resubmit() {
         .await;
     let (_, inv) = app
         .post(
-            &format!(
-                "/v1/convai/agents/{}/run-tests",
-                chatty["agent_id"].as_str().unwrap()
-            ),
+            &format!("/v1/convai/agents/{}/run-tests", chatty["agent_id"].as_str().unwrap()),
             key,
             &json!({"tests": [{"test_id": sim["id"]}]}),
         )
@@ -427,43 +338,22 @@ async fn rename_cancel_and_resubmit() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (s, _) = app
-        .post(
-            &format!("/v1/convai/test-invocations/{sim_id}/cancel"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, _) =
+        app.post(&format!("/v1/convai/test-invocations/{sim_id}/cancel"), key, &json!({})).await;
     assert_eq!(s, 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stopped_at = user_turns();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(user_turns(), stopped_at, "the simulation stopped");
-    assert!(
-        stopped_at - before < 20,
-        "it stopped early: {}",
-        stopped_at - before
-    );
+    assert!(stopped_at - before < 20, "it stopped early: {}", stopped_at - before);
 
     // Pages are numbered and the total counts every match.
-    let (_, first) = app
-        .get("/v1/convai/test-invocations?page_size=1", key)
-        .await;
-    assert_eq!(
-        first["meta"],
-        json!({"total": 2, "page": 1, "page_size": 1})
-    );
+    let (_, first) = app.get("/v1/convai/test-invocations?page_size=1", key).await;
+    assert_eq!(first["meta"], json!({"total": 2, "page": 1, "page_size": 1}));
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, second) = app
-        .get(
-            &format!("/v1/convai/test-invocations?page_size=1&cursor={cursor}"),
-            key,
-        )
-        .await;
-    assert_eq!(
-        second["meta"],
-        json!({"total": 2, "page": 2, "page_size": 1})
-    );
+    let (_, second) =
+        app.get(&format!("/v1/convai/test-invocations?page_size=1&cursor={cursor}"), key).await;
+    assert_eq!(second["meta"], json!({"total": 2, "page": 2, "page_size": 1}));
     assert_eq!(second["has_more"], false);
     assert_ne!(first["results"][0]["id"], second["results"][0]["id"]);
 }
@@ -506,66 +396,32 @@ async fn simulations_as_tests_and_through_the_endpoints(backend: Backend) {
     }
     let tests: Vec<Value> = ids.iter().map(|id| json!({"test_id": id})).collect();
     let (_, inv) = app
-        .post(
-            &format!("/v1/convai/agents/{agent_id}/run-tests"),
-            key,
-            &json!({"tests": tests}),
-        )
+        .post(&format!("/v1/convai/agents/{agent_id}/run-tests"), key, &json!({"tests": tests}))
         .await;
     let done = wait_done(&app, inv["id"].as_str().unwrap()).await;
     let run = |n: &str| {
-        done["test_runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["test_name"] == n)
-            .unwrap()
-            .clone()
+        done["test_runs"].as_array().unwrap().iter().find(|r| r["test_name"] == n).unwrap().clone()
     };
-    assert_eq!(
-        run("sim passes")["status"],
-        "passed",
-        "{}",
-        run("sim passes")
-    );
+    assert_eq!(run("sim passes")["status"], "passed", "{}", run("sim passes"));
     assert_eq!(run("sim fails")["status"], "failed");
-    let transcript = run("sim passes")["agent_responses"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert!(
-        transcript.len() >= 4,
-        "a multi-turn conversation: {transcript:?}"
-    );
+    let transcript = run("sim passes")["agent_responses"].as_array().unwrap().clone();
+    assert!(transcript.len() >= 4, "a multi-turn conversation: {transcript:?}");
     assert_eq!(transcript[0]["message"], "Hi, how can I help?");
 
     let body = json!({"simulation_specification": {"simulated_user_config": {"prompt": {"prompt": "A customer", "llm": "gpt-4o"}}},
         "extra_evaluation_criteria": [{"id": "polite", "name": "Polite", "type": "prompt", "conversation_goal_prompt": "is polite"}]});
-    let (s, sim) = app
-        .post(
-            &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
-            key,
-            &body,
-        )
-        .await;
+    let (s, sim) =
+        app.post(&format!("/v1/convai/agents/{agent_id}/simulate-conversation"), key, &body).await;
     assert_eq!(s, 200, "{sim}");
     let conversation = sim["simulated_conversation"].as_array().unwrap();
     assert!(conversation.len() >= 3);
     assert_eq!(conversation[1]["role"], "user");
-    assert_eq!(
-        sim["analysis"]["evaluation_criteria_results"]["helps"]["result"],
-        "success"
-    );
-    assert_eq!(
-        sim["analysis"]["evaluation_criteria_results"]["polite"]["result"],
-        "failure"
-    );
+    assert_eq!(sim["analysis"]["evaluation_criteria_results"]["helps"]["result"], "success");
+    assert_eq!(sim["analysis"]["evaluation_criteria_results"]["polite"]["result"], "failure");
 
     let r = app
         .client
-        .post(app.url(&format!(
-            "/v1/convai/agents/{agent_id}/simulate-conversation/stream"
-        )))
+        .post(app.url(&format!("/v1/convai/agents/{agent_id}/simulate-conversation/stream")))
         .header("xi-api-key", key)
         .json(&body)
         .send()
@@ -573,10 +429,7 @@ async fn simulations_as_tests_and_through_the_endpoints(backend: Backend) {
         .unwrap();
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
     let text_body = r.text().await.unwrap();
-    let lines: Vec<Value> = text_body
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = text_body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.len() >= 4);
     assert!(lines[0].is_array(), "turns first");
     let last = lines.last().unwrap();
@@ -588,16 +441,10 @@ async fn simulations_as_tests_and_through_the_endpoints(backend: Backend) {
     );
 
     let (s, _) = app
-        .post(
-            &format!("/v1/convai/agents/{agent_id}/simulate-conversation"),
-            key,
-            &json!({}),
-        )
+        .post(&format!("/v1/convai/agents/{agent_id}/simulate-conversation"), key, &json!({}))
         .await;
     assert_eq!(s, 422);
-    let (_, sims) = app
-        .get("/v1/convai/conversations?source=simulation", key)
-        .await;
+    let (_, sims) = app.get("/v1/convai/conversations?source=simulation", key).await;
     assert_eq!(sims["conversations"].as_array().unwrap().len(), 2);
 }
 dual_db!(simulations_as_tests_and_through_the_endpoints);
@@ -634,13 +481,7 @@ async fn llm_usage_estimates_from_the_price_table() {
     assert!(price(&big, "gpt-4o") > price(&small, "gpt-4o"));
     assert!(price(&small, "gpt-4o") > price(&small, "gpt-4o-mini"));
     assert_eq!(
-        app.post(
-            "/v1/convai/llm-usage/calculate",
-            key,
-            &json!({"prompt_length": 1})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/llm-usage/calculate", key, &json!({"prompt_length": 1})).await.0,
         422
     );
 
@@ -652,26 +493,15 @@ async fn llm_usage_estimates_from_the_price_table() {
         )
         .await;
     let id = agent["agent_id"].as_str().unwrap();
-    let (s, per_agent) = app
-        .post(
-            &format!("/v1/convai/agent/{id}/llm-usage/calculate"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, per_agent) =
+        app.post(&format!("/v1/convai/agent/{id}/llm-usage/calculate"), key, &json!({})).await;
     assert_eq!(s, 200, "{per_agent}");
     assert!(
         price(&per_agent, "gpt-4o") > price(&small, "gpt-4o"),
         "the agent's own prompt length counts"
     );
     assert_eq!(
-        app.post(
-            "/v1/convai/agent/agent_nope/llm-usage/calculate",
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.post("/v1/convai/agent/agent_nope/llm-usage/calculate", key, &json!({})).await.0,
         404
     );
 }
@@ -710,10 +540,7 @@ async fn a_killed_node_loses_no_run_of_a_thousand() {
     let first = node(&stuck, "2").await;
     let http = client();
     let post = |base: &str, path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .header("xi-api-key", &key)
-            .json(&body)
-            .send()
+        http.post(format!("{base}{path}")).header("xi-api-key", &key).json(&body).send()
     };
     let (s, agent) = status_json(
         post(
@@ -731,12 +558,9 @@ async fn a_killed_node_loses_no_run_of_a_thousand() {
     for i in 0..20 {
         let body = json!({"name": format!("greets {i}"), "success_condition": "friendly",
             "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]});
-        let (s, t) = status_json(
-            post(&first.base, "/v1/convai/agent-testing/create", body)
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (s, t) =
+            status_json(post(&first.base, "/v1/convai/agent-testing/create", body).await.unwrap())
+                .await;
         assert_eq!(s, 200, "{t}");
         tests.push(json!({"test_id": t["id"]}));
     }
@@ -773,9 +597,7 @@ async fn a_killed_node_loses_no_run_of_a_thousand() {
         .requests()
         .iter()
         .filter(|r| {
-            r["messages"][0]["content"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("You evaluate"))
+            r["messages"][0]["content"].as_str().is_some_and(|s| s.starts_with("You evaluate"))
         })
         .count();
     assert_eq!(judged, 1000, "each run judged exactly once");

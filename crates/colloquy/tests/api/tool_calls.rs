@@ -17,14 +17,7 @@ async fn tool_calls_of_a_conversation_in_the_ohallo_shape(backend: Backend) {
     let mut recs = vec![
         execution(&ws, "tool_1", &conv, "agent_a", 1_774_438_926_000, false),
         execution(&ws, "tool_2", &conv, "agent_a", 1_774_438_927_250, true),
-        execution(
-            &ws,
-            "tool_1",
-            &other_conv,
-            "agent_a",
-            1_774_438_926_500,
-            false,
-        ),
+        execution(&ws, "tool_1", &other_conv, "agent_a", 1_774_438_926_500, false),
     ];
     recs[1].status = "timeout".into();
     recs[1].latency_us = 245_400;
@@ -39,9 +32,7 @@ async fn tool_calls_of_a_conversation_in_the_ohallo_shape(backend: Backend) {
         r.send()
     };
     let (s, calls) = status_json(
-        bearer(format!("/api/tool-calls?executionId={conv}"), Some(key))
-            .await
-            .unwrap(),
+        bearer(format!("/api/tool-calls?executionId={conv}"), Some(key)).await.unwrap(),
     )
     .await;
     assert_eq!(s, 200, "{calls}");
@@ -71,53 +62,30 @@ async fn tool_calls_of_a_conversation_in_the_ohallo_shape(backend: Backend) {
 
     let empty = conversation(&store, &ws, "agent_a").await;
     let (s, none) = status_json(
-        bearer(format!("/api/tool-calls?executionId={empty}"), Some(key))
-            .await
-            .unwrap(),
+        bearer(format!("/api/tool-calls?executionId={empty}"), Some(key)).await.unwrap(),
     )
     .await;
     assert_eq!((s, none), (200, json!([])));
 
     for (path, token, status) in [
         ("/api/tool-calls".to_owned(), Some(key.as_str()), 400),
+        ("/api/tool-calls?executionId=".to_owned(), Some(key.as_str()), 400),
+        ("/api/tool-calls?executionId=not-a-uuid".to_owned(), Some(key.as_str()), 400),
         (
-            "/api/tool-calls?executionId=".to_owned(),
-            Some(key.as_str()),
-            400,
-        ),
-        (
-            "/api/tool-calls?executionId=not-a-uuid".to_owned(),
-            Some(key.as_str()),
-            400,
-        ),
-        (
-            format!(
-                "/api/tool-calls?executionId={}",
-                colloquy_core::ids::new_uuid()
-            ),
+            format!("/api/tool-calls?executionId={}", colloquy_core::ids::new_uuid()),
             Some(key.as_str()),
             404,
         ),
         (format!("/api/tool-calls?executionId={conv}"), None, 401),
-        (
-            format!("/api/tool-calls?executionId={conv}"),
-            Some("sk_bad"),
-            401,
-        ),
+        (format!("/api/tool-calls?executionId={conv}"), Some("sk_bad"), 401),
     ] {
         let (s, body) = status_json(bearer(path.clone(), token).await.unwrap()).await;
         assert_eq!(s, status, "{path}: {body}");
-        assert!(
-            body["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{path}: {body}"
-        );
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {body}");
     }
     let (_, nf) = status_json(
         bearer(
-            format!(
-                "/api/tool-calls?executionId={}",
-                colloquy_core::ids::new_uuid()
-            ),
+            format!("/api/tool-calls?executionId={}", colloquy_core::ids::new_uuid()),
             Some(key),
         )
         .await
@@ -128,20 +96,13 @@ async fn tool_calls_of_a_conversation_in_the_ohallo_shape(backend: Backend) {
 
     let theirs = app.key("globex", "g@globex.test", "admin").await;
     let (s, body) = status_json(
-        bearer(format!("/api/tool-calls?executionId={conv}"), Some(&theirs))
-            .await
-            .unwrap(),
+        bearer(format!("/api/tool-calls?executionId={conv}"), Some(&theirs)).await.unwrap(),
     )
     .await;
     assert_eq!((s, body), (404, json!({"error": "Conversation not found"})));
     let no_scope = app.key("default", "t@x.test", "tools:read").await;
     let (s, _) = status_json(
-        bearer(
-            format!("/api/tool-calls?executionId={conv}"),
-            Some(&no_scope),
-        )
-        .await
-        .unwrap(),
+        bearer(format!("/api/tool-calls?executionId={conv}"), Some(&no_scope)).await.unwrap(),
     )
     .await;
     assert_eq!(s, 403);

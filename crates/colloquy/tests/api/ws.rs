@@ -17,38 +17,28 @@ pub type Socket =
 
 /// The conversation endpoint of the server at `base` (`http://...`), with `query`.
 pub fn url(base: &str, query: &str) -> String {
-    format!(
-        "{}/v1/convai/conversation?{query}",
-        base.replacen("http://", "ws://", 1)
-    )
+    format!("{}/v1/convai/conversation?{query}", base.replacen("http://", "ws://", 1))
 }
 
 /// Connects with the `convai` subprotocol and `headers`; the subprotocol the server chose.
 pub async fn connect(url: &str, headers: &[(&str, &str)]) -> (Socket, Option<String>) {
     let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "convai".parse().unwrap());
+    request.headers_mut().insert("sec-websocket-protocol", "convai".parse().unwrap());
     for (k, v) in headers {
         let name =
             tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
         request.headers_mut().insert(name, v.parse().unwrap());
     }
     let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let protocol = response
-        .headers()
-        .get("sec-websocket-protocol")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let protocol =
+        response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
     (socket, protocol)
 }
 
 /// Sends any JSON (for messages the protocol types cannot express: malformed ones, extra
 /// fields).
 pub async fn send(socket: &mut Socket, v: Value) {
-    socket
-        .send(Message::Text(v.to_string().into()))
-        .await
-        .unwrap();
+    socket.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
 /// Sends a client event.
@@ -58,22 +48,12 @@ pub async fn send_event(socket: &mut Socket, event: &ClientEvent) {
 
 /// Sends the user's text.
 pub async fn say(socket: &mut Socket, text: &str) {
-    send_event(
-        socket,
-        &ClientEvent::UserMessage {
-            text: Some(text.into()),
-        },
-    )
-    .await;
+    send_event(socket, &ClientEvent::UserMessage { text: Some(text.into()) }).await;
 }
 
 /// Sends the initiation data.
 pub async fn initiate(socket: &mut Socket, data: InitiationData) {
-    send_event(
-        socket,
-        &ClientEvent::ConversationInitiationClientData(Box::new(data)),
-    )
-    .await;
+    send_event(socket, &ClientEvent::ConversationInitiationClientData(Box::new(data))).await;
 }
 
 /// The next JSON event (pings are answered and skipped), or the close frame as `{"close": code}`.
@@ -86,9 +66,7 @@ pub async fn next(socket: &mut Socket) -> Value {
             Some(Ok(Message::Text(t))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
                 if let Ok(ServerEvent::Ping { ping_event }) = serde_json::from_value(v.clone()) {
-                    let pong = ClientEvent::Pong {
-                        event_id: Some(ping_event.event_id),
-                    };
+                    let pong = ClientEvent::Pong { event_id: Some(ping_event.event_id) };
                     send_event(socket, &pong).await;
                     continue;
                 }

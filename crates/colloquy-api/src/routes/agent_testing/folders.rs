@@ -85,10 +85,7 @@ pub(super) async fn update_folder(
 ) -> ApiResult<Json<Value>> {
     check_name(&body.name)?;
     let folders = Folders::load(&cx).await?;
-    let folder = folders
-        .0
-        .get(&folder_id)
-        .ok_or(ApiError::NotFound("folder"))?;
+    let folder = folders.0.get(&folder_id).ok_or(ApiError::NotFound("folder"))?;
     cx.app
         .store
         .update_test_entity(
@@ -133,10 +130,7 @@ pub(super) async fn delete_folder(
     }
     let mut doomed = contents;
     doomed.push(folder_id);
-    cx.app
-        .store
-        .delete_test_entities(&cx.workspace_id, &doomed)
-        .await?;
+    cx.app.store.delete_test_entities(&cx.workspace_id, &doomed).await?;
     Ok(Json(json!({})))
 }
 
@@ -159,16 +153,9 @@ async fn contents(cx: &Ctx, folders: &Folders, folder: &TestId) -> ApiResult<Vec
         };
         let mut after = None;
         loop {
-            let page = colloquy_store::TestPage {
-                folders_first: false,
-                after: after.clone(),
-                limit: 500,
-            };
-            let rows = cx
-                .app
-                .store
-                .list_test_entities(&cx.workspace_id, &filter, &page)
-                .await?;
+            let page =
+                colloquy_store::TestPage { folders_first: false, after: after.clone(), limit: 500 };
+            let rows = cx.app.store.list_test_entities(&cx.workspace_id, &filter, &page).await?;
             let full = rows.len() == 500;
             if let Some(last) = rows.last() {
                 after = Some((0, last.created_at, last.id.to_string()));
@@ -200,11 +187,7 @@ pub(super) async fn bulk_move(cx: Ctx, Json(body): Json<BulkMove>) -> ApiResult<
     let target = body.move_to.filter(|m| !m.is_empty());
     let folders = Folders::load(&cx).await?;
     view::check_folder(&folders, target.as_deref(), &["body", "move_to"])?;
-    let found = cx
-        .app
-        .store
-        .get_test_entities(&cx.workspace_id, &body.entity_ids)
-        .await?;
+    let found = cx.app.store.get_test_entities(&cx.workspace_id, &body.entity_ids).await?;
     let mut violations = Vec::new();
     for (i, id) in body.entity_ids.iter().enumerate() {
         let at = vec!["body".into(), "entity_ids".into(), LocItem::Index(i)];
@@ -216,9 +199,7 @@ pub(super) async fn bulk_move(cx: Ctx, Json(body): Json<BulkMove>) -> ApiResult<
             )),
             Some(r)
                 if r.test_type == "folder"
-                    && target
-                        .as_deref()
-                        .is_some_and(|t| folders.within(t, id.as_str())) =>
+                    && target.as_deref().is_some_and(|t| folders.within(t, id.as_str())) =>
             {
                 violations.push(Violation::new(
                     at,
@@ -234,12 +215,7 @@ pub(super) async fn bulk_move(cx: Ctx, Json(body): Json<BulkMove>) -> ApiResult<
     }
     cx.app
         .store
-        .move_test_entities(
-            &cx.workspace_id,
-            &body.entity_ids,
-            target.as_deref(),
-            time::now_secs(),
-        )
+        .move_test_entities(&cx.workspace_id, &body.entity_ids, target.as_deref(), time::now_secs())
         .await?;
     Ok(Json(json!({})))
 }

@@ -16,17 +16,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tests::list_tests))
         .routes(routes!(tests::create_test))
-        .routes(routes!(
-            tests::get_test,
-            tests::update_test,
-            tests::delete_test
-        ))
+        .routes(routes!(tests::get_test, tests::update_test, tests::delete_test))
         .routes(routes!(tests::get_test_summaries))
         .routes(routes!(folders::create_folder))
-        .routes(routes!(
-            folders::get_folder,
-            folders::update_folder,
-            folders::delete_folder
-        ))
+        .routes(routes!(folders::get_folder, folders::update_folder, folders::delete_folder))
         .routes(routes!(folders::bulk_move))
 }

@@ -23,11 +23,7 @@ use crate::routes::access::created_by;
 async fn prepare(cx: &Ctx, body: Value, write: Write) -> ApiResult<agent_tests::TestDoc> {
     let doc = agent_tests::prepare(body, write).map_err(ApiError::Invalid)?;
     let folders = Folders::load(cx).await?;
-    view::check_folder(
-        &folders,
-        doc.parent_folder_id.as_deref(),
-        &["body", "parent_folder_id"],
-    )?;
+    view::check_folder(&folders, doc.parent_folder_id.as_deref(), &["body", "parent_folder_id"])?;
     view::check_tool_refs(cx, &doc.tool_refs).await?;
     Ok(doc)
 }
@@ -79,10 +75,7 @@ pub(super) async fn update_test(
         return Err(ApiError::invalid(Violation::new(
             ["body", "type"],
             "literal_error",
-            format!(
-                "This test is of type '{}'; its type cannot change",
-                existing.test_type
-            ),
+            format!("This test is of type '{}'; its type cannot change", existing.test_type),
         )));
     }
     cx.app
@@ -104,10 +97,7 @@ pub(super) async fn update_test(
 #[utoipa::path(delete, path = "/v1/convai/agent-testing/{test_id}", params(("test_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn delete_test(cx: Ctx, Path(test_id): Path<TestId>) -> ApiResult<Json<Value>> {
     load_test(&cx, &test_id).await?;
-    cx.app
-        .store
-        .delete_test_entities(&cx.workspace_id, std::slice::from_ref(&test_id))
-        .await?;
+    cx.app.store.delete_test_entities(&cx.workspace_id, std::slice::from_ref(&test_id)).await?;
     Ok(Json(json!({})))
 }
 
@@ -210,10 +200,7 @@ fn filter(params: ListParams, caller: &Caller) -> TestFilter {
     types.sort();
     types.dedup();
     TestFilter {
-        search: params
-            .search
-            .filter(|s| !s.is_empty())
-            .map(|s| s.to_lowercase()),
+        search: params.search.filter(|s| !s.is_empty()).map(|s| s.to_lowercase()),
         parent: match params.parent_folder_id.as_deref() {
             None | Some("") => ParentFilter::Any,
             Some("root") => ParentFilter::Root,
@@ -248,26 +235,16 @@ pub(super) async fn list_tests(
         PageSizeRule::STANDARD,
         page_size,
         cursor.as_deref(),
-        if folders_first {
-            "folders_first"
-        } else {
-            "created_at"
-        },
+        if folders_first { "folders_first" } else { "created_at" },
         Direction::Desc,
         &[&fingerprint],
     )?;
     let page = TestPage {
         folders_first,
-        after: pager
-            .after::<TestOrder>()?
-            .map(|(TestOrder(folder, at), id)| (folder, at, id)),
+        after: pager.after::<TestOrder>()?.map(|(TestOrder(folder, at), id)| (folder, at, id)),
         limit: pager.fetch(),
     };
-    let rows = cx
-        .app
-        .store
-        .list_test_entities(&cx.workspace_id, &filter, &page)
-        .await?;
+    let rows = cx.app.store.list_test_entities(&cx.workspace_id, &filter, &page).await?;
     let page = pager.page(rows, |r| {
         let folder = i64::from(r.test_type == "folder");
         (TestOrder(folder, r.created_at), r.id.as_str())
@@ -298,19 +275,12 @@ pub(super) async fn get_test_summaries(
             )));
         }
     }
-    let rows = cx
-        .app
-        .store
-        .get_test_entities(&cx.workspace_id, &body.test_ids)
-        .await?;
+    let rows = cx.app.store.get_test_entities(&cx.workspace_id, &body.test_ids).await?;
     let folders = Folders::load(&cx).await?;
     let sizes = HashMap::new();
     let mut out = Map::new();
     for row in rows.iter().filter(|r| r.test_type != "folder") {
-        out.insert(
-            row.id.to_string(),
-            view::summary(row, &folders, &sizes, &cx),
-        );
+        out.insert(row.id.to_string(), view::summary(row, &folders, &sizes, &cx));
     }
     Ok(Json(json!({ "tests": out })))
 }

@@ -18,20 +18,12 @@ impl Folders {
     /// Loads them.
     pub async fn load(cx: &Ctx) -> ApiResult<Folders> {
         let rows = cx.app.store.test_folders(&cx.workspace_id).await?;
-        Ok(Folders(
-            rows.into_iter().map(|r| (r.id.clone(), r)).collect(),
-        ))
+        Ok(Folders(rows.into_iter().map(|r| (r.id.clone(), r)).collect()))
     }
 
     /// How many tests and folders each folder directly holds, by folder id.
     pub async fn sizes(cx: &Ctx) -> ApiResult<HashMap<String, i64>> {
-        Ok(cx
-            .app
-            .store
-            .test_folder_sizes(&cx.workspace_id)
-            .await?
-            .into_iter()
-            .collect())
+        Ok(cx.app.store.test_folder_sizes(&cx.workspace_id).await?.into_iter().collect())
     }
 
     /// `[{id, name}, ...]` from the root down to (and including) `folder`.
@@ -64,10 +56,7 @@ impl Folders {
             if steps > self.0.len() {
                 return false;
             }
-            current = self
-                .0
-                .get(id.as_str())
-                .and_then(|f| f.parent_folder_id.clone());
+            current = self.0.get(id.as_str()).and_then(|f| f.parent_folder_id.clone());
         }
         false
     }
@@ -124,10 +113,7 @@ pub fn check_folder(folders: &Folders, folder: Option<&str>, loc: &[&str]) -> Ap
 
 /// The tools a test names must exist in the workspace.
 pub async fn check_tool_refs(cx: &Ctx, refs: &[(Vec<LocItem>, String)]) -> ApiResult<()> {
-    let ids: Vec<ToolId> = refs
-        .iter()
-        .map(|(_, id)| ToolId::from(id.as_str()))
-        .collect();
+    let ids: Vec<ToolId> = refs.iter().map(|(_, id)| ToolId::from(id.as_str())).collect();
     let found = cx.app.store.get_tools(&cx.workspace_id, &ids).await?;
     let violations: Vec<Violation> = refs
         .iter()
@@ -138,11 +124,7 @@ pub async fn check_tool_refs(cx: &Ctx, refs: &[(Vec<LocItem>, String)]) -> ApiRe
             kind: "value_error".into(),
         })
         .collect();
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+    if violations.is_empty() { Ok(()) } else { Err(ApiError::Invalid(violations)) }
 }
 
 /// An agent's `platform_settings.testing.attached_tests` must name tests of its workspace.
@@ -168,28 +150,16 @@ pub async fn existing_tests(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found = cx
-        .app
-        .store
-        .get_test_entities(&cx.workspace_id, ids)
-        .await?;
+    let found = cx.app.store.get_test_entities(&cx.workspace_id, ids).await?;
     let violations: Vec<Violation> = ids
         .iter()
         .enumerate()
-        .filter(|(_, id)| {
-            !found
-                .iter()
-                .any(|t| &t.id == *id && t.test_type != "folder")
-        })
+        .filter(|(_, id)| !found.iter().any(|t| &t.id == *id && t.test_type != "folder"))
         .map(|(i, id)| {
             let mut at: Vec<LocItem> = loc.iter().map(|k| LocItem::from(*k)).collect();
             at.extend([LocItem::Index(i), "test_id".into()]);
             Violation::new(at, "value_error", format!("Test {id} does not exist"))
         })
         .collect();
-    if violations.is_empty() {
-        Ok(found)
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+    if violations.is_empty() { Ok(found) } else { Err(ApiError::Invalid(violations)) }
 }

@@ -33,11 +33,7 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
         version_id: ids::new_id(ids::prefix::VERSION),
         document: serde_json::to_string(&doc.document)?,
         tool_ids: doc.tool_ids(),
-        mcp_server_ids: doc
-            .mcp_server_ids()
-            .into_iter()
-            .map(|(_, _, id)| id)
-            .collect(),
+        mcp_server_ids: doc.mcp_server_ids().into_iter().map(|(_, _, id)| id).collect(),
     })
 }
 
@@ -51,11 +47,7 @@ async fn check_tools(cx: &Ctx, doc: &AgentDoc) -> ApiResult<()> {
         if !tools.iter().any(|r| &r.id == id) {
             let mut at = loc(&TOOL_IDS);
             at.push(LocItem::Index(i));
-            violations.push(Violation::new(
-                at,
-                "value_error",
-                format!("Tool {id} does not exist"),
-            ));
+            violations.push(Violation::new(at, "value_error", format!("Tool {id} does not exist")));
         }
     }
     let mut names: Vec<String> = tools.into_iter().map(|r| r.name).collect();
@@ -65,18 +57,11 @@ async fn check_tools(cx: &Ctx, doc: &AgentDoc) -> ApiResult<()> {
         violations.push(Violation::new(
             TOOL_IDS,
             "value_error",
-            format!(
-                "Two tools of this agent are named {:?}; tool names must be unique",
-                pair[0]
-            ),
+            format!("Two tools of this agent are named {:?}; tool names must be unique", pair[0]),
         ));
     }
     violations.extend(missing_mcp_servers(cx, doc).await?);
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+    if violations.is_empty() { Ok(()) } else { Err(ApiError::Invalid(violations)) }
 }
 
 /// Where an agent's tools are named.
@@ -201,11 +186,7 @@ pub(super) async fn get_agent(
     Query(params): Query<GetParams>,
 ) -> ApiResult<impl IntoResponse> {
     let row = cx.agent(&agent_id).await?;
-    check_branch(
-        &row,
-        params.branch_id.as_deref(),
-        params.version_id.as_deref(),
-    )?;
+    check_branch(&row, params.branch_id.as_deref(), params.version_id.as_deref())?;
     Ok(json_text(view::full(&row, &cx)?))
 }
 
@@ -246,13 +227,7 @@ pub(super) async fn update_agent(
         match cx
             .app
             .store
-            .update_agent(
-                &cx.workspace_id,
-                &agent_id,
-                &content,
-                time::now_secs(),
-                &row.version_id,
-            )
+            .update_agent(&cx.workspace_id, &agent_id, &content, time::now_secs(), &row.version_id)
             .await
         {
             Ok(()) => {
@@ -283,11 +258,7 @@ pub(super) async fn delete_agent(
     Path(agent_id): Path<AgentId>,
     Query(_): Query<DeleteParams>,
 ) -> ApiResult<StatusCode> {
-    cx.app
-        .store
-        .delete_agent(&cx.workspace_id, &agent_id)
-        .await
-        .or_not_found("agent")?;
+    cx.app.store.delete_agent(&cx.workspace_id, &agent_id).await.or_not_found("agent")?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -54,36 +54,21 @@ pub(super) async fn get_agent_widget(
 ) -> ApiResult<Json<Value>> {
     let row = cx.agent(&agent_id).await?;
     let doc: Value = serde_json::from_str(&row.document)?;
-    let mut widget = doc
-        .pointer("/platform_settings/widget")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let mut widget = doc.pointer("/platform_settings/widget").cloned().unwrap_or_else(|| json!({}));
     let config = &doc["conversation_config"];
     if let Some(w) = widget.as_object_mut() {
-        let text_only = config
-            .pointer("/conversation/text_only")
-            .cloned()
-            .unwrap_or(json!(false));
+        let text_only = config.pointer("/conversation/text_only").cloned().unwrap_or(json!(false));
         w.insert(
             "language".into(),
-            config
-                .pointer("/agent/language")
-                .cloned()
-                .unwrap_or(json!("en")),
+            config.pointer("/agent/language").cloned().unwrap_or(json!("en")),
         );
         w.insert(
             "first_message".into(),
-            config
-                .pointer("/agent/first_message")
-                .cloned()
-                .unwrap_or(Value::Null),
+            config.pointer("/agent/first_message").cloned().unwrap_or(Value::Null),
         );
         w.insert(
             "language_presets".into(),
-            config
-                .get("language_presets")
-                .cloned()
-                .unwrap_or_else(|| Value::Object(Map::new())),
+            config.get("language_presets").cloned().unwrap_or_else(|| Value::Object(Map::new())),
         );
         w.insert("supports_text_only".into(), text_only.clone());
         w.insert("text_only".into(), text_only);
@@ -94,15 +79,10 @@ pub(super) async fn get_agent_widget(
     }
     // Fill what the response model declares beyond the stored widget settings.
     let mut filled = widget.clone();
-    if Spec::reference()
-        .check("WidgetConfigResponseModel", &mut filled, &[])
-        .is_ok()
-    {
+    if Spec::reference().check("WidgetConfigResponseModel", &mut filled, &[]).is_ok() {
         widget = filled;
     }
-    Ok(Json(
-        json!({ "agent_id": agent_id, "widget_config": widget }),
-    ))
+    Ok(Json(json!({ "agent_id": agent_id, "widget_config": widget })))
 }
 
 #[utoipa::path(get, path = "/v1/convai/agent/{agent_id}/knowledge-base/size", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]

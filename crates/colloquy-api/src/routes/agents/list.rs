@@ -85,11 +85,7 @@ pub(super) async fn list_agents(
     tags.sort();
     tags.dedup();
     let filter = AgentFilter {
-        search: params
-            .search
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(str::to_lowercase),
+        search: params.search.as_deref().filter(|s| !s.is_empty()).map(str::to_lowercase),
         archived: params.archived.unwrap_or(false),
         created_by: created_by(
             &cx,
@@ -118,10 +114,7 @@ pub(super) async fn list_agents(
         limit: pager.fetch(),
     };
     let mut out = PageWriter::new(&cx, sort, pager.limit() as usize);
-    cx.app
-        .store
-        .list_agents(&cx.workspace_id, &filter, &page, &mut out)
-        .await?;
+    cx.app.store.list_agents(&cx.workspace_id, &filter, &page, &mut out).await?;
     Ok(json_text(out.finish(&pager)?))
 }
 
@@ -251,11 +244,7 @@ pub(super) async fn get_agent_summaries(
             ),
         )));
     }
-    let rows = cx
-        .app
-        .store
-        .get_agents(&cx.workspace_id, &params.agent_ids)
-        .await?;
+    let rows = cx.app.store.get_agents(&cx.workspace_id, &params.agent_ids).await?;
     let mut out = Map::new();
     for id in &params.agent_ids {
         let entry = match rows.iter().find(|r| &r.id == id) {

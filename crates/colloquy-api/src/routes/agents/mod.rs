@@ -19,11 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(crud::create_agent))
         .routes(routes!(list::list_agents))
         .routes(routes!(list::get_agent_summaries))
-        .routes(routes!(
-            crud::get_agent,
-            crud::update_agent,
-            crud::delete_agent
-        ))
+        .routes(routes!(crud::get_agent, crud::update_agent, crud::delete_agent))
         .routes(routes!(crud::duplicate_agent))
         .routes(routes!(extras::get_agent_link))
         .routes(routes!(extras::get_agent_widget))

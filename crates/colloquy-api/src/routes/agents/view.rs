@@ -98,11 +98,7 @@ impl Creator {
 impl<'c> SummaryWriter<'c> {
     /// Items as `caller` sees them.
     pub fn new(caller: &'c Caller) -> SummaryWriter<'c> {
-        SummaryWriter {
-            caller,
-            creator: None,
-            items: 0,
-        }
+        SummaryWriter { caller, creator: None, items: 0 }
     }
 
     /// Appends `row` to `out`, after a comma unless it is the first item.

@@ -53,10 +53,7 @@ fn take<T>(waiting: &Waiting<T>, id: &str) -> Option<oneshot::Sender<T>> {
 
 fn wait<T>(waiting: &Waiting<T>, id: &str) -> oneshot::Receiver<T> {
     let (tx, rx) = oneshot::channel();
-    waiting
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.to_owned(), tx);
+    waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), tx);
     rx
 }
 
@@ -69,9 +66,7 @@ pub(super) struct SocketClientTools {
 #[async_trait]
 impl ClientTools for SocketClientTools {
     async fn call(&self, call: ClientToolCall) -> ClientToolResult {
-        let answer = call
-            .expects_response
-            .then(|| wait(&self.replies.results, &call.tool_call_id));
+        let answer = call.expects_response.then(|| wait(&self.replies.results, &call.tool_call_id));
         self.outbox
             .send(ServerEvent::ClientToolCall {
                 client_tool_call: protocol::ClientToolCall {
@@ -138,7 +133,5 @@ fn mcp_tool_call(event: McpCallEvent) -> ServerEvent {
         }
     }
     .to_owned();
-    ServerEvent::McpToolCall {
-        mcp_tool_call: call,
-    }
+    ServerEvent::McpToolCall { mcp_tool_call: call }
 }

@@ -47,9 +47,7 @@ pub fn socket_router() -> Router<AppState> {
 
 /// The documented routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(get_signed_url))
-        .routes(routes!(get_webrtc_token))
+    OpenApiRouter::new().routes(routes!(get_signed_url)).routes(routes!(get_webrtc_token))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,10 +74,8 @@ async fn conversation(
         .max_message_size(max_message)
         .max_frame_size(max_message);
     let decision = authorize(&state, &params, &headers).await;
-    let slot = decision
-        .as_ref()
-        .ok()
-        .map(|agent| state.conversations.take(agent.workspace_id.as_str()));
+    let slot =
+        decision.as_ref().ok().map(|agent| state.conversations.take(agent.workspace_id.as_str()));
     upgrade.on_upgrade(move |socket| async move {
         match (decision, slot) {
             (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent).await,
@@ -113,10 +109,7 @@ fn offered_key(headers: &HeaderMap) -> Option<String> {
     if let Some(k) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
     {
         return Some(k.trim().to_owned());
     }
@@ -141,25 +134,16 @@ async fn authorize(
         .filter(|a| !a.is_empty())
         .map(AgentId::from)
         .ok_or("agent_id is required")?;
-    let workspace = state
-        .store
-        .agent_workspace(&agent_id)
-        .await
-        .map_err(internal)?
-        .ok_or("Agent not found")?;
-    let agent = AgentSnapshot::load(&state.engine, &workspace, &agent_id)
-        .await
-        .map_err(internal)?;
+    let workspace =
+        state.store.agent_workspace(&agent_id).await.map_err(internal)?.ok_or("Agent not found")?;
+    let agent =
+        AgentSnapshot::load(&state.engine, &workspace, &agent_id).await.map_err(internal)?;
     if let Some(branch) = params.branch_id.as_deref().filter(|b| !b.is_empty())
         && Some(branch) != agent.branch_id.as_deref()
     {
         return Err("Branch not found".into());
     }
-    let auth = agent
-        .platform_settings
-        .get("auth")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let auth = agent.platform_settings.get("auth").cloned().unwrap_or(Value::Null);
     check_origin(&auth, headers)?;
     if auth.get("enable_auth").and_then(Value::as_bool) != Some(true)
         || authenticated(state, params, headers, &agent).await?
@@ -206,44 +190,26 @@ async fn authenticated(
     headers: &HeaderMap,
     agent: &AgentSnapshot,
 ) -> Result<bool, String> {
-    if let Some(signature) = params
-        .conversation_signature
-        .as_deref()
-        .filter(|s| !s.is_empty())
+    if let Some(signature) = params.conversation_signature.as_deref().filter(|s| !s.is_empty())
         && state
             .store
-            .consume_signature(
-                &keys::hash_token(signature),
-                &agent.agent_id,
-                time::now_secs(),
-            )
+            .consume_signature(&keys::hash_token(signature), &agent.agent_id, time::now_secs())
             .await
             .map_err(internal)?
     {
         return Ok(true);
     }
-    for token in [&params.conversation_token, &params.token]
-        .into_iter()
-        .flatten()
-        .filter(|t| !t.is_empty())
+    for token in
+        [&params.conversation_token, &params.token].into_iter().flatten().filter(|t| !t.is_empty())
     {
-        if state
-            .store
-            .check_link_token(&agent.agent_id, token)
-            .await
-            .map_err(internal)?
-        {
+        if state.store.check_link_token(&agent.agent_id, token).await.map_err(internal)? {
             return Ok(true);
         }
     }
     let Some(key) = offered_key(headers) else {
         return Ok(false);
     };
-    let found = state
-        .store
-        .find_key(&keys::hash_token(&key))
-        .await
-        .map_err(internal)?;
+    let found = state.store.find_key(&keys::hash_token(&key)).await.map_err(internal)?;
     Ok(found.is_some_and(|k| k.revoked_at.is_none() && k.workspace_id == agent.workspace_id))
 }
 
@@ -264,18 +230,10 @@ struct SignedUrlParams {
 fn socket_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(public) = &state.settings.public_url {
         let public = public.trim_end_matches('/');
-        return public
-            .replacen("https://", "wss://", 1)
-            .replacen("http://", "ws://", 1);
+        return public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1:8950");
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        == Some("https");
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8950");
+    let secure = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
     format!("{}://{host}", if secure { "wss" } else { "ws" })
 }
 
@@ -286,27 +244,16 @@ async fn get_signed_url(
     Query(params): Query<SignedUrlParams>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let agent_id = params
-        .agent_id
-        .filter(|a| !a.is_empty())
-        .map(AgentId::from)
-        .ok_or_else(|| {
+    let agent_id =
+        params.agent_id.filter(|a| !a.is_empty()).map(AgentId::from).ok_or_else(|| {
             ApiError::invalid(colloquy_core::validation::Violation::new(
                 ["query", "agent_id"],
                 "missing",
                 "Field required",
             ))
         })?;
-    let row = state
-        .store
-        .get_agent(&caller.workspace_id, &agent_id)
-        .await
-        .or_not_found("agent")?;
-    if params
-        .branch_id
-        .as_deref()
-        .is_some_and(|b| !b.is_empty() && b != row.main_branch_id)
-    {
+    let row = state.store.get_agent(&caller.workspace_id, &agent_id).await.or_not_found("agent")?;
+    if params.branch_id.as_deref().is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
         return Err(ApiError::NotFound("branch"));
     }
     let token = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());

@@ -55,11 +55,7 @@ impl Outbox {
     ) -> (Outbox, Writer) {
         let (tx, rx) = mpsc::channel(OUTBOX);
         let task = tokio::spawn(write_socket(sink, rx, heard));
-        let outbox = Outbox {
-            tx,
-            next_event: Arc::new(AtomicU64::new(1)),
-            filter: None,
-        };
+        let outbox = Outbox { tx, next_event: Arc::new(AtomicU64::new(1)), filter: None };
         (outbox, Writer { task })
     }
 
@@ -82,12 +78,7 @@ impl Outbox {
                 | ServerEvent::Ping { .. }
                 | ServerEvent::Error { .. }
         );
-        if !always
-            && self
-                .filter
-                .as_ref()
-                .is_some_and(|f| !f.iter().any(|e| e == event.kind()))
-        {
+        if !always && self.filter.as_ref().is_some_and(|f| !f.iter().any(|e| e == event.kind())) {
             return;
         }
         let _ = self.tx.send(Outgoing::Event(Box::new(event))).await;
@@ -95,8 +86,7 @@ impl Outbox {
 
     /// Queues an `error` event.
     pub(super) async fn error(&self, code: u16, error_type: &str, message: &str) {
-        self.send(ServerEvent::error(code, error_type, message))
-            .await;
+        self.send(ServerEvent::error(code, error_type, message)).await;
     }
 
     /// Queues the close frame: the writer sends it and stops.
@@ -106,10 +96,7 @@ impl Outbox {
 }
 
 fn close_frame(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
 }
 
 /// Closes a socket that may not start a conversation.

@@ -53,11 +53,7 @@ pub fn client_events(agent_config: &Value, config_override: &Value) -> Option<Ve
         .pointer("/conversation/client_events")
         .or_else(|| agent_config.pointer("/conversation/client_events"))
         .and_then(Value::as_array)?;
-    let events: Vec<String> = list
-        .iter()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
+    let events: Vec<String> = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
     (!events.is_empty()).then_some(events)
 }
 
@@ -92,9 +88,9 @@ mod tests {
     /// Whether every key can be told apart in a dotted path.
     fn plain_keys(v: &Value) -> bool {
         match v {
-            Value::Object(m) => m
-                .iter()
-                .all(|(k, v)| !k.contains(['.', '/', '~']) && plain_keys(v)),
+            Value::Object(m) => {
+                m.iter().all(|(k, v)| !k.contains(['.', '/', '~']) && plain_keys(v))
+            }
             Value::Array(items) => items.iter().all(plain_keys),
             _ => true,
         }
@@ -111,10 +107,7 @@ mod tests {
             vec!["agent.prompt.prompt", "tts.voice_id", "asr.keywords"]
         );
         let nulls = json!({"agent": {"prompt": {"prompt": null}}});
-        assert!(
-            refused(&nulls, &allowed).is_empty(),
-            "null means no override"
-        );
+        assert!(refused(&nulls, &allowed).is_empty(), "null means no override");
         let text =
             without_text_only(json!({"text_only": true, "conversation": {"text_only": false}}));
         assert!(refused(&text, &allowed).is_empty());

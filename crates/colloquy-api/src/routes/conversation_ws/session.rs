@@ -54,19 +54,12 @@ struct Refusal {
 
 impl Refusal {
     fn new(code: u16, error_type: &str, message: String, reason: &'static str) -> Refusal {
-        Refusal {
-            code,
-            error_type: error_type.to_owned(),
-            message,
-            reason,
-        }
+        Refusal { code, error_type: error_type.to_owned(), message, reason }
     }
 
     /// Tells the client, closes the socket and waits for the writer to finish.
     async fn send(self, outbox: &Outbox, writer: Writer) {
-        outbox
-            .error(self.code, &self.error_type, &self.message)
-            .await;
+        outbox.error(self.code, &self.error_type, &self.message).await;
         outbox.close(self.code, self.reason).await;
         writer.finish().await;
     }
@@ -185,20 +178,12 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
         replies,
         state,
     };
-    let engine = tokio::spawn(engine_task(
-        conversation,
-        command_rx,
-        outbox,
-        ended_tx,
-        turns_done,
-    ));
+    let engine = tokio::spawn(engine_task(conversation, command_rx, outbox, ended_tx, turns_done));
     if let Some(first) = early {
         session.incoming(first).await;
     }
     let timers = Timers::new(&timing, greeted);
-    session
-        .serve(&mut stream, timers, &heard, ended, turn_finished)
-        .await;
+    session.serve(&mut stream, timers, &heard, ended, turn_finished).await;
     drop(session);
     let _ = engine.await;
     writer.finish().await;
@@ -214,9 +199,7 @@ async fn prepare(
     replies: &Replies,
 ) -> Result<StartOptions, Refusal> {
     let config_override = overrides::without_text_only(
-        init.conversation_config_override
-            .clone()
-            .unwrap_or(Value::Null),
+        init.conversation_config_override.clone().unwrap_or(Value::Null),
     );
     let allowed = agent
         .platform_settings
@@ -229,32 +212,20 @@ async fn prepare(
             "Override for {} is not allowed by the agent's security settings",
             refused.join(", ")
         );
-        return Err(Refusal::new(
-            1008,
-            "override_error",
-            message,
-            "override not allowed",
-        ));
+        return Err(Refusal::new(1008, "override_error", message, "override not allowed"));
     }
-    outbox.filter(overrides::client_events(
-        &agent.conversation_config,
-        &config_override,
-    ));
+    outbox.filter(overrides::client_events(&agent.conversation_config, &config_override));
     if config_override.is_object() {
-        let servers_changed = ["mcp_server_ids", "native_mcp_server_ids"].iter().any(|f| {
-            config_override
-                .pointer(&format!("/agent/prompt/{f}"))
-                .is_some()
-        });
+        let servers_changed = ["mcp_server_ids", "native_mcp_server_ids"]
+            .iter()
+            .any(|f| config_override.pointer(&format!("/agent/prompt/{f}")).is_some());
         agent.apply_override(config_override);
         if servers_changed && let Err(e) = agent.reload_mcp_servers(&state.engine).await {
             let reason = "could not load the MCP servers";
             return Err(Refusal::new(1011, "mcp_tool_error", e.to_string(), reason));
         }
     }
-    let extra_body_allowed = agent
-        .platform_settings
-        .pointer("/overrides/custom_llm_extra_body")
+    let extra_body_allowed = agent.platform_settings.pointer("/overrides/custom_llm_extra_body")
         == Some(&Value::Bool(true));
     let mut mocks: MockSettings = init
         .tool_mock_config
@@ -266,10 +237,7 @@ async fn prepare(
         dynamic_variables: init.dynamic_variables.clone().unwrap_or_default(),
         user_id: init.user_id.clone(),
         mocks,
-        extra_body: init
-            .custom_llm_extra_body
-            .clone()
-            .filter(|_| extra_body_allowed),
+        extra_body: init.custom_llm_extra_body.clone().filter(|_| extra_body_allowed),
         initiation_data: serde_json::to_value(&init).unwrap_or_default(),
         client: Some(Arc::new(SocketClientTools {
             outbox: outbox.clone(),
@@ -370,10 +338,7 @@ impl Timers {
         if let Some(s) = self.silence {
             Self::rearm(&mut self.quiet, s);
         }
-        if matches!(
-            event,
-            Ok(ClientEvent::UserMessage { .. } | ClientEvent::UserActivity {})
-        ) {
+        if matches!(event, Ok(ClientEvent::UserMessage { .. } | ClientEvent::UserActivity {})) {
             Self::rearm(&mut self.waiting, NEVER);
         }
     }
@@ -437,10 +402,7 @@ impl Session {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
-                return self
-                    .outbox
-                    .error(1008, "invalid_message", &e.to_string())
-                    .await;
+                return self.outbox.error(1008, "invalid_message", &e.to_string()).await;
             }
         };
         match event {
@@ -454,23 +416,17 @@ impl Session {
                     .await;
             }
             ClientEvent::UserMessage { text } => {
-                let _ = self
-                    .commands
-                    .send(Command::User(text.unwrap_or_default()))
-                    .await;
+                let _ = self.commands.send(Command::User(text.unwrap_or_default())).await;
             }
             ClientEvent::ContextualUpdate { text } => {
                 let _ = self.commands.send(Command::Context(text)).await;
             }
-            ClientEvent::ClientToolResult {
-                tool_call_id,
-                result,
-                is_error,
-            } => self.replies.tool_result(&tool_call_id, result, is_error),
-            ClientEvent::McpToolApprovalResult {
-                tool_call_id,
-                is_approved,
-            } => self.replies.approval(&tool_call_id, is_approved),
+            ClientEvent::ClientToolResult { tool_call_id, result, is_error } => {
+                self.replies.tool_result(&tool_call_id, result, is_error)
+            }
+            ClientEvent::McpToolApprovalResult { tool_call_id, is_approved } => {
+                self.replies.approval(&tool_call_id, is_approved)
+            }
             ClientEvent::Feedback { score, .. } => {
                 let _ = self
                     .state
@@ -541,9 +497,7 @@ async fn turn(conversation: &mut Conversation, outbox: &Outbox, command: Command
                 forward_event(&outbox, event, turn_event, &mut started).await;
             }
             if started {
-                outbox
-                    .send(part(PartKind::Stop, String::new(), turn_event))
-                    .await;
+                outbox.send(part(PartKind::Stop, String::new(), turn_event)).await;
             }
         })
     };
@@ -577,11 +531,7 @@ async fn turn(conversation: &mut Conversation, outbox: &Outbox, command: Command
 
 fn part(kind: PartKind, text: String, event_id: u64) -> ServerEvent {
     ServerEvent::AgentChatResponsePart {
-        text_response_part: ResponsePart {
-            text,
-            part: kind,
-            event_id,
-        },
+        text_response_part: ResponsePart { text, part: kind, event_id },
     }
 }
 
@@ -593,9 +543,7 @@ async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, start
         TurnEvent::Delta(text) => {
             if !*started {
                 *started = true;
-                outbox
-                    .send(part(PartKind::Start, String::new(), turn_event))
-                    .await;
+                outbox.send(part(PartKind::Start, String::new(), turn_event)).await;
             }
             part(PartKind::Delta, text, turn_event)
         }
@@ -604,12 +552,7 @@ async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, start
         {
             return;
         }
-        TurnEvent::ToolRequest {
-            call_id,
-            name,
-            kind,
-            ..
-        } => ServerEvent::AgentToolRequest {
+        TurnEvent::ToolRequest { call_id, name, kind, .. } => ServerEvent::AgentToolRequest {
             agent_tool_request: protocol::ToolRequest {
                 tool_name: name,
                 tool_call_id: call_id,
@@ -617,22 +560,18 @@ async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, start
                 event_id: turn_event,
             },
         },
-        TurnEvent::ToolResponse {
-            call_id,
-            name,
-            kind,
-            is_error,
-            ..
-        } => ServerEvent::AgentToolResponse {
-            agent_tool_response: protocol::ToolResponse {
-                tool_name: name,
-                tool_call_id: call_id,
-                tool_type: tool_type(kind),
-                is_error,
-                is_called: true,
-                event_id: turn_event,
-            },
-        },
+        TurnEvent::ToolResponse { call_id, name, kind, is_error, .. } => {
+            ServerEvent::AgentToolResponse {
+                agent_tool_response: protocol::ToolResponse {
+                    tool_name: name,
+                    tool_call_id: call_id,
+                    tool_type: tool_type(kind),
+                    is_error,
+                    is_called: true,
+                    event_id: turn_event,
+                },
+            }
+        }
     };
     outbox.send(event).await;
 }

@@ -31,12 +31,7 @@ pub(super) struct EnvironmentParams {
 /// unless its host is allowed, a stdio server is declared for this workspace.
 async fn check(cx: &Ctx, doc: &McpServerDoc, url_loc: &[&str]) -> ApiResult<()> {
     let mut violations = Vec::new();
-    let loc = || {
-        url_loc
-            .iter()
-            .map(|k| LocItem::from(*k))
-            .collect::<Vec<_>>()
-    };
+    let loc = || url_loc.iter().map(|k| LocItem::from(*k)).collect::<Vec<_>>();
     match &doc.url {
         ServerUrl::Http(url) => {
             if let Err(why) = colloquy_engine::mcp::check_scheme(&cx.app.engine, url) {
@@ -68,11 +63,7 @@ async fn check(cx: &Ctx, doc: &McpServerDoc, url_loc: &[&str]) -> ApiResult<()> 
             Err(e) => return Err(e.into()),
         }
     }
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid(violations))
-    }
+    if violations.is_empty() { Ok(()) } else { Err(ApiError::Invalid(violations)) }
 }
 
 fn content(doc: &McpServerDoc) -> ApiResult<McpServerContent> {
@@ -86,11 +77,7 @@ fn content(doc: &McpServerDoc) -> ApiResult<McpServerContent> {
 /// The server's wire view.
 pub(super) async fn respond(cx: &Ctx, id: &str) -> ApiResult<Json<Value>> {
     let row = cx.mcp_server(id).await?;
-    let dependents = cx
-        .app
-        .store
-        .mcp_server_dependents(&cx.workspace_id, id)
-        .await?;
+    let dependents = cx.app.store.mcp_server_dependents(&cx.workspace_id, id).await?;
     Ok(Json(view::full(&row, &dependents, cx)?))
 }
 
@@ -112,13 +99,7 @@ pub(super) async fn modify(
         match cx
             .app
             .store
-            .update_mcp_server(
-                &cx.workspace_id,
-                id,
-                &content(&doc)?,
-                time::now_secs(),
-                row.version,
-            )
+            .update_mcp_server(&cx.workspace_id, id, &content(&doc)?, time::now_secs(), row.version)
             .await
         {
             Ok(()) => return respond(cx, id).await,
@@ -139,13 +120,7 @@ pub(super) async fn create_mcp_server(cx: Ctx, Json(body): Json<Value>) -> ApiRe
     let id = ids::new_id(ids::prefix::MCP_SERVER);
     cx.app
         .store
-        .insert_mcp_server(
-            &cx.workspace_id,
-            &id,
-            &cx.user_id,
-            time::now_secs(),
-            &content(&doc)?,
-        )
+        .insert_mcp_server(&cx.workspace_id, &id, &cx.user_id, time::now_secs(), &content(&doc)?)
         .await?;
     respond(&cx, &id).await
 }
@@ -155,11 +130,7 @@ pub(super) async fn list_mcp_servers(cx: Ctx) -> ApiResult<Json<Value>> {
     let rows = cx.app.store.list_mcp_servers(&cx.workspace_id).await?;
     let mut servers = Vec::with_capacity(rows.len());
     for row in &rows {
-        let dependents = cx
-            .app
-            .store
-            .mcp_server_dependents(&cx.workspace_id, &row.id)
-            .await?;
+        let dependents = cx.app.store.mcp_server_dependents(&cx.workspace_id, &row.id).await?;
         servers.push(view::full(row, &dependents, &cx)?);
     }
     Ok(Json(json!({ "mcp_servers": servers })))
@@ -177,9 +148,7 @@ pub(super) async fn update_mcp_server(
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
-        mcp_servers::apply_update(config, body.clone())
-            .map(Some)
-            .map_err(ApiError::Invalid)
+        mcp_servers::apply_update(config, body.clone()).map(Some).map_err(ApiError::Invalid)
     })
     .await
 }

@@ -15,11 +15,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(crud::list_mcp_servers, crud::create_mcp_server))
-        .routes(routes!(
-            crud::get_mcp_server,
-            crud::update_mcp_server,
-            crud::delete_mcp_server
-        ))
+        .routes(routes!(crud::get_mcp_server, crud::update_mcp_server, crud::delete_mcp_server))
         .routes(routes!(crud::update_approval_policy))
         .routes(routes!(crud::list_server_tools))
         .routes(routes!(tool_settings::add_tool_approval))

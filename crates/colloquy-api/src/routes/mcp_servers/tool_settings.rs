@@ -57,11 +57,7 @@ pub(super) async fn add_tool_config(
     Query(_): Query<EnvironmentParams>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let tool = body
-        .get("tool_name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let tool = body.get("tool_name").and_then(Value::as_str).unwrap_or_default().to_owned();
     modify(&cx, &id, |config| {
         mcp_servers::add_tool_config(config, body.clone())
             .map_err(|e| tool_config_error(e, &tool))?;

@@ -21,10 +21,8 @@ pub fn full(
     caller: &Caller,
 ) -> Result<Value, ApiError> {
     let role = caller.role();
-    let agents: Vec<Value> = dependents
-        .iter()
-        .map(|a| agents::dependent(a, role.as_str()))
-        .collect();
+    let agents: Vec<Value> =
+        dependents.iter().map(|a| agents::dependent(a, role.as_str())).collect();
     Ok(json!({
         "id": row.id,
         "config": config(row)?,

@@ -65,11 +65,7 @@ pub(super) async fn list_invocations(
         &[&format!("{filter:?}")],
     )?;
     let after = pager.after::<i64>()?;
-    let total = cx
-        .app
-        .store
-        .count_invocations(&cx.workspace_id, &filter, None)
-        .await?;
+    let total = cx.app.store.count_invocations(&cx.workspace_id, &filter, None).await?;
     let before = match &after {
         Some(position) => {
             cx.app
@@ -79,11 +75,8 @@ pub(super) async fn list_invocations(
         }
         None => 0,
     };
-    let rows = cx
-        .app
-        .store
-        .list_invocations(&cx.workspace_id, &filter, after, pager.fetch())
-        .await?;
+    let rows =
+        cx.app.store.list_invocations(&cx.workspace_id, &filter, after, pager.fetch()).await?;
     let page = pager.page(rows, |inv| (inv.created_at, inv.id.as_str()));
     let mut results = Vec::with_capacity(page.items.len());
     for inv in &page.items {

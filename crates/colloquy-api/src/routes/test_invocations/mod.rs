@@ -62,10 +62,7 @@ async fn rename_invocation(
 async fn cancel_invocation(cx: Ctx, Path(id): Path<InvocationId>) -> ApiResult<Json<Value>> {
     cx.invocation(&id).await?;
     let cancelled = json!({"condition_result": {"result": "failure", "rationale": {"messages": [], "summary": "Cancelled before it finished"}}});
-    cx.app
-        .store
-        .cancel_runs(&id, &cancelled.to_string(), time::now_secs())
-        .await?;
+    cx.app.store.cancel_runs(&id, &cancelled.to_string(), time::now_secs()).await?;
     Ok(Json(json!({})))
 }
 
@@ -111,10 +108,7 @@ async fn resubmit_invocation(
         .get("agent_config_override")
         .filter(|o| o.is_object())
         .map(|o| json!({"agent_config_override": o}).to_string());
-    cx.app
-        .store
-        .resubmit_runs(&id, &wanted, document.as_deref(), time::now_secs())
-        .await?;
+    cx.app.store.resubmit_runs(&id, &wanted, document.as_deref(), time::now_secs()).await?;
     cx.app.engine.runs_queued.notify_one();
     Ok(Json(json!({})))
 }

@@ -42,11 +42,7 @@ pub(super) async fn run_tests(
         agent_id,
         branch_id: Some(agent.main_branch_id.clone()),
         name: body.get("name").and_then(Value::as_str).map(str::to_owned),
-        repeat_count: body
-            .get("repeat_count")
-            .and_then(Value::as_i64)
-            .unwrap_or(1)
-            .max(1),
+        repeat_count: body.get("repeat_count").and_then(Value::as_i64).unwrap_or(1).max(1),
         created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         document: json!({"agent_config_override": body.get("agent_config_override")}).to_string(),
@@ -61,11 +57,7 @@ pub(super) async fn run_tests(
 fn runs(invocation: &InvocationRow, wanted: &[TestId], found: &[TestEntityRow]) -> Vec<RunRow> {
     let mut runs = Vec::new();
     for id in wanted {
-        let name = found
-            .iter()
-            .find(|t| &t.id == id)
-            .map(|t| t.name.clone())
-            .unwrap_or_default();
+        let name = found.iter().find(|t| &t.id == id).map(|t| t.name.clone()).unwrap_or_default();
         for _ in 0..invocation.repeat_count {
             runs.push(RunRow {
                 id: ids::new_id(ids::prefix::RUN),

@@ -28,20 +28,11 @@ fn with_identity(inv: &InvocationRow, fields: Value) -> Value {
 pub(super) async fn full(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
     let runs = cx.app.store.invocation_runs(&inv.id).await?;
     let ids: Vec<TestId> = runs.iter().map(|r| r.test_id.clone()).collect();
-    let tests = cx
-        .app
-        .store
-        .get_test_entities(&cx.workspace_id, &ids)
-        .await?;
-    let test_runs: Vec<Value> = runs
-        .iter()
-        .map(|r| run(inv, r, tests.iter().find(|t| t.id == r.test_id)))
-        .collect();
-    let result_groups: Vec<Value> = if inv.repeat_count > 1 {
-        result_groups(&runs)
-    } else {
-        Vec::new()
-    };
+    let tests = cx.app.store.get_test_entities(&cx.workspace_id, &ids).await?;
+    let test_runs: Vec<Value> =
+        runs.iter().map(|r| run(inv, r, tests.iter().find(|t| t.id == r.test_id))).collect();
+    let result_groups: Vec<Value> =
+        if inv.repeat_count > 1 { result_groups(&runs) } else { Vec::new() };
     Ok(with_identity(
         inv,
         json!({

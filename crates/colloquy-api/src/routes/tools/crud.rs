@@ -34,11 +34,7 @@ async fn prepare(cx: &Ctx, body: Value) -> ApiResult<(ToolDoc, ToolContent)> {
         }
     }
     let mcp_server_id = (doc.tool_type == ToolKind::Mcp)
-        .then(|| {
-            doc.document["tool_config"]["mcp_server_id"]
-                .as_str()
-                .map(str::to_owned)
-        })
+        .then(|| doc.document["tool_config"]["mcp_server_id"].as_str().map(str::to_owned))
         .flatten();
     if let Some(server) = &mcp_server_id {
         match cx.app.store.get_mcp_server(&cx.workspace_id, server).await {
@@ -67,11 +63,7 @@ async fn prepare(cx: &Ctx, body: Value) -> ApiResult<(ToolDoc, ToolContent)> {
 
 async fn respond(cx: &Ctx, tool_id: &ToolId) -> ApiResult<Json<Value>> {
     let row = cx.tool(tool_id).await?;
-    let usage = cx
-        .app
-        .store
-        .tool_usage(&cx.workspace_id, std::slice::from_ref(&row.id))
-        .await?;
+    let usage = cx.app.store.tool_usage(&cx.workspace_id, std::slice::from_ref(&row.id)).await?;
     Ok(Json(view::full(&row, usage.first().map(|(_, u)| *u), cx)?))
 }
 
@@ -143,11 +135,7 @@ pub(super) async fn delete_tool(
 async fn detach_everywhere(cx: &Ctx, tool_id: &ToolId) -> ApiResult<()> {
     // Each pass detaches every dependent it sees; only agents updated concurrently remain.
     for _ in 0..10 {
-        let dependents = cx
-            .app
-            .store
-            .tool_dependents(&cx.workspace_id, tool_id, None, 100)
-            .await?;
+        let dependents = cx.app.store.tool_dependents(&cx.workspace_id, tool_id, None, 100).await?;
         if dependents.is_empty() {
             return Ok(());
         }

@@ -71,8 +71,7 @@ struct ExecutionView<'a> {
 }
 
 fn json_or_null<S: Serializer>(text: &Option<&str>, serializer: S) -> Result<S::Ok, S::Error> {
-    text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
-        .serialize(serializer)
+    text.and_then(|t| serde_json::from_str::<&RawValue>(t).ok()).serialize(serializer)
 }
 
 /// The view of a record.
@@ -128,13 +127,7 @@ pub(super) async fn get_tool_executions(
     let rows = cx
         .app
         .store
-        .list_tool_executions(
-            &cx.workspace_id,
-            &tool_id,
-            &filter,
-            pager.after()?,
-            pager.fetch(),
-        )
+        .list_tool_executions(&cx.workspace_id, &tool_id, &filter, pager.after()?, pager.fetch())
         .await?;
     // A page of a tool that exists is never empty for want of the tool; an empty one may be.
     if rows.is_empty() && filter.of_existing_tool {

@@ -69,21 +69,14 @@ pub(super) async fn list_tools(
     types.sort();
     types.dedup();
     let filter = ToolFilter {
-        name_prefix: params
-            .search
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(str::to_lowercase),
+        name_prefix: params.search.as_deref().filter(|s| !s.is_empty()).map(str::to_lowercase),
         types,
         created_by: created_by(
             &cx,
             params.created_by_user_id.as_deref(),
             params.show_only_owned_documents,
         ),
-        used_by_agent: params
-            .used_by_agent_id
-            .filter(|s| !s.is_empty())
-            .map(AgentId::from),
+        used_by_agent: params.used_by_agent_id.filter(|s| !s.is_empty()).map(AgentId::from),
     };
     let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
     let pager = Pager::new(
@@ -105,17 +98,9 @@ pub(super) async fn list_tools(
         after: pager.after_value(by_name)?,
         limit: pager.fetch(),
     };
-    let rows = cx
-        .app
-        .store
-        .list_tools(&cx.workspace_id, &filter, &page)
-        .await?;
+    let rows = cx.app.store.list_tools(&cx.workspace_id, &filter, &page).await?;
     let page = pager.page(rows, |r| {
-        let key = if by_name {
-            json!(r.name)
-        } else {
-            json!(r.created_at)
-        };
+        let key = if by_name { json!(r.name) } else { json!(r.created_at) };
         (key, r.id.as_str())
     });
     let ids: Vec<ToolId> = page.items.iter().map(|r| r.id.clone()).collect();
@@ -128,9 +113,7 @@ pub(super) async fn list_tools(
             view::full(r, used, &cx)
         })
         .collect::<ApiResult<Vec<Value>>>()?;
-    Ok(Json(
-        json!({ "tools": tools, "next_cursor": page.next_cursor, "has_more": page.has_more }),
-    ))
+    Ok(Json(json!({ "tools": tools, "next_cursor": page.next_cursor, "has_more": page.has_more })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -164,11 +147,7 @@ pub(super) async fn get_dependent_agents(
         .await?;
     let page = pager.page(rows, |a| (a.created_at, a.id.as_str()));
     let role = cx.role().as_str();
-    let agents: Vec<Value> = page
-        .items
-        .iter()
-        .map(|a| agents::dependent(a, role))
-        .collect();
+    let agents: Vec<Value> = page.items.iter().map(|a| agents::dependent(a, role)).collect();
     Ok(Json(
         json!({ "agents": agents, "branches": [], "next_cursor": page.next_cursor, "has_more": page.has_more }),
     ))

@@ -14,11 +14,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list::list_tools, crud::create_tool))
-        .routes(routes!(
-            crud::get_tool,
-            crud::update_tool,
-            crud::delete_tool
-        ))
+        .routes(routes!(crud::get_tool, crud::update_tool, crud::delete_tool))
         .routes(routes!(list::get_dependent_agents))
         .routes(routes!(executions::get_tool_executions))
 }

@@ -63,46 +63,21 @@ async fn executions_page_filter_and_feed_usage_stats(backend: Backend) {
     }
 
     let count = |v: &Value| v["executions"].as_array().unwrap().len();
-    assert_eq!(
-        count(&app.get(&path("is_error=true&page_size=100"), key).await.1),
-        8
-    );
-    assert_eq!(
-        count(
-            &app.get(&path("agent_id=agent_b&page_size=100"), key)
-                .await
-                .1
-        ),
-        20
-    );
-    assert_eq!(
-        count(
-            &app.get(&path("branch_id=agtbrch_agent_a&page_size=100"), key)
-                .await
-                .1
-        ),
-        20
-    );
+    assert_eq!(count(&app.get(&path("is_error=true&page_size=100"), key).await.1), 8);
+    assert_eq!(count(&app.get(&path("agent_id=agent_b&page_size=100"), key).await.1), 20);
+    assert_eq!(count(&app.get(&path("branch_id=agtbrch_agent_a&page_size=100"), key).await.1), 20);
     // Inclusive bounds, fractions allowed.
     assert_eq!(
         count(
-            &app.get(
-                &path("start_time=1800000010&end_time=1800000019&page_size=100"),
-                key
-            )
-            .await
-            .1
+            &app.get(&path("start_time=1800000010&end_time=1800000019&page_size=100"), key).await.1
         ),
         10
     );
     assert_eq!(
         count(
-            &app.get(
-                &path("start_time=1800000010.5&end_time=1800000019.999&page_size=100"),
-                key
-            )
-            .await
-            .1
+            &app.get(&path("start_time=1800000010.5&end_time=1800000019.999&page_size=100"), key)
+                .await
+                .1
         ),
         9
     );
@@ -132,22 +107,13 @@ async fn executions_page_filter_and_feed_usage_stats(backend: Backend) {
     let (_, p1) = app.get(&path("page_size=5&is_error=false"), key).await;
     let c = p1["next_cursor"].as_str().unwrap();
     assert_eq!(
-        app.get(&path(&format!("page_size=5&is_error=true&cursor={c}")), key)
-            .await
-            .0,
+        app.get(&path(&format!("page_size=5&is_error=true&cursor={c}")), key).await.0,
         422,
         "cursor of other filters"
     );
 
-    assert_eq!(
-        app.get("/v1/convai/tools/tool_nope/executions", key)
-            .await
-            .0,
-        404
-    );
-    let (s, mcp) = app
-        .get("/v1/convai/tools/tool_mcp_0123abcd/executions", key)
-        .await;
+    assert_eq!(app.get("/v1/convai/tools/tool_nope/executions", key).await.0, 404);
+    let (s, mcp) = app.get("/v1/convai/tools/tool_mcp_0123abcd/executions", key).await;
     assert_eq!(s, 200, "derived MCP tool ids are accepted");
     assert_eq!(mcp["executions"], json!([]));
 
@@ -164,15 +130,10 @@ async fn executions_page_filter_and_feed_usage_stats(backend: Backend) {
     assert_eq!(s, 200, "a filter that matches nothing: {none}");
     assert_eq!(none["executions"], json!([]));
     let tool_path = format!("/v1/convai/tools/{tool}");
-    let (s, b) = app
-        .send(reqwest::Method::DELETE, &tool_path, key, &json!({}))
-        .await;
+    let (s, b) = app.send(reqwest::Method::DELETE, &tool_path, key, &json!({})).await;
     assert!(s < 300, "deleted: {s} {b}");
     let (s, gone) = app.get(&path(""), key).await;
-    assert_eq!(
-        s, 404,
-        "a deleted tool's calls stay in the log, not on its page: {gone}"
-    );
+    assert_eq!(s, 404, "a deleted tool's calls stay in the log, not on its page: {gone}");
 }
 dual_db!(executions_page_filter_and_feed_usage_stats);
 
@@ -190,14 +151,7 @@ async fn paging_returns_exactly_the_filtered_set(backend: Backend) {
     for i in 0..120i64 {
         // Repeated timestamps on purpose: ties are broken by id.
         let agent = ["agent_a", "agent_b", "agent_c"][(i % 3) as usize];
-        all.push(execution(
-            &ws,
-            &tool,
-            &conv,
-            agent,
-            base + (i / 4) * 1000,
-            i % 7 == 0,
-        ));
+        all.push(execution(&ws, &tool, &conv, agent, base + (i / 4) * 1000, i % 7 == 0));
     }
     store.insert_executions(&all).await.unwrap();
 
@@ -239,10 +193,7 @@ async fn paging_returns_exactly_the_filtered_set(backend: Backend) {
         let mut cursor = String::new();
         loop {
             let (s, page) = app
-                .get(
-                    &format!("/v1/convai/tools/{tool}/executions?{query}&cursor={cursor}"),
-                    key,
-                )
+                .get(&format!("/v1/convai/tools/{tool}/executions?{query}&cursor={cursor}"), key)
                 .await;
             assert_eq!(s, 200, "{query}: {page}");
             let items = page["executions"].as_array().unwrap();

@@ -57,10 +57,7 @@ async fn every_tool_type_round_trips(backend: Backend) {
         assert_eq!(got, created);
         assert_eq!(got["tool_config"]["type"], body["tool_config"]["type"]);
         assert_eq!(got["tool_config"]["name"], body["tool_config"]["name"]);
-        assert_eq!(
-            got["usage_stats"],
-            json!({"total_calls": 0, "avg_latency_secs": 0.0})
-        );
+        assert_eq!(got["usage_stats"], json!({"total_calls": 0, "avg_latency_secs": 0.0}));
         assert_eq!(got["access_info"]["is_creator"], true);
         assert_eq!(got["response_mocks"], json!([]));
     }
@@ -74,10 +71,7 @@ async fn invalid_tools_are_422_with_locations(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let key = &app.admin_key;
     let mut no_url = webhook("a", "https://x");
-    no_url["tool_config"]["api_schema"]
-        .as_object_mut()
-        .unwrap()
-        .remove("url");
+    no_url["tool_config"]["api_schema"].as_object_mut().unwrap().remove("url");
     let mut bad_method = webhook("a", "https://x");
     bad_method["tool_config"]["api_schema"]["method"] = json!("TRACE");
     let mut bad_schema = webhook("a", "https://x");
@@ -93,28 +87,12 @@ async fn invalid_tools_are_422_with_locations(backend: Backend) {
     let mut bad_regex = webhook("a", "https://x");
     bad_regex["response_mocks"] = json!([{"mock_result": "x", "parameter_conditions": [{"path": "city", "eval": {"type": "regex", "pattern": "(["}}]}]);
     let cases = [
-        (
-            no_url,
-            json!(["body", "tool_config", "webhook", "api_schema", "url"]),
-        ),
-        (
-            webhook("a", "not a url"),
-            json!(["body", "tool_config", "api_schema", "url"]),
-        ),
-        (
-            bad_method,
-            json!(["body", "tool_config", "webhook", "api_schema", "method"]),
-        ),
+        (no_url, json!(["body", "tool_config", "webhook", "api_schema", "url"])),
+        (webhook("a", "not a url"), json!(["body", "tool_config", "api_schema", "url"])),
+        (bad_method, json!(["body", "tool_config", "webhook", "api_schema", "method"])),
         (
             bad_schema,
-            json!([
-                "body",
-                "tool_config",
-                "api_schema",
-                "request_body_schema",
-                "required",
-                0
-            ]),
+            json!(["body", "tool_config", "api_schema", "request_body_schema", "required", 0]),
         ),
         (
             unknown_secret,
@@ -127,28 +105,10 @@ async fn invalid_tools_are_422_with_locations(backend: Backend) {
                 "secret_id"
             ]),
         ),
-        (
-            bad_mocks,
-            json!([
-                "body",
-                "response_mocks",
-                0,
-                "parameter_conditions",
-                0,
-                "path"
-            ]),
-        ),
+        (bad_mocks, json!(["body", "response_mocks", 0, "parameter_conditions", 0, "path"])),
         (
             bad_regex,
-            json!([
-                "body",
-                "response_mocks",
-                0,
-                "parameter_conditions",
-                0,
-                "eval",
-                "pattern"
-            ]),
+            json!(["body", "response_mocks", 0, "parameter_conditions", 0, "eval", "pattern"]),
         ),
         (
             json!({"tool_config": {"type": "teleporter", "name": "x"}}),
@@ -175,12 +135,7 @@ async fn list_filters_sort_and_paging(backend: Backend) {
     let mut ids = Vec::new();
     for i in 0..23 {
         ids.push(
-            create_tool(
-                &app,
-                key,
-                webhook(&format!("hook_{i:02}"), "https://x.example"),
-            )
-            .await,
+            create_tool(&app, key, webhook(&format!("hook_{i:02}"), "https://x.example")).await,
         );
     }
     let client_id = create_tool(
@@ -198,20 +153,14 @@ async fn list_filters_sort_and_paging(backend: Backend) {
             .map(|t| t["tool_config"]["name"].as_str().unwrap().to_owned())
             .collect()
     };
-    let (_, page) = app
-        .get(
-            "/v1/convai/tools?sort_by=name&sort_direction=asc&page_size=3",
-            key,
-        )
-        .await;
+    let (_, page) =
+        app.get("/v1/convai/tools?sort_by=name&sort_direction=asc&page_size=3", key).await;
     assert_eq!(names(&page), vec!["Zeta_client", "hook_00", "hook_01"]);
     let (_, s) = app.get("/v1/convai/tools?search=HOOK_1", key).await;
     assert_eq!(names(&s).len(), 10);
     let (_, t) = app.get("/v1/convai/tools?types=client", key).await;
     assert_eq!(names(&t), vec!["Zeta_client"]);
-    let (_, mine) = app
-        .get("/v1/convai/tools?created_by_user_id=@me", &other)
-        .await;
+    let (_, mine) = app.get("/v1/convai/tools?created_by_user_id=@me", &other).await;
     assert_eq!(names(&mine), vec!["Zeta_client"]);
     assert_eq!(app.get("/v1/convai/tools?types=bogus", key).await.0, 422);
     assert_eq!(app.get("/v1/convai/tools?sort_by=size", key).await.0, 422);
@@ -219,12 +168,8 @@ async fn list_filters_sort_and_paging(backend: Backend) {
     let mut seen = HashSet::new();
     let mut cursor = String::new();
     loop {
-        let (s, page) = app
-            .get(
-                &format!("/v1/convai/tools?page_size=5&cursor={cursor}"),
-                key,
-            )
-            .await;
+        let (s, page) =
+            app.get(&format!("/v1/convai/tools?page_size=5&cursor={cursor}"), key).await;
         assert_eq!(s, 200);
         for t in page["tools"].as_array().unwrap() {
             assert!(seen.insert(t["id"].as_str().unwrap().to_owned()));
@@ -276,14 +221,7 @@ async fn agents_reference_tools_and_deletion_follows_them(backend: Backend) {
     assert_eq!(s, 422);
     assert_eq!(
         b["detail"][0]["loc"],
-        json!([
-            "body",
-            "conversation_config",
-            "agent",
-            "prompt",
-            "tool_ids",
-            0
-        ])
+        json!(["body", "conversation_config", "agent", "prompt", "tool_ids", 0])
     );
     let (s, b) = app
         .post(
@@ -303,41 +241,23 @@ async fn agents_reference_tools_and_deletion_follows_them(backend: Backend) {
         assert_eq!(s, 200, "{a}");
         agents.push(a["agent_id"].as_str().unwrap().to_owned());
     }
-    let (s, deps) = app
-        .get(
-            &format!("/v1/convai/tools/{t1}/dependent-agents?page_size=3"),
-            key,
-        )
-        .await;
+    let (s, deps) =
+        app.get(&format!("/v1/convai/tools/{t1}/dependent-agents?page_size=3"), key).await;
     assert_eq!(s, 200);
     assert_eq!(deps["agents"].as_array().unwrap().len(), 3);
     assert_eq!(deps["agents"][0]["type"], "available");
     assert_eq!(deps["has_more"], true);
     let c = deps["next_cursor"].as_str().unwrap();
     let (_, rest) = app
-        .get(
-            &format!("/v1/convai/tools/{t1}/dependent-agents?page_size=3&cursor={c}"),
-            key,
-        )
+        .get(&format!("/v1/convai/tools/{t1}/dependent-agents?page_size=3&cursor={c}"), key)
         .await;
     assert_eq!(rest["agents"].as_array().unwrap().len(), 1);
     assert_eq!(rest["has_more"], false);
 
-    let (s, b) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/tools/{t1}"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, b) = app.send(Method::DELETE, &format!("/v1/convai/tools/{t1}"), key, &json!({})).await;
     assert_eq!(s, 409, "{b}");
     assert_eq!(b["detail"]["status"], "tool_in_use");
-    assert_eq!(
-        app.get(&format!("/v1/convai/tools/{t1}"), key).await.0,
-        200,
-        "still there"
-    );
+    assert_eq!(app.get(&format!("/v1/convai/tools/{t1}"), key).await.0, 200, "still there");
 
     // Removing it from one agent by PATCH updates the dependents.
     let (s, _) = app
@@ -349,18 +269,11 @@ async fn agents_reference_tools_and_deletion_follows_them(backend: Backend) {
         )
         .await;
     assert_eq!(s, 200);
-    let (_, deps) = app
-        .get(&format!("/v1/convai/tools/{t1}/dependent-agents"), key)
-        .await;
+    let (_, deps) = app.get(&format!("/v1/convai/tools/{t1}/dependent-agents"), key).await;
     assert_eq!(deps["agents"].as_array().unwrap().len(), 3);
 
     let (s, b) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/tools/{t1}?force=true"),
-            key,
-            &json!({}),
-        )
+        .send(Method::DELETE, &format!("/v1/convai/tools/{t1}?force=true"), key, &json!({}))
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b, json!({}));
@@ -375,23 +288,10 @@ async fn agents_reference_tools_and_deletion_follows_them(backend: Backend) {
     }
     // Deleting an agent frees its tools.
     for a in &agents {
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/agents/{a}"),
-            key,
-            &json!({}),
-        )
-        .await;
+        app.send(Method::DELETE, &format!("/v1/convai/agents/{a}"), key, &json!({})).await;
     }
     assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/tools/{t3}"),
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::DELETE, &format!("/v1/convai/tools/{t3}"), key, &json!({})).await.0,
         200
     );
 }
@@ -405,23 +305,13 @@ async fn patch_replaces_the_config_and_revalidates(backend: Backend) {
     body["tool_config"]["api_schema"]["path_params_schema"] =
         json!({"id": {"type": "string", "description": "id"}});
     body["response_mocks"] = json!([{"mock_result": "{\"ok\":true}", "parameter_conditions": [{"path": "city", "eval": {"type": "exact", "expected_value": "Paris"}}]}, {"mock_result": "default"}]);
-    let (s, updated) = app
-        .send(Method::PATCH, &format!("/v1/convai/tools/{id}"), key, &body)
-        .await;
+    let (s, updated) = app.send(Method::PATCH, &format!("/v1/convai/tools/{id}"), key, &body).await;
     assert_eq!(s, 200, "{updated}");
     assert_eq!(updated["tool_config"]["name"], "second");
-    assert_eq!(
-        updated["tool_config"]["api_schema"]["url"],
-        "https://y.example/{id}"
-    );
+    assert_eq!(updated["tool_config"]["api_schema"]["url"], "https://y.example/{id}");
     assert_eq!(updated["response_mocks"].as_array().unwrap().len(), 2);
     let (s, _) = app
-        .send(
-            Method::PATCH,
-            &format!("/v1/convai/tools/{id}"),
-            key,
-            &json!({"response_mocks": []}),
-        )
+        .send(Method::PATCH, &format!("/v1/convai/tools/{id}"), key, &json!({"response_mocks": []}))
         .await;
     assert_eq!(s, 422, "tool_config is required");
     let (s, _) = app
@@ -434,19 +324,11 @@ async fn patch_replaces_the_config_and_revalidates(backend: Backend) {
         .await;
     assert_eq!(s, 422);
     let (_, now) = app.get(&format!("/v1/convai/tools/{id}"), key).await;
+    assert_eq!(now["tool_config"]["name"], "second", "refused patches change nothing");
     assert_eq!(
-        now["tool_config"]["name"], "second",
-        "refused patches change nothing"
-    );
-    assert_eq!(
-        app.send(
-            Method::PATCH,
-            "/v1/convai/tools/tool_nope",
-            key,
-            &webhook("x", "https://y")
-        )
-        .await
-        .0,
+        app.send(Method::PATCH, "/v1/convai/tools/tool_nope", key, &webhook("x", "https://y"))
+            .await
+            .0,
         404
     );
 }
@@ -468,28 +350,16 @@ async fn secrets_used_by_tools_cannot_be_deleted(backend: Backend) {
         json!({"Authorization": {"secret_id": secret_id}});
     let tool_id = create_tool(&app, key, body).await;
 
-    let (_, got) = app
-        .get(&format!("/v1/convai/secrets/{secret_id}"), key)
-        .await;
+    let (_, got) = app.get(&format!("/v1/convai/secrets/{secret_id}"), key).await;
     assert_eq!(got["used_by"]["tools"][0]["id"], tool_id.as_str());
-    let (_, deps) = app
-        .get(
-            &format!("/v1/convai/secrets/{secret_id}/dependencies/tools"),
-            key,
-        )
-        .await;
+    let (_, deps) =
+        app.get(&format!("/v1/convai/secrets/{secret_id}/dependencies/tools"), key).await;
     assert_eq!(deps["dependencies"][0]["id"], tool_id.as_str());
     let (_, list) = app.get("/v1/convai/secrets", key).await;
     assert_eq!(list["secrets"][0]["used_by"]["tools"][0]["name"], "authed");
 
-    let (s, b) = app
-        .send(
-            Method::DELETE,
-            &format!("/v1/convai/secrets/{secret_id}"),
-            key,
-            &json!({}),
-        )
-        .await;
+    let (s, b) =
+        app.send(Method::DELETE, &format!("/v1/convai/secrets/{secret_id}"), key, &json!({})).await;
     assert_eq!(s, 409, "{b}");
     assert_eq!(b["detail"]["status"], "secret_in_use");
 
@@ -499,44 +369,22 @@ async fn secrets_used_by_tools_cannot_be_deleted(backend: Backend) {
     stolen["tool_config"]["api_schema"]["request_headers"] =
         json!({"Authorization": {"secret_id": secret_id}});
     assert_eq!(app.post("/v1/convai/tools", &theirs, &stolen).await.0, 422);
+    assert_eq!(app.get(&format!("/v1/convai/tools/{tool_id}"), &theirs).await.0, 404);
     assert_eq!(
-        app.get(&format!("/v1/convai/tools/{tool_id}"), &theirs)
+        app.send(Method::DELETE, &format!("/v1/convai/tools/{tool_id}"), &theirs, &json!({}))
             .await
             .0,
         404
     );
-    assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/tools/{tool_id}"),
-            &theirs,
-            &json!({})
-        )
-        .await
-        .0,
-        404
-    );
 
     assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/tools/{tool_id}"),
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::DELETE, &format!("/v1/convai/tools/{tool_id}"), key, &json!({})).await.0,
         200
     );
     assert_eq!(
-        app.send(
-            Method::DELETE,
-            &format!("/v1/convai/secrets/{secret_id}"),
-            key,
-            &json!({})
-        )
-        .await
-        .0,
+        app.send(Method::DELETE, &format!("/v1/convai/secrets/{secret_id}"), key, &json!({}))
+            .await
+            .0,
         204
     );
 }
