@@ -7,11 +7,40 @@
 //! stored in the document: clients that send them back (the agents-as-code CLI pushes what it
 //! pulled) have them dropped.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::ids::ToolId;
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation};
+
+/// What the agents list sorts by (`sort_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentSort {
+    /// By name (byte order).
+    Name,
+    /// By creation time (the default).
+    #[default]
+    CreatedAt,
+    /// By last update.
+    UpdatedAt,
+    /// By conversations in the last 7 days.
+    #[serde(rename = "call_count_7d")]
+    CallCount7d,
+}
+
+impl AgentSort {
+    /// The wire name, which cursors carry too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentSort::Name => "name",
+            AgentSort::CreatedAt => "created_at",
+            AgentSort::UpdatedAt => "updated_at",
+            AgentSort::CallCount7d => "call_count_7d",
+        }
+    }
+}
 
 /// Schema of the create body.
 pub const CREATE_SCHEMA: &str = "Body_Create_Agent_v1_convai_agents_create_post";

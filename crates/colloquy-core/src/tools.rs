@@ -13,6 +13,27 @@ use crate::mocks::{self, Mock};
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation};
 
+/// What the tools list sorts by (`sort_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolSort {
+    /// By name (byte order).
+    Name,
+    /// By creation time (the default).
+    #[default]
+    CreatedAt,
+}
+
+impl ToolSort {
+    /// The wire name, which cursors carry too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolSort::Name => "name",
+            ToolSort::CreatedAt => "created_at",
+        }
+    }
+}
+
 /// What a tool is (`tool_config.type`): how it is offered to the LLM and how a call runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -237,8 +237,12 @@ async fn load_mcp_servers(
         })
         .collect();
     let filter = colloquy_store::ToolFilter { types: vec![ToolKind::Mcp], ..Default::default() };
-    let page =
-        colloquy_store::ToolPage { by_name: false, descending: false, after: None, limit: 1000 };
+    let page = colloquy_store::ToolPage {
+        sort: colloquy_core::tools::ToolSort::CreatedAt,
+        descending: false,
+        after: None,
+        limit: 1000,
+    };
     let records = deps
         .store
         .list_tools(workspace_id, &filter, &page)

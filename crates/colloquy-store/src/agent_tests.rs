@@ -6,8 +6,8 @@ use colloquy_core::ids::{TestId, WorkspaceId};
 
 use crate::db::{begin_write, change_one, run};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, escape_like, fetch_all, fetch_optional};
-use crate::{SqlStore, StoreError, StoreResult};
+use crate::query::{Bind, Query, escape_like, fetch_all, find};
+use crate::{SqlStore, StoreResult};
 
 /// A test or folder as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -196,14 +196,14 @@ impl TestStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &TestId,
     ) -> StoreResult<TestEntityRow> {
-        let q = Query::scoped(
+        find!(
+            self,
             format!(
                 "{SELECT}, e.document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1 AND e.id = $2"
             ),
             workspace_id,
-            id.as_str(),
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+            id.as_str()
+        )
     }
 
     async fn get_test_entities(
@@ -230,27 +230,19 @@ impl TestStore for SqlStore {
             "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by \
              WHERE e.workspace_id = $1 AND e.is_folder = 1"
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .fetch_all(pool)
-                .await
-        })?)
+        Ok(fetch_all!(self, Query::in_workspace(sql, workspace_id))?)
     }
 
     async fn test_folder_sizes(
         &self,
         workspace_id: &WorkspaceId,
     ) -> StoreResult<Vec<(String, i64)>> {
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(
-                "SELECT parent_folder_id, COUNT(*) FROM test_entities \
-                 WHERE workspace_id = $1 AND parent_folder_id IS NOT NULL GROUP BY parent_folder_id",
-            )
-            .bind(workspace_id.as_str())
-            .fetch_all(pool)
-            .await
-        })?)
+        let q = Query::in_workspace(
+            "SELECT parent_folder_id, COUNT(*) FROM test_entities \
+             WHERE workspace_id = $1 AND parent_folder_id IS NOT NULL GROUP BY parent_folder_id",
+            workspace_id,
+        );
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn list_test_entities(

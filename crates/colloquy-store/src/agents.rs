@@ -2,14 +2,16 @@
 
 use async_trait::async_trait;
 
+use colloquy_core::agents::AgentSort;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 
 use crate::db::{
-    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, begin_write, change_one, gone_or_changed, run,
-    set_links,
+    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, begin_write, change_one, run, set_links,
+    update_versioned,
 };
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
-use crate::query::{Bind, Query, bound, escape_like, fetch_all, fetch_optional};
+use crate::page::Page;
+use crate::query::{Bind, Query, bound, escape_like, fetch_all, find};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// An agent as read for a GET: its summary, and the branch, version and document.
@@ -236,37 +238,14 @@ pub struct AgentContent {
     pub mcp_server_ids: Vec<String>,
 }
 
-/// Sort keys of the agents list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentSort {
-    /// By name (byte order).
-    Name,
-    /// By creation time.
-    CreatedAt,
-    /// By last update.
-    UpdatedAt,
-    /// By conversations in the last 7 days.
-    CallCount7d,
-}
-
-impl AgentSort {
-    fn column(self) -> &'static str {
-        match self {
-            AgentSort::Name => "a.name",
-            AgentSort::CreatedAt => "a.created_at",
-            AgentSort::UpdatedAt => "a.updated_at",
-            AgentSort::CallCount7d => "a.call_count_7d",
-        }
+/// The column an agents page sorts on.
+fn sort_column(sort: AgentSort) -> &'static str {
+    match sort {
+        AgentSort::Name => "a.name",
+        AgentSort::CreatedAt => "a.created_at",
+        AgentSort::UpdatedAt => "a.updated_at",
+        AgentSort::CallCount7d => "a.call_count_7d",
     }
-}
-
-/// A sort value of the last row of a page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SortValue {
-    /// Numeric sort keys.
-    Int(i64),
-    /// Name.
-    Text(String),
 }
 
 /// Filters of the agents list.
@@ -282,18 +261,8 @@ pub struct AgentFilter {
     pub tags: Vec<String>,
 }
 
-/// One page request.
-#[derive(Debug, Clone)]
-pub struct AgentPage {
-    /// Sort key.
-    pub sort: AgentSort,
-    /// Descending?
-    pub descending: bool,
-    /// Continue after this (sort value, id).
-    pub after: Option<(SortValue, String)>,
-    /// Rows to return.
-    pub limit: u32,
-}
+/// One page of agents.
+pub type AgentPage = Page<AgentSort>;
 
 /// Agents.
 #[async_trait]
@@ -386,16 +355,16 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<AgentRow> {
-        let q = Query::scoped(
+        find!(
+            self,
             format!(
                 "SELECT {SUMMARY_COLUMNS}, a.main_branch_id, a.version_id, a.document \
                  FROM agents a JOIN users u ON u.id = a.created_by \
                  WHERE a.workspace_id = $1 AND a.id = $2"
             ),
             workspace_id,
-            id.as_str(),
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+            id.as_str()
+        )
     }
 
     async fn get_agents(
@@ -448,17 +417,7 @@ impl AgentStore for SqlStore {
                 tags.join(", ")
             ));
         }
-        let col = page.sort.column();
-        let (cmp, dir) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
-        if let Some((value, id)) = &page.after {
-            let v = q.param(match value {
-                SortValue::Int(i) => Bind::Int(*i),
-                SortValue::Text(s) => Bind::Text(s.clone()),
-            });
-            let i = q.param(Bind::Text(id.clone()));
-            q.raw(&format!(" AND ({col} {cmp} {v} OR ({col} = {v} AND a.id {cmp} {i}))"));
-        }
-        q.order_and_limit(&format!("{col} {dir}, a.id {dir}"), page.limit);
+        q.page(sort_column(page.sort), "a.id", page);
         if let Some(reads) = self.inline() {
             let read = reads.each(&q, AgentSummaryRow::COLUMNS, |row, at| {
                 sink.row(&AgentSummary::from_sqlite(row, at)?);
@@ -487,34 +446,27 @@ impl AgentStore for SqlStore {
         expected_version: &str,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
-            let done = sqlx::query(
+            update_versioned!(
+                tx,
+                "agents",
                 "UPDATE agents SET name = $3, name_lower = $4, tags = $5, archived = $6, voice_id = $7, \
                  version_id = $8, document = $9, updated_at = $10 \
                  WHERE workspace_id = $1 AND id = $2 AND version_id = $11",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id.as_str())
-            .bind(&c.name)
-            .bind(&c.name_lower)
-            .bind(tags_json(&c.tags))
-            .bind(c.archived)
-            .bind(&c.voice_id)
-            .bind(&c.version_id)
-            .bind(&c.document)
-            .bind(now)
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done == 0 {
-                return gone_or_changed!(
-                    tx,
-                    "SELECT COUNT(*) FROM agents WHERE workspace_id = $1 AND id = $2",
-                    workspace_id.as_str(),
-                    id.as_str(),
-                    "the agent changed meanwhile"
-                );
-            }
+                workspace_id.as_str(),
+                id.as_str(),
+                [
+                    &c.name,
+                    &c.name_lower,
+                    tags_json(&c.tags),
+                    c.archived,
+                    &c.voice_id,
+                    &c.version_id,
+                    &c.document,
+                    now,
+                    expected_version
+                ],
+                "the agent changed meanwhile"
+            );
             set_agent_links!(tx, id.as_str(), c);
             tx.commit().await?;
             Ok(())

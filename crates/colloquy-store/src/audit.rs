@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use colloquy_core::ids::{AgentId, ConversationId, ToolId, WorkspaceId};
 
-use crate::db::{begin_write, run};
+use crate::db::begin_write;
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, values_placeholders};
 use crate::{SqlStore, Store, StoreError, StoreResult};
@@ -244,16 +244,10 @@ impl AuditStore for SqlStore {
         conversation_id: &ConversationId,
     ) -> StoreResult<Vec<ToolExecution>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM tool_executions WHERE conversation_id = $1 AND workspace_id = $2 \
+            "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND conversation_id = $2 \
              ORDER BY timestamp_ms, id"
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(conversation_id.as_str())
-                .bind(workspace_id.as_str())
-                .fetch_all(pool)
-                .await
-        })?)
+        Ok(fetch_all!(self, Query::scoped(sql, workspace_id, conversation_id.as_str()))?)
     }
 }
 

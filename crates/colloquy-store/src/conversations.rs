@@ -6,10 +6,10 @@ use async_trait::async_trait;
 
 use crate::db::{begin_write, change_one, changed_one, run};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, fetch_all, fetch_optional};
+use crate::query::{Bind, Query, fetch_all, find};
 use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
 
-use crate::{SqlStore, StoreError, StoreResult};
+use crate::{SqlStore, StoreResult};
 
 /// What a conversation is and where it comes from, fixed at its start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,14 +270,14 @@ impl ConversationStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &ConversationId,
     ) -> StoreResult<ConversationRow> {
-        let q = Query::scoped(
+        find!(
+            self,
             format!(
                 "SELECT {COLUMNS}, document FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE"
             ),
             workspace_id,
-            id.as_str(),
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+            id.as_str()
+        )
     }
 
     async fn list_conversations(

@@ -149,24 +149,38 @@ macro_rules! set_links {
 }
 pub(crate) use set_links;
 
-/// After a versioned `UPDATE` (`... AND version = $n`) changed no row, inside its transaction
-/// `$tx`: [`StoreError::NotFound`] when `$count_sql` (`$1` workspace, `$2` id) finds no row,
-/// else [`StoreError::Conflict`] with `$why` (someone else updated it meanwhile).
-macro_rules! gone_or_changed {
-    ($tx:ident, $count_sql:literal, $workspace_id:expr, $id:expr, $why:literal) => {{
-        let exists: i64 = sqlx::query_scalar($count_sql)
+/// Runs the versioned `UPDATE` `$sql` (`$1` the workspace, `$2` the id, then `$binds`; its
+/// condition names the version the caller read) inside `$tx`. When it changes no row, returns
+/// from the enclosing function: [`StoreError::NotFound`] when `$table` has no such row, else
+/// [`StoreError::Conflict`] with `$why` (someone else updated it meanwhile).
+macro_rules! update_versioned {
+    ($tx:ident, $table:literal, $sql:literal, $workspace_id:expr, $id:expr, [$($bind:expr),* $(,)?], $why:literal) => {{
+        let done = sqlx::query($sql)
+            .bind($workspace_id)
+            .bind($id)
+            $(.bind($bind))*
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            let exists: i64 = sqlx::query_scalar(concat!(
+                "SELECT COUNT(*) FROM ",
+                $table,
+                " WHERE workspace_id = $1 AND id = $2"
+            ))
             .bind($workspace_id)
             .bind($id)
             .fetch_one(&mut *$tx)
             .await?;
-        Err(if exists == 0 {
-            $crate::StoreError::NotFound
-        } else {
-            $crate::StoreError::Conflict($why.into())
-        })
+            return Err(if exists == 0 {
+                $crate::StoreError::NotFound
+            } else {
+                $crate::StoreError::Conflict($why.into())
+            });
+        }
     }};
 }
-pub(crate) use gone_or_changed;
+pub(crate) use update_versioned;
 
 /// Runs `$sql` on the write pool with the workspace as `$1`, a row's id as `$2`, then
 /// `$binds`: the one row of the caller's it changes, or [`StoreError::NotFound`].

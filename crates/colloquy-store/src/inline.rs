@@ -84,14 +84,19 @@ macro_rules! columns {
     };
 }
 
-/// Stored names of an enum: a name this version does not know is a conversion failure.
-impl Column for colloquy_core::tools::ToolKind {
-    fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
-        Self::try_from(row.get::<_, String>(at)?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e.into())
-        })
-    }
+/// Stored names of enums: a name this version does not know is a conversion failure.
+macro_rules! stored_enums {
+    ($($ty:ty),*) => {
+        $(impl Column for $ty {
+            fn read(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+                Self::try_from(row.get::<_, String>(at)?).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e.into())
+                })
+            }
+        })*
+    };
 }
+stored_enums!(colloquy_core::tools::ToolKind, colloquy_core::test_runs::RunStatus);
 columns!(
     plain: String, Option<String>, i64, Option<i64>, bool, f64;
     ids: ids::WorkspaceId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId
@@ -122,6 +127,15 @@ impl SqliteRow for (i64,) {
 
     fn from_row(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?,))
+    }
+}
+
+/// A key and a count, such as a `GROUP BY` tally: the first two result columns.
+impl SqliteRow for (String, i64) {
+    const COLUMNS: &'static [&'static str] = &[];
+
+    fn from_row(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
     }
 }
 
@@ -330,7 +344,7 @@ fn is_expected(e: &rusqlite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::{
-        AgentContent, AgentFilter, AgentPage, AgentSort, AgentStore, AgentSummary, AgentSummaryRow,
+        AgentContent, AgentFilter, AgentPage, AgentStore, AgentSummary, AgentSummaryRow,
         ConnectOptions, NewAgent, SqlStore, SummarySink, WorkspaceStore,
     };
 
@@ -408,8 +422,12 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let page =
-            AgentPage { sort: AgentSort::CreatedAt, descending: true, after: None, limit: 31 };
+        let page = AgentPage {
+            sort: colloquy_core::agents::AgentSort::CreatedAt,
+            descending: true,
+            after: None,
+            limit: 31,
+        };
         let everything = AgentFilter::default();
         // Matches one of the oldest agents: the newest-first scan walks nearly every row.
         let search = AgentFilter { search: Some("agent 002".into()), ..AgentFilter::default() };

@@ -16,6 +16,7 @@ mod db;
 mod error;
 mod inline;
 mod mcp_servers;
+mod page;
 mod query;
 mod secrets;
 mod test_runs;
@@ -32,8 +33,8 @@ pub use agent_tests::{
     NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore,
 };
 pub use agents::{
-    AgentContent, AgentFilter, AgentPage, AgentRow, AgentSort, AgentStore, AgentSummary,
-    AgentSummaryRow, NewAgent, SortValue, SummarySink,
+    AgentContent, AgentFilter, AgentPage, AgentRow, AgentStore, AgentSummary, AgentSummaryRow,
+    NewAgent, SummarySink,
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
@@ -44,6 +45,7 @@ pub use conversations::{
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
+pub use page::{Page, SortValue};
 pub use secrets::{SecretRecord, SecretStore};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{

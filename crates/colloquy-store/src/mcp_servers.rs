@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use crate::agents::SUMMARY_COLUMNS;
 use colloquy_core::ids::WorkspaceId;
 
-use crate::db::{MCP_SERVER_SECRETS, begin_write, gone_or_changed, run, set_links};
+use crate::db::{MCP_SERVER_SECRETS, begin_write, set_links, update_versioned};
 use crate::inline::sqlite_row;
-use crate::query::{Query, fetch_all, fetch_optional};
+use crate::query::{Query, fetch_all, find};
 use crate::{AgentSummaryRow, SqlStore, StoreError, StoreResult};
 
 /// An MCP server as read.
@@ -139,12 +139,7 @@ impl McpServerStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &str,
     ) -> StoreResult<McpServerRow> {
-        let q = Query::scoped(
-            format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2"),
-            workspace_id,
-            id,
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+        find!(self, format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2"), workspace_id, id)
     }
 
     async fn get_mcp_servers(
@@ -163,12 +158,7 @@ impl McpServerStore for SqlStore {
     async fn list_mcp_servers(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<McpServerRow>> {
         let sql =
             format!("{SELECT} WHERE m.workspace_id = $1 ORDER BY m.created_at DESC, m.id DESC");
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(workspace_id.as_str())
-                .fetch_all(pool)
-                .await
-        })?)
+        Ok(fetch_all!(self, Query::in_workspace(sql, workspace_id))?)
     }
 
     async fn update_mcp_server(
@@ -180,28 +170,16 @@ impl McpServerStore for SqlStore {
         expected_version: i64,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
-            let done = sqlx::query(
+            update_versioned!(
+                tx,
+                "mcp_servers",
                 "UPDATE mcp_servers SET name = $3, document = $4, updated_at = $5, \
                  version = version + 1 WHERE workspace_id = $1 AND id = $2 AND version = $6",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id)
-            .bind(&c.name)
-            .bind(&c.document)
-            .bind(now)
-            .bind(expected_version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done == 0 {
-                return gone_or_changed!(
-                    tx,
-                    "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
-                    workspace_id.as_str(),
-                    id,
-                    "the MCP server changed meanwhile"
-                );
-            }
+                workspace_id.as_str(),
+                id,
+                [&c.name, &c.document, now, expected_version],
+                "the MCP server changed meanwhile"
+            );
             set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
             tx.commit().await?;
             Ok(())
@@ -250,14 +228,8 @@ impl McpServerStore for SqlStore {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM agent_mcp_servers x JOIN agents a ON a.id = x.agent_id \
              JOIN users u ON u.id = a.created_by \
-             WHERE x.mcp_server_id = $1 AND a.workspace_id = $2 ORDER BY a.created_at, a.id"
+             WHERE a.workspace_id = $1 AND x.mcp_server_id = $2 ORDER BY a.created_at, a.id"
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(id)
-                .bind(workspace_id.as_str())
-                .fetch_all(pool)
-                .await
-        })?)
+        Ok(fetch_all!(self, Query::scoped(sql, workspace_id, id))?)
     }
 }

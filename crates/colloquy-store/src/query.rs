@@ -135,22 +135,30 @@ macro_rules! fetch_optional {
 }
 pub(crate) use fetch_optional;
 
+/// The workspace's row with this id ([`Query::scoped`]: `sql` names them `$1` and `$2`), or
+/// [`crate::StoreError::NotFound`]. Used from functions returning a [`crate::StoreResult`].
+macro_rules! find {
+    ($store:expr, $sql:expr, $workspace_id:expr, $id:expr $(,)?) => {{
+        let q = $crate::query::Query::scoped($sql, $workspace_id, $id);
+        $crate::query::fetch_optional!($store, q)?.ok_or($crate::StoreError::NotFound)
+    }};
+}
+pub(crate) use find;
+
 /// [`fetch_all!`] and [`fetch_optional!`]: `$inline` on the calling thread, else `$fetch` on the
 /// read pool.
 macro_rules! fetch {
-    ($store:expr, $query:expr, $inline:ident, $fetch:ident) => {
-        match $store.inline().and_then(|reads| reads.$inline(&$query)) {
+    ($store:expr, $query:expr, $inline:ident, $fetch:ident) => {{
+        let query: &$crate::query::Query = &$query;
+        match $store.inline().and_then(|reads| reads.$inline(query)) {
             Some(found) => Ok(found),
             None => $crate::db::run!($store, read, |pool| {
-                $crate::query::bound!(
-                    sqlx::query_as(sqlx::AssertSqlSafe($query.sql.clone())),
-                    $query
-                )
-                .$fetch(pool)
-                .await
+                $crate::query::bound!(sqlx::query_as(sqlx::AssertSqlSafe(query.sql.clone())), query)
+                    .$fetch(pool)
+                    .await
             }),
         }
-    };
+    }};
 }
 pub(crate) use fetch;
 

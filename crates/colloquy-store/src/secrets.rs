@@ -7,8 +7,8 @@ use colloquy_core::ids::WorkspaceId;
 
 use crate::db::{begin_write, change_one, changed_one, delete_unused, run};
 use crate::inline::sqlite_row;
-use crate::query::{Query, fetch_optional};
-use crate::{SqlStore, StoreError, StoreResult};
+use crate::query::find;
+use crate::{SqlStore, StoreResult};
 
 /// A stored secret.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -130,12 +130,7 @@ impl SecretStore for SqlStore {
     }
 
     async fn get_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<SecretRecord> {
-        let q = Query::scoped(
-            format!("{COLUMNS} WHERE workspace_id = $1 AND id = $2"),
-            workspace_id,
-            id,
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+        find!(self, format!("{COLUMNS} WHERE workspace_id = $1 AND id = $2"), workspace_id, id)
     }
 
     async fn update_secret(

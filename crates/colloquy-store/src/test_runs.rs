@@ -7,8 +7,8 @@ use colloquy_core::test_runs::RunStatus;
 
 use crate::db::{Db, begin_write, change_one, run};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, escape_like, fetch_all, fetch_optional};
-use crate::{SqlStore, StoreError, StoreResult};
+use crate::query::{Bind, Query, escape_like, fetch_all, find};
+use crate::{SqlStore, StoreResult};
 
 /// An invocation as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -77,6 +77,19 @@ pub struct RunRow {
     /// Outcome (JSON text).
     pub result: String,
 }
+sqlite_row!(RunRow {
+    id,
+    invocation_id,
+    workspace_id,
+    test_id,
+    test_name,
+    status,
+    attempt,
+    worker,
+    created_at,
+    updated_at,
+    result,
+});
 
 /// Filters of the invocations list.
 #[derive(Debug, Clone, Default)]
@@ -224,26 +237,21 @@ impl TestRunStore for SqlStore {
         workspace_id: &WorkspaceId,
         id: &InvocationId,
     ) -> StoreResult<InvocationRow> {
-        let q = Query::scoped(
+        find!(
+            self,
             format!(
                 "SELECT {INVOCATION_COLUMNS} FROM test_invocations WHERE workspace_id = $1 AND id = $2"
             ),
             workspace_id,
-            id.as_str(),
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+            id.as_str()
+        )
     }
 
     async fn invocation_runs(&self, invocation_id: &InvocationId) -> StoreResult<Vec<RunRow>> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM test_runs WHERE invocation_id = $1 ORDER BY created_at, id"
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(invocation_id.as_str())
-                .fetch_all(pool)
-                .await
-        })?)
+        Ok(fetch_all!(self, Query::new(sql, vec![Bind::Text(invocation_id.to_string())]))?)
     }
 
     async fn list_invocations(

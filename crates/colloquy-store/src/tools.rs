@@ -4,12 +4,13 @@ use async_trait::async_trait;
 
 use crate::agents::SUMMARY_COLUMNS;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
-use colloquy_core::tools::ToolKind;
+use colloquy_core::tools::{ToolKind, ToolSort};
 
 use crate::db::{TOOL_SECRETS, begin_write, changed_one, delete_unused, run, set_links};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, bound, fetch_all, fetch_optional};
-use crate::{AgentSummaryRow, SortValue, SqlStore, StoreError, StoreResult};
+use crate::page::{Page, SortValue};
+use crate::query::{Bind, Query, bound, fetch_all, find};
+use crate::{AgentSummaryRow, SqlStore, StoreResult};
 
 /// A tool as read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -108,17 +109,7 @@ pub struct ToolFilter {
 }
 
 /// One page of tools.
-#[derive(Debug, Clone)]
-pub struct ToolPage {
-    /// Sort by name (else by creation time).
-    pub by_name: bool,
-    /// Descending?
-    pub descending: bool,
-    /// Continue after this (sort value, id).
-    pub after: Option<(SortValue, String)>,
-    /// Rows to return.
-    pub limit: u32,
-}
+pub type ToolPage = Page<ToolSort>;
 
 /// Calls recorded for a tool.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -213,12 +204,12 @@ impl ToolStore for SqlStore {
     }
 
     async fn get_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<ToolRow> {
-        let q = Query::scoped(
+        find!(
+            self,
             format!("{SELECT} WHERE t.workspace_id = $1 AND t.id = $2"),
             workspace_id,
-            id.as_str(),
-        );
-        fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+            id.as_str()
+        )
     }
 
     async fn get_tools(
@@ -261,17 +252,11 @@ impl ToolStore for SqlStore {
                 Bind::Text(agent.to_string()),
             );
         }
-        let col = if page.by_name { "t.name" } else { "t.created_at" };
-        let (cmp, dir) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
-        if let Some((value, id)) = &page.after {
-            let v = q.param(match value {
-                SortValue::Int(i) => Bind::Int(*i),
-                SortValue::Text(s) => Bind::Text(s.clone()),
-            });
-            let i = q.param(Bind::Text(id.clone()));
-            q.raw(&format!(" AND ({col} {cmp} {v} OR ({col} = {v} AND t.id {cmp} {i}))"));
-        }
-        q.order_and_limit(&format!("{col} {dir}, t.id {dir}"), page.limit);
+        let column = match page.sort {
+            ToolSort::CreatedAt => "t.created_at",
+            ToolSort::Name => "t.name",
+        };
+        q.page(column, "t.id", page);
         Ok(fetch_all!(self, q)?)
     }
 
@@ -327,23 +312,17 @@ impl ToolStore for SqlStore {
         after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<AgentSummaryRow>> {
-        let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
-        // The limit is part of the text, not bound (see `Query::order_and_limit`).
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM agent_tools x JOIN agents a ON a.id = x.agent_id JOIN users u ON u.id = a.created_by \
-             WHERE x.tool_id = $1 AND a.workspace_id = $2 \
-             AND (a.created_at > $3 OR (a.created_at = $3 AND a.id > $4)) \
-             ORDER BY a.created_at, a.id LIMIT {limit}"
+        let mut q = Query::scoped(
+            format!(
+                "SELECT {SUMMARY_COLUMNS} FROM agent_tools x JOIN agents a ON a.id = x.agent_id \
+                 JOIN users u ON u.id = a.created_by WHERE a.workspace_id = $1 AND x.tool_id = $2"
+            ),
+            workspace_id,
+            tool_id.as_str(),
         );
-        Ok(run!(self, read, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(tool_id.as_str())
-                .bind(workspace_id.as_str())
-                .bind(after_at)
-                .bind(after_id)
-                .fetch_all(pool)
-                .await
-        })?)
+        let after = after.map(|(at, id)| (SortValue::Int(at), id));
+        q.page("a.created_at", "a.id", &Page { sort: (), descending: false, after, limit });
+        Ok(fetch_all!(self, q)?)
     }
 
     async fn secret_dependents(

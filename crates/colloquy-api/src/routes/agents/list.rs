@@ -1,10 +1,11 @@
 //! The agents list and summaries by id.
 
 use axum::response::IntoResponse;
+use colloquy_core::agents::AgentSort;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::AgentId;
 use colloquy_core::validation::Violation;
-use colloquy_store::{AgentFilter, AgentPage, AgentSort, AgentSummary, SummarySink};
+use colloquy_store::{AgentFilter, AgentPage, AgentSummary, SummarySink};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -45,33 +46,9 @@ pub(super) struct ListParams {
     /// `name`, `created_at` (default), `updated_at` or `call_count_7d`.
     #[serde(default, deserialize_with = "empty_as_none")]
     #[param(value_type = Option<String>)]
-    sort_by: Option<SortBy>,
+    sort_by: Option<AgentSort>,
     /// From the previous page.
     cursor: Option<String>,
-}
-
-/// What the agents list sorts by.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum SortBy {
-    Name,
-    #[default]
-    CreatedAt,
-    UpdatedAt,
-    #[serde(rename = "call_count_7d")]
-    CallCount7d,
-}
-
-impl SortBy {
-    /// The store's sort and the cursor's name for it.
-    fn key(self) -> (AgentSort, &'static str) {
-        match self {
-            SortBy::Name => (AgentSort::Name, "name"),
-            SortBy::CreatedAt => (AgentSort::CreatedAt, "created_at"),
-            SortBy::UpdatedAt => (AgentSort::UpdatedAt, "updated_at"),
-            SortBy::CallCount7d => (AgentSort::CallCount7d, "call_count_7d"),
-        }
-    }
 }
 
 #[utoipa::path(get, path = "/v1/convai/agents", params(ListParams), security(("api_key" = ["agents:read"])))]
@@ -79,7 +56,7 @@ pub(super) async fn list_agents(
     cx: Ctx,
     Query(params): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let (sort, sort_name) = params.sort_by.unwrap_or_default().key();
+    let sort = params.sort_by.unwrap_or_default();
     let direction = params.sort_direction.unwrap_or_default();
     let mut tags: Vec<String> = params.tags.into_iter().filter(|t| !t.is_empty()).collect();
     tags.sort();
@@ -98,7 +75,7 @@ pub(super) async fn list_agents(
         PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
-        sort_name,
+        sort.as_str(),
         direction,
         &[
             filter.search.as_deref().unwrap_or(""),

@@ -3,7 +3,7 @@
 use axum::extract::Path;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, ToolId};
-use colloquy_core::tools::ToolKind;
+use colloquy_core::tools::{ToolKind, ToolSort};
 use colloquy_store::{ToolFilter, ToolPage};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -16,17 +16,6 @@ use crate::extract::{Json, Query, empty_as_none};
 use crate::paging::{PageSizeRule, Pager};
 use crate::routes::access::created_by;
 use crate::routes::agents;
-
-/// What the tools list sorts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum ToolSort {
-    /// By name.
-    Name,
-    /// By creation time (the default).
-    #[default]
-    CreatedAt,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -63,7 +52,8 @@ pub(super) async fn list_tools(
     cx: Ctx,
     Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let by_name = params.sort_by.unwrap_or_default() == ToolSort::Name;
+    let sort = params.sort_by.unwrap_or_default();
+    let by_name = sort == ToolSort::Name;
     let direction = params.sort_direction.unwrap_or_default();
     let mut types = params.types;
     types.sort();
@@ -83,7 +73,7 @@ pub(super) async fn list_tools(
         PageSizeRule::STANDARD,
         params.page_size,
         params.cursor.as_deref(),
-        if by_name { "name" } else { "created_at" },
+        sort.as_str(),
         direction,
         &[
             filter.name_prefix.as_deref().unwrap_or(""),
@@ -93,7 +83,7 @@ pub(super) async fn list_tools(
         ],
     )?;
     let page = ToolPage {
-        by_name,
+        sort,
         descending: direction == Direction::Desc,
         after: pager.after_value(by_name)?,
         limit: pager.fetch(),
