@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::mocks::Mock;
 use crate::schema::Spec;
-use crate::validation::{LocItem, Violation};
+use crate::validation::{LocItem, Violation, body_fields};
 
 /// Test types.
 pub const TYPES: [&str; 3] = ["llm", "tool", "simulation"];
@@ -88,13 +88,7 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
     if !errors.is_empty() {
         return Err(errors);
     }
-    let Value::Object(mut document) = body else {
-        return Err(vec![Violation::new(
-            ["body"],
-            "model_attributes_type",
-            "Input should be an object",
-        )]);
-    };
+    let mut document = body_fields(body)?;
     let name = match document.remove("name") {
         Some(Value::String(n)) => n,
         _ => String::new(),

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::ids::ToolId;
 use crate::schema::Spec;
-use crate::validation::{LocItem, Violation};
+use crate::validation::{LocItem, Violation, body_fields};
 
 /// What the agents list sorts by (`sort_by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -236,13 +236,7 @@ fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
             obj.insert("procedures".into(), Value::Object(Map::new()));
         }
     }
-    let Value::Object(mut document) = body else {
-        return Err(vec![Violation::new(
-            ["body"],
-            "model_attributes_type",
-            "Input should be an object",
-        )]);
-    };
+    let mut document = body_fields(body)?;
     let name = match document.remove("name") {
         Some(Value::String(s)) => s,
         _ => String::new(),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::mocks::{self, Mock};
 use crate::schema::Spec;
-use crate::validation::{LocItem, Violation};
+use crate::validation::{LocItem, Violation, body_fields};
 
 /// What the tools list sorts by (`sort_by`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -122,13 +122,7 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
     }
     let spec = Spec::reference();
     spec.check(REQUEST_SCHEMA, &mut body, &[LocItem::from("body")])?;
-    let Value::Object(mut document) = body else {
-        return Err(vec![Violation::new(
-            ["body"],
-            "model_attributes_type",
-            "Input should be an object",
-        )]);
-    };
+    let mut document = body_fields(body)?;
     let mut errors = Vec::new();
     let config = document.get_mut("tool_config").and_then(Value::as_object_mut);
     let Some(config) = config else {

@@ -59,3 +59,18 @@ impl Violation {
         }
     }
 }
+
+/// The fields of a body already checked against its schema (so an object): the one
+/// violation a non-object could still produce, in the reference's words.
+pub fn body_fields(
+    body: serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, Vec<Violation>> {
+    match body {
+        serde_json::Value::Object(fields) => Ok(fields),
+        _ => Err(vec![Violation::new(
+            ["body"],
+            "model_attributes_type",
+            "Input should be an object",
+        )]),
+    }
+}

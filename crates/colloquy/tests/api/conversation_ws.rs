@@ -311,15 +311,7 @@ async fn overrides_client_events_and_limits() {
 /// 200 conversations at once, each with a webhook call: all complete, every call recorded once.
 #[tokio::test]
 async fn two_hundred_concurrent_live_conversations() {
-    let llm = FakeLlm::openai(|req: &Value| {
-        let msgs = req["messages"].as_array().unwrap();
-        if msgs.last().unwrap()["role"] == "tool" {
-            text("done")
-        } else {
-            call("lookup", json!({"q": "x"}))
-        }
-    })
-    .await;
+    let llm = FakeLlm::call_then("lookup", json!({"q": "x"}), "done").await;
     let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
     let key = app.admin_key.clone();
     let hook = Webhook::start(200, "ok", Duration::ZERO).await;

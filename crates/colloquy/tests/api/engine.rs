@@ -162,14 +162,11 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
     let mut tool = webhook_tool("get_weather", &format!("{}/weather/{{city}}", hook.base));
     tool["tool_config"]["api_schema"]["request_headers"] = json!({"Authorization": {"secret_id": secret["secret_id"]}, "X-Agent": "{{system__agent_id}}"});
     let tool_id = create_tool(&app, key, tool).await;
-    let llm = FakeLlm::openai(|req: &Value| {
-        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
-        if last["role"] == "tool" {
-            text("It will be sunny.")
-        } else {
-            call("get_weather", json!({"city": "São Paulo", "units": "metric", "day": "monday"}))
-        }
-    })
+    let llm = FakeLlm::call_then(
+        "get_weather",
+        json!({"city": "São Paulo", "units": "metric", "day": "monday"}),
+        "It will be sunny.",
+    )
     .await;
     let deps = engine(&app, &llm, |_| {}).await;
     let agent_id = agent(
@@ -510,15 +507,7 @@ async fn two_hundred_concurrent_conversations(backend: Backend) {
     let hook = Webhook::start(200, r#"{"ok":true}"#, Duration::from_millis(5)).await;
     let tool_id =
         create_tool(&app, key, webhook_tool("lookup", &format!("{}/c/{{city}}", hook.base))).await;
-    let llm = FakeLlm::openai(|req: &Value| {
-        let msgs = req["messages"].as_array().unwrap();
-        if msgs.last().unwrap()["role"] == "tool" {
-            text("ok")
-        } else {
-            call("lookup", json!({"city": "c"}))
-        }
-    })
-    .await;
+    let llm = FakeLlm::call_then("lookup", json!({"city": "c"}), "ok").await;
     let deps = engine(&app, &llm, |_| {}).await;
     let agent_id =
         agent(&app, json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}})).await;
@@ -561,15 +550,7 @@ async fn delete_and_feedback(backend: Backend) {
     let hook = Webhook::start(200, r#"{"ok":true}"#, Duration::ZERO).await;
     let tool_id =
         create_tool(&app, key, webhook_tool("lookup", &format!("{}/d/{{city}}", hook.base))).await;
-    let llm = FakeLlm::openai(|req: &Value| {
-        let msgs = req["messages"].as_array().unwrap();
-        if msgs.last().unwrap()["role"] == "tool" {
-            text("ok")
-        } else {
-            call("lookup", json!({"city": "c"}))
-        }
-    })
-    .await;
+    let llm = FakeLlm::call_then("lookup", json!({"city": "c"}), "ok").await;
     let deps = engine(&app, &llm, |_| {}).await;
     let agent_id =
         agent(&app, json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}})).await;

@@ -41,6 +41,8 @@ type Script = dyn Fn(&Value) -> Reply + Send + Sync;
 #[derive(Clone)]
 struct LlmState {
     script: Arc<Script>,
+    /// Writes a reply in the provider's streaming format.
+    stream: fn(Reply) -> Vec<String>,
     requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
 }
 
@@ -53,7 +55,20 @@ pub struct FakeLlm {
 impl FakeLlm {
     /// OpenAI-compatible, answering each request with `script(request body)`.
     pub async fn openai(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> FakeLlm {
-        Self::serve(Router::new().route("/v1/chat/completions", post(openai_handler)), script).await
+        Self::serve("/v1/chat/completions", openai_events, script).await
+    }
+
+    /// OpenAI-compatible: calls tool `name` with `args`, and says `answer` once the result is in.
+    pub async fn call_then(name: &str, args: Value, answer: &str) -> FakeLlm {
+        let (name, answer) = (name.to_owned(), answer.to_owned());
+        FakeLlm::openai(move |req: &Value| {
+            if req["messages"].as_array().unwrap().last().unwrap()["role"] == "tool" {
+                text(&answer)
+            } else {
+                call(&name, args.clone())
+            }
+        })
+        .await
     }
 
     /// OpenAI-compatible, answering with `replies` in order (the last one repeats).
@@ -69,15 +84,17 @@ impl FakeLlm {
 
     /// Anthropic Messages API.
     pub async fn anthropic(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> FakeLlm {
-        Self::serve(Router::new().route("/v1/messages", post(anthropic_handler)), script).await
+        Self::serve("/v1/messages", anthropic_events, script).await
     }
 
     async fn serve(
-        router: Router<LlmState>,
+        path: &str,
+        stream: fn(Reply) -> Vec<String>,
         script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
     ) -> FakeLlm {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let state = LlmState { script: Arc::new(script), requests: requests.clone() };
+        let state = LlmState { script: Arc::new(script), stream, requests: requests.clone() };
+        let router = Router::new().route(path, post(llm_handler));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -116,19 +133,22 @@ fn sse(events: Vec<String>) -> Response {
     ([("content-type", "text/event-stream")], body).into_response()
 }
 
-async fn openai_handler(
+/// Records the request and answers it with the script's reply, streamed, or with the
+/// scripted failure status.
+async fn llm_handler(
     State(state): State<LlmState>,
     headers: HeaderMap,
     body: axum::Json<Value>,
 ) -> Response {
     let reply = (state.script)(&body.0);
-    state.requests.lock().unwrap().push((headers, body.0.clone()));
-    let reply = match resolve(reply).await {
-        Ok(r) => r,
-        Err(status) => {
-            return (StatusCode::from_u16(status).unwrap(), "scripted failure").into_response();
-        }
-    };
+    state.requests.lock().unwrap().push((headers, body.0));
+    match resolve(reply).await {
+        Ok(reply) => sse((state.stream)(reply)),
+        Err(status) => (StatusCode::from_u16(status).unwrap(), "scripted failure").into_response(),
+    }
+}
+
+fn openai_events(reply: Reply) -> Vec<String> {
     let chunk = |delta: Value| {
         format!(
             "data: {}",
@@ -156,22 +176,10 @@ async fn openai_handler(
         _ => {}
     }
     events.push("data: [DONE]".into());
-    sse(events)
+    events
 }
 
-async fn anthropic_handler(
-    State(state): State<LlmState>,
-    headers: HeaderMap,
-    body: axum::Json<Value>,
-) -> Response {
-    let reply = (state.script)(&body.0);
-    state.requests.lock().unwrap().push((headers, body.0.clone()));
-    let reply = match resolve(reply).await {
-        Ok(r) => r,
-        Err(status) => {
-            return (StatusCode::from_u16(status).unwrap(), "scripted failure").into_response();
-        }
-    };
+fn anthropic_events(reply: Reply) -> Vec<String> {
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}");
     let mut events = vec![ev(
         "message_start",
@@ -193,7 +201,7 @@ async fn anthropic_handler(
         _ => {}
     }
     events.push(ev("message_stop", json!({"type": "message_stop"})));
-    sse(events)
+    events
 }
 
 /// One request a webhook received.

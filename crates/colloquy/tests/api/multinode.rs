@@ -18,7 +18,7 @@ use crate::helpers::{
     invocation_summary, postgres_configured, status_json,
 };
 use crate::tools::webhook;
-use crate::ws::{connect, initiate, next, say, until};
+use crate::ws::{connect, initiate, next, open, say, until};
 
 /// The agent says "Hello, friend" (or reads a tool result back); the judge passes it; the word
 /// "lookup" calls the webhook tool.
@@ -73,10 +73,7 @@ impl Node {
     }
 
     fn ws(&self, query: &str) -> String {
-        format!(
-            "{}/v1/convai/conversation?{query}",
-            self.server.base.replacen("http://", "ws://", 1)
-        )
+        crate::ws::url(&self.server.base, query)
     }
 }
 
@@ -172,13 +169,8 @@ async fn two_nodes_share_one_postgresql_database() {
     assert_eq!(on_a["name"], "renamed on b");
 
     // A conversation on one node; its tool calls through the other's audit APIs.
-    let (mut socket, _) = connect(&a.ws(&format!("agent_id={agent_id}")), &[]).await;
-    initiate(&mut socket, Default::default()).await;
-    let meta = next(&mut socket).await;
-    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut socket, conversation) =
+        open(&a.ws(&format!("agent_id={agent_id}")), Default::default()).await;
     say(&mut socket, "lookup the weather").await;
     let events = until(&mut socket, "agent_response").await;
     assert!(
@@ -362,20 +354,9 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         .await;
     assert_eq!(s, 200, "{agent}");
     let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
-    let ws = |base: &str| {
-        format!(
-            "{}/v1/convai/conversation?agent_id={agent_id}",
-            base.replacen("http://", "ws://", 1)
-        )
-    };
+    let ws = |base: &str| crate::ws::url(base, &format!("agent_id={agent_id}"));
     let converse = |url: String| async move {
-        let (mut socket, _) = connect(&url, &[]).await;
-        initiate(&mut socket, Default::default()).await;
-        let meta = until(&mut socket, "conversation_initiation_metadata").await;
-        let id = meta.last().unwrap()["conversation_initiation_metadata_event"]["conversation_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (mut socket, id) = open(&url, Default::default()).await;
         say(&mut socket, "lookup").await;
         let events = until(&mut socket, "agent_response").await;
         assert!(

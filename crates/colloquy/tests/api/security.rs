@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::fakes::with_llm;
 use crate::fakes::{FakeLlm, text};
 use crate::helpers::{Backend, TestApp, dual_db, invocation_done};
-use crate::ws::{connect, initiate, next, say, send};
+use crate::ws::{connect, initiate, next, open, say, send};
 
 /// Every name of this workspace's resources carries it; no refused answer may.
 const MARK: &str = "ACMEMARK";
@@ -84,17 +84,8 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         .await);
     let invocation_id = invocation["id"].as_str().unwrap().to_owned();
     invocation_done(&app.base, key, &invocation_id, std::time::Duration::from_secs(10)).await;
-    let ws = format!(
-        "{}/v1/convai/conversation?agent_id={agent_id}",
-        app.base.replacen("http://", "ws://", 1)
-    );
-    let (mut socket, _) = connect(&ws, &[]).await;
-    initiate(&mut socket, Default::default()).await;
-    let meta = next(&mut socket).await;
-    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ws = crate::ws::url(&app.base, &format!("agent_id={agent_id}"));
+    let (socket, conversation) = open(&ws, Default::default()).await;
     drop(socket);
     for _ in 0..100 {
         let (_, got) = app.get(&format!("/v1/convai/conversations/{conversation}"), key).await;
@@ -406,11 +397,7 @@ async fn live_conversations_have_message_and_workspace_limits() {
         .post("/v1/convai/agents/create", &other, &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o"}}}}))
         .await;
     let url = |agent: &Value| {
-        format!(
-            "{}/v1/convai/conversation?agent_id={}",
-            app.base.replacen("http://", "ws://", 1),
-            agent["agent_id"].as_str().unwrap()
-        )
+        crate::ws::url(&app.base, &format!("agent_id={}", agent["agent_id"].as_str().unwrap()))
     };
     let (mut first, _) = connect(&url(&agent), &[]).await;
     initiate(&mut first, Default::default()).await;
@@ -484,18 +471,9 @@ async fn webhook_answers_are_bounded_in_size_and_time() {
     let (_, agent) = app
         .post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o", "tool_ids": ids}}}}))
         .await;
-    let url = format!(
-        "{}/v1/convai/conversation?agent_id={}",
-        app.base.replacen("http://", "ws://", 1),
-        agent["agent_id"].as_str().unwrap()
-    );
-    let (mut socket, _) = connect(&url, &[]).await;
-    initiate(&mut socket, Default::default()).await;
-    let meta = next(&mut socket).await;
-    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url =
+        crate::ws::url(&app.base, &format!("agent_id={}", agent["agent_id"].as_str().unwrap()));
+    let (mut socket, conversation) = open(&url, Default::default()).await;
     for said in ["big", "slow"] {
         say(&mut socket, said).await;
         crate::ws::until(&mut socket, "agent_response").await;
@@ -513,17 +491,10 @@ async fn webhook_answers_are_bounded_in_size_and_time() {
 /// the database files, the debug log, any API answer, the audit log or `/metrics`.
 #[tokio::test]
 async fn a_planted_secret_is_nowhere_to_be_found() {
-    use crate::fakes::{Webhook, call};
+    use crate::fakes::Webhook;
     use crate::helpers::{ChildServer, client, status_json};
     let planted = "PLANTED-SECRET-4b1e9a77";
-    let llm = FakeLlm::openai(|req: &Value| {
-        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
-        if last["role"] == "tool" {
-            return text("done");
-        }
-        call("lookup", json!({"city": "Oslo"}))
-    })
-    .await;
+    let llm = FakeLlm::call_then("lookup", json!({"city": "Oslo"}), "done").await;
     let hook = Webhook::start(200, r#"{"ok": true}"#, std::time::Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let key = colloquy_core::keys::generate_token();
@@ -567,17 +538,8 @@ async fn a_planted_secret_is_nowhere_to_be_found() {
     )
     .await;
     let agent_id = agent["agent_id"].as_str().unwrap();
-    let url = format!(
-        "{}/v1/convai/conversation?agent_id={agent_id}",
-        server.base.replacen("http://", "ws://", 1)
-    );
-    let (mut socket, _) = connect(&url, &[]).await;
-    initiate(&mut socket, Default::default()).await;
-    let meta = next(&mut socket).await;
-    let conversation = meta["conversation_initiation_metadata_event"]["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = crate::ws::url(&server.base, &format!("agent_id={agent_id}"));
+    let (mut socket, conversation) = open(&url, Default::default()).await;
     say(&mut socket, "go").await;
     let events = crate::ws::until(&mut socket, "agent_response").await;
     assert!(!serde_json::to_string(&events).unwrap().contains(planted));
@@ -735,10 +697,7 @@ async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
     }
     for _ in 0..3 {
         let acked = acked_calls.clone();
-        let url = format!(
-            "{}/v1/convai/conversation?agent_id={agent_id}",
-            base.replacen("http://", "ws://", 1)
-        );
+        let url = crate::ws::url(&base, &format!("agent_id={agent_id}"));
         load.push(tokio::spawn(async move {
             loop {
                 let (mut socket, _) = connect(&url, &[]).await;

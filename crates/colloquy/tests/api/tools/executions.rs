@@ -12,13 +12,29 @@ use crate::audit::{conversation, default_ws, execution};
 use crate::helpers::{Backend, TestApp, dual_db};
 use crate::tools::{create_tool, webhook};
 
+/// A server with one webhook tool and one stored conversation that records can point at.
+struct Logged {
+    app: TestApp,
+    tool: String,
+    store: Arc<colloquy_store::SqlStore>,
+    ws: colloquy_core::ids::WorkspaceId,
+    conv: colloquy_core::ids::ConversationId,
+}
+
+impl Logged {
+    async fn new(backend: Backend) -> Logged {
+        let app = TestApp::spawn(backend).await;
+        let tool = create_tool(&app, &app.admin_key, webhook("weather", "https://x.example")).await;
+        let store = Arc::new(app.db.store().await);
+        let ws = default_ws(&store).await;
+        let conv = conversation(&store, &ws, "agent_a").await;
+        Logged { app, tool, store, ws, conv }
+    }
+}
+
 async fn executions_page_filter_and_feed_usage_stats(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let Logged { app, tool, store, ws, conv } = Logged::new(backend).await;
     let key = &app.admin_key;
-    let tool = create_tool(&app, key, webhook("weather", "https://x.example")).await;
-    let store = Arc::new(app.db.store().await);
-    let ws = default_ws(&store).await;
-    let conv = conversation(&store, &ws, "agent_a").await;
     let (writer, task) = AuditWriter::spawn(store.clone());
     let base = 1_800_000_000_000;
     let mut tasks = Vec::new();
@@ -140,12 +156,8 @@ dual_db!(executions_page_filter_and_feed_usage_stats);
 /// Paging the log with any page size and filters returns exactly the filtered set, in order,
 /// each record once.
 async fn paging_returns_exactly_the_filtered_set(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let Logged { app, tool, store, ws, conv } = Logged::new(backend).await;
     let key = &app.admin_key;
-    let tool = create_tool(&app, key, webhook("weather", "https://x.example")).await;
-    let store = Arc::new(app.db.store().await);
-    let ws = default_ws(&store).await;
-    let conv = conversation(&store, &ws, "agent_a").await;
     let base = 1_800_000_000_000;
     let mut all = Vec::new();
     for i in 0..120i64 {
