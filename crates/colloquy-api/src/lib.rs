@@ -35,9 +35,7 @@ pub use crate::state::{ApiSettings, Limits};
 
 /// The whole HTTP application, ready to serve.
 pub fn router(
-    store: DynStore,
-    keyring: Keyring,
-    engine: Arc<colloquy_engine::EngineDeps>,
+    store: DynStore, keyring: Keyring, engine: Arc<colloquy_engine::EngineDeps>,
     settings: ApiSettings,
 ) -> anyhow::Result<Router> {
     let (api, doc) = routes::api().split_for_parts();

@@ -67,12 +67,8 @@ impl Pager {
     /// other sort or filters is refused), `page_size` within `rule` (most lists:
     /// [`PageSizeRule::STANDARD`], 1..=100, default 30).
     pub fn new(
-        rule: PageSizeRule,
-        page_size: Option<i64>,
-        cursor: Option<&str>,
-        sort: &str,
-        direction: Direction,
-        filters: &[&str],
+        rule: PageSizeRule, page_size: Option<i64>, cursor: Option<&str>, sort: &str,
+        direction: Direction, filters: &[&str],
     ) -> ApiResult<Pager> {
         let limit = rule.resolve(page_size).map_err(ApiError::invalid)?;
         let spec = CursorSpec::new(sort, direction, filters);

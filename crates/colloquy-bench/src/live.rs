@@ -84,10 +84,7 @@ async fn wait_until(at: Option<Instant>) {
 /// The fake LLM's own answer time, measured by direct clients on the same schedule as the
 /// conversations (so it carries the same machine load).
 async fn llm_direct(
-    llm: &str,
-    concurrency: usize,
-    requests_each: usize,
-    rate: Option<f64>,
+    llm: &str, concurrency: usize, requests_each: usize, rate: Option<f64>,
 ) -> anyhow::Result<(Vec<u64>, Duration)> {
     let client = reqwest::Client::new();
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
@@ -121,11 +118,7 @@ async fn llm_direct(
 /// `conversations` conversations at once, `turns` turns each on `rate`'s schedule: every
 /// `user_message` → `agent_response` time, and the wall time.
 async fn conversations_at_once(
-    node: &Node,
-    agent_id: &str,
-    conversations: usize,
-    turns: usize,
-    rate: Option<f64>,
+    node: &Node, agent_id: &str, conversations: usize, turns: usize, rate: Option<f64>,
 ) -> anyhow::Result<(Vec<u64>, Duration)> {
     let mut sockets = Vec::with_capacity(conversations);
     for _ in 0..conversations {

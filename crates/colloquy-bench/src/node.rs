@@ -84,10 +84,7 @@ impl Node {
 
     /// POSTs JSON with the admin key and returns the JSON answer (error on non-2xx).
     pub async fn post(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
-        body: &Value,
+        &self, client: &reqwest::Client, path: &str, body: &Value,
     ) -> anyhow::Result<Value> {
         let r = client
             .post(format!("{}{path}", self.base))
@@ -103,9 +100,7 @@ impl Node {
 
     /// GETs with the admin key.
     pub async fn get(
-        &self,
-        client: &reqwest::Client,
-        path: &str,
+        &self, client: &reqwest::Client, path: &str,
     ) -> anyhow::Result<(Value, Vec<u8>)> {
         let r = client
             .get(format!("{}{path}", self.base))

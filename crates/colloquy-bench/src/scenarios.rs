@@ -148,10 +148,7 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
 /// Adds `count` copies of agent `template` straight into the database (creating 100,000
 /// through the API would take most of the run); they sort before it, so the pages read them.
 async fn bulk_agents(
-    db: &sqlx::SqlitePool,
-    template: &str,
-    offset: usize,
-    count: usize,
+    db: &sqlx::SqlitePool, template: &str, offset: usize, count: usize,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
@@ -172,11 +169,7 @@ async fn bulk_agents(
 }
 
 async fn agent_reads(
-    node: &Node,
-    client: &reqwest::Client,
-    last: &str,
-    agents: usize,
-    sizes: Sizes,
+    node: &Node, client: &reqwest::Client, last: &str, agents: usize, sizes: Sizes,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (name, path) in [
@@ -222,12 +215,7 @@ async fn agent_reads(
 }
 
 pub(crate) fn record(
-    workspace: &WorkspaceId,
-    tool: &str,
-    agent: &str,
-    conversation: &str,
-    ts: i64,
-    i: usize,
+    workspace: &WorkspaceId, tool: &str, agent: &str, conversation: &str, ts: i64, i: usize,
 ) -> ToolExecution {
     ToolExecution {
         id: colloquy_core::ids::new_uuid(),
@@ -253,10 +241,7 @@ pub(crate) fn record(
 
 /// p50 and p99 of `samples` sequential GETs of `url` with one header, each answered 2xx.
 async fn timed_get(
-    client: &reqwest::Client,
-    url: &str,
-    header: (&str, &str),
-    samples: usize,
+    client: &reqwest::Client, url: &str, header: (&str, &str), samples: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
@@ -378,11 +363,7 @@ impl PageTimings {
 /// The executions page against the raw SQL of the same page (sqlx), the same SQL in process
 /// (rusqlite) and a bare handler answering the same bytes.
 async fn executions_page(
-    node: &Node,
-    client: &reqwest::Client,
-    seeded: &Seeded,
-    count: usize,
-    sizes: Sizes,
+    node: &Node, client: &reqwest::Client, seeded: &Seeded, count: usize, sizes: Sizes,
 ) -> anyhow::Result<PageTimings> {
     let Seeded { tool_id, workspace, start, end, .. } = seeded;
     let path = format!(
@@ -417,11 +398,7 @@ async fn executions_page(
 /// the tool and its agents) against the API's own page it is built from, and one
 /// conversation's calls through `/api/tool-calls`.
 async fn around_the_page(
-    node: &Node,
-    client: &reqwest::Client,
-    seeded: &Seeded,
-    count: usize,
-    sizes: Sizes,
+    node: &Node, client: &reqwest::Client, seeded: &Seeded, count: usize, sizes: Sizes,
     page_p99: f64,
 ) -> anyhow::Result<Vec<Row>> {
     let session = node
@@ -497,9 +474,7 @@ impl PageInProcess {
     }
 
     fn read(
-        &mut self,
-        (workspace, tool): (&str, &str),
-        (from_ms, to_ms): (i64, i64),
+        &mut self, (workspace, tool): (&str, &str), (from_ms, to_ms): (i64, i64),
     ) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare_cached(&self.sql)?;
         let mut rows =
@@ -522,11 +497,8 @@ impl PageInProcess {
 
 /// The page's SQL through sqlx's pool, as an application reading the file would run it.
 async fn raw_page(
-    pool: &sqlx::SqlitePool,
-    sql: &str,
-    (workspace, tool): (&str, &str),
-    (from_ms, to_ms): (i64, i64),
-    records: usize,
+    pool: &sqlx::SqlitePool, sql: &str, (workspace, tool): (&str, &str),
+    (from_ms, to_ms): (i64, i64), records: usize,
 ) -> anyhow::Result<()> {
     let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(workspace)

@@ -129,8 +129,7 @@ pub fn prepare_create(mut body: Value) -> Result<McpServerDoc, Vec<Violation>> {
 /// Applies a PATCH body to a stored configuration: every field it sets (not `null`) replaces
 /// the stored one. The result is checked as a whole.
 pub fn apply_update(
-    current: &Map<String, Value>,
-    mut patch: Value,
+    current: &Map<String, Value>, mut patch: Value,
 ) -> Result<McpServerDoc, Vec<Violation>> {
     let body_loc = vec![LocItem::from("body")];
     let errors = refuse_commands(patch.as_object(), &body_loc);
@@ -158,8 +157,7 @@ pub fn recheck(config: Map<String, Value>) -> Result<McpServerDoc, Vec<Violation
 
 /// The checks of a whole configuration, its defaults, and what is derived from it.
 fn finish(
-    mut config: Map<String, Value>,
-    base: &[LocItem],
+    mut config: Map<String, Value>, base: &[LocItem],
 ) -> Result<McpServerDoc, Vec<Violation>> {
     let name = config.get("name").and_then(Value::as_str).unwrap_or_default().trim().to_owned();
     let url = ServerUrl::of(&config);
@@ -226,9 +224,7 @@ fn check_url(url: Option<&ServerUrl>, base: &[LocItem]) -> Option<Violation> {
 /// `_meta`). Values that cannot be secrets here (an inline encrypted token, environment
 /// variables) are reported in `errors`.
 fn secret_refs(
-    config: &Map<String, Value>,
-    url: Option<&ServerUrl>,
-    base: &[LocItem],
+    config: &Map<String, Value>, url: Option<&ServerUrl>, base: &[LocItem],
     errors: &mut Vec<Violation>,
 ) -> Vec<(Vec<LocItem>, String)> {
     let mut refs = Vec::new();
@@ -307,8 +303,7 @@ fn normalize_override(entry: &mut Value) {
 
 /// Sets the server-wide approval policy from an approval-policy body.
 pub fn set_approval_policy(
-    config: &mut Map<String, Value>,
-    mut body: Value,
+    config: &mut Map<String, Value>, mut body: Value,
 ) -> Result<(), Vec<Violation>> {
     Spec::reference().check(APPROVAL_POLICY_SCHEMA, &mut body, &["body".into()])?;
     config.insert("approval_policy".into(), body["approval_policy"].clone());
@@ -317,8 +312,7 @@ pub fn set_approval_policy(
 
 /// Adds (or replaces, by tool name) a per-tool approval from a tool-approval body.
 pub fn add_tool_approval(
-    config: &mut Map<String, Value>,
-    mut body: Value,
+    config: &mut Map<String, Value>, mut body: Value,
 ) -> Result<(), Vec<Violation>> {
     Spec::reference().check(TOOL_APPROVAL_SCHEMA, &mut body, &["body".into()])?;
     let name = body["tool_name"].as_str().unwrap_or_default().to_owned();
@@ -353,8 +347,7 @@ pub enum ToolConfigError {
 
 /// Adds the config override of one tool from a create body.
 pub fn add_tool_config(
-    config: &mut Map<String, Value>,
-    mut body: Value,
+    config: &mut Map<String, Value>, mut body: Value,
 ) -> Result<(), ToolConfigError> {
     Spec::reference()
         .check(TOOL_CONFIG_CREATE_SCHEMA, &mut body, &["body".into()])
@@ -369,9 +362,7 @@ pub fn add_tool_config(
 
 /// Changes the config override of one tool: the fields the body sets replace the stored ones.
 pub fn update_tool_config(
-    config: &mut Map<String, Value>,
-    tool_name: &str,
-    mut body: Value,
+    config: &mut Map<String, Value>, tool_name: &str, mut body: Value,
 ) -> Result<(), ToolConfigError> {
     let spec = Spec::reference();
     spec.check(TOOL_CONFIG_UPDATE_SCHEMA, &mut body, &["body".into()])
@@ -466,10 +457,7 @@ pub enum Approval {
 /// `policy` and the server's per-tool approvals. Under the per-tool policy a tool runs at once
 /// only when it was approved as `auto_approved` in its current definition.
 pub fn approval_for(
-    policy: &str,
-    server_config: &Map<String, Value>,
-    tool_name: &str,
-    hash: &str,
+    policy: &str, server_config: &Map<String, Value>, tool_name: &str, hash: &str,
 ) -> Approval {
     match policy {
         "auto_approve_all" => Approval::Auto,

@@ -103,9 +103,7 @@ impl Mock {
 /// run (a test's or conversation's `tool_mock_overrides`), looked up by the tool's id and then
 /// by its name, ahead of the tool's own `response_mocks`.
 pub fn applicable<'a>(
-    tool_id: &str,
-    tool_name: &str,
-    overrides: Option<&'a serde_json::Map<String, Value>>,
+    tool_id: &str, tool_name: &str, overrides: Option<&'a serde_json::Map<String, Value>>,
     own: &'a [Value],
 ) -> Vec<&'a Value> {
     let mut out = Vec::new();

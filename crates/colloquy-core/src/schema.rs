@@ -111,10 +111,7 @@ impl Spec {
     /// Checks `value` against the component schema `name`, filling defaults in place.
     /// Violations are located under `loc` (e.g. `["body"]`).
     pub fn check(
-        &self,
-        name: &str,
-        value: &mut Value,
-        loc: &[LocItem],
+        &self, name: &str, value: &mut Value, loc: &[LocItem],
     ) -> Result<(), Vec<Violation>> {
         let schema = self.schema(name).ok_or_else(|| {
             vec![Violation::new(loc.to_vec(), "value_error", format!("unknown schema {name}"))]
@@ -149,12 +146,8 @@ impl Spec {
     }
 
     fn walk(
-        &self,
-        schema: &Value,
-        value: &mut Value,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, schema: &Value, value: &mut Value, loc: &mut Vec<LocItem>,
+        errors: &mut Vec<Violation>, depth: usize,
     ) {
         if depth > MAX_DEPTH {
             errors.push(Violation::new(
@@ -216,13 +209,8 @@ impl Spec {
     }
 
     fn union(
-        &self,
-        branches: &[Value],
-        discriminator: Option<&Value>,
-        value: &mut Value,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, branches: &[Value], discriminator: Option<&Value>, value: &mut Value,
+        loc: &mut Vec<LocItem>, errors: &mut Vec<Violation>, depth: usize,
     ) {
         if value.is_null()
             && branches
@@ -274,13 +262,8 @@ impl Spec {
     }
 
     fn tagged(
-        &self,
-        branches: &[Value],
-        disc: &Value,
-        value: &mut Value,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, branches: &[Value], disc: &Value, value: &mut Value, loc: &mut Vec<LocItem>,
+        errors: &mut Vec<Violation>, depth: usize,
     ) {
         let Some(prop) = disc.get("propertyName").and_then(Value::as_str) else {
             return;
@@ -345,12 +328,8 @@ impl Spec {
     }
 
     fn object(
-        &self,
-        schema: &Value,
-        value: &mut Value,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, schema: &Value, value: &mut Value, loc: &mut Vec<LocItem>,
+        errors: &mut Vec<Violation>, depth: usize,
     ) {
         let properties = schema.get("properties").and_then(Value::as_object);
         let is_model = properties.is_some()
@@ -387,13 +366,8 @@ impl Spec {
     /// The object's declared properties taken out of `obj`, checked; absent ones are required
     /// or get their default.
     fn declared(
-        &self,
-        schema: &Value,
-        properties: &Map<String, Value>,
-        obj: &mut Map<String, Value>,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, schema: &Value, properties: &Map<String, Value>, obj: &mut Map<String, Value>,
+        loc: &mut Vec<LocItem>, errors: &mut Vec<Violation>, depth: usize,
     ) -> Map<String, Value> {
         let mut out = Map::with_capacity(obj.len());
         let required: Vec<&str> = schema
@@ -426,13 +400,8 @@ impl Spec {
     /// The properties the schema does not declare, into `out`: refused, checked against
     /// `additionalProperties`, or kept as they are.
     fn undeclared(
-        &self,
-        schema: &Value,
-        rest: Map<String, Value>,
-        out: &mut Map<String, Value>,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, schema: &Value, rest: Map<String, Value>, out: &mut Map<String, Value>,
+        loc: &mut Vec<LocItem>, errors: &mut Vec<Violation>, depth: usize,
     ) {
         let extra = schema.get("additionalProperties");
         for (name, mut v) in rest {
@@ -489,12 +458,8 @@ impl Spec {
     }
 
     fn array(
-        &self,
-        schema: &Value,
-        value: &mut Value,
-        loc: &mut Vec<LocItem>,
-        errors: &mut Vec<Violation>,
-        depth: usize,
+        &self, schema: &Value, value: &mut Value, loc: &mut Vec<LocItem>,
+        errors: &mut Vec<Violation>, depth: usize,
     ) {
         let Some(items) = value.as_array_mut() else {
             errors.push(Violation::new(loc.clone(), "list_type", "Input should be a valid list"));
@@ -589,11 +554,7 @@ impl Spec {
 type BoundCheck = (&'static str, &'static str, &'static str, fn(f64, f64) -> bool);
 
 fn number(
-    schema: &Value,
-    value: &Value,
-    loc: &[LocItem],
-    errors: &mut Vec<Violation>,
-    integer: bool,
+    schema: &Value, value: &Value, loc: &[LocItem], errors: &mut Vec<Violation>, integer: bool,
 ) {
     let Some(n) = value.as_f64().filter(|_| value.is_number()) else {
         let (kind, msg) = if integer {

@@ -173,9 +173,7 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
 }
 
 fn check_webhook(
-    api: &Value,
-    base: &[LocItem],
-    errors: &mut Vec<Violation>,
+    api: &Value, base: &[LocItem], errors: &mut Vec<Violation>,
     secrets: &mut Vec<(Vec<LocItem>, String)>,
 ) {
     let at = |keys: &[&str]| {

@@ -41,11 +41,7 @@ impl Api {
     /// Calls the API; a non-2xx answer becomes [`Error::Api`] with the API's message, and a 401
     /// (a key revoked since sign-in) ends the session.
     pub async fn call(
-        &self,
-        who: &Credentials<'_>,
-        method: Method,
-        uri: &str,
-        body: Option<&Value>,
+        &self, who: &Credentials<'_>, method: Method, uri: &str, body: Option<&Value>,
     ) -> Result<Value> {
         let (status, body) = self.raw(who, method, uri, body).await?;
         if status.is_success() {
@@ -60,11 +56,7 @@ impl Api {
 
     /// Calls the API and returns its status and JSON body, whatever the status.
     pub async fn raw(
-        &self,
-        who: &Credentials<'_>,
-        method: Method,
-        uri: &str,
-        body: Option<&Value>,
+        &self, who: &Credentials<'_>, method: Method, uri: &str, body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
         let mut request =
             Request::builder().method(method).uri(uri).header("xi-api-key", who.token);

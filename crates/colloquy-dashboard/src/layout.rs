@@ -41,11 +41,7 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
 
 /// A page with extra `<head>` content (a script, a refresh).
 pub fn page_with(
-    viewer: &Viewer,
-    section: Section,
-    title: &str,
-    extra_head: Markup,
-    body: Markup,
+    viewer: &Viewer, section: Section, title: &str, extra_head: Markup, body: Markup,
 ) -> Markup {
     html! {
         (DOCTYPE)

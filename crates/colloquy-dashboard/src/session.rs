@@ -169,9 +169,7 @@ pub struct LoginForm {
 
 /// `POST /login`: checks the key against the API, then starts the session.
 pub async fn login(
-    State(dash): State<Dash>,
-    headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    State(dash): State<Dash>, headers: HeaderMap, Form(form): Form<LoginForm>,
 ) -> Result<Response> {
     let expected = cookie(&headers, LOGIN_COOKIE).ok_or(Error::Forbidden)?;
     if !same(expected.as_bytes(), form.csrf.as_bytes()) {

@@ -57,9 +57,7 @@ pub struct AgentSnapshot {
 impl AgentSnapshot {
     /// Loads an agent of the workspace with its tools.
     pub async fn load(
-        deps: &EngineDeps,
-        workspace_id: &WorkspaceId,
-        agent_id: &AgentId,
+        deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId,
     ) -> Result<AgentSnapshot, LoadError> {
         let row = deps.store.get_agent(workspace_id, agent_id).await?;
         let mut document: Value = serde_json::from_str(&row.document)?;
@@ -167,9 +165,7 @@ fn mcp_key(tool: &AgentTool) -> Option<(String, String)> {
 /// The tools an agent's prompt offers: its tool records (`tool_ids`), its inline tools
 /// (`tools`) and its built-in system tools (`built_in_tools`).
 async fn offered_tools(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    prompt: &Value,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, prompt: &Value,
 ) -> Result<Vec<AgentTool>, StoreError> {
     let ids: Vec<ToolId> =
         string_list(prompt.get("tool_ids")).into_iter().map(ToolId::from).collect();
@@ -207,10 +203,7 @@ type McpServers = (Vec<McpServerRef>, Vec<(String, String, ToolId)>);
 /// The agent's MCP servers (`mcp_server_ids`, `native_mcp_server_ids`, and those its
 /// `type: "mcp"` tools call) and the workspace's MCP tool records.
 async fn load_mcp_servers(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    prompt: &Value,
-    tools: &[AgentTool],
+    deps: &EngineDeps, workspace_id: &WorkspaceId, prompt: &Value, tools: &[AgentTool],
 ) -> Result<McpServers, StoreError> {
     let mut offered = string_list(prompt.get("mcp_server_ids"));
     offered.extend(string_list(prompt.get("native_mcp_server_ids")));

@@ -258,9 +258,7 @@ fn system_lookup() -> Lookup {
 impl EgressGuard {
     /// The addresses `host` resolves to that the guard lets through; a refusal when none.
     async fn allowed_addresses(
-        &self,
-        host: &str,
-        lookup: &Lookup,
+        &self, host: &str, lookup: &Lookup,
     ) -> std::io::Result<Result<Vec<SocketAddr>, Refused>> {
         let addrs: Vec<SocketAddr> = lookup(host.to_owned()).await?;
         let mut refusal = None;

@@ -19,10 +19,7 @@ const CHECK_SYSTEM: &str =
 /// Asks `model` (routed like any agent's model) with a system prompt and one user message, at
 /// temperature 0.
 pub async fn ask(
-    deps: &EngineDeps,
-    model: &str,
-    system: &str,
-    user: &str,
+    deps: &EngineDeps, model: &str, system: &str, user: &str,
 ) -> Result<String, LlmError> {
     let (provider, model) = deps.llm.route(model)?;
     let request = ChatRequest {

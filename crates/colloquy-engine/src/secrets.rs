@@ -27,9 +27,7 @@ pub enum SecretError {
 
 /// The plain value of the workspace's secret `secret_id`.
 pub async fn open(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    secret_id: &str,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, secret_id: &str,
 ) -> Result<String, SecretError> {
     let secret = deps.store.get_secret(workspace_id, secret_id).await.map_err(|e| match e {
         StoreError::NotFound => SecretError::Missing(secret_id.to_owned()),

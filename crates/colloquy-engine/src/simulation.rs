@@ -109,9 +109,7 @@ pub fn history(entries: Option<&Value>) -> Vec<(Role, String)> {
 
 /// Runs a simulation; each new transcript entry is also sent to `live` as it happens.
 pub async fn simulate(
-    deps: &Arc<EngineDeps>,
-    agent: AgentSnapshot,
-    spec: SimulationSpec,
+    deps: &Arc<EngineDeps>, agent: AgentSnapshot, spec: SimulationSpec,
     live: Option<&mpsc::UnboundedSender<Value>>,
 ) -> SimulationResult {
     let opts = StartOptions {
@@ -151,9 +149,7 @@ pub async fn simulate(
 /// The simulated user and the agent take turns until the user is done, the agent ends the
 /// call, the turns run out or the run is cancelled; why it stopped early, if it failed.
 async fn play(
-    deps: &EngineDeps,
-    spec: &SimulationSpec,
-    conversation: &mut Conversation,
+    deps: &EngineDeps, spec: &SimulationSpec, conversation: &mut Conversation,
     live: Option<&mpsc::UnboundedSender<Value>>,
 ) -> Option<String> {
     let mut sent = 0;
@@ -197,9 +193,7 @@ async fn play(
 
 /// The judge's verdict on each criterion over the whole transcript.
 async fn evaluate(
-    deps: &EngineDeps,
-    spec: &SimulationSpec,
-    transcript: &[Value],
+    deps: &EngineDeps, spec: &SimulationSpec, transcript: &[Value],
 ) -> Vec<(Criterion, bool, String)> {
     let text: String = transcript
         .iter()
@@ -226,9 +220,7 @@ async fn evaluate(
 
 /// The simulated user's next message, from its point of view (the agent speaks as "user").
 async fn simulated_user(
-    deps: &EngineDeps,
-    spec: &SimulationSpec,
-    transcript: &[Value],
+    deps: &EngineDeps, spec: &SimulationSpec, transcript: &[Value],
 ) -> Result<String, LlmError> {
     let system = format!(
         "You are simulating a user talking to an AI agent, to test it. {}\n\

@@ -17,19 +17,12 @@ pub trait AccessStore {
     async fn check_link_token(&self, agent_id: &AgentId, token: &str) -> StoreResult<bool>;
     /// Stores a signature (by hash) for `agent_id`, valid until `expires_at`.
     async fn insert_signature(
-        &self,
-        token_hash: &str,
-        workspace_id: &WorkspaceId,
-        agent_id: &AgentId,
-        expires_at: i64,
+        &self, token_hash: &str, workspace_id: &WorkspaceId, agent_id: &AgentId, expires_at: i64,
     ) -> StoreResult<()>;
     /// Uses up a signature: true when it existed for `agent_id`, was unused and unexpired at
     /// `now`. Each signature succeeds once, across every node.
     async fn consume_signature(
-        &self,
-        token_hash: &str,
-        agent_id: &AgentId,
-        now: i64,
+        &self, token_hash: &str, agent_id: &AgentId, now: i64,
     ) -> StoreResult<bool>;
 }
 
@@ -57,11 +50,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn insert_signature(
-        &self,
-        token_hash: &str,
-        workspace_id: &WorkspaceId,
-        agent_id: &AgentId,
-        expires_at: i64,
+        &self, token_hash: &str, workspace_id: &WorkspaceId, agent_id: &AgentId, expires_at: i64,
     ) -> StoreResult<()> {
         run!(self, write, |pool| {
             sqlx::query(
@@ -79,10 +68,7 @@ impl AccessStore for SqlStore {
     }
 
     async fn consume_signature(
-        &self,
-        token_hash: &str,
-        agent_id: &AgentId,
-        now: i64,
+        &self, token_hash: &str, agent_id: &AgentId, now: i64,
     ) -> StoreResult<bool> {
         let done = run!(self, write, |pool| {
             sqlx::query(

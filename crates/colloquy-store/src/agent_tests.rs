@@ -113,53 +113,34 @@ pub trait TestStore {
     async fn insert_test_entity(&self, entity: &NewTestEntity) -> StoreResult<()>;
     /// One entity of the workspace.
     async fn get_test_entity(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &TestId,
+        &self, workspace_id: &WorkspaceId, id: &TestId,
     ) -> StoreResult<TestEntityRow>;
     /// The workspace's entities among `ids`.
     async fn get_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[TestId],
+        &self, workspace_id: &WorkspaceId, ids: &[TestId],
     ) -> StoreResult<Vec<TestEntityRow>>;
     /// Every folder of the workspace (documents empty), for paths and tree checks.
     async fn test_folders(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<TestEntityRow>>;
     /// How many entities each folder directly holds: `(folder id, count)`.
     async fn test_folder_sizes(
-        &self,
-        workspace_id: &WorkspaceId,
+        &self, workspace_id: &WorkspaceId,
     ) -> StoreResult<Vec<(String, i64)>>;
     /// A page of entities, newest first (folders first when asked).
     async fn list_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &TestFilter,
-        page: &TestPage,
+        &self, workspace_id: &WorkspaceId, filter: &TestFilter, page: &TestPage,
     ) -> StoreResult<Vec<TestEntityRow>>;
     /// Replaces a test (or renames a folder: document ignored for folders).
     async fn update_test_entity(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &TestId,
-        name: &str,
-        parent_folder_id: Option<&str>,
-        document: &str,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &TestId, name: &str, parent_folder_id: Option<&str>,
+        document: &str, now: i64,
     ) -> StoreResult<()>;
     /// Moves entities to a folder (or the root).
     async fn move_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[TestId],
-        parent_folder_id: Option<&str>,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, ids: &[TestId], parent_folder_id: Option<&str>, now: i64,
     ) -> StoreResult<()>;
     /// Deletes entities.
     async fn delete_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[TestId],
+        &self, workspace_id: &WorkspaceId, ids: &[TestId],
     ) -> StoreResult<()>;
 }
 
@@ -192,9 +173,7 @@ impl TestStore for SqlStore {
     }
 
     async fn get_test_entity(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &TestId,
+        &self, workspace_id: &WorkspaceId, id: &TestId,
     ) -> StoreResult<TestEntityRow> {
         find!(
             self,
@@ -207,9 +186,7 @@ impl TestStore for SqlStore {
     }
 
     async fn get_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[TestId],
+        &self, workspace_id: &WorkspaceId, ids: &[TestId],
     ) -> StoreResult<Vec<TestEntityRow>> {
         let Some(q) = Query::among(
             format!(
@@ -234,8 +211,7 @@ impl TestStore for SqlStore {
     }
 
     async fn test_folder_sizes(
-        &self,
-        workspace_id: &WorkspaceId,
+        &self, workspace_id: &WorkspaceId,
     ) -> StoreResult<Vec<(String, i64)>> {
         let q = Query::in_workspace(
             "SELECT parent_folder_id, COUNT(*) FROM test_entities \
@@ -246,10 +222,7 @@ impl TestStore for SqlStore {
     }
 
     async fn list_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &TestFilter,
-        page: &TestPage,
+        &self, workspace_id: &WorkspaceId, filter: &TestFilter, page: &TestPage,
     ) -> StoreResult<Vec<TestEntityRow>> {
         let mut q = Query::new(
             format!(
@@ -298,13 +271,8 @@ impl TestStore for SqlStore {
     }
 
     async fn update_test_entity(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &TestId,
-        name: &str,
-        parent_folder_id: Option<&str>,
-        document: &str,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &TestId, name: &str, parent_folder_id: Option<&str>,
+        document: &str, now: i64,
     ) -> StoreResult<()> {
         change_one!(
             self,
@@ -321,11 +289,7 @@ impl TestStore for SqlStore {
     }
 
     async fn move_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[TestId],
-        parent_folder_id: Option<&str>,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, ids: &[TestId], parent_folder_id: Option<&str>, now: i64,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             for id in ids {
@@ -343,9 +307,7 @@ impl TestStore for SqlStore {
     }
 
     async fn delete_test_entities(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[TestId],
+        &self, workspace_id: &WorkspaceId, ids: &[TestId],
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             for id in ids {

@@ -273,36 +273,24 @@ pub trait AgentStore {
     async fn get_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<AgentRow>;
     /// Agents of the workspace among `ids`.
     async fn get_agents(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[AgentId],
+        &self, workspace_id: &WorkspaceId, ids: &[AgentId],
     ) -> StoreResult<Vec<AgentSummaryRow>>;
     /// A page of the workspace's agents, given to `sink` row by row.
     async fn list_agents(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &AgentFilter,
-        page: &AgentPage,
+        &self, workspace_id: &WorkspaceId, filter: &AgentFilter, page: &AgentPage,
         sink: &mut dyn SummarySink,
     ) -> StoreResult<()>;
     /// Replaces an agent's content if its version is still `expected_version` (else
     /// [`StoreError::Conflict`]: someone else updated it meanwhile); `updated_at` moves to `now`.
     async fn update_agent(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &AgentId,
-        content: &AgentContent,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &AgentId, content: &AgentContent, now: i64,
         expected_version: &str,
     ) -> StoreResult<()>;
     /// Deletes an agent.
     async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()>;
     /// The agent's share-link token, set to `candidate` the first time it is asked for.
     async fn agent_link_token(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &AgentId,
-        candidate: &str,
+        &self, workspace_id: &WorkspaceId, id: &AgentId, candidate: &str,
     ) -> StoreResult<String>;
 }
 
@@ -368,9 +356,7 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_agents(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[AgentId],
+        &self, workspace_id: &WorkspaceId, ids: &[AgentId],
     ) -> StoreResult<Vec<AgentSummaryRow>> {
         let Some(q) = Query::among(
             format!(
@@ -387,10 +373,7 @@ impl AgentStore for SqlStore {
     }
 
     async fn list_agents(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &AgentFilter,
-        page: &AgentPage,
+        &self, workspace_id: &WorkspaceId, filter: &AgentFilter, page: &AgentPage,
         sink: &mut dyn SummarySink,
     ) -> StoreResult<()> {
         let mut q = Query::new(
@@ -438,11 +421,7 @@ impl AgentStore for SqlStore {
     }
 
     async fn update_agent(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &AgentId,
-        c: &AgentContent,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &AgentId, c: &AgentContent, now: i64,
         expected_version: &str,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
@@ -483,10 +462,7 @@ impl AgentStore for SqlStore {
     }
 
     async fn agent_link_token(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &AgentId,
-        candidate: &str,
+        &self, workspace_id: &WorkspaceId, id: &AgentId, candidate: &str,
     ) -> StoreResult<String> {
         begin_write!(self, |tx| {
             sqlx::query(

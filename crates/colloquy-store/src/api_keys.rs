@@ -80,10 +80,7 @@ pub trait KeyStore {
 
     /// Keys ordered by creation, after `(created_at, id)`, optionally of one workspace.
     async fn list_keys(
-        &self,
-        workspace: Option<&str>,
-        after: Option<(i64, String)>,
-        limit: u32,
+        &self, workspace: Option<&str>, after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ApiKeyRecord>>;
 
     /// Marks a key revoked; later requests with it get 401. [`StoreError::NotFound`] if there is
@@ -197,10 +194,7 @@ impl KeyStore for SqlStore {
     }
 
     async fn list_keys(
-        &self,
-        workspace: Option<&str>,
-        after: Option<(i64, String)>,
-        limit: u32,
+        &self, workspace: Option<&str>, after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ApiKeyRecord>> {
         let (after_at, after_id) = after.unwrap_or((i64::MIN, String::new()));
         let sql = format!(

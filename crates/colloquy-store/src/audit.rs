@@ -105,18 +105,12 @@ pub trait AuditStore {
     async fn insert_executions(&self, records: &[ToolExecution]) -> StoreResult<()>;
     /// A tool's calls, newest first, after `(timestamp_ms, id)`.
     async fn list_tool_executions(
-        &self,
-        workspace_id: &WorkspaceId,
-        tool_id: &ToolId,
-        filter: &ExecutionFilter,
-        after: Option<(i64, String)>,
-        limit: u32,
+        &self, workspace_id: &WorkspaceId, tool_id: &ToolId, filter: &ExecutionFilter,
+        after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ToolExecution>>;
     /// Every call of a conversation, oldest first.
     async fn conversation_executions(
-        &self,
-        workspace_id: &WorkspaceId,
-        conversation_id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, conversation_id: &ConversationId,
     ) -> StoreResult<Vec<ToolExecution>>;
 }
 
@@ -198,12 +192,8 @@ impl AuditStore for SqlStore {
     }
 
     async fn list_tool_executions(
-        &self,
-        workspace_id: &WorkspaceId,
-        tool_id: &ToolId,
-        filter: &ExecutionFilter,
-        after: Option<(i64, String)>,
-        limit: u32,
+        &self, workspace_id: &WorkspaceId, tool_id: &ToolId, filter: &ExecutionFilter,
+        after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ToolExecution>> {
         let mut q = Query::new(
             format!(
@@ -239,9 +229,7 @@ impl AuditStore for SqlStore {
     }
 
     async fn conversation_executions(
-        &self,
-        workspace_id: &WorkspaceId,
-        conversation_id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, conversation_id: &ConversationId,
     ) -> StoreResult<Vec<ToolExecution>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1 AND conversation_id = $2 \

@@ -127,51 +127,34 @@ pub struct ConversationFilter {
 pub trait ConversationStore {
     /// Records a new conversation and marks its agent as called now.
     async fn start_conversation(
-        &self,
-        record: &ConversationRecord,
-        state: &ConversationProgress,
+        &self, record: &ConversationRecord, state: &ConversationProgress,
     ) -> StoreResult<()>;
     /// Replaces a conversation's state.
     async fn update_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
-        state: &ConversationProgress,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, state: &ConversationProgress,
     ) -> StoreResult<()>;
     /// Whether the workspace has this conversation (deleted ones it has not): a check that
     /// reads no document.
     async fn has_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<bool>;
     /// One conversation with its document; deleted ones are not found.
     async fn get_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<ConversationRow>;
     /// Conversations newest first, after `(started_at, id)`.
     async fn list_conversations(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &ConversationFilter,
-        after: Option<(i64, String)>,
-        limit: u32,
+        &self, workspace_id: &WorkspaceId, filter: &ConversationFilter,
+        after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ConversationRow>>;
     /// Deletes a conversation's content: the transcript and the payloads of its tool calls go,
     /// the counts and latencies stay (DESIGN.md §4.1).
     async fn delete_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<()>;
     /// Records the end user's feedback.
     async fn set_conversation_feedback(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
-        feedback: Option<&str>,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, feedback: Option<&str>,
     ) -> StoreResult<()>;
 }
 
@@ -181,9 +164,7 @@ const COLUMNS: &str = "id, agent_id, branch_id, source, status, started_at, agen
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn start_conversation(
-        &self,
-        c: &ConversationRecord,
-        s: &ConversationProgress,
+        &self, c: &ConversationRecord, s: &ConversationProgress,
     ) -> StoreResult<()> {
         let week_ago = c.started_at - 7 * 86_400;
         begin_write!(self, |tx| {
@@ -226,10 +207,7 @@ impl ConversationStore for SqlStore {
     }
 
     async fn update_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
-        s: &ConversationProgress,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, s: &ConversationProgress,
     ) -> StoreResult<()> {
         change_one!(
             self,
@@ -249,9 +227,7 @@ impl ConversationStore for SqlStore {
     }
 
     async fn has_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<bool> {
         let found: i64 = run!(self, read, |pool| {
             sqlx::query_scalar(
@@ -266,9 +242,7 @@ impl ConversationStore for SqlStore {
     }
 
     async fn get_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<ConversationRow> {
         find!(
             self,
@@ -281,11 +255,8 @@ impl ConversationStore for SqlStore {
     }
 
     async fn list_conversations(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &ConversationFilter,
-        after: Option<(i64, String)>,
-        limit: u32,
+        &self, workspace_id: &WorkspaceId, filter: &ConversationFilter,
+        after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ConversationRow>> {
         let mut q = Query::new(
             format!(
@@ -321,9 +292,7 @@ impl ConversationStore for SqlStore {
     }
 
     async fn delete_conversation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let done = sqlx::query(
@@ -350,10 +319,7 @@ impl ConversationStore for SqlStore {
     }
 
     async fn set_conversation_feedback(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ConversationId,
-        feedback: Option<&str>,
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, feedback: Option<&str>,
     ) -> StoreResult<()> {
         change_one!(
             self,

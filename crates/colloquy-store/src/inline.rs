@@ -104,8 +104,7 @@ columns!(
 
 /// `a` then `b`, for the `COLUMNS` of a row that embeds another; `N` is checked at compile time.
 pub(crate) const fn concat_columns<const N: usize>(
-    a: &[&'static str],
-    b: &[&'static str],
+    a: &[&'static str], b: &[&'static str],
 ) -> [&'static str; N] {
     assert!(a.len() + b.len() == N, "N must be the number of columns");
     let mut out = [""; N];
@@ -182,9 +181,7 @@ impl InlineReads {
     /// Hands every row of `q` to `each` with the result column of each of `columns`, as it is
     /// read; false when the pool must run it (rows given before then included).
     pub(crate) fn each(
-        &self,
-        q: &Query,
-        columns: &[&str],
+        &self, q: &Query, columns: &[&str],
         mut each: impl FnMut(&rusqlite::Row<'_>, &[usize]) -> rusqlite::Result<()>,
     ) -> bool {
         self.query(q, columns, |mut rows, at| {
@@ -216,9 +213,7 @@ impl InlineReads {
 
     /// Runs `q` and hands its rows, with the result column of each of `columns`, to `read`.
     fn query<R>(
-        &self,
-        q: &Query,
-        columns: &[&str],
+        &self, q: &Query, columns: &[&str],
         read: impl FnOnce(rusqlite::Rows<'_>, &[usize]) -> rusqlite::Result<R>,
     ) -> Option<R> {
         self.with(|conn| {
@@ -300,8 +295,7 @@ impl InlineReads {
 /// Result column of each of `columns`. Queries list them in order, which is checked first
 /// (a name lookup compares against every column, and was a twentieth of a GET agent).
 fn result_columns(
-    stmt: &rusqlite::Statement<'_>,
-    columns: &[&str],
+    stmt: &rusqlite::Statement<'_>, columns: &[&str],
 ) -> rusqlite::Result<Vec<usize>> {
     columns
         .iter()
@@ -371,9 +365,7 @@ mod tests {
     }
 
     async fn list(
-        store: &SqlStore,
-        workspace_id: &colloquy_core::ids::WorkspaceId,
-        filter: &AgentFilter,
+        store: &SqlStore, workspace_id: &colloquy_core::ids::WorkspaceId, filter: &AgentFilter,
         page: &AgentPage,
     ) -> Vec<AgentSummaryRow> {
         let mut rows = Vec::new();

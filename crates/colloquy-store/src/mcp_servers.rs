@@ -60,44 +60,30 @@ pub struct McpServerContent {
 pub trait McpServerStore {
     /// Stores a new server.
     async fn insert_mcp_server(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
-        created_by: &str,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &str, created_by: &str, now: i64,
         content: &McpServerContent,
     ) -> StoreResult<()>;
     /// One server of the workspace.
     async fn get_mcp_server(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
+        &self, workspace_id: &WorkspaceId, id: &str,
     ) -> StoreResult<McpServerRow>;
     /// The workspace's servers among `ids`.
     async fn get_mcp_servers(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[String],
+        &self, workspace_id: &WorkspaceId, ids: &[String],
     ) -> StoreResult<Vec<McpServerRow>>;
     /// Every server of the workspace, newest first.
     async fn list_mcp_servers(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<McpServerRow>>;
     /// Replaces a server's content if it is still at `expected_version`
     /// ([`StoreError::Conflict`] otherwise).
     async fn update_mcp_server(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
-        content: &McpServerContent,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &str, content: &McpServerContent, now: i64,
         expected_version: i64,
     ) -> StoreResult<()>;
     /// Deletes a server; [`StoreError::Conflict`] while an agent or a tool uses it.
     async fn delete_mcp_server(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()>;
     /// Agents using a server, by creation time then id.
     async fn mcp_server_dependents(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
+        &self, workspace_id: &WorkspaceId, id: &str,
     ) -> StoreResult<Vec<AgentSummaryRow>>;
 }
 
@@ -108,11 +94,7 @@ const SELECT: &str = "SELECT m.id, m.name, m.created_by, u.name AS creator_name,
 #[async_trait]
 impl McpServerStore for SqlStore {
     async fn insert_mcp_server(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
-        created_by: &str,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &str, created_by: &str, now: i64,
         c: &McpServerContent,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
@@ -135,17 +117,13 @@ impl McpServerStore for SqlStore {
     }
 
     async fn get_mcp_server(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
+        &self, workspace_id: &WorkspaceId, id: &str,
     ) -> StoreResult<McpServerRow> {
         find!(self, format!("{SELECT} WHERE m.workspace_id = $1 AND m.id = $2"), workspace_id, id)
     }
 
     async fn get_mcp_servers(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[String],
+        &self, workspace_id: &WorkspaceId, ids: &[String],
     ) -> StoreResult<Vec<McpServerRow>> {
         let Some(q) =
             Query::among(format!("{SELECT} WHERE m.workspace_id = $1"), workspace_id, "m.id", ids)
@@ -162,11 +140,7 @@ impl McpServerStore for SqlStore {
     }
 
     async fn update_mcp_server(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
-        c: &McpServerContent,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &str, c: &McpServerContent, now: i64,
         expected_version: i64,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
@@ -221,9 +195,7 @@ impl McpServerStore for SqlStore {
     }
 
     async fn mcp_server_dependents(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
+        &self, workspace_id: &WorkspaceId, id: &str,
     ) -> StoreResult<Vec<AgentSummaryRow>> {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM agent_mcp_servers x JOIN agents a ON a.id = x.agent_id \

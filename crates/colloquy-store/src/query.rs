@@ -37,10 +37,7 @@ impl Query {
     /// `sql` (conditioned on the workspace as `$1`) narrowed to the rows whose `column` is one
     /// of `ids`; `None` when there are none to ask for.
     pub(crate) fn among(
-        sql: impl Into<String>,
-        workspace_id: &WorkspaceId,
-        column: &str,
-        ids: &[impl AsRef<str>],
+        sql: impl Into<String>, workspace_id: &WorkspaceId, column: &str, ids: &[impl AsRef<str>],
     ) -> Option<Query> {
         if ids.is_empty() {
             return None;

@@ -48,11 +48,8 @@ pub trait SecretStore {
     /// Secrets of a workspace by name then id, after `(name, id)`; `name_prefix` (lower case)
     /// keeps those whose lower-cased name starts with it.
     async fn list_secrets(
-        &self,
-        workspace_id: &WorkspaceId,
-        name_prefix: Option<&str>,
-        after: Option<(String, String)>,
-        limit: Option<u32>,
+        &self, workspace_id: &WorkspaceId, name_prefix: Option<&str>,
+        after: Option<(String, String)>, limit: Option<u32>,
     ) -> StoreResult<Vec<SecretRecord>>;
 
     /// One secret of the workspace.
@@ -60,11 +57,7 @@ pub trait SecretStore {
 
     /// Replaces a secret's name and value.
     async fn update_secret(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
-        name: &str,
-        sealed_value: &str,
+        &self, workspace_id: &WorkspaceId, id: &str, name: &str, sealed_value: &str,
         updated_at: i64,
     ) -> StoreResult<()>;
 
@@ -104,11 +97,8 @@ impl SecretStore for SqlStore {
     }
 
     async fn list_secrets(
-        &self,
-        workspace_id: &WorkspaceId,
-        name_prefix: Option<&str>,
-        after: Option<(String, String)>,
-        limit: Option<u32>,
+        &self, workspace_id: &WorkspaceId, name_prefix: Option<&str>,
+        after: Option<(String, String)>, limit: Option<u32>,
     ) -> StoreResult<Vec<SecretRecord>> {
         let (after_name, after_id) = after.unzip();
         let sql = format!(
@@ -134,11 +124,7 @@ impl SecretStore for SqlStore {
     }
 
     async fn update_secret(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &str,
-        name: &str,
-        sealed_value: &str,
+        &self, workspace_id: &WorkspaceId, id: &str, name: &str, sealed_value: &str,
         updated_at: i64,
     ) -> StoreResult<()> {
         change_one!(

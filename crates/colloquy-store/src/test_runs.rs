@@ -115,24 +115,17 @@ pub struct InvocationFilter {
 pub trait TestRunStore {
     /// Creates an invocation with its runs, all pending, in one transaction.
     async fn insert_invocation(
-        &self,
-        invocation: &InvocationRow,
-        runs: &[RunRow],
+        &self, invocation: &InvocationRow, runs: &[RunRow],
     ) -> StoreResult<()>;
     /// One invocation of the workspace.
     async fn get_invocation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &InvocationId,
+        &self, workspace_id: &WorkspaceId, id: &InvocationId,
     ) -> StoreResult<InvocationRow>;
     /// An invocation's runs, in creation order.
     async fn invocation_runs(&self, invocation_id: &InvocationId) -> StoreResult<Vec<RunRow>>;
     /// Invocations newest first after `(created_at, id)`.
     async fn list_invocations(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &InvocationFilter,
-        after: Option<(i64, String)>,
+        &self, workspace_id: &WorkspaceId, filter: &InvocationFilter, after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>>;
     /// Whether `worker` still holds the run under this `attempt` (not cancelled, not taken over).
@@ -140,53 +133,30 @@ pub trait TestRunStore {
     /// How many invocations match `filter`; with `up_to`, only those listed before and at that
     /// `(created_at, id)` position (to number pages).
     async fn count_invocations(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &InvocationFilter,
-        up_to: Option<(i64, String)>,
+        &self, workspace_id: &WorkspaceId, filter: &InvocationFilter, up_to: Option<(i64, String)>,
     ) -> StoreResult<i64>;
     /// Leases up to `limit` runs for `worker` until `now + lease_secs`: pending runs, and
     /// running ones whose lease expired (their worker died).
     async fn lease_runs(
-        &self,
-        worker: &str,
-        now: i64,
-        lease_secs: i64,
-        limit: u32,
+        &self, worker: &str, now: i64, lease_secs: i64, limit: u32,
     ) -> StoreResult<Vec<RunRow>>;
     /// Renames an invocation (`None` restores the generated title).
     async fn rename_invocation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &InvocationId,
-        name: Option<&str>,
+        &self, workspace_id: &WorkspaceId, id: &InvocationId, name: Option<&str>,
     ) -> StoreResult<()>;
     /// Ends every unfinished run of an invocation as cancelled with `result`; a worker still
     /// running one finds its lease gone and drops its result.
     async fn cancel_runs(
-        &self,
-        invocation_id: &InvocationId,
-        result: &str,
-        now: i64,
+        &self, invocation_id: &InvocationId, result: &str, now: i64,
     ) -> StoreResult<u64>;
     /// Puts runs of an invocation back in the queue, optionally with a new request document.
     async fn resubmit_runs(
-        &self,
-        invocation_id: &InvocationId,
-        run_ids: &[String],
-        document: Option<&str>,
-        now: i64,
+        &self, invocation_id: &InvocationId, run_ids: &[String], document: Option<&str>, now: i64,
     ) -> StoreResult<()>;
     /// Completes a run from the lease that holds it; `false` if the lease was lost meanwhile
     /// (another worker took the run over), in which case nothing changes.
     async fn complete_run(
-        &self,
-        run_id: &str,
-        worker: &str,
-        attempt: i64,
-        status: RunStatus,
-        result: &str,
-        now: i64,
+        &self, run_id: &str, worker: &str, attempt: i64, status: RunStatus, result: &str, now: i64,
     ) -> StoreResult<bool>;
 }
 
@@ -233,9 +203,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn get_invocation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &InvocationId,
+        &self, workspace_id: &WorkspaceId, id: &InvocationId,
     ) -> StoreResult<InvocationRow> {
         find!(
             self,
@@ -255,10 +223,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn list_invocations(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &InvocationFilter,
-        after: Option<(i64, String)>,
+        &self, workspace_id: &WorkspaceId, filter: &InvocationFilter, after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>> {
         let columns =
@@ -289,10 +254,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn count_invocations(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &InvocationFilter,
-        up_to: Option<(i64, String)>,
+        &self, workspace_id: &WorkspaceId, filter: &InvocationFilter, up_to: Option<(i64, String)>,
     ) -> StoreResult<i64> {
         let mut q = filtered_invocations("COUNT(*)", workspace_id, filter);
         if let Some((at, id)) = up_to {
@@ -305,11 +267,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn lease_runs(
-        &self,
-        worker: &str,
-        now: i64,
-        lease_secs: i64,
-        limit: u32,
+        &self, worker: &str, now: i64, lease_secs: i64, limit: u32,
     ) -> StoreResult<Vec<RunRow>> {
         // The one query that differs by backend: PostgreSQL skips rows other nodes are leasing
         // right now; SQLite has a single writer, so its subquery cannot race.
@@ -337,10 +295,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn rename_invocation(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &InvocationId,
-        name: Option<&str>,
+        &self, workspace_id: &WorkspaceId, id: &InvocationId, name: Option<&str>,
     ) -> StoreResult<()> {
         change_one!(
             self,
@@ -352,10 +307,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn cancel_runs(
-        &self,
-        invocation_id: &InvocationId,
-        result: &str,
-        now: i64,
+        &self, invocation_id: &InvocationId, result: &str, now: i64,
     ) -> StoreResult<u64> {
         Ok(run!(self, write, |pool| {
             sqlx::query(
@@ -372,11 +324,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn resubmit_runs(
-        &self,
-        invocation_id: &InvocationId,
-        run_ids: &[String],
-        document: Option<&str>,
-        now: i64,
+        &self, invocation_id: &InvocationId, run_ids: &[String], document: Option<&str>, now: i64,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             if let Some(doc) = document {
@@ -403,13 +351,7 @@ impl TestRunStore for SqlStore {
     }
 
     async fn complete_run(
-        &self,
-        run_id: &str,
-        worker: &str,
-        attempt: i64,
-        status: RunStatus,
-        result: &str,
-        now: i64,
+        &self, run_id: &str, worker: &str, attempt: i64, status: RunStatus, result: &str, now: i64,
     ) -> StoreResult<bool> {
         let done = run!(self, write, |pool| {
             sqlx::query(
@@ -432,9 +374,7 @@ impl TestRunStore for SqlStore {
 
 /// `SELECT <select>` over a workspace's invocations matching `filter` (aliased `i`).
 fn filtered_invocations(
-    select: &str,
-    workspace_id: &WorkspaceId,
-    filter: &InvocationFilter,
+    select: &str, workspace_id: &WorkspaceId, filter: &InvocationFilter,
 ) -> Query {
     let mut q = Query::new(
         format!("SELECT {select} FROM test_invocations i WHERE i.workspace_id = $1"),

@@ -129,46 +129,30 @@ pub trait ToolStore {
     async fn get_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<ToolRow>;
     /// The workspace's tools among `ids`.
     async fn get_tools(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[ToolId],
+        &self, workspace_id: &WorkspaceId, ids: &[ToolId],
     ) -> StoreResult<Vec<ToolRow>>;
     /// A page of the workspace's tools.
     async fn list_tools(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &ToolFilter,
-        page: &ToolPage,
+        &self, workspace_id: &WorkspaceId, filter: &ToolFilter, page: &ToolPage,
     ) -> StoreResult<Vec<ToolRow>>;
     /// Replaces a tool's content.
     async fn update_tool(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ToolId,
-        content: &ToolContent,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &ToolId, content: &ToolContent, now: i64,
     ) -> StoreResult<()>;
     /// Deletes a tool; [`StoreError::Conflict`] while an agent uses it.
     async fn delete_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<()>;
     /// Agents using a tool, by creation time then id, after `(created_at, id)`.
     async fn tool_dependents(
-        &self,
-        workspace_id: &WorkspaceId,
-        tool_id: &ToolId,
-        after: Option<(i64, String)>,
+        &self, workspace_id: &WorkspaceId, tool_id: &ToolId, after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<AgentSummaryRow>>;
     /// Tools referring to any of `secret_ids`, by creation time then id.
     async fn secret_dependents(
-        &self,
-        workspace_id: &WorkspaceId,
-        secret_ids: &[String],
+        &self, workspace_id: &WorkspaceId, secret_ids: &[String],
     ) -> StoreResult<Vec<SecretDependent>>;
     /// Calls and mean latency of each of `tool_ids` that has been called, from the audit log.
     async fn tool_usage(
-        &self,
-        workspace_id: &WorkspaceId,
-        tool_ids: &[ToolId],
+        &self, workspace_id: &WorkspaceId, tool_ids: &[ToolId],
     ) -> StoreResult<Vec<(ToolId, ToolUsage)>>;
 }
 
@@ -213,9 +197,7 @@ impl ToolStore for SqlStore {
     }
 
     async fn get_tools(
-        &self,
-        workspace_id: &WorkspaceId,
-        ids: &[ToolId],
+        &self, workspace_id: &WorkspaceId, ids: &[ToolId],
     ) -> StoreResult<Vec<ToolRow>> {
         let Some(q) =
             Query::among(format!("{SELECT} WHERE t.workspace_id = $1"), workspace_id, "t.id", ids)
@@ -226,10 +208,7 @@ impl ToolStore for SqlStore {
     }
 
     async fn list_tools(
-        &self,
-        workspace_id: &WorkspaceId,
-        filter: &ToolFilter,
-        page: &ToolPage,
+        &self, workspace_id: &WorkspaceId, filter: &ToolFilter, page: &ToolPage,
     ) -> StoreResult<Vec<ToolRow>> {
         let mut q = Query::new(
             format!("{SELECT} WHERE t.workspace_id = $1"),
@@ -261,11 +240,7 @@ impl ToolStore for SqlStore {
     }
 
     async fn update_tool(
-        &self,
-        workspace_id: &WorkspaceId,
-        id: &ToolId,
-        c: &ToolContent,
-        now: i64,
+        &self, workspace_id: &WorkspaceId, id: &ToolId, c: &ToolContent, now: i64,
     ) -> StoreResult<()> {
         begin_write!(self, |tx| {
             let done = sqlx::query(
@@ -306,10 +281,7 @@ impl ToolStore for SqlStore {
     }
 
     async fn tool_dependents(
-        &self,
-        workspace_id: &WorkspaceId,
-        tool_id: &ToolId,
-        after: Option<(i64, String)>,
+        &self, workspace_id: &WorkspaceId, tool_id: &ToolId, after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<AgentSummaryRow>> {
         let mut q = Query::scoped(
@@ -326,9 +298,7 @@ impl ToolStore for SqlStore {
     }
 
     async fn secret_dependents(
-        &self,
-        workspace_id: &WorkspaceId,
-        secret_ids: &[String],
+        &self, workspace_id: &WorkspaceId, secret_ids: &[String],
     ) -> StoreResult<Vec<SecretDependent>> {
         if secret_ids.is_empty() {
             return Ok(Vec::new());
@@ -354,9 +324,7 @@ impl ToolStore for SqlStore {
     }
 
     async fn tool_usage(
-        &self,
-        workspace_id: &WorkspaceId,
-        tool_ids: &[ToolId],
+        &self, workspace_id: &WorkspaceId, tool_ids: &[ToolId],
     ) -> StoreResult<Vec<(ToolId, ToolUsage)>> {
         if tool_ids.is_empty() {
             return Ok(Vec::new());

@@ -260,10 +260,7 @@ macro_rules! insert_batch {
 
 /// Reads every row of `table` from `from`, sending them on in batches of `batch` rows.
 async fn stream_rows(
-    from: &SqlStore,
-    table: &Table,
-    batch: usize,
-    out: tokio::sync::mpsc::Sender<Vec<Vec<Cell>>>,
+    from: &SqlStore, table: &Table, batch: usize, out: tokio::sync::mpsc::Sender<Vec<Vec<Cell>>>,
 ) -> StoreResult<()> {
     let sql = select_sql(table);
     Ok(run!(from, read, |pool| {

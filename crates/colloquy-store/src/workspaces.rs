@@ -47,10 +47,7 @@ pub trait WorkspaceStore {
 
     /// The user with `email` in the workspace, created (with `name`) if missing.
     async fn ensure_user(
-        &self,
-        workspace_id: &WorkspaceId,
-        name: &str,
-        email: &str,
+        &self, workspace_id: &WorkspaceId, name: &str, email: &str,
     ) -> StoreResult<User>;
 
     /// A user's name and email.
@@ -90,10 +87,7 @@ impl WorkspaceStore for SqlStore {
     }
 
     async fn ensure_user(
-        &self,
-        workspace_id: &WorkspaceId,
-        name: &str,
-        email: &str,
+        &self, workspace_id: &WorkspaceId, name: &str, email: &str,
     ) -> StoreResult<User> {
         begin_write!(self, |tx| {
             sqlx::query(

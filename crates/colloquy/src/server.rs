@@ -26,9 +26,7 @@ pub fn install_crypto_provider() {
 /// The engine's dependencies: LLM routing, the egress-guarded HTTP client, the audit writer
 /// (with the task that drains it).
 pub fn engine(
-    config: &Config,
-    store: &DynStore,
-    keyring: &colloquy_core::secret_key::Keyring,
+    config: &Config, store: &DynStore, keyring: &colloquy_core::secret_key::Keyring,
 ) -> anyhow::Result<(Arc<EngineDeps>, tokio::task::JoinHandle<()>)> {
     let egress = Arc::new(
         EgressGuard::parse(&config.webhook_allow)
@@ -151,8 +149,7 @@ impl Server {
     /// Serves until `shutdown` completes, then lets in-flight requests finish (up to the grace
     /// period) and closes the database.
     pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        self, shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         // Responses go out as soon as they are written: without TCP_NODELAY a small answer

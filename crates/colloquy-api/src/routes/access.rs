@@ -20,10 +20,7 @@ pub struct AccessInfo<'a> {
 
 /// The access info of a resource created by `created_by` (named `name`, `email`).
 pub fn access_info<'a>(
-    created_by: &str,
-    name: &'a str,
-    email: &'a str,
-    caller: &Caller,
+    created_by: &str, name: &'a str, email: &'a str, caller: &Caller,
 ) -> AccessInfo<'a> {
     let is_creator = created_by == caller.user_id;
     let role = caller.role();

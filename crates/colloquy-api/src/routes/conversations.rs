@@ -233,9 +233,7 @@ struct FeedbackBody {
 
 #[utoipa::path(post, path = "/v1/convai/conversations/{conversation_id}/feedback", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
 async fn post_conversation_feedback(
-    cx: Ctx,
-    Path(id): Path<ConversationId>,
-    MaybeJson(body): MaybeJson<FeedbackBody>,
+    cx: Ctx, Path(id): Path<ConversationId>, MaybeJson(body): MaybeJson<FeedbackBody>,
 ) -> ApiResult<Json<Value>> {
     let feedback = body.and_then(|b| b.feedback);
     if let Some(f) = feedback.as_deref()

@@ -42,9 +42,7 @@ async fn calculate(_caller: Caller, Json(mut body): Json<Value>) -> ApiResult<Js
 
 #[utoipa::path(post, path = "/v1/convai/agent/{agent_id}/llm-usage/calculate", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 async fn calculate_for_agent(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Json(mut body): Json<Value>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let row = cx.agent(&agent_id).await?;
     check_body("LLMUsageCalculatorRequestModel", &mut body)?;

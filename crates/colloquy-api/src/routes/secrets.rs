@@ -121,10 +121,7 @@ fn dependent_view(d: &SecretDependent, role: &str) -> Value {
 }
 
 fn view(
-    secret: &SecretRecord,
-    dependents: &[SecretDependent],
-    caller: &Caller,
-    limit: usize,
+    secret: &SecretRecord, dependents: &[SecretDependent], caller: &Caller, limit: usize,
 ) -> Value {
     json!({
         "type": "stored",
@@ -234,9 +231,7 @@ async fn get_secret(cx: Ctx, Path(secret_id): Path<String>) -> ApiResult<Json<Va
 
 #[utoipa::path(patch, path = "/v1/convai/secrets/{secret_id}", params(("secret_id" = String, Path)), security(("api_key" = ["secrets:write"])))]
 async fn update_secret(
-    cx: Ctx,
-    Path(secret_id): Path<String>,
-    Json(body): Json<UpdateSecret>,
+    cx: Ctx, Path(secret_id): Path<String>, Json(body): Json<UpdateSecret>,
 ) -> ApiResult<Json<Value>> {
     check_name_and_value(&body.name, &body.value)?;
     let sealed =
@@ -276,8 +271,7 @@ enum DependencyType {
     security(("api_key" = ["secrets:read"]))
 )]
 async fn get_secret_dependencies(
-    cx: Ctx,
-    Path((secret_id, resource_type)): Path<(String, String)>,
+    cx: Ctx, Path((secret_id, resource_type)): Path<(String, String)>,
     Query(params): Query<DependencyParams>,
 ) -> ApiResult<Json<Value>> {
     let kind: DependencyType = serde_json::from_value(json!(resource_type)).map_err(|_| {

@@ -31,9 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The agent and the simulation the request asks for.
 async fn prepare(
-    cx: &Ctx,
-    agent_id: &AgentId,
-    mut body: Value,
+    cx: &Ctx, agent_id: &AgentId, mut body: Value,
 ) -> ApiResult<(AgentSnapshot, SimulationSpec)> {
     cx.agent(agent_id).await?;
     check_body(
@@ -114,9 +112,7 @@ fn criteria(agent: &AgentSnapshot, body: &Value) -> Vec<Criterion> {
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
 async fn simulate_conversation(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let (agent, spec) = prepare(&cx, &agent_id, body).await?;
     let result = simulation::simulate(&cx.app.engine, agent, spec, None).await;
@@ -127,9 +123,7 @@ async fn simulate_conversation(
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation/stream", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
 async fn simulate_conversation_stream(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Json(body): Json<Value>,
 ) -> ApiResult<Response> {
     let (agent, spec) = prepare(&cx, &agent_id, body).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();

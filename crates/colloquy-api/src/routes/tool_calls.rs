@@ -62,8 +62,7 @@ fn view(e: &ToolExecution) -> Value {
     security(("api_key" = ["conversations:read"]))
 )]
 async fn list_tool_calls(
-    caller: Result<Caller, ApiError>,
-    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>, State(state): State<AppState>,
     query: Result<Query<ToolCallParams>, ApiError>,
 ) -> Response {
     let caller = match caller {

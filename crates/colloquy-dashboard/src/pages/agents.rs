@@ -38,9 +38,7 @@ pub struct ListQuery {
 }
 
 async fn list(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Query(q): Query<ListQuery>,
+    viewer: Viewer, State(dash): State<Dash>, Query(q): Query<ListQuery>,
 ) -> Result<Html<String>> {
     let archived = q.archived.as_deref().filter(|a| *a == "true");
     let page = dash
@@ -130,9 +128,7 @@ fn create_form(viewer: &Viewer, values: &NewAgent, problem: Option<&str>) -> Mar
 }
 
 async fn create(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Form(form): Form<NewAgent>,
+    viewer: Viewer, State(dash): State<Dash>, Form(form): Form<NewAgent>,
 ) -> Result<Response> {
     viewer.check(&form.csrf)?;
     let mut prompt = Map::new();
@@ -216,9 +212,7 @@ async fn fetch(dash: &Dash, viewer: &Viewer, id: &str) -> Result<Value> {
 }
 
 async fn detail(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let agent = fetch(&dash, &viewer, &id).await?;
     let editor = format::pretty(&editable(&agent));
@@ -233,10 +227,7 @@ pub struct SaveForm {
 }
 
 async fn save(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
-    Form(form): Form<SaveForm>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<SaveForm>,
 ) -> Result<Response> {
     viewer.check(&form.csrf)?;
     let refuse = |status: StatusCode, agent: &Value, message: &str| {
@@ -276,10 +267,7 @@ async fn save(
 }
 
 async fn duplicate(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<CsrfForm>,
 ) -> Result<Redirect> {
     viewer.check(&form.csrf)?;
     let uri = format!("/v1/convai/agents/{}/duplicate", encode(&id));
@@ -288,10 +276,7 @@ async fn duplicate(
 }
 
 async fn delete(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<CsrfForm>,
 ) -> Result<Redirect> {
     viewer.check(&form.csrf)?;
     let uri = format!("/v1/convai/agents/{}", encode(&id));

@@ -39,9 +39,7 @@ fn unix_secs(input: Option<&str>) -> Option<String> {
 }
 
 async fn list(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Query(q): Query<ListQuery>,
+    viewer: Viewer, State(dash): State<Dash>, Query(q): Query<ListQuery>,
 ) -> Result<Html<String>> {
     let after = unix_secs(q.after.as_deref());
     let before = unix_secs(q.before.as_deref());
@@ -208,9 +206,7 @@ fn inline_calls(entry: &Value) -> Markup {
 }
 
 async fn detail(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let (conversation, calls) = load(&dash, &viewer, &id).await?;
     let transcript = conversation["transcript"].as_array().cloned().unwrap_or_default();
@@ -240,9 +236,7 @@ async fn detail(
 }
 
 async fn timeline(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let (conversation, calls) = load(&dash, &viewer, &id).await?;
     let body = html! {

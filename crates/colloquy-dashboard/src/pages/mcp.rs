@@ -43,9 +43,7 @@ async fn list(viewer: Viewer, State(dash): State<Dash>) -> Result<Html<String>> 
 }
 
 async fn detail(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let creds = viewer.creds();
     let server_uri = format!("/v1/convai/mcp-servers/{}", encode(&id));

@@ -22,9 +22,7 @@ pub fn routes() -> Router<Dash> {
 }
 
 async fn page(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let agent =
         dash.api.get(&viewer.creds(), &format!("/v1/convai/agents/{}", encode(&id))).await?;
@@ -54,10 +52,7 @@ async fn page(
 /// `POST /agents/{id}/playground/session`: a one-time signed WebSocket URL for the page's
 /// script, which sends the session's CSRF token in `x-csrf-token`.
 async fn session(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, headers: HeaderMap,
 ) -> Result<Json<Value>> {
     let presented =
         headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).ok_or(Error::Forbidden)?;

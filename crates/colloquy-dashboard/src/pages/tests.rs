@@ -36,9 +36,7 @@ pub struct ListQuery {
 }
 
 async fn list(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Query(q): Query<ListQuery>,
+    viewer: Viewer, State(dash): State<Dash>, Query(q): Query<ListQuery>,
 ) -> Result<Html<String>> {
     let creds = viewer.creds();
     let agent = q.agent_id.as_deref().filter(|a| !a.is_empty());
@@ -199,9 +197,7 @@ fn rationale(run: &Value) -> Markup {
 }
 
 async fn invocation(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let inv = dash
         .api
@@ -248,10 +244,7 @@ async fn invocation(
 }
 
 async fn rerun(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<CsrfForm>,
 ) -> Result<Redirect> {
     viewer.check(&form.csrf)?;
     let creds = viewer.creds();

@@ -31,9 +31,7 @@ pub struct ListQuery {
 }
 
 async fn list(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Query(q): Query<ListQuery>,
+    viewer: Viewer, State(dash): State<Dash>, Query(q): Query<ListQuery>,
 ) -> Result<Html<String>> {
     let page = dash
         .api
@@ -119,10 +117,7 @@ impl LogQuery {
 }
 
 fn executions_uri(
-    id: &str,
-    filters: &[(&str, Option<String>)],
-    page_size: &str,
-    cursor: Option<&str>,
+    id: &str, filters: &[(&str, Option<String>)], page_size: &str, cursor: Option<&str>,
 ) -> String {
     let mut pairs: Vec<(&str, Option<&str>)> =
         filters.iter().map(|(k, v)| (*k, v.as_deref())).collect();
@@ -134,10 +129,7 @@ fn executions_uri(
 /// The most recent calls matching the filters, for the histogram: a few pages at most, so the
 /// page costs the same at a thousand records or a million.
 async fn samples(
-    dash: &Dash,
-    viewer: &Viewer,
-    id: &str,
-    filters: &[(&str, Option<String>)],
+    dash: &Dash, viewer: &Viewer, id: &str, filters: &[(&str, Option<String>)],
 ) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
@@ -232,10 +224,7 @@ fn log_filters(id: &str, q: &LogQuery, agents: &[Value]) -> Markup {
 }
 
 async fn detail(
-    viewer: Viewer,
-    State(dash): State<Dash>,
-    Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Query(q): Query<LogQuery>,
 ) -> Result<Html<String>> {
     let creds = viewer.creds();
     let tool_uri = format!("/v1/convai/tools/{}", encode(&id));

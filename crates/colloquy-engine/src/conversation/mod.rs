@@ -97,10 +97,7 @@ impl Conversation {
     /// the first message.
     #[tracing::instrument(name = "conversation.start", skip_all, fields(agent = %agent.agent_id, source = source.as_str(), conversation))]
     pub async fn start(
-        deps: Arc<EngineDeps>,
-        agent: AgentSnapshot,
-        source: Source,
-        opts: StartOptions,
+        deps: Arc<EngineDeps>, agent: AgentSnapshot, source: Source, opts: StartOptions,
     ) -> Result<Conversation, EngineError> {
         let id = ConversationId::generate();
         tracing::Span::current().record("conversation", tracing::field::display(&id));
@@ -187,9 +184,7 @@ impl Conversation {
 
     /// One user turn: the agent answers, calling tools as it needs to.
     pub async fn user_message(
-        &mut self,
-        text: &str,
-        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+        &mut self, text: &str, events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {
         input::user(&mut self.state, text);
         self.respond(events).await
@@ -198,9 +193,7 @@ impl Conversation {
     /// The user has not answered within the turn timeout: the agent takes a turn to re-engage
     /// them (the note is in the agent's history, not in the transcript).
     pub async fn reengage(
-        &mut self,
-        silent_secs: u64,
-        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+        &mut self, silent_secs: u64, events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {
         input::reengage(&mut self.state, silent_secs);
         self.respond(events).await
@@ -214,8 +207,7 @@ impl Conversation {
 
     /// The agent takes its turn on the history as it stands, and the turn is saved.
     pub async fn respond(
-        &mut self,
-        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+        &mut self, events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {
         let result = turn::run(&mut self.state, &self.runtime, events).await;
         if let Err(e) = &result {

@@ -54,12 +54,8 @@ pub(crate) struct Recorder {
 impl Recorder {
     /// Writes the new conversation's row (and marks its agent as called).
     pub(crate) async fn start(
-        store: DynStore,
-        record: &ConversationRecord,
-        state: &State,
-        initiation_data: Value,
-        user_id: Option<String>,
-        in_background: bool,
+        store: DynStore, record: &ConversationRecord, state: &State, initiation_data: Value,
+        user_id: Option<String>, in_background: bool,
     ) -> Result<Recorder, StoreError> {
         let saver = in_background
             .then(|| Saver::spawn(store.clone(), record.workspace_id.clone(), record.id.clone()));
@@ -99,10 +95,7 @@ impl Recorder {
     }
 
     fn progress(
-        &self,
-        state: &State,
-        status: &str,
-        ended: Option<&Ending>,
+        &self, state: &State, status: &str, ended: Option<&Ending>,
     ) -> ConversationProgress {
         let call_successful = match ended {
             Some(Ending::Normal(_)) if state.error.is_none() => "success",

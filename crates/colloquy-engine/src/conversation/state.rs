@@ -34,9 +34,7 @@ impl State {
     /// A new conversation `id` with `agent`, the client's `dynamic_variables` on top of the
     /// agent's placeholders.
     pub(crate) fn new(
-        mut agent: AgentSnapshot,
-        id: &ConversationId,
-        dynamic_variables: &Map<String, Value>,
+        mut agent: AgentSnapshot, id: &ConversationId, dynamic_variables: &Map<String, Value>,
     ) -> State {
         // A running conversation reads only the `agent` part of its configuration; the rest
         // (voice, ASR, turn settings, platform settings) was used by the caller before the start

@@ -26,10 +26,7 @@ pub struct Anthropic {
 impl Anthropic {
     /// A provider at `base_url` with `api_key`.
     pub fn new(
-        http: reqwest::Client,
-        base_url: &str,
-        api_key: String,
-        policy: CallPolicy,
+        http: reqwest::Client, base_url: &str, api_key: String, policy: CallPolicy,
     ) -> Anthropic {
         Anthropic { http, base_url: base_url.trim_end_matches('/').to_owned(), api_key, policy }
     }
@@ -104,9 +101,7 @@ impl Anthropic {
     }
 
     async fn attempt(
-        &self,
-        request: &ChatRequest,
-        deltas: Option<&Deltas>,
+        &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
         let http = self
             .http
@@ -146,10 +141,7 @@ impl Anthropic {
 /// One streamed event of type `kind`: a tool call starting, text (sent on as a delta) or a
 /// call's arguments arriving, the usage, or an error.
 fn apply_event(
-    kind: &str,
-    data: &Value,
-    out: &mut ChatResponse,
-    calls: &mut BTreeMap<u64, ToolCall>,
+    kind: &str, data: &Value, out: &mut ChatResponse, calls: &mut BTreeMap<u64, ToolCall>,
     deltas: Option<&Deltas>,
 ) -> Result<(), LlmError> {
     let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -199,9 +191,7 @@ fn apply_event(
 #[async_trait]
 impl LlmProvider for Anthropic {
     async fn chat(
-        &self,
-        request: &ChatRequest,
-        deltas: Option<&Deltas>,
+        &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
         self.policy.run(|| self.attempt(request, deltas)).await
     }

@@ -158,9 +158,7 @@ pub type Deltas = mpsc::UnboundedSender<String>;
 pub trait LlmProvider: Send + Sync {
     /// Sends `request`; streams text deltas to `deltas` (if any) and returns the whole answer.
     async fn chat(
-        &self,
-        request: &ChatRequest,
-        deltas: Option<&Deltas>,
+        &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError>;
 }
 

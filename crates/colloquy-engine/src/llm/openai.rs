@@ -108,10 +108,7 @@ struct WireFunction<'a> {
 impl OpenAi {
     /// A provider at `base_url` (`.../v1`), authenticating with `api_key` when given.
     pub fn new(
-        http: reqwest::Client,
-        base_url: &str,
-        api_key: Option<String>,
-        policy: CallPolicy,
+        http: reqwest::Client, base_url: &str, api_key: Option<String>, policy: CallPolicy,
     ) -> OpenAi {
         OpenAi {
             http,
@@ -157,9 +154,7 @@ impl OpenAi {
     }
 
     async fn attempt(
-        &self,
-        request: &ChatRequest,
-        deltas: Option<&Deltas>,
+        &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
         let post = self.http.post(format!("{}/chat/completions", self.base_url));
         let wire = Self::body(request);
@@ -198,9 +193,7 @@ impl OpenAi {
 
 /// One streamed chunk: its usage, its text (sent on as a delta) and its pieces of tool calls.
 fn apply_chunk(
-    chunk: &Value,
-    out: &mut ChatResponse,
-    calls: &mut BTreeMap<u64, ToolCall>,
+    chunk: &Value, out: &mut ChatResponse, calls: &mut BTreeMap<u64, ToolCall>,
     deltas: Option<&Deltas>,
 ) -> Result<(), LlmError> {
     if let Some(err) = chunk.get("error") {
@@ -294,9 +287,7 @@ fn parse_complete(body: &Value, deltas: Option<&Deltas>) -> Result<ChatResponse,
 #[async_trait]
 impl LlmProvider for OpenAi {
     async fn chat(
-        &self,
-        request: &ChatRequest,
-        deltas: Option<&Deltas>,
+        &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
         self.policy.run(|| self.attempt(request, deltas)).await
     }

@@ -145,9 +145,7 @@ impl LlmRouter {
     /// Builds the router. `trusted` serves operator-configured providers; `guarded` (behind
     /// the egress guard) serves agents' `custom_llm`.
     pub fn new(
-        config: &LlmConfig,
-        trusted: reqwest::Client,
-        guarded: reqwest::Client,
+        config: &LlmConfig, trusted: reqwest::Client, guarded: reqwest::Client,
     ) -> Result<LlmRouter, RouterError> {
         let policy = CallPolicy {
             timeout: Duration::from_secs(config.timeout_secs.max(1)),

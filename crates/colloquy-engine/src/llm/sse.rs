@@ -10,8 +10,7 @@ use super::LlmError;
 /// Sends the request, mapping failures and error statuses; `timeout` bounds the wait for the
 /// response head.
 pub async fn send(
-    request: reqwest::RequestBuilder,
-    timeout: Duration,
+    request: reqwest::RequestBuilder, timeout: Duration,
 ) -> Result<reqwest::Response, LlmError> {
     let response = tokio::time::timeout(timeout, request.send())
         .await

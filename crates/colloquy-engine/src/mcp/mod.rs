@@ -99,9 +99,7 @@ pub struct ServerSpec {
 
 /// A workspace secret's value, for the server's URL, token, headers or `_meta`.
 async fn open_secret(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    secret_id: &str,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, secret_id: &str,
 ) -> Result<String, McpError> {
     crate::secrets::open(deps, workspace_id, secret_id)
         .await
@@ -110,9 +108,7 @@ async fn open_secret(
 
 /// Whether a declared stdio server may be used by the workspace.
 pub async fn stdio_server(
-    deps: &EngineDeps,
-    name: &str,
-    workspace_id: &WorkspaceId,
+    deps: &EngineDeps, name: &str, workspace_id: &WorkspaceId,
 ) -> Option<StdioServer> {
     let server = deps.mcp.stdio.get(name)?;
     if server.workspaces.is_empty() {
@@ -144,10 +140,7 @@ pub fn check_scheme(deps: &EngineDeps, url: &str) -> Result<(), McpError> {
 /// The value of a header or `_meta` entry: itself, a workspace secret's value, or a dynamic
 /// variable's; `None` for kinds that are refused at write time.
 async fn reference(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    value: &Value,
-    vars: &Map<String, Value>,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, value: &Value, vars: &Map<String, Value>,
     secrets: &mut Vec<String>,
 ) -> Result<Option<Value>, McpError> {
     if !value.is_object() {
@@ -171,10 +164,7 @@ async fn reference(
 
 /// Resolves a stored configuration for a conversation with dynamic variables `vars`.
 pub async fn resolve(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    id: &str,
-    config: &Map<String, Value>,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, id: &str, config: &Map<String, Value>,
     vars: &Map<String, Value>,
 ) -> Result<ServerSpec, McpError> {
     let mut secrets = Vec::new();
@@ -229,8 +219,7 @@ pub async fn resolve(
 
 /// The entries of an object field of the configuration (`request_headers`, `request_meta`).
 fn entries<'a>(
-    config: &'a Map<String, Value>,
-    field: &str,
+    config: &'a Map<String, Value>, field: &str,
 ) -> impl Iterator<Item = (&'a String, &'a Value)> {
     config.get(field).and_then(Value::as_object).into_iter().flatten()
 }
@@ -238,10 +227,7 @@ fn entries<'a>(
 /// How the server at `url` is reached: a declared stdio process, or HTTP (streamable or SSE,
 /// as the configuration's `transport` says) at a URL the operator allows.
 async fn target(
-    deps: &EngineDeps,
-    workspace_id: &WorkspaceId,
-    url: String,
-    config: &Map<String, Value>,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, url: String, config: &Map<String, Value>,
 ) -> Result<Target, McpError> {
     if let Some(name) = url.strip_prefix(colloquy_core::mcp_servers::STDIO_SCHEME) {
         return stdio_server(deps, name, workspace_id).await.map(Target::Stdio).ok_or_else(|| {
@@ -348,10 +334,7 @@ impl Connection {
 
     /// Calls one tool. A result with `isError` is still a result: the tool ran and failed.
     pub async fn call(
-        &self,
-        name: &str,
-        arguments: Map<String, Value>,
-        meta: Option<Map<String, Value>>,
+        &self, name: &str, arguments: Map<String, Value>, meta: Option<Map<String, Value>>,
         timeout: Duration,
     ) -> Result<CallToolResult, McpError> {
         let mut params = CallToolRequestParams::new(name.to_owned());
@@ -378,10 +361,7 @@ impl Connection {
 
 /// Connects, lists the server's tools, and disconnects: `GET /mcp-servers/{id}/tools`.
 pub async fn list_server_tools(
-    deps: &Arc<EngineDeps>,
-    workspace_id: &WorkspaceId,
-    id: &str,
-    config: &Map<String, Value>,
+    deps: &Arc<EngineDeps>, workspace_id: &WorkspaceId, id: &str, config: &Map<String, Value>,
 ) -> Result<Vec<Tool>, McpError> {
     let spec = resolve(deps, workspace_id, id, config, &Map::new()).await?;
     let scrub = |e: McpError| match e {

@@ -74,9 +74,7 @@ impl McpPool {
     /// Resolves every server, and connects to those that offer all their tools (in parallel)
     /// to list them. The others connect on their first call.
     pub async fn open(
-        deps: Arc<EngineDeps>,
-        workspace_id: &WorkspaceId,
-        servers: &[McpServerRef],
+        deps: Arc<EngineDeps>, workspace_id: &WorkspaceId, servers: &[McpServerRef],
         vars: &Map<String, Value>,
     ) -> Opened {
         let mut entries = HashMap::new();
@@ -153,12 +151,8 @@ impl McpPool {
 
     /// Calls a tool of a server, waiting at most `timeout` for its answer.
     pub async fn call(
-        &self,
-        server_id: &str,
-        tool: &str,
-        arguments: Map<String, Value>,
-        meta: Option<Map<String, Value>>,
-        timeout: Duration,
+        &self, server_id: &str, tool: &str, arguments: Map<String, Value>,
+        meta: Option<Map<String, Value>>, timeout: Duration,
     ) -> Result<CallToolResult, McpError> {
         let (connection, _) = tokio::time::timeout(timeout, self.connection(server_id))
             .await

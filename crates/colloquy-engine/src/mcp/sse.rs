@@ -61,10 +61,7 @@ fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
 impl SseTransport {
     /// Opens the event stream at `url` and waits (up to `timeout`) for its endpoint.
     pub async fn connect(
-        http: &reqwest::Client,
-        guard: &EgressGuard,
-        url: &str,
-        headers: &[(String, String)],
+        http: &reqwest::Client, guard: &EgressGuard, url: &str, headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<SseTransport, McpError> {
         let url = reqwest::Url::parse(url)
@@ -149,8 +146,7 @@ impl Transport<RoleClient> for SseTransport {
     type Error = SseError;
 
     fn send(
-        &mut self,
-        item: ClientJsonRpcMessage,
+        &mut self, item: ClientJsonRpcMessage,
     ) -> impl Future<Output = Result<(), SseError>> + Send + 'static {
         let request = self
             .http

@@ -74,10 +74,7 @@ impl Verdict {
 /// Runs one test (its stored document, `type` included) against `agent`; a simulation stops
 /// at its next turn once `cancelled` turns true.
 pub async fn run_test(
-    deps: &Arc<EngineDeps>,
-    agent: AgentSnapshot,
-    test: &Value,
-    cancelled: watch::Receiver<bool>,
+    deps: &Arc<EngineDeps>, agent: AgentSnapshot, test: &Value, cancelled: watch::Receiver<bool>,
 ) -> Verdict {
     match test.get("type").and_then(Value::as_str).unwrap_or("llm") {
         "simulation" => run_simulation_test(deps, agent, test, cancelled).await,
@@ -92,10 +89,7 @@ fn history(test: &Value) -> Vec<(Role, String)> {
 
 /// `llm` and `tool` tests: the agent answers the history once, with every tool mocked.
 async fn run_reply_test(
-    deps: &Arc<EngineDeps>,
-    agent: AgentSnapshot,
-    test: &Value,
-    tool_test: bool,
+    deps: &Arc<EngineDeps>, agent: AgentSnapshot, test: &Value, tool_test: bool,
 ) -> Verdict {
     let history = history(test);
     if history.last().map(|(r, _)| *r) != Some(Role::User) {
@@ -155,10 +149,7 @@ async fn run_reply_test(
 
 /// `simulation` tests: the simulated user plays the scenario; every success condition must hold.
 async fn run_simulation_test(
-    deps: &Arc<EngineDeps>,
-    agent: AgentSnapshot,
-    test: &Value,
-    cancelled: watch::Receiver<bool>,
+    deps: &Arc<EngineDeps>, agent: AgentSnapshot, test: &Value, cancelled: watch::Receiver<bool>,
 ) -> Verdict {
     let spec = simulation_spec(test, agent.llm(), cancelled);
     let result = simulation::simulate(deps, agent, spec, None).await;
@@ -189,9 +180,7 @@ async fn run_simulation_test(
 /// A simulation test as a simulation: its scenario, limits, mocks and success conditions;
 /// the models default to the agent's (`agent_model`).
 fn simulation_spec(
-    test: &Value,
-    agent_model: &str,
-    cancelled: watch::Receiver<bool>,
+    test: &Value, agent_model: &str, cancelled: watch::Receiver<bool>,
 ) -> SimulationSpec {
     let text = |k: &str| test.get(k).and_then(Value::as_str).unwrap_or_default();
     let or_agent = |k: &str| match text(k) {
@@ -243,11 +232,7 @@ fn simulation_spec(
 
 /// `llm` tests: the judge decides whether the reply meets the success condition.
 async fn judge_reply(
-    deps: &EngineDeps,
-    model: &str,
-    test: &Value,
-    history: &[(Role, String)],
-    reply: &str,
+    deps: &EngineDeps, model: &str, test: &Value, history: &[(Role, String)], reply: &str,
     calls: &[(String, Value)],
 ) -> Verdict {
     let condition = test.get("success_condition").and_then(Value::as_str).unwrap_or_default();

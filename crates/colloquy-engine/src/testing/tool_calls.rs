@@ -11,10 +11,7 @@ use crate::{EngineDeps, judge};
 /// The verdict on the `calls` (name, arguments) the agent made, against the test's
 /// `tool_call_parameters`; `tools` names the agent's tools by id.
 pub(super) async fn judge_tool_calls(
-    deps: &EngineDeps,
-    model: &str,
-    test: &Value,
-    calls: &[(String, Value)],
+    deps: &EngineDeps, model: &str, test: &Value, calls: &[(String, Value)],
     tools: &[(ToolId, String)],
 ) -> Verdict {
     let expectation = &test["tool_call_parameters"];
@@ -63,10 +60,7 @@ fn conditions(expectation: &Value) -> Vec<mocks::Condition> {
 
 /// Whether every condition holds for `params`, noting each that does not.
 async fn matches(
-    deps: &EngineDeps,
-    model: &str,
-    conditions: &[mocks::Condition],
-    params: &Value,
+    deps: &EngineDeps, model: &str, conditions: &[mocks::Condition], params: &Value,
     messages: &mut Vec<String>,
 ) -> bool {
     let mut all = true;

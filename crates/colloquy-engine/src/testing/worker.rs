@@ -19,10 +19,7 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Leases and runs test runs until `stop` fires, at most `concurrency` at a time.
 pub async fn worker(
-    deps: Arc<EngineDeps>,
-    worker_id: String,
-    concurrency: usize,
-    lease_secs: i64,
+    deps: Arc<EngineDeps>, worker_id: String, concurrency: usize, lease_secs: i64,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -115,10 +112,7 @@ async fn complete(deps: &Arc<EngineDeps>, run: &RunRow, worker_id: &str) {
 /// Signals `cancel` once this worker no longer holds the run (it was cancelled, or its lease
 /// was taken over), so a long simulation stops instead of finishing for nothing.
 async fn watch_lease(
-    deps: Arc<EngineDeps>,
-    run_id: String,
-    worker_id: String,
-    attempt: i64,
+    deps: Arc<EngineDeps>, run_id: String, worker_id: String, attempt: i64,
     cancel: watch::Sender<bool>,
 ) {
     loop {
@@ -132,9 +126,7 @@ async fn watch_lease(
 
 /// The run's test against its invocation's agent (with the invocation's override).
 async fn execute(
-    deps: &Arc<EngineDeps>,
-    run: &RunRow,
-    cancelled: watch::Receiver<bool>,
+    deps: &Arc<EngineDeps>, run: &RunRow, cancelled: watch::Receiver<bool>,
 ) -> Verdict {
     let invocation = match deps.store.get_invocation(&run.workspace_id, &run.invocation_id).await {
         Ok(i) => i,

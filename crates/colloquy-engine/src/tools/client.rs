@@ -89,10 +89,7 @@ pub trait ClientTools: Send + Sync {
 
 /// Runs a client tool through the conversation's client.
 pub async fn call(
-    scope: &CallScope<'_>,
-    tool: &AgentTool,
-    call: &ToolCall,
-    args: &Value,
+    scope: &CallScope<'_>, tool: &AgentTool, call: &ToolCall, args: &Value,
 ) -> ToolOutcome {
     let details = Some(json!({"type": "client", "parameters": args.to_string()}));
     let Some(client) = scope.client else {

@@ -257,10 +257,7 @@ impl<'a> McpCall<'a> {
 
 /// Runs one call of an MCP tool.
 pub async fn call(
-    scope: &CallScope<'_>,
-    tool: &AgentTool,
-    call: &ToolCall,
-    args: &Value,
+    scope: &CallScope<'_>, tool: &AgentTool, call: &ToolCall, args: &Value,
 ) -> ToolOutcome {
     let mcp = McpCall::of(scope, tool, call, args);
     let mut details = mcp.details(&tool.config);
@@ -271,10 +268,7 @@ pub async fn call(
 /// The call through the conversation's pool, approved first where the policy asks; the
 /// outcome and the secrets the server's configuration used.
 async fn run(
-    scope: &CallScope<'_>,
-    config: &Value,
-    mcp: &McpCall<'_>,
-    details: &mut Value,
+    scope: &CallScope<'_>, config: &Value, mcp: &McpCall<'_>, details: &mut Value,
 ) -> (ToolOutcome, Vec<String>) {
     let failed = |message: String| ToolOutcome::error(CallStatus::Error, "mcp_tool_error", message);
     let Some(pool) = scope.mcp else {
@@ -324,9 +318,7 @@ async fn run(
 /// Asks the live client to approve the call; the outcome to record when it is not approved
 /// (denied, not answered in time, or no client to ask).
 async fn approve(
-    scope: &CallScope<'_>,
-    mcp: &McpCall<'_>,
-    timeout: Duration,
+    scope: &CallScope<'_>, mcp: &McpCall<'_>, timeout: Duration,
 ) -> Result<(), ToolOutcome> {
     let Some(client) = scope.client else {
         return Err(ToolOutcome::error(

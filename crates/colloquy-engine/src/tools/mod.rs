@@ -250,9 +250,7 @@ impl ToolOutcome {
     }
 
     pub(crate) fn error(
-        status: CallStatus,
-        error_type: &str,
-        message: impl Into<String>,
+        status: CallStatus, error_type: &str, message: impl Into<String>,
     ) -> ToolOutcome {
         ToolOutcome { status, error_type: Some(error_type.into()), ..ToolOutcome::ok(message) }
     }
@@ -292,9 +290,7 @@ pub struct CallScope<'a> {
 /// written: the caller must not report the call as done.
 #[tracing::instrument(name = "tool.call", skip_all, fields(conversation = %scope.conversation_id, tool = %call.name, call = %call.id))]
 pub async fn execute(
-    scope: &CallScope<'_>,
-    tool: Option<&AgentTool>,
-    call: &ToolCall,
+    scope: &CallScope<'_>, tool: Option<&AgentTool>, call: &ToolCall,
 ) -> Result<ToolOutcome, StoreError> {
     let started_ms = time::now_ms();
     let started = Instant::now();
@@ -317,10 +313,7 @@ pub async fn execute(
 
 /// The real call, by the tool's kind.
 async fn run(
-    scope: &CallScope<'_>,
-    tool: &AgentTool,
-    call: &ToolCall,
-    args: &Value,
+    scope: &CallScope<'_>, tool: &AgentTool, call: &ToolCall, args: &Value,
 ) -> ToolOutcome {
     match tool.kind {
         ToolKind::Webhook => webhook::call(scope, tool, args).await,
@@ -375,10 +368,7 @@ async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option
 
 /// Writes the call's audit record and waits until it is durable.
 async fn record(
-    scope: &CallScope<'_>,
-    tool: Option<&AgentTool>,
-    call: &ToolCall,
-    outcome: &ToolOutcome,
+    scope: &CallScope<'_>, tool: Option<&AgentTool>, call: &ToolCall, outcome: &ToolOutcome,
     started_ms: i64,
 ) -> Result<(), StoreError> {
     let scrub = |text: &str| redact::scrub(text, &outcome.secrets);

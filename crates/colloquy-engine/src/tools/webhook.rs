@@ -114,9 +114,7 @@ pub async fn call(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Tool
 
 /// The request the call makes, or why it cannot be made (a header's secret cannot be opened).
 async fn request(
-    scope: &CallScope<'_>,
-    tool: &AgentTool,
-    args: &Value,
+    scope: &CallScope<'_>, tool: &AgentTool, args: &Value,
 ) -> Result<Request, ToolOutcome> {
     let api = &tool.config["api_schema"];
     let method = api.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
@@ -177,10 +175,7 @@ fn query(api: &Value, args: &Value, vars: &Map<String, Value>) -> Map<String, Va
 
 /// The body, when the tool declares one: JSON, or a form for `x-www-form-urlencoded`.
 fn body(
-    api: &Value,
-    args: &Value,
-    vars: &Map<String, Value>,
-    content_type: &str,
+    api: &Value, args: &Value, vars: &Map<String, Value>, content_type: &str,
 ) -> Option<String> {
     let schema = api.get("request_body_schema").filter(|s| s.is_object())?;
     let fields: Map<String, Value> = schema
@@ -203,9 +198,7 @@ fn body(
 
 /// The tool's headers, each a value, a dynamic variable's value, or a workspace secret's.
 async fn add_headers(
-    scope: &CallScope<'_>,
-    api: &Value,
-    request: &mut Request,
+    scope: &CallScope<'_>, api: &Value, request: &mut Request,
 ) -> Result<(), ToolOutcome> {
     for (name, value) in api.get("request_headers").and_then(Value::as_object).into_iter().flatten()
     {

@@ -48,10 +48,7 @@ impl Llm {
     /// Asks for the next answer on the conversation as it stands.
     #[tracing::instrument(name = "llm.call", skip_all, fields(model = %self.model))]
     pub(crate) async fn ask(
-        &self,
-        state: &State,
-        rt: &Runtime,
-        events: Events<'_>,
+        &self, state: &State, rt: &Runtime, events: Events<'_>,
     ) -> Result<ChatResponse, EngineError> {
         let mut messages = Vec::with_capacity(state.history.len() + 1);
         messages.push(ChatMessage::text(Role::System, state.system_prompt()));
@@ -89,8 +86,7 @@ impl Llm {
 
 /// The provider, the model name it knows, and what its failures are called.
 fn provider(
-    state: &State,
-    rt: &Runtime,
+    state: &State, rt: &Runtime,
 ) -> Result<(Arc<dyn LlmProvider>, String, &'static str), EngineError> {
     let prompt = state.prompt();
     let llm = prompt.get("llm").and_then(Value::as_str).unwrap_or("gemini-2.5-flash");

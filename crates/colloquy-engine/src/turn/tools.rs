@@ -17,11 +17,7 @@ use crate::tools::{self, AgentTool, CallScope, Effect, ToolOutcome};
 
 /// Runs the calls `answer` asks for; whether the turn stops here (no further LLM round).
 pub(crate) async fn run(
-    state: &mut State,
-    rt: &Runtime,
-    answer: ChatResponse,
-    events: Events<'_>,
-    reply: &mut Reply,
+    state: &mut State, rt: &Runtime, answer: ChatResponse, events: Events<'_>, reply: &mut Reply,
 ) -> Result<bool, EngineError> {
     state.history.push(ChatMessage {
         role: Role::Assistant,
@@ -46,10 +42,7 @@ pub(crate) async fn run(
 
 /// Runs the calls of one answer concurrently; each is recorded before its result is told.
 async fn execute_all(
-    state: &State,
-    rt: &Runtime,
-    calls: &[ToolCall],
-    events: Events<'_>,
+    state: &State, rt: &Runtime, calls: &[ToolCall], events: Events<'_>,
 ) -> Result<Vec<(Option<AgentTool>, ToolOutcome)>, EngineError> {
     let scope = CallScope {
         deps: &rt.deps,

@@ -15,11 +15,7 @@ use colloquy_store::{
 use crate::helpers::{Backend, TestDb, dual_db};
 
 pub fn execution(
-    ws: &WorkspaceId,
-    tool: &str,
-    conversation: &ConversationId,
-    agent: &str,
-    ts_ms: i64,
+    ws: &WorkspaceId, tool: &str, conversation: &ConversationId, agent: &str, ts_ms: i64,
     is_error: bool,
 ) -> ToolExecution {
     ToolExecution {

@@ -57,10 +57,7 @@ async fn agent(app: &TestApp, config: Value) -> AgentId {
 }
 
 async fn start(
-    deps: &Arc<EngineDeps>,
-    app: &TestApp,
-    agent_id: &AgentId,
-    opts: StartOptions,
+    deps: &Arc<EngineDeps>, app: &TestApp, agent_id: &AgentId, opts: StartOptions,
 ) -> Conversation {
     let ws = workspace(app).await;
     let snapshot = AgentSnapshot::load(deps, &ws, agent_id).await.unwrap();

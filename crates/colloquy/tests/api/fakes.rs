@@ -88,8 +88,7 @@ impl FakeLlm {
     }
 
     async fn serve(
-        path: &str,
-        stream: fn(Reply) -> Vec<String>,
+        path: &str, stream: fn(Reply) -> Vec<String>,
         script: impl Fn(&Value) -> Reply + Send + Sync + 'static,
     ) -> FakeLlm {
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -136,9 +135,7 @@ fn sse(events: Vec<String>) -> Response {
 /// Records the request and answers it with the script's reply, streamed, or with the
 /// scripted failure status.
 async fn llm_handler(
-    State(state): State<LlmState>,
-    headers: HeaderMap,
-    body: axum::Json<Value>,
+    State(state): State<LlmState>, headers: HeaderMap, body: axum::Json<Value>,
 ) -> Response {
     let reply = (state.script)(&body.0);
     state.requests.lock().unwrap().push((headers, body.0));
@@ -246,11 +243,7 @@ impl Webhook {
 }
 
 async fn hook(
-    State(state): State<HookState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    State(state): State<HookState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes,
 ) -> Response {
     state.received.lock().unwrap().push(Received {
         method: method.to_string(),

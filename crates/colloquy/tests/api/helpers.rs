@@ -250,11 +250,7 @@ impl TestApp {
     }
 
     pub async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        key: &str,
-        body: &Value,
+        &self, method: reqwest::Method, path: &str, key: &str, body: &Value,
     ) -> (u16, Value) {
         let r = self
             .client
@@ -387,9 +383,7 @@ fn free_port() -> u16 {
 
 /// Asks `check` every `every` until it gives a value, for at most `within`.
 pub async fn poll<T>(
-    within: Duration,
-    every: Duration,
-    mut check: impl AsyncFnMut() -> Option<T>,
+    within: Duration, every: Duration, mut check: impl AsyncFnMut() -> Option<T>,
 ) -> Option<T> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -427,11 +421,7 @@ pub async fn invocation_done(base: &str, key: &str, id: &str, within: Duration) 
 /// The summary of the invocation `id` in its agent's list (`agent`) once nothing of it is
 /// pending, or as it stands when `within` has passed.
 pub async fn invocation_summary(
-    base: &str,
-    key: &str,
-    agent: &str,
-    id: &str,
-    within: Duration,
+    base: &str, key: &str, agent: &str, id: &str, within: Duration,
 ) -> Value {
     let path = format!("/v1/convai/test-invocations?agent_id={agent}&page_size=100");
     let mut last = Value::Null;

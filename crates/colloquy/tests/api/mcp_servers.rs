@@ -96,10 +96,7 @@ fn declare_stdio(c: &mut Config) {
 
 /// Registers a server of `transport` (starting a process for HTTP ones, kept in `procs`).
 async fn register(
-    app: &TestApp,
-    transport: Transport,
-    procs: &mut Vec<McpProcess>,
-    extra: Value,
+    app: &TestApp, transport: Transport, procs: &mut Vec<McpProcess>, extra: Value,
 ) -> String {
     let (url, kind) = match transport {
         Transport::Stdio => ("stdio:testsrv".to_owned(), "SSE"),

@@ -78,12 +78,7 @@ impl Node {
 }
 
 async fn start_node(
-    dir: &std::path::Path,
-    db: &TestDb,
-    secret: &str,
-    key: &str,
-    llm: &FakeLlm,
-    lease: &str,
+    dir: &std::path::Path, db: &TestDb, secret: &str, key: &str, llm: &FakeLlm, lease: &str,
 ) -> Node {
     let llm_url = format!("{}/v1", llm.base);
     let server = ChildServer::start(

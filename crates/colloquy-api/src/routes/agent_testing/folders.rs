@@ -34,8 +34,7 @@ fn check_name(name: &str) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/folders", security(("api_key" = ["tests:write"])))]
 pub(super) async fn create_folder(
-    cx: Ctx,
-    Json(body): Json<CreateFolder>,
+    cx: Ctx, Json(body): Json<CreateFolder>,
 ) -> ApiResult<Json<Value>> {
     check_name(&body.name)?;
     let parent = body.parent_folder_id.filter(|p| !p.is_empty());
@@ -79,9 +78,7 @@ pub(super) struct RenameFolder {
 
 #[utoipa::path(patch, path = "/v1/convai/agent-testing/folders/{folder_id}", params(("folder_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn update_folder(
-    cx: Ctx,
-    Path(folder_id): Path<TestId>,
-    Json(body): Json<RenameFolder>,
+    cx: Ctx, Path(folder_id): Path<TestId>, Json(body): Json<RenameFolder>,
 ) -> ApiResult<Json<Value>> {
     check_name(&body.name)?;
     let folders = Folders::load(&cx).await?;
@@ -110,9 +107,7 @@ pub(super) struct DeleteParams {
 
 #[utoipa::path(delete, path = "/v1/convai/agent-testing/folders/{folder_id}", params(("folder_id" = String, Path), DeleteParams), security(("api_key" = ["tests:write"])))]
 pub(super) async fn delete_folder(
-    cx: Ctx,
-    Path(folder_id): Path<TestId>,
-    Query(params): Query<DeleteParams>,
+    cx: Ctx, Path(folder_id): Path<TestId>, Query(params): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
     let folders = Folders::load(&cx).await?;
     if !folders.0.contains_key(&folder_id) {

@@ -65,9 +65,7 @@ pub(super) async fn get_test(cx: Ctx, Path(test_id): Path<TestId>) -> ApiResult<
 
 #[utoipa::path(put, path = "/v1/convai/agent-testing/{test_id}", params(("test_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn update_test(
-    cx: Ctx,
-    Path(test_id): Path<TestId>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(test_id): Path<TestId>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let existing = load_test(&cx, &test_id).await?;
     let doc = prepare(&cx, body, Write::Update).await?;
@@ -215,8 +213,7 @@ fn filter(params: ListParams, caller: &Caller) -> TestFilter {
 
 #[utoipa::path(get, path = "/v1/convai/agent-testing", params(ListParams), security(("api_key" = ["tests:read"])))]
 pub(super) async fn list_tests(
-    cx: Ctx,
-    Query(params): Query<ListParams>,
+    cx: Ctx, Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let folders_first = params.sort_mode == Some(SortMode::FoldersFirst);
     let (page_size, cursor) = (params.page_size, params.cursor.clone());
@@ -262,8 +259,7 @@ pub(super) struct SummariesBody {
 
 #[utoipa::path(post, path = "/v1/convai/agent-testing/summaries", security(("api_key" = ["tests:read"])))]
 pub(super) async fn get_test_summaries(
-    cx: Ctx,
-    Json(body): Json<SummariesBody>,
+    cx: Ctx, Json(body): Json<SummariesBody>,
 ) -> ApiResult<Json<Value>> {
     let mut seen = std::collections::HashSet::new();
     for (i, id) in body.test_ids.iter().enumerate() {

@@ -64,10 +64,7 @@ impl Folders {
 
 /// The `UnitTestSummaryResponseModel` of a test or folder.
 pub fn summary(
-    row: &TestEntityRow,
-    folders: &Folders,
-    sizes: &HashMap<String, i64>,
-    caller: &Caller,
+    row: &TestEntityRow, folders: &Folders, sizes: &HashMap<String, i64>, caller: &Caller,
 ) -> Value {
     let folder = row.test_type == "folder";
     json!({
@@ -143,9 +140,7 @@ pub async fn check_attached_tests(cx: &Ctx, platform_settings: Option<&Value>) -
 /// The tests `ids` names, each of which must be a test of the workspace (not a folder); the
 /// `i`-th that is not is reported at `{loc}.{i}.test_id`.
 pub async fn existing_tests(
-    cx: &Ctx,
-    ids: &[TestId],
-    loc: &[&str],
+    cx: &Ctx, ids: &[TestId], loc: &[&str],
 ) -> ApiResult<Vec<TestEntityRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());

@@ -143,9 +143,7 @@ pub(super) struct CreateParams {
 
 #[utoipa::path(post, path = "/v1/convai/agents/create", params(CreateParams), security(("api_key" = ["agents:write"])))]
 pub(super) async fn create_agent(
-    cx: Ctx,
-    Query(_): Query<CreateParams>,
-    Json(body): Json<Value>,
+    cx: Ctx, Query(_): Query<CreateParams>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let doc = agents::prepare_create(body).map_err(ApiError::Invalid)?;
     check_tools(&cx, &doc).await?;
@@ -166,9 +164,7 @@ pub(super) struct GetParams {
 /// 404 for a branch or version other than the ones that exist (one main branch, its current
 /// version).
 fn check_branch(
-    row: &AgentRow,
-    branch_id: Option<&str>,
-    version_id: Option<&str>,
+    row: &AgentRow, branch_id: Option<&str>, version_id: Option<&str>,
 ) -> ApiResult<()> {
     if branch_id.is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
         return Err(ApiError::NotFound("branch"));
@@ -181,9 +177,7 @@ fn check_branch(
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), GetParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Query(params): Query<GetParams>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Query(params): Query<GetParams>,
 ) -> ApiResult<impl IntoResponse> {
     let row = cx.agent(&agent_id).await?;
     check_branch(&row, params.branch_id.as_deref(), params.version_id.as_deref())?;
@@ -202,9 +196,7 @@ pub(super) struct PatchParams {
 
 #[utoipa::path(patch, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), PatchParams), security(("api_key" = ["agents:write"])))]
 pub(super) async fn update_agent(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Query(params): Query<PatchParams>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Query(params): Query<PatchParams>,
     MaybeJson(patch): MaybeJson<Value>,
 ) -> ApiResult<impl IntoResponse> {
     let patch = patch.unwrap_or_else(|| json!({}));
@@ -254,9 +246,7 @@ pub(super) struct DeleteParams {
 
 #[utoipa::path(delete, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), DeleteParams), security(("api_key" = ["agents:write"])))]
 pub(super) async fn delete_agent(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Query(_): Query<DeleteParams>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Query(_): Query<DeleteParams>,
 ) -> ApiResult<StatusCode> {
     cx.app.store.delete_agent(&cx.workspace_id, &agent_id).await.or_not_found("agent")?;
     Ok(StatusCode::NO_CONTENT)
@@ -269,9 +259,7 @@ pub(super) struct DuplicateBody {
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/duplicate", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
 pub(super) async fn duplicate_agent(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    MaybeJson(body): MaybeJson<DuplicateBody>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, MaybeJson(body): MaybeJson<DuplicateBody>,
 ) -> ApiResult<Json<Value>> {
     let row = cx.agent(&agent_id).await?;
     let source = view::stored_doc(&row)?;

@@ -15,8 +15,7 @@ use crate::extract::{Json, Query};
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}/link", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent_link(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
+    cx: Ctx, Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
     let candidate = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
     let token = cx
@@ -48,9 +47,7 @@ pub(super) struct WidgetParams {
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}/widget", params(("agent_id" = String, Path), WidgetParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent_widget(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Query(_): Query<WidgetParams>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Query(_): Query<WidgetParams>,
 ) -> ApiResult<Json<Value>> {
     let row = cx.agent(&agent_id).await?;
     let doc: Value = serde_json::from_str(&row.document)?;
@@ -87,8 +84,7 @@ pub(super) async fn get_agent_widget(
 
 #[utoipa::path(get, path = "/v1/convai/agent/{agent_id}/knowledge-base/size", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_knowledge_base_size(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
+    cx: Ctx, Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
     cx.agent(&agent_id).await?;
     // No knowledge base documents exist yet, so every agent's is empty.

@@ -53,8 +53,7 @@ pub(super) struct ListParams {
 
 #[utoipa::path(get, path = "/v1/convai/agents", params(ListParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn list_agents(
-    cx: Ctx,
-    Query(params): Query<ListParams>,
+    cx: Ctx, Query(params): Query<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
     let sort = params.sort_by.unwrap_or_default();
     let direction = params.sort_direction.unwrap_or_default();
@@ -201,8 +200,7 @@ pub(super) struct SummaryParams {
 
 #[utoipa::path(get, path = "/v1/convai/agents/summaries", params(SummaryParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent_summaries(
-    cx: Ctx,
-    Query(params): Query<SummaryParams>,
+    cx: Ctx, Query(params): Query<SummaryParams>,
 ) -> ApiResult<Json<Value>> {
     if params.agent_ids.is_empty() {
         return Err(ApiError::invalid(Violation::new(

@@ -60,10 +60,8 @@ struct SocketParams {
 }
 
 async fn conversation(
-    ws: WebSocketUpgrade,
-    State(state): State<AppState>,
-    AxumQuery(params): AxumQuery<SocketParams>,
-    headers: HeaderMap,
+    ws: WebSocketUpgrade, State(state): State<AppState>,
+    AxumQuery(params): AxumQuery<SocketParams>, headers: HeaderMap,
 ) -> Response {
     let max_message = state.settings.limits.ws_max_message_bytes;
     let upgrade = ws
@@ -124,9 +122,7 @@ fn offered_key(headers: &HeaderMap) -> Option<String> {
 /// exist, the origin pass its allowlist, and a private agent (`enable_auth`) needs a signature,
 /// a link token or a key of its workspace (DESIGN.md §4.1).
 async fn authorize(
-    state: &AppState,
-    params: &SocketParams,
-    headers: &HeaderMap,
+    state: &AppState, params: &SocketParams, headers: &HeaderMap,
 ) -> Result<AgentSnapshot, String> {
     let agent_id = params
         .agent_id
@@ -185,10 +181,7 @@ fn check_origin(auth: &Value, headers: &HeaderMap) -> Result<(), String> {
 /// Whether the upgrade carries what a private agent asks for: an unused signature of a signed
 /// URL, the agent's link token, or an API key of its workspace.
 async fn authenticated(
-    state: &AppState,
-    params: &SocketParams,
-    headers: &HeaderMap,
-    agent: &AgentSnapshot,
+    state: &AppState, params: &SocketParams, headers: &HeaderMap, agent: &AgentSnapshot,
 ) -> Result<bool, String> {
     if let Some(signature) = params.conversation_signature.as_deref().filter(|s| !s.is_empty())
         && state
@@ -239,9 +232,7 @@ fn socket_base(state: &AppState, headers: &HeaderMap) -> String {
 
 #[utoipa::path(get, path = "/v1/convai/conversation/get-signed-url", params(SignedUrlParams), security(("api_key" = ["agents:read"])))]
 async fn get_signed_url(
-    caller: Caller,
-    State(state): State<AppState>,
-    Query(params): Query<SignedUrlParams>,
+    caller: Caller, State(state): State<AppState>, Query(params): Query<SignedUrlParams>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let agent_id =
@@ -282,9 +273,7 @@ struct TokenParams {
 
 #[utoipa::path(get, path = "/v1/convai/conversation/token", params(TokenParams), security(("api_key" = ["agents:read"])))]
 async fn get_webrtc_token(
-    caller: Caller,
-    State(state): State<AppState>,
-    Query(params): Query<TokenParams>,
+    caller: Caller, State(state): State<AppState>, Query(params): Query<TokenParams>,
 ) -> ApiResult<Json<Value>> {
     if let Some(agent_id) = params.agent_id.filter(|a| !a.is_empty()) {
         state

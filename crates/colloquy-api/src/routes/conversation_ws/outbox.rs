@@ -50,8 +50,7 @@ impl Writer {
 impl Outbox {
     /// Starts the writer over `sink`; `heard` is notified by the reader when the client speaks.
     pub(super) fn start(
-        sink: SplitSink<WebSocket, Message>,
-        heard: Arc<Notify>,
+        sink: SplitSink<WebSocket, Message>, heard: Arc<Notify>,
     ) -> (Outbox, Writer) {
         let (tx, rx) = mpsc::channel(OUTBOX);
         let task = tokio::spawn(write_socket(sink, rx, heard));
@@ -107,9 +106,7 @@ pub(super) async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
 /// The writer task: sends what is queued, flushing once per burst (a turn queues several events
 /// at once, and a write per frame was a system call and a TCP segment each), until a close.
 async fn write_socket(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outgoing>,
-    heard: Arc<Notify>,
+    mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outgoing>, heard: Arc<Notify>,
 ) {
     'burst: while let Some(first) = rx.recv().await {
         let mut next = Some(first);

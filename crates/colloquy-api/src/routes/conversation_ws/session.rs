@@ -192,10 +192,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
 /// Checks the client's overrides against what the agent allows and applies them, and turns
 /// the rest of the initiation data into the conversation's options.
 async fn prepare(
-    state: &AppState,
-    agent: &mut AgentSnapshot,
-    init: InitiationData,
-    outbox: &mut Outbox,
+    state: &AppState, agent: &mut AgentSnapshot, init: InitiationData, outbox: &mut Outbox,
     replies: &Replies,
 ) -> Result<StartOptions, Refusal> {
     let config_override = overrides::without_text_only(
@@ -357,12 +354,8 @@ struct Session {
 impl Session {
     /// Reads the client and keeps the timers until the conversation ends.
     async fn serve(
-        &self,
-        stream: &mut SplitStream<WebSocket>,
-        mut timers: Timers,
-        heard: &Notify,
-        mut ended: oneshot::Receiver<()>,
-        mut turn_finished: mpsc::UnboundedReceiver<()>,
+        &self, stream: &mut SplitStream<WebSocket>, mut timers: Timers, heard: &Notify,
+        mut ended: oneshot::Receiver<()>, mut turn_finished: mpsc::UnboundedReceiver<()>,
     ) {
         loop {
             tokio::select! {
@@ -449,11 +442,8 @@ impl Session {
 /// Owns the conversation: runs one command at a time and ends the conversation when the
 /// client leaves or the agent ends the call.
 async fn engine_task(
-    mut conversation: Conversation,
-    mut commands: mpsc::Receiver<Command>,
-    outbox: Outbox,
-    ended: oneshot::Sender<()>,
-    turns_done: mpsc::UnboundedSender<()>,
+    mut conversation: Conversation, mut commands: mpsc::Receiver<Command>, outbox: Outbox,
+    ended: oneshot::Sender<()>, turns_done: mpsc::UnboundedSender<()>,
 ) {
     let mut ending = Ending::Normal("the client disconnected".into());
     while let Some(command) = commands.recv().await {

@@ -84,9 +84,7 @@ pub(super) async fn respond(cx: &Ctx, id: &str) -> ApiResult<Json<Value>> {
 /// Changes a stored configuration with `change`, re-checks it, and writes it if nobody wrote
 /// meanwhile (else reads it again and retries).
 pub(super) async fn modify(
-    cx: &Ctx,
-    id: &str,
-    change: impl Fn(&mut Map<String, Value>) -> ApiResult<Option<McpServerDoc>>,
+    cx: &Ctx, id: &str, change: impl Fn(&mut Map<String, Value>) -> ApiResult<Option<McpServerDoc>>,
 ) -> ApiResult<Json<Value>> {
     for _ in 0..UPDATE_ATTEMPTS {
         let row = cx.mcp_server(id).await?;
@@ -143,9 +141,7 @@ pub(super) async fn get_mcp_server(cx: Ctx, Path(id): Path<String>) -> ApiResult
 
 #[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn update_mcp_server(
-    cx: Ctx,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(id): Path<String>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
         mcp_servers::apply_update(config, body.clone()).map(Some).map_err(ApiError::Invalid)
@@ -167,9 +163,7 @@ pub(super) async fn delete_mcp_server(cx: Ctx, Path(id): Path<String>) -> ApiRes
 
 #[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}/approval-policy", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn update_approval_policy(
-    cx: Ctx,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(id): Path<String>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
         mcp_servers::set_approval_policy(config, body.clone()).map_err(ApiError::Invalid)?;
@@ -180,9 +174,7 @@ pub(super) async fn update_approval_policy(
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}/tools", params(("mcp_server_id" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:read"])))]
 pub(super) async fn list_server_tools(
-    cx: Ctx,
-    Path(id): Path<String>,
-    Query(_): Query<EnvironmentParams>,
+    cx: Ctx, Path(id): Path<String>, Query(_): Query<EnvironmentParams>,
 ) -> ApiResult<Json<Value>> {
     let row = cx.mcp_server(&id).await?;
     let config = view::config(&row)?;

@@ -24,9 +24,7 @@ fn tool_config_error(e: ToolConfigError, tool: &str) -> ApiError {
 
 #[utoipa::path(post, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-approvals", params(("mcp_server_id" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn add_tool_approval(
-    cx: Ctx,
-    Path(id): Path<String>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(id): Path<String>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
         mcp_servers::add_tool_approval(config, body.clone()).map_err(ApiError::Invalid)?;
@@ -37,8 +35,7 @@ pub(super) async fn add_tool_approval(
 
 #[utoipa::path(delete, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-approvals/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn remove_tool_approval(
-    cx: Ctx,
-    Path((id, tool_name)): Path<(String, String)>,
+    cx: Ctx, Path((id, tool_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
         if mcp_servers::remove_tool_approval(config, &tool_name) {
@@ -52,10 +49,7 @@ pub(super) async fn remove_tool_approval(
 
 #[utoipa::path(post, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs", params(("mcp_server_id" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn add_tool_config(
-    cx: Ctx,
-    Path(id): Path<String>,
-    Query(_): Query<EnvironmentParams>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(id): Path<String>, Query(_): Query<EnvironmentParams>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let tool = body.get("tool_name").and_then(Value::as_str).unwrap_or_default().to_owned();
     modify(&cx, &id, |config| {
@@ -68,8 +62,7 @@ pub(super) async fn add_tool_config(
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path)), security(("api_key" = ["mcp_servers:read"])))]
 pub(super) async fn get_tool_config(
-    cx: Ctx,
-    Path((id, tool_name)): Path<(String, String)>,
+    cx: Ctx, Path((id, tool_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let row = cx.mcp_server(&id).await?;
     let config = view::config(&row)?;
@@ -81,9 +74,7 @@ pub(super) async fn get_tool_config(
 
 #[utoipa::path(patch, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn update_tool_config(
-    cx: Ctx,
-    Path((id, tool_name)): Path<(String, String)>,
-    Query(_): Query<EnvironmentParams>,
+    cx: Ctx, Path((id, tool_name)): Path<(String, String)>, Query(_): Query<EnvironmentParams>,
     Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
@@ -96,8 +87,7 @@ pub(super) async fn update_tool_config(
 
 #[utoipa::path(delete, path = "/v1/convai/mcp-servers/{mcp_server_id}/tool-configs/{tool_name}", params(("mcp_server_id" = String, Path), ("tool_name" = String, Path)), security(("api_key" = ["mcp_servers:write"])))]
 pub(super) async fn remove_tool_config(
-    cx: Ctx,
-    Path((id, tool_name)): Path<(String, String)>,
+    cx: Ctx, Path((id, tool_name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     modify(&cx, &id, |config| {
         if mcp_servers::remove_tool_config(config, &tool_name) {

@@ -16,9 +16,7 @@ pub fn config(row: &McpServerRow) -> Result<Map<String, Value>, ApiError> {
 
 /// The server with the agents that use it.
 pub fn full(
-    row: &McpServerRow,
-    dependents: &[AgentSummaryRow],
-    caller: &Caller,
+    row: &McpServerRow, dependents: &[AgentSummaryRow], caller: &Caller,
 ) -> Result<Value, ApiError> {
     let role = caller.role();
     let agents: Vec<Value> =

@@ -43,8 +43,7 @@ pub(super) struct ListParams {
 
 #[utoipa::path(get, path = "/v1/convai/test-invocations", params(ListParams), security(("api_key" = ["tests:read"])))]
 pub(super) async fn list_invocations(
-    cx: Ctx,
-    Query(params): Query<ListParams>,
+    cx: Ctx, Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let filter = InvocationFilter {

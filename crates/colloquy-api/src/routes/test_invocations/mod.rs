@@ -44,9 +44,7 @@ struct RenameBody {
 
 #[utoipa::path(patch, path = "/v1/convai/test-invocations/{test_invocation_id}", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 async fn rename_invocation(
-    cx: Ctx,
-    Path(id): Path<InvocationId>,
-    Json(body): Json<RenameBody>,
+    cx: Ctx, Path(id): Path<InvocationId>, Json(body): Json<RenameBody>,
 ) -> ApiResult<Json<Value>> {
     let name = body.name.filter(|n| !n.is_empty());
     cx.app
@@ -68,9 +66,7 @@ async fn cancel_invocation(cx: Ctx, Path(id): Path<InvocationId>) -> ApiResult<J
 
 #[utoipa::path(post, path = "/v1/convai/test-invocations/{test_invocation_id}/resubmit", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 async fn resubmit_invocation(
-    cx: Ctx,
-    Path(id): Path<InvocationId>,
-    Json(mut body): Json<Value>,
+    cx: Ctx, Path(id): Path<InvocationId>, Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let inv = cx.invocation(&id).await?;
     check_body("ResubmitTestsRequestModel", &mut body)?;

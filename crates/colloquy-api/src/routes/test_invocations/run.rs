@@ -16,9 +16,7 @@ use crate::routes::agent_testing::existing_tests;
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/run-tests", params(("agent_id" = String, Path)), security(("api_key" = ["tests:write"])))]
 pub(super) async fn run_tests(
-    cx: Ctx,
-    Path(agent_id): Path<AgentId>,
-    Json(mut body): Json<Value>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Json(mut body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     let agent = cx.agent(&agent_id).await?;
     check_body("RunAgentTestsRequestModel", &mut body)?;

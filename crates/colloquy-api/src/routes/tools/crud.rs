@@ -88,9 +88,7 @@ pub(super) async fn get_tool(cx: Ctx, Path(tool_id): Path<ToolId>) -> ApiResult<
 
 #[utoipa::path(patch, path = "/v1/convai/tools/{tool_id}", params(("tool_id" = String, Path)), security(("api_key" = ["tools:write"])))]
 pub(super) async fn update_tool(
-    cx: Ctx,
-    Path(tool_id): Path<ToolId>,
-    Json(body): Json<Value>,
+    cx: Ctx, Path(tool_id): Path<ToolId>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
     cx.tool(&tool_id).await?;
     let (_, content) = prepare(&cx, body).await?;
@@ -111,9 +109,7 @@ pub(super) struct DeleteParams {
 
 #[utoipa::path(delete, path = "/v1/convai/tools/{tool_id}", params(("tool_id" = String, Path), DeleteParams), security(("api_key" = ["tools:write"])))]
 pub(super) async fn delete_tool(
-    cx: Ctx,
-    Path(tool_id): Path<ToolId>,
-    Query(params): Query<DeleteParams>,
+    cx: Ctx, Path(tool_id): Path<ToolId>, Query(params): Query<DeleteParams>,
 ) -> ApiResult<Json<Value>> {
     cx.tool(&tool_id).await?;
     if params.force == Some(true) {

@@ -96,9 +96,7 @@ fn execution_view(e: &ToolExecution) -> ExecutionView<'_> {
 
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/executions", params(("tool_id" = String, Path), ExecutionParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn get_tool_executions(
-    cx: Ctx,
-    Path(tool_id): Path<ToolId>,
-    Query(params): Query<ExecutionParams>,
+    cx: Ctx, Path(tool_id): Path<ToolId>, Query(params): Query<ExecutionParams>,
 ) -> ApiResult<Response> {
     let filter = ExecutionFilter {
         is_error: params.is_error,

@@ -49,8 +49,7 @@ pub(super) struct ListParams {
 
 #[utoipa::path(get, path = "/v1/convai/tools", params(ListParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn list_tools(
-    cx: Ctx,
-    Query(params): Query<ListParams>,
+    cx: Ctx, Query(params): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let sort = params.sort_by.unwrap_or_default();
     let by_name = sort == ToolSort::Name;
@@ -117,9 +116,7 @@ pub(super) struct DependentParams {
 
 #[utoipa::path(get, path = "/v1/convai/tools/{tool_id}/dependent-agents", params(("tool_id" = String, Path), DependentParams), security(("api_key" = ["tools:read"])))]
 pub(super) async fn get_dependent_agents(
-    cx: Ctx,
-    Path(tool_id): Path<ToolId>,
-    Query(params): Query<DependentParams>,
+    cx: Ctx, Path(tool_id): Path<ToolId>, Query(params): Query<DependentParams>,
 ) -> ApiResult<Json<Value>> {
     cx.tool(&tool_id).await?;
     let pager = Pager::new(
