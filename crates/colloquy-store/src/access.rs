@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use colloquy_core::ids::{AgentId, WorkspaceId};
 
-use crate::db::run;
+use crate::db::{execute, run};
 use crate::{SqlStore, StoreResult};
 
 /// Conversation access.
@@ -52,36 +52,28 @@ impl AccessStore for SqlStore {
     async fn insert_signature(
         &self, token_hash: &str, workspace_id: &WorkspaceId, agent_id: &AgentId, expires_at: i64,
     ) -> StoreResult<()> {
-        run!(self, write, |pool| {
-            sqlx::query(
-                "INSERT INTO conversation_signatures (token_hash, workspace_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(workspace_id.as_str())
-            .bind(agent_id.as_str())
-            .bind(expires_at)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })?;
+        execute!(
+            self,
+            "INSERT INTO conversation_signatures (token_hash, workspace_id, agent_id, expires_at) VALUES ($1, $2, $3, $4)",
+            token_hash,
+            workspace_id.as_str(),
+            agent_id.as_str(),
+            expires_at,
+        )?;
         Ok(())
     }
 
     async fn consume_signature(
         &self, token_hash: &str, agent_id: &AgentId, now: i64,
     ) -> StoreResult<bool> {
-        let done = run!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE conversation_signatures SET used_at = $3 \
-                 WHERE token_hash = $1 AND agent_id = $2 AND used_at IS NULL AND expires_at > $3",
-            )
-            .bind(token_hash)
-            .bind(agent_id.as_str())
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let done = execute!(
+            self,
+            "UPDATE conversation_signatures SET used_at = $3 \
+             WHERE token_hash = $1 AND agent_id = $2 AND used_at IS NULL AND expires_at > $3",
+            token_hash,
+            agent_id.as_str(),
+            now,
+        )?;
         Ok(done == 1)
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use colloquy_core::ids::{TestId, WorkspaceId};
 
-use crate::db::{begin_write, change_one, run};
+use crate::db::{change_one, execute, transaction};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all, find};
 use crate::{SqlStore, StoreResult};
@@ -150,25 +150,21 @@ const SELECT: &str = "SELECT e.id, e.test_type, e.name, e.parent_folder_id, e.cr
 #[async_trait]
 impl TestStore for SqlStore {
     async fn insert_test_entity(&self, e: &NewTestEntity) -> StoreResult<()> {
-        run!(self, write, |pool| {
-            sqlx::query(
-                "INSERT INTO test_entities (id, workspace_id, test_type, is_folder, name, name_lower, parent_folder_id, \
-                 created_by, created_at, updated_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-            )
-            .bind(e.id.as_str())
-            .bind(e.workspace_id.as_str())
-            .bind(&e.test_type)
-            .bind(i64::from(e.test_type == "folder"))
-            .bind(&e.name)
-            .bind(e.name.to_lowercase())
-            .bind(&e.parent_folder_id)
-            .bind(&e.created_by)
-            .bind(e.created_at)
-            .bind(&e.document)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })?;
+        execute!(
+            self,
+            "INSERT INTO test_entities (id, workspace_id, test_type, is_folder, name, name_lower, parent_folder_id, \
+             created_by, created_at, updated_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+            e.id.as_str(),
+            e.workspace_id.as_str(),
+            &e.test_type,
+            i64::from(e.test_type == "folder"),
+            &e.name,
+            e.name.to_lowercase(),
+            &e.parent_folder_id,
+            &e.created_by,
+            e.created_at,
+            &e.document,
+        )?;
         Ok(())
     }
 
@@ -291,7 +287,7 @@ impl TestStore for SqlStore {
     async fn move_test_entities(
         &self, workspace_id: &WorkspaceId, ids: &[TestId], parent_folder_id: Option<&str>, now: i64,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             for id in ids {
                 sqlx::query("UPDATE test_entities SET parent_folder_id = $3, updated_at = $4 WHERE workspace_id = $1 AND id = $2")
                     .bind(workspace_id.as_str())
@@ -301,7 +297,6 @@ impl TestStore for SqlStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -309,7 +304,7 @@ impl TestStore for SqlStore {
     async fn delete_test_entities(
         &self, workspace_id: &WorkspaceId, ids: &[TestId],
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             for id in ids {
                 sqlx::query("DELETE FROM test_entities WHERE workspace_id = $1 AND id = $2")
                     .bind(workspace_id.as_str())
@@ -317,7 +312,6 @@ impl TestStore for SqlStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }

@@ -6,7 +6,7 @@ use colloquy_core::agents::AgentSort;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 
 use crate::db::{
-    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, begin_write, change_one, run, set_links,
+    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, change_one, run, set_links, transaction,
     update_versioned,
 };
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
@@ -316,7 +316,7 @@ macro_rules! set_agent_links {
 impl AgentStore for SqlStore {
     async fn insert_agent(&self, agent: &NewAgent) -> StoreResult<()> {
         let c = &agent.content;
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO agents (id, workspace_id, name, name_lower, tags, archived, voice_id, \
                  created_by, created_at, updated_at, main_branch_id, version_id, document) \
@@ -337,7 +337,6 @@ impl AgentStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             set_agent_links!(tx, agent.id.as_str(), c);
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -424,7 +423,7 @@ impl AgentStore for SqlStore {
         &self, workspace_id: &WorkspaceId, id: &AgentId, c: &AgentContent, now: i64,
         expected_version: &str,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             update_versioned!(
                 tx,
                 "agents",
@@ -447,7 +446,6 @@ impl AgentStore for SqlStore {
                 "the agent changed meanwhile"
             );
             set_agent_links!(tx, id.as_str(), c);
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -464,7 +462,7 @@ impl AgentStore for SqlStore {
     async fn agent_link_token(
         &self, workspace_id: &WorkspaceId, id: &AgentId, candidate: &str,
     ) -> StoreResult<String> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "UPDATE agents SET link_token = COALESCE(link_token, $3) WHERE workspace_id = $1 AND id = $2",
             )
@@ -480,7 +478,6 @@ impl AgentStore for SqlStore {
             .bind(id.as_str())
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
             token.ok_or(StoreError::NotFound)
         })
     }

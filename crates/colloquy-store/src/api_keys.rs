@@ -6,7 +6,7 @@ use colloquy_core::{ids, keys, time};
 
 use colloquy_core::ids::WorkspaceId;
 
-use crate::db::{begin_write, run};
+use crate::db::{execute, run, transaction};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_optional};
 use crate::{Backend, SqlStore, Store, StoreError, StoreResult, WorkspaceStore};
@@ -111,30 +111,26 @@ impl KeyStore for SqlStore {
             created_at: time::now_secs(),
             revoked_at: None,
         };
-        run!(self, write, |pool| {
-            sqlx::query(
-                "INSERT INTO api_keys (id, workspace_id, user_id, name, token_hash, token_hint, \
-                 scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(ws.id.as_str())
-            .bind(&user.id)
-            .bind(&record.name)
-            .bind(keys::hash_token(token))
-            .bind(&record.token_hint)
-            .bind(&record.scopes)
-            .bind(record.created_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        execute!(
+            self,
+            "INSERT INTO api_keys (id, workspace_id, user_id, name, token_hash, token_hint, \
+             scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &id,
+            ws.id.as_str(),
+            &user.id,
+            &record.name,
+            keys::hash_token(token),
+            &record.token_hint,
+            &record.scopes,
+            record.created_at,
+        )?;
         Ok(record)
     }
 
     async fn bootstrap_key(&self, token: &str) -> StoreResult<bool> {
         let is_postgres = self.backend() == Backend::Postgres;
         let now = time::now_secs();
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             if is_postgres {
                 // Serialises concurrent starts; released at commit. SQLite's BEGIN IMMEDIATE
                 // already holds the database's write lock.
@@ -188,7 +184,6 @@ impl KeyStore for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(true)
         })
     }
@@ -214,14 +209,12 @@ impl KeyStore for SqlStore {
 
     async fn revoke_key(&self, key_id: &str) -> StoreResult<()> {
         let now = time::now_secs();
-        let changed = run!(self, write, |pool| {
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-                .bind(key_id)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let changed = execute!(
+            self,
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+            key_id,
+            now,
+        )?;
         if changed == 0 {
             return Err(StoreError::NotFound);
         }

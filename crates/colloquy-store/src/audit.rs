@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use colloquy_core::ids::{AgentId, ConversationId, ToolId, WorkspaceId};
 
-use crate::db::begin_write;
+use crate::db::transaction;
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, values_placeholders};
 use crate::{SqlStore, Store, StoreError, StoreResult};
@@ -145,7 +145,7 @@ impl AuditStore for SqlStore {
             e.1 += r.latency_us;
         }
         let numbered = matches!(self.db, crate::db::Db::Postgres(_));
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             for chunk in records.chunks(ROWS_PER_INSERT) {
                 let sql = insert_sql(chunk.len(), numbered);
                 let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -186,7 +186,6 @@ impl AuditStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }

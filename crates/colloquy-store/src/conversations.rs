@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use crate::db::{begin_write, change_one, changed_one, run};
+use crate::db::{change_one, changed_one, run, transaction};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, find};
 use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
@@ -167,7 +167,7 @@ impl ConversationStore for SqlStore {
         &self, c: &ConversationRecord, s: &ConversationProgress,
     ) -> StoreResult<()> {
         let week_ago = c.started_at - 7 * 86_400;
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO conversations (id, workspace_id, agent_id, branch_id, source, status, started_at, deleted, \
                  agent_name, user_id, ended_at, call_successful, message_count, duration_secs, termination_reason, document) \
@@ -201,7 +201,6 @@ impl ConversationStore for SqlStore {
             .bind(week_ago)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -294,7 +293,7 @@ impl ConversationStore for SqlStore {
     async fn delete_conversation(
         &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             let done = sqlx::query(
                 "UPDATE conversations SET deleted = TRUE, document = '{}' \
                  WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
@@ -313,7 +312,6 @@ impl ConversationStore for SqlStore {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(())
         })
     }

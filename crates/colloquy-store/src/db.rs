@@ -84,25 +84,33 @@ macro_rules! run {
 }
 pub(crate) use run;
 
-/// Starts a write transaction on either backend: `BEGIN IMMEDIATE` on SQLite (take the write
-/// lock now, see the module doc), a plain `BEGIN` on PostgreSQL.
-macro_rules! begin_write {
+/// Runs `$body`, a [`crate::StoreResult`], in a write transaction `$tx` on either backend and
+/// commits it when the body gives `Ok`; an `Err`, a `?` or an early `return` drops the
+/// transaction, which rolls it back. SQLite takes the write lock at once (`BEGIN IMMEDIATE`,
+/// see the module doc), PostgreSQL a plain `BEGIN`.
+macro_rules! transaction {
     ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.db {
             $crate::db::Db::Sqlite { write, .. } => {
                 #[allow(unused_mut)]
                 let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
-                $body
+                let out: $crate::StoreResult<_> = $body;
+                let out = out?;
+                $tx.commit().await?;
+                Ok::<_, $crate::StoreError>(out)
             }
             $crate::db::Db::Postgres(pool) => {
                 #[allow(unused_mut)]
                 let mut $tx = pool.begin().await?;
-                $body
+                let out: $crate::StoreResult<_> = $body;
+                let out = out?;
+                $tx.commit().await?;
+                Ok::<_, $crate::StoreError>(out)
             }
         }
     };
 }
-pub(crate) use begin_write;
+pub(crate) use transaction;
 
 /// A table linking a row to a set of values: an agent's tags, tools and MCP servers, a tool's
 /// or an MCP server's secrets. The links are written with their row, in its transaction, by
@@ -114,26 +122,23 @@ pub(crate) struct Links {
     pub(crate) add: &'static str,
 }
 
-pub(crate) const AGENT_TAGS: Links = Links {
-    clear: "DELETE FROM agent_tags WHERE agent_id = $1",
-    add: "INSERT INTO agent_tags (agent_id, tag) VALUES ($1, $2)",
-};
-pub(crate) const AGENT_TOOLS: Links = Links {
-    clear: "DELETE FROM agent_tools WHERE agent_id = $1",
-    add: "INSERT INTO agent_tools (agent_id, tool_id) VALUES ($1, $2)",
-};
-pub(crate) const AGENT_MCP_SERVERS: Links = Links {
-    clear: "DELETE FROM agent_mcp_servers WHERE agent_id = $1",
-    add: "INSERT INTO agent_mcp_servers (agent_id, mcp_server_id) VALUES ($1, $2)",
-};
-pub(crate) const TOOL_SECRETS: Links = Links {
-    clear: "DELETE FROM tool_secrets WHERE tool_id = $1",
-    add: "INSERT INTO tool_secrets (tool_id, secret_id) VALUES ($1, $2)",
-};
-pub(crate) const MCP_SERVER_SECRETS: Links = Links {
-    clear: "DELETE FROM mcp_server_secrets WHERE mcp_server_id = $1",
-    add: "INSERT INTO mcp_server_secrets (mcp_server_id, secret_id) VALUES ($1, $2)",
-};
+/// The [`Links`] of `$table`, whose columns are `$owner` and `$value`.
+macro_rules! links {
+    ($table:literal, $owner:literal, $value:literal) => {
+        Links {
+            clear: concat!("DELETE FROM ", $table, " WHERE ", $owner, " = $1"),
+            add: concat!("INSERT INTO ", $table, " (", $owner, ", ", $value, ") VALUES ($1, $2)"),
+        }
+    };
+}
+
+pub(crate) const AGENT_TAGS: Links = links!("agent_tags", "agent_id", "tag");
+pub(crate) const AGENT_TOOLS: Links = links!("agent_tools", "agent_id", "tool_id");
+pub(crate) const AGENT_MCP_SERVERS: Links =
+    links!("agent_mcp_servers", "agent_id", "mcp_server_id");
+pub(crate) const TOOL_SECRETS: Links = links!("tool_secrets", "tool_id", "secret_id");
+pub(crate) const MCP_SERVER_SECRETS: Links =
+    links!("mcp_server_secrets", "mcp_server_id", "secret_id");
 
 /// Replaces the links of `$owner` (text) in `$links` with `$values` (each once), inside the
 /// transaction `$tx`.
@@ -182,19 +187,21 @@ macro_rules! update_versioned {
 }
 pub(crate) use update_versioned;
 
+/// Runs one statement `$sql` with `$binds` on the write pool: the rows it changed.
+macro_rules! execute {
+    ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        $crate::db::run!($store, write, |pool| {
+            sqlx::query($sql)$(.bind($bind))*.execute(pool).await.map(|r| r.rows_affected())
+        })
+    };
+}
+pub(crate) use execute;
+
 /// Runs `$sql` on the write pool with the workspace as `$1`, a row's id as `$2`, then
 /// `$binds`: the one row of the caller's it changes, or [`StoreError::NotFound`].
 macro_rules! change_one {
     ($store:expr, $sql:expr, $workspace_id:expr, $id:expr $(, $bind:expr)* $(,)?) => {{
-        let done = $crate::db::run!($store, write, |pool| {
-            sqlx::query($sql)
-                .bind($workspace_id.as_str())
-                .bind($id)
-                $(.bind($bind))*
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let done = $crate::db::execute!($store, $sql, $workspace_id.as_str(), $id $(, $bind)*)?;
         $crate::db::changed_one(done)
     }};
 }

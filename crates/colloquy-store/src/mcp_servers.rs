@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use crate::agents::SUMMARY_COLUMNS;
 use colloquy_core::ids::WorkspaceId;
 
-use crate::db::{MCP_SERVER_SECRETS, begin_write, set_links, update_versioned};
+use crate::db::{MCP_SERVER_SECRETS, set_links, transaction, update_versioned};
 use crate::inline::sqlite_row;
 use crate::query::{Query, fetch_all, find};
 use crate::{AgentSummaryRow, SqlStore, StoreError, StoreResult};
@@ -97,7 +97,7 @@ impl McpServerStore for SqlStore {
         &self, workspace_id: &WorkspaceId, id: &str, created_by: &str, now: i64,
         c: &McpServerContent,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO mcp_servers (id, workspace_id, name, created_by, created_at, \
                  updated_at, version, document) VALUES ($1, $2, $3, $4, $5, $5, 1, $6)",
@@ -111,7 +111,6 @@ impl McpServerStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -143,7 +142,7 @@ impl McpServerStore for SqlStore {
         &self, workspace_id: &WorkspaceId, id: &str, c: &McpServerContent, now: i64,
         expected_version: i64,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             update_versioned!(
                 tx,
                 "mcp_servers",
@@ -155,13 +154,12 @@ impl McpServerStore for SqlStore {
                 "the MCP server changed meanwhile"
             );
             set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
-            tx.commit().await?;
             Ok(())
         })
     }
 
     async fn delete_mcp_server(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             let exists: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
             )
@@ -189,7 +187,6 @@ impl McpServerStore for SqlStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(())
         })
     }

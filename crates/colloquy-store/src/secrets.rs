@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use colloquy_core::ids::WorkspaceId;
 
-use crate::db::{begin_write, change_one, changed_one, delete_unused, run};
+use crate::db::{change_one, changed_one, delete_unused, execute, run, transaction};
 use crate::inline::sqlite_row;
 use crate::query::find;
 use crate::{SqlStore, StoreResult};
@@ -77,22 +77,18 @@ const COLUMNS: &str =
 #[async_trait]
 impl SecretStore for SqlStore {
     async fn insert_secret(&self, s: &SecretRecord) -> StoreResult<()> {
-        run!(self, write, |pool| {
-            sqlx::query(
-                "INSERT INTO secrets (id, workspace_id, name, sealed_value, created_by, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&s.id)
-            .bind(s.workspace_id.as_str())
-            .bind(&s.name)
-            .bind(&s.sealed_value)
-            .bind(&s.created_by)
-            .bind(s.created_at)
-            .bind(s.updated_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        execute!(
+            self,
+            "INSERT INTO secrets (id, workspace_id, name, sealed_value, created_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &s.id,
+            s.workspace_id.as_str(),
+            &s.name,
+            &s.sealed_value,
+            &s.created_by,
+            s.created_at,
+            s.updated_at,
+        )?;
         Ok(())
     }
 
@@ -140,7 +136,7 @@ impl SecretStore for SqlStore {
     }
 
     async fn delete_secret(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             delete_unused!(
                 tx,
                 "secrets",
@@ -150,7 +146,6 @@ impl SecretStore for SqlStore {
                 id,
                 |users| format!("the secret is used by {users} tool(s) or MCP server(s)")
             );
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -163,14 +158,12 @@ impl SecretStore for SqlStore {
     }
 
     async fn reseal_secret(&self, id: &str, sealed_value: &str) -> StoreResult<()> {
-        let done = run!(self, write, |pool| {
-            sqlx::query("UPDATE secrets SET sealed_value = $2 WHERE id = $1")
-                .bind(id)
-                .bind(sealed_value)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        let done = execute!(
+            self,
+            "UPDATE secrets SET sealed_value = $2 WHERE id = $1",
+            id,
+            sealed_value,
+        )?;
         changed_one(done)
     }
 }

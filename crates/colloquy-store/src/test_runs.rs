@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use colloquy_core::ids::{AgentId, InvocationId, TestId, WorkspaceId};
 use colloquy_core::test_runs::RunStatus;
 
-use crate::db::{Db, begin_write, change_one, run};
+use crate::db::{Db, change_one, execute, run, transaction};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all, find};
 use crate::{SqlStore, StoreResult};
@@ -167,7 +167,7 @@ const RUN_COLUMNS: &str = "id, invocation_id, workspace_id, test_id, test_name, 
 #[async_trait]
 impl TestRunStore for SqlStore {
     async fn insert_invocation(&self, inv: &InvocationRow, runs: &[RunRow]) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO test_invocations (id, workspace_id, agent_id, branch_id, name, repeat_count, created_by, \
                  created_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -197,7 +197,6 @@ impl TestRunStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -309,24 +308,20 @@ impl TestRunStore for SqlStore {
     async fn cancel_runs(
         &self, invocation_id: &InvocationId, result: &str, now: i64,
     ) -> StoreResult<u64> {
-        Ok(run!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE test_runs SET status = 'cancelled', result = $2, updated_at = $3, lease_until = NULL, worker = NULL \
-                 WHERE invocation_id = $1 AND status IN ('pending', 'running')",
-            )
-            .bind(invocation_id.as_str())
-            .bind(result)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?)
+        Ok(execute!(
+            self,
+            "UPDATE test_runs SET status = 'cancelled', result = $2, updated_at = $3, lease_until = NULL, worker = NULL \
+             WHERE invocation_id = $1 AND status IN ('pending', 'running')",
+            invocation_id.as_str(),
+            result,
+            now,
+        )?)
     }
 
     async fn resubmit_runs(
         &self, invocation_id: &InvocationId, run_ids: &[String], document: Option<&str>, now: i64,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             if let Some(doc) = document {
                 sqlx::query("UPDATE test_invocations SET document = $2 WHERE id = $1")
                     .bind(invocation_id.as_str())
@@ -345,7 +340,6 @@ impl TestRunStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -353,21 +347,17 @@ impl TestRunStore for SqlStore {
     async fn complete_run(
         &self, run_id: &str, worker: &str, attempt: i64, status: RunStatus, result: &str, now: i64,
     ) -> StoreResult<bool> {
-        let done = run!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE test_runs SET status = $4, result = $5, updated_at = $6, lease_until = NULL \
-                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'running'",
-            )
-            .bind(run_id)
-            .bind(worker)
-            .bind(attempt)
-            .bind(status.as_str())
-            .bind(result)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let done = execute!(
+            self,
+            "UPDATE test_runs SET status = $4, result = $5, updated_at = $6, lease_until = NULL \
+             WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'running'",
+            run_id,
+            worker,
+            attempt,
+            status.as_str(),
+            result,
+            now,
+        )?;
         Ok(done == 1)
     }
 }

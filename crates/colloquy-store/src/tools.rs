@@ -6,7 +6,7 @@ use crate::agents::SUMMARY_COLUMNS;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 use colloquy_core::tools::{ToolKind, ToolSort};
 
-use crate::db::{TOOL_SECRETS, begin_write, changed_one, delete_unused, run, set_links};
+use crate::db::{TOOL_SECRETS, changed_one, delete_unused, run, set_links, transaction};
 use crate::inline::sqlite_row;
 use crate::page::{Page, SortValue};
 use crate::query::{Bind, Query, bound, fetch_all, find};
@@ -164,7 +164,7 @@ const SELECT: &str = "SELECT t.id, t.name, t.tool_type, t.created_by, u.name AS 
 impl ToolStore for SqlStore {
     async fn insert_tool(&self, tool: &NewTool) -> StoreResult<()> {
         let c = &tool.content;
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO tools (id, workspace_id, name, name_lower, tool_type, created_by, \
                  created_at, updated_at, document, mcp_server_id) \
@@ -182,7 +182,6 @@ impl ToolStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             set_links!(tx, TOOL_SECRETS, tool.id.as_str(), &c.secret_ids);
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -242,7 +241,7 @@ impl ToolStore for SqlStore {
     async fn update_tool(
         &self, workspace_id: &WorkspaceId, id: &ToolId, c: &ToolContent, now: i64,
     ) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             let done = sqlx::query(
                 "UPDATE tools SET name = $3, name_lower = $4, tool_type = $5, document = $6, updated_at = $7, \
                  mcp_server_id = $8 WHERE workspace_id = $1 AND id = $2",
@@ -260,13 +259,12 @@ impl ToolStore for SqlStore {
             .rows_affected();
             changed_one(done)?;
             set_links!(tx, TOOL_SECRETS, id.as_str(), &c.secret_ids);
-            tx.commit().await?;
             Ok(())
         })
     }
 
     async fn delete_tool(&self, workspace_id: &WorkspaceId, id: &ToolId) -> StoreResult<()> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             delete_unused!(
                 tx,
                 "tools",
@@ -275,7 +273,6 @@ impl ToolStore for SqlStore {
                 id.as_str(),
                 |users| format!("the tool is used by {users} agent(s)")
             );
-            tx.commit().await?;
             Ok(())
         })
     }

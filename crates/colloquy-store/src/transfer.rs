@@ -307,7 +307,7 @@ pub async fn copy_all(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<TableSu
         )));
     }
     let numbered = matches!(to.db, Db::Postgres(_));
-    crate::db::begin_write!(to, |tx| {
+    crate::db::transaction!(to, |tx| {
         for table in &source {
             let per_statement = (BATCH * 8 / table.columns.len().max(1)).clamp(1, BATCH);
             let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Vec<Cell>>>(4);
@@ -322,7 +322,6 @@ pub async fn copy_all(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<TableSu
             read?;
             written?;
         }
-        tx.commit().await?;
         Ok::<_, StoreError>(())
     })?;
     let before = summarize(from).await?;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use colloquy_core::ids::{self, WorkspaceId};
 use colloquy_core::time;
 
-use crate::db::{begin_write, run};
+use crate::db::{run, transaction};
 use crate::{SqlStore, StoreResult};
 
 /// A workspace.
@@ -57,7 +57,7 @@ pub trait WorkspaceStore {
 #[async_trait]
 impl WorkspaceStore for SqlStore {
     async fn ensure_workspace(&self, name: &str) -> StoreResult<Workspace> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO NOTHING",
@@ -72,7 +72,6 @@ impl WorkspaceStore for SqlStore {
                     .bind(name)
                     .fetch_one(&mut *tx)
                     .await?;
-            tx.commit().await?;
             Ok(ws)
         })
     }
@@ -89,7 +88,7 @@ impl WorkspaceStore for SqlStore {
     async fn ensure_user(
         &self, workspace_id: &WorkspaceId, name: &str, email: &str,
     ) -> StoreResult<User> {
-        begin_write!(self, |tx| {
+        transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO users (id, workspace_id, name, email, created_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, email) DO NOTHING",
@@ -109,7 +108,6 @@ impl WorkspaceStore for SqlStore {
             .bind(email)
             .fetch_one(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(user)
         })
     }
