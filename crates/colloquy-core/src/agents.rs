@@ -334,12 +334,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err[0].loc,
-            vec![
-                LocItem::from("body"),
-                "conversation_config".into(),
-                "agent".into(),
-                "first_message".into()
-            ]
+            crate::validation::path(["body", "conversation_config", "agent", "first_message"])
         );
     }
 

@@ -672,19 +672,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err[0].loc,
-            vec![
-                LocItem::from("body"),
-                "conversation_config".into(),
-                "agent".into(),
-                "prompt".into(),
-                "temperature".into()
-            ]
+            crate::validation::path([
+                "body",
+                "conversation_config",
+                "agent",
+                "prompt",
+                "temperature"
+            ])
         );
         assert_eq!(err[0].kind, "float_type");
 
         let err = check("Body_Create_Agent_v1_convai_agents_create_post", json!({})).unwrap_err();
         assert_eq!(err[0].kind, "missing");
-        assert_eq!(err[0].loc, vec![LocItem::from("body"), "conversation_config".into()]);
+        assert_eq!(err[0].loc, crate::validation::path(["body", "conversation_config"]));
     }
 
     #[test]

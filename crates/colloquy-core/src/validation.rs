@@ -32,6 +32,15 @@ impl From<usize> for LocItem {
     }
 }
 
+/// A location from its parts: `path(["body", "tools", 0])`.
+pub fn path<I, L>(items: I) -> Vec<LocItem>
+where
+    I: IntoIterator<Item = L>,
+    L: Into<LocItem>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
 /// One violation of the input contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
@@ -52,11 +61,7 @@ impl Violation {
         I: IntoIterator<Item = L>,
         L: Into<LocItem>,
     {
-        Violation {
-            loc: loc.into_iter().map(Into::into).collect(),
-            msg: msg.into(),
-            kind: kind.to_owned(),
-        }
+        Violation { loc: path(loc), msg: msg.into(), kind: kind.to_owned() }
     }
 }
 

@@ -154,6 +154,23 @@ macro_rules! set_links {
 }
 pub(crate) use set_links;
 
+/// Whether the caller's row `$id` of `$table` exists, asked inside the transaction `$tx`.
+macro_rules! exists {
+    ($tx:ident, $table:literal, $workspace_id:expr, $id:expr) => {{
+        let found: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM ",
+            $table,
+            " WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind($workspace_id)
+        .bind($id)
+        .fetch_one(&mut *$tx)
+        .await?;
+        found > 0
+    }};
+}
+pub(crate) use exists;
+
 /// Runs the versioned `UPDATE` `$sql` (`$1` the workspace, `$2` the id, then `$binds`; its
 /// condition names the version the caller read) inside `$tx`. When it changes no row, returns
 /// from the enclosing function: [`StoreError::NotFound`] when `$table` has no such row, else
@@ -168,16 +185,7 @@ macro_rules! update_versioned {
             .await?
             .rows_affected();
         if done == 0 {
-            let exists: i64 = sqlx::query_scalar(concat!(
-                "SELECT COUNT(*) FROM ",
-                $table,
-                " WHERE workspace_id = $1 AND id = $2"
-            ))
-            .bind($workspace_id)
-            .bind($id)
-            .fetch_one(&mut *$tx)
-            .await?;
-            return Err(if exists == 0 {
+            return Err(if !$crate::db::exists!($tx, $table, $workspace_id, $id) {
                 $crate::StoreError::NotFound
             } else {
                 $crate::StoreError::Conflict($why.into())
@@ -213,16 +221,7 @@ pub(crate) use change_one;
 macro_rules! delete_unused {
     ($tx:ident, $table:literal, $users_sql:literal, $workspace_id:expr, $id:expr, $in_use:expr) => {{
         let users: i64 = sqlx::query_scalar($users_sql).bind($id).fetch_one(&mut *$tx).await?;
-        let exists: i64 = sqlx::query_scalar(concat!(
-            "SELECT COUNT(*) FROM ",
-            $table,
-            " WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind($workspace_id)
-        .bind($id)
-        .fetch_one(&mut *$tx)
-        .await?;
-        if exists == 0 {
+        if !$crate::db::exists!($tx, $table, $workspace_id, $id) {
             return Err($crate::StoreError::NotFound);
         }
         if users > 0 {

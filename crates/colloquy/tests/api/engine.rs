@@ -87,6 +87,12 @@ fn webhook_tool(name: &str, url: &str) -> Value {
     }})
 }
 
+/// Start options for a conversation with Ada, whose name the agents' prompts use.
+fn for_ada() -> StartOptions {
+    let vars = json!({"customer_name": "Ada"}).as_object().unwrap().clone();
+    StartOptions { dynamic_variables: vars, ..Default::default() }
+}
+
 async fn a_text_turn_streams_and_is_recorded(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let llm = FakeLlm::openai_seq(vec![text("Hello Ada, how can I help?")]).await;
@@ -95,14 +101,7 @@ async fn a_text_turn_streams_and_is_recorded(backend: Backend) {
         "first_message": "Hi {{customer_name}}!",
         "prompt": {"prompt": "You help {{customer_name}} in conversation {{system__conversation_id}}.", "llm": "gpt-4o-mini", "temperature": 0.3}
     }})).await;
-    let vars = json!({"customer_name": "Ada"}).as_object().unwrap().clone();
-    let mut conv = start(
-        &deps,
-        &app,
-        &agent_id,
-        StartOptions { dynamic_variables: vars, ..Default::default() },
-    )
-    .await;
+    let mut conv = start(&deps, &app, &agent_id, for_ada()).await;
     assert_eq!(conv.first_message().as_deref(), Some("Hi Ada!"));
     assert!(colloquy_core::ids::is_uuid(conv.id().as_str()));
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -171,14 +170,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
         json!({"agent": {"prompt": {"prompt": "p", "llm": "gpt-4o", "tool_ids": [tool_id]}}}),
     )
     .await;
-    let vars = json!({"customer_name": "Ada"}).as_object().unwrap().clone();
-    let mut conv = start(
-        &deps,
-        &app,
-        &agent_id,
-        StartOptions { dynamic_variables: vars, ..Default::default() },
-    )
-    .await;
+    let mut conv = start(&deps, &app, &agent_id, for_ada()).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let result = conv.user_message("weather?", Some(&tx)).await.unwrap();
     assert_eq!(result.text, "It will be sunny.");
