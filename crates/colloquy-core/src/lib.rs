@@ -4,6 +4,7 @@
 
 pub mod agent_tests;
 pub mod agents;
+pub mod chunking;
 pub mod cursor;
 pub mod ids;
 pub mod keys;
