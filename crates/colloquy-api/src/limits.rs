@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use colloquy_core::ids::WorkspaceId;
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 
@@ -41,13 +42,13 @@ impl RequestRate {
 #[derive(Clone)]
 pub struct ConversationSlots {
     max: usize,
-    open: Arc<Mutex<HashMap<String, usize>>>,
+    open: Arc<Mutex<HashMap<WorkspaceId, usize>>>,
 }
 
 /// One open conversation; its slot frees when dropped.
 pub struct Slot {
-    workspace_id: String,
-    open: Arc<Mutex<HashMap<String, usize>>>,
+    workspace_id: WorkspaceId,
+    open: Arc<Mutex<HashMap<WorkspaceId, usize>>>,
 }
 
 impl ConversationSlots {
@@ -57,14 +58,14 @@ impl ConversationSlots {
     }
 
     /// A slot for one more conversation of the workspace, if it has one left.
-    pub fn take(&self, workspace_id: &str) -> Option<Slot> {
+    pub fn take(&self, workspace_id: &WorkspaceId) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(workspace_id.to_owned()).or_insert(0);
+        let count = open.entry(workspace_id.clone()).or_insert(0);
         if *count >= self.max {
             return None;
         }
         *count += 1;
-        Some(Slot { workspace_id: workspace_id.to_owned(), open: self.open.clone() })
+        Some(Slot { workspace_id: workspace_id.clone(), open: self.open.clone() })
     }
 }
 
@@ -97,11 +98,12 @@ mod tests {
     #[test]
     fn slots_free_when_dropped() {
         let slots = ConversationSlots::new(2);
-        let one = slots.take("w").unwrap();
-        let _two = slots.take("w").unwrap();
-        assert!(slots.take("w").is_none());
-        assert!(slots.take("other").is_some());
+        let (w, other) = (WorkspaceId::from("w"), WorkspaceId::from("other"));
+        let one = slots.take(&w).unwrap();
+        let _two = slots.take(&w).unwrap();
+        assert!(slots.take(&w).is_none());
+        assert!(slots.take(&other).is_some());
         drop(one);
-        assert!(slots.take("w").is_some());
+        assert!(slots.take(&w).is_some());
     }
 }

@@ -72,8 +72,7 @@ async fn conversation(
         .max_message_size(max_message)
         .max_frame_size(max_message);
     let decision = authorize(&state, &params, &headers).await;
-    let slot =
-        decision.as_ref().ok().map(|agent| state.conversations.take(agent.workspace_id.as_str()));
+    let slot = decision.as_ref().ok().map(|agent| state.conversations.take(&agent.workspace_id));
     upgrade.on_upgrade(move |socket| async move {
         match (decision, slot) {
             (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent).await,
