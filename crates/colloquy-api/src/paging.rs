@@ -153,6 +153,14 @@ impl<T> Page<T> {
         }
     }
 
+    /// The page as the response, its body written once straight from the views.
+    pub fn respond(&self, items_key: &'static str) -> ApiResult<axum::response::Response>
+    where
+        T: Serialize,
+    {
+        Ok(crate::extract::json_text(serde_json::to_vec(&self.body(items_key))?))
+    }
+
     /// The reference's page body, `{<items_key>: [...], "next_cursor", "has_more"}`.
     pub fn body(&self, items_key: &'static str) -> PageBody<'_, T> {
         PageBody { items_key, page: self }

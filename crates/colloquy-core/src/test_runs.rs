@@ -41,11 +41,6 @@ impl RunStatus {
             RunStatus::Failed | RunStatus::Cancelled => "failed",
         }
     }
-
-    /// Whether the run has ended (nothing will change it but a resubmission).
-    pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Passed | RunStatus::Failed | RunStatus::Cancelled)
-    }
 }
 
 impl fmt::Display for RunStatus {

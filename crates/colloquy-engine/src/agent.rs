@@ -64,10 +64,10 @@ impl AgentSnapshot {
         let mut part = |key: &str| document.get_mut(key).map(Value::take).unwrap_or_default();
         let conversation_config = part("conversation_config");
         let platform_settings = part("platform_settings");
-        let prompt = conversation_config.pointer("/agent/prompt").cloned().unwrap_or(Value::Null);
-        let tools = offered_tools(deps, workspace_id, &prompt).await?;
+        let prompt = conversation_config.pointer("/agent/prompt").unwrap_or(&Value::Null);
+        let tools = offered_tools(deps, workspace_id, prompt).await?;
         let (mcp_servers, mcp_tool_records) =
-            load_mcp_servers(deps, workspace_id, &prompt, &tools).await?;
+            load_mcp_servers(deps, workspace_id, prompt, &tools).await?;
         let custom_llm_api_key =
             match prompt.pointer("/custom_llm/api_key/secret_id").and_then(Value::as_str) {
                 Some(secret_id) => Some(secrets::open(deps, workspace_id, secret_id).await?),
@@ -89,10 +89,9 @@ impl AgentSnapshot {
 
     /// Loads the MCP servers again after an override changed which ones the agent uses.
     pub async fn reload_mcp_servers(&mut self, deps: &EngineDeps) -> Result<(), StoreError> {
-        let prompt =
-            self.conversation_config.pointer("/agent/prompt").cloned().unwrap_or(Value::Null);
+        let prompt = self.conversation_config.pointer("/agent/prompt").unwrap_or(&Value::Null);
         let (servers, records) =
-            load_mcp_servers(deps, &self.workspace_id, &prompt, &self.tools).await?;
+            load_mcp_servers(deps, &self.workspace_id, prompt, &self.tools).await?;
         self.mcp_servers = servers;
         self.mcp_tool_records = records;
         Ok(())

@@ -220,11 +220,11 @@ impl TestStore for SqlStore {
     async fn list_test_entities(
         &self, workspace_id: &WorkspaceId, filter: &TestFilter, page: &TestPage,
     ) -> StoreResult<Vec<TestEntityRow>> {
-        let mut q = Query::new(
+        let mut q = Query::in_workspace(
             format!(
                 "{SELECT}, '' AS document FROM test_entities e JOIN users u ON u.id = e.created_by WHERE e.workspace_id = $1"
             ),
-            vec![Bind::Text(workspace_id.to_string())],
+            workspace_id,
         );
         if let Some(s) = &filter.search {
             q.push(

@@ -305,10 +305,10 @@ fn tags_json(tags: &[String]) -> String {
 
 /// An agent's tags, tools and MCP servers, as its content lists them.
 macro_rules! set_agent_links {
-    ($tx:ident, $agent_id:expr, $content:expr) => {
-        set_links!($tx, AGENT_TAGS, $agent_id, &$content.tags);
-        set_links!($tx, AGENT_TOOLS, $agent_id, &$content.tool_ids);
-        set_links!($tx, AGENT_MCP_SERVERS, $agent_id, &$content.mcp_server_ids);
+    ($tx:ident, $mode:ident, $agent_id:expr, $content:expr) => {
+        set_links!($tx, $mode, AGENT_TAGS, $agent_id, &$content.tags);
+        set_links!($tx, $mode, AGENT_TOOLS, $agent_id, &$content.tool_ids);
+        set_links!($tx, $mode, AGENT_MCP_SERVERS, $agent_id, &$content.mcp_server_ids);
     };
 }
 
@@ -336,7 +336,7 @@ impl AgentStore for SqlStore {
             .bind(&c.document)
             .execute(&mut *tx)
             .await?;
-            set_agent_links!(tx, agent.id.as_str(), c);
+            set_agent_links!(tx, new, agent.id.as_str(), c);
             Ok(())
         })
     }
@@ -445,7 +445,7 @@ impl AgentStore for SqlStore {
                 ],
                 "the agent changed meanwhile"
             );
-            set_agent_links!(tx, id.as_str(), c);
+            set_agent_links!(tx, replace, id.as_str(), c);
             Ok(())
         })
     }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use crate::db::{change_one, changed_one, run, transaction};
+use crate::db::{change_one, changed_one, transaction};
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, find};
 use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
@@ -228,16 +228,13 @@ impl ConversationStore for SqlStore {
     async fn has_conversation(
         &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<bool> {
-        let found: i64 = run!(self, read, |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id.as_str())
-            .fetch_one(pool)
-            .await
-        })?;
-        Ok(found > 0)
+        let q = Query::scoped(
+            "SELECT COUNT(*) FROM conversations WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            workspace_id,
+            id.as_str(),
+        );
+        let found: Vec<(i64,)> = fetch_all!(self, q)?;
+        Ok(found.first().is_some_and(|(n,)| *n > 0))
     }
 
     async fn get_conversation(
@@ -257,11 +254,11 @@ impl ConversationStore for SqlStore {
         &self, workspace_id: &WorkspaceId, filter: &ConversationFilter,
         after: Option<(i64, String)>, limit: u32,
     ) -> StoreResult<Vec<ConversationRow>> {
-        let mut q = Query::new(
+        let mut q = Query::in_workspace(
             format!(
                 "SELECT {COLUMNS}, '' AS document FROM conversations WHERE workspace_id = $1 AND deleted = FALSE"
             ),
-            vec![Bind::Text(workspace_id.to_string())],
+            workspace_id,
         );
         if let Some(a) = &filter.agent_id {
             q.push(" AND agent_id = ?", Bind::Text(a.to_string()));

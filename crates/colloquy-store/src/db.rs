@@ -140,12 +140,16 @@ pub(crate) const TOOL_SECRETS: Links = links!("tool_secrets", "tool_id", "secret
 pub(crate) const MCP_SERVER_SECRETS: Links =
     links!("mcp_server_secrets", "mcp_server_id", "secret_id");
 
-/// Replaces the links of `$owner` (text) in `$links` with `$values` (each once), inside the
-/// transaction `$tx`.
+/// Writes the links of `$owner` (text) in `$links` as `$values` (each once), inside the
+/// transaction `$tx`: `replace` clears the old ones first, `new` (an owner just inserted, which
+/// has none) only adds.
 macro_rules! set_links {
-    ($tx:ident, $links:expr, $owner:expr, $values:expr) => {{
+    ($tx:ident, replace, $links:expr, $owner:expr, $values:expr) => {{
+        sqlx::query($links.clear).bind($owner).execute(&mut *$tx).await?;
+        $crate::db::set_links!($tx, new, $links, $owner, $values);
+    }};
+    ($tx:ident, new, $links:expr, $owner:expr, $values:expr) => {{
         let links: &$crate::db::Links = &$links;
-        sqlx::query(links.clear).bind($owner).execute(&mut *$tx).await?;
         let mut seen = std::collections::BTreeSet::new();
         for value in $values.iter().filter(|v| seen.insert(v.as_str())) {
             sqlx::query(links.add).bind($owner).bind(value.as_str()).execute(&mut *$tx).await?;

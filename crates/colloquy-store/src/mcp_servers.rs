@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use crate::agents::SUMMARY_COLUMNS;
 use colloquy_core::ids::WorkspaceId;
 
-use crate::db::{MCP_SERVER_SECRETS, set_links, transaction, update_versioned};
+use crate::db::{MCP_SERVER_SECRETS, exists, set_links, transaction, update_versioned};
 use crate::inline::sqlite_row;
 use crate::query::{Query, fetch_all, find};
 use crate::{AgentSummaryRow, SqlStore, StoreError, StoreResult};
@@ -110,7 +110,7 @@ impl McpServerStore for SqlStore {
             .bind(&c.document)
             .execute(&mut *tx)
             .await?;
-            set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
+            set_links!(tx, new, MCP_SERVER_SECRETS, id, &c.secret_ids);
             Ok(())
         })
     }
@@ -153,21 +153,14 @@ impl McpServerStore for SqlStore {
                 [&c.name, &c.document, now, expected_version],
                 "the MCP server changed meanwhile"
             );
-            set_links!(tx, MCP_SERVER_SECRETS, id, &c.secret_ids);
+            set_links!(tx, replace, MCP_SERVER_SECRETS, id, &c.secret_ids);
             Ok(())
         })
     }
 
     async fn delete_mcp_server(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<()> {
         transaction!(self, |tx| {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM mcp_servers WHERE workspace_id = $1 AND id = $2",
-            )
-            .bind(workspace_id.as_str())
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if exists == 0 {
+            if !exists!(tx, "mcp_servers", workspace_id.as_str(), id) {
                 return Err(StoreError::NotFound);
             }
             let (agents, tools): (i64, i64) = sqlx::query_as(

@@ -1,6 +1,7 @@
-//! Keyset pages of the sortable lists (agents, tools): a sort column, a direction and the
-//! last row already seen, turned into one condition and one `ORDER BY` so every list pages the
-//! same way.
+//! Keyset pages of the lists a client can sort (agents, tools) and of a tool's dependents: a
+//! sort column, a direction and the last row already seen, turned into one condition and one
+//! `ORDER BY`. The fixed-order lists (conversations, invocations, executions, tests) still write
+//! their own condition.
 
 use crate::query::{Bind, Query};
 

@@ -366,9 +366,9 @@ impl TestRunStore for SqlStore {
 fn filtered_invocations(
     select: &str, workspace_id: &WorkspaceId, filter: &InvocationFilter,
 ) -> Query {
-    let mut q = Query::new(
+    let mut q = Query::in_workspace(
         format!("SELECT {select} FROM test_invocations i WHERE i.workspace_id = $1"),
-        vec![Bind::Text(workspace_id.to_string())],
+        workspace_id,
     );
     if let Some(a) = &filter.agent_id {
         q.push(" AND i.agent_id = ?", Bind::Text(a.to_string()));

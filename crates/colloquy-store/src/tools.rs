@@ -181,7 +181,7 @@ impl ToolStore for SqlStore {
             .bind(&c.mcp_server_id)
             .execute(&mut *tx)
             .await?;
-            set_links!(tx, TOOL_SECRETS, tool.id.as_str(), &c.secret_ids);
+            set_links!(tx, new, TOOL_SECRETS, tool.id.as_str(), &c.secret_ids);
             Ok(())
         })
     }
@@ -209,10 +209,8 @@ impl ToolStore for SqlStore {
     async fn list_tools(
         &self, workspace_id: &WorkspaceId, filter: &ToolFilter, page: &ToolPage,
     ) -> StoreResult<Vec<ToolRow>> {
-        let mut q = Query::new(
-            format!("{SELECT} WHERE t.workspace_id = $1"),
-            vec![Bind::Text(workspace_id.to_string())],
-        );
+        let mut q =
+            Query::in_workspace(format!("{SELECT} WHERE t.workspace_id = $1"), workspace_id);
         if let Some(prefix) = &filter.name_prefix {
             let p = q.param(Bind::Text(prefix.clone()));
             q.raw(&format!(" AND substr(t.name_lower, 1, length({p})) = {p}"));
@@ -258,7 +256,7 @@ impl ToolStore for SqlStore {
             .await?
             .rows_affected();
             changed_one(done)?;
-            set_links!(tx, TOOL_SECRETS, id.as_str(), &c.secret_ids);
+            set_links!(tx, replace, TOOL_SECRETS, id.as_str(), &c.secret_ids);
             Ok(())
         })
     }
@@ -323,14 +321,14 @@ impl ToolStore for SqlStore {
     async fn tool_usage(
         &self, workspace_id: &WorkspaceId, tool_ids: &[ToolId],
     ) -> StoreResult<Vec<(ToolId, ToolUsage)>> {
-        if tool_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = Query::new(
+        let Some(q) = Query::among(
             "SELECT tool_id, total_calls, total_latency_us FROM tool_stats WHERE workspace_id = $1",
-            vec![Bind::Text(workspace_id.to_string())],
-        );
-        q.push_in("tool_id", tool_ids);
+            workspace_id,
+            "tool_id",
+            tool_ids,
+        ) else {
+            return Ok(Vec::new());
+        };
         let rows: Vec<(String, i64, i64)> = run!(self, read, |pool| {
             bound!(sqlx::query_as(sqlx::AssertSqlSafe(q.sql.clone())), q).fetch_all(pool).await
         })?;

@@ -118,7 +118,7 @@ impl Server {
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
         let worker = tokio::spawn(colloquy_engine::testing::worker(
             engine.clone(),
-            colloquy_core::ids::new_id("worker_"),
+            colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER),
             config.test_concurrency,
             config.test_lease_secs,
             stop,

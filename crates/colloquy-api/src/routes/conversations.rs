@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, empty_as_none};
 use crate::paging::{PageSizeRule, Pager};
 use crate::state::AppState;
+use axum::response::Response;
 
 /// The conversations routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -123,7 +124,7 @@ fn summary(row: &ConversationRow) -> Value {
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversations", params(ListParams), security(("api_key" = ["conversations:read"])))]
-async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiResult<Json<Value>> {
+async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiResult<Response> {
     let filter = ConversationFilter {
         agent_id: params.agent_id.filter(|s| !s.is_empty()).map(AgentId::from),
         call_successful: params.call_successful.map(|c| c.as_str().to_owned()),
@@ -157,7 +158,7 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
         .list_conversations(&cx.workspace_id, &filter, pager.after()?, pager.fetch())
         .await?;
     let page = pager.page(rows, |r| (r.started_at, r.id.as_str()));
-    Ok(Json(serde_json::to_value(page.view(summary).body("conversations"))?))
+    page.view(summary).respond("conversations")
 }
 
 fn full(row: &ConversationRow) -> Value {

@@ -151,11 +151,6 @@ impl Conversation {
         &self.runtime.id
     }
 
-    /// The agent talked to.
-    pub fn agent(&self) -> &AgentSnapshot {
-        &self.state.agent
-    }
-
     /// The agent's first message with dynamic variables filled, if it has one.
     pub fn first_message(&self) -> Option<String> {
         self.state.first_message()
@@ -169,11 +164,6 @@ impl Conversation {
     /// The transcript so far, in the reference's shape.
     pub fn transcript(&self) -> &[Value] {
         self.state.transcript.entries()
-    }
-
-    /// The conversation's dynamic variables (the client's, placeholders, `system__*`).
-    pub fn variables(&self) -> &Map<String, Value> {
-        &self.state.vars
     }
 
     /// Adds context the user did not say (a `contextual_update`): the agent sees it, no

@@ -13,7 +13,7 @@ use crate::conversation::Runtime;
 use crate::conversation::state::State;
 use crate::error::EngineError;
 use crate::llm::{ChatMessage, ChatResponse, Role, ToolCall};
-use crate::tools::{self, AgentTool, CallScope, Effect, ToolOutcome};
+use crate::tools::{self, CallScope, Effect, ToolOutcome};
 
 /// Runs the calls `answer` asks for; whether the turn stops here (no further LLM round).
 pub(crate) async fn run(
@@ -28,7 +28,7 @@ pub(crate) async fn run(
     let outcomes = execute_all(state, rt, &answer.tool_calls, events).await?;
     let mut skip = false;
     for (call, (tool, outcome)) in answer.tool_calls.iter().zip(outcomes) {
-        record(reply, call, tool.as_ref(), &outcome);
+        record(reply, call, tool, &outcome);
         match &outcome.effect {
             Effect::EndCall => reply.end_call = true,
             Effect::SkipTurn => skip = true,
@@ -43,7 +43,7 @@ pub(crate) async fn run(
 /// Runs the calls of one answer concurrently; each is recorded before its result is told.
 async fn execute_all(
     state: &State, rt: &Runtime, calls: &[ToolCall], events: Events<'_>,
-) -> Result<Vec<(Option<AgentTool>, ToolOutcome)>, EngineError> {
+) -> Result<Vec<(Option<ToolKind>, ToolOutcome)>, EngineError> {
     let scope = CallScope {
         deps: &rt.deps,
         workspace_id: &state.agent.workspace_id,
@@ -69,7 +69,7 @@ async fn execute_all(
                 });
             }
             let outcome = tools::execute(scope, tool, call).await;
-            (tool.cloned(), outcome)
+            (tool.map(|t| t.kind), outcome)
         }
     });
     let mut outcomes = Vec::with_capacity(calls.len());
@@ -79,7 +79,7 @@ async fn execute_all(
             let _ = tx.send(TurnEvent::ToolResponse {
                 call_id: call.id.clone(),
                 name: call.name.clone(),
-                kind: tool.as_ref().map(|t| t.kind),
+                kind: tool,
                 result: outcome.result.clone(),
                 is_error: outcome.is_error(),
             });
@@ -90,8 +90,8 @@ async fn execute_all(
 }
 
 /// The call and its result in the agent's transcript entry (secrets scrubbed).
-fn record(reply: &mut Reply, call: &ToolCall, tool: Option<&AgentTool>, outcome: &ToolOutcome) {
-    let wire_type = match tool.map(|t| t.kind) {
+fn record(reply: &mut Reply, call: &ToolCall, kind: Option<ToolKind>, outcome: &ToolOutcome) {
+    let wire_type = match kind {
         Some(kind @ (ToolKind::Client | ToolKind::Webhook | ToolKind::Mcp)) => Some(kind.as_str()),
         _ => None,
     };

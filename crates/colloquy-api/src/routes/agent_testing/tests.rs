@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query, empty_as_none};
 use crate::paging::{PageSizeRule, Pager, SortKey};
 use crate::routes::access::created_by;
+use axum::response::Response;
 
 async fn prepare(cx: &Ctx, body: Value, write: Write) -> ApiResult<agent_tests::TestDoc> {
     let doc = agent_tests::prepare(body, write).map_err(ApiError::Invalid)?;
@@ -212,9 +213,7 @@ fn filter(params: ListParams, caller: &Caller) -> TestFilter {
 }
 
 #[utoipa::path(get, path = "/v1/convai/agent-testing", params(ListParams), security(("api_key" = ["tests:read"])))]
-pub(super) async fn list_tests(
-    cx: Ctx, Query(params): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+pub(super) async fn list_tests(cx: Ctx, Query(params): Query<ListParams>) -> ApiResult<Response> {
     let folders_first = params.sort_mode == Some(SortMode::FoldersFirst);
     let (page_size, cursor) = (params.page_size, params.cursor.clone());
     let filter = filter(params, &cx);
@@ -248,8 +247,7 @@ pub(super) async fn list_tests(
     });
     let folders = Folders::load(&cx).await?;
     let sizes = Folders::sizes(&cx).await?;
-    let page = page.view(|r| view::summary(r, &folders, &sizes, &cx));
-    Ok(Json(serde_json::to_value(page.body("tests"))?))
+    page.view(|r| view::summary(r, &folders, &sizes, &cx)).respond("tests")
 }
 
 #[derive(Debug, Deserialize)]

@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, OrNotFound};
+use crate::auth::Ctx;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -231,8 +231,7 @@ fn socket_base(state: &AppState, headers: &HeaderMap) -> String {
 
 #[utoipa::path(get, path = "/v1/convai/conversation/get-signed-url", params(SignedUrlParams), security(("api_key" = ["agents:read"])))]
 async fn get_signed_url(
-    caller: Caller, State(state): State<AppState>, Query(params): Query<SignedUrlParams>,
-    headers: HeaderMap,
+    cx: Ctx, Query(params): Query<SignedUrlParams>, headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let agent_id =
         params.agent_id.filter(|a| !a.is_empty()).map(AgentId::from).ok_or_else(|| {
@@ -242,23 +241,23 @@ async fn get_signed_url(
                 "Field required",
             ))
         })?;
-    let row = state.store.get_agent(&caller.workspace_id, &agent_id).await.or_not_found("agent")?;
+    let row = cx.agent(&agent_id).await?;
     if params.branch_id.as_deref().is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
         return Err(ApiError::NotFound("branch"));
     }
     let token = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
-    state
+    cx.app
         .store
         .insert_signature(
             &keys::hash_token(&token),
-            &caller.workspace_id,
+            &cx.workspace_id,
             &agent_id,
             time::now_secs() + SIGNATURE_TTL_SECS,
         )
         .await?;
     let url = format!(
         "{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}",
-        socket_base(&state, &headers)
+        socket_base(&cx.app, &headers)
     );
     Ok(Json(json!({ "signed_url": url })))
 }
@@ -271,15 +270,9 @@ struct TokenParams {
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversation/token", params(TokenParams), security(("api_key" = ["agents:read"])))]
-async fn get_webrtc_token(
-    caller: Caller, State(state): State<AppState>, Query(params): Query<TokenParams>,
-) -> ApiResult<Json<Value>> {
+async fn get_webrtc_token(cx: Ctx, Query(params): Query<TokenParams>) -> ApiResult<Json<Value>> {
     if let Some(agent_id) = params.agent_id.filter(|a| !a.is_empty()) {
-        state
-            .store
-            .get_agent(&caller.workspace_id, &AgentId::from(agent_id))
-            .await
-            .or_not_found("agent")?;
+        cx.agent(&AgentId::from(agent_id)).await?;
     }
     Err(ApiError::BadRequest {
         status: "webrtc_not_supported",

@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Query, json_text};
+use crate::extract::Query;
 use crate::paging::{PageSizeRule, Pager};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -132,6 +132,5 @@ pub(super) async fn get_tool_executions(
         cx.tool(&tool_id).await?;
     }
     let page = pager.page(rows, |r| (r.timestamp_ms, r.id.as_str()));
-    let body = serde_json::to_vec(&page.view(execution_view).body("executions"))?;
-    Ok(json_text(body))
+    page.view(execution_view).respond("executions")
 }

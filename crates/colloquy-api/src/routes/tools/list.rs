@@ -13,9 +13,10 @@ use super::view;
 use crate::auth::Ctx;
 use crate::error::ApiResult;
 use crate::extract::{Json, Query, empty_as_none};
-use crate::paging::{PageSizeRule, Pager};
+use crate::paging::{Page, PageSizeRule, Pager};
 use crate::routes::access::created_by;
 use crate::routes::agents;
+use axum::response::Response;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -48,9 +49,7 @@ pub(super) struct ListParams {
 }
 
 #[utoipa::path(get, path = "/v1/convai/tools", params(ListParams), security(("api_key" = ["tools:read"])))]
-pub(super) async fn list_tools(
-    cx: Ctx, Query(params): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+pub(super) async fn list_tools(cx: Ctx, Query(params): Query<ListParams>) -> ApiResult<Response> {
     let sort = params.sort_by.unwrap_or_default();
     let by_name = sort == ToolSort::Name;
     let direction = params.sort_direction.unwrap_or_default();
@@ -94,15 +93,16 @@ pub(super) async fn list_tools(
     });
     let ids: Vec<ToolId> = page.items.iter().map(|r| r.id.clone()).collect();
     let usage = cx.app.store.tool_usage(&cx.workspace_id, &ids).await?;
-    let tools = page
-        .items
-        .iter()
-        .map(|r| {
-            let used = usage.iter().find(|(id, _)| id == &r.id).map(|(_, u)| *u);
-            view::full(r, used, &cx)
-        })
-        .collect::<ApiResult<Vec<Value>>>()?;
-    Ok(Json(json!({ "tools": tools, "next_cursor": page.next_cursor, "has_more": page.has_more })))
+    let tools = page.items.iter().map(|r| {
+        let used = usage.iter().find(|(id, _)| id == &r.id).map(|(_, u)| *u);
+        view::full(r, used, &cx)
+    });
+    let tools = Page {
+        items: tools.collect::<ApiResult<Vec<Value>>>()?,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
+    };
+    tools.respond("tools")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
