@@ -1,9 +1,9 @@
 //! The caller's resources by id, each found in the caller's workspace or answered 404 with its
 //! own name (`tool_not_found`, ...): the first line of most handlers.
 
-use colloquy_core::ids::{AgentId, ConversationId, InvocationId, ToolId};
+use colloquy_core::ids::{AgentId, ConversationId, DocumentId, InvocationId, ToolId};
 use colloquy_store::{
-    AgentRow, ConversationRow, InvocationRow, McpServerRow, SecretRecord, ToolRow,
+    AgentRow, ConversationRow, DocumentRow, InvocationRow, McpServerRow, SecretRecord, ToolRow,
 };
 
 use crate::auth::Ctx;
@@ -34,6 +34,8 @@ lookups! {
     invocation(InvocationId) -> InvocationRow = get_invocation, "test invocation";
     /// A conversation, with its document.
     conversation(ConversationId) -> ConversationRow = get_conversation, "conversation";
+    /// A knowledge-base document or folder.
+    document(DocumentId) -> DocumentRow = get_document, "document";
     /// A secret (sealed).
     secret(str) -> SecretRecord = get_secret, "secret";
 }

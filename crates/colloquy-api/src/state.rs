@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_tools_per_agent: usize,
     /// Longest agent system prompt, in characters.
     pub max_prompt_chars: usize,
+    /// Largest knowledge-base file upload or fetched page, in bytes.
+    pub kb_max_file_bytes: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             ws_max_message_bytes: 1024 * 1024,
             max_tools_per_agent: 128,
             max_prompt_chars: 200_000,
+            kb_max_file_bytes: 20 * 1024 * 1024,
         }
     }
 }

@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::ids::ToolId;
+use crate::ids::{DocumentId, ToolId};
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation, body_fields};
 
@@ -85,6 +85,17 @@ impl AgentDoc {
             .and_then(|p| p.get("tool_ids"))
             .and_then(Value::as_array)
             .map(|ids| ids.iter().filter_map(Value::as_str).map(ToolId::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// `prompt.knowledge_base[].id`: the knowledge-base documents and folders the agent names.
+    pub fn document_ids(&self) -> Vec<DocumentId> {
+        self.prompt()
+            .and_then(|p| p.get("knowledge_base"))
+            .and_then(Value::as_array)
+            .map(|kb| {
+                kb.iter().filter_map(|l| l.get("id")?.as_str()).map(DocumentId::from).collect()
+            })
             .unwrap_or_default()
     }
 

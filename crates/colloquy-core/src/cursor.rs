@@ -105,7 +105,14 @@ impl CursorSpec {
         if cursor.filter != self.filter {
             return Err(invalid("made for other filters"));
         }
-        if !(cursor.last_value.is_number() || cursor.last_value.is_string()) {
+        // A number or a string; a list sorted by several keys (folders first, then a name)
+        // carries an array of them.
+        let scalar = |v: &serde_json::Value| v.is_number() || v.is_string() || v.is_boolean();
+        let valid = match &cursor.last_value {
+            serde_json::Value::Array(keys) => !keys.is_empty() && keys.iter().all(scalar),
+            v => v.is_number() || v.is_string(),
+        };
+        if !valid {
             return Err(invalid("bad sort value"));
         }
         Ok(cursor)

@@ -42,6 +42,8 @@ pub mod prefix {
     pub const TEST_FOLDER: &str = "tfld_";
     /// Test invocations (a suite of runs).
     pub const INVOCATION: &str = "suite_";
+    /// Knowledge-base documents and folders.
+    pub const DOCUMENT: &str = "kbdoc_";
     /// Test runs.
     pub const RUN: &str = "run_";
     /// Test-run workers (one per node process).
@@ -151,6 +153,11 @@ id_type!(
     InvocationId
 );
 
+id_type!(
+    /// A knowledge-base document or folder (`kbdoc_...`).
+    DocumentId
+);
+
 impl WorkspaceId {
     /// A new workspace id.
     pub fn generate() -> WorkspaceId {
@@ -193,6 +200,13 @@ impl TestId {
     /// A new test folder id.
     pub fn generate_folder() -> TestId {
         TestId(new_id(prefix::TEST_FOLDER))
+    }
+}
+
+impl DocumentId {
+    /// A new document or folder id.
+    pub fn generate() -> DocumentId {
+        DocumentId(new_id(prefix::DOCUMENT))
     }
 }
 

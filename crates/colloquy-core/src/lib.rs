@@ -8,6 +8,7 @@ pub mod chunking;
 pub mod cursor;
 pub mod ids;
 pub mod keys;
+pub mod knowledge;
 pub mod llm_usage;
 pub mod mcp_servers;
 pub mod mocks;

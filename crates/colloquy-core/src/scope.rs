@@ -24,17 +24,20 @@ pub enum Family {
     Secrets,
     /// MCP servers.
     McpServers,
+    /// Knowledge-base documents and folders.
+    KnowledgeBase,
 }
 
 impl Family {
     /// Every family, in the order they are listed to users.
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Agents,
         Family::Tools,
         Family::Tests,
         Family::Conversations,
         Family::Secrets,
         Family::McpServers,
+        Family::KnowledgeBase,
     ];
 
     /// The family's name in scope strings.
@@ -46,6 +49,7 @@ impl Family {
             Family::Conversations => "conversations",
             Family::Secrets => "secrets",
             Family::McpServers => "mcp_servers",
+            Family::KnowledgeBase => "knowledge_base",
         }
     }
 }

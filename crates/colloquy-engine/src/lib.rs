@@ -2,7 +2,8 @@
 //! ([`conversation`], its turn in [`turn`]) shared by live conversations, simulations and test
 //! runs; LLM providers ([`llm`]); tool executors ([`tools`]) and MCP clients ([`mcp`]); the
 //! egress guard ([`egress`]); the judge ([`judge`]) that test runs ([`testing`]) and
-//! simulations ([`simulation`]) share. It knows nothing of HTTP servers; it reads and writes
+//! simulations ([`simulation`]) share; documents read into the knowledge base and retrieved
+//! from it ([`knowledge`]). It knows nothing of HTTP servers; it reads and writes
 //! through the store's trait.
 
 pub mod agent;
@@ -11,6 +12,7 @@ mod deps;
 pub mod egress;
 mod error;
 pub mod judge;
+pub mod knowledge;
 pub mod llm;
 pub mod mcp;
 mod secrets;

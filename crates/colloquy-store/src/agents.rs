@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 
 use colloquy_core::agents::AgentSort;
-use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
+use colloquy_core::ids::{AgentId, DocumentId, ToolId, WorkspaceId};
 
 use crate::db::{
-    AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, change_one, run, set_links, transaction,
-    update_versioned,
+    AGENT_DOCUMENTS, AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, change_one, run, set_links,
+    transaction, update_versioned,
 };
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
 use crate::page::Page;
@@ -236,6 +236,8 @@ pub struct AgentContent {
     pub tool_ids: Vec<ToolId>,
     /// MCP servers the agent uses (`prompt.mcp_server_ids` and `native_mcp_server_ids`).
     pub mcp_server_ids: Vec<String>,
+    /// Knowledge-base documents and folders the agent names (`prompt.knowledge_base`).
+    pub document_ids: Vec<DocumentId>,
 }
 
 /// The column an agents page sorts on.
@@ -309,6 +311,7 @@ macro_rules! set_agent_links {
         set_links!($tx, $mode, AGENT_TAGS, $agent_id, &$content.tags);
         set_links!($tx, $mode, AGENT_TOOLS, $agent_id, &$content.tool_ids);
         set_links!($tx, $mode, AGENT_MCP_SERVERS, $agent_id, &$content.mcp_server_ids);
+        set_links!($tx, $mode, AGENT_DOCUMENTS, $agent_id, &$content.document_ids);
     };
 }
 

@@ -136,6 +136,7 @@ pub(crate) const AGENT_TAGS: Links = links!("agent_tags", "agent_id", "tag");
 pub(crate) const AGENT_TOOLS: Links = links!("agent_tools", "agent_id", "tool_id");
 pub(crate) const AGENT_MCP_SERVERS: Links =
     links!("agent_mcp_servers", "agent_id", "mcp_server_id");
+pub(crate) const AGENT_DOCUMENTS: Links = links!("agent_documents", "agent_id", "document_id");
 pub(crate) const TOOL_SECRETS: Links = links!("tool_secrets", "tool_id", "secret_id");
 pub(crate) const MCP_SERVER_SECRETS: Links =
     links!("mcp_server_secrets", "mcp_server_id", "secret_id");

@@ -96,10 +96,15 @@ macro_rules! stored_enums {
         })*
     };
 }
-stored_enums!(colloquy_core::tools::ToolKind, colloquy_core::test_runs::RunStatus);
+stored_enums!(
+    colloquy_core::tools::ToolKind,
+    colloquy_core::test_runs::RunStatus,
+    colloquy_core::knowledge::DocType
+);
 columns!(
     plain: String, Option<String>, i64, Option<i64>, bool, f64;
-    ids: ids::WorkspaceId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId
+    ids: ids::WorkspaceId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId,
+        ids::DocumentId
 );
 
 /// `a` then `b`, for the `COLUMNS` of a row that embeds another; `N` is checked at compile time.
@@ -408,6 +413,7 @@ mod tests {
                         version_id: format!("agtvrsn_{i:03}"),
                         document: format!("{{\"n\":{i}}}"),
                         tool_ids: vec![],
+                        document_ids: vec![],
                         mcp_server_ids: vec![],
                     },
                 })

@@ -15,6 +15,7 @@ mod conversations;
 mod db;
 mod error;
 mod inline;
+mod knowledge_base;
 mod mcp_servers;
 mod page;
 mod query;
@@ -44,6 +45,10 @@ pub use conversations::{
 };
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
+pub use knowledge_base::{
+    ChunkRow, DocumentBody, DocumentFilter, DocumentPage, DocumentRow, DocumentText,
+    KnowledgeStore, NewDocument,
+};
 pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
 pub use page::{Page, SortValue};
 pub use secrets::{SecretRecord, SecretStore};
@@ -67,6 +72,7 @@ pub trait Store:
     + AgentStore
     + ToolStore
     + McpServerStore
+    + KnowledgeStore
     + AuditStore
     + ConversationStore
     + AccessStore

@@ -29,12 +29,13 @@ pub struct TableSummary {
     pub checksum: String,
 }
 
-/// What a column holds: the three types the schemas use.
+/// What a column holds: the four types the schemas use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Text,
     Int,
     Bool,
+    Bytes,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,7 @@ enum Cell {
     Text(Option<String>),
     Int(Option<i64>),
     Bool(Option<bool>),
+    Bytes(Option<Vec<u8>>),
 }
 
 impl Cell {
@@ -58,7 +60,17 @@ impl Cell {
                 out.push_str(&n.to_string());
             }
             Cell::Bool(Some(b)) => out.push(if *b { 'Y' } else { 'N' }),
-            Cell::Text(None) | Cell::Int(None) | Cell::Bool(None) => out.push('0'),
+            Cell::Bytes(Some(bytes)) => {
+                out.push('B');
+                out.push_str(&bytes.len().to_string());
+                out.push(':');
+                for b in bytes {
+                    out.push_str(&format!("{b:02x}"));
+                }
+            }
+            Cell::Text(None) | Cell::Int(None) | Cell::Bool(None) | Cell::Bytes(None) => {
+                out.push('0');
+            }
         }
         out.push('\u{1f}');
     }
@@ -73,6 +85,8 @@ fn kind_of(declared: &str) -> Kind {
     let t = declared.to_ascii_lowercase();
     if t.contains("bool") {
         Kind::Bool
+    } else if t.contains("blob") || t.contains("bytea") {
+        Kind::Bytes
     } else if t.contains("int") {
         Kind::Int
     } else {
@@ -85,7 +99,9 @@ async fn tables(store: &SqlStore) -> StoreResult<Vec<Table>> {
     let (names, edges): (Vec<String>, Vec<(String, String)>) = match &store.db {
         Db::Sqlite { read, .. } => {
             let names: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                // Full-text indexes (virtual tables and their shadow tables) are rebuilt from
+                // their content tables by the target's own triggers or generated columns.
+                "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
                  AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
             )
             .fetch_all(read)
@@ -133,7 +149,8 @@ async fn tables(store: &SqlStore) -> StoreResult<Vec<Table>> {
             Db::Postgres(pool) => {
                 sqlx::query_as(
                     "SELECT column_name::text, data_type::text FROM information_schema.columns \
-                     WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                     WHERE table_schema = current_schema() AND table_name = $1 \
+                     AND is_generated = 'NEVER' ORDER BY ordinal_position",
                 )
                 .bind(&name)
                 .fetch_all(pool)
@@ -191,6 +208,7 @@ macro_rules! decode {
                 Kind::Text => Cell::Text($row.try_get::<Option<String>, _>(i)?),
                 Kind::Int => Cell::Int($row.try_get::<Option<i64>, _>(i)?),
                 Kind::Bool => Cell::Bool($row.try_get::<Option<bool>, _>(i)?),
+                Kind::Bytes => Cell::Bytes($row.try_get::<Option<Vec<u8>>, _>(i)?),
             });
         }
         cells
@@ -251,6 +269,7 @@ macro_rules! insert_batch {
                     Cell::Text(v) => q.bind(v.clone()),
                     Cell::Int(v) => q.bind(*v),
                     Cell::Bool(v) => q.bind(*v),
+                    Cell::Bytes(v) => q.bind(v.clone()),
                 };
             }
         }

@@ -65,6 +65,9 @@ pub struct Config {
     pub max_tools_per_agent: usize,
     /// Longest system prompt of an agent, in characters (`COLLOQUY_MAX_PROMPT_CHARS`).
     pub max_prompt_chars: usize,
+    /// Largest knowledge-base file upload or fetched page, in bytes
+    /// (`COLLOQUY_KB_MAX_FILE_BYTES`).
+    pub kb_max_file_bytes: usize,
     /// Largest webhook response read (`COLLOQUY_WEBHOOK_MAX_RESPONSE_BYTES`); larger is a tool
     /// error.
     pub webhook_max_response_bytes: usize,
@@ -99,6 +102,7 @@ impl Default for Config {
             ws_max_message_bytes: 1024 * 1024,
             max_tools_per_agent: 128,
             max_prompt_chars: 200_000,
+            kb_max_file_bytes: 20 * 1024 * 1024,
             webhook_max_response_bytes: 1024 * 1024,
             test_concurrency: 4,
             test_lease_secs: 300,
@@ -130,6 +134,7 @@ impl fmt::Debug for Config {
             .field("ws_max_message_bytes", &self.ws_max_message_bytes)
             .field("max_tools_per_agent", &self.max_tools_per_agent)
             .field("max_prompt_chars", &self.max_prompt_chars)
+            .field("kb_max_file_bytes", &self.kb_max_file_bytes)
             .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
             .field("test_concurrency", &self.test_concurrency)
             .field("test_lease_secs", &self.test_lease_secs)

@@ -113,6 +113,7 @@ impl Server {
                 ws_max_message_bytes: config.ws_max_message_bytes,
                 max_tools_per_agent: config.max_tools_per_agent,
                 max_prompt_chars: config.max_prompt_chars,
+                kb_max_file_bytes: config.kb_max_file_bytes,
             },
         };
         let (stop_workers, stop) = tokio::sync::watch::channel(false);

@@ -5,6 +5,7 @@ pub mod agent_testing;
 pub mod agents;
 pub mod conversation_ws;
 pub mod conversations;
+pub mod knowledge_base;
 pub mod llm_usage;
 pub mod mcp_servers;
 pub mod ops;
@@ -28,6 +29,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(secrets::router())
         .merge(tools::router())
+        .merge(knowledge_base::router())
         .merge(mcp_servers::router())
         .merge(test_invocations::router())
         .merge(simulate::router())

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::transcript::Transcript;
 use crate::agent::AgentSnapshot;
 use crate::llm::ChatMessage;
+use crate::turn::retrieval::Knowledge;
 
 /// The conversation's state.
 pub(crate) struct State {
@@ -27,6 +28,10 @@ pub(crate) struct State {
     pub(crate) language: String,
     /// The first platform error, kept for the record (`metadata.error`).
     pub(crate) error: Option<Value>,
+    /// The agent's knowledge-base documents, resolved at its first turn.
+    pub(crate) knowledge: Option<Knowledge>,
+    /// What the knowledge base adds to this turn's system prompt.
+    pub(crate) context: String,
     started: Instant,
 }
 
@@ -74,6 +79,8 @@ impl State {
             transcript: Transcript::default(),
             language,
             error: None,
+            knowledge: None,
+            context: String::new(),
             started: Instant::now(),
         }
     }
@@ -98,10 +105,12 @@ impl State {
         (!text.is_empty()).then(|| template::render(text, &self.vars))
     }
 
-    /// The system prompt with dynamic variables filled.
+    /// The system prompt with dynamic variables filled, then what the knowledge base adds.
     pub(crate) fn system_prompt(&self) -> String {
         let prompt = self.prompt()["prompt"].as_str().unwrap_or_default();
-        template::render(prompt, &self.vars)
+        let mut text = template::render(prompt, &self.vars);
+        text.push_str(&self.context);
+        text
     }
 
     /// Brings the turn-dependent system variables up to date before the agent's turn.

@@ -3,18 +3,20 @@
 //!
 //! 1. [`input`]: what the user said (or a silence, or context) enters the conversation;
 //!    it runs before [`run`], called by the conversation.
-//! 2. [`llm`]: the agent's LLM is asked for the next answer, text streaming out as it comes.
-//! 3. [`tools`]: the calls that answer asks for run, are recorded, and take effect; then the
+//! 2. [`retrieval`]: the agent's knowledge base adds its documents and the chunks that match
+//!    the user's words to the system prompt.
+//! 3. [`llm`]: the agent's LLM is asked for the next answer, text streaming out as it comes.
+//! 4. [`tools`]: the calls that answer asks for run, are recorded, and take effect; then the
 //!    LLM is asked again, until it answers with text or a tool stops the turn.
-//! 4. [`output`]: the agent's transcript entry is closed and the turn's result returned.
+//! 5. [`output`]: the agent's transcript entry is closed and the turn's result returned.
 //!
-//! A stage that checks the input (guardrails) or adds to what the LLM sees (retrieval) goes
-//! between the input and the LLM; a voice conversation puts speech recognition before the
+//! A stage that checks the input (guardrails) goes between the input and the LLM; a voice conversation puts speech recognition before the
 //! input and synthesis after the output. Each is a module and a line in [`run`].
 
 pub(crate) mod input;
 mod llm;
 mod output;
+pub(crate) mod retrieval;
 mod tools;
 
 use colloquy_core::tools::ToolKind;
@@ -74,8 +76,12 @@ pub(crate) async fn run(
     state: &mut State, rt: &Runtime, events: Events<'_>,
 ) -> Result<TurnResult, EngineError> {
     state.before_turn();
+    let rag = retrieval::run(state, rt).await?;
     let llm = llm::Llm::for_agent(state, rt)?;
     let mut reply = output::Reply::begin(state);
+    if let Some(rag) = rag {
+        reply.entry["rag_retrieval_info"] = rag;
+    }
     for _round in 0..rt.deps.limits.max_tool_rounds {
         let answer = llm.ask(state, rt, events).await?;
         reply.text.push_str(&answer.text);

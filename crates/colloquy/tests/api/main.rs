@@ -10,6 +10,7 @@
 mod agent_testing;
 mod agents;
 mod conversation_ws;
+mod knowledge_base;
 mod mcp_servers;
 mod secrets;
 mod test_invocations;

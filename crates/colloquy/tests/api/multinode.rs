@@ -339,12 +339,21 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         )
         .await;
     assert_eq!(s, 200);
+    let (s, document) = app
+        .post(
+            "/v1/convai/knowledge-base/text",
+            &key,
+            &json!({"name": "moving doc", "text": "The archive moved to Lisbon in spring."}),
+        )
+        .await;
+    assert_eq!(s, 200, "{document}");
     let (s, agent) = app
         .post(
             "/v1/convai/agents/create",
             &key,
             &json!({"name": "moving", "conversation_config": {"agent": {"first_message": "",
-            "prompt": {"prompt": "p", "llm": "gpt-4o-mini", "tool_ids": [tool["id"]]}}}}),
+            "prompt": {"prompt": "p", "llm": "gpt-4o-mini", "tool_ids": [tool["id"]],
+            "knowledge_base": [{"type": "text", "name": "moving doc", "id": document["id"]}]}}}}),
         )
         .await;
     assert_eq!(s, 200, "{agent}");
@@ -414,6 +423,9 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         "conversations",
         "test_runs",
         "api_keys",
+        "kb_documents",
+        "kb_chunks",
+        "agent_documents",
     ] {
         let t = copied.iter().find(|t| t.table == table).unwrap();
         assert!(t.rows > 0, "{table} was carried");
@@ -450,6 +462,8 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
     assert_eq!((s, &agents_after), (200, &agents_before));
     let (_, calls_after) = node.get(&format!("/api/tool-calls?executionId={conversation}")).await;
     assert_eq!(calls_after, calls_before);
+    let (_, found) = node.get("/v1/convai/knowledge-base/search?query=lisbon").await;
+    assert_eq!(found["results"][0]["document"]["id"], document["id"], "indexed on the new node");
     let (_, inv_after) = node.get(&format!("/v1/convai/test-invocations/{invocation_id}")).await;
     assert_eq!(inv_after["test_runs"][0]["status"], "passed");
     converse(node.ws(&format!("agent_id={agent_id}"))).await;

@@ -16,7 +16,8 @@ use crate::ws::{connect, initiate, next, open, say, send};
 const MARK: &str = "ACMEMARK";
 
 /// The families of scopes, for keys that lack a route's.
-const FAMILIES: [&str; 6] = ["agents", "tools", "tests", "conversations", "secrets", "mcp_servers"];
+const FAMILIES: [&str; 7] =
+    ["agents", "tools", "tests", "conversations", "secrets", "mcp_servers", "knowledge_base"];
 
 /// One resource of every kind in the admin key's workspace; returns the path parameters.
 async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
@@ -41,9 +42,18 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
             "request_headers": {"X-Key": {"secret_id": secret["secret_id"]}}}}}),
         )
         .await);
+    let document = ok(app
+        .post(
+            "/v1/convai/knowledge-base/text",
+            key,
+            &json!({"name": format!("{MARK} doc"), "text": format!("{MARK} text")}),
+        )
+        .await);
+    let document_id = document["id"].as_str().unwrap().to_owned();
     let agent = ok(app
         .post("/v1/convai/agents/create", key, &json!({"name": format!("{MARK} agent"), "conversation_config": {"agent": {
-            "first_message": "", "prompt": {"prompt": MARK, "llm": "gpt-4o", "tool_ids": [tool["id"]]}}}}))
+            "first_message": "", "prompt": {"prompt": MARK, "llm": "gpt-4o", "tool_ids": [tool["id"]],
+            "knowledge_base": [{"type": "text", "name": "doc", "id": document_id}]}}}}))
         .await);
     let server = ok(app
         .post("/v1/convai/mcp-servers", key, &json!({"config": {"name": format!("{MARK} server"), "url": "https://mcp.example.com/sse"}}))
@@ -105,6 +115,9 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         ("test_invocation_id", invocation_id),
         ("conversation_id", conversation),
         ("resource_type", "tools".to_owned()),
+        ("documentation_id", document_id.clone()),
+        ("document_id", document_id.clone()),
+        ("chunk_id", format!("{document_id}_0")),
     ])
 }
 
@@ -121,6 +134,8 @@ async fn snapshot(app: &TestApp, ids: &BTreeMap<&'static str, String>) -> Vec<Va
         format!("/v1/convai/agent-testing/{}", ids["test_id"]),
         format!("/v1/convai/test-invocations/{}", ids["test_invocation_id"]),
         format!("/v1/convai/conversations/{}", ids["conversation_id"]),
+        format!("/v1/convai/knowledge-base/{}", ids["document_id"]),
+        format!("/v1/convai/knowledge-base/{}/chunks", ids["document_id"]),
         format!("/api/tool-calls?executionId={}", ids["conversation_id"]),
         "/v1/convai/agents".to_owned(),
         "/v1/convai/tools".to_owned(),

@@ -34,6 +34,7 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
         document: serde_json::to_string(&doc.document)?,
         tool_ids: doc.tool_ids(),
         mcp_server_ids: doc.mcp_server_ids().into_iter().map(|(_, _, id)| id).collect(),
+        document_ids: doc.document_ids(),
     })
 }
 
@@ -61,6 +62,7 @@ async fn check_tools(cx: &Ctx, doc: &AgentDoc) -> ApiResult<()> {
         ));
     }
     violations.extend(missing_mcp_servers(cx, doc).await?);
+    violations.extend(missing_documents(cx, doc).await?);
     if violations.is_empty() { Ok(()) } else { Err(ApiError::Invalid(violations)) }
 }
 
@@ -116,6 +118,26 @@ async fn missing_mcp_servers(cx: &Ctx, doc: &AgentDoc) -> ApiResult<Vec<Violatio
             let mut at = loc(&TOOL_IDS[..4]);
             at.extend([LocItem::from(field), LocItem::Index(i)]);
             Violation::new(at, "value_error", format!("MCP server {id} does not exist"))
+        })
+        .collect())
+}
+
+/// The knowledge-base documents the agent names that the workspace does not have.
+async fn missing_documents(cx: &Ctx, doc: &AgentDoc) -> ApiResult<Vec<Violation>> {
+    let ids = doc.document_ids();
+    let found = cx.app.store.get_documents(&cx.workspace_id, &ids).await?;
+    Ok(ids
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| !found.iter().any(|r| &r.id == *id))
+        .map(|(i, id)| {
+            let mut at = loc(&TOOL_IDS[..4]);
+            at.extend([LocItem::from("knowledge_base"), LocItem::Index(i)]);
+            Violation::new(
+                at,
+                "value_error",
+                format!("Knowledge base document {id} does not exist"),
+            )
         })
         .collect())
 }
@@ -207,25 +229,31 @@ pub(super) async fn update_agent(
             "Input should be a valid dictionary or object to extract fields from",
         )));
     }
+    let row = patch_agent(&cx, &agent_id, params.branch_id.as_deref(), &patch).await?;
+    Ok(json_text(view::full(&row, &cx)?))
+}
+
+/// Applies `patch` (merged as a PATCH body is) to an agent and checks the result as a PATCH
+/// is checked, retrying when another writer races; the stored row after.
+pub(crate) async fn patch_agent(
+    cx: &Ctx, agent_id: &AgentId, branch_id: Option<&str>, patch: &Value,
+) -> ApiResult<AgentRow> {
     for _ in 0..PATCH_ATTEMPTS {
-        let row = cx.agent(&agent_id).await?;
-        check_branch(&row, params.branch_id.as_deref(), None)?;
+        let row = cx.agent(agent_id).await?;
+        check_branch(&row, branch_id, None)?;
         let current = view::stored_doc(&row)?;
         let updated =
             agents::apply_patch(current.to_body(), patch.clone()).map_err(ApiError::Invalid)?;
-        check_tools(&cx, &updated).await?;
-        check_attached_tests(&cx, updated.document.get("platform_settings")).await?;
+        check_tools(cx, &updated).await?;
+        check_attached_tests(cx, updated.document.get("platform_settings")).await?;
         let content = content(&updated)?;
         match cx
             .app
             .store
-            .update_agent(&cx.workspace_id, &agent_id, &content, time::now_secs(), &row.version_id)
+            .update_agent(&cx.workspace_id, agent_id, &content, time::now_secs(), &row.version_id)
             .await
         {
-            Ok(()) => {
-                let row = cx.agent(&agent_id).await?;
-                return Ok(json_text(view::full(&row, &cx)?));
-            }
+            Ok(()) => return cx.agent(agent_id).await,
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e).or_not_found("agent"),
         }

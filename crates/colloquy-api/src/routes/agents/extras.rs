@@ -82,11 +82,23 @@ pub(super) async fn get_agent_widget(
     Ok(Json(json!({ "agent_id": agent_id, "widget_config": widget })))
 }
 
+/// Bytes of text counted as one page of an agent's knowledge base.
+const PAGE_BYTES: f64 = 3000.0;
+
 #[utoipa::path(get, path = "/v1/convai/agent/{agent_id}/knowledge-base/size", params(("agent_id" = String, Path)), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_knowledge_base_size(
     cx: Ctx, Path(agent_id): Path<AgentId>,
 ) -> ApiResult<Json<Value>> {
-    cx.agent(&agent_id).await?;
-    // No knowledge base documents exist yet, so every agent's is empty.
-    Ok(Json(json!({ "number_of_pages": 0 })))
+    let row = cx.agent(&agent_id).await?;
+    let doc = super::stored_doc(&row)?;
+    let mut ids = Vec::new();
+    for id in doc.document_ids() {
+        ids.extend(cx.app.store.descendants(&cx.workspace_id, &id).await?);
+        ids.push(id);
+    }
+    let docs = cx.app.store.get_documents(&cx.workspace_id, &ids).await?;
+    let bytes: i64 = docs.iter().map(|d| d.size_bytes).sum();
+    // A page is PAGE_BYTES of text: the reference counts PDF pages and web pages, which a
+    // document read into text no longer has.
+    Ok(Json(json!({ "number_of_pages": bytes as f64 / PAGE_BYTES })))
 }

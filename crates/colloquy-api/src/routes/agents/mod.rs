@@ -8,7 +8,7 @@ mod view;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub(crate) use crud::content;
+pub(crate) use crud::{content, patch_agent};
 pub(crate) use view::{dependent, stored_doc};
 
 use crate::state::AppState;

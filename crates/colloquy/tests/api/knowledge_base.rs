@@ -1,0 +1,490 @@
+//! The knowledge base: documents from text, files and URLs, folders, lists, chunks, search,
+//! the agents that use documents, and retrieval in a live conversation.
+
+use axum::Router;
+use axum::routing::get;
+use colloquy_core::protocol::InitiationData;
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeLlm, text, with_llm};
+use crate::helpers::{Backend, TestApp, dual_db};
+use crate::ws;
+
+const REFUNDS: &str = "# Refunds\n\nRefunds are paid within five business days. \
+    The customer keeps the receipt number ZX-4471 for any claim.\n\n\
+    # Shipping\n\nShipping is free above fifty euros. Parcels travel with Colissimo.";
+
+async fn add_text(app: &TestApp, body: Value) -> String {
+    let (s, b) = app.post("/v1/convai/knowledge-base/text", &app.admin_key, &body).await;
+    assert_eq!(s, 200, "{b}");
+    b["id"].as_str().unwrap().to_owned()
+}
+
+/// A multipart form of text fields and one file, as the SDKs send it.
+fn form(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "colloquy-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((filename, bytes)) = file {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(
+    app: &TestApp, method: reqwest::Method, path: &str, form: (String, Vec<u8>),
+) -> (u16, Value) {
+    let r = app
+        .client
+        .request(method, app.url(path))
+        .header("xi-api-key", &app.admin_key)
+        .header("content-type", form.0)
+        .body(form.1)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::status_json(r).await
+}
+
+async fn documents_folders_lists_and_deletion(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let folder = {
+        let (s, b) =
+            app.post("/v1/convai/knowledge-base/folder", key, &json!({"name": "Policies"})).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["folder_path"], json!([]));
+        b["id"].as_str().unwrap().to_owned()
+    };
+    let (s, b) = app
+        .post(
+            "/v1/convai/knowledge-base/text",
+            key,
+            &json!({"text": REFUNDS, "name": "Refund policy", "parent_folder_id": folder}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["folder_path"], json!([{"id": folder}]));
+    let doc = b["id"].as_str().unwrap().to_owned();
+    let other = add_text(&app, json!({"text": "Opening hours: nine to five."})).await;
+
+    let (s, got) = app.get(&format!("/v1/convai/knowledge-base/{doc}"), key).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["type"], "text");
+    assert_eq!(got["name"], "Refund policy");
+    assert_eq!(got["folder_parent_id"], folder.as_str());
+    assert_eq!(got["folder_path"], json!([{"id": folder, "name": "Policies"}]));
+    assert_eq!(got["supported_usages"], json!(["prompt", "auto"]));
+    assert_eq!(got["metadata"]["size_bytes"], REFUNDS.len());
+    assert!(got["extracted_inner_html"].as_str().unwrap().contains("ZX-4471"));
+    assert_eq!(got["access_info"]["is_creator"], true);
+    let (_, untitled) = app.get(&format!("/v1/convai/knowledge-base/{other}"), key).await;
+    assert_eq!(untitled["name"], "Opening hours: nine to five.");
+
+    let (s, folder_view) = app.get(&format!("/v1/convai/knowledge-base/{folder}"), key).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (folder_view["children_count"].as_i64(), folder_view["document_count"].as_i64()),
+        (Some(1), Some(1))
+    );
+
+    // Lists: all, by type, by parent, folders first, paged.
+    let (_, all) = app.get("/v1/convai/knowledge-base", key).await;
+    assert_eq!(all["documents"].as_array().unwrap().len(), 3);
+    assert_eq!(all["has_more"], false);
+    let (_, texts) =
+        app.get("/v1/convai/knowledge-base?types=text&sort_by=name&sort_direction=asc", key).await;
+    let names: Vec<&str> = texts["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Opening hours: nine to five.", "Refund policy"]);
+    let (_, inside) =
+        app.get(&format!("/v1/convai/knowledge-base?parent_folder_id={folder}"), key).await;
+    assert_eq!(inside["documents"][0]["id"], doc.as_str());
+    assert_eq!(inside["documents"][0]["folder_path"], json!([{"id": folder}]));
+    let (_, first) = app.get("/v1/convai/knowledge-base?folders_first=true&page_size=1&sort_by=name&sort_direction=asc", key).await;
+    assert_eq!(first["documents"][0]["type"], "folder");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (s, second) = app.get(&format!("/v1/convai/knowledge-base?folders_first=true&page_size=1&sort_by=name&sort_direction=asc&cursor={cursor}"), key).await;
+    assert_eq!(s, 200, "{second}");
+    assert_eq!(second["documents"][0]["name"], "Opening hours: nine to five.");
+    let (s, _) =
+        app.get(&format!("/v1/convai/knowledge-base?page_size=1&cursor={cursor}"), key).await;
+    assert_eq!(s, 422, "a cursor of another list");
+    let (_, named) = app.get("/v1/convai/knowledge-base?search=refund", key).await;
+    assert_eq!(named["documents"].as_array().unwrap().len(), 1);
+
+    // Chunks and search.
+    let (s, chunks) = app
+        .get(
+            &format!(
+                "/v1/convai/knowledge-base/{doc}/chunks?embedding_model=e5_mistral_7b_instruct"
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(s, 200, "{chunks}");
+    let chunks = chunks["chunks"].as_array().unwrap().clone();
+    assert_eq!(chunks.len(), 2, "one chunk per section");
+    assert!(chunks[1]["content"].as_str().unwrap().starts_with("Shipping"));
+    let chunk_id = chunks[0]["id"].as_str().unwrap();
+    let (s, one) = app.get(&format!("/v1/convai/knowledge-base/{doc}/chunk/{chunk_id}"), key).await;
+    assert_eq!(s, 200);
+    assert_eq!(one["content"], chunks[0]["content"]);
+    let (s, _) =
+        app.get(&format!("/v1/convai/knowledge-base/{doc}/chunks?embedding_model=ada"), key).await;
+    assert_eq!(s, 422);
+    let (s, found) =
+        app.get("/v1/convai/knowledge-base/search?query=how%20are%20parcels%20shipped", key).await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(found["results"][0]["document"]["id"], doc.as_str());
+    let hits: Vec<&Value> = found["results"][0]["search_snippet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["is_hit"] == true)
+        .collect();
+    assert!(!hits.is_empty(), "{found}");
+
+    // Content, rename, new text.
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/convai/knowledge-base/{doc}/content")))
+        .header("xi-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("<h1>Refunds</h1>"));
+    let (s, renamed) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/convai/knowledge-base/{other}"),
+            key,
+            &json!({"name": "Hours", "content": "Open nine to six, Monday to Saturday."}),
+        )
+        .await;
+    assert_eq!(s, 200, "{renamed}");
+    assert_eq!(renamed["name"], "Hours");
+    let (_, found) = app.get("/v1/convai/knowledge-base/search?query=saturday", key).await;
+    assert_eq!(found["results"][0]["document"]["id"], other.as_str(), "the new text is indexed");
+
+    // Agents that use a document; deleting it is refused until forced.
+    let (s, b) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {
+        "knowledge_base": [{"type": "folder", "name": "Policies", "id": folder}, {"type": "text", "name": "Hours", "id": other}]}}}})).await;
+    assert_eq!(s, 200, "{b}");
+    let agent = b["agent_id"].as_str().unwrap().to_owned();
+    let (s, b) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {
+        "knowledge_base": [{"type": "text", "name": "x", "id": "kbdoc_missing"}]}}}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let (_, direct) = app
+        .get(
+            &format!("/v1/convai/knowledge-base/{doc}/dependent-agents?dependent_type=direct"),
+            key,
+        )
+        .await;
+    assert_eq!(direct["agents"], json!([]));
+    let (_, all) = app.get(&format!("/v1/convai/knowledge-base/{doc}/dependent-agents"), key).await;
+    assert_eq!(all["agents"][0]["id"], agent.as_str(), "through its folder");
+    assert_eq!(all["has_more"], false);
+    let (s, many) = app
+        .post("/v1/convai/knowledge-base/dependent-agents", key, &json!({"document_ids": [other]}))
+        .await;
+    assert_eq!(s, 200, "{many}");
+    assert_eq!(many["agents"][0]["type"], "available");
+    let (_, size) = app.get(&format!("/v1/convai/agent/{agent}/knowledge-base/size"), key).await;
+    assert!(size["number_of_pages"].as_f64().unwrap() > 0.0);
+    let (_, summaries) = app
+        .get(
+            &format!(
+                "/v1/convai/knowledge-base/summaries?document_ids={other}&document_ids=kbdoc_nope"
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(summaries[&other]["status"], "success");
+    assert_eq!(summaries[&other]["data"]["dependent_agents"][0]["id"], agent.as_str());
+    assert_eq!(summaries["kbdoc_nope"]["status"], "failure");
+    assert_eq!(summaries["kbdoc_nope"]["error_code"], 404);
+
+    let (s, b) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/convai/knowledge-base/{folder}"),
+            key,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    let (s, b) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/convai/knowledge-base/{other}"),
+            key,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    // Moving the document out of the folder, then the folder in a folder of its own.
+    let (s, _) = app
+        .post(&format!("/v1/convai/knowledge-base/{doc}/move"), key, &json!({"move_to": null}))
+        .await;
+    assert_eq!(s, 200);
+    let (_, moved) = app.get(&format!("/v1/convai/knowledge-base/{doc}"), key).await;
+    assert_eq!(moved["folder_parent_id"], Value::Null);
+    let (s, b) = app
+        .post(
+            "/v1/convai/knowledge-base/bulk-move",
+            key,
+            &json!({"document_ids": [folder], "move_to": folder}),
+        )
+        .await;
+    assert_eq!(s, 400, "a folder into itself: {b}");
+    let (s, b) = app
+        .post(
+            "/v1/convai/knowledge-base/bulk-delete",
+            key,
+            &json!({"document_ids": [folder, other, doc], "force": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b[&folder]["status"], "failure");
+    assert_eq!(b[&folder]["error_code"], 409);
+    assert_eq!(b[&doc]["status"], "success");
+    let (s, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/convai/knowledge-base/{other}?force=true"),
+            key,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, agent_doc) = app.get(&format!("/v1/convai/agents/{agent}"), key).await;
+    let kb = &agent_doc["conversation_config"]["agent"]["prompt"]["knowledge_base"];
+    assert_eq!(
+        kb.as_array().unwrap().len(),
+        1,
+        "the forced delete removed it from the agent: {kb}"
+    );
+    let (s, _) = app.get(&format!("/v1/convai/knowledge-base/{other}"), key).await;
+    assert_eq!(s, 404);
+    let (_, found) = app.get("/v1/convai/knowledge-base/search?query=saturday", key).await;
+    assert_eq!(found["results"], json!([]), "a deleted document's chunks are gone");
+
+    // Bad input stores nothing.
+    for body in
+        [json!({"text": "  "}), json!({"text": "x", "name": ""}), json!({"name": "no text"})]
+    {
+        let (s, b) = app.post("/v1/convai/knowledge-base/text", key, &body).await;
+        assert_eq!(s, 422, "{body}: {b}");
+    }
+    let (s, _) = app
+        .post(
+            "/v1/convai/knowledge-base/text",
+            key,
+            &json!({"text": "x", "parent_folder_id": "kbdoc_nope"}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, all) = app.get("/v1/convai/knowledge-base?types=text", key).await;
+    assert_eq!(all["documents"], json!([]));
+
+    // Another workspace sees none of it.
+    let outsider = app.key("other", "o@example.com", "admin").await;
+    let (s, _) = app.get(&format!("/v1/convai/knowledge-base/{folder}"), &outsider).await;
+    assert_eq!(s, 404);
+    let (_, theirs) = app.get("/v1/convai/knowledge-base", &outsider).await;
+    assert_eq!(theirs["documents"], json!([]));
+    app.stop().await;
+}
+dual_db!(documents_folders_lists_and_deletion);
+
+async fn files_and_urls(backend: Backend) {
+    let site = Router::new()
+        .route("/faq", get(|| async { axum::response::Html("<!doctype html><html><head><script>var x=1;</script></head><body><nav>Home</nav><main><h1>FAQ</h1><p>The warranty lasts 24 months.</p></main></body></html>") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, site).await });
+    let app = TestApp::spawn_with(backend, |c| {
+        c.webhook_allow = "127.0.0.1".into();
+        c.kb_max_file_bytes = 1000;
+    })
+    .await;
+    let key = &app.admin_key;
+
+    let (s, b) = app
+        .post("/v1/convai/knowledge-base/url", key, &json!({"url": format!("{site_url}/faq")}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let url_doc = b["id"].as_str().unwrap().to_owned();
+    let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{url_doc}"), key).await;
+    assert_eq!(got["type"], "url");
+    assert_eq!(got["url"], format!("{site_url}/faq"));
+    let text = got["extracted_inner_html"].as_str().unwrap();
+    assert!(
+        text.contains("# FAQ") && text.contains("24 months") && !text.contains("var x"),
+        "{text}"
+    );
+    let (s, refreshed) =
+        app.post(&format!("/v1/convai/knowledge-base/{url_doc}/refresh"), key, &json!({})).await;
+    assert_eq!(s, 200, "{refreshed}");
+
+    for refused in
+        ["http://169.254.169.254/latest/meta-data", "http://10.1.2.3/x", "ftp://example.com/x"]
+    {
+        let (s, b) = app.post("/v1/convai/knowledge-base/url", key, &json!({"url": refused})).await;
+        assert_eq!(s, 422, "{refused}: {b}");
+    }
+
+    let md = b"# Returns\n\nReturns are accepted for 30 days.";
+    let (s, b) = upload(
+        &app,
+        reqwest::Method::POST,
+        "/v1/convai/knowledge-base/file",
+        form(&[("name", "Returns")], Some(("returns.md", md))),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let file_doc = b["id"].as_str().unwrap().to_owned();
+    let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{file_doc}"), key).await;
+    assert_eq!(
+        (got["type"].as_str(), got["filename"].as_str(), got["name"].as_str()),
+        (Some("file"), Some("returns.md"), Some("Returns"))
+    );
+    let (s, b) = upload(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/v1/convai/knowledge-base/{file_doc}/update-file"),
+        form(&[], Some(("r.html", b"<html><body><p>Returns within 60 days.</p></body></html>"))),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["extracted_inner_html"].as_str().unwrap().contains("60 days"));
+    let (s, b) = upload(
+        &app,
+        reqwest::Method::POST,
+        "/v1/convai/knowledge-base",
+        form(&[("url", &format!("{site_url}/faq"))], None),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    for (name, bytes, status) in [
+        ("empty.txt", &b""[..], 422),
+        ("doc.pdf", &b"%PDF-1.4 binary"[..], 400),
+        ("big.txt", &[b'a'; 2000][..], 400),
+    ] {
+        let (s, b) = upload(
+            &app,
+            reqwest::Method::POST,
+            "/v1/convai/knowledge-base/file",
+            form(&[], Some((name, bytes))),
+        )
+        .await;
+        assert_eq!(s, status, "{name}: {b}");
+    }
+    let (s, _) = app.post("/v1/convai/knowledge-base/file", key, &json!({"file": "x"})).await;
+    assert_eq!(s, 422, "not a form");
+    let (_, files) = app.get("/v1/convai/knowledge-base?types=file", key).await;
+    assert_eq!(files["documents"].as_array().unwrap().len(), 1, "the refused files stored nothing");
+    app.stop().await;
+}
+dual_db!(files_and_urls);
+
+/// The fake LLM answers with the system prompt it was given, so the test sees what the
+/// retrieval stage placed there.
+async fn agents_answer_from_their_documents(backend: Backend) {
+    let llm = FakeLlm::openai(|req: &Value| {
+        text(req["messages"][0]["content"].as_str().unwrap_or_default())
+    })
+    .await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let refunds = add_text(&app, json!({"text": REFUNDS, "name": "Refunds"})).await;
+    let filler: String = (0..40)
+        .map(|i| format!("# Topic {i}\n\nParagraph {i} talks about lamps and chairs.\n\n"))
+        .collect();
+    let catalog = add_text(&app, json!({"text": filler, "name": "Catalog"})).await;
+    let tone =
+        add_text(&app, json!({"text": "Always answer in a calm voice.", "name": "Tone"})).await;
+    let (s, b) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {
+        "prompt": "You are the shop assistant.",
+        "rag": {"enabled": true, "max_retrieved_rag_chunks_count": 3},
+        "knowledge_base": [
+            {"type": "text", "name": "Refunds", "id": refunds, "usage_mode": "auto"},
+            {"type": "text", "name": "Catalog", "id": catalog, "usage_mode": "auto"},
+            {"type": "text", "name": "Tone", "id": tone, "usage_mode": "prompt"}]}}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let agent = b["agent_id"].as_str().unwrap().to_owned();
+
+    let (mut socket, conversation) =
+        ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), InitiationData::default())
+            .await;
+    let events = ws::turn(&mut socket, "What is the receipt number for my refund claim?").await;
+    let answer = events.iter().find(|e| e["type"] == "agent_response").unwrap();
+    let prompt = answer["agent_response_event"]["agent_response"].as_str().unwrap();
+    assert!(prompt.starts_with("You are the shop assistant."), "{prompt}");
+    assert!(
+        prompt.contains("Always answer in a calm voice."),
+        "prompt-mode document in full: {prompt}"
+    );
+    assert!(prompt.contains("ZX-4471"), "the chunk that answers was retrieved: {prompt}");
+    assert!(!prompt.contains("Paragraph 7 talks"), "unrelated chunks were not: {prompt}");
+    drop(socket);
+
+    let secs = std::time::Duration::from_secs;
+    let record = crate::helpers::poll(
+        secs(10),
+        secs(0) + std::time::Duration::from_millis(50),
+        async || {
+            let (_, c) = app.get(&format!("/v1/convai/conversations/{conversation}"), key).await;
+            c["transcript"]
+                .as_array()
+                .filter(|t| t.iter().any(|e| e["rag_retrieval_info"].is_object()))
+                .map(|_| c.clone())
+        },
+    )
+    .await
+    .expect("the turn's retrieval is recorded");
+    let info = record["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["rag_retrieval_info"].as_object())
+        .unwrap()
+        .clone();
+    assert_eq!(info["retrieval_query"], "What is the receipt number for my refund claim?");
+    assert_eq!(info["embedding_model"], "e5_mistral_7b_instruct");
+    let chunks = info["chunks"].as_array().unwrap();
+    assert!(!chunks.is_empty() && chunks.len() <= 3, "{info:?}");
+    assert_eq!(chunks[0]["document_id"], refunds.as_str());
+    assert_eq!(chunks[0]["vector_distance"], 0.0);
+    app.stop().await;
+}
+dual_db!(agents_answer_from_their_documents);
