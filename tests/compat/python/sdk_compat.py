@@ -86,7 +86,7 @@ def test_duplicate_link_summaries_widget_kb_size_delete():
     assert summaries["agent_does_not_exist"].status == "failure"
     widget = agents.widget.get(agent_id)
     assert widget.agent_id == agent_id and widget.widget_config.language == "fr"
-    assert agents.knowledge_base.size(agent_id).number_of_pages == 0
+    assert agents.knowledge_base.size(agent_id).number_of_pages == 0.0
     agents.delete(agent_id)
     try:
         agents.get(agent_id)
@@ -362,6 +362,91 @@ def test_mcp_servers_registry_and_a_live_mcp_call():
         assert e.status_code == 409, e
     agents.delete(agent_id)
     mcp.delete(server_id)
+
+
+def _serve_page(html):
+    """A page on loopback for URL documents; returns its URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/guide"
+
+
+def test_knowledge_base_every_document_operation():
+    kb = client.conversational_ai.knowledge_base
+    docs = kb.documents
+    folder = docs.create_folder(name="SDK folder")
+    text = docs.create_from_text(text="# Returns\n\nReturns are accepted within 45 days.", name="Returns", parent_folder_id=folder.id)
+    assert [s.id for s in text.folder_path] == [folder.id]
+    md = docs.create_from_file(file=("notes.md", b"# Notes\n\nThe lighthouse opens at dawn.", "text/markdown"), name="Notes")
+    page = docs.create_from_url(url=_serve_page("<html><body><h1>Guide</h1><p>Kayaks launch from pier nine.</p></body></html>"))
+    added = client.conversational_ai.add_to_knowledge_base(file=("old.txt", b"Legacy upload about harbours.", "text/plain"))
+    got = docs.get(text.id)
+    assert got.type == "text" and got.name == "Returns" and "45 days" in got.extracted_inner_html
+    assert got.folder_path[0].id == folder.id
+    assert docs.get(md.id).filename == "notes.md"
+    assert docs.get(page.id).url.endswith("/guide")
+    renamed = docs.update(text.id, name="Returns policy")
+    assert renamed.name == "Returns policy"
+    assert "<h1>Returns</h1>" in docs.get_content(text.id)
+    listed = kb.list(page_size=2, types=["text", "file"], sort_by="name", sort_direction="asc")
+    assert len(listed.documents) == 2 and listed.has_more and listed.next_cursor
+    names = [d.name for d in listed.documents]
+    while listed.has_more:
+        listed = kb.list(page_size=2, types=["text", "file"], sort_by="name", sort_direction="asc", cursor=listed.next_cursor)
+        names += [d.name for d in listed.documents]
+    assert names == sorted(names) and "Returns policy" in names, names
+    inside = kb.list(parent_folder_id=folder.id)
+    assert [d.id for d in inside.documents] == [text.id]
+    chunks = docs.chunks.list(text.id, embedding_model="e5_mistral_7b_instruct")
+    assert chunks.chunks and "45 days" in chunks.chunks[0].content
+    assert docs.chunk.get(text.id, chunks.chunks[0].id).content == chunks.chunks[0].content
+    found = kb.search(query="where do kayaks launch")
+    hit = next(r for r in found.results if r.document.id == page.id)
+    assert any(seg.is_hit for seg in hit.search_snippet), hit
+    agent_id = agents.create(name="kb user", conversation_config={"agent": {"prompt": {"knowledge_base": [
+        {"type": "folder", "name": "SDK folder", "id": folder.id}, {"type": "file", "name": "Notes", "id": md.id}]}}}).agent_id
+    assert [a.id for a in docs.get_agents(text.id).agents] == [agent_id]
+    assert docs.get_agents(text.id, dependent_type="direct").agents == []
+    assert [a.id for a in docs.get_bulk_agents(document_ids=[md.id]).agents] == [agent_id]
+    assert agents.knowledge_base.size(agent_id).number_of_pages > 0
+    summaries = docs.summaries.get(document_ids=[md.id, "kbdoc_missing"])
+    assert summaries[md.id].status == "success" and summaries[md.id].data.dependent_agents[0].id == agent_id
+    assert summaries["kbdoc_missing"].status == "failure"
+    kb.document.update_file(md.id, file=("notes.md", b"# Notes\n\nThe lighthouse opens at noon.", "text/markdown"))
+    assert "noon" in docs.get(md.id).extracted_inner_html
+    assert "pier nine" in kb.document.refresh(page.id).extracted_inner_html
+    docs.move(text.id, move_to=None)
+    docs.bulk_move(document_ids=[text.id, added.id], move_to=folder.id)
+    assert sorted(d.id for d in kb.list(parent_folder_id=folder.id).documents) == sorted([text.id, added.id])
+    try:
+        docs.delete(md.id)
+        raise AssertionError("a document in use was deleted")
+    except ApiError as e:
+        assert e.status_code == 409, e
+    result = docs.bulk_delete(document_ids=[page.id, folder.id], force=True)
+    assert result[page.id].status == "success" and result[folder.id].status == "success"
+    docs.delete(md.id, force=True)
+    assert agents.get(agent_id).conversation_config.agent.prompt.knowledge_base == []
+    try:
+        docs.get(text.id)
+        raise AssertionError("a document of a deleted folder is still readable")
+    except ApiError as e:
+        assert e.status_code == 404, e
 
 
 def test_bad_key_is_401():
