@@ -58,6 +58,7 @@ pub fn router(
     let routes = api
         .merge(routes::ops::router())
         .merge(routes::conversation_ws::socket_router())
+        .merge(routes::knowledge_base::file_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state);
     Ok(harden(routes, max_body))

@@ -386,6 +386,65 @@ def _serve_page(html):
     return f"http://127.0.0.1:{server.server_address[1]}/guide"
 
 
+def _pdf(line):
+    """A one-page PDF showing `line`, its cross-reference table computed."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects):
+        offsets.append(len(out))
+        out += f"{i + 1} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{at:010} 00000 n \n".encode() for at in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def _docx(heading, body):
+    """A DOCX file with a heading and a paragraph."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>')
+        z.writestr(
+            "word/document.xml",
+            '<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+            f'<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>{heading}</w:t></w:r></w:p>'
+            f"<w:p><w:r><w:t>{body}</w:t></w:r></w:p></w:body></w:document>",
+        )
+    return buffer.getvalue()
+
+
+def test_knowledge_base_pdf_and_docx_uploads_and_source_file_url():
+    import urllib.request
+
+    docs = client.conversational_ai.knowledge_base.documents
+    pdf = docs.create_from_file(file=("manual.pdf", _pdf("The boiler needs service every 18 months."), "application/pdf"))
+    assert "every 18 months" in docs.get(pdf.id).extracted_inner_html
+    word = _docx("Terms", "Deposits are refundable until March.")
+    docx = docs.create_from_file(file=("terms.docx", word, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"))
+    assert docs.get(docx.id).extracted_inner_html == "# Terms\n\nDeposits are refundable until March."
+    link = docs.get_source_file_url(docx.id)
+    with urllib.request.urlopen(link.signed_url) as response:  # no API key: the link is the key
+        assert response.read() == word
+    try:
+        docs.create_from_file(file=("broken.pdf", b"%PDF-1.4 not really", "application/pdf"))
+        raise AssertionError("a corrupt PDF was stored")
+    except ApiError as e:
+        assert e.status_code == 400, e
+    docs.delete(pdf.id)
+    docs.delete(docx.id)
+
+
 def test_knowledge_base_every_document_operation():
     kb = client.conversational_ai.knowledge_base
     docs = kb.documents

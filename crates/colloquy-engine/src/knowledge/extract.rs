@@ -9,8 +9,11 @@ pub enum ExtractError {
     #[error("the file is empty")]
     Empty,
     /// Its content is of a type this server does not read.
-    #[error("unsupported file type ({0}); upload plain text, Markdown or HTML (UTF-8)")]
+    #[error("unsupported file type ({0}); upload PDF, DOCX, HTML, Markdown or plain text (UTF-8)")]
     Unsupported(&'static str),
+    /// It claims a type this server reads but cannot be read as one.
+    #[error("the file is not a readable {0}: {1}")]
+    Corrupt(&'static str, String),
     /// It was read but holds no words.
     #[error("the document holds no text")]
     NoText,
@@ -21,7 +24,7 @@ pub enum ExtractError {
 pub struct Extracted {
     /// The text, Markdown headings kept.
     pub text: String,
-    /// `text/plain`, `text/markdown` or `text/html`.
+    /// `application/pdf`, the DOCX type, `text/plain`, `text/markdown` or `text/html`.
     pub mime_type: &'static str,
 }
 
@@ -31,8 +34,11 @@ pub fn file(bytes: &[u8], filename: &str) -> Result<Extracted, ExtractError> {
     if bytes.is_empty() {
         return Err(ExtractError::Empty);
     }
-    if let Some(kind) = binary_kind(bytes) {
-        return Err(ExtractError::Unsupported(kind));
+    match binary_kind(bytes) {
+        Some(PDF) => return nonempty(pdf(bytes)?, "application/pdf"),
+        Some(ZIP) => return nonempty(docx(bytes)?, DOCX_TYPE),
+        Some(kind) => return Err(ExtractError::Unsupported(kind)),
+        None => {}
     }
     let Ok(text) = std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)) else {
         return Err(ExtractError::Unsupported("binary data"));
@@ -44,10 +50,108 @@ pub fn file(bytes: &[u8], filename: &str) -> Result<Extracted, ExtractError> {
     } else {
         (text.to_owned(), "text/plain")
     };
+    nonempty(text, mime_type)
+}
+
+fn nonempty(text: String, mime_type: &'static str) -> Result<Extracted, ExtractError> {
     if text.trim().is_empty() {
         return Err(ExtractError::NoText);
     }
     Ok(Extracted { text, mime_type })
+}
+
+/// The media type of DOCX files.
+pub const DOCX_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+
+/// The text of a PDF, page by page. The reader panics on some malformed files; that is
+/// caught here and reported as a corrupt file, like any other failure to read it.
+fn pdf(bytes: &[u8]) -> Result<String, ExtractError> {
+    let read = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+    match read {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(e)) => Err(ExtractError::Corrupt(PDF, e.to_string())),
+        Err(_) => Err(ExtractError::Corrupt(PDF, "its structure could not be read".into())),
+    }
+}
+
+/// The text of a DOCX file: its `word/document.xml` read with an XML parser, one paragraph
+/// per line block, `Heading N` and `Title` paragraphs as Markdown headings.
+fn docx(bytes: &[u8]) -> Result<String, ExtractError> {
+    use std::io::Read as _;
+    let corrupt = |e: &dyn std::fmt::Display| ExtractError::Corrupt(ZIP, e.to_string());
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| corrupt(&e))?;
+    let Ok(mut document) = archive.by_name("word/document.xml") else {
+        return Err(ExtractError::Unsupported("a ZIP archive that is not a DOCX document"));
+    };
+    let mut xml = String::new();
+    document.read_to_string(&mut xml).map_err(|e| corrupt(&e))?;
+    docx_text(&xml).map_err(|e| corrupt(&e))
+}
+
+/// The paragraphs of a WordprocessingML body.
+fn docx_text(xml: &str) -> Result<String, quick_xml::Error> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut out, mut paragraph, mut heading) = (String::new(), String::new(), 0usize);
+    let mut in_text = false;
+    loop {
+        match reader.read_event()? {
+            Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
+                "t" => in_text = true,
+                "tab" => paragraph.push('\t'),
+                "br" | "cr" => paragraph.push('\n'),
+                "pStyle" => {
+                    let style = e
+                        .attributes()
+                        .flatten()
+                        .find(|a| a.key.local_name().as_ref() == "val")
+                        .map(|a| a.value.into_owned())
+                        .unwrap_or_default();
+                    heading = heading_level(&style);
+                }
+                _ => {}
+            },
+            Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_text => {
+                let entity = format!("&{};", r.into_inner());
+                paragraph.push_str(&quick_xml::escape::unescape(&entity).unwrap_or_default());
+            }
+            Event::End(e) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "p" => {
+                    let text = paragraph.trim();
+                    if !text.is_empty() {
+                        if heading > 0 {
+                            out.push_str(&"#".repeat(heading));
+                            out.push(' ');
+                        }
+                        out.push_str(text);
+                        out.push_str("\n\n");
+                    }
+                    paragraph.clear();
+                    heading = 0;
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out.trim_end().to_owned())
+}
+
+/// `Heading1`..`Heading6` (and `Title`) as Markdown heading levels; 0 for body text.
+fn heading_level(style: &str) -> usize {
+    if style.eq_ignore_ascii_case("title") {
+        return 1;
+    }
+    let lower = style.to_ascii_lowercase();
+    lower
+        .strip_prefix("heading")
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|n| (1..=6).contains(n))
+        .unwrap_or(0)
 }
 
 /// The text of an HTML page: scripts, styles and the head dropped, headings as `#` lines,
@@ -74,11 +178,14 @@ pub fn html(bytes: &[u8]) -> String {
 /// Lines are not wrapped: a paragraph stays one line, as the chunker reads sentences.
 const TEXT_WIDTH: usize = 100_000;
 
+const PDF: &str = "PDF";
+const ZIP: &str = "DOCX";
+
 /// The binary formats recognised by their first bytes.
 fn binary_kind(bytes: &[u8]) -> Option<&'static str> {
     const KINDS: [(&[u8], &str); 7] = [
-        (b"%PDF-", "PDF"),
-        (b"PK\x03\x04", "a ZIP archive such as DOCX"),
+        (b"%PDF-", PDF),
+        (b"PK\x03\x04", ZIP),
         (b"\xD0\xCF\x11\xE0", "an OLE document such as DOC"),
         (b"\x89PNG", "PNG image"),
         (b"\xFF\xD8\xFF", "JPEG image"),
@@ -116,8 +223,19 @@ mod tests {
     }
 
     #[test]
+    fn docx_paragraphs_and_headings() {
+        let xml = r#"<w:document xmlns:w="x"><w:body>
+            <w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Warranty</w:t></w:r></w:p>
+            <w:p><w:r><w:t xml:space="preserve">Lasts </w:t></w:r><w:r><w:t>24 months &amp; more.</w:t></w:r></w:p>
+            <w:p></w:p></w:body></w:document>"#;
+        assert_eq!(docx_text(xml).unwrap(), "## Warranty\n\nLasts 24 months & more.");
+    }
+
+    #[test]
     fn type_is_decided_by_content() {
-        assert_eq!(file(b"%PDF-1.7 ...", "a.txt"), Err(ExtractError::Unsupported("PDF")));
+        assert!(matches!(file(b"%PDF-1.7 ...", "a.txt"), Err(ExtractError::Corrupt("PDF", _))));
+        assert!(matches!(file(b"PK\x03\x04 not a zip", "a.docx"), Err(ExtractError::Corrupt(..))));
+        assert_eq!(file(b"\x89PNG\r\n", "a.txt"), Err(ExtractError::Unsupported("PNG image")));
         assert_eq!(file(b"", "a.txt"), Err(ExtractError::Empty));
         assert_eq!(file(b"  \n ", "a.txt"), Err(ExtractError::NoText));
         assert_eq!(file(b"\xFF\xFE\x00", "a.txt"), Err(ExtractError::Unsupported("binary data")));

@@ -41,6 +41,54 @@ fn form(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// A one-page PDF showing `line`, its cross-reference table computed.
+fn pdf(line: &str) -> Vec<u8> {
+    let stream = format!("BT /F1 12 Tf 72 720 Td ({line}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for at in offsets {
+        out.extend(format!("{at:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn extract_docx_type() -> &'static str {
+    colloquy_engine::knowledge::extract::DOCX_TYPE
+}
+
+/// A DOCX file with a heading and a paragraph.
+fn docx(heading: &str, body: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("[Content_Types].xml", stored).unwrap();
+    zip.write_all(br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#).unwrap();
+    zip.start_file("word/document.xml", stored).unwrap();
+    zip.write_all(format!(r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>{heading}</w:t></w:r></w:p><w:p><w:r><w:t>{body}</w:t></w:r></w:p></w:body></w:document>"#).as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
 async fn upload(
     app: &TestApp, method: reqwest::Method, path: &str, form: (String, Vec<u8>),
 ) -> (u16, Value) {
@@ -389,9 +437,56 @@ async fn files_and_urls(backend: Backend) {
     .await;
     assert_eq!(s, 200, "{b}");
 
+    let (s, b) = upload(
+        &app,
+        reqwest::Method::POST,
+        "/v1/convai/knowledge-base/file",
+        form(&[], Some(("manual.pdf", &pdf("The boiler needs service every 18 months.")))),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, got) =
+        app.get(&format!("/v1/convai/knowledge-base/{}", b["id"].as_str().unwrap()), key).await;
+    assert!(got["extracted_inner_html"].as_str().unwrap().contains("every 18 months"), "{got}");
+    let (s, b) = upload(
+        &app,
+        reqwest::Method::POST,
+        "/v1/convai/knowledge-base/file",
+        form(&[], Some(("terms.docx", &docx("Terms", "Deposits are refundable until March.")))),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, got) =
+        app.get(&format!("/v1/convai/knowledge-base/{}", b["id"].as_str().unwrap()), key).await;
+    assert_eq!(got["extracted_inner_html"], "# Terms\n\nDeposits are refundable until March.");
+    let (s, link) = app
+        .get(
+            &format!("/v1/convai/knowledge-base/{}/source-file-url", b["id"].as_str().unwrap()),
+            key,
+        )
+        .await;
+    assert_eq!(s, 200, "{link}");
+    let signed = link["signed_url"].as_str().unwrap();
+    assert!(signed.starts_with(&app.base), "{signed}");
+    let file = app.client.get(signed).send().await.unwrap();
+    assert_eq!(file.status(), 200, "no key needed");
+    assert_eq!(file.headers()["content-type"], extract_docx_type());
+    assert_eq!(file.headers()["content-security-policy"], "sandbox");
+    assert_eq!(
+        &file.bytes().await.unwrap()[..],
+        &docx("Terms", "Deposits are refundable until March.")[..]
+    );
+    let middle = signed.len() - 20;
+    let flipped = if &signed[middle..=middle] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &signed[..middle], &signed[middle + 1..]);
+    assert_eq!(app.client.get(&tampered).send().await.unwrap().status(), 404);
+    let (_, found) = app.get("/v1/convai/knowledge-base/search?query=boiler%20service", key).await;
+    assert_eq!(found["results"][0]["document"]["name"], "manual.pdf", "{found}");
+
     for (name, bytes, status) in [
         ("empty.txt", &b""[..], 422),
-        ("doc.pdf", &b"%PDF-1.4 binary"[..], 400),
+        ("broken.pdf", &b"%PDF-1.4 binary"[..], 400),
+        ("photo.png", &b"\x89PNG\r\n\x1a\n"[..], 400),
         ("big.txt", &[b'a'; 2000][..], 400),
     ] {
         let (s, b) = upload(
@@ -406,7 +501,7 @@ async fn files_and_urls(backend: Backend) {
     let (s, _) = app.post("/v1/convai/knowledge-base/file", key, &json!({"file": "x"})).await;
     assert_eq!(s, 422, "not a form");
     let (_, files) = app.get("/v1/convai/knowledge-base?types=file", key).await;
-    assert_eq!(files["documents"].as_array().unwrap().len(), 1, "the refused files stored nothing");
+    assert_eq!(files["documents"].as_array().unwrap().len(), 3, "the refused files stored nothing");
     app.stop().await;
 }
 dual_db!(files_and_urls);

@@ -217,16 +217,20 @@ struct SignedUrlParams {
     branch_id: Option<String>,
 }
 
-/// The WebSocket base clients reach this server at: `COLLOQUY_PUBLIC_URL`, else the request's
-/// host (and `X-Forwarded-Proto`, behind a TLS-terminating proxy).
+/// The WebSocket base clients reach this server at (see [`http_base`]).
 fn socket_base(state: &AppState, headers: &HeaderMap) -> String {
+    http_base(state, headers).replacen("https://", "wss://", 1).replacen("http://", "ws://", 1)
+}
+
+/// The base URL clients reach this server at: `COLLOQUY_PUBLIC_URL`, else the request's host
+/// (and `X-Forwarded-Proto`, behind a TLS-terminating proxy).
+pub(crate) fn http_base(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(public) = &state.settings.public_url {
-        let public = public.trim_end_matches('/');
-        return public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        return public.trim_end_matches('/').to_owned();
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:8950");
     let secure = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
-    format!("{}://{host}", if secure { "wss" } else { "ws" })
+    format!("{}://{host}", if secure { "https" } else { "http" })
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversation/get-signed-url", params(SignedUrlParams), security(("api_key" = ["agents:read"])))]

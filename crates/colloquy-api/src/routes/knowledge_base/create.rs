@@ -238,11 +238,19 @@ impl Form {
     }
 }
 
-/// A file document's body: the file read by its content.
-pub(super) fn read_file(filename: &str, bytes: Vec<u8>) -> ApiResult<DocumentBody> {
-    let text = extract::file(&bytes, filename).map_err(|e| match e {
+/// A file document's body: the file read by its content, on a blocking thread (a long PDF
+/// takes a while to read).
+pub(super) async fn read_file(filename: &str, bytes: Vec<u8>) -> ApiResult<DocumentBody> {
+    let name = filename.to_owned();
+    let (text, bytes) = tokio::task::spawn_blocking(move || (extract::file(&bytes, &name), bytes))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let text = text.map_err(|e| match e {
         extract::ExtractError::Unsupported(_) => {
             ApiError::BadRequest { status: "unsupported_file_type", message: e.to_string() }
+        }
+        extract::ExtractError::Corrupt(..) => {
+            ApiError::BadRequest { status: "corrupt_file", message: e.to_string() }
         }
         extract::ExtractError::Empty | extract::ExtractError::NoText => {
             violation(&["body", "file"], "value_error", e.to_string())
@@ -265,7 +273,7 @@ pub(super) async fn create_file(
         return Err(violation(&["body", "file"], "missing", "Field required"));
     };
     let parent = parent_folder(&cx, form.parent_folder_id.as_deref()).await?;
-    let doc = read_file(&filename, bytes)?;
+    let doc = read_file(&filename, bytes).await?;
     insert(&cx, DocType::File, form.name.unwrap_or(filename), parent, doc).await
 }
 
@@ -284,7 +292,7 @@ pub(super) async fn add_to_knowledge_base(
     let form = Form::read(&cx, form).await?;
     match (form.file, form.url.filter(|u| !u.is_empty())) {
         (Some((filename, bytes)), None) => {
-            let doc = read_file(&filename, bytes)?;
+            let doc = read_file(&filename, bytes).await?;
             insert(&cx, DocType::File, form.name.unwrap_or(filename), None, doc).await
         }
         (None, Some(url)) => {

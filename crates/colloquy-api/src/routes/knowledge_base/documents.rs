@@ -105,7 +105,7 @@ pub(super) async fn update_file(
             message: "Only a file document's file can be replaced".into(),
         });
     }
-    let doc = read_file(&filename, bytes)?;
+    let doc = read_file(&filename, bytes).await?;
     let now = time::now_secs();
     cx.app
         .store

@@ -6,7 +6,10 @@
 mod create;
 mod documents;
 mod list;
+mod source;
 mod view;
+
+pub use source::file_router;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -33,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             documents::delete_document
         ))
         .routes(routes!(documents::get_content))
+        .routes(routes!(source::get_source_file_url))
         .routes(routes!(documents::refresh_document))
         .routes(routes!(documents::move_document))
         .routes(routes!(documents::bulk_move))
