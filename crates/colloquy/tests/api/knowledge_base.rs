@@ -583,3 +583,50 @@ async fn agents_answer_from_their_documents(backend: Backend) {
     app.stop().await;
 }
 dual_db!(agents_answer_from_their_documents);
+
+/// Recall@5 of lexical retrieval over the project's own documentation (`tests/retrieval/`):
+/// each question is answered when one of the five best chunks holds its answer.
+async fn retrieval_recall(backend: Backend) {
+    use colloquy_store::KnowledgeStore as _;
+    let app = TestApp::spawn(backend).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/retrieval");
+    let set: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("questions.json")).unwrap())
+            .unwrap();
+    let mut ids = std::collections::BTreeMap::new();
+    for name in set["documents"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        let text = std::fs::read_to_string(root.join("corpus").join(name)).unwrap();
+        ids.insert(name.to_owned(), add_text(&app, json!({"text": text, "name": name})).await);
+    }
+    let store = app.db.store().await;
+    let workspace = {
+        use colloquy_store::WorkspaceStore as _;
+        store.get_workspace_by_name("default").await.unwrap().unwrap().id
+    };
+    let questions = set["questions"].as_array().unwrap();
+    assert!(questions.len() >= 50);
+    let mut missed = Vec::new();
+    for q in questions {
+        let terms = colloquy_core::knowledge::search_terms(q["question"].as_str().unwrap());
+        let hits = store.search_chunks(&workspace, None, &terms, 5).await.unwrap();
+        let answer = q["answer"].as_str().unwrap();
+        let found = hits.iter().any(|h| {
+            h.document_id == ids[q["document"].as_str().unwrap()] && h.content.contains(answer)
+        });
+        if !found {
+            missed.push(q["question"].as_str().unwrap().to_owned());
+        }
+    }
+    let recall = 1.0 - missed.len() as f64 / questions.len() as f64;
+    eprintln!(
+        "retrieval recall@5 ({backend:?}, lexical): {recall:.3} over {} questions",
+        questions.len()
+    );
+    for question in &missed {
+        eprintln!("  missed: {question}");
+    }
+    assert!(recall >= 0.8, "recall@5 {recall:.3} is below 0.8");
+    app.stop().await;
+}
+dual_db!(retrieval_recall);
