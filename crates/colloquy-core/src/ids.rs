@@ -44,6 +44,8 @@ pub mod prefix {
     pub const INVOCATION: &str = "suite_";
     /// Knowledge-base documents and folders.
     pub const DOCUMENT: &str = "kbdoc_";
+    /// Embedding indexes of documents.
+    pub const RAG_INDEX: &str = "ragidx_";
     /// Test runs.
     pub const RUN: &str = "run_";
     /// Test-run workers (one per node process).

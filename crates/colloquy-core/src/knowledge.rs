@@ -114,6 +114,11 @@ pub enum UsageMode {
     Auto,
 }
 
+/// The embedding models the reference names (`EmbeddingModelEnum`); chunks are the same for
+/// each, and each maps to a provider model in the configuration.
+pub const EMBEDDING_MODELS: [&str; 2] =
+    ["e5_mistral_7b_instruct", "multilingual_e5_large_instruct"];
+
 /// The most words a search looks for; the rest of a long question adds little to a ranking.
 pub const MAX_SEARCH_TERMS: usize = 32;
 

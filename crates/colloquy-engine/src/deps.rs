@@ -16,11 +16,20 @@ pub struct EngineLimits {
     pub max_tool_rounds: usize,
     /// Largest webhook response read.
     pub webhook_max_response_bytes: usize,
+    /// Most bytes of vectors a workspace's embedding indexes may hold.
+    pub kb_max_index_bytes: i64,
+    /// Seconds an indexer holds an index between two saves before another node may take it.
+    pub index_lease_secs: i64,
 }
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        EngineLimits { max_tool_rounds: 8, webhook_max_response_bytes: 1024 * 1024 }
+        EngineLimits {
+            max_tool_rounds: 8,
+            webhook_max_response_bytes: 1024 * 1024,
+            kb_max_index_bytes: 1 << 30,
+            index_lease_secs: 30,
+        }
     }
 }
 
@@ -42,6 +51,10 @@ pub struct EngineDeps {
     pub limits: EngineLimits,
     /// Operator-declared MCP servers.
     pub mcp: mcp::McpConfig,
+    /// Embedding models for knowledge-base indexes.
+    pub embeddings: crate::knowledge::embeddings::Embeddings,
+    /// Woken when this node queues an embedding index, so its indexer takes it at once.
+    pub indexes_queued: tokio::sync::Notify,
     /// Woken when this node queues test runs, so its worker leases them at once instead of at
     /// its next poll (runs queued by other nodes are found by polling).
     pub runs_queued: tokio::sync::Notify,

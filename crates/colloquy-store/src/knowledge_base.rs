@@ -436,10 +436,15 @@ impl KnowledgeStore for SqlStore {
             .await?
             .rows_affected();
             crate::db::changed_one(done)?;
-            sqlx::query("DELETE FROM kb_chunks WHERE document_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            // New text: its vectors are stale, and its indexes are queued to be computed again.
+            for sql in [
+                "DELETE FROM kb_chunk_vectors WHERE document_id = $1",
+                "UPDATE kb_rag_indexes SET status = 'created', progress = 0, used_bytes = 0, \
+                 lease_until = NULL WHERE document_id = $1",
+                "DELETE FROM kb_chunks WHERE document_id = $1",
+            ] {
+                sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+            }
             insert_chunks!(tx, workspace_id.as_str(), id.as_str(), b.chunks);
             Ok(())
         })
@@ -472,6 +477,12 @@ impl KnowledgeStore for SqlStore {
     ) -> StoreResult<()> {
         transaction!(self, |tx| {
             for id in ids {
+                for sql in [
+                    "DELETE FROM kb_chunk_vectors WHERE document_id = $1",
+                    "DELETE FROM kb_rag_indexes WHERE document_id = $1",
+                ] {
+                    sqlx::query(sql).bind(id.as_str()).execute(&mut *tx).await?;
+                }
                 sqlx::query("DELETE FROM agent_documents WHERE document_id = $1")
                     .bind(id.as_str())
                     .execute(&mut *tx)

@@ -19,6 +19,7 @@ mod knowledge_base;
 mod mcp_servers;
 mod page;
 mod query;
+mod rag_indexes;
 mod secrets;
 mod test_runs;
 mod tools;
@@ -51,6 +52,7 @@ pub use knowledge_base::{
 };
 pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
 pub use page::{Page, SortValue};
+pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};
 pub use secrets::{SecretRecord, SecretStore};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{
@@ -73,6 +75,7 @@ pub trait Store:
     + ToolStore
     + McpServerStore
     + KnowledgeStore
+    + RagIndexStore
     + AuditStore
     + ConversationStore
     + AccessStore

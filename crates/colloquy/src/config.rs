@@ -68,6 +68,12 @@ pub struct Config {
     /// Largest knowledge-base file upload or fetched page, in bytes
     /// (`COLLOQUY_KB_MAX_FILE_BYTES`).
     pub kb_max_file_bytes: usize,
+    /// Most bytes of vectors one workspace's embedding indexes may hold
+    /// (`COLLOQUY_KB_MAX_INDEX_BYTES`).
+    pub kb_max_index_bytes: i64,
+    /// Seconds a node holds an embedding index between two saves of its progress before
+    /// another node may take it over (`COLLOQUY_INDEX_LEASE_SECS`).
+    pub index_lease_secs: i64,
     /// Largest webhook response read (`COLLOQUY_WEBHOOK_MAX_RESPONSE_BYTES`); larger is a tool
     /// error.
     pub webhook_max_response_bytes: usize,
@@ -80,6 +86,8 @@ pub struct Config {
     /// MCP servers the operator declares (`[mcp.stdio.NAME]` in the file: command, args, env,
     /// cwd, workspaces); MCP server configurations refer to them as `stdio:NAME`.
     pub mcp: colloquy_engine::mcp::McpConfig,
+    /// Embedding models for knowledge-base indexes (`[embeddings]` in the file).
+    pub embeddings: colloquy_engine::knowledge::embeddings::EmbeddingsConfig,
 }
 
 impl Default for Config {
@@ -103,11 +111,14 @@ impl Default for Config {
             max_tools_per_agent: 128,
             max_prompt_chars: 200_000,
             kb_max_file_bytes: 20 * 1024 * 1024,
+            kb_max_index_bytes: 1 << 30,
+            index_lease_secs: 30,
             webhook_max_response_bytes: 1024 * 1024,
             test_concurrency: 4,
             test_lease_secs: 300,
             llm: Default::default(),
             mcp: Default::default(),
+            embeddings: Default::default(),
         }
     }
 }
@@ -135,6 +146,8 @@ impl fmt::Debug for Config {
             .field("max_tools_per_agent", &self.max_tools_per_agent)
             .field("max_prompt_chars", &self.max_prompt_chars)
             .field("kb_max_file_bytes", &self.kb_max_file_bytes)
+            .field("kb_max_index_bytes", &self.kb_max_index_bytes)
+            .field("index_lease_secs", &self.index_lease_secs)
             .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
             .field("test_concurrency", &self.test_concurrency)
             .field("test_lease_secs", &self.test_lease_secs)

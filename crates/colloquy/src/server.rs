@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use colloquy_api::ApiSettings;
 use colloquy_engine::egress::EgressGuard;
+use colloquy_engine::knowledge::embeddings::Embeddings;
 use colloquy_engine::llm::router::LlmRouter;
 use colloquy_engine::{EngineDeps, EngineLimits};
 use colloquy_store::{AuditWriter, ConnectOptions, DynStore, KeyStore, SqlStore};
@@ -34,8 +35,10 @@ pub fn engine(
     );
     let guarded = egress.client(Duration::from_secs(config.llm.timeout_secs.max(1)));
     let trusted = reqwest::Client::builder().build().context("building the HTTP client")?;
-    let llm = LlmRouter::new(&config.llm, trusted, guarded.clone())
+    let llm = LlmRouter::new(&config.llm, trusted.clone(), guarded.clone())
         .map_err(|e| anyhow::anyhow!("[llm] configuration: {e}"))?;
+    let embeddings = Embeddings::new(&config.embeddings, trusted)
+        .map_err(|e| anyhow::anyhow!("[embeddings] configuration: {e}"))?;
     let (audit, audit_task) = AuditWriter::spawn(store.clone());
     let deps = EngineDeps {
         store: store.clone(),
@@ -46,9 +49,13 @@ pub fn engine(
         keyring: keyring.clone(),
         limits: EngineLimits {
             webhook_max_response_bytes: config.webhook_max_response_bytes,
+            kb_max_index_bytes: config.kb_max_index_bytes,
+            index_lease_secs: config.index_lease_secs,
             ..EngineLimits::default()
         },
         mcp: config.mcp.clone(),
+        embeddings,
+        indexes_queued: tokio::sync::Notify::new(),
         runs_queued: tokio::sync::Notify::new(),
     };
     Ok((Arc::new(deps), audit_task))
@@ -73,10 +80,13 @@ pub struct Server {
     grace: Duration,
     /// The audit writer; it drains once the router (holding the last writer) is dropped.
     audit_task: tokio::task::JoinHandle<()>,
-    /// Stops the test-run worker (runs it holds are taken over when their leases expire).
+    /// Stops the test-run worker and the indexer (jobs they hold are taken over when their
+    /// leases expire).
     stop_workers: tokio::sync::watch::Sender<bool>,
     /// The test-run worker.
     worker: tokio::task::JoinHandle<()>,
+    /// The embedding indexer.
+    indexer: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
@@ -117,9 +127,15 @@ impl Server {
             },
         };
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
+        let worker_id = colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER);
+        let indexer = tokio::spawn(colloquy_engine::knowledge::indexer::indexer(
+            engine.clone(),
+            worker_id.clone(),
+            stop.clone(),
+        ));
         let worker = tokio::spawn(colloquy_engine::testing::worker(
             engine.clone(),
-            colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER),
+            worker_id,
             config.test_concurrency,
             config.test_lease_secs,
             stop,
@@ -139,6 +155,7 @@ impl Server {
             audit_task,
             stop_workers,
             worker,
+            indexer,
         })
     }
 
@@ -179,6 +196,7 @@ impl Server {
         }
         let _ = self.stop_workers.send(true);
         let _ = self.worker.await;
+        let _ = self.indexer.await;
         // The router held the last handle on the audit writer; give queued records time to land.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_task).await;
         self.store.close().await;

@@ -4,20 +4,22 @@
 //! off, as the reference does) are placed whole in the prompt, up to
 //! [`MAX_PROMPT_DOCUMENT_CHARS`]. With `prompt.rag.enabled`, each user turn ranks the chunks
 //! of the other documents against the user's own words (BM25 over the database's full-text
-//! index) and places the best ones, bounded by `max_retrieved_rag_chunks_count` and
+//! index, fused by reciprocal rank with vector similarity where the documents have an
+//! embedding index) and places the best ones, bounded by `max_retrieved_rag_chunks_count` and
 //! `max_documents_length`; what was retrieved is kept on the agent's transcript entry in the
 //! reference's `rag_retrieval_info` shape. Folders the agent names stand for every document
 //! inside them.
 
 use std::time::Instant;
 
-use colloquy_core::ids::DocumentId;
+use colloquy_core::ids::{DocumentId, WorkspaceId};
 use colloquy_core::knowledge::{UsageMode, search_terms};
-use colloquy_store::{ChunkRow, StoreError};
+use colloquy_store::{StoreError, VectorRow};
 use serde_json::{Value, json};
 
 use crate::conversation::Runtime;
 use crate::conversation::state::State;
+use crate::knowledge::embeddings;
 use crate::llm::{ChatMessage, Role};
 
 /// The most characters of whole documents placed in a prompt.
@@ -48,30 +50,131 @@ pub(crate) async fn run(state: &mut State, rt: &Runtime) -> Result<Option<Value>
         && !query.is_empty()
     {
         let started = Instant::now();
-        let max_chunks = rag["max_retrieved_rag_chunks_count"].as_u64().unwrap_or(20).clamp(1, 20);
-        let max_chars = rag["max_documents_length"].as_u64().unwrap_or(50_000);
-        let hits = rt
-            .deps
-            .store
-            .search_chunks(
-                &state.agent.workspace_id,
-                Some(&knowledge.retrieved),
-                &search_terms(&query),
-                u32::try_from(max_chunks).unwrap_or(20),
-            )
-            .await?;
-        let hits = within_length(hits, usize::try_from(max_chars).unwrap_or(usize::MAX));
+        let settings = Settings::of(rag);
+        let hits =
+            rank(rt, &state.agent.workspace_id, &knowledge.retrieved, &query, &settings).await?;
         if !hits.is_empty() {
             context.push_str("\n\n# Retrieved from the knowledge base\n");
             for hit in &hits {
                 context.push_str(&format!("\n---\n{}\n", hit.content));
             }
         }
-        let model = rag["embedding_model"].as_str().unwrap_or("e5_mistral_7b_instruct");
-        info = Some(record(&hits, model, &query, started.elapsed().as_secs_f64()));
+        info = Some(record(&hits, &settings.model, &query, started.elapsed().as_secs_f64()));
     }
     state.context = context;
     Ok(info)
+}
+
+/// The agent's RAG settings (`prompt.rag`), with the reference's defaults.
+struct Settings {
+    model: String,
+    max_chunks: usize,
+    max_chars: usize,
+    max_distance: f32,
+}
+
+impl Settings {
+    fn of(rag: &Value) -> Settings {
+        let max_chunks = rag["max_retrieved_rag_chunks_count"].as_u64().unwrap_or(20).clamp(1, 20);
+        Settings {
+            model: rag["embedding_model"].as_str().unwrap_or("e5_mistral_7b_instruct").to_owned(),
+            max_chunks: usize::try_from(max_chunks).unwrap_or(20),
+            max_chars: rag["max_documents_length"]
+                .as_u64()
+                .map_or(50_000, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_distance: rag["max_vector_distance"].as_f64().unwrap_or(0.6) as f32,
+        }
+    }
+}
+
+/// A retrieved chunk.
+#[derive(Debug, Clone, PartialEq)]
+struct Hit {
+    chunk_id: String,
+    document_id: String,
+    content: String,
+    /// Its cosine distance to the query, when vectors ranked it.
+    distance: Option<f32>,
+    /// Its fused score.
+    score: f64,
+}
+
+/// Reciprocal-rank fusion's constant: how much the first ranks outweigh the rest.
+const RRF_K: f64 = 60.0;
+
+/// The best chunks of `documents` for `query`: BM25 over the full-text index, fused by
+/// reciprocal rank with vector similarity where the documents have an index of the agent's
+/// embedding model and a provider computes it; bounded by the agent's settings.
+async fn rank(
+    rt: &Runtime, workspace: &WorkspaceId, documents: &[DocumentId], query: &str, s: &Settings,
+) -> Result<Vec<Hit>, StoreError> {
+    let store = &rt.deps.store;
+    let limit = u32::try_from(s.max_chunks).unwrap_or(20);
+    let lexical =
+        store.search_chunks(workspace, Some(documents), &search_terms(query), limit).await?;
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut add = |chunk_id: &str, document_id: &str, content: &str, rank: usize, distance| {
+        let share = 1.0 / (RRF_K + rank as f64 + 1.0);
+        match hits.iter_mut().find(|h| h.chunk_id == chunk_id) {
+            Some(hit) => {
+                hit.score += share;
+                hit.distance = hit.distance.or(distance);
+            }
+            None => hits.push(Hit {
+                chunk_id: chunk_id.to_owned(),
+                document_id: document_id.to_owned(),
+                content: content.to_owned(),
+                distance,
+                score: share,
+            }),
+        }
+    };
+    for (rank, c) in lexical.iter().enumerate() {
+        add(&c.id, &c.document_id, &c.content, rank, None);
+    }
+    for (rank, (v, distance)) in
+        nearest(rt, workspace, documents, query, s).await?.iter().enumerate()
+    {
+        add(&v.chunk_id, &v.document_id, &v.content, rank, Some(*distance));
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(s.max_chunks);
+    Ok(within_length(hits, s.max_chars))
+}
+
+/// The chunks nearest the query's vector within `max_vector_distance`, nearest first; none
+/// when no provider computes the model or no document has its index. A provider that fails
+/// leaves the turn to lexical retrieval.
+async fn nearest(
+    rt: &Runtime, workspace: &WorkspaceId, documents: &[DocumentId], query: &str, s: &Settings,
+) -> Result<Vec<(VectorRow, f32)>, StoreError> {
+    let deps = &rt.deps;
+    if !deps.embeddings.has(&s.model) {
+        return Ok(Vec::new());
+    }
+    let vectors = deps.store.indexed_vectors(workspace, &s.model, documents).await?;
+    if vectors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let question = match deps.embeddings.embed(&s.model, &[query.to_owned()]).await {
+        Ok(mut v) if !v.is_empty() => embeddings::from_bytes(&embeddings::to_bytes(&v.remove(0))),
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the query could not be embedded; retrieval stays lexical");
+            return Ok(Vec::new());
+        }
+    };
+    let mut near: Vec<(VectorRow, f32)> = vectors
+        .into_iter()
+        .map(|v| {
+            let d = embeddings::distance(&question, &v.vector);
+            (v, d)
+        })
+        .filter(|(_, d)| *d <= s.max_distance)
+        .collect();
+    near.sort_by(|a, b| a.1.total_cmp(&b.1));
+    near.truncate(s.max_chunks);
+    Ok(near)
 }
 
 /// The agent's documents: folders expanded, the prompt's written out.
@@ -121,7 +224,7 @@ fn last_user_words(history: &[ChatMessage]) -> String {
 }
 
 /// The best chunks whose texts together fit in `max_chars`.
-fn within_length(hits: Vec<ChunkRow>, max_chars: usize) -> Vec<ChunkRow> {
+fn within_length(hits: Vec<Hit>, max_chars: usize) -> Vec<Hit> {
     let mut total = 0;
     hits.into_iter()
         .take_while(|h| {
@@ -131,19 +234,17 @@ fn within_length(hits: Vec<ChunkRow>, max_chars: usize) -> Vec<ChunkRow> {
         .collect()
 }
 
-/// `RagRetrievalInfo`. Lexical ranking has no vector distance; each chunk's is its score's
-/// distance from the best one's (0 for the best, towards 1 for the weakest), so the order and
-/// the spread read as they would for vectors.
-fn record(hits: &[ChunkRow], model: &str, query: &str, secs: f64) -> Value {
+/// `RagRetrievalInfo`. A chunk that only lexical ranking found has no vector distance; it is
+/// given its fused score's distance from the best one's (0 for the best, towards 1 for the
+/// weakest), so the order and the spread read as they would for vectors.
+fn record(hits: &[Hit], model: &str, query: &str, secs: f64) -> Value {
     let best = hits.first().map_or(1.0, |h| h.score).max(f64::MIN_POSITIVE);
     let chunks: Vec<Value> = hits
         .iter()
         .map(|h| {
-            json!({
-                "document_id": h.document_id,
-                "chunk_id": h.id,
-                "vector_distance": (1.0 - h.score / best).clamp(0.0, 1.0),
-            })
+            let distance =
+                h.distance.map_or((1.0 - h.score / best).clamp(0.0, 1.0), f64::from);
+            json!({"document_id": h.document_id, "chunk_id": h.chunk_id, "vector_distance": distance})
         })
         .collect();
     json!({

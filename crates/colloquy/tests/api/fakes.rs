@@ -278,3 +278,99 @@ pub fn with_llm(llm: &FakeLlm) -> impl FnOnce(&mut Config) + use<> {
         c.webhook_allow = "127.0.0.1".into();
     }
 }
+
+/// Dimensions of the fake embeddings.
+const EMBEDDING_DIMS: usize = 64;
+
+/// An OpenAI-compatible `/v1/embeddings` server with deterministic vectors: a bag of words,
+/// each word (lower-cased, a trailing `s` dropped) counted in the dimension its name hashes
+/// to, after a small synonym table (`automobile` and `vehicle` are `car`, `parking` is
+/// `garage`), so a test can craft texts that only vectors relate. Each request may wait
+/// `delay` first, so a test can catch an index while it is computed.
+pub struct FakeEmbeddings {
+    pub base: String,
+    requests: Arc<Mutex<usize>>,
+}
+
+#[derive(Clone)]
+struct EmbeddingState {
+    delay: Duration,
+    requests: Arc<Mutex<usize>>,
+}
+
+impl FakeEmbeddings {
+    pub async fn start(delay: Duration) -> FakeEmbeddings {
+        let requests = Arc::new(Mutex::new(0));
+        let state = EmbeddingState { delay, requests: requests.clone() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = Router::new().route("/v1/embeddings", post(embed)).with_state(state);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeEmbeddings { base, requests }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> usize {
+        *self.requests.lock().unwrap()
+    }
+
+    /// Configures a server to compute `e5_mistral_7b_instruct` with this server.
+    pub fn configure(&self) -> impl FnOnce(&mut Config) + use<> {
+        use colloquy_engine::knowledge::embeddings::{
+            EmbeddingKind, EmbeddingProvider, EmbeddingRoute,
+        };
+        let base = format!("{}/v1", self.base);
+        move |c: &mut Config| {
+            c.embeddings.providers.insert(
+                "fake".into(),
+                EmbeddingProvider {
+                    kind: EmbeddingKind::Openai,
+                    base_url: base,
+                    api_key: None,
+                    api_key_env: None,
+                },
+            );
+            c.embeddings.routes.push(EmbeddingRoute {
+                model: "e5_mistral_7b_instruct".into(),
+                provider: "fake".into(),
+                provider_model: "bag-of-words-64".into(),
+            });
+        }
+    }
+}
+
+/// The fake vector of `text`.
+pub fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; EMBEDDING_DIMS];
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        let word = word.to_lowercase();
+        let word = word.strip_suffix('s').filter(|w| w.len() > 2).unwrap_or(&word);
+        let word = match word {
+            "automobile" | "vehicle" => "car",
+            "parking" => "garage",
+            w => w,
+        };
+        let hash =
+            word.bytes().fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
+        v[hash as usize % EMBEDDING_DIMS] += 1.0;
+    }
+    v
+}
+
+async fn embed(State(state): State<EmbeddingState>, body: axum::Json<Value>) -> Response {
+    tokio::time::sleep(state.delay).await;
+    *state.requests.lock().unwrap() += 1;
+    let inputs: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+        _ => return (StatusCode::BAD_REQUEST, "input must be text").into_response(),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": bag_of_words(t)}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data, "model": body["model"]})).into_response()
+}

@@ -630,3 +630,189 @@ async fn retrieval_recall(backend: Backend) {
     app.stop().await;
 }
 dual_db!(retrieval_recall);
+
+async fn wait_indexed(app: &TestApp, doc: &str) -> Value {
+    let every = std::time::Duration::from_millis(50);
+    crate::helpers::poll(std::time::Duration::from_secs(20), every, async || {
+        let (_, b) =
+            app.get(&format!("/v1/convai/knowledge-base/{doc}/rag-index"), &app.admin_key).await;
+        b["indexes"]
+            .as_array()
+            .and_then(|i| i.first())
+            .filter(|i| i["status"] != "created" && i["status"] != "processing")
+            .cloned()
+    })
+    .await
+    .expect("the index finished")
+}
+
+/// What the agent was given for `question`, and the turn's retrieval record.
+async fn ask(app: &TestApp, agent: &str, question: &str) -> (String, Value) {
+    let url = ws::url(&app.base, &format!("agent_id={agent}"));
+    let (mut socket, conversation) = ws::open(&url, InitiationData::default()).await;
+    let events = ws::turn(&mut socket, question).await;
+    let prompt = events.iter().find(|e| e["type"] == "agent_response").unwrap()["agent_response_event"]["agent_response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(socket);
+    let every = std::time::Duration::from_millis(50);
+    let info = crate::helpers::poll(std::time::Duration::from_secs(10), every, async || {
+        let (_, c) =
+            app.get(&format!("/v1/convai/conversations/{conversation}"), &app.admin_key).await;
+        c["transcript"]
+            .as_array()?
+            .iter()
+            .find_map(|e| e["rag_retrieval_info"].as_object().cloned())
+    })
+    .await
+    .expect("the turn's retrieval is recorded");
+    (prompt, Value::Object(info))
+}
+
+async fn embedding_indexes_and_hybrid_retrieval(backend: Backend) {
+    let llm = FakeLlm::openai(|req: &Value| {
+        text(req["messages"][0]["content"].as_str().unwrap_or_default())
+    })
+    .await;
+    let embeddings = crate::fakes::FakeEmbeddings::start(std::time::Duration::ZERO).await;
+    let configure = embeddings.configure();
+    let app = TestApp::spawn_with(backend, |c| {
+        with_llm(&llm)(c);
+        configure(c);
+    })
+    .await;
+    let key = &app.admin_key;
+    let garage =
+        add_text(&app, json!({"text": "# Garage\n\nCars: garage B.", "name": "Garage"})).await;
+    let desk = add_text(&app, json!({"text": "Where is the lost and found? It is at the front desk for my guests.", "name": "Desk"})).await;
+    let folder =
+        app.post("/v1/convai/knowledge-base/folder", key, &json!({"name": "F"})).await.1["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+    let (s, b) = app
+        .post(
+            &format!("/v1/convai/knowledge-base/{garage}/rag-index"),
+            key,
+            &json!({"model": "ada-002"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let (s, b) = app
+        .post(
+            &format!("/v1/convai/knowledge-base/{garage}/rag-index"),
+            key,
+            &json!({"model": "multilingual_e5_large_instruct"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["detail"]["status"].as_str()),
+        (400, Some("embeddings_not_configured")),
+        "{b}"
+    );
+    assert!(b["detail"]["message"].as_str().unwrap().contains("[[embeddings.routes]]"));
+    let (s, b) = app
+        .post(
+            &format!("/v1/convai/knowledge-base/{folder}/rag-index"),
+            key,
+            &json!({"model": "e5_mistral_7b_instruct"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+
+    let (s, b) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {
+        "prompt": "Concierge.", "rag": {"enabled": true, "max_vector_distance": 0.8},
+        "knowledge_base": [{"type": "text", "name": "Garage", "id": garage}, {"type": "text", "name": "Desk", "id": desk}]}}}})).await;
+    assert_eq!(s, 200, "{b}");
+    let agent = b["agent_id"].as_str().unwrap().to_owned();
+    let question = "Where is parking for my automobile near the front?";
+    let (prompt, info) = ask(&app, &agent, question).await;
+    assert!(!prompt.contains("garage B"), "lexical retrieval alone does not relate them: {prompt}");
+    assert!(prompt.contains("front desk"), "{prompt}");
+    assert!(info["chunks"].as_array().unwrap().iter().all(|c| c["document_id"] == desk.as_str()));
+
+    let (s, created) = app
+        .post(
+            &format!("/v1/convai/knowledge-base/{garage}/rag-index"),
+            key,
+            &json!({"model": "e5_mistral_7b_instruct"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{created}");
+    assert!(created["id"].as_str().unwrap().starts_with("ragidx_"));
+    let done = wait_indexed(&app, &garage).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress_percentage"], 100.0);
+    assert_eq!(done["document_model_index_usage"]["used_bytes"], 64 * 4);
+    let (s, batch) = app
+        .post(
+            "/v1/convai/knowledge-base/rag-index",
+            key,
+            &json!({"items": [
+        {"document_id": garage, "create_if_missing": false, "model": "e5_mistral_7b_instruct"},
+        {"document_id": desk, "create_if_missing": false, "model": "e5_mistral_7b_instruct"}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{batch}");
+    assert_eq!(batch[&garage]["data"]["status"], "succeeded");
+    assert_eq!(
+        (batch[&desk]["status"].as_str(), batch[&desk]["error_code"].as_i64()),
+        (Some("failure"), Some(404))
+    );
+    let (_, overview) = app.get("/v1/convai/knowledge-base/rag-index", key).await;
+    assert_eq!(overview["total_used_bytes"], 256);
+    assert_eq!(overview["models"], json!([{"model": "e5_mistral_7b_instruct", "used_bytes": 256}]));
+    assert_eq!(overview["total_max_bytes"], 1i64 << 30);
+
+    let (prompt, info) = ask(&app, &agent, question).await;
+    assert!(
+        prompt.contains("garage B"),
+        "vectors relate automobile parking to cars in garage B: {prompt}"
+    );
+    let by_vector = info["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["document_id"] == garage.as_str())
+        .unwrap()
+        .clone();
+    let distance = by_vector["vector_distance"].as_f64().unwrap();
+    assert!(distance > 0.0 && distance <= 0.8, "{info}");
+
+    // New text queues the index again; deleting it leaves retrieval lexical.
+    let (s, _) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/convai/knowledge-base/{garage}"),
+            key,
+            &json!({"content": "# Garage\n\nCars: garage C."}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let again = wait_indexed(&app, &garage).await;
+    assert_eq!(again["status"], "succeeded");
+    let (prompt, _) = ask(&app, &agent, question).await;
+    assert!(prompt.contains("garage C") && !prompt.contains("garage B"), "{prompt}");
+    let index_id = again["id"].as_str().unwrap();
+    let (s, deleted) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/convai/knowledge-base/{garage}/rag-index/{index_id}"),
+            key,
+            &json!(null),
+        )
+        .await;
+    assert_eq!(s, 200, "{deleted}");
+    assert_eq!(deleted["id"], index_id);
+    let (_, none) = app.get(&format!("/v1/convai/knowledge-base/{garage}/rag-index"), key).await;
+    assert_eq!(none["indexes"], json!([]));
+    let (_, overview) = app.get("/v1/convai/knowledge-base/rag-index", key).await;
+    assert_eq!(overview["total_used_bytes"], 0);
+    let (prompt, _) = ask(&app, &agent, question).await;
+    assert!(!prompt.contains("garage C"), "{prompt}");
+    assert!(embeddings.requests() >= 4);
+    app.stop().await;
+}
+dual_db!(embedding_indexes_and_hybrid_retrieval);

@@ -292,7 +292,7 @@ pub(super) struct BulkDeleteBody {
 }
 
 /// `BatchFailureResponseModel` for an error.
-fn failure(e: &ApiError) -> Value {
+pub(super) fn failure(e: &ApiError) -> Value {
     let (code, status) = match e {
         ApiError::NotFound(what) => (404, format!("{}_not_found", what.replace(' ', "_"))),
         ApiError::Conflict { status, .. } => (409, (*status).to_owned()),

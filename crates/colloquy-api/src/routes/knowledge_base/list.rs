@@ -5,7 +5,7 @@ use axum::extract::Path;
 use axum::response::Response;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::DocumentId;
-use colloquy_core::knowledge::{DependentType, DocSort, DocType, search_terms};
+use colloquy_core::knowledge::{DependentType, DocSort, DocType, EMBEDDING_MODELS, search_terms};
 use colloquy_store::{DocumentFilter, DocumentPage, SortValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -226,10 +226,8 @@ pub(super) async fn get_bulk_dependent_agents(
     dependents(&cx, &ids, params).await
 }
 
-/// The embedding models the reference names; chunks are the same for each.
-const EMBEDDING_MODELS: [&str; 2] = ["e5_mistral_7b_instruct", "multilingual_e5_large_instruct"];
-
-fn check_model(model: Option<&str>) -> ApiResult<()> {
+/// A model named in a request, if it is one of the reference's.
+pub(super) fn check_model(model: Option<&str>) -> ApiResult<()> {
     match model.filter(|m| !m.is_empty()) {
         Some(m) if !EMBEDDING_MODELS.contains(&m) => Err(violation(
             &["query", "embedding_model"],

@@ -6,6 +6,7 @@
 mod create;
 mod documents;
 mod list;
+mod rag_index;
 mod source;
 mod view;
 
@@ -47,4 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list::list_chunks))
         .routes(routes!(list::get_chunk))
         .routes(routes!(list::search))
+        .routes(routes!(rag_index::compute_rag_indexes, rag_index::rag_index_overview))
+        .routes(routes!(rag_index::compute_rag_index, rag_index::get_rag_indexes))
+        .routes(routes!(rag_index::delete_rag_index))
 }
