@@ -474,3 +474,83 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         "the secret opened on the new node"
     );
 }
+
+/// A node computing embeddings with `embeddings`, from a `colloquy.toml` in `dir`, holding an
+/// index for two seconds between saves.
+async fn indexing_node(
+    dir: &std::path::Path, db: &TestDb, secret: &str, key: &str,
+    embeddings: &crate::fakes::FakeEmbeddings,
+) -> Node {
+    std::fs::write(
+        dir.join("colloquy.toml"),
+        format!(
+            "[embeddings.providers.fake]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n\n\
+             [[embeddings.routes]]\nmodel = \"e5_mistral_7b_instruct\"\nprovider = \"fake\"\n\
+             provider_model = \"bag-of-words-64\"\n",
+            embeddings.base
+        ),
+    )
+    .unwrap();
+    let server = ChildServer::start(
+        dir,
+        &[
+            ("COLLOQUY_DATABASE_URL", db.url.as_str()),
+            ("COLLOQUY_SECRET_KEY", secret),
+            ("COLLOQUY_BOOTSTRAP_API_KEY", key),
+            ("COLLOQUY_INDEX_LEASE_SECS", "2"),
+        ],
+    )
+    .await;
+    Node { server, key: key.to_owned() }
+}
+
+#[tokio::test]
+async fn a_killed_nodes_embedding_index_is_finished_by_another() {
+    if !postgres_configured() {
+        eprintln!("skipped: set COLLOQUY_TEST_DATABASE_URL to run the multi-node test");
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres).await;
+    let secret = SecretKey::generate().to_hex();
+    let key = generate_token();
+    let slow = crate::fakes::FakeEmbeddings::start(Duration::from_secs(30)).await;
+    let fast = crate::fakes::FakeEmbeddings::start(Duration::ZERO).await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = indexing_node(dir_a.path(), &db, &secret, &key, &slow).await;
+    let text: String =
+        (0..40).map(|i| format!("# Section {i}\n\nPart {i} of the long manual.\n\n")).collect();
+    let (s, doc) = a.post("/v1/convai/knowledge-base/text", json!({"text": text})).await;
+    assert_eq!(s, 200, "{doc}");
+    let doc = doc["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/convai/knowledge-base/{doc}/rag-index");
+    let (s, index) = a.post(&path, json!({"model": "e5_mistral_7b_instruct"})).await;
+    assert_eq!(s, 200, "{index}");
+
+    // Node a leases it and is killed in the middle of its first batch.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, got) = a.get(&path).await;
+        if got["indexes"][0]["status"] == "processing" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node a never took the index: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.server.kill9();
+    let killed = Instant::now();
+
+    let b = indexing_node(dir_b.path(), &db, &secret, &key, &fast).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let (_, got) = b.get(&path).await;
+        if got["indexes"][0]["status"] == "succeeded" {
+            break got["indexes"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "node b did not finish the index: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["progress_percentage"], 100.0);
+    assert_eq!(done["document_model_index_usage"]["used_bytes"], 40 * 64 * 4, "{done}");
+    assert!(fast.requests() >= 2, "node b embedded every batch itself");
+    assert!(killed.elapsed() < Duration::from_secs(30), "taken over within seconds");
+}
