@@ -1,5 +1,6 @@
 """Deterministic stand-ins for the outside world during compatibility tests, on one loopback port:
-an OpenAI-compatible chat-completions endpoint (streamed as SSE) and a webhook target.
+an OpenAI-compatible chat-completions endpoint (streamed as SSE), an OpenAI-compatible
+embeddings endpoint (a bag of words hashed into 64 dimensions) and a webhook target.
 
 The fake LLM answers by the last message (and, when asked as the test judge, passes every reply
 except one echoing "FAIL"): a tool result is echoed ("Tool said: ..."); a user
@@ -29,6 +30,16 @@ def reply_for(messages):
     return {"text": f"You said: {text}"}
 
 
+def bag_of_words(text):
+    vector = [0.0] * 64
+    for word in "".join(c if c.isalnum() else " " for c in text.lower()).split():
+        h = 2166136261
+        for b in word.encode():
+            h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+        vector[h % 64] += 1.0
+    return vector
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -50,6 +61,11 @@ class Handler(BaseHTTPRequestHandler):
                 chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
             payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
             self._send(200, "text/event-stream", payload)
+        elif self.path.endswith("/embeddings"):
+            inputs = json.loads(body)["input"]
+            inputs = [inputs] if isinstance(inputs, str) else inputs
+            data = [{"object": "embedding", "index": i, "embedding": bag_of_words(t)} for i, t in enumerate(inputs)]
+            self._send(200, "application/json", json.dumps({"object": "list", "data": data}))
         elif self.path.startswith("/weather"):
             self._send(200, "application/json", json.dumps({"forecast": "sunny", "request": json.loads(body or b"{}")}))
         else:

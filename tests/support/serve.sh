@@ -32,6 +32,7 @@ serve_all() {
   "$serve_root/target/mcp-venv/bin/python" -u "$serve_root/crates/colloquy/tests/api/mcp_server.py" sse >"$work/mcp.port" 2>"$work/mcp.log" &
   serve_pids="$serve_pids $!"
   wait_for_file "$work/mcp.port"
+  printf '[embeddings.providers.fake]\nkind = "openai"\nbase_url = "%s/v1"\n\n[[embeddings.routes]]\nmodel = "e5_mistral_7b_instruct"\nprovider = "fake"\nprovider_model = "bag-of-words"\n' "$fakes_url" >"$work/colloquy.toml"
   (cd "$work" && COLLOQUY_BOOTSTRAP_API_KEY="$key" COLLOQUY_WEBHOOK_ALLOW=127.0.0.1 OPENAI_BASE_URL="$fakes_url/v1" OPENAI_API_KEY=sk-fake \
     RUST_LOG=warn exec "$serve_root/target/debug/colloquy" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1) &
   serve_pids="$serve_pids $!"

@@ -46,6 +46,8 @@ pub mod prefix {
     pub const DOCUMENT: &str = "kbdoc_";
     /// Embedding indexes of documents.
     pub const RAG_INDEX: &str = "ragidx_";
+    /// Crawl jobs.
+    pub const CRAWL_JOB: &str = "crawl_";
     /// Test runs.
     pub const RUN: &str = "run_";
     /// Test-run workers (one per node process).

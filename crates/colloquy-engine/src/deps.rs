@@ -18,7 +18,8 @@ pub struct EngineLimits {
     pub webhook_max_response_bytes: usize,
     /// Most bytes of vectors a workspace's embedding indexes may hold.
     pub kb_max_index_bytes: i64,
-    /// Seconds an indexer holds an index between two saves before another node may take it.
+    /// Seconds a node holds an embedding index or crawl between two saves before another node
+    /// may take it.
     pub index_lease_secs: i64,
 }
 
@@ -53,8 +54,9 @@ pub struct EngineDeps {
     pub mcp: mcp::McpConfig,
     /// Embedding models for knowledge-base indexes.
     pub embeddings: crate::knowledge::embeddings::Embeddings,
-    /// Woken when this node queues an embedding index, so its indexer takes it at once.
-    pub indexes_queued: tokio::sync::Notify,
+    /// Woken when this node queues an embedding index or a crawl, so its knowledge-base worker
+    /// takes it at once.
+    pub knowledge_queued: tokio::sync::Notify,
     /// Woken when this node queues test runs, so its worker leases them at once instead of at
     /// its next poll (runs queued by other nodes are found by polling).
     pub runs_queued: tokio::sync::Notify,

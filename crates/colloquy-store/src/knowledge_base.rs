@@ -273,36 +273,52 @@ macro_rules! insert_chunks {
         }
     };
 }
+pub(crate) use insert_chunks;
+
+/// Inserts a document with its chunks inside `$tx` (also used by crawls, which record a page
+/// and its document in one transaction).
+macro_rules! insert_document {
+    ($tx:ident, $doc:expr) => {{
+        let doc: &$crate::NewDocument = $doc;
+        let b = &doc.body;
+        sqlx::query(
+            "INSERT INTO kb_documents (id, workspace_id, doc_type, is_folder, name, name_lower, \
+             parent_id, url, filename, mime_type, content, source, size_bytes, created_by, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+        )
+        .bind(doc.id.as_str())
+        .bind(doc.workspace_id.as_str())
+        .bind(doc.doc_type.as_str())
+        .bind(i64::from(doc.doc_type == colloquy_core::knowledge::DocType::Folder))
+        .bind(&doc.name)
+        .bind(doc.name.to_lowercase())
+        .bind(doc.parent_id.as_ref().map(colloquy_core::ids::DocumentId::as_str))
+        .bind(&b.url)
+        .bind(&b.filename)
+        .bind(&b.mime_type)
+        .bind(&b.content)
+        .bind(&b.source)
+        .bind(i64::try_from(b.content.len()).unwrap_or(i64::MAX))
+        .bind(&doc.created_by)
+        .bind(doc.created_at)
+        .execute(&mut *$tx)
+        .await?;
+        $crate::knowledge_base::insert_chunks!(
+            $tx,
+            doc.workspace_id.as_str(),
+            doc.id.as_str(),
+            b.chunks
+        );
+    }};
+}
+pub(crate) use insert_document;
 
 #[async_trait]
 impl KnowledgeStore for SqlStore {
     async fn insert_document(&self, doc: &NewDocument) -> StoreResult<()> {
-        let b = &doc.body;
         transaction!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO kb_documents (id, workspace_id, doc_type, is_folder, name, name_lower, \
-                 parent_id, url, filename, mime_type, content, source, size_bytes, created_by, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
-            )
-            .bind(doc.id.as_str())
-            .bind(doc.workspace_id.as_str())
-            .bind(doc.doc_type.as_str())
-            .bind(i64::from(doc.doc_type == DocType::Folder))
-            .bind(&doc.name)
-            .bind(doc.name.to_lowercase())
-            .bind(doc.parent_id.as_ref().map(DocumentId::as_str))
-            .bind(&b.url)
-            .bind(&b.filename)
-            .bind(&b.mime_type)
-            .bind(&b.content)
-            .bind(&b.source)
-            .bind(i64::try_from(b.content.len()).unwrap_or(i64::MAX))
-            .bind(&doc.created_by)
-            .bind(doc.created_at)
-            .execute(&mut *tx)
-            .await?;
-            insert_chunks!(tx, doc.workspace_id.as_str(), doc.id.as_str(), b.chunks);
+            insert_document!(tx, doc);
             Ok(())
         })
     }

@@ -12,6 +12,7 @@ mod agents;
 mod api_keys;
 mod audit;
 mod conversations;
+mod crawl_jobs;
 mod db;
 mod error;
 mod inline;
@@ -44,6 +45,7 @@ pub use conversations::{
     ConversationFilter, ConversationProgress, ConversationRecord, ConversationRow,
     ConversationStore,
 };
+pub use crawl_jobs::{CrawlJobRow, CrawlStore, NewCrawlJob, PageOutcome};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use knowledge_base::{
@@ -76,6 +78,7 @@ pub trait Store:
     + McpServerStore
     + KnowledgeStore
     + RagIndexStore
+    + CrawlStore
     + AuditStore
     + ConversationStore
     + AccessStore

@@ -55,7 +55,7 @@ pub fn engine(
         },
         mcp: config.mcp.clone(),
         embeddings,
-        indexes_queued: tokio::sync::Notify::new(),
+        knowledge_queued: tokio::sync::Notify::new(),
         runs_queued: tokio::sync::Notify::new(),
     };
     Ok((Arc::new(deps), audit_task))
@@ -80,12 +80,12 @@ pub struct Server {
     grace: Duration,
     /// The audit writer; it drains once the router (holding the last writer) is dropped.
     audit_task: tokio::task::JoinHandle<()>,
-    /// Stops the test-run worker and the indexer (jobs they hold are taken over when their
+    /// Stops the test-run worker and the knowledge-base worker (jobs they hold are taken over when their
     /// leases expire).
     stop_workers: tokio::sync::watch::Sender<bool>,
     /// The test-run worker.
     worker: tokio::task::JoinHandle<()>,
-    /// The embedding indexer.
+    /// The knowledge-base worker (embedding indexes and crawls).
     indexer: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
@@ -128,7 +128,7 @@ impl Server {
         };
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
         let worker_id = colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER);
-        let indexer = tokio::spawn(colloquy_engine::knowledge::indexer::indexer(
+        let indexer = tokio::spawn(colloquy_engine::knowledge::worker::worker(
             engine.clone(),
             worker_id.clone(),
             stop.clone(),

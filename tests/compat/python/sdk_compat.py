@@ -508,6 +508,40 @@ def test_knowledge_base_every_document_operation():
         assert e.status_code == 404, e
 
 
+def test_knowledge_base_crawls_and_embedding_indexes():
+    kb = client.conversational_ai.knowledge_base
+    site = _serve_page('<html><body><h1>Tram</h1><p>The tram stops at the harbour.</p><a href="/guide">again</a></body></html>')
+    job = kb.crawl_jobs.create(url=site, max_depth=2, max_pages=5)
+    assert job.status == "queued" and job.root_folder_id
+    for _ in range(200):
+        got = kb.crawl_jobs.get(job.id)
+        if got.status in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    assert got.status == "succeeded" and got.pages_scraped == 1, got
+    assert job.id in [j.id for j in kb.crawl_jobs.list(page_size=5).crawl_jobs]
+    kb.crawl_jobs.cancel(job.id)
+    crawled = kb.list(parent_folder_id=job.root_folder_id).documents
+    assert len(crawled) == 1 and crawled[0].type == "url"
+
+    doc = kb.documents.create_from_text(text="Trams run every ten minutes from the harbour.", name="Trams")
+    index = kb.document.compute_rag_index(doc.id, model="e5_mistral_7b_instruct")
+    assert index.model == "e5_mistral_7b_instruct" and index.id
+    for _ in range(200):
+        indexes = client.conversational_ai.get_document_rag_indexes(doc.id).indexes
+        if indexes and indexes[0].status == "succeeded":
+            break
+        time.sleep(0.05)
+    assert indexes[0].status == "succeeded" and indexes[0].progress_percentage == 100, indexes
+    batch = kb.get_or_create_rag_indexes(items=[{"document_id": doc.id, "create_if_missing": False, "model": "e5_mistral_7b_instruct"}])
+    assert batch[doc.id].status == "success"
+    overview = client.conversational_ai.rag_index_overview()
+    assert overview.total_used_bytes > 0 and overview.models[0].model == "e5_mistral_7b_instruct"
+    deleted = client.conversational_ai.delete_document_rag_index(doc.id, index.id)
+    assert deleted.id == index.id
+    assert client.conversational_ai.get_document_rag_indexes(doc.id).indexes == []
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:

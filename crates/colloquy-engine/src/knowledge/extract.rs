@@ -175,6 +175,31 @@ pub fn html(bytes: &[u8]) -> String {
     out.trim().to_owned()
 }
 
+/// The targets of a page's links, resolved against `base` (its address), fragments dropped,
+/// each once, in the order they appear; only `http` and `https` ones.
+pub fn links(bytes: &[u8], base: &reqwest::Url) -> Vec<String> {
+    use html2text::render::RichAnnotation;
+    let lines = html2text::config::rich()
+        .allow_width_overflow()
+        .lines_from_read(bytes, TEXT_WIDTH)
+        .unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for line in &lines {
+        for piece in line.tagged_strings() {
+            for tag in &piece.tag {
+                let RichAnnotation::Link(target) = tag else { continue };
+                let Ok(mut url) = base.join(target) else { continue };
+                url.set_fragment(None);
+                let url = url.to_string();
+                if url.starts_with("http") && !out.contains(&url) {
+                    out.push(url);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Lines are not wrapped: a paragraph stays one line, as the chunker reads sentences.
 const TEXT_WIDTH: usize = 100_000;
 
@@ -220,6 +245,18 @@ mod tests {
         assert!(text.text.contains("# Refunds"), "{}", text.text);
         assert!(text.text.contains("Refunds take [five days]."), "{}", text.text);
         assert!(!text.text.contains("secret"));
+    }
+
+    #[test]
+    fn links_are_resolved_once_without_fragments() {
+        let base = reqwest::Url::parse("http://site.test/docs/a.html").unwrap();
+        let page = br#"<html><body><a href="b.html#x">B</a> <a href="/c">C</a>
+            <a href="b.html">again</a> <a href="mailto:x@y.z">mail</a>
+            <a href="https://other.test/">out</a></body></html>"#;
+        assert_eq!(
+            links(page, &base),
+            ["http://site.test/docs/b.html", "http://site.test/c", "https://other.test/"]
+        );
     }
 
     #[test]

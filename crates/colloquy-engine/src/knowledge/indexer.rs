@@ -1,47 +1,16 @@
-//! The embedding indexer: every node runs one. It leases a queued index (or one whose holder
-//! died: its lease ran out), embeds the document's chunks batch by batch, and saves each batch
-//! with the progress, which also renews the lease; a lost lease stops the work, and only the
-//! holder's finish counts.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! The embedding indexer: a leased index's document chunks embedded batch by batch, each
+//! batch saved with the progress, which also renews the lease; a lost lease stops the work,
+//! and only the holder's finish counts.
 
 use colloquy_core::ids::{DocumentId, WorkspaceId};
 use colloquy_core::time;
 use colloquy_store::RagIndexRow;
-use tokio::sync::watch;
 
 use super::embeddings;
 use crate::EngineDeps;
 
-/// How long the indexer waits before looking again when nothing was queued (indexes queued
-/// on this node wake it at once).
-const POLL: Duration = Duration::from_millis(500);
 /// Chunks embedded per request to the provider.
 const BATCH: usize = 32;
-
-/// Leases and computes indexes until `stop` fires, one at a time.
-pub async fn indexer(deps: Arc<EngineDeps>, worker_id: String, mut stop: watch::Receiver<bool>) {
-    let lease_secs = deps.limits.index_lease_secs;
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        match deps.store.lease_rag_index(&worker_id, time::now_secs(), lease_secs).await {
-            Ok(Some(index)) => {
-                build(&deps, &index).await;
-                continue;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not lease an embedding index"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
-            () = deps.indexes_queued.notified() => {}
-            changed = stop.changed() => if changed.is_err() { return },
-        }
-    }
-}
 
 /// Why an index was not computed.
 enum Failure {
@@ -52,7 +21,7 @@ enum Failure {
 }
 
 #[tracing::instrument(name = "rag.index", skip_all, fields(index = %index.id, model = %index.model))]
-async fn build(deps: &EngineDeps, index: &RagIndexRow) {
+pub(crate) async fn build(deps: &EngineDeps, index: &RagIndexRow) {
     let (status, error) = match compute(deps, index).await {
         Ok(true) => ("succeeded", None),
         // Another node holds it now; its finish is the one that counts.

@@ -816,3 +816,107 @@ async fn embedding_indexes_and_hybrid_retrieval(backend: Backend) {
     app.stop().await;
 }
 dual_db!(embedding_indexes_and_hybrid_retrieval);
+
+/// A small site on loopback: a robots.txt that keeps out `/private`, a link loop, a broken page
+/// and a page deeper than the crawl goes.
+async fn site() -> String {
+    let page = |body: &'static str| async move {
+        axum::response::Html(format!("<html><body>{body}</body></html>"))
+    };
+    let app = Router::new()
+        .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /private\n" }))
+        .route("/", get(move || page(r#"<h1>Home</h1><p>Welcome to the harbour.</p><a href="/a">A</a> <a href="/b#top">B</a> <a href="/private/secret">S</a> <a href="https://other.test/x">out</a>"#)))
+        .route("/a", get(move || page(r#"<h1>Ferries</h1><p>Ferries leave hourly.</p><a href="/b">B</a> <a href="/">home</a> <a href="/a/deep">deep</a>"#)))
+        .route("/b", get(move || page(r#"<h1>Tickets</h1><p>Tickets cost four euros.</p><a href="/a">A</a> <a href="/broken">broken</a>"#)))
+        .route("/a/deep", get(move || page(r#"<p>The lighthouse is deep in the archive.</p><a href="/a/deeper">deeper</a>"#)))
+        .route("/a/deeper", get(move || page("<p>Too deep to be read.</p>")))
+        .route("/private/secret", get(move || page("<p>Staff only.</p>")))
+        .route("/broken", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+async fn crawls_follow_the_site_within_its_rules(backend: Backend) {
+    let base = site().await;
+    let app = TestApp::spawn_with(backend, |c| c.webhook_allow = "127.0.0.1".into()).await;
+    let key = &app.admin_key;
+    for (body, status) in [
+        (json!({"url": "http://169.254.169.254/"}), 422),
+        (json!({"url": "ftp://example.com/"}), 422),
+        (json!({"url": base, "max_depth": 6}), 422),
+        (json!({"url": base, "pattern": "("}), 422),
+    ] {
+        let (s, b) = app.post("/v1/convai/knowledge-base/crawl", key, &body).await;
+        assert_eq!(s, status, "{body}: {b}");
+    }
+    let (_, none) = app.get("/v1/convai/knowledge-base?types=folder", key).await;
+    assert_eq!(none["documents"], json!([]), "refused crawls stored nothing");
+
+    let (s, created) = app
+        .post(
+            "/v1/convai/knowledge-base/crawl",
+            key,
+            &json!({"url": format!("{base}/"), "max_depth": 3}),
+        )
+        .await;
+    assert_eq!(s, 200, "{created}");
+    assert_eq!(
+        (created["status"].as_str(), created["type"].as_str()),
+        (Some("queued"), Some("discovery"))
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let folder = created["root_folder_id"].as_str().unwrap().to_owned();
+    let every = std::time::Duration::from_millis(50);
+    let job = crate::helpers::poll(std::time::Duration::from_secs(20), every, async || {
+        let (_, job) = app.get(&format!("/v1/convai/knowledge-base/crawl/{id}"), key).await;
+        (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
+    })
+    .await
+    .expect("the crawl ended");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        [
+            &job["pages_identified"],
+            &job["pages_scraped"],
+            &job["pages_skipped"],
+            &job["pages_failed"]
+        ],
+        [6, 4, 1, 1],
+        "home, a, b and a/deep read; private skipped by robots.txt; broken failed; a/deeper too deep: {job}"
+    );
+    let (_, docs) = app
+        .get(&format!("/v1/convai/knowledge-base?parent_folder_id={folder}&page_size=100"), key)
+        .await;
+    let mut urls: Vec<String> = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["url"].as_str().unwrap().replace(&base, ""))
+        .collect();
+    urls.sort();
+    assert_eq!(urls, ["/", "/a", "/a/deep", "/b"]);
+    let (_, found) = app.get("/v1/convai/knowledge-base/search?query=lighthouse", key).await;
+    assert!(
+        found["results"][0]["document"]["url"].as_str().unwrap().ends_with("/a/deep"),
+        "{found}"
+    );
+
+    let (s, listed) = app.get("/v1/convai/knowledge-base/crawl?page_size=1", key).await;
+    assert_eq!(s, 200, "{listed}");
+    assert_eq!(listed["crawl_jobs"][0]["id"], id.as_str());
+    assert_eq!(listed["next_cursor"], Value::Null);
+    let (s, b) =
+        app.post(&format!("/v1/convai/knowledge-base/crawl/{id}/cancel"), key, &json!({})).await;
+    assert_eq!((s, &b), (200, &json!({})));
+    let (_, after) = app.get(&format!("/v1/convai/knowledge-base/crawl/{id}"), key).await;
+    assert_eq!(after["status"], "succeeded", "an ended crawl stays as it ended");
+    let (s, _) = app.get("/v1/convai/knowledge-base/crawl/crawl_nope", key).await;
+    assert_eq!(s, 404);
+    let outsider = app.key("other", "o@example.com", "admin").await;
+    let (s, _) = app.get(&format!("/v1/convai/knowledge-base/crawl/{id}"), &outsider).await;
+    assert_eq!(s, 404);
+    app.stop().await;
+}
+dual_db!(crawls_follow_the_site_within_its_rules);

@@ -498,6 +498,7 @@ async fn indexing_node(
             ("COLLOQUY_SECRET_KEY", secret),
             ("COLLOQUY_BOOTSTRAP_API_KEY", key),
             ("COLLOQUY_INDEX_LEASE_SECS", "2"),
+            ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
         ],
     )
     .await;
@@ -553,4 +554,82 @@ async fn a_killed_nodes_embedding_index_is_finished_by_another() {
     assert_eq!(done["document_model_index_usage"]["used_bytes"], 40 * 64 * 4, "{done}");
     assert!(fast.requests() >= 2, "node b embedded every batch itself");
     assert!(killed.elapsed() < Duration::from_secs(30), "taken over within seconds");
+}
+
+#[tokio::test]
+async fn a_killed_nodes_crawl_goes_on_from_where_it_stopped() {
+    if !postgres_configured() {
+        eprintln!("skipped: set COLLOQUY_TEST_DATABASE_URL to run the multi-node test");
+        return;
+    }
+    // A chain of pages, each answering after a pause: node a is killed mid-chain.
+    use axum::routing::get;
+    let served = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = served.clone();
+    let site = axum::Router::new().route(
+        "/p/{n}",
+        get(move |axum::extract::Path(n): axum::extract::Path<u32>| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(format!("/p/{n}"));
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let next = if n < 5 {
+                    format!(r#"<a href="/p/{}">next</a>"#, n + 1)
+                } else {
+                    String::new()
+                };
+                axum::response::Html(format!(
+                    "<html><body><p>Stop number {n} of the tram.</p>{next}</body></html>"
+                ))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, site).await });
+
+    let db = TestDb::new(Backend::Postgres).await;
+    let secret = SecretKey::generate().to_hex();
+    let key = generate_token();
+    let embeddings = crate::fakes::FakeEmbeddings::start(Duration::ZERO).await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = indexing_node(dir_a.path(), &db, &secret, &key, &embeddings).await;
+    let (s, job) = a
+        .post(
+            "/v1/convai/knowledge-base/crawl",
+            json!({"url": format!("{base}/p/1"), "max_depth": 5}),
+        )
+        .await;
+    assert_eq!(s, 200, "{job}");
+    let path = format!("/v1/convai/knowledge-base/crawl/{}", job["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, got) = a.get(&path).await;
+        if got["pages_scraped"].as_i64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node a did not crawl: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.server.kill9();
+    let b = indexing_node(dir_b.path(), &db, &secret, &key, &embeddings).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let (_, got) = b.get(&path).await;
+        if got["status"] == "succeeded" {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "node b did not finish the crawl: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (done["pages_identified"].as_i64(), done["pages_scraped"].as_i64()),
+        (Some(5), Some(5)),
+        "{done}"
+    );
+    let folder = done["root_folder_id"].as_str().unwrap();
+    let (_, docs) = b.get(&format!("/v1/convai/knowledge-base?parent_folder_id={folder}")).await;
+    assert_eq!(docs["documents"].as_array().unwrap().len(), 5, "each page stored once: {docs}");
+    let fetched = served.lock().unwrap().clone();
+    assert!(fetched.len() <= 6, "pages read before the kill were not read again: {fetched:?}");
 }

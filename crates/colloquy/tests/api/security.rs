@@ -50,6 +50,13 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         )
         .await);
     let document_id = document["id"].as_str().unwrap().to_owned();
+    let crawl = ok(app
+        .post(
+            "/v1/convai/knowledge-base/crawl",
+            key,
+            &json!({"url": "http://127.0.0.1:9/", "max_depth": 1}),
+        )
+        .await);
     let agent = ok(app
         .post("/v1/convai/agents/create", key, &json!({"name": format!("{MARK} agent"), "conversation_config": {"agent": {
             "first_message": "", "prompt": {"prompt": MARK, "llm": "gpt-4o", "tool_ids": [tool["id"]],
@@ -118,6 +125,7 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
         ("documentation_id", document_id.clone()),
         ("document_id", document_id.clone()),
         ("chunk_id", format!("{document_id}_0")),
+        ("crawl_job_id", crawl["id"].as_str().unwrap().to_owned()),
     ])
 }
 
@@ -136,6 +144,7 @@ async fn snapshot(app: &TestApp, ids: &BTreeMap<&'static str, String>) -> Vec<Va
         format!("/v1/convai/conversations/{}", ids["conversation_id"]),
         format!("/v1/convai/knowledge-base/{}", ids["document_id"]),
         format!("/v1/convai/knowledge-base/{}/chunks", ids["document_id"]),
+        format!("/v1/convai/knowledge-base/crawl/{}", ids["crawl_job_id"]),
         format!("/api/tool-calls?executionId={}", ids["conversation_id"]),
         "/v1/convai/agents".to_owned(),
         "/v1/convai/tools".to_owned(),

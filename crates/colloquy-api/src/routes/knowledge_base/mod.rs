@@ -3,6 +3,7 @@
 //! `knowledge` module and `colloquy_core::chunking`; the store keeps them with a full-text
 //! index that the conversation's retrieval stage searches.
 
+mod crawl;
 mod create;
 mod documents;
 mod list;
@@ -51,4 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rag_index::compute_rag_indexes, rag_index::rag_index_overview))
         .routes(routes!(rag_index::compute_rag_index, rag_index::get_rag_indexes))
         .routes(routes!(rag_index::delete_rag_index))
+        .routes(routes!(crawl::create_crawl, crawl::list_crawls))
+        .routes(routes!(crawl::get_crawl))
+        .routes(routes!(crawl::cancel_crawl))
 }

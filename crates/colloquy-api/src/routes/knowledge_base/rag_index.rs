@@ -62,7 +62,7 @@ async fn ensure(cx: &Ctx, id: &DocumentId, model: &str) -> ApiResult<RagIndexRow
         .ensure_rag_index(&cx.workspace_id, id, model, &new_id, time::now_secs())
         .await?;
     if index.status == "created" {
-        cx.app.engine.indexes_queued.notify_one();
+        cx.app.engine.knowledge_queued.notify_one();
     }
     Ok(index)
 }
