@@ -202,6 +202,11 @@ fn body_for(method: &Method, path: &str, ids: &BTreeMap<&'static str, String>) -
             json!({"test_run_ids": [], "agent_id": ids["agent_id"]})
         }
         "/v1/convai/conversations/{conversation_id}/feedback" => json!({"feedback": "like"}),
+        "/v1/convai/knowledge-base/{documentation_id}/rag-index" => {
+            json!({"model": "e5_mistral_7b_instruct"})
+        }
+        "/v1/convai/knowledge-base/{documentation_id}" => json!({"name": stolen}),
+        "/v1/convai/knowledge-base/{document_id}/move" => json!({"move_to": null}),
         _ => json!({}),
     })
 }

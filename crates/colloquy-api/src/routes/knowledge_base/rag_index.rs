@@ -76,6 +76,7 @@ pub(super) struct IndexBody {
 pub(super) async fn compute_rag_index(
     cx: Ctx, Path(id): Path<DocumentId>, Json(body): Json<IndexBody>,
 ) -> ApiResult<Json<Value>> {
+    cx.document(&id).await?;
     check_model(&cx, &body.model, &["body", "model"])?;
     Ok(Json(view(&ensure(&cx, &id, &body.model).await?)))
 }
