@@ -295,6 +295,30 @@ await step("an MCP server shows its connection and tools", page, async () => {
   await page.getByRole("cell", { name: "add", exact: true }).waitFor();
 });
 
+let kbDocId;
+await step("add a document and a file, see their chunks, and search as an agent would", page, async () => {
+  await page.goto(`${BASE}/knowledge-base`);
+  const textForm = page.getByRole("form", { name: "Add text" });
+  await textForm.getByLabel("Name").fill("Opening hours");
+  await textForm.getByLabel("Text").fill("# Hours\n\nThe museum opens at nine and closes at six.");
+  await textForm.getByRole("button", { name: "Add text" }).click();
+  await page.waitForURL(/\/knowledge-base\/doc\/kbdoc_/);
+  kbDocId = page.url().split("/knowledge-base/doc/")[1];
+  await page.getByRole("heading", { name: "Chunks (1)" }).waitFor();
+  await page.goto(`${BASE}/knowledge-base`);
+  await page.getByLabel("File (PDF, DOCX, HTML, Markdown, text)").setInputFiles({
+    name: "tickets.md", mimeType: "text/markdown", buffer: Buffer.from("# Tickets\n\nTickets cost twelve euros.") });
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.waitForURL(/\/knowledge-base\/doc\/kbdoc_/);
+  await page.getByRole("heading", { name: "tickets.md" }).waitFor();
+  await page.goto(`${BASE}/knowledge-base`);
+  await page.getByRole("link", { name: "Opening hours" }).waitFor();
+  await page.getByLabel("Ask what an agent would retrieve").fill("when does the museum open");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.locator("ol.results mark", { hasText: "museum" }).first().waitFor();
+  await page.getByText(/score \d/).first().waitFor();
+});
+
 await step("forms refuse a missing CSRF token and other sites", page, async () => {
   const cookies = await context.cookies();
   const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");
@@ -314,7 +338,8 @@ await step("forms refuse a missing CSRF token and other sites", page, async () =
 for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent"], [`/agents/${agentId}/playground`, "playground"],
   ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
   [`/tools/${weather.id}`, "tool"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
-  ["/mcp-servers", "mcp servers"]]) {
+  ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],
+  ["/knowledge-base/search?q=museum", "knowledge-base search"]]) {
   await step(`accessibility of the ${name} page`, page, async () => {
     await page.goto(`${BASE}${path}`);
     await accessibilitySmoke(page);
@@ -327,7 +352,8 @@ await step("a key of another workspace sees none of it", other.page, async () =>
   await signIn(p, OTHER_KEY);
   await p.getByText("No agents match.").waitFor();
   for (const path of [`/agents/${agentId}`, `/conversations/${conversationId}`, `/tools/${weather.id}`,
-    new URL(invocationUrl).pathname, `/mcp-servers/${mcpServer.id}`, `/agents/${agentId}/playground`]) {
+    new URL(invocationUrl).pathname, `/mcp-servers/${mcpServer.id}`, `/agents/${agentId}/playground`,
+    `/knowledge-base/doc/${kbDocId}`]) {
     const answer = await p.goto(`${BASE}${path}`);
     check(answer.status() === 404, `${path}: ${answer.status()}`);
   }

@@ -44,32 +44,46 @@ impl Api {
         &self, who: &Credentials<'_>, method: Method, uri: &str, body: Option<&Value>,
     ) -> Result<Value> {
         let (status, body) = self.raw(who, method, uri, body).await?;
-        if status.is_success() {
-            Ok(body)
-        } else if status == StatusCode::UNAUTHORIZED {
-            // The session's key was revoked (or the sign-in check raced it): sign in again.
-            Err(Error::SignedOut { next: "/".into() })
-        } else {
-            Err(Error::Api { status, message: message_of(&body) })
-        }
+        answered(status, body)
     }
 
     /// Calls the API and returns its status and JSON body, whatever the status.
     pub async fn raw(
         &self, who: &Credentials<'_>, method: Method, uri: &str, body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
+        match body {
+            Some(json) => {
+                self.send(who, method, uri, Some("application/json"), Body::from(json.to_string()))
+                    .await
+            }
+            None => self.send(who, method, uri, None, Body::empty()).await,
+        }
+    }
+
+    /// Sends a body of its own type (a multipart upload) with `POST` or `PATCH`; the answer's
+    /// JSON on 2xx, as [`Api::call`] has it.
+    pub async fn upload(
+        &self, who: &Credentials<'_>, method: Method, uri: &str, content_type: &str, body: Vec<u8>,
+    ) -> Result<Value> {
+        let (status, body) =
+            self.send(who, method, uri, Some(content_type), Body::from(body)).await?;
+        answered(status, body)
+    }
+
+    async fn send(
+        &self, who: &Credentials<'_>, method: Method, uri: &str, content_type: Option<&str>,
+        body: Body,
+    ) -> Result<(StatusCode, Value)> {
         let mut request =
             Request::builder().method(method).uri(uri).header("xi-api-key", who.token);
         if let Some(host) = who.host {
             request = request.header(header::HOST, host);
         }
-        let request = match body {
-            Some(json) => request
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(json.to_string())),
-            None => request.body(Body::empty()),
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
         }
-        .map_err(|e| Error::Internal(format!("building {uri}: {e}")))?;
+        let request =
+            request.body(body).map_err(|e| Error::Internal(format!("building {uri}: {e}")))?;
         let response = self
             .router
             .clone()
@@ -87,6 +101,18 @@ impl Api {
                 .map_err(|e| Error::Internal(format!("{uri} answered non-JSON: {e}")))?
         };
         Ok((status, body))
+    }
+}
+
+/// The body of a 2xx answer; otherwise [`Error::Api`] with the API's message, and for a 401 (a
+/// key revoked since sign-in, or a sign-in check that raced it) the end of the session.
+fn answered(status: StatusCode, body: Value) -> Result<Value> {
+    if status.is_success() {
+        Ok(body)
+    } else if status == StatusCode::UNAUTHORIZED {
+        Err(Error::SignedOut { next: "/".into() })
+    } else {
+        Err(Error::Api { status, message: message_of(&body) })
     }
 }
 

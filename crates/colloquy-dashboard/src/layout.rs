@@ -12,14 +12,16 @@ pub enum Section {
     Tools,
     Tests,
     McpServers,
+    KnowledgeBase,
 }
 
-const SECTIONS: [(Section, &str, &str); 5] = [
+const SECTIONS: [(Section, &str, &str); 6] = [
     (Section::Agents, "/agents", "Agents"),
     (Section::Conversations, "/conversations", "Conversations"),
     (Section::Tools, "/tools", "Tools"),
     (Section::Tests, "/tests", "Tests"),
     (Section::McpServers, "/mcp-servers", "MCP servers"),
+    (Section::KnowledgeBase, "/knowledge-base", "Knowledge base"),
 ];
 
 fn head(title: &str, extra: Markup) -> Markup {

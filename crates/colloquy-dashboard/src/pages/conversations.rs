@@ -205,6 +205,30 @@ fn inline_calls(entry: &Value) -> Markup {
     }
 }
 
+/// What the knowledge base gave the agent for this turn (`rag_retrieval_info`).
+fn retrieval(entry: &Value) -> Markup {
+    let info = &entry["rag_retrieval_info"];
+    let chunks = info["chunks"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if info.is_object() {
+            details.retrieval {
+                summary {
+                    "Knowledge base: " (chunks.len()) " chunks for “" (text(&info["retrieval_query"])) "” in "
+                    (duration_secs(info["rag_latency_secs"].as_f64().unwrap_or(0.0)))
+                }
+                ul {
+                    @for c in &chunks {
+                        li {
+                            a href={ "/knowledge-base/doc/" (encode(text(&c["document_id"]))) } { code { (text(&c["chunk_id"])) } }
+                            " · distance " (format!("{:.3}", c["vector_distance"].as_f64().unwrap_or(0.0)))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn detail(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
@@ -220,6 +244,7 @@ async fn detail(
                     div.who { (if text(&entry["role"]) == "user" { "User" } else { "Agent" }) " · +" (duration_secs(entry["time_in_call_secs"].as_f64().unwrap_or(0.0))) }
                     @if let Some(message) = entry["message"].as_str() { div.text { (message) } }
                     (inline_calls(entry))
+                    (retrieval(entry))
                 }
             }
         }

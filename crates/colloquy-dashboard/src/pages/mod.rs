@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod conversations;
+pub mod knowledge_base;
 pub mod mcp;
 pub mod playground;
 pub mod tests;
