@@ -12,11 +12,11 @@ use crate::node::{self, Node};
 use crate::report::{Goal, Row};
 use crate::scenarios::Sizes;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a conversation with a public agent and waits for its metadata.
-async fn open(node: &Node, agent_id: &str) -> anyhow::Result<Socket> {
+pub(crate) async fn open(node: &Node, agent_id: &str) -> anyhow::Result<Socket> {
     let url = format!(
         "{}/v1/convai/conversation?agent_id={agent_id}",
         node.base.replacen("http://", "ws://", 1)
@@ -45,6 +45,15 @@ async fn wait_for(socket: &mut Socket, kind: &str) -> anyhow::Result<Value> {
         }
     }
     anyhow::bail!("the socket closed before {kind}")
+}
+
+/// One turn: `user_message` → `agent_response`, in microseconds.
+pub(crate) async fn turn(socket: &mut Socket, text: &str) -> anyhow::Result<u64> {
+    let sent = Instant::now();
+    let message = json!({"type": "user_message", "text": text});
+    socket.send(Message::text(message.to_string())).await?;
+    wait_for(socket, "agent_response").await?;
+    Ok(sent.elapsed().as_micros() as u64)
 }
 
 /// An agent with no first message on the zero-latency LLM.
@@ -131,11 +140,7 @@ async fn conversations_at_once(
             let mut latencies = Vec::with_capacity(turns);
             for k in 0..turns {
                 wait_until(at(k)).await;
-                let sent = Instant::now();
-                let message = json!({"type": "user_message", "text": format!("turn {k}")});
-                socket.send(Message::text(message.to_string())).await?;
-                wait_for(&mut socket, "agent_response").await?;
-                latencies.push(sent.elapsed().as_micros() as u64);
+                latencies.push(turn(&mut socket, &format!("turn {k}")).await?);
             }
             let _ = socket.close(None).await;
             anyhow::Ok(latencies)

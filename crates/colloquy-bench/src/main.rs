@@ -8,6 +8,7 @@ mod live;
 mod load;
 mod node;
 mod report;
+mod retrieval;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs), to iterate on one; the report then holds only them.
+        /// test_runs, retrieval), to iterate on one; the report then holds only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -99,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
     if wanted("test_runs") {
         rows.extend(scenarios::test_runs(&colloquy, sizes).await?);
     }
+    if wanted("retrieval") {
+        rows.extend(retrieval::retrieval(&colloquy, sizes).await?);
+    }
     notes.push(format!(
         "{} cores; the load generator, the server and the baselines share them.",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -116,6 +120,14 @@ async fn main() -> anyhow::Result<()> {
          the same query on a prepared rusqlite connection in the measuring process (the query \
          alone) and a bare HTTP handler answering the page's bytes (an HTTP round trip alone) \
          show where the time goes; the goal is judged against the first."
+            .into(),
+    );
+    notes.push(
+        "Knowledge-base search times the store's search of the whole workspace (what a turn's \
+         retrieval runs, the agent's documents aside) against the same FTS5 query prepared on a \
+         connection of the measuring process; the corpus is synthetic text whose word \
+         frequencies fall off as a natural language's, 150 words a chunk, and each query five \
+         of its words."
             .into(),
     );
     report::write(&out, &rows, mode, &notes)?;

@@ -42,6 +42,8 @@ pub struct Sizes {
     /// Agents behind each step of the agent scaling series (the first step created through the
     /// API, the rest copied into the database).
     pub agent_series: &'static [usize],
+    /// Knowledge-base chunks behind each step of the retrieval series.
+    pub kb_chunks: &'static [usize],
 }
 
 impl Sizes {
@@ -59,6 +61,7 @@ impl Sizes {
         max_turn_rounds: 100,
         idle_conversations: 10_000,
         agent_series: &[1000, 10_000, 100_000],
+        kb_chunks: &[10_000, 100_000, 1_000_000],
     };
     /// `--quick` (under two minutes).
     pub const QUICK: Sizes = Sizes {
@@ -74,6 +77,7 @@ impl Sizes {
         max_turn_rounds: 20,
         idle_conversations: 1000,
         agent_series: &[100],
+        kb_chunks: &[10_000, 100_000],
     };
     /// For the smoke test: every scenario, tiny.
     pub const TINY: Sizes = Sizes {
@@ -89,6 +93,7 @@ impl Sizes {
         max_turn_rounds: 2,
         idle_conversations: 20,
         agent_series: &[5],
+        kb_chunks: &[1000],
     };
 }
 
