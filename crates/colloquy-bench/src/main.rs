@@ -103,33 +103,7 @@ async fn main() -> anyhow::Result<()> {
     if wanted("retrieval") {
         rows.extend(retrieval::retrieval(&colloquy, sizes).await?);
     }
-    notes.push(format!(
-        "{} cores; the load generator, the server and the baselines share them.",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    ));
-    notes.push(
-        "Per-turn overhead is the WebSocket turn (user_message to agent_response) minus the \
-         zero-latency fake LLM's own answer time, measured by direct clients on the same \
-         schedule in the same run: 1,000 turns/s offered, spread over the conversations. \
-         Capacity is the same conversations without pauses."
-            .into(),
-    );
-    notes.push(
-        "The executions page's \"raw SQL\" baseline runs the page's query through sqlx's pool \
-         from the measuring process, as an application reading the database would. Beside it, \
-         the same query on a prepared rusqlite connection in the measuring process (the query \
-         alone) and a bare HTTP handler answering the page's bytes (an HTTP round trip alone) \
-         show where the time goes; the goal is judged against the first."
-            .into(),
-    );
-    notes.push(
-        "Knowledge-base search times the store's search of the whole workspace (what a turn's \
-         retrieval runs, the agent's documents aside) against the same FTS5 query prepared on a \
-         connection of the measuring process; the corpus is synthetic text whose word \
-         frequencies fall off as a natural language's, 150 words a chunk, and each query five \
-         of its words."
-            .into(),
-    );
+    notes.extend(notes_of_the_method());
     report::write(&out, &rows, mode, &notes)?;
     let failed = rows.iter().filter(|r| r.pass() == Some(false)).count();
     let passed = rows.iter().filter(|r| r.pass() == Some(true)).count();
@@ -139,4 +113,37 @@ async fn main() -> anyhow::Result<()> {
         println!("goals: {passed} met, {failed} missed");
     }
     Ok(())
+}
+
+/// What every report says about how its figures were measured.
+fn notes_of_the_method() -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(format!(
+        "{} cores; the load generator, the server and the baselines share them.",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
+    out.push(
+        "Per-turn overhead is the WebSocket turn (user_message to agent_response) minus the \
+         zero-latency fake LLM's own answer time, measured by direct clients on the same \
+         schedule in the same run: 1,000 turns/s offered, spread over the conversations. \
+         Capacity is the same conversations without pauses."
+            .into(),
+    );
+    out.push(
+        "The executions page's \"raw SQL\" baseline runs the page's query through sqlx's pool \
+         from the measuring process, as an application reading the database would. Beside it, \
+         the same query on a prepared rusqlite connection in the measuring process (the query \
+         alone) and a bare HTTP handler answering the page's bytes (an HTTP round trip alone) \
+         show where the time goes; the goal is judged against the first."
+            .into(),
+    );
+    out.push(
+        "Knowledge-base search times the store's search of the whole workspace (what a turn's \
+         retrieval runs, the agent's documents aside) against the same FTS5 query prepared on a \
+         connection of the measuring process; the corpus is synthetic text whose word \
+         frequencies fall off as a natural language's, 150 words a chunk, and each query five \
+         of its words."
+            .into(),
+    );
+    out
 }

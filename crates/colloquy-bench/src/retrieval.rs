@@ -63,16 +63,39 @@ async fn search_latency(chunks: usize, samples: usize) -> anyhow::Result<Vec<Row
         SqlStore::connect(&format!("sqlite://{}", path.display()), &ConnectOptions::default())
             .await?;
     store.migrate().await?;
-    let ws = store.ensure_workspace("bench").await?;
-    let user = store.ensure_user(&ws.id, "bench", "bench@localhost").await?;
+    let ws = store.ensure_workspace("bench").await?.id;
     let mut words = Words(0x2545_f491_4f6c_dd1d);
     let started = Instant::now();
+    index(&store, &ws, chunks, &mut words).await?;
+    let ingest = chunks as f64 / started.elapsed().as_secs_f64();
+    let raw = rusqlite::Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let (mut ours, mut direct) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    for _ in 0..samples {
+        let terms = search_terms(&words.text(5));
+        let sent = Instant::now();
+        store.search_chunks(&ws, None, &terms, TOP).await?;
+        ours.push(sent.elapsed().as_micros() as u64);
+        let sent = Instant::now();
+        raw_search(&raw, &ws, &terms)?;
+        direct.push(sent.elapsed().as_micros() as u64);
+    }
+    Ok(search_rows(chunks, ours, direct, ingest))
+}
+
+/// Stores `chunks` chunks of synthetic text, a hundred per document.
+async fn index(
+    store: &SqlStore, ws: &WorkspaceId, chunks: usize, words: &mut Words,
+) -> anyhow::Result<()> {
+    let user = store.ensure_user(ws, "bench", "bench@localhost").await?;
     for _ in 0..chunks.div_ceil(CHUNKS_PER_DOCUMENT) {
         let parts: Vec<String> =
             (0..CHUNKS_PER_DOCUMENT).map(|_| words.text(WORDS_PER_CHUNK)).collect();
         let doc = NewDocument {
             id: DocumentId::generate(),
-            workspace_id: ws.id.clone(),
+            workspace_id: ws.clone(),
             doc_type: DocType::Text,
             name: "bench".into(),
             parent_id: None,
@@ -86,22 +109,11 @@ async fn search_latency(chunks: usize, samples: usize) -> anyhow::Result<Vec<Row
         };
         store.insert_document(&doc).await?;
     }
-    let ingest = chunks as f64 / started.elapsed().as_secs_f64();
-    let raw = rusqlite::Connection::open_with_flags(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let (mut ours, mut direct) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
-    for _ in 0..samples {
-        let question = words.text(5);
-        let terms = search_terms(&question);
-        let sent = Instant::now();
-        store.search_chunks(&ws.id, None, &terms, TOP).await?;
-        ours.push(sent.elapsed().as_micros() as u64);
-        let sent = Instant::now();
-        raw_search(&raw, &ws.id, &terms)?;
-        direct.push(sent.elapsed().as_micros() as u64);
-    }
+    Ok(())
+}
+
+/// The rows of one step of the search series.
+fn search_rows(chunks: usize, mut ours: Vec<u64>, mut direct: Vec<u64>, ingest: f64) -> Vec<Row> {
     ours.sort_unstable();
     direct.sort_unstable();
     let label = format!("knowledge-base lexical search, {chunks} chunks, top {TOP}");
@@ -111,7 +123,7 @@ async fn search_latency(chunks: usize, samples: usize) -> anyhow::Result<Vec<Row
         n if n >= 100_000 => Goal::AtMost(5.0),
         _ => Goal::None,
     };
-    Ok(vec![
+    vec![
         Row {
             scenario: format!("{label}: p50 vs the same FTS query on the file"),
             unit: "ms".into(),
@@ -140,7 +152,7 @@ async fn search_latency(chunks: usize, samples: usize) -> anyhow::Result<Vec<Row
             baseline: None,
             goal: Goal::None,
         },
-    ])
+    ]
 }
 
 /// The store's search, written directly against the file: the same FTS5 query, prepared once.
