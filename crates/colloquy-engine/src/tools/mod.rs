@@ -2,6 +2,7 @@
 //! with its record in the audit log made durable before the result is handed back.
 
 pub mod client;
+mod knowledge;
 pub(crate) mod mcp;
 mod system;
 mod webhook;
@@ -283,6 +284,8 @@ pub struct CallScope<'a> {
     pub client: Option<&'a dyn ClientTools>,
     /// The conversation's MCP connections.
     pub mcp: Option<&'a crate::mcp::pool::McpPool>,
+    /// The agent's knowledge-base documents, for its search tools.
+    pub documents: &'a [colloquy_core::ids::DocumentId],
 }
 
 /// Runs one call of `tool` (mocked or real; `None` when the agent has no tool of the called
@@ -318,7 +321,11 @@ async fn run(
     match tool.kind {
         ToolKind::Webhook => webhook::call(scope, tool, args).await,
         ToolKind::Client => client::call(scope, tool, call, args).await,
-        ToolKind::System => system::call(tool, args),
+        ToolKind::System => match system::system_type(&tool.config) {
+            "knowledge_base_rag" => knowledge::call(scope, args, knowledge::RAG).await,
+            "knowledge_base" => knowledge::call(scope, args, knowledge::SEARCH).await,
+            _ => system::call(tool, args),
+        },
         ToolKind::Mcp => mcp::call(scope, tool, call, args).await,
         ToolKind::ApiIntegrationWebhook => ToolOutcome::error(
             CallStatus::Error,

@@ -1,12 +1,13 @@
 //! System tools, acting on the conversation itself. In a text conversation `end_call`,
-//! `skip_turn`, `language_detection` and `transfer_to_agent` have their effect; the
-//! telephony-only ones answer with a clear tool error.
+//! `skip_turn`, `language_detection` and `transfer_to_agent` have their effect (the knowledge
+//! base's search tools are in `knowledge.rs`); the telephony-only ones answer with a clear
+//! tool error.
 
 use serde_json::{Value, json};
 
 use super::{AgentTool, CallStatus, Effect, ToolOutcome};
 
-fn system_type(config: &Value) -> &str {
+pub(super) fn system_type(config: &Value) -> &str {
     config
         .pointer("/params/system_tool_type")
         .and_then(Value::as_str)
@@ -27,6 +28,9 @@ pub fn parameters(config: &Value) -> Value {
             json!({"type": "object", "properties": {"agent_number": {"type": "integer", "description": "Index of the transfer target"}, "reason": {"type": "string"}}, "required": ["agent_number"]})
         }
         "skip_turn" => json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
+        "knowledge_base_rag" | "knowledge_base" => {
+            json!({"type": "object", "properties": {"query": {"type": "string", "description": "What to look up in the knowledge base"}}, "required": ["query"]})
+        }
         _ => json!({"type": "object", "properties": {}}),
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Knowledge {
     in_prompt: String,
     /// Documents whose chunks are retrieved.
     retrieved: Vec<DocumentId>,
+    /// Every document of the agent: what its knowledge-base tools search.
+    pub(crate) searchable: Vec<DocumentId>,
 }
 
 /// Brings the turn's knowledge into `state.context`; the retrieval record for the agent's
@@ -210,7 +212,8 @@ async fn resolve(state: &State, rt: &Runtime) -> Result<Knowledge, StoreError> {
         let section = format!("\n## {name}\n{text}\n");
         in_prompt.push_str(cut(&section, room));
     }
-    Ok(Knowledge { in_prompt, retrieved })
+    let searchable = whole.iter().chain(&retrieved).cloned().collect();
+    Ok(Knowledge { in_prompt, retrieved, searchable })
 }
 
 /// What the user said last, in their own words: the retrieval query.

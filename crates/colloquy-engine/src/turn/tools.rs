@@ -55,6 +55,7 @@ async fn execute_all(
         mocks: &rt.mocks,
         client: rt.client.as_deref(),
         mcp: rt.mcp.as_deref(),
+        documents: state.knowledge.as_ref().map_or(&[][..], |k| k.searchable.as_slice()),
     };
     let runs = calls.iter().map(|call| {
         let tool = state.agent.tools.iter().find(|t| t.name == call.name);

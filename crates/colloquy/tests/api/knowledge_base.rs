@@ -920,3 +920,58 @@ async fn crawls_follow_the_site_within_its_rules(backend: Backend) {
     app.stop().await;
 }
 dual_db!(crawls_follow_the_site_within_its_rules);
+
+/// The `knowledge_base_rag` system tool searches the agent's documents, and its call is in the
+/// tool's execution log like any other.
+async fn the_knowledge_base_rag_tool_searches_the_agents_documents(backend: Backend) {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text(&format!("Tool said {}", last["content"].as_str().unwrap()));
+        }
+        crate::fakes::call("knowledge_base_rag", json!({"query": "receipt number for a refund"}))
+    })
+    .await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let refunds = add_text(&app, json!({"text": REFUNDS, "name": "Refunds"})).await;
+    let (s, tool) = app
+        .post(
+            "/v1/convai/tools",
+            key,
+            &json!({"tool_config": {"type": "system", "name": "knowledge_base_rag",
+        "description": "Look things up", "params": {"system_tool_type": "knowledge_base_rag"}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{tool}");
+    let (s, b) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {
+        "prompt": "Help.", "tool_ids": [tool["id"]],
+        "knowledge_base": [{"type": "text", "name": "Refunds", "id": refunds, "usage_mode": "auto"}]}}}})).await;
+    assert_eq!(s, 200, "{b}");
+    let agent = b["agent_id"].as_str().unwrap().to_owned();
+    let (mut socket, _) =
+        ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), InitiationData::default())
+            .await;
+    let events = ws::turn(&mut socket, "I lost my receipt").await;
+    let answer = events.iter().find(|e| e["type"] == "agent_response").unwrap()["agent_response_event"]["agent_response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let result: Value = serde_json::from_str(answer.strip_prefix("Tool said ").unwrap()).unwrap();
+    assert_eq!(result["result_type"], "knowledge_base_rag_success");
+    assert_eq!(result["status"], "success");
+    assert_eq!(result["chunks"][0]["document_id"], refunds.as_str());
+    assert!(result["chunks"][0]["content"].as_str().unwrap().contains("ZX-4471"), "{result}");
+    drop(socket);
+    let every = std::time::Duration::from_millis(50);
+    let tool_id = tool["id"].as_str().unwrap();
+    let logged = crate::helpers::poll(std::time::Duration::from_secs(10), every, async || {
+        let (_, page) = app.get(&format!("/v1/convai/tools/{tool_id}/executions"), key).await;
+        page["executions"].as_array().filter(|e| !e.is_empty()).cloned()
+    })
+    .await
+    .expect("the call is in the execution log");
+    assert_eq!(logged[0]["is_error"], false, "{logged:?}");
+    app.stop().await;
+}
+dual_db!(the_knowledge_base_rag_tool_searches_the_agents_documents);

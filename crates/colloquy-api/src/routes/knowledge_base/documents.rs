@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::DocumentId;
 use colloquy_core::knowledge::DocType;
 use colloquy_core::time;
-use colloquy_store::DocumentRow;
+use colloquy_store::{DocumentBody, DocumentRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
@@ -62,22 +62,18 @@ pub(super) async fn update_document(
             "String should have at least 1 character",
         ));
     }
-    if let Some(content) = body.content {
-        if row.doc_type != DocType::Text {
+    let content = match body.content {
+        Some(_) if row.doc_type != DocType::Text => {
             return Err(ApiError::BadRequest {
                 status: "not_a_text_document",
                 message: "Only a text document's content can be replaced".into(),
             });
         }
-        if content.trim().is_empty() {
+        Some(content) if content.trim().is_empty() => {
             return Err(violation(&["body", "content"], "string_too_short", "The text is empty"));
         }
-        let store = &cx.app.store;
-        store
-            .replace_document_body(&cx.workspace_id, &id, &body_of(content), time::now_secs())
-            .await
-            .or_not_found("document")?;
-    }
+        content => content,
+    };
     if let Some(name) = body.name {
         let now = time::now_secs();
         cx.app
@@ -86,8 +82,22 @@ pub(super) async fn update_document(
             .await
             .or_not_found("document")?;
     }
-    let row = cx.document(&id).await?;
-    full(&cx, &row).await
+    match content {
+        Some(content) => replaced(&cx, &id, &body_of(content)).await,
+        None => full(&cx, &cx.document(&id).await?).await,
+    }
+}
+
+/// Replaces a document's text (its chunks and indexes follow) and answers with the document
+/// as it is now.
+async fn replaced(cx: &Ctx, id: &DocumentId, body: &DocumentBody) -> ApiResult<Response> {
+    let now = time::now_secs();
+    cx.app
+        .store
+        .replace_document_body(&cx.workspace_id, id, body, now)
+        .await
+        .or_not_found("document")?;
+    full(cx, &cx.document(id).await?).await
 }
 
 #[utoipa::path(patch, path = "/v1/convai/knowledge-base/{documentation_id}/update-file", params(("documentation_id" = String, Path)), security(("api_key" = ["knowledge_base:write"])))]
@@ -105,15 +115,7 @@ pub(super) async fn update_file(
             message: "Only a file document's file can be replaced".into(),
         });
     }
-    let doc = read_file(&filename, bytes).await?;
-    let now = time::now_secs();
-    cx.app
-        .store
-        .replace_document_body(&cx.workspace_id, &id, &doc, now)
-        .await
-        .or_not_found("document")?;
-    let row = cx.document(&id).await?;
-    full(&cx, &row).await
+    replaced(&cx, &id, &read_file(&filename, bytes).await?).await
 }
 
 #[utoipa::path(post, path = "/v1/convai/knowledge-base/{documentation_id}/refresh", params(("documentation_id" = String, Path)), security(("api_key" = ["knowledge_base:write"])))]
@@ -125,15 +127,7 @@ pub(super) async fn refresh_document(cx: Ctx, Path(id): Path<DocumentId>) -> Api
             message: "Only a URL document can be refreshed".into(),
         });
     };
-    let doc = fetch_url(&cx, url, &["url"]).await?;
-    let now = time::now_secs();
-    cx.app
-        .store
-        .replace_document_body(&cx.workspace_id, &id, &doc, now)
-        .await
-        .or_not_found("document")?;
-    let row = cx.document(&id).await?;
-    full(&cx, &row).await
+    replaced(&cx, &id, &fetch_url(&cx, url, &["url"]).await?).await
 }
 
 #[utoipa::path(get, path = "/v1/convai/knowledge-base/{documentation_id}/content", params(("documentation_id" = String, Path)), security(("api_key" = ["knowledge_base:read"])))]
