@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use colloquy_core::ids::{DocumentId, WorkspaceId};
-use colloquy_core::knowledge::{DocType, search_terms};
+use colloquy_core::knowledge::{DocType, STOPWORDS, search_terms};
 use colloquy_store::{
     ConnectOptions, DocumentBody, KnowledgeStore as _, NewDocument, SqlStore, WorkspaceStore as _,
 };
@@ -27,7 +27,7 @@ const VOCABULARY: f64 = 50_000.0;
 const TOP: u32 = 20;
 
 /// A deterministic word stream whose frequencies fall off like a natural language's (word k is
-/// about 1/k as common as the first).
+/// about 1/k as common as the first), whose most common words are, as in English, stopwords.
 struct Words(u64);
 
 impl Words {
@@ -36,7 +36,11 @@ impl Words {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         let u = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
-        format!("w{}", VOCABULARY.powf(u) as u64)
+        let rank = VOCABULARY.powf(u) as usize;
+        match STOPWORDS.get(rank.saturating_sub(1)) {
+            Some(word) => (*word).to_owned(),
+            None => format!("w{rank}"),
+        }
     }
 
     fn text(&mut self, words: usize) -> String {

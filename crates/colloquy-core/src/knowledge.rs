@@ -122,20 +122,34 @@ pub const EMBEDDING_MODELS: [&str; 2] =
 /// The most words a search looks for; the rest of a long question adds little to a ranking.
 pub const MAX_SEARCH_TERMS: usize = 32;
 
+/// English words too common to tell chunks apart. Each would match nearly every chunk, and a
+/// full-text index ranks every chunk a query term matches, so leaving them in made a search of
+/// a million chunks scan all of them (PostgreSQL's `english` configuration drops the same
+/// kind of words on its own).
+pub const STOPWORDS: [&str; 64] = [
+    "a", "about", "after", "all", "also", "an", "and", "any", "are", "as", "at", "be", "been",
+    "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how",
+    "i", "if", "in", "into", "is", "it", "its", "me", "my", "no", "not", "of", "on", "or", "our",
+    "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to",
+    "was", "we", "were", "what", "when", "where", "which", "who", "will", "with", "you",
+];
+
 /// The words of `query` a lexical search looks for: lower-cased runs of letters and digits,
-/// each once, in order, at most [`MAX_SEARCH_TERMS`]. Nothing of the query's own syntax
-/// reaches the database's query language, so any text is a valid search.
+/// each once, in order, at most [`MAX_SEARCH_TERMS`], without [`STOPWORDS`] (unless the query
+/// has nothing else). Nothing of the query's own syntax reaches the database's query language,
+/// so any text is a valid search.
 pub fn search_terms(query: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         let word = word.to_lowercase();
         if !terms.contains(&word) {
             terms.push(word);
-            if terms.len() == MAX_SEARCH_TERMS {
-                break;
-            }
         }
     }
+    let content: Vec<String> =
+        terms.iter().filter(|t| !STOPWORDS.contains(&t.as_str())).cloned().collect();
+    let mut terms = if content.is_empty() { terms } else { content };
+    terms.truncate(MAX_SEARCH_TERMS);
     terms
 }
 
@@ -147,8 +161,9 @@ mod tests {
     fn search_terms_are_the_words_once_without_syntax() {
         assert_eq!(
             search_terms("What's the REFUND policy? refund \"NEAR\" (a OR b)*"),
-            ["what", "s", "the", "refund", "policy", "near", "a", "or", "b"]
+            ["s", "refund", "policy", "near", "b"]
         );
+        assert_eq!(search_terms("what is it"), ["what", "is", "it"], "only stopwords: kept");
         assert!(search_terms(" ?!* ").is_empty());
         assert_eq!(search_terms(&"w ".repeat(5)), ["w"]);
     }
