@@ -7,7 +7,8 @@
 //! index, fused by reciprocal rank with vector similarity where the documents have an
 //! embedding index) and places the best ones, bounded by `max_retrieved_rag_chunks_count` and
 //! `max_documents_length`; what was retrieved is kept on the agent's transcript entry in the
-//! reference's `rag_retrieval_info` shape. Folders the agent names stand for every document
+//! reference's `rag_retrieval_info` shape. With `query_rewrite_prompt_override`, the agent's
+//! LLM first rewrites the query from the conversation. Folders the agent names stand for every document
 //! inside them.
 
 use std::time::Instant;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::conversation::Runtime;
 use crate::conversation::state::State;
+use crate::judge;
 use crate::knowledge::embeddings;
 use crate::llm::{ChatMessage, Role};
 
@@ -45,13 +47,12 @@ pub(crate) async fn run(state: &mut State, rt: &Runtime) -> Result<Option<Value>
     let Some(knowledge) = &state.knowledge else { return Ok(None) };
     let mut context = knowledge.in_prompt.clone();
     let rag = &state.prompt()["rag"];
-    let query = last_user_words(&state.history);
     let mut info = None;
-    if rag["enabled"].as_bool() == Some(true)
-        && !knowledge.retrieved.is_empty()
-        && !query.is_empty()
+    let said = last_user_words(&state.history);
+    if rag["enabled"].as_bool() == Some(true) && !knowledge.retrieved.is_empty() && !said.is_empty()
     {
         let started = Instant::now();
+        let query = rewritten(state, rt, rag, said).await;
         let settings = Settings::of(rag);
         let hits =
             rank(rt, &state.agent.workspace_id, &knowledge.retrieved, &query, &settings).await?;
@@ -216,7 +217,36 @@ async fn resolve(state: &State, rt: &Runtime) -> Result<Knowledge, StoreError> {
     Ok(Knowledge { in_prompt, retrieved, searchable })
 }
 
-/// What the user said last, in their own words: the retrieval query.
+/// The retrieval query: the user's own words, after what the agent's LLM makes of the
+/// conversation when `query_rewrite_prompt_override` asks for a rewrite (the conversation is
+/// appended to that prompt, as the reference does). The user's words stay, so a rare word they
+/// said still matches lexically; a rewrite that fails leaves them alone.
+async fn rewritten(state: &State, rt: &Runtime, rag: &Value, said: String) -> String {
+    let Some(prompt) =
+        rag["query_rewrite_prompt_override"].as_str().filter(|p| !p.trim().is_empty())
+    else {
+        return said;
+    };
+    let conversation: String = state
+        .history
+        .iter()
+        .filter(|m| matches!(m.role, Role::User | Role::Assistant) && !m.content.is_empty())
+        .map(|m| {
+            format!("{}: {}\n", if m.role == Role::User { "user" } else { "agent" }, m.content)
+        })
+        .collect();
+    let model = Some(state.agent.llm()).filter(|m| !m.is_empty()).unwrap_or("gemini-2.5-flash");
+    match judge::ask(&rt.deps, model, prompt, &conversation).await {
+        Ok(query) if !query.trim().is_empty() => format!("{} {said}", query.trim()),
+        Ok(_) => said,
+        Err(e) => {
+            tracing::warn!(error = %e, "the query could not be rewritten; retrieving with the user's words");
+            said
+        }
+    }
+}
+
+/// What the user said last, in their own words.
 fn last_user_words(history: &[ChatMessage]) -> String {
     history
         .iter()

@@ -975,3 +975,38 @@ async fn the_knowledge_base_rag_tool_searches_the_agents_documents(backend: Back
     app.stop().await;
 }
 dual_db!(the_knowledge_base_rag_tool_searches_the_agents_documents);
+
+/// With `query_rewrite_prompt_override`, the agent's LLM turns the conversation into the query;
+/// the user's own words stay in it.
+async fn queries_are_rewritten_when_the_agent_asks(backend: Backend) {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let system = req["messages"][0]["content"].as_str().unwrap_or_default();
+        if system.starts_with("Rewrite") {
+            return text("boiler maintenance interval");
+        }
+        text(system)
+    })
+    .await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let manual = add_text(&app, json!({"text": "# Boiler\n\nThe boiler needs maintenance every 18 months.", "name": "Boiler"})).await;
+    let (s, b) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"prompt": {
+        "prompt": "Help.", "rag": {"enabled": true, "query_rewrite_prompt_override": "Rewrite the user's last question as a search query."},
+        "knowledge_base": [{"type": "text", "name": "Boiler", "id": manual}]}}}})).await;
+    assert_eq!(s, 200, "{b}");
+    let (prompt, info) = ask(&app, b["agent_id"].as_str().unwrap(), "and how often?").await;
+    assert!(prompt.contains("every 18 months"), "the rewritten query found the chunk: {prompt}");
+    assert_eq!(info["retrieval_query"], "boiler maintenance interval and how often?");
+    let asked = llm
+        .requests()
+        .iter()
+        .find(|r| r["messages"][0]["content"].as_str().unwrap_or_default().starts_with("Rewrite"))
+        .cloned()
+        .unwrap();
+    assert!(
+        asked["messages"][1]["content"].as_str().unwrap().contains("user: and how often?"),
+        "{asked}"
+    );
+    app.stop().await;
+}
+dual_db!(queries_are_rewritten_when_the_agent_asks);
