@@ -82,9 +82,10 @@ pub trait RagIndexStore {
     async fn finish_rag_index(
         &self, index: &RagIndexRow, status: &str, error: Option<&str>, now: i64,
     ) -> StoreResult<bool>;
-    /// The vectors of the finished `model` indexes of `documents`.
+    /// The vectors of the finished `model` indexes of `documents` (of the whole workspace when
+    /// `None`).
     async fn indexed_vectors(
-        &self, workspace_id: &WorkspaceId, model: &str, documents: &[DocumentId],
+        &self, workspace_id: &WorkspaceId, model: &str, documents: Option<&[DocumentId]>,
     ) -> StoreResult<Vec<VectorRow>>;
 }
 
@@ -293,17 +294,18 @@ impl RagIndexStore for SqlStore {
     }
 
     async fn indexed_vectors(
-        &self, workspace_id: &WorkspaceId, model: &str, documents: &[DocumentId],
+        &self, workspace_id: &WorkspaceId, model: &str, documents: Option<&[DocumentId]>,
     ) -> StoreResult<Vec<VectorRow>> {
-        let Some(mut q) = Query::among(
-            "SELECT v.chunk_id, v.document_id, c.content, v.vector FROM kb_chunk_vectors v \
+        const SELECT: &str = "SELECT v.chunk_id, v.document_id, c.content, v.vector FROM kb_chunk_vectors v \
              JOIN kb_rag_indexes i ON i.id = v.index_id JOIN kb_chunks c ON c.id = v.chunk_id \
-             WHERE v.workspace_id = $1 AND i.status = 'succeeded'",
-            workspace_id,
-            "v.document_id",
-            documents,
-        ) else {
-            return Ok(Vec::new());
+             WHERE v.workspace_id = $1 AND i.status = 'succeeded'";
+        let mut q = match documents {
+            None => Query::in_workspace(SELECT, workspace_id),
+            Some(documents) => match Query::among(SELECT, workspace_id, "v.document_id", documents)
+            {
+                Some(q) => q,
+                None => return Ok(Vec::new()),
+            },
         };
         q.push(" AND v.model = ?", crate::query::Bind::Text(model.to_owned()));
         Ok(run!(self, read, |pool| {

@@ -155,7 +155,7 @@ async fn nearest(
     if !deps.embeddings.has(&s.model) {
         return Ok(Vec::new());
     }
-    let vectors = deps.store.indexed_vectors(workspace, &s.model, documents).await?;
+    let vectors = deps.store.indexed_vectors(workspace, &s.model, Some(documents)).await?;
     if vectors.is_empty() {
         return Ok(Vec::new());
     }

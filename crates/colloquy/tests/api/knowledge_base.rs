@@ -732,6 +732,20 @@ async fn embedding_indexes_and_hybrid_retrieval(backend: Backend) {
     assert!(!prompt.contains("garage B"), "lexical retrieval alone does not relate them: {prompt}");
     assert!(prompt.contains("front desk"), "{prompt}");
     assert!(info["chunks"].as_array().unwrap().iter().all(|c| c["document_id"] == desk.as_str()));
+    let search = format!(
+        "/v1/convai/knowledge-base/search?query={}",
+        question.replace(' ', "%20").replace('?', "%3F")
+    );
+    let found_ids = |found: &Value| -> Vec<String> {
+        found["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["document"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, found) = app.get(&search, key).await;
+    assert!(!found_ids(&found).contains(&garage), "lexical search alone does not find it: {found}");
 
     let (s, created) = app
         .post(

@@ -320,6 +320,8 @@ pub(super) struct SearchParams {
 /// How many of the best chunks a workspace search ranks documents by.
 const SEARCH_CHUNKS: u32 = 1000;
 
+/// Documents ranked by their best chunk: lexically, fused with vector similarity where the
+/// workspace has an embedding index.
 #[utoipa::path(get, path = "/v1/convai/knowledge-base/search", params(SearchParams), security(("api_key" = ["knowledge_base:read"])))]
 pub(super) async fn search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<Json<Value>> {
     let terms = search_terms(&params.query);
@@ -337,13 +339,9 @@ pub(super) async fn search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiRe
     )?;
     let offset = pager.after::<i64>()?.map_or(0, |(n, _)| usize::try_from(n).unwrap_or(0));
     let hits = cx.app.store.search_chunks(&cx.workspace_id, None, &terms, SEARCH_CHUNKS).await?;
-    // The best chunk of each document stands for it, in rank order.
-    let mut best: Vec<&colloquy_store::ChunkRow> = Vec::new();
-    for hit in &hits {
-        if !best.iter().any(|b| b.document_id == hit.document_id) {
-            best.push(hit);
-        }
-    }
+    let near = nearest(&cx, &params.query).await?;
+    let best = fused(best_per_document(&hits), best_per_document(&near), !near.is_empty());
+    let best: Vec<&colloquy_store::ChunkRow> = best.iter().collect();
     let ids: Vec<DocumentId> =
         best.iter().map(|h| DocumentId::from(h.document_id.as_str())).collect();
     let mut rows = cx.app.store.get_documents(&cx.workspace_id, &ids).await?;
@@ -373,6 +371,71 @@ pub(super) async fn search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiRe
         pager.next_cursor(json!(next), last)
     });
     Ok(Json(json!({ "results": results, "next_cursor": next_cursor })))
+}
+
+/// The best chunk of each document, in rank order.
+fn best_per_document(hits: &[colloquy_store::ChunkRow]) -> Vec<&colloquy_store::ChunkRow> {
+    let mut best: Vec<&colloquy_store::ChunkRow> = Vec::new();
+    for hit in hits {
+        if !best.iter().any(|b| b.document_id == hit.document_id) {
+            best.push(hit);
+        }
+    }
+    best
+}
+
+/// Documents ranked lexically and by vectors, fused by reciprocal rank (each keeps its
+/// lexical chunk for the snippet when it has one); the lexical ranking alone, BM25 scores
+/// kept, when there is no vector ranking.
+fn fused(
+    lexical: Vec<&colloquy_store::ChunkRow>, semantic: Vec<&colloquy_store::ChunkRow>,
+    any_semantic: bool,
+) -> Vec<colloquy_store::ChunkRow> {
+    if !any_semantic {
+        return lexical.into_iter().cloned().collect();
+    }
+    let mut out: Vec<colloquy_store::ChunkRow> = Vec::new();
+    for (rank, hit) in lexical.into_iter().enumerate().chain(semantic.into_iter().enumerate()) {
+        let share = 1.0 / (60.0 + rank as f64 + 1.0);
+        match out.iter_mut().find(|o| o.document_id == hit.document_id) {
+            Some(o) => o.score += share,
+            None => out.push(colloquy_store::ChunkRow { score: share, ..hit.clone() }),
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
+}
+
+/// The workspace's chunks nearest the query's vector (score: 1 − cosine distance), under the
+/// first of the reference's models this server computes; none without one or without an
+/// index of it. A provider that fails leaves the search lexical.
+async fn nearest(cx: &Ctx, query: &str) -> ApiResult<Vec<colloquy_store::ChunkRow>> {
+    use colloquy_engine::knowledge::embeddings;
+    let engine = &cx.app.engine;
+    let Some(model) = EMBEDDING_MODELS.iter().find(|m| engine.embeddings.has(m)) else {
+        return Ok(Vec::new());
+    };
+    let vectors = cx.app.store.indexed_vectors(&cx.workspace_id, model, None).await?;
+    if vectors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let question = match engine.embeddings.embed(model, &[query.to_owned()]).await {
+        Ok(mut v) if !v.is_empty() => embeddings::from_bytes(&embeddings::to_bytes(&v.remove(0))),
+        _ => return Ok(Vec::new()),
+    };
+    let mut near: Vec<colloquy_store::ChunkRow> = vectors
+        .into_iter()
+        .map(|v| colloquy_store::ChunkRow {
+            score: f64::from(1.0 - embeddings::distance(&question, &v.vector)),
+            id: v.chunk_id,
+            document_id: v.document_id,
+            chunk_index: 0,
+            content: v.content,
+        })
+        .collect();
+    near.sort_by(|a, b| b.score.total_cmp(&a.score));
+    near.truncate(SEARCH_CHUNKS as usize);
+    Ok(near)
 }
 
 /// The most characters of a chunk a snippet shows.
