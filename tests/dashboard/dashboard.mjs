@@ -319,6 +319,20 @@ await step("add a document and a file, see their chunks, and search as an agent 
   await page.getByText(/score \d/).first().waitFor();
 });
 
+await step("a crawl shows every page it found and why one failed", page, async () => {
+  await page.goto(`${BASE}/knowledge-base`);
+  const crawlForm = page.getByRole("form", { name: "Crawl a site" });
+  await crawlForm.getByLabel("Site address").fill(`${FAKES}/no-such-page`);
+  await crawlForm.getByRole("button", { name: "Crawl the site" }).click();
+  await page.waitForURL(/\/knowledge-base\/crawl\/crawl_/);
+  const failed = page.getByRole("cell", { name: /failed the page could not be fetched/ });
+  for (let i = 0; i < 50 && !(await failed.count()); i++) {
+    await page.waitForTimeout(100);
+    await page.reload();
+  }
+  await failed.waitFor();
+});
+
 await step("forms refuse a missing CSRF token and other sites", page, async () => {
   const cookies = await context.cookies();
   const cookie = cookies.map((c) => `${c.name}=${c.value}`).join("; ");

@@ -77,6 +77,23 @@ pub struct NewCrawlJob {
     pub created_at: i64,
 }
 
+/// One page a crawl found, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CrawlPageRow {
+    /// The page.
+    pub url: String,
+    /// Link depth from the seed (the seed is 1).
+    pub depth: i64,
+    /// Order found.
+    pub seq: i64,
+    /// `queued`, `scraped`, `skipped` or `failed`.
+    pub status: String,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+    /// The document made of it.
+    pub document_id: Option<String>,
+}
+
 /// What became of one page.
 #[derive(Debug, Clone)]
 pub struct PageOutcome {
@@ -122,6 +139,10 @@ pub trait CrawlStore {
     async fn record_crawl_page(
         &self, job: &CrawlJobRow, outcome: &PageOutcome, lease_until: i64,
     ) -> StoreResult<bool>;
+    /// A page of a job's pages in the order found, after `(seq, url)`.
+    async fn crawl_pages(
+        &self, workspace_id: &WorkspaceId, job_id: &str, after: Option<(i64, String)>, limit: u32,
+    ) -> StoreResult<Vec<CrawlPageRow>>;
     /// Ends a leased job; `false` when the lease was lost (or it was cancelled).
     async fn finish_crawl_job(
         &self, job: &CrawlJobRow, status: &str, now: i64,
@@ -320,6 +341,27 @@ impl CrawlStore for SqlStore {
             }
             Ok(true)
         })
+    }
+
+    async fn crawl_pages(
+        &self, workspace_id: &WorkspaceId, job_id: &str, after: Option<(i64, String)>, limit: u32,
+    ) -> StoreResult<Vec<CrawlPageRow>> {
+        // Seqs can repeat (a page found twice keeps its first); the URL breaks the tie.
+        let sql = format!(
+            "SELECT p.url, p.depth, p.seq, p.status, p.error, p.document_id FROM kb_crawl_pages p \
+             JOIN kb_crawl_jobs j ON j.id = p.job_id WHERE j.workspace_id = $1 AND p.job_id = $2 \
+             AND (p.seq > $3 OR (p.seq = $3 AND p.url > $4)) ORDER BY p.seq, p.url LIMIT {limit}"
+        );
+        let (seq, url) = after.unwrap_or((-1, String::new()));
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(workspace_id.as_str())
+                .bind(job_id)
+                .bind(seq)
+                .bind(&url)
+                .fetch_all(pool)
+                .await
+        })?)
     }
 
     async fn finish_crawl_job(

@@ -45,7 +45,7 @@ pub use conversations::{
     ConversationFilter, ConversationProgress, ConversationRecord, ConversationRow,
     ConversationStore,
 };
-pub use crawl_jobs::{CrawlJobRow, CrawlStore, NewCrawlJob, PageOutcome};
+pub use crawl_jobs::{CrawlJobRow, CrawlPageRow, CrawlStore, NewCrawlJob, PageOutcome};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use knowledge_base::{

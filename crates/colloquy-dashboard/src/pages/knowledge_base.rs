@@ -1,6 +1,7 @@
 //! The knowledge base: documents and folders (add text, a web page, a file, a folder, crawl a
-//! site), one document with its chunks and the agents that use it, and a search that shows
-//! what an agent would retrieve for a question, with scores and the matching words marked.
+//! site), one document with its chunks and the agents that use it, a crawl's pages with why
+//! each failed, and a search that shows what an agent would retrieve for a question, with
+//! scores and the matching words marked.
 
 use axum::Router;
 use axum::extract::{Multipart, Path, Query, State};
@@ -25,6 +26,7 @@ pub fn routes() -> Router<Dash> {
         .route("/knowledge-base/search", get(search))
         .route("/knowledge-base/doc/{id}", get(detail))
         .route("/knowledge-base/doc/{id}/delete", post(delete))
+        .route("/knowledge-base/crawl/{id}", get(crawl))
 }
 
 fn doc_href(id: &Value) -> String {
@@ -170,7 +172,7 @@ async fn add(
     let added = dash.api.call(&viewer.creds(), Method::POST, &uri, Some(&body)).await?;
     Ok(Redirect::to(&match form.kind.as_str() {
         "folder" => with_query("/knowledge-base", &[("folder", added["id"].as_str())]),
-        "crawl" => with_query("/knowledge-base", &[("folder", added["root_folder_id"].as_str())]),
+        "crawl" => format!("/knowledge-base/crawl/{}", encode(text(&added["id"]))),
         _ => doc_href(&added["id"]),
     }))
 }
@@ -271,6 +273,41 @@ async fn delete(
     let uri = format!("/v1/convai/knowledge-base/{}?force=true", encode(&id));
     dash.api.call(&viewer.creds(), Method::DELETE, &uri, None).await?;
     Ok(Redirect::to("/knowledge-base"))
+}
+
+/// A crawl's progress and every page it found, with why a page failed or was skipped.
+async fn crawl(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
+) -> Result<Html<String>> {
+    let creds = viewer.creds();
+    let base = format!("/v1/convai/knowledge-base/crawl/{}", encode(&id));
+    let job = dash.api.get(&creds, &base).await?;
+    let pages = dash.api.get(&creds, &format!("{base}/pages?page_size=100")).await?;
+    let pages = pages["pages"].as_array().cloned().unwrap_or_default();
+    let body = html! {
+        dl.facts {
+            dt { "Site" } dd { (text(&job["seed_url"])) }
+            dt { "Status" } dd { (layout::status(text(&job["status"]))) }
+            dt { "Pages" } dd {
+                (job["pages_identified"]) " found, " (job["pages_scraped"]) " read, "
+                (job["pages_skipped"]) " skipped, " (job["pages_failed"]) " failed"
+            }
+            dt { "Documents" } dd { a href=(with_query("/knowledge-base", &[("folder", job["root_folder_id"].as_str())])) { "in its folder" } }
+        }
+        table {
+            thead { tr { th { "Page" } th.num { "Depth" } th { "Outcome" } } }
+            tbody {
+                @for p in &pages {
+                    tr {
+                        td { @if let Some(doc) = p["document_id"].as_str() { a href=(doc_href(&json!(doc))) { (text(&p["url"])) } } @else { (text(&p["url"])) } }
+                        td.num { (p["depth"]) }
+                        td { (layout::status(text(&p["status"]))) @if let Some(why) = p["error"].as_str() { " " (why) } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Html(layout::page(&viewer, Section::KnowledgeBase, "Crawl", body).into_string()))
 }
 
 #[derive(Debug, Deserialize)]

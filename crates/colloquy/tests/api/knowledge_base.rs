@@ -917,6 +917,35 @@ async fn crawls_follow_the_site_within_its_rules(backend: Backend) {
         "{found}"
     );
 
+    let (s, pages) =
+        app.get(&format!("/v1/convai/knowledge-base/crawl/{id}/pages?page_size=4"), key).await;
+    assert_eq!(s, 200, "{pages}");
+    let (_, rest) = app
+        .get(
+            &format!(
+                "/v1/convai/knowledge-base/crawl/{id}/pages?page_size=4&cursor={}",
+                pages["next_cursor"].as_str().unwrap()
+            ),
+            key,
+        )
+        .await;
+    let all: Vec<Value> = pages["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["pages"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert_eq!(all[0]["url"], format!("{base}/"));
+    let of = |path: &str| all.iter().find(|p| p["url"] == format!("{base}{path}")).unwrap().clone();
+    assert_eq!(
+        (of("/private/secret")["status"].as_str(), of("/private/secret")["error"].as_str()),
+        (Some("skipped"), Some("disallowed by robots.txt"))
+    );
+    assert_eq!(of("/broken")["status"], "failed");
+    assert!(of("/broken")["error"].as_str().unwrap().contains("500"), "{all:?}");
+    assert!(of("/a")["document_id"].as_str().unwrap().starts_with("kbdoc_"));
     let (s, listed) = app.get("/v1/convai/knowledge-base/crawl?page_size=1", key).await;
     assert_eq!(s, 200, "{listed}");
     assert_eq!(listed["crawl_jobs"][0]["id"], id.as_str());

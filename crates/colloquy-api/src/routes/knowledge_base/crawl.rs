@@ -196,6 +196,44 @@ pub(super) async fn get_crawl(cx: Ctx, Path(id): Path<String>) -> ApiResult<Json
     Ok(Json(view(&job)))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct PagesParams {
+    /// 1..=100, default 30.
+    page_size: Option<i64>,
+    /// From the previous page.
+    cursor: Option<String>,
+}
+
+/// Every page a crawl found, in the order found, with what became of it (`queued`, `scraped`
+/// with its document, `skipped` by robots.txt, `failed` with why). Colloquy's own: the
+/// reference reports only the counts.
+#[utoipa::path(get, path = "/v1/convai/knowledge-base/crawl/{crawl_job_id}/pages", params(("crawl_job_id" = String, Path), PagesParams), security(("api_key" = ["knowledge_base:read"])))]
+pub(super) async fn crawl_pages(
+    cx: Ctx, Path(id): Path<String>, Query(params): Query<PagesParams>,
+) -> ApiResult<Json<Value>> {
+    cx.app.store.get_crawl_job(&cx.workspace_id, &id).await.or_not_found("crawl job")?;
+    let pager = Pager::new(
+        PageSizeRule::STANDARD,
+        params.page_size,
+        params.cursor.as_deref(),
+        "seq",
+        Direction::Asc,
+        &[&id],
+    )?;
+    let rows =
+        cx.app.store.crawl_pages(&cx.workspace_id, &id, pager.after()?, pager.fetch()).await?;
+    let page = pager.page(rows, |p| (p.seq, p.url.as_str()));
+    let pages: Vec<Value> = page
+        .items
+        .iter()
+        .map(|p| {
+            json!({"url": p.url, "depth": p.depth, "status": p.status, "error": p.error, "document_id": p.document_id})
+        })
+        .collect();
+    Ok(Json(json!({ "pages": pages, "next_cursor": page.next_cursor, "has_more": page.has_more })))
+}
+
 #[utoipa::path(post, path = "/v1/convai/knowledge-base/crawl/{crawl_job_id}/cancel", params(("crawl_job_id" = String, Path)), security(("api_key" = ["knowledge_base:write"])))]
 pub(super) async fn cancel_crawl(cx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     cx.app

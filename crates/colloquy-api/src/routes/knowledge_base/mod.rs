@@ -55,4 +55,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(crawl::create_crawl, crawl::list_crawls))
         .routes(routes!(crawl::get_crawl))
         .routes(routes!(crawl::cancel_crawl))
+        .routes(routes!(crawl::crawl_pages))
 }
