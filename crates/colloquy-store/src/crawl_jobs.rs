@@ -26,6 +26,8 @@ pub struct CrawlJobRow {
     pub pattern: Option<String>,
     /// URLs matching any of these (a JSON array) are not followed.
     pub exclude_patterns: String,
+    /// Sitemaps read for the pages they list (a JSON array).
+    pub sitemap_urls: String,
     /// Link depth followed from the seed (the seed is depth 1).
     pub max_depth: i64,
     /// Most pages found.
@@ -67,6 +69,8 @@ pub struct NewCrawlJob {
     pub pattern: Option<String>,
     /// URLs matching any of these are not (JSON array).
     pub exclude_patterns: String,
+    /// Sitemaps to read (JSON array).
+    pub sitemap_urls: String,
     /// Link depth.
     pub max_depth: i64,
     /// Most pages.
@@ -99,13 +103,13 @@ pub struct CrawlPageRow {
 pub struct PageOutcome {
     /// The page.
     pub url: String,
-    /// `scraped`, `skipped` or `failed`.
+    /// `scraped`, `skipped` or `failed`; `sitemap` for a sitemap read.
     pub status: &'static str,
     /// Why it failed or was skipped.
     pub error: Option<String>,
     /// The document made of it, stored with the outcome.
     pub document: Option<crate::NewDocument>,
-    /// Same-site links it has, to follow at `depth`.
+    /// Same-site links it has (or pages and sitemaps a sitemap lists), to follow at `depth`.
     pub links: Vec<String>,
     /// The depth of those links.
     pub depth: i64,
@@ -150,9 +154,9 @@ pub trait CrawlStore {
 }
 
 const SELECT: &str = "SELECT j.id, j.workspace_id, j.created_by, j.seed_url, j.pattern, \
-     j.exclude_patterns, j.max_depth, j.max_pages, j.root_folder_id, j.status, j.worker, \
+     j.exclude_patterns, j.sitemap_urls, j.max_depth, j.max_pages, j.root_folder_id, j.status, j.worker, \
      j.attempt, j.created_at, j.updated_at, \
-     (SELECT COUNT(*) FROM kb_crawl_pages p WHERE p.job_id = j.id) AS pages_identified, \
+     (SELECT COUNT(*) FROM kb_crawl_pages p WHERE p.job_id = j.id AND p.depth > 0) AS pages_identified, \
      (SELECT COUNT(*) FROM kb_crawl_pages p WHERE p.job_id = j.id AND p.status = 'scraped') AS pages_scraped, \
      (SELECT COUNT(*) FROM kb_crawl_pages p WHERE p.job_id = j.id AND p.status = 'skipped') AS pages_skipped, \
      (SELECT COUNT(*) FROM kb_crawl_pages p WHERE p.job_id = j.id AND p.status = 'failed') AS pages_failed \
@@ -164,9 +168,9 @@ impl CrawlStore for SqlStore {
         transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO kb_crawl_jobs (id, workspace_id, created_by, seed_url, pattern, \
-                 exclude_patterns, max_depth, max_pages, root_folder_id, status, attempt, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10)",
+                 exclude_patterns, sitemap_urls, max_depth, max_pages, root_folder_id, status, \
+                 attempt, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11)",
             )
             .bind(&job.id)
             .bind(job.workspace_id.as_str())
@@ -174,12 +178,24 @@ impl CrawlStore for SqlStore {
             .bind(&job.seed_url)
             .bind(&job.pattern)
             .bind(&job.exclude_patterns)
+            .bind(&job.sitemap_urls)
             .bind(job.max_depth)
             .bind(job.max_pages)
             .bind(&job.root_folder_id)
             .bind(job.created_at)
             .execute(&mut *tx)
             .await?;
+            let sitemaps: Vec<String> = serde_json::from_str(&job.sitemap_urls).unwrap_or_default();
+            for sitemap in sitemaps.iter().filter(|s| **s != job.seed_url) {
+                sqlx::query(
+                    "INSERT INTO kb_crawl_pages (job_id, url, depth, seq, status) VALUES ($1, $2, 0, 0, 'queued') \
+                     ON CONFLICT (job_id, url) DO NOTHING",
+                )
+                .bind(&job.id)
+                .bind(sitemap)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO kb_crawl_pages (job_id, url, depth, seq, status) VALUES ($1, $2, 1, 0, 'queued')",
             )
@@ -321,11 +337,12 @@ impl CrawlStore for SqlStore {
             .bind(outcome.document.as_ref().map(|d| d.id.as_str()))
             .execute(&mut *tx)
             .await?;
-            let found: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM kb_crawl_pages WHERE job_id = $1")
-                    .bind(&job.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let found: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM kb_crawl_pages WHERE job_id = $1 AND depth > 0",
+            )
+            .bind(&job.id)
+            .fetch_one(&mut *tx)
+            .await?;
             let room = usize::try_from(job.max_pages - found).unwrap_or(0);
             for (i, link) in outcome.links.iter().take(room).enumerate() {
                 sqlx::query(

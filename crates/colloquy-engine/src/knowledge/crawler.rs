@@ -114,6 +114,9 @@ async fn page(
         outcome.error = Some("disallowed by robots.txt".into());
         return outcome;
     }
+    if depth == 0 {
+        return read_sitemap(deps, rules, outcome).await;
+    }
     let html = match fetch::page(deps, url, MAX_PAGE_BYTES).await {
         Ok(html) => html,
         Err(e) => {
@@ -146,6 +149,26 @@ async fn page(
             ..DocumentBody::default()
         },
     });
+    outcome
+}
+
+/// A sitemap (a page of depth 0): the pages it lists are queued as the seed's peers (depth 1),
+/// the sitemaps a sitemap index lists as sitemaps.
+async fn read_sitemap(deps: &EngineDeps, rules: &Rules, mut outcome: PageOutcome) -> PageOutcome {
+    let listed = match fetch::page(deps, &outcome.url, MAX_PAGE_BYTES).await {
+        Ok(bytes) => extract::sitemap(&bytes),
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    let Some((index, locs)) = listed else {
+        outcome.error = Some("not a sitemap (no <urlset> or <sitemapindex>)".into());
+        return outcome;
+    };
+    outcome.status = "sitemap";
+    outcome.depth = if index { 0 } else { 1 };
+    outcome.links = locs.into_iter().filter(|l| rules.follows(l)).collect();
     outcome
 }
 

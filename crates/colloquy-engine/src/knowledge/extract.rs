@@ -200,6 +200,35 @@ pub fn links(bytes: &[u8], base: &reqwest::Url) -> Vec<String> {
     out
 }
 
+/// What a sitemap lists: its `<loc>` addresses, and whether they are sitemaps themselves (a
+/// `<sitemapindex>`) rather than pages (a `<urlset>`). `None` when it is not a sitemap.
+pub fn sitemap(bytes: &[u8]) -> Option<(bool, Vec<String>)> {
+    use quick_xml::events::Event;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let (mut root, mut in_loc, mut locs) = (None, false, Vec::new());
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                let name = e.local_name().as_ref().to_owned();
+                if root.is_none() {
+                    root = Some(name.clone());
+                }
+                in_loc = name == "loc";
+            }
+            Event::Text(t) if in_loc => locs.push(t.xml10_content().trim().to_owned()),
+            Event::End(_) => in_loc = false,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    match root.as_deref() {
+        Some("sitemapindex") => Some((true, locs)),
+        Some("urlset") => Some((false, locs)),
+        _ => None,
+    }
+}
+
 /// Lines are not wrapped: a paragraph stays one line, as the chunker reads sentences.
 const TEXT_WIDTH: usize = 100_000;
 
@@ -257,6 +286,19 @@ mod tests {
             links(page, &base),
             ["http://site.test/docs/b.html", "http://site.test/c", "https://other.test/"]
         );
+    }
+
+    #[test]
+    fn sitemaps_list_pages_or_sitemaps() {
+        let urlset = br#"<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+            <url><loc> https://s.test/a </loc></url><url><loc>https://s.test/b</loc></url></urlset>"#;
+        assert_eq!(
+            sitemap(urlset),
+            Some((false, vec!["https://s.test/a".into(), "https://s.test/b".into()]))
+        );
+        let index = br#"<sitemapindex><sitemap><loc>https://s.test/more.xml</loc></sitemap></sitemapindex>"#;
+        assert_eq!(sitemap(index), Some((true, vec!["https://s.test/more.xml".into()])));
+        assert_eq!(sitemap(b"<html><body>no</body></html>"), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@ CREATE TABLE kb_crawl_jobs (
     pattern           TEXT,
     -- JSON array of regular expressions.
     exclude_patterns  TEXT NOT NULL,
+    -- JSON array of sitemap URLs, read first (as pages of depth 0) for the pages they list.
+    sitemap_urls      TEXT NOT NULL,
     max_depth         INTEGER NOT NULL,
     max_pages         INTEGER NOT NULL,
     root_folder_id    TEXT NOT NULL,
@@ -23,7 +25,8 @@ CREATE TABLE kb_crawl_jobs (
 CREATE INDEX kb_crawl_jobs_queue ON kb_crawl_jobs (status, lease_until);
 CREATE INDEX kb_crawl_jobs_by_workspace ON kb_crawl_jobs (workspace_id, created_at, id);
 
--- Every page a crawl found: 'queued', 'scraped', 'skipped' (robots.txt) or 'failed' (why).
+-- Every page a crawl found: 'queued', 'scraped', 'skipped' (robots.txt) or 'failed' (why);
+-- sitemaps (depth 0) end 'sitemap' and are not counted as pages.
 CREATE TABLE kb_crawl_pages (
     job_id       TEXT NOT NULL REFERENCES kb_crawl_jobs(id),
     url          TEXT NOT NULL,

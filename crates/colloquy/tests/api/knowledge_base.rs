@@ -832,11 +832,16 @@ async fn embedding_indexes_and_hybrid_retrieval(backend: Backend) {
 dual_db!(embedding_indexes_and_hybrid_retrieval);
 
 /// A small site on loopback: a robots.txt that keeps out `/private`, a link loop, a broken page
-/// and a page deeper than the crawl goes.
+/// a page deeper than the crawl goes, and a sitemap that lists a page no link leads to.
 async fn site() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let page = |body: &'static str| async move {
         axum::response::Html(format!("<html><body>{body}</body></html>"))
     };
+    let sitemap = format!(
+        r#"<?xml version="1.0"?><urlset><url><loc>{base}/a</loc></url><url><loc>{base}/hidden</loc></url><url><loc>https://other.test/x</loc></url></urlset>"#
+    );
     let app = Router::new()
         .route("/robots.txt", get(|| async { "User-agent: *\nDisallow: /private\n" }))
         .route("/", get(move || page(r#"<h1>Home</h1><p>Welcome to the harbour.</p><a href="/a">A</a> <a href="/b#top">B</a> <a href="/private/secret">S</a> <a href="https://other.test/x">out</a>"#)))
@@ -845,9 +850,9 @@ async fn site() -> String {
         .route("/a/deep", get(move || page(r#"<p>The lighthouse is deep in the archive.</p><a href="/a/deeper">deeper</a>"#)))
         .route("/a/deeper", get(move || page("<p>Too deep to be read.</p>")))
         .route("/private/secret", get(move || page("<p>Staff only.</p>")))
-        .route("/broken", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+        .route("/broken", get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") }))
+        .route("/hidden", get(move || page("<p>The night ferry is listed only in the sitemap.</p>")))
+        .route("/sitemap.xml", get(move || async move { sitemap }));
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
 }
@@ -946,10 +951,29 @@ async fn crawls_follow_the_site_within_its_rules(backend: Backend) {
     assert_eq!(of("/broken")["status"], "failed");
     assert!(of("/broken")["error"].as_str().unwrap().contains("500"), "{all:?}");
     assert!(of("/a")["document_id"].as_str().unwrap().starts_with("kbdoc_"));
+    let (s, mapped) = app.post("/v1/convai/knowledge-base/crawl", key, &json!({"url": format!("{base}/"), "max_depth": 1, "sitemap_urls": [format!("{base}/sitemap.xml")]})).await;
+    assert_eq!((s, mapped["type"].as_str()), (200, Some("sitemap")), "{mapped}");
+    let mapped_id = mapped["id"].as_str().unwrap().to_owned();
+    let mapped_job = crate::helpers::poll(std::time::Duration::from_secs(20), every, async || {
+        let (_, job) = app.get(&format!("/v1/convai/knowledge-base/crawl/{mapped_id}"), key).await;
+        (job["status"] == "succeeded" || job["status"] == "failed").then_some(job)
+    })
+    .await
+    .expect("the sitemap crawl ended");
+    assert_eq!(
+        [&mapped_job["pages_identified"], &mapped_job["pages_scraped"]],
+        [3, 3],
+        "the seed, and /a and /hidden from the sitemap (other sites left out; depth 1 follows no links): {mapped_job}"
+    );
+    let (_, found) = app.get("/v1/convai/knowledge-base/search?query=night%20ferry", key).await;
+    assert!(
+        found["results"][0]["document"]["url"].as_str().unwrap().ends_with("/hidden"),
+        "{found}"
+    );
     let (s, listed) = app.get("/v1/convai/knowledge-base/crawl?page_size=1", key).await;
     assert_eq!(s, 200, "{listed}");
-    assert_eq!(listed["crawl_jobs"][0]["id"], id.as_str());
-    assert_eq!(listed["next_cursor"], Value::Null);
+    assert_eq!(listed["crawl_jobs"][0]["id"], mapped_id.as_str(), "newest first");
+    assert!(listed["next_cursor"].is_string());
     let (s, b) =
         app.post(&format!("/v1/convai/knowledge-base/crawl/{id}/cancel"), key, &json!({})).await;
     assert_eq!((s, &b), (200, &json!({})));

@@ -18,10 +18,16 @@ use crate::error::{ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
 use crate::paging::{PageSizeRule, Pager};
 
+/// `CrawlType`: `sitemap` when the crawl reads sitemaps, else `discovery` (links only).
+fn crawl_type(sitemap_urls: &str) -> &'static str {
+    let sitemaps: Vec<String> = serde_json::from_str(sitemap_urls).unwrap_or_default();
+    if sitemaps.is_empty() { "discovery" } else { "sitemap" }
+}
+
 /// `GetCrawlJobResponseModel`.
 fn view(job: &CrawlJobRow) -> Value {
     json!({
-        "type": "discovery",
+        "type": crawl_type(&job.sitemap_urls),
         "seed_url": job.seed_url,
         "pattern": job.pattern,
         "max_depth": job.max_depth,
@@ -56,6 +62,8 @@ pub(super) struct CrawlBody {
     pattern: Option<String>,
     #[serde(default)]
     exclude_patterns: Option<Vec<String>>,
+    #[serde(default)]
+    sitemap_urls: Option<Vec<String>>,
     parent_folder_id: Option<String>,
 }
 
@@ -107,6 +115,21 @@ pub(super) async fn create_crawl(cx: Ctx, Json(body): Json<CrawlBody>) -> ApiRes
     if let Err(refused) = cx.app.engine.egress.precheck(&url).await {
         return Err(violation(&["body", "url"], "value_error", refused.to_string()));
     }
+    let sitemaps = body.sitemap_urls.clone().unwrap_or_default();
+    for sitemap in &sitemaps {
+        let parsed =
+            reqwest::Url::parse(sitemap).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(parsed) = parsed else {
+            return Err(violation(
+                &["body", "sitemap_urls"],
+                "value_error",
+                format!("{sitemap:?} is not an http or https URL"),
+            ));
+        };
+        if let Err(refused) = cx.app.engine.egress.precheck(&parsed).await {
+            return Err(violation(&["body", "sitemap_urls"], "value_error", refused.to_string()));
+        }
+    }
     let parent = parent_folder(&cx, body.parent_folder_id.as_deref()).await?;
     let now = time::now_secs();
     let folder = NewDocument {
@@ -127,6 +150,7 @@ pub(super) async fn create_crawl(cx: Ctx, Json(body): Json<CrawlBody>) -> ApiRes
         seed_url: url.to_string(),
         pattern: body.pattern.filter(|p| !p.is_empty()),
         exclude_patterns: serde_json::to_string(&body.exclude_patterns.unwrap_or_default())?,
+        sitemap_urls: serde_json::to_string(&sitemaps)?,
         max_depth: body.max_depth,
         max_pages: body.max_pages,
         root_folder_id: folder.id.to_string(),
@@ -144,7 +168,7 @@ pub(super) async fn create_crawl(cx: Ctx, Json(body): Json<CrawlBody>) -> ApiRes
         .collect();
     Ok(Json(json!({
         "id": job.id,
-        "type": "discovery",
+        "type": crawl_type(&job.sitemap_urls),
         "root_folder_id": job.root_folder_id,
         "status": "queued",
         "created_at": now,
@@ -206,7 +230,8 @@ pub(super) struct PagesParams {
 }
 
 /// Every page a crawl found, in the order found, with what became of it (`queued`, `scraped`
-/// with its document, `skipped` by robots.txt, `failed` with why). Colloquy's own: the
+/// with its document, `skipped` by robots.txt, `failed` with why; the sitemaps it read, at
+/// depth 0, `sitemap`). Colloquy's own: the
 /// reference reports only the counts.
 #[utoipa::path(get, path = "/v1/convai/knowledge-base/crawl/{crawl_job_id}/pages", params(("crawl_job_id" = String, Path), PagesParams), security(("api_key" = ["knowledge_base:read"])))]
 pub(super) async fn crawl_pages(
