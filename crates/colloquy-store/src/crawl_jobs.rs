@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use colloquy_core::ids::WorkspaceId;
 
 use crate::db::{run, transaction};
+use crate::jobs::{CRAWL_JOBS, take_job};
 use crate::{SqlStore, StoreError, StoreResult};
 
 /// A crawl job with its page counts.
@@ -260,31 +261,8 @@ impl CrawlStore for SqlStore {
     async fn lease_crawl_job(
         &self, worker: &str, now: i64, lease_secs: i64,
     ) -> StoreResult<Option<CrawlJobRow>> {
-        let takeable = |now: &str| {
-            format!("(status = 'queued' OR (status = 'processing' AND lease_until < {now}))")
-        };
         let taken: Option<String> = transaction!(self, |tx| {
-            let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM kb_crawl_jobs WHERE {} ORDER BY created_at, id LIMIT 1",
-                takeable("$1")
-            )))
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = id else { return Ok(None) };
-            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE kb_crawl_jobs SET status = 'processing', worker = $1, attempt = attempt + 1, \
-                 lease_until = $3, updated_at = $2 WHERE id = $4 AND {}",
-                takeable("$2")
-            )))
-            .bind(worker)
-            .bind(now)
-            .bind(now + lease_secs)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            Ok((done == 1).then_some(id))
+            Ok(take_job!(tx, CRAWL_JOBS, "", worker, now, lease_secs))
         })?;
         let Some(id) = taken else { return Ok(None) };
         let sql = format!("{SELECT} WHERE j.id = $1");
@@ -309,17 +287,14 @@ impl CrawlStore for SqlStore {
         &self, job: &CrawlJobRow, outcome: &PageOutcome, lease_until: i64,
     ) -> StoreResult<bool> {
         transaction!(self, |tx| {
-            let held = sqlx::query(
-                "UPDATE kb_crawl_jobs SET lease_until = $4 \
-                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'processing'",
-            )
-            .bind(&job.id)
-            .bind(&job.worker)
-            .bind(job.attempt)
-            .bind(lease_until)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let held = sqlx::query(sqlx::AssertSqlSafe(CRAWL_JOBS.held("lease_until = $4")))
+                .bind(&job.id)
+                .bind(&job.worker)
+                .bind(job.attempt)
+                .bind(lease_until)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if held == 0 {
                 return Ok(false);
             }
@@ -385,10 +360,9 @@ impl CrawlStore for SqlStore {
         &self, job: &CrawlJobRow, status: &str, now: i64,
     ) -> StoreResult<bool> {
         let done = run!(self, write, |pool| {
-            let done = sqlx::query(
-                "UPDATE kb_crawl_jobs SET status = $4, lease_until = NULL, updated_at = $5 \
-                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'processing'",
-            )
+            let done = sqlx::query(sqlx::AssertSqlSafe(
+                CRAWL_JOBS.held("status = $4, lease_until = NULL, updated_at = $5"),
+            ))
             .bind(&job.id)
             .bind(&job.worker)
             .bind(job.attempt)

@@ -16,6 +16,7 @@ mod crawl_jobs;
 mod db;
 mod error;
 mod inline;
+mod jobs;
 mod knowledge_base;
 mod mcp_servers;
 mod page;

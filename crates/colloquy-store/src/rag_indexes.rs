@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use colloquy_core::ids::{DocumentId, WorkspaceId};
 
 use crate::db::{run, transaction};
+use crate::jobs::{RAG_INDEXES, take_job};
 use crate::query::{Query, bound};
 use crate::{SqlStore, StoreError, StoreResult};
 
@@ -189,34 +190,16 @@ impl RagIndexStore for SqlStore {
     async fn lease_rag_index(
         &self, worker: &str, now: i64, lease_secs: i64,
     ) -> StoreResult<Option<RagIndexRow>> {
-        let takeable = |now: &str| {
-            format!("(status = 'created' OR (status = 'processing' AND lease_until < {now}))")
-        };
         transaction!(self, |tx| {
-            let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM kb_rag_indexes WHERE {} ORDER BY created_at, id LIMIT 1",
-                takeable("$1")
-            )))
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = id else { return Ok(None) };
-            let taken = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE kb_rag_indexes SET status = 'processing', worker = $1, attempt = attempt + 1, \
-                 lease_until = $3, progress = 0, used_bytes = 0, updated_at = $2 \
-                 WHERE id = $4 AND {}",
-                takeable("$2")
-            )))
-            .bind(worker)
-            .bind(now)
-            .bind(now + lease_secs)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if taken == 0 {
-                return Ok(None);
-            }
+            let taken = take_job!(
+                tx,
+                RAG_INDEXES,
+                ", progress = 0, used_bytes = 0",
+                worker,
+                now,
+                lease_secs
+            );
+            let Some(id) = taken else { return Ok(None) };
             sqlx::query("DELETE FROM kb_chunk_vectors WHERE index_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
@@ -236,11 +219,9 @@ impl RagIndexStore for SqlStore {
     ) -> StoreResult<bool> {
         let bytes: usize = vectors.iter().map(|(_, v)| v.len()).sum();
         transaction!(self, |tx| {
-            let held = sqlx::query(
-                "UPDATE kb_rag_indexes SET progress = $4, lease_until = $5, \
-                 used_bytes = used_bytes + $6 \
-                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'processing'",
-            )
+            let held = sqlx::query(sqlx::AssertSqlSafe(
+                RAG_INDEXES.held("progress = $4, lease_until = $5, used_bytes = used_bytes + $6"),
+            ))
             .bind(&index.id)
             .bind(&index.worker)
             .bind(index.attempt)
@@ -275,11 +256,10 @@ impl RagIndexStore for SqlStore {
         &self, index: &RagIndexRow, status: &str, error: Option<&str>, now: i64,
     ) -> StoreResult<bool> {
         let done = run!(self, write, |pool| {
-            let done = sqlx::query(
-                "UPDATE kb_rag_indexes SET status = $4, error = $5, lease_until = NULL, updated_at = $6, \
-                 progress = CASE WHEN $4 = 'succeeded' THEN 100 ELSE progress END \
-                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'processing'",
-            )
+            let done = sqlx::query(sqlx::AssertSqlSafe(RAG_INDEXES.held(
+                "status = $4, error = $5, lease_until = NULL, updated_at = $6, \
+                 progress = CASE WHEN $4 = 'succeeded' THEN 100 ELSE progress END",
+            )))
             .bind(&index.id)
             .bind(&index.worker)
             .bind(index.attempt)

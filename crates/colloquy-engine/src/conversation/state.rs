@@ -30,7 +30,7 @@ pub(crate) struct State {
     pub(crate) error: Option<Value>,
     /// The agent's knowledge-base documents, resolved at its first turn.
     pub(crate) knowledge: Option<Knowledge>,
-    /// What the knowledge base adds to this turn's system prompt.
+    /// The chunks the knowledge base retrieved for this turn.
     pub(crate) context: String,
     started: Instant,
 }
@@ -109,6 +109,9 @@ impl State {
     pub(crate) fn system_prompt(&self) -> String {
         let prompt = self.prompt()["prompt"].as_str().unwrap_or_default();
         let mut text = template::render(prompt, &self.vars);
+        if let Some(knowledge) = &self.knowledge {
+            text.push_str(&knowledge.in_prompt);
+        }
         text.push_str(&self.context);
         text
     }

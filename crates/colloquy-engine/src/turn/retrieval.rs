@@ -8,8 +8,8 @@
 //! embedding index) and places the best ones, bounded by `max_retrieved_rag_chunks_count` and
 //! `max_documents_length`; what was retrieved is kept on the agent's transcript entry in the
 //! reference's `rag_retrieval_info` shape. With `query_rewrite_prompt_override`, the agent's
-//! LLM first rewrites the query from the conversation. Folders the agent names stand for every document
-//! inside them.
+//! LLM first rewrites the query from the conversation. Folders the agent names stand for every
+//! document inside them.
 
 use std::time::Instant;
 
@@ -31,21 +31,22 @@ pub const MAX_PROMPT_DOCUMENT_CHARS: usize = 100_000;
 #[derive(Debug, Default)]
 pub(crate) struct Knowledge {
     /// The whole documents for the prompt, already written out.
-    in_prompt: String,
+    pub(crate) in_prompt: String,
     /// Documents whose chunks are retrieved.
     retrieved: Vec<DocumentId>,
     /// Every document of the agent: what its knowledge-base tools search.
     pub(crate) searchable: Vec<DocumentId>,
 }
 
-/// Brings the turn's knowledge into `state.context`; the retrieval record for the agent's
-/// transcript entry when chunks were ranked.
+/// Brings the chunks retrieved for this turn into `state.context` (the whole documents stay in
+/// the resolved [`Knowledge`], which the system prompt reads, rather than being copied each
+/// turn); the retrieval record for the agent's transcript entry when chunks were ranked.
 pub(crate) async fn run(state: &mut State, rt: &Runtime) -> Result<Option<Value>, StoreError> {
     if state.knowledge.is_none() {
         state.knowledge = Some(resolve(state, rt).await?);
     }
     let Some(knowledge) = &state.knowledge else { return Ok(None) };
-    let mut context = knowledge.in_prompt.clone();
+    let mut context = String::new();
     let rag = &state.prompt()["rag"];
     let mut info = None;
     let said = last_user_words(&state.history);
