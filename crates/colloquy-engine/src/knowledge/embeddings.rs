@@ -131,6 +131,12 @@ impl Embeddings {
         self.routes.contains_key(model)
     }
 
+    /// The vector of one text under `model`.
+    pub async fn embed_one(&self, model: &str, text: &str) -> Result<Vec<f32>, EmbeddingsError> {
+        let mut vectors = self.embed(model, &[text.to_owned()]).await?;
+        vectors.pop().ok_or_else(|| EmbeddingsError::Provider("no vector for the text".into()))
+    }
+
     /// The vectors of `texts` under `model`, in order.
     pub async fn embed(
         &self, model: &str, texts: &[String],
@@ -171,6 +177,22 @@ impl Embeddings {
         items.sort_by_key(|(i, _)| *i);
         Ok(items.into_iter().map(|(_, v)| v).collect())
     }
+}
+
+/// `vectors` by cosine distance to `query` (normalised here), nearest first.
+pub fn rank(
+    query: &[f32], vectors: Vec<colloquy_store::VectorRow>,
+) -> Vec<(colloquy_store::VectorRow, f32)> {
+    let query = from_bytes(&to_bytes(query));
+    let mut ranked: Vec<_> = vectors
+        .into_iter()
+        .map(|v| {
+            let d = distance(&query, &v.vector);
+            (v, d)
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    ranked
 }
 
 /// A vector as stored: little-endian `f32`s, normalised to unit length so a dot product is

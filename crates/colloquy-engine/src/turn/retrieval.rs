@@ -160,23 +160,15 @@ async fn nearest(
     if vectors.is_empty() {
         return Ok(Vec::new());
     }
-    let question = match deps.embeddings.embed(&s.model, &[query.to_owned()]).await {
-        Ok(mut v) if !v.is_empty() => embeddings::from_bytes(&embeddings::to_bytes(&v.remove(0))),
-        Ok(_) => return Ok(Vec::new()),
+    let question = match deps.embeddings.embed_one(&s.model, query).await {
+        Ok(question) => question,
         Err(e) => {
             tracing::warn!(error = %e, "the query could not be embedded; retrieval stays lexical");
             return Ok(Vec::new());
         }
     };
-    let mut near: Vec<(VectorRow, f32)> = vectors
-        .into_iter()
-        .map(|v| {
-            let d = embeddings::distance(&question, &v.vector);
-            (v, d)
-        })
-        .filter(|(_, d)| *d <= s.max_distance)
-        .collect();
-    near.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut near = embeddings::rank(&question, vectors);
+    near.retain(|(_, d)| *d <= s.max_distance);
     near.truncate(s.max_chunks);
     Ok(near)
 }

@@ -419,23 +419,20 @@ async fn nearest(cx: &Ctx, query: &str) -> ApiResult<Vec<colloquy_store::ChunkRo
     if vectors.is_empty() {
         return Ok(Vec::new());
     }
-    let question = match engine.embeddings.embed(model, &[query.to_owned()]).await {
-        Ok(mut v) if !v.is_empty() => embeddings::from_bytes(&embeddings::to_bytes(&v.remove(0))),
-        _ => return Ok(Vec::new()),
+    let Ok(question) = engine.embeddings.embed_one(model, query).await else {
+        return Ok(Vec::new());
     };
-    let mut near: Vec<colloquy_store::ChunkRow> = vectors
+    Ok(embeddings::rank(&question, vectors)
         .into_iter()
-        .map(|v| colloquy_store::ChunkRow {
-            score: f64::from(1.0 - embeddings::distance(&question, &v.vector)),
+        .take(SEARCH_CHUNKS as usize)
+        .map(|(v, distance)| colloquy_store::ChunkRow {
+            score: f64::from(1.0 - distance),
             id: v.chunk_id,
             document_id: v.document_id,
             chunk_index: 0,
             content: v.content,
         })
-        .collect();
-    near.sort_by(|a, b| b.score.total_cmp(&a.score));
-    near.truncate(SEARCH_CHUNKS as usize);
-    Ok(near)
+        .collect())
 }
 
 /// The most characters of a chunk a snippet shows.
