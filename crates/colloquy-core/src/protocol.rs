@@ -66,7 +66,7 @@ pub enum ClientEvent {
     MultimodalMessage {},
     /// A chunk of the user's voice (the only message without a `type`).
     #[serde(skip)]
-    UserAudioChunk,
+    UserAudioChunk(String),
 }
 
 /// `conversation_initiation_client_data`. What the server reads is typed; everything else the
@@ -149,8 +149,14 @@ impl ClientEvent {
     /// Reads one message of the client.
     pub fn decode(bytes: &[u8]) -> Result<ClientEvent, DecodeError> {
         let value: Value = serde_json::from_slice(bytes).map_err(DecodeError::NotJson)?;
-        if value.get("user_audio_chunk").is_some() {
-            return Ok(ClientEvent::UserAudioChunk);
+        if let Some(chunk) = value.get("user_audio_chunk") {
+            return match chunk.as_str() {
+                Some(b64) => Ok(ClientEvent::UserAudioChunk(b64.to_owned())),
+                None => Err(DecodeError::Invalid {
+                    kind: "user_audio_chunk".into(),
+                    error: serde::de::Error::custom("user_audio_chunk must be a base64 string"),
+                }),
+            };
         }
         let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
         if !CLIENT_TYPES.contains(&kind.as_str()) {
@@ -209,6 +215,26 @@ pub enum ServerEvent {
         /// Each server.
         mcp_connection_status: McpConnectionStatus,
     },
+    /// A piece of the agent's speech.
+    Audio {
+        /// The audio and the timing of its characters.
+        audio_event: AudioEvent,
+    },
+    /// The user spoke over the agent: its audio of that turn stops.
+    Interruption {
+        /// The interrupted turn.
+        interruption_event: Interruption,
+    },
+    /// The part of an interrupted answer the user heard.
+    AgentResponseCorrection {
+        /// The answer and the part heard.
+        agent_response_correction_event: ResponseCorrection,
+    },
+    /// How likely the user's latest audio is speech.
+    VadScore {
+        /// The score.
+        vad_score_event: VadScore,
+    },
     /// Keep-alive; the client answers with `pong`.
     Ping {
         /// Its id.
@@ -236,6 +262,10 @@ impl ServerEvent {
             ServerEvent::ClientToolCall { .. } => "client_tool_call",
             ServerEvent::McpToolCall { .. } => "mcp_tool_call",
             ServerEvent::McpConnectionStatus { .. } => "mcp_connection_status",
+            ServerEvent::Audio { .. } => "audio",
+            ServerEvent::Interruption { .. } => "interruption",
+            ServerEvent::AgentResponseCorrection { .. } => "agent_response_correction",
+            ServerEvent::VadScore { .. } => "vad_score",
             ServerEvent::Ping { .. } => "ping",
             ServerEvent::Error { .. } => "error",
         }
@@ -263,6 +293,55 @@ pub struct ConversationMetadata {
     pub agent_output_audio_format: String,
     /// Format the user's audio is expected in.
     pub user_input_audio_format: String,
+}
+
+/// `audio_event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioEvent {
+    /// The audio in the agent's output format, base64.
+    pub audio_base_64: String,
+    /// The turn's event id (an `interruption` with this id or a later one drops it).
+    pub event_id: u64,
+    /// When each character of the text is spoken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<Alignment>,
+}
+
+/// `alignment`: the characters of the spoken text with their start and length, in ms from
+/// the start of the turn's audio.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alignment {
+    /// The characters.
+    pub chars: Vec<String>,
+    /// When each starts.
+    pub char_start_times_ms: Vec<u64>,
+    /// How long each lasts.
+    pub char_durations_ms: Vec<u64>,
+}
+
+/// `interruption_event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// The interrupted turn's event id.
+    pub event_id: u64,
+}
+
+/// `agent_response_correction_event`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseCorrection {
+    /// What the agent meant to say.
+    pub original_agent_response: String,
+    /// What the user heard before interrupting.
+    pub corrected_agent_response: String,
+    /// The turn's event id.
+    pub event_id: u64,
+}
+
+/// `vad_score_event`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VadScore {
+    /// 0 (silence) to 1 (speech).
+    pub vad_score: f32,
 }
 
 /// `user_transcription_event`.
@@ -450,8 +529,12 @@ mod tests {
         );
         assert_eq!(
             ClientEvent::decode(br#"{"user_audio_chunk":"AAAA"}"#).unwrap(),
-            ClientEvent::UserAudioChunk
+            ClientEvent::UserAudioChunk("AAAA".into())
         );
+        assert!(matches!(
+            ClientEvent::decode(br#"{"user_audio_chunk":42}"#),
+            Err(DecodeError::Invalid { .. })
+        ));
         assert!(matches!(
             ClientEvent::decode(br#"{"type":"dance"}"#),
             Err(DecodeError::UnknownType(t)) if t == "dance"

@@ -52,6 +52,8 @@ pub struct EngineDeps {
     pub limits: EngineLimits,
     /// Operator-declared MCP servers.
     pub mcp: mcp::McpConfig,
+    /// Speech recognition and synthesis providers.
+    pub voice: crate::voice::VoiceRouter,
     /// Embedding models for knowledge-base indexes.
     pub embeddings: crate::knowledge::embeddings::Embeddings,
     /// Woken when this node queues an embedding index or a crawl, so its knowledge-base worker

@@ -3,7 +3,7 @@
 //! runs; LLM providers ([`llm`]); tool executors ([`tools`]) and MCP clients ([`mcp`]); the
 //! egress guard ([`egress`]); the judge ([`judge`]) that test runs ([`testing`]) and
 //! simulations ([`simulation`]) share; documents read into the knowledge base and retrieved
-//! from it ([`knowledge`]). It knows nothing of HTTP servers; it reads and writes
+//! from it ([`knowledge`]); speech in and out ([`voice`]). It knows nothing of HTTP servers; it reads and writes
 //! through the store's trait.
 
 pub mod agent;
@@ -20,6 +20,7 @@ pub mod simulation;
 pub mod testing;
 pub mod tools;
 pub mod turn;
+pub mod voice;
 
 pub use agent::{AgentSnapshot, LoadError};
 pub use conversation::{Conversation, Ending, Source, StartOptions};

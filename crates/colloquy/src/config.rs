@@ -88,6 +88,10 @@ pub struct Config {
     pub mcp: colloquy_engine::mcp::McpConfig,
     /// Embedding models for knowledge-base indexes (`[embeddings]` in the file).
     pub embeddings: colloquy_engine::knowledge::embeddings::EmbeddingsConfig,
+    /// Speech recognition providers (`[asr]` in the file; `COLLOQUY_ASR_URL` adds one).
+    pub asr: colloquy_engine::voice::SpeechConfig,
+    /// Speech synthesis providers (`[tts]` in the file; `COLLOQUY_TTS_URL` adds one).
+    pub tts: colloquy_engine::voice::SpeechConfig,
 }
 
 impl Default for Config {
@@ -119,6 +123,8 @@ impl Default for Config {
             llm: Default::default(),
             mcp: Default::default(),
             embeddings: Default::default(),
+            asr: Default::default(),
+            tts: Default::default(),
         }
     }
 }

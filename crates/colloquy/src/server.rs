@@ -11,6 +11,7 @@ use colloquy_api::ApiSettings;
 use colloquy_engine::egress::EgressGuard;
 use colloquy_engine::knowledge::embeddings::Embeddings;
 use colloquy_engine::llm::router::LlmRouter;
+use colloquy_engine::voice::VoiceRouter;
 use colloquy_engine::{EngineDeps, EngineLimits};
 use colloquy_store::{AuditWriter, ConnectOptions, DynStore, KeyStore, SqlStore};
 use tokio::net::TcpListener;
@@ -37,6 +38,8 @@ pub fn engine(
     let trusted = reqwest::Client::builder().build().context("building the HTTP client")?;
     let llm = LlmRouter::new(&config.llm, trusted.clone(), guarded.clone())
         .map_err(|e| anyhow::anyhow!("[llm] configuration: {e}"))?;
+    let voice = VoiceRouter::new(&config.asr, &config.tts, trusted.clone())
+        .map_err(|e| anyhow::anyhow!("[asr]/[tts] configuration: {e}"))?;
     let embeddings = Embeddings::new(&config.embeddings, trusted)
         .map_err(|e| anyhow::anyhow!("[embeddings] configuration: {e}"))?;
     let (audit, audit_task) = AuditWriter::spawn(store.clone());
@@ -54,6 +57,7 @@ pub fn engine(
             ..EngineLimits::default()
         },
         mcp: config.mcp.clone(),
+        voice,
         embeddings,
         knowledge_queued: tokio::sync::Notify::new(),
         runs_queued: tokio::sync::Notify::new(),
