@@ -180,6 +180,43 @@ impl Conversation {
         self.respond(events).await
     }
 
+    /// One spoken user turn: `text` as recognized, with the recognition's `metrics` (the
+    /// reference's `conversation_turn_metrics`).
+    pub async fn user_speech(
+        &mut self, text: &str, metrics: Value, events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        input::spoken(&mut self.state, text, metrics);
+        self.respond(events).await
+    }
+
+    /// The agent's last answer was spoken: its entry becomes an audio one with the turn's
+    /// `metrics` (`conversation_turn_metrics`).
+    pub async fn spoken(&mut self, metrics: Value) -> Result<(), EngineError> {
+        self.state.transcript.amend_last("agent", |entry| {
+            entry["source_medium"] = json!("audio");
+            entry["conversation_turn_metrics"] = metrics;
+        });
+        self.record.turn(&self.state).await?;
+        Ok(())
+    }
+
+    /// The user interrupted the agent's last answer after hearing `heard` of it: the entry
+    /// keeps what was meant as `original_message`, and the agent remembers saying only what
+    /// was heard.
+    pub async fn interrupted(&mut self, heard: &str) -> Result<(), EngineError> {
+        self.state.transcript.amend_last("agent", |entry| {
+            entry["original_message"] = entry["message"].take();
+            entry["message"] = json!(heard);
+            entry["interrupted"] = json!(true);
+        });
+        if let Some(last) = self.state.history.iter_mut().rev().find(|m| m.role == Role::Assistant)
+        {
+            last.content = heard.to_owned();
+        }
+        self.record.turn(&self.state).await?;
+        Ok(())
+    }
+
     /// The user has not answered within the turn timeout: the agent takes a turn to re-engage
     /// them (the note is in the agent's history, not in the transcript).
     pub async fn reengage(

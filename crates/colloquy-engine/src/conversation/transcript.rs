@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 /// The transcript, parsed (the engine reads it) and each entry also as JSON text: the
 /// conversation is saved after every turn, and re-serializing the whole transcript each time
-/// made saving quadratic in its length. Entries are never changed once added.
+/// made saving quadratic in its length. Entries are not changed once added, except the last
+/// agent entry, which a voice conversation completes once its speech has been played (or
+/// interrupted).
 #[derive(Default)]
 pub(crate) struct Transcript {
     entries: Vec<Value>,
@@ -20,6 +22,15 @@ impl Transcript {
         if let Ok(json) = serde_json::value::to_raw_value(&entry) {
             self.json.push(json);
             self.entries.push(entry);
+        }
+    }
+
+    /// Changes the last entry of `role`, if there is one.
+    pub(crate) fn amend_last(&mut self, role: &str, change: impl FnOnce(&mut Value)) {
+        let Some(i) = self.entries.iter().rposition(|e| e["role"] == role) else { return };
+        change(&mut self.entries[i]);
+        if let Ok(json) = serde_json::value::to_raw_value(&self.entries[i]) {
+            self.json[i] = json;
         }
     }
 

@@ -2,6 +2,8 @@
 //! join both the LLM's history and the transcript; notes the user did not say (context
 //! updates, a silence) join only the history.
 
+use serde_json::{Value, json};
+
 use crate::conversation::state::State;
 use crate::conversation::transcript;
 use crate::llm::{ChatMessage, Role};
@@ -9,6 +11,15 @@ use crate::llm::{ChatMessage, Role};
 /// The user said `text`.
 pub(crate) fn user(state: &mut State, text: &str) {
     seed(state, Role::User, text);
+}
+
+/// The user said `text` aloud; `metrics` are the recognition's (`conversation_turn_metrics`).
+pub(crate) fn spoken(state: &mut State, text: &str, metrics: Value) {
+    user(state, text);
+    state.transcript.amend_last("user", |entry| {
+        entry["source_medium"] = json!("audio");
+        entry["conversation_turn_metrics"] = metrics;
+    });
 }
 
 /// A message of the past (a test's `chat_history`), by the user or the agent.

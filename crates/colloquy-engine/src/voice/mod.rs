@@ -121,10 +121,11 @@ impl SpeechProvider {
         if self.policy.timeout.is_zero() { Duration::from_secs(30) } else { self.policy.timeout }
     }
 
-    fn env(kind: ProviderKind, base_url: String) -> SpeechProvider {
+    /// A provider of `kind` at `base_url`, with no key and the kind's default model and voice.
+    pub fn new(kind: ProviderKind, base_url: Option<String>) -> SpeechProvider {
         SpeechProvider {
             kind,
-            base_url: Some(base_url),
+            base_url,
             api_key: None,
             api_key_env: None,
             model: None,
@@ -281,14 +282,13 @@ impl Side {
         let mut providers: HashMap<String, Arc<SpeechProvider>> = HashMap::new();
         let mut configured = config.providers.clone();
         if side == "tts" {
-            configured.entry("espeak".into()).or_insert_with(|| SpeechProvider {
-                base_url: None,
-                ..SpeechProvider::env(ProviderKind::Espeak, String::new())
-            });
+            configured
+                .entry("espeak".into())
+                .or_insert_with(|| SpeechProvider::new(ProviderKind::Espeak, None));
         }
         let mut default_provider = config.default_provider.clone();
         if let Some(url) = env_url {
-            configured.insert("env".into(), SpeechProvider::env(ProviderKind::Openai, url));
+            configured.insert("env".into(), SpeechProvider::new(ProviderKind::Openai, Some(url)));
             default_provider = Some("env".into());
         }
         for (name, mut p) in configured {

@@ -249,7 +249,7 @@ mod tests {
             })
             .collect();
         // Until the window has seen it, the hum may sound like speech; then it is the floor.
-        let events = run(&mut vad, &[hum.clone()]);
+        let events = run(&mut vad, std::slice::from_ref(&hum));
         assert!(events.len() <= 2, "{events:?}");
         assert!(run(&mut vad, &[hum]).is_empty());
         let later = run(&mut vad, &[silence(100)]);

@@ -374,3 +374,112 @@ async fn embed(State(state): State<EmbeddingState>, body: axum::Json<Value>) -> 
         .collect();
     axum::Json(json!({"object": "list", "data": data, "model": body["model"]})).into_response()
 }
+
+/// What the fake speech server was asked.
+#[derive(Debug, Clone)]
+pub enum SpeechRequest {
+    /// A transcription: the WAV file's rate and length in samples, and the form's model.
+    Transcription { rate: u32, samples: usize, model: String },
+    /// A synthesis: the request's JSON.
+    Synthesis(Value),
+}
+
+/// An OpenAI-compatible speech server: `/v1/audio/transcriptions` answers the test's phrases
+/// in order (after checking it was sent a WAV file), and `/v1/audio/speech` answers 24 kHz
+/// 16-bit PCM (what OpenAI's `pcm` is), a 300 Hz tone lasting [`FakeSpeech::MS_PER_CHAR`] per
+/// character of the input; an input containing `FAIL` is a 500.
+pub struct FakeSpeech {
+    pub base: String,
+    state: SpeechState,
+}
+
+#[derive(Clone)]
+struct SpeechState {
+    phrases: Arc<Mutex<std::collections::VecDeque<String>>>,
+    requests: Arc<Mutex<Vec<SpeechRequest>>>,
+}
+
+impl FakeSpeech {
+    /// Milliseconds of speech per character synthesized.
+    pub const MS_PER_CHAR: u64 = 50;
+
+    pub async fn start(phrases: &[&str]) -> FakeSpeech {
+        let state = SpeechState {
+            phrases: Arc::new(Mutex::new(phrases.iter().map(|p| (*p).to_owned()).collect())),
+            requests: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = Router::new()
+            .route("/v1/audio/transcriptions", post(transcribe))
+            .route("/v1/audio/speech", post(synthesize))
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeSpeech { base, state }
+    }
+
+    /// What it was asked so far.
+    pub fn requests(&self) -> Vec<SpeechRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Configures a server to recognize and synthesize speech with this server.
+    pub fn configure(&self) -> impl FnOnce(&mut Config) + use<> {
+        use colloquy_engine::voice::{ProviderKind, SpeechProvider};
+        let base = format!("{}/v1", self.base);
+        move |c: &mut Config| {
+            for side in [&mut c.asr, &mut c.tts] {
+                side.providers.insert(
+                    "fake".into(),
+                    SpeechProvider::new(ProviderKind::Openai, Some(base.clone())),
+                );
+                side.default_provider = Some("fake".into());
+                side.timeout_secs = 5;
+                side.retries = 0;
+            }
+        }
+    }
+}
+
+async fn transcribe(
+    State(state): State<SpeechState>, mut form: axum::extract::Multipart,
+) -> Response {
+    let (mut wav, mut model) = (None, String::new());
+    while let Ok(Some(field)) = form.next_field().await {
+        match field.name() {
+            Some("file") => wav = field.bytes().await.ok(),
+            Some("model") => model = field.text().await.unwrap_or_default(),
+            _ => {}
+        }
+    }
+    let Some(Ok((samples, rate))) = wav.map(|w| colloquy_engine::voice::wav::decode(&w)) else {
+        return (StatusCode::BAD_REQUEST, "file must be a WAV file").into_response();
+    };
+    state.requests.lock().unwrap().push(SpeechRequest::Transcription {
+        rate,
+        samples: samples.len(),
+        model,
+    });
+    let text = state.phrases.lock().unwrap().pop_front().unwrap_or_default();
+    axum::Json(json!({ "text": text })).into_response()
+}
+
+async fn synthesize(
+    State(state): State<SpeechState>, axum::Json(body): axum::Json<Value>,
+) -> Response {
+    state.requests.lock().unwrap().push(SpeechRequest::Synthesis(body.clone()));
+    let input = body["input"].as_str().unwrap_or_default();
+    if input.contains("FAIL") {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "synthesis failed").into_response();
+    }
+    let samples = 24 * FakeSpeech::MS_PER_CHAR as usize * input.chars().count();
+    let pcm: Vec<u8> = (0..samples)
+        .flat_map(|i| {
+            let t = i as f64 / 24_000.0;
+            ((8000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16).to_le_bytes()
+        })
+        .collect();
+    pcm.into_response()
+}

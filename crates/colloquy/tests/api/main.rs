@@ -9,6 +9,7 @@
 // Resources.
 mod agent_testing;
 mod agents;
+mod conversation_voice;
 mod conversation_ws;
 mod knowledge_base;
 mod mcp_servers;

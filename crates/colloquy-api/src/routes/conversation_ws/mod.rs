@@ -11,6 +11,7 @@ mod client_tools;
 mod outbox;
 mod overrides;
 mod session;
+mod voice;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;

@@ -64,6 +64,12 @@ impl Outbox {
         self.filter = events.map(Arc::new);
     }
 
+    /// Whether the client asked for `kind` by name (for events sent only on request, such as
+    /// `vad_score`, a score for every piece of audio).
+    pub(super) fn wants(&self, kind: &str) -> bool {
+        self.filter.as_ref().is_some_and(|f| f.iter().any(|e| e == kind))
+    }
+
     /// A new event id.
     pub(super) fn event_id(&self) -> u64 {
         self.next_event.fetch_add(1, Ordering::Relaxed)

@@ -3,8 +3,18 @@
 
 use serde_json::Value;
 
+/// Whether the client asks for a text-only conversation (at the root, where the Python SDK
+/// puts it, or under `conversation`).
+pub fn text_only(config_override: &Value) -> bool {
+    [config_override.get("text_only"), config_override.pointer("/conversation/text_only")]
+        .into_iter()
+        .flatten()
+        .any(|v| v.as_bool() == Some(true))
+}
+
 /// The override with `text_only` removed from both places clients put it (the Python SDK puts
-/// it at the root): this server is text-only, so it is accepted and changes nothing.
+/// it at the root): it only takes the voice away, so any client may ask for it, and it is read
+/// apart ([`text_only`]).
 pub fn without_text_only(mut config_override: Value) -> Value {
     if let Some(obj) = config_override.as_object_mut() {
         obj.remove("text_only");

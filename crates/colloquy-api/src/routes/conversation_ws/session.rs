@@ -1,13 +1,15 @@
 //! One live conversation over a WebSocket (reference §D): the initiation handshake, then user
-//! messages in and agent text, tool events and client tool calls out, until the agent ends the
-//! call, the client leaves, or a limit is reached.
+//! messages and audio in and agent text, speech, tool events and client tool calls out, until
+//! the agent ends the call, the client leaves, or a limit is reached.
 //!
-//! Three tasks cooperate: this one reads the socket and keeps the timers, the engine task owns
-//! the [`Conversation`] and runs one turn at a time, and the writer task ([`Outbox`]) owns the
-//! socket's sending half.
+//! Three tasks cooperate: this one reads the socket, hears the user's audio and keeps the
+//! timers, the engine task owns the [`Conversation`] and runs one turn at a time (recognizing
+//! a spoken turn first), and the writer task ([`Outbox`]) owns the socket's sending half. A
+//! voice conversation adds a fourth, the [`Speaker`], which speaks the agent's answers as they
+//! stream.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use colloquy_core::ids::{ConversationId, WorkspaceId};
@@ -17,6 +19,8 @@ use colloquy_core::protocol::{
 };
 use colloquy_core::tools::ToolKind;
 use colloquy_engine::tools::MockSettings;
+use colloquy_engine::voice::AgentVoice;
+use colloquy_engine::voice::vad::VadEvent;
 use colloquy_engine::{AgentSnapshot, Conversation, Ending, Source, StartOptions, TurnEvent};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
@@ -26,6 +30,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::client_tools::{Replies, SocketClientTools};
 use super::outbox::{Outbox, Writer};
 use super::overrides;
+use super::voice::{Listener, Speaker, VoiceSetup};
 use crate::state::AppState;
 
 /// How long the client has to send its initiation data.
@@ -38,7 +43,14 @@ const NEVER: Duration = Duration::from_secs(u32::MAX as u64);
 /// What the conversation's engine task is asked to do.
 enum Command {
     User(String),
+    /// An utterance of the user: 16-bit samples at the input rate.
+    Speech(Vec<i16>),
     Context(String),
+    /// The user interrupted turn `event_id` after hearing `heard` of it.
+    Interrupted {
+        event_id: u64,
+        heard: String,
+    },
     /// The user stayed silent for the turn timeout (seconds).
     Reengage(u64),
 }
@@ -145,6 +157,8 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
         Err(_) => (InitiationData::default(), None),
     };
     let replies = Replies::default();
+    let text_only =
+        overrides::text_only(init.conversation_config_override.as_ref().unwrap_or(&Value::Null));
     let opts = match prepare(&state, &mut agent, init, &mut outbox, &replies).await {
         Ok(opts) => opts,
         Err(refusal) => return refusal.send(&outbox, writer).await,
@@ -152,6 +166,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     // What the session itself reads of the configuration, taken now rather than keeping a copy
     // of the whole document for the conversation's life.
     let timing = Timing::of(&agent.conversation_config);
+    let setup = VoiceSetup::of(&state.engine, &agent.conversation_config, text_only, &agent.tools);
     let workspace_id = agent.workspace_id.clone();
     let conversation =
         match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
@@ -166,19 +181,25 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
                 return refusal.send(&outbox, writer).await;
             }
         };
-    let greeted = greet(&conversation, &outbox, &timing).await;
+    let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox));
+    let greeted = greet(&conversation, &outbox, &timing, voice.as_ref()).await;
     let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, ended) = oneshot::channel::<()>();
     let (turns_done, turn_finished) = mpsc::unbounded_channel::<()>();
-    let session = Session {
+    let mut session = Session {
         conversation_id: conversation.id().clone(),
         workspace_id,
         commands,
         outbox: outbox.clone(),
         replies,
+        listener: voice.as_ref().map(|v| Listener::new(v.input, v.end_silence_ms)),
+        speaker: voice.as_ref().and_then(|v| v.speaker.clone()),
+        wants_vad: outbox.wants("vad_score"),
+        pings: Pings::default(),
         state,
     };
-    let engine = tokio::spawn(engine_task(conversation, command_rx, outbox, ended_tx, turns_done));
+    let channels = EngineChannels { outbox, ended: ended_tx, turns_done };
+    let engine = tokio::spawn(engine_task(conversation, command_rx, channels, voice));
     if let Some(first) = early {
         session.incoming(first).await;
     }
@@ -245,7 +266,9 @@ async fn prepare(
 
 /// The start of the conversation as the client sees it: its metadata, its MCP servers, the
 /// agent's first message. Whether the agent spoke first.
-async fn greet(conversation: &Conversation, outbox: &Outbox, timing: &Timing) -> bool {
+async fn greet(
+    conversation: &Conversation, outbox: &Outbox, timing: &Timing, voice: Option<&EngineVoice>,
+) -> bool {
     outbox
         .send(ServerEvent::ConversationInitiationMetadata {
             conversation_initiation_metadata_event: ConversationMetadata {
@@ -275,12 +298,20 @@ async fn greet(conversation: &Conversation, outbox: &Outbox, timing: &Timing) ->
     let Some(first) = conversation.first_message() else {
         return false;
     };
+    let event_id = outbox.event_id();
+    if let Some(speaker) = voice.and_then(|v| v.speaker.clone()) {
+        speaker.begin(event_id, !voice.is_some_and(|v| v.first_message_uninterruptible));
+        speaker.text(event_id, &first);
+        let outbox = outbox.clone();
+        tokio::spawn(async move {
+            if let Some(e) = speaker.end(event_id).await.error {
+                outbox.error(1002, "tts_cascade_error", &e.to_string()).await;
+            }
+        });
+    }
     outbox
         .send(ServerEvent::AgentResponse {
-            agent_response_event: AgentResponse {
-                agent_response: first,
-                event_id: outbox.event_id(),
-            },
+            agent_response_event: AgentResponse { agent_response: first, event_id },
         })
         .await;
     true
@@ -329,9 +360,13 @@ impl Timers {
         self.reengaging = false;
     }
 
-    /// The client sent something: the silence starts over; a user who speaks or types stops
-    /// the turn timeout.
+    /// The client sent something: the silence starts over; a user who types stops the turn
+    /// timeout. Audio counts only once it holds speech ([`Timers::spoke`]): a microphone sends
+    /// silence too.
     fn heard(&mut self, event: &Result<ClientEvent, DecodeError>) {
+        if matches!(event, Ok(ClientEvent::UserAudioChunk(_))) {
+            return;
+        }
         if let Some(s) = self.silence {
             Self::rearm(&mut self.quiet, s);
         }
@@ -339,6 +374,23 @@ impl Timers {
             Self::rearm(&mut self.waiting, NEVER);
         }
     }
+
+    /// The user started speaking.
+    fn spoke(&mut self) {
+        if let Some(s) = self.silence {
+            Self::rearm(&mut self.quiet, s);
+        }
+        Self::rearm(&mut self.waiting, NEVER);
+    }
+}
+
+/// The keep-alive's round trips, for `ping_ms`.
+#[derive(Default)]
+struct Pings {
+    /// The last ping sent and when.
+    sent: Option<(u64, Instant)>,
+    /// The last round trip measured.
+    round_trip_ms: Option<u64>,
 }
 
 /// The reading side of a running conversation.
@@ -348,13 +400,20 @@ struct Session {
     commands: mpsc::Sender<Command>,
     outbox: Outbox,
     replies: Replies,
+    /// The user's audio, in a voice conversation.
+    listener: Option<Listener>,
+    /// The agent's voice, when it has one.
+    speaker: Option<Speaker>,
+    /// The client asked for `vad_score` events.
+    wants_vad: bool,
+    pings: Pings,
     state: AppState,
 }
 
 impl Session {
     /// Reads the client and keeps the timers until the conversation ends.
     async fn serve(
-        &self, stream: &mut SplitStream<WebSocket>, mut timers: Timers, heard: &Notify,
+        &mut self, stream: &mut SplitStream<WebSocket>, mut timers: Timers, heard: &Notify,
         mut ended: oneshot::Receiver<()>, mut turn_finished: mpsc::UnboundedReceiver<()>,
     ) {
         loop {
@@ -370,7 +429,9 @@ impl Session {
                     let Some(event) = incoming else { break };
                     heard.notify_one();
                     timers.heard(&event);
-                    self.incoming(event).await;
+                    if self.incoming(event).await {
+                        timers.spoke();
+                    }
                 }
                 _ = &mut ended => break,
                 () = &mut timers.deadline => {
@@ -383,31 +444,26 @@ impl Session {
                     break;
                 }
                 _ = timers.ping.tick() => {
-                    let ping_event = protocol::Ping { event_id: self.outbox.event_id(), ping_ms: None };
+                    let event_id = self.outbox.event_id();
+                    self.pings.sent = Some((event_id, Instant::now()));
+                    let ping_event = protocol::Ping { event_id, ping_ms: self.pings.round_trip_ms };
                     self.outbox.send(ServerEvent::Ping { ping_event }).await;
                 }
             }
         }
     }
 
-    /// One message from the client.
-    async fn incoming(&self, event: Result<ClientEvent, DecodeError>) {
+    /// One message from the client; whether the user started speaking in it.
+    async fn incoming(&mut self, event: Result<ClientEvent, DecodeError>) -> bool {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
-                return self.outbox.error(1008, "invalid_message", &e.to_string()).await;
+                self.outbox.error(1008, "invalid_message", &e.to_string()).await;
+                return false;
             }
         };
         match event {
-            ClientEvent::UserAudioChunk => {
-                self.outbox
-                    .error(
-                        1008,
-                        "value_error",
-                        "Audio input is not supported: this server holds text conversations only",
-                    )
-                    .await;
-            }
+            ClientEvent::UserAudioChunk(chunk) => return self.audio(&chunk).await,
             ClientEvent::UserMessage { text } => {
                 let _ = self.commands.send(Command::User(text.unwrap_or_default())).await;
             }
@@ -431,32 +487,159 @@ impl Session {
                     )
                     .await;
             }
+            ClientEvent::Pong { event_id } => {
+                if let Some((sent_id, at)) = self.pings.sent
+                    && event_id == Some(sent_id)
+                {
+                    self.pings.round_trip_ms = Some(at.elapsed().as_millis() as u64);
+                }
+            }
             ClientEvent::UserActivity {}
-            | ClientEvent::Pong { .. }
             | ClientEvent::ConversationInitiationClientData(_)
             | ClientEvent::MultimodalMessage {} => {}
         }
+        false
     }
+
+    /// A piece of the user's audio: heard, scored, and cut into utterances; speech that starts
+    /// while the agent speaks interrupts it. Whether the user started speaking.
+    async fn audio(&mut self, chunk: &str) -> bool {
+        let Some(listener) = self.listener.as_mut() else {
+            let message = "Audio input is not accepted: this conversation is text only";
+            self.outbox.error(1008, "value_error", message).await;
+            return false;
+        };
+        let heard = match listener.hear(chunk) {
+            Ok(heard) => heard,
+            Err(message) => {
+                self.outbox.error(1008, "invalid_message", &message).await;
+                return false;
+            }
+        };
+        if self.wants_vad {
+            let vad_score_event = protocol::VadScore { vad_score: heard.score };
+            self.outbox.send(ServerEvent::VadScore { vad_score_event }).await;
+        }
+        let mut started = false;
+        for event in heard.events {
+            match event {
+                VadEvent::Started => {
+                    started = true;
+                    self.interrupt().await;
+                }
+                VadEvent::Utterance(samples) => {
+                    let _ = self.commands.send(Command::Speech(samples)).await;
+                }
+            }
+        }
+        started
+    }
+
+    /// The user started speaking: a speaking agent stops, and is told what was heard.
+    async fn interrupt(&self) {
+        let Some(stopped) = self.speaker.as_ref().and_then(Speaker::interrupt) else {
+            return;
+        };
+        let event_id = stopped.event_id;
+        self.outbox
+            .send(ServerEvent::Interruption {
+                interruption_event: protocol::Interruption { event_id },
+            })
+            .await;
+        if stopped.heard != stopped.original {
+            self.outbox
+                .send(ServerEvent::AgentResponseCorrection {
+                    agent_response_correction_event: protocol::ResponseCorrection {
+                        original_agent_response: stopped.original,
+                        corrected_agent_response: stopped.heard.clone(),
+                        event_id,
+                    },
+                })
+                .await;
+        }
+        let _ = self.commands.send(Command::Interrupted { event_id, heard: stopped.heard }).await;
+    }
+}
+
+/// What the engine task needs of a voice conversation.
+struct EngineVoice {
+    deps: Arc<colloquy_engine::EngineDeps>,
+    voice: AgentVoice,
+    input: colloquy_engine::voice::format::AudioFormat,
+    end_silence_ms: u32,
+    first_message_uninterruptible: bool,
+    uninterruptible_tools: Arc<Vec<String>>,
+    /// `None` when no synthesis provider serves the agent: it answers in text.
+    speaker: Option<Speaker>,
+}
+
+impl EngineVoice {
+    fn new(state: &AppState, setup: VoiceSetup, outbox: &Outbox) -> EngineVoice {
+        let speaker = setup
+            .voice
+            .can_speak()
+            .then(|| Speaker::start(state.engine.clone(), &setup, outbox.clone()));
+        EngineVoice {
+            deps: state.engine.clone(),
+            voice: setup.voice,
+            input: setup.input,
+            end_silence_ms: setup.end_silence_ms,
+            first_message_uninterruptible: setup.first_message_uninterruptible,
+            uninterruptible_tools: Arc::new(setup.uninterruptible_tools),
+            speaker,
+        }
+    }
+
+    /// The text of an utterance, and the recognition's `conversation_turn_metrics`.
+    async fn transcribe(
+        &self, samples: &[i16],
+    ) -> Result<(String, Value), colloquy_engine::voice::SpeechError> {
+        let started = Instant::now();
+        let text = self.deps.voice.transcribe(&self.voice, samples, self.input.rate()).await?;
+        let metrics = serde_json::json!({"metrics": {
+            "convai_asr_trailing_service_latency": {"elapsed_time": started.elapsed().as_secs_f64()},
+        }});
+        Ok((text, metrics))
+    }
+}
+
+/// Where the engine task reports.
+struct EngineChannels {
+    outbox: Outbox,
+    ended: oneshot::Sender<()>,
+    turns_done: mpsc::UnboundedSender<()>,
 }
 
 /// Owns the conversation: runs one command at a time and ends the conversation when the
 /// client leaves or the agent ends the call.
 async fn engine_task(
-    mut conversation: Conversation, mut commands: mpsc::Receiver<Command>, outbox: Outbox,
-    ended: oneshot::Sender<()>, turns_done: mpsc::UnboundedSender<()>,
+    mut conversation: Conversation, mut commands: mpsc::Receiver<Command>,
+    channels: EngineChannels, voice: Option<EngineVoice>,
 ) {
+    let EngineChannels { outbox, ended, turns_done } = channels;
     let mut ending = Ending::Normal("the client disconnected".into());
+    let mut last_turn = 0;
     while let Some(command) = commands.recv().await {
-        if let Command::Context(text) = &command {
-            conversation.add_context(text);
-            continue;
+        match command {
+            Command::Context(text) => conversation.add_context(&text),
+            Command::Interrupted { event_id, heard } => {
+                if event_id == last_turn
+                    && let Err(e) = conversation.interrupted(&heard).await
+                {
+                    tracing::error!(error = %e, "could not record an interruption");
+                }
+            }
+            command => {
+                let done = turn(&mut conversation, &outbox, command, voice.as_ref()).await;
+                last_turn = done.event_id.unwrap_or(last_turn);
+                if done.end_call {
+                    ending = Ending::Normal("end_call tool was called".into());
+                    outbox.close(1000, "The agent ended the conversation").await;
+                    break;
+                }
+                let _ = turns_done.send(());
+            }
         }
-        if turn(&mut conversation, &outbox, command).await {
-            ending = Ending::Normal("end_call tool was called".into());
-            outbox.close(1000, "The agent ended the conversation").await;
-            break;
-        }
-        let _ = turns_done.send(());
     }
     if let Err(e) = conversation.end(ending).await {
         tracing::error!(error = %e, conversation = %conversation.id(), "could not record the end of a conversation");
@@ -464,10 +647,24 @@ async fn engine_task(
     let _ = ended.send(());
 }
 
-/// One turn of the agent, its events sent to the client as they happen; whether the agent
-/// ended the call.
-async fn turn(conversation: &mut Conversation, outbox: &Outbox, command: Command) -> bool {
-    if let Command::User(text) = &command {
+/// How a turn ended.
+#[derive(Default)]
+struct Done {
+    /// The agent's answer's event id, when it answered.
+    event_id: Option<u64>,
+    /// The agent ended the call.
+    end_call: bool,
+}
+
+/// One turn of the agent, its events sent to the client as they happen (a spoken turn is
+/// recognized first, and the answer spoken as it streams).
+async fn turn(
+    conversation: &mut Conversation, outbox: &Outbox, command: Command, voice: Option<&EngineVoice>,
+) -> Done {
+    let Some((user, asr_metrics)) = heard(&command, outbox, voice).await else {
+        return Done::default();
+    };
+    if let Some(text) = &user {
         outbox
             .send(ServerEvent::UserTranscript {
                 user_transcription_event: protocol::UserTranscription {
@@ -478,44 +675,145 @@ async fn turn(conversation: &mut Conversation, outbox: &Outbox, command: Command
             .await;
     }
     let turn_event = outbox.event_id();
-    let (events, mut event_rx) = mpsc::unbounded_channel::<TurnEvent>();
-    let forward = {
-        let outbox = outbox.clone();
-        tokio::spawn(async move {
-            let mut started = false;
-            while let Some(event) = event_rx.recv().await {
-                forward_event(&outbox, event, turn_event, &mut started).await;
-            }
-            if started {
-                outbox.send(part(PartKind::Stop, String::new(), turn_event)).await;
-            }
-        })
+    let speaker = voice.and_then(|v| v.speaker.clone());
+    if let Some(speaker) = &speaker {
+        speaker.begin(turn_event, true);
+    }
+    let began = Instant::now();
+    let (events, event_rx) = mpsc::unbounded_channel::<TurnEvent>();
+    let relay = Relay {
+        outbox: outbox.clone(),
+        turn_event,
+        speaker: speaker.clone(),
+        uninterruptible: voice.map(|v| v.uninterruptible_tools.clone()).unwrap_or_default(),
     };
-    let result = match command {
-        Command::User(text) => conversation.user_message(&text, Some(&events)).await,
-        Command::Reengage(secs) => conversation.reengage(secs, Some(&events)).await,
-        Command::Context(_) => return false,
+    let forward = tokio::spawn(relay.run(event_rx, began));
+    let result = match (command, user, asr_metrics) {
+        (Command::Speech(_), Some(text), Some(metrics)) => {
+            conversation.user_speech(&text, metrics, Some(&events)).await
+        }
+        (Command::User(text), ..) => conversation.user_message(&text, Some(&events)).await,
+        (Command::Reengage(secs), ..) => conversation.reengage(secs, Some(&events)).await,
+        _ => return Done::default(),
     };
     drop(events);
-    let _ = forward.await;
-    match result {
-        Ok(turn) => {
-            if !turn.text.is_empty() {
-                outbox
-                    .send(ServerEvent::AgentResponse {
-                        agent_response_event: AgentResponse {
-                            agent_response: turn.text,
-                            event_id: turn_event,
-                        },
-                    })
-                    .await;
-            }
-            turn.end_call
-        }
+    let llm_first_text = forward.await.ok().flatten();
+    let turn = match result {
+        Ok(turn) => turn,
         Err(e) => {
             outbox.error(1011, e.error_type(), &e.to_string()).await;
-            false
+            if let Some(speaker) = &speaker {
+                speaker.end(turn_event).await;
+            }
+            return Done::default();
         }
+    };
+    if turn.text.is_empty() {
+        if let Some(speaker) = &speaker {
+            speaker.end(turn_event).await;
+        }
+        return Done { event_id: None, end_call: turn.end_call };
+    }
+    outbox
+        .send(ServerEvent::AgentResponse {
+            agent_response_event: AgentResponse {
+                agent_response: turn.text.clone(),
+                event_id: turn_event,
+            },
+        })
+        .await;
+    if let Some(speaker) = &speaker {
+        if llm_first_text.is_none() {
+            // The provider did not stream: the whole answer is spoken at once.
+            speaker.text(turn_event, &turn.text);
+        }
+        spoken(conversation, outbox, speaker, turn_event, llm_first_text).await;
+    }
+    Done { event_id: Some(turn_event), end_call: turn.end_call }
+}
+
+/// What the user said in `command`: their text (none for a re-engagement) and, for speech,
+/// the recognition's metrics; `None` when there is nothing to answer (speech recognized as
+/// nothing, or recognition failed, which the client is told).
+async fn heard(
+    command: &Command, outbox: &Outbox, voice: Option<&EngineVoice>,
+) -> Option<(Option<String>, Option<Value>)> {
+    match command {
+        Command::User(text) => Some((Some(text.clone()), None)),
+        Command::Speech(samples) => match voice?.transcribe(samples).await {
+            Ok((text, _)) if text.is_empty() => None,
+            Ok((text, metrics)) => Some((Some(text), Some(metrics))),
+            Err(e) => {
+                outbox.error(1002, "asr_transcription_error", &e.to_string()).await;
+                None
+            }
+        },
+        _ => Some((None, None)),
+    }
+}
+
+/// Waits until the answer `turn_event` is synthesized and sent, tells the client if its
+/// synthesis failed, and records the turn's timings.
+async fn spoken(
+    conversation: &mut Conversation, outbox: &Outbox, speaker: &Speaker, turn_event: u64,
+    llm_first_text: Option<Duration>,
+) {
+    let report = speaker.end(turn_event).await;
+    if let Some(e) = &report.error {
+        outbox.error(1002, "tts_cascade_error", &e.to_string()).await;
+    }
+    let secs =
+        |d: Option<Duration>| d.map(|d| serde_json::json!({"elapsed_time": d.as_secs_f64()}));
+    let mut metrics = serde_json::Map::new();
+    if let Some(m) = secs(llm_first_text) {
+        metrics.insert("convai_llm_service_ttfb".into(), m);
+    }
+    if let Some(m) = secs(report.first_audio) {
+        metrics.insert("convai_tts_service_ttfb".into(), m);
+    }
+    if let Err(e) = conversation.spoken(serde_json::json!({ "metrics": metrics })).await {
+        tracing::error!(error = %e, "could not record a spoken answer");
+    }
+}
+
+/// Sends a turn's events to the client as they happen, and its text to the speaker.
+struct Relay {
+    outbox: Outbox,
+    turn_event: u64,
+    speaker: Option<Speaker>,
+    uninterruptible: Arc<Vec<String>>,
+}
+
+impl Relay {
+    /// Runs until the turn ends; when its first text came, after `began`.
+    async fn run(
+        self, mut rx: mpsc::UnboundedReceiver<TurnEvent>, began: Instant,
+    ) -> Option<Duration> {
+        let mut first_text = None;
+        while let Some(event) = rx.recv().await {
+            let first_delta = matches!(event, TurnEvent::Delta(_)) && first_text.is_none();
+            match &event {
+                TurnEvent::Delta(text) => {
+                    first_text.get_or_insert_with(|| began.elapsed());
+                    if let Some(speaker) = &self.speaker {
+                        speaker.text(self.turn_event, text);
+                    }
+                }
+                TurnEvent::ToolRequest { name, .. } | TurnEvent::ToolResponse { name, .. }
+                    if self.uninterruptible.contains(name) =>
+                {
+                    if let Some(speaker) = &self.speaker {
+                        speaker.hold(matches!(event, TurnEvent::ToolRequest { .. }));
+                    }
+                }
+                _ => {}
+            }
+            forward_event(&self.outbox, event, self.turn_event, first_delta).await;
+        }
+        if first_text.is_some() {
+            self.outbox.send(part(PartKind::Stop, String::new(), self.turn_event)).await;
+        }
+        first_text
     }
 }
 
@@ -525,14 +823,14 @@ fn part(kind: PartKind, text: String, event_id: u64) -> ServerEvent {
     }
 }
 
-/// A turn's event as the client sees it. Client tools announce themselves with
-/// `client_tool_call`, so their request and response are not sent again.
-async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, started: &mut bool) {
+/// A turn's event as the client sees it (`first_delta`: the first piece of its text, which
+/// the `start` part goes before). Client tools announce themselves with `client_tool_call`,
+/// so their request and response are not sent again.
+async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, first_delta: bool) {
     let tool_type = |kind: Option<ToolKind>| kind.map_or("unknown", ToolKind::as_str).to_owned();
     let event = match event {
         TurnEvent::Delta(text) => {
-            if !*started {
-                *started = true;
+            if first_delta {
                 outbox.send(part(PartKind::Start, String::new(), turn_event)).await;
             }
             part(PartKind::Delta, text, turn_event)

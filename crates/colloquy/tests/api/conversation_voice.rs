@@ -1,0 +1,420 @@
+//! Voice conversations over real WebSockets: the user's audio heard, cut into utterances and
+//! recognized by a real OpenAI-compatible speech server on loopback; the agent's answers
+//! synthesized by it sentence by sentence, resampled and sent as `audio` with alignment;
+//! interruptions; bad audio; providers that fail.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use colloquy_engine::voice::format::AudioFormat;
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeLlm, FakeSpeech, SpeechRequest, Webhook, call, text, with_llm};
+use crate::helpers::{Backend, TestApp, dual_db, poll};
+use crate::tools::create_tool;
+use crate::ws::{self, Socket, connect, next, next_of, send};
+
+/// A voiced sound standing in for speech: a 180 Hz fundamental with harmonics, its loudness
+/// rising and falling four times a second like syllables.
+fn speech(ms: u32, rate: u32) -> Vec<i16> {
+    (0..rate * ms / 1000)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(rate);
+            let w = |f: f64, a: f64| a * (2.0 * std::f64::consts::PI * f * t).sin();
+            let syllables = 0.6 + 0.4 * w(4.0, 1.0);
+            (7000.0 * syllables * (w(180.0, 1.0) + w(360.0, 0.5) + w(540.0, 0.25))) as i16
+        })
+        .collect()
+}
+
+/// A quiet line.
+fn quiet(ms: u32, rate: u32) -> Vec<i16> {
+    (0..rate * ms / 1000).map(|i| ((i * 7919) % 41) as i16 - 20).collect()
+}
+
+/// Sends `samples` as `user_audio_chunk`s of 100 ms in `format`.
+async fn send_audio(socket: &mut Socket, samples: &[i16], format: AudioFormat) {
+    for chunk in samples.chunks(format.rate() as usize / 10) {
+        let b64 = STANDARD.encode(format.encode(chunk));
+        send(socket, json!({ "user_audio_chunk": b64 })).await;
+    }
+}
+
+/// Says something: silence, speech, and the silence that ends the turn.
+async fn speak(socket: &mut Socket, format: AudioFormat) {
+    let rate = format.rate();
+    let mut audio = quiet(400, rate);
+    audio.extend(speech(1200, rate));
+    audio.extend(quiet(1000, rate));
+    send_audio(socket, &audio, format).await;
+}
+
+/// Events until the audio of turn `event_id` adds up to at least `ms` (in `format`); the
+/// events, and the audio's length in ms.
+async fn until_audio(
+    socket: &mut Socket, event_id: u64, ms: u64, format: AudioFormat,
+) -> (Vec<Value>, u64) {
+    let (mut events, mut samples) = (Vec::new(), 0usize);
+    while format.millis(samples) + 5 < ms {
+        let e = next(socket).await;
+        assert!(e.get("close").is_none(), "closed while waiting for audio: {e} after {events:?}");
+        if e["type"] == "audio" && e["audio_event"]["event_id"] == event_id {
+            let bytes =
+                STANDARD.decode(e["audio_event"]["audio_base_64"].as_str().unwrap()).unwrap();
+            samples += format.decode(&bytes).len();
+            check_alignment(&e["audio_event"]["alignment"]);
+        }
+        events.push(e);
+    }
+    (events, format.millis(samples))
+}
+
+/// An `alignment`: as many times as characters, starting in order.
+fn check_alignment(alignment: &Value) {
+    let chars = alignment["chars"].as_array().unwrap();
+    let starts: Vec<u64> = alignment["char_start_times_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(chars.len(), starts.len(), "{alignment}");
+    assert_eq!(chars.len(), alignment["char_durations_ms"].as_array().unwrap().len());
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "alignment out of order: {alignment}");
+}
+
+async fn voice_agent(app: &TestApp, extra: Value) -> String {
+    let mut body = json!({"name": "Voice", "conversation_config": {
+        "agent": {"first_message": "Hello! How can I help?", "prompt": {"prompt": "p", "llm": "gpt-4o"}},
+        "asr": {"user_input_audio_format": "pcm_16000"},
+        "tts": {"agent_output_audio_format": "pcm_22050"},
+    }});
+    merge(&mut body, extra);
+    let (s, b) = app.post("/v1/convai/agents/create", &app.admin_key, &body).await;
+    assert_eq!(s, 200, "{b}");
+    b["agent_id"].as_str().unwrap().to_owned()
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Opens a voice conversation; the metadata and the greeting's `agent_response`.
+async fn open(app: &TestApp, agent_id: &str, init: Value) -> (Socket, Value, Value) {
+    let (mut socket, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    let mut data = json!({"type": "conversation_initiation_client_data"});
+    merge(&mut data, init);
+    send(&mut socket, data).await;
+    let meta = next(&mut socket).await;
+    assert_eq!(meta["type"], "conversation_initiation_metadata", "{meta}");
+    let greeting = next_of(&mut socket, "agent_response").await;
+    (socket, meta["conversation_initiation_metadata_event"].clone(), greeting)
+}
+
+async fn a_spoken_conversation_with_a_tool(backend: Backend) {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text("Your order has shipped. It arrives tomorrow.");
+        }
+        match last["content"].as_str().unwrap_or_default() {
+            "check my order status" => call("order_status", json!({"order": "A1"})),
+            other => text(&format!("You said: {other}")),
+        }
+    })
+    .await;
+    let voice = FakeSpeech::start(&["check my order status"]).await;
+    let configure_llm = with_llm(&llm);
+    let configure_voice = voice.configure();
+    let app = TestApp::spawn_with(backend, |c| {
+        configure_llm(c);
+        configure_voice(c);
+    })
+    .await;
+    let key = &app.admin_key;
+    let hook = Webhook::start(200, r#"{"status":"shipped"}"#, Duration::ZERO).await;
+    let tool = create_tool(&app, key, json!({"tool_config": {"type": "webhook", "name": "order_status", "description": "Order status",
+        "api_schema": {"url": format!("{}/orders", hook.base), "method": "POST",
+            "request_body_schema": {"type": "object", "properties": {"order": {"type": "string", "description": "Order"}}}}}})).await;
+    let agent_id = voice_agent(
+        &app,
+        json!({"conversation_config": {"agent": {"prompt": {"tool_ids": [tool]}}}}),
+    )
+    .await;
+
+    let (mut ws, meta, greeting) = open(&app, &agent_id, json!({})).await;
+    assert_eq!(meta["user_input_audio_format"], "pcm_16000");
+    assert_eq!(meta["agent_output_audio_format"], "pcm_22050");
+    let conversation_id = meta["conversation_id"].as_str().unwrap().to_owned();
+    let out = AudioFormat::Pcm(22_050);
+    // The greeting is spoken: two sentences, 50 ms a character, resampled from 24 kHz.
+    let greeting_id = greeting["agent_response_event"]["event_id"].as_u64().unwrap();
+    let (_, ms) = until_audio(&mut ws, greeting_id, 21 * FakeSpeech::MS_PER_CHAR, out).await;
+    assert!(ms.abs_diff(21 * FakeSpeech::MS_PER_CHAR) <= 30, "greeting of {ms} ms");
+
+    speak(&mut ws, AudioFormat::Pcm(16_000)).await;
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "check my order status");
+    let mut events = Vec::new();
+    loop {
+        let e = next(&mut ws).await;
+        assert!(e.get("close").is_none(), "{e}");
+        let done = e["type"] == "agent_response";
+        events.push(e);
+        if done {
+            break;
+        }
+    }
+    let request =
+        events.iter().find(|e| e["type"] == "agent_tool_request").expect("the tool is called");
+    assert_eq!(request["agent_tool_request"]["tool_name"], "order_status");
+    let answer = events.last().unwrap();
+    assert_eq!(
+        answer["agent_response_event"]["agent_response"],
+        "Your order has shipped. It arrives tomorrow."
+    );
+    let turn_id = answer["agent_response_event"]["event_id"].as_u64().unwrap();
+    let expected = 43 * FakeSpeech::MS_PER_CHAR;
+    let (_, ms) = until_audio(&mut ws, turn_id, expected, out).await;
+    assert!(ms.abs_diff(expected) <= 40, "answer of {ms} ms, expected {expected}");
+
+    // The recognizer got one WAV file of the utterance at the input rate, its silence trimmed.
+    let requests = voice.requests();
+    let Some(SpeechRequest::Transcription { rate, samples, model }) =
+        requests.iter().find(|r| matches!(r, SpeechRequest::Transcription { .. }))
+    else {
+        panic!("no transcription in {requests:?}")
+    };
+    assert_eq!((*rate, model.as_str()), (16_000, "whisper-1"));
+    let secs = *samples as f64 / 16_000.0;
+    assert!((1.2..=2.0).contains(&secs), "utterance of {secs} s");
+    // Synthesis went sentence by sentence, asking for OpenAI's pcm.
+    let inputs: Vec<String> = requests
+        .iter()
+        .filter_map(|r| match r {
+            SpeechRequest::Synthesis(body) => {
+                assert_eq!(body["response_format"], "pcm");
+                Some(body["input"].as_str().unwrap().to_owned())
+            }
+            SpeechRequest::Transcription { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        inputs,
+        ["Hello!", "How can I help?", "Your order has shipped.", "It arrives tomorrow."]
+    );
+    // The LLM heard the words, and the tool call is in the audit log.
+    assert!(llm.requests().iter().any(|r| r.to_string().contains("check my order status")));
+    assert_eq!(hook.received().len(), 1);
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conversation_id}"), key).await;
+    assert!(calls.as_array().unwrap().iter().any(|c| c["toolName"] == "order_status"), "{calls}");
+
+    drop(ws);
+    let done = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
+        let (_, c) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
+        (c["status"] == "done").then_some(c)
+    })
+    .await
+    .expect("the conversation ends");
+    let turns = done["transcript"].as_array().unwrap();
+    let user = turns.iter().find(|t| t["role"] == "user").unwrap();
+    assert_eq!(user["source_medium"], "audio", "{user}");
+    assert_eq!(user["message"], "check my order status");
+    assert!(user["conversation_turn_metrics"]["metrics"]["convai_asr_trailing_service_latency"]["elapsed_time"].is_number(), "{user}");
+    let agent = turns.iter().rev().find(|t| t["role"] == "agent").unwrap();
+    assert_eq!(agent["source_medium"], "audio", "{agent}");
+    let metrics = &agent["conversation_turn_metrics"]["metrics"];
+    assert!(metrics["convai_llm_service_ttfb"]["elapsed_time"].is_number(), "{agent}");
+    assert!(metrics["convai_tts_service_ttfb"]["elapsed_time"].is_number(), "{agent}");
+    assert_eq!(agent["tool_calls"].as_array().unwrap().len(), 1);
+}
+dual_db!(a_spoken_conversation_with_a_tool);
+
+#[tokio::test]
+async fn speaking_over_the_agent_interrupts_it() {
+    let long = "This answer is long enough to be interrupted well before its end, so the user hears only its start.";
+    let llm = FakeLlm::openai(move |_| text(long)).await;
+    let voice = FakeSpeech::start(&["stop please"]).await;
+    let configure_llm = with_llm(&llm);
+    let configure_voice = voice.configure();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        configure_llm(c);
+        configure_voice(c);
+    })
+    .await;
+    let agent_id =
+        voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": ""}}})).await;
+    let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
+    let meta = next(&mut ws).await;
+    let conversation_id = meta["conversation_initiation_metadata_event"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ws::say(&mut ws, "tell me everything").await;
+    let answer = next_of(&mut ws, "agent_response").await;
+    let turn_id = answer["agent_response_event"]["event_id"].as_u64().unwrap();
+    let first = next_of(&mut ws, "audio").await;
+    assert_eq!(first["audio_event"]["event_id"], turn_id);
+    // The user lets it speak for a while, then talks over it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    send_audio(&mut ws, &speech(300, 16_000), AudioFormat::Pcm(16_000)).await;
+    let interruption = next_of(&mut ws, "interruption").await;
+    assert_eq!(interruption["interruption_event"]["event_id"], turn_id);
+    let correction = next(&mut ws).await;
+    assert_eq!(correction["type"], "agent_response_correction", "{correction}");
+    let corrected = &correction["agent_response_correction_event"];
+    assert_eq!(corrected["original_agent_response"], long);
+    assert_eq!(corrected["event_id"], turn_id);
+    let heard = corrected["corrected_agent_response"].as_str().unwrap().to_owned();
+    assert!(
+        !heard.is_empty() && heard.len() < long.len() / 2 && long.starts_with(&heard),
+        "heard {heard:?}"
+    );
+
+    // The user's words end their turn and the agent answers them.
+    send_audio(&mut ws, &quiet(1000, 16_000), AudioFormat::Pcm(16_000)).await;
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "stop please");
+    next_of(&mut ws, "agent_response").await;
+    drop(ws);
+    let key = &app.admin_key;
+    let done = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
+        let (_, c) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
+        (c["status"] == "done").then_some(c)
+    })
+    .await
+    .expect("the conversation ends");
+    let interrupted = done["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "agent" && t["interrupted"] == true)
+        .unwrap_or_else(|| panic!("no interrupted turn in {}", done["transcript"]));
+    assert_eq!(interrupted["message"], heard.as_str());
+    assert_eq!(interrupted["original_message"], long);
+    // The LLM's history holds what was heard, not what was meant.
+    let last = llm.requests().last().unwrap().to_string();
+    assert!(last.contains(&heard) && !last.contains("so the user hears only its start"), "{last}");
+}
+
+#[tokio::test]
+async fn bad_audio_text_only_sessions_and_failing_providers() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        match last["content"].as_str().unwrap_or_default() {
+            "break your voice" => text("FAIL now."),
+            other => text(&format!("You said: {other}")),
+        }
+    })
+    .await;
+    let voice = FakeSpeech::start(&["hello there"]).await;
+    let configure_llm = with_llm(&llm);
+    let configure_voice = voice.configure();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        configure_llm(c);
+        configure_voice(c);
+    })
+    .await;
+    let agent_id = voice_agent(&app, json!({"conversation_config": {
+        "asr": {"user_input_audio_format": "ulaw_8000"}, "tts": {"agent_output_audio_format": "ulaw_8000"},
+        "conversation": {"client_events": ["audio", "user_transcript", "agent_response", "vad_score", "interruption"]}}})).await;
+    let (mut ws, meta, _) = open(&app, &agent_id, json!({})).await;
+    assert_eq!(meta["user_input_audio_format"], "ulaw_8000");
+
+    // Bad chunks are refused with the contract's error; the conversation goes on.
+    for (chunk, says) in [
+        (json!("%%% not base64"), "base64"),
+        (json!(STANDARD.encode(vec![0u8; 8000 * 3])), "at most"),
+        (json!(17), "base64 string"),
+    ] {
+        send(&mut ws, json!({ "user_audio_chunk": chunk })).await;
+        let error = next_of(&mut ws, "error").await;
+        assert_eq!(error["error_event"]["error_type"], "invalid_message", "{error}");
+        assert!(error["error_event"]["message"].as_str().unwrap().contains(says), "{error}");
+    }
+
+    // µ-law speech is heard, scored (asked for in client_events) and recognized.
+    speak(&mut ws, AudioFormat::Ulaw8000).await;
+    let mut scores = Vec::new();
+    let transcript = loop {
+        let e = next(&mut ws).await;
+        match e["type"].as_str() {
+            Some("vad_score") => scores.push(e["vad_score_event"]["vad_score"].as_f64().unwrap()),
+            Some("user_transcript") => break e,
+            _ => assert!(e.get("close").is_none(), "{e}"),
+        }
+    };
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "hello there");
+    assert!(scores.iter().any(|s| *s > 0.9) && scores.iter().any(|s| *s < 0.1), "{scores:?}");
+    let answer = next_of(&mut ws, "agent_response").await;
+    let turn_id = answer["agent_response_event"]["event_id"].as_u64().unwrap();
+    let expected = "You said: hello there".chars().count() as u64 * FakeSpeech::MS_PER_CHAR;
+    let (_, ms) = until_audio(&mut ws, turn_id, expected, AudioFormat::Ulaw8000).await;
+    assert!(ms.abs_diff(expected) <= 30, "{ms} ms of µ-law");
+
+    // A synthesizer that fails: the contract's error, the text still answered, the
+    // conversation kept.
+    ws::say(&mut ws, "break your voice").await;
+    let mut seen = Vec::new();
+    while !(seen.contains(&"agent_response".to_owned()) && seen.contains(&"error".to_owned())) {
+        let e = next(&mut ws).await;
+        assert!(e.get("close").is_none(), "{e}");
+        if e["type"] == "error" {
+            assert_eq!(e["error_event"]["error_type"], "tts_cascade_error", "{e}");
+        }
+        seen.push(e["type"].as_str().unwrap_or_default().to_owned());
+    }
+    let answer = ws::turn(&mut ws, "still there?").await;
+    assert_eq!(
+        answer.last().unwrap()["agent_response_event"]["agent_response"],
+        "You said: still there?"
+    );
+    drop(ws);
+
+    // A text-only conversation refuses audio and answers text as before.
+    let (mut ws, _, _) = open(
+        &app,
+        &agent_id,
+        json!({"conversation_config_override": {"conversation": {"text_only": true}}}),
+    )
+    .await;
+    send(&mut ws, json!({ "user_audio_chunk": STANDARD.encode([0u8; 160]) })).await;
+    let error = next_of(&mut ws, "error").await;
+    assert_eq!(error["error_event"]["error_type"], "value_error", "{error}");
+    let events = ws::turn(&mut ws, "text please").await;
+    assert!(events.iter().all(|e| e["type"] != "audio"), "{events:?}");
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "You said: text please"
+    );
+}
+
+/// With no recognizer configured, speech is an `asr_transcription_error`; with no synthesizer
+/// configured, the system's espeak-ng speaks (`.ci/run` installs it).
+#[tokio::test]
+async fn no_recognizer_is_an_asr_error_and_espeak_speaks_by_default() {
+    let llm = FakeLlm::openai(|_| text("Fine, thank you.")).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let agent_id = voice_agent(&app, json!({})).await;
+    let (mut ws, _, _) = open(&app, &agent_id, json!({})).await;
+    speak(&mut ws, AudioFormat::Pcm(16_000)).await;
+    let error = next_of(&mut ws, "error").await;
+    assert_eq!(error["error_event"]["error_type"], "asr_transcription_error", "{error}");
+    assert_eq!(error["error_event"]["code"], 1002);
+    let answer = ws::turn(&mut ws, "typed").await;
+    let answer = answer.last().unwrap();
+    assert_eq!(answer["agent_response_event"]["agent_response"], "Fine, thank you.");
+    let turn_id = answer["agent_response_event"]["event_id"].as_u64().unwrap();
+    // espeak says it in about a second; the audio arrives resampled to the output format.
+    let (_, ms) = until_audio(&mut ws, turn_id, 600, AudioFormat::Pcm(22_050)).await;
+    assert!((600..3000).contains(&ms), "{ms} ms of espeak");
+}
