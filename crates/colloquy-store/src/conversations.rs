@@ -122,6 +122,20 @@ pub struct ConversationFilter {
     pub user_id: Option<String>,
 }
 
+/// A conversation's recording.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConversationAudio {
+    /// Its MIME type.
+    pub content_type: String,
+    /// The file.
+    pub audio: Vec<u8>,
+    /// The user's voice is in it.
+    pub has_user_audio: bool,
+    /// The agent's voice is in it.
+    pub has_response_audio: bool,
+}
+sqlite_row!(ConversationAudio { content_type, audio, has_user_audio, has_response_audio });
+
 /// Conversations.
 #[async_trait]
 pub trait ConversationStore {
@@ -156,6 +170,15 @@ pub trait ConversationStore {
     async fn set_conversation_feedback(
         &self, workspace_id: &WorkspaceId, id: &ConversationId, feedback: Option<&str>,
     ) -> StoreResult<()>;
+    /// Keeps a conversation's recording (replacing any earlier one).
+    async fn save_conversation_audio(
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, audio: &ConversationAudio,
+    ) -> StoreResult<()>;
+    /// A conversation's recording, if it has one; `with_audio` false reads only what it holds
+    /// (the file comes back empty).
+    async fn conversation_audio(
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, with_audio: bool,
+    ) -> StoreResult<Option<ConversationAudio>>;
 }
 
 const COLUMNS: &str = "id, agent_id, branch_id, source, status, started_at, agent_name, user_id, ended_at, \
@@ -302,6 +325,13 @@ impl ConversationStore for SqlStore {
             .rows_affected();
             changed_one(done)?;
             sqlx::query(
+                "DELETE FROM conversation_audio WHERE workspace_id = $1 AND conversation_id = $2",
+            )
+            .bind(workspace_id.as_str())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
                 "UPDATE tool_executions SET request_payload = NULL, response_payload = NULL, \
                  tool_call_details = NULL, error_message = NULL WHERE workspace_id = $1 AND conversation_id = $2",
             )
@@ -323,5 +353,45 @@ impl ConversationStore for SqlStore {
             id.as_str(),
             feedback,
         )
+    }
+
+    async fn save_conversation_audio(
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, a: &ConversationAudio,
+    ) -> StoreResult<()> {
+        transaction!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO conversation_audio (conversation_id, workspace_id, content_type, audio, \
+                 has_user_audio, has_response_audio, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (conversation_id) DO UPDATE SET content_type = excluded.content_type, \
+                 audio = excluded.audio, has_user_audio = excluded.has_user_audio, \
+                 has_response_audio = excluded.has_response_audio",
+            )
+            .bind(id.as_str())
+            .bind(workspace_id.as_str())
+            .bind(&a.content_type)
+            .bind(&a.audio)
+            .bind(a.has_user_audio)
+            .bind(a.has_response_audio)
+            .bind(colloquy_core::time::now_secs())
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn conversation_audio(
+        &self, workspace_id: &WorkspaceId, id: &ConversationId, with_audio: bool,
+    ) -> StoreResult<Option<ConversationAudio>> {
+        let audio = if with_audio { "audio" } else { "substr(audio, 1, 0) AS audio" };
+        let q = Query::scoped(
+            format!(
+                "SELECT content_type, {audio}, has_user_audio, has_response_audio FROM conversation_audio \
+                 WHERE workspace_id = $1 AND conversation_id = $2"
+            ),
+            workspace_id,
+            id.as_str(),
+        );
+        let found: Vec<ConversationAudio> = fetch_all!(self, q)?;
+        Ok(found.into_iter().next())
     }
 }

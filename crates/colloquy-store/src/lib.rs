@@ -43,8 +43,8 @@ pub use agents::{
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
 pub use conversations::{
-    ConversationFilter, ConversationProgress, ConversationRecord, ConversationRow,
-    ConversationStore,
+    ConversationAudio, ConversationFilter, ConversationProgress, ConversationRecord,
+    ConversationRow, ConversationStore,
 };
 pub use crawl_jobs::{CrawlJobRow, CrawlPageRow, CrawlStore, NewCrawlJob, PageOutcome};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};

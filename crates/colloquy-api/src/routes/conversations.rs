@@ -7,7 +7,7 @@ use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, ConversationId};
 use colloquy_core::schema::Spec;
 use colloquy_core::validation::Violation;
-use colloquy_store::{ConversationFilter, ConversationRow};
+use colloquy_store::{ConversationAudio, ConversationFilter, ConversationRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, empty_as_none};
 use crate::paging::{PageSizeRule, Pager};
 use crate::state::AppState;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 /// The conversations routes.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_conversations))
         .routes(routes!(get_conversation, delete_conversation))
         .routes(routes!(post_conversation_feedback))
+        .routes(routes!(get_conversation_audio))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -161,7 +162,7 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
     page.view(summary).respond("conversations")
 }
 
-fn full(row: &ConversationRow) -> Value {
+fn full(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
     let doc: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
     let meta = &doc["metadata"];
     let (likes, dislikes) = match row.feedback.as_deref() {
@@ -200,9 +201,9 @@ fn full(row: &ConversationRow) -> Value {
         "conversation_initiation_client_data": doc.get("conversation_initiation_client_data").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
         "environment": "production",
         "conversation_id": row.id,
-        "has_audio": false,
-        "has_user_audio": false,
-        "has_response_audio": false,
+        "has_audio": audio.is_some(),
+        "has_user_audio": audio.is_some_and(|a| a.has_user_audio),
+        "has_response_audio": audio.is_some_and(|a| a.has_response_audio),
         "has_auxiliary_audio": false,
         "transcript": doc.get("transcript").cloned().unwrap_or_else(|| json!([])),
         "tag_ids": [],
@@ -218,7 +219,29 @@ fn full(row: &ConversationRow) -> Value {
 #[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:read"])))]
 async fn get_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Json<Value>> {
     let row = cx.conversation(&id).await?;
-    Ok(Json(full(&row)))
+    let audio = cx.app.store.conversation_audio(&cx.workspace_id, &id, false).await?;
+    Ok(Json(full(&row, audio.as_ref())))
+}
+
+/// The conversation's recording (both sides, mixed) as the reference serves it: an MP3 file.
+#[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}/audio", params(("conversation_id" = String, Path)),
+    responses((status = 200, content_type = "audio/mpeg", body = Vec<u8>)), security(("api_key" = ["conversations:read"])))]
+async fn get_conversation_audio(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Response> {
+    cx.conversation(&id).await?;
+    let audio = cx
+        .app
+        .store
+        .conversation_audio(&cx.workspace_id, &id, true)
+        .await?
+        .ok_or(ApiError::NotFound("conversation audio"))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, audio.content_type),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.mp3\"")),
+        ],
+        audio.audio,
+    )
+        .into_response())
 }
 
 #[utoipa::path(delete, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]

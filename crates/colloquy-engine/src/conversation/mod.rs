@@ -192,6 +192,7 @@ impl Conversation {
     /// The agent's last answer was spoken: its entry becomes an audio one with the turn's
     /// `metrics` (`conversation_turn_metrics`).
     pub async fn spoken(&mut self, metrics: Value) -> Result<(), EngineError> {
+        self.state.spoken = true;
         self.state.transcript.amend_last("agent", |entry| {
             entry["source_medium"] = json!("audio");
             entry["conversation_turn_metrics"] = metrics;

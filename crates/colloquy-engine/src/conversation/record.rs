@@ -112,7 +112,7 @@ impl Recorder {
         let document = StoredDocument {
             transcript: state.transcript.json(),
             metadata: StoredMetadata {
-                text_only: true,
+                text_only: !state.spoken,
                 error: &state.error,
                 main_language: &state.language,
                 termination_reason: &termination_reason,

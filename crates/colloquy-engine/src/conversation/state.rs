@@ -32,6 +32,8 @@ pub(crate) struct State {
     pub(crate) knowledge: Option<Knowledge>,
     /// The chunks the knowledge base retrieved for this turn.
     pub(crate) context: String,
+    /// Someone spoke (the conversation is not text only).
+    pub(crate) spoken: bool,
     started: Instant,
 }
 
@@ -81,6 +83,7 @@ impl State {
             error: None,
             knowledge: None,
             context: String::new(),
+            spoken: false,
             started: Instant::now(),
         }
     }

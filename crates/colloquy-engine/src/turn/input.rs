@@ -16,6 +16,7 @@ pub(crate) fn user(state: &mut State, text: &str) {
 /// The user said `text` aloud; `metrics` are the recognition's (`conversation_turn_metrics`).
 pub(crate) fn spoken(state: &mut State, text: &str, metrics: Value) {
     user(state, text);
+    state.spoken = true;
     state.transcript.amend_last("user", |entry| {
         entry["source_medium"] = json!("audio");
         entry["conversation_turn_metrics"] = metrics;

@@ -37,6 +37,7 @@
 
 pub mod asr;
 pub mod format;
+pub mod recording;
 pub mod sentences;
 pub mod tts;
 pub mod vad;

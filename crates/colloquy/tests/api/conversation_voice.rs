@@ -235,6 +235,52 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
     assert!(metrics["convai_llm_service_ttfb"]["elapsed_time"].is_number(), "{agent}");
     assert!(metrics["convai_tts_service_ttfb"]["elapsed_time"].is_number(), "{agent}");
     assert_eq!(agent["tool_calls"].as_array().unwrap().len(), 1);
+    assert_eq!(done["metadata"]["text_only"], false);
+
+    // The recording: both sides in one MP3 file, as long as the conversation.
+    let recorded = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
+        let (_, c) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
+        (c["has_audio"] == true).then_some(c)
+    })
+    .await
+    .expect("the recording is kept");
+    assert_eq!(recorded["has_user_audio"], true);
+    assert_eq!(recorded["has_response_audio"], true);
+    let response = crate::helpers::client()
+        .get(app.url(&format!("/v1/convai/conversations/{conversation_id}/audio")))
+        .header("xi-api-key", key.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/mpeg");
+    let mp3 = response.bytes().await.unwrap();
+    let secs = mp3_seconds(&mp3);
+    assert!((2.5..30.0).contains(&secs), "a recording of {secs} s");
+    let (s, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/convai/conversations/{conversation_id}"),
+            key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app.get(&format!("/v1/convai/conversations/{conversation_id}/audio"), key).await;
+    assert_eq!(s, 404, "deleting the conversation deletes its recording");
+}
+
+/// How long an MP3 file plays.
+fn mp3_seconds(mp3: &[u8]) -> f64 {
+    let mut decoder = rusty_mp3::Mp3Decoder::new();
+    decoder.push(mp3);
+    decoder.flush();
+    let (mut samples, mut rate) = (0usize, 1u32);
+    while let Ok(frame) = decoder.next_frame() {
+        rate = frame.sample_rate;
+        samples += frame.samples.len() / usize::from(frame.channels.max(1));
+    }
+    samples as f64 / f64::from(rate)
 }
 dual_db!(a_spoken_conversation_with_a_tool);
 
@@ -381,12 +427,13 @@ async fn bad_audio_text_only_sessions_and_failing_providers() {
     drop(ws);
 
     // A text-only conversation refuses audio and answers text as before.
-    let (mut ws, _, _) = open(
+    let (mut ws, meta, _) = open(
         &app,
         &agent_id,
         json!({"conversation_config_override": {"conversation": {"text_only": true}}}),
     )
     .await;
+    let text_only_id = meta["conversation_id"].as_str().unwrap().to_owned();
     send(&mut ws, json!({ "user_audio_chunk": STANDARD.encode([0u8; 160]) })).await;
     let error = next_of(&mut ws, "error").await;
     assert_eq!(error["error_event"]["error_type"], "value_error", "{error}");
@@ -396,6 +443,18 @@ async fn bad_audio_text_only_sessions_and_failing_providers() {
         events.last().unwrap()["agent_response_event"]["agent_response"],
         "You said: text please"
     );
+    drop(ws);
+    let key = &app.admin_key;
+    let done = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
+        let (_, c) = app.get(&format!("/v1/convai/conversations/{text_only_id}"), key).await;
+        (c["status"] == "done").then_some(c)
+    })
+    .await
+    .expect("the conversation ends");
+    assert_eq!(done["has_audio"], false, "a text-only conversation has no recording");
+    assert_eq!(done["metadata"]["text_only"], true);
+    let (s, body) = app.get(&format!("/v1/convai/conversations/{text_only_id}/audio"), key).await;
+    assert_eq!(s, 404, "{body}");
 }
 
 /// With no recognizer configured, speech is an `asr_transcription_error`; with no synthesizer

@@ -30,7 +30,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::client_tools::{Replies, SocketClientTools};
 use super::outbox::{Outbox, Writer};
 use super::overrides;
-use super::voice::{Listener, Speaker, VoiceSetup};
+use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup};
 use crate::state::AppState;
 
 /// How long the client has to send its initiation data.
@@ -166,7 +166,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     // What the session itself reads of the configuration, taken now rather than keeping a copy
     // of the whole document for the conversation's life.
     let timing = Timing::of(&agent.conversation_config);
-    let setup = VoiceSetup::of(&state.engine, &agent.conversation_config, text_only, &agent.tools);
+    let setup = VoiceSetup::of(&state.engine, &agent, text_only);
     let workspace_id = agent.workspace_id.clone();
     let conversation =
         match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
@@ -182,6 +182,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
             }
         };
     let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox));
+    let recording = voice.as_ref().and_then(|v| v.recording.clone());
     let greeted = greet(&conversation, &outbox, &timing, voice.as_ref()).await;
     let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, ended) = oneshot::channel::<()>();
@@ -192,7 +193,9 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
         commands,
         outbox: outbox.clone(),
         replies,
-        listener: voice.as_ref().map(|v| Listener::new(v.input, v.end_silence_ms)),
+        listener: voice
+            .as_ref()
+            .map(|v| Listener::new(v.input, v.end_silence_ms, v.recording.clone())),
         speaker: voice.as_ref().and_then(|v| v.speaker.clone()),
         wants_vad: outbox.wants("vad_score"),
         pings: Pings::default(),
@@ -205,9 +208,35 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     }
     let timers = Timers::new(&timing, greeted);
     session.serve(&mut stream, timers, &heard, ended, turn_finished).await;
+    let (state, workspace_id, conversation_id) =
+        (session.state.clone(), session.workspace_id.clone(), session.conversation_id.clone());
+    // The engine task ends once the session's command sender is gone.
     drop(session);
     let _ = engine.await;
     writer.finish().await;
+    if let Some(recording) = recording {
+        keep_recording(&state, &workspace_id, &conversation_id, recording).await;
+    }
+}
+
+/// Encodes a finished conversation's recording and stores it.
+async fn keep_recording(
+    state: &AppState, workspace_id: &WorkspaceId, id: &ConversationId, recording: SharedRecording,
+) {
+    let taken = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    let Some(taken) = taken else { return };
+    let Ok(Some(recorded)) = tokio::task::spawn_blocking(move || taken.finish()).await else {
+        return;
+    };
+    let audio = colloquy_store::ConversationAudio {
+        content_type: "audio/mpeg".into(),
+        audio: recorded.mp3,
+        has_user_audio: recorded.has_user_audio,
+        has_response_audio: recorded.has_response_audio,
+    };
+    if let Err(e) = state.store.save_conversation_audio(workspace_id, id, &audio).await {
+        tracing::error!(error = %e, conversation = %id, "could not store a recording");
+    }
 }
 
 /// Checks the client's overrides against what the agent allows and applies them, and turns
@@ -569,6 +598,7 @@ struct EngineVoice {
     end_silence_ms: u32,
     first_message_uninterruptible: bool,
     uninterruptible_tools: Arc<Vec<String>>,
+    recording: Option<SharedRecording>,
     /// `None` when no synthesis provider serves the agent: it answers in text.
     speaker: Option<Speaker>,
 }
@@ -586,6 +616,7 @@ impl EngineVoice {
             end_silence_ms: setup.end_silence_ms,
             first_message_uninterruptible: setup.first_message_uninterruptible,
             uninterruptible_tools: Arc::new(setup.uninterruptible_tools),
+            recording: setup.recording,
             speaker,
         }
     }

@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use colloquy_core::protocol::{AudioEvent, ServerEvent};
-use colloquy_engine::EngineDeps;
 use colloquy_engine::voice::format::{AudioFormat, resample};
+use colloquy_engine::voice::recording::Recording;
 use colloquy_engine::voice::sentences::{Sentences, even_alignment};
 use colloquy_engine::voice::vad::{Vad, VadOutput};
 use colloquy_engine::voice::{AgentVoice, SpeechError};
+use colloquy_engine::{AgentSnapshot, EngineDeps};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,15 +43,29 @@ pub(super) struct VoiceSetup {
     pub(super) first_message_uninterruptible: bool,
     /// Tools during which the user cannot interrupt (`disable_interruptions`).
     pub(super) uninterruptible_tools: Vec<String>,
+    /// The recording, unless `platform_settings.privacy.record_voice` is off.
+    pub(super) recording: Option<SharedRecording>,
+}
+
+/// A recording both the listener and the speaker add to; taken out when the conversation ends.
+pub(super) type SharedRecording = Arc<Mutex<Option<Recording>>>;
+
+/// Adds to a shared recording, if it is still there.
+fn record(recording: Option<&SharedRecording>, add: impl FnOnce(&mut Recording)) {
+    if let Some(shared) = recording
+        && let Some(r) = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut()
+    {
+        add(r);
+    }
 }
 
 impl VoiceSetup {
-    /// The setup of `config` (the agent's conversation configuration with the overrides), or
-    /// `None` for a text-only conversation.
+    /// The setup of `agent` (its configuration with the overrides applied), or `None` for a
+    /// text-only conversation.
     pub(super) fn of(
-        deps: &EngineDeps, config: &Value, text_only: bool,
-        tools: &[colloquy_engine::tools::AgentTool],
+        deps: &EngineDeps, agent: &AgentSnapshot, text_only: bool,
     ) -> Option<VoiceSetup> {
+        let config = &agent.conversation_config;
         let configured_text_only =
             config.pointer("/conversation/text_only").and_then(Value::as_bool) == Some(true);
         if text_only || configured_text_only {
@@ -68,16 +83,30 @@ impl VoiceSetup {
             Some("patient") => 1200,
             _ => 700,
         };
+        let (input, output) =
+            (format("/asr/user_input_audio_format"), format("/tts/agent_output_audio_format"));
+        let recording = (agent.platform_settings.pointer("/privacy/record_voice")
+            != Some(&Value::Bool(false)))
+        .then(|| {
+            let max_secs = config
+                .pointer("/conversation/max_duration_seconds")
+                .and_then(Value::as_u64)
+                .filter(|s| *s > 0)
+                .unwrap_or(600);
+            Arc::new(Mutex::new(Some(Recording::new(input.rate(), output.rate(), max_secs))))
+        });
         Some(VoiceSetup {
             voice: deps.voice.for_agent(config),
-            input: format("/asr/user_input_audio_format"),
-            output: format("/tts/agent_output_audio_format"),
+            input,
+            output,
+            recording,
             end_silence_ms,
             first_message_uninterruptible: config
                 .pointer("/agent/disable_first_message_interruptions")
                 .and_then(Value::as_bool)
                 == Some(true),
-            uninterruptible_tools: tools
+            uninterruptible_tools: agent
+                .tools
                 .iter()
                 .filter(|t| {
                     t.config.get("disable_interruptions").and_then(Value::as_bool) == Some(true)
@@ -93,15 +122,19 @@ pub(super) struct Listener {
     format: AudioFormat,
     vad: Vad,
     max_chunk_bytes: usize,
+    recording: Option<SharedRecording>,
 }
 
 impl Listener {
-    pub(super) fn new(format: AudioFormat, end_silence_ms: u32) -> Listener {
+    pub(super) fn new(
+        format: AudioFormat, end_silence_ms: u32, recording: Option<SharedRecording>,
+    ) -> Listener {
         let bytes_per_sample = if format == AudioFormat::Ulaw8000 { 1 } else { 2 };
         Listener {
             format,
             vad: Vad::new(format.rate(), end_silence_ms),
             max_chunk_bytes: MAX_CHUNK_SECS * format.rate() as usize * bytes_per_sample,
+            recording,
         }
     }
 
@@ -124,7 +157,9 @@ impl Listener {
                 self.format.name()
             ));
         }
-        Ok(self.vad.push(&self.format.decode(&bytes)))
+        let samples = self.format.decode(&bytes);
+        record(self.recording.as_ref(), |r| r.user(&samples));
+        Ok(self.vad.push(&samples))
     }
 }
 
@@ -207,6 +242,7 @@ impl Playback {
 
 struct Shared {
     playback: Mutex<Playback>,
+    recording: Option<SharedRecording>,
     /// The latest interrupted turn: its remaining text is not spoken.
     cancelled: AtomicU64,
 }
@@ -235,6 +271,7 @@ impl Speaker {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             playback: Mutex::new(Playback::default()),
+            recording: setup.recording.clone(),
             cancelled: AtomicU64::new(0),
         });
         let task = Task {
@@ -290,6 +327,7 @@ impl Speaker {
             return None;
         }
         self.shared.cancelled.fetch_max(playback.event_id, Ordering::Relaxed);
+        record(self.shared.recording.as_ref(), Recording::cut_agent);
         playback.started = None;
         playback.active = false;
         Some(Interrupted {
@@ -392,6 +430,7 @@ impl Task {
                 }
                 playback.queue(chunk_ms, part.chars.concat());
             }
+            record(self.shared.recording.as_ref(), |r| r.agent(chunk));
             turn.report.first_audio.get_or_insert_with(|| turn.began.elapsed());
             self.outbox
                 .send(ServerEvent::Audio {
@@ -424,13 +463,13 @@ mod tests {
 
     #[test]
     fn bad_chunks_are_refused_and_good_ones_heard() {
-        let mut listener = Listener::new(AudioFormat::Pcm(16_000), 700);
+        let mut listener = Listener::new(AudioFormat::Pcm(16_000), 700, None);
         assert!(listener.hear("not base64!").unwrap_err().contains("base64"));
         assert!(listener.hear(&STANDARD.encode([0u8; 3])).unwrap_err().contains("even"));
         let too_long = STANDARD.encode(vec![0u8; 2 * 16_000 * 2 + 2]);
         assert!(listener.hear(&too_long).unwrap_err().contains("at most"));
         assert!(listener.hear(&STANDARD.encode([0u8; 640])).is_ok());
-        let mut ulaw = Listener::new(AudioFormat::Ulaw8000, 700);
+        let mut ulaw = Listener::new(AudioFormat::Ulaw8000, 700, None);
         assert!(ulaw.hear(&STANDARD.encode([0xffu8; 3])).is_ok());
     }
 }
