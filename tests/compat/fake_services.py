@@ -4,7 +4,8 @@ embeddings endpoint (a bag of words hashed into 64 dimensions) and a webhook tar
 
 The fake LLM answers by the last message (and, when asked as the test judge, passes every reply
 except one echoing "FAIL"): a tool result is echoed ("Tool said: ..."); a user
-message containing "weather" calls get_weather, "map" calls show_map, "bye" calls end_call, "sum please" calls the MCP tool add;
+message containing "weather" calls get_weather, "order status" calls check_order, "map" calls show_map, "bye" calls
+end_call, "sum please" calls the MCP tool add;
 anything else is echoed ("You said: ..."). Prints the port, then serves until killed.
 """
 
@@ -24,7 +25,7 @@ def reply_for(messages):
     if last.get("role") == "tool":
         return {"text": f"Tool said: {last.get('content')}"}
     text = last.get("content") or ""
-    for word, tool, args in [("weather", "get_weather", {"city": "Paris"}), ("map", "show_map", {"city": "Lyon"}), ("bye", "end_call", {}), ("sum please", "add", {"a": 2, "b": 3})]:
+    for word, tool, args in [("weather", "get_weather", {"city": "Paris"}), ("order status", "check_order", {"order": "A1"}), ("map", "show_map", {"city": "Lyon"}), ("bye", "end_call", {}), ("sum please", "add", {"a": 2, "b": 3})]:
         if word in text:
             return {"call": (tool, args)}
     return {"text": f"You said: {text}"}

@@ -3,6 +3,9 @@
 # a webhook target), the Python MCP test server over SSE, and a fresh debug server in a temp
 # directory; exports their URLs and stops them all on exit.
 #
+# `SERVE_EXTRA_TOML`, when set, is added to the server's colloquy.toml; exported variables
+# (COLLOQUY_ASR_URL, ...) reach the server.
+#
 # After `serve_all`: $work (the server's directory), $key (its admin key), COLLOQUY_URL,
 # COLLOQUY_KEY, COLLOQUY_FAKES_URL, COLLOQUY_MCP_URL.
 
@@ -33,6 +36,7 @@ serve_all() {
   serve_pids="$serve_pids $!"
   wait_for_file "$work/mcp.port"
   printf '[embeddings.providers.fake]\nkind = "openai"\nbase_url = "%s/v1"\n\n[[embeddings.routes]]\nmodel = "e5_mistral_7b_instruct"\nprovider = "fake"\nprovider_model = "bag-of-words"\n' "$fakes_url" >"$work/colloquy.toml"
+  printf '%s\n' "${SERVE_EXTRA_TOML:-}" >>"$work/colloquy.toml"
   (cd "$work" && COLLOQUY_BOOTSTRAP_API_KEY="$key" COLLOQUY_WEBHOOK_ALLOW=127.0.0.1 OPENAI_BASE_URL="$fakes_url/v1" OPENAI_API_KEY=sk-fake \
     RUST_LOG=warn exec "$serve_root/target/debug/colloquy" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1) &
   serve_pids="$serve_pids $!"

@@ -56,13 +56,15 @@ pub(crate) async fn turn(socket: &mut Socket, text: &str) -> anyhow::Result<u64>
     Ok(sent.elapsed().as_micros() as u64)
 }
 
-/// An agent with no first message on the zero-latency LLM.
+/// A text-only agent with no first message on the zero-latency LLM (these scenarios measure
+/// text turns; a voice agent would also synthesize every answer).
 async fn agent(node: &Node) -> anyhow::Result<String> {
     let created = node
         .post(
             &reqwest::Client::new(),
             "/v1/convai/agents/create",
-            &json!({"name": "bench live", "conversation_config": {"agent": {"first_message": "", "prompt": {"prompt": "Be brief.", "llm": "gpt-4o-mini"}}}}),
+            &json!({"name": "bench live", "conversation_config": {"conversation": {"text_only": true},
+                "agent": {"first_message": "", "prompt": {"prompt": "Be brief.", "llm": "gpt-4o-mini"}}}}),
         )
         .await?;
     Ok(created["agent_id"].as_str().unwrap_or_default().to_owned())

@@ -204,7 +204,7 @@ async fn turn_overhead(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result
             .post(
                 &client,
                 "/v1/convai/agents/create",
-                &json!({"conversation_config": {"agent": agent}}),
+                &json!({"conversation_config": {"conversation": {"text_only": true}, "agent": agent}}),
             )
             .await?;
         agents.push(created["agent_id"].as_str().unwrap_or_default().to_owned());
