@@ -194,6 +194,8 @@ struct Piece {
     offset_ms: u64,
     duration_ms: u64,
     text: String,
+    /// It starts a sentence (the text between sentences, a space, is in no piece).
+    starts_sentence: bool,
 }
 
 /// What the client is estimated to be playing.
@@ -216,11 +218,11 @@ struct Playback {
 
 impl Playback {
     /// Schedules `duration_ms` of audio speaking `text`; its offset from the turn's start.
-    fn queue(&mut self, duration_ms: u64, text: String) -> u64 {
+    fn queue(&mut self, duration_ms: u64, text: String, starts_sentence: bool) -> u64 {
         let started = *self.started.get_or_insert_with(Instant::now);
         let offset_ms = self.queued_ms.max(started.elapsed().as_millis() as u64);
         self.queued_ms = offset_ms + duration_ms;
-        self.pieces.push(Piece { offset_ms, duration_ms, text });
+        self.pieces.push(Piece { offset_ms, duration_ms, text, starts_sentence });
         offset_ms
     }
 
@@ -234,6 +236,9 @@ impl Playback {
             let played = (elapsed_ms - piece.offset_ms).min(piece.duration_ms);
             let chars = piece.text.chars().count() as u64;
             let take = (chars * played).div_ceil(piece.duration_ms.max(1)) as usize;
+            if piece.starts_sentence && !heard.is_empty() {
+                heard.push(' ');
+            }
             heard.extend(piece.text.chars().take(take));
         }
         heard.trim().to_owned()
@@ -428,7 +433,7 @@ impl Task {
                 if self.shared.cancelled(turn.event_id) || playback.event_id != turn.event_id {
                     return;
                 }
-                playback.queue(chunk_ms, part.chars.concat());
+                playback.queue(chunk_ms, part.chars.concat(), i == 0);
             }
             record(self.shared.recording.as_ref(), |r| r.agent(chunk));
             turn.report.first_audio.get_or_insert_with(|| turn.began.elapsed());
@@ -452,12 +457,14 @@ mod tests {
     #[test]
     fn what_was_heard_is_the_text_played_so_far() {
         let mut p = Playback::default();
-        assert_eq!(p.queue(1000, "Hello there. ".into()), 0);
-        p.queue(1000, "How are you?".into());
+        assert_eq!(p.queue(600, "Hello ".into(), true), 0);
+        p.queue(400, "there.".into(), false);
+        p.queue(1000, "How are you?".into(), true);
         assert_eq!(p.heard(0), "");
-        assert_eq!(p.heard(500), "Hello t");
+        assert_eq!(p.heard(300), "Hel");
+        assert_eq!(p.heard(800), "Hello the");
         assert_eq!(p.heard(1000), "Hello there.");
-        assert_eq!(p.heard(1500), "Hello there. How a");
+        assert_eq!(p.heard(1500), "Hello there. How ar");
         assert_eq!(p.heard(5000), "Hello there. How are you?");
     }
 
