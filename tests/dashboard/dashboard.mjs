@@ -250,6 +250,14 @@ await step("the conversation shows the call inline and on its timeline", page, a
   check(/\d+(\.\d)? (ms|µs|s)/.test(await row.textContent()), "duration not shown");
   await row.getByText("Show").click();
   await row.getByText(/sunny/).waitFor();
+  // The agent's answers were spoken (espeak-ng, the built-in synthesizer) and recorded.
+  await page.goto(`${BASE}/conversations/${conversationId}`);
+  const player = page.locator("audio.recording");
+  check(await player.count() === 1, "no recording player");
+  const src = await player.getAttribute("src");
+  const answer = await page.request.get(`${BASE}${src}`);
+  check(answer.ok() && answer.headers()["content-type"] === "audio/mpeg" && (await answer.body()).length > 1000,
+    `recording: ${answer.status()} ${answer.headers()["content-type"]}`);
 });
 
 await step("the tool's execution log filters and the latency histogram shows", page, async () => {

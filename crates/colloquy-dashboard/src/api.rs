@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 
 /// Largest API answer the dashboard reads (a page of 100 executions with payloads fits).
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest file (a conversation's recording) read from the API.
+const MAX_FILE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Handle on the API router.
 #[derive(Clone)]
@@ -60,6 +62,25 @@ impl Api {
         }
     }
 
+    /// `GET uri` of a file (a recording): its content type and bytes on 2xx.
+    pub async fn file(&self, who: &Credentials<'_>, uri: &str) -> Result<(String, Vec<u8>)> {
+        let response = self.respond(who, Method::GET, uri, None, Body::empty()).await?;
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = to_bytes(response.into_body(), MAX_FILE_BYTES)
+            .await
+            .map_err(|e| Error::Internal(format!("reading {uri}: {e}")))?;
+        if !status.is_success() {
+            answered(status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))?;
+        }
+        Ok((content_type, bytes.to_vec()))
+    }
+
     /// Sends a body of its own type (a multipart upload) with `POST` or `PATCH`; the answer's
     /// JSON on 2xx, as [`Api::call`] has it.
     pub async fn upload(
@@ -74,22 +95,7 @@ impl Api {
         &self, who: &Credentials<'_>, method: Method, uri: &str, content_type: Option<&str>,
         body: Body,
     ) -> Result<(StatusCode, Value)> {
-        let mut request =
-            Request::builder().method(method).uri(uri).header("xi-api-key", who.token);
-        if let Some(host) = who.host {
-            request = request.header(header::HOST, host);
-        }
-        if let Some(content_type) = content_type {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
-        let request =
-            request.body(body).map_err(|e| Error::Internal(format!("building {uri}: {e}")))?;
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| Error::Internal(format!("{uri}: {e}")))?;
+        let response = self.respond(who, method, uri, content_type, body).await?;
         let status = response.status();
         let bytes = to_bytes(response.into_body(), MAX_REPLY_BYTES)
             .await
@@ -101,6 +107,27 @@ impl Api {
                 .map_err(|e| Error::Internal(format!("{uri} answered non-JSON: {e}")))?
         };
         Ok((status, body))
+    }
+
+    async fn respond(
+        &self, who: &Credentials<'_>, method: Method, uri: &str, content_type: Option<&str>,
+        body: Body,
+    ) -> Result<axum::response::Response> {
+        let mut request =
+            Request::builder().method(method).uri(uri).header("xi-api-key", who.token);
+        if let Some(host) = who.host {
+            request = request.header(header::HOST, host);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request =
+            request.body(body).map_err(|e| Error::Internal(format!("building {uri}: {e}")))?;
+        self.router
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| Error::Internal(format!("{uri}: {e}")))
     }
 }
 

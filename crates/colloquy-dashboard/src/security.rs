@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 /// No inline script or style anywhere, nothing from other origins, no framing. The playground's
 /// WebSocket goes to this same origin (`'self'` covers `ws:`/`wss:` to it).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   media-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'";
 
 /// Refuses a state-changing request that a browser says came from another site, then stamps
 /// the security headers on the answer.

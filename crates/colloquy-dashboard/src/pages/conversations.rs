@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use colloquy_core::time::parse_utc_ms;
 use maud::{Markup, html};
@@ -22,6 +22,7 @@ pub fn routes() -> Router<Dash> {
         .route("/conversations", get(list))
         .route("/conversations/{id}", get(detail))
         .route("/conversations/{id}/timeline", get(timeline))
+        .route("/conversations/{id}/audio", get(audio))
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +230,15 @@ fn retrieval(entry: &Value) -> Markup {
     }
 }
 
+/// The conversation's recording, as the API serves it.
+async fn audio(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
+) -> Result<axum::response::Response> {
+    let uri = format!("/v1/convai/conversations/{}/audio", encode(&id));
+    let (content_type, bytes) = dash.api.file(&viewer.creds(), &uri).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
 async fn detail(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
@@ -236,6 +246,10 @@ async fn detail(
     let transcript = conversation["transcript"].as_array().cloned().unwrap_or_default();
     let body = html! {
         (facts(&conversation))
+        @if conversation["has_audio"] == true {
+            h2 { "Recording" }
+            audio.recording controls preload="metadata" src={ "/conversations/" (encode(&id)) "/audio" } {}
+        }
         h2 { "Transcript" }
         @if transcript.is_empty() { p.muted { "Nothing was said." } }
         ol.transcript {

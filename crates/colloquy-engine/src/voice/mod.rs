@@ -355,6 +355,10 @@ pub struct VoiceRouter {
 pub struct AgentVoice {
     asr: Option<Choice>,
     tts: Option<Choice>,
+    /// The agent's own `tts.model_id` and `tts.voice_id`: ElevenLabs names, which an
+    /// `elevenlabs` provider takes as they are.
+    model_id: String,
+    voice_id: String,
     language: Option<String>,
     speed: Option<f64>,
 }
@@ -394,6 +398,8 @@ impl VoiceRouter {
         AgentVoice {
             asr: self.asr.pick(asr_provider, "", ""),
             tts: self.tts.pick("", model_id, voice_id),
+            model_id: model_id.to_owned(),
+            voice_id: voice_id.to_owned(),
             language: Some(text("/agent/language")).filter(|l| !l.is_empty()).map(str::to_owned),
             speed: conversation_config
                 .pointer("/tts/speed")
@@ -420,7 +426,14 @@ impl VoiceRouter {
         let choice = voice.tts.as_ref().ok_or(SpeechError::NoProvider("speech synthesis"))?;
         let (model, default_voice) = match choice.provider.kind {
             ProviderKind::Openai => ("tts-1", "alloy"),
-            ProviderKind::Elevenlabs => ("eleven_flash_v2", "cjVigY5qzO86Huf0OWal"),
+            ProviderKind::Elevenlabs => (
+                Some(voice.model_id.as_str())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("eleven_flash_v2"),
+                Some(voice.voice_id.as_str())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("cjVigY5qzO86Huf0OWal"),
+            ),
             ProviderKind::Espeak => ("", ""),
         };
         let espeak_voice =

@@ -188,7 +188,7 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
 
     // The recognizer got one WAV file of the utterance at the input rate, its silence trimmed.
     let requests = voice.requests();
-    let Some(SpeechRequest::Transcription { rate, samples, model }) =
+    let Some(SpeechRequest::Transcription { rate, samples, model, .. }) =
         requests.iter().find(|r| matches!(r, SpeechRequest::Transcription { .. }))
     else {
         panic!("no transcription in {requests:?}")
@@ -476,4 +476,65 @@ async fn no_recognizer_is_an_asr_error_and_espeak_speaks_by_default() {
     // espeak says it in about a second; the audio arrives resampled to the output format.
     let (_, ms) = until_audio(&mut ws, turn_id, 600, AudioFormat::Pcm(22_050)).await;
     assert!((600..3000).contains(&ms), "{ms} ms of espeak");
+}
+
+/// The ElevenLabs kind: speech-to-text and text-to-speech with the operator's key, the voice
+/// chosen by a route from the agent's `tts.voice_id`.
+#[tokio::test]
+async fn elevenlabs_providers_and_routes_by_voice() {
+    use colloquy_engine::voice::{ProviderKind, SpeechProvider, SpeechRoute};
+    let llm = FakeLlm::openai(|_| text("Certainly.")).await;
+    let voice = FakeSpeech::start(&["hello there"]).await;
+    let configure_llm = with_llm(&llm);
+    let base = voice.base.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |c| {
+        configure_llm(c);
+        for side in [&mut c.asr, &mut c.tts] {
+            let mut provider = SpeechProvider::new(ProviderKind::Elevenlabs, Some(base.clone()));
+            provider.api_key = Some("xi-operator".into());
+            side.providers.insert("eleven".into(), provider);
+            side.retries = 0;
+        }
+        c.asr.default_provider = Some("eleven".into());
+        c.tts.routes.push(SpeechRoute {
+            voice_id: Some("rachel*".into()),
+            provider: "eleven".into(),
+            voice: Some("21m00Tcm4TlvDq8ikWAM".into()),
+            ..Default::default()
+        });
+    })
+    .await;
+    let agent_id = voice_agent(
+        &app,
+        json!({"conversation_config": {"agent": {"first_message": ""}, "tts": {"voice_id": "rachel-warm", "model_id": "eleven_turbo_v2"}}}),
+    )
+    .await;
+    let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
+    next_of(&mut ws, "conversation_initiation_metadata").await;
+    speak(&mut ws, AudioFormat::Pcm(16_000)).await;
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "hello there");
+    let answer = next_of(&mut ws, "agent_response").await;
+    let turn_id = answer["agent_response_event"]["event_id"].as_u64().unwrap();
+    let expected = "Certainly.".len() as u64 * FakeSpeech::MS_PER_CHAR;
+    let (_, ms) = until_audio(&mut ws, turn_id, expected, AudioFormat::Pcm(22_050)).await;
+    assert!(ms.abs_diff(expected) <= 30, "{ms} ms");
+    let requests = voice.requests();
+    assert!(
+        requests.iter().any(|r| matches!(r, SpeechRequest::Transcription { model, key, .. }
+        if model == "scribe_v1" && key.as_deref() == Some("xi-operator"))),
+        "{requests:?}"
+    );
+    let synthesis = requests
+        .iter()
+        .find_map(|r| match r {
+            SpeechRequest::Synthesis(body) => Some(body.clone()),
+            SpeechRequest::Transcription { .. } => None,
+        })
+        .unwrap();
+    assert_eq!(synthesis["voice_id"], "21m00Tcm4TlvDq8ikWAM", "the route's voice: {synthesis}");
+    assert_eq!(synthesis["model_id"], "eleven_turbo_v2", "the agent's own model: {synthesis}");
+    assert_eq!(synthesis["xi-api-key"], "xi-operator");
+    assert_eq!(synthesis["text"], "Certainly.");
 }

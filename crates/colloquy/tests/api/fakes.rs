@@ -378,16 +378,19 @@ async fn embed(State(state): State<EmbeddingState>, body: axum::Json<Value>) -> 
 /// What the fake speech server was asked.
 #[derive(Debug, Clone)]
 pub enum SpeechRequest {
-    /// A transcription: the WAV file's rate and length in samples, and the form's model.
-    Transcription { rate: u32, samples: usize, model: String },
-    /// A synthesis: the request's JSON.
+    /// A transcription: the WAV file's rate and length in samples, the form's model
+    /// (`model`, or ElevenLabs' `model_id`), and the ElevenLabs key it came with.
+    Transcription { rate: u32, samples: usize, model: String, key: Option<String> },
+    /// A synthesis: the request's JSON (for ElevenLabs' API, with the path's `voice_id` and
+    /// the `xi-api-key` added).
     Synthesis(Value),
 }
 
 /// An OpenAI-compatible speech server: `/v1/audio/transcriptions` answers the test's phrases
 /// in order (after checking it was sent a WAV file), and `/v1/audio/speech` answers 24 kHz
 /// 16-bit PCM (what OpenAI's `pcm` is), a 300 Hz tone lasting [`FakeSpeech::MS_PER_CHAR`] per
-/// character of the input; an input containing `FAIL` is a 500.
+/// character of the input; an input containing `FAIL` is a 500. It speaks the ElevenLabs API
+/// too: `/v1/speech-to-text` and `/v1/text-to-speech/{voice_id}?output_format=pcm_16000`.
 pub struct FakeSpeech {
     pub base: String,
     state: SpeechState,
@@ -413,6 +416,8 @@ impl FakeSpeech {
         let router = Router::new()
             .route("/v1/audio/transcriptions", post(transcribe))
             .route("/v1/audio/speech", post(synthesize))
+            .route("/v1/speech-to-text", post(transcribe))
+            .route("/v1/text-to-speech/{voice_id}", post(synthesize_elevenlabs))
             .with_state(state.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -444,13 +449,13 @@ impl FakeSpeech {
 }
 
 async fn transcribe(
-    State(state): State<SpeechState>, mut form: axum::extract::Multipart,
+    State(state): State<SpeechState>, headers: HeaderMap, mut form: axum::extract::Multipart,
 ) -> Response {
     let (mut wav, mut model) = (None, String::new());
     while let Ok(Some(field)) = form.next_field().await {
         match field.name() {
             Some("file") => wav = field.bytes().await.ok(),
-            Some("model") => model = field.text().await.unwrap_or_default(),
+            Some("model" | "model_id") => model = field.text().await.unwrap_or_default(),
             _ => {}
         }
     }
@@ -461,6 +466,7 @@ async fn transcribe(
         rate,
         samples: samples.len(),
         model,
+        key: headers.get("xi-api-key").and_then(|k| k.to_str().ok()).map(str::to_owned),
     });
     let text = state.phrases.lock().unwrap().pop_front().unwrap_or_default();
     axum::Json(json!({ "text": text })).into_response()
@@ -470,14 +476,32 @@ async fn synthesize(
     State(state): State<SpeechState>, axum::Json(body): axum::Json<Value>,
 ) -> Response {
     state.requests.lock().unwrap().push(SpeechRequest::Synthesis(body.clone()));
-    let input = body["input"].as_str().unwrap_or_default();
-    if input.contains("FAIL") {
+    tone_for(body["input"].as_str().unwrap_or_default(), 24_000)
+}
+
+async fn synthesize_elevenlabs(
+    State(state): State<SpeechState>, axum::extract::Path(voice_id): axum::extract::Path<String>,
+    uri: Uri, headers: HeaderMap, axum::Json(mut body): axum::Json<Value>,
+) -> Response {
+    if uri.query() != Some("output_format=pcm_16000") {
+        return (StatusCode::BAD_REQUEST, "output_format=pcm_16000 expected").into_response();
+    }
+    body["voice_id"] = json!(voice_id);
+    body["xi-api-key"] = json!(headers.get("xi-api-key").and_then(|k| k.to_str().ok()));
+    state.requests.lock().unwrap().push(SpeechRequest::Synthesis(body.clone()));
+    tone_for(body["text"].as_str().unwrap_or_default(), 16_000)
+}
+
+/// 16-bit PCM at `rate`: a 300 Hz tone of [`FakeSpeech::MS_PER_CHAR`] per character of `text`,
+/// or a 500 for a text containing `FAIL`.
+fn tone_for(text: &str, rate: u32) -> Response {
+    if text.contains("FAIL") {
         return (StatusCode::INTERNAL_SERVER_ERROR, "synthesis failed").into_response();
     }
-    let samples = 24 * FakeSpeech::MS_PER_CHAR as usize * input.chars().count();
+    let samples = rate as usize / 1000 * FakeSpeech::MS_PER_CHAR as usize * text.chars().count();
     let pcm: Vec<u8> = (0..samples)
         .flat_map(|i| {
-            let t = i as f64 / 24_000.0;
+            let t = i as f64 / f64::from(rate);
             ((8000.0 * (2.0 * std::f64::consts::PI * 300.0 * t).sin()) as i16).to_le_bytes()
         })
         .collect();
