@@ -1,7 +1,8 @@
-// The playground: a live text conversation with an agent over the same WebSocket protocol the
-// official clients speak. The page asks the dashboard for a one-time signed URL (the API key
-// never reaches this script), then shows messages and tool calls as they happen.
-"use strict";
+// The playground: a live conversation with an agent over the same WebSocket protocol the
+// official clients speak, typed (a text-only conversation) or, with the microphone on, spoken
+// (voice.js captures and plays the audio). The page asks the dashboard for a one-time signed URL
+// (the API key never reaches this script), then shows messages and tool calls as they happen.
+import { listen, Speaker } from "/assets/voice.js";
 
 const root = document.getElementById("playground");
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -12,10 +13,15 @@ const endButton = document.getElementById("end");
 const composer = document.getElementById("composer");
 const input = document.getElementById("message");
 const conversationLink = document.getElementById("conversation-link");
+const voiceToggle = document.getElementById("voice");
 
 let socket = null;
 let streaming = null;
 const toolCalls = new Map();
+// A voice conversation: its speaker, the microphone's stop, the typed messages whose
+// transcripts are not shown again, and the last answer's entry (for its correction).
+let voice = null;
+let lastAnswer = null;
 
 function setStatus(text) {
   statusLine.textContent = text;
@@ -105,7 +111,8 @@ function handle(message) {
       conversationLink.href = `/conversations/${encodeURIComponent(id)}`;
       conversationLink.textContent = `Conversation ${id}`;
       conversationLink.hidden = false;
-      setStatus("Connected. Say something.");
+      setStatus(voice ? "Connected. Speak, or type." : "Connected. Say something.");
+      if (voice) startVoice(message.conversation_initiation_metadata_event);
       input.disabled = false;
       composer.querySelector("button").disabled = false;
       endButton.disabled = false;
@@ -121,10 +128,29 @@ function handle(message) {
     case "agent_response": {
       const text = message.agent_response_event.agent_response;
       if (streaming) streaming.textContent = text;
-      else entry("agent", "Agent", text);
+      else streaming = entry("agent", "Agent", text);
+      lastAnswer = streaming;
       streaming = null;
       break;
     }
+    case "user_transcript": {
+      const text = message.user_transcription_event.user_transcript;
+      if (voice && voice.typed[0] === text) voice.typed.shift();
+      else if (voice) entry("user", "You (spoken)", text);
+      break;
+    }
+    case "audio":
+      if (voice && voice.speaker) voice.speaker.play(message.audio_event);
+      break;
+    case "interruption":
+      if (voice && voice.speaker) voice.speaker.interrupt(message.interruption_event.event_id);
+      break;
+    case "agent_response_correction":
+      if (lastAnswer) {
+        lastAnswer.textContent = `${message.agent_response_correction_event.corrected_agent_response} … (interrupted)`;
+        lastAnswer.parentElement.classList.add("interrupted");
+      }
+      break;
     case "agent_tool_request":
       toolStarted(message.agent_tool_request);
       break;
@@ -161,8 +187,12 @@ startButton.addEventListener("click", async () => {
     return;
   }
   const { signed_url: url } = await answer.json();
+  voice = voiceToggle.checked ? { speaker: null, stop: null, typed: [] } : null;
   socket = new WebSocket(url);
-  socket.addEventListener("open", () => send({ type: "conversation_initiation_client_data" }));
+  // Typed conversations are text only, as the official clients' textOnly; the microphone makes
+  // a voice conversation, spoken and recorded.
+  const init = voice ? {} : { conversation_config_override: { conversation: { text_only: true } } };
+  socket.addEventListener("open", () => send({ type: "conversation_initiation_client_data", ...init }));
   socket.addEventListener("message", (event) => handle(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
     setStatus(`Conversation ended${event.reason ? `: ${event.reason}` : "."}`);
@@ -171,8 +201,30 @@ startButton.addEventListener("click", async () => {
     endButton.disabled = true;
     startButton.disabled = false;
     socket = null;
+    stopVoice();
   });
 });
+
+async function startVoice(metadata) {
+  voice.speaker = new Speaker(metadata.agent_output_audio_format, (speaking) => {
+    root.dataset.speaking = speaking ? "yes" : "no";
+    setStatus(speaking ? "The agent is speaking…" : "Listening.");
+  });
+  try {
+    voice.stop = await listen(metadata.user_input_audio_format, (chunk) => send({ user_audio_chunk: chunk }));
+    root.dataset.microphone = "on";
+  } catch (error) {
+    setStatus(`The microphone could not start (${error.message}); type instead.`);
+  }
+}
+
+function stopVoice() {
+  if (!voice) return;
+  if (voice.stop) voice.stop();
+  if (voice.speaker) voice.speaker.close();
+  root.dataset.microphone = "off";
+  voice = null;
+}
 
 endButton.addEventListener("click", () => {
   if (socket) socket.close(1000, "ended in the playground");
@@ -183,6 +235,7 @@ composer.addEventListener("submit", (event) => {
   const text = input.value.trim();
   if (!text) return;
   entry("user", "You", text);
+  if (voice) voice.typed.push(text);
   send({ type: "user_message", text });
   input.value = "";
 });

@@ -1,12 +1,19 @@
-//! The stylesheet and the playground's script, compiled into the binary.
+//! The stylesheet and the playground's scripts (its page, its voice, the microphone's audio
+//! worklet), compiled into the binary.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-const FILES: [(&str, &str, &str); 2] = [
+const FILES: [(&str, &str, &str); 4] = [
     ("dashboard.css", "text/css; charset=utf-8", include_str!("../assets/dashboard.css")),
     ("playground.js", "text/javascript; charset=utf-8", include_str!("../assets/playground.js")),
+    ("voice.js", "text/javascript; charset=utf-8", include_str!("../assets/voice.js")),
+    (
+        "capture-worklet.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/capture-worklet.js"),
+    ),
 ];
 
 /// `GET /assets/{file}`.

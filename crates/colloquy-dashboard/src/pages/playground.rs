@@ -33,6 +33,7 @@ async fn page(
             div.actions {
                 button #start type="button" { "Start conversation" }
                 button #end.secondary type="button" disabled { "End conversation" }
+                label.toggle { input #voice type="checkbox"; " Talk with the microphone" }
                 a #conversation-link hidden href="#" { "" }
             }
             p #status role="status" aria-live="polite" { "Not connected." }
@@ -45,7 +46,7 @@ async fn page(
         }
         noscript { p.error { "The playground needs JavaScript: it holds a live WebSocket conversation." } }
     };
-    let script = html! { script src="/assets/playground.js" defer {} };
+    let script = html! { script type="module" src="/assets/playground.js" {} };
     Ok(Html(layout::page_with(&viewer, Section::Agents, &title, script, body).into_string()))
 }
 
