@@ -21,7 +21,9 @@ pub(crate) async fn open(node: &Node, agent_id: &str) -> anyhow::Result<Socket> 
         "{}/v1/convai/conversation?agent_id={agent_id}",
         node.base.replacen("http://", "ws://", 1)
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    // Without Nagle's algorithm, as browsers' WebSockets: a message's last partial segment is
+    // not held back until the server acknowledges the ones before it (40 ms of delayed ACK).
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     socket
         .send(Message::text(json!({"type": "conversation_initiation_client_data"}).to_string()))
         .await?;

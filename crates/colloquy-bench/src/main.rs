@@ -10,6 +10,7 @@ mod node;
 mod report;
 mod retrieval;
 mod scenarios;
+mod voice;
 
 use std::path::PathBuf;
 
@@ -41,7 +42,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval), to iterate on one; the report then holds only them.
+        /// test_runs, retrieval, voice), to iterate on one; the report then holds only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -102,6 +103,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("retrieval") {
         rows.extend(retrieval::retrieval(&colloquy, sizes).await?);
+    }
+    if wanted("voice") {
+        rows.extend(voice::voice(&colloquy, sizes).await?);
     }
     notes.extend(notes_of_the_method());
     report::write(&out, &rows, mode, &notes)?;

@@ -77,6 +77,19 @@ impl Node {
             .map_or(0, |kb| kb * 1024)
     }
 
+    /// CPU time the server has used so far (user and system), from `/proc` (clock ticks of
+    /// 10 ms).
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at `state`.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    }
+
     /// The SQLite database file.
     pub fn database(&self) -> PathBuf {
         self.dir.path().join("colloquy-data/colloquy.db")
@@ -147,7 +160,7 @@ impl Drop for Node {
 }
 
 /// Serves `router` on a free loopback port and returns its base URL.
-async fn serve(router: Router) -> anyhow::Result<String> {
+pub(crate) async fn serve(router: Router) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {

@@ -218,12 +218,7 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
     assert!(calls.as_array().unwrap().iter().any(|c| c["toolName"] == "order_status"), "{calls}");
 
     drop(ws);
-    let done = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
-        let (_, c) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
-        (c["status"] == "done").then_some(c)
-    })
-    .await
-    .expect("the conversation ends");
+    let done = ended(&app, &conversation_id).await;
     let turns = done["transcript"].as_array().unwrap();
     let user = turns.iter().find(|t| t["role"] == "user").unwrap();
     assert_eq!(user["source_medium"], "audio", "{user}");
@@ -268,6 +263,17 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
     assert_eq!(s, 200);
     let (s, _) = app.get(&format!("/v1/convai/conversations/{conversation_id}/audio"), key).await;
     assert_eq!(s, 404, "deleting the conversation deletes its recording");
+}
+
+/// The conversation once it has ended.
+async fn ended(app: &TestApp, id: &str) -> Value {
+    let key = &app.admin_key;
+    poll(Duration::from_secs(10), Duration::from_millis(100), async || {
+        let (_, c) = app.get(&format!("/v1/convai/conversations/{id}"), key).await;
+        (c["status"] == "done").then_some(c)
+    })
+    .await
+    .expect("the conversation ends")
 }
 
 /// How long an MP3 file plays.
@@ -332,13 +338,7 @@ async fn speaking_over_the_agent_interrupts_it() {
     assert_eq!(transcript["user_transcription_event"]["user_transcript"], "stop please");
     next_of(&mut ws, "agent_response").await;
     drop(ws);
-    let key = &app.admin_key;
-    let done = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
-        let (_, c) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
-        (c["status"] == "done").then_some(c)
-    })
-    .await
-    .expect("the conversation ends");
+    let done = ended(&app, &conversation_id).await;
     let interrupted = done["transcript"]
         .as_array()
         .unwrap()
@@ -445,12 +445,7 @@ async fn bad_audio_text_only_sessions_and_failing_providers() {
     );
     drop(ws);
     let key = &app.admin_key;
-    let done = poll(Duration::from_secs(10), Duration::from_millis(100), async || {
-        let (_, c) = app.get(&format!("/v1/convai/conversations/{text_only_id}"), key).await;
-        (c["status"] == "done").then_some(c)
-    })
-    .await
-    .expect("the conversation ends");
+    let done = ended(&app, &text_only_id).await;
     assert_eq!(done["has_audio"], false, "a text-only conversation has no recording");
     assert_eq!(done["metadata"]["text_only"], true);
     let (s, body) = app.get(&format!("/v1/convai/conversations/{text_only_id}/audio"), key).await;
