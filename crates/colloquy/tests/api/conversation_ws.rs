@@ -317,7 +317,13 @@ async fn two_hundred_concurrent_live_conversations() {
     let hook = Webhook::start(200, "ok", Duration::ZERO).await;
     let tool = create_tool(&app, &key, json!({"tool_config": {"type": "webhook", "name": "lookup", "description": "d",
         "api_schema": {"url": format!("{}/l", hook.base), "method": "POST", "request_body_schema": {"type": "object", "properties": {"q": {"type": "string", "description": "q"}}}}}})).await;
-    let agent_id = agent(&app, json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool]}}}})).await;
+    // Text only: this is about concurrent text turns, not 200 synthesizers at once.
+    let agent_id = agent(
+        &app,
+        json!({"conversation_config": {"conversation": {"text_only": true},
+        "agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool]}}}}),
+    )
+    .await;
     let url = ws_url(&app, &format!("agent_id={agent_id}"));
     let mut tasks = Vec::new();
     for _ in 0..200 {
