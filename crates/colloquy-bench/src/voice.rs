@@ -161,7 +161,7 @@ pub async fn voice(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result<Vec
     for &sessions in &[1usize, 100] {
         rows.extend(latency(&node, &agent_id, &speech_url, &llm, sessions, sizes).await?);
     }
-    rows.push(cpu_per_audio_second(&node, &agent_id).await?);
+    rows.push(cpu_per_audio_second(&node, &agent_id, sizes).await?);
     rows.push(memory_per_session(&node, &agent_id, sizes).await?);
     Ok(rows)
 }
@@ -216,13 +216,13 @@ async fn latency(
     Ok(rows)
 }
 
-/// Server CPU per second of user audio: one conversation streams a minute of speech and
+/// Server CPU per second of user audio: one conversation streams up to a minute of speech and
 /// silence (a turn every four seconds) as fast as the server takes it.
-async fn cpu_per_audio_second(node: &Node, agent_id: &str) -> anyhow::Result<Row> {
+async fn cpu_per_audio_second(node: &Node, agent_id: &str, sizes: Sizes) -> anyhow::Result<Row> {
     let mut socket = open(node, agent_id).await?;
     let (speech, silence) = (speech(1000), silence(3000));
     let before = node.cpu_time();
-    let seconds = 60;
+    let seconds = (sizes.samples as u32 / 5).clamp(8, 60) / 4 * 4;
     for _ in 0..seconds / 4 {
         for piece in speech
             .iter()

@@ -533,3 +533,69 @@ async fn elevenlabs_providers_and_routes_by_voice() {
     assert_eq!(synthesis["xi-api-key"], "xi-operator");
     assert_eq!(synthesis["text"], "Certainly.");
 }
+
+/// While a tool with `disable_interruptions` runs, the user's speech does not stop the agent's
+/// speech; what they said is answered after the turn.
+#[tokio::test]
+async fn an_uninterruptible_tool_holds_interruptions_while_it_runs() {
+    use crate::fakes::Reply;
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text("Found it.");
+        }
+        match last["content"].as_str().unwrap_or_default() {
+            "look it up" => Reply::TextThenCalls(
+                "Let me check that for you, it takes a moment. ".into(),
+                vec![("slow_lookup".into(), json!({"q": "order"}))],
+            ),
+            other => text(&format!("You said: {other}")),
+        }
+    })
+    .await;
+    let voice = FakeSpeech::start(&["hello there"]).await;
+    let configure_llm = with_llm(&llm);
+    let configure_voice = voice.configure();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        configure_llm(c);
+        configure_voice(c);
+    })
+    .await;
+    let key = &app.admin_key;
+    let hook = Webhook::start(200, r#"{"found":true}"#, Duration::from_millis(1500)).await;
+    let tool = create_tool(&app, key, json!({"tool_config": {"type": "webhook", "name": "slow_lookup", "description": "Slow",
+        "disable_interruptions": true,
+        "api_schema": {"url": format!("{}/slow", hook.base), "method": "POST",
+            "request_body_schema": {"type": "object", "properties": {"q": {"type": "string", "description": "q"}}}}}})).await;
+    let agent_id = voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"tool_ids": [tool]}}}})).await;
+    let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
+    next_of(&mut ws, "conversation_initiation_metadata").await;
+    ws::say(&mut ws, "look it up").await;
+    // The first sentence is spoken while the tool runs; the user talks over it.
+    next_of(&mut ws, "agent_tool_request").await;
+    let first = next_of(&mut ws, "audio").await;
+    assert!(first.get("close").is_none(), "{first}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut audio = speech(400, 16_000);
+    audio.extend(quiet(1000, 16_000));
+    send_audio(&mut ws, &audio, AudioFormat::Pcm(16_000)).await;
+    let mut seen = Vec::new();
+    loop {
+        let e = next(&mut ws).await;
+        assert!(e.get("close").is_none(), "{e}");
+        let kind = e["type"].as_str().unwrap_or_default().to_owned();
+        if kind == "agent_response" {
+            assert_eq!(
+                e["agent_response_event"]["agent_response"],
+                "Let me check that for you, it takes a moment. Found it."
+            );
+            break;
+        }
+        seen.push(kind);
+    }
+    assert!(!seen.iter().any(|k| k == "interruption"), "interrupted during the tool: {seen:?}");
+    // What the user said is heard after the turn.
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "hello there");
+}

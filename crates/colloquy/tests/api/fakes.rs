@@ -22,6 +22,8 @@ pub enum Reply {
     Text(String),
     /// Asks for these calls: (name, arguments).
     Calls(Vec<(String, Value)>),
+    /// Streams this text, then asks for these calls, in one answer.
+    TextThenCalls(String, Vec<(String, Value)>),
     /// Answers this HTTP status.
     Status(u16),
     /// Waits, then answers.
@@ -153,6 +155,14 @@ fn openai_events(reply: Reply) -> Vec<String> {
         )
     };
     let mut events = vec![chunk(json!({"role": "assistant"}))];
+    if let Reply::TextThenCalls(text, calls) = reply {
+        let mut first = openai_events(Reply::Text(text));
+        let mut then = openai_events(Reply::Calls(calls));
+        first.pop();
+        then.remove(0);
+        first.extend(then);
+        return first;
+    }
     match reply {
         Reply::Text(t) => {
             let words: Vec<&str> = t.split_inclusive(' ').collect();
