@@ -157,12 +157,12 @@ pub async fn voice(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result<Vec
         )
         .await?;
     let agent_id = created["agent_id"].as_str().unwrap_or_default().to_owned();
-    let mut rows = Vec::new();
+    // Memory first, on the fresh node: later scenarios leave freed memory the allocator reuses.
+    let mut rows = vec![memory_per_session(&node, &agent_id, sizes).await?];
     for &sessions in &[1usize, 100] {
         rows.extend(latency(&node, &agent_id, &speech_url, &llm, sessions, sizes).await?);
     }
     rows.push(cpu_per_audio_second(&node, &agent_id, sizes).await?);
-    rows.push(memory_per_session(&node, &agent_id, sizes).await?);
     Ok(rows)
 }
 
@@ -199,12 +199,14 @@ async fn latency(
     let direct = fakes_alone(speech_url, llm, all.len().min(300)).await?;
     let label = format!("voice: end of speech to first audio, {sessions} concurrent conversations");
     let mut rows = Vec::new();
+    // The fakes' own time is near constant; their median comes off both quantiles, so one slow
+    // direct request does not hide the platform's tail.
+    let own = load::quantile(&direct, 0.5);
     for (name, q, goal) in [("p50", 0.5, 5.0), ("p99", 0.99, 20.0)] {
         let turn = load::quantile(&all, q);
-        let own = load::quantile(&direct, q);
         rows.push(Row {
             scenario: format!(
-                "{label}: {name} (turn {turn:.2} ms − ASR, LLM and TTS fakes alone {own:.2} ms)"
+                "{label}: {name} (turn {turn:.2} ms − ASR, LLM and TTS fakes' median {own:.2} ms)"
             ),
             unit: "ms".into(),
             ours: (turn - own).max(0.0),
@@ -248,10 +250,10 @@ async fn cpu_per_audio_second(node: &Node, agent_id: &str, sizes: Sizes) -> anyh
     })
 }
 
-/// Memory of live voice conversations, each having sent a second of audio, beyond the audio
-/// they hold (the recording's second and the detector's pre-roll).
+/// Memory of live voice conversations, each having sent a second of audio; the goal allows
+/// 256 KB beyond the audio each holds (the recording's second and the detector's pre-roll).
 async fn memory_per_session(node: &Node, agent_id: &str, sizes: Sizes) -> anyhow::Result<Row> {
-    let count = (sizes.idle_conversations / 5).max(10);
+    let count = (sizes.idle_conversations / 5).max(100);
     let before = node.rss_bytes();
     let mut sockets = Vec::with_capacity(count);
     let second = silence(1000);
@@ -269,13 +271,12 @@ async fn memory_per_session(node: &Node, agent_id: &str, sizes: Sizes) -> anyhow
     drop(sockets);
     Ok(Row {
         scenario: format!(
-            "voice: RSS per live voice conversation beyond its audio ({count} conversations, {:.0} KB each in all, {:.0} KB of it audio)",
-            per_session / 1024.0,
+            "voice: RSS per live voice conversation ({count} conversations; goal 256 KB beyond its {:.0} KB of audio)",
             audio / 1024.0
         ),
         unit: "KB".into(),
-        ours: ((per_session - audio) / 1024.0).max(0.0),
+        ours: per_session / 1024.0,
         baseline: None,
-        goal: Goal::AtMost(256.0),
+        goal: Goal::AtMost(256.0 + audio / 1024.0),
     })
 }
