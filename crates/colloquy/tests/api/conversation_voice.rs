@@ -132,13 +132,7 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
     })
     .await;
     let voice = FakeSpeech::start(&["check my order status"]).await;
-    let configure_llm = with_llm(&llm);
-    let configure_voice = voice.configure();
-    let app = TestApp::spawn_with(backend, |c| {
-        configure_llm(c);
-        configure_voice(c);
-    })
-    .await;
+    let app = spawn(backend, &llm, &voice).await;
     let key = &app.admin_key;
     let hook = Webhook::start(200, r#"{"status":"shipped"}"#, Duration::ZERO).await;
     let tool = create_tool(&app, key, json!({"tool_config": {"type": "webhook", "name": "order_status", "description": "Order status",
@@ -265,6 +259,16 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
     assert_eq!(s, 404, "deleting the conversation deletes its recording");
 }
 
+/// A server using `llm` and the speech server `voice`.
+async fn spawn(backend: Backend, llm: &FakeLlm, voice: &FakeSpeech) -> TestApp {
+    let (configure_llm, configure_voice) = (with_llm(llm), voice.configure());
+    TestApp::spawn_with(backend, |c| {
+        configure_llm(c);
+        configure_voice(c);
+    })
+    .await
+}
+
 /// The conversation once it has ended.
 async fn ended(app: &TestApp, id: &str) -> Value {
     let key = &app.admin_key;
@@ -295,13 +299,7 @@ async fn speaking_over_the_agent_interrupts_it() {
     let long = "This answer is long enough to be interrupted well before its end, so the user hears only its start.";
     let llm = FakeLlm::openai(move |_| text(long)).await;
     let voice = FakeSpeech::start(&["stop please"]).await;
-    let configure_llm = with_llm(&llm);
-    let configure_voice = voice.configure();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        configure_llm(c);
-        configure_voice(c);
-    })
-    .await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
     let agent_id =
         voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": ""}}})).await;
     let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
@@ -363,13 +361,7 @@ async fn bad_audio_text_only_sessions_and_failing_providers() {
     })
     .await;
     let voice = FakeSpeech::start(&["hello there"]).await;
-    let configure_llm = with_llm(&llm);
-    let configure_voice = voice.configure();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        configure_llm(c);
-        configure_voice(c);
-    })
-    .await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
     let agent_id = voice_agent(&app, json!({"conversation_config": {
         "asr": {"user_input_audio_format": "ulaw_8000"}, "tts": {"agent_output_audio_format": "ulaw_8000"},
         "conversation": {"client_events": ["audio", "user_transcript", "agent_response", "vad_score", "interruption"]}}})).await;
@@ -554,13 +546,7 @@ async fn an_uninterruptible_tool_holds_interruptions_while_it_runs() {
     })
     .await;
     let voice = FakeSpeech::start(&["hello there"]).await;
-    let configure_llm = with_llm(&llm);
-    let configure_voice = voice.configure();
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        configure_llm(c);
-        configure_voice(c);
-    })
-    .await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
     let key = &app.admin_key;
     let hook = Webhook::start(200, r#"{"found":true}"#, Duration::from_millis(1500)).await;
     let tool = create_tool(&app, key, json!({"tool_config": {"type": "webhook", "name": "slow_lookup", "description": "Slow",
