@@ -30,7 +30,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::client_tools::{Replies, SocketClientTools};
 use super::outbox::{Outbox, Writer};
 use super::overrides;
-use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup};
+use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup, audio_format};
 use crate::state::AppState;
 
 /// How long the client has to send its initiation data.
@@ -96,8 +96,8 @@ impl Timing {
                 .map(Duration::from_secs_f64)
         };
         Timing {
-            agent_audio: audio_format(config, "/tts/agent_output_audio_format"),
-            user_audio: audio_format(config, "/asr/user_input_audio_format"),
+            agent_audio: audio_format(config, "/tts/agent_output_audio_format").name(),
+            user_audio: audio_format(config, "/asr/user_input_audio_format").name(),
             max_duration: Duration::from_secs(
                 config
                     .pointer("/conversation/max_duration_seconds")
@@ -109,15 +109,6 @@ impl Timing {
             turn_timeout: secs("/turn/turn_timeout"),
         }
     }
-}
-
-fn audio_format(config: &Value, pointer: &str) -> String {
-    config
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|f| f.starts_with("pcm_") || f.starts_with("ulaw_"))
-        .unwrap_or("pcm_16000")
-        .to_owned()
 }
 
 /// The next client message; `None` once the client is gone.

@@ -47,6 +47,16 @@ pub(super) struct VoiceSetup {
     pub(super) recording: Option<SharedRecording>,
 }
 
+/// The audio format a conversation configuration names at `pointer`: the one announced in the
+/// metadata and the one used, so the two cannot differ (`pcm_16000` when absent or unknown).
+pub(super) fn audio_format(config: &Value, pointer: &str) -> AudioFormat {
+    config
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(AudioFormat::parse)
+        .unwrap_or(AudioFormat::Pcm(16_000))
+}
+
 /// A recording both the listener and the speaker add to; taken out when the conversation ends.
 pub(super) type SharedRecording = Arc<Mutex<Option<Recording>>>;
 
@@ -71,20 +81,16 @@ impl VoiceSetup {
         if text_only || configured_text_only {
             return None;
         }
-        let format = |pointer: &str| {
-            config
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .and_then(AudioFormat::parse)
-                .unwrap_or(AudioFormat::Pcm(16_000))
-        };
+
         let end_silence_ms = match config.pointer("/turn/turn_eagerness").and_then(Value::as_str) {
             Some("eager") => 400,
             Some("patient") => 1200,
             _ => 700,
         };
-        let (input, output) =
-            (format("/asr/user_input_audio_format"), format("/tts/agent_output_audio_format"));
+        let (input, output) = (
+            audio_format(config, "/asr/user_input_audio_format"),
+            audio_format(config, "/tts/agent_output_audio_format"),
+        );
         let recording = (agent.platform_settings.pointer("/privacy/record_voice")
             != Some(&Value::Bool(false)))
         .then(|| {
