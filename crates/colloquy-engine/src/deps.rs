@@ -18,9 +18,9 @@ pub struct EngineLimits {
     pub webhook_max_response_bytes: usize,
     /// Most bytes of vectors a workspace's embedding indexes may hold.
     pub kb_max_index_bytes: i64,
-    /// Seconds a node holds an embedding index or crawl between two saves before another node
-    /// may take it.
-    pub index_lease_secs: i64,
+    /// Seconds a job's lease (test run, embedding index, crawl) lasts; its holder renews it
+    /// while it works, so this is how long a dead node's jobs wait before another takes them.
+    pub job_lease_secs: i64,
 }
 
 impl Default for EngineLimits {
@@ -29,7 +29,7 @@ impl Default for EngineLimits {
             max_tool_rounds: 8,
             webhook_max_response_bytes: 1024 * 1024,
             kb_max_index_bytes: 1 << 30,
-            index_lease_secs: 30,
+            job_lease_secs: 15,
         }
     }
 }

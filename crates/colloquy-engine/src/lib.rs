@@ -13,6 +13,7 @@ pub mod egress;
 mod error;
 pub mod judge;
 pub mod knowledge;
+pub mod lease;
 pub mod llm;
 pub mod mcp;
 mod secrets;

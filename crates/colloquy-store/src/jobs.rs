@@ -1,21 +1,93 @@
-//! What the knowledge base's leased job queues (embedding indexes, crawls) share: taking the
-//! oldest job that is queued or whose holder's lease ran out, renewing a lease from the holder
-//! only, and ending a job from the lease that holds it. Their tables have `id`, `status`
-//! (`processing` while held), `worker`, `attempt`, `lease_until`, `created_at`, `updated_at`.
+//! What the leased job queues (test runs, embedding indexes, crawls) share: taking the oldest
+//! job that is queued or whose holder's lease ran out, renewing a lease from the holder only
+//! (the heartbeat that keeps a long job's lease short), and ending a job from the lease that
+//! holds it. Their tables have `id`, `status`, `worker`, `attempt`, `lease_until`,
+//! `created_at`, `updated_at`.
 
-/// A job table and the status of its queued jobs.
+use async_trait::async_trait;
+
+use crate::db::execute;
+use crate::{SqlStore, StoreResult};
+
+/// A job table, the status of its queued jobs and of its held ones.
 pub(crate) struct JobTable {
     pub(crate) name: &'static str,
     pub(crate) queued: &'static str,
+    pub(crate) held: &'static str,
 }
 
-pub(crate) const RAG_INDEXES: JobTable = JobTable { name: "kb_rag_indexes", queued: "created" };
-pub(crate) const CRAWL_JOBS: JobTable = JobTable { name: "kb_crawl_jobs", queued: "queued" };
+pub(crate) const TEST_RUNS: JobTable =
+    JobTable { name: "test_runs", queued: "pending", held: "running" };
+pub(crate) const RAG_INDEXES: JobTable =
+    JobTable { name: "kb_rag_indexes", queued: "created", held: "processing" };
+pub(crate) const CRAWL_JOBS: JobTable =
+    JobTable { name: "kb_crawl_jobs", queued: "queued", held: "processing" };
+
+/// The kinds of leased jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// A test run.
+    TestRun,
+    /// A knowledge-base document's embedding index.
+    RagIndex,
+    /// A knowledge-base crawl.
+    Crawl,
+}
+
+impl JobKind {
+    fn table(self) -> &'static JobTable {
+        match self {
+            JobKind::TestRun => &TEST_RUNS,
+            JobKind::RagIndex => &RAG_INDEXES,
+            JobKind::Crawl => &CRAWL_JOBS,
+        }
+    }
+}
+
+/// A lease as its holder knows it: which job, and the worker and attempt that took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// What kind of job.
+    pub kind: JobKind,
+    /// The job's id.
+    pub id: String,
+    /// The worker holding it.
+    pub worker: String,
+    /// The attempt it was taken in.
+    pub attempt: i64,
+}
+
+/// Leases kept alive by their holders.
+#[async_trait]
+pub trait LeaseStore {
+    /// Extends a lease to `until`; `false` once the holder has lost it (the job was cancelled,
+    /// ended, or taken over after the lease ran out), in which case nothing changes.
+    async fn renew_lease(&self, lease: &Lease, until: i64) -> StoreResult<bool>;
+}
+
+#[async_trait]
+impl LeaseStore for SqlStore {
+    async fn renew_lease(&self, lease: &Lease, until: i64) -> StoreResult<bool> {
+        let sql = lease.kind.table().held("lease_until = $4");
+        let renewed = execute!(
+            self,
+            sqlx::AssertSqlSafe(sql),
+            &lease.id,
+            &lease.worker,
+            lease.attempt,
+            until
+        )?;
+        Ok(renewed == 1)
+    }
+}
 
 impl JobTable {
     /// The condition of a job another worker may take, `now` being the placeholder of the time.
-    fn takeable(&self, now: &str) -> String {
-        format!("(status = '{}' OR (status = 'processing' AND lease_until < {now}))", self.queued)
+    pub(crate) fn takeable(&self, now: &str) -> String {
+        format!(
+            "(status = '{}' OR (status = '{}' AND lease_until < {now}))",
+            self.queued, self.held
+        )
     }
 
     /// `SELECT` of the oldest takeable job's id (`$1`: now).
@@ -31,9 +103,10 @@ impl JobTable {
     /// also setting `also` (assignments without parameters, or empty).
     pub(crate) fn take(&self, also: &str) -> String {
         format!(
-            "UPDATE {} SET status = 'processing', worker = $1, attempt = attempt + 1, \
+            "UPDATE {} SET status = '{}', worker = $1, attempt = attempt + 1, \
              lease_until = $3, updated_at = $2{also} WHERE id = $4 AND {}",
             self.name,
+            self.held,
             self.takeable("$2")
         )
     }
@@ -42,8 +115,8 @@ impl JobTable {
     /// job cancelled), setting `set`, whose own parameters start at `$4`.
     pub(crate) fn held(&self, set: &str) -> String {
         format!(
-            "UPDATE {} SET {set} WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'processing'",
-            self.name
+            "UPDATE {} SET {set} WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = '{}'",
+            self.name, self.held
         )
     }
 }

@@ -49,6 +49,7 @@ pub use conversations::{
 pub use crawl_jobs::{CrawlJobRow, CrawlPageRow, CrawlStore, NewCrawlJob, PageOutcome};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
+pub use jobs::{JobKind, Lease, LeaseStore};
 pub use knowledge_base::{
     ChunkRow, DocumentBody, DocumentFilter, DocumentPage, DocumentRow, DocumentText,
     KnowledgeStore, NewDocument,
@@ -85,6 +86,7 @@ pub trait Store:
     + AccessStore
     + TestStore
     + TestRunStore
+    + LeaseStore
     + Send
     + Sync
     + 'static

@@ -7,6 +7,7 @@ use colloquy_core::test_runs::RunStatus;
 
 use crate::db::{Db, change_one, execute, run, transaction};
 use crate::inline::sqlite_row;
+use crate::jobs::TEST_RUNS;
 use crate::query::{Bind, Query, escape_like, fetch_all, find};
 use crate::{SqlStore, StoreResult};
 
@@ -128,8 +129,6 @@ pub trait TestRunStore {
         &self, workspace_id: &WorkspaceId, filter: &InvocationFilter, after: Option<(i64, String)>,
         limit: u32,
     ) -> StoreResult<Vec<InvocationRow>>;
-    /// Whether `worker` still holds the run under this `attempt` (not cancelled, not taken over).
-    async fn run_is_held(&self, run_id: &str, worker: &str, attempt: i64) -> StoreResult<bool>;
     /// How many invocations match `filter`; with `up_to`, only those listed before and at that
     /// `(created_at, id)` position (to number pages).
     async fn count_invocations(
@@ -237,21 +236,6 @@ impl TestRunStore for SqlStore {
         Ok(fetch_all!(self, q)?)
     }
 
-    async fn run_is_held(&self, run_id: &str, worker: &str, attempt: i64) -> StoreResult<bool> {
-        let held: i64 = run!(self, read, |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM test_runs \
-                 WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'running'",
-            )
-            .bind(run_id)
-            .bind(worker)
-            .bind(attempt)
-            .fetch_one(pool)
-            .await
-        })?;
-        Ok(held == 1)
-    }
-
     async fn count_invocations(
         &self, workspace_id: &WorkspaceId, filter: &InvocationFilter, up_to: Option<(i64, String)>,
     ) -> StoreResult<i64> {
@@ -276,8 +260,8 @@ impl TestRunStore for SqlStore {
             Db::Sqlite { .. } => "",
         };
         let pick = format!(
-            "SELECT id FROM test_runs WHERE status = 'pending' OR (status = 'running' AND lease_until < $2) \
-             ORDER BY created_at, id LIMIT {limit}{lock}"
+            "SELECT id FROM test_runs WHERE {} ORDER BY created_at, id LIMIT {limit}{lock}",
+            TEST_RUNS.takeable("$2")
         );
         let sql = format!(
             "UPDATE test_runs SET status = 'running', worker = $1, attempt = attempt + 1, lease_until = $3, updated_at = $2 \
@@ -349,8 +333,9 @@ impl TestRunStore for SqlStore {
     ) -> StoreResult<bool> {
         let done = execute!(
             self,
-            "UPDATE test_runs SET status = $4, result = $5, updated_at = $6, lease_until = NULL \
-             WHERE id = $1 AND worker = $2 AND attempt = $3 AND status = 'running'",
+            sqlx::AssertSqlSafe(
+                TEST_RUNS.held("status = $4, result = $5, updated_at = $6, lease_until = NULL")
+            ),
             run_id,
             worker,
             attempt,

@@ -71,15 +71,14 @@ pub struct Config {
     /// Most bytes of vectors one workspace's embedding indexes may hold
     /// (`COLLOQUY_KB_MAX_INDEX_BYTES`).
     pub kb_max_index_bytes: i64,
-    /// Seconds a node holds an embedding index between two saves of its progress before
-    /// another node may take it over (`COLLOQUY_INDEX_LEASE_SECS`).
-    pub index_lease_secs: i64,
+    /// Seconds a job's lease lasts (test runs, embedding indexes, crawls;
+    /// `COLLOQUY_JOB_LEASE_SECS`). The node working a job renews its lease every second, so
+    /// jobs of any length keep it; this is how long a dead node's jobs wait before any node
+    /// takes them over.
+    pub job_lease_secs: i64,
     /// Largest webhook response read (`COLLOQUY_WEBHOOK_MAX_RESPONSE_BYTES`); larger is a tool
     /// error.
     pub webhook_max_response_bytes: usize,
-    /// Seconds a node holds a test run before another may take it over
-    /// (`COLLOQUY_TEST_LEASE_SECS`); longer than the slowest test.
-    pub test_lease_secs: i64,
     /// LLM providers and model routing (`[llm]` in the file; `OPENAI_BASE_URL` and
     /// `OPENAI_API_KEY` configure the `openai` provider).
     pub llm: colloquy_engine::llm::router::LlmConfig,
@@ -116,10 +115,9 @@ impl Default for Config {
             max_prompt_chars: 200_000,
             kb_max_file_bytes: 20 * 1024 * 1024,
             kb_max_index_bytes: 1 << 30,
-            index_lease_secs: 30,
+            job_lease_secs: 15,
             webhook_max_response_bytes: 1024 * 1024,
             test_concurrency: 4,
-            test_lease_secs: 300,
             llm: Default::default(),
             mcp: Default::default(),
             embeddings: Default::default(),
@@ -153,10 +151,9 @@ impl fmt::Debug for Config {
             .field("max_prompt_chars", &self.max_prompt_chars)
             .field("kb_max_file_bytes", &self.kb_max_file_bytes)
             .field("kb_max_index_bytes", &self.kb_max_index_bytes)
-            .field("index_lease_secs", &self.index_lease_secs)
+            .field("job_lease_secs", &self.job_lease_secs)
             .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
             .field("test_concurrency", &self.test_concurrency)
-            .field("test_lease_secs", &self.test_lease_secs)
             .field("mcp_stdio_servers", &self.mcp.stdio.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -205,6 +202,9 @@ impl Config {
             .merge(Env::prefixed("COLLOQUY_").ignore(&["CONFIG", "TEST_DATABASE_URL"]))
             .merge(Serialized::defaults(overrides))
             .extract()?;
+        if config.job_lease_secs < 1 {
+            anyhow::bail!("COLLOQUY_JOB_LEASE_SECS must be at least 1 second");
+        }
         Ok(config)
     }
 }

@@ -53,7 +53,7 @@ pub fn engine(
         limits: EngineLimits {
             webhook_max_response_bytes: config.webhook_max_response_bytes,
             kb_max_index_bytes: config.kb_max_index_bytes,
-            index_lease_secs: config.index_lease_secs,
+            job_lease_secs: config.job_lease_secs,
             ..EngineLimits::default()
         },
         mcp: config.mcp.clone(),
@@ -141,7 +141,6 @@ impl Server {
             engine.clone(),
             worker_id,
             config.test_concurrency,
-            config.test_lease_secs,
             stop,
         ));
         let api = colloquy_api::router(store.clone(), keyring.clone(), engine, settings)?;

@@ -36,7 +36,7 @@ pub async fn crawl(deps: &EngineDeps, job: &CrawlJobRow) {
         };
         let Some((url, depth)) = next else { break };
         let outcome = page(deps, job, &rules, &mut robots, &url, depth).await;
-        let lease_until = time::now_secs() + deps.limits.index_lease_secs;
+        let lease_until = time::now_secs() + deps.limits.job_lease_secs;
         match deps.store.record_crawl_page(job, &outcome, lease_until).await {
             Ok(true) => {}
             // Cancelled or taken over: nothing of this page was stored.

@@ -75,7 +75,7 @@ async fn compute(deps: &EngineDeps, index: &RagIndexRow) -> Result<bool, Failure
         }
         let progress =
             i64::try_from((done * BATCH + batch.len()) * 100 / chunks.len()).unwrap_or(100);
-        let lease_until = time::now_secs() + deps.limits.index_lease_secs;
+        let lease_until = time::now_secs() + deps.limits.job_lease_secs;
         if !deps
             .store
             .save_vectors(index, &rows, progress, lease_until)

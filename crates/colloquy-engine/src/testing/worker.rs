@@ -1,16 +1,18 @@
 //! The test-run worker (DESIGN.md §3.4): every node runs one. It leases runs from the store's
-//! queue and runs them with bounded concurrency; a run whose worker dies is leased again once
-//! its lease expires, and only the lease holder's result counts.
+//! queue and runs them with bounded concurrency, renewing each run's lease while it runs; a
+//! run whose worker dies is leased again once its lease expires, and only the lease holder's
+//! result counts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_core::test_runs::RunStatus;
-use colloquy_store::RunRow;
+use colloquy_store::{JobKind, Lease, RunRow};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, watch};
 
 use super::{Verdict, run_test};
+use crate::lease::Heartbeat;
 use crate::{AgentSnapshot, EngineDeps};
 
 /// How long the worker waits before looking for runs again when none were queued (runs
@@ -19,9 +21,9 @@ const POLL: Duration = Duration::from_millis(250);
 
 /// Leases and runs test runs until `stop` fires, at most `concurrency` at a time.
 pub async fn worker(
-    deps: Arc<EngineDeps>, worker_id: String, concurrency: usize, lease_secs: i64,
-    mut stop: watch::Receiver<bool>,
+    deps: Arc<EngineDeps>, worker_id: String, concurrency: usize, mut stop: watch::Receiver<bool>,
 ) {
+    let lease_secs = deps.limits.job_lease_secs;
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     loop {
         if *stop.borrow() {
@@ -84,16 +86,19 @@ pub async fn worker(
 /// Runs a leased run and stores its result, if this worker still holds it.
 #[tracing::instrument(name = "test_run", skip_all, fields(run = %run.id, test = %run.test_id, invocation = %run.invocation_id, attempt = run.attempt))]
 async fn complete(deps: &Arc<EngineDeps>, run: &RunRow, worker_id: &str) {
-    let (cancel_tx, cancelled) = watch::channel(false);
-    let watcher = tokio::spawn(watch_lease(
-        deps.clone(),
-        run.id.clone(),
-        worker_id.to_owned(),
-        run.attempt,
-        cancel_tx,
-    ));
-    let verdict = execute(deps, run, cancelled).await;
-    watcher.abort();
+    // A run that is cancelled or taken over stops instead of finishing for nothing.
+    let heartbeat = Heartbeat::start(
+        deps.store.clone(),
+        Lease {
+            kind: JobKind::TestRun,
+            id: run.id.clone(),
+            worker: worker_id.to_owned(),
+            attempt: run.attempt,
+        },
+        deps.limits.job_lease_secs,
+    );
+    let verdict = execute(deps, run, heartbeat.lost()).await;
+    drop(heartbeat);
     let status = if verdict.passed { RunStatus::Passed } else { RunStatus::Failed };
     let now = colloquy_core::time::now_secs();
     match deps
@@ -106,21 +111,6 @@ async fn complete(deps: &Arc<EngineDeps>, run: &RunRow, worker_id: &str) {
             tracing::info!("run finished after its lease was taken over; result dropped")
         }
         Err(e) => tracing::error!(error = %e, "could not store a test run's result"),
-    }
-}
-
-/// Signals `cancel` once this worker no longer holds the run (it was cancelled, or its lease
-/// was taken over), so a long simulation stops instead of finishing for nothing.
-async fn watch_lease(
-    deps: Arc<EngineDeps>, run_id: String, worker_id: String, attempt: i64,
-    cancel: watch::Sender<bool>,
-) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Ok(false) = deps.store.run_is_held(&run_id, &worker_id, attempt).await {
-            let _ = cancel.send(true);
-            return;
-        }
     }
 }
 

@@ -650,7 +650,7 @@ async fn kill_9_under_mixed_load_loses_nothing_acknowledged(backend: Backend) {
         ("OPENAI_BASE_URL", llm_url.as_str()),
         ("OPENAI_API_KEY", "sk-fake"),
         ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
-        ("COLLOQUY_TEST_LEASE_SECS", "3"),
+        ("COLLOQUY_JOB_LEASE_SECS", "3"),
         ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
     ];
     let server = ChildServer::start(dir.path(), &envs).await;

@@ -530,7 +530,7 @@ async fn a_killed_node_loses_no_run_of_a_thousand() {
                     ("OPENAI_BASE_URL", llm_url.as_str()),
                     ("OPENAI_API_KEY", "sk-fake"),
                     ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
-                    ("COLLOQUY_TEST_LEASE_SECS", lease),
+                    ("COLLOQUY_JOB_LEASE_SECS", lease),
                     ("COLLOQUY_TEST_CONCURRENCY", "8"),
                 ],
             )
@@ -601,4 +601,126 @@ async fn a_killed_node_loses_no_run_of_a_thousand() {
         })
         .count();
     assert_eq!(judged, 1000, "each run judged exactly once");
+}
+
+/// A run that takes longer than its lease keeps it: the worker renews the lease while it runs,
+/// so the run is worked once, not re-leased (by this node or another) each time the lease
+/// would have run out.
+#[tokio::test]
+async fn a_run_longer_than_its_lease_keeps_it() {
+    let llm = FakeLlm::openai(|req| {
+        crate::fakes::Reply::After(Duration::from_millis(1500), Box::new(script(req)))
+    })
+    .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        with_llm(&llm)(c);
+        c.job_lease_secs = 1;
+    })
+    .await;
+    let key = &app.admin_key;
+    let (_, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o"}}}}),
+        )
+        .await;
+    let agent_id = agent["agent_id"].as_str().unwrap();
+    let (s, test) = app
+        .post(
+            "/v1/convai/agent-testing/create",
+            key,
+            &json!({"name": "slow", "success_condition": "friendly",
+                "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{test}");
+    let (s, inv) = app
+        .post(
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            key,
+            &json!({"tests": [{"test_id": test["id"]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{inv}");
+    let done =
+        invocation_done(&app.base, key, inv["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(done["test_runs"][0]["status"], "passed", "{done}");
+    // One answer and one verdict, each 1.5 s: 3 s of a run held under a 1 s lease.
+    assert_eq!(llm.requests().len(), 2, "the run was worked once");
+}
+
+fn agent_body() -> Value {
+    json!({"conversation_config": {"agent": {"prompt": {"llm": "gpt-4o"}}}})
+}
+
+/// A node killed with -9 while it holds runs, restarted on the same database with the default
+/// settings, takes them back within 30 s whatever their length.
+#[tokio::test]
+async fn a_restarted_node_retakes_its_runs_within_the_default_lease() {
+    let stuck = FakeLlm::openai(|_| {
+        crate::fakes::Reply::After(Duration::from_secs(600), Box::new(text("too late")))
+    })
+    .await;
+    let llm = FakeLlm::openai(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = colloquy_core::keys::generate_token();
+    let node = |llm: &FakeLlm| {
+        let llm_url = format!("{}/v1", llm.base);
+        let (dir, key) = (dir.path().to_owned(), key.clone());
+        async move {
+            ChildServer::start(
+                &dir,
+                &[
+                    ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+                    ("OPENAI_BASE_URL", llm_url.as_str()),
+                    ("OPENAI_API_KEY", "sk-fake"),
+                ],
+            )
+            .await
+        }
+    };
+    let first = node(&stuck).await;
+    let http = client();
+    let post = |base: &str, path: &str, body: Value| {
+        http.post(format!("{base}{path}")).header("xi-api-key", &key).json(&body).send()
+    };
+    let (_, agent) =
+        status_json(post(&first.base, "/v1/convai/agents/create", agent_body()).await.unwrap())
+            .await;
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let body = json!({"name": "greets", "success_condition": "friendly",
+        "chat_history": [{"role": "user", "message": "hi", "time_in_call_secs": 0}]});
+    let (s, t) =
+        status_json(post(&first.base, "/v1/convai/agent-testing/create", body).await.unwrap())
+            .await;
+    assert_eq!(s, 200, "{t}");
+    let (s, inv) = status_json(
+        post(
+            &first.base,
+            &format!("/v1/convai/agents/{agent_id}/run-tests"),
+            json!({"tests": [{"test_id": t["id"]}], "repeat_count": 3}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{inv}");
+    let id = inv["id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        if stuck.requests().len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stuck.requests().len(), 3, "the first node holds every run");
+    first.kill9();
+    let killed = std::time::Instant::now();
+
+    let second = node(&llm).await;
+    let summary =
+        invocation_summary(&second.base, &key, &agent_id, &id, Duration::from_secs(60)).await;
+    assert_eq!(summary["passed_count"], 3, "{summary}");
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(30), "retaken {took:?} after the kill");
 }
