@@ -5,6 +5,7 @@
 //! This crate knows nothing of SQL; it talks to `colloquy-store` through its trait.
 
 pub mod auth;
+mod conformance;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -42,6 +43,7 @@ pub fn router(
     let doc = serde_json::to_value(doc)?;
     let scopes = ScopeTable::from_openapi(&doc)?;
     let max_body = settings.max_body_bytes;
+    let check_responses = settings.check_responses;
     let state = AppState(Arc::new(App {
         store,
         keyring,
@@ -61,6 +63,11 @@ pub fn router(
         .merge(routes::knowledge_base::file_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state);
+    let routes = if check_responses {
+        routes.layer(middleware::from_fn(conformance::check))
+    } else {
+        routes
+    };
     Ok(harden(routes, max_body))
 }
 

@@ -19,6 +19,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// What one client may do.
     pub limits: Limits,
+    /// Check every successful JSON answer against the reference's response model and answer
+    /// 500 naming what differs (`COLLOQUY_CHECK_RESPONSES`; for tests and development).
+    pub check_responses: bool,
 }
 
 /// Limits on what clients may send and hold, each from the configuration.
@@ -53,7 +56,12 @@ impl Default for Limits {
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { public_url: None, max_body_bytes: 4 * 1024 * 1024, limits: Limits::default() }
+        ApiSettings {
+            public_url: None,
+            max_body_bytes: 4 * 1024 * 1024,
+            limits: Limits::default(),
+            check_responses: false,
+        }
     }
 }
 

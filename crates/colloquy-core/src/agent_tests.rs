@@ -47,6 +47,15 @@ fn schema_for(test_type: &str, write: Write) -> &'static str {
     }
 }
 
+/// The model of a stored test: the GET model without its `id` and `name`.
+fn stored_schema(test_type: &str) -> &'static str {
+    match test_type {
+        "tool" => "ToolCallUnitTestModel",
+        "simulation" => "SimulationTestModel",
+        _ => "ResponseUnitTestModel",
+    }
+}
+
 fn loc(keys: &[&str]) -> Vec<LocItem> {
     let mut out = vec![LocItem::from("body")];
     out.extend(keys.iter().map(|k| LocItem::from(*k)));
@@ -97,6 +106,13 @@ pub fn prepare(mut body: Value, write: Write) -> Result<TestDoc, Vec<Violation>>
         Some(Value::String(p)) if !p.is_empty() => Some(p),
         _ => None,
     };
+    // Kept as the response model serves it: fields it does not declare are dropped.
+    let mut shaped = Value::Object(document.clone());
+    if Spec::reference().project(stored_schema(&test_type), &mut shaped).is_ok()
+        && let Value::Object(shaped) = shaped
+    {
+        document = shaped;
+    }
     Ok(TestDoc { name, test_type, parent_folder_id, document, tool_refs })
 }
 

@@ -227,10 +227,14 @@ fn strip_computed(body: &mut Value) {
 fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
     let spec = Spec::reference();
     spec.check(CREATE_SCHEMA, &mut body, &[LocItem::from("body")])?;
-    // Read models sometimes declare fields the write models lack; fill those too so a GET is
-    // complete. The document already passed the write schema, so any complaint here is about
+    // The document is kept as the read model serves it: fields only the read models declare
+    // are filled so a GET is complete, and fields they do not declare (input-only ones, keys
+    // the reference does not know) are dropped, as the reference's response models drop them.
+    // The document already passed the write schema, so any complaint here is about
     // response-only fields and is not the client's to fix.
     if let Some(obj) = body.as_object_mut() {
+        let served = spec.property_names(RESPONSE_SCHEMA);
+        obj.retain(|key, _| served.iter().any(|s| s == key));
         for (field, schema) in [
             ("conversation_config", "ConversationalConfigAPIModel-Output"),
             ("platform_settings", "AgentPlatformSettingsResponseModel"),
@@ -238,7 +242,7 @@ fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
         ] {
             if let Some(v) = obj.get_mut(field).filter(|v| v.is_object()) {
                 let mut filled = v.clone();
-                if spec.check(schema, &mut filled, &[]).is_ok() {
+                if spec.project(schema, &mut filled).is_ok() {
                     *v = filled;
                 }
             }

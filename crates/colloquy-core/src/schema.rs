@@ -108,18 +108,53 @@ impl Spec {
             .unwrap_or_default()
     }
 
-    /// Checks `value` against the component schema `name`, filling defaults in place.
-    /// Violations are located under `loc` (e.g. `["body"]`).
+    /// Checks `value` against the component schema `name`, filling defaults in place and
+    /// keeping unknown fields. Violations are located under `loc` (e.g. `["body"]`).
     pub fn check(
         &self, name: &str, value: &mut Value, loc: &[LocItem],
     ) -> Result<(), Vec<Violation>> {
-        let schema = self.schema(name).ok_or_else(|| {
-            vec![Violation::new(loc.to_vec(), "value_error", format!("unknown schema {name}"))]
+        let schema = self.named(name, loc)?;
+        self.check_with(schema, Extras::Keep, value, loc)
+    }
+
+    /// Shapes `value` into the response model `name`: checked, defaults filled, and every
+    /// property the model does not declare removed, as the reference serializes its models.
+    pub fn project(&self, name: &str, value: &mut Value) -> Result<(), Vec<Violation>> {
+        let schema = self.named(name, &[])?;
+        self.check_with(schema, Extras::Drop, value, &[])
+    }
+
+    /// Shapes `value` into the schema of property `property` of the model `name` (a model's
+    /// field, when the document holds the field alone).
+    pub fn project_property(
+        &self, name: &str, property: &str, value: &mut Value,
+    ) -> Result<(), Vec<Violation>> {
+        let schema = self.named(name, &[])?.pointer(&format!("/properties/{property}"));
+        let schema = schema.ok_or_else(|| {
+            vec![Violation::new(
+                Vec::<LocItem>::new(),
+                "value_error",
+                format!("{name} has no {property}"),
+            )]
         })?;
+        self.check_with(schema, Extras::Drop, value, &[])
+    }
+
+    /// Checks `value` against any schema of the document (a `$ref` or an inline schema),
+    /// treating undeclared properties as `extras` says.
+    pub fn check_with(
+        &self, schema: &Value, extras: Extras, value: &mut Value, loc: &[LocItem],
+    ) -> Result<(), Vec<Violation>> {
         let mut errors = Vec::new();
         let mut path = loc.to_vec();
-        self.walk(schema, value, &mut path, &mut errors, 0);
+        Walker { spec: self, extras }.walk(schema, value, &mut path, &mut errors, 0);
         if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    fn named(&self, name: &str, loc: &[LocItem]) -> Result<&Value, Vec<Violation>> {
+        self.schema(name).ok_or_else(|| {
+            vec![Violation::new(loc.to_vec(), "value_error", format!("unknown schema {name}"))]
+        })
     }
 
     fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
@@ -144,7 +179,26 @@ impl Spec {
         }
         current
     }
+}
 
+/// What a walk does with properties a model does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extras {
+    /// Kept as they are: requests, whose unknown fields clients expect to round-trip.
+    Keep,
+    /// Removed: a document shaped into a response model, which serializes only its fields.
+    Drop,
+    /// Refused (`extra_forbidden`): a response checked to be exactly its model.
+    Forbid,
+}
+
+/// One walk of a value against a schema.
+struct Walker<'a> {
+    spec: &'a Spec,
+    extras: Extras,
+}
+
+impl Walker<'_> {
     fn walk(
         &self, schema: &Value, value: &mut Value, loc: &mut Vec<LocItem>,
         errors: &mut Vec<Violation>, depth: usize,
@@ -157,7 +211,7 @@ impl Spec {
             ));
             return;
         }
-        let schema = self.resolve(schema);
+        let schema = self.spec.resolve(schema);
         if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
             return self.union(branches, None, value, loc, errors, depth);
         }
@@ -215,7 +269,7 @@ impl Spec {
         if value.is_null()
             && branches
                 .iter()
-                .any(|b| self.resolve(b).get("type").and_then(Value::as_str) == Some("null"))
+                .any(|b| self.spec.resolve(b).get("type").and_then(Value::as_str) == Some("null"))
         {
             return;
         }
@@ -224,13 +278,13 @@ impl Spec {
         }
         let candidates: Vec<&Value> = branches
             .iter()
-            .filter(|b| self.resolve(b).get("type").and_then(Value::as_str) != Some("null"))
+            .filter(|b| self.spec.resolve(b).get("type").and_then(Value::as_str) != Some("null"))
             .collect();
         if let [only] = candidates.as_slice() {
             if value.is_null() {
                 errors.push(Violation::new(
                     loc.clone(),
-                    null_kind(self.resolve(only)),
+                    null_kind(self.spec.resolve(only)),
                     "Input should not be None",
                 ));
                 return;
@@ -241,10 +295,28 @@ impl Spec {
         // prefers exact type matches, which for JSON input is the same as the first fit). The
         // branches whose JSON type matches the value are tried first, so the error reported is
         // the most relevant one.
-        let mut ordered: Vec<&Value> =
-            candidates.iter().copied().filter(|b| type_matches(self.resolve(b), value)).collect();
-        ordered
-            .extend(candidates.iter().copied().filter(|b| !type_matches(self.resolve(b), value)));
+        let mut ordered: Vec<&Value> = candidates
+            .iter()
+            .copied()
+            .filter(|b| type_matches(self.spec.resolve(b), value))
+            .collect();
+        ordered.extend(
+            candidates.iter().copied().filter(|b| !type_matches(self.spec.resolve(b), value)),
+        );
+        if self.extras == Extras::Drop {
+            // A branch that takes the value whole is the one it was written for; only when
+            // none does is the first that fits once its extras are dropped taken.
+            let exact = Walker { spec: self.spec, extras: Extras::Forbid };
+            for branch in &ordered {
+                let mut attempt = value.clone();
+                let mut branch_errors = Vec::new();
+                exact.walk(branch, &mut attempt, loc, &mut branch_errors, depth + 1);
+                if branch_errors.is_empty() {
+                    *value = attempt;
+                    return;
+                }
+            }
+        }
         let mut first_errors = None;
         for branch in ordered {
             let mut attempt = value.clone();
@@ -284,7 +356,8 @@ impl Spec {
                 // A branch whose tag has a default is what pydantic picks when the tag is left
                 // out (e.g. `llm` tests); otherwise the tag is required.
                 let defaulted = branches.iter().find_map(|b| {
-                    self.resolve(b)
+                    self.spec
+                        .resolve(b)
                         .pointer(&format!("/properties/{prop}/default"))
                         .and_then(Value::as_str)
                 });
@@ -404,9 +477,21 @@ impl Spec {
         loc: &mut Vec<LocItem>, errors: &mut Vec<Violation>, depth: usize,
     ) {
         let extra = schema.get("additionalProperties");
+        let model = schema.get("properties").is_some();
         for (name, mut v) in rest {
             loc.push(LocItem::Key(name.clone()));
             match extra {
+                None | Some(Value::Bool(false)) if model && self.extras == Extras::Drop => {
+                    loc.pop();
+                    continue;
+                }
+                None if model && self.extras == Extras::Forbid => {
+                    errors.push(Violation::new(
+                        loc.clone(),
+                        "extra_forbidden",
+                        "Extra inputs are not permitted",
+                    ));
+                }
                 Some(Value::Bool(false)) => {
                     errors.push(Violation::new(
                         loc.clone(),
@@ -435,7 +520,7 @@ impl Spec {
         if let Some(d) = prop_schema.get("default") {
             return Some(d.clone());
         }
-        let resolved = self.resolve(prop_schema);
+        let resolved = self.spec.resolve(prop_schema);
         if let Some(d) = resolved.get("default") {
             return Some(d.clone());
         }
@@ -538,7 +623,7 @@ impl Spec {
             ));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && let Some(re) = self.pattern(pattern)
+            && let Some(re) = self.spec.pattern(pattern)
             && !re.is_match(s)
         {
             errors.push(Violation::new(
@@ -700,6 +785,42 @@ mod tests {
                 .unwrap(),
             "0.0"
         );
+    }
+
+    #[test]
+    fn projection_drops_input_only_and_unknown_fields() {
+        let mut v = json!({"type": "webhook", "name": "n", "description": "d", "x_unknown": 1,
+            "assignments": [{"dynamic_variable": "v", "value_path": "a", "": null}],
+            "api_schema": {"url": "https://x", "method": "POST", "request_body_schema": {
+                "type": "object", "property_kind": "object", "required": ["city"],
+                "properties": {"city": {"type": "string", "description": "City", "property_kind": "literal"}}}}});
+        Spec::reference().project("WebhookToolConfig-Output", &mut v).unwrap();
+        let body = &v["api_schema"]["request_body_schema"];
+        assert!(body.get("property_kind").is_none(), "{body}");
+        assert!(body["properties"]["city"].get("property_kind").is_none(), "{body}");
+        assert_eq!(body["properties"]["city"]["type"], "string");
+        assert!(v.get("x_unknown").is_none());
+        assert!(v["assignments"][0].get("").is_none(), "{}", v["assignments"]);
+        assert_eq!(v["assignments"][0]["source"], "response", "defaults filled");
+        let mut exact = v.clone();
+        Spec::reference()
+            .check_with(
+                &json!({"$ref": "#/components/schemas/WebhookToolConfig-Output"}),
+                Extras::Forbid,
+                &mut exact,
+                &[],
+            )
+            .unwrap();
+        v["api_schema"]["x"] = json!(1);
+        let err = Spec::reference()
+            .check_with(
+                &json!({"$ref": "#/components/schemas/WebhookToolConfig-Output"}),
+                Extras::Forbid,
+                &mut v,
+                &[],
+            )
+            .unwrap_err();
+        assert_eq!(err[0].kind, "extra_forbidden");
     }
 
     #[test]

@@ -141,8 +141,10 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
         ToolKind::System => "SystemToolConfig-Output",
         ToolKind::Mcp | ToolKind::ApiIntegrationWebhook => "MCPToolConfig-Output",
     };
+    // Kept as the response model serves it: defaults filled, input-only fields
+    // (`property_kind`) and keys the model does not declare dropped.
     let mut filled = Value::Object(config.clone());
-    if spec.check(output_schema, &mut filled, &[]).is_ok()
+    if spec.project(output_schema, &mut filled).is_ok()
         && let Value::Object(filled) = filled
     {
         *config = filled;
@@ -166,8 +168,16 @@ pub fn prepare(mut body: Value) -> Result<ToolDoc, Vec<Violation>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    if document.get("response_mocks").is_none_or(Value::is_null) {
-        document.insert("response_mocks".into(), Value::Array(Vec::new()));
+    match document.get_mut("response_mocks") {
+        Some(mocks) if !mocks.is_null() => {
+            let mut shaped = mocks.clone();
+            if spec.project_property("ToolResponseModel", "response_mocks", &mut shaped).is_ok() {
+                *mocks = shaped;
+            }
+        }
+        _ => {
+            document.insert("response_mocks".into(), Value::Array(Vec::new()));
+        }
     }
     Ok(ToolDoc { name, tool_type, secret_refs, document })
 }

@@ -79,6 +79,10 @@ pub struct Config {
     /// Largest webhook response read (`COLLOQUY_WEBHOOK_MAX_RESPONSE_BYTES`); larger is a tool
     /// error.
     pub webhook_max_response_bytes: usize,
+    /// Check every successful JSON answer against the reference's response model, answering
+    /// 500 with what differs (`COLLOQUY_CHECK_RESPONSES`): for tests and development, it costs
+    /// a parse and a schema walk per answer.
+    pub check_responses: bool,
     /// LLM providers and model routing (`[llm]` in the file; `OPENAI_BASE_URL` and
     /// `OPENAI_API_KEY` configure the `openai` provider).
     pub llm: colloquy_engine::llm::router::LlmConfig,
@@ -118,6 +122,7 @@ impl Default for Config {
             job_lease_secs: 15,
             webhook_max_response_bytes: 1024 * 1024,
             test_concurrency: 4,
+            check_responses: false,
             llm: Default::default(),
             mcp: Default::default(),
             embeddings: Default::default(),
@@ -154,6 +159,7 @@ impl fmt::Debug for Config {
             .field("job_lease_secs", &self.job_lease_secs)
             .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
             .field("test_concurrency", &self.test_concurrency)
+            .field("check_responses", &self.check_responses)
             .field("mcp_stdio_servers", &self.mcp.stdio.keys().collect::<Vec<_>>())
             .finish()
     }

@@ -129,6 +129,7 @@ impl Server {
                 max_prompt_chars: config.max_prompt_chars,
                 kb_max_file_bytes: config.kb_max_file_bytes,
             },
+            check_responses: config.check_responses,
         };
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
         let worker_id = colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER);

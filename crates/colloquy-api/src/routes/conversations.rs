@@ -208,9 +208,10 @@ fn full(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
         "transcript": doc.get("transcript").cloned().unwrap_or_else(|| json!([])),
         "tag_ids": [],
     });
-    // Fill what the reference's response model declares beyond these fields.
+    // Fill what the reference's response model declares beyond these fields, and keep only
+    // what it declares (the initiation data is stored as the client sent it).
     let mut filled = out.clone();
-    if Spec::reference().check("GetConversationResponseModel", &mut filled, &[]).is_ok() {
+    if Spec::reference().project("GetConversationResponseModel", &mut filled).is_ok() {
         out = filled;
     }
     out

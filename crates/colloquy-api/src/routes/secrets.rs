@@ -94,12 +94,7 @@ fn used_by(secret_id: &str, dependents: &[SecretDependent], role: &str, limit: u
             .collect()
     };
     let tools = of("tool");
-    let mut servers = of("mcp_server");
-    for server in &mut servers {
-        if let Some(s) = server.as_object_mut() {
-            s.remove("referenced_resource_ids");
-        }
-    }
+    let servers = of("mcp_server");
     let more = tools.len() > limit;
     json!({
         "tools": tools.into_iter().take(limit).collect::<Vec<_>>(), "tools_has_more": more,
@@ -116,7 +111,6 @@ fn dependent_view(d: &SecretDependent, role: &str) -> Value {
         "name": d.name,
         "created_at_unix_secs": d.created_at,
         "access_level": role,
-        "referenced_resource_ids": [],
     })
 }
 

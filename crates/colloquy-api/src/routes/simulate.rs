@@ -116,9 +116,7 @@ async fn simulate_conversation(
 ) -> ApiResult<Json<Value>> {
     let (agent, spec) = prepare(&cx, &agent_id, body).await?;
     let result = simulation::simulate(&cx.app.engine, agent, spec, None).await;
-    Ok(Json(
-        json!({"simulated_conversation": result.transcript, "analysis": result.analysis(), "conversation_id": result.conversation_id}),
-    ))
+    Ok(Json(json!({"simulated_conversation": result.transcript, "analysis": result.analysis()})))
 }
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation/stream", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
@@ -141,7 +139,8 @@ async fn simulate_conversation_stream(
         let result = simulation::simulate(&engine, agent, spec, Some(&tx)).await;
         drop(tx);
         let _ = forward.await;
-        let last = json!({"simulated_conversation": result.transcript, "analysis": result.analysis(), "conversation_id": result.conversation_id});
+        let last =
+            json!({"simulated_conversation": result.transcript, "analysis": result.analysis()});
         let _ = lines_tx.send(Ok(format!("{last}\n"))).await;
     });
     let stream = futures_util::stream::unfold(lines_rx, |mut rx| async move {

@@ -204,6 +204,18 @@ async fn invocation(
         .get(&viewer.creds(), &format!("/v1/convai/test-invocations/{}", encode(&id)))
         .await?;
     let runs = inv["test_runs"].as_array().cloned().unwrap_or_default();
+    let links = dash
+        .api
+        .get(&viewer.creds(), &format!("/api/test-invocations/{}/conversations", encode(&id)))
+        .await?;
+    let conversation_of = |run: &Value| {
+        links["conversations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["test_run_id"] == run["test_run_id"])
+            .and_then(|l| l["conversation_id"].as_str().map(str::to_owned))
+    };
     let done = runs.iter().filter(|r| text(&r["status"]) != "pending").count();
     let passed = runs.iter().filter(|r| text(&r["status"]) == "passed").count();
     let pending = done < runs.len();
@@ -226,7 +238,7 @@ async fn invocation(
                         td { (text(&r["test_name"])) }
                         td { (layout::status(text(&r["status"]))) }
                         td { (rationale(r)) }
-                        td { @if let Some(c) = r["conversation_id"].as_str() { a href={ "/conversations/" (encode(c)) } { code { (c) } } } }
+                        td { @if let Some(c) = conversation_of(r) { a href={ "/conversations/" (encode(&c)) } { code { (c) } } } }
                     }
                 }
             }

@@ -250,8 +250,12 @@ async fn folders_nest_list_move_and_delete(backend: Backend) {
         )
         .await;
     assert_eq!(s, 200);
-    let (_, t) = app.get(&format!("/v1/convai/agent-testing/{t_root}"), key).await;
-    assert_eq!(t["parent_folder_id"], sub.as_str());
+    let (_, in_sub) =
+        app.get(&format!("/v1/convai/agent-testing?parent_folder_id={sub}"), key).await;
+    assert!(
+        in_sub["tests"].as_array().unwrap().iter().any(|t| t["id"] == t_root.as_str()),
+        "{in_sub}"
+    );
     let (s, b) = app
         .post(
             "/v1/convai/agent-testing/bulk-move",

@@ -152,7 +152,7 @@ async fn a_full_text_conversation_message_by_message(backend: Backend) {
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, got) = app.get(&format!("/v1/convai/conversations/{conversation_id}"), key).await;
-    assert_eq!(got["status"], "done");
+    assert_eq!(got["status"], "done", "{got}");
     assert_eq!(got["user_id"], "user-7");
     assert_eq!(got["metadata"]["feedback"]["overall_score"], "like");
     assert_eq!(got["analysis"]["call_successful"], "success");

@@ -398,7 +398,7 @@ async fn llm_failures_become_typed_errors_and_the_conversation_is_kept(backend: 
         conv.end(Ending::Error(err.to_string())).await.unwrap();
         let (_, got) =
             app.get(&format!("/v1/convai/conversations/{}", conv.id()), &app.admin_key).await;
-        assert_eq!(got["status"], "failed");
+        assert_eq!(got["status"], "failed", "{got}");
         assert_eq!(got["analysis"]["call_successful"], "failure");
         assert_eq!(got["metadata"]["error"]["reason"], error_type);
     }

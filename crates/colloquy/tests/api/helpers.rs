@@ -170,6 +170,7 @@ pub fn test_config(db: &TestDb, admin_key: &str) -> Config {
         secret_key: (db.backend == Backend::Postgres).then(|| SecretKey::generate().to_hex()),
         db_max_connections: 4,
         shutdown_grace_secs: 5,
+        check_responses: true,
         ..Config::default()
     }
 }
@@ -330,6 +331,7 @@ impl ChildServer {
             .current_dir(workdir)
             .env_remove("COLLOQUY_CONFIG")
             .env("RUST_LOG", "info")
+            .env("COLLOQUY_CHECK_RESPONSES", "true")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_log).expect("log file"));
         for (k, v) in envs {

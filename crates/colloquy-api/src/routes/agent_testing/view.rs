@@ -84,15 +84,15 @@ pub fn summary(
     })
 }
 
-/// The full test (`Get*ResponseModel`): its document with id, name and folder.
+/// The full test (`Get*ResponseModel`): its document with id and name. The folder is not
+/// part of the reference's model; lists filtered by `parent_folder_id` show where it is.
 pub fn full(row: &TestEntityRow) -> ApiResult<Value> {
     let doc: Map<String, Value> = serde_json::from_str(&row.document)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("test {} document: {e}", row.id)))?;
-    let mut out = Map::with_capacity(doc.len() + 3);
+    let mut out = Map::with_capacity(doc.len() + 2);
     out.insert("id".into(), json!(row.id));
     out.insert("name".into(), json!(row.name));
     out.extend(doc);
-    out.insert("parent_folder_id".into(), json!(row.parent_folder_id));
     Ok(Value::Object(out))
 }
 

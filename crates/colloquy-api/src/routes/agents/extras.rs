@@ -74,9 +74,10 @@ pub(super) async fn get_agent_widget(
             w.insert("file_input_config".into(), file_input.clone());
         }
     }
-    // Fill what the response model declares beyond the stored widget settings.
+    // Fill what the response model declares beyond the stored widget settings, and drop the
+    // settings only the write model has (`language_selector`, `custom_avatar_path`).
     let mut filled = widget.clone();
-    if Spec::reference().check("WidgetConfigResponseModel", &mut filled, &[]).is_ok() {
+    if Spec::reference().project("WidgetConfigResponseModel", &mut filled).is_ok() {
         widget = filled;
     }
     Ok(Json(json!({ "agent_id": agent_id, "widget_config": widget })))

@@ -29,6 +29,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel_invocation))
         .routes(routes!(resubmit_invocation))
         .routes(routes!(list::list_invocations))
+        .routes(routes!(run_conversations))
+}
+
+/// Which conversation each run of an invocation produced. The reference's run model has no
+/// such link, so it is Colloquy's own route: the conversation, with its transcript and every
+/// tool call (`/api/tool-calls?executionId=`), is how a failed run is investigated.
+#[utoipa::path(
+    get,
+    path = "/api/test-invocations/{test_invocation_id}/conversations",
+    params(("test_invocation_id" = String, Path)),
+    responses((status = 200, description = "`{conversations: [{test_run_id, conversation_id}]}`, in run order; `conversation_id` is null until the run has one")),
+    security(("api_key" = ["tests:read"]))
+)]
+async fn run_conversations(cx: Ctx, Path(id): Path<InvocationId>) -> ApiResult<Json<Value>> {
+    cx.invocation(&id).await?;
+    let runs = cx.app.store.invocation_runs(&id).await?;
+    let conversations: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let result: Value = serde_json::from_str(&r.result).unwrap_or(Value::Null);
+            json!({"test_run_id": r.id, "conversation_id": result["conversation_id"]})
+        })
+        .collect();
+    Ok(Json(json!({ "conversations": conversations })))
 }
 
 #[utoipa::path(get, path = "/v1/convai/test-invocations/{test_invocation_id}", params(("test_invocation_id" = String, Path)), security(("api_key" = ["tests:read"])))]

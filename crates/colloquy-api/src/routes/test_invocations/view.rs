@@ -2,6 +2,7 @@
 //! the summary a list shows.
 
 use colloquy_core::ids::TestId;
+use colloquy_core::schema::Spec;
 use colloquy_core::test_runs::RunStatus;
 use colloquy_store::{InvocationRow, RunRow, TestEntityRow};
 use serde_json::{Map, Value, json};
@@ -42,7 +43,6 @@ pub(super) async fn full(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
             "bucketing_status": null,
             "result_groups": result_groups,
             "test_runs": test_runs,
-            "name": inv.name,
         }),
     ))
 }
@@ -50,16 +50,18 @@ pub(super) async fn full(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
 /// `UnitTestRunResponseModel`: a run, with its test as it is now.
 fn run(inv: &InvocationRow, r: &RunRow, test: Option<&TestEntityRow>) -> Value {
     let result: Value = serde_json::from_str(&r.result).unwrap_or_else(|_| json!({}));
+    let (test_type, model) = match test.map(|t| t.test_type.as_str()) {
+        Some("tool") => ("tool_call", "ToolCallUnitTestModel"),
+        Some("simulation") => ("simulation", "SimulationTestModel"),
+        _ => ("llm", "ResponseUnitTestModel"),
+    };
     let test_info = test.and_then(|t| {
         let mut doc: Value = serde_json::from_str(&t.document).ok()?;
-        doc["name"] = json!(t.name);
+        // Stored before documents were shaped on write, a test may still carry fields the
+        // model does not have; the answer has only the model's.
+        Spec::reference().project(model, &mut doc).ok()?;
         Some(doc)
     });
-    let test_type = match test.map(|t| t.test_type.as_str()) {
-        Some("tool") => "tool_call",
-        Some("simulation") => "simulation",
-        _ => "llm",
-    };
     let from_result = |key: &str| result.get(key).cloned().unwrap_or(Value::Null);
     json!({
         "test_run_id": r.id,
@@ -77,7 +79,6 @@ fn run(inv: &InvocationRow, r: &RunRow, test: Option<&TestEntityRow>) -> Value {
         "condition_result": from_result("condition_result"),
         "last_updated_at_unix": r.updated_at,
         "metadata": {"workspace_id": inv.workspace_id, "test_name": r.test_name, "ran_by_user_email": "", "test_type": test_type},
-        "conversation_id": from_result("conversation_id"),
     })
 }
 
@@ -102,7 +103,12 @@ fn result_groups(runs: &[RunRow]) -> Vec<Value> {
                         .map(|r| r.id.as_str())
                         .collect();
                     (!ids.is_empty()).then(|| {
-                        json!({"test_run_ids": ids, "title": format!("{} {status}", ids.len())})
+                        json!({
+                            "test_run_ids": ids,
+                            "title": format!("{} {status}", ids.len()),
+                            "reason": bucket_reason(&of_test, status),
+                            "status": status,
+                        })
                     })
                 })
                 .collect();
@@ -111,13 +117,30 @@ fn result_groups(runs: &[RunRow]) -> Vec<Value> {
         .collect()
 }
 
+/// Why the runs of a bucket ended as they did: the judge's summary when all its runs share
+/// one, else how many runs of the test the bucket holds.
+fn bucket_reason(of_test: &[&RunRow], status: &str) -> String {
+    let in_bucket: Vec<&&RunRow> = of_test.iter().filter(|r| r.status.wire() == status).collect();
+    let summaries: Vec<String> = in_bucket
+        .iter()
+        .map(|r| {
+            let result: Value = serde_json::from_str(&r.result).unwrap_or(Value::Null);
+            result["condition_result"]["rationale"]["summary"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    match summaries.first() {
+        Some(first) if !first.is_empty() && summaries.iter().all(|s| s == first) => first.clone(),
+        _ => format!("{} of {} runs {status}", in_bucket.len(), of_test.len()),
+    }
+}
+
 /// `TestInvocationSummaryResponseModel`: an invocation as the list shows it.
 pub(super) async fn summary(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
     let runs = cx.app.store.invocation_runs(&inv.id).await?;
-    // Cancelled runs are `failed` on the wire but counted apart here.
+    // Cancelled runs are `failed` on the wire, and counted with them: the reference's model
+    // has no count of its own for them.
     let count = |status: RunStatus| runs.iter().filter(|r| r.status == status).count();
     let pending = count(RunStatus::Pending) + count(RunStatus::Running);
-    let cancelled = count(RunStatus::Cancelled);
     let (name, email) = cx.app.store.user_name_email(&inv.created_by).await?;
     let title = inv.name.clone().unwrap_or_else(|| match runs.first() {
         Some(r) if runs.len() as i64 == inv.repeat_count => r.test_name.clone(),
@@ -130,10 +153,8 @@ pub(super) async fn summary(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
             "created_at_unix_secs": inv.created_at,
             "test_run_count": runs.len(),
             "passed_count": count(RunStatus::Passed),
-            "failed_count": count(RunStatus::Failed),
+            "failed_count": count(RunStatus::Failed) + count(RunStatus::Cancelled),
             "pending_count": pending,
-            "cancelled_count": cancelled,
-            "cancelled": cancelled > 0,
             "title": title,
             "access_info": access_info(&inv.created_by, &name, &email, cx),
             "repeat_count": inv.repeat_count,

@@ -389,3 +389,46 @@ async fn secrets_used_by_tools_cannot_be_deleted(backend: Backend) {
     );
 }
 dual_db!(secrets_used_by_tools_cannot_be_deleted);
+
+/// What a strict client reads back is exactly the reference's response model: input-only
+/// fields (`property_kind`) and keys smuggled into nested models are accepted on write and
+/// never answered, on create, get, list and patch alike.
+async fn answers_hold_only_the_response_models_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let mut body = webhook("lookup", "https://x.example");
+    body["tool_config"]["api_schema"]["request_body_schema"]["property_kind"] = json!("object");
+    body["tool_config"]["assignments"] =
+        json!([{"dynamic_variable": "city", "value_path": "city", "": null, "x_extra": 1}]);
+    body["tool_config"]["x_unknown"] = json!({"a": 1});
+    body["response_mocks"] = json!([{"mock_result": "ok", "x_mock_extra": true}]);
+    let clean = |tool: &Value| {
+        let config = &tool["tool_config"];
+        assert!(
+            config["api_schema"]["request_body_schema"].get("property_kind").is_none(),
+            "{tool}"
+        );
+        let assignment = &config["assignments"][0];
+        assert!(assignment.get("").is_none() && assignment.get("x_extra").is_none(), "{tool}");
+        assert_eq!(assignment["dynamic_variable"], "city");
+        assert_eq!(assignment["source"], "response", "defaults filled");
+        assert!(config.get("x_unknown").is_none(), "{tool}");
+        assert!(tool["response_mocks"][0].get("x_mock_extra").is_none(), "{tool}");
+        assert_eq!(
+            config["api_schema"]["request_body_schema"]["properties"]["city"]["type"],
+            "string"
+        );
+    };
+    let (s, created) = app.post("/v1/convai/tools", key, &body).await;
+    assert_eq!(s, 200, "{created}");
+    clean(&created);
+    let id = created["id"].as_str().unwrap();
+    let (_, got) = app.get(&format!("/v1/convai/tools/{id}"), key).await;
+    clean(&got);
+    let (_, list) = app.get("/v1/convai/tools", key).await;
+    clean(&list["tools"][0]);
+    let (s, patched) = app.send(Method::PATCH, &format!("/v1/convai/tools/{id}"), key, &body).await;
+    assert_eq!(s, 200, "{patched}");
+    clean(&patched);
+}
+dual_db!(answers_hold_only_the_response_models_fields);
