@@ -65,6 +65,15 @@ static REFERENCE: LazyLock<Spec> = LazyLock::new(|| {
     Spec { schemas, patterns: Mutex::default() }
 });
 
+/// Fields the hosted API answers that its published schema leaves out: the official CLI's
+/// agent templates carry `platform_settings.ban: null` (as a GET of the hosted API gives it)
+/// and warn after a push that it "was not persisted" when the answer lacks it.
+const UNPUBLISHED: [(&str, &str, &str); 1] = [(
+    "AgentPlatformSettingsResponseModel",
+    "ban",
+    r#"{"anyOf": [{"type": "object"}, {"type": "null"}], "default": null}"#,
+)];
+
 /// Enums that are open here: any string is accepted. `LLM` names models, and Colloquy routes
 /// any model name to a provider (DESIGN.md §4.1), so an agent may name a local model.
 const OPEN_ENUMS: [&str; 1] = ["LLM"];
@@ -84,7 +93,17 @@ impl Spec {
         let lazy = self.schemas.get(name)?;
         Some(lazy.parsed.get_or_init(|| {
             // Each entry was read as valid JSON with the document; parsing it again cannot fail.
-            serde_json::from_str(lazy.text.get()).unwrap_or(Value::Null)
+            let mut schema = serde_json::from_str(lazy.text.get()).unwrap_or(Value::Null);
+            for (model, field, field_schema) in UNPUBLISHED {
+                if model == name
+                    && let Some(properties) =
+                        schema.get_mut("properties").and_then(Value::as_object_mut)
+                {
+                    let field_schema = serde_json::from_str(field_schema).unwrap_or(Value::Null);
+                    properties.insert(field.to_owned(), field_schema);
+                }
+            }
+            schema
         }))
     }
 
@@ -821,6 +840,14 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err[0].kind, "extra_forbidden");
+    }
+
+    #[test]
+    fn unpublished_fields_the_hosted_api_answers_are_kept() {
+        let mut settings = json!({"ban": null, "x_unknown": 1});
+        Spec::reference().project("AgentPlatformSettingsResponseModel", &mut settings).unwrap();
+        assert_eq!(settings["ban"], Value::Null);
+        assert!(settings.get("ban").is_some() && settings.get("x_unknown").is_none());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate` (and copying a database), `keys`, `secrets`, `version`.
+//! The command line: `serve`, `migrate` (and copying a database), `backup` and `restore`,
+//! `keys`, `secrets`, `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,26 @@ pub enum Command {
         #[arg(long, requires = "from")]
         to: Option<String>,
     },
+    /// Copy the SQLite database into a new file while the server runs: one consistent
+    /// snapshot through SQLite's backup API (PostgreSQL: use pg_dump).
+    Backup {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The new file to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace the SQLite database with a backup (stop the server first).
+    Restore {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// The backup to restore.
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace a database that already exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Create, list and revoke API keys.
     Keys {
         #[command(subcommand)]
@@ -104,6 +125,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let keyring = crate::secret_file::load_keyring(&config)?;
             return command.run(&store, &keyring).await;
         }
+        Command::Backup { db, to } => {
+            let config = Config::load(cli.config.as_deref(), &database(db))?;
+            telemetry::init(config.log_format);
+            return crate::backup::run_backup(&config.database_url, &to);
+        }
+        Command::Restore { db, from, force } => {
+            let config = Config::load(cli.config.as_deref(), &database(db))?;
+            telemetry::init(config.log_format);
+            return crate::backup::run_restore(&config.database_url, &from, force);
+        }
         Command::Version => {
             print_line(&format!("colloquy {}", env!("CARGO_PKG_VERSION")));
             return Ok(());
@@ -140,6 +171,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             keys.run(&store).await
         }
     }
+}
+
+fn database(db: DatabaseArgs) -> Overrides {
+    Overrides { database_url: db.database_url, ..Default::default() }
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! Each subcommand is a module; [`server::Server`] is what `serve` runs and what tests start
 //! in-process on port 0.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod keys;

@@ -110,6 +110,11 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL schema the database is (`None` on SQLite).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
     /// A store on this database (migrated), for setting up and inspecting state directly.
     pub async fn store(&self) -> SqlStore {
         let store =

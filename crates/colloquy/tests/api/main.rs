@@ -21,6 +21,7 @@ mod tools;
 // Across resources.
 mod audit;
 mod auth;
+mod backups;
 mod dashboard;
 mod engine;
 mod errors;
