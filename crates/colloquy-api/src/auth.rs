@@ -153,6 +153,13 @@ impl FromRequestParts<AppState> for Caller {
         if !scopes.allows(required) {
             return Err(ApiError::MissingScope(required.to_string()));
         }
+        if let Some(slot) = parts.extensions.get::<crate::changes::ActorSlot>() {
+            slot.fill(crate::changes::Actor {
+                key_id: key.key_id.clone(),
+                user_id: key.user_id.clone(),
+                workspace_id: key.workspace_id.to_string(),
+            });
+        }
         let span = tracing::Span::current();
         span.record("workspace", tracing::field::display(&key.workspace_id));
         span.record("key", key.key_id.as_str());

@@ -5,6 +5,7 @@
 //! This crate knows nothing of SQL; it talks to `colloquy-store` through its trait.
 
 pub mod auth;
+mod changes;
 mod conformance;
 pub mod error;
 pub mod extract;
@@ -61,6 +62,7 @@ pub fn router(
         .merge(routes::ops::router())
         .merge(routes::conversation_ws::socket_router())
         .merge(routes::knowledge_base::file_router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), changes::record))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state);
     let routes = if check_responses {

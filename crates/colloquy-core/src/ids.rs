@@ -50,6 +50,8 @@ pub mod prefix {
     pub const CRAWL_JOB: &str = "crawl_";
     /// Test runs.
     pub const RUN: &str = "run_";
+    /// An entry of the change log.
+    pub const CHANGE: &str = "chg_";
     /// Test-run workers (one per node process).
     pub const WORKER: &str = "worker_";
 }

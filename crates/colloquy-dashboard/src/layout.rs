@@ -13,15 +13,17 @@ pub enum Section {
     Tests,
     McpServers,
     KnowledgeBase,
+    Changes,
 }
 
-const SECTIONS: [(Section, &str, &str); 6] = [
+const SECTIONS: [(Section, &str, &str); 7] = [
     (Section::Agents, "/agents", "Agents"),
     (Section::Conversations, "/conversations", "Conversations"),
     (Section::Tools, "/tools", "Tools"),
     (Section::Tests, "/tests", "Tests"),
     (Section::McpServers, "/mcp-servers", "MCP servers"),
     (Section::KnowledgeBase, "/knowledge-base", "Knowledge base"),
+    (Section::Changes, "/changes", "Change log"),
 ];
 
 fn head(title: &str, extra: Markup) -> Markup {

@@ -85,7 +85,7 @@ pub trait KeyStore {
 
     /// Marks a key revoked; later requests with it get 401. [`StoreError::NotFound`] if there is
     /// no such key.
-    async fn revoke_key(&self, key_id: &str) -> StoreResult<()>;
+    async fn revoke_key(&self, key_id: &str) -> StoreResult<String>;
 
     /// The key whose token hashes to `token_hash`, revoked or not.
     async fn find_key(&self, token_hash: &str) -> StoreResult<Option<AuthKey>>;
@@ -207,18 +207,19 @@ impl KeyStore for SqlStore {
         })?)
     }
 
-    async fn revoke_key(&self, key_id: &str) -> StoreResult<()> {
+    async fn revoke_key(&self, key_id: &str) -> StoreResult<String> {
         let now = time::now_secs();
-        let changed = execute!(
-            self,
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
-            key_id,
-            now,
-        )?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        let workspace: Option<String> = run!(self, write, |pool| {
+            sqlx::query_scalar(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+                 RETURNING workspace_id",
+            )
+            .bind(key_id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await
+        })?;
+        workspace.ok_or(StoreError::NotFound)
     }
 
     async fn find_key(&self, token_hash: &str) -> StoreResult<Option<AuthKey>> {

@@ -11,6 +11,7 @@ mod agent_tests;
 mod agents;
 mod api_keys;
 mod audit;
+mod changes;
 mod conversations;
 mod crawl_jobs;
 mod db;
@@ -42,6 +43,7 @@ pub use agents::{
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
+pub use changes::{ChangeFilter, ChangeRow, ChangeStore};
 pub use conversations::{
     ConversationAudio, ConversationFilter, ConversationProgress, ConversationRecord,
     ConversationRow, ConversationStore,
@@ -82,6 +84,7 @@ pub trait Store:
     + RagIndexStore
     + CrawlStore
     + AuditStore
+    + ChangeStore
     + ConversationStore
     + AccessStore
     + TestStore

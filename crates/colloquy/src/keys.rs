@@ -4,7 +4,7 @@
 use clap::Subcommand;
 use colloquy_core::keys::generate_token;
 use colloquy_core::scope::Scopes;
-use colloquy_store::{KeyStore, NewApiKey, SqlStore};
+use colloquy_store::{ChangeRow, ChangeStore, KeyStore, NewApiKey, SqlStore};
 
 use crate::cli::print_line;
 
@@ -58,6 +58,11 @@ impl KeysCommand {
                     scopes: scopes.to_string(),
                 };
                 let record = store.create_key(&new, &token).await?;
+                if let Some(key) = store.find_key(&colloquy_core::keys::hash_token(&token)).await? {
+                    let paths = ["name", "scopes", "user_email", "user_name"];
+                    log_change(store, key.workspace_id.as_str(), &record.id, "create", &paths)
+                        .await?;
+                }
                 eprintln!(
                     "created key {} for {} in workspace \"{}\" with scopes {}; the token below is shown only once",
                     record.id, record.user_email, record.workspace, record.scopes
@@ -91,15 +96,38 @@ impl KeysCommand {
                 }
             }
             KeysCommand::Revoke { key_id } => {
-                store.revoke_key(&key_id).await.map_err(|e| match e {
+                let workspace = store.revoke_key(&key_id).await.map_err(|e| match e {
                     colloquy_store::StoreError::NotFound => {
                         anyhow::anyhow!("no key with id {key_id}")
                     }
                     other => other.into(),
                 })?;
+                log_change(store, &workspace, &key_id, "delete", &["revoked_at"]).await?;
                 eprintln!("revoked {key_id}");
             }
         }
         Ok(())
     }
 }
+
+/// Keys are changed on the server's machine, by its operator: the change log names the
+/// command line as the actor.
+async fn log_change(
+    store: &SqlStore, workspace_id: &str, key_id: &str, operation: &str, paths: &[&str],
+) -> anyhow::Result<()> {
+    let change = ChangeRow {
+        id: colloquy_core::ids::new_id(colloquy_core::ids::prefix::CHANGE),
+        workspace_id: workspace_id.to_owned(),
+        at_ms: colloquy_core::time::now_ms(),
+        actor_key_id: CLI_ACTOR.to_owned(),
+        actor_user_id: CLI_ACTOR.to_owned(),
+        resource_type: "api_key".to_owned(),
+        resource_id: key_id.to_owned(),
+        operation: operation.to_owned(),
+        paths: serde_json::to_string(paths)?,
+    };
+    Ok(store.record_change(&change).await?)
+}
+
+/// The actor of changes made with `colloquy` commands.
+const CLI_ACTOR: &str = "cli";

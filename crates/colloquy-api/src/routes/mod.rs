@@ -3,6 +3,7 @@
 pub mod access;
 pub mod agent_testing;
 pub mod agents;
+pub mod changes;
 pub mod conversation_ws;
 pub mod conversations;
 pub mod knowledge_base;
@@ -35,4 +36,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(simulate::router())
         .merge(llm_usage::router())
         .merge(tool_calls::router())
+        .merge(changes::router())
 }

@@ -1,6 +1,7 @@
 //! One module per section of the dashboard; each renders from one to a few API calls.
 
 pub mod agents;
+pub mod changes;
 pub mod conversations;
 pub mod knowledge_base;
 pub mod mcp;

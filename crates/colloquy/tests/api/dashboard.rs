@@ -154,6 +154,15 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     assert_eq!(s, 200);
     assert!(detail.contains("Configuration"));
 
+    // The change log lists the creations, filtered by resource id.
+    let (s, log) = page(&app, &cookie, &format!("/changes?resource={id}")).await;
+    assert_eq!(s, 200, "{log}");
+    assert!(
+        log.contains(id) && log.contains("create") && log.contains("conversation_config"),
+        "{log}"
+    );
+    assert!(!log.contains("filler"), "one agent's changes: {log}");
+
     let other = app.key("elsewhere", "eve@example.com", "admin").await;
     let other_cookie = sign_in(&app, &other).await;
     let (s, list) = page(&app, &other_cookie, "/agents").await;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use colloquy_core::keys::generate_token;
 use serde_json::json;
 
-use crate::helpers::{Backend, ChildServer, TestDb, client, colloquy_bin, dual_db, status_json};
+use crate::helpers::{
+    Backend, ChildServer, TestDb, client, colloquy_bin, dual_db, get_json, status_json,
+};
 
 fn first_key_from_stdout(server: &mut ChildServer) -> String {
     let stdout = server.child.stdout.take().expect("stdout");
@@ -174,6 +176,30 @@ async fn keys_cli_creates_lists_and_revokes(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+
+    // Both are in acme's change log, made by the command line.
+    let admin = cli(&[
+        "keys",
+        "create",
+        "--workspace",
+        "acme",
+        "--user-name",
+        "Root",
+        "--user-email",
+        "root@acme.test",
+        "--scopes",
+        "admin",
+    ]);
+    let (s, log) =
+        get_json(&server.base, admin.trim(), &format!("/api/changes?resource={key_id}")).await;
+    assert_eq!(s, 200, "{log}");
+    let ops: Vec<(&str, &str)> = log["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["operation"].as_str().unwrap(), c["actor"]["key_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ops, [("delete", "cli"), ("create", "cli")], "{log}");
 
     let bad = Command::new(colloquy_bin())
         .args(["keys", "create", "--user-name", "x", "--user-email", "x@y", "--scopes", "root"])

@@ -22,6 +22,7 @@ mod tools;
 mod audit;
 mod auth;
 mod backups;
+mod changes;
 mod dashboard;
 mod engine;
 mod errors;
