@@ -54,6 +54,12 @@ pub enum ApiError {
     /// The body is larger than allowed: 413.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The database cannot be reached just now: 503 with `Retry-After`; nothing was done.
+    #[error("database unavailable")]
+    Unavailable,
+    /// The database's disk is full: 507; nothing was written.
+    #[error("database full")]
+    InsufficientStorage,
     /// Unexpected failure: 500, logged with its cause, never shown to the client.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -119,6 +125,17 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 detail("payload_too_large", "The request body is larger than this server accepts."),
             ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                detail(
+                    "service_unavailable",
+                    "The database cannot be reached just now; retry shortly.",
+                ),
+            ),
+            ApiError::InsufficientStorage => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                detail("insufficient_storage", "The database is full; nothing was written."),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 detail("internal_error", "An internal error occurred; it has been logged."),
@@ -127,11 +144,22 @@ impl ApiError {
     }
 }
 
-/// A store failure a handler did not expect is the server's fault: 500, logged with its cause.
-/// Lookups whose row may be absent say so with [`OrNotFound::or_not_found`].
+/// A store failure a handler did not expect is the server's fault: 500, logged with its cause;
+/// a database that cannot be reached is a 503 the client may retry, a full one a 507. Lookups
+/// whose row may be absent say so with [`OrNotFound::or_not_found`].
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.into())
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Full(cause) => {
+                tracing::error!(error = %cause, "database full");
+                ApiError::InsufficientStorage
+            }
+            other => ApiError::Internal(other.into()),
+        }
     }
 }
 
@@ -182,6 +210,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after(*wait)));
+        }
+        if let ApiError::Unavailable = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

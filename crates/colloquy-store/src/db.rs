@@ -247,6 +247,10 @@ pub(crate) fn changed_one(rows_affected: u64) -> StoreResult<()> {
     if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
+/// How long a request waits for a PostgreSQL connection: long enough for a busy pool, short
+/// enough that while the database is down requests fail (503) instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The store: one implementation of [`Store`] for both backends.
 pub struct SqlStore {
     pub(crate) db: Db,
@@ -273,7 +277,7 @@ impl SqlStore {
                 PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(e.to_string()))?;
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(pg)
                 .await?;
             Ok(SqlStore { db: Db::Postgres(pool) })

@@ -26,6 +26,7 @@ mod changes;
 mod dashboard;
 mod engine;
 mod errors;
+mod faults;
 mod lifecycle;
 mod multinode;
 mod ops;
