@@ -10,6 +10,7 @@ mod node;
 mod report;
 mod retrieval;
 mod scenarios;
+mod soak;
 mod voice;
 
 use std::path::PathBuf;
@@ -46,6 +47,17 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Hold a mixed load for a while (one node on SQLite, then two on the PostgreSQL of
+    /// `COLLOQUY_TEST_DATABASE_URL` when set) and report what grows; fails when memory grows
+    /// more than 10 % after the warm-up, descriptors grow, or a request fails.
+    Soak {
+        /// How long each phase runs.
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// The `colloquy` binary to run.
+        #[arg(long, default_value = "target/release/colloquy")]
+        colloquy: PathBuf,
+    },
     /// The child of the kill -9 scenario: ingests audit records into `db` until killed,
     /// printing each acknowledged record's id.
     #[command(hide = true)]
@@ -61,6 +73,16 @@ async fn main() -> anyhow::Result<()> {
     let (quick, tiny, colloquy, out, only) = match Cli::parse().command {
         Command::All { quick, tiny, colloquy, out, only } => (quick, tiny, colloquy, out, only),
         Command::IngestChild { db } => return durability::child(&db).await,
+        Command::Soak { minutes, colloquy } => {
+            anyhow::ensure!(
+                colloquy.exists(),
+                "{} does not exist; build it first",
+                colloquy.display()
+            );
+            let held = soak::soak(&colloquy.canonicalize()?, minutes).await?;
+            anyhow::ensure!(held, "the soak missed a goal (see above)");
+            return Ok(());
+        }
     };
     let (sizes, mode) = match (tiny, quick) {
         (true, _) => (Sizes::TINY, "tiny"),

@@ -34,7 +34,11 @@ impl Node {
     pub async fn start(binary: &Path, envs: &[(&str, String)]) -> anyhow::Result<Node> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
-        let key = colloquy_core::keys::generate_token();
+        // Nodes sharing a database are given their one key; a lone node makes its own.
+        let key = envs
+            .iter()
+            .find(|(k, _)| *k == "COLLOQUY_BOOTSTRAP_API_KEY")
+            .map_or_else(colloquy_core::keys::generate_token, |(_, v)| v.clone());
         let started = Instant::now();
         let mut command = Command::new(binary);
         command
@@ -75,6 +79,11 @@ impl Node {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map_or(0, |kb| kb * 1024)
+    }
+
+    /// The server's open file descriptors (sockets, database files, pipes).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, Iterator::count)
     }
 
     /// CPU time the server has used so far (user and system), from `/proc` (clock ticks of
