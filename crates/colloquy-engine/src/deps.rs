@@ -44,6 +44,8 @@ pub struct EngineDeps {
     pub llm: llm::router::LlmRouter,
     /// HTTP client behind the egress guard (webhooks).
     pub http: reqwest::Client,
+    /// Webhook calls in flight per host.
+    pub webhook_hosts: crate::host_limits::HostLimits,
     /// The egress guard itself (IP-literal URLs).
     pub egress: Arc<egress::EgressGuard>,
     /// Opens secrets referred to by tools and custom LLMs.

@@ -11,6 +11,7 @@ pub mod conversation;
 mod deps;
 pub mod egress;
 mod error;
+pub mod host_limits;
 pub mod judge;
 pub mod knowledge;
 pub mod lease;

@@ -79,6 +79,9 @@ pub struct Config {
     /// Largest webhook response read (`COLLOQUY_WEBHOOK_MAX_RESPONSE_BYTES`); larger is a tool
     /// error.
     pub webhook_max_response_bytes: usize,
+    /// Webhook calls in flight to one host at once (`COLLOQUY_WEBHOOK_MAX_CONNECTIONS_PER_HOST`);
+    /// more wait for a slot within their timeout, so a hanging host cannot take every socket.
+    pub webhook_max_connections_per_host: usize,
     /// Check every successful JSON answer against the reference's response model, answering
     /// 500 with what differs (`COLLOQUY_CHECK_RESPONSES`): for tests and development, it costs
     /// a parse and a schema walk per answer.
@@ -121,6 +124,7 @@ impl Default for Config {
             kb_max_index_bytes: 1 << 30,
             job_lease_secs: 15,
             webhook_max_response_bytes: 1024 * 1024,
+            webhook_max_connections_per_host: 32,
             test_concurrency: 4,
             check_responses: false,
             llm: Default::default(),
@@ -158,6 +162,7 @@ impl fmt::Debug for Config {
             .field("kb_max_index_bytes", &self.kb_max_index_bytes)
             .field("job_lease_secs", &self.job_lease_secs)
             .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
+            .field("webhook_max_connections_per_host", &self.webhook_max_connections_per_host)
             .field("test_concurrency", &self.test_concurrency)
             .field("check_responses", &self.check_responses)
             .field("mcp_stdio_servers", &self.mcp.stdio.keys().collect::<Vec<_>>())

@@ -48,6 +48,9 @@ pub fn engine(
         audit,
         llm,
         http: guarded,
+        webhook_hosts: colloquy_engine::host_limits::HostLimits::new(
+            config.webhook_max_connections_per_host,
+        ),
         egress,
         keyring: keyring.clone(),
         limits: EngineLimits {

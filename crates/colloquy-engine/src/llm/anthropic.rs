@@ -113,6 +113,8 @@ impl Anthropic {
         let mut events = Events::new(response, self.policy.timeout);
         let mut out = ChatResponse::default();
         let mut calls: BTreeMap<u64, ToolCall> = BTreeMap::new();
+        // Without `message_stop` the stream was cut, and half an answer is no answer.
+        let mut stopped = false;
         while let Some(event) = events.next().await? {
             if event.data.trim().is_empty() {
                 continue;
@@ -121,9 +123,15 @@ impl Anthropic {
                 .map_err(|e| LlmError::Protocol(format!("{e}: {}", event.data)))?;
             let kind = data.get("type").and_then(Value::as_str).unwrap_or(event.event.as_str());
             if kind == "message_stop" {
+                stopped = true;
                 break;
             }
             apply_event(kind, &data, &mut out, &mut calls, deltas)?;
+        }
+        if !stopped {
+            return Err(LlmError::Protocol(
+                "the stream ended before the answer was complete".into(),
+            ));
         }
         out.tool_calls = calls
             .into_values()

@@ -174,9 +174,14 @@ impl OpenAi {
         let mut events = Events::new(response, self.policy.timeout);
         let mut out = ChatResponse::default();
         let mut calls: BTreeMap<u64, ToolCall> = BTreeMap::new();
+        // An answer is whole once a choice says why it finished or the stream says [DONE]; a
+        // stream that stops before either was cut (a dropped connection, a crashed server),
+        // and half an answer must not pass for a whole one.
+        let mut finished = false;
         while let Some(event) = events.next().await? {
             let data = event.data.trim();
             if data == "[DONE]" {
+                finished = true;
                 break;
             }
             if data.is_empty() {
@@ -184,7 +189,13 @@ impl OpenAi {
             }
             let chunk: Value = serde_json::from_str(data)
                 .map_err(|e| LlmError::Protocol(format!("{e}: {data}")))?;
+            finished |= chunk.pointer("/choices/0/finish_reason").is_some_and(|r| !r.is_null());
             apply_chunk(&chunk, &mut out, &mut calls, deltas)?;
+        }
+        if !finished {
+            return Err(LlmError::Protocol(
+                "the stream ended before the answer was complete".into(),
+            ));
         }
         out.tool_calls = finish_calls(calls.into_values());
         Ok(out)

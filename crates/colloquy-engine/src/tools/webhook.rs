@@ -247,6 +247,7 @@ async fn send(scope: &CallScope<'_>, request: &Request) -> ToolOutcome {
     }
     let method =
         reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let host = parsed.clone();
     let mut http = scope.deps.http.request(method, parsed);
     for (name, value) in &request.headers {
         http = http.header(name.as_str(), as_text(value));
@@ -256,6 +257,9 @@ async fn send(scope: &CallScope<'_>, request: &Request) -> ToolOutcome {
     }
     let limit = scope.deps.limits.webhook_max_response_bytes;
     let exchange = async {
+        // A slot for this host first, inside the call's timeout: a host that hangs fills only
+        // its own slots.
+        let _slot = scope.deps.webhook_hosts.slot(&host).await;
         let response = http.send().await?;
         let status = response.status();
         let mut stream = response.bytes_stream();

@@ -386,11 +386,24 @@ async fn llm_failures_become_typed_errors_and_the_conversation_is_kept(backend: 
     let llm = FakeLlm::openai(|req: &Value| match req["model"].as_str().unwrap() {
         "broken" => Reply::Status(500),
         "slow" => Reply::After(Duration::from_secs(10), Box::new(text("late"))),
+        // The stream stops halfway: no finish reason, no [DONE].
+        "cut" => Reply::Raw(vec![
+            r#"data: {"choices": [{"index": 0, "delta": {"role": "assistant"}}]}"#.into(),
+            r#"data: {"choices": [{"index": 0, "delta": {"content": "Half an ans"}}]}"#.into(),
+        ]),
+        "garbled" => {
+            Reply::Raw(vec!["data: {\"choices\": [{\"delta\": ".into(), "data: [DONE]".into()])
+        }
         _ => text("fine"),
     })
     .await;
     let deps = engine(&app, &llm, |c| c.llm.timeout_secs = 1).await;
-    for (model, error_type) in [("broken", "llm_error"), ("slow", "llm_timeout")] {
+    for (model, error_type) in [
+        ("broken", "llm_error"),
+        ("slow", "llm_timeout"),
+        ("cut", "llm_error"),
+        ("garbled", "llm_error"),
+    ] {
         let agent_id = agent(&app, json!({"agent": {"prompt": {"llm": model}}})).await;
         let mut conv = start(&deps, &app, &agent_id, StartOptions::default()).await;
         let err = conv.user_message("hi", None).await.unwrap_err();

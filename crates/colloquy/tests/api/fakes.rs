@@ -28,6 +28,8 @@ pub enum Reply {
     Status(u16),
     /// Waits, then answers.
     After(Duration, Box<Reply>),
+    /// Sends these server-sent events as they are: a stream cut short, malformed JSON.
+    Raw(Vec<String>),
 }
 
 pub fn text(s: &str) -> Reply {
@@ -142,6 +144,7 @@ async fn llm_handler(
     let reply = (state.script)(&body.0);
     state.requests.lock().unwrap().push((headers, body.0));
     match resolve(reply).await {
+        Ok(Reply::Raw(events)) => sse(events),
         Ok(reply) => sse((state.stream)(reply)),
         Err(status) => (StatusCode::from_u16(status).unwrap(), "scripted failure").into_response(),
     }

@@ -517,6 +517,75 @@ async fn webhook_answers_are_bounded_in_size_and_time() {
     assert!((4900..7000).contains(&waited), "{waited}");
 }
 
+/// A webhook host that hangs holds only its own slots (`webhook_max_connections_per_host`):
+/// calls to it beyond them wait and time out within their own timeout, while conversations
+/// calling a healthy host at the same time are served as if it were not there.
+#[tokio::test]
+async fn a_hanging_webhook_host_cannot_starve_calls_to_others() {
+    use crate::fakes::{Webhook, call};
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text("done");
+        }
+        call(last["content"].as_str().unwrap_or("slow"), json!({"city": "x"}))
+    })
+    .await;
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        with_llm(&llm)(c);
+        c.webhook_max_connections_per_host = 2;
+    })
+    .await;
+    let key = &app.admin_key;
+    let hanging = Webhook::start(200, "{}", std::time::Duration::from_secs(60)).await;
+    let healthy = Webhook::start(200, r#"{"ok": true}"#, std::time::Duration::ZERO).await;
+    let mut ids = Vec::new();
+    for (name, hook) in [("slow", &hanging), ("fast", &healthy)] {
+        let mut body = crate::tools::webhook(name, &format!("{}/hook", hook.base));
+        body["tool_config"]["response_timeout_secs"] = json!(5);
+        let (s, t) = app.post("/v1/convai/tools", key, &body).await;
+        assert_eq!(s, 200, "{t}");
+        ids.push(t["id"].clone());
+    }
+    let (_, agent) = app
+        .post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o", "tool_ids": ids}}}}))
+        .await;
+    let url =
+        crate::ws::url(&app.base, &format!("agent_id={}", agent["agent_id"].as_str().unwrap()));
+    let turn = |said: &'static str| {
+        let url = url.clone();
+        async move {
+            let (mut socket, conversation) = open(&url, Default::default()).await;
+            let started = std::time::Instant::now();
+            say(&mut socket, said).await;
+            crate::ws::until(&mut socket, "agent_response").await;
+            (said, started.elapsed(), conversation)
+        }
+    };
+    let turns: Vec<_> =
+        ["slow"; 6].into_iter().chain(["fast"; 6]).map(|said| tokio::spawn(turn(said))).collect();
+    // Every slow call has asked by now; the first two hold the host's slots until they time
+    // out, the other four wait.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(hanging.received().len(), 2, "only two calls at once reach the hanging host");
+    let done: Vec<_> =
+        futures_util::future::join_all(turns).await.into_iter().map(Result::unwrap).collect();
+    for (said, took, conversation) in &done {
+        let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conversation}"), key).await;
+        if *said == "fast" {
+            assert_eq!(calls[0]["status"], "success", "{calls}");
+            assert!(*took < std::time::Duration::from_secs(2), "a healthy call waited {took:?}");
+        } else {
+            assert_eq!(calls[0]["status"], "timeout", "{calls}");
+            assert!(
+                *took < std::time::Duration::from_secs(8),
+                "within the tool's timeout: {took:?}"
+            );
+        }
+    }
+    assert_eq!(healthy.received().len(), 6);
+}
+
 /// A secret used by a conversation's webhook call appears nowhere it could leak from: not in
 /// the database files, the debug log, any API answer, the audit log or `/metrics`.
 #[tokio::test]
