@@ -92,11 +92,17 @@ macro_rules! transaction {
     ($store:expr, |$tx:ident| $body:expr) => {
         match &$store.db {
             $crate::db::Db::Sqlite { write, .. } => {
+                let mut conn = write.acquire().await?;
                 #[allow(unused_mut)]
-                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
+                let mut $tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
                 let out: $crate::StoreResult<_> = $body;
                 let out = out?;
-                $tx.commit().await?;
+                if let Err(e) = $tx.commit().await {
+                    // A COMMIT that failed (a full disk) leaves SQLite's transaction open and
+                    // the driver's count of it with it: that connection must not serve again.
+                    conn.close_on_drop();
+                    return Err(e.into());
+                }
                 Ok::<_, $crate::StoreError>(out)
             }
             $crate::db::Db::Postgres(pool) => {

@@ -211,3 +211,112 @@ async fn a_postgresql_restart_under_load_is_503_then_business_as_usual() {
     }
     assert!(server.terminate());
 }
+
+/// A size-limited file system mounted for the test (tmpfs), unmounted when dropped; `None`
+/// where this machine does not let the test mount one.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    fn resize(&self, megabytes: u32) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={megabytes}m")])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).output();
+    }
+}
+
+/// SQLite on a disk that fills up: writes answer 507 (never 500) and change nothing, reads go
+/// on, and once there is space again writes succeed and every acknowledged one is there.
+#[tokio::test]
+async fn a_full_disk_is_507_and_the_database_survives_it() {
+    let Some(disk) = SmallDisk::mount(3) else {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+        return;
+    };
+    let key = generate_token();
+    let url = format!("sqlite://{}", disk.dir.path().join("colloquy.db").display());
+    let envs = [
+        ("COLLOQUY_DATABASE_URL", url.as_str()),
+        ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+        ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
+    ];
+    let logs = tempfile::tempdir().unwrap();
+    let server = ChildServer::start(logs.path(), &envs).await;
+    let prompt = "x".repeat(20_000);
+    let create = |i: usize| {
+        let body = json!({"name": format!("a{i}"), "conversation_config": {"agent": {"prompt": {"prompt": prompt}}}});
+        let (base, key) = (server.base.clone(), key.clone());
+        async move {
+            let r = client()
+                .post(format!("{base}/v1/convai/agents/create"))
+                .header("xi-api-key", &key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, body)
+        }
+    };
+    let mut acked = Vec::new();
+    let mut full = None;
+    for i in 0..2000 {
+        let (status, body) = create(i).await;
+        match status {
+            200 => acked.push(body["agent_id"].as_str().unwrap().to_owned()),
+            507 => {
+                full = Some(body);
+                break;
+            }
+            other => panic!("a write on a filling disk answered {other}: {body}"),
+        }
+    }
+    let full = full.expect("the disk filled up");
+    assert_eq!(full["detail"]["status"], "insufficient_storage", "{full}");
+    assert!(!acked.is_empty());
+    let (s, first) = get_json(&server.base, &key, &format!("/v1/convai/agents/{}", acked[0])).await;
+    assert_eq!(s, 200, "reads go on while the disk is full: {first}");
+
+    disk.resize(64);
+    let (status, body) = create(9999).await;
+    assert_eq!(
+        status,
+        200,
+        "writes succeed once there is space: {body} {}",
+        server.logged_errors()
+    );
+    acked.push(body["agent_id"].as_str().unwrap().to_owned());
+    for id in &acked {
+        let (s, got) = get_json(&server.base, &key, &format!("/v1/convai/agents/{id}")).await;
+        assert_eq!(s, 200, "acknowledged {id} is kept: {got}");
+    }
+    assert!(server.terminate());
+    let mut conn = {
+        use sqlx::Connection as _;
+        sqlx::SqliteConnection::connect(&url).await.unwrap()
+    };
+    let verdict: String =
+        sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(verdict, "ok", "the database is intact");
+}

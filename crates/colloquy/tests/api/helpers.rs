@@ -365,6 +365,15 @@ impl ChildServer {
         );
     }
 
+    /// The errors and warnings the server logged, for a failing assertion's message.
+    pub fn logged_errors(&self) -> String {
+        let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
