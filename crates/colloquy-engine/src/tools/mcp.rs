@@ -302,7 +302,7 @@ async fn run(
     let result = pool
         .call(mcp.server_id, mcp.mcp_name, mcp.arguments.clone(), spec.meta.clone(), timeout)
         .await;
-    let (outcome, state) = outcome_of(result);
+    let (outcome, state) = outcome_of(result, scope.deps.limits.webhook_max_response_bytes);
     if let Some(client) = scope.client {
         let state = match state {
             McpCallState::Failure(m) => {
@@ -346,11 +346,27 @@ async fn approve(
 }
 
 /// The outcome of the server's answer, and the state the client is told.
-fn outcome_of(result: Result<CallToolResult, McpError>) -> (ToolOutcome, McpCallState) {
+/// The call's outcome. An answer larger than `limit` bytes (the bound on webhook answers) is
+/// an error, as a webhook's is: a server that floods must not fill the transcript, the audit
+/// log and the LLM's context.
+fn outcome_of(
+    result: Result<CallToolResult, McpError>, limit: usize,
+) -> (ToolOutcome, McpCallState) {
     match result {
         Ok(result) => {
-            let text = result_text(&result);
             let payload = serde_json::to_string(&result).ok();
+            if payload.as_ref().is_some_and(|p| p.len() > limit) {
+                let message = format!("The MCP server's answer is larger than {limit} bytes");
+                return (
+                    ToolOutcome::error(
+                        CallStatus::Error,
+                        "mcp_response_too_large",
+                        message.clone(),
+                    ),
+                    McpCallState::Failure(message),
+                );
+            }
+            let text = result_text(&result);
             if result.is_error == Some(true) {
                 let outcome = ToolOutcome::error(CallStatus::Error, "mcp_tool_error", text.clone());
                 (ToolOutcome { payload, ..outcome }, McpCallState::Failure(text))

@@ -144,6 +144,7 @@ async fn tool_llm() -> FakeLlm {
             "hang" => call("hang", json!({})),
             "die" => call("die", json!({})),
             "echo" => call("echo", json!({"text": "hi"})),
+            "flood" => call("echo", json!({"text": "x".repeat(20_000)})),
             "both" => Reply::Calls(vec![
                 ("add".into(), json!({"a": 1, "b": 1})),
                 ("echo".into(), json!({"text": "both"})),
@@ -496,6 +497,7 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
     let app = TestApp::spawn_with(backend, |c| {
         with_llm(&llm)(c);
         declare_stdio(c);
+        c.webhook_max_response_bytes = 10_000;
     })
     .await;
     let mut procs = Vec::new();
@@ -535,6 +537,11 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
         assert_eq!(mcp_states(&events), ["loading", "failure"]);
         assert!(started.elapsed() < Duration::from_secs(9), "the timeout ends the call");
 
+        // A server that floods: its answer is bounded like a webhook's.
+        let events = turn(&mut socket, "flood").await;
+        assert_eq!(mcp_states(&events), ["loading", "failure"], "{transport:?}: {events:?}");
+        assert!(answer(&events).contains("larger than 10000 bytes"), "{events:?}");
+
         let events = turn(&mut socket, "die").await;
         assert_eq!(mcp_states(&events), ["loading", "failure"], "{transport:?}: {events:?}");
         let events = turn(&mut socket, "add").await;
@@ -562,6 +569,7 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
                 ("add", "success"),
                 ("fail", "error"),
                 ("hang", "timeout"),
+                ("echo", "error"),
                 ("die", "error"),
                 ("add", last_add)
             ],
