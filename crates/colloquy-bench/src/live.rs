@@ -32,7 +32,7 @@ pub(crate) async fn open(node: &Node, agent_id: &str) -> anyhow::Result<Socket> 
 }
 
 /// Reads events until one of type `kind`; answers pings on the way.
-async fn wait_for(socket: &mut Socket, kind: &str) -> anyhow::Result<Value> {
+pub(crate) async fn wait_for(socket: &mut Socket, kind: &str) -> anyhow::Result<Value> {
     while let Some(message) = socket.next().await {
         let Message::Text(text) = message? else {
             continue;

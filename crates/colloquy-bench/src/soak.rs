@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -488,23 +488,10 @@ impl Target {
     }
 }
 
-/// Reads events until one of type `kind`; answers pings on the way.
+/// Reads events until one of type `kind` ([`crate::live::wait_for`]), for at most 30 s: a
+/// turn that never ends is an error of the soak, not a hang of it.
 async fn wait_for(socket: &mut crate::live::Socket, kind: &str) -> anyhow::Result<Value> {
-    let read = async {
-        while let Some(message) = socket.next().await {
-            let Message::Text(text) = message? else { continue };
-            let event: Value = serde_json::from_str(&text)?;
-            if event["type"] == kind {
-                return Ok(event);
-            }
-            if event["type"] == "ping" {
-                let pong = json!({"type": "pong", "event_id": event["ping_event"]["event_id"]});
-                socket.send(Message::text(pong.to_string())).await?;
-            }
-        }
-        anyhow::bail!("the socket closed before {kind}")
-    };
-    tokio::time::timeout(Duration::from_secs(30), read)
+    tokio::time::timeout(Duration::from_secs(30), crate::live::wait_for(socket, kind))
         .await
         .map_err(|_| anyhow::anyhow!("no {kind} within 30 s"))?
 }
