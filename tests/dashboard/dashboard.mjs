@@ -245,7 +245,7 @@ await step("the conversation shows the call inline and on its timeline", page, a
   const bars = page.locator("svg.timeline rect.bar.ok");
   check(await bars.count() === 1, `timeline bars: ${await bars.count()}`);
   const label = await page.locator("svg.timeline").getAttribute("aria-label");
-  check(/1 tool calls/.test(label) && /0 failed/.test(label), `timeline label: ${label}`);
+  check(/1 tool call over/.test(label) && /0 failed/.test(label), `timeline label: ${label}`);
   await page.getByRole("link", { name: /Timeline with every call/ }).click();
   const row = page.locator("table tbody tr", { hasText: "get_weather" });
   await row.waitFor();
@@ -395,7 +395,7 @@ const other = await newPage();
 await step("a key of another workspace sees none of it", other.page, async () => {
   const p = other.page;
   await signIn(p, OTHER_KEY);
-  await p.getByText("No agents match.").waitFor();
+  await p.getByText("No agents yet").waitFor();
   for (const path of [`/agents/${agentId}`, `/conversations/${conversationId}`, `/tools/${weather.id}`,
     new URL(invocationUrl).pathname, `/mcp-servers/${mcpServer.id}`, `/agents/${agentId}/playground`,
     `/knowledge-base/doc/${kbDocId}`]) {

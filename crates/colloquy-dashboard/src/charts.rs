@@ -44,11 +44,13 @@ pub fn timeline(spans: &[Span]) -> Markup {
     let x = |ms: f64| LABEL + ms / end * plot;
     let height = AXIS + ROW * spans.len() as f64 + 4.0;
     let failed = spans.iter().filter(|s| s.failed).count();
-    let summary = format!(
-        "Timeline of {} tool calls over {}, {failed} failed",
-        spans.len(),
-        duration_secs(end / 1000.0)
-    );
+    let calls = if spans.len() == 1 {
+        "1 tool call".to_owned()
+    } else {
+        format!("{} tool calls", spans.len())
+    };
+    let summary =
+        format!("Timeline of {calls} over {}, {failed} failed", duration_secs(end / 1000.0));
     html! {
         svg.chart.timeline xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) }
             role="img" aria-label=(summary) {
@@ -200,6 +202,14 @@ mod tests {
         assert_eq!(svg.matches("<rect class=\"bar failed\"").count(), 1);
         assert!(svg.contains("book &lt;table&gt;"), "labels are escaped: {svg}");
         assert!(svg.contains("2 tool calls") && svg.contains("1 failed"));
+        let one = timeline(&[Span {
+            label: "get_weather".into(),
+            start_ms: 0.0,
+            duration_ms: 2.0,
+            failed: false,
+        }])
+        .into_string();
+        assert!(one.contains("Timeline of 1 tool call over") && !one.contains("1 tool calls"));
     }
 
     #[test]

@@ -33,6 +33,7 @@ fn head(title: &str, extra: Markup) -> Markup {
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Colloquy" }
             link rel="stylesheet" href="/assets/dashboard.css";
+            link rel="icon" type="image/svg+xml" href="/assets/favicon.svg";
             (extra)
         }
     }

@@ -52,6 +52,7 @@ pub fn router(api: Router, keyring: Keyring) -> Router {
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .merge(pages::agents::routes())
         .merge(pages::playground::routes())
         .merge(pages::conversations::routes())

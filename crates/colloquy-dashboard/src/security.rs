@@ -20,7 +20,8 @@ pub async fn guard(request: Request, next: Next) -> Response {
     {
         return crate::error::Error::Forbidden.into_response();
     }
-    let is_asset = request.uri().path().starts_with("/assets/");
+    let path = request.uri().path();
+    let is_asset = path.starts_with("/assets/") || path == "/favicon.ico";
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));

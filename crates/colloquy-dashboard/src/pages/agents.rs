@@ -63,6 +63,7 @@ async fn list(
         )
     });
     let agents = page["agents"].as_array().cloned().unwrap_or_default();
+    let filtered = q.search.as_deref().is_some_and(|s| !s.is_empty()) || archived.is_some();
     let body = html! {
         form.filters method="get" action="/agents" role="search" {
             label { "Search by name" input type="search" name="search" value=[q.search.as_deref()]; }
@@ -74,8 +75,10 @@ async fn list(
             }
             button type="submit" { "Filter" }
         }
-        @if agents.is_empty() {
+        @if agents.is_empty() && filtered {
             p.muted { "No agents match." }
+        } @else if agents.is_empty() {
+            p.muted { "No agents yet: create the first one below." }
         } @else {
             table {
                 thead { tr { th { "Name" } th { "Agent id" } th { "Tags" } th { "Created" } th { "Last call" } } }

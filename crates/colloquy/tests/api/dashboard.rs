@@ -167,7 +167,12 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     let other_cookie = sign_in(&app, &other).await;
     let (s, list) = page(&app, &other_cookie, "/agents").await;
     assert_eq!(s, 200);
-    assert!(!list.contains("alert(1)") && list.contains("No agents match."));
+    assert!(!list.contains("alert(1)") && list.contains("No agents yet"), "{list}");
+    let (_, searched) = page(&app, &other_cookie, "/agents?search=nothing").await;
+    assert!(searched.contains("No agents match."), "a filter that finds nothing says so");
+    let icon = browser().get(app.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(icon.status(), 200, "every browser asks for /favicon.ico");
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
     assert_eq!(page(&app, &other_cookie, &format!("/agents/{id}")).await.0, 404);
 
     let tools_only = app.key("default", "tia@example.com", "tools:read").await;
