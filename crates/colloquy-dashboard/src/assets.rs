@@ -40,8 +40,6 @@ fn asset(file: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// Rules later in the stylesheet win: the editors' monospace font must come after the
     /// rule that gives form controls the page's font, and disabled buttons must look it.
     #[test]
