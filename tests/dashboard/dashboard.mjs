@@ -202,7 +202,11 @@ await step("duplicate and delete an agent", page, async () => {
   await page.getByRole("button", { name: "Duplicate" }).click();
   await page.waitForURL((u) => u.pathname.startsWith("/agents/agent_") && !u.pathname.endsWith(agentId));
   const copy = page.url().split("/agents/")[1];
-  await page.getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("link", { name: "Delete" }).click();
+  await page.getByRole("heading", { name: /Delete the agent/ }).waitFor();
+  const kept = await fetch(`${BASE}/v1/convai/agents/${copy}`, { headers: { "xi-api-key": KEY } });
+  check(kept.status === 200, `deleted before it was confirmed: ${kept.status}`);
+  await page.getByRole("button", { name: "Delete the agent" }).click();
   await page.waitForURL(`${BASE}/agents`);
   const answer = await fetch(`${BASE}/v1/convai/agents/${copy}`, { headers: { "xi-api-key": KEY } });
   check(answer.status === 404, `the copy is still there: ${answer.status}`);

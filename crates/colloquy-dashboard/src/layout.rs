@@ -101,6 +101,23 @@ pub fn csrf(viewer: &Viewer) -> Markup {
     html! { input type="hidden" name="_csrf" value=(viewer.csrf); }
 }
 
+/// The page that asks before a destructive action: what will go, a button that posts to
+/// `action`, and a way back. Destructive buttons link here instead of acting at once, so it
+/// works without JavaScript.
+pub fn confirm_page(
+    viewer: &Viewer, section: Section, question: &str, consequence: &str, action: &str,
+    button: &str, back: &str,
+) -> Markup {
+    let body = html! {
+        p { (consequence) }
+        div.actions {
+            (action_button(viewer, action, button, "danger"))
+            a href=(back) { "Cancel" }
+        }
+    };
+    page(viewer, section, question, body)
+}
+
 /// A one-button form posting to `action` (delete, duplicate, re-run).
 pub fn action_button(viewer: &Viewer, action: &str, label: &str, class: &str) -> Markup {
     html! {

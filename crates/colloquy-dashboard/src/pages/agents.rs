@@ -22,7 +22,7 @@ pub fn routes() -> Router<Dash> {
         .route("/agents", get(list).post(create))
         .route("/agents/{id}", get(detail).post(save))
         .route("/agents/{id}/duplicate", post(duplicate))
-        .route("/agents/{id}/delete", post(delete))
+        .route("/agents/{id}/delete", get(confirm_delete).post(delete))
 }
 
 /// The parts of an agent document a user edits; the rest (ids, metadata, access) is the
@@ -196,7 +196,7 @@ fn detail_page(viewer: &Viewer, agent: &Value, editor: &str, problem: Option<&st
             a href=(with_query("/conversations", &[("agent_id", Some(id))])) { "Conversations" }
             a href=(with_query("/tests", &[("agent_id", Some(id))])) { "Tests" }
             (layout::action_button(viewer, &href("/duplicate"), "Duplicate", "secondary"))
-            (layout::action_button(viewer, &href("/delete"), "Delete", "danger"))
+            a.button.danger href=(href("/delete")) { "Delete" }
         }
         h2 #config-heading { "Configuration" }
         form.stack.wide method="post" action=(href("")) aria-labelledby="config-heading" {
@@ -276,6 +276,26 @@ async fn duplicate(
     let uri = format!("/v1/convai/agents/{}/duplicate", encode(&id));
     let copy = dash.api.call(&viewer.creds(), Method::POST, &uri, Some(&json!({}))).await?;
     Ok(Redirect::to(&format!("/agents/{}", encode(text(&copy["agent_id"])))))
+}
+
+/// Asks before deleting: deleting an agent cannot be undone.
+async fn confirm_delete(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
+) -> Result<Html<String>> {
+    let agent =
+        dash.api.get(&viewer.creds(), &format!("/v1/convai/agents/{}", encode(&id))).await?;
+    let name = text(&agent["name"]);
+    let href = format!("/agents/{}", encode(&id));
+    let page = layout::confirm_page(
+        &viewer,
+        Section::Agents,
+        &format!("Delete the agent \"{name}\"?"),
+        "Its configuration goes for good; its conversations and their tool calls stay readable.",
+        &format!("{href}/delete"),
+        "Delete the agent",
+        &href,
+    );
+    Ok(Html(page.into_string()))
 }
 
 async fn delete(

@@ -25,7 +25,7 @@ pub fn routes() -> Router<Dash> {
         .route("/knowledge-base/upload", post(upload))
         .route("/knowledge-base/search", get(search))
         .route("/knowledge-base/doc/{id}", get(detail))
-        .route("/knowledge-base/doc/{id}/delete", post(delete))
+        .route("/knowledge-base/doc/{id}/delete", get(confirm_delete).post(delete))
         .route("/knowledge-base/crawl/{id}", get(crawl))
 }
 
@@ -254,7 +254,7 @@ async fn detail(
             dt { "Created" } dd { (unix_time(&doc["metadata"]["created_at_unix_secs"])) }
             dt { "Id" } dd { code { (id) } }
         }
-        div.actions { (layout::action_button(&viewer, &format!("{}/delete", doc_href(&doc["id"])), "Delete (and remove from agents)", "danger")) }
+        div.actions { a.button.danger href={ (doc_href(&doc["id"])) "/delete" } { "Delete (and remove from agents)" } }
         h2 { "Used by" }
         @if agents.is_empty() { p.muted { "No agent uses it." } } @else {
             ul { @for a in &agents { li { a href={ "/agents/" (encode(text(&a["id"]))) } { (text(&a["name"])) } } } }
@@ -263,6 +263,25 @@ async fn detail(
         ol.chunks { @for c in &chunks { li { details { summary { code { (text(&c["id"])) } } pre { (text(&c["content"])) } } } } }
     };
     Ok(Html(layout::page(&viewer, Section::KnowledgeBase, text(&doc["name"]), body).into_string()))
+}
+
+/// Asks before deleting: the document leaves every agent that uses it.
+async fn confirm_delete(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
+) -> Result<Html<String>> {
+    let uri = format!("/v1/convai/knowledge-base/{}", encode(&id));
+    let doc = dash.api.get(&viewer.creds(), &uri).await?;
+    let href = doc_href(&doc["id"]);
+    let page = layout::confirm_page(
+        &viewer,
+        Section::KnowledgeBase,
+        &format!("Delete the document \"{}\"?", text(&doc["name"])),
+        "It is removed from every agent that uses it, and its text and index go for good.",
+        &format!("{href}/delete"),
+        "Delete the document",
+        &href,
+    );
+    Ok(Html(page.into_string()))
 }
 
 async fn delete(

@@ -154,6 +154,17 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     assert_eq!(s, 200);
     assert!(detail.contains("Configuration"));
 
+    // Deleting asks first; asking deletes nothing.
+    let (s, confirm) = page(&app, &cookie, &format!("/agents/{id}/delete")).await;
+    assert_eq!(s, 200, "{confirm}");
+    assert!(confirm.contains("Delete the agent") && confirm.contains("Cancel"), "{confirm}");
+    assert!(
+        detail.contains(&format!("href=\"/agents/{id}/delete\"")),
+        "Delete is a link to the question"
+    );
+    let still = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await.0;
+    assert_eq!(still, 200, "asking deletes nothing");
+
     // The change log lists the creations, filtered by resource id.
     let (s, log) = page(&app, &cookie, &format!("/changes?resource={id}")).await;
     assert_eq!(s, 200, "{log}");
