@@ -174,13 +174,36 @@ fn editable(agent: &Value) -> Value {
     Value::Object(doc)
 }
 
-fn detail_page(viewer: &Viewer, agent: &Value, editor: &str, problem: Option<&str>) -> Markup {
+/// The agent's tools as `(id, name)`, looked up through the API; a tool that cannot be read
+/// (deleted meanwhile) shows its id.
+async fn tools_of(dash: &Dash, viewer: &Viewer, agent: &Value) -> Vec<(String, String)> {
+    let ids: Vec<String> = agent["conversation_config"]["agent"]["prompt"]["tool_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let creds = viewer.creds();
+    let lookups = ids.iter().map(|id| {
+        let uri = format!("/v1/convai/tools/{}", encode(id));
+        let creds = &creds;
+        async move {
+            let name = match dash.api.get(creds, &uri).await {
+                Ok(tool) => text(&tool["tool_config"]["name"]).to_owned(),
+                Err(_) => String::new(),
+            };
+            (id.clone(), if name.is_empty() { id.clone() } else { name })
+        }
+    });
+    futures_util::future::join_all(lookups).await
+}
+
+fn detail_page(
+    viewer: &Viewer, agent: &Value, tools: &[(String, String)], editor: &str, problem: Option<&str>,
+) -> Markup {
     let id = text(&agent["agent_id"]);
     let href = |tail: &str| format!("/agents/{}{tail}", encode(id));
-    let tools = agent["conversation_config"]["agent"]["prompt"]["tool_ids"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
     let body = html! {
         dl.facts {
             dt { "Agent id" } dd { code { (id) } }
@@ -188,7 +211,7 @@ fn detail_page(viewer: &Viewer, agent: &Value, editor: &str, problem: Option<&st
             dt { "Created" } dd { (unix_time(&agent["metadata"]["created_at_unix_secs"])) }
             dt { "Tools" } dd {
                 @if tools.is_empty() { span.muted { "none" } }
-                @for tool in &tools { a href={ "/tools/" (encode(text(tool))) } { code { (text(tool)) } } " " }
+                @for (tool_id, name) in tools { a href={ "/tools/" (encode(tool_id)) } { (name) } " " }
             }
         }
         div.actions {
@@ -219,7 +242,8 @@ async fn detail(
 ) -> Result<Html<String>> {
     let agent = fetch(&dash, &viewer, &id).await?;
     let editor = format::pretty(&editable(&agent));
-    Ok(Html(detail_page(&viewer, &agent, &editor, None).into_string()))
+    let tools = tools_of(&dash, &viewer, &agent).await;
+    Ok(Html(detail_page(&viewer, &agent, &tools, &editor, None).into_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,27 +257,22 @@ async fn save(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<SaveForm>,
 ) -> Result<Response> {
     viewer.check(&form.csrf)?;
-    let refuse = |status: StatusCode, agent: &Value, message: &str| {
-        let page = detail_page(&viewer, agent, &form.document, Some(message));
-        (status, Html(page.into_string())).into_response()
+    // A refused edit is shown beside the saved agent, the editor keeping what was typed.
+    let refuse = async |status: StatusCode, message: &str| -> Result<Response> {
+        let agent = fetch(&dash, &viewer, &id).await?;
+        let tools = tools_of(&dash, &viewer, &agent).await;
+        let page = detail_page(&viewer, &agent, &tools, &form.document, Some(message));
+        Ok((status, Html(page.into_string())).into_response())
     };
     let parsed = match serde_json::from_str::<Value>(&form.document) {
         Ok(Value::Object(doc)) => Value::Object(doc),
         Ok(_) => {
-            let agent = fetch(&dash, &viewer, &id).await?;
-            return Ok(refuse(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &agent,
-                "The configuration must be a JSON object.",
-            ));
+            let message = "The configuration must be a JSON object.";
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, message).await;
         }
         Err(e) => {
-            let agent = fetch(&dash, &viewer, &id).await?;
-            return Ok(refuse(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &agent,
-                &format!("Not valid JSON: {e}"),
-            ));
+            let message = format!("Not valid JSON: {e}");
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, &message).await;
         }
     };
     let uri = format!("/v1/convai/agents/{}", encode(&id));
@@ -262,8 +281,7 @@ async fn save(
         Err(Error::Api { status, message })
             if status.is_client_error() && status != StatusCode::NOT_FOUND =>
         {
-            let agent = fetch(&dash, &viewer, &id).await?;
-            Ok(refuse(status, &agent, &message))
+            refuse(status, &message).await
         }
         Err(e) => Err(e),
     }

@@ -154,6 +154,25 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     assert_eq!(s, 200);
     assert!(detail.contains("Configuration"));
 
+    // An agent's tools are listed by name, linking to each.
+    let (s, tool) = app
+        .post(
+            "/v1/convai/tools",
+            &app.admin_key,
+            &crate::tools::webhook("lookup_weather", "https://x.example"),
+        )
+        .await;
+    assert_eq!(s, 200, "{tool}");
+    let tool_id = tool["id"].as_str().unwrap();
+    let patch = json!({"conversation_config": {"agent": {"prompt": {"tool_ids": [tool_id]}}}});
+    let path = format!("/v1/convai/agents/{id}");
+    assert_eq!(app.send(reqwest::Method::PATCH, &path, &app.admin_key, &patch).await.0, 200);
+    let (_, with_tool) = page(&app, &cookie, &format!("/agents/{id}")).await;
+    assert!(
+        with_tool.contains(&format!("<a href=\"/tools/{tool_id}\">lookup_weather</a>")),
+        "the tool by name: {with_tool}"
+    );
+
     // Deleting asks first; asking deletes nothing.
     let (s, confirm) = page(&app, &cookie, &format!("/agents/{id}/delete")).await;
     assert_eq!(s, 200, "{confirm}");
