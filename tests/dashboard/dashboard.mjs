@@ -260,6 +260,14 @@ await step("the conversation shows the call inline and on its timeline", page, a
   check(await page.locator("audio.recording").count() === 0, "a typed conversation has no recording");
 });
 
+await step("the tool log names the agent that made each call", page, async () => {
+  await page.goto(`${BASE}/tools/${weather.id}`);
+  const row = page.locator("table tbody tr").first();
+  await row.waitFor();
+  const cells = await row.textContent();
+  check(cells.includes("Dashboard weather agent") && !cells.includes(agentId), `agent by id, not name: ${cells}`);
+});
+
 await step("the playground's microphone mode speaks and listens, and the recording plays", page, async () => {
   await page.goto(`${BASE}/agents/${agentId}/playground`);
   await page.getByLabel("Talk with the microphone").check();

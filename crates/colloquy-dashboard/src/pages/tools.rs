@@ -153,7 +153,16 @@ async fn samples(
     Ok(out)
 }
 
-fn execution_rows(executions: &[Value]) -> Markup {
+/// The log's rows; agents are named from `agents` (the tool's dependents), by id otherwise.
+fn execution_rows(executions: &[Value], agents: &[Value]) -> Markup {
+    let agent_name = |id: &str| {
+        agents
+            .iter()
+            .find(|a| a["id"] == id)
+            .and_then(|a| a["name"].as_str())
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| html! { code { (id) } }, |n| html! { (n) })
+    };
     html! {
         table {
             thead { tr { th { "When" } th { "Conversation" } th { "Agent" } th.num { "Latency" } th { "Status" } th { "Details" } } }
@@ -162,7 +171,7 @@ fn execution_rows(executions: &[Value]) -> Markup {
                     tr {
                         td { (unix_time(&e["timestamp"])) }
                         td { a href={ "/conversations/" (encode(text(&e["conversation_id"]))) } { code { (text(&e["conversation_id"])) } } }
-                        td { a href={ "/agents/" (encode(text(&e["agent_id"]))) } { code { (text(&e["agent_id"])) } } }
+                        td { a href={ "/agents/" (encode(text(&e["agent_id"]))) } { (agent_name(text(&e["agent_id"]))) } }
                         td.num { (duration_secs(e["latency_secs"].as_f64().unwrap_or(0.0))) }
                         td {
                             @if e["is_error"].as_bool() == Some(true) {
@@ -264,7 +273,7 @@ async fn detail(
         @if samples.is_empty() { p.muted { "No calls yet." } } @else { (charts::latency_histogram(&samples)) }
         h2 #log-heading { "Execution log" }
         (log_filters(&id, &q, &agents))
-        @if executions.is_empty() { p.muted #no-executions { "No calls match." } } @else { (execution_rows(&executions)) }
+        @if executions.is_empty() { p.muted #no-executions { "No calls match." } } @else { (execution_rows(&executions, &agents)) }
         (layout::next_page(next))
     };
     Ok(Html(layout::page(&viewer, Section::Tools, name, body).into_string()))
