@@ -44,23 +44,28 @@ async fn list(
 ) -> Result<Html<String>> {
     let after = unix_secs(q.after.as_deref());
     let before = unix_secs(q.before.as_deref());
-    let page = dash
-        .api
-        .get(
-            &viewer.creds(),
-            &with_query(
-                "/v1/convai/conversations",
-                &[
-                    ("page_size", Some("30")),
-                    ("agent_id", q.agent_id.as_deref()),
-                    ("call_successful", q.call_successful.as_deref()),
-                    ("call_start_after_unix", after.as_deref()),
-                    ("call_start_before_unix", before.as_deref()),
-                    ("cursor", q.cursor.as_deref()),
-                ],
-            ),
-        )
-        .await?;
+    let creds = viewer.creds();
+    let uri = with_query(
+        "/v1/convai/conversations",
+        &[
+            ("page_size", Some("30")),
+            ("agent_id", q.agent_id.as_deref()),
+            ("call_successful", q.call_successful.as_deref()),
+            ("call_start_after_unix", after.as_deref()),
+            ("call_start_before_unix", before.as_deref()),
+            ("cursor", q.cursor.as_deref()),
+        ],
+    );
+    // The agent filter is a choice of the workspace's agents by name, not an id to type.
+    let (page, agents) = futures_util::future::join(
+        dash.api.get(&creds, &uri),
+        dash.api.get(&creds, "/v1/convai/agents?page_size=100&sort_by=name&sort_direction=asc"),
+    )
+    .await;
+    let page = page?;
+    let agents = agents?["agents"].as_array().cloned().unwrap_or_default();
+    let chosen_agent = q.agent_id.as_deref().unwrap_or("");
+    let listed = agents.iter().any(|a| a["agent_id"] == chosen_agent);
     let filters = [
         ("agent_id", q.agent_id.as_deref()),
         ("call_successful", q.call_successful.as_deref()),
@@ -76,7 +81,17 @@ async fn list(
     let chosen = q.call_successful.as_deref().unwrap_or("");
     let body = html! {
         form.filters method="get" action="/conversations" role="search" {
-            label { "Agent id" input type="text" name="agent_id" value=[q.agent_id.as_deref()]; }
+            label { "Agent"
+                select name="agent_id" {
+                    option value="" selected[chosen_agent.is_empty()] { "All agents" }
+                    @for a in &agents {
+                        option value=(text(&a["agent_id"])) selected[a["agent_id"] == chosen_agent] { (text(&a["name"])) }
+                    }
+                    @if !chosen_agent.is_empty() && !listed {
+                        option value=(chosen_agent) selected { (chosen_agent) }
+                    }
+                }
+            }
             label { "Outcome"
                 select name="call_successful" {
                     @for (value, label) in [("", "Any"), ("success", "Success"), ("failure", "Failure"), ("unknown", "Unknown")] {

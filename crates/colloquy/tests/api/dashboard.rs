@@ -173,6 +173,13 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
         "the tool by name: {with_tool}"
     );
 
+    // Conversations are filtered by choosing an agent by name, not by typing its id.
+    let (_, conversations) = page(&app, &cookie, &format!("/conversations?agent_id={id}")).await;
+    assert!(
+        conversations.contains(&format!("<option value=\"{id}\" selected>&lt;script&gt;")),
+        "the agent chosen by name: {conversations}"
+    );
+
     // Deleting asks first; asking deletes nothing.
     let (s, confirm) = page(&app, &cookie, &format!("/agents/{id}/delete")).await;
     assert_eq!(s, 200, "{confirm}");
