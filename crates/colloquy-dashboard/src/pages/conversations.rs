@@ -34,6 +34,23 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+/// The agent filter: the workspace's agents by name (and the chosen one by id, should it not
+/// be among them).
+fn agent_filter(agents: &[Value], chosen: &str) -> Markup {
+    let listed = agents.iter().any(|a| a["agent_id"] == chosen);
+    html! {
+        label { "Agent"
+            select name="agent_id" {
+                option value="" selected[chosen.is_empty()] { "All agents" }
+                @for a in agents {
+                    option value=(text(&a["agent_id"])) selected[a["agent_id"] == chosen] { (text(&a["name"])) }
+                }
+                @if !chosen.is_empty() && !listed { option value=(chosen) selected { (chosen) } }
+            }
+        }
+    }
+}
+
 /// A `datetime-local` value as unix seconds, for the API's filters.
 fn unix_secs(input: Option<&str>) -> Option<String> {
     input.and_then(parse_utc_ms).map(|ms| (ms / 1000).to_string())
@@ -64,8 +81,6 @@ async fn list(
     .await;
     let page = page?;
     let agents = agents?["agents"].as_array().cloned().unwrap_or_default();
-    let chosen_agent = q.agent_id.as_deref().unwrap_or("");
-    let listed = agents.iter().any(|a| a["agent_id"] == chosen_agent);
     let filters = [
         ("agent_id", q.agent_id.as_deref()),
         ("call_successful", q.call_successful.as_deref()),
@@ -81,17 +96,7 @@ async fn list(
     let chosen = q.call_successful.as_deref().unwrap_or("");
     let body = html! {
         form.filters method="get" action="/conversations" role="search" {
-            label { "Agent"
-                select name="agent_id" {
-                    option value="" selected[chosen_agent.is_empty()] { "All agents" }
-                    @for a in &agents {
-                        option value=(text(&a["agent_id"])) selected[a["agent_id"] == chosen_agent] { (text(&a["name"])) }
-                    }
-                    @if !chosen_agent.is_empty() && !listed {
-                        option value=(chosen_agent) selected { (chosen_agent) }
-                    }
-                }
-            }
+            (agent_filter(&agents, q.agent_id.as_deref().unwrap_or("")))
             label { "Outcome"
                 select name="call_successful" {
                     @for (value, label) in [("", "Any"), ("success", "Success"), ("failure", "Failure"), ("unknown", "Unknown")] {
