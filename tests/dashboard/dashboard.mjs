@@ -245,6 +245,9 @@ await step("the conversation shows the call inline and on its timeline", page, a
   await page.goto(`${BASE}/conversations?agent_id=${agentId}`);
   await page.locator(`a[href="/conversations/${conversationId}"]`).click();
   await page.locator(".toolcall", { hasText: "get_weather" }).first().waitFor();
+  const order = await page.locator("ol.transcript li.agent", { has: page.locator(".toolcall") }).first()
+    .evaluate((li) => [...li.children].map((c) => c.className.split(" ")[0]));
+  check(order.indexOf("toolcall") < order.indexOf("text"), `the call after the answer: ${order}`);
   check(await page.locator(".toolcall.failed").count() === 0, "the call shows as failed");
   const bars = page.locator("svg.timeline rect.bar.ok");
   check(await bars.count() === 1, `timeline bars: ${await bars.count()}`);

@@ -276,9 +276,11 @@ async fn detail(
             @for entry in &transcript {
                 li class=(if text(&entry["role"]) == "user" { "user" } else { "agent" }) {
                     div.who { (if text(&entry["role"]) == "user" { "User" } else { "Agent" }) " · +" (duration_secs(entry["time_in_call_secs"].as_f64().unwrap_or(0.0))) }
-                    @if let Some(message) = entry["message"].as_str() { div.text { (message) } }
-                    (inline_calls(entry))
+                    // In the order they happened: what was retrieved, the tools called, then
+                    // the answer (as the playground shows them).
                     (retrieval(entry))
+                    (inline_calls(entry))
+                    @if let Some(message) = entry["message"].as_str() { div.text { (message) } }
                 }
             }
         }
