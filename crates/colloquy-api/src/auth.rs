@@ -21,10 +21,19 @@ use crate::state::AppState;
 /// Name of the security scheme routes declare their scope under.
 pub const SECURITY_SCHEME: &str = "api_key";
 
+/// What a route asks of the key it is called with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    /// Any valid key (declared as the scope `any`): routes about the caller itself.
+    AnyKey,
+    /// A key holding this scope.
+    Scope(Scope),
+}
+
 /// Required scope per (method, route template).
 #[derive(Debug, Default, Clone)]
 pub struct ScopeTable {
-    routes: HashMap<(Method, String), Scope>,
+    routes: HashMap<(Method, String), Required>,
 }
 
 impl ScopeTable {
@@ -49,17 +58,22 @@ impl ScopeTable {
                     .filter_map(|s| s.as_str())
                     .next();
                 if let Some(scope) = declared {
-                    let scope: Scope =
-                        scope.parse().map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?;
-                    routes.insert((method, path.clone()), scope);
+                    let required = if scope == "any" {
+                        Required::AnyKey
+                    } else {
+                        Required::Scope(
+                            scope.parse().map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?,
+                        )
+                    };
+                    routes.insert((method, path.clone()), required);
                 }
             }
         }
         Ok(ScopeTable { routes })
     }
 
-    /// The scope a route requires, if it is in the table.
-    pub fn required(&self, method: &Method, route: &str) -> Option<Scope> {
+    /// What a route requires, if it is in the table.
+    pub fn required(&self, method: &Method, route: &str) -> Option<Required> {
         self.routes.get(&(method.clone(), route.to_owned())).copied()
     }
 }
@@ -150,7 +164,9 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::InvalidKey)?;
         state.rate.check(&key.key_id).map_err(ApiError::RateLimited)?;
         let scopes = Scopes::parse(&key.scopes).map_err(|e| ApiError::Internal(e.into()))?;
-        if !scopes.allows(required) {
+        if let Required::Scope(required) = required
+            && !scopes.allows(required)
+        {
             return Err(ApiError::MissingScope(required.to_string()));
         }
         if let Some(slot) = parts.extensions.get::<crate::changes::ActorSlot>() {

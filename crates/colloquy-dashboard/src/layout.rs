@@ -65,6 +65,7 @@ pub fn page_with(
                             }
                         }
                     }
+                    span.who title="Signed in as" { (viewer.label) }
                     form.signout method="post" action="/logout" {
                         (csrf(viewer))
                         button type="submit" { "Sign out" }

@@ -33,6 +33,8 @@ const SESSION_SECS: i64 = 12 * 3600;
 /// The signed-in user of a page: the key their session holds.
 pub struct Viewer {
     token: String,
+    /// Who is signed in, in which workspace ("ada@acme.test · acme"), for the page header.
+    pub label: String,
     /// The token forms of this session must carry.
     pub csrf: String,
     host: Option<HeaderValue>,
@@ -72,13 +74,18 @@ impl FromRequestParts<Dash> for Viewer {
             .ok()
             .and_then(|plain| String::from_utf8(plain).ok())
             .ok_or_else(signed_out)?;
-        let (issued, token) = opened.split_once('\n').ok_or_else(signed_out)?;
+        let mut parts_of = opened.splitn(3, '\n');
+        let (Some(issued), Some(token)) = (parts_of.next(), parts_of.next()) else {
+            return Err(signed_out());
+        };
+        let label = parts_of.next().unwrap_or_default().to_owned();
         let issued: i64 = issued.parse().map_err(|_| signed_out())?;
         if time::now_secs() - issued > SESSION_SECS {
             return Err(signed_out());
         }
         Ok(Viewer {
             token: token.to_owned(),
+            label,
             csrf: csrf_of(sealed),
             host: parts.headers.get(header::HOST).cloned(),
         })
@@ -183,11 +190,10 @@ pub async fn login(
     if token.is_empty() || HeaderValue::from_str(token).is_err() {
         return Ok(refused());
     }
-    // Any route answers 401 for a key that is unknown or revoked; 403 means a valid key that
-    // lacks that one scope, which is fine for signing in.
+    // `/api/whoami` answers any valid key (401 for one unknown or revoked) with who it is,
+    // which every page's header then shows.
     let creds = Credentials { token, host: headers.get(header::HOST) };
-    let (status, _) =
-        dash.api.raw(&creds, Method::GET, "/v1/convai/agents?page_size=1", None).await?;
+    let (status, who) = dash.api.raw(&creds, Method::GET, "/api/whoami", None).await?;
     if status == StatusCode::UNAUTHORIZED {
         return Ok(refused());
     }
@@ -198,8 +204,14 @@ pub async fn login(
             Some("Too many requests with this key; try again in a minute."),
         ));
     }
-    let sealed =
-        dash.keyring.seal(format!("{}\n{token}", time::now_secs()).as_bytes(), SEAL_CONTEXT);
+    let label = format!(
+        "{} · {}",
+        who["user"]["email"].as_str().unwrap_or_default(),
+        who["workspace"]["name"].as_str().unwrap_or_default()
+    )
+    .replace('\n', " ");
+    let session = format!("{}\n{token}\n{label}", time::now_secs());
+    let sealed = dash.keyring.seal(session.as_bytes(), SEAL_CONTEXT);
     Ok((
         AppendHeaders([
             set_cookie(SESSION_COOKIE, &sealed, SESSION_SECS),

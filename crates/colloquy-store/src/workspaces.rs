@@ -52,6 +52,9 @@ pub trait WorkspaceStore {
 
     /// A user's name and email.
     async fn user_name_email(&self, user_id: &str) -> StoreResult<(String, String)>;
+
+    /// A workspace's name.
+    async fn workspace_name(&self, workspace_id: &WorkspaceId) -> StoreResult<String>;
 }
 
 #[async_trait]
@@ -116,6 +119,15 @@ impl WorkspaceStore for SqlStore {
         Ok(run!(self, read, |pool| {
             sqlx::query_as("SELECT name, email FROM users WHERE id = $1")
                 .bind(user_id)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    async fn workspace_name(&self, workspace_id: &WorkspaceId) -> StoreResult<String> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_scalar::<_, String>("SELECT name FROM workspaces WHERE id = $1")
+                .bind(workspace_id.as_str())
                 .fetch_one(pool)
                 .await
         })?)

@@ -15,6 +15,7 @@ pub mod simulate;
 pub mod test_invocations;
 pub mod tool_calls;
 pub mod tools;
+pub mod whoami;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -37,4 +38,5 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(llm_usage::router())
         .merge(tool_calls::router())
         .merge(changes::router())
+        .merge(whoami::router())
 }

@@ -87,3 +87,18 @@ async fn another_workspace_sees_nothing_and_changes_nothing(backend: Backend) {
     assert_eq!(mine["name"], "db", "unchanged by the other workspace");
 }
 dual_db!(another_workspace_sees_nothing_and_changes_nothing);
+
+/// `GET /api/whoami` tells any valid key who it is, whatever its scopes.
+async fn whoami_answers_any_valid_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.key("acme", "ada@acme.test", "tools:read").await;
+    let (s, me) = app.get("/api/whoami", &key).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["workspace"]["name"], "acme");
+    assert_eq!(me["user"]["email"], "ada@acme.test");
+    assert_eq!(me["scopes"], "tools:read");
+    assert_eq!(me["role"], "viewer");
+    assert!(me["key_id"].as_str().unwrap().starts_with("key_"));
+    assert_eq!(app.get("/api/whoami", "sk_not_a_key").await.0, 401);
+}
+dual_db!(whoami_answers_any_valid_key);

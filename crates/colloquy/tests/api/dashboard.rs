@@ -133,6 +133,7 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     let cookie = sign_in(&app, &app.admin_key).await;
     let (s, list) = page(&app, &cookie, "/agents").await;
     assert_eq!(s, 200);
+    assert!(list.contains("admin@localhost · default"), "who is signed in, where: {list}");
     assert!(list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{list}");
     assert!(!list.contains("<script>alert"), "names are escaped");
     // Pages of 30, with a link to the next.
