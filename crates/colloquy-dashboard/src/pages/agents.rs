@@ -78,7 +78,10 @@ async fn list(
         @if agents.is_empty() && filtered {
             p.muted { "No agents match." }
         } @else if agents.is_empty() {
-            p.muted { "No agents yet: create the first one below." }
+            // A new workspace: the form to create the first agent is what the page is for.
+            p.muted { "No agents yet: create the first one." }
+            h2 { "New agent" }
+            (create_form(&viewer, &NewAgent::default(), None))
         } @else {
             table {
                 thead { tr { th { "Name" } th { "Agent id" } th { "Tags" } th { "Created" } th { "Last call" } } }
@@ -96,8 +99,10 @@ async fn list(
             }
         }
         (layout::next_page(next))
-        h2 { "New agent" }
-        (create_form(&viewer, &NewAgent::default(), None))
+        @if !agents.is_empty() || filtered {
+            h2 { "New agent" }
+            (create_form(&viewer, &NewAgent::default(), None))
+        }
     };
     Ok(Html(layout::page(&viewer, Section::Agents, "Agents", body).into_string()))
 }

@@ -206,6 +206,7 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
     let (s, list) = page(&app, &other_cookie, "/agents").await;
     assert_eq!(s, 200);
     assert!(!list.contains("alert(1)") && list.contains("No agents yet"), "{list}");
+    assert_eq!(list.matches("<h2>New agent</h2>").count(), 1, "one form, first: {list}");
     let (_, searched) = page(&app, &other_cookie, "/agents?search=nothing").await;
     assert!(searched.contains("No agents match."), "a filter that finds nothing says so");
     let icon = browser().get(app.url("/favicon.ico")).send().await.unwrap();
