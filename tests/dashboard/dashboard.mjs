@@ -251,6 +251,17 @@ await step("the conversation shows the call inline and on its timeline", page, a
   check(await page.locator(".toolcall.failed").count() === 0, "the call shows as failed");
   const bars = page.locator("svg.timeline rect.bar.ok");
   check(await bars.count() === 1, `timeline bars: ${await bars.count()}`);
+  const overlaps = await page.locator("svg.timeline").evaluate((svg) => {
+    const boxes = [...svg.querySelectorAll("text")].map((t) => t.getBoundingClientRect());
+    const svgBox = svg.getBoundingClientRect();
+    let found = [];
+    boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+      if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) found.push([a.left, b.left]);
+    }));
+    boxes.forEach((a) => { if (a.right > svgBox.right + 1 || a.left < svgBox.left - 1) found.push(["outside", a.left]); });
+    return found;
+  });
+  check(overlaps.length === 0, `timeline texts overlap or are cut off: ${JSON.stringify(overlaps)}`);
   const label = await page.locator("svg.timeline").getAttribute("aria-label");
   check(/1 tool call over/.test(label) && /0 failed/.test(label), `timeline label: ${label}`);
   await page.getByRole("link", { name: /Timeline with every call/ }).click();

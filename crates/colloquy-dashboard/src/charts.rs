@@ -57,7 +57,9 @@ pub fn timeline(spans: &[Span]) -> Markup {
             title { (summary) }
             @for t in ticks(end) {
                 line.grid x1=(x(t)) x2=(x(t)) y1=(AXIS - 6.0) y2=(height) {}
-                text.tick x=(x(t)) y=(AXIS - 10.0) text-anchor="middle" { (duration_secs(t / 1000.0)) }
+                // A tick at the right edge is right-aligned, so its text is not cut off.
+                text.tick x=(x(t)) y=(AXIS - 10.0)
+                    text-anchor=(if x(t) > WIDTH - 40.0 { "end" } else { "middle" }) { (duration_secs(t / 1000.0)) }
             }
             @for (i, span) in spans.iter().enumerate() {
                 @let y = AXIS + ROW * i as f64;
@@ -70,16 +72,30 @@ pub fn timeline(spans: &[Span]) -> Markup {
                         (duration_secs(span.duration_ms / 1000.0)) " at +" (duration_secs(span.start_ms / 1000.0))
                     }
                 }
-                // The duration beside its bar: after it, or before it when the bar ends near
-                // the right edge.
-                @let after = x(span.start_ms) + width + 4.0;
-                @let fits = after < WIDTH - 70.0;
-                text.value x=(if fits { after } else { x(span.start_ms) - 4.0 }) y=(y + ROW * 0.62)
-                    text-anchor=(if fits { "start" } else { "end" }) {
+                // The duration after its bar; inside it, right-aligned, when the bar reaches
+                // the right edge; before it only when there is room between the bar and the
+                // label column (never over the tool's name).
+                @let (value_x, anchor, class) = value_place(x(span.start_ms), width);
+                text class=(class) x=(value_x) y=(y + ROW * 0.62) text-anchor=(anchor) {
                     (duration_secs(span.duration_ms / 1000.0))
                 }
             }
         }
+    }
+}
+
+/// Where a bar's duration goes: its x, anchor and class.
+fn value_place(start: f64, width: f64) -> (f64, &'static str, &'static str) {
+    const ROOM: f64 = 70.0;
+    let after = start + width + 4.0;
+    if after < WIDTH - ROOM {
+        (after, "start", "value")
+    } else if width >= ROOM {
+        (start + width - 4.0, "end", "value inside")
+    } else if start - LABEL >= ROOM {
+        (start - 4.0, "end", "value")
+    } else {
+        (start + width - 4.0, "end", "value inside")
     }
 }
 
@@ -210,6 +226,12 @@ mod tests {
         }])
         .into_string();
         assert!(one.contains("Timeline of 1 tool call over") && !one.contains("1 tool calls"));
+        // A call that spans the whole axis has its duration inside its bar, not over its name,
+        // and the last tick is right-aligned so it is not cut off.
+        assert!(one.contains("class=\"value inside\""), "{one}");
+        let (value_x, _, _) = value_place(LABEL, WIDTH - LABEL - 10.0);
+        assert!(value_x > LABEL + 100.0, "the duration sits at {value_x}, on the name");
+        assert!(one.contains("text-anchor=\"end\">2.0 ms</text>"), "{one}");
     }
 
     #[test]
