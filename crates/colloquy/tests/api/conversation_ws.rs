@@ -386,3 +386,41 @@ async fn silent_users_are_reengaged_after_the_turn_timeout() {
     let events = until(&mut ws, "agent_response").await;
     assert_eq!(events.last().unwrap()["agent_response_event"]["agent_response"], "Sure.");
 }
+
+/// The recorded end reason says who ended the conversation: a client that closes the socket
+/// (the SDKs' `endSession`, the playground's button) is the user ending it; one that vanishes
+/// without a close frame has disconnected.
+async fn the_end_reason_says_who_ended_it(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("hi")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let id = agent(
+        &app,
+        json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o"}}}}),
+    )
+    .await;
+    let reason_of = async |conversation: &str| {
+        for _ in 0..100 {
+            let (_, got) =
+                app.get(&format!("/v1/convai/conversations/{conversation}"), &app.admin_key).await;
+            if got["status"] == "done" {
+                return got["metadata"]["termination_reason"].as_str().unwrap_or("").to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{conversation} did not end");
+    };
+    let (mut closed, conversation) =
+        ws::open(&ws_url(&app, &format!("agent_id={id}")), Default::default()).await;
+    say(&mut closed, "hello").await;
+    until(&mut closed, "agent_response").await;
+    closed.close(None).await.unwrap();
+    assert_eq!(reason_of(&conversation).await, "the user ended the conversation");
+
+    let (mut vanished, conversation) =
+        ws::open(&ws_url(&app, &format!("agent_id={id}")), Default::default()).await;
+    say(&mut vanished, "hello").await;
+    until(&mut vanished, "agent_response").await;
+    drop(vanished);
+    assert_eq!(reason_of(&conversation).await, "the client disconnected");
+}
+dual_db!(the_end_reason_says_who_ended_it);

@@ -53,6 +53,8 @@ enum Command {
     },
     /// The user stayed silent for the turn timeout (seconds).
     Reengage(u64),
+    /// The conversation ends, and why (recorded as its termination reason).
+    End(&'static str),
 }
 
 /// Why a conversation does not start, after the handshake: the `error` event sent and the
@@ -111,15 +113,20 @@ impl Timing {
     }
 }
 
-/// The next client message; `None` once the client is gone.
+/// The next client message; `None` once the client is gone, with `closed` set when it said
+/// goodbye (a close frame: the user ended the conversation) rather than vanished.
 async fn next_event(
-    stream: &mut SplitStream<WebSocket>,
+    stream: &mut SplitStream<WebSocket>, closed: &mut bool,
 ) -> Option<Result<ClientEvent, DecodeError>> {
     loop {
         match stream.next().await? {
             Ok(Message::Text(text)) => return Some(ClientEvent::decode(text.as_bytes())),
             Ok(Message::Binary(bytes)) => return Some(ClientEvent::decode(&bytes)),
-            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(Message::Close(_)) => {
+                *closed = true;
+                return None;
+            }
+            Err(_) => return None,
             Ok(_) => continue,
         }
     }
@@ -134,7 +141,9 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     let (mut outbox, writer) = Outbox::start(sink, heard.clone());
     // The client's initiation data comes first; a client that skips it starts with no
     // overrides, its first message handled as usual.
-    let (init, early) = match tokio::time::timeout(INIT_TIMEOUT, next_event(&mut stream)).await {
+    let mut closed = false;
+    let first = next_event(&mut stream, &mut closed);
+    let (init, early) = match tokio::time::timeout(INIT_TIMEOUT, first).await {
         Ok(Some(Ok(ClientEvent::ConversationInitiationClientData(init)))) => (*init, None),
         Ok(Some(Err(e @ (DecodeError::NotJson(_) | DecodeError::Invalid { .. })))) => {
             let message = format!("The first message is not valid: {e}");
@@ -436,6 +445,7 @@ impl Session {
         &mut self, stream: &mut SplitStream<WebSocket>, mut timers: Timers, heard: &Notify,
         mut ended: oneshot::Receiver<()>, mut turn_finished: mpsc::UnboundedReceiver<()>,
     ) {
+        let mut closed = false;
         loop {
             tokio::select! {
                 Some(()) = turn_finished.recv() => timers.turn_finished(),
@@ -445,8 +455,13 @@ impl Session {
                     let secs = timers.turn_timeout.map_or(0, |t| t.as_secs());
                     let _ = self.commands.send(Command::Reengage(secs)).await;
                 }
-                incoming = next_event(stream) => {
-                    let Some(event) = incoming else { break };
+                incoming = next_event(stream, &mut closed) => {
+                    let Some(event) = incoming else {
+                        if closed {
+                            let _ = self.commands.send(Command::End("the user ended the conversation")).await;
+                        }
+                        break;
+                    };
                     heard.notify_one();
                     timers.heard(&event);
                     if self.incoming(event).await {
@@ -455,11 +470,13 @@ impl Session {
                 }
                 _ = &mut ended => break,
                 () = &mut timers.deadline => {
+                    let _ = self.commands.send(Command::End("the conversation reached its maximum duration")).await;
                     self.outbox.error(1000, "max_duration_exceeded", "The conversation reached its maximum duration").await;
                     self.outbox.close(1000, "max duration exceeded").await;
                     break;
                 }
                 () = &mut timers.quiet => {
+                    let _ = self.commands.send(Command::End("the user was silent for too long")).await;
                     self.outbox.close(1000, "the user was silent for too long").await;
                     break;
                 }
@@ -644,6 +661,7 @@ async fn engine_task(
     while let Some(command) = commands.recv().await {
         match command {
             Command::Context(text) => conversation.add_context(&text),
+            Command::End(reason) => ending = Ending::Normal(reason.into()),
             Command::Interrupted { event_id, heard } => {
                 if event_id == last_turn
                     && let Err(e) = conversation.interrupted(&heard).await
