@@ -572,9 +572,19 @@ async fn a_hanging_webhook_host_cannot_starve_calls_to_others() {
     };
     let turns: Vec<_> =
         ["slow"; 6].into_iter().chain(["fast"; 6]).map(|said| tokio::spawn(turn(said))).collect();
-    // Every slow call has asked by now; the first two hold the host's slots until they time
-    // out, the other four wait.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Once every slow call has been asked for, the first two hold the host's slots until they
+    // time out (5 s) and the other four wait.
+    let asked = || {
+        llm.requests()
+            .iter()
+            .filter(|r| r["messages"].as_array().unwrap().last().unwrap()["content"] == "slow")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    while asked() < 6 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(hanging.received().len(), 2, "only two calls at once reach the hanging host");
     let done: Vec<_> =
         futures_util::future::join_all(turns).await.into_iter().map(Result::unwrap).collect();
@@ -582,7 +592,8 @@ async fn a_hanging_webhook_host_cannot_starve_calls_to_others() {
         let (_, calls) = app.get(&format!("/api/tool-calls?executionId={conversation}"), key).await;
         if *said == "fast" {
             assert_eq!(calls[0]["status"], "success", "{calls}");
-            assert!(*took < std::time::Duration::from_secs(2), "a healthy call waited {took:?}");
+            // Starved, it would wait out the hanging calls' 5 s.
+            assert!(*took < std::time::Duration::from_secs(4), "a healthy call waited {took:?}");
         } else {
             assert_eq!(calls[0]["status"], "timeout", "{calls}");
             assert!(
