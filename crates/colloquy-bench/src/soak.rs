@@ -70,7 +70,7 @@ pub async fn soak(binary: &Path, minutes: u64) -> anyhow::Result<bool> {
     let mut passed = true;
 
     let sqlite = vec![Node::start(binary, &fakes.envs(None)).await?];
-    passed &= phase("one node on SQLite", &sqlite, &fakes, length, interval, warmup, None).await?;
+    passed &= phase("one node on SQLite", &sqlite, length, interval, warmup, None).await?;
     drop(sqlite);
 
     if let Ok(base) = std::env::var("COLLOQUY_TEST_DATABASE_URL") {
@@ -85,8 +85,7 @@ pub async fn soak(binary: &Path, minutes: u64) -> anyhow::Result<bool> {
         let b = Node::start(binary, &envs).await?;
         let nodes = vec![a, b];
         let db = Some((base.as_str(), schema.as_str()));
-        passed &=
-            phase("two nodes on PostgreSQL", &nodes, &fakes, length, interval, warmup, db).await?;
+        passed &= phase("two nodes on PostgreSQL", &nodes, length, interval, warmup, db).await?;
         drop(nodes);
         drop_schema(&base, &schema).await;
     } else {
@@ -102,10 +101,10 @@ fn say(line: &str) {
 
 /// One phase: the load on `nodes` for `length`, sampled every `interval`.
 async fn phase(
-    name: &str, nodes: &[Node], fakes: &Fakes, length: Duration, interval: Duration,
-    warmup: Duration, postgres: Option<(&str, &str)>,
+    name: &str, nodes: &[Node], length: Duration, interval: Duration, warmup: Duration,
+    postgres: Option<(&str, &str)>,
 ) -> anyhow::Result<bool> {
-    let setup = Setup::create(&nodes[0], fakes).await?;
+    let setup = Setup::create(&nodes[0]).await?;
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
@@ -306,7 +305,7 @@ struct Setup {
 }
 
 impl Setup {
-    async fn create(node: &Node, _fakes: &Fakes) -> anyhow::Result<Setup> {
+    async fn create(node: &Node) -> anyhow::Result<Setup> {
         let client = reqwest::Client::new();
         let webhook = node::serve(
             Router::new().route("/lookup", post(|| async { axum::Json(json!({"sky": "sunny"})) })),

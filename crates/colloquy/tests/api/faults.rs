@@ -78,6 +78,12 @@ impl PrivatePostgres {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
+        let out = self.command(program).args(args).output().unwrap();
+        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// One of the cluster's programs, run as the user that owns it.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         let mut cmd = if is_root() {
             let mut c = Command::new("runuser");
@@ -86,24 +92,16 @@ impl PrivatePostgres {
         } else {
             Command::new(&path)
         };
-        let out = cmd.args(args).current_dir(&self.dir).output().unwrap();
-        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+        cmd.current_dir(&self.dir);
+        cmd
     }
 }
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = Command::new(self.bin.join("pg_ctl"))
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .output();
-        if is_root() {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"))
-                .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-                .output();
-        }
+        let stop = ["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "stop"];
+        let _ = self.command("pg_ctl").args(stop).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

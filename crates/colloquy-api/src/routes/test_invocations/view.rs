@@ -2,7 +2,6 @@
 //! the summary a list shows.
 
 use colloquy_core::ids::TestId;
-use colloquy_core::schema::Spec;
 use colloquy_core::test_runs::RunStatus;
 use colloquy_store::{InvocationRow, RunRow, TestEntityRow};
 use serde_json::{Map, Value, json};
@@ -50,18 +49,13 @@ pub(super) async fn full(cx: &Ctx, inv: &InvocationRow) -> ApiResult<Value> {
 /// `UnitTestRunResponseModel`: a run, with its test as it is now.
 fn run(inv: &InvocationRow, r: &RunRow, test: Option<&TestEntityRow>) -> Value {
     let result: Value = serde_json::from_str(&r.result).unwrap_or_else(|_| json!({}));
-    let (test_type, model) = match test.map(|t| t.test_type.as_str()) {
-        Some("tool") => ("tool_call", "ToolCallUnitTestModel"),
-        Some("simulation") => ("simulation", "SimulationTestModel"),
-        _ => ("llm", "ResponseUnitTestModel"),
+    let test_type = match test.map(|t| t.test_type.as_str()) {
+        Some("tool") => "tool_call",
+        Some("simulation") => "simulation",
+        _ => "llm",
     };
-    let test_info = test.and_then(|t| {
-        let mut doc: Value = serde_json::from_str(&t.document).ok()?;
-        // Stored before documents were shaped on write, a test may still carry fields the
-        // model does not have; the answer has only the model's.
-        Spec::reference().project(model, &mut doc).ok()?;
-        Some(doc)
-    });
+    // Stored as the model serves it (`agent_tests::prepare` shapes it on write).
+    let test_info = test.and_then(|t| serde_json::from_str::<Value>(&t.document).ok());
     let from_result = |key: &str| result.get(key).cloned().unwrap_or(Value::Null);
     json!({
         "test_run_id": r.id,
