@@ -33,6 +33,8 @@ pub struct Limits {
     pub max_conversations_per_workspace: usize,
     /// Largest WebSocket message or frame from a client.
     pub ws_max_message_bytes: usize,
+    /// Time between the keep-alive pings of a live conversation.
+    pub ws_ping_every: std::time::Duration,
     /// Most tools per agent (workspace and built-in).
     pub max_tools_per_agent: usize,
     /// Longest agent system prompt, in characters.
@@ -47,6 +49,7 @@ impl Default for Limits {
             rate_limit_per_minute: 6000,
             max_conversations_per_workspace: 1000,
             ws_max_message_bytes: 1024 * 1024,
+            ws_ping_every: std::time::Duration::from_secs(20),
             max_tools_per_agent: 128,
             max_prompt_chars: 200_000,
             kb_max_file_bytes: 20 * 1024 * 1024,

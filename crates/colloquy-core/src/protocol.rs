@@ -180,6 +180,12 @@ pub enum ServerEvent {
         /// The text.
         user_transcription_event: UserTranscription,
     },
+    /// What the user is heard to say so far, while a streaming recognizer works (the final
+    /// `user_transcript` has the same event id).
+    TentativeUserTranscript {
+        /// The text so far.
+        tentative_user_transcription_event: UserTranscription,
+    },
     /// The agent's complete answer.
     AgentResponse {
         /// The text.
@@ -255,6 +261,7 @@ impl ServerEvent {
                 "conversation_initiation_metadata"
             }
             ServerEvent::UserTranscript { .. } => "user_transcript",
+            ServerEvent::TentativeUserTranscript { .. } => "tentative_user_transcript",
             ServerEvent::AgentResponse { .. } => "agent_response",
             ServerEvent::AgentChatResponsePart { .. } => "agent_chat_response_part",
             ServerEvent::AgentToolRequest { .. } => "agent_tool_request",

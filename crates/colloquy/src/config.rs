@@ -60,6 +60,8 @@ pub struct Config {
     pub max_conversations_per_workspace: usize,
     /// Largest WebSocket message (and frame) a client may send (`COLLOQUY_WS_MAX_MESSAGE_BYTES`).
     pub ws_max_message_bytes: usize,
+    /// Seconds between the keep-alive `ping`s of a live conversation (`COLLOQUY_WS_PING_SECS`).
+    pub ws_ping_secs: u64,
     /// Most tools one agent may have, workspace tools and built-in ones together
     /// (`COLLOQUY_MAX_TOOLS_PER_AGENT`).
     pub max_tools_per_agent: usize,
@@ -118,6 +120,7 @@ impl Default for Config {
             rate_limit_per_minute: 6000,
             max_conversations_per_workspace: 1000,
             ws_max_message_bytes: 1024 * 1024,
+            ws_ping_secs: 20,
             max_tools_per_agent: 128,
             max_prompt_chars: 200_000,
             kb_max_file_bytes: 20 * 1024 * 1024,
@@ -156,6 +159,7 @@ impl fmt::Debug for Config {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("max_conversations_per_workspace", &self.max_conversations_per_workspace)
             .field("ws_max_message_bytes", &self.ws_max_message_bytes)
+            .field("ws_ping_secs", &self.ws_ping_secs)
             .field("max_tools_per_agent", &self.max_tools_per_agent)
             .field("max_prompt_chars", &self.max_prompt_chars)
             .field("kb_max_file_bytes", &self.kb_max_file_bytes)

@@ -128,6 +128,7 @@ impl Server {
                 rate_limit_per_minute: config.rate_limit_per_minute,
                 max_conversations_per_workspace: config.max_conversations_per_workspace,
                 ws_max_message_bytes: config.ws_max_message_bytes,
+                ws_ping_every: std::time::Duration::from_secs(config.ws_ping_secs.max(1)),
                 max_tools_per_agent: config.max_tools_per_agent,
                 max_prompt_chars: config.max_prompt_chars,
                 kb_max_file_bytes: config.kb_max_file_bytes,

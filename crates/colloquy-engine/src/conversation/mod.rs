@@ -146,6 +146,12 @@ impl Conversation {
         Ok(Conversation { state, runtime, record, mcp_status })
     }
 
+    /// `text` with the conversation's dynamic variables filled (for messages the session
+    /// sends itself, such as the soft timeout's fillers).
+    pub fn render(&self, text: &str) -> String {
+        self.state.render(text)
+    }
+
     /// The conversation's id (a UUIDv7).
     pub fn id(&self) -> &ConversationId {
         &self.runtime.id

@@ -108,6 +108,11 @@ impl State {
         (!text.is_empty()).then(|| template::render(text, &self.vars))
     }
 
+    /// `text` with the dynamic variables filled.
+    pub(crate) fn render(&self, text: &str) -> String {
+        template::render(text, &self.vars)
+    }
+
     /// The system prompt with dynamic variables filled, then what the knowledge base adds.
     pub(crate) fn system_prompt(&self) -> String {
         let prompt = self.prompt()["prompt"].as_str().unwrap_or_default();

@@ -80,6 +80,10 @@ pub struct SpeechProvider {
     pub model: Option<String>,
     /// The voice asked for when no route names one (synthesis).
     pub voice: Option<String>,
+    /// Ask for the streamed transcription (OpenAI-compatible recognizers that support
+    /// `stream=true`), so the user sees `tentative_user_transcript` while it is recognized.
+    #[serde(default)]
+    pub stream: bool,
     #[serde(skip)]
     policy: Policy,
 }
@@ -131,6 +135,7 @@ impl SpeechProvider {
             api_key_env: None,
             model: None,
             voice: None,
+            stream: false,
             policy: Policy::default(),
         }
     }
@@ -234,27 +239,37 @@ async fn send<F>(provider: &SpeechProvider, build: F) -> Result<Vec<u8>, SpeechE
 where
     F: Fn() -> Result<reqwest::RequestBuilder, SpeechError>,
 {
+    retrying(provider, || async {
+        let body = open(build()?).await?.bytes().await;
+        Ok(body.map_err(|e| SpeechError::Transport(e.to_string()))?.to_vec())
+    })
+    .await
+}
+
+/// Sends `request`: its response once the status says it succeeded.
+async fn open(request: reqwest::RequestBuilder) -> Result<reqwest::Response, SpeechError> {
+    let response = request.send().await.map_err(|e| {
+        if e.is_timeout() { SpeechError::Timeout } else { SpeechError::Transport(e.to_string()) }
+    })?;
+    let status = response.status().as_u16();
+    if status >= 300 {
+        let body = response.text().await.unwrap_or_default();
+        return Err(SpeechError::Status { status, body: crate::llm::snippet(&body) });
+    }
+    Ok(response)
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or the provider's retries are used up,
+/// waiting longer before each retry.
+async fn retrying<T, F, Fut>(provider: &SpeechProvider, attempt: F) -> Result<T, SpeechError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SpeechError>>,
+{
     let mut delay = Duration::from_millis(200);
     let mut tries = 0;
     loop {
-        let result = async {
-            let response = build()?.send().await.map_err(|e| {
-                if e.is_timeout() {
-                    SpeechError::Timeout
-                } else {
-                    SpeechError::Transport(e.to_string())
-                }
-            })?;
-            let status = response.status().as_u16();
-            let body = response.bytes().await.map_err(|e| SpeechError::Transport(e.to_string()))?;
-            if status >= 300 {
-                let body = crate::llm::snippet(&String::from_utf8_lossy(&body));
-                return Err(SpeechError::Status { status, body });
-            }
-            Ok(body.to_vec())
-        }
-        .await;
-        match result {
+        match attempt().await {
             Err(e) if e.retryable() && tries < provider.policy.retries => {
                 tracing::warn!(error = %e, retry_in = ?delay, "speech provider call failed; retrying");
                 tokio::time::sleep(delay).await;
@@ -408,9 +423,11 @@ impl VoiceRouter {
         }
     }
 
-    /// The text of one utterance: `samples` at `rate` Hz.
+    /// The text of one utterance: `samples` at `rate` Hz; a streaming provider's text so far
+    /// goes to `partials` as it grows.
     pub async fn transcribe(
         &self, voice: &AgentVoice, samples: &[i16], rate: u32,
+        partials: Option<&tokio::sync::mpsc::UnboundedSender<String>>,
     ) -> Result<String, SpeechError> {
         let choice = voice.asr.as_ref().ok_or(SpeechError::NoProvider("speech recognition"))?;
         let model = choice.model.as_deref().unwrap_or(match choice.provider.kind {
@@ -418,7 +435,8 @@ impl VoiceRouter {
             _ => "whisper-1",
         });
         let audio = wav::encode(samples, rate);
-        asr::transcribe(&self.http, &choice.provider, model, voice.language.as_deref(), audio).await
+        let language = voice.language.as_deref();
+        asr::transcribe(&self.http, &choice.provider, model, language, audio, partials).await
     }
 
     /// The agent's speech for `text`.

@@ -527,7 +527,8 @@ async fn elevenlabs_providers_and_routes_by_voice() {
 }
 
 /// While a tool with `disable_interruptions` runs, the user's speech does not stop the agent's
-/// speech; what they said is answered after the turn.
+/// speech; with `transcribe_on_disabled_interruptions`, what they said is answered after the
+/// turn.
 #[tokio::test]
 async fn an_uninterruptible_tool_holds_interruptions_while_it_runs() {
     use crate::fakes::Reply;
@@ -553,7 +554,8 @@ async fn an_uninterruptible_tool_holds_interruptions_while_it_runs() {
         "disable_interruptions": true,
         "api_schema": {"url": format!("{}/slow", hook.base), "method": "POST",
             "request_body_schema": {"type": "object", "properties": {"q": {"type": "string", "description": "q"}}}}}})).await;
-    let agent_id = voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"tool_ids": [tool]}}}})).await;
+    let agent_id = voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"tool_ids": [tool]}},
+        "turn": {"transcribe_on_disabled_interruptions": true}}})).await;
     let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
     send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
     next_of(&mut ws, "conversation_initiation_metadata").await;
@@ -584,4 +586,222 @@ async fn an_uninterruptible_tool_holds_interruptions_while_it_runs() {
     // What the user said is heard after the turn.
     let transcript = next_of(&mut ws, "user_transcript").await;
     assert_eq!(transcript["user_transcription_event"]["user_transcript"], "hello there");
+}
+
+/// Opens a voice conversation with an agent that has no first message; its id.
+async fn open_silent(app: &TestApp, agent_id: &str) -> (Socket, String) {
+    let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data", "dynamic_variables": {"name": "Ada"}})).await;
+    let meta = next_of(&mut ws, "conversation_initiation_metadata").await;
+    let id = meta["conversation_initiation_metadata_event"]["conversation_id"].as_str().unwrap();
+    (ws, id.to_owned())
+}
+
+/// Speech of `ms`, then the silence that ends it.
+async fn utter(ws: &mut Socket, ms: u32) {
+    let mut audio = speech(ms, 16_000);
+    audio.extend(quiet(1000, 16_000));
+    send_audio(ws, &audio, AudioFormat::Pcm(16_000)).await;
+}
+
+/// Event types until one of `kind`, which is returned last.
+async fn types_until(ws: &mut Socket, kind: &str) -> (Vec<String>, Value) {
+    let mut seen = Vec::new();
+    loop {
+        let e = next(ws).await;
+        assert!(e.get("close").is_none(), "closed: {e} after {seen:?}");
+        if e["type"] == kind {
+            return (seen, e);
+        }
+        seen.push(e["type"].as_str().unwrap_or_default().to_owned());
+    }
+}
+
+/// `turn.interruption_ignore_terms`: a backchannel the agent talks through ("gotcha") does not
+/// interrupt it and is not a turn; other words over it interrupt it once recognized; speech too
+/// long to be a backchannel interrupts before its words are known.
+#[tokio::test]
+async fn ignore_terms_do_not_interrupt_the_agent() {
+    let long = "This answer is long enough to be talked over twice and still go on speaking for several more seconds after that.";
+    let llm = FakeLlm::openai(move |_| text(long)).await;
+    let voice = FakeSpeech::start(&["Gotcha.", "wait a moment", "and another thing"]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    let agent_id = voice_agent(
+        &app,
+        json!({"conversation_config": {"agent": {"first_message": ""},
+        "turn": {"interruption_ignore_terms": ["gotcha", "uh-huh"]}}}),
+    )
+    .await;
+    let (mut ws, conversation_id) = open_silent(&app, &agent_id).await;
+    ws::say(&mut ws, "tell me everything").await;
+    let turn_id =
+        next_of(&mut ws, "agent_response").await["agent_response_event"]["event_id"].clone();
+    next_of(&mut ws, "audio").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    utter(&mut ws, 300).await;
+    // "Gotcha." is recognized, and the agent goes on: more audio, no interruption.
+    let transcriptions = || {
+        voice.requests().iter().filter(|r| matches!(r, SpeechRequest::Transcription { .. })).count()
+    };
+    poll(Duration::from_secs(5), Duration::from_millis(20), async || {
+        (transcriptions() == 1).then_some(())
+    })
+    .await
+    .expect("recognized");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    utter(&mut ws, 300).await;
+    let (seen, interruption) = types_until(&mut ws, "interruption").await;
+    assert_eq!(interruption["interruption_event"]["event_id"], turn_id);
+    assert!(!seen.iter().any(|k| k == "user_transcript"), "{seen:?}");
+    let correction = next_of(&mut ws, "agent_response_correction").await;
+    let heard = correction["agent_response_correction_event"]["corrected_agent_response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(long.starts_with(&heard) && heard.len() < long.len(), "{heard}");
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "wait a moment");
+    let second =
+        next_of(&mut ws, "agent_response").await["agent_response_event"]["event_id"].clone();
+    next_of(&mut ws, "audio").await;
+    // Two seconds of speech over the agent interrupt it before the speech ends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_audio(&mut ws, &speech(2000, 16_000), AudioFormat::Pcm(16_000)).await;
+    let interruption = next_of(&mut ws, "interruption").await;
+    assert_eq!(interruption["interruption_event"]["event_id"], second);
+    assert_eq!(transcriptions(), 2, "interrupted before the words were recognized");
+    send_audio(&mut ws, &quiet(1000, 16_000), AudioFormat::Pcm(16_000)).await;
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "and another thing");
+    next_of(&mut ws, "agent_response").await;
+    drop(ws);
+    let done = ended(&app, &conversation_id).await;
+    let said: Vec<&str> = done["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "user")
+        .map(|t| t["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(said, ["tell me everything", "wait a moment", "and another thing"]);
+}
+
+/// Speech over a first message that may not be interrupted is not heard (the default of
+/// `transcribe_on_disabled_interruptions`); speech after it is.
+#[tokio::test]
+async fn speech_over_an_uninterruptible_greeting_is_dropped() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        text(&format!("You said: {}", last["content"].as_str().unwrap_or_default()))
+    })
+    .await;
+    let voice = FakeSpeech::start(&["hello there"]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    let greeting =
+        "Welcome. This greeting takes a few seconds to say, and nobody may cut it short.";
+    let agent_id = voice_agent(
+        &app,
+        json!({"conversation_config": {"agent": {"first_message": greeting,
+        "disable_first_message_interruptions": true}}}),
+    )
+    .await;
+    let (mut ws, _, _) = open(&app, &agent_id, json!({})).await;
+    next_of(&mut ws, "audio").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    utter(&mut ws, 400).await;
+    // The greeting plays to its end (80 characters, 50 ms each); then the user speaks.
+    tokio::time::sleep(Duration::from_millis(80 * 50)).await;
+    assert!(
+        voice.requests().iter().all(|r| !matches!(r, SpeechRequest::Transcription { .. })),
+        "the speech over the greeting was sent to the recognizer"
+    );
+    utter(&mut ws, 400).await;
+    let (seen, transcript) = types_until(&mut ws, "user_transcript").await;
+    assert!(!seen.iter().any(|k| k == "interruption"), "{seen:?}");
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "hello there");
+    let answer = next_of(&mut ws, "agent_response").await;
+    assert_eq!(answer["agent_response_event"]["agent_response"], "You said: hello there");
+}
+
+/// A recognizer that streams (`stream = true`) is asked for its streamed answer, and the text
+/// so far reaches the client as `tentative_user_transcript`, under the final transcript's id.
+#[tokio::test]
+async fn a_streaming_recognizer_sends_tentative_transcripts() {
+    let llm = FakeLlm::openai(|_| text("Let me look.")).await;
+    let voice = FakeSpeech::start(&["check my order status"]).await;
+    let (configure_llm, configure_voice) = (with_llm(&llm), voice.configure());
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        configure_llm(c);
+        configure_voice(c);
+        c.asr.providers.get_mut("fake").unwrap().stream = true;
+    })
+    .await;
+    let agent_id =
+        voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": ""}}})).await;
+    let (mut ws, _) = open_silent(&app, &agent_id).await;
+    speak(&mut ws, AudioFormat::Pcm(16_000)).await;
+    let mut tentative = Vec::new();
+    let transcript = loop {
+        let e = next(&mut ws).await;
+        match e["type"].as_str().unwrap() {
+            "tentative_user_transcript" => {
+                tentative.push(e["tentative_user_transcription_event"].clone())
+            }
+            "user_transcript" => break e["user_transcription_event"].clone(),
+            _ => {}
+        }
+    };
+    let texts: Vec<&str> =
+        tentative.iter().map(|t| t["user_transcript"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["check", "check my", "check my order", "check my order status"]);
+    assert_eq!(transcript["user_transcript"], "check my order status");
+    assert!(
+        tentative.iter().all(|t| t["event_id"] == transcript["event_id"]),
+        "{tentative:?} {transcript}"
+    );
+    let answer = next_of(&mut ws, "agent_response").await;
+    assert_eq!(answer["agent_response_event"]["agent_response"], "Let me look.");
+}
+
+/// `turn.soft_timeout_config`: while the LLM is slow to start its answer, the fillers are spoken
+/// (dynamic variables filled) every `timeout_seconds`, at most `max_soft_timeouts_per_generation`
+/// times, before the answer's own speech; they are not part of the answer.
+#[tokio::test]
+async fn slow_answers_get_the_soft_timeout_fillers() {
+    use crate::fakes::Reply;
+    let llm = FakeLlm::openai(|_| {
+        Reply::After(Duration::from_millis(1500), Box::new(text("Here it is.")))
+    })
+    .await;
+    let voice = FakeSpeech::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    let agent_id = voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": ""},
+        "turn": {"soft_timeout_config": {"timeout_seconds": 0.3, "message": "Hmm, {{name}}.",
+            "additional_soft_timeout_messages": ["Still looking."], "max_soft_timeouts_per_generation": 3}}}})).await;
+    let (mut ws, conversation_id) = open_silent(&app, &agent_id).await;
+    ws::say(&mut ws, "find it").await;
+    let (seen, answer) = types_until(&mut ws, "agent_response").await;
+    assert_eq!(answer["agent_response_event"]["agent_response"], "Here it is.");
+    assert!(seen.iter().any(|k| k == "audio"), "fillers are spoken before the answer: {seen:?}");
+    next_of(&mut ws, "audio").await;
+    let inputs: Vec<String> = voice
+        .requests()
+        .iter()
+        .filter_map(|r| match r {
+            SpeechRequest::Synthesis(body) => Some(body["input"].as_str().unwrap().to_owned()),
+            SpeechRequest::Transcription { .. } => None,
+        })
+        .collect();
+    assert_eq!(inputs, ["Hmm, Ada.", "Still looking.", "Still looking.", "Here it is."]);
+    drop(ws);
+    let done = ended(&app, &conversation_id).await;
+    let agent = done["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|t| t["role"] == "agent")
+        .unwrap()
+        .clone();
+    assert_eq!(agent["message"], "Here it is.");
 }

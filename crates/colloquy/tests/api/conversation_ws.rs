@@ -387,6 +387,70 @@ async fn silent_users_are_reengaged_after_the_turn_timeout() {
     assert_eq!(events.last().unwrap()["agent_response_event"]["agent_response"], "Sure.");
 }
 
+/// With no first message, the agent waits `turn.initial_wait_time` for the user before it
+/// speaks, then the turn timeout as usual.
+#[tokio::test]
+async fn with_no_first_message_the_agent_speaks_after_the_initial_wait() {
+    let llm = FakeLlm::openai(|_: &Value| text("Hello? Anyone there?")).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let config = json!({"conversation_config": {"agent": {"first_message": ""},
+        "turn": {"turn_timeout": 30, "initial_wait_time": 1}}});
+    let id = agent(&app, config).await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={id}")), &[]).await;
+    initiate(&mut ws, Default::default()).await;
+    assert_eq!(next(&mut ws).await["type"], "conversation_initiation_metadata");
+    let started = std::time::Instant::now();
+    let events = until(&mut ws, "agent_response").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "Hello? Anyone there?"
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(10), "{waited:?}");
+    let last = llm.requests()[0]["messages"].as_array().unwrap().last().unwrap().to_string();
+    assert!(last.contains("has not replied") && last.contains("1 second"), "{last}");
+}
+
+/// Keep-alive pings come every `COLLOQUY_WS_PING_SECS`; once the client has answered one,
+/// the next carries the round trip in `ping_ms`.
+#[tokio::test]
+async fn pings_carry_the_last_round_trip() {
+    let llm = FakeLlm::openai(|_: &Value| text("hi")).await;
+    let configure = with_llm(&llm);
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        configure(c);
+        c.ws_ping_secs = 1;
+    })
+    .await;
+    let id = agent(&app, json!({"conversation_config": {"agent": {"first_message": ""}}})).await;
+    let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={id}")), &[]).await;
+    initiate(&mut ws, Default::default()).await;
+    assert_eq!(next(&mut ws).await["type"], "conversation_initiation_metadata");
+    // Read raw: `ws::next` answers pings itself.
+    async fn ping(ws: &mut crate::ws::Socket) -> Value {
+        use futures_util::StreamExt;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+            if let Ok(Some(Ok(Message::Text(t)))) = message {
+                let event: Value = serde_json::from_str(t.as_str()).unwrap();
+                if event["type"] == "ping" {
+                    return event;
+                }
+            } else {
+                panic!("no ping in time: {message:?}");
+            }
+        }
+    }
+    let first = ping(&mut ws).await;
+    assert!(first["ping_event"].get("ping_ms").is_none_or(Value::is_null), "{first}");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    send(&mut ws, json!({"type": "pong", "event_id": first["ping_event"]["event_id"]})).await;
+    let second = ping(&mut ws).await;
+    let ping_ms = second["ping_event"]["ping_ms"].as_u64().unwrap_or_else(|| panic!("{second}"));
+    assert!((30..1000).contains(&ping_ms), "{second}");
+    assert_ne!(second["ping_event"]["event_id"], first["ping_event"]["event_id"]);
+}
+
 /// The recorded end reason says who ended the conversation: a client that closes the socket
 /// (the SDKs' `endSession`, the playground's button) is the user ending it; one that vanishes
 /// without a close frame has disconnected.

@@ -464,11 +464,12 @@ impl FakeSpeech {
 async fn transcribe(
     State(state): State<SpeechState>, headers: HeaderMap, mut form: axum::extract::Multipart,
 ) -> Response {
-    let (mut wav, mut model) = (None, String::new());
+    let (mut wav, mut model, mut stream) = (None, String::new(), false);
     while let Ok(Some(field)) = form.next_field().await {
         match field.name() {
             Some("file") => wav = field.bytes().await.ok(),
             Some("model" | "model_id") => model = field.text().await.unwrap_or_default(),
+            Some("stream") => stream = field.text().await.is_ok_and(|v| v == "true"),
             _ => {}
         }
     }
@@ -482,7 +483,23 @@ async fn transcribe(
         key: headers.get("xi-api-key").and_then(|k| k.to_str().ok()).map(str::to_owned),
     });
     let text = state.phrases.lock().unwrap().pop_front().unwrap_or_default();
+    if stream {
+        return streamed_transcription(&text);
+    }
     axum::Json(json!({ "text": text })).into_response()
+}
+
+/// A transcription as OpenAI streams it: a `transcript.text.delta` event per word, then
+/// `transcript.text.done` with the whole text.
+fn streamed_transcription(text: &str) -> Response {
+    let mut body = String::new();
+    for (i, word) in text.split(' ').enumerate() {
+        let delta = if i == 0 { word.to_owned() } else { format!(" {word}") };
+        let event = json!({"type": "transcript.text.delta", "delta": delta});
+        body.push_str(&format!("data: {event}\n\n"));
+    }
+    body.push_str(&format!("data: {}\n\n", json!({"type": "transcript.text.done", "text": text})));
+    ([(axum::http::header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
 
 async fn synthesize(

@@ -8,6 +8,8 @@
 //! 1008 and the reason, which the official clients show.
 
 mod client_tools;
+mod fillers;
+mod hearing;
 mod outbox;
 mod overrides;
 mod session;

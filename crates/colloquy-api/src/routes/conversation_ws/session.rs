@@ -19,7 +19,6 @@ use colloquy_core::protocol::{
 };
 use colloquy_core::tools::ToolKind;
 use colloquy_engine::tools::MockSettings;
-use colloquy_engine::voice::AgentVoice;
 use colloquy_engine::voice::vad::VadEvent;
 use colloquy_engine::{AgentSnapshot, Conversation, Ending, Source, StartOptions, TurnEvent};
 use futures_util::StreamExt;
@@ -28,6 +27,8 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::client_tools::{Replies, SocketClientTools};
+use super::fillers::{Fillers, SoftTimeout};
+use super::hearing::{Hearing, IgnoreTerms, Playing, Recognized, Recognizer};
 use super::outbox::{Outbox, Writer};
 use super::overrides;
 use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup, audio_format};
@@ -35,8 +36,6 @@ use crate::state::AppState;
 
 /// How long the client has to send its initiation data.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Keep-alive pings.
-const PING_EVERY: Duration = Duration::from_secs(20);
 /// A timer that is not running.
 const NEVER: Duration = Duration::from_secs(u32::MAX as u64);
 
@@ -45,6 +44,8 @@ enum Command {
     User(String),
     /// An utterance of the user: 16-bit samples at the input rate.
     Speech(Vec<i16>),
+    /// An utterance of the user, already recognized (it was spoken over the agent).
+    Heard(Recognized),
     Context(String),
     /// The user interrupted turn `event_id` after hearing `heard` of it.
     Interrupted {
@@ -86,10 +87,14 @@ struct Timing {
     max_duration: Duration,
     silence: Option<Duration>,
     turn_timeout: Option<Duration>,
+    /// How long a conversation with no first message waits for the user before the agent
+    /// speaks (`turn.initial_wait_time`, else the turn timeout).
+    initial_wait: Option<Duration>,
+    ping_every: Duration,
 }
 
 impl Timing {
-    fn of(config: &Value) -> Timing {
+    fn of(config: &Value, ping_every: Duration) -> Timing {
         let secs = |pointer: &str| {
             config
                 .pointer(pointer)
@@ -109,6 +114,8 @@ impl Timing {
             ),
             silence: secs("/turn/silence_end_call_timeout"),
             turn_timeout: secs("/turn/turn_timeout"),
+            initial_wait: secs("/turn/initial_wait_time").or(secs("/turn/turn_timeout")),
+            ping_every,
         }
     }
 }
@@ -165,7 +172,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     };
     // What the session itself reads of the configuration, taken now rather than keeping a copy
     // of the whole document for the conversation's life.
-    let timing = Timing::of(&agent.conversation_config);
+    let timing = Timing::of(&agent.conversation_config, state.settings.limits.ws_ping_every);
     let setup = VoiceSetup::of(&state.engine, &agent, text_only);
     let workspace_id = agent.workspace_id.clone();
     let conversation =
@@ -187,27 +194,28 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, ended) = oneshot::channel::<()>();
     let (turns_done, turn_finished) = mpsc::unbounded_channel::<()>();
+    let (interrupts, interrupting) = mpsc::unbounded_channel();
     let mut session = Session {
         conversation_id: conversation.id().clone(),
         workspace_id,
         commands,
         outbox: outbox.clone(),
         replies,
-        listener: voice
-            .as_ref()
-            .map(|v| Listener::new(v.input, v.end_silence_ms, v.recording.clone())),
-        speaker: voice.as_ref().and_then(|v| v.speaker.clone()),
+        listener: None,
+        hearing: None,
+        speaker: None,
         wants_vad: outbox.wants("vad_score"),
         pings: Pings::default(),
         state,
     };
+    session.listen(voice.as_ref(), interrupts);
     let channels = EngineChannels { outbox, ended: ended_tx, turns_done };
     let engine = tokio::spawn(engine_task(conversation, command_rx, channels, voice));
     if let Some(first) = early {
         session.incoming(first).await;
     }
     let timers = Timers::new(&timing, greeted);
-    session.serve(&mut stream, timers, &heard, ended, turn_finished).await;
+    session.serve(&mut stream, timers, &heard, ended, turn_finished, interrupting).await;
     let (state, workspace_id, conversation_id) =
         (session.state.clone(), session.workspace_id.clone(), session.conversation_id.clone());
     // The engine task ends once the session's command sender is gone.
@@ -354,24 +362,28 @@ struct Timers {
     quiet: std::pin::Pin<Box<tokio::time::Sleep>>,
     /// After the agent's turn, a user who stays silent this long is re-engaged, once per
     /// silence (the re-engaging turn does not re-arm the timer; the user's next turn does).
-    /// The first message counts as a turn.
+    /// The first message counts as a turn; with none, the user is first waited for
+    /// `turn.initial_wait_time` (else the turn timeout).
     turn_timeout: Option<Duration>,
     waiting: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// What `waiting` was armed with.
+    waiting_for: Duration,
     reengaging: bool,
     ping: tokio::time::Interval,
 }
 
 impl Timers {
     fn new(timing: &Timing, greeted: bool) -> Timers {
-        let ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let every = timing.ping_every;
+        let ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let first_wait = if greeted { timing.turn_timeout } else { timing.initial_wait };
         Timers {
             deadline: Box::pin(tokio::time::sleep(timing.max_duration)),
             silence: timing.silence,
             quiet: Box::pin(tokio::time::sleep(timing.silence.unwrap_or(NEVER))),
             turn_timeout: timing.turn_timeout,
-            waiting: Box::pin(tokio::time::sleep(
-                timing.turn_timeout.filter(|_| greeted).unwrap_or(NEVER),
-            )),
+            waiting: Box::pin(tokio::time::sleep(first_wait.unwrap_or(NEVER))),
+            waiting_for: first_wait.unwrap_or_default(),
             reengaging: false,
             ping,
         }
@@ -385,6 +397,7 @@ impl Timers {
     fn turn_finished(&mut self) {
         if let Some(t) = self.turn_timeout.filter(|_| !self.reengaging) {
             Self::rearm(&mut self.waiting, t);
+            self.waiting_for = t;
         }
         self.reengaging = false;
     }
@@ -429,8 +442,9 @@ struct Session {
     commands: mpsc::Sender<Command>,
     outbox: Outbox,
     replies: Replies,
-    /// The user's audio, in a voice conversation.
+    /// The user's audio, in a voice conversation, and what becomes of it.
     listener: Option<Listener>,
+    hearing: Option<Hearing>,
     /// The agent's voice, when it has one.
     speaker: Option<Speaker>,
     /// The client asked for `vad_score` events.
@@ -440,19 +454,37 @@ struct Session {
 }
 
 impl Session {
+    /// In a voice conversation, hears the user's audio and speaks with the agent's voice;
+    /// utterances that interrupt the agent once recognized go to `interrupts`.
+    fn listen(
+        &mut self, voice: Option<&EngineVoice>, interrupts: mpsc::UnboundedSender<Recognized>,
+    ) {
+        let Some(voice) = voice else { return };
+        self.listener =
+            Some(Listener::new(voice.input, voice.end_silence_ms, voice.recording.clone()));
+        let (terms, recognizer) = (voice.ignore_terms.clone(), voice.recognizer.clone());
+        self.hearing = Some(Hearing::new(terms, voice.transcribe_held, recognizer, interrupts));
+        self.speaker = voice.speaker.clone();
+    }
+
     /// Reads the client and keeps the timers until the conversation ends.
     async fn serve(
         &mut self, stream: &mut SplitStream<WebSocket>, mut timers: Timers, heard: &Notify,
         mut ended: oneshot::Receiver<()>, mut turn_finished: mpsc::UnboundedReceiver<()>,
+        mut interrupting: mpsc::UnboundedReceiver<Recognized>,
     ) {
         let mut closed = false;
         loop {
             tokio::select! {
                 Some(()) = turn_finished.recv() => timers.turn_finished(),
+                Some(heard) = interrupting.recv() => {
+                    self.interrupt().await;
+                    let _ = self.commands.send(Command::Heard(heard)).await;
+                }
                 () = &mut timers.waiting => {
                     timers.reengaging = true;
                     Timers::rearm(&mut timers.waiting, NEVER);
-                    let secs = timers.turn_timeout.map_or(0, |t| t.as_secs());
+                    let secs = timers.waiting_for.as_secs();
                     let _ = self.commands.send(Command::Reengage(secs)).await;
                 }
                 incoming = next_event(stream, &mut closed) => {
@@ -546,7 +578,7 @@ impl Session {
             self.outbox.error(1008, "value_error", message).await;
             return false;
         };
-        let heard = match listener.hear(chunk) {
+        let (heard, ms) = match listener.hear(chunk) {
             Ok(heard) => heard,
             Err(message) => {
                 self.outbox.error(1008, "invalid_message", &message).await;
@@ -559,15 +591,24 @@ impl Session {
         }
         let mut started = false;
         for event in heard.events {
+            let Some(hearing) = self.hearing.as_mut() else { break };
             match event {
                 VadEvent::Started => {
                     started = true;
-                    self.interrupt().await;
+                    let playing = self.speaker.as_ref().map_or(Playing::No, Speaker::playing);
+                    if hearing.started(playing) {
+                        self.interrupt().await;
+                    }
                 }
                 VadEvent::Utterance(samples) => {
-                    let _ = self.commands.send(Command::Speech(samples)).await;
+                    if let Some(samples) = hearing.ended(samples, &self.outbox) {
+                        let _ = self.commands.send(Command::Speech(samples)).await;
+                    }
                 }
             }
+        }
+        if self.hearing.as_mut().is_some_and(|h| h.more(ms)) {
+            self.interrupt().await;
         }
         started
     }
@@ -600,8 +641,7 @@ impl Session {
 
 /// What the engine task needs of a voice conversation.
 struct EngineVoice {
-    deps: Arc<colloquy_engine::EngineDeps>,
-    voice: AgentVoice,
+    recognizer: Recognizer,
     input: colloquy_engine::voice::format::AudioFormat,
     end_silence_ms: u32,
     first_message_uninterruptible: bool,
@@ -609,6 +649,9 @@ struct EngineVoice {
     recording: Option<SharedRecording>,
     /// `None` when no synthesis provider serves the agent: it answers in text.
     speaker: Option<Speaker>,
+    ignore_terms: Arc<IgnoreTerms>,
+    transcribe_held: bool,
+    soft_timeout: Option<SoftTimeout>,
 }
 
 impl EngineVoice {
@@ -618,27 +661,21 @@ impl EngineVoice {
             .can_speak()
             .then(|| Speaker::start(state.engine.clone(), &setup, outbox.clone()));
         EngineVoice {
-            deps: state.engine.clone(),
-            voice: setup.voice,
+            recognizer: Recognizer {
+                deps: state.engine.clone(),
+                voice: setup.voice,
+                rate: setup.input.rate(),
+            },
             input: setup.input,
             end_silence_ms: setup.end_silence_ms,
             first_message_uninterruptible: setup.first_message_uninterruptible,
             uninterruptible_tools: Arc::new(setup.uninterruptible_tools),
             recording: setup.recording,
             speaker,
+            ignore_terms: setup.ignore_terms,
+            transcribe_held: setup.transcribe_held,
+            soft_timeout: setup.soft_timeout,
         }
-    }
-
-    /// The text of an utterance, and the recognition's `conversation_turn_metrics`.
-    async fn transcribe(
-        &self, samples: &[i16],
-    ) -> Result<(String, Value), colloquy_engine::voice::SpeechError> {
-        let started = Instant::now();
-        let text = self.deps.voice.transcribe(&self.voice, samples, self.input.rate()).await?;
-        let metrics = serde_json::json!({"metrics": {
-            "convai_asr_trailing_service_latency": {"elapsed_time": started.elapsed().as_secs_f64()},
-        }});
-        Ok((text, metrics))
     }
 }
 
@@ -696,21 +733,31 @@ struct Done {
     end_call: bool,
 }
 
+/// What the user said to start a turn.
+enum Said {
+    Typed(String),
+    Spoken(Recognized),
+    /// Nothing, for this many seconds (the agent re-engages).
+    Silence(u64),
+}
+
 /// One turn of the agent, its events sent to the client as they happen (a spoken turn is
 /// recognized first, and the answer spoken as it streams).
 async fn turn(
     conversation: &mut Conversation, outbox: &Outbox, command: Command, voice: Option<&EngineVoice>,
 ) -> Done {
-    let Some((user, asr_metrics)) = heard(&command, outbox, voice).await else {
+    let Some(said) = said(command, outbox, voice).await else {
         return Done::default();
     };
-    if let Some(text) = &user {
+    let transcript = match &said {
+        Said::Typed(text) => Some((text.clone(), outbox.event_id())),
+        Said::Spoken(heard) => Some((heard.text.clone(), heard.event_id)),
+        Said::Silence(_) => None,
+    };
+    if let Some((user_transcript, event_id)) = transcript {
         outbox
             .send(ServerEvent::UserTranscript {
-                user_transcription_event: protocol::UserTranscription {
-                    user_transcript: text.clone(),
-                    event_id: outbox.event_id(),
-                },
+                user_transcription_event: protocol::UserTranscription { user_transcript, event_id },
             })
             .await;
     }
@@ -721,20 +768,25 @@ async fn turn(
     }
     let began = Instant::now();
     let (events, event_rx) = mpsc::unbounded_channel::<TurnEvent>();
+    let user_spoke = !matches!(said, Said::Silence(_))
+        || conversation.transcript().iter().any(|t| t["role"] == "user");
     let relay = Relay {
         outbox: outbox.clone(),
         turn_event,
         speaker: speaker.clone(),
         uninterruptible: voice.map(|v| v.uninterruptible_tools.clone()).unwrap_or_default(),
+        fillers: voice
+            .and_then(|v| v.soft_timeout.as_ref())
+            .filter(|_| speaker.is_some())
+            .and_then(|t| t.for_answer(|m| conversation.render(m), user_spoke)),
     };
     let forward = tokio::spawn(relay.run(event_rx, began));
-    let result = match (command, user, asr_metrics) {
-        (Command::Speech(_), Some(text), Some(metrics)) => {
-            conversation.user_speech(&text, metrics, Some(&events)).await
+    let result = match said {
+        Said::Spoken(heard) => {
+            conversation.user_speech(&heard.text, heard.metrics, Some(&events)).await
         }
-        (Command::User(text), ..) => conversation.user_message(&text, Some(&events)).await,
-        (Command::Reengage(secs), ..) => conversation.reengage(secs, Some(&events)).await,
-        _ => return Done::default(),
+        Said::Typed(text) => conversation.user_message(&text, Some(&events)).await,
+        Said::Silence(secs) => conversation.reengage(secs, Some(&events)).await,
     };
     drop(events);
     let llm_first_text = forward.await.ok().flatten();
@@ -772,23 +824,17 @@ async fn turn(
     Done { event_id: Some(turn_event), end_call: turn.end_call }
 }
 
-/// What the user said in `command`: their text (none for a re-engagement) and, for speech,
-/// the recognition's metrics; `None` when there is nothing to answer (speech recognized as
-/// nothing, or recognition failed, which the client is told).
-async fn heard(
-    command: &Command, outbox: &Outbox, voice: Option<&EngineVoice>,
-) -> Option<(Option<String>, Option<Value>)> {
+/// What the user said in `command`; `None` when there is nothing to answer (speech recognized
+/// as nothing, or recognition failed, which the client is told).
+async fn said(command: Command, outbox: &Outbox, voice: Option<&EngineVoice>) -> Option<Said> {
     match command {
-        Command::User(text) => Some((Some(text.clone()), None)),
-        Command::Speech(samples) => match voice?.transcribe(samples).await {
-            Ok((text, _)) if text.is_empty() => None,
-            Ok((text, metrics)) => Some((Some(text), Some(metrics))),
-            Err(e) => {
-                outbox.error(1002, "asr_transcription_error", &e.to_string()).await;
-                None
-            }
-        },
-        _ => Some((None, None)),
+        Command::User(text) => Some(Said::Typed(text)),
+        Command::Speech(samples) => {
+            voice?.recognizer.recognize(&samples, outbox).await.map(Said::Spoken)
+        }
+        Command::Heard(heard) => Some(Said::Spoken(heard)),
+        Command::Reengage(secs) => Some(Said::Silence(secs)),
+        Command::Context(_) | Command::Interrupted { .. } | Command::End(_) => None,
     }
 }
 
@@ -822,19 +868,37 @@ struct Relay {
     turn_event: u64,
     speaker: Option<Speaker>,
     uninterruptible: Arc<Vec<String>>,
+    /// The soft timeout's fillers, spoken while the answer's text is late.
+    fillers: Option<Fillers>,
 }
 
 impl Relay {
     /// Runs until the turn ends; when its first text came, after `began`.
     async fn run(
-        self, mut rx: mpsc::UnboundedReceiver<TurnEvent>, began: Instant,
+        mut self, mut rx: mpsc::UnboundedReceiver<TurnEvent>, began: Instant,
     ) -> Option<Duration> {
         let mut first_text = None;
-        while let Some(event) = rx.recv().await {
+        let mut filler_due = self.fillers.as_ref().map(|f| began + f.every);
+        loop {
+            let due = async {
+                match filler_due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                () = due => {
+                    filler_due = self.filler();
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
             let first_delta = matches!(event, TurnEvent::Delta(_)) && first_text.is_none();
             match &event {
                 TurnEvent::Delta(text) => {
                     first_text.get_or_insert_with(|| began.elapsed());
+                    filler_due = None;
                     if let Some(speaker) = &self.speaker {
                         speaker.text(self.turn_event, text);
                     }
@@ -854,6 +918,15 @@ impl Relay {
             self.outbox.send(part(PartKind::Stop, String::new(), self.turn_event)).await;
         }
         first_text
+    }
+
+    /// Speaks the next filler; when the one after it is due, if any is left.
+    fn filler(&mut self) -> Option<Instant> {
+        let fillers = self.fillers.as_mut()?;
+        if let (Some(text), Some(speaker)) = (fillers.next(), &self.speaker) {
+            speaker.filler(self.turn_event, &text);
+        }
+        (!fillers.is_empty()).then(|| Instant::now() + fillers.every)
     }
 }
 

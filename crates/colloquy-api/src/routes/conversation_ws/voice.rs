@@ -25,6 +25,8 @@ use colloquy_engine::{AgentSnapshot, EngineDeps};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use super::fillers::SoftTimeout;
+use super::hearing::{IgnoreTerms, Playing};
 use super::outbox::Outbox;
 
 /// Longest `audio` event the agent sends.
@@ -45,6 +47,12 @@ pub(super) struct VoiceSetup {
     pub(super) uninterruptible_tools: Vec<String>,
     /// The recording, unless `platform_settings.privacy.record_voice` is off.
     pub(super) recording: Option<SharedRecording>,
+    /// Words that do not interrupt the agent.
+    pub(super) ignore_terms: Arc<IgnoreTerms>,
+    /// `turn.transcribe_on_disabled_interruptions`.
+    pub(super) transcribe_held: bool,
+    /// `turn.soft_timeout_config`, when on.
+    pub(super) soft_timeout: Option<SoftTimeout>,
 }
 
 /// The audio format a conversation configuration names at `pointer`: the one announced in the
@@ -119,6 +127,12 @@ impl VoiceSetup {
                 })
                 .map(|t| t.name.clone())
                 .collect(),
+            ignore_terms: Arc::new(IgnoreTerms::of(config)),
+            transcribe_held: config
+                .pointer("/turn/transcribe_on_disabled_interruptions")
+                .and_then(Value::as_bool)
+                == Some(true),
+            soft_timeout: SoftTimeout::of(config),
         })
     }
 }
@@ -144,8 +158,9 @@ impl Listener {
         }
     }
 
-    /// One `user_audio_chunk`: decoded, checked and heard; or why it cannot be.
-    pub(super) fn hear(&mut self, chunk: &str) -> Result<VadOutput, String> {
+    /// One `user_audio_chunk`: decoded, checked and heard, with its length in ms; or why it
+    /// cannot be.
+    pub(super) fn hear(&mut self, chunk: &str) -> Result<(VadOutput, u64), String> {
         let bytes = STANDARD
             .decode(chunk.trim())
             .map_err(|e| format!("user_audio_chunk is not valid base64: {e}"))?;
@@ -165,7 +180,7 @@ impl Listener {
         }
         let samples = self.format.decode(&bytes);
         record(self.recording.as_ref(), |r| r.user(&samples));
-        Ok(self.vad.push(&samples))
+        Ok((self.vad.push(&samples), self.format.millis(samples.len())))
     }
 }
 
@@ -192,6 +207,8 @@ pub(super) struct SpeechReport {
 enum Say {
     Begin(u64),
     Text(u64, String),
+    /// A soft timeout's filler, spoken at once.
+    Filler(u64, String),
     End(u64, oneshot::Sender<SpeechReport>),
 }
 
@@ -202,6 +219,8 @@ struct Piece {
     text: String,
     /// It starts a sentence (the text between sentences, a space, is in no piece).
     starts_sentence: bool,
+    /// A filler, not part of the answer.
+    filler: bool,
 }
 
 /// What the client is estimated to be playing.
@@ -224,20 +243,25 @@ struct Playback {
 
 impl Playback {
     /// Schedules `duration_ms` of audio speaking `text`; its offset from the turn's start.
-    fn queue(&mut self, duration_ms: u64, text: String, starts_sentence: bool) -> u64 {
+    fn queue(
+        &mut self, duration_ms: u64, text: String, starts_sentence: bool, filler: bool,
+    ) -> u64 {
         let started = *self.started.get_or_insert_with(Instant::now);
         let offset_ms = self.queued_ms.max(started.elapsed().as_millis() as u64);
         self.queued_ms = offset_ms + duration_ms;
-        self.pieces.push(Piece { offset_ms, duration_ms, text, starts_sentence });
+        self.pieces.push(Piece { offset_ms, duration_ms, text, starts_sentence, filler });
         offset_ms
     }
 
-    /// The text played before `elapsed_ms`.
+    /// The answer's text played before `elapsed_ms` (fillers left out).
     fn heard(&self, elapsed_ms: u64) -> String {
         let mut heard = String::new();
         for piece in &self.pieces {
             if piece.offset_ms >= elapsed_ms {
                 break;
+            }
+            if piece.filler {
+                continue;
             }
             let played = (elapsed_ms - piece.offset_ms).min(piece.duration_ms);
             let chars = piece.text.chars().count() as u64;
@@ -311,6 +335,25 @@ impl Speaker {
         let _ = self.tx.send(Say::Text(event_id, text.to_owned()));
     }
 
+    /// A filler for the answer `event_id`, while its text is late.
+    pub(super) fn filler(&self, event_id: u64, text: &str) {
+        let _ = self.tx.send(Say::Filler(event_id, text.to_owned()));
+    }
+
+    /// Whether the agent's speech is (estimated to be) playing, and whether it may be
+    /// interrupted now.
+    pub(super) fn playing(&self) -> Playing {
+        let playback = self.shared.playback();
+        let Some(started) = playback.started else { return Playing::No };
+        if !playback.active && started.elapsed().as_millis() as u64 >= playback.queued_ms {
+            Playing::No
+        } else if playback.interruptible && playback.held == 0 {
+            Playing::Interruptible
+        } else {
+            Playing::Uninterruptible
+        }
+    }
+
     /// An uninterruptible tool starts (`true`) or ends.
     pub(super) fn hold(&self, holding: bool) {
         let mut playback = self.shared.playback();
@@ -331,12 +374,11 @@ impl Speaker {
     /// The user started speaking: if the agent is speaking and may be interrupted, its speech
     /// stops and what the user heard of it is returned.
     pub(super) fn interrupt(&self) -> Option<Interrupted> {
-        let mut playback = self.shared.playback();
-        let elapsed = playback.started?.elapsed().as_millis() as u64;
-        let playing = playback.active || elapsed < playback.queued_ms;
-        if !playing || !playback.interruptible || playback.held > 0 {
+        if self.playing() != Playing::Interruptible {
             return None;
         }
+        let mut playback = self.shared.playback();
+        let elapsed = playback.started?.elapsed().as_millis() as u64;
         self.shared.cancelled.fetch_max(playback.event_id, Ordering::Relaxed);
         record(self.shared.recording.as_ref(), Recording::cut_agent);
         playback.started = None;
@@ -386,15 +428,18 @@ impl Task {
                 }
                 Say::Text(event_id, text) if event_id == turn.event_id => {
                     for sentence in turn.sentences.push(&text) {
-                        self.say(&mut turn, &sentence).await;
+                        self.say(&mut turn, &sentence, false).await;
                     }
                 }
-                Say::Text(..) => {}
+                Say::Filler(event_id, text) if event_id == turn.event_id => {
+                    self.say(&mut turn, &text, true).await;
+                }
+                Say::Text(..) | Say::Filler(..) => {}
                 Say::End(event_id, reply) => {
                     if event_id == turn.event_id
                         && let Some(rest) = turn.sentences.finish()
                     {
-                        self.say(&mut turn, &rest).await;
+                        self.say(&mut turn, &rest, false).await;
                     }
                     let _ = reply.send(std::mem::take(&mut turn.report));
                 }
@@ -402,9 +447,9 @@ impl Task {
         }
     }
 
-    /// Synthesizes one sentence and sends it, unless the turn was interrupted or its speech
-    /// already failed.
-    async fn say(&self, turn: &mut Turn, sentence: &str) {
+    /// Synthesizes one sentence (or a filler) and sends it, unless the turn was interrupted
+    /// or its speech already failed.
+    async fn say(&self, turn: &mut Turn, sentence: &str, filler: bool) {
         if self.shared.cancelled(turn.event_id) || turn.report.error.is_some() {
             return;
         }
@@ -439,7 +484,7 @@ impl Task {
                 if self.shared.cancelled(turn.event_id) || playback.event_id != turn.event_id {
                     return;
                 }
-                playback.queue(chunk_ms, part.chars.concat(), i == 0);
+                playback.queue(chunk_ms, part.chars.concat(), i == 0, filler);
             }
             record(self.shared.recording.as_ref(), |r| r.agent(chunk));
             turn.report.first_audio.get_or_insert_with(|| turn.began.elapsed());
@@ -463,14 +508,16 @@ mod tests {
     #[test]
     fn what_was_heard_is_the_text_played_so_far() {
         let mut p = Playback::default();
-        assert_eq!(p.queue(600, "Hello ".into(), true), 0);
-        p.queue(400, "there.".into(), false);
-        p.queue(1000, "How are you?".into(), true);
+        assert_eq!(p.queue(600, "Hello ".into(), true, false), 0);
+        p.queue(400, "there.".into(), false, false);
+        p.queue(300, "Hmm.".into(), true, true);
+        p.queue(1000, "How are you?".into(), true, false);
         assert_eq!(p.heard(0), "");
         assert_eq!(p.heard(300), "Hel");
         assert_eq!(p.heard(800), "Hello the");
         assert_eq!(p.heard(1000), "Hello there.");
-        assert_eq!(p.heard(1500), "Hello there. How ar");
+        assert_eq!(p.heard(1300), "Hello there.");
+        assert_eq!(p.heard(1800), "Hello there. How ar");
         assert_eq!(p.heard(5000), "Hello there. How are you?");
     }
 
