@@ -152,6 +152,11 @@ impl Conversation {
         self.state.render(text)
     }
 
+    /// The agent's LLM (its `prompt.llm`).
+    pub fn llm(&self) -> &str {
+        self.state.agent.llm()
+    }
+
     /// The conversation's id (a UUIDv7).
     pub fn id(&self) -> &ConversationId {
         &self.runtime.id

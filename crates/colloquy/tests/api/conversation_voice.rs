@@ -805,3 +805,113 @@ async fn slow_answers_get_the_soft_timeout_fillers() {
         .clone();
     assert_eq!(agent["message"], "Here it is.");
 }
+
+/// `turn.spelling_patience`: an utterance that ends mid-spelling waits for the rest, which joins
+/// it in one turn; with "off", each utterance is a turn.
+#[tokio::test]
+async fn spelled_utterances_wait_for_the_rest() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        text(&format!("You said: {}", last["content"].as_str().unwrap_or_default()))
+    })
+    .await;
+    let voice = FakeSpeech::start(&["my code is 4 7", "1 9", "my code is 4 7", "1 9"]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    for (patience, first_turn) in [("auto", "my code is 4 7 1 9"), ("off", "my code is 4 7")] {
+        let agent_id = voice_agent(
+            &app,
+            json!({"conversation_config": {"agent": {"first_message": ""},
+            "turn": {"spelling_patience": patience}}}),
+        )
+        .await;
+        let (mut ws, _) = open_silent(&app, &agent_id).await;
+        utter(&mut ws, 600).await;
+        utter(&mut ws, 600).await;
+        let (seen, transcript) = types_until(&mut ws, "user_transcript").await;
+        assert_eq!(
+            transcript["user_transcription_event"]["user_transcript"], first_turn,
+            "{patience}"
+        );
+        assert_eq!(
+            seen.contains(&"tentative_user_transcript".to_owned()),
+            patience == "auto",
+            "{seen:?}"
+        );
+        let answer = next_of(&mut ws, "agent_response").await;
+        assert_eq!(
+            answer["agent_response_event"]["agent_response"],
+            format!("You said: {first_turn}")
+        );
+    }
+}
+
+/// `turn.retranscribe_on_turn_timeout`: when the turn timeout passes with no speech detected,
+/// the audio of the silence is recognized, and words found in it are the user's turn.
+#[tokio::test]
+async fn quiet_words_are_found_at_the_turn_timeout() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        text(&format!("You said: {}", last["content"].as_str().unwrap_or_default()))
+    })
+    .await;
+    let voice = FakeSpeech::start(&["are you there"]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    let agent_id = voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": ""},
+        "turn": {"turn_timeout": 1, "initial_wait_time": 1, "retranscribe_on_turn_timeout": true}}})).await;
+    let (mut ws, _) = open_silent(&app, &agent_id).await;
+    send_audio(&mut ws, &quiet(800, 16_000), AudioFormat::Pcm(16_000)).await;
+    let transcript = next_of(&mut ws, "user_transcript").await;
+    assert_eq!(transcript["user_transcription_event"]["user_transcript"], "are you there");
+    let answer = next_of(&mut ws, "agent_response").await;
+    assert_eq!(answer["agent_response_event"]["agent_response"], "You said: are you there");
+    let Some(SpeechRequest::Transcription { samples, .. }) = voice.requests().into_iter().next()
+    else {
+        panic!("no transcription")
+    };
+    assert_eq!(samples, 800 * 16, "the silence's audio was recognized");
+}
+
+/// With `use_llm_generated_message`, the agent's LLM writes the filler from the conversation,
+/// following `llm_generated_message_prompt_override` (dynamic variables filled).
+#[tokio::test]
+async fn generated_fillers_are_written_by_the_agents_llm() {
+    use crate::fakes::Reply;
+    let llm = FakeLlm::openai(|req: &Value| {
+        let system = req["messages"][0]["content"].as_str().unwrap_or_default().to_owned();
+        if system.starts_with("Write a filler") {
+            return text("One moment while I check your order.");
+        }
+        Reply::After(Duration::from_millis(1200), Box::new(text("Here it is.")))
+    })
+    .await;
+    let voice = FakeSpeech::start(&[]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    let agent_id = voice_agent(
+        &app,
+        json!({"conversation_config": {"agent": {"first_message": ""},
+        "turn": {"soft_timeout_config": {"timeout_seconds": 0.3, "use_llm_generated_message": true,
+            "llm_generated_message_prompt_override": "Write a filler for {{name}}."}}}}),
+    )
+    .await;
+    let (mut ws, _) = open_silent(&app, &agent_id).await;
+    ws::say(&mut ws, "where is my order").await;
+    let (seen, _) = types_until(&mut ws, "agent_response").await;
+    assert!(seen.iter().any(|k| k == "audio"), "{seen:?}");
+    next_of(&mut ws, "audio").await;
+    let inputs: Vec<String> = voice
+        .requests()
+        .iter()
+        .filter_map(|r| match r {
+            SpeechRequest::Synthesis(body) => Some(body["input"].as_str().unwrap().to_owned()),
+            SpeechRequest::Transcription { .. } => None,
+        })
+        .collect();
+    assert_eq!(inputs, ["One moment while I check your order.", "Here it is."]);
+    let asked =
+        llm.requests().into_iter().find(|r| r.to_string().contains("Write a filler")).unwrap();
+    assert_eq!(asked["messages"][0]["content"], "Write a filler for Ada.");
+    assert!(
+        asked["messages"][1]["content"].as_str().unwrap().contains("user: where is my order"),
+        "{asked}"
+    );
+}

@@ -1,11 +1,20 @@
 //! The soft timeout (`turn.soft_timeout_config`): while the LLM has not started an answer, a
 //! filler ("Hhmmmm...yeah.") is spoken every `timeout_seconds`, at most
 //! `max_soft_timeouts_per_generation` times per answer, so the user knows they were heard.
+//! With `use_llm_generated_message`, the agent's LLM writes each filler from the conversation
+//! (the static one is spoken if it cannot).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
+use colloquy_engine::EngineDeps;
 use serde_json::Value;
+
+/// The instructions for a generated filler, unless `llm_generated_message_prompt_override`.
+const FILLER_PROMPT: &str = "You are a voice agent who needs a moment before answering the user. \
+Write one short, natural filler phrase (at most eight words) that fits the conversation below and \
+tells the user you are on it. Answer with the phrase only.";
 
 /// Fillers used after the configured ones when no additional messages are configured.
 const BUILT_IN: &[&str] =
@@ -21,6 +30,8 @@ pub(super) struct SoftTimeout {
     randomize: bool,
     /// `disable_until_first_user_message`.
     wait_for_user: bool,
+    /// The instructions for generated fillers, with `use_llm_generated_message`.
+    generate: Option<String>,
 }
 
 impl SoftTimeout {
@@ -49,6 +60,12 @@ impl SoftTimeout {
                 .map_or(1, |m| m.clamp(1, 8) as usize),
             randomize: flag("randomize_fillers"),
             wait_for_user: flag("disable_until_first_user_message"),
+            generate: flag("use_llm_generated_message").then(|| {
+                soft.get("llm_generated_message_prompt_override")
+                    .and_then(Value::as_str)
+                    .unwrap_or(FILLER_PROMPT)
+                    .to_owned()
+            }),
         })
     }
 
@@ -77,7 +94,37 @@ impl SoftTimeout {
             };
             queue.extend(next);
         }
-        Some(Fillers { every: self.every, queue })
+        Some(Fillers { every: self.every, queue, generator: None })
+    }
+
+    /// Whether fillers are written by the agent's LLM; their instructions.
+    pub(super) fn generated(&self) -> Option<&str> {
+        self.generate.as_deref()
+    }
+}
+
+/// Writes fillers with the agent's LLM.
+pub(super) struct Generator {
+    pub(super) deps: Arc<EngineDeps>,
+    pub(super) model: String,
+    /// The instructions, dynamic variables filled.
+    pub(super) prompt: String,
+    /// The conversation so far, as text.
+    pub(super) conversation: String,
+}
+
+impl Generator {
+    /// A filler for the conversation, or `None` if the LLM could not write one.
+    pub(super) async fn write(&self) -> Option<String> {
+        let asked =
+            colloquy_engine::judge::ask(&self.deps, &self.model, &self.prompt, &self.conversation);
+        match asked.await {
+            Ok(text) => Some(text.trim().trim_matches('"').to_owned()).filter(|t| !t.is_empty()),
+            Err(e) => {
+                tracing::warn!(error = %e, "no filler could be generated; the static one is spoken");
+                None
+            }
+        }
     }
 }
 
@@ -90,10 +137,11 @@ fn shuffle(items: &mut [String]) {
 }
 
 /// The fillers left for one answer.
-#[derive(Debug)]
 pub(super) struct Fillers {
     pub(super) every: Duration,
     queue: VecDeque<String>,
+    /// Writes each filler, the queued one standing in when it cannot.
+    pub(super) generator: Option<Arc<Generator>>,
 }
 
 impl Fillers {

@@ -109,6 +109,20 @@ fn normalize(text: &str) -> String {
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether `transcript` ends mid-spelling: its last words are single letters or digits, or a
+/// number ("my code is 4 7", "it's A B", "call 555"), so more is likely to follow.
+pub(super) fn spells(transcript: &str) -> bool {
+    let words: Vec<&str> = transcript
+        .split(|c: char| c.is_whitespace() || c == '-' || c == ',')
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let single = |w: &&str| w.chars().count() == 1;
+    let digits = |w: &&str| w.chars().all(|c| c.is_ascii_digit());
+    let trailing = words.iter().rev().take_while(|w| single(w) || digits(w)).count();
+    trailing >= 2 || words.last().is_some_and(|w| digits(w) && w.len() >= 2)
+}
+
 /// Whether the agent is speaking, and whether it may be interrupted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Playing {
@@ -274,6 +288,17 @@ mod tests {
         assert!(terms.matches("gotcha") && terms.matches("Gotcha.") && terms.matches("Uh huh!"));
         assert!(!terms.matches("gotcha, but wait") && !terms.matches("okay"));
         assert!(IgnoreTerms::of(&serde_json::json!({})).is_empty());
+    }
+
+    #[test]
+    fn spelling_is_single_letters_digits_or_a_number_at_the_end() {
+        for spelled in ["my code is 4 7", "It's A, B", "call 555", "K-2-9", "the number is 12."] {
+            assert!(spells(spelled), "{spelled}");
+        }
+        for said in ["hello there", "I am 5 years old today", "a cat", "check my order status", "I"]
+        {
+            assert!(!spells(said), "{said}");
+        }
     }
 
     #[test]

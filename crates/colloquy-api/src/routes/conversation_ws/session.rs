@@ -27,8 +27,8 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::client_tools::{Replies, SocketClientTools};
-use super::fillers::{Fillers, SoftTimeout};
-use super::hearing::{Hearing, IgnoreTerms, Playing, Recognized, Recognizer};
+use super::fillers::{Fillers, Generator, SoftTimeout};
+use super::hearing::{Hearing, IgnoreTerms, Playing, Recognized, Recognizer, spells};
 use super::outbox::{Outbox, Writer};
 use super::overrides;
 use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup, audio_format};
@@ -36,6 +36,8 @@ use crate::state::AppState;
 
 /// How long the client has to send its initiation data.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a spelled utterance waits for its rest (`turn.spelling_patience`).
+const SPELLING_PATIENCE: Duration = Duration::from_millis(1500);
 /// A timer that is not running.
 const NEVER: Duration = Duration::from_secs(u32::MAX as u64);
 
@@ -54,6 +56,9 @@ enum Command {
     },
     /// The user stayed silent for the turn timeout (seconds).
     Reengage(u64),
+    /// The user stayed silent for the turn timeout (seconds) as far as the voice activity
+    /// detector could tell: this audio is recognized in case it holds words after all.
+    Retranscribe(Vec<i16>, u64),
     /// The conversation ends, and why (recorded as its termination reason).
     End(&'static str),
 }
@@ -460,8 +465,10 @@ impl Session {
         &mut self, voice: Option<&EngineVoice>, interrupts: mpsc::UnboundedSender<Recognized>,
     ) {
         let Some(voice) = voice else { return };
-        self.listener =
-            Some(Listener::new(voice.input, voice.end_silence_ms, voice.recording.clone()));
+        self.listener = Some(
+            Listener::new(voice.input, voice.end_silence_ms, voice.recording.clone())
+                .keeping(voice.keep_silence),
+        );
         let (terms, recognizer) = (voice.ignore_terms.clone(), voice.recognizer.clone());
         self.hearing = Some(Hearing::new(terms, voice.transcribe_held, recognizer, interrupts));
         self.speaker = voice.speaker.clone();
@@ -476,7 +483,12 @@ impl Session {
         let mut closed = false;
         loop {
             tokio::select! {
-                Some(()) = turn_finished.recv() => timers.turn_finished(),
+                Some(()) = turn_finished.recv() => {
+                    timers.turn_finished();
+                    if let Some(listener) = self.listener.as_mut() {
+                        listener.forget();
+                    }
+                }
                 Some(heard) = interrupting.recv() => {
                     self.interrupt().await;
                     let _ = self.commands.send(Command::Heard(heard)).await;
@@ -485,7 +497,11 @@ impl Session {
                     timers.reengaging = true;
                     Timers::rearm(&mut timers.waiting, NEVER);
                     let secs = timers.waiting_for.as_secs();
-                    let _ = self.commands.send(Command::Reengage(secs)).await;
+                    let command = match self.listener.as_mut().and_then(Listener::take_kept) {
+                        Some(samples) => Command::Retranscribe(samples, secs),
+                        None => Command::Reengage(secs),
+                    };
+                    let _ = self.commands.send(command).await;
                 }
                 incoming = next_event(stream, &mut closed) => {
                     let Some(event) = incoming else {
@@ -652,6 +668,8 @@ struct EngineVoice {
     ignore_terms: Arc<IgnoreTerms>,
     transcribe_held: bool,
     soft_timeout: Option<SoftTimeout>,
+    spelling_patience: bool,
+    keep_silence: Option<Duration>,
 }
 
 impl EngineVoice {
@@ -675,6 +693,8 @@ impl EngineVoice {
             ignore_terms: setup.ignore_terms,
             transcribe_held: setup.transcribe_held,
             soft_timeout: setup.soft_timeout,
+            spelling_patience: setup.spelling_patience,
+            keep_silence: setup.keep_silence,
         }
     }
 }
@@ -695,7 +715,16 @@ async fn engine_task(
     let EngineChannels { outbox, ended, turns_done } = channels;
     let mut ending = Ending::Normal("the client disconnected".into());
     let mut last_turn = 0;
-    while let Some(command) = commands.recv().await {
+    // A command that came while the engine waited for the rest of a spelled utterance.
+    let mut held_over = None;
+    loop {
+        let command = match held_over.take() {
+            Some(command) => command,
+            None => match commands.recv().await {
+                Some(command) => command,
+                None => break,
+            },
+        };
         match command {
             Command::Context(text) => conversation.add_context(&text),
             Command::End(reason) => ending = Ending::Normal(reason.into()),
@@ -707,7 +736,14 @@ async fn engine_task(
                 }
             }
             command => {
-                let done = turn(&mut conversation, &outbox, command, voice.as_ref()).await;
+                let mut said = said(command, &outbox, voice.as_ref()).await;
+                if let (Some(spoken), Some(voice)) = (said.as_mut(), &voice) {
+                    held_over = patience(spoken, &mut commands, &outbox, voice).await;
+                }
+                let done = match said {
+                    Some(said) => turn(&mut conversation, &outbox, said, voice.as_ref()).await,
+                    None => Done::default(),
+                };
                 last_turn = done.event_id.unwrap_or(last_turn);
                 if done.end_call {
                     ending = Ending::Normal("end_call tool was called".into());
@@ -744,11 +780,8 @@ enum Said {
 /// One turn of the agent, its events sent to the client as they happen (a spoken turn is
 /// recognized first, and the answer spoken as it streams).
 async fn turn(
-    conversation: &mut Conversation, outbox: &Outbox, command: Command, voice: Option<&EngineVoice>,
+    conversation: &mut Conversation, outbox: &Outbox, said: Said, voice: Option<&EngineVoice>,
 ) -> Done {
-    let Some(said) = said(command, outbox, voice).await else {
-        return Done::default();
-    };
     let transcript = match &said {
         Said::Typed(text) => Some((text.clone(), outbox.event_id())),
         Said::Spoken(heard) => Some((heard.text.clone(), heard.event_id)),
@@ -776,9 +809,8 @@ async fn turn(
         speaker: speaker.clone(),
         uninterruptible: voice.map(|v| v.uninterruptible_tools.clone()).unwrap_or_default(),
         fillers: voice
-            .and_then(|v| v.soft_timeout.as_ref())
             .filter(|_| speaker.is_some())
-            .and_then(|t| t.for_answer(|m| conversation.render(m), user_spoke)),
+            .and_then(|v| fillers(v, conversation, &said, user_spoke)),
     };
     let forward = tokio::spawn(relay.run(event_rx, began));
     let result = match said {
@@ -824,6 +856,42 @@ async fn turn(
     Done { event_id: Some(turn_event), end_call: turn.end_call }
 }
 
+/// The soft timeout's fillers for an answer to `said`, if the agent has them.
+fn fillers(
+    voice: &EngineVoice, conversation: &Conversation, said: &Said, user_spoke: bool,
+) -> Option<Fillers> {
+    let timeout = voice.soft_timeout.as_ref()?;
+    let mut fillers = timeout.for_answer(|m| conversation.render(m), user_spoke)?;
+    if let Some(prompt) = timeout.generated() {
+        let mut text: String = conversation
+            .transcript()
+            .iter()
+            .rev()
+            .take(6)
+            .rev()
+            .map(|t| {
+                format!(
+                    "{}: {}\n",
+                    t["role"].as_str().unwrap_or("user"),
+                    t["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        match said {
+            Said::Typed(words) => text.push_str(&format!("user: {words}\n")),
+            Said::Spoken(heard) => text.push_str(&format!("user: {}\n", heard.text)),
+            Said::Silence(_) => {}
+        }
+        fillers.generator = Some(Arc::new(Generator {
+            deps: voice.recognizer.deps.clone(),
+            model: conversation.llm().to_owned(),
+            prompt: conversation.render(prompt),
+            conversation: text,
+        }));
+    }
+    Some(fillers)
+}
+
 /// What the user said in `command`; `None` when there is nothing to answer (speech recognized
 /// as nothing, or recognition failed, which the client is told).
 async fn said(command: Command, outbox: &Outbox, voice: Option<&EngineVoice>) -> Option<Said> {
@@ -834,7 +902,50 @@ async fn said(command: Command, outbox: &Outbox, voice: Option<&EngineVoice>) ->
         }
         Command::Heard(heard) => Some(Said::Spoken(heard)),
         Command::Reengage(secs) => Some(Said::Silence(secs)),
+        Command::Retranscribe(samples, secs) => {
+            match voice?.recognizer.recognize(&samples, outbox).await {
+                Some(heard) => Some(Said::Spoken(heard)),
+                None => Some(Said::Silence(secs)),
+            }
+        }
         Command::Context(_) | Command::Interrupted { .. } | Command::End(_) => None,
+    }
+}
+
+/// `turn.spelling_patience`: an utterance that ends mid-spelling ("my code is 4 7") waits
+/// [`SPELLING_PATIENCE`] for the rest, which joins it, before the agent answers; the text so far
+/// is shown as a tentative transcript. What else comes meanwhile is returned, to be handled next.
+async fn patience(
+    said: &mut Said, commands: &mut mpsc::Receiver<Command>, outbox: &Outbox, voice: &EngineVoice,
+) -> Option<Command> {
+    if !voice.spelling_patience {
+        return None;
+    }
+    loop {
+        let Said::Spoken(heard) = said else { return None };
+        if !spells(&heard.text) {
+            return None;
+        }
+        let event = protocol::UserTranscription {
+            user_transcript: heard.text.clone(),
+            event_id: heard.event_id,
+        };
+        outbox
+            .send(ServerEvent::TentativeUserTranscript {
+                tentative_user_transcription_event: event,
+            })
+            .await;
+        let more = match tokio::time::timeout(SPELLING_PATIENCE, commands.recv()).await {
+            Ok(Some(Command::Speech(samples))) => {
+                voice.recognizer.recognize(&samples, outbox).await
+            }
+            Ok(Some(Command::Heard(more))) => Some(more),
+            Ok(other) => return other,
+            Err(_) => return None,
+        };
+        if let Some(more) = more {
+            heard.text = format!("{} {}", heard.text, more.text);
+        }
     }
 }
 
@@ -920,11 +1031,21 @@ impl Relay {
         first_text
     }
 
-    /// Speaks the next filler; when the one after it is due, if any is left.
+    /// Speaks the next filler (written by the LLM when the agent asks for that, off this
+    /// task); when the one after it is due, if any is left.
     fn filler(&mut self) -> Option<Instant> {
         let fillers = self.fillers.as_mut()?;
-        if let (Some(text), Some(speaker)) = (fillers.next(), &self.speaker) {
-            speaker.filler(self.turn_event, &text);
+        if let (Some(text), Some(speaker)) = (fillers.next(), self.speaker.clone()) {
+            let turn_event = self.turn_event;
+            match fillers.generator.clone() {
+                Some(generator) => {
+                    tokio::spawn(async move {
+                        let written = generator.write().await;
+                        speaker.filler(turn_event, written.as_deref().unwrap_or(&text));
+                    });
+                }
+                None => speaker.filler(turn_event, &text),
+            }
         }
         (!fillers.is_empty()).then(|| Instant::now() + fillers.every)
     }

@@ -19,7 +19,7 @@ use colloquy_core::protocol::{AudioEvent, ServerEvent};
 use colloquy_engine::voice::format::{AudioFormat, resample};
 use colloquy_engine::voice::recording::Recording;
 use colloquy_engine::voice::sentences::{Sentences, even_alignment};
-use colloquy_engine::voice::vad::{Vad, VadOutput};
+use colloquy_engine::voice::vad::{Vad, VadEvent, VadOutput};
 use colloquy_engine::voice::{AgentVoice, SpeechError};
 use colloquy_engine::{AgentSnapshot, EngineDeps};
 use serde_json::Value;
@@ -53,6 +53,11 @@ pub(super) struct VoiceSetup {
     pub(super) transcribe_held: bool,
     /// `turn.soft_timeout_config`, when on.
     pub(super) soft_timeout: Option<SoftTimeout>,
+    /// `turn.spelling_patience` is not "off".
+    pub(super) spelling_patience: bool,
+    /// With `turn.retranscribe_on_turn_timeout`, the audio of this long a silence is kept, to
+    /// be recognized when the turn timeout passes with no speech detected in it.
+    pub(super) keep_silence: Option<Duration>,
 }
 
 /// The audio format a conversation configuration names at `pointer`: the one announced in the
@@ -133,6 +138,17 @@ impl VoiceSetup {
                 .and_then(Value::as_bool)
                 == Some(true),
             soft_timeout: SoftTimeout::of(config),
+            spelling_patience: config.pointer("/turn/spelling_patience").and_then(Value::as_str)
+                != Some("off"),
+            keep_silence: config
+                .pointer("/turn/turn_timeout")
+                .and_then(Value::as_f64)
+                .filter(|secs| *secs > 0.0)
+                .filter(|_| {
+                    config.pointer("/turn/retranscribe_on_turn_timeout").and_then(Value::as_bool)
+                        == Some(true)
+                })
+                .map(Duration::from_secs_f64),
         })
     }
 }
@@ -143,6 +159,10 @@ pub(super) struct Listener {
     vad: Vad,
     max_chunk_bytes: usize,
     recording: Option<SharedRecording>,
+    /// The audio since the agent last finished or the user last started speaking, up to
+    /// `keep_max` samples (with `turn.retranscribe_on_turn_timeout`).
+    kept: Option<std::collections::VecDeque<i16>>,
+    keep_max: usize,
 }
 
 impl Listener {
@@ -155,7 +175,31 @@ impl Listener {
             vad: Vad::new(format.rate(), end_silence_ms),
             max_chunk_bytes: MAX_CHUNK_SECS * format.rate() as usize * bytes_per_sample,
             recording,
+            kept: None,
+            keep_max: 0,
         }
+    }
+
+    /// Keeps the last `keep` of audio in which no speech was detected.
+    pub(super) fn keeping(mut self, keep: Option<Duration>) -> Listener {
+        if let Some(keep) = keep {
+            self.keep_max = (keep.as_secs_f64() * f64::from(self.format.rate())) as usize;
+            self.kept = Some(std::collections::VecDeque::new());
+        }
+        self
+    }
+
+    /// Starts keeping afresh (the agent finished a turn).
+    pub(super) fn forget(&mut self) {
+        if let Some(kept) = self.kept.as_mut() {
+            kept.clear();
+        }
+    }
+
+    /// The audio kept, if any holds samples.
+    pub(super) fn take_kept(&mut self) -> Option<Vec<i16>> {
+        let kept = self.kept.as_mut().filter(|k| !k.is_empty())?;
+        Some(kept.drain(..).collect())
     }
 
     /// One `user_audio_chunk`: decoded, checked and heard, with its length in ms; or why it
@@ -180,7 +224,17 @@ impl Listener {
         }
         let samples = self.format.decode(&bytes);
         record(self.recording.as_ref(), |r| r.user(&samples));
-        Ok((self.vad.push(&samples), self.format.millis(samples.len())))
+        let heard = self.vad.push(&samples);
+        if let Some(kept) = self.kept.as_mut() {
+            if heard.events.iter().any(|e| matches!(e, VadEvent::Started)) {
+                kept.clear();
+            } else {
+                kept.extend(&samples);
+                let over = kept.len().saturating_sub(self.keep_max);
+                kept.drain(..over);
+            }
+        }
+        Ok((heard, self.format.millis(samples.len())))
     }
 }
 
@@ -406,6 +460,8 @@ struct Turn {
     began: Instant,
     sentences: Sentences,
     report: SpeechReport,
+    /// The answer's own text has begun: fillers come too late.
+    answering: bool,
 }
 
 impl Task {
@@ -415,6 +471,7 @@ impl Task {
             began: Instant::now(),
             sentences: Sentences::default(),
             report: SpeechReport::default(),
+            answering: false,
         };
         while let Some(say) = rx.recv().await {
             match say {
@@ -424,14 +481,16 @@ impl Task {
                         began: Instant::now(),
                         sentences: Sentences::default(),
                         report: SpeechReport::default(),
+                        answering: false,
                     };
                 }
                 Say::Text(event_id, text) if event_id == turn.event_id => {
+                    turn.answering = true;
                     for sentence in turn.sentences.push(&text) {
                         self.say(&mut turn, &sentence, false).await;
                     }
                 }
-                Say::Filler(event_id, text) if event_id == turn.event_id => {
+                Say::Filler(event_id, text) if event_id == turn.event_id && !turn.answering => {
                     self.say(&mut turn, &text, true).await;
                 }
                 Say::Text(..) | Say::Filler(..) => {}
