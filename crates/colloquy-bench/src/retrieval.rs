@@ -113,6 +113,7 @@ async fn index(
                 chunks: parts,
                 ..DocumentBody::default()
             },
+            sync: None,
         };
         store.insert_document(&doc).await?;
     }

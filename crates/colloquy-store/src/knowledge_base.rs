@@ -48,6 +48,14 @@ pub struct DocumentRow {
     pub children_count: i64,
     /// Documents (not folders) directly in a folder (0 for a document).
     pub document_count: i64,
+    /// Auto-sync's frequency in days, when it is on.
+    pub sync_days: Option<i64>,
+    /// Auto-sync's `auto_remove`, as 0 or 1.
+    pub sync_auto_remove: i64,
+    /// Auto-sync's failed reads in a row.
+    pub sync_failures: i64,
+    /// When a URL document is next read again (Unix seconds).
+    pub sync_due_at: Option<i64>,
 }
 sqlite_row!(DocumentRow {
     id,
@@ -64,7 +72,18 @@ sqlite_row!(DocumentRow {
     updated_at,
     children_count,
     document_count,
+    sync_days,
+    sync_auto_remove,
+    sync_failures,
+    sync_due_at,
 });
+
+impl DocumentRow {
+    /// Its auto-sync settings, when auto-sync is on.
+    pub fn auto_sync(&self) -> Option<crate::AutoSync> {
+        self.sync_days.map(|days| crate::AutoSync { days, auto_remove: self.sync_auto_remove == 1 })
+    }
+}
 
 /// A document's text and, for a file, the file itself.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -113,6 +132,8 @@ pub struct NewDocument {
     pub created_at: i64,
     /// Its text (empty for a folder).
     pub body: DocumentBody,
+    /// Auto-sync (URL documents and folders).
+    pub sync: Option<crate::AutoSync>,
 }
 
 /// One chunk of a document.
@@ -244,7 +265,7 @@ pub trait KnowledgeStore {
 /// The columns of a [`DocumentRow`], over `kb_documents d JOIN users u`.
 const SELECT: &str = "SELECT d.id, d.doc_type, d.name, d.parent_id, d.url, d.filename, \
      d.size_bytes, d.created_by, u.name AS creator_name, u.email AS creator_email, d.created_at, \
-     d.updated_at, \
+     d.updated_at, d.sync_days, d.sync_auto_remove, d.sync_failures, d.sync_due_at, \
      (SELECT COUNT(*) FROM kb_documents c WHERE c.workspace_id = d.workspace_id AND c.parent_id = d.id) AS children_count, \
      (SELECT COUNT(*) FROM kb_documents c WHERE c.workspace_id = d.workspace_id AND c.parent_id = d.id AND c.is_folder = 0) AS document_count \
      FROM kb_documents d JOIN users u ON u.id = d.created_by";
@@ -284,8 +305,9 @@ macro_rules! insert_document {
         sqlx::query(
             "INSERT INTO kb_documents (id, workspace_id, doc_type, is_folder, name, name_lower, \
              parent_id, url, filename, mime_type, content, source, size_bytes, created_by, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)",
+             created_at, updated_at, sync_days, sync_auto_remove, sync_due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, \
+             $17, $18)",
         )
         .bind(doc.id.as_str())
         .bind(doc.workspace_id.as_str())
@@ -302,6 +324,13 @@ macro_rules! insert_document {
         .bind(i64::try_from(b.content.len()).unwrap_or(i64::MAX))
         .bind(&doc.created_by)
         .bind(doc.created_at)
+        .bind(doc.sync.map(|s| s.days))
+        .bind(i64::from(doc.sync.is_some_and(|s| s.auto_remove)))
+        .bind(
+            doc.sync
+                .filter(|_| doc.doc_type == colloquy_core::knowledge::DocType::Url)
+                .map(|s| doc.created_at + s.days * $crate::kb_sync::DAY_SECS),
+        )
         .execute(&mut *$tx)
         .await?;
         $crate::knowledge_base::insert_chunks!(

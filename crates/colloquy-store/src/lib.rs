@@ -18,6 +18,7 @@ mod db;
 mod error;
 mod inline;
 mod jobs;
+mod kb_sync;
 mod knowledge_base;
 mod mcp_servers;
 mod page;
@@ -52,6 +53,7 @@ pub use crawl_jobs::{CrawlJobRow, CrawlPageRow, CrawlStore, NewCrawlJob, PageOut
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use error::StoreError;
 pub use jobs::{JobKind, Lease, LeaseStore};
+pub use kb_sync::{AutoSync, DAY_SECS, DocumentSyncStore, DueSync};
 pub use knowledge_base::{
     ChunkRow, DocumentBody, DocumentFilter, DocumentPage, DocumentRow, DocumentText,
     KnowledgeStore, NewDocument,
@@ -81,6 +83,7 @@ pub trait Store:
     + ToolStore
     + McpServerStore
     + KnowledgeStore
+    + DocumentSyncStore
     + RagIndexStore
     + CrawlStore
     + AuditStore

@@ -24,7 +24,11 @@ const MAX_PAGE_BYTES: usize = 10 * 1024 * 1024;
 /// read), it is cancelled, or its lease is lost.
 #[tracing::instrument(name = "kb.crawl", skip_all, fields(job = %job.id))]
 pub async fn crawl(deps: &EngineDeps, job: &CrawlJobRow) {
-    let rules = Rules::of(job);
+    let mut rules = Rules::of(job);
+    let folder = DocumentId::from(job.root_folder_id.as_str());
+    let workspace = WorkspaceId::from(job.workspace_id.as_str());
+    rules.sync =
+        deps.store.get_document(&workspace, &folder).await.ok().and_then(|f| f.auto_sync());
     let mut robots: HashMap<String, Option<Robot>> = HashMap::new();
     loop {
         let next = match deps.store.next_crawl_page(job).await {
@@ -66,6 +70,8 @@ struct Rules {
     pattern: Option<regex::Regex>,
     exclude: Vec<regex::Regex>,
     max_depth: i64,
+    /// The crawl folder's auto-sync, which its pages' documents take.
+    sync: Option<colloquy_store::AutoSync>,
 }
 
 impl Rules {
@@ -80,6 +86,7 @@ impl Rules {
             pattern: job.pattern.as_deref().and_then(|p| regex::Regex::new(p).ok()),
             exclude: exclude.iter().filter_map(|p| regex::Regex::new(p).ok()).collect(),
             max_depth: job.max_depth,
+            sync: None,
         }
     }
 
@@ -148,6 +155,7 @@ async fn page(
             url: Some(url.to_owned()),
             ..DocumentBody::default()
         },
+        sync: rules.sync,
     });
     outcome
 }

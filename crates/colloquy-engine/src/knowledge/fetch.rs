@@ -22,6 +22,9 @@ pub enum FetchError {
     /// The site did not answer, or answered with an error.
     #[error("the page could not be fetched: {0}")]
     Failed(String),
+    /// The site says the page is not there (404 or 410).
+    #[error("the page is gone: the site answered {0}")]
+    Gone(u16),
     /// The page is larger than the server reads.
     #[error("the page is larger than {0} bytes (COLLOQUY_KB_MAX_FILE_BYTES)")]
     TooLarge(usize),
@@ -37,6 +40,9 @@ pub async fn page(deps: &EngineDeps, url: &str, max_bytes: usize) -> Result<Vec<
     let exchange = async {
         let response = deps.http.get(parsed).send().await?;
         let status = response.status();
+        if matches!(status.as_u16(), 404 | 410) {
+            return Ok(Err(FetchError::Gone(status.as_u16())));
+        }
         if !status.is_success() {
             return Ok(Err(FetchError::Failed(format!("the site answered {status}"))));
         }

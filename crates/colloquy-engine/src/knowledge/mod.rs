@@ -1,7 +1,7 @@
 //! The knowledge base as the engine sees it: documents read into text ([`extract`]), web
 //! pages fetched for them ([`fetch`]), embedding models ([`embeddings`]), and the node's
-//! [`worker`] that computes embedding indexes ([`indexer`]) and crawls sites ([`crawler`]) as
-//! leased jobs. What an agent's documents add to a turn is the turn's retrieval stage
+//! [`worker`] that computes embedding indexes ([`indexer`]), crawls sites ([`crawler`]) and
+//! reads auto-synced URL documents again ([`sync`]) as leased jobs. What an agent's documents add to a turn is the turn's retrieval stage
 //! (`turn::retrieval`).
 
 mod crawler;
@@ -9,4 +9,5 @@ pub mod embeddings;
 pub mod extract;
 pub mod fetch;
 mod indexer;
+mod sync;
 pub mod worker;

@@ -1,6 +1,6 @@
 //! The knowledge-base worker: every node runs one. It leases embedding indexes and crawls
 //! that are queued, or whose holder died (their lease ran out), and works them one at a time,
-//! renewing the lease of the one it works.
+//! renewing the lease of the one it works; then URL documents due for auto-sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use colloquy_core::time;
 use colloquy_store::{JobKind, Lease};
 use tokio::sync::watch;
 
-use super::{crawler, indexer};
+use super::{crawler, indexer, sync};
 use crate::EngineDeps;
 use crate::lease::Heartbeat;
 
@@ -42,6 +42,14 @@ pub async fn worker(deps: Arc<EngineDeps>, worker_id: String, mut stop: watch::R
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not lease a crawl"),
+        }
+        match deps.store.take_due_sync(time::now_secs(), lease_secs.max(60)).await {
+            Ok(Some(due)) => {
+                sync::sync(&deps, &due).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not take a document due for auto-sync"),
         }
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}

@@ -1077,3 +1077,215 @@ async fn queries_are_rewritten_when_the_agent_asks(backend: Backend) {
     app.stop().await;
 }
 dual_db!(queries_are_rewritten_when_the_agent_asks);
+
+/// A page on loopback whose answer the test changes.
+#[derive(Clone, Default)]
+struct Page(std::sync::Arc<std::sync::Mutex<(u16, String)>>);
+
+impl Page {
+    fn set(&self, status: u16, body: &str) {
+        *self.0.lock().unwrap() = (status, body.to_owned());
+    }
+}
+
+async fn changing_site() -> (String, Page, Page, Page) {
+    let (news, gone, flaky) = (Page::default(), Page::default(), Page::default());
+    news.set(200, "<p>The ferry leaves at nine.</p>");
+    gone.set(200, "<p>Old timetable.</p>");
+    flaky.set(200, "<p>Harbour fees.</p>");
+    let serve = |page: Page| {
+        get(move || {
+            let (status, body) = page.0.lock().unwrap().clone();
+            async move {
+                let status = axum::http::StatusCode::from_u16(status).unwrap();
+                (status, axum::response::Html(format!("<html><body>{body}</body></html>")))
+            }
+        })
+    };
+    let router = Router::new()
+        .route("/news", serve(news.clone()))
+        .route("/gone", serve(gone.clone()))
+        .route("/flaky", serve(flaky.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, news, gone, flaky)
+}
+
+/// `enable_auto_sync`: URL documents (and the folders bounding them) keep their settings in
+/// `auto_sync_info`; once due, a worker reads the page again (new text replaces the old), a
+/// page that is gone removes a document with `auto_remove`, a failed read is counted and tried
+/// again within the hour; PATCH turns it on and off; bad settings change nothing.
+async fn url_documents_sync_on_their_own(backend: Backend) {
+    use colloquy_store::{AutoSync, DAY_SECS, DocumentSyncStore};
+    let (base, news, gone, flaky) = changing_site().await;
+    let app = TestApp::spawn_with(backend, |c| c.webhook_allow = "127.0.0.1".into()).await;
+    let key = &app.admin_key;
+    let (_, me) = app.get("/api/whoami", key).await;
+    let workspace = colloquy_core::ids::WorkspaceId::from(me["workspace"]["id"].as_str().unwrap());
+    let now = colloquy_core::time::now_secs();
+    let close = |v: &Value, to: i64| v.as_i64().is_some_and(|t| (t - to).abs() < 60);
+
+    let (s, folder) = app
+        .post(
+            "/v1/convai/knowledge-base/folder",
+            key,
+            &json!({"name": "News", "enable_auto_sync": true, "minimum_frequency_days": 3}),
+        )
+        .await;
+    assert_eq!(s, 200, "{folder}");
+    let folder_id = folder["id"].as_str().unwrap();
+    let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{folder_id}"), key).await;
+    assert_eq!(
+        got["auto_sync_info"],
+        json!({"minimum_frequency_days": 3, "auto_remove": false, "consec_failures": 0, "next_refresh_by": null})
+    );
+    let add = |path: &str, extra: Value| {
+        let mut body = json!({"url": format!("{base}{path}"), "parent_folder_id": folder_id});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (s, doc) = app
+        .post(
+            "/v1/convai/knowledge-base/url",
+            key,
+            &add("/news", json!({"enable_auto_sync": true, "minimum_frequency_days": 7})),
+        )
+        .await;
+    assert_eq!(s, 200, "{doc}");
+    let news_id = doc["id"].as_str().unwrap().to_owned();
+    let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{news_id}"), key).await;
+    let info = &got["auto_sync_info"];
+    assert_eq!(info["minimum_frequency_days"], 3, "tightened to the folder's: {got}");
+    assert!(close(&info["next_refresh_by"], now + 3 * DAY_SECS), "{info}");
+    let (_, plain) = app
+        .post("/v1/convai/knowledge-base/url", key, &json!({"url": format!("{base}/news")}))
+        .await;
+    let (_, got) =
+        app.get(&format!("/v1/convai/knowledge-base/{}", plain["id"].as_str().unwrap()), key).await;
+    assert_eq!(got["auto_sync_info"], Value::Null);
+    let (s, bad) = app
+        .post(
+            "/v1/convai/knowledge-base/url",
+            key,
+            &add("/news", json!({"enable_auto_sync": true, "minimum_frequency_days": 0})),
+        )
+        .await;
+    assert_eq!(s, 422, "{bad}");
+
+    // Due: the worker reads the page again.
+    let store = app.db.store().await;
+    let due = |id: String, auto_remove: bool| {
+        let (store, workspace) = (&store, &workspace);
+        async move {
+            let sync = Some(AutoSync { days: 3, auto_remove });
+            let id = colloquy_core::ids::DocumentId::from(id.as_str());
+            store.set_document_sync(workspace, &id, sync, now - 4 * DAY_SECS).await.unwrap();
+        }
+    };
+    news.set(200, "<p>The ferry now leaves at ten.</p>");
+    due(news_id.clone(), false).await;
+    let synced = crate::helpers::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        async || {
+            let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{news_id}"), key).await;
+            got["extracted_inner_html"].as_str().unwrap_or_default().contains("ten").then_some(got)
+        },
+    )
+    .await
+    .expect("the page is read again");
+    assert_eq!(synced["auto_sync_info"]["consec_failures"], 0);
+    assert!(close(&synced["auto_sync_info"]["next_refresh_by"], now + 3 * DAY_SECS), "{synced}");
+    let (_, found) = app.get("/v1/convai/knowledge-base/search?query=ferry%20ten", key).await;
+    assert_eq!(found["results"][0]["document"]["id"], news_id.as_str(), "the new text ranks first: {found}");
+
+    // A page that is gone removes a document with auto_remove; a failing one is tried again.
+    let (_, doc) = app
+        .post(
+            "/v1/convai/knowledge-base/url",
+            key,
+            &add("/gone", json!({"enable_auto_sync": true, "auto_remove": true})),
+        )
+        .await;
+    let gone_id = doc["id"].as_str().unwrap().to_owned();
+    let (_, doc) = app
+        .post(
+            "/v1/convai/knowledge-base/url",
+            key,
+            &add("/flaky", json!({"enable_auto_sync": true, "auto_remove": true})),
+        )
+        .await;
+    let flaky_id = doc["id"].as_str().unwrap().to_owned();
+    gone.set(404, "not here");
+    flaky.set(503, "busy");
+    due(gone_id.clone(), true).await;
+    due(flaky_id.clone(), true).await;
+    crate::helpers::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        async || {
+            let (s, _) = app.get(&format!("/v1/convai/knowledge-base/{gone_id}"), key).await;
+            (s == 404).then_some(())
+        },
+    )
+    .await
+    .expect("the document whose page is gone is removed");
+    let failed = crate::helpers::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        async || {
+            let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{flaky_id}"), key).await;
+            (got["auto_sync_info"]["consec_failures"] == 1).then_some(got)
+        },
+    )
+    .await
+    .expect("the failed read is counted");
+    let retry = colloquy_core::time::now_secs() + 3600;
+    assert!(close(&failed["auto_sync_info"]["next_refresh_by"], retry), "{failed}");
+    assert!(
+        failed["extracted_inner_html"].as_str().unwrap().contains("Harbour fees"),
+        "the old text stays"
+    );
+
+    // PATCH: off, on again with new settings; refused where it does not apply.
+    let path = format!("/v1/convai/knowledge-base/{news_id}");
+    let (s, got) =
+        app.send(reqwest::Method::PATCH, &path, key, &json!({"enable_auto_sync": false})).await;
+    assert_eq!((s, &got["auto_sync_info"]), (200, &Value::Null), "{got}");
+    let (s, got) = app
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            key,
+            &json!({"enable_auto_sync": true, "minimum_frequency_days": 30, "auto_remove": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["auto_sync_info"]["minimum_frequency_days"], 30);
+    assert_eq!(got["auto_sync_info"]["auto_remove"], true);
+    let (s, got) = app
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            key,
+            &json!({"minimum_frequency_days": 60, "tighten_only": true}),
+        )
+        .await;
+    assert_eq!((s, &got["auto_sync_info"]["minimum_frequency_days"]), (200, &json!(30)), "{got}");
+    let (s, got) =
+        app.send(reqwest::Method::PATCH, &path, key, &json!({"minimum_frequency_days": 200})).await;
+    assert_eq!(s, 422, "{got}");
+    let text_id = add_text(&app, json!({"text": "Plain words."})).await;
+    let (s, got) = app
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/convai/knowledge-base/{text_id}"),
+            key,
+            &json!({"enable_auto_sync": true}),
+        )
+        .await;
+    assert_eq!(s, 400, "{got}");
+    app.stop().await;
+}
+dual_db!(url_documents_sync_on_their_own);

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
-use super::create::{parent_folder, violation};
+use super::create::{SyncSettings, parent_folder, violation};
 use crate::auth::Ctx;
 use crate::error::{ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
@@ -65,11 +65,14 @@ pub(super) struct CrawlBody {
     #[serde(default)]
     sitemap_urls: Option<Vec<String>>,
     parent_folder_id: Option<String>,
+    #[serde(flatten)]
+    sync: SyncSettings,
 }
 
 impl CrawlBody {
     /// The reference's bounds, and patterns that are regular expressions.
     fn check(&self) -> ApiResult<()> {
+        self.sync.check()?;
         if !(1..=5).contains(&self.max_depth) {
             return Err(violation(
                 &["body", "max_depth"],
@@ -131,6 +134,7 @@ pub(super) async fn create_crawl(cx: Ctx, Json(body): Json<CrawlBody>) -> ApiRes
         }
     }
     let parent = parent_folder(&cx, body.parent_folder_id.as_deref()).await?;
+    let sync = body.sync.for_new(&cx, parent.as_ref()).await?;
     let now = time::now_secs();
     let folder = NewDocument {
         id: DocumentId::generate(),
@@ -141,6 +145,7 @@ pub(super) async fn create_crawl(cx: Ctx, Json(body): Json<CrawlBody>) -> ApiRes
         created_by: cx.user_id.clone(),
         created_at: now,
         body: DocumentBody::default(),
+        sync,
     };
     cx.app.store.insert_document(&folder).await?;
     let job = NewCrawlJob {

@@ -11,7 +11,7 @@ use colloquy_core::knowledge::DocType;
 use colloquy_core::time;
 use colloquy_core::validation::Violation;
 use colloquy_engine::knowledge::{extract, fetch};
-use colloquy_store::{DocumentBody, NewDocument};
+use colloquy_store::{AutoSync, DocumentBody, NewDocument};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -52,6 +52,7 @@ pub(super) async fn parent_folder(cx: &Ctx, id: Option<&str>) -> ApiResult<Optio
 /// Stores a new entry and answers `AddKnowledgeBaseResponseModel`.
 async fn insert(
     cx: &Ctx, doc_type: DocType, name: String, parent: Option<DocumentId>, body: DocumentBody,
+    sync: Option<AutoSync>,
 ) -> ApiResult<Json<Value>> {
     let doc = NewDocument {
         id: DocumentId::generate(),
@@ -62,6 +63,7 @@ async fn insert(
         created_by: cx.user_id.clone(),
         created_at: time::now_secs(),
         body,
+        sync,
     };
     cx.app.store.insert_document(&doc).await?;
     let path: Vec<Value> = cx
@@ -103,22 +105,39 @@ pub(super) async fn create_text(cx: Ctx, Json(body): Json<TextBody>) -> ApiResul
     }
     let parent = parent_folder(&cx, body.parent_folder_id.as_deref()).await?;
     let name = body.name.unwrap_or_else(|| name_from(&body.text));
-    insert(&cx, DocType::Text, name, parent, body_of(body.text)).await
+    insert(&cx, DocType::Text, name, parent, body_of(body.text), None).await
 }
 
-/// The auto-sync settings URL documents and folders accept. Colloquy re-reads a URL on
-/// `refresh`; the periodic sync is accepted and validated, not scheduled.
-#[derive(Debug, Deserialize)]
+/// The auto-sync settings URL documents, folders and crawls accept (and PATCH changes): a URL
+/// document with auto-sync is read again at least every `minimum_frequency_days`
+/// (`colloquy_engine::knowledge`'s worker); a folder's settings bound those of the URL
+/// documents created in it.
+#[derive(Debug, Default, Deserialize)]
 pub(super) struct SyncSettings {
-    #[serde(rename = "enable_auto_sync", default)]
-    _enable_auto_sync: bool,
-    #[serde(rename = "auto_remove", default)]
-    _auto_remove: bool,
-    minimum_frequency_days: Option<i64>,
+    pub(super) enable_auto_sync: Option<bool>,
+    pub(super) auto_remove: Option<bool>,
+    pub(super) minimum_frequency_days: Option<i64>,
 }
 
 impl SyncSettings {
-    fn check(&self) -> ApiResult<()> {
+    /// The auto-sync of a new URL document or folder in `parent`: off unless
+    /// `enable_auto_sync`; every 7 days unless said, tightened to the folder's frequency when
+    /// that is stricter.
+    pub(super) async fn for_new(
+        &self, cx: &Ctx, parent: Option<&DocumentId>,
+    ) -> ApiResult<Option<AutoSync>> {
+        if self.enable_auto_sync != Some(true) {
+            return Ok(None);
+        }
+        let mut days = self.minimum_frequency_days.unwrap_or(7);
+        if let Some(parent) = parent {
+            let folder = cx.app.store.get_document(&cx.workspace_id, parent).await?;
+            days = folder.auto_sync().map_or(days, |f| days.min(f.days));
+        }
+        Ok(Some(AutoSync { days, auto_remove: self.auto_remove == Some(true) }))
+    }
+
+    pub(super) fn check(&self) -> ApiResult<()> {
         if self.minimum_frequency_days.is_some_and(|d| !(1..=180).contains(&d)) {
             return Err(violation(
                 &["body", "minimum_frequency_days"],
@@ -146,7 +165,9 @@ pub(super) async fn fetch_url(cx: &Ctx, url: &str, loc: &[&str]) -> ApiResult<Do
         fetch::FetchError::BadUrl(_) | fetch::FetchError::Refused(_) => {
             violation(loc, "value_error", e.to_string())
         }
-        fetch::FetchError::Failed(_) | fetch::FetchError::TooLarge(_) => {
+        fetch::FetchError::Failed(_)
+        | fetch::FetchError::Gone(_)
+        | fetch::FetchError::TooLarge(_) => {
             ApiError::BadRequest { status: "url_fetch_failed", message: e.to_string() }
         }
     })?;
@@ -167,7 +188,8 @@ pub(super) async fn create_url(cx: Ctx, Json(body): Json<UrlBody>) -> ApiResult<
     let parent = parent_folder(&cx, body.parent_folder_id.as_deref()).await?;
     let doc = fetch_url(&cx, &body.url, &["body", "url"]).await?;
     let name = body.name.unwrap_or_else(|| body.url.clone());
-    insert(&cx, DocType::Url, name, parent, doc).await
+    let sync = body.sync.for_new(&cx, parent.as_ref()).await?;
+    insert(&cx, DocType::Url, name, parent, doc, sync).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,7 +205,8 @@ pub(super) async fn create_folder(cx: Ctx, Json(body): Json<FolderBody>) -> ApiR
     check_name(Some(&body.name), &["body", "name"])?;
     body.sync.check()?;
     let parent = parent_folder(&cx, body.parent_folder_id.as_deref()).await?;
-    insert(&cx, DocType::Folder, body.name, parent, DocumentBody::default()).await
+    let sync = body.sync.for_new(&cx, parent.as_ref()).await?;
+    insert(&cx, DocType::Folder, body.name, parent, DocumentBody::default(), sync).await
 }
 
 /// The fields of a multipart form, the file read up to the server's cap.
@@ -274,7 +297,7 @@ pub(super) async fn create_file(
     };
     let parent = parent_folder(&cx, form.parent_folder_id.as_deref()).await?;
     let doc = read_file(&filename, bytes).await?;
-    insert(&cx, DocType::File, form.name.unwrap_or(filename), parent, doc).await
+    insert(&cx, DocType::File, form.name.unwrap_or(filename), parent, doc, None).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -293,11 +316,11 @@ pub(super) async fn add_to_knowledge_base(
     match (form.file, form.url.filter(|u| !u.is_empty())) {
         (Some((filename, bytes)), None) => {
             let doc = read_file(&filename, bytes).await?;
-            insert(&cx, DocType::File, form.name.unwrap_or(filename), None, doc).await
+            insert(&cx, DocType::File, form.name.unwrap_or(filename), None, doc, None).await
         }
         (None, Some(url)) => {
             let doc = fetch_url(&cx, &url, &["body", "url"]).await?;
-            insert(&cx, DocType::Url, form.name.unwrap_or(url), None, doc).await
+            insert(&cx, DocType::Url, form.name.unwrap_or(url), None, doc, None).await
         }
         _ => Err(violation(&["body"], "value_error", "Give exactly one of `file` and `url`")),
     }

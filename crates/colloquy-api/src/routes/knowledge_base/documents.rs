@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::DocumentId;
 use colloquy_core::knowledge::DocType;
 use colloquy_core::time;
-use colloquy_store::{DocumentBody, DocumentRow};
+use colloquy_store::{AutoSync, DocumentBody, DocumentRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::IntoParams;
 
-use super::create::{Form, body_of, fetch_url, parent_folder, read_file, violation};
+use super::create::{Form, SyncSettings, body_of, fetch_url, parent_folder, read_file, violation};
 use super::view;
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
@@ -48,6 +48,44 @@ pub(super) async fn get_document(
 pub(super) struct PatchBody {
     name: Option<String>,
     content: Option<String>,
+    #[serde(flatten)]
+    sync: SyncSettings,
+    /// Change the frequency only when the new one is stricter.
+    #[serde(default)]
+    tighten_only: bool,
+}
+
+/// The auto-sync a PATCH leaves `row` with, or `None` when it does not touch it.
+fn patched_sync(
+    row: &DocumentRow, body: &SyncSettings, tighten_only: bool,
+) -> ApiResult<Option<Option<AutoSync>>> {
+    let touched = body.enable_auto_sync.is_some()
+        || body.auto_remove.is_some()
+        || body.minimum_frequency_days.is_some();
+    if !touched {
+        return Ok(None);
+    }
+    body.check()?;
+    if !matches!(row.doc_type, DocType::Url | DocType::Folder) {
+        return Err(ApiError::BadRequest {
+            status: "auto_sync_not_supported",
+            message: "Auto-sync applies to URL documents and folders".into(),
+        });
+    }
+    let current = row.auto_sync();
+    if body.enable_auto_sync == Some(false)
+        || (body.enable_auto_sync.is_none() && current.is_none())
+    {
+        return Ok(Some(None));
+    }
+    let days = match (body.minimum_frequency_days, current) {
+        (Some(days), Some(now)) if tighten_only => days.min(now.days),
+        (Some(days), _) => days,
+        (None, Some(now)) => now.days,
+        (None, None) => 7,
+    };
+    let auto_remove = body.auto_remove.or(current.map(|c| c.auto_remove)).unwrap_or(false);
+    Ok(Some(Some(AutoSync { days, auto_remove })))
 }
 
 #[utoipa::path(patch, path = "/v1/convai/knowledge-base/{documentation_id}", params(("documentation_id" = String, Path)), security(("api_key" = ["knowledge_base:write"])))]
@@ -55,6 +93,7 @@ pub(super) async fn update_document(
     cx: Ctx, Path(id): Path<DocumentId>, Json(body): Json<PatchBody>,
 ) -> ApiResult<Response> {
     let row = cx.document(&id).await?;
+    let sync = patched_sync(&row, &body.sync, body.tighten_only)?;
     if body.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(violation(
             &["body", "name"],
@@ -81,6 +120,10 @@ pub(super) async fn update_document(
             .rename_document(&cx.workspace_id, &id, &name, now)
             .await
             .or_not_found("document")?;
+    }
+    if let Some(sync) = sync {
+        let store = &cx.app.store;
+        store.set_document_sync(&cx.workspace_id, &id, sync, time::now_secs()).await?;
     }
     match content {
         Some(content) => replaced(&cx, &id, &body_of(content)).await,

@@ -35,12 +35,25 @@ fn common(row: &DocumentRow, cx: &Ctx) -> Map<String, Value> {
     out
 }
 
+/// `AutoSyncInfo`, or null when auto-sync is off (a folder has no due time of its own).
+fn auto_sync_info(row: &DocumentRow) -> Value {
+    match row.auto_sync() {
+        Some(sync) => json!({
+            "minimum_frequency_days": sync.days,
+            "auto_remove": sync.auto_remove,
+            "consec_failures": row.sync_failures,
+            "next_refresh_by": row.sync_due_at,
+        }),
+        None => Value::Null,
+    }
+}
+
 /// The fields of one type beyond the common ones; `full` adds those only a GET has.
 fn typed(out: &mut Map<String, Value>, row: &DocumentRow, full: bool) {
     match row.doc_type {
         DocType::Url => {
             out.insert("url".into(), json!(row.url.as_deref().unwrap_or_default()));
-            out.insert("auto_sync_info".into(), Value::Null);
+            out.insert("auto_sync_info".into(), auto_sync_info(row));
         }
         DocType::File => {
             if full {
@@ -55,7 +68,7 @@ fn typed(out: &mut Map<String, Value>, row: &DocumentRow, full: bool) {
         DocType::Folder => {
             out.insert("children_count".into(), json!(row.children_count));
             out.insert("document_count".into(), json!(row.document_count));
-            out.insert("auto_sync_info".into(), Value::Null);
+            out.insert("auto_sync_info".into(), auto_sync_info(row));
             out.insert("external_sync_info".into(), Value::Null);
             out.insert("is_frozen".into(), json!(false));
             if full {
