@@ -784,14 +784,7 @@ async fn slow_answers_get_the_soft_timeout_fillers() {
     assert_eq!(answer["agent_response_event"]["agent_response"], "Here it is.");
     assert!(seen.iter().any(|k| k == "audio"), "fillers are spoken before the answer: {seen:?}");
     next_of(&mut ws, "audio").await;
-    let inputs: Vec<String> = voice
-        .requests()
-        .iter()
-        .filter_map(|r| match r {
-            SpeechRequest::Synthesis(body) => Some(body["input"].as_str().unwrap().to_owned()),
-            SpeechRequest::Transcription { .. } => None,
-        })
-        .collect();
+    let inputs = synthesized(&voice);
     assert_eq!(inputs, ["Hmm, Ada.", "Still looking.", "Still looking.", "Here it is."]);
     drop(ws);
     let done = ended(&app, &conversation_id).await;
@@ -898,14 +891,7 @@ async fn generated_fillers_are_written_by_the_agents_llm() {
     let (seen, _) = types_until(&mut ws, "agent_response").await;
     assert!(seen.iter().any(|k| k == "audio"), "{seen:?}");
     next_of(&mut ws, "audio").await;
-    let inputs: Vec<String> = voice
-        .requests()
-        .iter()
-        .filter_map(|r| match r {
-            SpeechRequest::Synthesis(body) => Some(body["input"].as_str().unwrap().to_owned()),
-            SpeechRequest::Transcription { .. } => None,
-        })
-        .collect();
+    let inputs = synthesized(&voice);
     assert_eq!(inputs, ["One moment while I check your order.", "Here it is."]);
     let asked =
         llm.requests().into_iter().find(|r| r.to_string().contains("Write a filler")).unwrap();
@@ -914,4 +900,16 @@ async fn generated_fillers_are_written_by_the_agents_llm() {
         asked["messages"][1]["content"].as_str().unwrap().contains("user: where is my order"),
         "{asked}"
     );
+}
+
+/// The texts `voice` was asked to synthesize, in order.
+fn synthesized(voice: &FakeSpeech) -> Vec<String> {
+    voice
+        .requests()
+        .iter()
+        .filter_map(|r| match r {
+            SpeechRequest::Synthesis(body) => Some(body["input"].as_str().unwrap().to_owned()),
+            SpeechRequest::Transcription { .. } => None,
+        })
+        .collect()
 }

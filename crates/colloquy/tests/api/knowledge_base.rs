@@ -1198,7 +1198,11 @@ async fn url_documents_sync_on_their_own(backend: Backend) {
     assert_eq!(synced["auto_sync_info"]["consec_failures"], 0);
     assert!(close(&synced["auto_sync_info"]["next_refresh_by"], now + 3 * DAY_SECS), "{synced}");
     let (_, found) = app.get("/v1/convai/knowledge-base/search?query=ferry%20ten", key).await;
-    assert_eq!(found["results"][0]["document"]["id"], news_id.as_str(), "the new text ranks first: {found}");
+    assert_eq!(
+        found["results"][0]["document"]["id"],
+        news_id.as_str(),
+        "the new text ranks first: {found}"
+    );
 
     // A page that is gone removes a document with auto_remove; a failing one is tried again.
     let (_, doc) = app
