@@ -6,7 +6,7 @@
 pub mod anthropic;
 pub mod openai;
 pub mod router;
-mod sse;
+pub(crate) mod sse;
 
 use std::time::Duration;
 

@@ -49,7 +49,7 @@ pub(crate) async fn transcribe(
     let build = || Ok(provider.authorize(http.post(&url)).multipart(form()?));
     if streams {
         let response = retrying(provider, || async { open(build()?).await }).await?;
-        if is_event_stream(&response) {
+        if crate::llm::sse::is_event_stream(&response) {
             return streamed(response, partials).await;
         }
         let body = response.bytes().await.map_err(|e| SpeechError::Transport(e.to_string()))?;
@@ -67,14 +67,6 @@ fn text_of(body: &[u8]) -> Result<String, SpeechError> {
         .and_then(Value::as_str)
         .map(|t| t.trim().to_owned())
         .ok_or_else(|| SpeechError::Answer("the transcription has no text".into()))
-}
-
-fn is_event_stream(response: &reqwest::Response) -> bool {
-    response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 /// Reads a streamed transcription: its deltas, passed on as the text grows, and its final

@@ -186,7 +186,8 @@ impl Recognizer {
     }
 }
 
-async fn tentative(outbox: &Outbox, user_transcript: String, event_id: u64) {
+/// Sends what the user is heard to say so far.
+pub(super) async fn tentative(outbox: &Outbox, user_transcript: String, event_id: u64) {
     let event = UserTranscription { user_transcript, event_id };
     outbox
         .send(ServerEvent::TentativeUserTranscript { tentative_user_transcription_event: event })

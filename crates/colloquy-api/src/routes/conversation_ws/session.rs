@@ -28,7 +28,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::client_tools::{Replies, SocketClientTools};
 use super::fillers::{Fillers, Generator, SoftTimeout};
-use super::hearing::{Hearing, IgnoreTerms, Playing, Recognized, Recognizer, spells};
+use super::hearing::{Hearing, IgnoreTerms, Playing, Recognized, Recognizer, spells, tentative};
 use super::outbox::{Outbox, Writer};
 use super::overrides;
 use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup, audio_format};
@@ -926,15 +926,7 @@ async fn patience(
         if !spells(&heard.text) {
             return None;
         }
-        let event = protocol::UserTranscription {
-            user_transcript: heard.text.clone(),
-            event_id: heard.event_id,
-        };
-        outbox
-            .send(ServerEvent::TentativeUserTranscript {
-                tentative_user_transcription_event: event,
-            })
-            .await;
+        tentative(outbox, heard.text.clone(), heard.event_id).await;
         let more = match tokio::time::timeout(SPELLING_PATIENCE, commands.recv()).await {
             Ok(Some(Command::Speech(samples))) => {
                 voice.recognizer.recognize(&samples, outbox).await

@@ -307,6 +307,18 @@ impl Playback {
         offset_ms
     }
 
+    /// Whether the audio sent is (estimated to be) still playing, and may be interrupted.
+    fn playing(&self) -> Playing {
+        let Some(started) = self.started else { return Playing::No };
+        if !self.active && started.elapsed().as_millis() as u64 >= self.queued_ms {
+            Playing::No
+        } else if self.interruptible && self.held == 0 {
+            Playing::Interruptible
+        } else {
+            Playing::Uninterruptible
+        }
+    }
+
     /// The answer's text played before `elapsed_ms` (fillers left out).
     fn heard(&self, elapsed_ms: u64) -> String {
         let mut heard = String::new();
@@ -397,15 +409,7 @@ impl Speaker {
     /// Whether the agent's speech is (estimated to be) playing, and whether it may be
     /// interrupted now.
     pub(super) fn playing(&self) -> Playing {
-        let playback = self.shared.playback();
-        let Some(started) = playback.started else { return Playing::No };
-        if !playback.active && started.elapsed().as_millis() as u64 >= playback.queued_ms {
-            Playing::No
-        } else if playback.interruptible && playback.held == 0 {
-            Playing::Interruptible
-        } else {
-            Playing::Uninterruptible
-        }
+        self.shared.playback().playing()
     }
 
     /// An uninterruptible tool starts (`true`) or ends.
@@ -428,10 +432,10 @@ impl Speaker {
     /// The user started speaking: if the agent is speaking and may be interrupted, its speech
     /// stops and what the user heard of it is returned.
     pub(super) fn interrupt(&self) -> Option<Interrupted> {
-        if self.playing() != Playing::Interruptible {
+        let mut playback = self.shared.playback();
+        if playback.playing() != Playing::Interruptible {
             return None;
         }
-        let mut playback = self.shared.playback();
         let elapsed = playback.started?.elapsed().as_millis() as u64;
         self.shared.cancelled.fetch_max(playback.event_id, Ordering::Relaxed);
         record(self.shared.recording.as_ref(), Recording::cut_agent);
