@@ -209,6 +209,13 @@ pub fn apply_patch(current: Value, mut patch: Value) -> Result<AgentDoc, Vec<Vio
     finish(merged)
 }
 
+/// Checks a whole body (as [`AgentDoc::to_body`] gives it) made by the server rather than
+/// written by a client, such as the result of merging two branches, and refills its defaults.
+pub fn revalidate(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
+    strip_computed(&mut body);
+    finish(body)
+}
+
 /// The body of a duplicate of `source` named `name` (or "<name> (copy)").
 pub fn duplicate(source: &AgentDoc, name: Option<String>) -> AgentDoc {
     let mut copy = source.clone();

@@ -29,6 +29,8 @@ pub mod prefix {
     pub const BRANCH: &str = "agtbrch_";
     /// Agent versions.
     pub const VERSION: &str = "agtvrsn_";
+    /// A traffic split set on an agent (its deployment history).
+    pub const DEPLOYMENT: &str = "agtdpl_";
     /// Tools.
     pub const TOOL: &str = "tool_";
     /// MCP servers.

@@ -4,6 +4,7 @@
 
 pub mod agent_tests;
 pub mod agents;
+pub mod branches;
 pub mod chunking;
 pub mod cursor;
 pub mod ids;
@@ -11,6 +12,7 @@ pub mod keys;
 pub mod knowledge;
 pub mod llm_usage;
 pub mod mcp_servers;
+pub mod merge;
 pub mod mocks;
 pub mod protocol;
 pub mod random;

@@ -5,10 +5,8 @@ use async_trait::async_trait;
 use colloquy_core::agents::AgentSort;
 use colloquy_core::ids::{AgentId, DocumentId, ToolId, WorkspaceId};
 
-use crate::db::{
-    AGENT_DOCUMENTS, AGENT_MCP_SERVERS, AGENT_TAGS, AGENT_TOOLS, change_one, run, set_links,
-    transaction, update_versioned,
-};
+use crate::agent_versions::{ALL_TRAFFIC_PPM, Commit, OtherParents, insert_version};
+use crate::db::{change_one, run, transaction};
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
 use crate::page::Page;
 use crate::query::{Bind, Query, bound, escape_like, fetch_all, find};
@@ -198,6 +196,9 @@ impl SummarySink for Vec<AgentSummaryRow> {
     }
 }
 
+/// The name of every agent's first branch.
+pub const MAIN_BRANCH_NAME: &str = "Main";
+
 /// A new agent.
 #[derive(Debug, Clone)]
 pub struct NewAgent {
@@ -282,12 +283,6 @@ pub trait AgentStore {
         &self, workspace_id: &WorkspaceId, filter: &AgentFilter, page: &AgentPage,
         sink: &mut dyn SummarySink,
     ) -> StoreResult<()>;
-    /// Replaces an agent's content if its version is still `expected_version` (else
-    /// [`StoreError::Conflict`]: someone else updated it meanwhile); `updated_at` moves to `now`.
-    async fn update_agent(
-        &self, workspace_id: &WorkspaceId, id: &AgentId, content: &AgentContent, now: i64,
-        expected_version: &str,
-    ) -> StoreResult<()>;
     /// Deletes an agent.
     async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()>;
     /// The agent's share-link token, set to `candidate` the first time it is asked for.
@@ -301,19 +296,32 @@ pub(crate) const SUMMARY_COLUMNS: &str = "a.id, a.name, a.tags, a.archived, a.vo
      a.created_by, u.name AS creator_name, u.email AS creator_email, a.created_at, a.updated_at, \
      a.last_call_time, a.call_count_7d";
 
-fn tags_json(tags: &[String]) -> String {
+pub(crate) fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
 /// An agent's tags, tools and MCP servers, as its content lists them.
 macro_rules! set_agent_links {
     ($tx:ident, $mode:ident, $agent_id:expr, $content:expr) => {
-        set_links!($tx, $mode, AGENT_TAGS, $agent_id, &$content.tags);
-        set_links!($tx, $mode, AGENT_TOOLS, $agent_id, &$content.tool_ids);
-        set_links!($tx, $mode, AGENT_MCP_SERVERS, $agent_id, &$content.mcp_server_ids);
-        set_links!($tx, $mode, AGENT_DOCUMENTS, $agent_id, &$content.document_ids);
+        $crate::db::set_links!($tx, $mode, $crate::db::AGENT_TAGS, $agent_id, &$content.tags);
+        $crate::db::set_links!($tx, $mode, $crate::db::AGENT_TOOLS, $agent_id, &$content.tool_ids);
+        $crate::db::set_links!(
+            $tx,
+            $mode,
+            $crate::db::AGENT_MCP_SERVERS,
+            $agent_id,
+            &$content.mcp_server_ids
+        );
+        $crate::db::set_links!(
+            $tx,
+            $mode,
+            $crate::db::AGENT_DOCUMENTS,
+            $agent_id,
+            &$content.document_ids
+        );
     };
 }
+pub(crate) use set_agent_links;
 
 #[async_trait]
 impl AgentStore for SqlStore {
@@ -340,6 +348,31 @@ impl AgentStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             set_agent_links!(tx, new, agent.id.as_str(), c);
+            sqlx::query(
+                "INSERT INTO agent_branches (id, workspace_id, agent_id, name, description, \
+                 created_by, created_at, last_committed_at, head_version_id, traffic_ppm) \
+                 VALUES ($1, $2, $3, $4, '', $5, $6, $6, $7, $8)",
+            )
+            .bind(&agent.main_branch_id)
+            .bind(agent.workspace_id.as_str())
+            .bind(agent.id.as_str())
+            .bind(MAIN_BRANCH_NAME)
+            .bind(&agent.created_by)
+            .bind(agent.created_at)
+            .bind(&c.version_id)
+            .bind(ALL_TRAFFIC_PPM)
+            .execute(&mut *tx)
+            .await?;
+            let first = Commit {
+                branch_id: &agent.main_branch_id,
+                expected_head: "",
+                content: c,
+                author: &agent.created_by,
+                description: "",
+                parents: OtherParents::default(),
+                now: agent.created_at,
+            };
+            insert_version!(tx, agent.workspace_id.as_str(), agent.id.as_str(), &first);
             Ok(())
         })
     }
@@ -420,37 +453,6 @@ impl AgentStore for SqlStore {
             sink.row(&row.as_summary());
         }
         Ok(())
-    }
-
-    async fn update_agent(
-        &self, workspace_id: &WorkspaceId, id: &AgentId, c: &AgentContent, now: i64,
-        expected_version: &str,
-    ) -> StoreResult<()> {
-        transaction!(self, |tx| {
-            update_versioned!(
-                tx,
-                "agents",
-                "UPDATE agents SET name = $3, name_lower = $4, tags = $5, archived = $6, voice_id = $7, \
-                 version_id = $8, document = $9, updated_at = $10 \
-                 WHERE workspace_id = $1 AND id = $2 AND version_id = $11",
-                workspace_id.as_str(),
-                id.as_str(),
-                [
-                    &c.name,
-                    &c.name_lower,
-                    tags_json(&c.tags),
-                    c.archived,
-                    &c.voice_id,
-                    &c.version_id,
-                    &c.document,
-                    now,
-                    expected_version
-                ],
-                "the agent changed meanwhile"
-            );
-            set_agent_links!(tx, replace, id.as_str(), c);
-            Ok(())
-        })
     }
 
     async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()> {

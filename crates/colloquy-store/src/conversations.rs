@@ -22,6 +22,8 @@ pub struct ConversationRecord {
     pub agent_id: AgentId,
     /// The agent's branch.
     pub branch_id: Option<String>,
+    /// The version of the branch it ran.
+    pub version_id: Option<String>,
     /// `ws`, `simulation` or `test`.
     pub source: String,
     /// Unix seconds.
@@ -62,6 +64,8 @@ pub struct ConversationRow {
     pub agent_id: AgentId,
     /// The agent's branch.
     pub branch_id: Option<String>,
+    /// The version of the branch it ran.
+    pub version_id: Option<String>,
     /// `ws`, `simulation` or `test`.
     pub source: String,
     /// Lifecycle status.
@@ -91,6 +95,7 @@ sqlite_row!(ConversationRow {
     id,
     agent_id,
     branch_id,
+    version_id,
     source,
     status,
     started_at,
@@ -181,7 +186,7 @@ pub trait ConversationStore {
     ) -> StoreResult<Option<ConversationAudio>>;
 }
 
-const COLUMNS: &str = "id, agent_id, branch_id, source, status, started_at, agent_name, user_id, ended_at, \
+const COLUMNS: &str = "id, agent_id, branch_id, version_id, source, status, started_at, agent_name, user_id, ended_at, \
      call_successful, message_count, duration_secs, termination_reason, feedback";
 
 #[async_trait]
@@ -193,8 +198,9 @@ impl ConversationStore for SqlStore {
         transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO conversations (id, workspace_id, agent_id, branch_id, source, status, started_at, deleted, \
-                 agent_name, user_id, ended_at, call_successful, message_count, duration_secs, termination_reason, document) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 agent_name, user_id, ended_at, call_successful, message_count, duration_secs, termination_reason, document, \
+                 version_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(c.id.as_str())
             .bind(c.workspace_id.as_str())
@@ -211,6 +217,7 @@ impl ConversationStore for SqlStore {
             .bind(s.duration_secs)
             .bind(&s.termination_reason)
             .bind(&s.document)
+            .bind(&c.version_id)
             .execute(&mut *tx)
             .await?;
             sqlx::query(

@@ -8,6 +8,7 @@
 
 mod access;
 mod agent_tests;
+mod agent_versions;
 mod agents;
 mod api_keys;
 mod audit;
@@ -38,9 +39,13 @@ pub use access::AccessStore;
 pub use agent_tests::{
     NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore,
 };
+pub use agent_versions::{
+    ALL_TRAFFIC_PPM, AgentAtRow, AgentVersionStore, BranchChange, BranchRow, Commit, DeploymentRow,
+    DraftRow, NewBranch, OtherParents, VersionMeta,
+};
 pub use agents::{
     AgentContent, AgentFilter, AgentPage, AgentRow, AgentStore, AgentSummary, AgentSummaryRow,
-    NewAgent, SummarySink,
+    MAIN_BRANCH_NAME, NewAgent, SummarySink,
 };
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
@@ -80,6 +85,7 @@ pub trait Store:
     + KeyStore
     + SecretStore
     + AgentStore
+    + AgentVersionStore
     + ToolStore
     + McpServerStore
     + KnowledgeStore

@@ -25,6 +25,8 @@ pub struct InvocationRow {
     pub agent_id: AgentId,
     /// Its branch.
     pub branch_id: Option<String>,
+    /// The version of the branch it judges.
+    pub version_id: Option<String>,
     /// Optional name.
     pub name: Option<String>,
     /// Runs per test.
@@ -41,6 +43,7 @@ sqlite_row!(InvocationRow {
     workspace_id,
     agent_id,
     branch_id,
+    version_id,
     name,
     repeat_count,
     created_by,
@@ -99,6 +102,8 @@ pub struct InvocationFilter {
     pub agent_id: Option<AgentId>,
     /// Only on this branch.
     pub branch_id: Option<String>,
+    /// Only judging this version.
+    pub version_id: Option<String>,
     /// Only those running this test.
     pub test_id: Option<TestId>,
     /// Only started by this user.
@@ -159,8 +164,7 @@ pub trait TestRunStore {
     ) -> StoreResult<bool>;
 }
 
-const INVOCATION_COLUMNS: &str =
-    "id, workspace_id, agent_id, branch_id, name, repeat_count, created_by, created_at, document";
+const INVOCATION_COLUMNS: &str = "id, workspace_id, agent_id, branch_id, version_id, name, repeat_count, created_by, created_at, document";
 const RUN_COLUMNS: &str = "id, invocation_id, workspace_id, test_id, test_name, status, attempt, worker, created_at, updated_at, result";
 
 #[async_trait]
@@ -169,7 +173,7 @@ impl TestRunStore for SqlStore {
         transaction!(self, |tx| {
             sqlx::query(
                 "INSERT INTO test_invocations (id, workspace_id, agent_id, branch_id, name, repeat_count, created_by, \
-                 created_at, document) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 created_at, document, version_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(inv.id.as_str())
             .bind(inv.workspace_id.as_str())
@@ -180,6 +184,7 @@ impl TestRunStore for SqlStore {
             .bind(&inv.created_by)
             .bind(inv.created_at)
             .bind(&inv.document)
+            .bind(&inv.version_id)
             .execute(&mut *tx)
             .await?;
             for r in runs {
@@ -360,6 +365,9 @@ fn filtered_invocations(
     }
     if let Some(b) = &filter.branch_id {
         q.push(" AND i.branch_id = ?", Bind::Text(b.clone()));
+    }
+    if let Some(v) = &filter.version_id {
+        q.push(" AND i.version_id = ?", Bind::Text(v.clone()));
     }
     if let Some(u) = &filter.created_by {
         q.push(" AND i.created_by = ?", Bind::Text(u.clone()));
