@@ -86,7 +86,6 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     }
 }
 
-/// Parses a JSON document into `T`, reporting the first problem where pydantic would.
 /// Checks a request body against the reference model `model` (filling its defaults), answering
 /// 422 with `loc` under `body` when it does not conform.
 pub fn check_body(model: &str, body: &mut serde_json::Value) -> Result<(), ApiError> {
@@ -95,6 +94,13 @@ pub fn check_body(model: &str, body: &mut serde_json::Value) -> Result<(), ApiEr
         .map_err(ApiError::Invalid)
 }
 
+/// A body already read as JSON, as `T`: for handlers that must find the resource in the path
+/// (404) before they judge the body (422).
+pub fn from_body<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|err| rejection("body", &err))
+}
+
+/// Parses a JSON document into `T`, reporting the first problem where pydantic would.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid(Violation::new(["body"], "missing", "Field required")));

@@ -318,6 +318,7 @@ async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Re
         workspace_id: workspace.clone(),
         agent_id: "agent_a".into(),
         branch_id: None,
+        version_id: None,
         source: "ws".into(),
         started_at: now / 1000,
     };

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use colloquy_core::branches;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 use colloquy_core::tools::ToolKind;
-use colloquy_store::StoreError;
+use colloquy_store::{AgentAtRow, StoreError};
 use serde_json::Value;
 
 use crate::EngineDeps;
@@ -37,6 +38,11 @@ pub struct AgentSnapshot {
     pub workspace_id: WorkspaceId,
     /// Its branch.
     pub branch_id: Option<String>,
+    /// The version of that branch it runs.
+    pub version_id: Option<String>,
+    /// Whether the branch was drawn from a traffic split of several branches (so a user id
+    /// learnt later may draw it again, see [`Pick::Live`]).
+    pub drawn: bool,
     /// Its name.
     pub name: String,
     /// `conversation_config`.
@@ -54,12 +60,67 @@ pub struct AgentSnapshot {
     pub mcp_tool_records: Vec<(String, String, ToolId)>,
 }
 
+/// Which configuration of an agent a conversation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick<'a> {
+    /// The head of a branch drawn from the agent's deployment (the same branch for the same
+    /// user while the split holds).
+    Live {
+        /// The user, when known.
+        user_id: Option<&'a str>,
+    },
+    /// The head of this branch.
+    Branch(&'a str),
+    /// This version.
+    Version(&'a str),
+}
+
+impl<'a> Pick<'a> {
+    /// A version when one is named, else a branch when one is named, else the deployment's.
+    pub fn of(branch_id: Option<&'a str>, version_id: Option<&'a str>) -> Pick<'a> {
+        match (branch_id.filter(|b| !b.is_empty()), version_id.filter(|v| !v.is_empty())) {
+            (_, Some(version)) => Pick::Version(version),
+            (Some(branch), None) => Pick::Branch(branch),
+            (None, None) => Pick::Live { user_id: None },
+        }
+    }
+}
+
+/// The agent's row at what `pick` names, and whether it was drawn from a split.
+async fn pick_row(
+    deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId, pick: Pick<'_>,
+) -> Result<(AgentAtRow, bool), StoreError> {
+    let store = &deps.store;
+    match pick {
+        Pick::Version(version) => {
+            Ok((store.agent_at_version(workspace_id, agent_id, version).await?, false))
+        }
+        Pick::Branch(branch) => {
+            Ok((store.agent_at_branch(workspace_id, agent_id, branch).await?, false))
+        }
+        Pick::Live { user_id } => {
+            let split = store.live_split(workspace_id, agent_id).await?;
+            match branches::pick(&split, user_id) {
+                Some(branch) => Ok((
+                    store.agent_at_branch(workspace_id, agent_id, branch).await?,
+                    split.len() > 1,
+                )),
+                None => {
+                    let row = store.get_agent(workspace_id, agent_id).await?;
+                    Ok((AgentAtRow { branch_id: row.main_branch_id.clone(), row }, false))
+                }
+            }
+        }
+    }
+}
+
 impl AgentSnapshot {
-    /// Loads an agent of the workspace with its tools.
+    /// Loads an agent of the workspace, as `pick` names it, with its tools.
     pub async fn load(
-        deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId,
+        deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId, pick: Pick<'_>,
     ) -> Result<AgentSnapshot, LoadError> {
-        let row = deps.store.get_agent(workspace_id, agent_id).await?;
+        let (AgentAtRow { row, branch_id }, drawn) =
+            pick_row(deps, workspace_id, agent_id, pick).await?;
         let mut document: Value = serde_json::from_str(&row.document)?;
         let mut part = |key: &str| document.get_mut(key).map(Value::take).unwrap_or_default();
         let conversation_config = part("conversation_config");
@@ -76,7 +137,9 @@ impl AgentSnapshot {
         Ok(AgentSnapshot {
             agent_id: row.summary.id,
             workspace_id: workspace_id.clone(),
-            branch_id: Some(row.main_branch_id),
+            branch_id: Some(branch_id),
+            version_id: Some(row.version_id),
+            drawn,
             name: row.summary.name,
             conversation_config,
             platform_settings,

@@ -24,7 +24,7 @@ pub mod tools;
 pub mod turn;
 pub mod voice;
 
-pub use agent::{AgentSnapshot, LoadError};
+pub use agent::{AgentSnapshot, LoadError, Pick};
 pub use conversation::{Conversation, Ending, Source, StartOptions};
 pub use deps::{EngineDeps, EngineLimits};
 pub use error::EngineError;

@@ -100,7 +100,7 @@ fn summary(row: &ConversationRow) -> Value {
     json!({
         "agent_id": row.agent_id,
         "branch_id": row.branch_id,
-        "version_id": null,
+        "version_id": row.version_id,
         "agent_name": row.agent_name,
         "conversation_id": row.id,
         "start_time_unix_secs": row.started_at,
@@ -177,7 +177,7 @@ fn full(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
         "status": row.status,
         "user_id": row.user_id,
         "branch_id": row.branch_id,
-        "version_id": null,
+        "version_id": row.version_id,
         "metadata": {
             "start_time_unix_secs": row.started_at,
             "accepted_time_unix_secs": row.started_at,

@@ -7,15 +7,18 @@ use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::AgentId;
-use colloquy_engine::AgentSnapshot;
 use colloquy_engine::simulation::{self, Criterion, SimulationSpec};
 use colloquy_engine::tools::MockSettings;
+use colloquy_engine::{AgentSnapshot, Pick};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Ctx;
 use crate::error::ApiResult;
-use crate::extract::{Json, check_body};
+use crate::extract::{Json, Query, check_body};
+use crate::routes::agents;
 use crate::state::AppState;
 
 /// Most user turns of one simulation, whatever `new_turns_limit` asks: a simulation ends when
@@ -31,14 +34,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The agent and the simulation the request asks for.
 async fn prepare(
-    cx: &Ctx, agent_id: &AgentId, mut body: Value,
+    cx: &Ctx, agent_id: &AgentId, at: &AtParams, mut body: Value,
 ) -> ApiResult<(AgentSnapshot, SimulationSpec)> {
-    cx.agent(agent_id).await?;
+    let (branch, version) = (at.branch_id.as_deref(), at.version_id.as_deref());
+    // 404 for an unknown agent, branch or version, before anything runs.
+    agents::at(cx, agent_id, branch, version).await?;
     check_body(
         "Body_Simulates_a_conversation_v1_convai_agents__agent_id__simulate_conversation_post",
         &mut body,
     )?;
-    let agent = AgentSnapshot::load(&cx.app.engine, &cx.workspace_id, agent_id).await?;
+    let pick = Pick::of(branch, version);
+    let agent = AgentSnapshot::load(&cx.app.engine, &cx.workspace_id, agent_id, pick).await?;
     let sim = &body["simulation_specification"];
     let user = &sim["simulated_user_config"];
     let agent_model = agent.llm().to_owned();
@@ -110,20 +116,31 @@ fn criteria(agent: &AgentSnapshot, body: &Value) -> Vec<Criterion> {
     criteria
 }
 
-#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
+/// Which configuration a simulation runs: Colloquy's addition to the reference's operation,
+/// which runs what the deployment would serve.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AtParams {
+    /// The head of this branch.
+    branch_id: Option<String>,
+    /// This version.
+    version_id: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation", params(("agent_id" = String, Path), AtParams), security(("api_key" = ["agents:write"])))]
 async fn simulate_conversation(
-    cx: Ctx, Path(agent_id): Path<AgentId>, Json(body): Json<Value>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Query(at): Query<AtParams>, Json(body): Json<Value>,
 ) -> ApiResult<Json<Value>> {
-    let (agent, spec) = prepare(&cx, &agent_id, body).await?;
+    let (agent, spec) = prepare(&cx, &agent_id, &at, body).await?;
     let result = simulation::simulate(&cx.app.engine, agent, spec, None).await;
     Ok(Json(json!({"simulated_conversation": result.transcript, "analysis": result.analysis()})))
 }
 
-#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation/stream", params(("agent_id" = String, Path)), security(("api_key" = ["agents:write"])))]
+#[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/simulate-conversation/stream", params(("agent_id" = String, Path), AtParams), security(("api_key" = ["agents:write"])))]
 async fn simulate_conversation_stream(
-    cx: Ctx, Path(agent_id): Path<AgentId>, Json(body): Json<Value>,
+    cx: Ctx, Path(agent_id): Path<AgentId>, Query(at): Query<AtParams>, Json(body): Json<Value>,
 ) -> ApiResult<Response> {
-    let (agent, spec) = prepare(&cx, &agent_id, body).await?;
+    let (agent, spec) = prepare(&cx, &agent_id, &at, body).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let (lines_tx, lines_rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(16);
     let engine = cx.app.engine.clone();

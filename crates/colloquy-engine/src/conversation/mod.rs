@@ -123,6 +123,7 @@ impl Conversation {
             workspace_id: state.agent.workspace_id.clone(),
             agent_id: state.agent.agent_id.clone(),
             branch_id: state.agent.branch_id.clone(),
+            version_id: state.agent.version_id.clone(),
             source: source.as_str().into(),
             started_at: time::now_secs(),
         };

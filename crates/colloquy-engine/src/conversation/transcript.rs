@@ -4,6 +4,8 @@
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::AgentSnapshot;
+
 /// The transcript, parsed (the engine reads it) and each entry also as JSON text: the
 /// conversation is saved after every turn, and re-serializing the whole transcript each time
 /// made saving quadratic in its length. Entries are not changed once added, except the last
@@ -48,6 +50,19 @@ impl Transcript {
     pub(crate) fn agent_turns(&self) -> usize {
         self.entries.iter().filter(|t| t["role"] == "agent").count()
     }
+}
+
+/// An entry of the agent's at `secs` into the conversation, with which agent, branch and
+/// version said it (`agent_metadata`).
+pub(crate) fn agent_entry(agent: &AgentSnapshot, message: &str, secs: i64) -> Value {
+    let mut entry = entry("agent", message, secs);
+    entry["agent_metadata"] = json!({
+        "agent_id": agent.agent_id,
+        "branch_id": agent.branch_id,
+        "version_id": agent.version_id,
+        "workflow_node_id": null,
+    });
+    entry
 }
 
 /// A text entry of `role` (`user` or `agent`) at `secs` into the conversation.

@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{Verdict, run_test};
 use crate::lease::Heartbeat;
-use crate::{AgentSnapshot, EngineDeps};
+use crate::{AgentSnapshot, EngineDeps, Pick};
 
 /// How long the worker waits before looking for runs again when none were queued (runs
 /// queued on this node wake it at once).
@@ -125,7 +125,9 @@ async fn execute(
     let Ok(test) = deps.store.get_test_entity(&run.workspace_id, &run.test_id).await else {
         return Verdict::failed("The test no longer exists");
     };
-    let Ok(mut agent) = AgentSnapshot::load(deps, &run.workspace_id, &invocation.agent_id).await
+    let pick = Pick::of(invocation.branch_id.as_deref(), invocation.version_id.as_deref());
+    let Ok(mut agent) =
+        AgentSnapshot::load(deps, &run.workspace_id, &invocation.agent_id, pick).await
     else {
         return Verdict::failed("The agent no longer exists");
     };

@@ -26,15 +26,20 @@ pub(crate) fn spoken(state: &mut State, text: &str, metrics: Value) {
 /// A message of the past (a test's `chat_history`), by the user or the agent.
 pub(crate) fn seed(state: &mut State, role: Role, text: &str) {
     state.history.push(ChatMessage::text(role, text));
-    let wire = if role == Role::User { "user" } else { "agent" };
     let secs = state.secs();
-    state.transcript.push(transcript::entry(wire, text, secs));
+    let entry = if role == Role::User {
+        transcript::entry("user", text, secs)
+    } else {
+        transcript::agent_entry(&state.agent, text, secs)
+    };
+    state.transcript.push(entry);
 }
 
 /// The agent's first message, at the start of the conversation.
 pub(crate) fn greeting(state: &mut State, text: &str) {
     state.history.push(ChatMessage::text(Role::Assistant, text));
-    state.transcript.push(transcript::entry("agent", text, 0));
+    let entry = transcript::agent_entry(&state.agent, text, 0);
+    state.transcript.push(entry);
 }
 
 /// Context the user did not say (a `contextual_update`).

@@ -23,7 +23,7 @@ impl Reply {
     /// A new reply, timed now.
     pub(crate) fn begin(state: &State) -> Reply {
         Reply {
-            entry: transcript::entry("agent", "", state.secs()),
+            entry: transcript::agent_entry(&state.agent, "", state.secs()),
             text: String::new(),
             end_call: false,
         }

@@ -47,6 +47,7 @@ pub async fn conversation(store: &SqlStore, ws: &WorkspaceId, agent: &str) -> Co
         workspace_id: ws.clone(),
         agent_id: agent.into(),
         branch_id: None,
+        version_id: None,
         source: "ws".into(),
         started_at: colloquy_core::time::now_secs(),
     };

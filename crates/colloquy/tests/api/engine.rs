@@ -8,7 +8,7 @@ use std::time::Duration;
 use colloquy::config::Config;
 use colloquy_engine::llm::router::{ProviderConfig, ProviderKind, RouteConfig};
 use colloquy_engine::{
-    AgentSnapshot, Conversation, Ending, EngineDeps, Source, StartOptions, TurnEvent,
+    AgentSnapshot, Conversation, Ending, EngineDeps, Pick, Source, StartOptions, TurnEvent,
 };
 use colloquy_store::{DynStore, WorkspaceStore};
 use reqwest::Method;
@@ -60,7 +60,8 @@ async fn start(
     deps: &Arc<EngineDeps>, app: &TestApp, agent_id: &AgentId, opts: StartOptions,
 ) -> Conversation {
     let ws = workspace(app).await;
-    let snapshot = AgentSnapshot::load(deps, &ws, agent_id).await.unwrap();
+    let snapshot =
+        AgentSnapshot::load(deps, &ws, agent_id, Pick::Live { user_id: None }).await.unwrap();
     Conversation::start(deps.clone(), snapshot, Source::Live, opts).await.unwrap()
 }
 
@@ -514,7 +515,8 @@ async fn two_hundred_concurrent_conversations(backend: Backend) {
     let agent_id =
         agent(&app, json!({"agent": {"prompt": {"llm": "gpt-4o", "tool_ids": [tool_id]}}})).await;
     let ws = workspace(&app).await;
-    let snapshot = AgentSnapshot::load(&deps, &ws, &agent_id).await.unwrap();
+    let snapshot =
+        AgentSnapshot::load(&deps, &ws, &agent_id, Pick::Live { user_id: None }).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..200 {
         let deps = deps.clone();

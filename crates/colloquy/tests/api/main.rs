@@ -8,6 +8,7 @@
 
 // Resources.
 mod agent_testing;
+mod agent_versions;
 mod agents;
 mod conversation_voice;
 mod conversation_ws;

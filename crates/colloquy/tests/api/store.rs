@@ -148,6 +148,7 @@ async fn test_runs_lease_expire_and_complete_once(backend: Backend) {
         workspace_id: ws.id.clone(),
         agent_id: "agent_1".into(),
         branch_id: None,
+        version_id: None,
         name: None,
         repeat_count: 1,
         created_by: user.id.clone(),

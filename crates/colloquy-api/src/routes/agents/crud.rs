@@ -7,12 +7,13 @@ use colloquy_core::agents::{self, AgentDoc};
 use colloquy_core::ids::{self, AgentId};
 use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
-use colloquy_store::{AgentContent, AgentRow, NewAgent, StoreError};
+use colloquy_store::{AgentAtRow, AgentContent, NewAgent, OtherParents};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
-use super::view;
+use super::versions::{self, CommitError};
+use super::{branches, view};
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, json_text};
@@ -40,7 +41,7 @@ pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
 
 /// What the store cannot check of an agent: the server's limits, and that the tools and MCP
 /// servers it names exist in the workspace under distinct names (the LLM calls tools by name).
-async fn check_tools(cx: &Ctx, doc: &AgentDoc) -> ApiResult<()> {
+pub(super) async fn check_tools(cx: &Ctx, doc: &AgentDoc) -> ApiResult<()> {
     let ids = doc.tool_ids();
     let tools = cx.app.store.get_tools(&cx.workspace_id, &ids).await?;
     let mut violations = check_limits(&cx.app.settings.limits, doc, ids.len());
@@ -177,41 +178,28 @@ pub(super) async fn create_agent(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct GetParams {
-    /// A version of the agent; only the current one exists.
+    /// A version of the agent: its configuration as that version saved it.
     version_id: Option<String>,
-    /// A branch of the agent; only the main branch exists.
+    /// A branch of the agent: its head (the main branch's when absent).
     branch_id: Option<String>,
-}
-
-/// 404 for a branch or version other than the ones that exist (one main branch, its current
-/// version).
-fn check_branch(
-    row: &AgentRow, branch_id: Option<&str>, version_id: Option<&str>,
-) -> ApiResult<()> {
-    if branch_id.is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
-        return Err(ApiError::NotFound("branch"));
-    }
-    if version_id.is_some_and(|v| !v.is_empty() && v != row.version_id) {
-        return Err(ApiError::NotFound("version"));
-    }
-    Ok(())
 }
 
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}", params(("agent_id" = String, Path), GetParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn get_agent(
     cx: Ctx, Path(agent_id): Path<AgentId>, Query(params): Query<GetParams>,
 ) -> ApiResult<impl IntoResponse> {
-    let row = cx.agent(&agent_id).await?;
-    check_branch(&row, params.branch_id.as_deref(), params.version_id.as_deref())?;
-    Ok(json_text(view::full(&row, &cx)?))
+    let at =
+        versions::at(&cx, &agent_id, params.branch_id.as_deref(), params.version_id.as_deref())
+            .await?;
+    Ok(json_text(view::full(&at, &cx)?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct PatchParams {
-    /// A branch of the agent; only the main branch exists.
+    /// The branch whose head the change is committed on (the main branch when absent).
     branch_id: Option<String>,
-    /// Deprecated and ignored.
+    /// Deprecated and ignored: every agent is versioned.
     #[serde(rename = "enable_versioning_if_not_enabled")]
     _enable_versioning_if_not_enabled: Option<bool>,
 }
@@ -229,39 +217,48 @@ pub(super) async fn update_agent(
             "Input should be a valid dictionary or object to extract fields from",
         )));
     }
-    let row = patch_agent(&cx, &agent_id, params.branch_id.as_deref(), &patch).await?;
-    Ok(json_text(view::full(&row, &cx)?))
+    let at = patch_agent(&cx, &agent_id, params.branch_id.as_deref(), &patch).await?;
+    Ok(json_text(view::full(&at, &cx)?))
 }
 
-/// Applies `patch` (merged as a PATCH body is) to an agent and checks the result as a PATCH
-/// is checked, retrying when another writer races; the stored row after.
+/// Applies `patch` (merged as a PATCH body is) to the head of a branch (main when `None`), or
+/// to the caller's draft of it when they have one, checks the result as a PATCH is checked and
+/// commits it as the branch's next version (the draft is then gone), retrying when another
+/// writer moves the head meanwhile; the branch's head after.
 pub(crate) async fn patch_agent(
     cx: &Ctx, agent_id: &AgentId, branch_id: Option<&str>, patch: &Value,
-) -> ApiResult<AgentRow> {
+) -> ApiResult<AgentAtRow> {
+    let description =
+        patch.get("version_description").and_then(Value::as_str).unwrap_or_default().to_owned();
     for _ in 0..PATCH_ATTEMPTS {
-        let row = cx.agent(agent_id).await?;
-        check_branch(&row, branch_id, None)?;
-        let current = view::stored_doc(&row)?;
-        let updated =
-            agents::apply_patch(current.to_body(), patch.clone()).map_err(ApiError::Invalid)?;
+        let head = versions::at(cx, agent_id, branch_id, None).await?;
+        if head.branch_id != head.row.main_branch_id {
+            branches::check_open(cx, agent_id, &head.branch_id).await?;
+        }
+        let store = &cx.app.store;
+        let draft =
+            store.get_draft(&cx.workspace_id, agent_id, &head.branch_id, &cx.user_id).await?;
+        let base = match &draft {
+            Some(draft) => serde_json::from_str(&draft.document)?,
+            None => view::stored_doc(&head.row)?.to_body(),
+        };
+        let updated = agents::apply_patch(base, patch.clone()).map_err(ApiError::Invalid)?;
         check_tools(cx, &updated).await?;
         check_attached_tests(cx, updated.document.get("platform_settings")).await?;
-        let content = content(&updated)?;
-        match cx
-            .app
-            .store
-            .update_agent(&cx.workspace_id, agent_id, &content, time::now_secs(), &row.version_id)
-            .await
-        {
-            Ok(()) => return cx.agent(agent_id).await,
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e).or_not_found("agent"),
+        match versions::commit(cx, &head, &updated, &description, OtherParents::default()).await {
+            Ok(_) => {
+                if draft.is_some() {
+                    store
+                        .delete_draft(&cx.workspace_id, agent_id, &head.branch_id, &cx.user_id)
+                        .await?;
+                }
+                return versions::at(cx, agent_id, Some(&head.branch_id), None).await;
+            }
+            Err(CommitError::Moved) => continue,
+            Err(CommitError::Api(e)) => return Err(e),
         }
     }
-    Err(ApiError::Conflict {
-        status: "concurrent_update",
-        message: "The agent was changed by another request at the same time; retry.".into(),
-    })
+    Err(versions::kept_moving())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -1,14 +1,21 @@
 //! Agents (`/v1/convai/agents/...`): one file per group of operations. Validation, defaults and
 //! PATCH merging are domain rules (`colloquy_core::agents`); this module maps HTTP to them.
 
+mod branches;
 mod crud;
+mod deployments;
+mod drafts;
 mod extras;
 mod list;
+mod merges;
+mod versions;
 mod view;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crud::check_tools;
 pub(crate) use crud::{content, patch_agent};
+pub(crate) use versions::{CommitError, at, commit, given};
 pub(crate) use view::{dependent, stored_doc};
 
 use crate::state::AppState;
@@ -24,4 +31,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(extras::get_agent_link))
         .routes(routes!(extras::get_agent_widget))
         .routes(routes!(extras::get_knowledge_base_size))
+        .routes(routes!(branches::list_branches, branches::create_branch))
+        .routes(routes!(branches::get_branch, branches::update_branch))
+        .routes(routes!(versions::get_version))
+        .routes(routes!(merges::merge_preview))
+        .routes(routes!(merges::merge))
+        .routes(routes!(merges::rebase_preview))
+        .routes(routes!(merges::rebase))
+        .routes(routes!(drafts::create_draft, drafts::delete_draft))
+        .routes(routes!(deployments::list_deployments, deployments::create_deployment))
 }

@@ -2,7 +2,7 @@
 //! `AgentSummaryResponseModel`, and `ResourceAccessInfo`.
 
 use colloquy_core::agents::AgentDoc;
-use colloquy_store::{AgentRow, AgentSummary, AgentSummaryRow};
+use colloquy_store::{AgentAtRow, AgentRow, AgentSummary, AgentSummaryRow};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -124,7 +124,8 @@ impl<'c> SummaryWriter<'c> {
 /// The full agent as JSON text. The stored document is spliced in as text, so a GET does not
 /// re-parse it; the document never holds the computed keys written here (they are stripped
 /// on every write), so no key appears twice.
-pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
+pub fn full(at: &AgentAtRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
+    let row = &at.row;
     let head = FullHead {
         agent_id: row.summary.id.as_str(),
         name: &row.summary.name,
@@ -142,7 +143,7 @@ pub fn full(row: &AgentRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
         ),
         tags: &row.summary.tags,
         version_id: &row.version_id,
-        branch_id: &row.main_branch_id,
+        branch_id: &at.branch_id,
         main_branch_id: &row.main_branch_id,
         default_hold_audio_url: DEFAULT_HOLD_AUDIO_URL,
     };

@@ -25,7 +25,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use colloquy_core::ids::AgentId;
 use colloquy_core::{keys, time};
-use colloquy_engine::AgentSnapshot;
+use colloquy_engine::{AgentSnapshot, LoadError, Pick};
+use colloquy_store::StoreError;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -34,6 +35,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
+use crate::routes::agents::{self, given};
 use crate::state::AppState;
 
 /// Per-connection buffers: small, so idle conversations cost little memory (DESIGN.md §6).
@@ -60,6 +62,7 @@ struct SocketParams {
     conversation_token: Option<String>,
     token: Option<String>,
     branch_id: Option<String>,
+    version_id: Option<String>,
 }
 
 async fn conversation(
@@ -134,13 +137,17 @@ async fn authorize(
         .ok_or("agent_id is required")?;
     let workspace =
         state.store.agent_workspace(&agent_id).await.map_err(internal)?.ok_or("Agent not found")?;
-    let agent =
-        AgentSnapshot::load(&state.engine, &workspace, &agent_id).await.map_err(internal)?;
-    if let Some(branch) = params.branch_id.as_deref().filter(|b| !b.is_empty())
-        && Some(branch) != agent.branch_id.as_deref()
-    {
-        return Err("Branch not found".into());
-    }
+    let pick = Pick::of(params.branch_id.as_deref(), params.version_id.as_deref());
+    let agent = match AgentSnapshot::load(&state.engine, &workspace, &agent_id, pick).await {
+        Ok(agent) => agent,
+        Err(LoadError::Store(StoreError::NotFound)) => {
+            return Err(match pick {
+                Pick::Version(_) => "Version not found".into(),
+                _ => "Branch not found".into(),
+            });
+        }
+        Err(e) => return Err(internal(e)),
+    };
     let auth = agent.platform_settings.get("auth").cloned().unwrap_or(Value::Null);
     check_origin(&auth, headers)?;
     if auth.get("enable_auth").and_then(Value::as_bool) != Some(true)
@@ -216,8 +223,10 @@ struct SignedUrlParams {
     /// Accepted; the conversation id is sent once the conversation starts.
     #[serde(rename = "include_conversation_id")]
     _include_conversation_id: Option<bool>,
-    /// The agent's branch (only the main branch exists).
+    /// The agent's branch: the conversation runs its head (else the deployment picks one).
     branch_id: Option<String>,
+    /// A version of the agent: the conversation runs exactly it.
+    version_id: Option<String>,
 }
 
 /// The WebSocket base clients reach this server at (see [`http_base`]).
@@ -248,10 +257,8 @@ async fn get_signed_url(
                 "Field required",
             ))
         })?;
-    let row = cx.agent(&agent_id).await?;
-    if params.branch_id.as_deref().is_some_and(|b| !b.is_empty() && b != row.main_branch_id) {
-        return Err(ApiError::NotFound("branch"));
-    }
+    let (branch, version) = (params.branch_id.as_deref(), params.version_id.as_deref());
+    agents::at(&cx, &agent_id, branch, version).await?;
     let token = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
     cx.app
         .store
@@ -262,10 +269,16 @@ async fn get_signed_url(
             time::now_secs() + SIGNATURE_TTL_SECS,
         )
         .await?;
-    let url = format!(
+    let mut url = format!(
         "{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}",
         socket_base(&cx.app, &headers)
     );
+    // Both exist (checked above), so they are ids: no character needs escaping.
+    for (key, value) in [("branch_id", given(branch)), ("version_id", given(version))] {
+        if let Some(value) = value {
+            url.push_str(&format!("&{key}={value}"));
+        }
+    }
     Ok(Json(json!({ "signed_url": url })))
 }
 

@@ -20,7 +20,7 @@ use colloquy_core::protocol::{
 use colloquy_core::tools::ToolKind;
 use colloquy_engine::tools::MockSettings;
 use colloquy_engine::voice::vad::VadEvent;
-use colloquy_engine::{AgentSnapshot, Conversation, Ending, Source, StartOptions, TurnEvent};
+use colloquy_engine::{AgentSnapshot, Conversation, Ending, Pick, Source, StartOptions, TurnEvent};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use serde_json::Value;
@@ -252,12 +252,33 @@ async fn keep_recording(
     }
 }
 
+/// Draws the agent's branch again now that the user is known, when it was drawn from a split
+/// before (the socket opened without a user): the same user always lands on the same branch.
+async fn redraw(
+    state: &AppState, agent: &mut AgentSnapshot, user_id: Option<&str>,
+) -> Result<(), Refusal> {
+    let Some(user) = user_id.filter(|u| !u.is_empty() && agent.drawn) else {
+        return Ok(());
+    };
+    let pick = Pick::Live { user_id: Some(user) };
+    match AgentSnapshot::load(&state.engine, &agent.workspace_id, &agent.agent_id, pick).await {
+        Ok(again) => {
+            *agent = again;
+            Ok(())
+        }
+        Err(e) => {
+            Err(Refusal::new(1011, "internal_error", e.to_string(), "could not load the agent"))
+        }
+    }
+}
+
 /// Checks the client's overrides against what the agent allows and applies them, and turns
 /// the rest of the initiation data into the conversation's options.
 async fn prepare(
     state: &AppState, agent: &mut AgentSnapshot, init: InitiationData, outbox: &mut Outbox,
     replies: &Replies,
 ) -> Result<StartOptions, Refusal> {
+    redraw(state, agent, init.user_id.as_deref()).await?;
     let config_override = overrides::without_text_only(
         init.conversation_config_override.clone().unwrap_or(Value::Null),
     );

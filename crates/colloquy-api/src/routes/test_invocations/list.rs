@@ -32,9 +32,8 @@ pub(super) struct ListParams {
     start_time: Option<i64>,
     /// Created at or before this unix second.
     end_time: Option<i64>,
-    /// Accepted: every run is against the agent's current version.
-    #[serde(rename = "version_id")]
-    _version_id: Option<String>,
+    /// Only those that judged this version.
+    version_id: Option<String>,
     /// 1..=100, default 30.
     page_size: Option<i64>,
     /// From the previous page.
@@ -49,6 +48,7 @@ pub(super) async fn list_invocations(
     let filter = InvocationFilter {
         agent_id: nonempty(params.agent_id).map(AgentId::from),
         branch_id: nonempty(params.branch_id),
+        version_id: nonempty(params.version_id),
         test_id: nonempty(params.test_id).map(TestId::from),
         created_by: created_by(&cx, params.created_by_user_id.as_deref(), None),
         search: nonempty(params.search).map(|s| s.to_lowercase()),

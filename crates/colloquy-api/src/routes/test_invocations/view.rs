@@ -16,7 +16,7 @@ fn with_identity(inv: &InvocationRow, fields: Value) -> Value {
     out.insert("id".into(), json!(inv.id));
     out.insert("agent_id".into(), json!(inv.agent_id));
     out.insert("branch_id".into(), json!(inv.branch_id));
-    out.insert("version_id".into(), Value::Null);
+    out.insert("version_id".into(), json!(inv.version_id));
     out.insert("ran_against_draft".into(), json!(false));
     if let Value::Object(fields) = fields {
         out.extend(fields);
@@ -63,7 +63,7 @@ fn run(inv: &InvocationRow, r: &RunRow, test: Option<&TestEntityRow>) -> Value {
         "test_invocation_id": inv.id,
         "agent_id": inv.agent_id,
         "branch_id": inv.branch_id,
-        "version_id": null,
+        "version_id": inv.version_id,
         "ran_against_draft": false,
         "workflow_node_id": null,
         "status": r.status.wire(),

@@ -5,7 +5,7 @@ use colloquy_core::ids::ToolId;
 use colloquy_core::time;
 use colloquy_core::tools::{self, ToolDoc, ToolKind};
 use colloquy_core::validation::Violation;
-use colloquy_store::{NewTool, StoreError, ToolContent};
+use colloquy_store::{NewTool, OtherParents, StoreError, ToolContent};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -14,7 +14,7 @@ use super::view;
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
-use crate::routes::agents;
+use crate::routes::agents::{self, CommitError};
 
 /// Validates a body and checks the secrets it refers to exist in the caller's workspace.
 async fn prepare(cx: &Ctx, body: Value) -> ApiResult<(ToolDoc, ToolContent)> {
@@ -136,25 +136,14 @@ async fn detach_everywhere(cx: &Ctx, tool_id: &ToolId) -> ApiResult<()> {
             return Ok(());
         }
         for dependent in dependents {
-            let row = cx.agent(&dependent.id).await?;
-            let mut doc = agents::stored_doc(&row)?;
+            let head = agents::at(cx, &dependent.id, None, None).await?;
+            let mut doc = agents::stored_doc(&head.row)?;
             doc.detach_tool(tool_id);
-            let content = agents::content(&doc)?;
-            match cx
-                .app
-                .store
-                .update_agent(
-                    &cx.workspace_id,
-                    &row.summary.id,
-                    &content,
-                    time::now_secs(),
-                    &row.version_id,
-                )
-                .await
-            {
+            let description = format!("Removed the deleted tool {tool_id}");
+            match agents::commit(cx, &head, &doc, &description, OtherParents::default()).await {
                 // A concurrent update: the next pass sees the new version.
-                Ok(()) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
+                Ok(_) | Err(CommitError::Moved) | Err(CommitError::Api(ApiError::NotFound(_))) => {}
+                Err(CommitError::Api(e)) => return Err(e),
             }
         }
     }
