@@ -2,6 +2,7 @@
 # The agents-as-code flow of the official CLI (@elevenlabs/cli) against a running Colloquy:
 # init, add an agent from each template, push, pull, push again. The CLI checks after each push
 # that every field it sent was persisted and warns otherwise; any such warning fails the test.
+# Branches: a branch is pulled into its own file (--all-branches) and pushed to alone.
 # Needs: ELEVENLABS_BIN, COLLOQUY_URL, COLLOQUY_KEY.
 set -euo pipefail
 work=$(mktemp -d)
@@ -79,6 +80,35 @@ PY
 cli agents push >/dev/null
 check "agents test passes" "$ELEVENLABS_BIN" agents test "cli default"
 check "agents test fails for a failing test" bash -c "! '$ELEVENLABS_BIN' agents test 'cli minimal' >/dev/null 2>&1"
+
+# Branches as code: a branch made through the API is pulled beside its agent, edited locally and
+# pushed to that branch alone, as a version with the push's description; main keeps its config.
+branch_id=$(curl -fs -H "xi-api-key: $COLLOQUY_KEY" "$COLLOQUY_URL/v1/convai/agents/$agent_id" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["version_id"])' \
+  | xargs -I{} curl -fs -H "xi-api-key: $COLLOQUY_KEY" -H 'content-type: application/json' \
+      -d '{"parent_version_id": "{}", "name": "staging", "description": "from the CLI test"}' \
+      "$COLLOQUY_URL/v1/convai/agents/$agent_id/branches" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["created_branch_id"])')
+cli agents pull --agent "$agent_id" --all-branches --update --yes >/dev/null
+branch_config=$(ls agent_configs/*.staging.json | head -n1)
+check "the branch was pulled into its own file" test -f "$branch_config"
+check "agents.json records the branch" grep -q "$branch_id" agents.json
+python3 - "$branch_config" <<'PY'
+import json, sys
+path = sys.argv[1]
+doc = json.load(open(path))
+doc["conversation_config"]["agent"]["first_message"] = "Staged by the CLI"
+json.dump(doc, open(path, "w"), indent=4)
+PY
+cli agents push --version-description "staged from the CLI" >/dev/null
+at() { curl -fs -H "xi-api-key: $COLLOQUY_KEY" "$COLLOQUY_URL/v1/convai/agents/$agent_id$1"; }
+on_branch=$(at "?branch_id=$branch_id")
+on_main=$(at "")
+branch_version=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["version_id"])' "$on_branch")
+check "the branch head has the edit" grep -q 'Staged by the CLI' <<<"$on_branch"
+check "main does not" test "$(grep -c 'Staged by the CLI' <<<"$on_main")" -eq 0
+check "the push's description is on the version" grep -q 'staged from the CLI' <<<"$(at "/versions/$branch_version")"
+check "branches: no persistence warning or error" bash -c "! grep -qiE 'were not persisted|error' '$work/all.log'"
 
 if [ "$failed" -gt 0 ]; then
   echo "--- CLI output ---"; cat "$work/all.log"

@@ -544,6 +544,72 @@ def test_knowledge_base_crawls_and_embedding_indexes():
     assert client.conversational_ai.get_document_rag_indexes(doc.id).indexes == []
 
 
+def test_versions_branches_drafts_merges_and_deployments():
+    branches = agents.branches
+    agent_id = agents.create(name="sdk versions", conversation_config={"agent": {"first_message": "v1", "prompt": {"prompt": "p1"}}}).agent_id
+    first = agents.get(agent_id)
+    main, v1 = first.main_branch_id, first.version_id
+    assert v1.startswith("agtvrsn_") and first.branch_id == main
+    second = agents.update(agent_id, conversation_config={"agent": {"first_message": "v2"}}, version_description="second")
+    assert second.version_id != v1
+    assert agents.get(agent_id, version_id=v1).conversation_config.agent.first_message == "v1"
+    meta = agents.versions.get(agent_id, second.version_id)
+    assert meta.seq_no_in_branch == 2 and meta.version_description == "second"
+    assert meta.parents.in_branch_parent_id == v1
+
+    created = branches.create(agent_id, parent_version_id=second.version_id, name="sdk branch", description="d",
+                              conversation_config={"agent": {"prompt": {"prompt": "branch prompt"}}})
+    branch = created.created_branch_id
+    assert created.created_version_id.startswith("agtvrsn_")
+    on_branch = agents.get(agent_id, branch_id=branch)
+    assert on_branch.branch_id == branch and on_branch.conversation_config.agent.prompt.prompt == "branch prompt"
+    updated = agents.update(agent_id, branch_id=branch, conversation_config={"agent": {"first_message": "from branch"}})
+    assert updated.branch_id == branch and updated.conversation_config.agent.first_message == "from branch"
+    listed = branches.list(agent_id, include_commit_status=True)
+    summary = next(b for b in listed.results if b.id == branch)
+    assert summary.commits_ahead == 2 and summary.commits_behind == 0 and summary.parent_branch_id == main
+    got = branches.get(agent_id, branch)
+    assert got.name == "sdk branch" and got.parent_branch.id == main and got.most_recent_versions
+    renamed = branches.update(agent_id, branch, name="sdk renamed", description="new")
+    assert renamed.name == "sdk renamed"
+
+    drafted = agents.drafts.create(agent_id, branch_id=branch, conversation_config={"agent": {"first_message": "drafted"}},
+                                   platform_settings={}, workflow={}, name="sdk versions")
+    assert drafted is not None
+    assert next(b for b in branches.list(agent_id).results if b.id == branch).draft_exists is True
+    agents.drafts.delete(agent_id, branch_id=branch)
+    assert next(b for b in branches.list(agent_id).results if b.id == branch).draft_exists is False
+
+    agents.update(agent_id, conversation_config={"agent": {"language": "de"}})
+    preview = branches.preview_rebase(agent_id, branch)
+    assert preview.conversation_config.agent.language == "de", preview.conversation_config.agent
+    assert preview.conversation_config.agent.first_message == "from branch"
+    branches.rebase(agent_id, branch)
+    assert agents.get(agent_id, branch_id=branch).conversation_config.agent.language == "de"
+
+    merge_preview = branches.preview_merge(agent_id, branch, target_branch_id=main)
+    assert merge_preview.overridden_fields == [] and merge_preview.conversation_config.agent.first_message == "from branch"
+    branches.merge(agent_id, branch, target_branch_id=main, archive_source_branch=False)
+    assert agents.get(agent_id).conversation_config.agent.prompt.prompt == "branch prompt"
+
+    deployed = agents.deployments.create(agent_id, deployment_request={"requests": [
+        {"branch_id": main, "deployment_strategy": {"type": "percentage", "traffic_percentage": 0.5}},
+        {"branch_id": branch, "deployment_strategy": {"type": "percentage", "traffic_percentage": 0.5}},
+    ]})
+    assert deployed.traffic_percentage_branch_id_map == {main: 0.5, branch: 0.5}
+    history = agents.deployments.list(agent_id)
+    assert history.results[0].is_active and history.results[0].traffic_percentage_branch_id_map[branch] == 0.5
+    try:
+        agents.deployments.create(agent_id, deployment_request={"requests": [
+            {"branch_id": main, "deployment_strategy": {"type": "percentage", "traffic_percentage": 0.3}}]})
+        raise AssertionError("a split that is not the whole traffic was accepted")
+    except ApiError as e:
+        assert e.status_code == 422
+    archived = branches.update(agent_id, branch, is_archived=True)
+    assert archived.is_archived is True
+    assert next(b for b in branches.list(agent_id).results if b.id == main).current_live_percentage == 1.0
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:
