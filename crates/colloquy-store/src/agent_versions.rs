@@ -275,10 +275,10 @@ pub trait AgentVersionStore {
         &self, workspace_id: &WorkspaceId, agent_id: &AgentId, branch_id: &str, user_id: &str,
     ) -> StoreResult<bool>;
     /// Sets the traffic split: each listed branch's share, every other branch none; recorded
-    /// in the deployment history as set by `user_id` (`source` `manual`).
+    /// in the deployment history as set by `user_id`, for `source` (`manual`, `duplicate`).
     async fn deploy(
         &self, workspace_id: &WorkspaceId, agent_id: &AgentId, split: &[(String, i64)],
-        user_id: &str, now: i64,
+        user_id: &str, now: i64, source: &str,
     ) -> StoreResult<()>;
     /// A page of the deployment history, newest first (`offset` rows skipped), and how many
     /// there are in all.
@@ -692,7 +692,7 @@ impl AgentVersionStore for SqlStore {
 
     async fn deploy(
         &self, workspace_id: &WorkspaceId, agent_id: &AgentId, split: &[(String, i64)],
-        user_id: &str, now: i64,
+        user_id: &str, now: i64, source: &str,
     ) -> StoreResult<()> {
         let (ws, id) = (workspace_id.as_str(), agent_id.as_str());
         transaction!(self, |tx| {
@@ -719,7 +719,7 @@ impl AgentVersionStore for SqlStore {
                     return Err(StoreError::NotFound);
                 }
             }
-            record_split!(tx, ws, id, user_id, now, "manual");
+            record_split!(tx, ws, id, user_id, now, source);
             Ok(())
         })
     }

@@ -347,6 +347,15 @@ async fn deployments_split_conversations_and_tests_pin_versions(backend: Backend
     assert_eq!(items[0]["source"], "manual");
     assert_eq!(items[0]["traffic_percentage_branch_id_map"][&main], 0.5);
 
+    // A duplicate copies the unarchived branches and the split onto them.
+    let (_, copy) = app.post(&format!("{agent_path}/duplicate"), key, &json!({"name": "copy"})).await;
+    let copy = copy["agent_id"].as_str().unwrap();
+    let (_, copied) = app.get(&format!("/v1/convai/agents/{copy}/branches"), key).await;
+    let copied = copied["results"].as_array().unwrap();
+    assert_eq!(copied.len(), 2, "{copied:?}");
+    assert!(copied.iter().any(|b| b["name"] == "b" && b["current_live_percentage"] == 0.5));
+    assert!(copied.iter().all(|b| b["id"] != branch.as_str() && b["id"] != main.as_str()));
+
     // 200 conversations land on both branches; one user always on the same one.
     let url = |query: &str| {
         format!(

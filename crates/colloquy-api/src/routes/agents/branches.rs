@@ -9,7 +9,7 @@ use colloquy_core::scope::Role;
 use colloquy_core::time;
 use colloquy_core::validation::Violation;
 use colloquy_store::{
-    BranchChange, BranchRow, Commit, NewBranch, OtherParents, StoreError, VersionMeta,
+    AgentRow, BranchChange, BranchRow, Commit, NewBranch, OtherParents, StoreError, VersionMeta,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -368,4 +368,53 @@ pub(super) async fn update_branch(
         },
     )?;
     Ok(Json(branch_response(&cx, &agent_id, &branch_id).await?))
+}
+
+/// Gives `to`, a new duplicate of `from`, a copy of each unarchived branch of `from` besides
+/// main (same name and description, from its head) and `from`'s traffic split on the copies;
+/// the share of a branch not copied stays with main, as the reference duplicates agents.
+pub(super) async fn copy_branches(cx: &Ctx, from: &AgentRow, to: &AgentId) -> ApiResult<()> {
+    let (store, ws, now) = (&cx.app.store, &cx.workspace_id, time::now_secs());
+    let branches = store.list_branches(ws, &from.summary.id, false, 100, now).await?;
+    let main = versions::at(cx, to, None, None).await?;
+    let mut split = Vec::new();
+    let mut main_share = 0;
+    for b in &branches {
+        if b.id == from.main_branch_id {
+            main_share += b.traffic_ppm;
+            continue;
+        }
+        let head = store.agent_at_branch(ws, &from.summary.id, &b.id).await?;
+        let content = content(&view::stored_doc(&head.row)?)?;
+        let id = ids::new_id(ids::prefix::BRANCH);
+        let branch = NewBranch {
+            id: &id,
+            name: &b.name,
+            description: &b.description,
+            parent_branch_id: &main.branch_id,
+            first: Commit {
+                branch_id: &id,
+                expected_head: &main.row.version_id,
+                content: &content,
+                author: &cx.user_id,
+                description: "",
+                parents: OtherParents {
+                    out_of_branch: Some(main.row.version_id.clone()),
+                    ..OtherParents::default()
+                },
+                now,
+            },
+        };
+        store.insert_branch(ws, to, &branch).await?;
+        if b.traffic_ppm > 0 {
+            split.push((id, b.traffic_ppm));
+        }
+    }
+    if !split.is_empty() {
+        if main_share > 0 {
+            split.push((main.branch_id.clone(), main_share));
+        }
+        store.deploy(ws, to, &split, &cx.user_id, now, "duplicate").await?;
+    }
+    Ok(())
 }

@@ -290,5 +290,6 @@ pub(super) async fn duplicate_agent(
     let source = view::stored_doc(&row)?;
     let copy = agents::duplicate(&source, body.and_then(|b| b.name));
     let new_id = insert(&cx, &copy).await?;
+    branches::copy_branches(&cx, &row, &new_id).await?;
     Ok(Json(json!({ "agent_id": new_id })))
 }

@@ -106,7 +106,10 @@ pub(super) async fn create_deployment(
     let body: DeployBody = from_body(body)?;
     let split = split(&body.deployment_request.requests).map_err(ApiError::Invalid)?;
     let store = &cx.app.store;
-    match store.deploy(&cx.workspace_id, &agent_id, &split, &cx.user_id, time::now_secs()).await {
+    match store
+        .deploy(&cx.workspace_id, &agent_id, &split, &cx.user_id, time::now_secs(), "manual")
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::NotFound) => {
             return Err(ApiError::NotFound("branch (or it is archived)"));
