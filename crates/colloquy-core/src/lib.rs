@@ -14,6 +14,7 @@ pub mod llm_usage;
 pub mod mcp_servers;
 pub mod merge;
 pub mod mocks;
+pub mod procedures;
 pub mod protocol;
 pub mod random;
 pub mod redact;

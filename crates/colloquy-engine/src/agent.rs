@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::EngineDeps;
 use crate::mcp::pool::{McpServerRef, Opened};
 use crate::secrets::{self, SecretError};
+use crate::tools::procedures::{self, Procedure};
 use crate::tools::{self, AgentTool};
 
 /// Why an agent could not be loaded for a conversation.
@@ -58,6 +59,8 @@ pub struct AgentSnapshot {
     /// The workspace's `type: "mcp"` tool records as (server, MCP tool name, tool id): a call
     /// of a listed tool is recorded under its record's id when it has one (DESIGN.md §4.1).
     pub mcp_tool_records: Vec<(String, String, ToolId)>,
+    /// The procedure versions its `procedures` map names.
+    pub procedures: Vec<Procedure>,
 }
 
 /// Which configuration of an agent a conversation runs.
@@ -122,6 +125,12 @@ impl AgentSnapshot {
         let (AgentAtRow { row, branch_id }, drawn) =
             pick_row(deps, workspace_id, agent_id, pick).await?;
         let mut document: Value = serde_json::from_str(&row.document)?;
+        let procedures = procedures::load(
+            deps,
+            workspace_id,
+            document.get("procedures").unwrap_or(&Value::Null),
+        )
+        .await?;
         let mut part = |key: &str| document.get_mut(key).map(Value::take).unwrap_or_default();
         let conversation_config = part("conversation_config");
         let platform_settings = part("platform_settings");
@@ -147,6 +156,7 @@ impl AgentSnapshot {
             custom_llm_api_key,
             mcp_servers,
             mcp_tool_records,
+            procedures,
         })
     }
 

@@ -11,6 +11,7 @@ use colloquy_core::ids::{self, AgentId, WorkspaceId};
 use crate::agents::{AgentContent, AgentRow, set_agent_links, tags_json};
 use crate::db::{execute, run, transaction, update_versioned};
 use crate::inline::{SqliteRow, concat_columns, sqlite_row};
+use crate::procedures::{Publish, publish_drafts};
 use crate::query::{Bind, Query, fetch_all, fetch_optional};
 use crate::{SqlStore, StoreError, StoreResult};
 
@@ -189,6 +190,8 @@ pub struct Commit<'a> {
     pub description: &'a str,
     /// Parents besides the previous head.
     pub parents: OtherParents,
+    /// Procedure drafts the commit publishes.
+    pub publish: Option<Publish<'a>>,
     /// Unix seconds.
     pub now: i64,
 }
@@ -494,6 +497,9 @@ impl AgentVersionStore for SqlStore {
                 "the branch changed meanwhile"
             );
             insert_version!(tx, ws, id, commit);
+            if let Some(publish) = &commit.publish {
+                publish_drafts!(tx, commit.branch_id, publish);
+            }
             let main = sqlx::query(
                 "UPDATE agents SET name = $3, name_lower = $4, tags = $5, archived = $6, \
                  voice_id = $7, version_id = $8, document = $9, updated_at = $10 \

@@ -370,6 +370,7 @@ impl AgentStore for SqlStore {
                 author: &agent.created_by,
                 description: "",
                 parents: OtherParents::default(),
+                publish: None,
                 now: agent.created_at,
             };
             insert_version!(tx, agent.workspace_id.as_str(), agent.id.as_str(), &first);

@@ -23,6 +23,7 @@ mod kb_sync;
 mod knowledge_base;
 mod mcp_servers;
 mod page;
+mod procedures;
 mod query;
 mod rag_indexes;
 mod secrets;
@@ -65,6 +66,7 @@ pub use knowledge_base::{
 };
 pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
 pub use page::{Page, SortValue};
+pub use procedures::{DraftScope, ProcedureDraftRow, ProcedureStore, ProcedureVersionRow, Publish};
 pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};
 pub use secrets::{SecretRecord, SecretStore};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
@@ -86,6 +88,7 @@ pub trait Store:
     + SecretStore
     + AgentStore
     + AgentVersionStore
+    + ProcedureStore
     + ToolStore
     + McpServerStore
     + KnowledgeStore

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::transcript::Transcript;
 use crate::agent::AgentSnapshot;
 use crate::llm::ChatMessage;
+use crate::tools::procedures::{self, Procedures};
 use crate::turn::retrieval::Knowledge;
 
 /// The conversation's state.
@@ -34,6 +35,8 @@ pub(crate) struct State {
     pub(crate) context: String,
     /// Someone spoke (the conversation is not text only).
     pub(crate) spoken: bool,
+    /// Ids of the procedures started and not yet ended.
+    pub(crate) active_procedures: Vec<String>,
     started: Instant,
 }
 
@@ -84,6 +87,7 @@ impl State {
             knowledge: None,
             context: String::new(),
             spoken: false,
+            active_procedures: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -121,7 +125,16 @@ impl State {
             text.push_str(&knowledge.in_prompt);
         }
         text.push_str(&self.context);
+        let can_start = self.agent.tools.iter().any(|t| t.system_type() == "start_procedure");
+        text.push_str(&procedures::prompt_section(self.procedures(), can_start, |t| {
+            self.render(t)
+        }));
         text
+    }
+
+    /// The agent's procedures and the active ones.
+    pub(crate) fn procedures(&self) -> Procedures<'_> {
+        Procedures { available: &self.agent.procedures, active: &self.active_procedures }
     }
 
     /// Brings the turn-dependent system variables up to date before the agent's turn.

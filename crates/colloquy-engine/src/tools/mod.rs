@@ -4,6 +4,7 @@
 pub mod client;
 mod knowledge;
 pub(crate) mod mcp;
+pub mod procedures;
 mod system;
 mod webhook;
 
@@ -66,6 +67,11 @@ impl AgentTool {
             config,
             response_mocks: Vec::new(),
         })
+    }
+
+    /// `params.system_tool_type` of a system tool (`""` for other kinds).
+    pub fn system_type(&self) -> &str {
+        if self.kind == ToolKind::System { system::system_type(&self.config) } else { "" }
     }
 
     /// How the tool is described to the LLM.
@@ -209,6 +215,8 @@ pub enum Effect {
     Language(String),
     /// Hand over to this agent.
     Transfer(String),
+    /// Start or end a procedure.
+    Procedure(procedures::Change),
 }
 
 /// The result of one call.
@@ -286,6 +294,8 @@ pub struct CallScope<'a> {
     pub mcp: Option<&'a crate::mcp::pool::McpPool>,
     /// The agent's knowledge-base documents, for its search tools.
     pub documents: &'a [colloquy_core::ids::DocumentId],
+    /// The agent's procedures and the active ones, for the procedure tools.
+    pub procedures: procedures::Procedures<'a>,
 }
 
 /// Runs one call of `tool` (mocked or real; `None` when the agent has no tool of the called
@@ -324,6 +334,8 @@ async fn run(
         ToolKind::System => match system::system_type(&tool.config) {
             "knowledge_base_rag" => knowledge::call(scope, args, knowledge::RAG).await,
             "knowledge_base" => knowledge::call(scope, args, knowledge::SEARCH).await,
+            "start_procedure" => procedures::start(tool, args, scope.procedures),
+            "end_procedure" => procedures::end(tool, args, scope.procedures),
             _ => system::call(tool, args),
         },
         ToolKind::Mcp => mcp::call(scope, tool, call, args).await,

@@ -1,7 +1,7 @@
 //! System tools, acting on the conversation itself. In a text conversation `end_call`,
 //! `skip_turn`, `language_detection` and `transfer_to_agent` have their effect (the knowledge
-//! base's search tools are in `knowledge.rs`); the telephony-only ones answer with a clear
-//! tool error.
+//! base's search tools are in `knowledge.rs`, the procedure tools in `procedures.rs`); the
+//! telephony-only ones answer with a clear tool error.
 
 use serde_json::{Value, json};
 
@@ -28,6 +28,7 @@ pub fn parameters(config: &Value) -> Value {
             json!({"type": "object", "properties": {"agent_number": {"type": "integer", "description": "Index of the transfer target"}, "reason": {"type": "string"}}, "required": ["agent_number"]})
         }
         "skip_turn" => json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
+        "start_procedure" | "end_procedure" => super::procedures::parameters(),
         "knowledge_base_rag" | "knowledge_base" => {
             json!({"type": "object", "properties": {"query": {"type": "string", "description": "What to look up in the knowledge base"}}, "required": ["query"]})
         }

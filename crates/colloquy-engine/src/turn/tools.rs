@@ -1,7 +1,7 @@
 //! The tools stage: the calls of one LLM answer run concurrently ([`crate::tools::execute`]:
 //! mocked or real, each recorded durably before its result is told), their results join the
 //! history and the agent's transcript entry, and what system tools do to the conversation
-//! (end the call, skip the turn, switch language) takes effect.
+//! (end the call, skip the turn, switch language, start or end a procedure) takes effect.
 
 use colloquy_core::redact;
 use colloquy_core::tools::ToolKind;
@@ -13,6 +13,7 @@ use crate::conversation::Runtime;
 use crate::conversation::state::State;
 use crate::error::EngineError;
 use crate::llm::{ChatMessage, ChatResponse, Role, ToolCall};
+use crate::tools::procedures::Change;
 use crate::tools::{self, CallScope, Effect, ToolOutcome};
 
 /// Runs the calls `answer` asks for; whether the turn stops here (no further LLM round).
@@ -33,6 +34,8 @@ pub(crate) async fn run(
             Effect::EndCall => reply.end_call = true,
             Effect::SkipTurn => skip = true,
             Effect::Language(lang) => state.language = lang.clone(),
+            Effect::Procedure(Change::Start(id)) => state.active_procedures.push(id.clone()),
+            Effect::Procedure(Change::End(id)) => state.active_procedures.retain(|a| a != id),
             Effect::Transfer(_) | Effect::None => {}
         }
         state.history.push(ChatMessage::tool_result(&call.id, outcome.result));
@@ -56,6 +59,7 @@ async fn execute_all(
         client: rt.client.as_deref(),
         mcp: rt.mcp.as_deref(),
         documents: state.knowledge.as_ref().map_or(&[][..], |k| k.searchable.as_slice()),
+        procedures: state.procedures(),
     };
     let runs = calls.iter().map(|call| {
         let tool = state.agent.tools.iter().find(|t| t.name == call.name);

@@ -348,7 +348,8 @@ async fn deployments_split_conversations_and_tests_pin_versions(backend: Backend
     assert_eq!(items[0]["traffic_percentage_branch_id_map"][&main], 0.5);
 
     // A duplicate copies the unarchived branches and the split onto them.
-    let (_, copy) = app.post(&format!("{agent_path}/duplicate"), key, &json!({"name": "copy"})).await;
+    let (_, copy) =
+        app.post(&format!("{agent_path}/duplicate"), key, &json!({"name": "copy"})).await;
     let copy = copy["agent_id"].as_str().unwrap();
     let (_, copied) = app.get(&format!("/v1/convai/agents/{copy}/branches"), key).await;
     let copied = copied["results"].as_array().unwrap();
@@ -453,3 +454,111 @@ async fn deployments_split_conversations_and_tests_pin_versions(backend: Backend
     assert_eq!(listed[0]["id"], on_old["id"]);
 }
 dual_db!(deployments_split_conversations_and_tests_pin_versions);
+
+/// Starts the procedure the system prompt offers when the user asks for a refund, and follows
+/// an active procedure's instructions.
+fn with_procedures(req: &Value) -> crate::fakes::Reply {
+    let msgs = req["messages"].as_array().unwrap();
+    let system = msgs[0]["content"].as_str().unwrap_or_default();
+    let last = msgs.last().unwrap();
+    if last["role"] == "tool" {
+        return text("Started.");
+    }
+    if system.contains("<active-procedures>") && system.contains("Ask for the order number") {
+        return text("What is your order number?");
+    }
+    let offered = system.split("- ").nth(1).and_then(|rest| rest.split_whitespace().next());
+    match (last["content"].as_str(), offered) {
+        (Some("refund please"), Some(id)) => {
+            crate::fakes::call("start_procedure", json!({"procedure_id": id}))
+        }
+        _ => text("How can I help?"),
+    }
+}
+
+async fn procedures_are_drafted_published_and_followed(backend: Backend) {
+    let llm = FakeLlm::openai(with_procedures).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let (_, tool) = app
+        .post(
+            "/v1/convai/tools",
+            key,
+            &json!({"tool_config": {"type": "system", "name": "start_procedure", "description": "",
+            "params": {"system_tool_type": "start_procedure"}}}),
+        )
+        .await;
+    let body = json!({"name": "Procedural", "conversation_config": {"agent": {"first_message": "Hi", "prompt": {"prompt": "Help.", "llm": "gpt-4o", "tool_ids": [tool["id"]]}}}});
+    let (_, created) = app.post("/v1/convai/agents/create", key, &body).await;
+    let id = created["agent_id"].as_str().unwrap().to_owned();
+    let (_, first) = app.get(&format!("/v1/convai/agents/{id}"), key).await;
+    let main = first["main_branch_id"].as_str().unwrap().to_owned();
+    let v1 = first["version_id"].as_str().unwrap().to_owned();
+    let base = format!("/v1/convai/agents/{id}/branches/{main}/procedures");
+
+    let (s, made) = app
+        .post(&base, key, &json!({"name": "Refunds", "content": "Ask for the order number.", "description": "The user wants a refund"}))
+        .await;
+    assert_eq!(s, 200, "{made}");
+    let procedure = made["procedure_id"].as_str().unwrap().to_owned();
+    assert!(procedure.starts_with("agtprc_"));
+    let (_, listed) = app.get(&base, key).await;
+    assert_eq!(listed["procedures"][0]["has_draft"], true, "{listed}");
+    assert_eq!(listed["procedures"][0]["version_id"], Value::Null);
+    assert_eq!(listed["procedures"][0]["trigger"], "The user wants a refund");
+    assert_eq!(app.get(&format!("{base}/{procedure}"), key).await.0, 404, "never published");
+    let (s, draft) = app
+        .send(Method::PATCH, &format!("{base}/{procedure}/draft"), key,
+            &json!({"name": "Refunds", "content": "Ask for the order number. Use {{order_hint}}.", "type": "free_form", "trigger": "The user wants a refund"}))
+        .await;
+    assert_eq!(s, 200, "{draft}");
+    let (_, got) = app.get(&format!("{base}/{procedure}/draft"), key).await;
+    assert_eq!(got["content"], "Ask for the order number. Use {{order_hint}}.");
+    let (s, compiled) = app.post(&format!("{base}/compile"), key, &json!({})).await;
+    assert_eq!(s, 200, "{compiled}");
+    assert_eq!(compiled["workflow"]["nodes"][&procedure]["additional_prompt"], got["content"]);
+
+    // The author's next commit publishes the draft as a version the agent version names.
+    let (s, committed) = patch(&app, &format!("/v1/convai/agents/{id}"), json!({})).await;
+    assert_eq!(s, 200, "{committed}");
+    let entry = &committed["procedures"][&procedure];
+    assert!(entry["version_id"].as_str().unwrap().starts_with("agtprcv_"), "{committed}");
+    assert_eq!(entry["referenced_dynamic_variables"], json!(["order_hint"]));
+    let (_, listed) = app.get(&base, key).await;
+    assert_eq!(listed["procedures"][0]["has_draft"], false);
+    let (s, at_head) = app.get(&format!("{base}/{procedure}"), key).await;
+    assert_eq!(s, 200, "{at_head}");
+    assert_eq!(at_head["version_id"], entry["version_id"]);
+    let (_, old) = app.get(&format!("{base}?agent_version_id={v1}"), key).await;
+    assert_eq!(old["procedures"], json!([]), "the first version had none");
+    assert_eq!(app.get(&format!("{base}/{procedure}/draft"), key).await.0, 404, "published");
+
+    // In a conversation the agent starts it and follows its instructions.
+    let url =
+        format!("{}/v1/convai/conversation?agent_id={id}", app.base.replacen("http", "ws", 1));
+    let (mut socket, _) = ws::open(&url, InitiationData::default()).await;
+    ws::next_of(&mut socket, "agent_response").await;
+    let events = ws::turn(&mut socket, "refund please").await;
+    let response = events.iter().find(|e| e["type"] == "agent_tool_response");
+    assert!(
+        response.is_some_and(|r| r["agent_tool_response"]["tool_name"] == "start_procedure"
+            && r["agent_tool_response"]["is_error"] == false),
+        "{events:?}"
+    );
+    let events = ws::turn(&mut socket, "ok").await;
+    assert_eq!(
+        events.last().unwrap()["agent_response_event"]["agent_response"],
+        "What is your order number?"
+    );
+    drop(socket);
+
+    // Removing it is a draft too; the next commit takes it out.
+    let (s, _) = app.send(Method::DELETE, &format!("{base}/{procedure}"), key, &Value::Null).await;
+    assert_eq!(s, 200);
+    let (_, listed) = app.get(&base, key).await;
+    assert_eq!(listed["procedures"], json!([]));
+    let (_, committed) = patch(&app, &format!("/v1/convai/agents/{id}"), json!({})).await;
+    assert_eq!(committed["procedures"], json!({}));
+    assert_eq!(app.get(&format!("{base}/agtprc_nope/draft"), key).await.0, 404);
+}
+dual_db!(procedures_are_drafted_published_and_followed);

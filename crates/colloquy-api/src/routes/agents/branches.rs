@@ -299,6 +299,7 @@ pub(super) async fn create_branch(
                 out_of_branch: Some(body.parent_version_id.clone()),
                 ..OtherParents::default()
             },
+            publish: None,
             now: time::now_secs(),
         },
     };
@@ -402,6 +403,7 @@ pub(super) async fn copy_branches(cx: &Ctx, from: &AgentRow, to: &AgentId) -> Ap
                     out_of_branch: Some(main.row.version_id.clone()),
                     ..OtherParents::default()
                 },
+                publish: None,
                 now,
             },
         };

@@ -7,13 +7,13 @@ use colloquy_core::agents::{self, AgentDoc};
 use colloquy_core::ids::{self, AgentId};
 use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
-use colloquy_store::{AgentAtRow, AgentContent, NewAgent, OtherParents};
+use colloquy_store::{AgentAtRow, AgentContent, NewAgent, OtherParents, Publish};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::versions::{self, CommitError};
-use super::{branches, view};
+use super::{branches, procedures, view};
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, json_text};
@@ -242,10 +242,21 @@ pub(crate) async fn patch_agent(
             Some(draft) => serde_json::from_str(&draft.document)?,
             None => view::stored_doc(&head.row)?.to_body(),
         };
-        let updated = agents::apply_patch(base, patch.clone()).map_err(ApiError::Invalid)?;
+        let current_procedures = base.get("procedures").cloned().unwrap_or(Value::Null);
+        let mut updated = agents::apply_patch(base, patch.clone()).map_err(ApiError::Invalid)?;
         check_tools(cx, &updated).await?;
         check_attached_tests(cx, updated.document.get("platform_settings")).await?;
-        match versions::commit(cx, &head, &updated, &description, OtherParents::default()).await {
+        let drafts =
+            store.procedure_drafts(procedures::scope(cx, agent_id, &head.branch_id)).await?;
+        let explicit = patch.get("procedures").filter(|p| !p.is_null());
+        let (map, published) =
+            procedures::publish(cx, &current_procedures, explicit, &drafts).await?;
+        updated.document.insert("procedures".into(), map);
+        let publish =
+            (!drafts.is_empty()).then_some(Publish { user_id: &cx.user_id, versions: &published });
+        match versions::commit(cx, &head, &updated, &description, OtherParents::default(), publish)
+            .await
+        {
             Ok(_) => {
                 if draft.is_some() {
                     store

@@ -169,7 +169,9 @@ pub(super) async fn merge(
                 ..OtherParents::default()
             };
             let description = format!("Merged branch {source}");
-            match versions::commit(&cx, &plan.target, &plan.merged, &description, parents).await {
+            match versions::commit(&cx, &plan.target, &plan.merged, &description, parents, None)
+                .await
+            {
                 Ok(_) => {}
                 Err(CommitError::Moved) => continue,
                 Err(CommitError::Api(e)) => return Err(e),
@@ -246,6 +248,7 @@ pub(super) async fn rebase(
                 &plan.merged,
                 &format!("Rebased onto {source}"),
                 parents,
+                None,
             )
             .await
             {

@@ -8,6 +8,7 @@ mod drafts;
 mod extras;
 mod list;
 mod merges;
+mod procedures;
 mod versions;
 mod view;
 
@@ -40,4 +41,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(merges::rebase))
         .routes(routes!(drafts::create_draft, drafts::delete_draft))
         .routes(routes!(deployments::list_deployments, deployments::create_deployment))
+        .routes(routes!(procedures::list_procedures, procedures::create_procedure))
+        .routes(routes!(procedures::compile_procedures))
+        .routes(routes!(procedures::get_procedure, procedures::remove_procedure))
+        .routes(routes!(procedures::get_draft, procedures::update_draft, procedures::delete_draft))
 }

@@ -6,7 +6,7 @@ use colloquy_core::agents::AgentDoc;
 use colloquy_core::ids::AgentId;
 use colloquy_core::time;
 use colloquy_core::validation::Violation;
-use colloquy_store::{AgentAtRow, Commit, OtherParents, StoreError, VersionMeta};
+use colloquy_store::{AgentAtRow, Commit, OtherParents, Publish, StoreError, VersionMeta};
 use serde_json::{Value, json};
 
 use super::content;
@@ -66,6 +66,7 @@ pub(crate) async fn at(
 /// moved since `head` was read.
 pub(crate) async fn commit(
     cx: &Ctx, head: &AgentAtRow, doc: &AgentDoc, description: &str, parents: OtherParents,
+    publish: Option<Publish<'_>>,
 ) -> Result<String, CommitError> {
     let content = content(doc)?;
     let row = &head.row;
@@ -84,6 +85,7 @@ pub(crate) async fn commit(
         author: &cx.user_id,
         description,
         parents,
+        publish,
         now: time::now_secs(),
     };
     cx.app.store.commit_agent(&cx.workspace_id, &row.summary.id, &commit).await?;

@@ -140,7 +140,8 @@ async fn detach_everywhere(cx: &Ctx, tool_id: &ToolId) -> ApiResult<()> {
             let mut doc = agents::stored_doc(&head.row)?;
             doc.detach_tool(tool_id);
             let description = format!("Removed the deleted tool {tool_id}");
-            match agents::commit(cx, &head, &doc, &description, OtherParents::default()).await {
+            match agents::commit(cx, &head, &doc, &description, OtherParents::default(), None).await
+            {
                 // A concurrent update: the next pass sees the new version.
                 Ok(_) | Err(CommitError::Moved) | Err(CommitError::Api(ApiError::NotFound(_))) => {}
                 Err(CommitError::Api(e)) => return Err(e),
