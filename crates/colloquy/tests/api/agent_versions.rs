@@ -116,6 +116,13 @@ async fn branches_drafts_merges_and_rebases(backend: Backend) {
         )
         .await;
     assert_eq!(s, 409, "branch names are unique: {dup}");
+    let (_, log) = app.get(&format!("/api/changes?resource={branch}"), key).await;
+    let logged = log["changes"].as_array().unwrap();
+    assert_eq!(logged.len(), 1, "the change log has the branch: {log}");
+    assert_eq!(
+        (logged[0]["resource"]["type"].as_str(), logged[0]["operation"].as_str()),
+        (Some("agent_branch"), Some("create"))
+    );
     let (_, on_branch) = app.get(&format!("{agent_path}?branch_id={branch}"), key).await;
     assert_eq!(on_branch["conversation_config"]["agent"]["first_message"], "Hey there");
     assert_eq!(on_branch["branch_id"], branch.as_str());
