@@ -223,6 +223,7 @@ fn detail_page(
             a href=(href("/playground")) { "Open the playground" }
             a href=(with_query("/conversations", &[("agent_id", Some(id))])) { "Conversations" }
             a href=(with_query("/tests", &[("agent_id", Some(id))])) { "Tests" }
+            a href=(href("/versions")) { "Branches and versions" }
             (layout::action_button(viewer, &href("/duplicate"), "Duplicate", "secondary"))
             a.button.danger href=(href("/delete")) { "Delete" }
         }

@@ -8,6 +8,7 @@ pub mod mcp;
 pub mod playground;
 pub mod tests;
 pub mod tools;
+pub mod versions;
 
 use axum::response::Redirect;
 

@@ -280,3 +280,124 @@ async fn changes_need_the_sessions_csrf_token_and_the_same_origin(backend: Backe
     app.stop().await;
 }
 dual_db!(changes_need_the_sessions_csrf_token_and_the_same_origin);
+
+/// Posts a form of the signed-in session; the response's status and `Location`.
+async fn post_form(app: &TestApp, cookie: &str, path: &str, body: &str) -> (u16, String) {
+    let r = browser()
+        .post(app.url(path))
+        .header(COOKIE, cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_owned());
+    let status = r.status().as_u16();
+    (status, location.unwrap_or_default())
+}
+
+async fn branches_versions_diffs_merges_and_the_split_in_the_browser(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let (_, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({"name": "Branchy", "conversation_config": {"agent": {"first_message": "one"}}}),
+        )
+        .await;
+    let id = agent["agent_id"].as_str().unwrap().to_owned();
+    let cookie = sign_in(&app, key).await;
+    let (s, versions) = page(&app, &cookie, &format!("/agents/{id}/versions")).await;
+    assert_eq!(s, 200, "{versions}");
+    assert!(versions.contains("Main") && versions.contains("Set the traffic split"), "{versions}");
+    let csrf = hidden(&versions, "_csrf");
+    let head = hidden(&versions, "parent_version_id");
+
+    // A branch from the page, changed through the API, compared and merged from the page.
+    let (s, to) = post_form(
+        &app,
+        &cookie,
+        &format!("/agents/{id}/branches"),
+        &form_body(&[
+            ("_csrf", &csrf),
+            ("parent_version_id", &head),
+            ("name", "trial"),
+            ("description", ""),
+        ]),
+    )
+    .await;
+    assert_eq!(s, 303, "{to}");
+    let branch = to.split("branch=").nth(1).unwrap().to_owned();
+    app.send(
+        reqwest::Method::PATCH,
+        &format!("/v1/convai/agents/{id}?branch_id={branch}"),
+        key,
+        &json!({"conversation_config": {"agent": {"first_message": "two"}}}),
+    )
+    .await;
+    let (_, on_branch) = app.get(&format!("/v1/convai/agents/{id}?branch_id={branch}"), key).await;
+    let newer = on_branch["version_id"].as_str().unwrap();
+    let (s, diff) =
+        page(&app, &cookie, &format!("/agents/{id}/versions?branch={branch}&a={head}&b={newer}"))
+            .await;
+    assert_eq!(s, 200);
+    assert!(
+        diff.contains("conversation_config.agent.first_message")
+            && diff.contains("&quot;two&quot;"),
+        "{diff}"
+    );
+    let main = agent_main(&app, &id).await;
+    let (s, preview) =
+        page(&app, &cookie, &format!("/agents/{id}/merge?source={branch}&target={main}")).await;
+    assert_eq!(s, 200);
+    assert!(preview.contains("No conflicts") && preview.contains("After the merge"), "{preview}");
+    let (s, _) = post_form(
+        &app,
+        &cookie,
+        &format!("/agents/{id}/merge"),
+        &form_body(&[
+            ("_csrf", &csrf),
+            ("source", &branch),
+            ("target", &main),
+            ("archive", "true"),
+        ]),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, merged) = app.get(&format!("/v1/convai/agents/{id}"), key).await;
+    assert_eq!(merged["conversation_config"]["agent"]["first_message"], "two");
+
+    // The split as whole percentages; a split that is not the whole is refused by the API.
+    let (s, _) = post_form(
+        &app,
+        &cookie,
+        &format!("/agents/{id}/deploy"),
+        &form_body(&[("_csrf", &csrf), (&format!("share_{main}"), "60")]),
+    )
+    .await;
+    assert_eq!(s, 422, "60 % is not the whole traffic");
+    let (s, _) = post_form(
+        &app,
+        &cookie,
+        &format!("/agents/{id}/deploy"),
+        &form_body(&[("_csrf", &csrf), (&format!("share_{main}"), "100")]),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = post_form(
+        &app,
+        &cookie,
+        &format!("/agents/{id}/versions/{head}/run-tests"),
+        &form_body(&[("_csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(s, 422, "a version with no attached tests has nothing to run");
+    app.stop().await;
+}
+dual_db!(branches_versions_diffs_merges_and_the_split_in_the_browser);
+
+async fn agent_main(app: &TestApp, id: &str) -> String {
+    let (_, agent) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
+    agent["main_branch_id"].as_str().unwrap().to_owned()
+}
