@@ -11,6 +11,7 @@ mod report;
 mod retrieval;
 mod scenarios;
 mod soak;
+mod versions;
 mod voice;
 
 use std::path::PathBuf;
@@ -43,7 +44,8 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval, voice), to iterate on one; the report then holds only them.
+        /// test_runs, retrieval, voice, versions), to iterate on one; the report then holds
+        /// only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -128,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("voice") {
         rows.extend(voice::voice(&colloquy, sizes).await?);
+    }
+    if wanted("versions") {
+        rows.extend(versions::versions(&colloquy, sizes).await?);
     }
     notes.extend(notes_of_the_method());
     report::write(&out, &rows, mode, &notes)?;

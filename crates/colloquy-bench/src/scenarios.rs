@@ -245,7 +245,7 @@ pub(crate) fn record(
 }
 
 /// p50 and p99 of `samples` sequential GETs of `url` with one header, each answered 2xx.
-async fn timed_get(
+pub(crate) async fn timed_get(
     client: &reqwest::Client, url: &str, header: (&str, &str), samples: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let mut latencies = Vec::with_capacity(samples);

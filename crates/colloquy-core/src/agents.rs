@@ -258,6 +258,13 @@ fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
             obj.insert("procedures".into(), Value::Object(Map::new()));
         }
     }
+    stored(body)
+}
+
+/// A body already in the stored form (two stored documents merged field by field, say) as an
+/// [`AgentDoc`], without checking it again: what a preview shows. What is committed goes
+/// through [`revalidate`].
+pub fn stored(body: Value) -> Result<AgentDoc, Vec<Violation>> {
     let mut document = body_fields(body)?;
     let name = match document.remove("name") {
         Some(Value::String(s)) => s,

@@ -5,7 +5,7 @@
 //! own value there, as the reference describes it. Either lists those fields in the preview's `overridden_fields`.
 
 use axum::extract::Path;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use colloquy_core::agents::{self, AgentDoc};
 use colloquy_core::ids::AgentId;
 use colloquy_core::merge::{Prefer, three_way};
@@ -21,7 +21,7 @@ use super::versions::{self, CommitError};
 use super::view;
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, MaybeJson, Query, json_text};
+use crate::extract::{MaybeJson, Query, json_text};
 
 /// Attempts at a merge that races with another writer on the target.
 const ATTEMPTS: usize = 3;
@@ -32,8 +32,8 @@ struct Plan {
     target: AgentAtRow,
     /// The source's head version.
     source_version: String,
-    /// The merged document.
-    merged: AgentDoc,
+    /// The merged body, in the stored form of both sides.
+    merged: Value,
     /// Fields both sides changed.
     conflicts: Vec<String>,
     /// The target already has everything of the source.
@@ -61,12 +61,11 @@ async fn plan(
     })?;
     let target_body = view::stored_doc(&target.row)?.to_body();
     if &base == s {
-        let merged = view::stored_doc(&target.row)?;
         let source_version = s.clone();
         return Ok(Plan {
             target,
             source_version,
-            merged,
+            merged: target_body,
             conflicts: Vec::new(),
             up_to_date: true,
         });
@@ -78,24 +77,33 @@ async fn plan(
         &view::stored_doc(&source.row)?.to_body(),
         prefer,
     );
-    let doc = agents::revalidate(merged.value).map_err(ApiError::Invalid)?;
     Ok(Plan {
         target,
         source_version: s.clone(),
-        merged: doc,
+        merged: merged.value,
         conflicts: merged.conflicts,
         up_to_date: false,
     })
 }
 
-/// `MergePreviewResponseModel`: the target as the merge would leave it, and the conflicts.
-fn preview(cx: &Ctx, plan: &Plan) -> ApiResult<Value> {
-    let at = versions::with_content(&plan.target, &plan.merged)?;
-    let mut out: Value = serde_json::from_slice(&view::full(&at, cx)?)?;
-    if let Some(obj) = out.as_object_mut() {
-        obj.insert("overridden_fields".into(), plan.conflicts.clone().into());
+impl Plan {
+    /// The merged document checked as a write is, for a commit.
+    fn checked(&self) -> ApiResult<AgentDoc> {
+        agents::revalidate(self.merged.clone()).map_err(ApiError::Invalid)
     }
-    Ok(out)
+}
+
+/// `MergePreviewResponseModel`: the target as the merge would leave it, and the conflicts. The
+/// merged body is shown as it is (both sides were checked when they were saved; the merge
+/// itself checks it again), and the conflicts are written after the agent's own fields.
+fn preview(cx: &Ctx, plan: Plan) -> ApiResult<Response> {
+    let doc = agents::stored(plan.merged).map_err(ApiError::Invalid)?;
+    let mut out = view::full(&versions::with_content(&plan.target, &doc)?, cx)?;
+    out.pop();
+    out.extend_from_slice(b",\"overridden_fields\":");
+    serde_json::to_writer(&mut out, &plan.conflicts)?;
+    out.push(b'}');
+    Ok(json_text(out))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -116,11 +124,11 @@ fn prefer(force: bool) -> Prefer {
 #[utoipa::path(get, path = "/v1/convai/agents/{agent_id}/branches/{source_branch_id}/merge-preview", params(("agent_id" = String, Path), ("source_branch_id" = String, Path), PreviewParams), security(("api_key" = ["agents:read"])))]
 pub(super) async fn merge_preview(
     cx: Ctx, Path((agent_id, source)): Path<(AgentId, String)>, Query(params): Query<PreviewParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let target =
         versions::required(&cx, &agent_id, params.target_branch_id, "target_branch_id").await?;
     let plan = plan(&cx, &agent_id, &source, &target, prefer(params.force)).await?;
-    Ok(Json(preview(&cx, &plan)?))
+    preview(&cx, plan)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -169,9 +177,8 @@ pub(super) async fn merge(
                 ..OtherParents::default()
             };
             let description = format!("Merged branch {source}");
-            match versions::commit(&cx, &plan.target, &plan.merged, &description, parents, None)
-                .await
-            {
+            let merged = plan.checked()?;
+            match versions::commit(&cx, &plan.target, &merged, &description, parents, None).await {
                 Ok(_) => {}
                 Err(CommitError::Moved) => continue,
                 Err(CommitError::Api(e)) => return Err(e),
@@ -222,10 +229,10 @@ async fn rebase_source(
 pub(super) async fn rebase_preview(
     cx: Ctx, Path((agent_id, branch_id)): Path<(AgentId, String)>,
     Query(params): Query<RebaseParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let source = rebase_source(&cx, &agent_id, &branch_id, &params).await?;
     let plan = plan(&cx, &agent_id, &source, &branch_id, Prefer::Target).await?;
-    Ok(Json(preview(&cx, &plan)?))
+    preview(&cx, plan)
 }
 
 #[utoipa::path(post, path = "/v1/convai/agents/{agent_id}/branches/{branch_id}/rebase", params(("agent_id" = String, Path), ("branch_id" = String, Path), RebaseParams), security(("api_key" = ["agents:write"])))]
@@ -242,10 +249,11 @@ pub(super) async fn rebase(
                 rebased_from: Some(plan.source_version.clone()),
                 ..OtherParents::default()
             };
+            let merged = plan.checked()?;
             match versions::commit(
                 &cx,
                 &plan.target,
-                &plan.merged,
+                &merged,
                 &format!("Rebased onto {source}"),
                 parents,
                 None,
