@@ -162,6 +162,35 @@ async fn two_nodes_share_one_postgresql_database() {
     let (_, on_a) = a.get(&format!("/v1/convai/agents/{agent_id}")).await;
     assert_eq!(on_a["name"], "renamed on b");
 
+    // Both nodes patching the agent at once make versions in a line: none is lost, and each
+    // version's parent is the one before it.
+    let agent_path = format!("/v1/convai/agents/{agent_id}");
+    let writes = (0..8).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let body = json!({"tags": [format!("writer-{i}")]});
+        node.call(Method::PATCH, &agent_path, Some(body))
+    });
+    let answers = futures_util::future::join_all(writes).await;
+    let mut seqs = Vec::new();
+    for (s, answer) in &answers {
+        if *s == 409 {
+            continue;
+        }
+        assert_eq!(*s, 200, "{answer}");
+        let version = answer["version_id"].as_str().unwrap();
+        let (_, meta) = a.get(&format!("{agent_path}/versions/{version}")).await;
+        let parent = meta["parents"]["in_branch_parent_id"].as_str().unwrap();
+        let (_, parent) = b.get(&format!("{agent_path}/versions/{parent}")).await;
+        let seq = meta["seq_no_in_branch"].as_i64().unwrap();
+        assert_eq!(parent["seq_no_in_branch"].as_i64().unwrap() + 1, seq);
+        seqs.push(seq);
+    }
+    let written = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), written, "no two writers took the same place: {answers:?}");
+    assert!(written >= 4, "most writers succeed: {answers:?}");
+
     // A conversation on one node; its tool calls through the other's audit APIs.
     let (mut socket, conversation) =
         open(&a.ws(&format!("agent_id={agent_id}")), Default::default()).await;
