@@ -246,6 +246,11 @@ pub trait AgentVersionStore {
         &self, workspace_id: &WorkspaceId, agent_id: &AgentId, include_archived: bool, limit: u32,
         now: i64,
     ) -> StoreResult<Vec<BranchRow>>;
+    /// A branch's name, whether it is archived, and its protection: what a commit to it must
+    /// pass.
+    async fn branch_gate(
+        &self, workspace_id: &WorkspaceId, agent_id: &AgentId, branch_id: &str,
+    ) -> StoreResult<(String, bool, String)>;
     /// One branch.
     async fn get_branch(
         &self, workspace_id: &WorkspaceId, agent_id: &AgentId, branch_id: &str, now: i64,
@@ -571,6 +576,23 @@ impl AgentVersionStore for SqlStore {
         q.binds.push(Bind::Int(now - WEEK_SECS));
         q.binds.push(Bind::Text(branch_id.to_owned()));
         fetch_optional!(self, q)?.ok_or(StoreError::NotFound)
+    }
+
+    async fn branch_gate(
+        &self, workspace_id: &WorkspaceId, agent_id: &AgentId, branch_id: &str,
+    ) -> StoreResult<(String, bool, String)> {
+        let gate: Option<(String, bool, String)> = run!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT name, archived, protection_status FROM agent_branches \
+                 WHERE workspace_id = $1 AND agent_id = $2 AND id = $3",
+            )
+            .bind(workspace_id.as_str())
+            .bind(agent_id.as_str())
+            .bind(branch_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        gate.ok_or(StoreError::NotFound)
     }
 
     async fn update_branch(

@@ -234,6 +234,31 @@ async fn branches_drafts_merges_and_rebases(backend: Backend) {
         status["results"].as_array().unwrap().iter().find(|b| b["id"] == second.as_str()).unwrap();
     assert_eq!(second_summary["commits_behind"], 0, "{second_summary}");
 
+    // A branch protected for administrators takes no commit from an editor.
+    let (s, _) = patch(
+        &app,
+        &format!("{agent_path}/branches/{second}"),
+        json!({"protection_status": "admin_perms_required"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let editor = app.key("default", "ed@x.test", "agents:write agents:read").await;
+    let (s, _) = app
+        .send(
+            Method::PATCH,
+            &format!("{agent_path}?branch_id={second}"),
+            &editor,
+            &prompt_patch("editor"),
+        )
+        .await;
+    assert_eq!(s, 403, "protected branch");
+    patch(
+        &app,
+        &format!("{agent_path}/branches/{second}"),
+        json!({"protection_status": "writer_perms_required"}),
+    )
+    .await;
+
     // Drafts: kept beside the head, never served, committed by the author's next PATCH.
     let draft_path = format!("{agent_path}/drafts?branch_id={second}");
     let draft_body = json!({"conversation_config": {"agent": {"first_message": "Drafted"}}, "platform_settings": {}, "workflow": {}, "name": "Versioned"});

@@ -47,24 +47,21 @@ impl Protection {
 /// 409 when the branch is archived, 403 when it is protected beyond the caller's role: a
 /// branch a commit may not go to.
 pub(crate) async fn check_open(cx: &Ctx, agent_id: &AgentId, branch_id: &str) -> ApiResult<()> {
-    let branch = cx
+    let (name, archived, protection) = cx
         .app
         .store
-        .get_branch(&cx.workspace_id, agent_id, branch_id, time::now_secs())
+        .branch_gate(&cx.workspace_id, agent_id, branch_id)
         .await
         .or_not_found("branch")?;
-    if branch.archived {
+    if archived {
         return Err(ApiError::Conflict {
             status: "branch_archived",
-            message: format!("The branch {:?} is archived; restore it to change it.", branch.name),
+            message: format!("The branch {name:?} is archived; restore it to change it."),
         });
     }
-    if branch.protection_status == Protection::AdminPermsRequired.as_str()
-        && cx.role() != Role::Admin
-    {
+    if protection == Protection::AdminPermsRequired.as_str() && cx.role() != Role::Admin {
         return Err(ApiError::MissingScope(format!(
-            "admin role (the branch {:?} is protected)",
-            branch.name
+            "admin role (the branch {name:?} is protected)"
         )));
     }
     Ok(())
