@@ -1,6 +1,7 @@
 //! Agent versions: GET agent at a version and at a branch head, with a hundred versions behind
 //! the agent, against a bare handler answering the same bytes; and the merge preview of two
-//! branches whose configurations are about 50 KB each, timed one request after another.
+//! branches of another agent whose configurations are about 50 KB each, timed one request
+//! after another.
 
 use std::path::Path;
 
@@ -32,35 +33,47 @@ async fn patch(
     Ok(r.json().await?)
 }
 
-pub async fn versions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
-    let node = Node::start(binary, &[]).await?;
-    let client = reqwest::Client::new();
-    let body = json!({"name": "versioned", "conversation_config": {"agent": {"prompt": {"prompt": prompt(0)}}}});
-    let created = node.post(&client, "/v1/convai/agents/create", &body).await?;
+/// An agent with `versions` versions on main (the prompt changed each time), a branch from
+/// its head changed once more, and main changed again after it: its id, a version in the
+/// middle of main, and the branch.
+async fn versioned_agent(
+    node: &Node, client: &reqwest::Client, versions: usize, prompt_of: impl Fn(usize) -> String,
+) -> anyhow::Result<(String, String, String)> {
+    let body = json!({"name": "versioned", "conversation_config": {"agent": {"prompt": {"prompt": prompt_of(0)}}}});
+    let created = node.post(client, "/v1/convai/agents/create", &body).await?;
     let id = created["agent_id"].as_str().unwrap_or_default().to_owned();
     let path = format!("/v1/convai/agents/{id}");
     let mut middle = String::new();
-    for tag in 1..VERSIONS {
-        let body = json!({"conversation_config": {"agent": {"prompt": {"prompt": prompt(tag)}}}});
-        let answer = patch(&node, &client, &path, &body).await?;
-        if tag == VERSIONS / 2 {
+    for tag in 1..versions {
+        let body =
+            json!({"conversation_config": {"agent": {"prompt": {"prompt": prompt_of(tag)}}}});
+        let answer = patch(node, client, &path, &body).await?;
+        if tag == versions / 2 {
             middle = answer["version_id"].as_str().unwrap_or_default().to_owned();
         }
     }
-    let (head, _) = node.get(&client, &path).await?;
+    let (head, _) = node.get(client, &path).await?;
     let branch = node
         .post(
-            &client,
+            client,
             &format!("{path}/branches"),
             &json!({"parent_version_id": head["version_id"], "name": "trial", "description": ""}),
         )
         .await?;
     let branch = branch["created_branch_id"].as_str().unwrap_or_default().to_owned();
-    let on_branch = json!({"conversation_config": {"agent": {"first_message": "Hi", "prompt": {"prompt": prompt(VERSIONS + 1)}}}});
-    patch(&node, &client, &format!("{path}?branch_id={branch}"), &on_branch).await?;
+    let on_branch = json!({"conversation_config": {"agent": {"first_message": "Hi", "prompt": {"prompt": prompt_of(versions + 1)}}}});
+    patch(node, client, &format!("{path}?branch_id={branch}"), &on_branch).await?;
     let on_main = json!({"conversation_config": {"agent": {"language": "de"}}});
-    patch(&node, &client, &path, &on_main).await?;
+    patch(node, client, &path, &on_main).await?;
+    Ok((id, middle, branch))
+}
 
+pub async fn versions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+    let node = Node::start(binary, &[]).await?;
+    let client = reqwest::Client::new();
+    let short = |tag: usize| format!("You are agent revision {tag}.");
+    let (id, middle, branch) = versioned_agent(&node, &client, VERSIONS, short).await?;
+    let path = format!("/v1/convai/agents/{id}");
     let mut rows = Vec::new();
     for (name, at) in [
         ("GET agent at a version_id", format!("{path}?version_id={middle}")),
@@ -79,7 +92,7 @@ pub async fn versions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
         anyhow::ensure!(ours.failures == 0, "{name}: {} failed requests", ours.failures);
         rows.push(Row {
             scenario: format!(
-                "{name}, {VERSIONS} versions, 50 KB prompt, {} connections: throughput",
+                "{name}, {VERSIONS} versions, {} connections: throughput",
                 sizes.connections
             ),
             unit: "req/s".into(),
@@ -88,10 +101,12 @@ pub async fn versions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             goal: Goal::RatioAtLeast(0.5),
         });
     }
+    let (big, _, big_branch) = versioned_agent(&node, &client, 2, prompt).await?;
+    let (main, _) = node.get(&client, &format!("/v1/convai/agents/{big}")).await?;
     let preview = format!(
-        "{}{path}/branches/{branch}/merge-preview?target_branch_id={}",
+        "{}/v1/convai/agents/{big}/branches/{big_branch}/merge-preview?target_branch_id={}",
         node.base,
-        head["main_branch_id"].as_str().unwrap_or_default()
+        main["main_branch_id"].as_str().unwrap_or_default()
     );
     let (p50, p99) =
         timed_get(&client, &preview, ("xi-api-key", &node.key), sizes.samples / 4).await?;

@@ -79,16 +79,48 @@ impl History {
         seen
     }
 
-    /// The best common ancestor of `a` and `b`: one that no other common ancestor descends
-    /// from (the smallest id among several, so the answer is stable).
+    /// The best common ancestor of `a` and `b`: the common ancestor furthest from the first
+    /// version (by generation: one more than its furthest parent's), so none of the others
+    /// descends from it (the smallest id among equals, so the answer is stable). Linear in
+    /// the history: a merge preview of an agent with hundreds of versions stays cheap.
     pub fn merge_base(&self, a: &str, b: &str) -> Option<String> {
         let of_b = self.ancestors(b);
-        let common: Vec<String> =
-            self.ancestors(a).into_iter().filter(|v| of_b.contains(v)).collect();
-        common
-            .iter()
-            .find(|c| !common.iter().any(|other| other != *c && self.ancestors(other).contains(*c)))
-            .cloned()
+        let mut generations = BTreeMap::new();
+        self.ancestors(a)
+            .into_iter()
+            .filter(|v| of_b.contains(v))
+            .map(|v| (self.generation(&v, &mut generations), v))
+            .max_by(|(g1, v1), (g2, v2)| g1.cmp(g2).then_with(|| v2.cmp(v1)))
+            .map(|(_, v)| v)
+    }
+
+    /// How many versions lie on the longest line from the first version to `version`, each
+    /// version's figure kept in `known`.
+    fn generation(&self, version: &str, known: &mut BTreeMap<String, usize>) -> usize {
+        if let Some(g) = known.get(version) {
+            return *g;
+        }
+        // Depth-first without recursion: a long history must not exhaust the stack. A version
+        // already on the way (only a damaged history has cycles) counts as known.
+        let mut stack = vec![version.to_owned()];
+        let mut visiting = BTreeSet::new();
+        while let Some(top) = stack.last().cloned() {
+            visiting.insert(top.clone());
+            let parents = self.parents.get(&top).map(Vec::as_slice).unwrap_or_default();
+            let missing: Vec<String> = parents
+                .iter()
+                .filter(|p| !known.contains_key(*p) && !visiting.contains(*p))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                let g = parents.iter().filter_map(|p| known.get(p)).max().map_or(0, |g| g + 1);
+                known.insert(top, g);
+                stack.pop();
+            } else {
+                stack.extend(missing);
+            }
+        }
+        known.get(version).copied().unwrap_or_default()
     }
 
     /// Versions of `a` that `b` does not have, and versions of `b` that `a` does not have.
@@ -133,5 +165,8 @@ mod tests {
         assert_eq!(h.ahead_behind("b2", "m3"), (2, 1));
         h.add("m4", ["m3", "b2"]);
         assert_eq!(h.merge_base("m4", "b2").as_deref(), Some("b2"));
+        h.add("x", ["y"]);
+        h.add("y", ["x"]);
+        assert_eq!(h.merge_base("x", "y").as_deref(), Some("x"), "a damaged history still ends");
     }
 }
