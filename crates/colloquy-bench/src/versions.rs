@@ -101,7 +101,7 @@ pub async fn versions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             goal: Goal::RatioAtLeast(0.5),
         });
     }
-    let (big, _, big_branch) = versioned_agent(&node, &client, 2, prompt).await?;
+    let (big, _, big_branch) = versioned_agent(&node, &client, VERSIONS, prompt).await?;
     let (main, _) = node.get(&client, &format!("/v1/convai/agents/{big}")).await?;
     let preview = format!(
         "{}/v1/convai/agents/{big}/branches/{big_branch}/merge-preview?target_branch_id={}",
@@ -110,7 +110,7 @@ pub async fn versions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     );
     let (p50, p99) =
         timed_get(&client, &preview, ("xi-api-key", &node.key), sizes.samples / 4).await?;
-    let label = "merge preview of two 50 KB configurations";
+    let label = format!("merge preview of two 50 KB configurations, {VERSIONS} versions");
     rows.push(Row {
         scenario: format!("{label}: p50"),
         unit: "ms".into(),
