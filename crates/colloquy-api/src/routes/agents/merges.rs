@@ -2,7 +2,8 @@
 //! three-way merge of the two heads from their nearest common version
 //! (`colloquy_core::merge`). A merge refuses fields both sides changed unless `force` (the
 //! source's value then wins); a rebase (from main, or `source_branch_id`) keeps the branch's
-//! own value there, as the reference describes it. Either lists those fields in the preview's `overridden_fields`.
+//! own value there, as the reference describes it. Either lists those fields in the preview's
+//! `overridden_fields`.
 
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
