@@ -154,6 +154,13 @@ fn notes_of_the_method() -> Vec<String> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
     out.push(
+        "A throughput row's baseline is the load generator's own ceiling: the same generator \
+         (raw HTTP/1.1 on kept connections, as many as the row says) against a bare axum handler \
+         answering the same bytes. Where it is at least twice the server's figure, the ratio is \
+         the server's; nearer, the generator shares the blame."
+            .into(),
+    );
+    out.push(
         "Per-turn overhead is the WebSocket turn (user_message to agent_response) minus the \
          zero-latency fake LLM's own answer time, measured by direct clients on the same \
          schedule in the same run: 1,000 turns/s offered, spread over the conversations. \
