@@ -8,6 +8,7 @@
 //! `/openapi.json` to prove no route is missing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::{Method, header, request::Parts};
@@ -16,6 +17,7 @@ use colloquy_core::keys;
 use colloquy_core::scope::{Role, Scope, Scopes};
 
 use crate::error::ApiError;
+use crate::key_cache::ValidKey;
 use crate::state::AppState;
 
 /// Name of the security scheme routes declare their scope under.
@@ -33,14 +35,15 @@ pub enum Required {
 /// Required scope per (method, route template).
 #[derive(Debug, Default, Clone)]
 pub struct ScopeTable {
-    routes: HashMap<(Method, String), Required>,
+    /// Keyed by route alone so a lookup borrows the matched route instead of copying it.
+    routes: HashMap<String, Vec<(Method, Required)>>,
 }
 
 impl ScopeTable {
     /// Reads every operation's `security` requirement from the OpenAPI document. An operation
     /// with an unparseable scope is an error: the server must not start with it.
     pub fn from_openapi(doc: &serde_json::Value) -> anyhow::Result<ScopeTable> {
-        let mut routes = HashMap::new();
+        let mut routes: HashMap<String, Vec<(Method, Required)>> = HashMap::new();
         let paths = doc.get("paths").and_then(|p| p.as_object()).into_iter().flatten();
         for (path, item) in paths {
             for (method, op) in item.as_object().into_iter().flatten() {
@@ -65,7 +68,7 @@ impl ScopeTable {
                             scope.parse().map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?,
                         )
                     };
-                    routes.insert((method, path.clone()), required);
+                    routes.entry(path.clone()).or_default().push((method, required));
                 }
             }
         }
@@ -74,7 +77,8 @@ impl ScopeTable {
 
     /// What a route requires, if it is in the table.
     pub fn required(&self, method: &Method, route: &str) -> Option<Required> {
-        self.routes.get(&(method.clone(), route.to_owned())).copied()
+        let methods = self.routes.get(route)?;
+        methods.iter().find(|(m, _)| m == method).map(|(_, required)| *required)
     }
 }
 
@@ -144,26 +148,17 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(
         parts: &mut Parts, state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default();
-        let Some(required) = state.scopes.required(&parts.method, &route) else {
+        let route = parts.extensions.get::<MatchedPath>().map_or("", MatchedPath::as_str);
+        let Some(required) = state.scopes.required(&parts.method, route) else {
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "route {} {route} has no entry in the scope table",
                 parts.method
             )));
         };
         let token = presented_token(parts).filter(|t| !t.is_empty()).ok_or(ApiError::MissingKey)?;
-        let key = state
-            .store
-            .find_key(&keys::hash_token(token))
-            .await?
-            .filter(|k| k.revoked_at.is_none())
-            .ok_or(ApiError::InvalidKey)?;
+        let key = valid_key(state, &keys::hash_token(token)).await?;
         state.rate.check(&key.key_id).map_err(ApiError::RateLimited)?;
-        let scopes = Scopes::parse(&key.scopes).map_err(|e| ApiError::Internal(e.into()))?;
+        let scopes = &key.scopes;
         if let Required::Scope(required) = required
             && !scopes.allows(required)
         {
@@ -180,10 +175,32 @@ impl FromRequestParts<AppState> for Caller {
         span.record("workspace", tracing::field::display(&key.workspace_id));
         span.record("key", key.key_id.as_str());
         Ok(Caller {
-            key_id: key.key_id,
-            workspace_id: key.workspace_id,
-            user_id: key.user_id,
-            scopes,
+            key_id: key.key_id.clone(),
+            workspace_id: key.workspace_id.clone(),
+            user_id: key.user_id.clone(),
+            scopes: key.scopes.clone(),
         })
     }
+}
+
+/// The valid, unrevoked key with this token hash: from the [`crate::key_cache::KeyCache`] when it was read
+/// recently, else from the store (and then cached).
+async fn valid_key(state: &AppState, token_hash: &str) -> Result<Arc<ValidKey>, ApiError> {
+    if let Some(key) = state.keys.get(token_hash) {
+        return Ok(key);
+    }
+    let key = state
+        .store
+        .find_key(token_hash)
+        .await?
+        .filter(|k| k.revoked_at.is_none())
+        .ok_or(ApiError::InvalidKey)?;
+    let key = Arc::new(ValidKey {
+        scopes: Scopes::parse(&key.scopes).map_err(|e| ApiError::Internal(e.into()))?,
+        key_id: key.key_id,
+        workspace_id: key.workspace_id,
+        user_id: key.user_id,
+    });
+    state.keys.put(token_hash.to_owned(), Arc::clone(&key));
+    Ok(key)
 }

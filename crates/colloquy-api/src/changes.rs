@@ -270,10 +270,9 @@ const MAX_DEPTH: usize = 8;
 
 /// The layer: runs the request and, when it changed a logged resource, records the change.
 pub async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let entry = route
-        .as_deref()
-        .and_then(|route| LOGGED.iter().find(|(m, r, ..)| m == request.method() && *r == route));
+    let entry = request.extensions().get::<MatchedPath>().and_then(|route| {
+        LOGGED.iter().find(|(m, r, ..)| m == request.method() && *r == route.as_str())
+    });
     let Some((_, _, resource_type, operation, id_from)) = entry else {
         return next.run(request).await;
     };

@@ -9,6 +9,7 @@ mod changes;
 mod conformance;
 pub mod error;
 pub mod extract;
+mod key_cache;
 pub mod limits;
 mod lookup;
 pub mod metrics;
@@ -55,6 +56,7 @@ pub fn router(
         ),
         settings,
         scopes,
+        keys: key_cache::KeyCache::default(),
         metrics: metrics::Metrics::default(),
         openapi: openapi::ServedDoc::new(&doc),
     }));

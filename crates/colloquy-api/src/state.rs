@@ -82,6 +82,8 @@ pub struct App {
     pub rate: crate::limits::RequestRate,
     /// Live conversations per workspace.
     pub conversations: crate::limits::ConversationSlots,
+    /// Keys recently found valid.
+    pub keys: crate::key_cache::KeyCache,
     /// Required scope of every route.
     pub scopes: ScopeTable,
     /// Request counters and latency histograms.
