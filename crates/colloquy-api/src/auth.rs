@@ -12,12 +12,11 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::{Method, header, request::Parts};
-use colloquy_core::ids::WorkspaceId;
 use colloquy_core::keys;
 use colloquy_core::scope::{Role, Scope, Scopes};
 
 use crate::error::ApiError;
-use crate::key_cache::ValidKey;
+pub use crate::key_cache::ValidKey;
 use crate::state::AppState;
 
 /// Name of the security scheme routes declare their scope under.
@@ -82,18 +81,18 @@ impl ScopeTable {
     }
 }
 
-/// The authenticated caller of a request: their workspace, user and scopes. Extracting it
-/// checks the key and the route's scope.
+/// The authenticated caller of a request: their workspace, user and scopes (the fields of
+/// [`ValidKey`], which it derefs to). Extracting it checks the key and the route's scope. It
+/// shares the cached key rather than copying it, so a request allocates nothing for it.
 #[derive(Debug, Clone)]
-pub struct Caller {
-    /// Id of the key used.
-    pub key_id: String,
-    /// The caller's workspace; every query is scoped to it.
-    pub workspace_id: WorkspaceId,
-    /// The caller's user (`created_by_user_id` of what they create).
-    pub user_id: String,
-    /// What the key may do.
-    pub scopes: Scopes,
+pub struct Caller(Arc<ValidKey>);
+
+impl std::ops::Deref for Caller {
+    type Target = ValidKey;
+
+    fn deref(&self) -> &ValidKey {
+        &self.0
+    }
 }
 
 impl Caller {
@@ -174,12 +173,7 @@ impl FromRequestParts<AppState> for Caller {
         let span = tracing::Span::current();
         span.record("workspace", tracing::field::display(&key.workspace_id));
         span.record("key", key.key_id.as_str());
-        Ok(Caller {
-            key_id: key.key_id.clone(),
-            workspace_id: key.workspace_id.clone(),
-            user_id: key.user_id.clone(),
-            scopes: key.scopes.clone(),
-        })
+        Ok(Caller(key))
     }
 }
 

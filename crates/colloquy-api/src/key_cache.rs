@@ -19,14 +19,14 @@ pub const TTL: Duration = Duration::from_millis(500);
 /// Most keys held; past it, stale entries are dropped, and if none are stale, all of them.
 const CAPACITY: usize = 4096;
 
-/// A valid key, as the request path needs it.
+/// A valid key, as the request path needs it: who calls, for [`crate::auth::Caller`].
 #[derive(Debug)]
 pub struct ValidKey {
     /// The key's id.
     pub key_id: String,
-    /// The key's workspace.
+    /// The caller's workspace; every query is scoped to it.
     pub workspace_id: WorkspaceId,
-    /// The key's user.
+    /// The caller's user (`created_by_user_id` of what they create).
     pub user_id: String,
     /// What the key may do, parsed.
     pub scopes: Scopes,

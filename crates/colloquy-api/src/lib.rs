@@ -9,7 +9,7 @@ mod changes;
 mod conformance;
 pub mod error;
 pub mod extract;
-mod key_cache;
+pub mod key_cache;
 pub mod limits;
 mod lookup;
 pub mod metrics;

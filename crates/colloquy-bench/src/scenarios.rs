@@ -177,9 +177,10 @@ async fn agent_reads(
     node: &Node, client: &reqwest::Client, last: &str, agents: usize, sizes: Sizes,
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    for (name, path) in [
-        ("GET agent", format!("/v1/convai/agents/{last}")),
-        ("list agents (page 30)", "/v1/convai/agents?page_size=30".to_owned()),
+    // [G2]'s goals (item 4): a GET at half a bare handler's rate, a page of 30 at 0.35.
+    for (name, path, goal) in [
+        ("GET agent", format!("/v1/convai/agents/{last}"), 0.5),
+        ("list agents (page 30)", "/v1/convai/agents?page_size=30".to_owned(), 0.35),
     ] {
         let (_, bytes) = node.get(client, &path).await?;
         let bare = node::bare_server(bytes).await?;
@@ -199,7 +200,7 @@ async fn agent_reads(
             unit: "req/s".into(),
             ours: ours.throughput,
             baseline: Some(theirs.throughput),
-            goal: Goal::RatioAtLeast(0.5),
+            goal: Goal::RatioAtLeast(goal),
         });
         rows.push(Row {
             scenario: format!("{label}: p50"),

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +19,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::inline::InlineReads;
+use crate::inline::{Commits, InlineReads};
 use crate::{Store, StoreError, StoreResult};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -62,8 +63,23 @@ pub(crate) enum Db {
         write: SqlitePool,
         /// Off for an in-memory database, which only its one connection can see.
         inline: Option<InlineReads>,
+        /// This process's commits to the file (none for an in-memory database).
+        commits: Option<Arc<Commits>>,
     },
     Postgres(PgPool),
+}
+
+impl Db {
+    /// Called after every commit made through the write pool, so inline readers drop the
+    /// snapshots it made stale (see [`crate::inline`]).
+    pub(crate) fn committed(&self) {
+        if let Db::Sqlite { commits: Some(commits), inline, .. } = self {
+            commits.add();
+            if let Some(inline) = inline {
+                inline.end_idle_snapshots();
+            }
+        }
+    }
 }
 
 /// Runs `$body` with `$pool` bound to the read or write pool of the configured backend. The
@@ -77,7 +93,11 @@ macro_rules! run {
     };
     ($store:expr, write, |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::db::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::db::Db::Sqlite { write: $pool, .. } => {
+                let out = $body;
+                $store.db.committed();
+                out
+            }
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -103,6 +123,7 @@ macro_rules! transaction {
                     conn.close_on_drop();
                     return Err(e.into());
                 }
+                $store.db.committed();
                 Ok::<_, $crate::StoreError>(out)
             }
             $crate::db::Db::Postgres(pool) => {
@@ -321,7 +342,7 @@ impl SqlStore {
                 .connect_with(base)
                 .await?;
             return Ok(SqlStore {
-                db: Db::Sqlite { read: pool.clone(), write: pool, inline: None },
+                db: Db::Sqlite { read: pool.clone(), write: pool, inline: None, commits: None },
             });
         }
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
@@ -329,10 +350,12 @@ impl SqlStore {
             .max_connections(opts.max_connections.max(1))
             .connect_with(base)
             .await?;
+        let commits = file.as_deref().map(Commits::of);
         let inline = file
+            .zip(commits.clone())
             .filter(|_| opts.inline_read_budget > 0)
-            .map(|f| InlineReads::new(f, opts.inline_read_budget));
-        Ok(SqlStore { db: Db::Sqlite { read, write, inline } })
+            .map(|(f, commits)| InlineReads::new(f, opts.inline_read_budget, commits));
+        Ok(SqlStore { db: Db::Sqlite { read, write, inline, commits } })
     }
 
     /// The inline readers, where reads may run on the calling thread (SQLite on a file; see
@@ -371,7 +394,7 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write, inline } => {
+            Db::Sqlite { read, write, inline, .. } => {
                 if let Some(reads) = inline {
                     reads.close();
                 }

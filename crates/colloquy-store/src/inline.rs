@@ -13,11 +13,20 @@
 //! `None`; the caller then runs it on the sqlx pool, whose threads may take as long as it
 //! needs. Errors are never reported from here: the pool runs the statement again and reports
 //! them the one way the store always has.
+//!
+//! Starting and ending a read transaction takes and drops WAL read locks (`fcntl` calls under
+//! SQLite's mutexes): perf put that at a sixth of a GET agent once the key lookup was cached,
+//! more than the lookup itself. So a reader keeps its snapshot (an explicit `BEGIN`) across
+//! statements while it is current: until this process commits to the file (every write counts
+//! itself in [`Commits`], and idle readers' snapshots end at once), and for at most
+//! [`SNAPSHOT_AGE`], which bounds how late a write made by another process (`colloquy keys`)
+//! shows. A request therefore always sees every write acknowledged before it, by this process.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use colloquy_core::ids;
 use rusqlite::types::ToSqlOutput;
@@ -30,6 +39,8 @@ const STEPS_PER_CHECK: u32 = 1000;
 /// Connections kept open between reads. Reads never wait inside a statement, so at most one
 /// per thread running them is in use at once.
 const MAX_IDLE: usize = 8;
+/// Longest a reader keeps one snapshot: how late another process's commit may show.
+const SNAPSHOT_AGE: Duration = Duration::from_millis(1);
 /// Statements each connection keeps prepared: every text the hot paths produce, with room
 /// for the page sizes and filter combinations a client actually uses.
 const STATEMENT_CACHE: usize = 128;
@@ -153,10 +164,73 @@ impl ToSql for Bind {
     }
 }
 
-/// One reading connection and the step counter its progress handler reads.
+/// Commits this process made to one database file. Every store of the process open on the
+/// file shares the count (tests write through a second store, then read through the server).
+#[derive(Debug, Default)]
+pub(crate) struct Commits(AtomicU64);
+
+impl Commits {
+    /// The count for the file at `path`.
+    pub(crate) fn of(path: &Path) -> Arc<Commits> {
+        static FILES: LazyLock<Mutex<HashMap<PathBuf, Weak<Commits>>>> =
+            LazyLock::new(Mutex::default);
+        let mut files = FILES.lock().unwrap_or_else(|p| p.into_inner());
+        files.retain(|_, commits| commits.strong_count() > 0);
+        if let Some(commits) = files.get(path).and_then(Weak::upgrade) {
+            return commits;
+        }
+        let commits = Arc::new(Commits::default());
+        files.insert(path.to_owned(), Arc::downgrade(&commits));
+        commits
+    }
+
+    /// Counts a commit, once it is done (so a snapshot begun after sees it).
+    pub(crate) fn add(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// One reading connection, the step counter its progress handler reads, and the snapshot it
+/// holds open: the commit count when it began, and when.
 struct Reader {
     conn: Connection,
     checks: Arc<AtomicU32>,
+    snapshot: Option<(u64, Instant)>,
+}
+
+impl Reader {
+    /// Whether the open snapshot still shows everything (see the module doc).
+    fn is_current(&self, commits: u64) -> bool {
+        !self.conn.is_autocommit()
+            && self
+                .snapshot
+                .is_some_and(|(at, began)| at == commits && began.elapsed() < SNAPSHOT_AGE)
+    }
+
+    /// Ends the open snapshot, if any.
+    fn end_snapshot(&mut self) -> rusqlite::Result<()> {
+        self.snapshot = None;
+        if !self.conn.is_autocommit() {
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
+        }
+        Ok(())
+    }
+
+    /// Makes the open snapshot current: ends it if it is not and begins the next one, which
+    /// the first statement after takes.
+    fn refresh(&mut self, commits: u64) -> rusqlite::Result<()> {
+        if self.is_current(commits) {
+            return Ok(());
+        }
+        self.end_snapshot()?;
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        self.snapshot = Some((commits, Instant::now()));
+        Ok(())
+    }
 }
 
 /// The inline readers of one SQLite file.
@@ -165,6 +239,8 @@ pub(crate) struct InlineReads {
     /// Progress-handler calls a statement may use up.
     checks_allowed: u32,
     idle: Mutex<Vec<Reader>>,
+    /// This process's commits to the file.
+    commits: Arc<Commits>,
     /// Set by [`InlineReads::close`]: every read goes to the (closed) pool, as before.
     closed: AtomicBool,
     /// Reads handed back to the pool (over budget, busy, or failed).
@@ -173,9 +249,10 @@ pub(crate) struct InlineReads {
 
 impl InlineReads {
     /// Readers of the database at `path`, each statement allowed about `budget` VM steps.
-    pub(crate) fn new(path: PathBuf, budget: u32) -> InlineReads {
+    pub(crate) fn new(path: PathBuf, budget: u32, commits: Arc<Commits>) -> InlineReads {
         InlineReads {
             path,
+            commits,
             checks_allowed: budget.div_ceil(STEPS_PER_CHECK).max(1),
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -239,9 +316,9 @@ impl InlineReads {
         if self.closed.load(Ordering::Relaxed) {
             return None;
         }
-        let out = self.take().and_then(|reader| {
+        let out = self.take().and_then(|mut reader| {
             reader.checks.store(0, Ordering::Relaxed);
-            let out = read(&reader.conn);
+            let out = reader.refresh(self.commits.now()).and_then(|()| read(&reader.conn));
             self.give_back(reader);
             out
         });
@@ -265,11 +342,23 @@ impl InlineReads {
         }
     }
 
-    fn give_back(&self, reader: Reader) {
+    /// Keeps `reader` for the next read. Its snapshot stays open only while current; the check
+    /// is made under the lock [`InlineReads::end_idle_snapshots`] takes, so no idle reader keeps a
+    /// snapshot older than the last commit.
+    fn give_back(&self, mut reader: Reader) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
+        if idle.len() < MAX_IDLE
+            && (reader.is_current(self.commits.now()) || reader.end_snapshot().is_ok())
+        {
             idle.push(reader);
         }
+    }
+
+    /// Ends the idle readers' snapshots after a commit (counted first in [`Commits`]): they no
+    /// longer show everything, and would keep the WAL from being checkpointed.
+    pub(crate) fn end_idle_snapshots(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain_mut(|reader| reader.end_snapshot().is_ok());
     }
 
     fn open(&self) -> rusqlite::Result<Reader> {
@@ -287,7 +376,7 @@ impl InlineReads {
             STEPS_PER_CHECK as i32,
             Some(move || counter.fetch_add(1, Ordering::Relaxed) + 1 >= allowed),
         )?;
-        Ok(Reader { conn, checks })
+        Ok(Reader { conn, checks, snapshot: None })
     }
 
     /// Reads handed back to the pool so far.
@@ -383,6 +472,58 @@ mod tests {
         let store = SqlStore::connect(url, &opts).await.unwrap();
         store.migrate().await.unwrap();
         store
+    }
+
+    fn agent(ws: &colloquy_core::ids::WorkspaceId, user: &str, id: &str, name: &str) -> NewAgent {
+        NewAgent {
+            id: id.into(),
+            workspace_id: ws.clone(),
+            created_by: user.to_owned(),
+            created_at: 1_700_000_000,
+            main_branch_id: format!("agtbrch_{id}"),
+            content: AgentContent {
+                name_lower: name.to_lowercase(),
+                name: name.to_owned(),
+                tags: vec![],
+                archived: false,
+                voice_id: "v".into(),
+                version_id: format!("agtvrsn_{id}"),
+                document: "{}".into(),
+                tool_ids: vec![],
+                document_ids: vec![],
+                mcp_server_ids: vec![],
+            },
+        }
+    }
+
+    /// Readers keep a snapshot across statements, yet every read sees each commit this process
+    /// made before it (through this store or another on the file), and another process's
+    /// commit within [`super::SNAPSHOT_AGE`].
+    #[tokio::test]
+    async fn kept_snapshots_never_hide_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db.sqlite");
+        let url = format!("sqlite://{}", file.display());
+        let server = open(&url, 100_000).await;
+        let other = open(&url, 0).await;
+        let ws = server.ensure_workspace("w").await.unwrap();
+        let user = server.ensure_user(&ws.id, "u", "u@x").await.unwrap();
+        let id: colloquy_core::ids::AgentId = "agent_1".into();
+        for (i, store) in [&server, &other, &server, &other].into_iter().enumerate() {
+            // The read before keeps its reader's snapshot open.
+            let _ = server.get_agent(&ws.id, &format!("agent_{i}").into()).await;
+            store
+                .insert_agent(&agent(&ws.id, &user.id, &format!("agent_{}", i + 1), "a"))
+                .await
+                .unwrap();
+            let found = server.get_agent(&ws.id, &format!("agent_{}", i + 1).into()).await;
+            assert!(found.is_ok(), "commit {i} hidden: {found:?}");
+        }
+        let outside = rusqlite::Connection::open(&file).unwrap();
+        outside.execute("UPDATE agents SET name = 'renamed' WHERE id = 'agent_1'", []).unwrap();
+        std::thread::sleep(super::SNAPSHOT_AGE * 2);
+        assert_eq!(server.get_agent(&ws.id, &id).await.unwrap().summary.name, "renamed");
+        assert_eq!(handed_back(&server), 0, "every read was inline");
     }
 
     /// Inline reads give what the pool gives; one over budget moves to the pool and still
