@@ -257,13 +257,15 @@ pub(crate) async fn patch_agent(
         match versions::commit(cx, &head, &updated, &description, OtherParents::default(), publish)
             .await
         {
-            Ok(_) => {
+            Ok(version_id) => {
                 if draft.is_some() {
                     store
                         .delete_draft(&cx.workspace_id, agent_id, &head.branch_id, &cx.user_id)
                         .await?;
                 }
-                return versions::at(cx, agent_id, Some(&head.branch_id), None).await;
+                // The version this PATCH made, not the branch's head now: another writer may
+                // already have committed on top of it.
+                return versions::at(cx, agent_id, Some(&head.branch_id), Some(&version_id)).await;
             }
             Err(CommitError::Moved) => continue,
             Err(CommitError::Api(e)) => return Err(e),
