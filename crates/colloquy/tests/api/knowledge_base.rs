@@ -1189,8 +1189,11 @@ async fn url_documents_sync_on_their_own(backend: Backend) {
         std::time::Duration::from_secs(10),
         std::time::Duration::from_millis(100),
         async || {
+            // The new text and the next due time are two writes: wait for both.
             let (_, got) = app.get(&format!("/v1/convai/knowledge-base/{news_id}"), key).await;
-            got["extracted_inner_html"].as_str().unwrap_or_default().contains("ten").then_some(got)
+            let read = got["extracted_inner_html"].as_str().unwrap_or_default().contains("ten");
+            let due = got["auto_sync_info"]["next_refresh_by"].as_i64().unwrap_or_default();
+            (read && due > now + DAY_SECS).then_some(got)
         },
     )
     .await
