@@ -23,6 +23,8 @@ pub mod prefix {
     pub const API_KEY: &str = "key_";
     /// Workspace secrets.
     pub const SECRET: &str = "secret_";
+    /// Workspace webhooks.
+    pub const WEBHOOK: &str = "webhook_";
     /// Agents.
     pub const AGENT: &str = "agent_";
     /// Agent branches.

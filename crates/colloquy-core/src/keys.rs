@@ -16,10 +16,14 @@ pub fn generate_token() -> String {
 
 /// The stored form of a token: lowercase hex SHA-256.
 pub fn hash_token(token: &str) -> String {
+    hex(digest::digest(&digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// Bytes as lowercase hex, the way digests, keys and webhook secrets are written.
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let d = digest::digest(&digest::SHA256, token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in d.as_ref() {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 0xf)] as char);
     }

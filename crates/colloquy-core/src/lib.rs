@@ -21,6 +21,7 @@ pub mod redact;
 pub mod schema;
 pub mod scope;
 pub mod secret_key;
+pub mod signature;
 pub mod template;
 pub mod test_runs;
 #[cfg(any(test, feature = "proptest"))]

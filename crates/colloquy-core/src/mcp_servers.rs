@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::ids::{self, ToolId};
+use crate::keys::hex;
 use crate::schema::Spec;
 use crate::validation::{LocItem, Violation};
 
@@ -429,10 +430,6 @@ fn sorted(value: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
         other => other.clone(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The id an MCP tool without a tool record has in the audit log (DESIGN.md §4.1).

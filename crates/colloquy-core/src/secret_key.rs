@@ -84,7 +84,7 @@ impl SecretKey {
 
     /// The key written as 64 hex characters (how a generated key file stores it).
     pub fn to_hex(&self) -> String {
-        self.bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::keys::hex(&self.bytes)
     }
 
     /// A short public identifier of the key, derived from it; safe to log.

@@ -16,6 +16,7 @@ mod changes;
 mod conversations;
 mod crawl_jobs;
 mod db;
+mod deliveries;
 mod error;
 mod inline;
 mod jobs;
@@ -30,6 +31,7 @@ mod secrets;
 mod test_runs;
 mod tools;
 pub mod transfer;
+mod webhooks;
 mod workspaces;
 
 use std::sync::Arc;
@@ -57,6 +59,10 @@ pub use conversations::{
 };
 pub use crawl_jobs::{CrawlJobRow, CrawlPageRow, CrawlStore, NewCrawlJob, PageOutcome};
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
+pub use deliveries::{
+    ATTEMPT_PREFIX, AttemptFilter, AttemptRow, DELIVERY_PREFIX, DeliveryStore, DueDelivery,
+    NewDelivery, TryOutcome,
+};
 pub use error::StoreError;
 pub use jobs::{JobKind, Lease, LeaseStore};
 pub use kb_sync::{AutoSync, DAY_SECS, DocumentSyncStore, DueSync};
@@ -73,6 +79,7 @@ pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };
+pub use webhooks::{AgentDocumentRow, SettingsRow, WebhookChange, WebhookRow, WebhookStore};
 pub use workspaces::{User, Workspace, WorkspaceStore};
 
 /// Result of store operations.
@@ -102,6 +109,8 @@ pub trait Store:
     + TestStore
     + TestRunStore
     + LeaseStore
+    + WebhookStore
+    + DeliveryStore
     + Send
     + Sync
     + 'static
