@@ -1,5 +1,5 @@
 //! Recording the change log: every successful create, update and delete of agents, tools,
-//! tests and their folders, MCP servers and secrets, with who made it and which JSON paths
+//! tests and their folders, MCP servers, secrets and webhooks, with who made it and which JSON paths
 //! the request wrote.
 //!
 //! One layer around the routes does it, from a table of the write routes, rather than a line
@@ -257,6 +257,21 @@ const LOGGED: &[Logged] = &[
         "secret",
         "delete",
         IdFrom::Path("secret_id"),
+    ),
+    (Method::POST, "/v1/workspace/webhooks", "webhook", "create", IdFrom::Answer("webhook_id")),
+    (
+        Method::PATCH,
+        "/v1/workspace/webhooks/{webhook_id}",
+        "webhook",
+        "update",
+        IdFrom::Path("webhook_id"),
+    ),
+    (
+        Method::DELETE,
+        "/v1/workspace/webhooks/{webhook_id}",
+        "webhook",
+        "delete",
+        IdFrom::Path("webhook_id"),
     ),
 ];
 

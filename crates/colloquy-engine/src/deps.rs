@@ -21,6 +21,10 @@ pub struct EngineLimits {
     /// Seconds a job's lease (test run, embedding index, crawl) lasts; its holder renews it
     /// while it works, so this is how long a dead node's jobs wait before another takes them.
     pub job_lease_secs: i64,
+    /// Tries a post-call webhook delivery gets (the first and its retries).
+    pub webhook_tries: i64,
+    /// Seconds before the first retry of a delivery; each later one waits twice as long.
+    pub webhook_first_retry_secs: i64,
 }
 
 impl Default for EngineLimits {
@@ -30,6 +34,8 @@ impl Default for EngineLimits {
             webhook_max_response_bytes: 1024 * 1024,
             kb_max_index_bytes: 1 << 30,
             job_lease_secs: 15,
+            webhook_tries: 10,
+            webhook_first_retry_secs: 10,
         }
     }
 }
@@ -64,4 +70,6 @@ pub struct EngineDeps {
     /// Woken when this node queues test runs, so its worker leases them at once instead of at
     /// its next poll (runs queued by other nodes are found by polling).
     pub runs_queued: tokio::sync::Notify,
+    /// Woken when this node queues a webhook delivery, so its webhook worker sends it at once.
+    pub webhooks_queued: tokio::sync::Notify,
 }

@@ -23,6 +23,7 @@ pub mod testing;
 pub mod tools;
 pub mod turn;
 pub mod voice;
+pub mod webhooks;
 
 pub use agent::{AgentSnapshot, LoadError, Pick};
 pub use conversation::{Conversation, Ending, Source, StartOptions};

@@ -84,6 +84,13 @@ pub struct Config {
     /// Webhook calls in flight to one host at once (`COLLOQUY_WEBHOOK_MAX_CONNECTIONS_PER_HOST`);
     /// more wait for a slot within their timeout, so a hanging host cannot take every socket.
     pub webhook_max_connections_per_host: usize,
+    /// Tries a post-call webhook delivery gets, the first and its retries
+    /// (`COLLOQUY_WEBHOOK_TRIES`); transient failures (5xx, 429, timeouts, refused connections)
+    /// are tried again until then.
+    pub webhook_tries: i64,
+    /// Seconds before a failed delivery's first retry (`COLLOQUY_WEBHOOK_FIRST_RETRY_SECS`);
+    /// each later retry waits twice as long as the one before (10 tries span about 85 minutes).
+    pub webhook_first_retry_secs: i64,
     /// Check every successful JSON answer against the reference's response model, answering
     /// 500 with what differs (`COLLOQUY_CHECK_RESPONSES`): for tests and development, it costs
     /// a parse and a schema walk per answer.
@@ -128,6 +135,8 @@ impl Default for Config {
             job_lease_secs: 15,
             webhook_max_response_bytes: 1024 * 1024,
             webhook_max_connections_per_host: 32,
+            webhook_tries: 10,
+            webhook_first_retry_secs: 10,
             test_concurrency: 4,
             check_responses: false,
             llm: Default::default(),
@@ -167,6 +176,8 @@ impl fmt::Debug for Config {
             .field("job_lease_secs", &self.job_lease_secs)
             .field("webhook_max_response_bytes", &self.webhook_max_response_bytes)
             .field("webhook_max_connections_per_host", &self.webhook_max_connections_per_host)
+            .field("webhook_tries", &self.webhook_tries)
+            .field("webhook_first_retry_secs", &self.webhook_first_retry_secs)
             .field("test_concurrency", &self.test_concurrency)
             .field("check_responses", &self.check_responses)
             .field("mcp_stdio_servers", &self.mcp.stdio.keys().collect::<Vec<_>>())
@@ -219,6 +230,12 @@ impl Config {
             .extract()?;
         if config.job_lease_secs < 1 {
             anyhow::bail!("COLLOQUY_JOB_LEASE_SECS must be at least 1 second");
+        }
+        if !(1..=30).contains(&config.webhook_tries) {
+            anyhow::bail!("COLLOQUY_WEBHOOK_TRIES must be between 1 and 30");
+        }
+        if !(1..=3600).contains(&config.webhook_first_retry_secs) {
+            anyhow::bail!("COLLOQUY_WEBHOOK_FIRST_RETRY_SECS must be between 1 and 3600");
         }
         Ok(config)
     }

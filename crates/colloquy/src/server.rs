@@ -57,6 +57,8 @@ pub fn engine(
             webhook_max_response_bytes: config.webhook_max_response_bytes,
             kb_max_index_bytes: config.kb_max_index_bytes,
             job_lease_secs: config.job_lease_secs,
+            webhook_tries: config.webhook_tries,
+            webhook_first_retry_secs: config.webhook_first_retry_secs,
             ..EngineLimits::default()
         },
         mcp: config.mcp.clone(),
@@ -64,6 +66,7 @@ pub fn engine(
         embeddings,
         knowledge_queued: tokio::sync::Notify::new(),
         runs_queued: tokio::sync::Notify::new(),
+        webhooks_queued: tokio::sync::Notify::new(),
     };
     Ok((Arc::new(deps), audit_task))
 }
@@ -87,13 +90,15 @@ pub struct Server {
     grace: Duration,
     /// The audit writer; it drains once the router (holding the last writer) is dropped.
     audit_task: tokio::task::JoinHandle<()>,
-    /// Stops the test-run worker and the knowledge-base worker (jobs they hold are taken over when their
-    /// leases expire).
+    /// Stops the test-run, knowledge-base and webhook workers (jobs they hold are taken over
+    /// when their leases expire).
     stop_workers: tokio::sync::watch::Sender<bool>,
     /// The test-run worker.
     worker: tokio::task::JoinHandle<()>,
     /// The knowledge-base worker (embedding indexes and crawls).
     indexer: tokio::task::JoinHandle<()>,
+    /// The webhook worker (post-call deliveries).
+    webhooks: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
@@ -142,6 +147,8 @@ impl Server {
             worker_id.clone(),
             stop.clone(),
         ));
+        let webhooks =
+            tokio::spawn(colloquy_engine::webhooks::worker::worker(engine.clone(), stop.clone()));
         let worker = tokio::spawn(colloquy_engine::testing::worker(
             engine.clone(),
             worker_id,
@@ -164,6 +171,7 @@ impl Server {
             stop_workers,
             worker,
             indexer,
+            webhooks,
         })
     }
 
@@ -205,6 +213,7 @@ impl Server {
         let _ = self.stop_workers.send(true);
         let _ = self.worker.await;
         let _ = self.indexer.await;
+        let _ = self.webhooks.await;
         // The router held the last handle on the audit writer; give queued records time to land.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_task).await;
         self.store.close().await;

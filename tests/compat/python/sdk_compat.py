@@ -610,6 +610,74 @@ def test_versions_branches_drafts_merges_and_deployments():
     assert next(b for b in branches.list(agent_id).results if b.id == main).current_live_percentage == 1.0
 
 
+def _receiver():
+    """A webhook receiver on loopback: returns its URL and the (body, signature) it got."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            body = self.rfile.read(int(self.headers["content-length"])).decode()
+            got.append((body, self.headers["ElevenLabs-Signature"]))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/post-call", got
+
+
+def test_settings_webhooks_and_a_signed_post_call_delivery():
+    from elevenlabs import ConvAiWebhooks, WebhookHmacSettings
+    from elevenlabs.conversational_ai.dashboard.settings.types import (
+        PatchConvAiDashboardSettingsRequestChartsItem_CallSuccess,
+    )
+
+    url, got = _receiver()
+    created = client.webhooks.create(settings=WebhookHmacSettings(name="CRM", webhook_url=url))
+    assert created.webhook_id and created.webhook_secret, created
+    settings = client.conversational_ai.settings
+    updated = settings.update(
+        webhooks=ConvAiWebhooks(post_call_webhook_id=created.webhook_id, events=["transcript"]),
+        rag_retention_period_days=7,
+    )
+    assert updated.webhooks.post_call_webhook_id == created.webhook_id, updated
+    assert settings.get().rag_retention_period_days == 7
+    dashboard = client.conversational_ai.dashboard.settings
+    charts = dashboard.update(
+        charts=[PatchConvAiDashboardSettingsRequestChartsItem_CallSuccess(name="Success")]
+    ).charts
+    assert [c.name for c in charts] == ["Success"], charts
+    listed = client.webhooks.list(include_usages=True).webhooks
+    mine = [w for w in listed if w.webhook_id == created.webhook_id]
+    assert mine and mine[0].usage[0].usage_type == "ConvAI Settings", listed
+    try:
+        _live(os.environ["COLLOQUY_PUBLIC_AGENT"], requires_auth=False)
+        deadline = time.time() + 10
+        while not got and time.time() < deadline:
+            time.sleep(0.05)
+        assert got, "the post-call webhook was called"
+        body, signature = got[0]
+        event = client.webhooks.construct_event(body, signature, created.webhook_secret)
+        assert event["type"] == "post_call_transcription", event
+        assert event["data"]["agent_id"] == os.environ["COLLOQUY_PUBLIC_AGENT"]
+        try:
+            client.webhooks.construct_event(body, signature, "wsec_not_it")
+            raise AssertionError("a wrong secret verified")
+        except ApiError as e:
+            assert e.status_code == 400
+    finally:
+        settings.update(webhooks=ConvAiWebhooks(post_call_webhook_id=None))
+        client.webhooks.update(created.webhook_id, is_disabled=True, name="CRM (off)")
+        assert client.webhooks.delete(created.webhook_id).status == "ok"
+
+
 def test_bad_key_is_401():
     bad = ElevenLabs(api_key="sk_wrong", base_url=URL)
     try:

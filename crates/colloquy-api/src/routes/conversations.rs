@@ -5,9 +5,8 @@
 use axum::extract::Path;
 use colloquy_core::cursor::Direction;
 use colloquy_core::ids::{AgentId, ConversationId};
-use colloquy_core::schema::Spec;
 use colloquy_core::validation::Violation;
-use colloquy_store::{ConversationAudio, ConversationFilter, ConversationRow};
+use colloquy_store::{ConversationFilter, ConversationRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -162,66 +161,11 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
     page.view(summary).respond("conversations")
 }
 
-fn full(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
-    let doc: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
-    let meta = &doc["metadata"];
-    let (likes, dislikes) = match row.feedback.as_deref() {
-        Some("like") => (1, 0),
-        Some("dislike") => (0, 1),
-        _ => (0, 0),
-    };
-    let mut out = json!({
-        "agent_id": row.agent_id,
-        "agent_name": row.agent_name,
-        "conversation_product": "agent",
-        "status": row.status,
-        "user_id": row.user_id,
-        "branch_id": row.branch_id,
-        "version_id": row.version_id,
-        "metadata": {
-            "start_time_unix_secs": row.started_at,
-            "accepted_time_unix_secs": row.started_at,
-            "call_duration_secs": row.duration_secs,
-            "cost": null,
-            "cost_fiat": null,
-            "feedback": {"type": null, "overall_score": row.feedback, "likes": likes, "dislikes": dislikes, "rating": null, "comment": null},
-            "termination_reason": row.termination_reason,
-            "error": meta.get("error").cloned().unwrap_or(Value::Null),
-            "main_language": meta.get("main_language").cloned().unwrap_or(Value::Null),
-            "text_only": meta.get("text_only").cloned().unwrap_or(json!(true)),
-            "conversation_initiation_source": "unknown",
-        },
-        "analysis": {
-            "call_successful": row.call_successful,
-            "transcript_summary": "",
-            "evaluation_criteria_results": {},
-            "data_collection_results": {},
-        },
-        "visited_agents": [],
-        "conversation_initiation_client_data": doc.get("conversation_initiation_client_data").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
-        "environment": "production",
-        "conversation_id": row.id,
-        "has_audio": audio.is_some(),
-        "has_user_audio": audio.is_some_and(|a| a.has_user_audio),
-        "has_response_audio": audio.is_some_and(|a| a.has_response_audio),
-        "has_auxiliary_audio": false,
-        "transcript": doc.get("transcript").cloned().unwrap_or_else(|| json!([])),
-        "tag_ids": [],
-    });
-    // Fill what the reference's response model declares beyond these fields, and keep only
-    // what it declares (the initiation data is stored as the client sent it).
-    let mut filled = out.clone();
-    if Spec::reference().project("GetConversationResponseModel", &mut filled).is_ok() {
-        out = filled;
-    }
-    out
-}
-
 #[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:read"])))]
 async fn get_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Json<Value>> {
     let row = cx.conversation(&id).await?;
     let audio = cx.app.store.conversation_audio(&cx.workspace_id, &id, false).await?;
-    Ok(Json(full(&row, audio.as_ref())))
+    Ok(Json(colloquy_engine::conversation::view::wire(&row, audio.as_ref())))
 }
 
 /// The conversation's recording (both sides, mixed) as the reference serves it: an MP3 file.

@@ -11,10 +11,13 @@ pub mod llm_usage;
 pub mod mcp_servers;
 pub mod ops;
 pub mod secrets;
+pub mod settings;
 pub mod simulate;
 pub mod test_invocations;
 pub mod tool_calls;
 pub mod tools;
+pub mod webhook_deliveries;
+pub mod webhooks;
 pub mod whoami;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +33,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversation_ws::router())
         .merge(conversations::router())
         .merge(secrets::router())
+        .merge(settings::router())
+        .merge(webhooks::router())
+        .merge(webhook_deliveries::router())
         .merge(tools::router())
         .merge(knowledge_base::router())
         .merge(mcp_servers::router())

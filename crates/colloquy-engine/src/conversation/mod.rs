@@ -7,6 +7,7 @@ mod record;
 mod saver;
 pub(crate) mod state;
 pub(crate) mod transcript;
+pub mod view;
 
 use std::sync::Arc;
 

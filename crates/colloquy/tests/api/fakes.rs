@@ -225,7 +225,7 @@ pub struct Received {
 
 #[derive(Clone)]
 struct HookState {
-    status: u16,
+    status: Arc<std::sync::atomic::AtomicU16>,
     body: String,
     delay: Duration,
     received: Arc<Mutex<Vec<Received>>>,
@@ -235,23 +235,35 @@ struct HookState {
 pub struct Webhook {
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl Webhook {
     pub async fn start(status: u16, body: &str, delay: Duration) -> Webhook {
         let received = Arc::new(Mutex::new(Vec::new()));
-        let state = HookState { status, body: body.to_owned(), delay, received: received.clone() };
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let state = HookState {
+            status: status.clone(),
+            body: body.to_owned(),
+            delay,
+            received: received.clone(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = Router::new().fallback(any(hook)).with_state(state);
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Webhook { base, received }
+        Webhook { base, received, status }
     }
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Answers every later request with `status`.
+    pub fn set_status(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -266,7 +278,7 @@ async fn hook(
     });
     tokio::time::sleep(state.delay).await;
     (
-        StatusCode::from_u16(state.status).unwrap(),
+        StatusCode::from_u16(state.status.load(std::sync::atomic::Ordering::SeqCst)).unwrap(),
         [("content-type", "application/json")],
         state.body.clone(),
     )

@@ -18,6 +18,7 @@ mod secrets;
 mod test_invocations;
 mod tool_calls;
 mod tools;
+mod webhooks;
 
 // Across resources.
 mod audit;
