@@ -529,3 +529,92 @@ async fn deliveries_are_held_taken_over_and_disable_a_failing_webhook(backend: B
     assert_eq!((stored.is_auto_disabled, stored.consecutive_failures), (0, 0));
 }
 dual_db!(deliveries_are_held_taken_over_and_disable_a_failing_webhook);
+
+/// A delivery waiting for its retry when its node is killed is sent by the restarted node,
+/// under the same idempotency key, and its log shows both tries.
+#[tokio::test]
+async fn a_pending_delivery_survives_kill9() {
+    use crate::helpers::{ChildServer, client, status_json};
+
+    let llm = FakeLlm::openai(|_: &Value| text("Noted.")).await;
+    let receiver = Webhook::start(503, "{}", Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = colloquy_core::keys::generate_token();
+    let llm_url = format!("{}/v1", llm.base);
+    let envs = [
+        ("COLLOQUY_BOOTSTRAP_API_KEY", key.as_str()),
+        ("COLLOQUY_WEBHOOK_ALLOW", "127.0.0.1"),
+        ("COLLOQUY_WEBHOOK_FIRST_RETRY_SECS", "3"),
+        ("OPENAI_BASE_URL", llm_url.as_str()),
+        ("OPENAI_API_KEY", "sk-fake"),
+    ];
+    let server = ChildServer::start(dir.path(), &envs).await;
+    let http = client();
+    let call = async |method: Method, path: &str, body: Value| {
+        let r = http
+            .request(method, format!("{}{path}", server.base))
+            .header("xi-api-key", &key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(r).await
+    };
+    let (_, hook) = call(
+        Method::POST,
+        "/v1/workspace/webhooks",
+        json!({"settings": {"auth_type": "hmac", "name": "h", "webhook_url": format!("{}/in", receiver.base)}}),
+    )
+    .await;
+    let hook_id = hook["webhook_id"].as_str().unwrap().to_owned();
+    call(
+        Method::PATCH,
+        "/v1/convai/settings",
+        json!({"webhooks": {"post_call_webhook_id": hook_id}}),
+    )
+    .await;
+    let (_, agent) = call(
+        Method::POST,
+        "/v1/convai/agents/create",
+        json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o"}}}}),
+    )
+    .await;
+    let agent_id = agent["agent_id"].as_str().unwrap().to_owned();
+    let (mut socket, conversation_id) =
+        ws::open(&ws::url(&server.base, &format!("agent_id={agent_id}")), Default::default()).await;
+    ws::turn(&mut socket, "remember this").await;
+    socket.close(None).await.unwrap();
+    poll(Duration::from_secs(10), Duration::from_millis(50), async || {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await
+    .expect("the first try fails");
+    server.kill9();
+
+    receiver.set_status(200);
+    let server = ChildServer::start(dir.path(), &envs).await;
+    let retried = poll(Duration::from_secs(15), Duration::from_millis(100), async || {
+        receiver.received().get(1).cloned()
+    })
+    .await
+    .expect("the restarted node sends the pending delivery");
+    let first = &receiver.received()[0];
+    assert_eq!(retried.headers["idempotency-key"], first.headers["idempotency-key"]);
+    assert!(retried.body.contains(&conversation_id));
+    let r = http
+        .get(format!("{}/api/webhook-deliveries?conversationId={conversation_id}", server.base))
+        .header("xi-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    let (_, log) = status_json(r).await;
+    let statuses: Vec<(i64, &str)> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["attempt"].as_i64().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [(2, "success"), (1, "failed")], "{log}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 2, "sent once more, not again and again");
+}
