@@ -410,7 +410,7 @@ for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent
   ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
   [`/tools/${weather.id}`, "tool"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
   ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],
-  ["/knowledge-base/search?q=museum", "knowledge-base search"]]) {
+  ["/knowledge-base/search?q=museum", "knowledge-base search"], ["/webhooks", "webhooks"]]) {
   await step(`accessibility of the ${name} page`, page, async () => {
     await page.goto(`${BASE}${path}`);
     await accessibilitySmoke(page);

@@ -14,9 +14,10 @@ pub enum Section {
     McpServers,
     KnowledgeBase,
     Changes,
+    Webhooks,
 }
 
-const SECTIONS: [(Section, &str, &str); 7] = [
+const SECTIONS: [(Section, &str, &str); 8] = [
     (Section::Agents, "/agents", "Agents"),
     (Section::Conversations, "/conversations", "Conversations"),
     (Section::Tools, "/tools", "Tools"),
@@ -24,6 +25,7 @@ const SECTIONS: [(Section, &str, &str); 7] = [
     (Section::McpServers, "/mcp-servers", "MCP servers"),
     (Section::KnowledgeBase, "/knowledge-base", "Knowledge base"),
     (Section::Changes, "/changes", "Change log"),
+    (Section::Webhooks, "/webhooks", "Webhooks"),
 ];
 
 fn head(title: &str, extra: Markup) -> Markup {

@@ -61,6 +61,7 @@ pub fn router(api: Router, keyring: Keyring) -> Router {
         .merge(pages::mcp::routes())
         .merge(pages::knowledge_base::routes())
         .merge(pages::changes::routes())
+        .merge(pages::webhooks::routes())
         .merge(pages::versions::routes())
         .layer(middleware::from_fn(security::guard))
         .layer(CatchPanicLayer::custom(error::panic_page))

@@ -9,6 +9,7 @@ pub mod playground;
 pub mod tests;
 pub mod tools;
 pub mod versions;
+pub mod webhooks;
 
 use axum::response::Redirect;
 

@@ -409,3 +409,116 @@ async fn agent_main(app: &TestApp, id: &str) -> String {
     let (_, agent) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
     agent["main_branch_id"].as_str().unwrap().to_owned()
 }
+
+async fn webhooks_are_made_chosen_and_their_deliveries_sent_again_from_the_dashboard(
+    backend: Backend,
+) {
+    use crate::fakes::{FakeLlm, Webhook, text, with_llm};
+
+    let llm = FakeLlm::openai(|_: &serde_json::Value| text("Hi.")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    // A 400 is not tried again: the delivery fails for good, and can be sent again by hand.
+    let receiver = Webhook::start(400, "{}", std::time::Duration::ZERO).await;
+    let cookie = sign_in(&app, &app.admin_key).await;
+    let (s, empty) = page(&app, &cookie, "/webhooks").await;
+    assert_eq!(s, 200, "{empty}");
+    assert!(empty.contains("No webhooks yet."), "{empty}");
+    let csrf = hidden(&empty, "_csrf");
+
+    let url = format!("{}/in", receiver.base);
+    let r = browser()
+        .post(app.url("/webhooks"))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&[("_csrf", &csrf), ("name", "CRM"), ("url", &url)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let created = r.text().await.unwrap();
+    assert!(created.contains("wsec_"), "the secret is shown once: {created}");
+    let (_, hooks) = app.get("/v1/workspace/webhooks", &app.admin_key).await;
+    let id = hooks["webhooks"][0]["webhook_id"].as_str().unwrap().to_owned();
+    let (s, listed) = page(&app, &cookie, "/webhooks").await;
+    assert_eq!(s, 200);
+    assert!(listed.contains("CRM") && !listed.contains("wsec_"), "shown only once");
+
+    let choose = form_body(&[("_csrf", &csrf), ("webhook", &id), ("transcript", "on")]);
+    assert_eq!(
+        post_form(&app, &cookie, "/webhooks/post-call", &choose).await,
+        (303, "/webhooks".into())
+    );
+    let (_, settings) = app.get("/v1/convai/settings", &app.admin_key).await;
+    assert_eq!(settings["webhooks"]["post_call_webhook_id"], id.as_str());
+    assert_eq!(settings["webhooks"]["events"], serde_json::json!(["transcript"]));
+
+    let (s, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            &app.admin_key,
+            &serde_json::json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o"}}}}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let agent_id = agent["agent_id"].as_str().unwrap();
+    let (mut socket, conversation_id) = crate::ws::open(
+        &crate::ws::url(&app.base, &format!("agent_id={agent_id}")),
+        Default::default(),
+    )
+    .await;
+    crate::ws::turn(&mut socket, "hello").await;
+    socket.close(None).await.unwrap();
+    let log = crate::helpers::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        async || {
+            let (_, log) = page(&app, &cookie, "/webhooks?status=failed").await;
+            log.contains(&conversation_id).then_some(log)
+        },
+    )
+    .await
+    .expect("the failed delivery is in the log");
+    assert!(log.contains("post_call_transcription") && log.contains("400"), "{log}");
+    let (_, entries) = app.get("/api/webhook-deliveries?status=failed", &app.admin_key).await;
+    let entry = entries["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        log.contains(&format!("/webhooks/deliveries/{entry}/redeliver")),
+        "a Send again button"
+    );
+    receiver.set_status(200);
+    let again = form_body(&[("_csrf", &csrf)]);
+    let redeliver = format!("/webhooks/deliveries/{entry}/redeliver");
+    assert_eq!(post_form(&app, &cookie, &redeliver, &again).await, (303, "/webhooks".into()));
+    crate::helpers::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(100),
+        async || (receiver.received().len() >= 2).then_some(()),
+    )
+    .await
+    .expect("sent again");
+
+    // Disabling, and a deletion refused while the workspace uses it.
+    let disable = format!("/webhooks/{id}/disable");
+    assert_eq!(post_form(&app, &cookie, &disable, &again).await, (303, "/webhooks".into()));
+    let (_, hooks) = app.get("/v1/workspace/webhooks", &app.admin_key).await;
+    assert_eq!(hooks["webhooks"][0]["is_disabled"], true);
+    let (s, confirm) = page(&app, &cookie, &format!("/webhooks/{id}/delete")).await;
+    assert_eq!(s, 200);
+    assert!(confirm.contains("Delete the webhook"), "{confirm}");
+    let r = browser()
+        .post(app.url(&format!("/webhooks/{id}/delete")))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(again.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("used by"), "the refusal is shown");
+
+    // Webhooks are for administrators.
+    let reader = app.key("default", "r@x.test", "agents:read conversations:read").await;
+    let reader_cookie = sign_in(&app, &reader).await;
+    assert_eq!(page(&app, &reader_cookie, "/webhooks").await.0, 403);
+}
+dual_db!(webhooks_are_made_chosen_and_their_deliveries_sent_again_from_the_dashboard);
