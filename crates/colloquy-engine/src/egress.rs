@@ -125,6 +125,22 @@ impl EgressGuard {
         }
     }
 
+    /// Whether a URL a user gives for the server to call (a webhook, an initiation webhook) may
+    /// be kept: http(s) only, plain http only to hosts the operator allowed, and never an
+    /// address this guard refuses. Names are checked again when they resolve, at each call.
+    pub fn check_callable(&self, url: &str) -> Result<(), String> {
+        let Some((host, https)) = colloquy_core::mcp_servers::http_host(url) else {
+            return Err("The URL must be an http(s) URL".into());
+        };
+        if !https && !self.allows_host(host) {
+            return Err(format!(
+                "The URL must use https; plain http is allowed only for hosts in COLLOQUY_WEBHOOK_ALLOW ({host} is not)"
+            ));
+        }
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("The URL is not valid: {e}"))?;
+        self.check_url(&parsed).map_err(|refused| refused.to_string())
+    }
+
     /// An HTTP client whose every connection (and redirect) passes this guard.
     pub fn client(self: &Arc<Self>, timeout: Duration) -> reqwest::Client {
         self.client_resolving(timeout, system_lookup())

@@ -79,7 +79,9 @@ pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };
-pub use webhooks::{AgentDocumentRow, SettingsRow, WebhookChange, WebhookRow, WebhookStore};
+pub use webhooks::{
+    AgentDocumentRow, CONVAI_SETTINGS, SettingsRow, WebhookChange, WebhookRow, WebhookStore,
+};
 pub use workspaces::{User, Workspace, WorkspaceStore};
 
 /// Result of store operations.

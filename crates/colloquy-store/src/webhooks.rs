@@ -10,6 +10,10 @@ use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, escape_like, fetch_all, fetch_optional, find};
 use crate::{SqlStore, StoreResult};
 
+/// The settings document of `/v1/convai/settings`, which names the workspace's post-call
+/// webhook (the API writes it, deliveries read it).
+pub const CONVAI_SETTINGS: &str = "convai";
+
 /// A stored settings document and the revision a write must start from.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SettingsRow {

@@ -7,11 +7,10 @@
 //! reason. The document is written over the revision it was read at, so two PATCHes of
 //! different fields at once both land.
 
-use colloquy_core::mcp_servers::http_host;
 use colloquy_core::schema::Spec;
 use colloquy_core::time;
 use colloquy_core::validation::{LocItem, Violation};
-use colloquy_store::StoreError;
+use colloquy_store::{CONVAI_SETTINGS, StoreError};
 use serde_json::{Map, Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -38,7 +37,7 @@ struct Document {
 }
 
 const CONVAI: Document = Document {
-    name: "convai",
+    name: CONVAI_SETTINGS,
     request: "PatchConvAISettingsRequest",
     response: "GetConvAISettingsResponseModel",
     merged: &["webhooks"],
@@ -146,7 +145,7 @@ async fn check_references(cx: &Ctx, body: &Map<String, Value>) -> ApiResult<()> 
             ]
         };
         let url = hook.get("url").and_then(Value::as_str).unwrap_or_default();
-        if let Some(why) = url_problem(cx, url) {
+        if let Err(why) = cx.app.engine.egress.check_callable(url) {
             violations.push(Violation { loc: at("url"), msg: why, kind: "value_error".into() });
         }
         let headers = hook.get("request_headers").and_then(Value::as_object);
@@ -170,22 +169,6 @@ async fn check_references(cx: &Ctx, body: &Map<String, Value>) -> ApiResult<()> 
         }
     }
     if violations.is_empty() { Ok(()) } else { Err(ApiError::Invalid(violations)) }
-}
-
-/// Why a URL the server would call is refused: not http(s), plain http to a host the operator
-/// did not allow (`COLLOQUY_WEBHOOK_ALLOW`), or an address the egress guard never reaches.
-pub fn url_problem(cx: &Ctx, url: &str) -> Option<String> {
-    let egress = &cx.app.engine.egress;
-    match http_host(url) {
-        None => Some("The URL must be an http(s) URL".into()),
-        Some((host, false)) if !egress.allows_host(host) => Some(format!(
-            "The URL must use https; plain http is allowed only for hosts in COLLOQUY_WEBHOOK_ALLOW ({host} is not)"
-        )),
-        Some(_) => {
-            let parsed = reqwest::Url::parse(url).ok()?;
-            egress.check_url(&parsed).err().map(|refused| refused.to_string())
-        }
-    }
 }
 
 /// Applies the sent fields over the stored document and writes it over the revision read.

@@ -10,7 +10,7 @@ use colloquy_core::keys::hex;
 use colloquy_core::secret_key::secret_context;
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{random, time};
-use colloquy_store::{WebhookChange, WebhookRow};
+use colloquy_store::{CONVAI_SETTINGS, WebhookChange, WebhookRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -19,7 +19,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
-use crate::routes::settings::url_problem;
 use crate::state::AppState;
 
 const MAX_NAME_CHARS: usize = 256;
@@ -88,11 +87,10 @@ struct UpdateWebhook {
 #[utoipa::path(get, path = "/v1/workspace/webhooks", params(ListParams), security(("api_key" = ["admin"])))]
 async fn list_webhooks(cx: Ctx, Query(params): Query<ListParams>) -> ApiResult<Json<Value>> {
     let rows = cx.app.store.list_webhooks(&cx.workspace_id).await?;
-    let mut webhooks = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let usage = if params.include_usages { Some(usages(&cx, &row.id).await?) } else { None };
-        webhooks.push(view(row, usage));
-    }
+    let users =
+        if params.include_usages { Some(Users::read(&cx, prefix::WEBHOOK).await?) } else { None };
+    let webhooks: Vec<Value> =
+        rows.iter().map(|row| view(row, users.as_ref().map(|u| u.of(&row.id)))).collect();
     Ok(Json(json!({"webhooks": webhooks})))
 }
 
@@ -101,7 +99,7 @@ async fn create_webhook(cx: Ctx, Json(body): Json<CreateWebhook>) -> ApiResult<J
     let settings = body.settings;
     let mut violations = Vec::new();
     check_name(&settings.name, &["body", "settings", "name"], &mut violations);
-    if let Some(why) = url_problem(&cx, &settings.webhook_url) {
+    if let Err(why) = cx.app.engine.egress.check_callable(&settings.webhook_url) {
         violations.push(Violation::new(["body", "settings", "webhook_url"], "value_error", why));
     }
     let headers = headers(
@@ -171,7 +169,7 @@ async fn update_webhook(
 #[utoipa::path(delete, path = "/v1/workspace/webhooks/{webhook_id}", params(("webhook_id" = String, Path)), security(("api_key" = ["admin"])))]
 async fn delete_webhook(cx: Ctx, Path(webhook_id): Path<String>) -> ApiResult<Json<Value>> {
     cx.app.store.get_webhook(&cx.workspace_id, &webhook_id).await.or_not_found("webhook")?;
-    let used = usages(&cx, &webhook_id).await?;
+    let used = Users::read(&cx, &webhook_id).await?.of(&webhook_id);
     if !used.is_empty() {
         let by: Vec<&str> = used.iter().filter_map(|u| u["usage_type"].as_str()).collect();
         return Err(ApiError::Conflict {
@@ -206,28 +204,41 @@ fn view(row: &WebhookRow, usage: Option<Vec<Value>>) -> Value {
     })
 }
 
-/// What sends post-call events to a webhook: the workspace's settings, and agents whose
-/// `platform_settings.workspace_overrides.webhooks` name it.
-async fn usages(cx: &Ctx, webhook_id: &str) -> ApiResult<Vec<Value>> {
-    let pointer = "/webhooks/post_call_webhook_id";
-    let mut usage = Vec::new();
-    if let Some(row) = cx.app.store.get_settings(&cx.workspace_id, "convai").await? {
-        let doc: Value = serde_json::from_str(&row.document).unwrap_or_default();
-        if doc.pointer(pointer).and_then(Value::as_str) == Some(webhook_id) {
+/// What sends post-call events to webhooks, read once for a whole list: the webhook the
+/// workspace's settings name, and those agents' `platform_settings.workspace_overrides.webhooks`
+/// name. `mentioning` narrows the agents read (a webhook's id, or the id prefix for all).
+struct Users {
+    settings: Option<String>,
+    agents: Vec<String>,
+}
+
+impl Users {
+    async fn read(cx: &Ctx, mentioning: &str) -> ApiResult<Users> {
+        let pointer = "/webhooks/post_call_webhook_id";
+        let named = |document: &str, at: &str| {
+            let doc: Value = serde_json::from_str(document).unwrap_or_default();
+            doc.pointer(at).and_then(Value::as_str).map(str::to_owned)
+        };
+        let settings = cx.app.store.get_settings(&cx.workspace_id, CONVAI_SETTINGS).await?;
+        let agents = cx.app.store.agents_mentioning(&cx.workspace_id, mentioning).await?;
+        let at = format!("/platform_settings/workspace_overrides{pointer}");
+        Ok(Users {
+            settings: settings.and_then(|row| named(&row.document, pointer)),
+            agents: agents.iter().filter_map(|a| named(&a.document, &at)).collect(),
+        })
+    }
+
+    /// The reference's usage entries of one webhook.
+    fn of(&self, webhook_id: &str) -> Vec<Value> {
+        let mut usage = Vec::new();
+        if self.settings.as_deref() == Some(webhook_id) {
             usage.push(json!({"usage_type": "ConvAI Settings"}));
         }
+        if self.agents.iter().any(|id| id == webhook_id) {
+            usage.push(json!({"usage_type": "ConvAI Agent Settings"}));
+        }
+        usage
     }
-    let agents = cx.app.store.agents_mentioning(&cx.workspace_id, webhook_id).await?;
-    let named = agents.iter().any(|agent| {
-        let doc: Value = serde_json::from_str(&agent.document).unwrap_or_default();
-        doc.pointer(&format!("/platform_settings/workspace_overrides{pointer}"))
-            .and_then(Value::as_str)
-            == Some(webhook_id)
-    });
-    if named {
-        usage.push(json!({"usage_type": "ConvAI Agent Settings"}));
-    }
-    Ok(usage)
 }
 
 fn check_name(name: &str, loc: &[&str], violations: &mut Vec<Violation>) {

@@ -10,14 +10,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
 use colloquy_core::time;
-use colloquy_store::{NewDelivery, StoreError};
+use colloquy_store::{CONVAI_SETTINGS, NewDelivery, StoreError};
 use serde_json::{Value, json};
 
 use crate::EngineDeps;
 use crate::conversation::view;
-
-/// The workspace settings document holding its webhook selection (`/v1/convai/settings`).
-const SETTINGS: &str = "convai";
 
 /// Where a conversation's events go, and which of them.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,7 +87,7 @@ async fn selection(
         .cloned();
     let hooks = match own {
         Some(hooks) => hooks,
-        None => match deps.store.get_settings(workspace_id, SETTINGS).await? {
+        None => match deps.store.get_settings(workspace_id, CONVAI_SETTINGS).await? {
             Some(row) => serde_json::from_str::<Value>(&row.document)
                 .ok()
                 .and_then(|d| d.get("webhooks").cloned())
