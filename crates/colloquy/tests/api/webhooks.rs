@@ -584,11 +584,24 @@ async fn a_pending_delivery_survives_kill9() {
         ws::open(&ws::url(&server.base, &format!("agent_id={agent_id}")), Default::default()).await;
     ws::turn(&mut socket, "remember this").await;
     socket.close(None).await.unwrap();
+    // Killed once the failed try is recorded: the delivery then waits for its retry, which is
+    // what this test is about (a node killed mid-try leaves its delivery held until the hold
+    // runs out, which is far longer than this test waits).
+    let log = async |base: &str| {
+        let r = http
+            .get(format!("{base}/api/webhook-deliveries?conversationId={conversation_id}"))
+            .header("xi-api-key", &key)
+            .send()
+            .await
+            .unwrap();
+        status_json(r).await.1
+    };
     poll(Duration::from_secs(10), Duration::from_millis(50), async || {
-        (!receiver.received().is_empty()).then_some(())
+        let log = log(&server.base).await;
+        (log["deliveries"].as_array().is_some_and(|d| !d.is_empty())).then_some(())
     })
     .await
-    .expect("the first try fails");
+    .expect("the first try fails and is recorded");
     server.kill9();
 
     receiver.set_status(200);
@@ -601,13 +614,7 @@ async fn a_pending_delivery_survives_kill9() {
     let first = &receiver.received()[0];
     assert_eq!(retried.headers["idempotency-key"], first.headers["idempotency-key"]);
     assert!(retried.body.contains(&conversation_id));
-    let r = http
-        .get(format!("{}/api/webhook-deliveries?conversationId={conversation_id}", server.base))
-        .header("xi-api-key", &key)
-        .send()
-        .await
-        .unwrap();
-    let (_, log) = status_json(r).await;
+    let log = log(&server.base).await;
     let statuses: Vec<(i64, &str)> = log["deliveries"]
         .as_array()
         .unwrap()
