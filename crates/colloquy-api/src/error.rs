@@ -48,6 +48,15 @@ pub enum ApiError {
         /// Human explanation.
         message: String,
     },
+    /// A server this one called (an LLM) failed or broke its contract: 502 with a snake_case
+    /// status.
+    #[error("{message}")]
+    BadGateway {
+        /// Machine-readable code.
+        status: &'static str,
+        /// Human explanation.
+        message: String,
+    },
     /// Too many requests: 429, with `Retry-After` (seconds until the next is allowed).
     #[error("rate limited")]
     RateLimited(std::time::Duration),
@@ -110,6 +119,9 @@ impl ApiError {
             }
             ApiError::BadRequest { status, message } => {
                 (StatusCode::BAD_REQUEST, detail(status, message))
+            }
+            ApiError::BadGateway { status, message } => {
+                (StatusCode::BAD_GATEWAY, detail(status, message))
             }
             ApiError::RateLimited(wait) => (
                 StatusCode::TOO_MANY_REQUESTS,

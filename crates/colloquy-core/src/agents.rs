@@ -234,6 +234,12 @@ fn strip_computed(body: &mut Value) {
 fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
     let spec = Spec::reference();
     spec.check(CREATE_SCHEMA, &mut body, &[LocItem::from("body")])?;
+    if let Some(settings) = body.get("platform_settings") {
+        let violations = crate::analysis::check(settings, &["body", "platform_settings"]);
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+    }
     // The document is kept as the read model serves it: fields only the read models declare
     // are filled so a GET is complete, and fields they do not declare (input-only ones, keys
     // the reference does not know) are dropped, as the reference's response models drop them.

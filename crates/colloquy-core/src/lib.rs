@@ -4,6 +4,7 @@
 
 pub mod agent_tests;
 pub mod agents;
+pub mod analysis;
 pub mod branches;
 pub mod chunking;
 pub mod cursor;

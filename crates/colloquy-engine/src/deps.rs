@@ -72,4 +72,6 @@ pub struct EngineDeps {
     pub runs_queued: tokio::sync::Notify,
     /// Woken when this node queues a webhook delivery, so its webhook worker sends it at once.
     pub webhooks_queued: tokio::sync::Notify,
+    /// Woken when this node queues a conversation's analysis, so its analyser takes it at once.
+    pub analyses_queued: tokio::sync::Notify,
 }

@@ -7,6 +7,7 @@
 //! through the store's trait.
 
 pub mod agent;
+pub mod analysis;
 pub mod conversation;
 mod deps;
 pub mod egress;

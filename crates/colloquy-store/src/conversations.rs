@@ -90,6 +90,8 @@ pub struct ConversationRow {
     pub feedback: Option<String>,
     /// Document (empty in list rows).
     pub document: String,
+    /// The last analysis that succeeded (`ConversationHistoryAnalysisCommonModel`, JSON).
+    pub analysis: Option<String>,
 }
 sqlite_row!(ConversationRow {
     id,
@@ -108,6 +110,7 @@ sqlite_row!(ConversationRow {
     termination_reason,
     feedback,
     document,
+    analysis,
 });
 
 /// Filters of the conversations list.
@@ -187,7 +190,7 @@ pub trait ConversationStore {
 }
 
 const COLUMNS: &str = "id, agent_id, branch_id, version_id, source, status, started_at, agent_name, user_id, ended_at, \
-     call_successful, message_count, duration_secs, termination_reason, feedback";
+     call_successful, message_count, duration_secs, termination_reason, feedback, analysis";
 
 #[async_trait]
 impl ConversationStore for SqlStore {
@@ -322,7 +325,7 @@ impl ConversationStore for SqlStore {
     ) -> StoreResult<()> {
         transaction!(self, |tx| {
             let done = sqlx::query(
-                "UPDATE conversations SET deleted = TRUE, document = '{}' \
+                "UPDATE conversations SET deleted = TRUE, document = '{}', analysis = NULL \
                  WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
             )
             .bind(workspace_id.as_str())

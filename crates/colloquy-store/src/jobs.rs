@@ -1,4 +1,4 @@
-//! What the leased job queues (test runs, embedding indexes, crawls) share: taking the oldest
+//! What the leased job queues (test runs, embedding indexes, crawls, analyses) share: taking the oldest
 //! job that is queued or whose holder's lease ran out, renewing a lease from the holder only
 //! (the heartbeat that keeps a long job's lease short), and ending a job from the lease that
 //! holds it. Their tables have `id`, `status`, `worker`, `attempt`, `lease_until`,
@@ -22,6 +22,8 @@ pub(crate) const RAG_INDEXES: JobTable =
     JobTable { name: "kb_rag_indexes", queued: "created", held: "processing" };
 pub(crate) const CRAWL_JOBS: JobTable =
     JobTable { name: "kb_crawl_jobs", queued: "queued", held: "processing" };
+pub(crate) const ANALYSES: JobTable =
+    JobTable { name: "conversation_analyses", queued: "queued", held: "running" };
 
 /// The kinds of leased jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum JobKind {
     RagIndex,
     /// A knowledge-base crawl.
     Crawl,
+    /// A conversation's post-call analysis.
+    Analysis,
 }
 
 impl JobKind {
@@ -40,6 +44,7 @@ impl JobKind {
             JobKind::TestRun => &TEST_RUNS,
             JobKind::RagIndex => &RAG_INDEXES,
             JobKind::Crawl => &CRAWL_JOBS,
+            JobKind::Analysis => &ANALYSES,
         }
     }
 }

@@ -10,6 +10,7 @@ mod access;
 mod agent_tests;
 mod agent_versions;
 mod agents;
+mod analyses;
 mod api_keys;
 mod audit;
 mod changes;
@@ -50,6 +51,7 @@ pub use agents::{
     AgentContent, AgentFilter, AgentPage, AgentRow, AgentStore, AgentSummary, AgentSummaryRow,
     MAIN_BRANCH_NAME, NewAgent, SummarySink,
 };
+pub use analyses::{AnalysisJob, AnalysisOutcome, AnalysisStatus, AnalysisStore};
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
 pub use changes::{ChangeFilter, ChangeRow, ChangeStore};
@@ -107,6 +109,7 @@ pub trait Store:
     + AuditStore
     + ChangeStore
     + ConversationStore
+    + AnalysisStore
     + AccessStore
     + TestStore
     + TestRunStore

@@ -67,6 +67,7 @@ pub fn engine(
         knowledge_queued: tokio::sync::Notify::new(),
         runs_queued: tokio::sync::Notify::new(),
         webhooks_queued: tokio::sync::Notify::new(),
+        analyses_queued: tokio::sync::Notify::new(),
     };
     Ok((Arc::new(deps), audit_task))
 }
@@ -90,7 +91,7 @@ pub struct Server {
     grace: Duration,
     /// The audit writer; it drains once the router (holding the last writer) is dropped.
     audit_task: tokio::task::JoinHandle<()>,
-    /// Stops the test-run, knowledge-base and webhook workers (jobs they hold are taken over
+    /// Stops the test-run, knowledge-base, webhook and analysis workers (jobs they hold are taken over
     /// when their leases expire).
     stop_workers: tokio::sync::watch::Sender<bool>,
     /// The test-run worker.
@@ -99,6 +100,8 @@ pub struct Server {
     indexer: tokio::task::JoinHandle<()>,
     /// The webhook worker (post-call deliveries).
     webhooks: tokio::task::JoinHandle<()>,
+    /// The analyser (post-call analyses).
+    analyser: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
@@ -149,6 +152,11 @@ impl Server {
         ));
         let webhooks =
             tokio::spawn(colloquy_engine::webhooks::worker::worker(engine.clone(), stop.clone()));
+        let analyser = tokio::spawn(colloquy_engine::analysis::worker::worker(
+            engine.clone(),
+            worker_id.clone(),
+            stop.clone(),
+        ));
         let worker = tokio::spawn(colloquy_engine::testing::worker(
             engine.clone(),
             worker_id,
@@ -172,6 +180,7 @@ impl Server {
             worker,
             indexer,
             webhooks,
+            analyser,
         })
     }
 
@@ -214,6 +223,7 @@ impl Server {
         let _ = self.worker.await;
         let _ = self.indexer.await;
         let _ = self.webhooks.await;
+        let _ = self.analyser.await;
         // The router held the last handle on the audit writer; give queued records time to land.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_task).await;
         self.store.close().await;

@@ -96,6 +96,21 @@ impl SourceParam {
 }
 
 fn summary(row: &ConversationRow) -> Value {
+    let analysis: Option<Value> =
+        row.analysis.as_deref().and_then(|a| serde_json::from_str(a).ok());
+    let analysed = |key: &str| analysis.as_ref().and_then(|a| a.get(key)).filter(|v| !v.is_null());
+    // The list's short forms: each criterion's result (and score), each item's value.
+    let criteria = analysed("evaluation_criteria_results").and_then(Value::as_object).map(|c| {
+        c.iter()
+            .map(|(id, r)| {
+                let short = json!({"result": r["result"], "score": r.get("score"), "max_score": r.get("max_score")});
+                (id.clone(), short)
+            })
+            .collect::<serde_json::Map<_, _>>()
+    });
+    let data = analysed("data_collection_results").and_then(Value::as_object).map(|d| {
+        d.iter().map(|(id, r)| (id.clone(), r["value"].clone())).collect::<serde_json::Map<_, _>>()
+    });
     json!({
         "agent_id": row.agent_id,
         "branch_id": row.branch_id,
@@ -109,16 +124,16 @@ fn summary(row: &ConversationRow) -> Value {
         "termination_reason": row.termination_reason,
         "call_successful": row.call_successful,
         "call_success_score": null,
-        "transcript_summary": null,
-        "call_summary_title": null,
+        "transcript_summary": analysed("transcript_summary").filter(|s| s != &""),
+        "call_summary_title": analysed("call_summary_title"),
         "main_language": null,
         "conversation_initiation_source": null,
         "tool_names": null,
         "direction": null,
         "rating": null,
         "sentiment_analysis": null,
-        "data_collection_results": null,
-        "evaluation_criteria_results": null,
+        "data_collection_results": data,
+        "evaluation_criteria_results": criteria,
         "tag_ids": [],
     })
 }

@@ -4,6 +4,7 @@ pub mod access;
 pub mod agent_testing;
 pub mod agents;
 pub mod changes;
+pub mod conversation_analysis;
 pub mod conversation_ws;
 pub mod conversations;
 pub mod knowledge_base;
@@ -32,6 +33,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(agent_testing::router())
         .merge(conversation_ws::router())
         .merge(conversations::router())
+        .merge(conversation_analysis::router())
         .merge(secrets::router())
         .merge(settings::router())
         .merge(webhooks::router())

@@ -199,6 +199,41 @@ fn facts(conversation: &Value) -> Markup {
     }
 }
 
+/// The post-call analysis: its title and summary, each criterion's verdict, each collected
+/// value. Nothing while none was made.
+fn analysis(analysis: &Value) -> Markup {
+    let criteria = analysis["evaluation_criteria_results"].as_object().cloned().unwrap_or_default();
+    let data = analysis["data_collection_results"].as_object().cloned().unwrap_or_default();
+    let summary = text(&analysis["transcript_summary"]);
+    html! {
+        @if !summary.is_empty() || !criteria.is_empty() || !data.is_empty() {
+            h2 { "Analysis" }
+            @if let Some(title) = analysis["call_summary_title"].as_str() { p { strong { (title) } } }
+            @if !summary.is_empty() { p { (summary) } }
+            @if !criteria.is_empty() {
+                table {
+                    thead { tr { th { "Criterion" } th { "Result" } th { "Why" } } }
+                    tbody {
+                        @for (id, r) in &criteria {
+                            tr { td { (id) } td { (layout::status(text(&r["result"]))) } td { (text(&r["rationale"])) } }
+                        }
+                    }
+                }
+            }
+            @if !data.is_empty() {
+                table {
+                    thead { tr { th { "Collected" } th { "Value" } th { "Why" } } }
+                    tbody {
+                        @for (id, r) in &data {
+                            tr { td { (id) } td { (payload(&r["value"])) } td { (text(&r["rationale"])) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One transcript entry's tool calls, each with its result and duration.
 fn inline_calls(entry: &Value) -> Markup {
     let results = entry["tool_results"].as_array().cloned().unwrap_or_default();
@@ -266,6 +301,7 @@ async fn detail(
     let transcript = conversation["transcript"].as_array().cloned().unwrap_or_default();
     let body = html! {
         (facts(&conversation))
+        (analysis(&conversation["analysis"]))
         @if conversation["has_audio"] == true {
             h2 { "Recording" }
             audio.recording controls preload="metadata" src={ "/conversations/" (encode(&id)) "/audio" } {}

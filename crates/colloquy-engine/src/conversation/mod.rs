@@ -91,6 +91,7 @@ pub struct Conversation {
     runtime: Runtime,
     record: Recorder,
     mcp_status: Vec<ServerStatus>,
+    source: Source,
 }
 
 impl Conversation {
@@ -145,7 +146,7 @@ impl Conversation {
             client: opts.client,
             mcp,
         };
-        Ok(Conversation { state, runtime, record, mcp_status })
+        Ok(Conversation { state, runtime, record, mcp_status, source })
     }
 
     /// `text` with the conversation's dynamic variables filled (for messages the session
@@ -266,6 +267,13 @@ impl Conversation {
             pool.close().await;
         }
         self.record.end(&self.state, &ending).await?;
+        // A live conversation's analysis is queued by its session once its recording is kept,
+        // with its post-call webhook; simulations and test runs send no webhooks.
+        if self.source != Source::Live {
+            let deps = &self.runtime.deps;
+            crate::analysis::queue(deps, &self.state.agent.workspace_id, &self.runtime.id, false)
+                .await;
+        }
         Ok(())
     }
 }

@@ -35,12 +35,7 @@ pub fn wire(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
             "text_only": meta.get("text_only").cloned().unwrap_or(json!(true)),
             "conversation_initiation_source": "unknown",
         },
-        "analysis": {
-            "call_successful": row.call_successful,
-            "transcript_summary": "",
-            "evaluation_criteria_results": {},
-            "data_collection_results": {},
-        },
+        "analysis": analysis(row),
         "visited_agents": [],
         "conversation_initiation_client_data": doc.get("conversation_initiation_client_data").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
         "environment": "production",
@@ -59,4 +54,21 @@ pub fn wire(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
         out = filled;
     }
     out
+}
+
+/// The conversation's analysis: the last one that succeeded, or an empty one with the outcome
+/// the engine recorded.
+pub fn analysis(row: &ConversationRow) -> Value {
+    row.analysis
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<Value>(a).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| {
+            json!({
+                "call_successful": row.call_successful,
+                "transcript_summary": "",
+                "evaluation_criteria_results": {},
+                "data_collection_results": {},
+            })
+        })
 }

@@ -89,6 +89,9 @@ impl Anthropic {
                 .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
                 .collect();
         }
+        if let Some(name) = &request.force_tool {
+            body["tool_choice"] = json!({"type": "tool", "name": name});
+        }
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);
         }

@@ -94,6 +94,9 @@ pub struct ChatRequest {
     pub max_tokens: Option<u64>,
     /// Extra top-level fields of the provider request (`custom_llm_extra_body`).
     pub extra_body: Option<Map<String, Value>>,
+    /// The tool the LLM must call (one of `tools`): how structured answers are asked for, as
+    /// every provider with tool calling honours a forced call.
+    pub force_tool: Option<String>,
 }
 
 /// The complete answer.

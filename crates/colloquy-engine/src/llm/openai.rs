@@ -34,6 +34,21 @@ struct WireRequest<'a> {
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+}
+
+/// `{"type": "function", "function": {"name": ...}}`: the tool the model must call.
+#[derive(Serialize)]
+struct WireToolChoice<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireToolName<'a>,
+}
+
+#[derive(Serialize)]
+struct WireToolName<'a> {
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -139,6 +154,10 @@ impl OpenAi {
                 .collect(),
             temperature: request.temperature,
             max_tokens: request.max_tokens,
+            tool_choice: request
+                .force_tool
+                .as_deref()
+                .map(|name| WireToolChoice { kind: "function", function: WireToolName { name } }),
         }
     }
 

@@ -216,6 +216,11 @@ impl LlmRouter {
         Ok((p.clone(), rewrite.unwrap_or_else(|| model.to_owned())))
     }
 
+    /// Whether a route names `model` (the operator said where it goes).
+    pub fn has_route(&self, model: &str) -> bool {
+        self.routes.iter().any(|r| glob(&r.pattern, model))
+    }
+
     /// An agent's own OpenAI-compatible endpoint, reached through the egress guard.
     pub fn custom(&self, base_url: &str, api_key: Option<String>) -> Arc<dyn LlmProvider> {
         Arc::new(OpenAi::new(self.guarded.clone(), base_url, api_key, self.policy.clone()))

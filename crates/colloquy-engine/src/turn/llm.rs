@@ -60,6 +60,7 @@ impl Llm {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             extra_body: rt.extra_body.clone(),
+            force_tool: None,
         };
         let (delta_tx, mut delta_rx) = mpsc::unbounded_channel::<String>();
         let forward = events.cloned();

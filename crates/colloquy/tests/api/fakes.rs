@@ -36,6 +36,12 @@ pub fn text(s: &str) -> Reply {
     Reply::Text(s.to_owned())
 }
 
+/// Whether a request to the fake LLM is a post-call analysis (a forced `record_analysis`
+/// call) rather than a conversation's turn or a judge's verdict.
+pub fn is_analysis(req: &Value) -> bool {
+    req["tool_choice"]["function"]["name"] == "record_analysis"
+}
+
 pub fn call(name: &str, args: Value) -> Reply {
     Reply::Calls(vec![(name.to_owned(), args)])
 }

@@ -10,6 +10,7 @@
 mod agent_testing;
 mod agent_versions;
 mod agents;
+mod analysis;
 mod conversation_voice;
 mod conversation_ws;
 mod knowledge_base;

@@ -230,7 +230,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     if let Some(recording) = recording {
         keep_recording(&state, &workspace_id, &conversation_id, recording).await;
     }
-    colloquy_engine::webhooks::post_call(&state.engine, &workspace_id, &conversation_id).await;
+    colloquy_engine::analysis::queue(&state.engine, &workspace_id, &conversation_id, true).await;
 }
 
 /// Encodes a finished conversation's recording and stores it.
