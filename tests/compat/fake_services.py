@@ -6,7 +6,9 @@ The fake LLM answers by the last message (and, when asked as the test judge, pas
 except one echoing "FAIL"): a tool result is echoed ("Tool said: ..."); a user
 message containing "weather" calls get_weather, "order status" calls check_order, "map" calls show_map, "bye" calls
 end_call, "sum please" calls the MCP tool add;
-anything else is echoed ("You said: ..."). Prints the port, then serves until killed.
+anything else is echoed ("You said: ..."). A post-call analysis (a forced record_analysis call)
+gets a fixed summary and title, every criterion a success. Prints the port, then serves until
+killed.
 """
 
 import json
@@ -31,6 +33,21 @@ def reply_for(messages):
     return {"text": f"You said: {text}"}
 
 
+def analysis(schema, key=""):
+    """A post-call analysis answering the forced tool's schema: a fixed summary and title,
+    every criterion a success, every collected value unknown (null)."""
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: analysis(v, k) for k, v in schema.get("properties", {}).items()}
+    if isinstance(kind, list):
+        return None
+    if kind == "integer":
+        return schema.get("maximum", 0)
+    if "enum" in schema:
+        return "success" if "success" in schema["enum"] else schema["enum"][0]
+    return {"transcript_summary": "The user and the agent talked.", "call_summary_title": "A fake call"}.get(key, "fake judge")
+
+
 def bag_of_words(text):
     vector = [0.0] * 64
     for word in "".join(c if c.isalnum() else " " for c in text.lower()).split():
@@ -51,7 +68,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         if self.path.endswith("/chat/completions"):
             request = json.loads(body)
-            reply = reply_for(request["messages"])
+            if (request.get("tool_choice") or {}).get("function", {}).get("name") == "record_analysis":
+                reply = {"call": ("record_analysis", analysis(request["tools"][0]["function"]["parameters"]))}
+            else:
+                reply = reply_for(request["messages"])
             chunks = []
             if "text" in reply:
                 for word in reply["text"].split(" "):

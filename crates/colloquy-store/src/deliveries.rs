@@ -14,6 +14,9 @@ use crate::{SqlStore, StoreResult};
 pub const DELIVERY_PREFIX: &str = "whdlv_";
 /// Prefix of the log's entries.
 pub const ATTEMPT_PREFIX: &str = "whtry_";
+/// The webhook id of logged conversation-initiation calls: the initiation webhook is a URL in
+/// the settings, not a workspace webhook, and its calls cannot be sent again.
+pub const INITIATION_WEBHOOK: &str = "conversation_initiation_webhook";
 
 /// A delivery to queue.
 #[derive(Debug, Clone)]
@@ -123,6 +126,11 @@ pub struct AttemptFilter {
 /// Webhook deliveries.
 #[async_trait]
 pub trait DeliveryStore {
+    /// Logs a call made at once rather than queued (a conversation-initiation webhook): a
+    /// delivery that is already over, with its one try.
+    async fn record_call(
+        &self, call: &NewDelivery, outcome: &TryOutcome, now: i64,
+    ) -> StoreResult<String>;
     /// Queues a delivery, due now, with its first (pending) log entry; returns its id.
     async fn queue_delivery(&self, delivery: &NewDelivery, now: i64) -> StoreResult<String>;
 
@@ -154,6 +162,50 @@ pub trait DeliveryStore {
 
 #[async_trait]
 impl DeliveryStore for SqlStore {
+    async fn record_call(&self, d: &NewDelivery, o: &TryOutcome, now: i64) -> StoreResult<String> {
+        let id = new_id(DELIVERY_PREFIX);
+        let status = if o.success { "success" } else { "failed" };
+        transaction!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, workspace_id, webhook_id, conversation_id, \
+                 event_type, payload, status, tries, due_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $8)",
+            )
+            .bind(&id)
+            .bind(d.workspace_id.as_str())
+            .bind(&d.webhook_id)
+            .bind(&d.conversation_id)
+            .bind(&d.event_type)
+            .bind(&d.payload)
+            .bind(status)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO webhook_attempts (id, delivery_id, workspace_id, webhook_id, \
+                 conversation_id, event_type, attempt, status, response_code, latency_ms, error, \
+                 response_body, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $12)",
+            )
+            .bind(new_id(ATTEMPT_PREFIX))
+            .bind(&id)
+            .bind(d.workspace_id.as_str())
+            .bind(&d.webhook_id)
+            .bind(&d.conversation_id)
+            .bind(&d.event_type)
+            .bind(status)
+            .bind(o.response_code)
+            .bind(o.latency_ms)
+            .bind(&o.error)
+            .bind(&o.response_body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
     async fn queue_delivery(&self, d: &NewDelivery, now: i64) -> StoreResult<String> {
         let id = new_id(DELIVERY_PREFIX);
         transaction!(self, |tx| {
@@ -325,8 +377,8 @@ impl DeliveryStore for SqlStore {
         &self, workspace_id: &WorkspaceId, attempt_id: &str, now: i64,
     ) -> StoreResult<()> {
         transaction!(self, |tx| {
-            let delivery: Option<(String, String)> = sqlx::query_as(
-                "SELECT d.id, d.status FROM webhook_attempts a \
+            let delivery: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT d.id, d.status, d.webhook_id FROM webhook_attempts a \
                  JOIN webhook_deliveries d ON d.id = a.delivery_id \
                  WHERE a.workspace_id = $1 AND a.id = $2",
             )
@@ -334,7 +386,15 @@ impl DeliveryStore for SqlStore {
             .bind(attempt_id)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((id, status)) = delivery else { return Err(crate::StoreError::NotFound) };
+            let Some((id, status, webhook_id)) = delivery else {
+                return Err(crate::StoreError::NotFound);
+            };
+            if webhook_id == INITIATION_WEBHOOK {
+                return Err(crate::StoreError::Conflict(
+                    "a conversation-initiation call is answered while its conversation starts"
+                        .into(),
+                ));
+            }
             if status == "pending" {
                 return Err(crate::StoreError::Conflict(
                     "the delivery is still pending: it will be tried again on its own".into(),

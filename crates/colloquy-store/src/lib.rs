@@ -63,7 +63,7 @@ pub use crawl_jobs::{CrawlJobRow, CrawlPageRow, CrawlStore, NewCrawlJob, PageOut
 pub use db::{Backend, ConnectOptions, SqlStore, sqlite_file};
 pub use deliveries::{
     ATTEMPT_PREFIX, AttemptFilter, AttemptRow, DELIVERY_PREFIX, DeliveryStore, DueDelivery,
-    NewDelivery, TryOutcome,
+    INITIATION_WEBHOOK, NewDelivery, TryOutcome,
 };
 pub use error::StoreError;
 pub use jobs::{JobKind, Lease, LeaseStore};

@@ -667,6 +667,21 @@ def test_settings_webhooks_and_a_signed_post_call_delivery():
         event = client.webhooks.construct_event(body, signature, created.webhook_secret)
         assert event["type"] == "post_call_transcription", event
         assert event["data"]["agent_id"] == os.environ["COLLOQUY_PUBLIC_AGENT"]
+        # The webhook waited for the analysis, and the SDK reads it back.
+        assert event["data"]["analysis"]["call_summary_title"] == "A fake call", event
+        conversation_id = event["data"]["conversation_id"]
+        conversations = client.conversational_ai.conversations
+        summary = conversations.get_summary(conversation_id, max_messages=200)
+        assert summary.call_summary_title == "A fake call", summary
+        assert summary.transcript_summary == "The user and the agent talked.", summary
+        assert any(m.role == "user" for m in summary.messages or []), summary
+        ran = conversations.analysis.run(conversation_id)
+        assert ran.analysis.transcript_summary == "The user and the agent talked.", ran.analysis
+        try:
+            conversations.analysis.run_evaluation(conversation_id, evaluation_id="nope")
+            raise AssertionError("an unknown criterion was run")
+        except ApiError as e:
+            assert e.status_code == 422, e
         try:
             client.webhooks.construct_event(body, signature, "wsec_not_it")
             raise AssertionError("a wrong secret verified")

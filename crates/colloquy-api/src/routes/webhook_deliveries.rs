@@ -138,7 +138,7 @@ async fn redeliver(cx: Ctx, Path(id): Path<String>) -> ApiResult<Json<Value>> {
             Ok(Json(json!({"status": "ok"})))
         }
         Err(StoreError::Conflict(why)) => Err(ApiError::Conflict {
-            status: "delivery_pending",
+            status: "not_sent_again",
             message: format!("Not sent again: {why}."),
         }),
         Err(e) => Err(e).or_not_found("webhook delivery"),

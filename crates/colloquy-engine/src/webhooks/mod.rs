@@ -1,9 +1,11 @@
 //! Post-call webhooks. When a live conversation has ended, its events (`post_call_transcription`,
-//! and `post_call_audio` when asked for and recorded) are queued for the webhook its agent's
+//! and `post_call_audio` when asked for and recorded; `call_initiation_failure` for one that could
+//! not start) are queued for the webhook its agent's
 //! `platform_settings.workspace_overrides.webhooks` names, or else the one the workspace's
 //! settings name; each node's [`worker`] sends them signed, tries transient failures again with
 //! exponential backoff, and logs every try.
 
+pub mod initiation;
 pub mod worker;
 
 use base64::Engine as _;
@@ -22,6 +24,7 @@ struct Selection {
     webhook_id: String,
     transcript: bool,
     audio: bool,
+    initiation_failure: bool,
 }
 
 /// Queues the post-call events of a finished conversation; failures are logged, never raised
@@ -71,6 +74,44 @@ async fn queue_post_call(
     Ok(!events.is_empty())
 }
 
+/// Queues `call_initiation_failure` for a live conversation that could not start, when the
+/// agent's or the workspace's webhook asks for that event. Failures are logged, never raised.
+pub async fn initiation_failure(
+    deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId, reason: &str,
+) {
+    let queued = async {
+        let Some(selection) = selection(deps, workspace_id, agent_id).await? else {
+            return Ok(false);
+        };
+        if !selection.initiation_failure {
+            return Ok(false);
+        }
+        let now = time::now_secs();
+        let event = json!({"type": "call_initiation_failure", "event_timestamp": now, "data": {
+            "agent_id": agent_id,
+            "conversation_id": null,
+            "failure_reason": reason,
+            "metadata": {"type": "websocket", "body": {}},
+        }});
+        let delivery = NewDelivery {
+            workspace_id: workspace_id.clone(),
+            webhook_id: selection.webhook_id,
+            conversation_id: None,
+            event_type: "call_initiation_failure".into(),
+            payload: event.to_string(),
+        };
+        deps.store.queue_delivery(&delivery, now).await?;
+        Ok::<_, StoreError>(true)
+    };
+    match queued.await {
+        Ok(true) => deps.webhooks_queued.notify_one(),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, agent = %agent_id, "could not queue call_initiation_failure")
+        }
+    }
+}
+
 /// The agent's own webhook selection when it names a webhook, else the workspace's.
 async fn selection(
     deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId,
@@ -114,6 +155,7 @@ fn choose(hooks: &Value) -> Option<Selection> {
         transcript: events.is_empty() || has(&["transcript", "unredacted_transcript"]),
         audio: has(&["audio", "unredacted_audio"])
             || hooks.get("send_audio").and_then(Value::as_bool) == Some(true),
+        initiation_failure: has(&["call_initiation_failure"]),
     })
 }
 
@@ -129,12 +171,12 @@ mod tests {
                 &json!({"post_call_webhook_id": "w", "events": events, "send_audio": send_audio}),
             )
             .unwrap();
-            (s.transcript, s.audio)
+            (s.transcript, s.audio, s.initiation_failure)
         };
-        assert_eq!(pick(json!([]), Value::Null), (true, false), "no events: the transcript");
-        assert_eq!(pick(json!(["audio"]), Value::Null), (false, true));
-        assert_eq!(pick(json!(["transcript", "audio"]), Value::Null), (true, true));
-        assert_eq!(pick(json!(["call_initiation_failure"]), Value::Null), (false, false));
-        assert_eq!(pick(json!([]), json!(true)), (true, true), "send_audio still works");
+        assert_eq!(pick(json!([]), Value::Null), (true, false, false), "no events: the transcript");
+        assert_eq!(pick(json!(["audio"]), Value::Null), (false, true, false));
+        assert_eq!(pick(json!(["transcript", "audio"]), Value::Null), (true, true, false));
+        assert_eq!(pick(json!(["call_initiation_failure"]), Value::Null), (false, false, true));
+        assert_eq!(pick(json!([]), json!(true)), (true, true, false), "send_audio still works");
     }
 }

@@ -625,3 +625,107 @@ async fn a_pending_delivery_survives_kill9() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.received().len(), 2, "sent once more, not again and again");
 }
+
+/// An agent that asks for it gets its client data from the conversation-initiation webhook
+/// (laid over the client's, judged by the agent's override policy); a failing webhook leaves
+/// the client's data, and every call is in the delivery log, not to be sent again.
+async fn the_initiation_webhook_fills_the_client_data(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("Noted.")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let answer = json!({
+        "type": "conversation_initiation_client_data",
+        "dynamic_variables": {"tier": "gold"},
+        "conversation_config_override": {"agent": {"first_message": "Welcome back, {{name}} the {{tier}} member"}},
+    });
+    let receiver = Webhook::start(200, &answer.to_string(), Duration::ZERO).await;
+    let hook =
+        json!({"url": format!("{}/init", receiver.base), "request_headers": {"X-Token": "abc"}});
+    let body = json!({"conversation_initiation_client_data_webhook": hook});
+    assert_eq!(patch(&app, "/v1/convai/settings", key, body).await.0, 200);
+    let (s, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            key,
+            &json!({
+                "conversation_config": {"agent": {"first_message": "Hello", "prompt": {"llm": "gpt-4o"}}},
+                "platform_settings": {"overrides": {
+                    "enable_conversation_initiation_client_data_from_webhook": true,
+                    "conversation_config_override": {"agent": {"first_message": true}},
+                }},
+            }),
+        )
+        .await;
+    assert_eq!(s, 200, "{agent}");
+    let agent_id = agent["agent_id"].as_str().unwrap();
+    let start = async |user: &str| {
+        let data = colloquy_core::protocol::InitiationData {
+            user_id: Some(user.into()),
+            dynamic_variables: Some(serde_json::Map::from_iter([("name".into(), json!("Ada"))])),
+            ..Default::default()
+        };
+        let (mut socket, _) =
+            ws::open(&ws::url(&app.base, &format!("agent_id={agent_id}")), data).await;
+        let greeting = ws::next_of(&mut socket, "agent_response").await;
+        socket.close(None).await.unwrap();
+        greeting["agent_response_event"]["agent_response"].clone()
+    };
+
+    assert_eq!(start("u1").await, "Welcome back, Ada the gold member");
+    let call = &receiver.received()[0];
+    assert_eq!((call.method.as_str(), call.uri.as_str()), ("POST", "/init"));
+    assert_eq!(call.headers["x-token"], "abc");
+    let sent: Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(sent["agent_id"], agent_id);
+    assert_eq!(sent["caller_id"], "u1");
+    assert_eq!(sent["conversation_initiation_client_data"]["dynamic_variables"]["name"], "Ada");
+
+    receiver.set_status(500);
+    assert_eq!(start("u2").await, "Hello", "a failing webhook leaves the client's data");
+
+    let path = "/api/webhook-deliveries?webhookId=conversation_initiation_webhook";
+    let (_, log) = app.get(path, key).await;
+    let entries: Vec<(&str, &str, i64)> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let kind = d["event_type"].as_str().unwrap();
+            (kind, d["status"].as_str().unwrap(), d["response_code"].as_i64().unwrap())
+        })
+        .collect();
+    let event = "conversation_initiation_client_data";
+    assert_eq!(entries, [(event, "failed", 500), (event, "success", 200)], "{log}");
+    let first = log["deliveries"][0]["id"].as_str().unwrap();
+    let (s, refused) =
+        app.post(&format!("/api/webhook-deliveries/{first}/redeliver"), key, &json!({})).await;
+    assert_eq!(s, 409, "{refused}");
+
+    // A conversation that cannot start is a call_initiation_failure, where one is asked for.
+    let failures = Webhook::start(200, "{}", Duration::ZERO).await;
+    let (hook_id, _) = create_webhook(&app, &format!("{}/failures", failures.base)).await;
+    let body = json!({"webhooks": {"post_call_webhook_id": hook_id, "events": ["call_initiation_failure"]}});
+    assert_eq!(patch(&app, "/v1/convai/settings", key, body).await.0, 200);
+    let refused = colloquy_core::protocol::InitiationData {
+        conversation_config_override: Some(json!({"agent": {"language": "fr"}})),
+        ..Default::default()
+    };
+    let (mut socket, _) =
+        ws::connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    ws::initiate(&mut socket, refused).await;
+    let closed = ws::next_of(&mut socket, "none").await;
+    assert_eq!(closed["close"], 1008, "{closed}");
+    let failed = poll(Duration::from_secs(10), Duration::from_millis(50), async || {
+        failures.received().first().cloned()
+    })
+    .await
+    .expect("call_initiation_failure is sent");
+    let event: Value = serde_json::from_str(&failed.body).unwrap();
+    assert_eq!(event["type"], "call_initiation_failure");
+    assert_eq!(event["data"]["agent_id"], agent_id);
+    assert!(
+        event["data"]["failure_reason"].as_str().unwrap().contains("agent.language"),
+        "{event}"
+    );
+}
+dual_db!(the_initiation_webhook_fills_the_client_data);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use colloquy_core::ids::{ConversationId, WorkspaceId};
+use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
 use colloquy_core::protocol::{
     self, AgentResponse, ClientEvent, ConversationMetadata, DecodeError, InitiationData,
     McpConnectionStatus, McpIntegration, PartKind, ResponsePart, ServerEvent,
@@ -20,6 +20,7 @@ use colloquy_core::protocol::{
 use colloquy_core::tools::ToolKind;
 use colloquy_engine::tools::MockSettings;
 use colloquy_engine::voice::vad::VadEvent;
+use colloquy_engine::webhooks;
 use colloquy_engine::{AgentSnapshot, Conversation, Ending, Pick, Source, StartOptions, TurnEvent};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
@@ -75,6 +76,16 @@ struct Refusal {
 impl Refusal {
     fn new(code: u16, error_type: &str, message: String, reason: &'static str) -> Refusal {
         Refusal { code, error_type: error_type.to_owned(), message, reason }
+    }
+
+    /// [`Refusal::send`] for a conversation that could not start: the agent's or workspace's
+    /// webhook hears of it as a `call_initiation_failure` when it asks for that event.
+    async fn failed_start(
+        self, state: &AppState, workspace_id: &WorkspaceId, agent_id: &AgentId, outbox: &Outbox,
+        writer: Writer,
+    ) {
+        webhooks::initiation_failure(&state.engine, workspace_id, agent_id, &self.message).await;
+        self.send(outbox, writer).await;
     }
 
     /// Tells the client, closes the socket and waits for the writer to finish.
@@ -173,26 +184,27 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
         overrides::text_only(init.conversation_config_override.as_ref().unwrap_or(&Value::Null));
     let opts = match prepare(&state, &mut agent, init, &mut outbox, &replies).await {
         Ok(opts) => opts,
-        Err(refusal) => return refusal.send(&outbox, writer).await,
+        Err(refusal) => {
+            let (workspace_id, agent_id) = (&agent.workspace_id, &agent.agent_id);
+            return refusal.failed_start(&state, workspace_id, agent_id, &outbox, writer).await;
+        }
     };
     // What the session itself reads of the configuration, taken now rather than keeping a copy
     // of the whole document for the conversation's life.
     let timing = Timing::of(&agent.conversation_config, state.settings.limits.ws_ping_every);
     let setup = VoiceSetup::of(&state.engine, &agent, text_only);
-    let workspace_id = agent.workspace_id.clone();
-    let conversation =
-        match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
-            Ok(c) => c,
-            Err(e) => {
-                let refusal = Refusal::new(
-                    1011,
-                    e.error_type(),
-                    e.to_string(),
-                    "could not start the conversation",
-                );
-                return refusal.send(&outbox, writer).await;
-            }
-        };
+    let (workspace_id, agent_id) = (agent.workspace_id.clone(), agent.agent_id.clone());
+    let conversation = match Conversation::start(state.engine.clone(), agent, Source::Live, opts)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let why = "could not start the conversation";
+            let refusal = Refusal::new(1011, e.error_type(), e.to_string(), why);
+            let failed = refusal.failed_start(&state, &workspace_id, &agent_id, &outbox, writer);
+            return failed.await;
+        }
+    };
     let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox));
     let recording = voice.as_ref().and_then(|v| v.recording.clone());
     let greeted = greet(&conversation, &outbox, &timing, voice.as_ref()).await;
@@ -221,6 +233,15 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     }
     let timers = Timers::new(&timing, greeted);
     session.serve(&mut stream, timers, &heard, ended, turn_finished, interrupting).await;
+    after_the_call(session, engine, writer, recording).await;
+}
+
+/// Once the socket is done: waits for the engine task and the writer, keeps the recording,
+/// and queues the analysis (which queues the post-call webhook when it ends).
+async fn after_the_call(
+    session: Session, engine: tokio::task::JoinHandle<()>, writer: Writer,
+    recording: Option<SharedRecording>,
+) {
     let (state, workspace_id, conversation_id) =
         (session.state.clone(), session.workspace_id.clone(), session.conversation_id.clone());
     // The engine task ends once the session's command sender is gone.
@@ -280,6 +301,14 @@ async fn prepare(
     replies: &Replies,
 ) -> Result<StartOptions, Refusal> {
     redraw(state, agent, init.user_id.as_deref()).await?;
+    let init = colloquy_engine::webhooks::initiation::client_data(
+        &state.engine,
+        &agent.workspace_id,
+        &agent.agent_id,
+        &agent.platform_settings,
+        init,
+    )
+    .await;
     let config_override = overrides::without_text_only(
         init.conversation_config_override.clone().unwrap_or(Value::Null),
     );
