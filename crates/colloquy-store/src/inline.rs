@@ -370,6 +370,9 @@ impl InlineReads {
         // Busy means "not now": the pool waits its busy_timeout instead of this thread.
         conn.busy_timeout(Duration::ZERO)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // The schema is read on the first statement; read it now, before the step budget
+        // applies: it grows with every migration and is no part of any read's cost.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
         let checks = Arc::new(AtomicU32::new(0));
         let (counter, allowed) = (checks.clone(), self.checks_allowed);
         conn.progress_handler(
