@@ -20,6 +20,7 @@ pub mod llm;
 pub mod mcp;
 mod secrets;
 pub mod simulation;
+pub mod telemetry;
 pub mod testing;
 pub mod tools;
 pub mod turn;

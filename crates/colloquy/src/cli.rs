@@ -186,7 +186,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         ));
     }
     tracing::info!(address = %server.local_addr()?, "listening");
-    server.run_until(server::shutdown_signal()).await
+    let served = server.run_until(server::shutdown_signal()).await;
+    // The last spans are exported before the process ends (a blocking flush, off the runtime).
+    let _ = tokio::task::spawn_blocking(telemetry::flush).await;
+    served
 }
 
 /// Writes one line of command output to stdout.

@@ -176,11 +176,35 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
     page.view(summary).respond("conversations")
 }
 
-#[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:read"])))]
-async fn get_conversation(cx: Ctx, Path(id): Path<ConversationId>) -> ApiResult<Json<Value>> {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct GetParams {
+    /// `json` (the default) or `opentelemetry`: the conversation's traces too, in `otlp_traces`.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    format: Option<Format>,
+}
+
+/// How a conversation is answered.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Format {
+    Json,
+    Opentelemetry,
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}", params(("conversation_id" = String, Path), GetParams), security(("api_key" = ["conversations:read"])))]
+async fn get_conversation(
+    cx: Ctx, Path(id): Path<ConversationId>, Query(params): Query<GetParams>,
+) -> ApiResult<Json<Value>> {
     let row = cx.conversation(&id).await?;
     let audio = cx.app.store.conversation_audio(&cx.workspace_id, &id, false).await?;
-    Ok(Json(colloquy_engine::conversation::view::wire(&row, audio.as_ref())))
+    let mut conversation = colloquy_engine::conversation::view::wire(&row, audio.as_ref());
+    if let Some(Format::Opentelemetry) = params.format {
+        let calls = cx.app.store.conversation_executions(&cx.workspace_id, &id).await?;
+        conversation["otlp_traces"] = colloquy_engine::conversation::otlp::traces(&row, &calls);
+    }
+    Ok(Json(conversation))
 }
 
 /// The conversation's recording (both sides, mixed) as the reference serves it: an MP3 file.

@@ -12,6 +12,7 @@ use colloquy_core::ids::{ConversationId, WorkspaceId};
 use colloquy_core::time;
 use colloquy_store::{AnalysisJob, AnalysisOutcome};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::EngineDeps;
 use crate::lease::Heartbeat;
@@ -47,7 +48,14 @@ pub async fn worker(deps: Arc<EngineDeps>, worker_id: String, mut stop: watch::R
     }
 }
 
+/// Works one analysis, in its conversation's trace.
 async fn work(deps: &EngineDeps, job: &AnalysisJob) {
+    let span = tracing::info_span!("job.analysis", job.kind = "analysis", conversation = %job.id, job.attempt = job.attempt);
+    crate::telemetry::join_conversation(&span, &ConversationId::from(job.id.as_str()));
+    analyse_and_finish(deps, job).instrument(span).await;
+}
+
+async fn analyse_and_finish(deps: &EngineDeps, job: &AnalysisJob) {
     let workspace_id = WorkspaceId::from(job.workspace_id.as_str());
     let id = ConversationId::from(job.id.as_str());
     let outcome = match super::analyse(deps, &workspace_id, &id, None).await {

@@ -3,6 +3,7 @@
 //! [`Runtime`] (what it runs with) and its [`Recorder`](record::Recorder) (how it is kept);
 //! each turn is [`crate::turn::run`] over the first two, saved by the third.
 
+pub mod otlp;
 mod record;
 mod saver;
 pub(crate) mod state;
@@ -16,6 +17,7 @@ use colloquy_core::time;
 use colloquy_store::ConversationRecord;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 pub use record::Ending;
 
@@ -26,6 +28,7 @@ use crate::agent::AgentSnapshot;
 use crate::error::EngineError;
 use crate::llm::Role;
 use crate::mcp::pool::{McpPool, ServerStatus};
+use crate::telemetry;
 use crate::tools::{ClientTools, MockSettings};
 use crate::turn::{self, TurnEvent, TurnResult, input};
 
@@ -83,6 +86,8 @@ pub(crate) struct Runtime {
     pub(crate) client: Option<Arc<dyn ClientTools>>,
     /// The agent's MCP servers, connected.
     pub(crate) mcp: Option<Arc<McpPool>>,
+    /// The conversation's span, open for its whole life: its turns are its children.
+    pub(crate) span: tracing::Span,
 }
 
 /// A conversation in progress.
@@ -97,12 +102,20 @@ pub struct Conversation {
 impl Conversation {
     /// Starts a conversation with `agent`: connects its MCP servers, records it, and prepares
     /// the first message.
-    #[tracing::instrument(name = "conversation.start", skip_all, fields(agent = %agent.agent_id, source = source.as_str(), conversation))]
     pub async fn start(
         deps: Arc<EngineDeps>, agent: AgentSnapshot, source: Source, opts: StartOptions,
     ) -> Result<Conversation, EngineError> {
         let id = ConversationId::generate();
-        tracing::Span::current().record("conversation", tracing::field::display(&id));
+        let span = telemetry::conversation_span(&id, agent.agent_id.as_str(), source.as_str());
+        let starting = tracing::info_span!(parent: &span, "conversation.start", agent = %agent.agent_id, source = source.as_str(), conversation = %id);
+        Self::open(deps, agent, source, opts, id, span).instrument(starting).await
+    }
+
+    /// [`Conversation::start`] once its id and span are made.
+    async fn open(
+        deps: Arc<EngineDeps>, agent: AgentSnapshot, source: Source, opts: StartOptions,
+        id: ConversationId, span: tracing::Span,
+    ) -> Result<Conversation, EngineError> {
         let mut state = State::new(agent, &id, &opts.dynamic_variables);
         let (mcp, mcp_status) = if state.agent.mcp_servers.is_empty() {
             (None, Vec::new())
@@ -145,6 +158,7 @@ impl Conversation {
             extra_body: opts.extra_body,
             client: opts.client,
             mcp,
+            span,
         };
         Ok(Conversation { state, runtime, record, mcp_status, source })
     }
@@ -261,7 +275,7 @@ impl Conversation {
     }
 
     /// Records the end of the conversation and closes its MCP connections.
-    #[tracing::instrument(name = "conversation.end", skip_all, fields(conversation = %self.runtime.id))]
+    #[tracing::instrument(name = "conversation.end", parent = &self.runtime.span, skip_all, fields(conversation = %self.runtime.id))]
     pub async fn end(&mut self, ending: Ending) -> Result<(), EngineError> {
         if let Some(pool) = &self.runtime.mcp {
             pool.close().await;

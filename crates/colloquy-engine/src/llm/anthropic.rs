@@ -188,6 +188,9 @@ fn apply_event(
             out.input_tokens = data.pointer("/message/usage/input_tokens").and_then(Value::as_u64);
         }
         "message_delta" => {
+            if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                out.finish_reason = Some(reason.to_owned());
+            }
             out.output_tokens =
                 data.pointer("/usage/output_tokens").and_then(Value::as_u64).or(out.output_tokens);
         }

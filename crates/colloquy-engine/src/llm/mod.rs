@@ -110,6 +110,8 @@ pub struct ChatResponse {
     pub input_tokens: Option<u64>,
     /// Completion tokens, when reported.
     pub output_tokens: Option<u64>,
+    /// Why the model stopped (`stop`, `tool_calls`, `length`, ...), when it said.
+    pub finish_reason: Option<String>,
 }
 
 /// Why an LLM call failed.

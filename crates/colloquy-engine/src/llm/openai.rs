@@ -208,7 +208,11 @@ impl OpenAi {
             }
             let chunk: Value = serde_json::from_str(data)
                 .map_err(|e| LlmError::Protocol(format!("{e}: {data}")))?;
-            finished |= chunk.pointer("/choices/0/finish_reason").is_some_and(|r| !r.is_null());
+            if let Some(reason) = chunk.pointer("/choices/0/finish_reason").filter(|r| !r.is_null())
+            {
+                finished = true;
+                out.finish_reason = reason.as_str().map(str::to_owned);
+            }
             apply_chunk(&chunk, &mut out, &mut calls, deltas)?;
         }
         if !finished {
@@ -311,6 +315,10 @@ fn parse_complete(body: &Value, deltas: Option<&Deltas>) -> Result<ChatResponse,
         tool_calls: finish_calls(calls),
         input_tokens: body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
         output_tokens: body.pointer("/usage/completion_tokens").and_then(Value::as_u64),
+        finish_reason: body
+            .pointer("/choices/0/finish_reason")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 

@@ -299,9 +299,19 @@ pub struct CallScope<'a> {
 }
 
 /// Runs one call of `tool` (mocked or real; `None` when the agent has no tool of the called
-/// name), records it durably, and returns its outcome. An error means the record could not be
+/// name), records it durably, and returns its outcome; its span carries the audit record's id. An error means the record could not be
 /// written: the caller must not report the call as done.
-#[tracing::instrument(name = "tool.call", skip_all, fields(conversation = %scope.conversation_id, tool = %call.name, call = %call.id))]
+#[tracing::instrument(name = "tool.call", skip_all, fields(
+    otel.name = %format!("execute_tool {}", call.name),
+    gen_ai.operation.name = "execute_tool",
+    gen_ai.tool.name = %call.name,
+    gen_ai.tool.call.id = %call.id,
+    conversation = %scope.conversation_id,
+    colloquy.tool.type = tool.map_or("unknown", |t| t.kind.as_str()),
+    colloquy.tool.status = tracing::field::Empty,
+    colloquy.audit.id = tracing::field::Empty,
+    otel.status_code = tracing::field::Empty,
+))]
 pub async fn execute(
     scope: &CallScope<'_>, tool: Option<&AgentTool>, call: &ToolCall,
 ) -> Result<ToolOutcome, StoreError> {
@@ -320,7 +330,13 @@ pub async fn execute(
         ),
     };
     outcome.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
-    record(scope, tool, call, &outcome, started_ms).await?;
+    let audit_id = record(scope, tool, call, &outcome, started_ms).await?;
+    let span = tracing::Span::current();
+    span.record("colloquy.tool.status", outcome.status.as_str());
+    span.record("colloquy.audit.id", audit_id.as_str());
+    if outcome.is_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     Ok(outcome)
 }
 
@@ -389,7 +405,7 @@ async fn mocked(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Option
 async fn record(
     scope: &CallScope<'_>, tool: Option<&AgentTool>, call: &ToolCall, outcome: &ToolOutcome,
     started_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
     let scrub = |text: &str| redact::scrub(text, &outcome.secrets);
     let record = ToolExecution {
         id: colloquy_core::ids::new_uuid(),
@@ -411,7 +427,9 @@ async fn record(
         response_payload: Some(scrub(outcome.payload.as_deref().unwrap_or(&outcome.result))),
         tool_call_details: outcome.details.as_ref().map(|d| scrub(&d.to_string())),
     };
+    let id = record.id.clone();
     scope.deps.audit.record(record).await.inspect_err(|e| {
         tracing::error!(error = %e, tool = %call.name, "could not record a tool call");
-    })
+    })?;
+    Ok(id)
 }

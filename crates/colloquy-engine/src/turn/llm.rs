@@ -46,7 +46,15 @@ impl Llm {
     }
 
     /// Asks for the next answer on the conversation as it stands.
-    #[tracing::instrument(name = "llm.call", skip_all, fields(model = %self.model))]
+    #[tracing::instrument(name = "llm.call", skip_all, fields(
+        otel.name = %format!("chat {}", self.model),
+        gen_ai.operation.name = "chat",
+        gen_ai.request.model = %self.model,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    ))]
     pub(crate) async fn ask(
         &self, state: &State, rt: &Runtime, events: Events<'_>,
     ) -> Result<ChatResponse, EngineError> {
@@ -74,6 +82,7 @@ impl Llm {
         let answer = self.provider.chat(&request, Some(&delta_tx as &Deltas)).await;
         drop(delta_tx);
         let _ = relay.await;
+        spanned(&answer);
         answer.map_err(|error| EngineError::Llm {
             error_type: if matches!(error, LlmError::Timeout(_)) {
                 "llm_timeout"
@@ -82,6 +91,30 @@ impl Llm {
             },
             error,
         })
+    }
+}
+
+/// Puts what the answer tells (GenAI semantic conventions) on the current LLM span.
+fn spanned(answer: &Result<ChatResponse, LlmError>) {
+    let span = tracing::Span::current();
+    match answer {
+        Ok(a) => {
+            if let Some(n) = a.input_tokens {
+                span.record("gen_ai.usage.input_tokens", n);
+            }
+            if let Some(n) = a.output_tokens {
+                span.record("gen_ai.usage.output_tokens", n);
+            }
+            let reason = match &a.finish_reason {
+                Some(r) => r.as_str(),
+                None if a.tool_calls.is_empty() => "stop",
+                None => "tool_calls",
+            };
+            span.record("gen_ai.response.finish_reasons", reason);
+        }
+        Err(_) => {
+            span.record("otel.status_code", "ERROR");
+        }
     }
 }
 

@@ -71,7 +71,7 @@ pub struct TurnResult {
 pub(crate) type Events<'a> = Option<&'a mpsc::UnboundedSender<TurnEvent>>;
 
 /// The agent's turn on the conversation as it stands.
-#[tracing::instrument(name = "turn", skip_all, fields(conversation = %rt.id))]
+#[tracing::instrument(name = "turn", parent = &rt.span, skip_all, fields(conversation = %rt.id))]
 pub(crate) async fn run(
     state: &mut State, rt: &Runtime, events: Events<'_>,
 ) -> Result<TurnResult, EngineError> {

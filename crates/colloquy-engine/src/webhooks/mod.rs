@@ -16,7 +16,7 @@ use colloquy_store::{CONVAI_SETTINGS, NewDelivery, StoreError};
 use serde_json::{Value, json};
 
 use crate::EngineDeps;
-use crate::conversation::view;
+use crate::conversation::{otlp, view};
 
 /// Where a conversation's events go, and which of them.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ struct Selection {
     transcript: bool,
     audio: bool,
     initiation_failure: bool,
+    /// `transcript_format: opentelemetry`: the transcript's data carries its traces too.
+    traces: bool,
 }
 
 /// Queues the post-call events of a finished conversation; failures are logged, never raised
@@ -50,7 +52,11 @@ async fn queue_post_call(
     let now = time::now_secs();
     let mut events = Vec::new();
     if selection.transcript {
-        let data = view::wire(&row, audio.as_ref());
+        let mut data = view::wire(&row, audio.as_ref());
+        if selection.traces {
+            let calls = deps.store.conversation_executions(workspace_id, id).await?;
+            data["otlp_traces"] = otlp::traces(&row, &calls);
+        }
         events
             .push(json!({"type": "post_call_transcription", "event_timestamp": now, "data": data}));
     }
@@ -156,6 +162,7 @@ fn choose(hooks: &Value) -> Option<Selection> {
         audio: has(&["audio", "unredacted_audio"])
             || hooks.get("send_audio").and_then(Value::as_bool) == Some(true),
         initiation_failure: has(&["call_initiation_failure"]),
+        traces: hooks.get("transcript_format").and_then(Value::as_str) == Some("opentelemetry"),
     })
 }
 

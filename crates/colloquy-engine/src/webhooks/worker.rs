@@ -63,6 +63,7 @@ enum Failure {
     Final(TryOutcome),
 }
 
+#[tracing::instrument(name = "job.webhook_delivery", skip_all, fields(job.kind = "webhook_delivery", delivery = %due.id, webhook = %due.webhook_id, job.attempt = due.tries + 1))]
 async fn deliver(deps: &EngineDeps, due: &DueDelivery) {
     let workspace_id = WorkspaceId::from(due.workspace_id.as_str());
     let webhook = match deps.store.get_webhook(&workspace_id, &due.webhook_id).await {

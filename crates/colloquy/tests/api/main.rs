@@ -35,6 +35,7 @@ mod multinode;
 mod ops;
 mod security;
 mod store;
+mod telemetry;
 
 // Harness.
 mod fakes;
