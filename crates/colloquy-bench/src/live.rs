@@ -60,7 +60,7 @@ pub(crate) async fn turn(socket: &mut Socket, text: &str) -> anyhow::Result<u64>
 
 /// A text-only agent with no first message on the zero-latency LLM (these scenarios measure
 /// text turns; a voice agent would also synthesize every answer).
-async fn agent(node: &Node) -> anyhow::Result<String> {
+pub(crate) async fn agent(node: &Node) -> anyhow::Result<String> {
     let created = node
         .post(
             &reqwest::Client::new(),
@@ -130,7 +130,7 @@ async fn llm_direct(
 
 /// `conversations` conversations at once, `turns` turns each on `rate`'s schedule: every
 /// `user_message` → `agent_response` time, and the wall time.
-async fn conversations_at_once(
+pub(crate) async fn conversations_at_once(
     node: &Node, agent_id: &str, conversations: usize, turns: usize, rate: Option<f64>,
 ) -> anyhow::Result<(Vec<u64>, Duration)> {
     let mut sockets = Vec::with_capacity(conversations);

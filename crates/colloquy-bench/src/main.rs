@@ -7,6 +7,7 @@ mod durability;
 mod live;
 mod load;
 mod node;
+mod post_call;
 mod report;
 mod retrieval;
 mod scenarios;
@@ -44,8 +45,8 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval, voice, versions), to iterate on one; the report then holds
-        /// only them.
+        /// test_runs, retrieval, voice, versions, post_call, otlp), to iterate on one; the
+        /// report then holds only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -133,6 +134,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("versions") {
         rows.extend(versions::versions(&colloquy, sizes).await?);
+    }
+    if wanted("post_call") {
+        rows.extend(post_call::post_call(&colloquy, sizes).await?);
+    }
+    if wanted("otlp") {
+        rows.extend(post_call::otlp(&colloquy, sizes).await?);
     }
     notes.extend(notes_of_the_method());
     report::write(&out, &rows, mode, &notes)?;

@@ -189,7 +189,8 @@ pub async fn bare_server(body: Vec<u8>) -> anyhow::Result<String> {
 }
 
 /// An OpenAI-compatible LLM that waits `delay`, then streams an answer: a passing verdict to
-/// the test judge, "Hello" to everyone else.
+/// the test judge, a summary to a post-call analysis (its forced `record_analysis` call), "Hello"
+/// to everyone else.
 pub async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
     let router = Router::new().route(
         "/v1/chat/completions",
@@ -203,7 +204,15 @@ pub async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
             } else {
                 "Hello"
             };
-            let chunk = json!({"choices": [{"index": 0, "delta": {"content": text}}]});
+            let delta = if body["tool_choice"]["function"]["name"] == "record_analysis" {
+                let summary =
+                    r#"{"transcript_summary": "A greeting.", "call_summary_title": "Hello"}"#;
+                json!({"tool_calls": [{"index": 0, "id": "call_bench", "type": "function",
+                    "function": {"name": "record_analysis", "arguments": summary}}]})
+            } else {
+                json!({"content": text})
+            };
+            let chunk = json!({"choices": [{"index": 0, "delta": delta}]});
             let done = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
             (
                 [(axum::http::header::CONTENT_TYPE, "text/event-stream")],

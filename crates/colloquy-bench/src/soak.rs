@@ -231,7 +231,7 @@ async fn pg(url: &str) -> anyhow::Result<sqlx::PgConnection> {
 }
 
 /// A fresh schema on `base`, and the URL that uses it.
-async fn with_schema(base: &str, schema: &str) -> anyhow::Result<String> {
+pub(crate) async fn with_schema(base: &str, schema: &str) -> anyhow::Result<String> {
     let mut conn = pg(base).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
         .execute(&mut conn)
@@ -241,7 +241,7 @@ async fn with_schema(base: &str, schema: &str) -> anyhow::Result<String> {
     Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
-async fn drop_schema(base: &str, schema: &str) {
+pub(crate) async fn drop_schema(base: &str, schema: &str) {
     if let Ok(mut conn) = pg(base).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
             .execute(&mut conn)
