@@ -16,10 +16,10 @@ use crate::report::{Goal, Row};
 use crate::scenarios::Sizes;
 use crate::soak;
 
-/// Conversations finished at once while the analysis and delivery queue is measured.
-const AT_ONCE: usize = 20;
+/// Conversations taking their turn at once before the analysis and delivery queue is measured.
+const AT_ONCE: usize = 50;
 
-/// Conversations analysed and delivered per second, from the first conversation's end to the
+/// Conversations analysed and delivered per second, from the moment they all end to the
 /// receiver's last delivery: one node on SQLite, then one and two nodes sharing PostgreSQL.
 pub async fn post_call(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
     let llm = node::fake_llm(Duration::ZERO).await?;
@@ -74,8 +74,8 @@ fn row(scenario: String, rate: f64, baseline: Option<f64>) -> Row {
     Row { scenario, unit: "/s".into(), ours: rate, baseline, goal: Goal::None }
 }
 
-/// Runs `n` one-turn conversations over `nodes` (`AT_ONCE` at a time) with a post-call webhook
-/// set, and answers conversations analysed and delivered per second.
+/// Runs `n` one-turn conversations over `nodes` with a post-call webhook set, ends them all at
+/// once, and answers conversations analysed and delivered per second.
 async fn drain(nodes: &[Node], n: usize) -> anyhow::Result<f64> {
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();
@@ -102,22 +102,20 @@ async fn drain(nodes: &[Node], n: usize) -> anyhow::Result<f64> {
         .await?
         .error_for_status()?;
     let agent_id = live::agent(first).await?;
-    let mut started = None;
-    for batch in 0..n.div_ceil(AT_ONCE) {
-        let size = AT_ONCE.min(n - batch * AT_ONCE);
-        let mut sockets = Vec::with_capacity(size);
-        for i in 0..size {
-            sockets.push(live::open(&nodes[(batch * AT_ONCE + i) % nodes.len()], &agent_id).await?);
-        }
-        for socket in &mut sockets {
-            live::turn(socket, "hello").await?;
-        }
-        started.get_or_insert_with(Instant::now);
-        for mut socket in sockets {
-            let _ = socket.close(None).await;
+    // Every conversation takes its turn first; then all end at once, so what is timed is the
+    // queue draining, not the conversations being had.
+    let mut sockets = Vec::with_capacity(n);
+    for i in 0..n {
+        sockets.push(live::open(&nodes[i % nodes.len()], &agent_id).await?);
+    }
+    for chunk in sockets.chunks_mut(AT_ONCE) {
+        let turns = chunk.iter_mut().map(|socket| live::turn(socket, "hello"));
+        for took in futures_util::future::join_all(turns).await {
+            took?;
         }
     }
-    let started = started.unwrap_or_else(Instant::now);
+    let started = Instant::now();
+    futures_util::future::join_all(sockets.iter_mut().map(|s| s.close(None))).await;
     let deadline = started + Duration::from_secs(300);
     while received.load(Ordering::SeqCst) < n {
         anyhow::ensure!(Instant::now() < deadline, "the deliveries did not all arrive");

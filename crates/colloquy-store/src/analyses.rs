@@ -131,7 +131,7 @@ impl AnalysisStore for SqlStore {
         &self, worker: &str, now: i64, lease_secs: i64,
     ) -> StoreResult<Option<AnalysisJob>> {
         transaction!(self, |tx| {
-            let taken = take_job!(tx, ANALYSES, "", worker, now, lease_secs);
+            let taken = take_job!(self, tx, ANALYSES, "", worker, now, lease_secs);
             let Some(id) = taken else { return Ok(None) };
             let job: AnalysisJob = sqlx::query_as(
                 "SELECT id, workspace_id, deliver, worker, attempt FROM conversation_analyses \

@@ -262,7 +262,7 @@ impl CrawlStore for SqlStore {
         &self, worker: &str, now: i64, lease_secs: i64,
     ) -> StoreResult<Option<CrawlJobRow>> {
         let taken: Option<String> = transaction!(self, |tx| {
-            Ok(take_job!(tx, CRAWL_JOBS, "", worker, now, lease_secs))
+            Ok(take_job!(self, tx, CRAWL_JOBS, "", worker, now, lease_secs))
         })?;
         let Some(id) = taken else { return Ok(None) };
         let sql = format!("{SELECT} WHERE j.id = $1");

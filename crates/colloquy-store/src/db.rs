@@ -70,6 +70,16 @@ pub(crate) enum Db {
 }
 
 impl Db {
+    /// What a job queue's pick of its next job adds so that nodes taking jobs at once take
+    /// different ones: PostgreSQL skips the rows other transactions are taking; SQLite has one
+    /// writer, so its picks cannot race.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self {
+            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+            Db::Sqlite { .. } => "",
+        }
+    }
+
     /// Called after every commit made through the write pool, so inline readers drop the
     /// snapshots it made stale (see [`crate::inline`]).
     pub(crate) fn committed(&self) {

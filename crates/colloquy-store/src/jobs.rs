@@ -95,10 +95,11 @@ impl JobTable {
         )
     }
 
-    /// `SELECT` of the oldest takeable job's id (`$1`: now).
-    pub(crate) fn oldest_takeable(&self) -> String {
+    /// `SELECT` of the oldest takeable job's id (`$1`: now), `lock` after it (see
+    /// [`crate::db::Db::skip_locked`]).
+    pub(crate) fn oldest_takeable(&self, lock: &str) -> String {
         format!(
-            "SELECT id FROM {} WHERE {} ORDER BY created_at, id LIMIT 1",
+            "SELECT id FROM {} WHERE {} ORDER BY created_at, id LIMIT 1{lock}",
             self.name,
             self.takeable("$1")
         )
@@ -126,13 +127,15 @@ impl JobTable {
     }
 }
 
-/// Takes the oldest takeable job of `$table` (a [`JobTable`]) for `$worker` inside the
-/// transaction `$tx`, also setting `$also`; its id, or `None` when there is none (or another
-/// worker took it first).
+/// Takes the oldest takeable job of `$table` (a [`JobTable`]) of `$store` for `$worker` inside
+/// the transaction `$tx`, also setting `$also`; its id, or `None` when there is none (or
+/// another worker took it first). On PostgreSQL a job another node is taking is skipped, so
+/// nodes taking at once each get one instead of all but one getting none.
 macro_rules! take_job {
-    ($tx:ident, $table:expr, $also:expr, $worker:expr, $now:expr, $lease_secs:expr) => {{
+    ($store:expr, $tx:ident, $table:expr, $also:expr, $worker:expr, $now:expr, $lease_secs:expr) => {{
         let table: &$crate::jobs::JobTable = &$table;
-        let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(table.oldest_takeable()))
+        let pick = table.oldest_takeable($store.db.skip_locked());
+        let id: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(pick))
             .bind($now)
             .fetch_optional(&mut *$tx)
             .await?;

@@ -192,6 +192,7 @@ impl RagIndexStore for SqlStore {
     ) -> StoreResult<Option<RagIndexRow>> {
         transaction!(self, |tx| {
             let taken = take_job!(
+                self,
                 tx,
                 RAG_INDEXES,
                 ", progress = 0, used_bytes = 0",

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use colloquy_core::ids::{AgentId, InvocationId, TestId, WorkspaceId};
 use colloquy_core::test_runs::RunStatus;
 
-use crate::db::{Db, change_one, execute, run, transaction};
+use crate::db::{change_one, execute, run, transaction};
 use crate::inline::sqlite_row;
 use crate::jobs::TEST_RUNS;
 use crate::query::{Bind, Query, escape_like, fetch_all, find};
@@ -257,13 +257,9 @@ impl TestRunStore for SqlStore {
     async fn lease_runs(
         &self, worker: &str, now: i64, lease_secs: i64, limit: u32,
     ) -> StoreResult<Vec<RunRow>> {
-        // The one query that differs by backend: PostgreSQL skips rows other nodes are leasing
-        // right now; SQLite has a single writer, so its subquery cannot race.
-        // The limit is part of the text, not bound (see `Query::order_and_limit`).
-        let lock = match &self.db {
-            Db::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-            Db::Sqlite { .. } => "",
-        };
+        // PostgreSQL skips rows other nodes are leasing right now (`skip_locked`). The limit is
+        // part of the text, not bound (see `Query::order_and_limit`).
+        let lock = self.db.skip_locked();
         let pick = format!(
             "SELECT id FROM test_runs WHERE {} ORDER BY created_at, id LIMIT {limit}{lock}",
             TEST_RUNS.takeable("$2")

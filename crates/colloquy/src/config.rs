@@ -52,6 +52,9 @@ pub struct Config {
     pub webhook_allow: String,
     /// Test runs this node executes at once (`COLLOQUY_TEST_CONCURRENCY`).
     pub test_concurrency: usize,
+    /// Post-call analyses this node works at once (`COLLOQUY_ANALYSIS_CONCURRENCY`): each waits
+    /// on an LLM for seconds, so one at a time would fall behind the conversations that end.
+    pub analysis_concurrency: usize,
     /// Requests per minute one API key may make on this node (`COLLOQUY_RATE_LIMIT_PER_MINUTE`;
     /// 0 turns the limit off). Over it: 429 with `Retry-After`.
     pub rate_limit_per_minute: u32,
@@ -138,6 +141,7 @@ impl Default for Config {
             webhook_tries: 10,
             webhook_first_retry_secs: 10,
             test_concurrency: 4,
+            analysis_concurrency: 8,
             check_responses: false,
             llm: Default::default(),
             mcp: Default::default(),
@@ -179,6 +183,7 @@ impl fmt::Debug for Config {
             .field("webhook_tries", &self.webhook_tries)
             .field("webhook_first_retry_secs", &self.webhook_first_retry_secs)
             .field("test_concurrency", &self.test_concurrency)
+            .field("analysis_concurrency", &self.analysis_concurrency)
             .field("check_responses", &self.check_responses)
             .field("mcp_stdio_servers", &self.mcp.stdio.keys().collect::<Vec<_>>())
             .finish()

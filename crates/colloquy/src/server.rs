@@ -155,6 +155,7 @@ impl Server {
         let analyser = tokio::spawn(colloquy_engine::analysis::worker::worker(
             engine.clone(),
             worker_id.clone(),
+            config.analysis_concurrency,
             stop.clone(),
         ));
         let worker = tokio::spawn(colloquy_engine::testing::worker(

@@ -1,5 +1,5 @@
-//! A node's analyser: takes the oldest queued analysis (or one whose holder died), keeps its
-//! lease while the LLM answers, and writes the result with the job's end. An LLM or database
+//! A node's analyser: takes the oldest queued analyses (or ones whose holder died), a few at
+//! once (`COLLOQUY_ANALYSIS_CONCURRENCY`), keeps each one's lease while the LLM answers, and writes the result with the job's end. An LLM or database
 //! failure is tried again after a backoff (10 s, doubling) until [`TRIES`] takes have failed;
 //! an answer that breaks the contract, or a conversation or agent that is gone, fails at once.
 //! A conversation whose post-call webhook waits for the analysis has it queued when the
@@ -11,7 +11,7 @@ use std::time::Duration;
 use colloquy_core::ids::{ConversationId, WorkspaceId};
 use colloquy_core::time;
 use colloquy_store::{AnalysisJob, AnalysisOutcome};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::EngineDeps;
@@ -24,21 +24,33 @@ const TRIES: i64 = 4;
 /// The wait before the second take; doubled before each one after.
 const FIRST_RETRY_SECS: i64 = 10;
 
-/// Works queued analyses until `stop` turns true.
-pub async fn worker(deps: Arc<EngineDeps>, worker_id: String, mut stop: watch::Receiver<bool>) {
+/// Works queued analyses, `concurrency` at once, until `stop` turns true (those under way
+/// are left to finish, or to be taken over once their lease runs out).
+pub async fn worker(
+    deps: Arc<EngineDeps>, worker_id: String, concurrency: usize, mut stop: watch::Receiver<bool>,
+) {
     let lease_secs = deps.limits.job_lease_secs;
+    let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     loop {
         if *stop.borrow() {
             return;
         }
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         match deps.store.take_analysis(&worker_id, time::now_secs(), lease_secs).await {
             Ok(Some(job)) => {
-                let _held = Heartbeat::start(deps.store.clone(), job.lease(), lease_secs);
-                work(&deps, &job).await;
+                let deps = deps.clone();
+                tokio::spawn(async move {
+                    let _held = Heartbeat::start(deps.store.clone(), job.lease(), lease_secs);
+                    work(&deps, &job).await;
+                    drop(slot);
+                });
                 continue;
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not take a conversation to analyse"),
+            Ok(None) => drop(slot),
+            Err(e) => {
+                drop(slot);
+                tracing::warn!(error = %e, "could not take a conversation to analyse");
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}

@@ -40,13 +40,13 @@ fn script() -> String {
 }
 
 /// An MCP server process over HTTP, stopped when dropped.
-struct McpProcess {
+pub(crate) struct McpProcess {
     _child: tokio::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl McpProcess {
-    async fn start(transport: Transport) -> McpProcess {
+    pub(crate) async fn start(transport: Transport) -> McpProcess {
         let (mode, path) = match transport {
             Transport::Sse => ("sse", "/sse"),
             Transport::Streamable => ("streamable-http", "/mcp"),
@@ -73,7 +73,7 @@ impl McpProcess {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     Sse,
     Streamable,
     Stdio,

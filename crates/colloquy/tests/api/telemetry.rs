@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, Webhook, call, is_analysis, text};
 use crate::helpers::{ChildServer, client, poll, status_json};
+use crate::mcp_servers::{McpProcess, Transport};
 use crate::ws;
 
 /// A span as the collector received it.
@@ -86,23 +87,27 @@ async fn receive(State(spans): State<Arc<Mutex<Vec<Span>>>>, body: Bytes) -> &'s
     ""
 }
 
-/// One live conversation with a webhook tool call, exported: the conversation, its turn, the
-/// LLM calls and the tool call are one trace (the conversation's id), parent to child, the
-/// tool's span naming its audit record; its analysis job joins the same trace.
+/// One live conversation with a webhook tool call and an MCP tool call, exported: the
+/// conversation, its turn, the LLM calls and the tool calls are one trace (the conversation's
+/// id), parent to child, each tool's span naming its audit record; its analysis job joins the
+/// same trace.
 #[tokio::test]
 async fn a_conversation_is_one_trace_joined_to_its_audit_records() {
     let collector = Collector::start().await;
     let llm = FakeLlm::openai(|req: &Value| {
-        let last = &req["messages"].as_array().unwrap().last().unwrap()["role"];
+        let messages = req["messages"].as_array().unwrap();
+        let results = messages.iter().filter(|m| m["role"] == "tool").count();
         if is_analysis(req) {
             call(
                 "record_analysis",
                 json!({"transcript_summary": "Weather.", "call_summary_title": "Weather"}),
             )
-        } else if last == "tool" {
-            text("It is sunny.")
-        } else {
+        } else if messages.last().unwrap()["role"] != "tool" {
             call("weather", json!({"city": "Oslo"}))
+        } else if results == 1 {
+            call("add", json!({"a": 2, "b": 3}))
+        } else {
+            text("It is sunny, and 2 + 3 is 5.")
         }
     })
     .await;
@@ -117,6 +122,8 @@ async fn a_conversation_is_one_trace_joined_to_its_audit_records() {
         ("OPENAI_API_KEY", "sk-fake"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.base.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        // Spans are exported whatever the log level.
+        ("RUST_LOG", "warn"),
     ];
     let server = ChildServer::start(dir.path(), &envs).await;
     let http = client();
@@ -134,11 +141,17 @@ async fn a_conversation_is_one_trace_joined_to_its_audit_records() {
             "request_body_schema": {"type": "object", "properties": {"city": {"type": "string", "description": "city"}}}},
     }}))).await;
     assert_eq!(s, 200, "{tool}");
+    let mcp = McpProcess::start(Transport::Sse).await;
+    let (s, server_row) = api(Method::POST, "/v1/convai/mcp-servers", Some(json!({"config": {
+        "name": "adder", "url": mcp.url, "transport": "SSE", "approval_policy": "auto_approve_all",
+    }}))).await;
+    assert_eq!(s, 200, "{server_row}");
     let (s, agent) = api(
         Method::POST,
         "/v1/convai/agents/create",
         Some(json!({"conversation_config": {
-            "agent": {"first_message": "", "prompt": {"llm": "gpt-4o", "tool_ids": [tool["id"]]}},
+            "agent": {"first_message": "", "prompt": {"llm": "gpt-4o", "tool_ids": [tool["id"]],
+                "mcp_server_ids": [server_row["id"]]}},
         }})),
     )
     .await;
@@ -150,7 +163,14 @@ async fn a_conversation_is_one_trace_joined_to_its_audit_records() {
     socket.close(None).await.unwrap();
 
     let trace_id = conversation_id.replace('-', "");
-    let names = ["conversation", "turn", "chat gpt-4o", "execute_tool weather", "job.analysis"];
+    let names = [
+        "conversation",
+        "turn",
+        "chat gpt-4o",
+        "execute_tool weather",
+        "execute_tool add",
+        "job.analysis",
+    ];
     let spans = poll(Duration::from_secs(20), Duration::from_millis(100), async || {
         let spans = collector.trace(&trace_id);
         names.iter().all(|n| spans.iter().any(|s| s.name == *n)).then_some(spans)
@@ -161,10 +181,17 @@ async fn a_conversation_is_one_trace_joined_to_its_audit_records() {
         panic!("the conversation's spans, of {all:?}; log: {}", server.logged_errors())
     });
     let named = |name: &str| spans.iter().find(|s| s.name == name).unwrap().clone();
-    let (conversation, turn, tool) =
-        (named("conversation"), named("turn"), named("execute_tool weather"));
+    let (conversation, turn, tool, mcp_call) = (
+        named("conversation"),
+        named("turn"),
+        named("execute_tool weather"),
+        named("execute_tool add"),
+    );
     assert_eq!(turn.parent, conversation.span_id, "the turn is the conversation's");
     assert_eq!(tool.parent, turn.span_id, "the tool call is the turn's");
+    assert_eq!(mcp_call.parent, turn.span_id);
+    assert_eq!(mcp_call.attributes["colloquy.tool.type"], "mcp");
+    assert_eq!(mcp_call.attributes["colloquy.tool.status"], "success");
     let llm_calls: Vec<&Span> = spans.iter().filter(|s| s.name == "chat gpt-4o").collect();
     assert!(llm_calls.iter().all(|s| s.parent == turn.span_id), "{llm_calls:?}");
     assert_eq!(llm_calls[0].attributes["gen_ai.request.model"], "gpt-4o");
@@ -179,8 +206,13 @@ async fn a_conversation_is_one_trace_joined_to_its_audit_records() {
     // The tool's span names its audit record.
     let (_, calls) =
         api(Method::GET, &format!("/api/tool-calls?executionId={conversation_id}"), None).await;
-    let audit_id = calls[0]["id"].as_str().unwrap();
+    let audit_of = |name: &str| {
+        let found = calls.as_array().unwrap().iter().find(|c| c["toolName"] == name);
+        found.unwrap_or_else(|| panic!("{name} in {calls}"))["id"].as_str().unwrap().to_owned()
+    };
+    let audit_id = audit_of("weather");
     assert_eq!(tool.attributes["colloquy.audit.id"], audit_id);
+    assert_eq!(mcp_call.attributes["colloquy.audit.id"], audit_of("add"));
 
     // The stored conversation, as OTLP JSON in the same trace.
     let path = format!("/v1/convai/conversations/{conversation_id}?format=opentelemetry");

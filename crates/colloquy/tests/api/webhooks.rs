@@ -353,11 +353,16 @@ async fn post_call_deliveries_are_signed_retried_logged_and_redelivered(backend:
     assert_eq!(event["data"]["transcript"][0]["message"], "where is my order?");
     assert_eq!(event["data"]["transcript"][1]["message"], "Your order ships tomorrow.");
 
-    // The log: newest first, one entry per try.
+    // The log: newest first, one entry per try (the second recorded once its answer is in).
     let log = format!("/api/webhook-deliveries?conversationId={conversation_id}");
-    let (s, entries) = app.get(&log, key).await;
-    assert_eq!(s, 200, "{entries}");
-    let entries = entries["deliveries"].as_array().unwrap().clone();
+    let entries = poll(Duration::from_secs(10), Duration::from_millis(50), async || {
+        let (s, entries) = app.get(&log, key).await;
+        assert_eq!(s, 200, "{entries}");
+        let entries = entries["deliveries"].as_array().unwrap().clone();
+        (entries.first().is_some_and(|e| e["status"] != "pending")).then_some(entries)
+    })
+    .await
+    .expect("the second try is recorded");
     assert_eq!(entries.len(), 2, "{entries:?}");
     let (ok, failed) = (&entries[0], &entries[1]);
     assert_eq!((ok["attempt"].as_i64(), ok["status"].as_str()), (Some(2), Some("success")));
