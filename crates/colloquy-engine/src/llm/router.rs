@@ -76,6 +76,9 @@ pub struct LlmConfig {
     pub timeout_secs: u64,
     /// Retries on 429, 5xx and connection failures.
     pub retries: u32,
+    /// The models an agent whose `backup_llm_config` is `default` falls back to, in order
+    /// (`backup_models = ["gpt-4o-mini"]`); none unless set.
+    pub backup_models: Vec<String>,
 }
 
 impl Default for LlmConfig {
@@ -86,6 +89,7 @@ impl Default for LlmConfig {
             default_provider: "openai".into(),
             timeout_secs: 60,
             retries: 2,
+            backup_models: Vec::new(),
         }
     }
 }
@@ -95,6 +99,7 @@ pub struct LlmRouter {
     providers: HashMap<String, Arc<dyn LlmProvider>>,
     routes: Vec<RouteConfig>,
     default_provider: String,
+    backup_models: Vec<String>,
     guarded: reqwest::Client,
     policy: CallPolicy,
 }
@@ -200,6 +205,7 @@ impl LlmRouter {
             providers,
             routes: config.routes.clone(),
             default_provider: config.default_provider.clone(),
+            backup_models: config.backup_models.clone(),
             guarded,
             policy,
         })
@@ -214,6 +220,11 @@ impl LlmRouter {
         let p =
             self.providers.get(provider).ok_or_else(|| LlmError::NoProvider(model.to_owned()))?;
         Ok((p.clone(), rewrite.unwrap_or_else(|| model.to_owned())))
+    }
+
+    /// The backups of agents that keep the default `backup_llm_config`.
+    pub fn backup_models(&self) -> &[String] {
+        &self.backup_models
     }
 
     /// Whether a route names `model` (the operator said where it goes).

@@ -83,7 +83,9 @@ pub(crate) async fn run(
         reply.entry["rag_retrieval_info"] = rag;
     }
     for _round in 0..rt.deps.limits.max_tool_rounds {
-        let answer = llm.ask(state, rt, events).await?;
+        let (answer, model) = llm.ask(state, rt, events).await?;
+        // Which model answered: the agent's own, or a backup that took over.
+        reply.entry["producing_llm"] = serde_json::Value::String(model);
         reply.text.push_str(&answer.text);
         if answer.tool_calls.is_empty() {
             return Ok(reply.answered(state, answer.text));

@@ -600,3 +600,56 @@ async fn delete_and_feedback(backend: Backend) {
     assert_eq!(execs["executions"][0]["request_payload"], Value::Null, "payloads blanked");
 }
 dual_db!(delete_and_feedback);
+
+/// A failing or slow model gives way to the agent's backups in order, and the transcript says
+/// which model answered; a 4xx does not cascade (every model would refuse alike); when every
+/// model fails the turn fails with `cascade_brain_error`; with backups disabled the agent's own
+/// model's error stands.
+async fn backup_llms_take_over_from_a_failing_model(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let llm = FakeLlm::openai(|req: &Value| match req["model"].as_str().unwrap() {
+        m if m.starts_with("broken") => Reply::Status(500),
+        "slow" => Reply::After(Duration::from_secs(10), Box::new(text("late"))),
+        "refusing" => Reply::Status(400),
+        model => text(&format!("{model} here")),
+    })
+    .await;
+    let deps = engine(&app, &llm, |c| c.llm.backup_models = vec!["spare".into()]).await;
+    let order = |models: &[&str]| json!({"preference": "override", "order": models});
+    let cases = [
+        ("broken", order(&["other"]), Ok("other")),
+        ("slow", order(&["other"]), Ok("other")),
+        ("broken", json!({"preference": "default"}), Ok("spare")),
+        ("broken", json!({"preference": "disabled"}), Err("llm_error")),
+        ("broken", order(&["broken-too"]), Err("cascade_brain_error")),
+        ("refusing", order(&["other"]), Err("llm_error")),
+    ];
+    for (model, backups, expected) in cases {
+        let prompt =
+            json!({"llm": model, "backup_llm_config": backups, "cascade_timeout_seconds": 2});
+        let agent_id = agent(&app, json!({"agent": {"prompt": prompt}})).await;
+        let mut conv = start(&deps, &app, &agent_id, StartOptions::default()).await;
+        let started = std::time::Instant::now();
+        let said = conv.user_message("hi", None).await;
+        match expected {
+            Ok(backup) => {
+                let said = said.unwrap_or_else(|e| panic!("{model} → {backup}: {e}"));
+                assert_eq!(said.text, format!("{backup} here"));
+                assert!(started.elapsed() < Duration::from_secs(8), "{model}: no waiting it out");
+                conv.end(Ending::Normal("done".into())).await.unwrap();
+                let path = format!("/v1/convai/conversations/{}", conv.id());
+                let (_, got) = app.get(&path, &app.admin_key).await;
+                let answered = got["transcript"].as_array().unwrap().last().unwrap().clone();
+                assert_eq!(answered["producing_llm"], backup, "{got}");
+            }
+            Err(error_type) => {
+                let err = said.unwrap_err();
+                assert_eq!(err.error_type(), error_type, "{model}: {err}");
+                conv.end(Ending::Error(err.to_string())).await.unwrap();
+            }
+        }
+    }
+    let refused = llm.requests().iter().filter(|r| r["model"] == "refusing").count();
+    assert_eq!(refused, 1, "a 4xx is not retried");
+}
+dual_db!(backup_llms_take_over_from_a_failing_model);
