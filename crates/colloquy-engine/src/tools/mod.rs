@@ -1,6 +1,7 @@
 //! Tool calls: which tools an agent offers the LLM, and running one call — mocked or real —
 //! with its record in the audit log made durable before the result is handed back.
 
+pub mod assignments;
 pub mod client;
 mod knowledge;
 pub(crate) mod mcp;
@@ -241,6 +242,8 @@ pub struct ToolOutcome {
     pub(crate) secrets: Vec<String>,
     /// Duration in microseconds.
     pub latency_us: i64,
+    /// Dynamic variables the response assigns (the tool's `assignments`).
+    pub assigned: assignments::Assigned,
 }
 
 impl ToolOutcome {
@@ -255,6 +258,7 @@ impl ToolOutcome {
             details: None,
             secrets: Vec::new(),
             latency_us: 0,
+            assigned: Vec::new(),
         }
     }
 
@@ -330,6 +334,15 @@ pub async fn execute(
         ),
     };
     outcome.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    if let Some(tool) = tool.filter(|_| !outcome.is_error()) {
+        let (assigned, sanitized) = assignments::take(&tool.config, &outcome.result);
+        outcome.assigned = assigned;
+        if let Some(clean) = sanitized {
+            // What was taken out is in neither what the LLM sees nor what the log records.
+            outcome.result = clean;
+            outcome.payload = None;
+        }
+    }
     let audit_id = record(scope, tool, call, &outcome, started_ms).await?;
     let span = tracing::Span::current();
     span.record("colloquy.tool.status", outcome.status.as_str());

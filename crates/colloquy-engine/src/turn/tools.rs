@@ -1,11 +1,12 @@
 //! The tools stage: the calls of one LLM answer run concurrently ([`crate::tools::execute`]:
 //! mocked or real, each recorded durably before its result is told), their results join the
-//! history and the agent's transcript entry, and what system tools do to the conversation
-//! (end the call, skip the turn, switch language, start or end a procedure) takes effect.
+//! history and the agent's transcript entry, the variables their responses assign are set, and
+//! what system tools do to the conversation (end the call, skip the turn, switch language,
+//! start or end a procedure) takes effect.
 
 use colloquy_core::redact;
 use colloquy_core::tools::ToolKind;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::output::Reply;
 use super::{Events, TurnEvent};
@@ -29,7 +30,8 @@ pub(crate) async fn run(
     let outcomes = execute_all(state, rt, &answer.tool_calls, events).await?;
     let mut skip = false;
     for (call, (tool, outcome)) in answer.tool_calls.iter().zip(outcomes) {
-        record(reply, call, tool, &outcome);
+        let updates = assign(state, call, &outcome);
+        record(reply, call, tool, &outcome, updates);
         match &outcome.effect {
             Effect::EndCall => reply.end_call = true,
             Effect::SkipTurn => skip = true,
@@ -94,8 +96,37 @@ async fn execute_all(
     Ok(outcomes)
 }
 
+/// Sets the variables the call's response assigns; the reference's `dynamic_variable_updates`
+/// saying so (but for sanitized ones).
+fn assign(state: &mut State, call: &ToolCall, outcome: &ToolOutcome) -> Vec<Value> {
+    let now = colloquy_core::time::now_ms() as f64 / 1000.0;
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut updates = Vec::new();
+    for a in &outcome.assigned {
+        let old = state.vars.insert(a.name.clone(), a.value.clone());
+        // A sanitized value is set, and shown nowhere.
+        if !a.sanitized {
+            updates.push(json!({
+                "variable_name": a.name,
+                "old_value": old.as_ref().map(text),
+                "new_value": text(&a.value),
+                "updated_at": now,
+                "tool_name": call.name,
+                "tool_request_id": call.id,
+            }));
+        }
+    }
+    updates
+}
+
 /// The call and its result in the agent's transcript entry (secrets scrubbed).
-fn record(reply: &mut Reply, call: &ToolCall, kind: Option<ToolKind>, outcome: &ToolOutcome) {
+fn record(
+    reply: &mut Reply, call: &ToolCall, kind: Option<ToolKind>, outcome: &ToolOutcome,
+    updates: Vec<Value>,
+) {
     let wire_type = match kind {
         Some(kind @ (ToolKind::Client | ToolKind::Webhook | ToolKind::Mcp)) => Some(kind.as_str()),
         _ => None,
@@ -122,7 +153,7 @@ fn record(reply: &mut Reply, call: &ToolCall, kind: Option<ToolKind>, outcome: &
             "tool_latency_secs": outcome.latency_us as f64 / 1_000_000.0,
             "error_type": outcome.error_type.clone().unwrap_or_default(),
             "raw_error_message": if outcome.is_error() { result.clone() } else { String::new() },
-            "dynamic_variable_updates": [],
+            "dynamic_variable_updates": updates,
         }));
     }
 }

@@ -653,3 +653,82 @@ async fn backup_llms_take_over_from_a_failing_model(backend: Backend) {
     assert_eq!(refused, 1, "a 4xx is not retried");
 }
 dual_db!(backup_llms_take_over_from_a_failing_model);
+
+/// A tool's `assignments` set dynamic variables from its response (typed, by dot-path), the
+/// next tool's parameters read them, a `sanitize`d value is in neither what the LLM sees nor
+/// the transcript nor the audit log, and the transcript lists each update.
+async fn tool_assignments_set_variables_the_next_call_reads(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = &app.admin_key;
+    let orders = Webhook::start(
+        200,
+        r#"{"order": {"id": 4711, "status": "shipped"}, "token": "t0k3n-secret"}"#,
+        Duration::ZERO,
+    )
+    .await;
+    let tracking = Webhook::start(200, r#"{"eta": "tomorrow"}"#, Duration::ZERO).await;
+    let lookup = create_tool(
+        &app,
+        key,
+        json!({"tool_config": {
+            "type": "webhook", "name": "lookup_order", "description": "Finds the order",
+            "api_schema": {"url": format!("{}/orders", orders.base), "method": "GET"},
+            "assignments": [
+                {"dynamic_variable": "order_id", "value_path": "order.id"},
+                {"dynamic_variable": "session_token", "value_path": "token", "sanitize": true},
+            ],
+        }}),
+    )
+    .await;
+    let track = create_tool(&app, key, json!({"tool_config": {
+        "type": "webhook", "name": "track", "description": "Tracks the order",
+        "api_schema": {"url": format!("{}/track", tracking.base), "method": "POST",
+            "request_body_schema": {"type": "object", "properties": {
+                "order": {"type": "integer", "description": "Order", "dynamic_variable": "order_id"},
+            }}},
+    }}))
+    .await;
+    let llm = FakeLlm::openai(|req: &Value| {
+        let results =
+            req["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").count();
+        match results {
+            0 => call("lookup_order", json!({})),
+            1 => call("track", json!({})),
+            _ => text("It ships tomorrow."),
+        }
+    })
+    .await;
+    let deps = engine(&app, &llm, |_| {}).await;
+    let prompt = json!({"prompt": "p", "llm": "gpt-4o", "tool_ids": [lookup, track]});
+    let agent_id = agent(&app, json!({"agent": {"prompt": prompt}})).await;
+    let mut conv = start(&deps, &app, &agent_id, StartOptions::default()).await;
+    let said = conv.user_message("where is my order?", None).await.unwrap();
+    assert_eq!(said.text, "It ships tomorrow.");
+
+    let body: Value = serde_json::from_str(&tracking.received()[0].body).unwrap();
+    assert_eq!(body, json!({"order": 4711}), "the assigned variable, typed, in the next call");
+    let told = &llm.requests()[1]["messages"];
+    let result = told.as_array().unwrap().iter().find(|m| m["role"] == "tool").unwrap();
+    assert_eq!(result["content"], r#"{"order":{"id":4711,"status":"shipped"}}"#, "sanitized");
+    conv.end(Ending::Normal("done".into())).await.unwrap();
+
+    let id = conv.id().to_string();
+    let (_, got) = app.get(&format!("/v1/convai/conversations/{id}"), key).await;
+    assert!(!got.to_string().contains("t0k3n-secret"), "not in the transcript: {got}");
+    let updates: Vec<Value> = got["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["tool_results"].as_array().cloned().unwrap_or_default())
+        .flat_map(|r| r["dynamic_variable_updates"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let named: Vec<(&str, &str)> = updates
+        .iter()
+        .map(|u| (u["variable_name"].as_str().unwrap(), u["new_value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(named, [("order_id", "4711")], "a sanitized value is listed nowhere");
+    assert!(updates.iter().all(|u| u["tool_name"] == "lookup_order" && u["old_value"].is_null()));
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={id}"), key).await;
+    assert!(!calls.to_string().contains("t0k3n-secret"), "not in the audit log: {calls}");
+}
+dual_db!(tool_assignments_set_variables_the_next_call_reads);
