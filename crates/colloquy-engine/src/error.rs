@@ -24,6 +24,9 @@ pub enum EngineError {
     /// The agent went round its tools more often than allowed in one turn.
     #[error("the agent called tools {0} times in a row without answering")]
     TooManyToolRounds(usize),
+    /// The agent's prompt or first message names variables nobody gave a value.
+    #[error("Missing required dynamic variables in the agent's prompt or first message: {}", .0.join(", "))]
+    MissingDynamicVariables(Vec<String>),
 }
 
 impl EngineError {
@@ -33,6 +36,7 @@ impl EngineError {
             EngineError::Llm { error_type, .. } => error_type,
             EngineError::Store(_) => "internal_error",
             EngineError::TooManyToolRounds(_) => "llm_error",
+            EngineError::MissingDynamicVariables(_) => "missing_dynamic_variable",
         }
     }
 }

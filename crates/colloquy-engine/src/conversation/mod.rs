@@ -117,6 +117,10 @@ impl Conversation {
         id: ConversationId, span: tracing::Span,
     ) -> Result<Conversation, EngineError> {
         let mut state = State::new(agent, &id, &opts.dynamic_variables);
+        let missing = state.missing_variables();
+        if !missing.is_empty() {
+            return Err(EngineError::MissingDynamicVariables(missing));
+        }
         let (mcp, mcp_status) = if state.agent.mcp_servers.is_empty() {
             (None, Vec::new())
         } else {

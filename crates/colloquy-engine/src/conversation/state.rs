@@ -112,6 +112,23 @@ impl State {
         (!text.is_empty()).then(|| template::render(text, &self.vars))
     }
 
+    /// The variables the agent's prompt and first message name that have no value: no
+    /// placeholder default, nothing from the client, not a system variable.
+    pub(crate) fn missing_variables(&self) -> Vec<String> {
+        let texts = [
+            self.prompt()["prompt"].as_str(),
+            self.agent.conversation_config.pointer("/agent/first_message").and_then(Value::as_str),
+        ];
+        let mut missing: Vec<String> = Vec::new();
+        for name in texts.into_iter().flatten().flat_map(template::names) {
+            let known = self.vars.get(&name).is_some_and(|v| !v.is_null());
+            if !known && !name.is_empty() && !missing.contains(&name) {
+                missing.push(name);
+            }
+        }
+        missing
+    }
+
     /// `text` with the dynamic variables filled.
     pub(crate) fn render(&self, text: &str) -> String {
         template::render(text, &self.vars)

@@ -488,3 +488,39 @@ async fn the_end_reason_says_who_ended_it(backend: Backend) {
     assert_eq!(reason_of(&conversation).await, "the client disconnected");
 }
 dual_db!(the_end_reason_says_who_ended_it);
+
+/// A variable the prompt or first message names needs a value: from the client, or the agent's
+/// `dynamic_variable_placeholders`; a start without one is refused with
+/// `missing_dynamic_variable` naming it (close 1008), and nothing is recorded.
+#[tokio::test]
+async fn a_missing_dynamic_variable_refuses_the_start_naming_it() {
+    let llm = FakeLlm::openai(|req: &Value| {
+        text(&format!("prompt was: {}", req["messages"][0]["content"].as_str().unwrap()))
+    })
+    .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, with_llm(&llm)).await;
+    let agent_id = agent(&app, json!({"conversation_config": {"agent": {
+        "first_message": "Hello {{name}}!",
+        "prompt": {"prompt": "You help {{tier}} members in {{system__conversation_id}}.", "llm": "gpt-4o"},
+        "dynamic_variables": {"dynamic_variable_placeholders": {"tier": "basic"}},
+    }}}))
+    .await;
+    let url = ws_url(&app, &format!("agent_id={agent_id}"));
+    let (mut ws, _) = connect(&url, &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
+    let err = next(&mut ws).await;
+    assert_eq!(err["error_event"]["error_type"], "missing_dynamic_variable", "{err}");
+    let message = err["error_event"]["message"].as_str().unwrap();
+    assert!(message.contains("name") && !message.contains("tier"), "{message}");
+    assert_eq!(next(&mut ws).await["close"], 1008);
+    let (_, listed) = app.get("/v1/convai/conversations", &app.admin_key).await;
+    assert_eq!(listed["conversations"], json!([]), "nothing was recorded");
+
+    let (mut ws, _) = connect(&url, &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data", "dynamic_variables": {"name": "Ada"}})).await;
+    let greeting = ws::next_of(&mut ws, "agent_response").await;
+    assert_eq!(greeting["agent_response_event"]["agent_response"], "Hello Ada!");
+    let answer = ws::turn(&mut ws, "hi").await;
+    let said = answer.last().unwrap()["agent_response_event"]["agent_response"].as_str().unwrap();
+    assert!(said.starts_with("prompt was: You help basic members in "), "{said}");
+}

@@ -200,7 +200,9 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
         Ok(c) => c,
         Err(e) => {
             let why = "could not start the conversation";
-            let refusal = Refusal::new(1011, e.error_type(), e.to_string(), why);
+            // The client's to fix (1008), as the contract says, or the server's (1011).
+            let code = if e.error_type() == "missing_dynamic_variable" { 1008 } else { 1011 };
+            let refusal = Refusal::new(code, e.error_type(), e.to_string(), why);
             let failed = refusal.failed_start(&state, &workspace_id, &agent_id, &outbox, writer);
             return failed.await;
         }
