@@ -132,6 +132,7 @@ impl Conversation {
             )
             .await;
             state.agent.offer_mcp_tools(&opened);
+            state.mcp_instructions = mcp_instructions(&state.agent, &opened.instructions);
             (Some(Arc::new(opened.pool)), opened.status)
         };
         if let Some(first) = state.first_message() {
@@ -294,4 +295,20 @@ impl Conversation {
         }
         Ok(())
     }
+}
+
+/// The system prompt's part that passes on what the agent's MCP servers asked to tell the
+/// model, each under the server's name.
+fn mcp_instructions(agent: &AgentSnapshot, said: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (server_id, text) in said {
+        let name = agent
+            .mcp_servers
+            .iter()
+            .find(|s| &s.id == server_id)
+            .and_then(|s| s.config.get("name").and_then(Value::as_str))
+            .unwrap_or(server_id);
+        out.push_str(&format!("\n\nInstructions from the MCP server {name}:\n{}", text.trim()));
+    }
+    out
 }

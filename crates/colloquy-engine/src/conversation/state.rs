@@ -33,6 +33,8 @@ pub(crate) struct State {
     pub(crate) knowledge: Option<Knowledge>,
     /// The chunks the knowledge base retrieved for this turn.
     pub(crate) context: String,
+    /// What the agent's MCP servers asked to tell the model (their `instructions`).
+    pub(crate) mcp_instructions: String,
     /// Someone spoke (the conversation is not text only).
     pub(crate) spoken: bool,
     /// Ids of the procedures started and not yet ended.
@@ -86,6 +88,7 @@ impl State {
             error: None,
             knowledge: None,
             context: String::new(),
+            mcp_instructions: String::new(),
             spoken: false,
             active_procedures: Vec::new(),
             started: Instant::now(),
@@ -134,10 +137,12 @@ impl State {
         template::render(text, &self.vars)
     }
 
-    /// The system prompt with dynamic variables filled, then what the knowledge base adds.
+    /// The system prompt with dynamic variables filled, then what the MCP servers and the
+    /// knowledge base add.
     pub(crate) fn system_prompt(&self) -> String {
         let prompt = self.prompt()["prompt"].as_str().unwrap_or_default();
         let mut text = template::render(prompt, &self.vars);
+        text.push_str(&self.mcp_instructions);
         if let Some(knowledge) = &self.knowledge {
             text.push_str(&knowledge.in_prompt);
         }

@@ -324,6 +324,12 @@ pub async fn connect(deps: &EngineDeps, spec: &ServerSpec) -> Result<Connection,
 }
 
 impl Connection {
+    /// What the server asked its clients to tell the model (`instructions` of its handshake).
+    pub fn instructions(&self) -> Option<String> {
+        let info = self.service.peer().peer_info()?;
+        info.instructions.clone().filter(|i| !i.trim().is_empty())
+    }
+
     /// Every tool the server offers.
     pub async fn list_tools(&self, timeout: Duration) -> Result<Vec<Tool>, McpError> {
         tokio::time::timeout(timeout, self.service.peer().list_all_tools())

@@ -68,6 +68,8 @@ pub struct Opened {
     pub status: Vec<ServerStatus>,
     /// The tools of those servers, with the server offering each.
     pub tools: Vec<(String, Tool)>,
+    /// What those servers asked to tell the model, with the server saying it.
+    pub instructions: Vec<(String, String)>,
 }
 
 impl McpPool {
@@ -91,7 +93,8 @@ impl McpPool {
             async move {
                 let listing = async {
                     let (connection, timeout) = pool.connection(&server.id).await?;
-                    connection.list_tools(timeout).await
+                    let tools = connection.list_tools(timeout).await?;
+                    Ok::<_, McpError>((tools, connection.instructions()))
                 };
                 let listed = tokio::time::timeout(START_BUDGET, listing)
                     .await
@@ -105,15 +108,19 @@ impl McpPool {
         let listed = futures_util::future::join_all(listings).await;
         let mut status = Vec::new();
         let mut tools = Vec::new();
+        let mut instructions = Vec::new();
         for (id, result) in listed {
             let (connected, found) = match result {
-                Ok(found) => (true, found),
+                Ok((found, said)) => {
+                    instructions.extend(said.map(|s| (id.clone(), s)));
+                    (true, found)
+                }
                 Err(_) => (false, Vec::new()),
             };
             status.push(ServerStatus { id: id.clone(), connected, tool_count: found.len() });
             tools.extend(found.into_iter().map(|t| (id.clone(), t)));
         }
-        Opened { pool, status, tools }
+        Opened { pool, status, tools, instructions }
     }
 
     /// The resolved configuration of a server of this conversation.

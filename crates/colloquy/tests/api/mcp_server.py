@@ -17,7 +17,7 @@ import sys
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-server = MCPServer("colloquy-test")
+server = MCPServer("colloquy-test", instructions="Add numbers exactly; never round.")
 
 
 @server.tool(description="Adds two integers.")

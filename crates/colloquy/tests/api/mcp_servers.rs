@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 use crate::fakes::with_llm;
-use crate::fakes::{FakeLlm, Reply, call, text};
+use crate::fakes::{FakeLlm, Reply, call, is_analysis, text};
 use crate::helpers::{Backend, TestApp, dual_db};
 use crate::tools::create_tool;
 use crate::ws::{self, Socket, next, next_of, say, send, turn, until};
@@ -520,6 +520,13 @@ async fn conversations_call_mcp_tools_over_every_transport_and_audit_each_call(b
 
         let events = turn(&mut socket, "add").await;
         assert_eq!(mcp_states(&events), ["loading", "success"], "{transport:?}: {events:?}");
+        // The server's `instructions` are in the system prompt, under its name.
+        let asked = llm.requests().into_iter().rfind(|r| !is_analysis(r)).unwrap();
+        let system = asked["messages"][0]["content"].as_str().unwrap().to_owned();
+        let said = format!(
+            "Instructions from the MCP server test-{transport:?}:\nAdd numbers exactly; never round."
+        );
+        assert!(system.contains(&said), "{system}");
         let success = events.iter().find(|e| e["mcp_tool_call"]["state"] == "success").unwrap();
         assert_eq!(success["mcp_tool_call"]["service_id"], server.as_str());
         assert_eq!(success["mcp_tool_call"]["parameters"], json!({"a": 2, "b": 3}));
