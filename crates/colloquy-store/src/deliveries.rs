@@ -166,21 +166,7 @@ impl DeliveryStore for SqlStore {
         let id = new_id(DELIVERY_PREFIX);
         let status = if o.success { "success" } else { "failed" };
         transaction!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (id, workspace_id, webhook_id, conversation_id, \
-                 event_type, payload, status, tries, due_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, NULL, $8, $8)",
-            )
-            .bind(&id)
-            .bind(d.workspace_id.as_str())
-            .bind(&d.webhook_id)
-            .bind(&d.conversation_id)
-            .bind(&d.event_type)
-            .bind(&d.payload)
-            .bind(status)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_delivery!(tx, &id, d, status, 1, None::<i64>, now);
             sqlx::query(
                 "INSERT INTO webhook_attempts (id, delivery_id, workspace_id, webhook_id, \
                  conversation_id, event_type, attempt, status, response_code, latency_ms, error, \
@@ -209,20 +195,7 @@ impl DeliveryStore for SqlStore {
     async fn queue_delivery(&self, d: &NewDelivery, now: i64) -> StoreResult<String> {
         let id = new_id(DELIVERY_PREFIX);
         transaction!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO webhook_deliveries (id, workspace_id, webhook_id, conversation_id, \
-                 event_type, payload, status, tries, due_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7, $7)",
-            )
-            .bind(&id)
-            .bind(d.workspace_id.as_str())
-            .bind(&d.webhook_id)
-            .bind(&d.conversation_id)
-            .bind(&d.event_type)
-            .bind(&d.payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_delivery!(tx, &id, d, "pending", 0, Some(now), now);
             sqlx::query(PENDING_ENTRY)
                 .bind(new_id(ATTEMPT_PREFIX))
                 .bind(&id)
@@ -418,6 +391,31 @@ impl DeliveryStore for SqlStore {
         })
     }
 }
+
+/// Inserts the delivery `$d` (a [`NewDelivery`]) as `$id` inside the transaction `$tx`, with its
+/// status, tries so far and next try's due time (`None`: none).
+macro_rules! insert_delivery {
+    ($tx:ident, $id:expr, $d:expr, $status:expr, $tries:expr, $due_at:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, workspace_id, webhook_id, conversation_id, \
+             event_type, payload, status, tries, due_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+        )
+        .bind($id)
+        .bind($d.workspace_id.as_str())
+        .bind(&$d.webhook_id)
+        .bind(&$d.conversation_id)
+        .bind(&$d.event_type)
+        .bind(&$d.payload)
+        .bind($status)
+        .bind($tries as i64)
+        .bind($due_at)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+use insert_delivery;
 
 /// The pending log entry of a delivery's next try (`$1` its id, `$2` the delivery, `$3` now).
 const PENDING_ENTRY: &str = "INSERT INTO webhook_attempts (id, delivery_id, workspace_id, \

@@ -39,7 +39,7 @@ pub enum AnalysisError {
     /// The LLM's answer did not follow the contract, even when asked again.
     #[error("the LLM's analysis was not valid: {0}")]
     Invalid(String),
-    /// The conversation or its agent is gone.
+    /// The conversation, its agent, or what the agent needs (its custom LLM's key) is gone.
     #[error("{0}")]
     Gone(String),
     /// The agent has no evaluation criterion of this id.
@@ -166,8 +166,6 @@ impl Asker<'_> {
         if model == "custom-llm"
             && let Some(custom) = custom.filter(|c| c.is_object())
         {
-            let url = custom.get("url").and_then(Value::as_str).unwrap_or_default();
-            let name = custom.get("model_id").and_then(Value::as_str).unwrap_or(model).to_owned();
             let key = match custom.pointer("/api_key/secret_id").and_then(Value::as_str) {
                 Some(secret_id) => Some(
                     crate::secrets::open(self.deps, self.workspace_id, secret_id).await.map_err(
@@ -180,7 +178,7 @@ impl Asker<'_> {
                 ),
                 None => None,
             };
-            return Ok((self.deps.llm.custom(url, key), name));
+            return Ok(self.deps.llm.custom(custom, key));
         }
         Ok(self.deps.llm.route(model)?)
     }

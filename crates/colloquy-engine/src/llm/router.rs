@@ -232,9 +232,15 @@ impl LlmRouter {
         self.routes.iter().any(|r| glob(&r.pattern, model))
     }
 
-    /// An agent's own OpenAI-compatible endpoint, reached through the egress guard.
-    pub fn custom(&self, base_url: &str, api_key: Option<String>) -> Arc<dyn LlmProvider> {
-        Arc::new(OpenAi::new(self.guarded.clone(), base_url, api_key, self.policy.clone()))
+    /// An agent's own OpenAI-compatible endpoint (its `custom_llm`: `url`, `model_id`), reached
+    /// through the egress guard, with the model name to send; `api_key` is its opened secret.
+    pub fn custom(
+        &self, custom: &serde_json::Value, api_key: Option<String>,
+    ) -> (Arc<dyn LlmProvider>, String) {
+        let field = |name: &str| custom.get(name).and_then(serde_json::Value::as_str);
+        let url = field("url").unwrap_or_default();
+        let model = field("model_id").unwrap_or("custom-llm").to_owned();
+        (Arc::new(OpenAi::new(self.guarded.clone(), url, api_key, self.policy.clone())), model)
     }
 }
 

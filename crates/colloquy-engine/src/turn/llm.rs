@@ -236,14 +236,12 @@ fn provider(
     if llm == "custom-llm"
         && let Some(custom) = prompt.get("custom_llm").filter(|c| c.is_object())
     {
-        let url = custom.get("url").and_then(Value::as_str).unwrap_or_default();
-        let model =
-            custom.get("model_id").and_then(Value::as_str).unwrap_or("custom-llm").to_owned();
         // The key was opened when the agent was loaded (see `AgentSnapshot`).
         let key = custom
             .pointer("/api_key/secret_id")
             .and_then(|_| state.agent.custom_llm_api_key.clone());
-        return Ok((rt.deps.llm.custom(url, key), model, "custom_llm_error"));
+        let (provider, model) = rt.deps.llm.custom(custom, key);
+        return Ok((provider, model, "custom_llm_error"));
     }
     let (provider, model) = rt
         .deps
