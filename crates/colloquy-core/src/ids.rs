@@ -23,6 +23,8 @@ pub mod prefix {
     pub const API_KEY: &str = "key_";
     /// Workspace secrets.
     pub const SECRET: &str = "secret_";
+    /// Environment variables.
+    pub const ENV_VAR: &str = "envvar_";
     /// Workspace webhooks.
     pub const WEBHOOK: &str = "webhook_";
     /// Agents.

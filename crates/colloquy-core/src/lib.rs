@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod branches;
 pub mod chunking;
 pub mod cursor;
+pub mod environments;
 pub mod ids;
 pub mod keys;
 pub mod knowledge;

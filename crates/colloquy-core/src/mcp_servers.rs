@@ -222,8 +222,8 @@ fn check_url(url: Option<&ServerUrl>, base: &[LocItem]) -> Option<Violation> {
 }
 
 /// The workspace secrets the configuration refers to, with where (URL, token, headers,
-/// `_meta`). Values that cannot be secrets here (an inline encrypted token, environment
-/// variables) are reported in `errors`.
+/// `_meta`). A value that cannot be a secret here (an inline encrypted token) is reported in
+/// `errors`.
 fn secret_refs(
     config: &Map<String, Value>, url: Option<&ServerUrl>, base: &[LocItem],
     errors: &mut Vec<Violation>,
@@ -249,13 +249,6 @@ fn secret_refs(
         for (key, value) in config.get(field).and_then(Value::as_object).into_iter().flatten() {
             if let Some(id) = value.get("secret_id").and_then(Value::as_str) {
                 refs.push((at(base, &[field, key, "secret_id"]), id.to_owned()));
-            }
-            if value.get("env_var_label").is_some() {
-                errors.push(Violation::new(
-                    at(base, &[field, key]),
-                    "value_error",
-                    "Environment variables are not supported here; use a workspace secret or a dynamic variable",
-                ));
             }
         }
     }
@@ -507,10 +500,6 @@ mod tests {
             (json!({"name": "x", "url": "stdio:"}), "url"),
             (json!({"name": "x", "url": "https://h", "transport": "STDIO"}), "transport"),
             (json!({"name": " ", "url": "https://h"}), "name"),
-            (
-                json!({"name": "x", "url": "https://h", "request_headers": {"A": {"env_var_label": "e"}}}),
-                "A",
-            ),
             (
                 json!({"name": "x", "url": "https://h", "response_timeout_secs": 1}),
                 "response_timeout_secs",

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use colloquy_core::branches;
+use colloquy_core::environments::PRODUCTION;
 use colloquy_core::ids::{AgentId, ToolId, WorkspaceId};
 use colloquy_core::tools::ToolKind;
 use colloquy_store::{AgentAtRow, StoreError};
@@ -28,6 +29,9 @@ pub enum LoadError {
     /// Its `custom_llm` API key cannot be opened.
     #[error("the agent's custom LLM key: {0}")]
     CustomLlmKey(#[from] SecretError),
+    /// The conversation asks for an environment the workspace does not have.
+    #[error("the workspace has no environment {0:?}")]
+    NoEnvironment(String),
 }
 
 /// An agent as a conversation sees it: its config (overrides applied) and its tools.
@@ -52,6 +56,9 @@ pub struct AgentSnapshot {
     pub platform_settings: Value,
     /// Tools offered to the LLM.
     pub tools: Vec<AgentTool>,
+    /// The environment whose values environment variables take (`production` unless the
+    /// conversation asks for another, see [`AgentSnapshot::set_environment`]).
+    pub environment: String,
     /// The opened API key of the agent's `custom_llm`, if it has one.
     pub custom_llm_api_key: Option<String>,
     /// MCP servers the agent uses: its `mcp_server_ids` and those its `type: "mcp"` tools call.
@@ -138,11 +145,7 @@ impl AgentSnapshot {
         let tools = offered_tools(deps, workspace_id, prompt).await?;
         let (mcp_servers, mcp_tool_records) =
             load_mcp_servers(deps, workspace_id, prompt, &tools).await?;
-        let custom_llm_api_key =
-            match prompt.pointer("/custom_llm/api_key/secret_id").and_then(Value::as_str) {
-                Some(secret_id) => Some(secrets::open(deps, workspace_id, secret_id).await?),
-                None => None,
-            };
+        let custom_llm_api_key = custom_llm_key(deps, workspace_id, PRODUCTION, prompt).await?;
         Ok(AgentSnapshot {
             agent_id: row.summary.id,
             workspace_id: workspace_id.clone(),
@@ -153,11 +156,37 @@ impl AgentSnapshot {
             conversation_config,
             platform_settings,
             tools,
+            environment: PRODUCTION.to_owned(),
             custom_llm_api_key,
             mcp_servers,
             mcp_tool_records,
             procedures,
         })
+    }
+
+    /// Runs the agent in `environment`, which the workspace must have: environment variables
+    /// take their values there, the custom LLM's key among them.
+    pub async fn set_environment(
+        &mut self, deps: &EngineDeps, environment: &str,
+    ) -> Result<(), LoadError> {
+        if environment == self.environment {
+            return Ok(());
+        }
+        if environment != PRODUCTION
+            && !deps
+                .store
+                .list_environments(&self.workspace_id)
+                .await?
+                .iter()
+                .any(|e| e.name == environment)
+        {
+            return Err(LoadError::NoEnvironment(environment.to_owned()));
+        }
+        let prompt = self.conversation_config.pointer("/agent/prompt").unwrap_or(&Value::Null);
+        self.custom_llm_api_key =
+            custom_llm_key(deps, &self.workspace_id, environment, prompt).await?;
+        self.environment = environment.to_owned();
+        Ok(())
     }
 
     /// Loads the MCP servers again after an override changed which ones the agent uses.
@@ -221,6 +250,18 @@ impl AgentSnapshot {
                 tools::mcp::apply_server_overrides(tool, &spec.config);
             }
         }
+    }
+}
+
+/// The key of the prompt's `custom_llm`, a secret's or an environment variable's.
+async fn custom_llm_key(
+    deps: &EngineDeps, workspace_id: &WorkspaceId, environment: &str, prompt: &Value,
+) -> Result<Option<String>, SecretError> {
+    match prompt.pointer("/custom_llm/api_key") {
+        Some(key) => Ok(secrets::open_reference(deps, workspace_id, environment, key)
+            .await?
+            .map(|opened| opened.value)),
+        None => Ok(None),
     }
 }
 

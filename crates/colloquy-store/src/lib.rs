@@ -18,6 +18,7 @@ mod conversations;
 mod crawl_jobs;
 mod db;
 mod deliveries;
+mod environments;
 mod error;
 mod inline;
 mod jobs;
@@ -65,6 +66,9 @@ pub use deliveries::{
     ATTEMPT_PREFIX, AttemptFilter, AttemptRow, DELIVERY_PREFIX, DeliveryStore, DueDelivery,
     INITIATION_WEBHOOK, NewDelivery, TryOutcome,
 };
+pub use environments::{
+    EnvValueRow, EnvVarFilter, EnvVarRow, EnvironmentRow, EnvironmentStore, ResolvedEnvVar,
+};
 pub use error::StoreError;
 pub use jobs::{JobKind, Lease, LeaseStore};
 pub use kb_sync::{AutoSync, DAY_SECS, DocumentSyncStore, DueSync};
@@ -97,6 +101,7 @@ pub trait Store:
     WorkspaceStore
     + KeyStore
     + SecretStore
+    + EnvironmentStore
     + AgentStore
     + AgentVersionStore
     + ProcedureStore

@@ -141,10 +141,15 @@ impl SecretStore for SqlStore {
                 tx,
                 "secrets",
                 "SELECT (SELECT COUNT(*) FROM tool_secrets WHERE secret_id = $1) \
-                 + (SELECT COUNT(*) FROM mcp_server_secrets WHERE secret_id = $1)",
+                 + (SELECT COUNT(*) FROM mcp_server_secrets WHERE secret_id = $1) \
+                 + (SELECT COUNT(*) FROM environment_variable_values v \
+                 JOIN environment_variables e ON e.id = v.variable_id \
+                 WHERE e.kind = 'secret' AND v.value = $1)",
                 workspace_id.as_str(),
                 id,
-                |users| format!("the secret is used by {users} tool(s) or MCP server(s)")
+                |users| format!(
+                    "the secret is used by {users} tool(s), MCP server(s) or environment variable value(s)"
+                )
             );
             Ok(())
         })

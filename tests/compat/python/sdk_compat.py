@@ -124,6 +124,51 @@ def test_secrets_crud():
     secrets.delete(created.secret_id)
 
 
+def test_environments_and_environment_variables():
+    from elevenlabs.environment_variables import (
+        EnvironmentVariablesCreateRequestBody_Secret,
+        EnvironmentVariablesCreateRequestBody_String,
+    )
+
+    names = [e.name for e in client.environments.list().environments]
+    assert names[0] == "production", names
+    staging = client.environments.create(name="sdk-staging")
+    assert staging.name == "sdk-staging"
+    variables = client.environment_variables
+    url = variables.create(
+        request=EnvironmentVariablesCreateRequestBody_String(
+            label="SDK_URL", values={"production": "https://p.example", "sdk-staging": "https://s.example"}
+        )
+    )
+    assert url.id and url.type == "string" and url.values["sdk-staging"] == "https://s.example"
+    secret = client.conversational_ai.secrets.create(name="sdk-env-secret", value="env-s3cr3t")
+    token = variables.create(
+        request=EnvironmentVariablesCreateRequestBody_Secret(
+            label="SDK_TOKEN", values={"production": {"secret_id": secret.secret_id}}
+        )
+    )
+    assert token.type == "secret" and "env-s3cr3t" not in token.json()
+    try:
+        variables.create(
+            request=EnvironmentVariablesCreateRequestBody_String(label="SDK_URL", values={"production": "x"})
+        )
+        raise AssertionError("a second SDK_URL was accepted")
+    except ApiError as e:
+        assert e.status_code == 409, e.status_code
+    listed = variables.list(environment="sdk-staging")
+    assert [v.label for v in listed.environment_variables] == ["SDK_URL"], listed
+    assert listed.environment_variables[0].values == {"sdk-staging": "https://s.example"}
+    assert variables.list(label="SDK_TOKEN", type="secret").environment_variables[0].id == token.id
+    updated = variables.update(url.id, values={"sdk-staging": None, "production": "https://p2.example"})
+    assert updated.values == {"production": "https://p2.example"}, updated.values
+    assert variables.get(url.id).values == {"production": "https://p2.example"}
+    variables.delete(url.id)
+    variables.delete(token.id)
+    client.environments.delete("sdk-staging")
+    assert "sdk-staging" not in [e.name for e in client.environments.list().environments]
+    client.conversational_ai.secrets.delete(secret.secret_id)
+
+
 def test_tools_crud_dependents_and_executions():
     tools = client.conversational_ai.tools
     body = {

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod conversation_analysis;
 pub mod conversation_ws;
 pub mod conversations;
+pub mod environments;
 pub mod knowledge_base;
 pub mod llm_usage;
 pub mod mcp_servers;
@@ -35,6 +36,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(conversation_analysis::router())
         .merge(secrets::router())
+        .merge(environments::router())
         .merge(settings::router())
         .merge(webhooks::router())
         .merge(webhook_deliveries::router())

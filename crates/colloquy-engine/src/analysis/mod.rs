@@ -7,6 +7,7 @@
 pub mod worker;
 
 use colloquy_core::analysis::{Analysis, Plan, TOOL_NAME};
+use colloquy_core::environments::PRODUCTION;
 use colloquy_core::ids::{ConversationId, WorkspaceId};
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ pub async fn analyse(
         deps,
         workspace_id,
         agent: &agent,
+        environment: document["environment"].as_str().unwrap_or(PRODUCTION),
         transcript: render(&document["transcript"]),
         language: settings.get("summary_language").and_then(Value::as_str),
     };
@@ -153,6 +155,8 @@ struct Asker<'a> {
     deps: &'a EngineDeps,
     workspace_id: &'a WorkspaceId,
     agent: &'a Value,
+    /// The environment the conversation ran in, whose values environment variables take.
+    environment: &'a str,
     /// The transcript as text (empty: nothing was said).
     transcript: String,
     /// The language of summaries and rationales, when the agent sets one.
@@ -166,16 +170,18 @@ impl Asker<'_> {
         if model == "custom-llm"
             && let Some(custom) = custom.filter(|c| c.is_object())
         {
-            let key = match custom.pointer("/api_key/secret_id").and_then(Value::as_str) {
-                Some(secret_id) => Some(
-                    crate::secrets::open(self.deps, self.workspace_id, secret_id).await.map_err(
-                        |e| {
-                            AnalysisError::Gone(format!(
-                                "the custom LLM's key cannot be opened: {e}"
-                            ))
-                        },
-                    )?,
-                ),
+            let key = match custom.get("api_key") {
+                Some(key) => crate::secrets::open_reference(
+                    self.deps,
+                    self.workspace_id,
+                    self.environment,
+                    key,
+                )
+                .await
+                .map_err(|e| {
+                    AnalysisError::Gone(format!("the custom LLM's key cannot be opened: {e}"))
+                })?
+                .map(|opened| opened.value),
                 None => None,
             };
             return Ok(self.deps.llm.custom(custom, key));

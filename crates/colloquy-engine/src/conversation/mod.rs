@@ -27,6 +27,7 @@ use crate::EngineDeps;
 use crate::agent::AgentSnapshot;
 use crate::error::EngineError;
 use crate::llm::Role;
+use crate::mcp::ResolveIn;
 use crate::mcp::pool::{McpPool, ServerStatus};
 use crate::telemetry;
 use crate::tools::{ClientTools, MockSettings};
@@ -128,7 +129,7 @@ impl Conversation {
                 deps.clone(),
                 &state.agent.workspace_id,
                 &state.agent.mcp_servers,
-                &state.vars,
+                ResolveIn { environment: &state.agent.environment, vars: &state.vars },
             )
             .await;
             state.agent.offer_mcp_tools(&opened);

@@ -29,6 +29,7 @@ struct StoredDocument<'a> {
     metadata: StoredMetadata<'a>,
     conversation_initiation_client_data: &'a Value,
     user_id: &'a Option<String>,
+    environment: &'a str,
 }
 
 #[derive(Serialize)]
@@ -119,6 +120,7 @@ impl Recorder {
             },
             conversation_initiation_client_data: &self.initiation_data,
             user_id: &self.user_id,
+            environment: &state.agent.environment,
         };
         let document = serde_json::to_string(&document).unwrap_or_else(|_| "{}".into());
         ConversationProgress {

@@ -1,6 +1,7 @@
 //! A stored conversation as the reference shapes it: `GET /v1/convai/conversations/{id}`
 //! answers it, and the post-call webhook's `post_call_transcription` carries it as its `data`.
 
+use colloquy_core::environments::PRODUCTION;
 use colloquy_core::schema::Spec;
 use colloquy_store::{ConversationAudio, ConversationRow};
 use serde_json::{Value, json};
@@ -38,7 +39,7 @@ pub fn wire(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
         "analysis": analysis(row),
         "visited_agents": [],
         "conversation_initiation_client_data": doc.get("conversation_initiation_client_data").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
-        "environment": "production",
+        "environment": doc.get("environment").and_then(Value::as_str).unwrap_or(PRODUCTION),
         "conversation_id": row.id,
         "has_audio": audio.is_some(),
         "has_user_audio": audio.is_some_and(|a| a.has_user_audio),

@@ -137,20 +137,35 @@ pub fn check_scheme(deps: &EngineDeps, url: &str) -> Result<(), McpError> {
     }
 }
 
-/// The value of a header or `_meta` entry: itself, a workspace secret's value, or a dynamic
-/// variable's; `None` for kinds that are refused at write time.
+/// Where a server's configuration is resolved: the conversation's environment (for
+/// environment variables) and dynamic variables.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveIn<'a> {
+    /// The environment whose values environment variables take.
+    pub environment: &'a str,
+    /// The conversation's dynamic variables.
+    pub vars: &'a Map<String, Value>,
+}
+
+/// The value of a header or `_meta` entry: itself, a workspace secret's value, an environment
+/// variable's, or a dynamic variable's; `None` for kinds that are refused at write time.
 async fn reference(
-    deps: &EngineDeps, workspace_id: &WorkspaceId, value: &Value, vars: &Map<String, Value>,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, value: &Value, within: ResolveIn<'_>,
     secrets: &mut Vec<String>,
 ) -> Result<Option<Value>, McpError> {
     if !value.is_object() {
         return Ok(Some(value.clone()));
     }
-    if let Some(secret_id) = value.get("secret_id").and_then(Value::as_str) {
-        let plain = open_secret(deps, workspace_id, secret_id).await?;
-        secrets.push(plain.clone());
-        return Ok(Some(Value::String(plain)));
+    let opened = crate::secrets::open_reference(deps, workspace_id, within.environment, value)
+        .await
+        .map_err(|e| McpError::Config(e.to_string()))?;
+    if let Some(opened) = opened {
+        if opened.secret {
+            secrets.push(opened.value.clone());
+        }
+        return Ok(Some(Value::String(opened.value)));
     }
+    let vars = within.vars;
     if let Some(var) = value.get("variable_name").and_then(Value::as_str) {
         return match vars.get(var) {
             Some(v) => Ok(Some(v.clone())),
@@ -162,10 +177,10 @@ async fn reference(
     Ok(None)
 }
 
-/// Resolves a stored configuration for a conversation with dynamic variables `vars`.
+/// Resolves a stored configuration for a conversation.
 pub async fn resolve(
     deps: &EngineDeps, workspace_id: &WorkspaceId, id: &str, config: &Map<String, Value>,
-    vars: &Map<String, Value>,
+    within: ResolveIn<'_>,
 ) -> Result<ServerSpec, McpError> {
     let mut secrets = Vec::new();
     let url = match ServerUrl::of(config) {
@@ -181,7 +196,7 @@ pub async fn resolve(
     let target = target(deps, workspace_id, url, config).await?;
     let mut headers = Vec::new();
     for (name, value) in entries(config, "request_headers") {
-        if let Some(value) = reference(deps, workspace_id, value, vars, &mut secrets).await? {
+        if let Some(value) = reference(deps, workspace_id, value, within, &mut secrets).await? {
             let text = match value {
                 Value::String(s) => s,
                 other => other.to_string(),
@@ -191,7 +206,7 @@ pub async fn resolve(
     }
     let mut meta = Map::new();
     for (name, value) in entries(config, "request_meta") {
-        if let Some(value) = reference(deps, workspace_id, value, vars, &mut secrets).await? {
+        if let Some(value) = reference(deps, workspace_id, value, within, &mut secrets).await? {
             meta.insert(name.clone(), value);
         }
     }
@@ -368,8 +383,10 @@ impl Connection {
 /// Connects, lists the server's tools, and disconnects: `GET /mcp-servers/{id}/tools`.
 pub async fn list_server_tools(
     deps: &Arc<EngineDeps>, workspace_id: &WorkspaceId, id: &str, config: &Map<String, Value>,
+    environment: &str,
 ) -> Result<Vec<Tool>, McpError> {
-    let spec = resolve(deps, workspace_id, id, config, &Map::new()).await?;
+    let within = ResolveIn { environment, vars: &Map::new() };
+    let spec = resolve(deps, workspace_id, id, config, within).await?;
     let scrub = |e: McpError| match e {
         McpError::Transport(m) => {
             McpError::Transport(colloquy_core::redact::scrub(&m, &spec.secrets))

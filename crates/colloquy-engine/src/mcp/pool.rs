@@ -11,7 +11,7 @@ use rmcp::model::{CallToolResult, Tool};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
-use super::{Connection, McpError, ServerSpec, connect, resolve};
+use super::{Connection, McpError, ResolveIn, ServerSpec, connect, resolve};
 use crate::EngineDeps;
 
 /// An MCP server an agent uses.
@@ -77,11 +77,11 @@ impl McpPool {
     /// to list them. The others connect on their first call.
     pub async fn open(
         deps: Arc<EngineDeps>, workspace_id: &WorkspaceId, servers: &[McpServerRef],
-        vars: &Map<String, Value>,
+        within: ResolveIn<'_>,
     ) -> Opened {
         let mut entries = HashMap::new();
         for server in servers {
-            let spec = resolve(&deps, workspace_id, &server.id, &server.config, vars).await;
+            let spec = resolve(&deps, workspace_id, &server.id, &server.config, within).await;
             if let Err(e) = &spec {
                 tracing::warn!(server = %server.id, error = %e, "MCP server cannot be used");
             }

@@ -139,5 +139,15 @@ async fn execute(
     }
     let mut document: Map<String, Value> = serde_json::from_str(&test.document).unwrap_or_default();
     document.insert("type".into(), json!(test.test_type));
+    // A simulation runs in its `simulation_environment`; every test resolves its tools'
+    // environment variables in its `environment`.
+    let environment = ["simulation_environment", "environment"]
+        .iter()
+        .find_map(|k| document.get(*k).and_then(Value::as_str).filter(|e| !e.is_empty()));
+    if let Some(environment) = environment
+        && let Err(e) = agent.set_environment(deps, environment).await
+    {
+        return Verdict::failed(format!("The test cannot run: {e}"));
+    }
     run_test(deps, agent, &Value::Object(document), cancelled).await
 }

@@ -286,6 +286,8 @@ pub struct CallScope<'a> {
     pub agent_id: &'a AgentId,
     /// Its branch.
     pub branch_id: Option<&'a str>,
+    /// The environment whose values environment variables take.
+    pub environment: &'a str,
     /// The agent's model, for LLM-judged mock conditions.
     pub model: &'a str,
     /// Dynamic variables of the conversation.

@@ -196,24 +196,29 @@ fn body(
     })
 }
 
-/// The tool's headers, each a value, a dynamic variable's value, or a workspace secret's.
+/// The tool's headers, each a value, a dynamic variable's value, a workspace secret's, or an
+/// environment variable's in the conversation's environment.
 async fn add_headers(
     scope: &CallScope<'_>, api: &Value, request: &mut Request,
 ) -> Result<(), ToolOutcome> {
     for (name, value) in api.get("request_headers").and_then(Value::as_object).into_iter().flatten()
     {
-        let resolved = if let Some(secret_id) = value.get("secret_id").and_then(Value::as_str) {
-            let secret =
-                secrets::open(scope.deps, scope.workspace_id, secret_id).await.map_err(|why| {
+        let opened =
+            secrets::open_reference(scope.deps, scope.workspace_id, scope.environment, value)
+                .await
+                .map_err(|why| {
                     ToolOutcome::error(
                         CallStatus::Error,
                         "customer_auth",
                         format!("Header {name}: {why}"),
                     )
                 })?;
-            request.secret_headers.push(name.clone());
-            request.secrets.push(secret.clone());
-            secret
+        let resolved = if let Some(opened) = opened {
+            if opened.secret {
+                request.secret_headers.push(name.clone());
+                request.secrets.push(opened.value.clone());
+            }
+            opened.value
         } else if let Some(var) = value.get("variable_name").and_then(Value::as_str) {
             scope.vars.get(var).map(as_text).unwrap_or_default()
         } else {

@@ -237,9 +237,7 @@ fn provider(
         && let Some(custom) = prompt.get("custom_llm").filter(|c| c.is_object())
     {
         // The key was opened when the agent was loaded (see `AgentSnapshot`).
-        let key = custom
-            .pointer("/api_key/secret_id")
-            .and_then(|_| state.agent.custom_llm_api_key.clone());
+        let key = custom.get("api_key").and_then(|_| state.agent.custom_llm_api_key.clone());
         let (provider, model) = rt.deps.llm.custom(custom, key);
         return Ok((provider, model, "custom_llm_error"));
     }

@@ -55,6 +55,7 @@ async fn execute_all(
         conversation_id: &rt.id,
         agent_id: &state.agent.agent_id,
         branch_id: state.agent.branch_id.as_deref(),
+        environment: &state.agent.environment,
         model: state.agent.llm(),
         vars: &state.vars,
         mocks: &rt.mocks,

@@ -12,13 +12,13 @@
 use std::time::{Duration, Instant};
 
 use colloquy_core::agents::merge;
-use colloquy_core::ids::{AgentId, WorkspaceId};
+use colloquy_core::ids::WorkspaceId;
 use colloquy_core::protocol::InitiationData;
 use colloquy_core::time;
 use colloquy_store::{CONVAI_SETTINGS, INITIATION_WEBHOOK, NewDelivery, StoreError, TryOutcome};
 use serde_json::{Map, Value, json};
 
-use crate::EngineDeps;
+use crate::{AgentSnapshot, EngineDeps};
 
 /// The event of an initiation call in the delivery log.
 pub const EVENT: &str = "conversation_initiation_client_data";
@@ -30,9 +30,10 @@ const MAX_ANSWER: usize = 256 * 1024;
 /// The client's data with the webhook's answer laid over it, when the agent asks for the
 /// webhook; else as it was.
 pub async fn client_data(
-    deps: &EngineDeps, workspace_id: &WorkspaceId, agent_id: &AgentId, platform_settings: &Value,
-    client: InitiationData,
+    deps: &EngineDeps, agent: &AgentSnapshot, client: InitiationData,
 ) -> InitiationData {
+    let (workspace_id, agent_id) = (&agent.workspace_id, &agent.agent_id);
+    let platform_settings = &agent.platform_settings;
     let enabled = platform_settings
         .pointer("/overrides/enable_conversation_initiation_client_data_from_webhook")
         .and_then(Value::as_bool)
@@ -56,7 +57,7 @@ pub async fn client_data(
         "conversation_initiation_client_data": client,
     });
     let started = Instant::now();
-    let result = call(deps, workspace_id, &hook, &body).await;
+    let result = call(deps, workspace_id, &agent.environment, &hook, &body).await;
     let mut outcome = TryOutcome {
         latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         attempted: true,
@@ -109,9 +110,10 @@ async fn webhook(
         .filter(|h| h.get("url").is_some_and(Value::is_string)))
 }
 
-/// POSTs `body` with the webhook's headers (secrets opened); its status and text.
+/// POSTs `body` with the webhook's headers (secrets and environment variables opened); its
+/// status and text.
 async fn call(
-    deps: &EngineDeps, workspace_id: &WorkspaceId, hook: &Value, body: &Value,
+    deps: &EngineDeps, workspace_id: &WorkspaceId, environment: &str, hook: &Value, body: &Value,
 ) -> Result<(u16, String), String> {
     let url = hook["url"].as_str().unwrap_or_default();
     deps.egress.check_callable(url)?;
@@ -121,10 +123,11 @@ async fn call(
     {
         let value = match value {
             Value::String(s) => s.clone(),
-            other => match other.get("secret_id").and_then(Value::as_str) {
-                Some(id) => crate::secrets::open(deps, workspace_id, id)
-                    .await
-                    .map_err(|e| format!("the header {name}'s secret: {e}"))?,
+            other => match crate::secrets::open_reference(deps, workspace_id, environment, other)
+                .await
+                .map_err(|e| format!("the header {name}: {e}"))?
+            {
+                Some(opened) => opened.value,
                 None => continue,
             },
         };

@@ -13,6 +13,7 @@ mod agents;
 mod analysis;
 mod conversation_voice;
 mod conversation_ws;
+mod environments;
 mod knowledge_base;
 mod mcp_servers;
 mod secrets;

@@ -23,6 +23,7 @@ use axum::response::Response;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use colloquy_core::environments::PRODUCTION;
 use colloquy_core::ids::AgentId;
 use colloquy_core::{keys, time};
 use colloquy_engine::{AgentSnapshot, LoadError, Pick};
@@ -36,6 +37,7 @@ use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::routes::agents::{self, given};
+use crate::routes::environments;
 use crate::state::AppState;
 
 /// Per-connection buffers: small, so idle conversations cost little memory (DESIGN.md §6).
@@ -63,6 +65,7 @@ struct SocketParams {
     token: Option<String>,
     branch_id: Option<String>,
     version_id: Option<String>,
+    environment: Option<String>,
 }
 
 async fn conversation(
@@ -138,7 +141,7 @@ async fn authorize(
     let workspace =
         state.store.agent_workspace(&agent_id).await.map_err(internal)?.ok_or("Agent not found")?;
     let pick = Pick::of(params.branch_id.as_deref(), params.version_id.as_deref());
-    let agent = match AgentSnapshot::load(&state.engine, &workspace, &agent_id, pick).await {
+    let mut agent = match AgentSnapshot::load(&state.engine, &workspace, &agent_id, pick).await {
         Ok(agent) => agent,
         Err(LoadError::Store(StoreError::NotFound)) => {
             return Err(match pick {
@@ -148,6 +151,9 @@ async fn authorize(
         }
         Err(e) => return Err(internal(e)),
     };
+    if let Some(environment) = params.environment.as_deref().filter(|e| !e.is_empty()) {
+        agent.set_environment(&state.engine, environment).await.map_err(environment_refused)?;
+    }
     let auth = agent.platform_settings.get("auth").cloned().unwrap_or(Value::Null);
     check_origin(&auth, headers)?;
     if auth.get("enable_auth").and_then(Value::as_bool) != Some(true)
@@ -156,6 +162,15 @@ async fn authorize(
         Ok(agent)
     } else {
         Err("authentication required".into())
+    }
+}
+
+/// Why a conversation cannot run in the environment it asks for: one the workspace does not
+/// have is the client's mistake, anything else the server's.
+pub(super) fn environment_refused(e: LoadError) -> String {
+    match e {
+        LoadError::NoEnvironment(_) => e.to_string(),
+        other => internal(other),
     }
 }
 
@@ -227,6 +242,8 @@ struct SignedUrlParams {
     branch_id: Option<String>,
     /// A version of the agent: the conversation runs exactly it.
     version_id: Option<String>,
+    /// The environment whose values environment variables take (`production` by default).
+    environment: Option<String>,
 }
 
 /// The WebSocket base clients reach this server at (see [`http_base`]).
@@ -259,6 +276,8 @@ async fn get_signed_url(
         })?;
     let (branch, version) = (params.branch_id.as_deref(), params.version_id.as_deref());
     agents::at(&cx, &agent_id, branch, version).await?;
+    let environment =
+        environments::named(&cx, params.environment.as_deref(), ["query", "environment"]).await?;
     let token = URL_SAFE_NO_PAD.encode(colloquy_core::random::bytes::<32>());
     cx.app
         .store
@@ -273,8 +292,11 @@ async fn get_signed_url(
         "{}/v1/convai/conversation?agent_id={agent_id}&conversation_signature={token}",
         socket_base(&cx.app, &headers)
     );
-    // Both exist (checked above), so they are ids: no character needs escaping.
-    for (key, value) in [("branch_id", given(branch)), ("version_id", given(version))] {
+    // All exist (checked above), so they are ids and names: no character needs escaping.
+    let environment = Some(environment.as_str()).filter(|e| *e != PRODUCTION);
+    for (key, value) in
+        [("branch_id", given(branch)), ("version_id", given(version)), ("environment", environment)]
+    {
         if let Some(value) = value {
             url.push_str(&format!("&{key}={value}"));
         }

@@ -21,7 +21,9 @@ use colloquy_core::tools::ToolKind;
 use colloquy_engine::tools::MockSettings;
 use colloquy_engine::voice::vad::VadEvent;
 use colloquy_engine::webhooks;
-use colloquy_engine::{AgentSnapshot, Conversation, Ending, Pick, Source, StartOptions, TurnEvent};
+use colloquy_engine::{
+    AgentSnapshot, Conversation, Ending, LoadError, Pick, Source, StartOptions, TurnEvent,
+};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use serde_json::Value;
@@ -285,7 +287,13 @@ async fn redraw(
         return Ok(());
     };
     let pick = Pick::Live { user_id: Some(user) };
-    match AgentSnapshot::load(&state.engine, &agent.workspace_id, &agent.agent_id, pick).await {
+    let loaded = async {
+        let mut again =
+            AgentSnapshot::load(&state.engine, &agent.workspace_id, &agent.agent_id, pick).await?;
+        again.set_environment(&state.engine, &agent.environment).await?;
+        Ok::<_, LoadError>(again)
+    };
+    match loaded.await {
         Ok(again) => {
             *agent = again;
             Ok(())
@@ -296,6 +304,19 @@ async fn redraw(
     }
 }
 
+/// Runs the conversation in the environment the initiation data names, if it names one.
+async fn choose_environment(
+    state: &AppState, agent: &mut AgentSnapshot, init: &InitiationData,
+) -> Result<(), Refusal> {
+    let Some(environment) = init.rest.get("environment").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    agent.set_environment(&state.engine, environment).await.map_err(|e| {
+        let message = super::environment_refused(e);
+        Refusal::new(1008, "environment_error", message, "unknown environment")
+    })
+}
+
 /// Checks the client's overrides against what the agent allows and applies them, and turns
 /// the rest of the initiation data into the conversation's options.
 async fn prepare(
@@ -303,14 +324,8 @@ async fn prepare(
     replies: &Replies,
 ) -> Result<StartOptions, Refusal> {
     redraw(state, agent, init.user_id.as_deref()).await?;
-    let init = colloquy_engine::webhooks::initiation::client_data(
-        &state.engine,
-        &agent.workspace_id,
-        &agent.agent_id,
-        &agent.platform_settings,
-        init,
-    )
-    .await;
+    choose_environment(state, agent, &init).await?;
+    let init = colloquy_engine::webhooks::initiation::client_data(&state.engine, agent, init).await;
     let config_override = overrides::without_text_only(
         init.conversation_config_override.clone().unwrap_or(Value::Null),
     );

@@ -1,6 +1,7 @@
 //! Create, list, get, update and delete MCP servers; the approval policy; the live tool list.
 
 use axum::extract::Path;
+use colloquy_core::environments::PRODUCTION;
 use colloquy_core::mcp_servers::{self, McpServerDoc, ServerUrl};
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{ids, time};
@@ -17,14 +18,13 @@ use crate::extract::{Json, Query};
 /// Attempts at a read-modify-write that races with another writer before giving up with 409.
 const UPDATE_ATTEMPTS: usize = 3;
 
-/// The `environment` query parameter of the reference. There is one environment, so every
-/// value reads the same configuration.
+/// The `environment` query parameter of the reference: whose values the server's environment
+/// variables take when Colloquy connects to it.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct EnvironmentParams {
-    /// Accepted for compatibility; every environment is `production`.
-    #[serde(rename = "environment")]
-    _environment: Option<String>,
+    /// `production` unless given.
+    environment: Option<String>,
 }
 
 /// What the schema cannot check: the secrets exist in the workspace, an http URL is https
@@ -174,13 +174,19 @@ pub(super) async fn update_approval_policy(
 
 #[utoipa::path(get, path = "/v1/convai/mcp-servers/{mcp_server_id}/tools", params(("mcp_server_id" = String, Path), EnvironmentParams), security(("api_key" = ["mcp_servers:read"])))]
 pub(super) async fn list_server_tools(
-    cx: Ctx, Path(id): Path<String>, Query(_): Query<EnvironmentParams>,
+    cx: Ctx, Path(id): Path<String>, Query(params): Query<EnvironmentParams>,
 ) -> ApiResult<Json<Value>> {
     let row = cx.mcp_server(&id).await?;
     let config = view::config(&row)?;
-    let listed =
-        colloquy_engine::mcp::list_server_tools(&cx.app.engine, &cx.workspace_id, &id, &config)
-            .await;
+    let environment = params.environment.as_deref().filter(|e| !e.is_empty()).unwrap_or(PRODUCTION);
+    let listed = colloquy_engine::mcp::list_server_tools(
+        &cx.app.engine,
+        &cx.workspace_id,
+        &id,
+        &config,
+        environment,
+    )
+    .await;
     Ok(Json(match listed {
         Ok(tools) => json!({"success": true, "tools": tools, "error_message": null}),
         Err(e) => json!({"success": false, "tools": [], "error_message": e.to_string()}),
