@@ -27,6 +27,12 @@ pub enum EngineError {
     /// The agent's prompt or first message names variables nobody gave a value.
     #[error("Missing required dynamic variables in the agent's prompt or first message: {}", .0.join(", "))]
     MissingDynamicVariables(Vec<String>),
+    /// The agent a transfer hands over to names variables nobody gave a value.
+    #[error("Missing required dynamic variables after the transfer to another agent: {}", .0.join(", "))]
+    MissingDynamicVariablesTransfer(Vec<String>),
+    /// The agent a transfer hands over to could not be loaded.
+    #[error("the transfer to agent {0} failed: {1}")]
+    Transfer(String, String),
 }
 
 impl EngineError {
@@ -37,6 +43,18 @@ impl EngineError {
             EngineError::Store(_) => "internal_error",
             EngineError::TooManyToolRounds(_) => "llm_error",
             EngineError::MissingDynamicVariables(_) => "missing_dynamic_variable",
+            EngineError::MissingDynamicVariablesTransfer(_) => "missing_dynamic_variable_transfer",
+            EngineError::Transfer(..) => "internal_error",
+        }
+    }
+
+    /// The close code of the `error` event: 1008 (policy) for what the configuration or the
+    /// client is missing, which ends the conversation; 1011 for the rest.
+    pub fn code(&self) -> u16 {
+        match self {
+            EngineError::MissingDynamicVariables(_)
+            | EngineError::MissingDynamicVariablesTransfer(_) => 1008,
+            _ => 1011,
         }
     }
 }

@@ -8,6 +8,7 @@ mod record;
 mod saver;
 pub(crate) mod state;
 pub(crate) mod transcript;
+mod transfer;
 pub mod view;
 
 use std::sync::Arc;
@@ -271,7 +272,23 @@ impl Conversation {
     pub async fn respond(
         &mut self, events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {
-        let result = turn::run(&mut self.state, &self.runtime, events).await;
+        let mut result = turn::run(&mut self.state, &self.runtime, events).await;
+        // A transfer the turn asked for: the new agent speaks in the same turn (and may hand
+        // over in turn, a few times at most).
+        for _ in 0..transfer::MAX_CHAINED {
+            let (Ok(said), Some(to)) = (&result, self.state.transfer.take()) else { break };
+            self.record.turn(&self.state).await?;
+            let before = said.clone();
+            result = self.hand_over(to, events).await.map(|after| TurnResult {
+                text: [before.text, after.text]
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                end_call: before.end_call || after.end_call,
+            });
+        }
+        self.state.transfer = None;
         if let Err(e) = &result {
             self.state.error =
                 Some(json!({"code": 500, "reason": e.error_type(), "details": e.to_string()}));

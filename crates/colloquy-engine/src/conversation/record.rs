@@ -30,6 +30,7 @@ struct StoredDocument<'a> {
     conversation_initiation_client_data: &'a Value,
     user_id: &'a Option<String>,
     environment: &'a str,
+    visited_agents: &'a [Value],
 }
 
 #[derive(Serialize)]
@@ -53,6 +54,11 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
+    /// The end user's id, if the client gave one.
+    pub(crate) fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
     /// Writes the new conversation's row (and marks its agent as called).
     pub(crate) async fn start(
         store: DynStore, record: &ConversationRecord, state: &State, initiation_data: Value,
@@ -121,6 +127,7 @@ impl Recorder {
             conversation_initiation_client_data: &self.initiation_data,
             user_id: &self.user_id,
             environment: &state.agent.environment,
+            visited_agents: &state.visited_agents,
         };
         let document = serde_json::to_string(&document).unwrap_or_else(|_| "{}".into());
         ConversationProgress {

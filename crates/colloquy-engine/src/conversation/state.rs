@@ -13,6 +13,7 @@ use super::transcript::Transcript;
 use crate::agent::AgentSnapshot;
 use crate::llm::ChatMessage;
 use crate::tools::procedures::{self, Procedures};
+use crate::tools::transfer::Transfer;
 use crate::turn::retrieval::Knowledge;
 
 /// The conversation's state.
@@ -39,6 +40,10 @@ pub(crate) struct State {
     pub(crate) spoken: bool,
     /// Ids of the procedures started and not yet ended.
     pub(crate) active_procedures: Vec<String>,
+    /// A transfer to another agent the turn's tools asked for, carried out after the turn.
+    pub(crate) transfer: Option<Transfer>,
+    /// Every agent that has spoken in the conversation, in order (`visited_agents`).
+    pub(crate) visited_agents: Vec<Value>,
     started: Instant,
 }
 
@@ -46,15 +51,9 @@ impl State {
     /// A new conversation `id` with `agent`, the client's `dynamic_variables` on top of the
     /// agent's placeholders.
     pub(crate) fn new(
-        mut agent: AgentSnapshot, id: &ConversationId, dynamic_variables: &Map<String, Value>,
+        agent: AgentSnapshot, id: &ConversationId, dynamic_variables: &Map<String, Value>,
     ) -> State {
-        // A running conversation reads only the `agent` part of its configuration; the rest
-        // (voice, ASR, turn settings, platform settings) was used by the caller before the start
-        // and would cost every open conversation tens of kilobytes of parsed JSON.
-        if let Some(config) = agent.conversation_config.as_object_mut() {
-            config.retain(|key, _| key == "agent");
-        }
-        agent.platform_settings = Value::Null;
+        let agent = running(agent);
         let mut vars = agent
             .conversation_config
             .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
@@ -80,7 +79,6 @@ impl State {
             .unwrap_or("en")
             .to_owned();
         State {
-            agent,
             vars,
             history: Vec::new(),
             transcript: Transcript::default(),
@@ -91,8 +89,35 @@ impl State {
             mcp_instructions: String::new(),
             spoken: false,
             active_procedures: Vec::new(),
+            transfer: None,
+            visited_agents: vec![visited(&agent)],
+            agent,
             started: Instant::now(),
         }
+    }
+
+    /// Hands the conversation to `agent`: its prompt, tools, knowledge base and procedures
+    /// from now on; the history, transcript, language and dynamic variables (over the new
+    /// agent's placeholders) carry over.
+    pub(crate) fn switch_agent(&mut self, agent: AgentSnapshot) {
+        let agent = running(agent);
+        let placeholders = agent
+            .conversation_config
+            .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
+            .and_then(Value::as_object);
+        for (k, v) in placeholders.into_iter().flatten() {
+            self.vars.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        self.vars.insert("system__current_agent_id".into(), json!(agent.agent_id));
+        self.knowledge = None;
+        self.context.clear();
+        self.mcp_instructions.clear();
+        self.active_procedures.clear();
+        let seen = visited(&agent);
+        if !self.visited_agents.contains(&seen) {
+            self.visited_agents.push(seen);
+        }
+        self.agent = agent;
     }
 
     /// Whole seconds since the start.
@@ -118,13 +143,24 @@ impl State {
     /// The variables the agent's prompt and first message name that have no value: no
     /// placeholder default, nothing from the client, not a system variable.
     pub(crate) fn missing_variables(&self) -> Vec<String> {
+        self.missing_for(&self.agent)
+    }
+
+    /// [`State::missing_variables`] for `agent`, were it to take over the conversation (its
+    /// placeholders count as values).
+    pub(crate) fn missing_for(&self, agent: &AgentSnapshot) -> Vec<String> {
+        let config = &agent.conversation_config;
         let texts = [
-            self.prompt()["prompt"].as_str(),
-            self.agent.conversation_config.pointer("/agent/first_message").and_then(Value::as_str),
+            config.pointer("/agent/prompt/prompt").and_then(Value::as_str),
+            config.pointer("/agent/first_message").and_then(Value::as_str),
         ];
+        let placeholders = config
+            .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
+            .and_then(Value::as_object);
         let mut missing: Vec<String> = Vec::new();
         for name in texts.into_iter().flatten().flat_map(template::names) {
-            let known = self.vars.get(&name).is_some_and(|v| !v.is_null());
+            let known = self.vars.get(&name).is_some_and(|v| !v.is_null())
+                || placeholders.is_some_and(|p| p.get(&name).is_some_and(|v| !v.is_null()));
             if !known && !name.is_empty() && !missing.contains(&name) {
                 missing.push(name);
             }
@@ -165,4 +201,20 @@ impl State {
         self.vars.insert("system__agent_turns".into(), json!(agent_turns));
         self.vars.insert("system__call_duration_secs".into(), json!(self.secs()));
     }
+}
+
+/// `agent` as a running conversation keeps it: only the `agent` part of its configuration. The
+/// rest (voice, ASR, turn settings, platform settings) was used by the caller before the start
+/// and would cost every open conversation tens of kilobytes of parsed JSON.
+fn running(mut agent: AgentSnapshot) -> AgentSnapshot {
+    if let Some(config) = agent.conversation_config.as_object_mut() {
+        config.retain(|key, _| key == "agent");
+    }
+    agent.platform_settings = Value::Null;
+    agent
+}
+
+/// The reference's `VisitedAgentRef` of `agent`.
+fn visited(agent: &AgentSnapshot) -> Value {
+    json!({"agent_id": agent.agent_id, "branch_id": agent.branch_id})
 }

@@ -37,7 +37,7 @@ pub fn wire(row: &ConversationRow, audio: Option<&ConversationAudio>) -> Value {
             "conversation_initiation_source": "unknown",
         },
         "analysis": analysis(row),
-        "visited_agents": [],
+        "visited_agents": doc.get("visited_agents").filter(|v| v.is_array()).cloned().unwrap_or_else(|| json!([])),
         "conversation_initiation_client_data": doc.get("conversation_initiation_client_data").filter(|v| v.is_object()).cloned().unwrap_or_else(|| json!({})),
         "environment": doc.get("environment").and_then(Value::as_str).unwrap_or(PRODUCTION),
         "conversation_id": row.id,

@@ -7,6 +7,7 @@ mod knowledge;
 pub(crate) mod mcp;
 pub mod procedures;
 mod system;
+pub mod transfer;
 mod webhook;
 
 use std::time::Instant;
@@ -214,8 +215,8 @@ pub enum Effect {
     SkipTurn,
     /// Switch to this language.
     Language(String),
-    /// Hand over to this agent.
-    Transfer(String),
+    /// Hand over to another agent.
+    Transfer(Box<transfer::Transfer>),
     /// Start or end a procedure.
     Procedure(procedures::Change),
 }
@@ -367,6 +368,7 @@ async fn run(
             "knowledge_base" => knowledge::call(scope, args, knowledge::SEARCH).await,
             "start_procedure" => procedures::start(tool, args, scope.procedures),
             "end_procedure" => procedures::end(tool, args, scope.procedures),
+            "transfer_to_agent" => transfer::call(scope, tool, args).await,
             _ => system::call(tool, args),
         },
         ToolKind::Mcp => mcp::call(scope, tool, call, args).await,

@@ -1,7 +1,7 @@
 //! System tools, acting on the conversation itself. In a text conversation `end_call`,
-//! `skip_turn`, `language_detection` and `transfer_to_agent` have their effect (the knowledge
-//! base's search tools are in `knowledge.rs`, the procedure tools in `procedures.rs`); the
-//! telephony-only ones answer with a clear tool error.
+//! `skip_turn` and `language_detection` have their effect (`transfer_to_agent` is in
+//! `transfer.rs`, the knowledge base's search tools in `knowledge.rs`, the procedure tools in
+//! `procedures.rs`); the telephony-only ones answer with a clear tool error.
 
 use serde_json::{Value, json};
 
@@ -24,9 +24,7 @@ pub fn parameters(config: &Value) -> Value {
         "language_detection" => {
             json!({"type": "object", "properties": {"language": {"type": "string", "description": "ISO 639-1 code of the language to switch to"}}, "required": ["language"]})
         }
-        "transfer_to_agent" => {
-            json!({"type": "object", "properties": {"agent_number": {"type": "integer", "description": "Index of the transfer target"}, "reason": {"type": "string"}}, "required": ["agent_number"]})
-        }
+        "transfer_to_agent" => super::transfer::parameters(config),
         "skip_turn" => json!({"type": "object", "properties": {"reason": {"type": "string"}}}),
         "start_procedure" | "end_procedure" => super::procedures::parameters(),
         "knowledge_base_rag" | "knowledge_base" => {
@@ -56,27 +54,6 @@ pub fn call(tool: &AgentTool, args: &Value) -> ToolOutcome {
                     CallStatus::Error,
                     "customer_config",
                     "language_detection needs a language",
-                ),
-            }
-        }
-        "transfer_to_agent" => {
-            let index = args.get("agent_number").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let target = tool
-                .config
-                .pointer("/params/transfers")
-                .and_then(Value::as_array)
-                .and_then(|t| t.get(index))
-                .and_then(|t| t.get("agent_id"))
-                .and_then(Value::as_str);
-            match target {
-                Some(agent) => ToolOutcome {
-                    effect: Effect::Transfer(agent.to_owned()),
-                    ..ToolOutcome::ok(format!("Transferring to agent {agent}."))
-                },
-                None => ToolOutcome::error(
-                    CallStatus::Error,
-                    "customer_config",
-                    format!("No transfer target number {index}"),
                 ),
             }
         }

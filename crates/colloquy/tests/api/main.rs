@@ -20,6 +20,7 @@ mod secrets;
 mod test_invocations;
 mod tool_calls;
 mod tools;
+mod transfers;
 mod webhooks;
 
 // Across resources.

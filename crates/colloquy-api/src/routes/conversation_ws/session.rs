@@ -813,6 +813,11 @@ async fn engine_task(
                     None => Done::default(),
                 };
                 last_turn = done.event_id.unwrap_or(last_turn);
+                if let Some(why) = done.refused {
+                    ending = Ending::Error(why);
+                    outbox.close(1008, "The conversation cannot go on").await;
+                    break;
+                }
                 if done.end_call {
                     ending = Ending::Normal("end_call tool was called".into());
                     outbox.close(1000, "The agent ended the conversation").await;
@@ -835,6 +840,8 @@ struct Done {
     event_id: Option<u64>,
     /// The agent ended the call.
     end_call: bool,
+    /// The turn failed in a way that ends the conversation (close 1008), with why.
+    refused: Option<String>,
 }
 
 /// What the user said to start a turn.
@@ -893,18 +900,20 @@ async fn turn(
     let turn = match result {
         Ok(turn) => turn,
         Err(e) => {
-            outbox.error(1011, e.error_type(), &e.to_string()).await;
+            outbox.error(e.code(), e.error_type(), &e.to_string()).await;
             if let Some(speaker) = &speaker {
                 speaker.end(turn_event).await;
             }
-            return Done::default();
+            // What the configuration lacks (a variable the new agent needs) ends the call.
+            let refused = (e.code() == 1008).then(|| e.to_string());
+            return Done { refused, ..Done::default() };
         }
     };
     if turn.text.is_empty() {
         if let Some(speaker) = &speaker {
             speaker.end(turn_event).await;
         }
-        return Done { event_id: None, end_call: turn.end_call };
+        return Done { end_call: turn.end_call, ..Done::default() };
     }
     outbox
         .send(ServerEvent::AgentResponse {
@@ -921,7 +930,7 @@ async fn turn(
         }
         spoken(conversation, outbox, speaker, turn_event, llm_first_text).await;
     }
-    Done { event_id: Some(turn_event), end_call: turn.end_call }
+    Done { event_id: Some(turn_event), end_call: turn.end_call, refused: None }
 }
 
 /// The soft timeout's fillers for an answer to `said`, if the agent has them.
