@@ -108,9 +108,6 @@ pub fn llm_parameters(config: &Value) -> Value {
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
     for (key, o) in config.get("input_overrides").and_then(Value::as_object).into_iter().flatten() {
-        if o.get("source").and_then(Value::as_str) == Some("llm") {
-            continue;
-        }
         let steps = path(key);
         let Some((last, parents)) = steps.split_last() else {
             continue;
@@ -122,6 +119,21 @@ pub fn llm_parameters(config: &Value) -> Value {
         let Some(node) = schema.pointer_mut(&parent) else {
             continue;
         };
+        if o.get("source").and_then(Value::as_str) == Some("llm") {
+            // The LLM fills it, told what to put there by the override's own prompt.
+            let prompt = o.get("prompt").and_then(Value::as_str).filter(|p| !p.trim().is_empty());
+            if let (Some(prompt), Some(property)) = (
+                prompt,
+                node.pointer_mut(&format!(
+                    "/properties/{}",
+                    last.replace('~', "~0").replace('/', "~1")
+                )),
+            ) && let Some(property) = property.as_object_mut()
+            {
+                property.insert("description".into(), Value::String(prompt.to_owned()));
+            }
+            continue;
+        }
         if let Some(props) = node.get_mut("properties").and_then(Value::as_object_mut) {
             props.remove(*last);
         }
@@ -410,6 +422,34 @@ mod tests {
         assert_eq!(llm_name("add", "my server", &taken), "my_server_add");
         let long = "x".repeat(100);
         assert_eq!(llm_name(&long, "s", &taken).len(), 64);
+    }
+
+    #[test]
+    fn an_llm_override_tells_the_llm_its_own_prompt() {
+        let config = json!({
+            "parameters": {"type": "object", "properties": {
+                "q": {"type": "string", "description": "query"},
+                "opts": {"type": "object", "properties": {"lang": {"type": "string", "description": "language"}}},
+                "k": {"type": "integer"}}},
+            "input_overrides": {
+                "q": {"source": "llm", "prompt": "The customer's question, in English"},
+                "opts.lang": {"source": "llm", "prompt": "ISO 639-1 code"},
+                "k": {"source": "llm"}}
+        });
+        let offered = llm_parameters(&config);
+        assert_eq!(
+            offered["properties"]["q"]["description"],
+            "The customer's question, in English"
+        );
+        assert_eq!(
+            offered["properties"]["opts"]["properties"]["lang"]["description"],
+            "ISO 639-1 code"
+        );
+        assert_eq!(
+            offered["properties"]["k"],
+            json!({"type": "integer"}),
+            "no prompt: as declared"
+        );
     }
 
     proptest! {

@@ -273,7 +273,7 @@ async fn overrides_client_events_and_limits() {
     assert_eq!(err["error_event"]["error_type"], "override_error", "{err}");
     assert_eq!(next(&mut ws).await["close"], 1008);
 
-    let open = agent(&app, json!({"conversation_config": {"agent": {"prompt": {"prompt": "original"}}, "conversation": {"max_duration_seconds": 2}},
+    let open = agent(&app, json!({"conversation_config": {"agent": {"prompt": {"prompt": "original", "built_in_tools": {"end_call": {"name": "end_call", "description": "End", "params": {"system_tool_type": "end_call"}}}}}, "conversation": {"max_duration_seconds": 2}},
         "platform_settings": {"overrides": {"conversation_config_override": {"agent": {"prompt": {"prompt": true}, "first_message": true}}}}})).await;
     let (mut ws, _) = connect(&ws_url(&app, &format!("agent_id={open}")), &[]).await;
     send(&mut ws, json!({"type": "conversation_initiation_client_data", "conversation_config_override": {"agent": {"prompt": {"prompt": "overridden"}, "first_message": "Custom hello"}}})).await;
@@ -284,6 +284,11 @@ async fn overrides_client_events_and_limits() {
     assert_eq!(
         events.last().unwrap()["agent_response_event"]["agent_response"],
         "prompt was: overridden"
+    );
+    let asked = llm.requests().pop().unwrap();
+    assert_eq!(
+        asked["tools"][0]["function"]["name"], "end_call",
+        "a prompt override keeps the tools"
     );
 
     // max_duration_seconds: an error, then a normal close.
