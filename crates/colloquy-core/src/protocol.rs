@@ -251,6 +251,8 @@ pub enum ServerEvent {
         /// What.
         error_event: ErrorEvent,
     },
+    /// A guardrail stopped the agent's answer (or the user's words).
+    GuardrailTriggered {},
 }
 
 impl ServerEvent {
@@ -275,6 +277,7 @@ impl ServerEvent {
             ServerEvent::VadScore { .. } => "vad_score",
             ServerEvent::Ping { .. } => "ping",
             ServerEvent::Error { .. } => "error",
+            ServerEvent::GuardrailTriggered {} => "guardrail_triggered",
         }
     }
 

@@ -181,6 +181,12 @@ impl Conversation {
         self.state.agent.llm()
     }
 
+    /// The language the conversation is held in (the agent's, until `language_detection`
+    /// switches it).
+    pub fn language(&self) -> &str {
+        &self.state.language
+    }
+
     /// The conversation's id (a UUIDv7).
     pub fn id(&self) -> &ConversationId {
         &self.runtime.id

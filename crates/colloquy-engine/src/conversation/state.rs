@@ -3,6 +3,7 @@
 //! transcript, the language, and the first error. Every stage of a turn reads and changes
 //! this, and nothing else of the conversation.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use colloquy_core::ids::ConversationId;
@@ -14,6 +15,7 @@ use crate::agent::AgentSnapshot;
 use crate::llm::ChatMessage;
 use crate::tools::procedures::{self, Procedures};
 use crate::tools::transfer::Transfer;
+use crate::turn::guardrails::{self, Guardrails};
 use crate::turn::retrieval::Knowledge;
 
 /// The conversation's state.
@@ -44,6 +46,8 @@ pub(crate) struct State {
     pub(crate) transfer: Option<Transfer>,
     /// Every agent that has spoken in the conversation, in order (`visited_agents`).
     pub(crate) visited_agents: Vec<Value>,
+    /// The agent's guardrails (`platform_settings.guardrails`).
+    pub(crate) guardrails: Arc<Guardrails>,
     started: Instant,
 }
 
@@ -53,6 +57,7 @@ impl State {
     pub(crate) fn new(
         agent: AgentSnapshot, id: &ConversationId, dynamic_variables: &Map<String, Value>,
     ) -> State {
+        let guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
         let agent = running(agent);
         let mut vars = agent
             .conversation_config
@@ -91,6 +96,7 @@ impl State {
             active_procedures: Vec::new(),
             transfer: None,
             visited_agents: vec![visited(&agent)],
+            guardrails,
             agent,
             started: Instant::now(),
         }
@@ -100,6 +106,7 @@ impl State {
     /// from now on; the history, transcript, language and dynamic variables (over the new
     /// agent's placeholders) carry over.
     pub(crate) fn switch_agent(&mut self, agent: AgentSnapshot) {
+        self.guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
         let agent = running(agent);
         let placeholders = agent
             .conversation_config
@@ -168,6 +175,14 @@ impl State {
         missing
     }
 
+    /// What the user said last, when the history ends with it (not after a context note or a
+    /// silence, which are the platform's words).
+    pub(crate) fn last_user_words(&self) -> Option<String> {
+        let last = self.history.last().filter(|m| m.role == crate::llm::Role::User)?;
+        let entry = self.transcript.entries().last().filter(|e| e["role"] == "user")?;
+        (entry["message"].as_str() == Some(last.content.as_str())).then(|| last.content.clone())
+    }
+
     /// `text` with the dynamic variables filled.
     pub(crate) fn render(&self, text: &str) -> String {
         template::render(text, &self.vars)
@@ -178,6 +193,9 @@ impl State {
     pub(crate) fn system_prompt(&self) -> String {
         let prompt = self.prompt()["prompt"].as_str().unwrap_or_default();
         let mut text = template::render(prompt, &self.vars);
+        if self.guardrails.focus {
+            text.push_str(guardrails::FOCUS);
+        }
         text.push_str(&self.mcp_instructions);
         if let Some(knowledge) = &self.knowledge {
             text.push_str(&knowledge.in_prompt);

@@ -104,6 +104,22 @@ impl Llm {
         Err(self.failure(LlmError::NoProvider("none".into()), true))
     }
 
+    /// Asks the agent's own model for a verdict (a guardrail's): `system` and one user
+    /// message, no tools, at temperature 0.
+    pub(crate) async fn judge(&self, system: &str, user: &str) -> Result<String, LlmError> {
+        let model = &self.models[0];
+        let request = ChatRequest {
+            model: model.name.clone(),
+            messages: vec![
+                ChatMessage::text(Role::System, system),
+                ChatMessage::text(Role::User, user),
+            ],
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        Ok(model.provider.chat(&request, None).await?.text)
+    }
+
     /// The error of a turn whose model failed, `cascaded` after its backups did too.
     fn failure(&self, error: LlmError, cascaded: bool) -> EngineError {
         let error_type = match &error {

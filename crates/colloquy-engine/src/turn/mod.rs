@@ -3,16 +3,20 @@
 //!
 //! 1. [`input`]: what the user said (or a silence, or context) enters the conversation;
 //!    it runs before [`run`], called by the conversation.
-//! 2. [`retrieval`]: the agent's knowledge base adds its documents and the chunks that match
+//! 2. [`guardrails`]: the user's words are judged for a prompt injection (and the agent's
+//!    answers, before the turn ends, for the content and custom rules it has on).
+//! 3. [`retrieval`]: the agent's knowledge base adds its documents and the chunks that match
 //!    the user's words to the system prompt.
-//! 3. [`llm`]: the agent's LLM is asked for the next answer, text streaming out as it comes.
-//! 4. [`tools`]: the calls that answer asks for run, are recorded, and take effect; then the
+//! 4. [`llm`]: the agent's LLM is asked for the next answer, text streaming out as it comes
+//!    (held back until the guardrails pass it, when one of them is blocking).
+//! 5. [`tools`]: the calls that answer asks for run, are recorded, and take effect; then the
 //!    LLM is asked again, until it answers with text or a tool stops the turn.
-//! 5. [`output`]: the agent's transcript entry is closed and the turn's result returned.
+//! 6. [`output`]: the agent's transcript entry is closed and the turn's result returned.
 //!
-//! A stage that checks the input (guardrails) goes between the input and the LLM; a voice conversation puts speech recognition before the
-//! input and synthesis after the output. Each is a module and a line in [`run`].
+//! A voice conversation puts speech recognition before the input and synthesis after the
+//! output. Each is a module and a line in [`run`].
 
+pub(crate) mod guardrails;
 pub(crate) mod input;
 mod llm;
 mod output;
@@ -26,6 +30,8 @@ use tokio::sync::mpsc;
 use crate::conversation::Runtime;
 use crate::conversation::state::State;
 use crate::error::EngineError;
+use crate::llm::{ChatMessage, Role};
+use guardrails::Action;
 
 /// What a turn produces while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +62,11 @@ pub enum TurnEvent {
         /// Whether it failed.
         is_error: bool,
     },
+    /// A guardrail stopped an answer or the user's words.
+    GuardrailTriggered,
+    /// The conversation switched to this language (`language_detection`): what follows is
+    /// spoken in it.
+    Language(String),
 }
 
 /// The end of a turn.
@@ -76,17 +87,53 @@ pub(crate) async fn run(
     state: &mut State, rt: &Runtime, events: Events<'_>,
 ) -> Result<TurnResult, EngineError> {
     state.before_turn();
-    let rag = retrieval::run(state, rt).await?;
     let llm = llm::Llm::for_agent(state, rt)?;
     let mut reply = output::Reply::begin(state);
-    if let Some(rag) = rag {
+    let guardrails = state.guardrails.clone();
+    if let Some(said) = state.last_user_words()
+        && let Some(triggered) = guardrails.check_input(&llm, &said).await
+    {
+        reply.guarded(&triggered, events);
+        reply.say(guardrails::REFUSAL, events);
+        return Ok(reply.answered(state, guardrails::REFUSAL.into()));
+    }
+    if let Some(rag) = retrieval::run(state, rt).await? {
         reply.entry["rag_retrieval_info"] = rag;
     }
+    // A blocking guardrail holds every answer back until it has passed.
+    let stream = if guardrails.blocking() { None } else { events };
+    let mut retried = false;
     for _round in 0..rt.deps.limits.max_tool_rounds {
-        let (answer, model) = llm.ask(state, rt, events).await?;
+        let (mut answer, model) = llm.ask(state, rt, stream).await?;
         // Which model answered: the agent's own, or a backup that took over.
         reply.entry["producing_llm"] = serde_json::Value::String(model);
-        reply.text.push_str(&answer.text);
+        if answer.tool_calls.is_empty() && guardrails.checks_output() {
+            match guardrails.check_output(state, rt, &llm, &answer.text).await {
+                None => {}
+                Some(triggered) => {
+                    reply.guarded(&triggered, events);
+                    match triggered.action {
+                        Action::Retry(feedback) if !retried => {
+                            retried = true;
+                            let feedback =
+                                feedback.replace("{{trigger_reason}}", &triggered.reason);
+                            state.history.push(ChatMessage::text(Role::User, feedback));
+                            continue;
+                        }
+                        Action::Retry(_) => answer.text = guardrails::REFUSAL.into(),
+                        Action::EndCall => {
+                            reply.end_call = true;
+                            return Ok(reply.stopped(state));
+                        }
+                    }
+                }
+            }
+        }
+        if stream.is_none() {
+            reply.say(&answer.text, events);
+        } else {
+            reply.text.push_str(&answer.text);
+        }
         if answer.tool_calls.is_empty() {
             return Ok(reply.answered(state, answer.text));
         }

@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::TurnResult;
+use super::guardrails::Triggered;
+use super::{Events, TurnEvent, TurnResult};
 use crate::conversation::state::State;
 use crate::conversation::transcript;
 use crate::llm::{ChatMessage, Role};
@@ -26,6 +27,30 @@ impl Reply {
             entry: transcript::agent_entry(&state.agent, "", state.secs()),
             text: String::new(),
             end_call: false,
+        }
+    }
+
+    /// Adds `text` the agent says to its answer, streamed like the LLM's (the answer a
+    /// blocking guardrail held back, a transfer message, a refusal).
+    pub(crate) fn say(&mut self, text: &str, events: Events<'_>) {
+        if text.is_empty() {
+            return;
+        }
+        let text = if self.text.is_empty() { text.to_owned() } else { format!(" {text}") };
+        if let Some(tx) = events {
+            let _ = tx.send(TurnEvent::Delta(text.clone()));
+        }
+        self.text.push_str(&text);
+    }
+
+    /// A guardrail stopped something this turn: the client hears of it, the entry records it.
+    pub(crate) fn guarded(&mut self, triggered: &Triggered, events: Events<'_>) {
+        if let Some(tx) = events {
+            let _ = tx.send(TurnEvent::GuardrailTriggered);
+        }
+        match self.entry["triggered_guardrails"].as_array_mut() {
+            Some(list) => list.push(triggered.record()),
+            None => self.entry["triggered_guardrails"] = json!([triggered.record()]),
         }
     }
 

@@ -35,14 +35,19 @@ pub(crate) async fn run(
         match std::mem::take(&mut outcome.effect) {
             Effect::EndCall => reply.end_call = true,
             Effect::SkipTurn => skip = true,
-            Effect::Language(lang) => state.language = lang,
+            Effect::Language(lang) => {
+                if let Some(tx) = events {
+                    let _ = tx.send(TurnEvent::Language(lang.clone()));
+                }
+                state.language = lang;
+            }
             Effect::Procedure(Change::Start(id)) => state.active_procedures.push(id),
             Effect::Procedure(Change::End(id)) => state.active_procedures.retain(|a| *a != id),
             // The current agent's turn ends here, with its transfer message; the new agent
             // takes over once the turn is recorded.
             Effect::Transfer(transfer) if state.transfer.is_none() => {
                 if let Some(message) = &transfer.transfer_message {
-                    say(reply, &state.render(message), events);
+                    reply.say(&state.render(message), events);
                 }
                 state.transfer = Some(*transfer);
                 skip = true;
@@ -52,15 +57,6 @@ pub(crate) async fn run(
         state.history.push(ChatMessage::tool_result(&call.id, outcome.result));
     }
     Ok(reply.end_call || skip)
-}
-
-/// Adds `text` the agent says without the LLM to its answer, streamed like the LLM's.
-fn say(reply: &mut Reply, text: &str, events: Events<'_>) {
-    let text = if reply.text.is_empty() { text.to_owned() } else { format!(" {text}") };
-    if let Some(tx) = events {
-        let _ = tx.send(TurnEvent::Delta(text.clone()));
-    }
-    reply.text.push_str(&text);
 }
 
 /// Runs the calls of one answer concurrently; each is recorded before its result is told.

@@ -376,6 +376,9 @@ pub struct AgentVoice {
     voice_id: String,
     language: Option<String>,
     speed: Option<f64>,
+    /// `tts.supported_voices` as (language, voice id): the voice for each language the
+    /// conversation may switch to (`language_detection`).
+    supported_voices: Vec<(String, String)>,
 }
 
 impl AgentVoice {
@@ -420,7 +423,31 @@ impl VoiceRouter {
                 .pointer("/tts/speed")
                 .and_then(Value::as_f64)
                 .filter(|s| (*s - 1.0).abs() > f64::EPSILON),
+            supported_voices: conversation_config
+                .pointer("/tts/supported_voices")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| {
+                    let field =
+                        |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+                    Some((field("language")?.to_owned(), field("voice_id")?.to_owned()))
+                })
+                .collect(),
         }
+    }
+
+    /// `voice` once the conversation switched to `language`: recognized and spoken in it, with
+    /// the agent's supported voice for it when it has one (and the provider that voice routes
+    /// to).
+    pub fn in_language(&self, voice: &AgentVoice, language: &str) -> AgentVoice {
+        let mut switched = voice.clone();
+        switched.language = Some(language.to_owned());
+        if let Some((_, voice_id)) = voice.supported_voices.iter().find(|(l, _)| l == language) {
+            switched.voice_id.clone_from(voice_id);
+            switched.tts = self.tts.pick("", &voice.model_id, voice_id);
+        }
+        switched
     }
 
     /// The text of one utterance: `samples` at `rate` Hz; a streaming provider's text so far

@@ -526,6 +526,62 @@ async fn elevenlabs_providers_and_routes_by_voice() {
     assert_eq!(synthesis["text"], "Certainly.");
 }
 
+/// `language_detection` switches the conversation's language, and its speech to the agent's
+/// supported voice for that language, from the same answer on.
+#[tokio::test]
+async fn a_language_switch_speaks_in_the_supported_voice() {
+    use colloquy_engine::voice::{ProviderKind, SpeechProvider};
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            text("Bonjour.")
+        } else {
+            call("language_detection", json!({"language": "fr"}))
+        }
+    })
+    .await;
+    let voice = FakeSpeech::start(&["bonjour"]).await;
+    let configure_llm = with_llm(&llm);
+    let base = voice.base.clone();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |c| {
+        configure_llm(c);
+        for side in [&mut c.asr, &mut c.tts] {
+            side.providers.insert(
+                "eleven".into(),
+                SpeechProvider::new(ProviderKind::Elevenlabs, Some(base.clone())),
+            );
+            side.default_provider = Some("eleven".into());
+            side.retries = 0;
+        }
+    })
+    .await;
+    let agent_id = voice_agent(
+        &app,
+        json!({"conversation_config": {
+            "agent": {"first_message": "", "prompt": {"built_in_tools": {"language_detection": {"name": "language_detection", "description": "Switch language", "params": {"system_tool_type": "language_detection"}}}}},
+            "tts": {"voice_id": "en-voice", "supported_voices": [{"label": "French", "voice_id": "fr-voice", "language": "fr", "description": "French voice"}]}}}),
+    )
+    .await;
+    let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
+    next_of(&mut ws, "conversation_initiation_metadata").await;
+    speak(&mut ws, AudioFormat::Pcm(16_000)).await;
+    let answer = next_of(&mut ws, "agent_response").await;
+    assert_eq!(answer["agent_response_event"]["agent_response"], "Bonjour.");
+    let turn_id = answer["agent_response_event"]["event_id"].as_u64().unwrap();
+    let expected = "Bonjour.".len() as u64 * FakeSpeech::MS_PER_CHAR;
+    until_audio(&mut ws, turn_id, expected, AudioFormat::Pcm(22_050)).await;
+    let voices: Vec<Value> = voice
+        .requests()
+        .into_iter()
+        .filter_map(|r| match r {
+            SpeechRequest::Synthesis(body) => Some(body["voice_id"].clone()),
+            SpeechRequest::Transcription { .. } => None,
+        })
+        .collect();
+    assert_eq!(voices, [json!("fr-voice")], "spoken in the French voice");
+}
+
 /// While a tool with `disable_interruptions` runs, the user's speech does not stop the agent's
 /// speech; with `transcribe_on_disabled_interruptions`, what they said is answered after the
 /// turn.

@@ -20,7 +20,6 @@ mod secrets;
 mod test_invocations;
 mod tool_calls;
 mod tools;
-mod transfers;
 mod webhooks;
 
 // Across resources.
@@ -32,12 +31,14 @@ mod dashboard;
 mod engine;
 mod errors;
 mod faults;
+mod guardrails;
 mod lifecycle;
 mod multinode;
 mod ops;
 mod security;
 mod store;
 mod telemetry;
+mod transfers;
 
 // Harness.
 mod fakes;

@@ -778,10 +778,11 @@ struct EngineChannels {
 /// client leaves or the agent ends the call.
 async fn engine_task(
     mut conversation: Conversation, mut commands: mpsc::Receiver<Command>,
-    channels: EngineChannels, voice: Option<EngineVoice>,
+    channels: EngineChannels, mut voice: Option<EngineVoice>,
 ) {
     let EngineChannels { outbox, ended, turns_done } = channels;
     let mut ending = Ending::Normal("the client disconnected".into());
+    let mut language = conversation.language().to_owned();
     let mut last_turn = 0;
     // A command that came while the engine waited for the rest of a spelled utterance.
     let mut held_over = None;
@@ -812,6 +813,15 @@ async fn engine_task(
                     Some(said) => turn(&mut conversation, &outbox, said, voice.as_ref()).await,
                     None => Done::default(),
                 };
+                // The user is heard in the language the conversation switched to.
+                if conversation.language() != language {
+                    language = conversation.language().to_owned();
+                    if let Some(voice) = voice.as_mut() {
+                        let recognizer = &mut voice.recognizer;
+                        recognizer.voice =
+                            recognizer.deps.voice.in_language(&recognizer.voice, &language);
+                    }
+                }
                 last_turn = done.event_id.unwrap_or(last_turn);
                 if let Some(why) = done.refused {
                     ending = Ending::Error(why);
@@ -1083,6 +1093,11 @@ impl Relay {
                         speaker.text(self.turn_event, text);
                     }
                 }
+                TurnEvent::Language(language) => {
+                    if let Some(speaker) = &self.speaker {
+                        speaker.language(language);
+                    }
+                }
                 TurnEvent::ToolRequest { name, .. } | TurnEvent::ToolResponse { name, .. }
                     if self.uninterruptible.contains(name) =>
                 {
@@ -1151,6 +1166,8 @@ async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, first
                 event_id: turn_event,
             },
         },
+        TurnEvent::GuardrailTriggered => ServerEvent::GuardrailTriggered {},
+        TurnEvent::Language(_) => return,
         TurnEvent::ToolResponse { call_id, name, kind, is_error, .. } => {
             ServerEvent::AgentToolResponse {
                 agent_tool_response: protocol::ToolResponse {

@@ -264,6 +264,8 @@ enum Say {
     /// A soft timeout's filler, spoken at once.
     Filler(u64, String),
     End(u64, oneshot::Sender<SpeechReport>),
+    /// The conversation switched language: speak in it from now on.
+    Language(String),
 }
 
 /// One stretch of sent audio and the text it speaks.
@@ -401,6 +403,12 @@ impl Speaker {
         let _ = self.tx.send(Say::Text(event_id, text.to_owned()));
     }
 
+    /// The conversation switched to `language`: the rest is spoken in it (in its supported
+    /// voice, when the agent has one).
+    pub(super) fn language(&self, language: &str) {
+        let _ = self.tx.send(Say::Language(language.to_owned()));
+    }
+
     /// A filler for the answer `event_id`, while its text is late.
     pub(super) fn filler(&self, event_id: u64, text: &str) {
         let _ = self.tx.send(Say::Filler(event_id, text.to_owned()));
@@ -469,7 +477,7 @@ struct Turn {
 }
 
 impl Task {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Say>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Say>) {
         let mut turn = Turn {
             event_id: 0,
             began: Instant::now(),
@@ -498,6 +506,9 @@ impl Task {
                     self.say(&mut turn, &text, true).await;
                 }
                 Say::Text(..) | Say::Filler(..) => {}
+                Say::Language(language) => {
+                    self.voice = self.deps.voice.in_language(&self.voice, &language);
+                }
                 Say::End(event_id, reply) => {
                     if event_id == turn.event_id
                         && let Some(rest) = turn.sentences.finish()
