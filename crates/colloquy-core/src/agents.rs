@@ -240,6 +240,12 @@ fn finish(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
             return Err(violations);
         }
     }
+    if let Some(workflow) = body.get("workflow") {
+        let violations = crate::workflow::check(workflow, &["body", "workflow"]);
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+    }
     // The document is kept as the read model serves it: fields only the read models declare
     // are filled so a GET is complete, and fields they do not declare (input-only ones, keys
     // the reference does not know) are dropped, as the reference's response models drop them.

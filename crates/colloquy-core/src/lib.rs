@@ -31,6 +31,7 @@ pub mod testing;
 pub mod time;
 pub mod tools;
 pub mod validation;
+pub mod workflow;
 
 #[cfg(test)]
 mod fuzz;

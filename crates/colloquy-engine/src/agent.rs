@@ -54,6 +54,10 @@ pub struct AgentSnapshot {
     pub conversation_config: Value,
     /// `platform_settings`.
     pub platform_settings: Value,
+    /// `workflow` (the stored graph; a conversation walks it, see `crate::workflow`).
+    pub workflow: Value,
+    /// The workflow node whose configuration this is, when the conversation is in one.
+    pub workflow_node_id: Option<String>,
     /// Tools offered to the LLM.
     pub tools: Vec<AgentTool>,
     /// The environment whose values environment variables take (`production` unless the
@@ -141,6 +145,7 @@ impl AgentSnapshot {
         let mut part = |key: &str| document.get_mut(key).map(Value::take).unwrap_or_default();
         let conversation_config = part("conversation_config");
         let platform_settings = part("platform_settings");
+        let workflow = part("workflow");
         let prompt = conversation_config.pointer("/agent/prompt").unwrap_or(&Value::Null);
         let tools = offered_tools(deps, workspace_id, prompt).await?;
         let (mcp_servers, mcp_tool_records) =
@@ -155,6 +160,8 @@ impl AgentSnapshot {
             name: row.summary.name,
             conversation_config,
             platform_settings,
+            workflow,
+            workflow_node_id: None,
             tools,
             environment: PRODUCTION.to_owned(),
             custom_llm_api_key,
@@ -277,7 +284,7 @@ fn mcp_key(tool: &AgentTool) -> Option<(String, String)> {
 
 /// The tools an agent's prompt offers: its tool records (`tool_ids`), its inline tools
 /// (`tools`) and its built-in system tools (`built_in_tools`).
-async fn offered_tools(
+pub(crate) async fn offered_tools(
     deps: &EngineDeps, workspace_id: &WorkspaceId, prompt: &Value,
 ) -> Result<Vec<AgentTool>, StoreError> {
     let ids: Vec<ToolId> =

@@ -26,6 +26,7 @@ pub mod tools;
 pub mod turn;
 pub mod voice;
 pub mod webhooks;
+mod workflow;
 
 pub use agent::{AgentSnapshot, LoadError, Pick};
 pub use conversation::{Conversation, Ending, Source, StartOptions};

@@ -13,10 +13,12 @@ use serde_json::{Map, Value, json};
 use super::transcript::Transcript;
 use crate::agent::AgentSnapshot;
 use crate::llm::ChatMessage;
+use crate::tools::AgentTool;
 use crate::tools::procedures::{self, Procedures};
 use crate::tools::transfer::Transfer;
 use crate::turn::guardrails::{self, Guardrails};
 use crate::turn::retrieval::Knowledge;
+use crate::workflow::Walk;
 
 /// The conversation's state.
 pub(crate) struct State {
@@ -48,6 +50,10 @@ pub(crate) struct State {
     pub(crate) visited_agents: Vec<Value>,
     /// The agent's guardrails (`platform_settings.guardrails`).
     pub(crate) guardrails: Arc<Guardrails>,
+    /// Where the conversation is in the agent's workflow, when it has one.
+    pub(crate) walk: Option<Walk>,
+    /// The workflow node an `llm` edge the LLM took this round leads to.
+    pub(crate) next_node: Option<String>,
     started: Instant,
 }
 
@@ -58,7 +64,9 @@ impl State {
         agent: AgentSnapshot, id: &ConversationId, dynamic_variables: &Map<String, Value>,
     ) -> State {
         let guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
-        let agent = running(agent);
+        let walk = Walk::start(&agent);
+        let mut agent = running(agent);
+        agent.workflow_node_id = walk.as_ref().map(|w| w.node.clone());
         let mut vars = agent
             .conversation_config
             .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
@@ -97,6 +105,8 @@ impl State {
             transfer: None,
             visited_agents: vec![visited(&agent)],
             guardrails,
+            walk,
+            next_node: None,
             agent,
             started: Instant::now(),
         }
@@ -107,7 +117,9 @@ impl State {
     /// agent's placeholders) carry over.
     pub(crate) fn switch_agent(&mut self, agent: AgentSnapshot) {
         self.guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
-        let agent = running(agent);
+        self.walk = Walk::start(&agent);
+        let mut agent = running(agent);
+        agent.workflow_node_id = self.walk.as_ref().map(|w| w.node.clone());
         let placeholders = agent
             .conversation_config
             .pointer("/agent/dynamic_variables/dynamic_variable_placeholders")
@@ -208,6 +220,13 @@ impl State {
         text
     }
 
+    /// The tools the LLM is offered: the agent's, and those that take the current workflow
+    /// node's `llm` edges.
+    pub(crate) fn tools(&self) -> impl Iterator<Item = &AgentTool> {
+        let transitions = self.walk.as_ref().map(|w| w.transitions.as_slice()).unwrap_or_default();
+        self.agent.tools.iter().chain(transitions)
+    }
+
     /// The agent's procedures and the active ones.
     pub(crate) fn procedures(&self) -> Procedures<'_> {
         Procedures { available: &self.agent.procedures, active: &self.active_procedures }
@@ -222,13 +241,15 @@ impl State {
 }
 
 /// `agent` as a running conversation keeps it: only the `agent` part of its configuration. The
-/// rest (voice, ASR, turn settings, platform settings) was used by the caller before the start
-/// and would cost every open conversation tens of kilobytes of parsed JSON.
+/// rest (voice, ASR, turn settings, platform settings; the workflow, read into the walk) was
+/// used by the caller before the start and would cost every open conversation tens of
+/// kilobytes of parsed JSON.
 fn running(mut agent: AgentSnapshot) -> AgentSnapshot {
     if let Some(config) = agent.conversation_config.as_object_mut() {
         config.retain(|key, _| key == "agent");
     }
     agent.platform_settings = Value::Null;
+    agent.workflow = Value::Null;
     agent
 }
 

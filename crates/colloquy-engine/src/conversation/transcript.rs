@@ -60,7 +60,7 @@ pub(crate) fn agent_entry(agent: &AgentSnapshot, message: &str, secs: i64) -> Va
         "agent_id": agent.agent_id,
         "branch_id": agent.branch_id,
         "version_id": agent.version_id,
-        "workflow_node_id": null,
+        "workflow_node_id": agent.workflow_node_id,
     });
     entry
 }

@@ -35,6 +35,7 @@ impl Conversation {
             return Err(EngineError::MissingDynamicVariablesTransfer(missing));
         }
         self.state.switch_agent(agent);
+        self.state.next_node = transfer.node_id.clone();
         self.connect_mcp_servers().await;
         if transfer.first_message
             && let Some(first) = self.state.first_message()

@@ -125,15 +125,21 @@ async fn run_reply_test(
     let (events, mut rx) = mpsc::unbounded_channel();
     let answer = conversation.respond(Some(&events)).await;
     drop(events);
-    let mut calls = Vec::new();
+    let (mut calls, mut nodes) = (Vec::new(), Vec::new());
     while let Ok(event) = rx.try_recv() {
-        if let TurnEvent::ToolRequest { name, parameters, .. } = event {
-            calls.push((name, parameters));
+        match event {
+            TurnEvent::ToolRequest { name, parameters, .. } => calls.push((name, parameters)),
+            TurnEvent::Node { agent_id, node_id } => nodes.push((agent_id, node_id)),
+            _ => {}
         }
     }
     let reply = answer.as_ref().map(|t| t.text.clone()).unwrap_or_default();
+    let transition = test.pointer("/tool_call_parameters/workflow_node_transition");
     let mut verdict = match answer {
         Err(e) => Verdict::failed(format!("The agent could not answer: {e}")),
+        Ok(_) if tool_test && transition.is_some_and(Value::is_object) => {
+            tool_calls::judge_transition(transition.unwrap_or(&Value::Null), &nodes)
+        }
         Ok(_) if tool_test => {
             tool_calls::judge_tool_calls(deps, &model, test, &calls, &tool_names).await
         }

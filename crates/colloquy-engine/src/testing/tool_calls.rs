@@ -49,6 +49,26 @@ pub(super) async fn judge_tool_calls(
     Verdict::of(false, summary, messages)
 }
 
+/// The verdict on a `workflow_node_transition` expectation: did the agent enter the node
+/// (`target_node_id` of `agent_id`'s workflow) while it answered? `nodes` are the (agent,
+/// node) pairs it entered, in order.
+pub(super) fn judge_transition(expected: &Value, nodes: &[(String, String)]) -> Verdict {
+    let field = |k: &str| expected.get(k).and_then(Value::as_str).unwrap_or_default();
+    let (agent, node) = (field("agent_id"), field("target_node_id"));
+    let entered: Vec<String> = nodes.iter().map(|(a, n)| format!("{n} ({a})")).collect();
+    let messages = vec![format!(
+        "Workflow nodes entered: {}",
+        if entered.is_empty() { "none".into() } else { entered.join(", ") }
+    )];
+    let reached = nodes.iter().any(|(a, n)| a == agent && n == node);
+    let summary = if reached {
+        format!("The agent moved to workflow node {node}")
+    } else {
+        format!("The agent did not move to workflow node {node}")
+    };
+    Verdict::of(reached, summary, messages)
+}
+
 /// The expectation's parameter checks, in the shape of a mock's conditions.
 fn conditions(expectation: &Value) -> Vec<mocks::Condition> {
     let Some(parameters) = expectation.get("parameters").and_then(Value::as_array) else {

@@ -217,6 +217,8 @@ pub enum Effect {
     Language(String),
     /// Hand over to another agent.
     Transfer(Box<transfer::Transfer>),
+    /// Move to this node of the agent's workflow (an `llm` edge the LLM took).
+    Node(String),
     /// Start or end a procedure.
     Procedure(procedures::Change),
 }
@@ -369,6 +371,7 @@ async fn run(
             "start_procedure" => procedures::start(tool, args, scope.procedures),
             "end_procedure" => procedures::end(tool, args, scope.procedures),
             "transfer_to_agent" => transfer::call(scope, tool, args).await,
+            crate::workflow::TRANSITION => crate::workflow::transition(tool),
             _ => system::call(tool, args),
         },
         ToolKind::Mcp => mcp::call(scope, tool, call, args).await,

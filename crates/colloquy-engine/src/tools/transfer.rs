@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{AgentTool, CallScope, CallStatus, Effect, ToolOutcome};
 
 /// The longest a transfer waits before it happens.
-const MAX_DELAY_MS: u64 = 10_000;
+pub(crate) const MAX_DELAY_MS: u64 = 10_000;
 
 /// A transfer the LLM asked for, to carry out after the turn's calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Transfer {
     pub first_message: bool,
     /// How long to wait before the switch.
     pub delay_ms: u64,
+    /// Where in the new agent's workflow the conversation starts (a workflow's hand-over).
+    pub node_id: Option<String>,
 }
 
 /// The arguments: which transfer (its conditions listed), and why.
@@ -85,13 +87,14 @@ pub async fn call(scope: &CallScope<'_>, tool: &AgentTool, args: &Value) -> Tool
             .and_then(Value::as_bool)
             == Some(true),
         delay_ms: chosen.get("delay_ms").and_then(Value::as_u64).unwrap_or(0).min(MAX_DELAY_MS),
+        node_id: text("node_id").map(str::to_owned),
     };
     let result = json!({
         "result_type": "transfer_to_agent_success",
         "status": "success",
         "from_agent": scope.agent_id,
         "to_agent": transfer.agent_id,
-        "to_node": null,
+        "to_node": transfer.node_id,
         "condition": text("condition").unwrap_or_default(),
         "delay_ms": transfer.delay_ms,
         "transfer_message": transfer.transfer_message,

@@ -19,6 +19,7 @@ use crate::error::EngineError;
 use crate::llm::{
     ChatMessage, ChatRequest, ChatResponse, Deltas, LlmError, LlmProvider, Role, ToolSpec,
 };
+use crate::tools::AgentTool;
 
 /// The agent's LLM for one turn, and the models that take over when it fails.
 pub(crate) struct Llm {
@@ -56,7 +57,7 @@ impl Llm {
                 .and_then(Value::as_i64)
                 .filter(|m| *m > 0)
                 .map(|m| m as u64),
-            tools: state.agent.tools.iter().map(|t| t.spec()).collect(),
+            tools: state.tools().map(AgentTool::spec).collect(),
         })
     }
 
@@ -102,6 +103,35 @@ impl Llm {
             }
         }
         Err(self.failure(LlmError::NoProvider("none".into()), true))
+    }
+
+    /// The arguments the agent's model gives `tool` on the conversation as it stands (a
+    /// forced call): how a workflow's tool node fills the parameters its overrides leave to
+    /// the LLM.
+    pub(crate) async fn fill(
+        &self, state: &State, rt: &Runtime, tool: ToolSpec,
+    ) -> Result<Value, EngineError> {
+        let mut messages = Vec::with_capacity(state.history.len() + 1);
+        messages.push(ChatMessage::text(Role::System, state.system_prompt()));
+        messages.extend(state.history.iter().cloned());
+        let model = &self.models[0];
+        let request = ChatRequest {
+            model: model.name.clone(),
+            messages,
+            force_tool: Some(tool.name.clone()),
+            tools: vec![tool],
+            temperature: self.temperature,
+            extra_body: rt.extra_body.clone(),
+            ..Default::default()
+        };
+        let answer =
+            model.provider.chat(&request, None).await.map_err(|e| self.failure(e, false))?;
+        Ok(answer
+            .tool_calls
+            .first()
+            .and_then(|c| serde_json::from_str(&c.arguments).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({})))
     }
 
     /// Asks the agent's own model for a verdict (a guardrail's): `system` and one user

@@ -22,6 +22,7 @@ mod llm;
 mod output;
 pub(crate) mod retrieval;
 mod tools;
+pub(crate) mod workflow;
 
 use colloquy_core::tools::ToolKind;
 use serde_json::Value;
@@ -67,6 +68,13 @@ pub enum TurnEvent {
     /// The conversation switched to this language (`language_detection`): what follows is
     /// spoken in it.
     Language(String),
+    /// The conversation entered a node of the agent's workflow.
+    Node {
+        /// The agent whose workflow it is.
+        agent_id: String,
+        /// The node.
+        node_id: String,
+    },
 }
 
 /// The end of a turn.
@@ -97,35 +105,41 @@ pub(crate) async fn run(
         reply.say(guardrails::REFUSAL, events);
         return Ok(reply.answered(state, guardrails::REFUSAL.into()));
     }
+    // A hand-over into a node of this agent's workflow starts there.
+    let resume = state.next_node.take();
+    match workflow::advance(state, rt, &llm, &mut reply, events, resume).await? {
+        workflow::Next::Answer | workflow::Next::Wait => {}
+        workflow::Next::End => {
+            reply.end_call = true;
+            return Ok(reply.stopped(state));
+        }
+        workflow::Next::HandOver => return Ok(reply.stopped(state)),
+    }
+    // A node may have reconfigured the agent (its model and tools among it).
+    let llm = llm::Llm::for_agent(state, rt)?;
     if let Some(rag) = retrieval::run(state, rt).await? {
         reply.entry["rag_retrieval_info"] = rag;
     }
     // A blocking guardrail holds every answer back until it has passed.
     let stream = if guardrails.blocking() { None } else { events };
     let mut retried = false;
+    let mut llm = llm;
     for _round in 0..rt.deps.limits.max_tool_rounds {
         let (mut answer, model) = llm.ask(state, rt, stream).await?;
         // Which model answered: the agent's own, or a backup that took over.
         reply.entry["producing_llm"] = serde_json::Value::String(model);
         if answer.tool_calls.is_empty() && guardrails.checks_output() {
-            match guardrails.check_output(state, rt, &llm, &answer.text).await {
-                None => {}
-                Some(triggered) => {
-                    reply.guarded(&triggered, events);
-                    match triggered.action {
-                        Action::Retry(feedback) if !retried => {
-                            retried = true;
-                            let feedback =
-                                feedback.replace("{{trigger_reason}}", &triggered.reason);
-                            state.history.push(ChatMessage::text(Role::User, feedback));
-                            continue;
-                        }
-                        Action::Retry(_) => answer.text = guardrails::REFUSAL.into(),
-                        Action::EndCall => {
-                            reply.end_call = true;
-                            return Ok(reply.stopped(state));
-                        }
-                    }
+            let ruling = guard(state, rt, &llm, &guardrails, &answer.text, &mut reply, events);
+            match (ruling.await, retried) {
+                (Ruling::Pass, _) => {}
+                (Ruling::Retry, false) => {
+                    retried = true;
+                    continue;
+                }
+                (Ruling::Retry, true) => answer.text = guardrails::REFUSAL.into(),
+                (Ruling::End, _) => {
+                    reply.end_call = true;
+                    return Ok(reply.stopped(state));
                 }
             }
         }
@@ -137,10 +151,51 @@ pub(crate) async fn run(
         if answer.tool_calls.is_empty() {
             return Ok(reply.answered(state, answer.text));
         }
-        if tools::run(state, rt, answer, events, &mut reply).await? {
+        let stopped = tools::run(state, rt, answer, events, &mut reply).await?;
+        if let Some(target) = state.next_node.take() {
+            match workflow::advance(state, rt, &llm, &mut reply, events, Some(target)).await? {
+                workflow::Next::Answer => llm = llm::Llm::for_agent(state, rt)?,
+                workflow::Next::Wait | workflow::Next::HandOver => return Ok(reply.stopped(state)),
+                workflow::Next::End => {
+                    reply.end_call = true;
+                    return Ok(reply.stopped(state));
+                }
+            }
+        }
+        if stopped {
             return Ok(reply.stopped(state));
         }
     }
     reply.abandon(state);
     Err(EngineError::TooManyToolRounds(rt.deps.limits.max_tool_rounds))
+}
+
+/// What the guardrails make of an answer.
+enum Ruling {
+    /// It stands.
+    Pass,
+    /// Ask again (the guardrail's feedback is in the history).
+    Retry,
+    /// Drop it and end the call.
+    End,
+}
+
+/// Judges the agent's `answer` with the guardrails; a trigger is announced and recorded, and a
+/// retry's feedback joins the history.
+async fn guard(
+    state: &mut State, rt: &Runtime, llm: &llm::Llm, guardrails: &guardrails::Guardrails,
+    answer: &str, reply: &mut output::Reply, events: Events<'_>,
+) -> Ruling {
+    let Some(triggered) = guardrails.check_output(state, rt, llm, answer).await else {
+        return Ruling::Pass;
+    };
+    reply.guarded(&triggered, events);
+    match triggered.action {
+        Action::Retry(feedback) => {
+            let feedback = feedback.replace("{{trigger_reason}}", &triggered.reason);
+            state.history.push(ChatMessage::text(Role::User, feedback));
+            Ruling::Retry
+        }
+        Action::EndCall => Ruling::End,
+    }
 }

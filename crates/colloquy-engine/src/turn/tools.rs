@@ -15,7 +15,7 @@ use crate::conversation::state::State;
 use crate::error::EngineError;
 use crate::llm::{ChatMessage, ChatResponse, Role, ToolCall};
 use crate::tools::procedures::Change;
-use crate::tools::{self, CallScope, Effect, ToolOutcome};
+use crate::tools::{self, AgentTool, CallScope, Effect, ToolOutcome};
 
 /// Runs the calls `answer` asks for; whether the turn stops here (no further LLM round).
 pub(crate) async fn run(
@@ -27,7 +27,8 @@ pub(crate) async fn run(
         tool_calls: answer.tool_calls.clone(),
         tool_call_id: None,
     });
-    let outcomes = execute_all(state, rt, &answer.tool_calls, events).await?;
+    let offered: Vec<&AgentTool> = state.tools().collect();
+    let outcomes = execute_all(state, rt, &answer.tool_calls, &offered, events).await?;
     let mut skip = false;
     for (call, (tool, mut outcome)) in answer.tool_calls.iter().zip(outcomes) {
         let updates = assign(state, call, &outcome);
@@ -52,7 +53,10 @@ pub(crate) async fn run(
                 state.transfer = Some(*transfer);
                 skip = true;
             }
-            Effect::Transfer(_) | Effect::None => {}
+            // The first move the LLM asks for wins; the workflow stage makes it after the
+            // calls.
+            Effect::Node(target) if state.next_node.is_none() => state.next_node = Some(target),
+            Effect::Transfer(_) | Effect::Node(_) | Effect::None => {}
         }
         state.history.push(ChatMessage::tool_result(&call.id, outcome.result));
     }
@@ -60,8 +64,8 @@ pub(crate) async fn run(
 }
 
 /// Runs the calls of one answer concurrently; each is recorded before its result is told.
-async fn execute_all(
-    state: &State, rt: &Runtime, calls: &[ToolCall], events: Events<'_>,
+pub(super) async fn execute_all(
+    state: &State, rt: &Runtime, calls: &[ToolCall], among: &[&AgentTool], events: Events<'_>,
 ) -> Result<Vec<(Option<ToolKind>, ToolOutcome)>, EngineError> {
     let scope = CallScope {
         deps: &rt.deps,
@@ -79,7 +83,7 @@ async fn execute_all(
         procedures: state.procedures(),
     };
     let runs = calls.iter().map(|call| {
-        let tool = state.agent.tools.iter().find(|t| t.name == call.name);
+        let tool = among.iter().copied().find(|t| t.name == call.name);
         let scope = &scope;
         async move {
             if let Some(tx) = events {
@@ -113,7 +117,7 @@ async fn execute_all(
 
 /// Sets the variables the call's response assigns; the reference's `dynamic_variable_updates`
 /// saying so (but for sanitized ones).
-fn assign(state: &mut State, call: &ToolCall, outcome: &ToolOutcome) -> Vec<Value> {
+pub(super) fn assign(state: &mut State, call: &ToolCall, outcome: &ToolOutcome) -> Vec<Value> {
     let now = colloquy_core::time::now_ms() as f64 / 1000.0;
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
@@ -138,7 +142,7 @@ fn assign(state: &mut State, call: &ToolCall, outcome: &ToolOutcome) -> Vec<Valu
 }
 
 /// The call and its result in the agent's transcript entry (secrets scrubbed).
-fn record(
+pub(super) fn record(
     reply: &mut Reply, call: &ToolCall, kind: Option<ToolKind>, outcome: &ToolOutcome,
     updates: Vec<Value>,
 ) {

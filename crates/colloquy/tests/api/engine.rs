@@ -205,7 +205,7 @@ async fn webhook_tools_run_for_real_with_secrets_and_are_audited(backend: Backen
         .filter_map(|e| match e {
             TurnEvent::ToolRequest { .. } => Some("request"),
             TurnEvent::ToolResponse { .. } => Some("response"),
-            TurnEvent::Delta(_) | TurnEvent::GuardrailTriggered | TurnEvent::Language(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(order, vec!["request", "response"]);

@@ -39,6 +39,7 @@ mod security;
 mod store;
 mod telemetry;
 mod transfers;
+mod workflows;
 
 // Harness.
 mod fakes;

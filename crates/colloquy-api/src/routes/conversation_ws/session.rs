@@ -1167,7 +1167,7 @@ async fn forward_event(outbox: &Outbox, event: TurnEvent, turn_event: u64, first
             },
         },
         TurnEvent::GuardrailTriggered => ServerEvent::GuardrailTriggered {},
-        TurnEvent::Language(_) => return,
+        TurnEvent::Language(_) | TurnEvent::Node { .. } => return,
         TurnEvent::ToolResponse { call_id, name, kind, is_error, .. } => {
             ServerEvent::AgentToolResponse {
                 agent_tool_response: protocol::ToolResponse {
