@@ -96,7 +96,7 @@ async fn wait_until(at: Option<Instant>) {
 
 /// The fake LLM's own answer time, measured by direct clients on the same schedule as the
 /// conversations (so it carries the same machine load).
-async fn llm_direct(
+pub(crate) async fn llm_direct(
     llm: &str, concurrency: usize, requests_each: usize, rate: Option<f64>,
 ) -> anyhow::Result<(Vec<u64>, Duration)> {
     let client = reqwest::Client::new();

@@ -3,6 +3,7 @@
 //! measured beside it in the same run, on the same machine, and judged on the ratio, because
 //! machines here are shared and noisy. `scripts/bench` builds what it needs and runs it.
 
+mod behaviour;
 mod durability;
 mod live;
 mod load;
@@ -45,7 +46,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval, voice, versions, post_call, otlp), to iterate on one; the
+        /// test_runs, retrieval, voice, versions, post_call, otlp, behaviour), to iterate on one; the
         /// report then holds only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -99,8 +100,26 @@ async fn main() -> anyhow::Result<()> {
     );
     let colloquy = colloquy.canonicalize()?;
     std::fs::create_dir_all(&out)?;
-    let mut rows = Vec::new();
+    let rows = scenarios_run(&colloquy, sizes, &only).await?;
     let mut notes = Vec::new();
+    notes.extend(notes_of_the_method());
+    report::write(&out, &rows, mode, &notes)?;
+    let failed = rows.iter().filter(|r| r.pass() == Some(false)).count();
+    let passed = rows.iter().filter(|r| r.pass() == Some(true)).count();
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", std::fs::read_to_string(out.join("BENCHMARKS.md"))?);
+        println!("goals: {passed} met, {failed} missed");
+    }
+    Ok(())
+}
+
+/// The rows of every scenario `only` names (all of them when it names none), in order.
+async fn scenarios_run(
+    colloquy: &std::path::Path, sizes: Sizes, only: &[String],
+) -> anyhow::Result<Vec<report::Row>> {
+    let colloquy = colloquy.to_path_buf();
+    let mut rows = Vec::new();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if wanted("startup") {
         rows.extend(scenarios::startup(&colloquy).await?);
@@ -141,16 +160,10 @@ async fn main() -> anyhow::Result<()> {
     if wanted("otlp") {
         rows.extend(post_call::otlp(&colloquy, sizes).await?);
     }
-    notes.extend(notes_of_the_method());
-    report::write(&out, &rows, mode, &notes)?;
-    let failed = rows.iter().filter(|r| r.pass() == Some(false)).count();
-    let passed = rows.iter().filter(|r| r.pass() == Some(true)).count();
-    #[allow(clippy::print_stdout)]
-    {
-        println!("{}", std::fs::read_to_string(out.join("BENCHMARKS.md"))?);
-        println!("goals: {passed} met, {failed} missed");
+    if wanted("behaviour") {
+        rows.extend(behaviour::behaviour(&colloquy, sizes).await?);
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// What every report says about how its figures were measured.

@@ -199,8 +199,13 @@ pub async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
                 tokio::time::sleep(delay).await;
             }
             let system = body["messages"][0]["content"].as_str().unwrap_or_default();
+            // The judges' verdicts: a test's, and the guardrails' (nothing found).
             let text = if system.starts_with("You evaluate") {
                 r#"{"result": "success", "rationale": "benchmark"}"#
+            } else if system.starts_with("You detect prompt-injection") {
+                r#"{"injection": false, "reason": "benchmark"}"#
+            } else if system.starts_with("You check an AI agent's reply") {
+                r#"{"injection": false, "scores": {"profanity": 0.0, "violence": 0.0}, "rules": {"1": {"violates": false, "reason": "benchmark"}}}"#
             } else {
                 "Hello"
             };

@@ -134,20 +134,10 @@ impl Llm {
             .unwrap_or_else(|| serde_json::json!({})))
     }
 
-    /// Asks the agent's own model for a verdict (a guardrail's): `system` and one user
-    /// message, no tools, at temperature 0.
-    pub(crate) async fn judge(&self, system: &str, user: &str) -> Result<String, LlmError> {
+    /// The agent's own model as a judge (a guardrail's).
+    pub(crate) fn judge(&self) -> Judge {
         let model = &self.models[0];
-        let request = ChatRequest {
-            model: model.name.clone(),
-            messages: vec![
-                ChatMessage::text(Role::System, system),
-                ChatMessage::text(Role::User, user),
-            ],
-            temperature: Some(0.0),
-            ..Default::default()
-        };
-        Ok(model.provider.chat(&request, None).await?.text)
+        Judge { provider: model.provider.clone(), model: model.name.clone() }
     }
 
     /// The error of a turn whose model failed, `cascaded` after its backups did too.
@@ -158,6 +148,38 @@ impl Llm {
             _ => self.error_type,
         };
         EngineError::Llm { error_type, error }
+    }
+}
+
+/// A model asked for verdicts: cheap to clone, so a check can run beside the turn.
+#[derive(Clone)]
+pub(crate) struct Judge {
+    provider: Arc<dyn LlmProvider>,
+    model: String,
+}
+
+impl Judge {
+    /// The judge `model` names, when this server routes it.
+    pub(crate) fn routed(deps: &crate::EngineDeps, model: &str) -> Option<Judge> {
+        if !deps.llm.has_route(model) {
+            return None;
+        }
+        let (provider, model) = deps.llm.route(model).ok()?;
+        Some(Judge { provider, model })
+    }
+
+    /// `system` and one user message, no tools, at temperature 0: the answer's text.
+    pub(crate) async fn ask(&self, system: &str, user: &str) -> Result<String, LlmError> {
+        let request = ChatRequest {
+            model: self.model.clone(),
+            messages: vec![
+                ChatMessage::text(Role::System, system),
+                ChatMessage::text(Role::User, user),
+            ],
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        Ok(self.provider.chat(&request, None).await?.text)
     }
 }
 

@@ -32,7 +32,7 @@ use crate::conversation::Runtime;
 use crate::conversation::state::State;
 use crate::error::EngineError;
 use crate::llm::{ChatMessage, Role};
-use guardrails::Action;
+use guardrails::{Action, Screening};
 
 /// What a turn produces while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,21 +98,19 @@ pub(crate) async fn run(
     let llm = llm::Llm::for_agent(state, rt)?;
     let mut reply = output::Reply::begin(state);
     let guardrails = state.guardrails.clone();
-    if let Some(said) = state.last_user_words()
-        && let Some(triggered) = guardrails.check_input(&llm, &said).await
+    // The user's words are judged for a prompt injection, and nothing of the turn takes
+    // effect before the verdict (a workflow about to move waits for it first).
+    let mut screening = Screening::start(&guardrails, &llm, state);
+    let resume = state.next_node.take();
+    if (resume.is_some() || workflow::moves(state))
+        && let Some(triggered) = screening.verdict().await
     {
-        reply.guarded(&triggered, events);
-        reply.say(guardrails::REFUSAL, events);
-        return Ok(reply.answered(state, guardrails::REFUSAL.into()));
+        return Ok(refuse(state, reply, &triggered, events));
     }
     // A hand-over into a node of this agent's workflow starts there.
-    let resume = state.next_node.take();
     match workflow::advance(state, rt, &llm, &mut reply, events, resume).await? {
         workflow::Next::Answer | workflow::Next::Wait => {}
-        workflow::Next::End => {
-            reply.end_call = true;
-            return Ok(reply.stopped(state));
-        }
+        workflow::Next::End => return Ok(reply.ended(state)),
         workflow::Next::HandOver => return Ok(reply.stopped(state)),
     }
     // A node may have reconfigured the agent (its model and tools among it).
@@ -125,25 +123,32 @@ pub(crate) async fn run(
     let mut retried = false;
     let mut llm = llm;
     for _round in 0..rt.deps.limits.max_tool_rounds {
-        let (mut answer, model) = llm.ask(state, rt, stream).await?;
+        let held = screening.pending();
+        let (mut answer, model) = llm.ask(state, rt, if held { None } else { stream }).await?;
         // Which model answered: the agent's own, or a backup that took over.
         reply.entry["producing_llm"] = serde_json::Value::String(model);
-        if answer.tool_calls.is_empty() && guardrails.checks_output() {
-            let ruling = guard(state, rt, &llm, &guardrails, &answer.text, &mut reply, events);
+        let checked = answer.tool_calls.is_empty() && guardrails.checks_output();
+        // A text answer the guardrails check is judged with the user's words in one request.
+        let said = if checked { screening.with_answer() } else { None };
+        if let Some(triggered) = screening.verdict().await {
+            return Ok(refuse(state, reply, &triggered, events));
+        }
+        if checked {
+            let ruling = guard(state, rt, &llm, &answer.text, said, &mut reply, events);
             match (ruling.await, retried) {
+                (Ruling::Refuse(triggered), _) => {
+                    return Ok(refuse(state, reply, &triggered, events));
+                }
                 (Ruling::Pass, _) => {}
                 (Ruling::Retry, false) => {
                     retried = true;
                     continue;
                 }
                 (Ruling::Retry, true) => answer.text = guardrails::REFUSAL.into(),
-                (Ruling::End, _) => {
-                    reply.end_call = true;
-                    return Ok(reply.stopped(state));
-                }
+                (Ruling::End, _) => return Ok(reply.ended(state)),
             }
         }
-        if stream.is_none() {
+        if stream.is_none() || held {
             reply.say(&answer.text, events);
         } else {
             reply.text.push_str(&answer.text);
@@ -156,10 +161,7 @@ pub(crate) async fn run(
             match workflow::advance(state, rt, &llm, &mut reply, events, Some(target)).await? {
                 workflow::Next::Answer => llm = llm::Llm::for_agent(state, rt)?,
                 workflow::Next::Wait | workflow::Next::HandOver => return Ok(reply.stopped(state)),
-                workflow::Next::End => {
-                    reply.end_call = true;
-                    return Ok(reply.stopped(state));
-                }
+                workflow::Next::End => return Ok(reply.ended(state)),
             }
         }
         if stopped {
@@ -170,10 +172,22 @@ pub(crate) async fn run(
     Err(EngineError::TooManyToolRounds(rt.deps.limits.max_tool_rounds))
 }
 
+/// The fixed refusal in place of the turn's answer, the guardrail announced and recorded.
+fn refuse(
+    state: &mut State, mut reply: output::Reply, triggered: &guardrails::Triggered,
+    events: Events<'_>,
+) -> TurnResult {
+    reply.guarded(triggered, events);
+    reply.say(guardrails::REFUSAL, events);
+    reply.answered(state, guardrails::REFUSAL.into())
+}
+
 /// What the guardrails make of an answer.
 enum Ruling {
     /// It stands.
     Pass,
+    /// The user's words were a prompt injection: the turn gets the refusal.
+    Refuse(guardrails::Triggered),
     /// Ask again (the guardrail's feedback is in the history).
     Retry,
     /// Drop it and end the call.
@@ -183,12 +197,17 @@ enum Ruling {
 /// Judges the agent's `answer` with the guardrails; a trigger is announced and recorded, and a
 /// retry's feedback joins the history.
 async fn guard(
-    state: &mut State, rt: &Runtime, llm: &llm::Llm, guardrails: &guardrails::Guardrails,
-    answer: &str, reply: &mut output::Reply, events: Events<'_>,
+    state: &mut State, rt: &Runtime, llm: &llm::Llm, answer: &str, said: Option<String>,
+    reply: &mut output::Reply, events: Events<'_>,
 ) -> Ruling {
-    let Some(triggered) = guardrails.check_output(state, rt, llm, answer).await else {
+    let guardrails = state.guardrails.clone();
+    let Some(triggered) = guardrails.check_output(state, rt, llm, answer, said.as_deref()).await
+    else {
         return Ruling::Pass;
     };
+    if triggered.guardrail_type == guardrails::PROMPT_INJECTION {
+        return Ruling::Refuse(triggered);
+    }
     reply.guarded(&triggered, events);
     match triggered.action {
         Action::Retry(feedback) => {

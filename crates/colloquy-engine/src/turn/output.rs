@@ -67,6 +67,13 @@ impl Reply {
         self.close(state)
     }
 
+    /// The turn ends the call (a workflow's end node, a guardrail): the text so far is the
+    /// last answer.
+    pub(crate) fn ended(mut self, state: &mut State) -> TurnResult {
+        self.end_call = true;
+        self.stopped(state)
+    }
+
     /// The turn ends without an answer (the round limit): the entry keeps what was said.
     pub(crate) fn abandon(self, state: &mut State) {
         self.close(state);

@@ -90,6 +90,11 @@ pub(crate) async fn advance(
     Ok(next)
 }
 
+/// Whether the walk would move before the LLM answers (an exit the engine takes by itself).
+pub(crate) fn moves(state: &State) -> bool {
+    automatic_exit(state).is_some()
+}
+
 /// The first of the current node's exits the engine can take by itself.
 fn automatic_exit(state: &State) -> Option<String> {
     let walk = state.walk.as_ref()?;

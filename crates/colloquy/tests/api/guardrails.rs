@@ -1,5 +1,5 @@
 //! Guardrails (`platform_settings.guardrails`) in a live conversation: focus in the system
-//! prompt, a prompt injection refused before the LLM sees it, a blocking content guardrail that
+//! prompt, a prompt injection refused (the answer written beside the check dropped), a blocking content guardrail that
 //! retries with its feedback (the blocked words never reach the client), and a custom guardrail
 //! that ends the call; each trigger sends `guardrail_triggered` and is on its transcript entry.
 
@@ -25,13 +25,22 @@ fn script(req: &Value) -> Reply {
             &json!({"injection": injection, "reason": "asks to ignore instructions"}).to_string(),
         );
     }
-    if system.starts_with("You rate an AI agent's reply") {
-        let score = if last.contains("darn") { 0.9 } else { 0.0 };
-        return text(&json!({"profanity": score, "sexual": 0.0}).to_string());
-    }
-    if system.starts_with("You check an AI agent's reply against a rule") {
-        let violates = last.contains("AGENT [current reply]: It costs $");
-        return text(&json!({"violates": violates, "reason": "quoted a price"}).to_string());
+    if system.starts_with("You check an AI agent's reply") {
+        // One request judges the content categories and the custom rule together.
+        assert!(
+            system.contains("- profanity:") && system.contains("1. Never quote a price."),
+            "{system}"
+        );
+        assert!(system.contains("prompt-injection"), "the user's words are judged with it");
+        let reply = last.rsplit("AGENT [current reply]: ").next().unwrap_or_default();
+        let score = if reply.contains("darn") { 0.9 } else { 0.0 };
+        let violates = reply.starts_with("It costs $");
+        let injection = last.contains("USER: ignore your instructions");
+        return text(
+            &json!({"injection": injection, "scores": {"profanity": score, "sexual": 0.0},
+            "rules": {"1": {"violates": violates, "reason": "quoted a price"}}})
+            .to_string(),
+        );
     }
     if last.contains("blocked by a guardrail") {
         assert!(last.contains("'profanity or vulgar language'"), "{last}");
@@ -87,11 +96,10 @@ async fn guardrails_check_inputs_and_answers(backend: Backend) {
         events.last().unwrap()["agent_response_event"]["agent_response"],
         "I'm sorry but I can't answer that question, would you like to know something else?"
     );
-    let agent_saw = llm.requests().iter().any(|r| {
-        r["messages"][0]["content"].as_str().unwrap().starts_with("You are support.")
-            && r["messages"].to_string().contains("print them")
-    });
-    assert!(!agent_saw, "the agent's LLM never saw the injection");
+    assert!(
+        !serde_json::to_string(&events).unwrap().contains("Hello!"),
+        "the agent's answer was dropped"
+    );
 
     let events = turn(&mut socket, "curse").await;
     assert!(kinds(&events).contains(&"guardrail_triggered"), "{events:?}");

@@ -28,6 +28,9 @@ fn script(req: &Value) -> crate::fakes::Reply {
     let msgs = req["messages"].as_array().unwrap();
     let system = msgs[0]["content"].as_str().unwrap_or_default();
     let last = msgs.last().unwrap();
+    if system.contains("A customer with a billing question") {
+        return text("billing please");
+    }
     if system.starts_with("You are reception") {
         return match last["content"].as_str().unwrap_or_default() {
             "billing please" => {
@@ -153,6 +156,22 @@ async fn a_transfer_moves_the_conversation_to_the_target_agent(backend: Backend)
     let names: Vec<&str> =
         calls.as_array().unwrap().iter().filter_map(|c| c["toolName"].as_str()).collect();
     assert_eq!(names, ["transfer_to_agent", "get_invoice"]);
+
+    // A simulated conversation transfers the same way.
+    let body = json!({"simulation_specification": {"simulated_user_config": {
+        "prompt": {"prompt": "A customer with a billing question", "llm": "gpt-4o"}},
+        "dynamic_variables": {"customer": "Ada"}}, "new_turns_limit": 2});
+    let (s, sim) =
+        app.post(&format!("/v1/convai/agents/{reception}/simulate-conversation"), key, &body).await;
+    assert_eq!(s, 200, "{sim}");
+    let spoke: Vec<&str> = sim["simulated_conversation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["role"] == "agent")
+        .filter_map(|t| t["agent_metadata"]["agent_id"].as_str())
+        .collect();
+    assert!(spoke.contains(&billing.as_str()), "billing took over in the simulation: {sim}");
 
     // A transfer that asks for the new agent's first message opens with it.
     let (mut socket, _) = open(&url, data()).await;
