@@ -328,7 +328,8 @@ async fn post_call_deliveries_are_signed_retried_logged_and_redelivered(backend:
     .await
     .expect("the receiver is called once the conversation ends");
     receiver.set_status(200);
-    let second = poll(Duration::from_secs(15), Duration::from_millis(100), async || {
+    // Generous: on a loaded CI machine the retry (1 s, then 2 s) has been seen to take longer.
+    let second = poll(Duration::from_secs(30), Duration::from_millis(100), async || {
         receiver.received().get(1).cloned()
     })
     .await
@@ -612,7 +613,7 @@ async fn a_pending_delivery_survives_kill9() {
 
     receiver.set_status(200);
     let server = ChildServer::start(dir.path(), &envs).await;
-    let retried = poll(Duration::from_secs(15), Duration::from_millis(100), async || {
+    let retried = poll(Duration::from_secs(30), Duration::from_millis(100), async || {
         receiver.received().get(1).cloned()
     })
     .await
@@ -620,7 +621,14 @@ async fn a_pending_delivery_survives_kill9() {
     let first = &receiver.received()[0];
     assert_eq!(retried.headers["idempotency-key"], first.headers["idempotency-key"]);
     assert!(retried.body.contains(&conversation_id));
-    let log = log(&server.base).await;
+    // The receiver has the request a moment before the node records its answer.
+    let log = poll(Duration::from_secs(5), Duration::from_millis(50), async || {
+        let log = log(&server.base).await;
+        let settled = log["deliveries"].as_array()?.iter().all(|d| d["status"] != "pending");
+        settled.then_some(log)
+    })
+    .await
+    .expect("the retry's outcome is recorded");
     let statuses: Vec<(i64, &str)> = log["deliveries"]
         .as_array()
         .unwrap()
