@@ -25,6 +25,8 @@ pub mod prefix {
     pub const SECRET: &str = "secret_";
     /// Environment variables.
     pub const ENV_VAR: &str = "envvar_";
+    /// Conversation tags.
+    pub const CONVERSATION_TAG: &str = "ctag_";
     /// Workspace webhooks.
     pub const WEBHOOK: &str = "webhook_";
     /// Agents.

@@ -42,6 +42,8 @@ impl Default for EngineLimits {
 
 /// What the engine needs, built once at start.
 pub struct EngineDeps {
+    /// This node's id: what its job leases and its live conversations are held under.
+    pub node_id: String,
     /// Persistence.
     pub store: DynStore,
     /// The audit log writer.

@@ -16,6 +16,7 @@ pub mod host_limits;
 pub mod judge;
 pub mod knowledge;
 pub mod lease;
+pub mod live;
 pub mod llm;
 pub mod mcp;
 mod secrets;

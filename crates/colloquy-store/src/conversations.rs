@@ -128,6 +128,8 @@ pub struct ConversationFilter {
     pub sources: Vec<String>,
     /// Only this end user's.
     pub user_id: Option<String>,
+    /// Only those carrying any of these tags.
+    pub tag_ids: Vec<String>,
 }
 
 /// A conversation's recording.
@@ -310,6 +312,14 @@ impl ConversationStore for SqlStore {
         }
         if !filter.sources.is_empty() {
             q.push_in("source", &filter.sources);
+        }
+        if !filter.tag_ids.is_empty() {
+            q.raw(
+                " AND EXISTS (SELECT 1 FROM conversation_tag_links l \
+                 WHERE l.conversation_id = conversations.id",
+            );
+            q.push_in("l.tag_id", &filter.tag_ids);
+            q.raw(")");
         }
         if let Some((at, id)) = after {
             let a = q.param(Bind::Int(at));

@@ -29,6 +29,7 @@ mod page;
 mod procedures;
 mod query;
 mod rag_indexes;
+mod review;
 mod secrets;
 mod test_runs;
 mod tools;
@@ -80,6 +81,7 @@ pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
 pub use page::{Page, SortValue};
 pub use procedures::{DraftScope, ProcedureDraftRow, ProcedureStore, ProcedureVersionRow, Publish};
 pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};
+pub use review::{LastContactRow, ReviewStore, TagRow, UserFilter, UserRow};
 pub use secrets::{SecretRecord, SecretStore};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tools::{
@@ -114,6 +116,7 @@ pub trait Store:
     + AuditStore
     + ChangeStore
     + ConversationStore
+    + ReviewStore
     + AnalysisStore
     + AccessStore
     + TestStore

@@ -44,6 +44,7 @@ pub fn engine(
         .map_err(|e| anyhow::anyhow!("[embeddings] configuration: {e}"))?;
     let (audit, audit_task) = AuditWriter::spawn(store.clone());
     let deps = EngineDeps {
+        node_id: colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER),
         store: store.clone(),
         audit,
         llm,
@@ -102,6 +103,8 @@ pub struct Server {
     webhooks: tokio::task::JoinHandle<()>,
     /// The analyser (post-call analyses).
     analyser: tokio::task::JoinHandle<()>,
+    /// Marks this node's live conversations seen.
+    live: tokio::task::JoinHandle<()>,
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
@@ -144,7 +147,8 @@ impl Server {
             check_responses: config.check_responses,
         };
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
-        let worker_id = colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER);
+        let worker_id = engine.node_id.clone();
+        let live = tokio::spawn(colloquy_engine::live::heartbeat(engine.clone(), stop.clone()));
         let indexer = tokio::spawn(colloquy_engine::knowledge::worker::worker(
             engine.clone(),
             worker_id.clone(),
@@ -182,6 +186,7 @@ impl Server {
             indexer,
             webhooks,
             analyser,
+            live,
         })
     }
 
@@ -225,6 +230,7 @@ impl Server {
         let _ = self.indexer.await;
         let _ = self.webhooks.await;
         let _ = self.analyser.await;
+        let _ = self.live.await;
         // The router held the last handle on the audit writer; give queued records time to land.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.audit_task).await;
         self.store.close().await;

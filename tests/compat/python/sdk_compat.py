@@ -169,6 +169,36 @@ def test_environments_and_environment_variables():
     client.conversational_ai.secrets.delete(secret.secret_id)
 
 
+def test_review_tags_users_and_live_count():
+    conversations = client.conversational_ai.conversations
+    agent_id = os.environ["COLLOQUY_PUBLIC_AGENT"]
+    live_before = client.conversational_ai.analytics.live_count.get(agent_id=agent_id).count
+    assert live_before >= 0
+    listed = conversations.list(agent_id=agent_id)
+    assert listed.conversations, "the live-conversation tests ran first"
+    conversation_id = listed.conversations[0].conversation_id
+    tags = conversations.tags
+    tag = tags.create(title="SDK refund", description="made by the SDK")
+    assert tag.tag_id and tag.title == "SDK refund" and tag.description == "made by the SDK"
+    assert tags.get(tag.tag_id).title == "SDK refund"
+    assert tags.update(tag.tag_id, title="SDK refunds").title == "SDK refunds"
+    assert any(t.tag_id == tag.tag_id for t in tags.list(page_size=100).conversation_tags)
+    tags.assign(conversation_id, tag_ids=[tag.tag_id])
+    assert tag.tag_id in conversations.get(conversation_id).tag_ids
+    try:
+        tags.assign(conversation_id, tag_ids=["ctag_nope"])
+        raise AssertionError("an unknown tag was assigned")
+    except ApiError as e:
+        assert e.status_code == 422, e.status_code
+    tags.unassign(conversation_id, tag.tag_id)
+    assert tag.tag_id not in conversations.get(conversation_id).tag_ids
+    tags.delete(tag.tag_id)
+    users = client.conversational_ai.users.list(agent_id=agent_id, sort_by="conversation_count")
+    assert users.has_more in (True, False) and isinstance(users.users, list)
+    count = client.conversational_ai.analytics.live_count.get(agent_ids=[agent_id]).count
+    assert count >= 0
+
+
 def test_tools_crud_dependents_and_executions():
     tools = client.conversational_ai.tools
     body = {

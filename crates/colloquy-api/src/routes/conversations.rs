@@ -51,6 +51,9 @@ struct ListParams {
     #[serde(default, deserialize_with = "empty_as_none")]
     #[param(value_type = Option<String>)]
     source: Option<SourceParam>,
+    /// Only conversations carrying any of these tags (repeat the parameter).
+    #[serde(default)]
+    tag_ids: Vec<String>,
 }
 
 /// `call_successful` of a conversation.
@@ -147,6 +150,13 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
         after: params.call_start_after_unix,
         sources: params.source.unwrap_or_default().sources(),
         user_id: params.user_id.filter(|s| !s.is_empty()),
+        tag_ids: {
+            let mut tags: Vec<String> =
+                params.tag_ids.into_iter().filter(|t| !t.is_empty()).collect();
+            tags.sort();
+            tags.dedup();
+            tags
+        },
     };
     let fingerprint = format!(
         "{:?}",
@@ -156,7 +166,8 @@ async fn list_conversations(cx: Ctx, Query(params): Query<ListParams>) -> ApiRes
             filter.before,
             filter.after,
             &filter.sources,
-            &filter.user_id
+            &filter.user_id,
+            &filter.tag_ids
         )
     );
     let pager = Pager::new(
@@ -200,6 +211,7 @@ async fn get_conversation(
     let row = cx.conversation(&id).await?;
     let audio = cx.app.store.conversation_audio(&cx.workspace_id, &id, false).await?;
     let mut conversation = colloquy_engine::conversation::view::wire(&row, audio.as_ref());
+    conversation["tag_ids"] = json!(cx.app.store.conversation_tag_ids(&id).await?);
     if let Some(Format::Opentelemetry) = params.format {
         let calls = cx.app.store.conversation_executions(&cx.workspace_id, &id).await?;
         conversation["otlp_traces"] = colloquy_engine::conversation::otlp::traces(&row, &calls);

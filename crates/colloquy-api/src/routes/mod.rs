@@ -12,6 +12,7 @@ pub mod knowledge_base;
 pub mod llm_usage;
 pub mod mcp_servers;
 pub mod ops;
+pub mod review;
 pub mod secrets;
 pub mod settings;
 pub mod simulate;
@@ -35,6 +36,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversation_ws::router())
         .merge(conversations::router())
         .merge(conversation_analysis::router())
+        .merge(review::router())
         .merge(secrets::router())
         .merge(environments::router())
         .merge(settings::router())

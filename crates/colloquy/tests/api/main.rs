@@ -16,6 +16,7 @@ mod conversation_ws;
 mod environments;
 mod knowledge_base;
 mod mcp_servers;
+mod review;
 mod secrets;
 mod test_invocations;
 mod tool_calls;

@@ -209,6 +209,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
             return failed.await;
         }
     };
+    count_live(&state, &workspace_id, &agent_id, conversation.id()).await;
     let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox));
     let recording = voice.as_ref().and_then(|v| v.recording.clone());
     let greeted = greet(&conversation, &outbox, &timing, voice.as_ref()).await;
@@ -240,6 +241,18 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
     after_the_call(session, engine, writer, recording).await;
 }
 
+/// Counts the conversation live on every node (`/analytics/live-count`) until
+/// `after_the_call`.
+async fn count_live(
+    state: &AppState, workspace_id: &WorkspaceId, agent_id: &AgentId, id: &ConversationId,
+) {
+    let now = colloquy_core::time::now_secs();
+    let node = &state.engine.node_id;
+    if let Err(e) = state.store.live_started(workspace_id, id, agent_id.as_str(), node, now).await {
+        tracing::warn!(error = %e, "could not count a conversation live");
+    }
+}
+
 /// Once the socket is done: waits for the engine task and the writer, keeps the recording,
 /// and queues the analysis (which queues the post-call webhook when it ends).
 async fn after_the_call(
@@ -251,6 +264,9 @@ async fn after_the_call(
     // The engine task ends once the session's command sender is gone.
     drop(session);
     let _ = engine.await;
+    if let Err(e) = state.store.live_ended(&conversation_id).await {
+        tracing::warn!(error = %e, "could not stop counting a conversation live");
+    }
     writer.finish().await;
     if let Some(recording) = recording {
         keep_recording(&state, &workspace_id, &conversation_id, recording).await;

@@ -1,0 +1,210 @@
+//! Reviewing conversations: tags on conversations (CRUD, assigning, the list's filter, deleting
+//! a tag), the people who talked to the agents, and the live count.
+
+use std::time::Duration;
+
+use colloquy_core::protocol::InitiationData;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::fakes::{FakeLlm, text, with_llm};
+use crate::helpers::{Backend, TestApp, dual_db, poll};
+use crate::ws::{self, Socket, turn};
+
+async fn agent(app: &TestApp) -> String {
+    let (s, b) = app.post("/v1/convai/agents/create", &app.admin_key,
+        &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"prompt": "p", "llm": "gpt-4o"}}}})).await;
+    assert_eq!(s, 200, "{b}");
+    b["agent_id"].as_str().unwrap().to_owned()
+}
+
+/// A conversation of `user` with `agent`, one turn taken; the socket stays open.
+async fn talk(app: &TestApp, agent: &str, user: &str) -> (Socket, String) {
+    let data = InitiationData { user_id: Some(user.to_owned()), ..Default::default() };
+    let (mut socket, id) = ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
+    turn(&mut socket, "hello").await;
+    (socket, id)
+}
+
+async fn tags_label_conversations(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("Hi.")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let agent = agent(&app).await;
+    let (a, first) = talk(&app, &agent, "ada").await;
+    let (b, second) = talk(&app, &agent, "bob").await;
+    drop((a, b));
+
+    for (body, field) in [
+        (json!({"title": ""}), "title"),
+        (json!({"title": "x".repeat(121)}), "title"),
+        (json!({"title": "ok", "description": "d".repeat(1001)}), "description"),
+        (json!({}), "title"),
+    ] {
+        let (s, err) = app.post("/v1/convai/tags", key, &body).await;
+        assert_eq!(s, 422, "{body}: {err}");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    let (s, refund) = app
+        .post("/v1/convai/tags", key, &json!({"title": "Refund", "description": "Money back"}))
+        .await;
+    assert_eq!(s, 200, "{refund}");
+    let refund_id = refund["tag_id"].as_str().unwrap().to_owned();
+    assert_eq!(refund["title"], "Refund");
+    assert!(
+        refund["owner_user_id"].as_str().is_some()
+            && refund["created_at_unix_secs"].as_i64().is_some()
+    );
+    let (_, angry) = app.post("/v1/convai/tags", key, &json!({"title": "Angry"})).await;
+    let angry_id = angry["tag_id"].as_str().unwrap().to_owned();
+    assert_eq!(angry["description"], Value::Null);
+
+    let (_, page) = app.get("/v1/convai/tags?page_size=1", key).await;
+    assert_eq!(page["conversation_tags"][0]["tag_id"], angry_id.as_str(), "newest first");
+    assert_eq!(page["has_more"], true);
+    let (_, rest) = app
+        .get(
+            &format!(
+                "/v1/convai/tags?page_size=1&cursor={}",
+                page["next_cursor"].as_str().unwrap()
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(rest["conversation_tags"][0]["tag_id"], refund_id.as_str());
+    assert_eq!(rest["has_more"], false);
+
+    let tag_path = format!("/v1/convai/tags/{refund_id}");
+    let (s, patched) = app.send(Method::PATCH, &tag_path, key, &json!({"title": "Refunds"})).await;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(
+        (patched["title"].as_str(), patched["description"].as_str()),
+        (Some("Refunds"), Some("Money back"))
+    );
+    let (_, got) = app.get(&tag_path, key).await;
+    assert_eq!(got, patched);
+
+    // Assigning: unknown tags are refused and change nothing; re-assigning is a no-op.
+    let assign = |id: &str| format!("/v1/convai/conversations/{id}/tags");
+    let (s, err) =
+        app.post(&assign(&first), key, &json!({"tag_ids": [refund_id, "ctag_nope"]})).await;
+    assert_eq!(s, 422, "{err}");
+    assert_eq!(err["detail"][0]["loc"], json!(["body", "tag_ids", 1]));
+    let (_, conversation) = app.get(&format!("/v1/convai/conversations/{first}"), key).await;
+    assert_eq!(conversation["tag_ids"], json!([]));
+    for _ in 0..2 {
+        let (s, b) =
+            app.post(&assign(&first), key, &json!({"tag_ids": [refund_id, angry_id]})).await;
+        assert_eq!(s, 204, "{b}");
+    }
+    app.post(&assign(&second), key, &json!({"tag_ids": [angry_id]})).await;
+    let (s, _) = app
+        .post(&assign("01234567-0000-7000-8000-000000000000"), key, &json!({"tag_ids": [angry_id]}))
+        .await;
+    assert_eq!(s, 404);
+    let (_, conversation) = app.get(&format!("/v1/convai/conversations/{first}"), key).await;
+    let mut tags: Vec<String> = serde_json::from_value(conversation["tag_ids"].clone()).unwrap();
+    tags.sort();
+    let mut want = vec![refund_id.clone(), angry_id.clone()];
+    want.sort();
+    assert_eq!(tags, want);
+
+    let listed = async |query: &str| -> Vec<String> {
+        let (s, page) = app.get(&format!("/v1/convai/conversations?{query}"), key).await;
+        assert_eq!(s, 200, "{page}");
+        page["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["conversation_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&format!("tag_ids={refund_id}")).await, std::slice::from_ref(&first));
+    assert_eq!(listed(&format!("tag_ids={angry_id}")).await.len(), 2);
+
+    let (s, _) =
+        app.send(Method::DELETE, &format!("{}/{angry_id}", assign(&second)), key, &json!({})).await;
+    assert_eq!(s, 204);
+    let (s, _) =
+        app.send(Method::DELETE, &format!("{}/{angry_id}", assign(&second)), key, &json!({})).await;
+    assert_eq!(s, 404, "no longer assigned");
+    assert_eq!(listed(&format!("tag_ids={angry_id}")).await, std::slice::from_ref(&first));
+
+    // Another workspace sees none of it.
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    let (s, _) = app.get(&tag_path, &theirs).await;
+    assert_eq!(s, 404);
+    let (s, _) = app.post(&assign(&first), &theirs, &json!({"tag_ids": [refund_id]})).await;
+    assert_eq!(s, 404, "not their conversation");
+
+    // Deleting a tag takes it off every conversation.
+    let (s, _) = app.send(Method::DELETE, &tag_path, key, &json!({})).await;
+    assert_eq!(s, 204);
+    let (_, conversation) = app.get(&format!("/v1/convai/conversations/{first}"), key).await;
+    assert_eq!(conversation["tag_ids"], json!([angry_id]));
+    assert!(listed(&format!("tag_ids={refund_id}")).await.is_empty());
+}
+dual_db!(tags_label_conversations);
+
+async fn users_and_the_live_count(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("Hi.")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let (one, two) = (agent(&app).await, agent(&app).await);
+    let live = async |query: &str| {
+        let (s, b) = app.get(&format!("/v1/convai/analytics/live-count{query}"), key).await;
+        assert_eq!(s, 200, "{b}");
+        b["count"].as_i64().unwrap()
+    };
+    assert_eq!(live("").await, 0);
+    let (ada_1, _) = talk(&app, &one, "ada").await;
+    let (ada_2, _) = talk(&app, &two, "ada").await;
+    let (bob, bob_id) = talk(&app, &one, "bob").await;
+    assert_eq!(live("").await, 3);
+    assert_eq!(live(&format!("?agent_id={one}")).await, 2);
+    assert_eq!(live(&format!("?agent_ids={one}&agent_ids={two}")).await, 3);
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    let (_, their_count) = app.get("/v1/convai/analytics/live-count", &theirs).await;
+    assert_eq!(their_count["count"], 0);
+    drop(bob);
+    let dropped = poll(Duration::from_secs(5), Duration::from_millis(50), async || {
+        (live("").await == 2).then_some(())
+    })
+    .await;
+    assert!(dropped.is_some(), "an ended conversation leaves the count");
+    drop((ada_1, ada_2));
+
+    let users = async |query: &str| {
+        let (s, b) = app.get(&format!("/v1/convai/users{query}"), key).await;
+        assert_eq!(s, 200, "{b}");
+        b
+    };
+    let all = users("?sort_by=conversation_count").await;
+    let ids: Vec<&str> =
+        all["users"].as_array().unwrap().iter().filter_map(|u| u["user_id"].as_str()).collect();
+    assert_eq!(ids, ["ada", "bob"]);
+    let ada = &all["users"][0];
+    assert_eq!(ada["conversation_count"], 2);
+    assert_eq!(ada["last_contact_agent_id"], two.as_str());
+    assert!(ada["first_contact_unix_secs"].as_i64() <= ada["last_contact_unix_secs"].as_i64());
+    assert_eq!(ada["sentiment"]["scored_conversation_count"], 0);
+    let bob_only = users("?search=bob").await;
+    assert_eq!(bob_only["users"][0]["last_contact_conversation_id"], bob_id.as_str());
+    assert_eq!(bob_only["users"].as_array().unwrap().len(), 1);
+    let of_two = users(&format!("?agent_id={two}")).await;
+    assert_eq!(of_two["users"].as_array().unwrap().len(), 1, "only ada talked to agent two");
+    let page = users("?page_size=1&sort_by=conversation_count&sort_direction=asc").await;
+    assert_eq!(page["users"][0]["user_id"], "bob");
+    let next = users(&format!(
+        "?page_size=1&sort_by=conversation_count&sort_direction=asc&cursor={}",
+        page["next_cursor"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(next["users"][0]["user_id"], "ada");
+    assert_eq!(next["has_more"], false);
+    let (s, _) = app.get("/v1/convai/users?sort_by=mood", key).await;
+    assert_eq!(s, 422);
+    let (_, none) = app.get("/v1/convai/users", &theirs).await;
+    assert_eq!(none["users"], json!([]));
+}
+dual_db!(users_and_the_live_count);
