@@ -172,6 +172,20 @@ async fn users_and_the_live_count(backend: Backend) {
     })
     .await;
     assert!(dropped.is_some(), "an ended conversation leaves the count");
+
+    // A killed node marks nothing seen: its conversations stop counting after a minute; seen
+    // again, they count.
+    use colloquy_store::ReviewStore as _;
+    let (_, tag) = app.post("/v1/convai/tags", key, &json!({"title": "ws"})).await;
+    let ws = colloquy_core::ids::WorkspaceId::from(tag["workspace_id"].as_str().unwrap());
+    let store = app.db.store().await;
+    let now = colloquy_core::time::now_secs();
+    let stale = colloquy_core::ids::ConversationId::from("01234567-0000-7000-8000-00000000dead");
+    store.live_started(&ws, &stale, &one, "worker_killed", now - 90).await.unwrap();
+    assert_eq!(live("").await, 2, "not seen for 90 s: not counted");
+    store.live_seen("worker_killed", now, now - 600).await.unwrap();
+    assert_eq!(live("").await, 3, "seen again: counted");
+    store.live_ended(&stale).await.unwrap();
     drop((ada_1, ada_2));
 
     let users = async |query: &str| {
