@@ -11,7 +11,7 @@ use colloquy_engine::voice::format::AudioFormat;
 use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, FakeSpeech, SpeechRequest, Webhook, call, text, with_llm};
-use crate::helpers::{Backend, TestApp, dual_db, poll};
+use crate::helpers::{Backend, TestApp, dual_db, ended_conversation, poll};
 use crate::tools::create_tool;
 use crate::ws::{self, Socket, connect, next, next_of, send};
 
@@ -212,7 +212,7 @@ async fn a_spoken_conversation_with_a_tool(backend: Backend) {
     assert!(calls.as_array().unwrap().iter().any(|c| c["toolName"] == "order_status"), "{calls}");
 
     drop(ws);
-    let done = ended(&app, &conversation_id).await;
+    let done = ended_conversation(&app, &conversation_id).await;
     let turns = done["transcript"].as_array().unwrap();
     let user = turns.iter().find(|t| t["role"] == "user").unwrap();
     assert_eq!(user["source_medium"], "audio", "{user}");
@@ -270,16 +270,6 @@ async fn spawn(backend: Backend, llm: &FakeLlm, voice: &FakeSpeech) -> TestApp {
 }
 
 /// The conversation once it has ended.
-async fn ended(app: &TestApp, id: &str) -> Value {
-    let key = &app.admin_key;
-    poll(Duration::from_secs(10), Duration::from_millis(100), async || {
-        let (_, c) = app.get(&format!("/v1/convai/conversations/{id}"), key).await;
-        (c["status"] == "done").then_some(c)
-    })
-    .await
-    .expect("the conversation ends")
-}
-
 /// How long an MP3 file plays.
 fn mp3_seconds(mp3: &[u8]) -> f64 {
     let mut decoder = rusty_mp3::Mp3Decoder::new();
@@ -336,7 +326,7 @@ async fn speaking_over_the_agent_interrupts_it() {
     assert_eq!(transcript["user_transcription_event"]["user_transcript"], "stop please");
     next_of(&mut ws, "agent_response").await;
     drop(ws);
-    let done = ended(&app, &conversation_id).await;
+    let done = ended_conversation(&app, &conversation_id).await;
     let interrupted = done["transcript"]
         .as_array()
         .unwrap()
@@ -437,7 +427,7 @@ async fn bad_audio_text_only_sessions_and_failing_providers() {
     );
     drop(ws);
     let key = &app.admin_key;
-    let done = ended(&app, &text_only_id).await;
+    let done = ended_conversation(&app, &text_only_id).await;
     assert_eq!(done["has_audio"], false, "a text-only conversation has no recording");
     assert_eq!(done["metadata"]["text_only"], true);
     let (s, body) = app.get(&format!("/v1/convai/conversations/{text_only_id}/audio"), key).await;
@@ -731,7 +721,7 @@ async fn ignore_terms_do_not_interrupt_the_agent() {
     assert_eq!(transcript["user_transcription_event"]["user_transcript"], "and another thing");
     next_of(&mut ws, "agent_response").await;
     drop(ws);
-    let done = ended(&app, &conversation_id).await;
+    let done = ended_conversation(&app, &conversation_id).await;
     let said: Vec<&str> = done["transcript"]
         .as_array()
         .unwrap()
@@ -843,7 +833,7 @@ async fn slow_answers_get_the_soft_timeout_fillers() {
     let inputs = synthesized(&voice);
     assert_eq!(inputs, ["Hmm, Ada.", "Still looking.", "Still looking.", "Here it is."]);
     drop(ws);
-    let done = ended(&app, &conversation_id).await;
+    let done = ended_conversation(&app, &conversation_id).await;
     let agent = done["transcript"]
         .as_array()
         .unwrap()

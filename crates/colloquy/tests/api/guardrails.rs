@@ -3,12 +3,10 @@
 //! retries with its feedback (the blocked words never reach the client), and a custom guardrail
 //! that ends the call; each trigger sends `guardrail_triggered` and is on its transcript entry.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, Reply, is_analysis, text};
-use crate::helpers::{Backend, TestApp, dual_db, poll};
+use crate::helpers::{Backend, TestApp, dual_db, ended_conversation};
 use crate::ws::{self, next, open, say, turn};
 
 /// The agent, and the judges its guardrails ask (the same fake model answers both).
@@ -125,13 +123,7 @@ async fn guardrails_check_inputs_and_answers(backend: Backend) {
     assert!(kinds(&seen).contains(&"guardrail_triggered"), "{seen:?}");
     assert!(!serde_json::to_string(&seen).unwrap().contains("$5"), "{seen:?}");
 
-    let path = format!("/v1/convai/conversations/{conversation_id}");
-    let got = poll(Duration::from_secs(10), Duration::from_millis(50), async || {
-        let (_, got) = app.get(&path, key).await;
-        (got["status"] != "in-progress").then_some(got)
-    })
-    .await
-    .expect("the conversation ends");
+    let got = ended_conversation(&app, &conversation_id).await;
     let triggered: Vec<Value> = got["transcript"]
         .as_array()
         .unwrap()

@@ -414,6 +414,17 @@ pub async fn poll<T>(
 }
 
 /// `GET {base}{path}` with `key`.
+/// The conversation `id` once it has ended (done or failed), as the API shows it.
+pub async fn ended_conversation(app: &TestApp, id: &str) -> Value {
+    let path = format!("/v1/convai/conversations/{id}");
+    poll(Duration::from_secs(10), Duration::from_millis(50), async || {
+        let (_, c) = app.get(&path, &app.admin_key).await;
+        (c["status"] == "done" || c["status"] == "failed").then_some(c)
+    })
+    .await
+    .expect("the conversation ends")
+}
+
 pub async fn get_json(base: &str, key: &str, path: &str) -> (u16, Value) {
     let response =
         client().get(format!("{base}{path}")).header("xi-api-key", key).send().await.unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, Webhook, call, is_analysis, text, with_llm};
-use crate::helpers::{Backend, TestApp, dual_db, poll};
+use crate::helpers::{Backend, TestApp, dual_db, ended_conversation};
 use crate::tools::create_tool;
 use crate::ws::{self, next, next_of, open, say, turn};
 
@@ -119,13 +119,7 @@ async fn a_transfer_moves_the_conversation_to_the_target_agent(backend: Backend)
     assert_eq!(hook.received().len(), 1, "billing's own tool ran");
     drop(socket);
 
-    let path = format!("/v1/convai/conversations/{conversation_id}");
-    let got = poll(Duration::from_secs(10), Duration::from_millis(50), async || {
-        let (_, got) = app.get(&path, key).await;
-        (got["status"] == "done").then_some(got)
-    })
-    .await
-    .expect("the conversation ends");
+    let got = ended_conversation(&app, &conversation_id).await;
     assert_eq!(got["agent_id"], reception.as_str(), "the conversation stays the reception's");
     let visited: Vec<&str> = got["visited_agents"]
         .as_array()

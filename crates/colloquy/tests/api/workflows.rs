@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, Reply, Webhook, call, is_analysis, text, with_llm};
-use crate::helpers::{Backend, TestApp, dual_db, invocation_done, poll};
+use crate::helpers::{Backend, TestApp, dual_db, ended_conversation, invocation_done};
 use crate::tools::create_tool;
 use crate::ws::{self, next_of, open, turn};
 
@@ -116,13 +116,7 @@ async fn a_workflow_walks_from_start_to_end(backend: Backend) {
     );
     assert_eq!(events.last().unwrap()["close"], 1000, "the end node ends the call: {events:?}");
 
-    let path = format!("/v1/convai/conversations/{conversation_id}");
-    let got = poll(Duration::from_secs(10), Duration::from_millis(50), async || {
-        let (_, got) = app.get(&path, key).await;
-        (got["status"] == "done").then_some(got)
-    })
-    .await
-    .expect("the conversation ends");
+    let got = ended_conversation(&app, &conversation_id).await;
     let nodes: Vec<(String, String)> = got["transcript"]
         .as_array()
         .unwrap()
