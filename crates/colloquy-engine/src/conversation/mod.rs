@@ -292,6 +292,7 @@ impl Conversation {
                     .collect::<Vec<_>>()
                     .join(" "),
                 end_call: before.end_call || after.end_call,
+                end_reason: before.end_reason.or(after.end_reason),
             });
         }
         self.state.transfer = None;

@@ -44,7 +44,7 @@ impl Conversation {
                 let _ = tx.send(TurnEvent::Delta(first.clone()));
             }
             input::seed(&mut self.state, Role::Assistant, &first);
-            return Ok(TurnResult { text: first, end_call: false });
+            return Ok(TurnResult { text: first, end_call: false, end_reason: None });
         }
         turn::run(&mut self.state, &self.runtime, events).await
     }

@@ -84,7 +84,14 @@ pub struct TurnResult {
     pub text: String,
     /// The agent ended the conversation.
     pub end_call: bool,
+    /// Why, when it did: its `end_call` tool, its workflow's end node, a guardrail.
+    pub end_reason: Option<&'static str>,
 }
+
+/// Why a call ended at a workflow's end node.
+const WORKFLOW_END: &str = "the workflow reached an end node";
+/// Why a call ended on a guardrail's `end_call` action.
+const GUARDRAIL_END: &str = "a guardrail ended the call";
 
 /// Where a turn's events go, if anyone listens.
 pub(crate) type Events<'a> = Option<&'a mpsc::UnboundedSender<TurnEvent>>;
@@ -110,7 +117,7 @@ pub(crate) async fn run(
     // A hand-over into a node of this agent's workflow starts there.
     match workflow::advance(state, rt, &llm, &mut reply, events, resume).await? {
         workflow::Next::Answer | workflow::Next::Wait => {}
-        workflow::Next::End => return Ok(reply.ended(state)),
+        workflow::Next::End => return Ok(reply.ended(state, WORKFLOW_END)),
         workflow::Next::HandOver => return Ok(reply.stopped(state)),
     }
     // A node may have reconfigured the agent (its model and tools among it).
@@ -145,7 +152,7 @@ pub(crate) async fn run(
                     continue;
                 }
                 (Ruling::Retry, true) => answer.text = guardrails::REFUSAL.into(),
-                (Ruling::End, _) => return Ok(reply.ended(state)),
+                (Ruling::End, _) => return Ok(reply.ended(state, GUARDRAIL_END)),
             }
         }
         if stream.is_none() || held {
@@ -161,7 +168,7 @@ pub(crate) async fn run(
             match workflow::advance(state, rt, &llm, &mut reply, events, Some(target)).await? {
                 workflow::Next::Answer => llm = llm::Llm::for_agent(state, rt)?,
                 workflow::Next::Wait | workflow::Next::HandOver => return Ok(reply.stopped(state)),
-                workflow::Next::End => return Ok(reply.ended(state)),
+                workflow::Next::End => return Ok(reply.ended(state, WORKFLOW_END)),
             }
         }
         if stopped {

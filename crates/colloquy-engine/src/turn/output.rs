@@ -18,6 +18,8 @@ pub(crate) struct Reply {
     pub(crate) text: String,
     /// An `end_call` tool ran.
     pub(crate) end_call: bool,
+    /// Why the call ends, when it does.
+    pub(crate) end_reason: Option<&'static str>,
 }
 
 impl Reply {
@@ -27,6 +29,7 @@ impl Reply {
             entry: transcript::agent_entry(&state.agent, "", state.secs()),
             text: String::new(),
             end_call: false,
+            end_reason: None,
         }
     }
 
@@ -69,8 +72,9 @@ impl Reply {
 
     /// The turn ends the call (a workflow's end node, a guardrail): the text so far is the
     /// last answer.
-    pub(crate) fn ended(mut self, state: &mut State) -> TurnResult {
+    pub(crate) fn ended(mut self, state: &mut State, reason: &'static str) -> TurnResult {
         self.end_call = true;
+        self.end_reason = Some(reason);
         self.stopped(state)
     }
 
@@ -82,6 +86,6 @@ impl Reply {
     fn close(mut self, state: &mut State) -> TurnResult {
         self.entry["message"] = json!(self.text);
         state.transcript.push(self.entry);
-        TurnResult { text: self.text, end_call: self.end_call }
+        TurnResult { text: self.text, end_call: self.end_call, end_reason: self.end_reason }
     }
 }

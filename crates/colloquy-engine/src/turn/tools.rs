@@ -34,7 +34,10 @@ pub(crate) async fn run(
         let updates = assign(state, call, &outcome);
         record(reply, call, tool, &outcome, updates);
         match std::mem::take(&mut outcome.effect) {
-            Effect::EndCall => reply.end_call = true,
+            Effect::EndCall => {
+                reply.end_call = true;
+                reply.end_reason.get_or_insert("end_call tool was called");
+            }
             Effect::SkipTurn => skip = true,
             Effect::Language(lang) => {
                 if let Some(tx) = events {

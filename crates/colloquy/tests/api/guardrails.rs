@@ -124,6 +124,7 @@ async fn guardrails_check_inputs_and_answers(backend: Backend) {
     assert!(!serde_json::to_string(&seen).unwrap().contains("$5"), "{seen:?}");
 
     let got = ended_conversation(&app, &conversation_id).await;
+    assert_eq!(got["metadata"]["termination_reason"], "a guardrail ended the call");
     let triggered: Vec<Value> = got["transcript"]
         .as_array()
         .unwrap()

@@ -117,6 +117,7 @@ async fn a_workflow_walks_from_start_to_end(backend: Backend) {
     assert_eq!(events.last().unwrap()["close"], 1000, "the end node ends the call: {events:?}");
 
     let got = ended_conversation(&app, &conversation_id).await;
+    assert_eq!(got["metadata"]["termination_reason"], "the workflow reached an end node");
     let nodes: Vec<(String, String)> = got["transcript"]
         .as_array()
         .unwrap()

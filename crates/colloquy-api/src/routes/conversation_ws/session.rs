@@ -845,7 +845,8 @@ async fn engine_task(
                     break;
                 }
                 if done.end_call {
-                    ending = Ending::Normal("end_call tool was called".into());
+                    let why = done.end_reason.unwrap_or("end_call tool was called");
+                    ending = Ending::Normal(why.into());
                     outbox.close(1000, "The agent ended the conversation").await;
                     break;
                 }
@@ -866,6 +867,8 @@ struct Done {
     event_id: Option<u64>,
     /// The agent ended the call.
     end_call: bool,
+    /// Why.
+    end_reason: Option<&'static str>,
     /// The turn failed in a way that ends the conversation (close 1008), with why.
     refused: Option<String>,
 }
@@ -939,7 +942,7 @@ async fn turn(
         if let Some(speaker) = &speaker {
             speaker.end(turn_event).await;
         }
-        return Done { end_call: turn.end_call, ..Done::default() };
+        return Done { end_call: turn.end_call, end_reason: turn.end_reason, ..Done::default() };
     }
     outbox
         .send(ServerEvent::AgentResponse {
@@ -956,7 +959,12 @@ async fn turn(
         }
         spoken(conversation, outbox, speaker, turn_event, llm_first_text).await;
     }
-    Done { event_id: Some(turn_event), end_call: turn.end_call, refused: None }
+    Done {
+        event_id: Some(turn_event),
+        end_call: turn.end_call,
+        end_reason: turn.end_reason,
+        refused: None,
+    }
 }
 
 /// The soft timeout's fillers for an answer to `said`, if the agent has them.
