@@ -15,7 +15,7 @@ use crate::fakes::with_llm;
 use crate::fakes::{FakeLlm, Reply, Webhook, call, text};
 use crate::helpers::{
     Backend, ChildServer, TestApp, TestDb, client, colloquy_bin, invocation_done,
-    invocation_summary, postgres_configured, status_json,
+    invocation_summary, poll, postgres_configured, status_json,
 };
 use crate::tools::webhook;
 use crate::ws::{connect, initiate, next, open, say, until};
@@ -203,7 +203,15 @@ async fn two_nodes_share_one_postgresql_database() {
             .contains("sunny"),
         "{events:?}"
     );
+    // The other node counts it live, and stops once it ends.
+    let live = format!("/v1/convai/analytics/live-count?agent_id={agent_id}");
+    assert_eq!(b.get(&live).await.1["count"], 1);
     drop(socket);
+    let left = poll(Duration::from_secs(5), Duration::from_millis(50), async || {
+        (b.get(&live).await.1["count"] == 0).then_some(())
+    })
+    .await;
+    assert!(left.is_some(), "an ended conversation leaves every node's count");
     let (s, calls) = b.get(&format!("/api/tool-calls?executionId={conversation}")).await;
     assert_eq!(s, 200, "{calls}");
     assert_eq!(calls[0]["toolName"], "lookup");
