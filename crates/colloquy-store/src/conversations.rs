@@ -359,6 +359,10 @@ impl ConversationStore for SqlStore {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM conversation_messages WHERE conversation_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
             Ok(())
         })
     }

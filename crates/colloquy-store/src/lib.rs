@@ -25,6 +25,7 @@ mod jobs;
 mod kb_sync;
 mod knowledge_base;
 mod mcp_servers;
+mod messages;
 mod page;
 mod procedures;
 mod query;
@@ -78,6 +79,7 @@ pub use knowledge_base::{
     KnowledgeStore, NewDocument,
 };
 pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
+pub use messages::{MessageHit, MessageSearch, MessageStore};
 pub use page::{Page, SortValue};
 pub use procedures::{DraftScope, ProcedureDraftRow, ProcedureStore, ProcedureVersionRow, Publish};
 pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};
@@ -117,6 +119,7 @@ pub trait Store:
     + ChangeStore
     + ConversationStore
     + ReviewStore
+    + MessageStore
     + AnalysisStore
     + AccessStore
     + TestStore

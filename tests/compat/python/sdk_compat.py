@@ -197,6 +197,9 @@ def test_review_tags_users_and_live_count():
     assert users.has_more in (True, False) and isinstance(users.users, list)
     count = client.conversational_ai.analytics.live_count.get(agent_ids=[agent_id]).count
     assert count >= 0
+    found = conversations.messages.text_search(text_query="weather", agent_id=agent_id, page_size=5)
+    assert found.results and "weather" in found.results[0].chunk_text.lower(), found
+    assert any(h.is_hit for h in found.results[0].chunk_highlights)
 
 
 def test_tools_crud_dependents_and_executions():

@@ -9,7 +9,7 @@ use colloquy_core::ids::ConversationId;
 use colloquy_core::scope::Role;
 use colloquy_core::validation::{LocItem, Violation};
 use colloquy_core::{ids, time};
-use colloquy_store::{TagRow, UserFilter, UserRow};
+use colloquy_store::{MessageHit, MessageSearch, TagRow, UserFilter, UserRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(untag_conversation))
         .routes(routes!(list_users))
         .routes(routes!(live_count))
+        .routes(routes!(text_search))
 }
 
 const MAX_TITLE_CHARS: usize = 120;
@@ -368,4 +369,176 @@ async fn live_count(cx: Ctx, Query(params): Query<LiveCountParams>) -> ApiResult
     let since = time::now_secs() - LIVE_WITHIN_SECS;
     let count = cx.app.store.live_count(&cx.workspace_id, &agents, since).await?;
     Ok(Json(json!({"count": count})))
+}
+
+/// A search page: 1 to 50, 20 unless asked.
+const SEARCH_PAGE: PageSizeRule = PageSizeRule { min: 1, max: 50, default: 20 };
+/// Words a query may hold.
+const MAX_QUERY_WORDS: usize = 32;
+
+/// `sort_by` of the text search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SearchSort {
+    #[default]
+    SearchScore,
+    CreatedAt,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SearchParams {
+    /// The words to find (required).
+    text_query: Option<String>,
+    /// Only this agent's conversations.
+    agent_id: Option<String>,
+    /// `success`, `failure` or `unknown`.
+    call_successful: Option<String>,
+    /// Started before this unix second.
+    call_start_before_unix: Option<i64>,
+    /// Started after this unix second.
+    call_start_after_unix: Option<i64>,
+    /// Only this end user's conversations.
+    user_id: Option<String>,
+    /// Only this branch's conversations.
+    branch_id: Option<String>,
+    /// 1..=50, default 20.
+    page_size: Option<i64>,
+    /// `search_score` (default) or `created_at` (newest conversations first).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<String>)]
+    sort_by: Option<SearchSort>,
+    /// From the previous page.
+    cursor: Option<String>,
+}
+
+/// The query's words: letters and digits, lower case.
+fn words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .take(MAX_QUERY_WORDS)
+        .collect()
+}
+
+/// `text` cut into runs that match one of `words` (a word, or a longer form of it: the
+/// index stems) and runs that do not.
+fn highlights(text: &str, words: &[String]) -> Vec<Value> {
+    let mut segments: Vec<(String, bool)> = Vec::new();
+    let mut push = |piece: &str, hit: bool| match segments.last_mut() {
+        Some((last, was)) if *was == hit => last.push_str(piece),
+        _ => segments.push((piece.to_owned(), hit)),
+    };
+    let mut rest = text;
+    while !rest.is_empty() {
+        let start = rest.find(char::is_alphanumeric).unwrap_or(rest.len());
+        push(&rest[..start], false);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !c.is_alphanumeric()).unwrap_or(rest.len());
+        if end > 0 {
+            let word = rest[..end].to_lowercase();
+            let hit =
+                words.iter().any(|w| word == *w || (w.len() >= 3 && word.starts_with(w.as_str())));
+            push(&rest[..end], hit);
+        }
+        rest = &rest[end..];
+    }
+    segments.into_iter().map(|(value, is_hit)| json!({"value": value, "is_hit": is_hit})).collect()
+}
+
+fn hit_view(hit: &MessageHit, words: &[String]) -> Value {
+    json!({
+        "conversation_id": hit.conversation_id,
+        "agent_id": hit.agent_id,
+        "agent_name": hit.agent_name,
+        "transcript_index": hit.transcript_index,
+        "chunk_text": hit.message,
+        "chunk_highlights": highlights(&hit.message, words),
+        "score": hit.score,
+        "conversation_start_time_unix_secs": hit.started_at,
+    })
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversations/messages/text-search", params(SearchParams), security(("api_key" = ["conversations:read"])))]
+async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<Json<Value>> {
+    let query = params.text_query.unwrap_or_default();
+    let words = words(&query);
+    if words.is_empty() {
+        return Err(ApiError::invalid(Violation::new(
+            ["query", "text_query"],
+            "string_too_short",
+            "text_query needs at least one word",
+        )));
+    }
+    let sort = params.sort_by.unwrap_or_default();
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let filters = format!(
+        "{:?}",
+        (
+            &words,
+            &params.agent_id,
+            &params.call_successful,
+            params.call_start_before_unix,
+            params.call_start_after_unix,
+            &params.user_id,
+            &params.branch_id,
+            sort
+        )
+    );
+    // The cursor holds how many results the earlier pages showed.
+    let pager = Pager::new(
+        SEARCH_PAGE,
+        params.page_size,
+        params.cursor.as_deref(),
+        "offset",
+        Direction::Asc,
+        &[&filters],
+    )?;
+    let offset = pager.after::<i64>()?.map_or(0, |(n, _)| n);
+    let search = MessageSearch {
+        words: words.clone(),
+        agent_id: given(params.agent_id),
+        call_successful: given(params.call_successful),
+        before: params.call_start_before_unix,
+        after: params.call_start_after_unix,
+        user_id: given(params.user_id),
+        branch_id: given(params.branch_id),
+        by_start: sort == SearchSort::CreatedAt,
+        offset: u32::try_from(offset.max(0)).unwrap_or(u32::MAX),
+        limit: pager.fetch(),
+    };
+    let hits = cx.app.store.search_messages(&cx.workspace_id, &search).await?;
+    let has_more = hits.len() > pager.limit() as usize;
+    let shown: Vec<Value> =
+        hits.iter().take(pager.limit() as usize).map(|h| hit_view(h, &words)).collect();
+    let next_offset = offset + shown.len() as i64;
+    let next_cursor = has_more.then(|| pager.next_cursor(json!(next_offset), ""));
+    let page = offset / i64::from(pager.limit().max(1)) + 1;
+    Ok(Json(json!({
+        "meta": {"total": null, "page": page, "page_size": pager.limit()},
+        "results": shown,
+        "next_cursor": next_cursor,
+        "has_more": has_more,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlights_mark_the_query_words() {
+        let words = words("Refund order");
+        let segments = highlights("I want a refund for my orders, please.", &words);
+        let hits: Vec<&str> = segments
+            .iter()
+            .filter(|s| s["is_hit"] == true)
+            .filter_map(|s| s["value"].as_str())
+            .collect();
+        assert_eq!(hits, ["refund", "orders"]);
+        let whole: String = segments.iter().filter_map(|s| s["value"].as_str()).collect();
+        assert_eq!(whole, "I want a refund for my orders, please.");
+        assert!(super::words("  ,;  ").is_empty());
+    }
 }

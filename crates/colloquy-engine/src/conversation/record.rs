@@ -98,7 +98,20 @@ impl Recorder {
             Ending::Error(_) => "failed",
         };
         let progress = self.progress(state, status, Some(ending));
-        self.store.update_conversation(&state.agent.workspace_id, &self.id, &progress).await
+        self.store.update_conversation(&state.agent.workspace_id, &self.id, &progress).await?;
+        // Searchable once finished: indexing every turn would cost each turn a write.
+        let messages: Vec<(i64, String, String)> = state
+            .transcript
+            .entries()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let text = e["message"].as_str().filter(|t| !t.trim().is_empty())?;
+                let role = e["role"].as_str().unwrap_or("agent");
+                Some((i64::try_from(i).unwrap_or(i64::MAX), role.to_owned(), text.to_owned()))
+            })
+            .collect();
+        self.store.index_messages(&state.agent.workspace_id, &self.id, &messages).await
     }
 
     fn progress(

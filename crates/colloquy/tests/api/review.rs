@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::fakes::{FakeLlm, text, with_llm};
-use crate::helpers::{Backend, TestApp, dual_db, poll};
+use crate::helpers::{Backend, TestApp, dual_db, ended_conversation, poll};
 use crate::ws::{self, Socket, turn};
 
 async fn agent(app: &TestApp) -> String {
@@ -222,3 +222,77 @@ async fn users_and_the_live_count(backend: Backend) {
     assert_eq!(none["users"], json!([]));
 }
 dual_db!(users_and_the_live_count);
+
+async fn transcripts_are_searched(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("Noted.")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let (one, two) = (agent(&app).await, agent(&app).await);
+    let mut ids = Vec::new();
+    for (agent, said) in [
+        (&one, "my order arrived broken, maybe a refund then"),
+        (&one, "please refund order 17 today"),
+        (&two, "what are your opening hours"),
+    ] {
+        let data = InitiationData { user_id: Some("ada".into()), ..Default::default() };
+        let (mut socket, id) =
+            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
+        turn(&mut socket, said).await;
+        drop(socket);
+        ended_conversation(&app, &id).await;
+        ids.push(id);
+    }
+    let search = async |query: &str| {
+        let (s, b) =
+            app.get(&format!("/v1/convai/conversations/messages/text-search?{query}"), key).await;
+        assert_eq!(s, 200, "{b}");
+        b
+    };
+    let found = search("text_query=Refund%20order").await;
+    let results = found["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{found}");
+    assert_eq!(results[0]["conversation_id"], ids[1].as_str(), "the phrase ranks first: {found}");
+    assert_eq!(results[0]["chunk_text"], "please refund order 17 today");
+    assert!(results[0]["score"].as_f64() > results[1]["score"].as_f64());
+    let hits: Vec<&str> = results[0]["chunk_highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["is_hit"] == true)
+        .filter_map(|h| h["value"].as_str())
+        .collect();
+    assert_eq!(hits, ["refund", "order"]);
+    assert_eq!(results[0]["agent_id"], one.as_str());
+    assert!(results[0]["conversation_start_time_unix_secs"].as_i64().is_some());
+    assert_eq!(search(&format!("text_query=refund&agent_id={two}")).await["results"], json!([]));
+    assert_eq!(search("text_query=hours").await["results"][0]["conversation_id"], ids[2].as_str());
+    let first = search("text_query=refund%20order&page_size=1").await;
+    assert_eq!(first["has_more"], true);
+    let next = search(&format!(
+        "text_query=refund%20order&page_size=1&cursor={}",
+        first["next_cursor"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(next["results"][0]["conversation_id"], ids[0].as_str());
+    assert_eq!(next["has_more"], false);
+    for bad in ["", "text_query=", "text_query=%20%2C", "text_query=x&page_size=51"] {
+        let (s, b) =
+            app.get(&format!("/v1/convai/conversations/messages/text-search?{bad}"), key).await;
+        assert_eq!(s, 422, "{bad}: {b}");
+    }
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    let (_, none) =
+        app.get("/v1/convai/conversations/messages/text-search?text_query=refund", &theirs).await;
+    assert_eq!(none["results"], json!([]));
+    let (s, _) = app
+        .send(Method::DELETE, &format!("/v1/convai/conversations/{}", ids[1]), key, &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let after = search("text_query=refund").await;
+    assert_eq!(
+        after["results"].as_array().unwrap().len(),
+        1,
+        "a deleted conversation is not found: {after}"
+    );
+}
+dual_db!(transcripts_are_searched);

@@ -1,0 +1,178 @@
+//! Transcript messages of finished conversations and their full-text search: SQLite FTS5
+//! (external content kept by triggers, bm25) or PostgreSQL `tsvector` with a GIN index
+//! (`ts_rank`). A query's words match any message that has one of them; one that has them
+//! as a phrase ranks above one that has them scattered.
+
+use async_trait::async_trait;
+
+use colloquy_core::ids::{ConversationId, WorkspaceId};
+
+use crate::db::{Db, transaction};
+use crate::inline::sqlite_row;
+use crate::query::{Bind, Query, fetch_all};
+use crate::{SqlStore, StoreResult};
+
+/// One message found.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MessageHit {
+    /// Its conversation.
+    pub conversation_id: String,
+    /// The conversation's agent.
+    pub agent_id: String,
+    /// The agent's name then.
+    pub agent_name: Option<String>,
+    /// Its place in the transcript.
+    pub transcript_index: i64,
+    /// Its text.
+    pub message: String,
+    /// How well it matches (larger is better).
+    pub score: f64,
+    /// The conversation's start.
+    pub started_at: i64,
+}
+sqlite_row!(MessageHit {
+    conversation_id,
+    agent_id,
+    agent_name,
+    transcript_index,
+    message,
+    score,
+    started_at,
+});
+
+/// A search of the workspace's messages.
+#[derive(Debug, Clone, Default)]
+pub struct MessageSearch {
+    /// The query's words (letters and digits only), lower case.
+    pub words: Vec<String>,
+    /// Only this agent's conversations.
+    pub agent_id: Option<String>,
+    /// Only conversations with this outcome.
+    pub call_successful: Option<String>,
+    /// Started before this unix second.
+    pub before: Option<i64>,
+    /// Started after this unix second.
+    pub after: Option<i64>,
+    /// Only this end user's.
+    pub user_id: Option<String>,
+    /// Only this branch's.
+    pub branch_id: Option<String>,
+    /// Newest conversations first, instead of the best matches.
+    pub by_start: bool,
+    /// Results skipped (earlier pages).
+    pub offset: u32,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Messages and their search.
+#[async_trait]
+pub trait MessageStore {
+    /// Indexes a finished conversation's messages (index, role, text), replacing any earlier.
+    async fn index_messages(
+        &self, workspace_id: &WorkspaceId, conversation_id: &ConversationId,
+        messages: &[(i64, String, String)],
+    ) -> StoreResult<()>;
+
+    /// The workspace's messages that match `search`.
+    async fn search_messages(
+        &self, workspace_id: &WorkspaceId, search: &MessageSearch,
+    ) -> StoreResult<Vec<MessageHit>>;
+}
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn index_messages(
+        &self, workspace_id: &WorkspaceId, conversation_id: &ConversationId,
+        messages: &[(i64, String, String)],
+    ) -> StoreResult<()> {
+        transaction!(self, |tx| {
+            sqlx::query("DELETE FROM conversation_messages WHERE conversation_id = $1")
+                .bind(conversation_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            for (index, role, message) in messages {
+                sqlx::query(
+                    "INSERT INTO conversation_messages (conversation_id, workspace_id, \
+                     transcript_index, role, message) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(conversation_id.as_str())
+                .bind(workspace_id.as_str())
+                .bind(index)
+                .bind(role)
+                .bind(message)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn search_messages(
+        &self, workspace_id: &WorkspaceId, s: &MessageSearch,
+    ) -> StoreResult<Vec<MessageHit>> {
+        if s.words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = "m.conversation_id, c.agent_id, c.agent_name, m.transcript_index, m.message";
+        let mut q = match &self.db {
+            // FTS5: the words as a phrase, then each alone, any of them; bm25 adds up what each
+            // matched, so the phrase ranks first. Quoted, so no operator can be injected.
+            Db::Sqlite { .. } => {
+                let mut terms = vec![format!("\"{}\"", s.words.join(" "))];
+                terms.extend(s.words.iter().map(|w| format!("\"{w}\"")));
+                let mut q = Query::in_workspace(
+                    format!(
+                        "SELECT {columns}, -bm25(conversation_messages_fts) AS score, \
+                         c.started_at FROM conversation_messages_fts \
+                         JOIN conversation_messages m ON m.rowid = conversation_messages_fts.rowid \
+                         JOIN conversations c ON c.id = m.conversation_id \
+                         WHERE m.workspace_id = $1"
+                    ),
+                    workspace_id,
+                );
+                q.push(" AND conversation_messages_fts MATCH ?", Bind::Text(terms.join(" OR ")));
+                q
+            }
+            // PostgreSQL: any of the words, plus the phrase's rank on top.
+            Db::Postgres(_) => {
+                let mut q = Query::in_workspace(String::new(), workspace_id);
+                let any = q.param(Bind::Text(s.words.join(" | ")));
+                let phrase = q.param(Bind::Text(s.words.join(" ")));
+                q.raw(&format!(
+                    "SELECT {columns}, (ts_rank(m.terms, to_tsquery('english', {any})) \
+                     + ts_rank(m.terms, phraseto_tsquery('english', {phrase})))::float8 AS score, \
+                     c.started_at FROM conversation_messages m \
+                     JOIN conversations c ON c.id = m.conversation_id \
+                     WHERE m.workspace_id = $1 AND m.terms @@ to_tsquery('english', {any})"
+                ));
+                q
+            }
+        };
+        q.raw(" AND c.deleted = FALSE");
+        for (column, value) in [
+            ("c.agent_id", &s.agent_id),
+            ("c.call_successful", &s.call_successful),
+            ("c.user_id", &s.user_id),
+            ("c.branch_id", &s.branch_id),
+        ] {
+            if let Some(v) = value {
+                q.push(&format!(" AND {column} = ?"), Bind::Text(v.clone()));
+            }
+        }
+        if let Some(before) = s.before {
+            q.push(" AND c.started_at < ?", Bind::Int(before));
+        }
+        if let Some(after) = s.after {
+            q.push(" AND c.started_at > ?", Bind::Int(after));
+        }
+        let order = if s.by_start {
+            "c.started_at DESC, m.conversation_id, m.transcript_index"
+        } else {
+            "score DESC, m.conversation_id, m.transcript_index"
+        };
+        q.order_and_limit(order, s.limit);
+        q.raw(&format!(" OFFSET {}", s.offset));
+        Ok(fetch_all!(self, q)?)
+    }
+}
