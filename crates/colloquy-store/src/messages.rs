@@ -57,6 +57,20 @@ pub struct MessageSearch {
     pub user_id: Option<String>,
     /// Only this branch's.
     pub branch_id: Option<String>,
+    /// Only this version's.
+    pub version_id: Option<String>,
+    /// Lasting at least this many seconds.
+    pub min_duration: Option<i64>,
+    /// Lasting at most this many seconds.
+    pub max_duration: Option<i64>,
+    /// Not in these statuses.
+    pub exclude_statuses: Vec<String>,
+    /// Ended for one of these reasons (`termination_reason`).
+    pub termination_reasons: Vec<String>,
+    /// That called one of these tools (by name), with any outcome / successfully / with an error.
+    pub tool_names: [Vec<String>; 3],
+    /// The same by tool id.
+    pub tool_ids: [Vec<String>; 3],
     /// Newest conversations first, instead of the best matches.
     pub by_start: bool,
     /// Results skipped (earlier pages).
@@ -150,22 +164,7 @@ impl MessageStore for SqlStore {
             }
         };
         q.raw(" AND c.deleted = FALSE");
-        for (column, value) in [
-            ("c.agent_id", &s.agent_id),
-            ("c.call_successful", &s.call_successful),
-            ("c.user_id", &s.user_id),
-            ("c.branch_id", &s.branch_id),
-        ] {
-            if let Some(v) = value {
-                q.push(&format!(" AND {column} = ?"), Bind::Text(v.clone()));
-            }
-        }
-        if let Some(before) = s.before {
-            q.push(" AND c.started_at < ?", Bind::Int(before));
-        }
-        if let Some(after) = s.after {
-            q.push(" AND c.started_at > ?", Bind::Int(after));
-        }
+        filter_conversations(&mut q, s);
         let order = if s.by_start {
             "c.started_at DESC, m.conversation_id, m.transcript_index"
         } else {
@@ -174,5 +173,51 @@ impl MessageStore for SqlStore {
         q.order_and_limit(order, s.limit);
         q.raw(&format!(" OFFSET {}", s.offset));
         Ok(fetch_all!(self, q)?)
+    }
+}
+
+/// The search's conversation filters, over `c` (the conversation of each message).
+fn filter_conversations(q: &mut Query, s: &MessageSearch) {
+    for (column, value) in [
+        ("c.agent_id", &s.agent_id),
+        ("c.call_successful", &s.call_successful),
+        ("c.user_id", &s.user_id),
+        ("c.branch_id", &s.branch_id),
+        ("c.version_id", &s.version_id),
+    ] {
+        if let Some(v) = value {
+            q.push(&format!(" AND {column} = ?"), Bind::Text(v.clone()));
+        }
+    }
+    if let Some(before) = s.before {
+        q.push(" AND c.started_at < ?", Bind::Int(before));
+    }
+    if let Some(after) = s.after {
+        q.push(" AND c.started_at > ?", Bind::Int(after));
+    }
+    if let Some(min) = s.min_duration {
+        q.push(" AND c.duration_secs >= ?", Bind::Int(min));
+    }
+    if let Some(max) = s.max_duration {
+        q.push(" AND c.duration_secs <= ?", Bind::Int(max));
+    }
+    if !s.exclude_statuses.is_empty() {
+        q.raw(" AND NOT (1 = 1");
+        q.push_in("c.status", &s.exclude_statuses);
+        q.raw(")");
+    }
+    if !s.termination_reasons.is_empty() {
+        q.push_in("c.termination_reason", &s.termination_reasons);
+    }
+    let outcomes = ["", " AND NOT t.is_error", " AND t.is_error"];
+    let by_name = s.tool_names.iter().zip(outcomes).map(|(v, o)| ("t.tool_name", v, o));
+    let by_id = s.tool_ids.iter().zip(outcomes).map(|(v, o)| ("t.tool_id", v, o));
+    for (column, names, outcome) in by_name.chain(by_id) {
+        if !names.is_empty() {
+            q.raw(" AND EXISTS (SELECT 1 FROM tool_executions t WHERE t.conversation_id = c.id");
+            q.push_in(column, names);
+            q.raw(outcome);
+            q.raw(")");
+        }
     }
 }

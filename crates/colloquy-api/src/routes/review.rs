@@ -402,6 +402,36 @@ struct SearchParams {
     user_id: Option<String>,
     /// Only this branch's conversations.
     branch_id: Option<String>,
+    /// Only this version's conversations.
+    version_id: Option<String>,
+    /// Lasting at least this many seconds.
+    call_duration_min_secs: Option<i64>,
+    /// Lasting at most this many seconds.
+    call_duration_max_secs: Option<i64>,
+    /// Not in these statuses (repeat the parameter).
+    #[serde(default)]
+    exclude_statuses: Vec<String>,
+    /// Ended for one of these reasons (repeat the parameter).
+    #[serde(default)]
+    termination_reasons: Vec<String>,
+    /// That called one of these tools (repeat the parameter).
+    #[serde(default)]
+    tool_names: Vec<String>,
+    /// That called one of these tools successfully.
+    #[serde(default)]
+    tool_names_successful: Vec<String>,
+    /// That called one of these tools and it failed.
+    #[serde(default)]
+    tool_names_errored: Vec<String>,
+    /// That called one of these tools, by id (repeat the parameter).
+    #[serde(default)]
+    tool_ids: Vec<String>,
+    /// That called one of these tools successfully, by id.
+    #[serde(default)]
+    tool_ids_successful: Vec<String>,
+    /// That called one of these tools and it failed, by id.
+    #[serde(default)]
+    tool_ids_errored: Vec<String>,
     /// 1..=50, default 20.
     page_size: Option<i64>,
     /// `search_score` (default) or `created_at` (newest conversations first).
@@ -473,17 +503,23 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
     }
     let sort = params.sort_by.unwrap_or_default();
     let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let lists = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let tool_names = [
+        lists(params.tool_names),
+        lists(params.tool_names_successful),
+        lists(params.tool_names_errored),
+    ];
+    let tool_ids =
+        [lists(params.tool_ids), lists(params.tool_ids_successful), lists(params.tool_ids_errored)];
+    let (exclude_statuses, termination_reasons) =
+        (lists(params.exclude_statuses), lists(params.termination_reasons));
     let filters = format!(
         "{:?}",
         (
-            &words,
-            &params.agent_id,
-            &params.call_successful,
-            params.call_start_before_unix,
-            params.call_start_after_unix,
-            &params.user_id,
-            &params.branch_id,
-            sort
+            (&words, &params.agent_id, &params.call_successful, params.call_start_before_unix),
+            (params.call_start_after_unix, &params.user_id, &params.branch_id, sort),
+            (&params.version_id, params.call_duration_min_secs, params.call_duration_max_secs),
+            (&exclude_statuses, &termination_reasons, &tool_names, &tool_ids),
         )
     );
     // The cursor holds how many results the earlier pages showed.
@@ -504,6 +540,13 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
         after: params.call_start_after_unix,
         user_id: given(params.user_id),
         branch_id: given(params.branch_id),
+        version_id: given(params.version_id),
+        min_duration: params.call_duration_min_secs,
+        max_duration: params.call_duration_max_secs,
+        exclude_statuses,
+        termination_reasons,
+        tool_names,
+        tool_ids,
         by_start: sort == SearchSort::CreatedAt,
         offset: u32::try_from(offset.max(0)).unwrap_or(u32::MAX),
         limit: pager.fetch(),

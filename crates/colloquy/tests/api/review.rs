@@ -7,7 +7,7 @@ use colloquy_core::protocol::InitiationData;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fakes::{FakeLlm, text, with_llm};
+use crate::fakes::{FakeLlm, call, text, with_llm};
 use crate::helpers::{Backend, TestApp, dual_db, ended_conversation, poll};
 use crate::ws::{self, Socket, turn};
 
@@ -224,10 +224,21 @@ async fn users_and_the_live_count(backend: Backend) {
 dual_db!(users_and_the_live_count);
 
 async fn transcripts_are_searched(backend: Backend) {
-    let llm = FakeLlm::openai(|_: &Value| text("Noted.")).await;
+    // Asked for the opening hours, the agent ends the call: a tool call to filter on.
+    let llm = FakeLlm::openai(|req: &Value| {
+        let messages = req["messages"].as_array().unwrap();
+        let asked = messages.last().is_some_and(|m| m["content"].to_string().contains("hours"));
+        if asked { call("end_call", json!({})) } else { text("Noted.") }
+    })
+    .await;
     let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
     let key = &app.admin_key;
-    let (one, two) = (agent(&app).await, agent(&app).await);
+    let one = agent(&app).await;
+    let (s, b) = app.post("/v1/convai/agents/create", key, &json!({"conversation_config": {"agent": {
+        "first_message": "", "prompt": {"prompt": "p", "llm": "gpt-4o", "built_in_tools": {"end_call": {
+            "name": "end_call", "description": "End", "params": {"system_tool_type": "end_call"}}}}}}})).await;
+    assert_eq!(s, 200, "{b}");
+    let two = b["agent_id"].as_str().unwrap().to_owned();
     let mut ids = Vec::new();
     for (agent, said) in [
         (&one, "my order arrived broken, maybe a refund then"),
@@ -237,8 +248,12 @@ async fn transcripts_are_searched(backend: Backend) {
         let data = InitiationData { user_id: Some("ada".into()), ..Default::default() };
         let (mut socket, id) =
             ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
-        turn(&mut socket, said).await;
-        drop(socket);
+        if agent == &two {
+            ws::say(&mut socket, said).await;
+        } else {
+            turn(&mut socket, said).await;
+            drop(socket);
+        }
         ended_conversation(&app, &id).await;
         ids.push(id);
     }
@@ -275,6 +290,17 @@ async fn transcripts_are_searched(backend: Backend) {
     .await;
     assert_eq!(next["results"][0]["conversation_id"], ids[0].as_str());
     assert_eq!(next["has_more"], false);
+    let count = async |query: &str| search(query).await["results"].as_array().unwrap().len();
+    assert_eq!(count("text_query=hours&tool_names=end_call").await, 1);
+    assert_eq!(count("text_query=hours&tool_names=other&tool_names=end_call").await, 1);
+    assert_eq!(count("text_query=hours&tool_names_successful=end_call").await, 1);
+    assert_eq!(count("text_query=hours&tool_names_errored=end_call").await, 0);
+    assert_eq!(count("text_query=refund&tool_names=end_call").await, 0);
+    assert_eq!(count("text_query=refund&exclude_statuses=done").await, 0);
+    assert_eq!(count("text_query=refund&exclude_statuses=failed").await, 2);
+    assert_eq!(count("text_query=refund&call_duration_min_secs=100000").await, 0);
+    assert_eq!(count("text_query=refund&call_duration_max_secs=100000").await, 2);
+    assert_eq!(count("text_query=refund&termination_reasons=nothing%20like%20it").await, 0);
     for bad in ["", "text_query=", "text_query=%20%2C", "text_query=x&page_size=51"] {
         let (s, b) =
             app.get(&format!("/v1/convai/conversations/messages/text-search?{bad}"), key).await;
