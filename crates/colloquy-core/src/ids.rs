@@ -27,6 +27,10 @@ pub mod prefix {
     pub const ENV_VAR: &str = "envvar_";
     /// Conversation tags.
     pub const CONVERSATION_TAG: &str = "ctag_";
+    /// Triage tickets.
+    pub const TICKET: &str = "tkt_";
+    /// A triage ticket's notes.
+    pub const TICKET_NOTE: &str = "tnote_";
     /// Workspace webhooks.
     pub const WEBHOOK: &str = "webhook_";
     /// Agents.

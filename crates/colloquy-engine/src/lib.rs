@@ -23,6 +23,7 @@ mod secrets;
 pub mod simulation;
 pub mod telemetry;
 pub mod testing;
+pub mod tickets;
 pub mod tools;
 pub mod turn;
 pub mod voice;

@@ -112,6 +112,10 @@ pub trait AuditStore {
     async fn conversation_executions(
         &self, workspace_id: &WorkspaceId, conversation_id: &ConversationId,
     ) -> StoreResult<Vec<ToolExecution>>;
+    /// The workspace's calls among `ids`.
+    async fn executions_by_id(
+        &self, workspace_id: &WorkspaceId, ids: &[String],
+    ) -> StoreResult<Vec<ToolExecution>>;
 }
 
 const COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, conversation_id, \
@@ -235,6 +239,16 @@ impl AuditStore for SqlStore {
              ORDER BY timestamp_ms, id"
         );
         Ok(fetch_all!(self, Query::scoped(sql, workspace_id, conversation_id.as_str()))?)
+    }
+
+    async fn executions_by_id(
+        &self, workspace_id: &WorkspaceId, ids: &[String],
+    ) -> StoreResult<Vec<ToolExecution>> {
+        let sql = format!("SELECT {COLUMNS} FROM tool_executions WHERE workspace_id = $1");
+        let Some(q) = Query::among(sql, workspace_id, "id", ids) else {
+            return Ok(Vec::new());
+        };
+        Ok(fetch_all!(self, q)?)
     }
 }
 

@@ -33,6 +33,7 @@ mod rag_indexes;
 mod review;
 mod secrets;
 mod test_runs;
+mod tickets;
 mod tools;
 pub mod transfer;
 mod webhooks;
@@ -86,6 +87,9 @@ pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};
 pub use review::{LastContactRow, ReviewStore, TagRow, UserFilter, UserRow};
 pub use secrets::{SecretRecord, SecretStore};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
+pub use tickets::{
+    TicketConversationRow, TicketFilter, TicketNoteRow, TicketRow, TicketSort, TicketStore,
+};
 pub use tools::{
     NewTool, SecretDependent, ToolContent, ToolFilter, ToolPage, ToolRow, ToolStore, ToolUsage,
 };
@@ -119,6 +123,7 @@ pub trait Store:
     + ChangeStore
     + ConversationStore
     + ReviewStore
+    + TicketStore
     + MessageStore
     + AnalysisStore
     + AccessStore

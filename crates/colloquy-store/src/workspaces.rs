@@ -55,6 +55,9 @@ pub trait WorkspaceStore {
 
     /// A workspace's name.
     async fn workspace_name(&self, workspace_id: &WorkspaceId) -> StoreResult<String>;
+
+    /// The workspace's users, by email.
+    async fn workspace_users(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<User>>;
 }
 
 #[async_trait]
@@ -130,6 +133,18 @@ impl WorkspaceStore for SqlStore {
                 .bind(workspace_id.as_str())
                 .fetch_one(pool)
                 .await
+        })?)
+    }
+
+    async fn workspace_users(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<User>> {
+        Ok(run!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT id, workspace_id, name, email, created_at FROM users \
+                 WHERE workspace_id = $1 ORDER BY email",
+            )
+            .bind(workspace_id.as_str())
+            .fetch_all(pool)
+            .await
         })?)
     }
 }

@@ -202,6 +202,51 @@ def test_review_tags_users_and_live_count():
     assert any(h.is_hit for h in found.results[0].chunk_highlights)
 
 
+def test_review_triage_tickets():
+    triage = client.conversational_ai.triage_tickets
+    agent_id = os.environ["COLLOQUY_PUBLIC_AGENT"]
+    conversation_id = client.conversational_ai.conversations.list(agent_id=agent_id).conversations[0].conversation_id
+    ticket = triage.create(
+        conversation_id=conversation_id,
+        title="SDK finding",
+        qa_comment="The agent guessed the weather",
+        turn_comments=[{"turn_index": 0, "comment": "Should have asked the city"}],
+        priority="high",
+    )
+    tid = ticket.agentqa_ticket_id
+    assert ticket.status == "open" and ticket.source == "qa" and ticket.conversation_ids == [conversation_id]
+    assert ticket.turn_comments[0].turn_index == 0 and ticket.turn_comments[0].comment == "Should have asked the city"
+    manual = triage.create_manual(agent_id, qa_comment="Write the weather article", priority="low")
+    assert manual.source == "manual" and manual.conversation_ids == []
+    users = triage.list_assignable_users(agent_id)
+    assert users and users[0].has_access
+    updated = triage.update(tid, status="in_progress", assignee_user_id=users[0].user_id)
+    assert updated.status == "in_progress" and updated.assignee_user_id == users[0].user_id
+    assert triage.add_comment(tid, comment="Looking into it").ticket_comments[-1].comment == "Looking into it"
+    turned = triage.add_turn_comment(tid, turn_index=1, comment="The answer was fine")
+    assert turned.turn_comments[-1].turn_index == 1
+    try:
+        triage.add_turn_comment(tid, turn_index=999, comment="x")
+        raise AssertionError("a turn past the transcript was accepted")
+    except ApiError as e:
+        assert e.status_code == 422, e.status_code
+    page = triage.list(agent_id, sort_by="priority", page_size=1)
+    assert page.agent_conversation_tickets[0].agentqa_ticket_id == tid and page.has_more
+    following = triage.list(agent_id, sort_by="priority", page_size=1, cursor=page.next_cursor)
+    assert following.agent_conversation_tickets[0].agentqa_ticket_id == manual.agentqa_ticket_id
+    assert [t.agentqa_ticket_id for t in triage.list_for_workspace(assignee_user_id="unassigned", search="weather article").agent_conversation_tickets] == [manual.agentqa_ticket_id]
+    merged = triage.merge(tid, source_ticket_ids=[manual.agentqa_ticket_id])
+    assert merged.agentqa_ticket_id == tid
+    assert triage.get(manual.agentqa_ticket_id).status == "merged"
+    triage.delete(manual.agentqa_ticket_id)
+    triage.delete(tid)
+    try:
+        triage.get(tid)
+        raise AssertionError("a deleted ticket was found")
+    except ApiError as e:
+        assert e.status_code == 404, e.status_code
+
+
 def test_tools_crud_dependents_and_executions():
     tools = client.conversational_ai.tools
     body = {

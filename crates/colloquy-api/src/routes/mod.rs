@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod settings;
 pub mod simulate;
 pub mod test_invocations;
+pub mod tickets;
 pub mod tool_calls;
 pub mod tools;
 pub mod webhook_deliveries;
@@ -37,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(conversation_analysis::router())
         .merge(review::router())
+        .merge(tickets::router())
         .merge(secrets::router())
         .merge(environments::router())
         .merge(settings::router())

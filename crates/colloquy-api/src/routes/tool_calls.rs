@@ -32,7 +32,8 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-fn view(e: &ToolExecution) -> Value {
+/// A tool call as `/api/tool-calls` shows it (and a ticket's turn comment that points at it).
+pub(crate) fn view(e: &ToolExecution) -> Value {
     let parse = |text: &Option<String>| match text {
         Some(t) => serde_json::from_str::<Value>(t).unwrap_or_else(|_| Value::String(t.clone())),
         None => Value::Null,

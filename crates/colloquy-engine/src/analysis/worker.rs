@@ -89,6 +89,9 @@ async fn analyse_and_finish(deps: &EngineDeps, job: &AnalysisJob) {
     };
     match deps.store.finish_analysis(job, &outcome, time::now_secs()).await {
         Ok(true) => {
+            if let AnalysisOutcome::Succeeded { analysis, .. } = &outcome {
+                raise_ticket(deps, &workspace_id, &id, analysis).await;
+            }
             let ended = !matches!(outcome, AnalysisOutcome::Failed { retry_at: Some(_), .. });
             if ended && job.deliver {
                 crate::webhooks::post_call(deps, &workspace_id, &id).await;
@@ -98,5 +101,21 @@ async fn analyse_and_finish(deps: &EngineDeps, job: &AnalysisJob) {
             tracing::warn!(conversation = %id, "an analysis was taken over while it ran");
         }
         Err(e) => tracing::error!(error = %e, conversation = %id, "could not record an analysis"),
+    }
+}
+
+/// A ticket for a failed evaluation, when the workspace asks for one; a failure to raise it is
+/// logged and does not undo the analysis.
+async fn raise_ticket(
+    deps: &EngineDeps, workspace_id: &WorkspaceId, id: &ConversationId, analysis: &str,
+) {
+    let raised = async {
+        let conversation = deps.store.get_conversation(workspace_id, id).await?;
+        let analysis: serde_json::Value = serde_json::from_str(analysis).unwrap_or_default();
+        crate::tickets::after_analysis(deps.store.as_ref(), workspace_id, &conversation, &analysis)
+            .await
+    };
+    if let Err(e) = raised.await {
+        tracing::error!(error = %e, conversation = %id, "could not raise a triage ticket");
     }
 }

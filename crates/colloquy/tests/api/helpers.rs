@@ -207,6 +207,18 @@ impl TestApp {
         let admin_key = generate_token();
         let mut config = test_config(&db, &admin_key);
         tweak(&mut config);
+        TestApp::start(db, config, admin_key).await
+    }
+
+    /// Stops the server and starts another (on a new port) over the same database and
+    /// configuration: what was stored must survive it.
+    pub async fn restart(self) -> TestApp {
+        let (config, admin_key) = (self.config.clone(), self.admin_key.clone());
+        let db = self.stop().await;
+        TestApp::start(db, config, admin_key).await
+    }
+
+    async fn start(db: TestDb, config: Config, admin_key: String) -> TestApp {
         let server = Server::build(&config).await.expect("server starts");
         let kept = config.clone();
         let addr = server.local_addr().expect("addr");

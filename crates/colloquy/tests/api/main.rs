@@ -19,6 +19,7 @@ mod mcp_servers;
 mod review;
 mod secrets;
 mod test_invocations;
+mod tickets;
 mod tool_calls;
 mod tools;
 mod webhooks;
