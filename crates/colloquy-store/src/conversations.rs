@@ -359,10 +359,13 @@ impl ConversationStore for SqlStore {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM conversation_messages WHERE conversation_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            for delete in [
+                "DELETE FROM conversation_messages WHERE conversation_id = $1",
+                "DELETE FROM conversation_message_vectors WHERE conversation_id = $1",
+                "DELETE FROM message_embedding_queue WHERE conversation_id = $1",
+            ] {
+                sqlx::query(delete).bind(id.as_str()).execute(&mut *tx).await?;
+            }
             Ok(())
         })
     }

@@ -80,7 +80,9 @@ pub use knowledge_base::{
     KnowledgeStore, NewDocument,
 };
 pub use mcp_servers::{McpServerContent, McpServerRow, McpServerStore};
-pub use messages::{MessageHit, MessageSearch, MessageStore};
+pub use messages::{
+    MessageHit, MessageSearch, MessageStore, MessageVector, UnembeddedConversation,
+};
 pub use page::{Page, SortValue};
 pub use procedures::{DraftScope, ProcedureDraftRow, ProcedureStore, ProcedureVersionRow, Publish};
 pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};

@@ -1,7 +1,8 @@
 //! Transcript messages of finished conversations and their full-text search: SQLite FTS5
 //! (external content kept by triggers, bm25) or PostgreSQL `tsvector` with a GIN index
 //! (`ts_rank`). A query's words match any message that has one of them; one that has them
-//! as a phrase ranks above one that has them scattered.
+//! as a phrase ranks above one that has them scattered. For semantic search, each finished
+//! conversation is queued until a node's worker stores its messages' vectors.
 
 use async_trait::async_trait;
 
@@ -39,6 +40,45 @@ sqlite_row!(MessageHit {
     score,
     started_at,
 });
+
+/// A message with its vector, for ranking by meaning.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MessageVector {
+    /// Its conversation.
+    pub conversation_id: String,
+    /// The conversation's agent.
+    pub agent_id: String,
+    /// The agent's name then.
+    pub agent_name: Option<String>,
+    /// Its place in the transcript.
+    pub transcript_index: i64,
+    /// Its text.
+    pub message: String,
+    /// The conversation's start.
+    pub started_at: i64,
+    /// Unit-length little-endian `f32`s.
+    pub vector: Vec<u8>,
+}
+sqlite_row!(MessageVector {
+    conversation_id,
+    agent_id,
+    agent_name,
+    transcript_index,
+    message,
+    started_at,
+    vector,
+});
+
+/// A finished conversation whose messages wait for their vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnembeddedConversation {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Its workspace.
+    pub workspace_id: WorkspaceId,
+    /// Its messages: (transcript index, text).
+    pub messages: Vec<(i64, String)>,
+}
 
 /// A search of the workspace's messages.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +132,24 @@ pub trait MessageStore {
     async fn search_messages(
         &self, workspace_id: &WorkspaceId, search: &MessageSearch,
     ) -> StoreResult<Vec<MessageHit>>;
+
+    /// Up to `limit` conversations waiting for their vectors, oldest first, each leased to the
+    /// caller until `now + lease_secs` (one another node holds is skipped).
+    async fn lease_unembedded(
+        &self, now: i64, lease_secs: i64, limit: u32,
+    ) -> StoreResult<Vec<UnembeddedConversation>>;
+
+    /// Saves a conversation's message vectors under `model` and takes it off the queue.
+    async fn save_message_vectors(
+        &self, conversation: &UnembeddedConversation, model: &str, vectors: &[(i64, Vec<u8>)],
+    ) -> StoreResult<()>;
+
+    /// Up to `limit` of the workspace's message vectors under `model`, of conversations that
+    /// pass `search`'s filters, after `after` (conversation, index) in that order.
+    async fn message_vectors(
+        &self, workspace_id: &WorkspaceId, model: &str, search: &MessageSearch,
+        after: Option<(&str, i64)>, limit: u32,
+    ) -> StoreResult<Vec<MessageVector>>;
 }
 
 #[async_trait]
@@ -105,6 +163,20 @@ impl MessageStore for SqlStore {
                 .bind(conversation_id.as_str())
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM conversation_message_vectors WHERE conversation_id = $1")
+                .bind(conversation_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO message_embedding_queue (conversation_id, workspace_id, queued_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (conversation_id) \
+                 DO UPDATE SET queued_at = excluded.queued_at, leased_until = 0",
+            )
+            .bind(conversation_id.as_str())
+            .bind(workspace_id.as_str())
+            .bind(colloquy_core::time::now_secs())
+            .execute(&mut *tx)
+            .await?;
             for (index, role, message) in messages {
                 sqlx::query(
                     "INSERT INTO conversation_messages (conversation_id, workspace_id, \
@@ -172,6 +244,107 @@ impl MessageStore for SqlStore {
         };
         q.order_and_limit(order, s.limit);
         q.raw(&format!(" OFFSET {}", s.offset));
+        Ok(fetch_all!(self, q)?)
+    }
+
+    async fn lease_unembedded(
+        &self, now: i64, lease_secs: i64, limit: u32,
+    ) -> StoreResult<Vec<UnembeddedConversation>> {
+        transaction!(self, |tx| {
+            let waiting: Vec<(String, String)> = sqlx::query_as(
+                "SELECT conversation_id, workspace_id FROM message_embedding_queue \
+                 WHERE leased_until <= $1 ORDER BY queued_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut leased = Vec::with_capacity(waiting.len());
+            for (conversation_id, workspace_id) in waiting {
+                let taken = sqlx::query(
+                    "UPDATE message_embedding_queue SET leased_until = $3 \
+                     WHERE conversation_id = $1 AND leased_until <= $2",
+                )
+                .bind(&conversation_id)
+                .bind(now)
+                .bind(now + lease_secs)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken != 1 {
+                    continue;
+                }
+                let messages: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT transcript_index, message FROM conversation_messages \
+                     WHERE conversation_id = $1 ORDER BY transcript_index",
+                )
+                .bind(&conversation_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                leased.push(UnembeddedConversation {
+                    conversation_id: conversation_id.into(),
+                    workspace_id: workspace_id.into(),
+                    messages,
+                });
+            }
+            Ok(leased)
+        })
+    }
+
+    async fn save_message_vectors(
+        &self, conversation: &UnembeddedConversation, model: &str, vectors: &[(i64, Vec<u8>)],
+    ) -> StoreResult<()> {
+        let id = conversation.conversation_id.as_str();
+        transaction!(self, |tx| {
+            sqlx::query("DELETE FROM conversation_message_vectors WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for (index, vector) in vectors {
+                sqlx::query(
+                    "INSERT INTO conversation_message_vectors (conversation_id, transcript_index, \
+                     workspace_id, model, vector) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(index)
+                .bind(conversation.workspace_id.as_str())
+                .bind(model)
+                .bind(vector)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM message_embedding_queue WHERE conversation_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        })
+    }
+
+    async fn message_vectors(
+        &self, workspace_id: &WorkspaceId, model: &str, s: &MessageSearch,
+        after: Option<(&str, i64)>, limit: u32,
+    ) -> StoreResult<Vec<MessageVector>> {
+        let mut q = Query::in_workspace(
+            "SELECT v.conversation_id, c.agent_id, c.agent_name, v.transcript_index, m.message, \
+             c.started_at, v.vector FROM conversation_message_vectors v \
+             JOIN conversation_messages m ON m.conversation_id = v.conversation_id \
+             AND m.transcript_index = v.transcript_index \
+             JOIN conversations c ON c.id = v.conversation_id \
+             WHERE v.workspace_id = $1 AND c.deleted = FALSE",
+            workspace_id,
+        );
+        q.push(" AND v.model = ?", Bind::Text(model.to_owned()));
+        if let Some((conversation, index)) = after {
+            let conversation = q.param(Bind::Text(conversation.to_owned()));
+            let index = q.param(Bind::Int(index));
+            q.raw(&format!(
+                " AND (v.conversation_id > {conversation} OR (v.conversation_id = {conversation} \
+                 AND v.transcript_index > {index}))"
+            ));
+        }
+        filter_conversations(&mut q, s);
+        q.order_and_limit("v.conversation_id, v.transcript_index", limit);
         Ok(fetch_all!(self, q)?)
     }
 }

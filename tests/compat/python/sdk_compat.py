@@ -200,6 +200,9 @@ def test_review_tags_users_and_live_count():
     found = conversations.messages.text_search(text_query="weather", agent_id=agent_id, page_size=5)
     assert found.results and "weather" in found.results[0].chunk_text.lower(), found
     assert any(h.is_hit for h in found.results[0].chunk_highlights)
+    # No embedding provider here: the smart search answers from the words.
+    smart = conversations.messages.search(text_query="weather", agent_id=agent_id, page_size=5)
+    assert smart.results and smart.results[0].conversation_id, smart
 
 
 def test_review_triage_tickets():

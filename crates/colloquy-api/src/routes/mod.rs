@@ -13,6 +13,7 @@ pub mod llm_usage;
 pub mod mcp_servers;
 pub mod ops;
 pub mod review;
+pub mod search;
 pub mod secrets;
 pub mod settings;
 pub mod simulate;
@@ -38,6 +39,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(conversation_analysis::router())
         .merge(review::router())
+        .merge(search::router())
         .merge(tickets::router())
         .merge(secrets::router())
         .merge(environments::router())

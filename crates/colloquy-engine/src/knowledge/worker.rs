@@ -1,6 +1,7 @@
 //! The knowledge-base worker: every node runs one. It leases embedding indexes and crawls
 //! that are queued, or whose holder died (their lease ran out), and works them one at a time,
-//! renewing the lease of the one it works; then URL documents due for auto-sync.
+//! renewing the lease of the one it works; then URL documents due for auto-sync, then finished
+//! conversations whose messages wait for their vectors.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use colloquy_core::time;
 use colloquy_store::{JobKind, Lease};
 use tokio::sync::watch;
 
-use super::{crawler, indexer, sync};
+use super::{crawler, indexer, messages, sync};
 use crate::EngineDeps;
 use crate::lease::Heartbeat;
 
@@ -50,6 +51,9 @@ pub async fn worker(deps: Arc<EngineDeps>, worker_id: String, mut stop: watch::R
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "could not take a document due for auto-sync"),
+        }
+        if messages::embed_waiting(&deps).await {
+            continue;
         }
         tokio::select! {
             () = tokio::time::sleep(POLL) => {}

@@ -306,6 +306,9 @@ async fn transcripts_are_searched(backend: Backend) {
             app.get(&format!("/v1/convai/conversations/messages/text-search?{bad}"), key).await;
         assert_eq!(s, 422, "{bad}: {b}");
     }
+    let (by_meaning, mode) = smart_search(&app, key, "text_query=refund%20order").await;
+    assert_eq!(mode, "lexical", "no embedding provider: the words answer");
+    assert_eq!(by_meaning["results"], found["results"]);
     let theirs = app.key("globex", "g@globex.test", "admin").await;
     let (_, none) =
         app.get("/v1/convai/conversations/messages/text-search?text_query=refund", &theirs).await;
@@ -322,3 +325,99 @@ async fn transcripts_are_searched(backend: Backend) {
     );
 }
 dual_db!(transcripts_are_searched);
+
+/// A smart search and how it was answered (the `x-colloquy-search-mode` header).
+async fn smart_search(app: &TestApp, key: &str, query: &str) -> (Value, String) {
+    let r = app
+        .client
+        .get(app.url(&format!("/v1/convai/conversations/messages/smart-search?{query}")))
+        .header("xi-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    let mode = r.headers().get("x-colloquy-search-mode").map(|m| m.to_str().unwrap().to_owned());
+    let (s, b) = crate::helpers::status_json(r).await;
+    assert_eq!(s, 200, "{query}: {b}");
+    (b, mode.unwrap_or_default())
+}
+
+async fn transcripts_are_searched_by_meaning(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("Noted.")).await;
+    let embeddings = crate::fakes::FakeEmbeddings::start(Duration::ZERO).await;
+    let configure = embeddings.configure();
+    let app = TestApp::spawn_with(backend, |c| {
+        with_llm(&llm)(c);
+        configure(c);
+    })
+    .await;
+    let key = &app.admin_key;
+    let (one, two) = (agent(&app).await, agent(&app).await);
+    let mut ids = Vec::new();
+    for (agent, said) in [
+        (&one, "my automobile will not start this morning"),
+        (&one, "where do I leave my bike"),
+        (&two, "the vehicle rattles on the motorway"),
+    ] {
+        let data = InitiationData { user_id: Some("ada".into()), ..Default::default() };
+        let (mut socket, id) =
+            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
+        turn(&mut socket, said).await;
+        drop(socket);
+        ended_conversation(&app, &id).await;
+        ids.push(id);
+    }
+    // Each node's worker embeds finished conversations in the background: three user
+    // messages and three answers.
+    let found = poll(Duration::from_secs(20), Duration::from_millis(100), async || {
+        let (b, mode) = smart_search(&app, key, "text_query=car").await;
+        (b["results"].as_array().unwrap().len() == 6).then_some((b, mode))
+    })
+    .await;
+    let (found, mode) = found.expect("every message is embedded");
+    assert_eq!(mode, "semantic");
+    let results = found["results"].as_array().unwrap();
+    let top: std::collections::BTreeSet<&str> =
+        results[..2].iter().map(|r| r["chunk_text"].as_str().unwrap()).collect();
+    assert_eq!(
+        top,
+        ["my automobile will not start this morning", "the vehicle rattles on the motorway"].into(),
+        "meaning, not words, ranks them first: {found}"
+    );
+    assert!(results[0]["chunk_highlights"].is_null(), "no highlights by meaning: {found}");
+    assert!(results[1]["score"].as_f64() > results[2]["score"].as_f64(), "{found}");
+    let (s, by_words) =
+        app.get("/v1/convai/conversations/messages/text-search?text_query=car", key).await;
+    assert_eq!((s, &by_words["results"]), (200, &json!([])), "no message has the word");
+    let (theirs, _) = smart_search(&app, key, &format!("text_query=car&agent_id={two}")).await;
+    assert_eq!(theirs["results"][0]["conversation_id"], ids[2].as_str(), "{theirs}");
+    assert!(theirs["results"].as_array().unwrap().iter().all(|r| r["agent_id"] == two.as_str()));
+    let (first, _) = smart_search(&app, key, "text_query=car&page_size=1").await;
+    assert_eq!(first["has_more"], true);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (next, _) =
+        smart_search(&app, key, &format!("text_query=car&page_size=1&cursor={cursor}")).await;
+    assert_ne!(next["results"][0]["chunk_text"], first["results"][0]["chunk_text"]);
+    assert_eq!(next["meta"]["page"], 2);
+    let other = app.key("globex", "g@globex.test", "admin").await;
+    let (none, _) = smart_search(&app, &other, "text_query=car").await;
+    assert_eq!(none["results"], json!([]), "another workspace's messages stay theirs");
+    let (s, _) = app
+        .send(Method::DELETE, &format!("/v1/convai/conversations/{}", ids[0]), key, &json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let (after, _) = smart_search(&app, key, "text_query=car").await;
+    assert!(
+        after["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["conversation_id"] != ids[0].as_str()),
+        "a deleted conversation is not found: {after}"
+    );
+    for bad in ["", "text_query=%20", "text_query=x&page_size=0"] {
+        let (s, b) =
+            app.get(&format!("/v1/convai/conversations/messages/smart-search?{bad}"), key).await;
+        assert_eq!(s, 422, "{bad}: {b}");
+    }
+}
+dual_db!(transcripts_are_searched_by_meaning);
