@@ -25,6 +25,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod tickets;
 pub mod tools;
+pub mod topics;
 pub mod turn;
 pub mod voice;
 pub mod webhooks;

@@ -9,7 +9,7 @@ use colloquy_core::ids::{ConversationId, WorkspaceId};
 use crate::db::{execute, transaction};
 use crate::inline::sqlite_row;
 use crate::jobs::{ANALYSES, JobKind, Lease, take_job};
-use crate::query::find;
+use crate::query::{Bind, Query, fetch_all, fetch_optional, find};
 use crate::{SqlStore, StoreResult};
 
 /// An analysis job as its holder took it.
@@ -27,6 +27,18 @@ pub struct AnalysisJob {
     pub attempt: i64,
 }
 sqlite_row!(AnalysisJob { id, workspace_id, deliver, worker, attempt });
+
+/// A conversation with its analysis, for grouping an agent's conversations into topics.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AnalysedConversation {
+    /// The conversation.
+    pub id: String,
+    /// When it started (unix seconds).
+    pub started_at: i64,
+    /// Its analysis (`ConversationHistoryAnalysisCommonModel` as JSON).
+    pub analysis: String,
+}
+sqlite_row!(AnalysedConversation { id, started_at, analysis });
 
 impl AnalysisJob {
     /// The lease its holder renews.
@@ -105,6 +117,17 @@ pub trait AnalysisStore {
     async fn analysis_status(
         &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<AnalysisStatus>;
+
+    /// Up to `limit` of the agent's analysed conversations started in `[from, to)`, newest
+    /// first.
+    async fn analysed_conversations(
+        &self, workspace_id: &WorkspaceId, agent_id: &str, from: i64, to: i64, limit: u32,
+    ) -> StoreResult<Vec<AnalysedConversation>>;
+
+    /// When the agent's newest analysed conversation started.
+    async fn last_analysed_start(
+        &self, workspace_id: &WorkspaceId, agent_id: &str,
+    ) -> StoreResult<Option<i64>>;
 }
 
 #[async_trait]
@@ -224,6 +247,35 @@ impl AnalysisStore for SqlStore {
             workspace_id,
             id.as_str()
         )
+    }
+
+    async fn analysed_conversations(
+        &self, workspace_id: &WorkspaceId, agent_id: &str, from: i64, to: i64, limit: u32,
+    ) -> StoreResult<Vec<AnalysedConversation>> {
+        let mut q = Query::in_workspace(
+            "SELECT id, started_at, analysis FROM conversations \
+             WHERE workspace_id = $1 AND deleted = FALSE AND analysis IS NOT NULL",
+            workspace_id,
+        );
+        q.push(" AND agent_id = ?", Bind::Text(agent_id.to_owned()));
+        q.push(" AND started_at >= ?", Bind::Int(from));
+        q.push(" AND started_at < ?", Bind::Int(to));
+        q.order_and_limit("started_at DESC, id", limit);
+        Ok(fetch_all!(self, q)?)
+    }
+
+    async fn last_analysed_start(
+        &self, workspace_id: &WorkspaceId, agent_id: &str,
+    ) -> StoreResult<Option<i64>> {
+        let mut q = Query::in_workspace(
+            "SELECT started_at FROM conversations \
+             WHERE workspace_id = $1 AND deleted = FALSE AND analysis IS NOT NULL",
+            workspace_id,
+        );
+        q.push(" AND agent_id = ?", Bind::Text(agent_id.to_owned()));
+        q.order_and_limit("started_at DESC", 1);
+        let found: Option<(i64,)> = fetch_optional!(self, q)?;
+        Ok(found.map(|(at,)| at))
     }
 }
 

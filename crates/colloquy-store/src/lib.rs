@@ -55,7 +55,9 @@ pub use agents::{
     AgentContent, AgentFilter, AgentPage, AgentRow, AgentStore, AgentSummary, AgentSummaryRow,
     MAIN_BRANCH_NAME, NewAgent, SummarySink,
 };
-pub use analyses::{AnalysisJob, AnalysisOutcome, AnalysisStatus, AnalysisStore};
+pub use analyses::{
+    AnalysedConversation, AnalysisJob, AnalysisOutcome, AnalysisStatus, AnalysisStore,
+};
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
 pub use changes::{ChangeFilter, ChangeRow, ChangeStore};

@@ -203,6 +203,8 @@ def test_review_tags_users_and_live_count():
     # No embedding provider here: the smart search answers from the words.
     smart = conversations.messages.search(text_query="weather", agent_id=agent_id, page_size=5)
     assert smart.results and smart.results[0].conversation_id, smart
+    topics = conversations.topics.get(agent_id, sort_by="success_rate", include_evaluation_criteria=False)
+    assert isinstance(topics.topics, list) and topics.window_end_unix_secs > topics.window_start_unix_secs
 
 
 def test_review_triage_tickets():

@@ -21,6 +21,7 @@ pub mod test_invocations;
 pub mod tickets;
 pub mod tool_calls;
 pub mod tools;
+pub mod topics;
 pub mod webhook_deliveries;
 pub mod webhooks;
 pub mod whoami;
@@ -40,6 +41,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversation_analysis::router())
         .merge(review::router())
         .merge(search::router())
+        .merge(topics::router())
         .merge(tickets::router())
         .merge(secrets::router())
         .merge(environments::router())

@@ -7,7 +7,7 @@ use colloquy_core::protocol::InitiationData;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::fakes::{FakeLlm, call, text, with_llm};
+use crate::fakes::{FakeLlm, call, is_analysis, text, with_llm};
 use crate::helpers::{Backend, TestApp, dual_db, ended_conversation, poll};
 use crate::ws::{self, Socket, turn};
 
@@ -421,3 +421,151 @@ async fn transcripts_are_searched_by_meaning(backend: Backend) {
     }
 }
 dual_db!(transcripts_are_searched_by_meaning);
+
+/// The analysis of a conversation, from what the user said: refunds fail the `resolved`
+/// criterion, opening hours pass it.
+fn analysis_script(req: &Value) -> crate::fakes::Reply {
+    if !is_analysis(req) {
+        return text("Noted.");
+    }
+    let said = req.to_string();
+    let (title, result) = if said.contains("refund for my order") {
+        ("Refund for order", "failure")
+    } else if said.contains("refund") {
+        ("Refund request", "failure")
+    } else {
+        ("Opening hours", "success")
+    };
+    call(
+        "record_analysis",
+        json!({"transcript_summary": "A question.", "call_summary_title": title,
+            "evaluation_criteria_results": {"resolved": {"result": result, "rationale": "r"}},
+            "data_collection_results": {}}),
+    )
+}
+
+/// An agent with the `resolved` criterion and its analysed conversations, one per phrase.
+async fn analysed_agent(app: &TestApp, phrases: &[&str]) -> String {
+    let (s, b) = app.post("/v1/convai/agents/create", &app.admin_key, &json!({
+        "conversation_config": {"agent": {"first_message": "", "prompt": {"prompt": "p", "llm": "gpt-4o"}}},
+        "platform_settings": {"evaluation": {"criteria": [
+            {"id": "resolved", "name": "Resolved", "conversation_goal_prompt": "Resolved"}]}},
+    })).await;
+    assert_eq!(s, 200, "{b}");
+    let agent = b["agent_id"].as_str().unwrap().to_owned();
+    for said in phrases {
+        let data = InitiationData::default();
+        let (mut socket, id) =
+            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
+        turn(&mut socket, said).await;
+        drop(socket);
+        ended_conversation(app, &id).await;
+        poll(Duration::from_secs(15), Duration::from_millis(50), async || {
+            let (_, status) =
+                app.get(&format!("/api/conversations/{id}/analysis"), &app.admin_key).await;
+            (status["status"] == "succeeded").then_some(())
+        })
+        .await
+        .expect("analysed");
+    }
+    agent
+}
+
+const PHRASES: [&str; 5] = [
+    "I want a refund for my order",
+    "refund please",
+    "when are you open? opening hours?",
+    "where is my refund",
+    "what are your hours",
+];
+
+async fn topics_group_an_agents_conversations(backend: Backend) {
+    let llm = FakeLlm::openai(analysis_script).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let agent = analysed_agent(&app, &PHRASES).await;
+    let topics = async |query: &str| {
+        let (s, b) = app.get(&format!("/v1/convai/agents/{agent}/topics?{query}"), key).await;
+        assert_eq!(s, 200, "{query}: {b}");
+        b
+    };
+    let all = topics("").await;
+    let shown: Vec<(&str, i64, Option<f64>)> = all["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["label"].as_str().unwrap(),
+                t["conversation_count"].as_i64().unwrap(),
+                t["success_rate"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, [("Refund request", 3, Some(0.0)), ("Opening hours", 2, Some(1.0))], "{all}");
+    assert_eq!(all["aggregated_run_count"], 1);
+    let day = all["window_start_unix_secs"].as_i64().unwrap();
+    assert_eq!((day % 86_400, all["window_end_unix_secs"].as_i64().unwrap() - day), (0, 86_400));
+    assert_eq!(
+        all["topics"][0]["metrics"]["evaluation_criteria"],
+        json!([{"criteria_id": "resolved", "success_count": 0, "failure_count": 3, "unknown_count": 0}])
+    );
+    assert!(all["topics"][0]["description"].as_str().unwrap().contains("Refund for order"));
+    assert_eq!(
+        topics("").await["topics"][0]["topic_id"],
+        all["topics"][0]["topic_id"],
+        "stable ids"
+    );
+    let best = topics("sort_by=success_rate").await;
+    assert_eq!(best["topics"][0]["label"], "Opening hours");
+    assert_eq!(
+        topics("sort_by=conversations&sort_direction=asc").await["topics"][0]["label"],
+        "Opening hours"
+    );
+    let lean = topics("include_evaluation_criteria=false").await;
+    assert!(lean["topics"][0]["metrics"].get("evaluation_criteria").is_none());
+    assert_eq!(lean["topics"][0]["success_rate"], 0.0, "the rate stays");
+    let first = topics("page_size=1").await;
+    assert_eq!((first["topics"].as_array().unwrap().len(), &first["has_more"]), (1, &json!(true)));
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let next = topics(&format!("page_size=1&cursor={cursor}")).await;
+    assert_eq!(
+        (&next["topics"][0]["label"], &next["has_more"]),
+        (&json!("Opening hours"), &json!(false))
+    );
+    let old = topics("from_unix_secs=86400&to_unix_secs=172800").await;
+    assert_eq!((&old["topics"], &old["aggregated_run_count"]), (&json!([]), &json!(0)));
+    let (s, _) = app.get(&format!("/v1/convai/agents/{agent}/topics?sort_by=mood"), key).await;
+    assert_eq!(s, 422);
+    let (s, _) = app.get("/v1/convai/agents/agent_missing/topics", key).await;
+    assert_eq!(s, 404);
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    let (s, _) = app.get(&format!("/v1/convai/agents/{agent}/topics"), &theirs).await;
+    assert_eq!(s, 404, "another workspace's agent");
+}
+dual_db!(topics_group_an_agents_conversations);
+
+async fn topics_group_by_meaning_with_an_embedding_provider(backend: Backend) {
+    let llm = FakeLlm::openai(analysis_script).await;
+    let embeddings = crate::fakes::FakeEmbeddings::start(Duration::ZERO).await;
+    let configure = embeddings.configure();
+    let app = TestApp::spawn_with(backend, |c| {
+        with_llm(&llm)(c);
+        configure(c);
+    })
+    .await;
+    let agent = analysed_agent(&app, &PHRASES).await;
+    let before = embeddings.requests();
+    let (s, all) = app.get(&format!("/v1/convai/agents/{agent}/topics"), &app.admin_key).await;
+    assert_eq!(s, 200, "{all}");
+    assert!(embeddings.requests() > before, "the titles are embedded");
+    // "Refund for order" and "Refund request" share one word in five: not close enough.
+    let counts: Vec<i64> = all["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["conversation_count"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts, [2, 2, 1], "{all}");
+}
+dual_db!(topics_group_by_meaning_with_an_embedding_provider);
