@@ -27,6 +27,9 @@ def reply_for(messages):
     if last.get("role") == "tool":
         return {"text": f"Tool said: {last.get('content')}"}
     text = last.get("content") or ""
+    if isinstance(text, list):
+        # A message with the user's files: its text, each file as its part's type.
+        text = " ".join(p.get("text", "") if p.get("type") == "text" else f"[{p.get('type')}]" for p in text)
     for word, tool, args in [("weather", "get_weather", {"city": "Paris"}), ("order status", "check_order", {"order": "A1"}), ("map", "show_map", {"city": "Lyon"}), ("bye", "end_call", {}), ("sum please", "add", {"a": 2, "b": 3})]:
         if word in text:
             return {"call": (tool, args)}

@@ -31,6 +31,8 @@ pub mod prefix {
     pub const TICKET: &str = "tkt_";
     /// A triage ticket's notes.
     pub const TICKET_NOTE: &str = "tnote_";
+    /// Files attached to a conversation.
+    pub const CONVERSATION_FILE: &str = "cfile_";
     /// Workspace webhooks.
     pub const WEBHOOK: &str = "webhook_";
     /// Agents.

@@ -62,11 +62,52 @@ pub enum ClientEvent {
         #[serde(default)]
         event_id: Option<u64>,
     },
-    /// Text with a file (accepted; the file part is not used by a text conversation).
-    MultimodalMessage {},
+    /// Text with files uploaded to the conversation (`POST .../files`) before.
+    MultimodalMessage {
+        /// The text, as a `user_message`.
+        #[serde(default)]
+        text: Option<MultimodalText>,
+        /// One file (what clients before `files` send).
+        #[serde(default)]
+        file: Option<FileInput>,
+        /// Every file, in order (when given, `file` is its first).
+        #[serde(default)]
+        files: Option<Vec<FileInput>>,
+    },
     /// A chunk of the user's voice (the only message without a `type`).
     #[serde(skip)]
     UserAudioChunk(String),
+}
+
+/// The text part of a `multimodal_message`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MultimodalText {
+    /// What the user wrote.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// A file part of a `multimodal_message` (`type: "file_input"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileInput {
+    /// The id the upload returned.
+    pub file_id: String,
+}
+
+impl ClientEvent {
+    /// The ids of a `multimodal_message`'s files, in order (empty for other events).
+    pub fn file_ids(&self) -> Vec<String> {
+        match self {
+            ClientEvent::MultimodalMessage { file, files, .. } => match (files, file) {
+                (Some(files), _) if !files.is_empty() => {
+                    files.iter().map(|f| f.file_id.clone()).collect()
+                }
+                (_, Some(file)) => vec![file.file_id.clone()],
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// `conversation_initiation_client_data`. What the server reads is typed; everything else the

@@ -363,6 +363,7 @@ impl ConversationStore for SqlStore {
                 "DELETE FROM conversation_messages WHERE conversation_id = $1",
                 "DELETE FROM conversation_message_vectors WHERE conversation_id = $1",
                 "DELETE FROM message_embedding_queue WHERE conversation_id = $1",
+                "DELETE FROM conversation_files WHERE conversation_id = $1",
             ] {
                 sqlx::query(delete).bind(id.as_str()).execute(&mut *tx).await?;
             }

@@ -145,6 +145,15 @@ impl SqliteRow for (i64,) {
     }
 }
 
+/// A single text value, such as the workspace of a row: the first result column.
+impl SqliteRow for (String,) {
+    const COLUMNS: &'static [&'static str] = &[];
+
+    fn from_row(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?,))
+    }
+}
+
 /// A key and a count, such as a `GROUP BY` tally: the first two result columns.
 impl SqliteRow for (String, i64) {
     const COLUMNS: &'static [&'static str] = &[];

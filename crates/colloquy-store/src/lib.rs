@@ -14,6 +14,7 @@ mod analyses;
 mod api_keys;
 mod audit;
 mod changes;
+mod conversation_files;
 mod conversations;
 mod crawl_jobs;
 mod db;
@@ -61,6 +62,7 @@ pub use analyses::{
 pub use api_keys::{ApiKeyRecord, AuthKey, KeyStore, NewApiKey};
 pub use audit::{AuditStore, AuditWriter, ExecutionFilter, ToolExecution};
 pub use changes::{ChangeFilter, ChangeRow, ChangeStore};
+pub use conversation_files::{ConversationFile, ConversationFileStore};
 pub use conversations::{
     ConversationAudio, ConversationFilter, ConversationProgress, ConversationRecord,
     ConversationRow, ConversationStore,
@@ -129,6 +131,7 @@ pub trait Store:
     + ReviewStore
     + TicketStore
     + MessageStore
+    + ConversationFileStore
     + AnalysisStore
     + AccessStore
     + TestStore

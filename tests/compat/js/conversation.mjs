@@ -94,6 +94,17 @@ await check("private agent through a signed URL", async () => {
   await s.conversation.endSession();
 });
 
+await check("a file uploaded without a key goes to the LLM with a multimodal message", async () => {
+  const s = await session({ agentId: process.env.COLLOQUY_PUBLIC_AGENT, origin, clientTools: { show_map: async () => "x" } });
+  await s.agentMessage((m) => m === "Hello from Colloquy!");
+  const png = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000000", "hex");
+  const { fileId } = await s.conversation.uploadFile(new File([png], "dot.png", { type: "image/png" }));
+  assert(fileId && fileId.startsWith("cfile_"), fileId);
+  s.conversation.sendMultimodalMessage({ text: "what is this", fileId });
+  await s.agentMessage((m) => m === "You said: what is this [image_url]");
+  await s.conversation.endSession();
+});
+
 await check("end_call ends the session from the server", async () => {
   const s = await session({ agentId: process.env.COLLOQUY_PUBLIC_AGENT, origin, clientTools: { show_map: async () => "x" } });
   s.conversation.sendUserMessage("bye now");

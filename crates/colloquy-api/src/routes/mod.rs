@@ -5,6 +5,7 @@ pub mod agent_testing;
 pub mod agents;
 pub mod changes;
 pub mod conversation_analysis;
+pub mod conversation_files;
 pub mod conversation_ws;
 pub mod conversations;
 pub mod environments;
@@ -41,6 +42,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversation_analysis::router())
         .merge(review::router())
         .merge(search::router())
+        .merge(conversation_files::router())
         .merge(topics::router())
         .merge(tickets::router())
         .merge(secrets::router())

@@ -32,6 +32,7 @@ use crate::mcp::ResolveIn;
 use crate::mcp::pool::{McpPool, ServerStatus};
 use crate::telemetry;
 use crate::tools::{ClientTools, MockSettings};
+pub use crate::turn::input::UserFile;
 use crate::turn::{self, TurnEvent, TurnResult, input};
 
 /// Where a conversation comes from (`source` of the conversation row).
@@ -218,6 +219,15 @@ impl Conversation {
         &mut self, text: &str, events: Option<&mpsc::UnboundedSender<TurnEvent>>,
     ) -> Result<TurnResult, EngineError> {
         input::user(&mut self.state, text);
+        self.respond(events).await
+    }
+
+    /// One user turn with files uploaded to the conversation (a `multimodal_message`).
+    pub async fn user_files(
+        &mut self, text: &str, files: Vec<input::UserFile>,
+        events: Option<&mpsc::UnboundedSender<TurnEvent>>,
+    ) -> Result<TurnResult, EngineError> {
+        input::user_with_files(&mut self.state, text, files);
         self.respond(events).await
     }
 

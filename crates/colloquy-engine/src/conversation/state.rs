@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub(crate) vars: Map<String, Value>,
     /// What the LLM is shown, after the system prompt.
     pub(crate) history: Vec<ChatMessage>,
+    /// How many of the user's files the history keeps for the LLM, the newest.
+    pub(crate) files_in_memory: usize,
     /// What the conversation's record shows.
     pub(crate) transcript: Transcript,
     /// The language the conversation is held in.
@@ -65,6 +67,7 @@ impl State {
     ) -> State {
         let guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
         let walk = Walk::start(&agent);
+        let files_in_memory = files_in_memory(&agent);
         let mut agent = running(agent);
         agent.workflow_node_id = walk.as_ref().map(|w| w.node.clone());
         let mut vars = agent
@@ -109,6 +112,7 @@ impl State {
             next_node: None,
             agent,
             started: Instant::now(),
+            files_in_memory,
         }
     }
 
@@ -118,6 +122,7 @@ impl State {
     pub(crate) fn switch_agent(&mut self, agent: AgentSnapshot) {
         self.guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
         self.walk = Walk::start(&agent);
+        self.files_in_memory = files_in_memory(&agent);
         let mut agent = running(agent);
         agent.workflow_node_id = self.walk.as_ref().map(|w| w.node.clone());
         let placeholders = agent
@@ -238,6 +243,19 @@ impl State {
         self.vars.insert("system__agent_turns".into(), json!(agent_turns));
         self.vars.insert("system__call_duration_secs".into(), json!(self.secs()));
     }
+}
+
+/// Images and PDFs the history holds when the agent's `file_input` says nothing.
+const FILES_IN_MEMORY: usize = 10;
+
+/// How many of the user's images and PDFs the LLM is given (the newest):
+/// `conversation.file_input.max_files_in_memory`.
+fn files_in_memory(agent: &AgentSnapshot) -> usize {
+    agent
+        .conversation_config
+        .pointer("/conversation/file_input/max_files_in_memory")
+        .and_then(Value::as_u64)
+        .map_or(FILES_IN_MEMORY, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// `agent` as a running conversation keeps it: only the `agent` part of its configuration. The

@@ -32,6 +32,17 @@ impl Anthropic {
     }
 
     fn body(request: &ChatRequest) -> Value {
+        /// A user message's text, then its files: images as `image` blocks, PDFs as
+        /// `document` blocks, both base64.
+        fn user_blocks(m: &crate::llm::ChatMessage) -> Vec<Value> {
+            let mut blocks = vec![json!({"type": "text", "text": m.content})];
+            for a in &m.attachments {
+                let kind = if a.is_image() { "image" } else { "document" };
+                blocks.push(json!({"type": kind, "source": {
+                    "type": "base64", "media_type": a.mime_type, "data": a.base64()}}));
+            }
+            blocks
+        }
         let system: Vec<&str> = request
             .messages
             .iter()
@@ -41,7 +52,7 @@ impl Anthropic {
         let mut messages: Vec<Value> = Vec::new();
         for m in request.messages.iter().filter(|m| m.role != Role::System) {
             let (role, blocks) = match m.role {
-                Role::User => ("user", vec![json!({"type": "text", "text": m.content})]),
+                Role::User => ("user", user_blocks(m)),
                 Role::Tool => (
                     "user",
                     vec![
@@ -208,5 +219,34 @@ impl LlmProvider for Anthropic {
         &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {
         self.policy.run(|| self.attempt(request, deltas)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{Attachment, ChatMessage};
+
+    #[test]
+    fn a_users_files_become_image_and_document_blocks() {
+        let file = |name: &str, mime: &str| Attachment {
+            filename: name.into(),
+            mime_type: mime.into(),
+            data: b"abc".as_slice().into(),
+        };
+        let message = ChatMessage {
+            attachments: vec![file("a.png", "image/png"), file("b.pdf", "application/pdf")],
+            ..ChatMessage::text(Role::User, "look")
+        };
+        let request = ChatRequest { messages: vec![message], ..ChatRequest::default() };
+        let body = Anthropic::body(&request);
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "look"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "YWJj"}},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "YWJj"}},
+            ])
+        );
     }
 }

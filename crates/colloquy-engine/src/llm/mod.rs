@@ -38,6 +38,31 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// A file the user attached to a message: an image or a PDF (a text file is given to the
+/// LLM as text, in the message, since every model reads that).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    /// The name it was uploaded under.
+    pub filename: String,
+    /// `image/png`, `image/jpeg`, `image/gif`, `image/webp` or `application/pdf`.
+    pub mime_type: String,
+    /// The file, shared: the history is cloned into every request.
+    pub data: std::sync::Arc<[u8]>,
+}
+
+impl Attachment {
+    /// Whether it is an image (else a PDF document).
+    pub fn is_image(&self) -> bool {
+        self.mime_type.starts_with("image/")
+    }
+
+    /// The file as base64.
+    pub fn base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&self.data)
+    }
+}
+
 /// One message of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
@@ -49,21 +74,32 @@ pub struct ChatMessage {
     pub tool_calls: Vec<ToolCall>,
     /// The call a tool message answers.
     pub tool_call_id: Option<String>,
+    /// Files the user attached to a user message.
+    pub attachments: Vec<Attachment>,
 }
 
 impl ChatMessage {
     /// A message with only text.
     pub fn text(role: Role, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// An assistant message: its text and the tool calls it makes.
+    pub fn calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> ChatMessage {
+        ChatMessage { tool_calls, ..ChatMessage::text(Role::Assistant, content) }
     }
 
     /// The result of a tool call.
     pub fn tool_result(call_id: &str, content: impl Into<String>) -> ChatMessage {
         ChatMessage {
-            role: Role::Tool,
-            content: content.into(),
-            tool_calls: Vec::new(),
             tool_call_id: Some(call_id.to_owned()),
+            ..ChatMessage::text(Role::Tool, content)
         }
     }
 }

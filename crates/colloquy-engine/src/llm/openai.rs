@@ -58,9 +58,36 @@ struct WireMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<Option<&'a str>>,
     /// `null` on an assistant message that only calls tools.
-    content: Option<&'a str>,
+    content: Option<WireContent<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<WireCall<'a>>,
+}
+
+/// A message's content: text, or text and the user's files as content parts (images as
+/// `image_url` data URLs, PDFs as `file` parts with `file_data`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    Text(&'a str),
+    Parts(Vec<Value>),
+}
+
+impl<'a> WireContent<'a> {
+    fn of(m: &'a ChatMessage) -> WireContent<'a> {
+        if m.attachments.is_empty() {
+            return WireContent::Text(&m.content);
+        }
+        let mut parts = vec![serde_json::json!({"type": "text", "text": m.content})];
+        for a in &m.attachments {
+            let url = format!("data:{};base64,{}", a.mime_type, a.base64());
+            parts.push(if a.is_image() {
+                serde_json::json!({"type": "image_url", "image_url": {"url": url}})
+            } else {
+                serde_json::json!({"type": "file", "file": {"filename": a.filename, "file_data": url}})
+            });
+        }
+        WireContent::Parts(parts)
+    }
 }
 
 impl<'a> WireMessage<'a> {
@@ -75,7 +102,7 @@ impl<'a> WireMessage<'a> {
         WireMessage {
             role,
             tool_call_id,
-            content: (!calls_only || !m.content.is_empty()).then_some(m.content.as_str()),
+            content: (!calls_only || !m.content.is_empty()).then(|| WireContent::of(m)),
             tool_calls: if m.role == Role::Assistant {
                 m.tool_calls
                     .iter()

@@ -6,11 +6,70 @@ use serde_json::{Value, json};
 
 use crate::conversation::state::State;
 use crate::conversation::transcript;
-use crate::llm::{ChatMessage, Role};
+use crate::llm::{Attachment, ChatMessage, Role};
+
+/// A file the user sent with a message (uploaded to the conversation before).
+#[derive(Debug, Clone)]
+pub struct UserFile {
+    /// The id the upload returned.
+    pub file_id: String,
+    /// The address the file is downloaded from (the transcript's `file_url`).
+    pub url: String,
+    /// The file: an image or PDF the LLM is given as such, or text it reads in the message.
+    pub attachment: Attachment,
+}
 
 /// The user said `text`.
 pub(crate) fn user(state: &mut State, text: &str) {
     seed(state, Role::User, text);
+}
+
+/// The user wrote `text` and sent `files`: a text file joins the message as text; images
+/// and PDFs go to the LLM as files, the oldest dropped beyond the agent's
+/// `file_input.max_files_in_memory` (a note says which). The transcript entry lists them all.
+pub(crate) fn user_with_files(state: &mut State, text: &str, files: Vec<UserFile>) {
+    let mut content = text.to_owned();
+    let mut attachments = Vec::new();
+    let mut listed = Vec::new();
+    for file in files {
+        let a = file.attachment;
+        listed.push(json!({"file_id": file.file_id, "original_filename": a.filename,
+            "mime_type": a.mime_type, "file_url": file.url}));
+        if a.is_image() || a.mime_type == "application/pdf" {
+            attachments.push(a);
+        } else {
+            content.push_str(&format!(
+                "\n\n[File {}]\n{}",
+                a.filename,
+                String::from_utf8_lossy(&a.data)
+            ));
+        }
+    }
+    state.history.push(ChatMessage { attachments, ..ChatMessage::text(Role::User, content) });
+    forget_files(state);
+    let mut entry = transcript::entry("user", text, state.secs());
+    entry["file_input"] = listed.first().cloned().unwrap_or(Value::Null);
+    entry["file_inputs"] = json!(listed);
+    state.transcript.push(entry);
+}
+
+/// Keeps only the newest `keep` files in the history: older ones leave a note in their
+/// message, so the LLM knows a file was there.
+fn forget_files(state: &mut State) {
+    let keep = state.files_in_memory;
+    let mut seen = 0;
+    for message in state.history.iter_mut().rev() {
+        if message.attachments.is_empty() {
+            continue;
+        }
+        let kept = keep.saturating_sub(seen).min(message.attachments.len());
+        seen += message.attachments.len();
+        for dropped in message.attachments.drain(..message.attachments.len() - kept) {
+            message
+                .content
+                .push_str(&format!("\n[File {} is no longer available]", dropped.filename));
+        }
+    }
 }
 
 /// The user said `text` aloud; `metrics` are the recognition's (`conversation_turn_metrics`).

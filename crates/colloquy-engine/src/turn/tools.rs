@@ -13,7 +13,7 @@ use super::{Events, TurnEvent};
 use crate::conversation::Runtime;
 use crate::conversation::state::State;
 use crate::error::EngineError;
-use crate::llm::{ChatMessage, ChatResponse, Role, ToolCall};
+use crate::llm::{ChatMessage, ChatResponse, ToolCall};
 use crate::tools::procedures::Change;
 use crate::tools::{self, AgentTool, CallScope, Effect, ToolOutcome};
 
@@ -21,12 +21,7 @@ use crate::tools::{self, AgentTool, CallScope, Effect, ToolOutcome};
 pub(crate) async fn run(
     state: &mut State, rt: &Runtime, answer: ChatResponse, events: Events<'_>, reply: &mut Reply,
 ) -> Result<bool, EngineError> {
-    state.history.push(ChatMessage {
-        role: Role::Assistant,
-        content: answer.text,
-        tool_calls: answer.tool_calls.clone(),
-        tool_call_id: None,
-    });
+    state.history.push(ChatMessage::calls(answer.text, answer.tool_calls.clone()));
     let offered: Vec<&AgentTool> = state.tools().collect();
     let outcomes = execute_all(state, rt, &answer.tool_calls, &offered, events).await?;
     let mut skip = false;

@@ -16,7 +16,7 @@ use super::{Events, TurnEvent, tools};
 use crate::conversation::Runtime;
 use crate::conversation::state::State;
 use crate::error::EngineError;
-use crate::llm::{ChatMessage, Role, ToolCall};
+use crate::llm::{ChatMessage, ToolCall};
 use crate::tools::AgentTool;
 use crate::tools::transfer::Transfer;
 use crate::workflow::subagent;
@@ -189,12 +189,7 @@ async fn run_tools(
     }
     let among: Vec<&AgentTool> = found.iter().collect();
     let outcomes = tools::execute_all(state, rt, &calls, &among, events).await?;
-    state.history.push(ChatMessage {
-        role: Role::Assistant,
-        content: String::new(),
-        tool_calls: calls.clone(),
-        tool_call_id: None,
-    });
+    state.history.push(ChatMessage::calls(String::new(), calls.clone()));
     let mut succeeded = true;
     for (call, (kind, outcome)) in calls.iter().zip(outcomes) {
         succeeded &= !outcome.is_error();

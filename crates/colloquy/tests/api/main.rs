@@ -11,6 +11,7 @@ mod agent_testing;
 mod agent_versions;
 mod agents;
 mod analysis;
+mod conversation_files;
 mod conversation_voice;
 mod conversation_ws;
 mod environments;

@@ -82,9 +82,10 @@ async fn conversation(
         .max_frame_size(max_message);
     let decision = authorize(&state, &params, &headers).await;
     let slot = decision.as_ref().ok().map(|agent| state.conversations.take(&agent.workspace_id));
+    let base = http_base(&state, &headers);
     upgrade.on_upgrade(move |socket| async move {
         match (decision, slot) {
-            (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent).await,
+            (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent, base).await,
             (Ok(_), _) => {
                 outbox::refuse(
                     socket,

@@ -17,13 +17,17 @@ use colloquy_core::protocol::{
     self, AgentResponse, ClientEvent, ConversationMetadata, DecodeError, InitiationData,
     McpConnectionStatus, McpIntegration, PartKind, ResponsePart, ServerEvent,
 };
+use colloquy_core::time;
 use colloquy_core::tools::ToolKind;
+use colloquy_engine::conversation::UserFile;
+use colloquy_engine::llm::Attachment;
 use colloquy_engine::tools::MockSettings;
 use colloquy_engine::voice::vad::VadEvent;
 use colloquy_engine::webhooks;
 use colloquy_engine::{
     AgentSnapshot, Conversation, Ending, LoadError, Pick, Source, StartOptions, TurnEvent,
 };
+use colloquy_store::StoreError;
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use serde_json::Value;
@@ -47,6 +51,8 @@ const NEVER: Duration = Duration::from_secs(u32::MAX as u64);
 /// What the conversation's engine task is asked to do.
 enum Command {
     User(String),
+    /// A `multimodal_message`: the text and the files it sends.
+    UserFiles(String, Vec<UserFile>),
     /// An utterance of the user: 16-bit samples at the input rate.
     Speech(Vec<i16>),
     /// An utterance of the user, already recognized (it was spoken over the agent).
@@ -159,7 +165,11 @@ async fn next_event(
 
 /// Runs a conversation with `agent` on `socket` until it ends.
 #[tracing::instrument(name = "conversation.socket", skip_all, fields(agent = %agent.agent_id))]
-pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnapshot) {
+/// Runs a conversation on `socket`; `base` is the server's address as the client reached it
+/// (the files it attaches are served under it).
+pub(super) async fn run(
+    socket: WebSocket, state: AppState, mut agent: AgentSnapshot, base: String,
+) {
     let (sink, mut stream) = socket.split();
     // Set by the first client message after the handshake (see the outbox's metadata pause).
     let heard = Arc::new(Notify::new());
@@ -229,6 +239,7 @@ pub(super) async fn run(socket: WebSocket, state: AppState, mut agent: AgentSnap
         wants_vad: outbox.wants("vad_score"),
         pings: Pings::default(),
         state,
+        base,
     };
     session.listen(voice.as_ref(), interrupts);
     let channels = EngineChannels { outbox, ended: ended_tx, turns_done };
@@ -540,6 +551,8 @@ struct Session {
     wants_vad: bool,
     pings: Pings,
     state: AppState,
+    /// The server's address as the client reached it.
+    base: String,
 }
 
 impl Session {
@@ -663,11 +676,63 @@ impl Session {
                     self.pings.round_trip_ms = Some(at.elapsed().as_millis() as u64);
                 }
             }
-            ClientEvent::UserActivity {}
-            | ClientEvent::ConversationInitiationClientData(_)
-            | ClientEvent::MultimodalMessage {} => {}
+            event @ ClientEvent::MultimodalMessage { .. } => self.multimodal(event).await,
+            ClientEvent::UserActivity {} | ClientEvent::ConversationInitiationClientData(_) => {}
         }
         false
+    }
+
+    /// A `multimodal_message`: its files, uploaded to this conversation before, are taken (no
+    /// longer withdrawable) and sent with its text; a file of another conversation, or none,
+    /// is an error event and no turn.
+    async fn multimodal(&mut self, event: ClientEvent) {
+        let ids = event.file_ids();
+        let ClientEvent::MultimodalMessage { text, .. } = event else { return };
+        let text = text.and_then(|t| t.text).unwrap_or_default();
+        if ids.is_empty() {
+            let _ = self.commands.send(Command::User(text)).await;
+            return;
+        }
+        let store = &self.state.store;
+        let taken = store
+            .use_conversation_files(
+                &self.workspace_id,
+                &self.conversation_id,
+                &ids,
+                time::now_secs(),
+            )
+            .await;
+        let files = match taken {
+            Ok(files) => files,
+            Err(StoreError::NotFound) => {
+                let message = format!(
+                    "Unknown file in {ids:?}: upload it first with POST /v1/convai/conversations/{}/files",
+                    self.conversation_id
+                );
+                self.outbox.error(1008, "invalid_message", &message).await;
+                return;
+            }
+            Err(e) => {
+                self.outbox.error(1011, "internal_error", &e.to_string()).await;
+                return;
+            }
+        };
+        let files = files
+            .into_iter()
+            .map(|f| UserFile {
+                url: format!(
+                    "{}/v1/convai/conversations/{}/files/{}",
+                    self.base, self.conversation_id, f.id
+                ),
+                file_id: f.id,
+                attachment: Attachment {
+                    filename: f.filename,
+                    mime_type: f.mime_type,
+                    data: f.content.into(),
+                },
+            })
+            .collect();
+        let _ = self.commands.send(Command::UserFiles(text, files)).await;
     }
 
     /// A piece of the user's audio: heard, scored, and cut into utterances; speech that starts
@@ -876,6 +941,8 @@ struct Done {
 /// What the user said to start a turn.
 enum Said {
     Typed(String),
+    /// Text with files.
+    WithFiles(String, Vec<UserFile>),
     Spoken(Recognized),
     /// Nothing, for this many seconds (the agent re-engages).
     Silence(u64),
@@ -887,7 +954,7 @@ async fn turn(
     conversation: &mut Conversation, outbox: &Outbox, said: Said, voice: Option<&EngineVoice>,
 ) -> Done {
     let transcript = match &said {
-        Said::Typed(text) => Some((text.clone(), outbox.event_id())),
+        Said::Typed(text) | Said::WithFiles(text, _) => Some((text.clone(), outbox.event_id())),
         Said::Spoken(heard) => Some((heard.text.clone(), heard.event_id)),
         Said::Silence(_) => None,
     };
@@ -922,6 +989,7 @@ async fn turn(
             conversation.user_speech(&heard.text, heard.metrics, Some(&events)).await
         }
         Said::Typed(text) => conversation.user_message(&text, Some(&events)).await,
+        Said::WithFiles(text, files) => conversation.user_files(&text, files, Some(&events)).await,
         Said::Silence(secs) => conversation.reengage(secs, Some(&events)).await,
     };
     drop(events);
@@ -989,7 +1057,9 @@ fn fillers(
             })
             .collect();
         match said {
-            Said::Typed(words) => text.push_str(&format!("user: {words}\n")),
+            Said::Typed(words) | Said::WithFiles(words, _) => {
+                text.push_str(&format!("user: {words}\n"));
+            }
             Said::Spoken(heard) => text.push_str(&format!("user: {}\n", heard.text)),
             Said::Silence(_) => {}
         }
@@ -1008,6 +1078,7 @@ fn fillers(
 async fn said(command: Command, outbox: &Outbox, voice: Option<&EngineVoice>) -> Option<Said> {
     match command {
         Command::User(text) => Some(Said::Typed(text)),
+        Command::UserFiles(text, files) => Some(Said::WithFiles(text, files)),
         Command::Speech(samples) => {
             voice?.recognizer.recognize(&samples, outbox).await.map(Said::Spoken)
         }

@@ -1,0 +1,221 @@
+//! Files attached to a live conversation (`/v1/convai/conversations/{id}/files`): uploaded
+//! (multipart `file`, checked by content: PNG, JPEG, GIF, WebP, PDF, or UTF-8 text), then sent
+//! with a `multimodal_message` on the conversation's WebSocket, downloaded, or withdrawn while
+//! no message has used them. The official conversation client uploads without a key, so a
+//! conversation in progress takes files from whoever knows its id, as the reference does;
+//! with a key, the conversation must be in the key's workspace.
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use colloquy_core::ids::{self, ConversationId, WorkspaceId};
+use colloquy_core::time;
+use colloquy_core::validation::Violation;
+use colloquy_store::{ConversationFile, StoreError};
+use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Ctx;
+use crate::error::{ApiError, ApiResult, OrNotFound};
+use crate::extract::Json;
+use crate::state::AppState;
+
+/// The largest file a conversation takes.
+pub const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
+/// Files a conversation takes when its agent's `file_input` says nothing.
+const FILES_PER_CONVERSATION: i64 = 10;
+
+/// The conversation file routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_file))
+        .routes(routes!(get_file, delete_file))
+        .layer(DefaultBodyLimit::max(MAX_FILE_BYTES + 64 * 1024))
+}
+
+fn invalid(loc: &[&str], kind: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid(Violation::new(loc.iter().copied(), kind, message))
+}
+
+/// What a file is, read from its first bytes (an image or a PDF), else from its name when it
+/// is UTF-8 text; `None` for anything else.
+pub fn sniff(filename: &str, bytes: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 6] = [
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+        (b"%PDF-", "application/pdf"),
+        (b"RIFF", "image/webp"),
+    ];
+    for (magic, mime) in MAGIC {
+        if bytes.starts_with(magic) && (mime != "image/webp" || bytes.get(8..12) == Some(b"WEBP")) {
+            return Some(mime);
+        }
+    }
+    if std::str::from_utf8(bytes).is_err() || bytes.contains(&0) {
+        return None;
+    }
+    let extension = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("txt" | "log" | "text") => Some("text/plain"),
+        Some("md" | "markdown") => Some("text/markdown"),
+        Some("csv") => Some("text/csv"),
+        Some("tsv") => Some("text/tab-separated-values"),
+        Some("json") => Some("application/json"),
+        Some("xml") => Some("application/xml"),
+        Some("html" | "htm") => Some("text/html"),
+        Some("yaml" | "yml") => Some("application/yaml"),
+        _ => None,
+    }
+}
+
+/// The workspace a request acts in: the key's, or without one the live conversation's.
+async fn workspace_of(
+    app: &AppState, caller: Result<Ctx, ApiError>, id: &ConversationId,
+) -> ApiResult<(WorkspaceId, bool)> {
+    match caller {
+        Ok(cx) => {
+            let row = cx.conversation(id).await?;
+            Ok((cx.workspace_id.clone(), row.status == "in-progress"))
+        }
+        Err(ApiError::MissingKey) => match app.store.live_conversation_workspace(id).await? {
+            Some(workspace) => Ok((workspace, true)),
+            None => Err(ApiError::MissingKey),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// The uploaded `file` field: its name and bytes, refused while it streams past the limit.
+async fn read_form(form: Result<Multipart, MultipartRejection>) -> ApiResult<(String, Vec<u8>)> {
+    let mut form = form.map_err(|e| invalid(&["body"], "value_error", e.body_text()))?;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        invalid(&["body"], "value_error", e.body_text())
+    };
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().unwrap_or("upload").to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            if bytes.len() + chunk.len() > MAX_FILE_BYTES {
+                return Err(ApiError::BadRequest {
+                    status: "file_too_large",
+                    message: format!("A conversation file may hold at most {MAX_FILE_BYTES} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok((filename, bytes));
+    }
+    Err(invalid(&["body", "file"], "missing", "Field required"))
+}
+
+/// The agent's `conversation.file_input` settings: (enabled, files per conversation).
+async fn file_input(
+    app: &AppState, workspace: &WorkspaceId, id: &ConversationId,
+) -> ApiResult<(bool, i64)> {
+    let conversation =
+        app.store.get_conversation(workspace, id).await.or_not_found("conversation")?;
+    let agent = app.store.get_agent(workspace, &conversation.agent_id).await;
+    let document: Value = match &agent {
+        Ok(agent) => serde_json::from_str(&agent.document).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let config = &document["conversation_config"]["conversation"]["file_input"];
+    Ok((
+        config["enabled"].as_bool().unwrap_or(true),
+        config["max_files_per_conversation"].as_i64().unwrap_or(FILES_PER_CONVERSATION),
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/convai/conversations/{conversation_id}/files", params(("conversation_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
+async fn upload_file(
+    State(app): State<AppState>, caller: Result<Ctx, ApiError>, Path(id): Path<ConversationId>,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Json<Value>> {
+    let (workspace, live) = workspace_of(&app, caller, &id).await?;
+    if !live {
+        return Err(ApiError::BadRequest {
+            status: "conversation_not_active",
+            message: "Files can only be attached to a conversation in progress".into(),
+        });
+    }
+    let (enabled, most) = file_input(&app, &workspace, &id).await?;
+    if !enabled {
+        return Err(ApiError::BadRequest {
+            status: "file_input_disabled",
+            message: "The agent does not take files (conversation_config.conversation.file_input.enabled is false)".into(),
+        });
+    }
+    let (filename, bytes) = read_form(form).await?;
+    let Some(mime_type) = sniff(&filename, &bytes) else {
+        return Err(ApiError::BadRequest {
+            status: "unsupported_file_type",
+            message: format!(
+                "{filename} is not a PNG, JPEG, GIF or WebP image, a PDF, or a text file (.txt, .md, .csv, .json, ...)"
+            ),
+        });
+    };
+    if app.store.count_conversation_files(&workspace, &id).await? >= most {
+        return Err(ApiError::BadRequest {
+            status: "too_many_files",
+            message: format!(
+                "The conversation already has its {most} files (file_input.max_files_per_conversation)"
+            ),
+        });
+    }
+    let file = ConversationFile {
+        id: ids::new_id(ids::prefix::CONVERSATION_FILE),
+        conversation_id: id.to_string(),
+        filename,
+        mime_type: mime_type.to_owned(),
+        size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+        created_at: time::now_secs(),
+        used_at: None,
+        content: bytes,
+    };
+    app.store.insert_conversation_file(&workspace, &file).await?;
+    Ok(Json(json!({"file_id": file.id})))
+}
+
+#[utoipa::path(get, path = "/v1/convai/conversations/{conversation_id}/files/{file_id}", params(("conversation_id" = String, Path), ("file_id" = String, Path)), security(("api_key" = ["conversations:read"])))]
+async fn get_file(
+    cx: Ctx, Path((id, file_id)): Path<(ConversationId, String)>,
+) -> ApiResult<Response> {
+    cx.conversation(&id).await?;
+    let file = cx
+        .app
+        .store
+        .conversation_file(&cx.workspace_id, &id, &file_id)
+        .await
+        .or_not_found("file")?;
+    let disposition =
+        format!("inline; filename=\"{}\"", file.filename.replace(['"', '\\', '\r', '\n'], "_"));
+    Ok((
+        [(header::CONTENT_TYPE, file.mime_type), (header::CONTENT_DISPOSITION, disposition)],
+        file.content,
+    )
+        .into_response())
+}
+
+#[utoipa::path(delete, path = "/v1/convai/conversations/{conversation_id}/files/{file_id}", params(("conversation_id" = String, Path), ("file_id" = String, Path)), security(("api_key" = ["conversations:write"])))]
+async fn delete_file(
+    State(app): State<AppState>, caller: Result<Ctx, ApiError>,
+    Path((id, file_id)): Path<(ConversationId, String)>,
+) -> ApiResult<Json<Value>> {
+    let (workspace, _) = workspace_of(&app, caller, &id).await?;
+    match app.store.delete_conversation_file(&workspace, &id, &file_id).await {
+        Ok(()) => Ok(Json(json!({"file_id": file_id}))),
+        Err(StoreError::Conflict(_)) => Err(ApiError::Conflict {
+            status: "file_already_used",
+            message:
+                "A message of the conversation has used this file; it can no longer be removed"
+                    .into(),
+        }),
+        Err(e) => Err(e).or_not_found("file"),
+    }
+}
