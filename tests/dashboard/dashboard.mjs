@@ -274,6 +274,30 @@ await step("the conversation shows the call inline and on its timeline", page, a
   check(await page.locator("audio.recording").count() === 0, "a typed conversation has no recording");
 });
 
+let ticketPath = "/tickets";
+await step("a ticket raised on the call shows the turn and the call on the board and its page", page, async () => {
+  await page.goto(`${BASE}/conversations/${conversationId}`);
+  const turn = await page.locator("ol.transcript").evaluate((ol) => [...ol.children].findIndex((li) => li.querySelector(".toolcall")));
+  await page.getByText("Raise a ticket").click();
+  await page.getByLabel("Title").fill("Weather answer was vague");
+  await page.getByLabel("What went wrong").fill("The agent did not say the temperature");
+  await page.getByLabel("On turn").selectOption(String(turn));
+  const option = page.locator('select[name="tool_call"] option', { hasText: "get_weather" });
+  await page.getByLabel("Tool call").selectOption(await option.getAttribute("value"));
+  await page.getByRole("button", { name: "Raise ticket" }).click();
+  await page.waitForURL(/\/tickets\/tkt_/);
+  ticketPath = new URL(page.url()).pathname;
+  await page.getByRole("heading", { name: "Weather answer was vague" }).waitFor();
+  await page.locator(".turn-comment .toolcall", { hasText: "get_weather" }).getByText(/sunny/).waitFor();
+  await page.getByLabel("Status").selectOption("in_progress");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.goto(`${BASE}/tickets`);
+  const column = page.locator("section.column", { has: page.getByRole("heading", { name: /In progress/ }) });
+  await column.getByText("The agent did not say the temperature").waitFor();
+  await page.goto(`${BASE}/search?q=weather`);
+  await page.locator("ol.results mark").first().waitFor();
+});
+
 await step("the tool log names the agent that made each call", page, async () => {
   await page.goto(`${BASE}/tools/${weather.id}`);
   const row = page.locator("table tbody tr").first();
@@ -410,7 +434,8 @@ for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent
   ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
   [`/tools/${weather.id}`, "tool"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
   ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],
-  ["/knowledge-base/search?q=museum", "knowledge-base search"], ["/webhooks", "webhooks"]]) {
+  ["/knowledge-base/search?q=museum", "knowledge-base search"], ["/webhooks", "webhooks"],
+  ["/search?q=weather", "search"], ["/tickets", "tickets"], [ticketPath, "ticket"], [`/agents/${agentId}/topics`, "topics"]]) {
   await step(`accessibility of the ${name} page`, page, async () => {
     await page.goto(`${BASE}${path}`);
     await accessibilitySmoke(page);

@@ -15,11 +15,15 @@ pub enum Section {
     KnowledgeBase,
     Changes,
     Webhooks,
+    Search,
+    Tickets,
 }
 
-const SECTIONS: [(Section, &str, &str); 8] = [
+const SECTIONS: [(Section, &str, &str); 10] = [
     (Section::Agents, "/agents", "Agents"),
     (Section::Conversations, "/conversations", "Conversations"),
+    (Section::Search, "/search", "Search"),
+    (Section::Tickets, "/tickets", "Tickets"),
     (Section::Tools, "/tools", "Tools"),
     (Section::Tests, "/tests", "Tests"),
     (Section::McpServers, "/mcp-servers", "MCP servers"),

@@ -1,5 +1,6 @@
 //! The web dashboard: agents, a live playground, conversations with their tool-call timeline,
-//! tools with their execution log, test runs and MCP servers, served at `/` by the same binary.
+//! tools with their execution log, test runs and MCP servers, the review of conversations
+//! (search, tags, tickets, topics), served at `/` by the same binary.
 //!
 //! Every page is rendered on the server from the server's own API, called in process with the
 //! signed-in key ([`api::Api`]). So the dashboard shows exactly what that key may see through the
@@ -63,6 +64,7 @@ pub fn router(api: Router, keyring: Keyring) -> Router {
         .merge(pages::changes::routes())
         .merge(pages::webhooks::routes())
         .merge(pages::versions::routes())
+        .merge(pages::review::routes())
         .layer(middleware::from_fn(security::guard))
         .layer(CatchPanicLayer::custom(error::panic_page))
         .layer(TraceLayer::new_for_http())

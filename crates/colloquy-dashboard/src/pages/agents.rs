@@ -222,6 +222,7 @@ fn detail_page(
         div.actions {
             a href=(href("/playground")) { "Open the playground" }
             a href=(with_query("/conversations", &[("agent_id", Some(id))])) { "Conversations" }
+            a href=(href("/topics")) { "Topics" }
             a href=(with_query("/tests", &[("agent_id", Some(id))])) { "Tests" }
             a href=(href("/versions")) { "Branches and versions" }
             (layout::action_button(viewer, &href("/duplicate"), "Duplicate", "secondary"))

@@ -2,13 +2,16 @@
 //! (input, output, status, duration), and its tool-call timeline from `/api/tool-calls`.
 
 use axum::Router;
+use axum::extract::Form;
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
+use axum::response::Redirect;
 use axum::response::{Html, IntoResponse};
-use axum::routing::get;
+use axum::routing::{get, post};
 use colloquy_core::time::parse_utc_ms;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::Dash;
 use crate::charts::{self, Span};
@@ -23,6 +26,9 @@ pub fn routes() -> Router<Dash> {
         .route("/conversations/{id}", get(detail))
         .route("/conversations/{id}/timeline", get(timeline))
         .route("/conversations/{id}/audio", get(audio))
+        .route("/conversations/{id}/tags", post(add_tag))
+        .route("/conversations/{id}/tags/{tag_id}/remove", post(remove_tag))
+        .route("/conversations/{id}/tickets", post(raise_ticket))
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,9 +304,12 @@ async fn detail(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
     let (conversation, calls) = load(&dash, &viewer, &id).await?;
+    let tags = dash.api.get(&viewer.creds(), "/v1/convai/tags?page_size=100").await?;
+    let tags = tags["conversation_tags"].as_array().cloned().unwrap_or_default();
     let transcript = conversation["transcript"].as_array().cloned().unwrap_or_default();
     let body = html! {
         (facts(&conversation))
+        (tag_list(&viewer, &id, &conversation["tag_ids"], &tags))
         (analysis(&conversation["analysis"]))
         @if conversation["has_audio"] == true {
             h2 { "Recording" }
@@ -309,8 +318,8 @@ async fn detail(
         h2 { "Transcript" }
         @if transcript.is_empty() { p.muted { "Nothing was said." } }
         ol.transcript {
-            @for entry in &transcript {
-                li class=(if text(&entry["role"]) == "user" { "user" } else { "agent" }) {
+            @for (i, entry) in transcript.iter().enumerate() {
+                li id={ "turn-" (i) } class=(if text(&entry["role"]) == "user" { "user" } else { "agent" }) {
                     div.who { (if text(&entry["role"]) == "user" { "User" } else { "Agent" }) " · +" (duration_secs(entry["time_in_call_secs"].as_f64().unwrap_or(0.0))) }
                     // In the order they happened: what was retrieved, the tools called, then
                     // the answer (as the playground shows them).
@@ -327,6 +336,7 @@ async fn detail(
             (charts::timeline(&spans(&calls)))
             p { a href={ "/conversations/" (encode(&id)) "/timeline" } { "Timeline with every call's input and output" } }
         }
+        (ticket_form(&viewer, &id, &transcript, &calls))
     };
     let title = format!("Conversation {id}");
     Ok(Html(layout::page(&viewer, Section::Conversations, &title, body).into_string()))
@@ -348,4 +358,147 @@ async fn timeline(
     };
     let title = format!("Tool calls of {id}");
     Ok(Html(layout::page(&viewer, Section::Conversations, &title, body).into_string()))
+}
+
+/// The conversation's tags, each with a remove button, and a form to add one (an existing tag,
+/// or a new one by its title).
+fn tag_list(viewer: &Viewer, id: &str, tag_ids: &Value, tags: &[Value]) -> Markup {
+    let on: Vec<&str> =
+        tag_ids.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let title = |tag_id: &str| {
+        tags.iter()
+            .find(|t| t["tag_id"] == tag_id)
+            .map_or(tag_id.to_owned(), |t| text(&t["title"]).to_owned())
+    };
+    let base = format!("/conversations/{}/tags", encode(id));
+    html! {
+        div.tags {
+            strong { "Tags " }
+            @if on.is_empty() { span.muted { "none" } }
+            @for tag_id in &on {
+                span.tag { (title(tag_id)) " "
+                    (layout::action_button(viewer, &format!("{base}/{}/remove", encode(tag_id)), "×", "secondary")) }
+            }
+            form.inline method="post" action=(base) {
+                (layout::csrf(viewer))
+                select name="tag_id" aria-label="Tag" {
+                    option value="" { "New tag…" }
+                    @for t in tags.iter().filter(|t| !on.contains(&text(&t["tag_id"]))) {
+                        option value=(text(&t["tag_id"])) { (text(&t["title"])) }
+                    }
+                }
+                input type="text" name="title" placeholder="New tag's title" aria-label="New tag's title";
+                button type="submit" { "Add tag" }
+            }
+        }
+    }
+}
+
+/// Raising a ticket on this conversation: what went wrong, optionally on which turn and which
+/// tool call (the audit record the ticket will show).
+fn ticket_form(viewer: &Viewer, id: &str, transcript: &[Value], calls: &[Value]) -> Markup {
+    html! {
+        details.raise {
+            summary { "Raise a ticket" }
+            form method="post" action={ "/conversations/" (encode(id)) "/tickets" } {
+                (layout::csrf(viewer))
+                label { "Title" input type="text" name="title" maxlength="120"; }
+                label { "What went wrong" textarea name="comment" required {} }
+                label { "On turn"
+                    select name="turn" {
+                        option value="" { "The whole conversation" }
+                        @for (i, e) in transcript.iter().enumerate() {
+                            option value=(i) { (i) " · " (text(&e["role"])) ": " (text(&e["message"]).chars().take(60).collect::<String>()) }
+                        }
+                    }
+                }
+                label { "Tool call"
+                    select name="tool_call" {
+                        option value="" { "None" }
+                        @for c in calls {
+                            option value=(text(&c["id"])) { (text(&c["toolName"])) " · " (text(&c["status"])) " · " (text(&c["createdAt"])) }
+                        }
+                    }
+                }
+                button type="submit" { "Raise ticket" }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TagForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    tag_id: String,
+    #[serde(default)]
+    title: String,
+}
+
+async fn add_tag(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<TagForm>,
+) -> Result<Redirect> {
+    viewer.check(&form.csrf)?;
+    let creds = viewer.creds();
+    let tag_id = if form.tag_id.is_empty() {
+        let made = dash
+            .api
+            .call(
+                &creds,
+                Method::POST,
+                "/v1/convai/tags",
+                Some(&json!({"title": form.title.trim()})),
+            )
+            .await?;
+        text(&made["tag_id"]).to_owned()
+    } else {
+        form.tag_id
+    };
+    let uri = format!("/v1/convai/conversations/{}/tags", encode(&id));
+    dash.api.call(&creds, Method::POST, &uri, Some(&json!({"tag_ids": [tag_id]}))).await?;
+    Ok(Redirect::to(&format!("/conversations/{}", encode(&id))))
+}
+
+async fn remove_tag(
+    viewer: Viewer, State(dash): State<Dash>, Path((id, tag_id)): Path<(String, String)>,
+    Form(form): Form<crate::session::CsrfForm>,
+) -> Result<Redirect> {
+    viewer.check(&form.csrf)?;
+    let uri = format!("/v1/convai/conversations/{}/tags/{}", encode(&id), encode(&tag_id));
+    dash.api.call(&viewer.creds(), Method::DELETE, &uri, None).await?;
+    Ok(Redirect::to(&format!("/conversations/{}", encode(&id))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TicketForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    title: String,
+    comment: String,
+    #[serde(default)]
+    turn: String,
+    #[serde(default)]
+    tool_call: String,
+}
+
+async fn raise_ticket(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<TicketForm>,
+) -> Result<Redirect> {
+    viewer.check(&form.csrf)?;
+    let mut body = json!({"conversation_id": id, "qa_comment": form.comment});
+    if !form.title.trim().is_empty() {
+        body["title"] = json!(form.title.trim());
+    }
+    if let Ok(turn) = form.turn.parse::<i64>() {
+        let tool_call = Some(form.tool_call).filter(|c| !c.is_empty());
+        body["turn_comments"] =
+            json!([{"turn_index": turn, "comment": form.comment, "tool_call_id": tool_call}]);
+    }
+    let made = dash
+        .api
+        .call(&viewer.creds(), Method::POST, "/v1/convai/triage-tickets", Some(&body))
+        .await?;
+    Ok(Redirect::to(&format!("/tickets/{}", encode(text(&made["agentqa_ticket_id"])))))
 }

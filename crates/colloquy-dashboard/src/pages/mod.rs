@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod knowledge_base;
 pub mod mcp;
 pub mod playground;
+pub mod review;
 pub mod tests;
 pub mod tools;
 pub mod versions;

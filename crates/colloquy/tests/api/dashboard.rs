@@ -522,3 +522,104 @@ async fn webhooks_are_made_chosen_and_their_deliveries_sent_again_from_the_dashb
     assert_eq!(page(&app, &reader_cookie, "/webhooks").await.0, 403);
 }
 dual_db!(webhooks_are_made_chosen_and_their_deliveries_sent_again_from_the_dashboard);
+
+/// The review pages: a transcript search, a tag put on a conversation, a ticket raised on a turn
+/// and its tool call, moved on the board and discussed, and the agent's topics.
+async fn conversations_are_searched_tagged_ticketed_and_grouped_in_the_dashboard(backend: Backend) {
+    use crate::fakes::{FakeLlm, call, is_analysis, text, with_llm};
+    let llm = FakeLlm::openai(|req: &serde_json::Value| {
+        if is_analysis(req) {
+            return call(
+                "record_analysis",
+                json!({"transcript_summary": "A refund.",
+                "call_summary_title": "Refund request", "evaluation_criteria_results": {},
+                "data_collection_results": {}}),
+            );
+        }
+        let last = req["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+        if last["content"].to_string().contains("bye") {
+            call("end_call", json!({}))
+        } else {
+            text("Noted.")
+        }
+    })
+    .await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = app.admin_key.clone();
+    let (_, agent) = app.post("/v1/convai/agents/create", &key, &json!({"conversation_config": {"agent": {
+        "first_message": "", "prompt": {"prompt": "p", "llm": "gpt-4o", "built_in_tools": {"end_call": {
+            "name": "end_call", "description": "End", "params": {"system_tool_type": "end_call"}}}}}}})).await;
+    let agent = agent["agent_id"].as_str().unwrap().to_owned();
+    let (mut socket, id) = crate::ws::open(
+        &crate::ws::url(&app.base, &format!("agent_id={agent}")),
+        colloquy_core::protocol::InitiationData::default(),
+    )
+    .await;
+    crate::ws::turn(&mut socket, "I want a refund").await;
+    crate::ws::say(&mut socket, "bye").await;
+    crate::helpers::ended_conversation(&app, &id).await;
+    poll(Duration::from_secs(15), Duration::from_millis(50), async || {
+        let (_, status) = app.get(&format!("/api/conversations/{id}/analysis"), &key).await;
+        (status["status"] == "succeeded").then_some(())
+    })
+    .await
+    .expect("analysed");
+    let cookie = sign_in(&app, &key).await;
+    let csrf = hidden(&page(&app, &cookie, "/search").await.1, "_csrf");
+
+    let (s, found) = page(&app, &cookie, "/search?q=refund").await;
+    assert_eq!(s, 200);
+    assert!(found.contains("<mark>refund</mark>"), "{found}");
+    assert!(found.contains(&format!("/conversations/{id}#turn-0")), "{found}");
+
+    let conversation = format!("/conversations/{id}");
+    let (s, to) = post_form(
+        &app,
+        &cookie,
+        &format!("{conversation}/tags"),
+        &format!("_csrf={csrf}&tag_id=&title=Refunds"),
+    )
+    .await;
+    assert_eq!((s, to.as_str()), (303, conversation.as_str()));
+    let (_, shown) = page(&app, &cookie, &conversation).await;
+    assert!(shown.contains("Refunds") && shown.contains("id=\"turn-3\""), "{shown}");
+
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={id}"), &key).await;
+    let tool_call = calls[0]["id"].as_str().unwrap().to_owned();
+    let (s, to) = post_form(&app, &cookie, &format!("{conversation}/tickets"),
+        &format!("_csrf={csrf}&title=Refund+missed&comment=Ended+before+refunding&turn=3&tool_call={tool_call}")).await;
+    assert_eq!(s, 303, "{to}");
+    assert!(to.starts_with("/tickets/tkt_"), "{to}");
+    let (_, board) = page(&app, &cookie, "/tickets").await;
+    assert!(board.contains("Ended before refunding") && board.contains(&to), "{board}");
+    let (_, ticket) = page(&app, &cookie, &to).await;
+    assert!(ticket.contains("Refund missed") && ticket.contains("Tool end_call"), "{ticket}");
+    assert!(
+        ticket.contains(&format!("/conversations/{id}#turn-3")),
+        "the turn is linked: {ticket}"
+    );
+
+    let (s, _) = post_form(
+        &app,
+        &cookie,
+        &format!("{to}/update"),
+        &format!("_csrf={csrf}&status=in_progress&assignee="),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (s, _) = post_form(
+        &app,
+        &cookie,
+        &format!("{to}/comments"),
+        &format!("_csrf={csrf}&comment=Looking+into+it"),
+    )
+    .await;
+    assert_eq!(s, 303);
+    let (_, ticket) = page(&app, &cookie, &to).await;
+    assert!(ticket.contains("Looking into it") && ticket.contains(">in_progress<"), "{ticket}");
+
+    let (s, topics) = page(&app, &cookie, &format!("/agents/{agent}/topics")).await;
+    assert_eq!(s, 200);
+    assert!(topics.contains("Refund request"), "{topics}");
+}
+dual_db!(conversations_are_searched_tagged_ticketed_and_grouped_in_the_dashboard);
