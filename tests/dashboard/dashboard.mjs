@@ -279,11 +279,11 @@ await step("a ticket raised on the call shows the turn and the call on the board
   await page.goto(`${BASE}/conversations/${conversationId}`);
   const turn = await page.locator("ol.transcript").evaluate((ol) => [...ol.children].findIndex((li) => li.querySelector(".toolcall")));
   await page.getByText("Raise a ticket").click();
-  await page.getByLabel("Title").fill("Weather answer was vague");
+  await page.getByLabel("Title", { exact: true }).fill("Weather answer was vague");
   await page.getByLabel("What went wrong").fill("The agent did not say the temperature");
-  await page.getByLabel("On turn").selectOption(String(turn));
+  await page.locator('select[name="turn"]').selectOption(String(turn));
   const option = page.locator('select[name="tool_call"] option', { hasText: "get_weather" });
-  await page.getByLabel("Tool call").selectOption(await option.getAttribute("value"));
+  await page.locator('select[name="tool_call"]').selectOption(await option.getAttribute("value"));
   await page.getByRole("button", { name: "Raise ticket" }).click();
   await page.waitForURL(/\/tickets\/tkt_/);
   ticketPath = new URL(page.url()).pathname;
