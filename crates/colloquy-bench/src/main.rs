@@ -12,6 +12,7 @@ mod post_call;
 mod report;
 mod retrieval;
 mod scenarios;
+mod search;
 mod soak;
 mod versions;
 mod voice;
@@ -46,7 +47,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval, voice, versions, post_call, otlp, behaviour), to iterate on one; the
+        /// test_runs, retrieval, search, voice, versions, post_call, otlp, behaviour), to iterate on one; the
         /// report then holds only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -148,6 +149,9 @@ async fn scenarios_run(
     if wanted("retrieval") {
         rows.extend(retrieval::retrieval(&colloquy, sizes).await?);
     }
+    if wanted("search") {
+        rows.extend(search::transcripts(sizes).await?);
+    }
     if wanted("voice") {
         rows.extend(voice::voice(&colloquy, sizes).await?);
     }
@@ -201,6 +205,14 @@ fn notes_of_the_method() -> Vec<String> {
          connection of the measuring process; the corpus is synthetic text whose word \
          frequencies fall off as a natural language's, 150 words a chunk, and each query five \
          of its words."
+            .into(),
+    );
+    out.push(
+        "Transcript search times the store's text search of every message of the workspace (what \
+         `GET /v1/convai/conversations/messages/text-search` runs) against the same FTS5 query \
+         prepared on a connection of the measuring process; ten messages of twelve words a \
+         conversation, from the same synthetic language, and each query two of its words that \
+         are not stopwords (what people search for)."
             .into(),
     );
     out

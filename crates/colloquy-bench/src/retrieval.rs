@@ -28,10 +28,10 @@ const TOP: u32 = 20;
 
 /// A deterministic word stream whose frequencies fall off like a natural language's (word k is
 /// about 1/k as common as the first), whose most common words are, as in English, stopwords.
-struct Words(u64);
+pub(crate) struct Words(pub(crate) u64);
 
 impl Words {
-    fn next(&mut self) -> String {
+    pub(crate) fn next(&mut self) -> String {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -43,7 +43,7 @@ impl Words {
         }
     }
 
-    fn text(&mut self, words: usize) -> String {
+    pub(crate) fn text(&mut self, words: usize) -> String {
         (0..words).map(|_| self.next()).collect::<Vec<_>>().join(" ")
     }
 }

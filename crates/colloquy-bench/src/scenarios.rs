@@ -44,6 +44,8 @@ pub struct Sizes {
     pub agent_series: &'static [usize],
     /// Knowledge-base chunks behind each step of the retrieval series.
     pub kb_chunks: &'static [usize],
+    /// Transcript messages behind each step of the transcript search series.
+    pub messages: &'static [usize],
     /// Conversations of the analysis and delivery scenario.
     pub post_call_conversations: usize,
 }
@@ -64,6 +66,7 @@ impl Sizes {
         idle_conversations: 10_000,
         agent_series: &[1000, 10_000, 100_000],
         kb_chunks: &[10_000, 100_000, 1_000_000],
+        messages: &[10_000, 100_000, 1_000_000],
         post_call_conversations: 400,
     };
     /// `--quick` (under two minutes).
@@ -81,6 +84,7 @@ impl Sizes {
         idle_conversations: 1000,
         agent_series: &[100],
         kb_chunks: &[10_000, 100_000],
+        messages: &[10_000, 100_000],
         post_call_conversations: 100,
     };
     /// For the smoke test: every scenario, tiny.
@@ -98,6 +102,7 @@ impl Sizes {
         idle_conversations: 20,
         agent_series: &[5],
         kb_chunks: &[1000],
+        messages: &[1000],
         post_call_conversations: 10,
     };
 }

@@ -10,7 +10,7 @@ use colloquy_core::ids::{ConversationId, WorkspaceId};
 
 use crate::db::{Db, transaction};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, fetch_all};
+use crate::query::{Bind, Query, fetch_all, fetch_optional};
 use crate::{SqlStore, StoreResult};
 
 /// One message found.
@@ -200,51 +200,30 @@ impl MessageStore for SqlStore {
         if s.words.is_empty() {
             return Ok(Vec::new());
         }
-        let columns = "m.conversation_id, c.agent_id, c.agent_name, m.transcript_index, m.message";
-        let mut q = match &self.db {
-            // FTS5: the words as a phrase, then each alone, any of them; bm25 adds up what each
-            // matched, so the phrase ranks first. Quoted, so no operator can be injected.
-            Db::Sqlite { .. } => {
-                let mut terms = vec![format!("\"{}\"", s.words.join(" "))];
-                terms.extend(s.words.iter().map(|w| format!("\"{w}\"")));
-                let mut q = Query::in_workspace(
-                    format!(
-                        "SELECT {columns}, -bm25(conversation_messages_fts) AS score, \
-                         c.started_at FROM conversation_messages_fts \
-                         JOIN conversation_messages m ON m.rowid = conversation_messages_fts.rowid \
-                         JOIN conversations c ON c.id = m.conversation_id \
-                         WHERE m.workspace_id = $1"
-                    ),
-                    workspace_id,
-                );
-                q.push(" AND conversation_messages_fts MATCH ?", Bind::Text(terms.join(" OR ")));
-                q
+        if let Db::Postgres(_) = &self.db {
+            return Ok(fetch_all!(self, search_query(&self.db, workspace_id, s, None))?);
+        }
+        // SQLite: ranking costs a few microseconds a match, so a word in every tenth message of
+        // a million would cost hundreds of milliseconds. The newest matches are ranked first,
+        // and more of them only when the filters leave the page short.
+        let fts = fts_query(&s.words);
+        for window in RANKED_WINDOWS {
+            let cutoff = Query::new(
+                format!(
+                    "SELECT rowid FROM conversation_messages_fts \
+                     WHERE conversation_messages_fts MATCH $1 ORDER BY rowid DESC LIMIT 1 OFFSET {}",
+                    window - 1
+                ),
+                vec![Bind::Text(fts.clone())],
+            );
+            let since: Option<(i64,)> = fetch_optional!(self, cutoff)?;
+            let hits: Vec<MessageHit> =
+                fetch_all!(self, search_query(&self.db, workspace_id, s, since.map(|(r,)| r)))?;
+            if since.is_none() || hits.len() >= s.limit as usize {
+                return Ok(hits);
             }
-            // PostgreSQL: any of the words, plus the phrase's rank on top.
-            Db::Postgres(_) => {
-                let mut q = Query::in_workspace(String::new(), workspace_id);
-                let any = q.param(Bind::Text(s.words.join(" | ")));
-                let phrase = q.param(Bind::Text(s.words.join(" ")));
-                q.raw(&format!(
-                    "SELECT {columns}, (ts_rank(m.terms, to_tsquery('english', {any})) \
-                     + ts_rank(m.terms, phraseto_tsquery('english', {phrase})))::float8 AS score, \
-                     c.started_at FROM conversation_messages m \
-                     JOIN conversations c ON c.id = m.conversation_id \
-                     WHERE m.workspace_id = $1 AND m.terms @@ to_tsquery('english', {any})"
-                ));
-                q
-            }
-        };
-        q.raw(" AND c.deleted = FALSE");
-        filter_conversations(&mut q, s);
-        let order = if s.by_start {
-            "c.started_at DESC, m.conversation_id, m.transcript_index"
-        } else {
-            "score DESC, m.conversation_id, m.transcript_index"
-        };
-        q.order_and_limit(order, s.limit);
-        q.raw(&format!(" OFFSET {}", s.offset));
-        Ok(fetch_all!(self, q)?)
+        }
+        Ok(fetch_all!(self, search_query(&self.db, workspace_id, s, None))?)
     }
 
     async fn lease_unembedded(
@@ -347,6 +326,67 @@ impl MessageStore for SqlStore {
         q.order_and_limit("v.conversation_id, v.transcript_index", limit);
         Ok(fetch_all!(self, q)?)
     }
+}
+
+/// How many of the newest matching messages SQLite ranks, in turn, before ranking them all.
+const RANKED_WINDOWS: [usize; 2] = [2_000, 50_000];
+
+/// An FTS5 query for `words`: the words as a phrase, then each alone, any of them; bm25 adds
+/// up what each matched, so the phrase ranks first. Quoted, so no operator can be injected.
+fn fts_query(words: &[String]) -> String {
+    let mut terms = vec![format!("\"{}\"", words.join(" "))];
+    terms.extend(words.iter().map(|w| format!("\"{w}\"")));
+    terms.join(" OR ")
+}
+
+/// The search of `s`, on SQLite among the matches from rowid `since` on.
+fn search_query(
+    db: &Db, workspace_id: &WorkspaceId, s: &MessageSearch, since: Option<i64>,
+) -> Query {
+    let columns = "m.conversation_id, c.agent_id, c.agent_name, m.transcript_index, m.message";
+    let mut q = match db {
+        Db::Sqlite { .. } => {
+            let mut q = Query::in_workspace(
+                format!(
+                    "SELECT {columns}, -bm25(conversation_messages_fts) AS score, \
+                     c.started_at FROM conversation_messages_fts \
+                     JOIN conversation_messages m ON m.rowid = conversation_messages_fts.rowid \
+                     JOIN conversations c ON c.id = m.conversation_id \
+                     WHERE m.workspace_id = $1"
+                ),
+                workspace_id,
+            );
+            q.push(" AND conversation_messages_fts MATCH ?", Bind::Text(fts_query(&s.words)));
+            if let Some(since) = since {
+                q.push(" AND conversation_messages_fts.rowid >= ?", Bind::Int(since));
+            }
+            q
+        }
+        // PostgreSQL: any of the words, plus the phrase's rank on top.
+        Db::Postgres(_) => {
+            let mut q = Query::in_workspace(String::new(), workspace_id);
+            let any = q.param(Bind::Text(s.words.join(" | ")));
+            let phrase = q.param(Bind::Text(s.words.join(" ")));
+            q.raw(&format!(
+                "SELECT {columns}, (ts_rank(m.terms, to_tsquery('english', {any})) \
+                 + ts_rank(m.terms, phraseto_tsquery('english', {phrase})))::float8 AS score, \
+                 c.started_at FROM conversation_messages m \
+                 JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE m.workspace_id = $1 AND m.terms @@ to_tsquery('english', {any})"
+            ));
+            q
+        }
+    };
+    q.raw(" AND c.deleted = FALSE");
+    filter_conversations(&mut q, s);
+    let order = if s.by_start {
+        "c.started_at DESC, m.conversation_id, m.transcript_index"
+    } else {
+        "score DESC, m.conversation_id, m.transcript_index"
+    };
+    q.order_and_limit(order, s.limit);
+    q.raw(&format!(" OFFSET {}", s.offset));
+    q
 }
 
 /// The search's conversation filters, over `c` (the conversation of each message).

@@ -216,3 +216,85 @@ async fn test_runs_lease_expire_and_complete_once(backend: Backend) {
     );
 }
 dual_db!(test_runs_lease_expire_and_complete_once);
+
+/// The transcript search over 10,000 conversations: a phrase said in one of them is found, and
+/// a word said in every one is ranked among the newest matches first, yet an agent whose
+/// conversations are all older than those still gets full pages.
+async fn transcripts_are_searched_among_ten_thousand_conversations(backend: Backend) {
+    use colloquy_core::ids::ConversationId;
+    use colloquy_store::{
+        ConversationProgress, ConversationRecord, ConversationStore, MessageSearch, MessageStore,
+    };
+    let db = TestDb::new(backend).await;
+    let store = Arc::new(db.store().await);
+    let ws = store.ensure_workspace("w").await.unwrap().id;
+    let save = {
+        let (store, ws) = (store.clone(), ws.clone());
+        move |i: usize| {
+            let (store, ws) = (store.clone(), ws.clone());
+            async move {
+                let id = ConversationId::generate();
+                let agent = if i < 100 { "agent_old" } else { "agent_new" };
+                let record = ConversationRecord {
+                    id: id.clone(),
+                    workspace_id: ws.clone(),
+                    agent_id: agent.into(),
+                    branch_id: None,
+                    version_id: None,
+                    source: "ws".into(),
+                    started_at: 1_700_000_000 + i as i64,
+                };
+                let progress = ConversationProgress { status: "done".into(), ..Default::default() };
+                store.start_conversation(&record, &progress).await.unwrap();
+                let mut said =
+                    vec![(0, "user".to_owned(), format!("please check my order number {i}"))];
+                said.push((1, "agent".to_owned(), "Checking it now.".to_owned()));
+                if i == 42 {
+                    said.push((
+                        2,
+                        "user".to_owned(),
+                        "a purple elephant ate my invoice".to_owned(),
+                    ));
+                }
+                store.index_messages(&ws, &id, &said).await.unwrap();
+                id
+            }
+        }
+    };
+    let mut old = Vec::new();
+    for i in 0..100 {
+        old.push(save(i).await);
+    }
+    let mut rest = tokio::task::JoinSet::new();
+    for chunk in 0..8 {
+        let save = save.clone();
+        rest.spawn(async move {
+            for i in (100 + chunk..10_000).step_by(8) {
+                save(i).await;
+            }
+        });
+    }
+    rest.join_all().await;
+    let search = |words: &[&str], agent: Option<&str>, offset: u32| MessageSearch {
+        words: words.iter().map(|w| (*w).to_owned()).collect(),
+        agent_id: agent.map(str::to_owned),
+        offset,
+        limit: 21,
+        ..MessageSearch::default()
+    };
+    let found =
+        store.search_messages(&ws, &search(&["purple", "elephant"], None, 0)).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].conversation_id, old[42].as_str());
+    assert_eq!(found[0].transcript_index, 2);
+    let page = store.search_messages(&ws, &search(&["order"], None, 0)).await.unwrap();
+    assert_eq!(page.len(), 21);
+    let theirs =
+        store.search_messages(&ws, &search(&["order"], Some("agent_old"), 0)).await.unwrap();
+    assert_eq!(theirs.len(), 21, "older than the newest matches, still a full page");
+    assert!(theirs.iter().all(|h| h.agent_id == "agent_old"));
+    let last =
+        store.search_messages(&ws, &search(&["order"], Some("agent_old"), 90)).await.unwrap();
+    assert_eq!(last.len(), 10, "the agent's 100 conversations in all");
+}
+dual_db!(transcripts_are_searched_among_ten_thousand_conversations);
