@@ -332,6 +332,7 @@ async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Re
         version_id: None,
         source: "ws".into(),
         started_at: now / 1000,
+        external_reference: None,
     };
     let progress =
         colloquy_store::ConversationProgress { status: "done".into(), ..Default::default() };

@@ -20,6 +20,7 @@ pub mod procedures;
 pub mod protocol;
 pub mod random;
 pub mod redact;
+pub mod references;
 pub mod schema;
 pub mod scope;
 pub mod secret_key;

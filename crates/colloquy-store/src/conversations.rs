@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::db::{change_one, changed_one, transaction};
 use crate::inline::sqlite_row;
-use crate::query::{Bind, Query, fetch_all, find};
+use crate::query::{Bind, Query, fetch_all, fetch_optional, find};
 use colloquy_core::ids::{AgentId, ConversationId, WorkspaceId};
 
 use crate::{SqlStore, StoreResult};
@@ -28,6 +28,8 @@ pub struct ConversationRecord {
     pub source: String,
     /// Unix seconds.
     pub started_at: i64,
+    /// The Slack message or Zendesk ticket it is about (`colloquy_core::references`).
+    pub external_reference: Option<String>,
 }
 
 /// What changes as a conversation goes on.
@@ -162,6 +164,10 @@ pub trait ConversationStore {
     async fn has_conversation(
         &self, workspace_id: &WorkspaceId, id: &ConversationId,
     ) -> StoreResult<bool>;
+    /// The agent's newest conversation about `reference` (a canonical key), if any.
+    async fn conversation_by_reference(
+        &self, workspace_id: &WorkspaceId, agent_id: &str, reference: &str,
+    ) -> StoreResult<Option<ConversationId>>;
     /// One conversation with its document; deleted ones are not found.
     async fn get_conversation(
         &self, workspace_id: &WorkspaceId, id: &ConversationId,
@@ -204,8 +210,8 @@ impl ConversationStore for SqlStore {
             sqlx::query(
                 "INSERT INTO conversations (id, workspace_id, agent_id, branch_id, source, status, started_at, deleted, \
                  agent_name, user_id, ended_at, call_successful, message_count, duration_secs, termination_reason, document, \
-                 version_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 version_id, external_reference) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, FALSE, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .bind(c.id.as_str())
             .bind(c.workspace_id.as_str())
@@ -223,6 +229,7 @@ impl ConversationStore for SqlStore {
             .bind(&s.termination_reason)
             .bind(&s.document)
             .bind(&c.version_id)
+            .bind(&c.external_reference)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -270,6 +277,20 @@ impl ConversationStore for SqlStore {
         );
         let found: Vec<(i64,)> = fetch_all!(self, q)?;
         Ok(found.first().is_some_and(|(n,)| *n > 0))
+    }
+
+    async fn conversation_by_reference(
+        &self, workspace_id: &WorkspaceId, agent_id: &str, reference: &str,
+    ) -> StoreResult<Option<ConversationId>> {
+        let mut q = Query::scoped(
+            "SELECT id FROM conversations WHERE workspace_id = $1 AND agent_id = $2 AND deleted = FALSE",
+            workspace_id,
+            agent_id,
+        );
+        q.push(" AND external_reference = ?", Bind::Text(reference.to_owned()));
+        q.order_and_limit("started_at DESC, id DESC", 1);
+        let found: Option<(String,)> = fetch_optional!(self, q)?;
+        Ok(found.map(|(id,)| ConversationId::from(id)))
     }
 
     async fn get_conversation(

@@ -205,6 +205,11 @@ def test_review_tags_users_and_live_count():
     assert smart.results and smart.results[0].conversation_id, smart
     topics = conversations.topics.get(agent_id, sort_by="success_rate", include_evaluation_criteria=False)
     assert isinstance(topics.topics, list) and topics.window_end_unix_secs > topics.window_start_unix_secs
+    try:
+        conversations.resolve(agent_id=agent_id, reference="https://acme.zendesk.com/agent/tickets/1")
+        raise AssertionError("resolved a ticket no conversation is about")
+    except ApiError as e:
+        assert e.status_code == 404, e
 
 
 def test_review_triage_tickets():

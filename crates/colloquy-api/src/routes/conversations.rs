@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_conversation, delete_conversation))
         .routes(routes!(post_conversation_feedback))
         .routes(routes!(get_conversation_audio))
+        .routes(routes!(resolve_conversation))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -208,15 +209,51 @@ enum Format {
 async fn get_conversation(
     cx: Ctx, Path(id): Path<ConversationId>, Query(params): Query<GetParams>,
 ) -> ApiResult<Json<Value>> {
-    let row = cx.conversation(&id).await?;
-    let audio = cx.app.store.conversation_audio(&cx.workspace_id, &id, false).await?;
+    conversation_view(&cx, &id, params.format).await.map(Json)
+}
+
+/// A conversation as `GET /conversations/{id}` answers it.
+async fn conversation_view(
+    cx: &Ctx, id: &ConversationId, format: Option<Format>,
+) -> ApiResult<Value> {
+    let row = cx.conversation(id).await?;
+    let audio = cx.app.store.conversation_audio(&cx.workspace_id, id, false).await?;
     let mut conversation = colloquy_engine::conversation::view::wire(&row, audio.as_ref());
-    conversation["tag_ids"] = json!(cx.app.store.conversation_tag_ids(&id).await?);
-    if let Some(Format::Opentelemetry) = params.format {
-        let calls = cx.app.store.conversation_executions(&cx.workspace_id, &id).await?;
+    conversation["tag_ids"] = json!(cx.app.store.conversation_tag_ids(id).await?);
+    if let Some(Format::Opentelemetry) = format {
+        let calls = cx.app.store.conversation_executions(&cx.workspace_id, id).await?;
         conversation["otlp_traces"] = colloquy_engine::conversation::otlp::traces(&row, &calls);
     }
-    Ok(Json(conversation))
+    Ok(conversation)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ResolveParams {
+    /// The agent the conversation was with (required).
+    agent_id: Option<String>,
+    /// A Slack message URL or a Zendesk ticket URL (required).
+    reference: Option<String>,
+}
+
+/// The agent's conversation about a Slack message or a Zendesk ticket: the one started with
+/// that link in its `conversation_reference` dynamic variable (the newest, if several were).
+#[utoipa::path(get, path = "/v1/convai/conversations/resolve", params(ResolveParams), security(("api_key" = ["conversations:read"])))]
+async fn resolve_conversation(
+    cx: Ctx, Query(params): Query<ResolveParams>,
+) -> ApiResult<Json<Value>> {
+    let required = |name: &str| {
+        ApiError::invalid(Violation::new(["query", name], "missing", "Field required"))
+    };
+    let agent_id = params.agent_id.filter(|a| !a.is_empty()).ok_or_else(|| required("agent_id"))?;
+    let reference = params.reference.ok_or_else(|| required("reference"))?;
+    let key = colloquy_core::references::canonical(&reference).map_err(|message| {
+        ApiError::invalid(Violation::new(["query", "reference"], "value_error", message))
+    })?;
+    cx.agent(&AgentId::from(agent_id.clone())).await?;
+    let found = cx.app.store.conversation_by_reference(&cx.workspace_id, &agent_id, &key).await?;
+    let id = found.ok_or(ApiError::NotFound("conversation"))?;
+    conversation_view(&cx, &id, None).await.map(Json)
 }
 
 /// The conversation's recording (both sides, mixed) as the reference serves it: an MP3 file.

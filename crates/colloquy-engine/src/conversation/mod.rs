@@ -149,6 +149,11 @@ impl Conversation {
             version_id: state.agent.version_id.clone(),
             source: source.as_str().into(),
             started_at: time::now_secs(),
+            external_reference: state
+                .vars
+                .get(colloquy_core::references::VARIABLE)
+                .and_then(Value::as_str)
+                .and_then(|r| colloquy_core::references::canonical(r).ok()),
         };
         let record = Recorder::start(
             deps.store.clone(),

@@ -50,6 +50,7 @@ pub async fn conversation(store: &SqlStore, ws: &WorkspaceId, agent: &str) -> Co
         version_id: None,
         source: "ws".into(),
         started_at: colloquy_core::time::now_secs(),
+        external_reference: None,
     };
     let progress = ConversationProgress { status: "done".into(), ..Default::default() };
     store.start_conversation(&record, &progress).await.unwrap();

@@ -569,3 +569,54 @@ async fn topics_group_by_meaning_with_an_embedding_provider(backend: Backend) {
     assert_eq!(counts, [2, 2, 1], "{all}");
 }
 dual_db!(topics_group_by_meaning_with_an_embedding_provider);
+
+async fn a_ticket_or_thread_link_resolves_to_its_conversation(backend: Backend) {
+    let llm = FakeLlm::openai(|_: &Value| text("Noted.")).await;
+    let app = TestApp::spawn_with(backend, with_llm(&llm)).await;
+    let key = &app.admin_key;
+    let agent = agent(&app).await;
+    let mut ids = Vec::new();
+    for link in [
+        "https://acme.zendesk.com/agent/tickets/77",
+        "https://acme.slack.com/archives/C0123ABCD/p1700000000123456",
+    ] {
+        let vars = json!({"conversation_reference": link}).as_object().cloned();
+        let data = InitiationData { dynamic_variables: vars, ..Default::default() };
+        let (mut socket, id) =
+            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
+        turn(&mut socket, "hello").await;
+        drop(socket);
+        ended_conversation(&app, &id).await;
+        ids.push(id);
+    }
+    let resolve = async |agent: &str, reference: &str, key: &str| {
+        let uri = format!(
+            "/v1/convai/conversations/resolve?agent_id={agent}&reference={}",
+            reference.replace('&', "%26").replace('?', "%3F").replace('#', "%23")
+        );
+        app.get(&uri, key).await
+    };
+    let (s, b) =
+        resolve(&agent, "https://acme.zendesk.com/agent/tickets/77/events#latest", key).await;
+    assert_eq!((s, b["conversation_id"].as_str()), (200, Some(ids[0].as_str())), "{b}");
+    assert!(b["transcript"].is_array());
+    let reply = "https://acme.slack.com/archives/C0123ABCD/p1700000099000001?thread_ts=1700000000.123456&cid=C0123ABCD";
+    let (s, b) = resolve(&agent, reply, key).await;
+    assert_eq!(
+        (s, b["conversation_id"].as_str()),
+        (200, Some(ids[1].as_str())),
+        "a reply in the thread: {b}"
+    );
+    assert_eq!(resolve(&agent, "https://acme.zendesk.com/agent/tickets/78", key).await.0, 404);
+    let (s, b) = resolve(&agent, "https://example.com/tickets/77", key).await;
+    assert_eq!((s, b["detail"][0]["loc"].clone()), (422, json!(["query", "reference"])), "{b}");
+    let (s, _) = app.get(&format!("/v1/convai/conversations/resolve?agent_id={agent}"), key).await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        resolve("agent_missing", "https://acme.zendesk.com/agent/tickets/77", key).await.0,
+        404
+    );
+    let theirs = app.key("globex", "g@globex.test", "admin").await;
+    assert_eq!(resolve(&agent, "https://acme.zendesk.com/agent/tickets/77", &theirs).await.0, 404);
+}
+dual_db!(a_ticket_or_thread_link_resolves_to_its_conversation);

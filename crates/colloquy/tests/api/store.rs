@@ -243,6 +243,7 @@ async fn transcripts_are_searched_among_ten_thousand_conversations(backend: Back
                     version_id: None,
                     source: "ws".into(),
                     started_at: 1_700_000_000 + i as i64,
+                    external_reference: None,
                 };
                 let progress = ConversationProgress { status: "done".into(), ..Default::default() };
                 store.start_conversation(&record, &progress).await.unwrap();
