@@ -121,16 +121,34 @@ async fn index(
 }
 
 /// The rows of one step of the search series.
-fn search_rows(chunks: usize, mut ours: Vec<u64>, mut direct: Vec<u64>, ingest: f64) -> Vec<Row> {
-    ours.sort_unstable();
-    direct.sort_unstable();
-    let label = format!("knowledge-base lexical search, {chunks} chunks, top {TOP}");
-    let p99 = |l: &[u64]| load::quantile(l, 0.99);
+fn search_rows(chunks: usize, ours: Vec<u64>, direct: Vec<u64>, ingest: f64) -> Vec<Row> {
     let absolute = match chunks {
         n if n >= 1_000_000 => Goal::AtMost(20.0),
         n if n >= 100_000 => Goal::AtMost(5.0),
         _ => Goal::None,
     };
+    search_series_rows(
+        &format!("knowledge-base lexical search, {chunks} chunks, top {TOP}"),
+        (ours, direct),
+        absolute,
+        Row {
+            scenario: format!("knowledge-base ingestion (chunk, index, commit), {chunks} chunks"),
+            unit: "chunks/s".into(),
+            ours: ingest,
+            baseline: None,
+            goal: Goal::None,
+        },
+    )
+}
+
+/// A search series' rows: p50 and p99 against the same query on the file (the p99 within
+/// 2×), the p99 against `absolute`, then how fast the corpus was built.
+pub(crate) fn search_series_rows(
+    label: &str, (mut ours, mut direct): (Vec<u64>, Vec<u64>), absolute: Goal, ingest: Row,
+) -> Vec<Row> {
+    ours.sort_unstable();
+    direct.sort_unstable();
+    let p99 = |l: &[u64]| load::quantile(l, 0.99);
     vec![
         Row {
             scenario: format!("{label}: p50 vs the same FTS query on the file"),
@@ -153,13 +171,7 @@ fn search_rows(chunks: usize, mut ours: Vec<u64>, mut direct: Vec<u64>, ingest: 
             baseline: None,
             goal: absolute,
         },
-        Row {
-            scenario: format!("knowledge-base ingestion (chunk, index, commit), {chunks} chunks"),
-            unit: "chunks/s".into(),
-            ours: ingest,
-            baseline: None,
-            goal: Goal::None,
-        },
+        ingest,
     ]
 }
 

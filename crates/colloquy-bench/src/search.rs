@@ -10,9 +10,8 @@ use colloquy_store::{
     ConnectOptions, MessageSearch, MessageStore as _, SqlStore, WorkspaceStore as _,
 };
 
-use crate::load;
 use crate::report::{Goal, Row};
-use crate::retrieval::Words;
+use crate::retrieval::{self, Words};
 use crate::scenarios::Sizes;
 
 /// Messages per synthetic conversation.
@@ -149,34 +148,12 @@ fn raw_search(
 }
 
 /// The rows of one step of the series.
-fn rows(messages: usize, mut ours: Vec<u64>, mut direct: Vec<u64>, ingest: f64) -> Vec<Row> {
-    ours.sort_unstable();
-    direct.sort_unstable();
-    let label = format!("transcript text search, {messages} messages, page of 20");
-    let p99 = |l: &[u64]| load::quantile(l, 0.99);
+fn rows(messages: usize, ours: Vec<u64>, direct: Vec<u64>, ingest: f64) -> Vec<Row> {
     let absolute = if messages >= 1_000_000 { Goal::AtMost(20.0) } else { Goal::None };
-    vec![
-        Row {
-            scenario: format!("{label}: p50 vs the same FTS query on the file"),
-            unit: "ms".into(),
-            ours: load::quantile(&ours, 0.5),
-            baseline: Some(load::quantile(&direct, 0.5)),
-            goal: Goal::None,
-        },
-        Row {
-            scenario: format!("{label}: p99 vs the same FTS query on the file"),
-            unit: "ms".into(),
-            ours: p99(&ours),
-            baseline: Some(p99(&direct)),
-            goal: Goal::RatioAtMost(2.0),
-        },
-        Row {
-            scenario: format!("{label}: p99"),
-            unit: "ms".into(),
-            ours: p99(&ours),
-            baseline: None,
-            goal: absolute,
-        },
+    retrieval::search_series_rows(
+        &format!("transcript text search, {messages} messages, page of 20"),
+        (ours, direct),
+        absolute,
         Row {
             scenario: format!("transcript corpus build (rows and FTS index), {messages} messages"),
             unit: "messages/s".into(),
@@ -184,5 +161,5 @@ fn rows(messages: usize, mut ours: Vec<u64>, mut direct: Vec<u64>, ingest: f64) 
             baseline: None,
             goal: Goal::None,
         },
-    ]
+    )
 }

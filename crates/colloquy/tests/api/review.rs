@@ -326,6 +326,15 @@ async fn transcripts_are_searched(backend: Backend) {
 }
 dual_db!(transcripts_are_searched);
 
+/// A finished conversation with `agent` in which the user said `said`.
+async fn finished(app: &TestApp, agent: &str, said: &str, data: InitiationData) -> String {
+    let (mut socket, id) = ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
+    turn(&mut socket, said).await;
+    drop(socket);
+    ended_conversation(app, &id).await;
+    id
+}
+
 /// A smart search and how it was answered (the `x-colloquy-search-mode` header).
 async fn smart_search(app: &TestApp, key: &str, query: &str) -> (Value, String) {
     let r = app
@@ -359,12 +368,7 @@ async fn transcripts_are_searched_by_meaning(backend: Backend) {
         (&two, "the vehicle rattles on the motorway"),
     ] {
         let data = InitiationData { user_id: Some("ada".into()), ..Default::default() };
-        let (mut socket, id) =
-            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
-        turn(&mut socket, said).await;
-        drop(socket);
-        ended_conversation(&app, &id).await;
-        ids.push(id);
+        ids.push(finished(&app, agent, said, data).await);
     }
     // Each node's worker embeds finished conversations in the background: three user
     // messages and three answers.
@@ -454,12 +458,7 @@ async fn analysed_agent(app: &TestApp, phrases: &[&str]) -> String {
     assert_eq!(s, 200, "{b}");
     let agent = b["agent_id"].as_str().unwrap().to_owned();
     for said in phrases {
-        let data = InitiationData::default();
-        let (mut socket, id) =
-            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
-        turn(&mut socket, said).await;
-        drop(socket);
-        ended_conversation(app, &id).await;
+        let id = finished(app, &agent, said, InitiationData::default()).await;
         poll(Duration::from_secs(15), Duration::from_millis(50), async || {
             let (_, status) =
                 app.get(&format!("/api/conversations/{id}/analysis"), &app.admin_key).await;
@@ -582,12 +581,7 @@ async fn a_ticket_or_thread_link_resolves_to_its_conversation(backend: Backend) 
     ] {
         let vars = json!({"conversation_reference": link}).as_object().cloned();
         let data = InitiationData { dynamic_variables: vars, ..Default::default() };
-        let (mut socket, id) =
-            ws::open(&ws::url(&app.base, &format!("agent_id={agent}")), data).await;
-        turn(&mut socket, "hello").await;
-        drop(socket);
-        ended_conversation(&app, &id).await;
-        ids.push(id);
+        ids.push(finished(&app, &agent, "hello", data).await);
     }
     let resolve = async |agent: &str, reference: &str, key: &str| {
         let uri = format!(
