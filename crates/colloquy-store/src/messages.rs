@@ -111,6 +111,12 @@ pub struct MessageSearch {
     pub tool_names: [Vec<String>; 3],
     /// The same by tool id.
     pub tool_ids: [Vec<String>; 3],
+    /// In which one of these agents spoke (`visited_agents`, a transfer's target too).
+    pub visited_agents: Vec<String>,
+    /// In which an agent of one of these branches spoke.
+    pub visited_branches: Vec<String>,
+    /// Whose main language is one of these.
+    pub languages: Vec<String>,
     /// Newest conversations first, instead of the best matches.
     pub by_start: bool,
     /// Results skipped (earlier pages).
@@ -322,9 +328,36 @@ impl MessageStore for SqlStore {
                  AND v.transcript_index > {index}))"
             ));
         }
-        filter_conversations(&mut q, s);
+        filter_conversations(&mut q, s, &self.db);
         q.order_and_limit("v.conversation_id, v.transcript_index", limit);
         Ok(fetch_all!(self, q)?)
+    }
+}
+
+/// The filters on what only the conversation's document holds: the agents that spoke in it,
+/// their branches, its main language.
+fn filter_document(q: &mut Query, s: &MessageSearch, db: &Db) {
+    let sqlite = matches!(db, Db::Sqlite { .. });
+    for (key, values) in [("agent_id", &s.visited_agents), ("branch_id", &s.visited_branches)] {
+        if values.is_empty() {
+            continue;
+        }
+        if sqlite {
+            q.raw(" AND EXISTS (SELECT 1 FROM json_each(c.document, '$.visited_agents') v WHERE 1 = 1");
+            q.push_in(&format!("json_extract(v.value, '$.{key}')"), values);
+        } else {
+            q.raw(" AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.document::jsonb -> 'visited_agents') AS v(item) WHERE 1 = 1");
+            q.push_in(&format!("(v.item ->> '{key}')"), values);
+        }
+        q.raw(")");
+    }
+    if !s.languages.is_empty() {
+        let language = if sqlite {
+            "json_extract(c.document, '$.metadata.main_language')"
+        } else {
+            "(c.document::jsonb -> 'metadata' ->> 'main_language')"
+        };
+        q.push_in(language, &s.languages);
     }
 }
 
@@ -378,7 +411,7 @@ fn search_query(
         }
     };
     q.raw(" AND c.deleted = FALSE");
-    filter_conversations(&mut q, s);
+    filter_conversations(&mut q, s, db);
     let order = if s.by_start {
         "c.started_at DESC, m.conversation_id, m.transcript_index"
     } else {
@@ -390,7 +423,8 @@ fn search_query(
 }
 
 /// The search's conversation filters, over `c` (the conversation of each message).
-fn filter_conversations(q: &mut Query, s: &MessageSearch) {
+fn filter_conversations(q: &mut Query, s: &MessageSearch, db: &Db) {
+    filter_document(q, s, db);
     for (column, value) in [
         ("c.agent_id", &s.agent_id),
         ("c.call_successful", &s.call_successful),

@@ -200,8 +200,13 @@ def test_review_tags_users_and_live_count():
     found = conversations.messages.text_search(text_query="weather", agent_id=agent_id, page_size=5)
     assert found.results and "weather" in found.results[0].chunk_text.lower(), found
     assert any(h.is_hit for h in found.results[0].chunk_highlights)
-    # No embedding provider here: the smart search answers from the words.
-    smart = conversations.messages.search(text_query="weather", agent_id=agent_id, page_size=5)
+    # By meaning with the fake embeddings of fake_services.py, once the node's worker has
+    # embedded the conversation (in the background after it ended).
+    for _ in range(50):
+        smart = conversations.messages.search(text_query="weather", agent_id=agent_id, page_size=5)
+        if smart.results:
+            break
+        time.sleep(0.2)
     assert smart.results and smart.results[0].conversation_id, smart
     topics = conversations.topics.get(agent_id, sort_by="success_rate", include_evaluation_criteria=False)
     assert isinstance(topics.topics, list) and topics.window_end_unix_secs > topics.window_start_unix_secs

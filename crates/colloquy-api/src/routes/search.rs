@@ -48,6 +48,15 @@ struct SearchParams {
     text_query: Option<String>,
     /// Only this agent's conversations.
     agent_id: Option<String>,
+    /// In which one of these agents spoke (repeat the parameter; at most 50).
+    #[serde(default)]
+    visited_agent_ids: Vec<String>,
+    /// In which an agent of one of these branches spoke (at most 50).
+    #[serde(default)]
+    visited_agent_branch_ids: Vec<String>,
+    /// Whose main language is one of these (`en`, `fr`, ...).
+    #[serde(default)]
+    main_languages: Vec<String>,
     /// `success`, `failure` or `unknown`.
     call_successful: Option<String>,
     /// Started before this unix second.
@@ -118,6 +127,18 @@ fn query_words(query: Option<&str>) -> ApiResult<Vec<String>> {
     Ok(words)
 }
 
+/// A list filter of at most 50 values, as the reference allows.
+fn at_most_50(name: &str, values: Vec<String>) -> ApiResult<Vec<String>> {
+    if values.len() > 50 {
+        return Err(ApiError::invalid(Violation::new(
+            ["query", name],
+            "too_long",
+            "List should have at most 50 items",
+        )));
+    }
+    Ok(values)
+}
+
 /// The query's words: letters and digits, lower case.
 fn words(query: &str) -> Vec<String> {
     query
@@ -182,6 +203,10 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
         [lists(params.tool_ids), lists(params.tool_ids_successful), lists(params.tool_ids_errored)];
     let (exclude_statuses, termination_reasons) =
         (lists(params.exclude_statuses), lists(params.termination_reasons));
+    let visited_agents = at_most_50("visited_agent_ids", lists(params.visited_agent_ids))?;
+    let visited_branches =
+        at_most_50("visited_agent_branch_ids", lists(params.visited_agent_branch_ids))?;
+    let languages = lists(params.main_languages);
     let filters = format!(
         "{:?}",
         (
@@ -189,6 +214,7 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
             (params.call_start_after_unix, &params.user_id, &params.branch_id, sort),
             (&params.version_id, params.call_duration_min_secs, params.call_duration_max_secs),
             (&exclude_statuses, &termination_reasons, &tool_names, &tool_ids),
+            (&visited_agents, &visited_branches, &languages),
         )
     );
     // The cursor holds how many results the earlier pages showed.
@@ -216,6 +242,9 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
         termination_reasons,
         tool_names,
         tool_ids,
+        visited_agents,
+        visited_branches,
+        languages,
         by_start: sort == SearchSort::CreatedAt,
         offset: u32::try_from(offset.max(0)).unwrap_or(u32::MAX),
         limit: pager.fetch(),

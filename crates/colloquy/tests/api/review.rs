@@ -301,6 +301,27 @@ async fn transcripts_are_searched(backend: Backend) {
     assert_eq!(count("text_query=refund&call_duration_min_secs=100000").await, 0);
     assert_eq!(count("text_query=refund&call_duration_max_secs=100000").await, 2);
     assert_eq!(count("text_query=refund&termination_reasons=nothing%20like%20it").await, 0);
+    assert_eq!(count(&format!("text_query=refund&visited_agent_ids={one}")).await, 2);
+    assert_eq!(count(&format!("text_query=refund&visited_agent_ids={two}")).await, 0);
+    assert_eq!(
+        count(&format!("text_query=hours&visited_agent_ids=x&visited_agent_ids={two}")).await,
+        1
+    );
+    let (_, first) = app.get(&format!("/v1/convai/conversations/{}", ids[0]), key).await;
+    let branch = first["visited_agents"][0]["branch_id"].as_str().expect("a branch").to_owned();
+    assert_eq!(count(&format!("text_query=refund&visited_agent_branch_ids={branch}")).await, 2);
+    assert_eq!(count("text_query=refund&visited_agent_branch_ids=agtbrch_none").await, 0);
+    assert_eq!(count("text_query=refund&main_languages=en").await, 2);
+    assert_eq!(count("text_query=refund&main_languages=fr").await, 0);
+    let many: String = (0..51).map(|i| format!("&visited_agent_ids=a{i}")).collect();
+    let (s, b) = app
+        .get(&format!("/v1/convai/conversations/messages/text-search?text_query=x{many}"), key)
+        .await;
+    assert_eq!(
+        (s, b["detail"][0]["loc"].clone()),
+        (422, json!(["query", "visited_agent_ids"])),
+        "{b}"
+    );
     for bad in ["", "text_query=", "text_query=%20%2C", "text_query=x&page_size=51"] {
         let (s, b) =
             app.get(&format!("/v1/convai/conversations/messages/text-search?{bad}"), key).await;
