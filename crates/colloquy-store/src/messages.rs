@@ -117,6 +117,10 @@ pub struct MessageSearch {
     pub visited_branches: Vec<String>,
     /// Whose main language is one of these.
     pub languages: Vec<String>,
+    /// Text-only conversations (`true`) or those with voice (`false`).
+    pub text_only: Option<bool>,
+    /// Started from this client (`source_info.source`).
+    pub initiation_source: Option<String>,
     /// Newest conversations first, instead of the best matches.
     pub by_start: bool,
     /// Results skipped (earlier pages).
@@ -335,7 +339,7 @@ impl MessageStore for SqlStore {
 }
 
 /// The filters on what only the conversation's document holds: the agents that spoke in it,
-/// their branches, its main language.
+/// their branches, its main language, whether it was text only, the client it started from.
 fn filter_document(q: &mut Query, s: &MessageSearch, db: &Db) {
     let sqlite = matches!(db, Db::Sqlite { .. });
     for (key, values) in [("agent_id", &s.visited_agents), ("branch_id", &s.visited_branches)] {
@@ -358,6 +362,27 @@ fn filter_document(q: &mut Query, s: &MessageSearch, db: &Db) {
             "(c.document::jsonb -> 'metadata' ->> 'main_language')"
         };
         q.push_in(language, &s.languages);
+    }
+    if let Some(text_only) = s.text_only {
+        // JSON booleans read back as 1/0 on SQLite, as 'true'/'false' text on PostgreSQL.
+        q.raw(match (sqlite, text_only) {
+            (true, true) => " AND json_extract(c.document, '$.metadata.text_only') = 1",
+            (true, false) => {
+                " AND COALESCE(json_extract(c.document, '$.metadata.text_only'), 0) = 0"
+            }
+            (false, true) => " AND (c.document::jsonb -> 'metadata' ->> 'text_only') = 'true'",
+            (false, false) => {
+                " AND COALESCE(c.document::jsonb -> 'metadata' ->> 'text_only', 'false') = 'false'"
+            }
+        });
+    }
+    if let Some(source) = &s.initiation_source {
+        let column = if sqlite {
+            "json_extract(c.document, '$.conversation_initiation_client_data.source_info.source')"
+        } else {
+            "(c.document::jsonb -> 'conversation_initiation_client_data' -> 'source_info' ->> 'source')"
+        };
+        q.push_in(column, std::slice::from_ref(source));
     }
 }
 

@@ -5,6 +5,7 @@
 //! `x-colloquy-search-mode` header (`semantic` or `lexical`) and by filling
 //! `chunk_highlights`, which the reference fills only for a search by words.
 
+use axum::extract::RawQuery;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use colloquy_core::cursor::{Direction, PageSizeRule};
@@ -57,6 +58,11 @@ struct SearchParams {
     /// Whose main language is one of these (`en`, `fr`, ...).
     #[serde(default)]
     main_languages: Vec<String>,
+    /// Text-only conversations, or only those with voice.
+    text_only: Option<bool>,
+    /// Started from this client (`source_info.source` of the initiation data: `python_sdk`,
+    /// `js_sdk`, `widget`, ...).
+    conversation_initiation_source: Option<String>,
     /// `success`, `failure` or `unknown`.
     call_successful: Option<String>,
     /// Started before this unix second.
@@ -127,6 +133,34 @@ fn query_words(query: Option<&str>) -> ApiResult<Vec<String>> {
     Ok(words)
 }
 
+/// Filters of the reference this server cannot apply: Colloquy keeps no ratings or feedback
+/// comments, and its analyses, procedures and topics are not indexed for them. Refused rather
+/// than ignored, so no one reads an unfiltered page as a filtered one.
+const UNSUPPORTED_FILTERS: [&str; 8] = [
+    "rating_min",
+    "rating_max",
+    "has_feedback_comment",
+    "evaluation_params",
+    "data_collection_params",
+    "dynamic_variable_params",
+    "triggered_procedure_ids",
+    "topic_ids",
+];
+
+fn refuse_unsupported(raw: Option<&str>) -> ApiResult<()> {
+    let given = raw.into_iter().flat_map(|q| q.split('&')).filter_map(|p| p.split('=').next());
+    for name in given {
+        if let Some(name) = UNSUPPORTED_FILTERS.iter().find(|f| **f == name) {
+            return Err(ApiError::invalid(Violation::new(
+                ["query", name],
+                "not_supported",
+                format!("This server cannot filter transcripts by {name}"),
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A list filter of at most 50 values, as the reference allows.
 fn at_most_50(name: &str, values: Vec<String>) -> ApiResult<Vec<String>> {
     if values.len() > 50 {
@@ -189,7 +223,10 @@ fn hit_view(hit: &MessageHit, words: Option<&[String]>) -> Value {
 }
 
 #[utoipa::path(get, path = "/v1/convai/conversations/messages/text-search", params(SearchParams), security(("api_key" = ["conversations:read"])))]
-async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<Json<Value>> {
+async fn text_search(
+    cx: Ctx, RawQuery(raw): RawQuery, Query(params): Query<SearchParams>,
+) -> ApiResult<Json<Value>> {
+    refuse_unsupported(raw.as_deref())?;
     let words = query_words(params.text_query.as_deref())?;
     let sort = params.sort_by.unwrap_or_default();
     let given = |v: Option<String>| v.filter(|s| !s.is_empty());
@@ -214,7 +251,8 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
             (params.call_start_after_unix, &params.user_id, &params.branch_id, sort),
             (&params.version_id, params.call_duration_min_secs, params.call_duration_max_secs),
             (&exclude_statuses, &termination_reasons, &tool_names, &tool_ids),
-            (&visited_agents, &visited_branches, &languages),
+            (&visited_agents, &visited_branches, &languages, params.text_only),
+            &params.conversation_initiation_source,
         )
     );
     // The cursor holds how many results the earlier pages showed.
@@ -245,6 +283,8 @@ async fn text_search(cx: Ctx, Query(params): Query<SearchParams>) -> ApiResult<J
         visited_agents,
         visited_branches,
         languages,
+        text_only: params.text_only,
+        initiation_source: given(params.conversation_initiation_source),
         by_start: sort == SearchSort::CreatedAt,
         offset: u32::try_from(offset.max(0)).unwrap_or(u32::MAX),
         limit: pager.fetch(),

@@ -313,6 +313,14 @@ async fn transcripts_are_searched(backend: Backend) {
     assert_eq!(count("text_query=refund&visited_agent_branch_ids=agtbrch_none").await, 0);
     assert_eq!(count("text_query=refund&main_languages=en").await, 2);
     assert_eq!(count("text_query=refund&main_languages=fr").await, 0);
+    let text_only = first["metadata"]["text_only"].as_bool().expect("text_only");
+    assert_eq!(count(&format!("text_query=refund&text_only={text_only}")).await, 2);
+    assert_eq!(count(&format!("text_query=refund&text_only={}", !text_only)).await, 0);
+    assert_eq!(count("text_query=refund&conversation_initiation_source=widget").await, 0);
+    let (s, b) = app
+        .get("/v1/convai/conversations/messages/text-search?text_query=refund&rating_min=4", key)
+        .await;
+    assert_eq!((s, b["detail"][0]["loc"].clone()), (422, json!(["query", "rating_min"])), "{b}");
     let many: String = (0..51).map(|i| format!("&visited_agent_ids=a{i}")).collect();
     let (s, b) = app
         .get(&format!("/v1/convai/conversations/messages/text-search?text_query=x{many}"), key)
