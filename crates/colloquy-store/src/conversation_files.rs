@@ -47,11 +47,11 @@ const COLUMNS: &str =
 /// Conversation files.
 #[async_trait]
 pub trait ConversationFileStore {
-    /// The workspace of the conversation `id` while it is in progress: a live conversation's
-    /// participant may attach files without a key, as the official client does.
-    async fn live_conversation_workspace(
+    /// The workspace and agent of the conversation `id` while it is in progress: a live
+    /// conversation's participant may attach files without a key, as the official client does.
+    async fn live_conversation(
         &self, id: &ConversationId,
-    ) -> StoreResult<Option<WorkspaceId>>;
+    ) -> StoreResult<Option<(WorkspaceId, String)>>;
 
     /// Stores a file of a conversation of `workspace_id`.
     async fn insert_conversation_file(
@@ -84,16 +84,16 @@ pub trait ConversationFileStore {
 
 #[async_trait]
 impl ConversationFileStore for SqlStore {
-    async fn live_conversation_workspace(
+    async fn live_conversation(
         &self, id: &ConversationId,
-    ) -> StoreResult<Option<WorkspaceId>> {
+    ) -> StoreResult<Option<(WorkspaceId, String)>> {
         let q = Query::new(
-            "SELECT workspace_id FROM conversations \
+            "SELECT workspace_id, agent_id FROM conversations \
              WHERE id = $1 AND status = 'in-progress' AND deleted = FALSE",
             vec![Bind::Text(id.as_str().to_owned())],
         );
-        let found: Option<(String,)> = fetch_optional!(self, q)?;
-        Ok(found.map(|(w,)| WorkspaceId::from(w)))
+        let found: Option<(String, String)> = fetch_optional!(self, q)?;
+        Ok(found.map(|(w, agent)| (WorkspaceId::from(w), agent)))
     }
 
     async fn insert_conversation_file(

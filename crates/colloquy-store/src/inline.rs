@@ -154,6 +154,15 @@ impl SqliteRow for (String,) {
     }
 }
 
+/// Two text values, such as a row's workspace and owner: the first two result columns.
+impl SqliteRow for (String, String) {
+    const COLUMNS: &'static [&'static str] = &[];
+
+    fn from_row(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
 /// A key and a count, such as a `GROUP BY` tally: the first two result columns.
 impl SqliteRow for (String, i64) {
     const COLUMNS: &'static [&'static str] = &[];

@@ -239,15 +239,20 @@ impl MessageStore for SqlStore {
     async fn lease_unembedded(
         &self, now: i64, lease_secs: i64, limit: u32,
     ) -> StoreResult<Vec<UnembeddedConversation>> {
-        transaction!(self, |tx| {
-            let waiting: Vec<(String, String)> = sqlx::query_as(
+        // Every node asks twice a second: an empty queue is answered by a read, and only a
+        // queue with conversations in it takes the write lock to lease them.
+        let q = Query::new(
+            format!(
                 "SELECT conversation_id, workspace_id FROM message_embedding_queue \
-                 WHERE leased_until <= $1 ORDER BY queued_at LIMIT $2",
-            )
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await?;
+                 WHERE leased_until <= $1 ORDER BY queued_at LIMIT {limit}"
+            ),
+            vec![Bind::Int(now)],
+        );
+        let waiting: Vec<(String, String)> = fetch_all!(self, q)?;
+        if waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction!(self, |tx| {
             let mut leased = Vec::with_capacity(waiting.len());
             for (conversation_id, workspace_id) in waiting {
                 let taken = sqlx::query(

@@ -9,7 +9,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use colloquy_core::ids::{self, ConversationId, WorkspaceId};
+use colloquy_core::ids::{self, AgentId, ConversationId, WorkspaceId};
 use colloquy_core::time;
 use colloquy_core::validation::Violation;
 use colloquy_store::{ConversationFile, StoreError};
@@ -71,17 +71,31 @@ pub fn sniff(filename: &str, bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// The workspace a request acts in: the key's, or without one the live conversation's.
-async fn workspace_of(
+/// The conversation a request acts on.
+struct Target {
+    /// The key's workspace, or without a key the live conversation's.
+    workspace: WorkspaceId,
+    /// The conversation's agent.
+    agent_id: String,
+    /// Whether it is in progress.
+    live: bool,
+}
+
+async fn target(
     app: &AppState, caller: Result<Ctx, ApiError>, id: &ConversationId,
-) -> ApiResult<(WorkspaceId, bool)> {
+) -> ApiResult<Target> {
     match caller {
         Ok(cx) => {
             let row = cx.conversation(id).await?;
-            Ok((cx.workspace_id.clone(), row.status == "in-progress"))
+            let live = row.status == "in-progress";
+            Ok(Target {
+                workspace: cx.workspace_id.clone(),
+                agent_id: row.agent_id.to_string(),
+                live,
+            })
         }
-        Err(ApiError::MissingKey) => match app.store.live_conversation_workspace(id).await? {
-            Some(workspace) => Ok((workspace, true)),
+        Err(ApiError::MissingKey) => match app.store.live_conversation(id).await? {
+            Some((workspace, agent_id)) => Ok(Target { workspace, agent_id, live: true }),
             None => Err(ApiError::MissingKey),
         },
         Err(e) => Err(e),
@@ -115,12 +129,9 @@ async fn read_form(form: Result<Multipart, MultipartRejection>) -> ApiResult<(St
 }
 
 /// The agent's `conversation.file_input` settings: (enabled, files per conversation).
-async fn file_input(
-    app: &AppState, workspace: &WorkspaceId, id: &ConversationId,
-) -> ApiResult<(bool, i64)> {
-    let conversation =
-        app.store.get_conversation(workspace, id).await.or_not_found("conversation")?;
-    let agent = app.store.get_agent(workspace, &conversation.agent_id).await;
+async fn file_input(app: &AppState, target: &Target) -> ApiResult<(bool, i64)> {
+    let agent_id = AgentId::from(target.agent_id.clone());
+    let agent = app.store.get_agent(&target.workspace, &agent_id).await;
     let document: Value = match &agent {
         Ok(agent) => serde_json::from_str(&agent.document).unwrap_or(Value::Null),
         Err(_) => Value::Null,
@@ -137,14 +148,15 @@ async fn upload_file(
     State(app): State<AppState>, caller: Result<Ctx, ApiError>, Path(id): Path<ConversationId>,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
-    let (workspace, live) = workspace_of(&app, caller, &id).await?;
-    if !live {
+    let target = target(&app, caller, &id).await?;
+    if !target.live {
         return Err(ApiError::BadRequest {
             status: "conversation_not_active",
             message: "Files can only be attached to a conversation in progress".into(),
         });
     }
-    let (enabled, most) = file_input(&app, &workspace, &id).await?;
+    let (enabled, most) = file_input(&app, &target).await?;
+    let workspace = target.workspace;
     if !enabled {
         return Err(ApiError::BadRequest {
             status: "file_input_disabled",
@@ -207,7 +219,7 @@ async fn delete_file(
     State(app): State<AppState>, caller: Result<Ctx, ApiError>,
     Path((id, file_id)): Path<(ConversationId, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (workspace, _) = workspace_of(&app, caller, &id).await?;
+    let workspace = target(&app, caller, &id).await?.workspace;
     match app.store.delete_conversation_file(&workspace, &id, &file_id).await {
         Ok(()) => Ok(Json(json!({"file_id": file_id}))),
         Err(StoreError::Conflict(_)) => Err(ApiError::Conflict {
