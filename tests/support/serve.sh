@@ -4,7 +4,8 @@
 # directory; exports their URLs and stops them all on exit.
 #
 # `SERVE_EXTRA_TOML`, when set, is added to the server's colloquy.toml; exported variables
-# (COLLOQUY_ASR_URL, ...) reach the server.
+# (COLLOQUY_ASR_URL, ...) reach the server. With `COLLOQUY_BUILT` set (scripts/test, after its
+# build) target/debug/colloquy is used as it is, not built first.
 #
 # After `serve_all`: $work (the server's directory), $key (its admin key), COLLOQUY_URL,
 # COLLOQUY_KEY, COLLOQUY_FAKES_URL, COLLOQUY_MCP_URL.
@@ -23,7 +24,7 @@ wait_for_file() {
 }
 
 serve_all() {
-  cargo build --quiet --locked -p colloquy
+  [ -n "${COLLOQUY_BUILT:-}" ] || cargo build --quiet --locked -p colloquy
   work=$(mktemp -d)
   key="sk_e2e_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   local port

@@ -217,10 +217,11 @@ async fn test_runs_lease_expire_and_complete_once(backend: Backend) {
 }
 dual_db!(test_runs_lease_expire_and_complete_once);
 
-/// The transcript search over 10,000 conversations: a phrase said in one of them is found, and
-/// a word said in every one is ranked among the newest matches first, yet an agent whose
-/// conversations are all older than those still gets full pages.
-async fn transcripts_are_searched_among_ten_thousand_conversations(backend: Backend) {
+/// The transcript search over 3,000 conversations (more than the 2,000 newest matches SQLite
+/// ranks first): a phrase said in one of them is found, and a word said in every one is ranked
+/// among the newest matches first, yet an agent whose conversations are all older than those
+/// still gets full pages.
+async fn transcripts_are_searched_among_three_thousand_conversations(backend: Backend) {
     use colloquy_core::ids::ConversationId;
     use colloquy_store::{
         ConversationProgress, ConversationRecord, ConversationStore, MessageSearch, MessageStore,
@@ -270,7 +271,7 @@ async fn transcripts_are_searched_among_ten_thousand_conversations(backend: Back
     for chunk in 0..8 {
         let save = save.clone();
         rest.spawn(async move {
-            for i in (100 + chunk..10_000).step_by(8) {
+            for i in (100 + chunk..3_000).step_by(8) {
                 save(i).await;
             }
         });
@@ -298,4 +299,4 @@ async fn transcripts_are_searched_among_ten_thousand_conversations(backend: Back
         store.search_messages(&ws, &search(&["order"], Some("agent_old"), 90)).await.unwrap();
     assert_eq!(last.len(), 10, "the agent's 100 conversations in all");
 }
-dual_db!(transcripts_are_searched_among_ten_thousand_conversations);
+dual_db!(transcripts_are_searched_among_three_thousand_conversations);
