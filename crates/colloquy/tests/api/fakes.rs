@@ -232,6 +232,7 @@ pub struct Received {
 #[derive(Clone)]
 struct HookState {
     status: Arc<std::sync::atomic::AtomicU16>,
+    from: Arc<Mutex<Option<(usize, u16)>>>,
     body: String,
     delay: Duration,
     received: Arc<Mutex<Vec<Received>>>,
@@ -242,14 +243,17 @@ pub struct Webhook {
     pub base: String,
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<std::sync::atomic::AtomicU16>,
+    from: Arc<Mutex<Option<(usize, u16)>>>,
 }
 
 impl Webhook {
     pub async fn start(status: u16, body: &str, delay: Duration) -> Webhook {
         let received = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let from = Arc::new(Mutex::new(None));
         let state = HookState {
             status: status.clone(),
+            from: from.clone(),
             body: body.to_owned(),
             delay,
             received: received.clone(),
@@ -260,7 +264,7 @@ impl Webhook {
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Webhook { base, received, status }
+        Webhook { base, received, status, from }
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -271,20 +275,34 @@ impl Webhook {
     pub fn set_status(&self, status: u16) {
         self.status.store(status, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// Answers `status` from the `nth` request on (counting from 1): unlike a later
+    /// `set_status`, this does not race a retry that comes before the test gets to it.
+    pub fn set_status_from(&self, nth: usize, status: u16) {
+        *self.from.lock().unwrap() = Some((nth, status));
+    }
 }
 
 async fn hook(
     State(state): State<HookState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes,
 ) -> Response {
-    state.received.lock().unwrap().push(Received {
-        method: method.to_string(),
-        uri: uri.to_string(),
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
+    let nth = {
+        let mut received = state.received.lock().unwrap();
+        received.push(Received {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        received.len()
+    };
+    let status = match *state.from.lock().unwrap() {
+        Some((from, status)) if nth >= from => status,
+        _ => state.status.load(std::sync::atomic::Ordering::SeqCst),
+    };
     tokio::time::sleep(state.delay).await;
     (
-        StatusCode::from_u16(state.status.load(std::sync::atomic::Ordering::SeqCst)).unwrap(),
+        StatusCode::from_u16(status).unwrap(),
         [("content-type", "application/json")],
         state.body.clone(),
     )

@@ -298,6 +298,7 @@ async fn post_call_deliveries_are_signed_retried_logged_and_redelivered(backend:
     .await;
     let key = &app.admin_key;
     let receiver = Webhook::start(500, r#"{"error":"busy"}"#, Duration::ZERO).await;
+    receiver.set_status_from(2, 200);
     let (webhook_id, secret) = create_webhook(&app, &format!("{}/post-call", receiver.base)).await;
     let (s, _) = patch(
         &app,
@@ -327,7 +328,6 @@ async fn post_call_deliveries_are_signed_retried_logged_and_redelivered(backend:
     })
     .await
     .expect("the receiver is called once the conversation ends");
-    receiver.set_status(200);
     // Generous: on a loaded CI machine the retry (1 s, then 2 s) has been seen to take longer.
     let second = poll(Duration::from_secs(30), Duration::from_millis(100), async || {
         receiver.received().get(1).cloned()
