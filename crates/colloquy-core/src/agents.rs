@@ -171,6 +171,7 @@ impl AgentDoc {
 /// Validates a create body and fills its defaults.
 pub fn prepare_create(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
     strip_computed(&mut body);
+    strip_read_only(&mut body);
     if let Some(obj) = body.as_object_mut() {
         // A missing or null `platform_settings` gets the full defaults, as the hosted API
         // returns them.
@@ -194,6 +195,7 @@ pub fn prepare_create(mut body: Value) -> Result<AgentDoc, Vec<Violation>> {
 /// schema allows it; the result is revalidated and its defaults refilled.
 pub fn apply_patch(current: Value, mut patch: Value) -> Result<AgentDoc, Vec<Violation>> {
     strip_computed(&mut patch);
+    strip_read_only(&mut patch);
     Spec::reference().check(PATCH_SCHEMA, &mut patch.clone(), &[LocItem::from("body")])?;
     if let Some(obj) = patch.as_object_mut() {
         obj.remove("version_description");
@@ -221,6 +223,16 @@ pub fn duplicate(source: &AgentDoc, name: Option<String>) -> AgentDoc {
     let mut copy = source.clone();
     copy.name = name.unwrap_or_else(|| format!("{} (copy)", source.name));
     copy
+}
+
+/// Settings a client may read but not write: the hold audio is set by uploading a file
+/// (`POST /agents/{id}/hold-audio`), and a value in a create or update body is ignored.
+fn strip_read_only(body: &mut Value) {
+    if let Some(queueing) =
+        body.pointer_mut("/platform_settings/queueing_config").and_then(Value::as_object_mut)
+    {
+        queueing.remove("hold_audio");
+    }
 }
 
 fn strip_computed(body: &mut Value) {

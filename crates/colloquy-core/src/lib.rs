@@ -14,6 +14,7 @@ pub mod keys;
 pub mod knowledge;
 pub mod llm_usage;
 pub mod mcp_servers;
+pub mod media;
 pub mod merge;
 pub mod mocks;
 pub mod procedures;

@@ -6,7 +6,7 @@ use colloquy_core::agents::AgentSort;
 use colloquy_core::ids::{AgentId, DocumentId, ToolId, WorkspaceId};
 
 use crate::agent_versions::{ALL_TRAFFIC_PPM, Commit, OtherParents, insert_version};
-use crate::db::{change_one, run, transaction};
+use crate::db::{change_one, execute, run, transaction};
 use crate::inline::{SqliteRow, concat_columns, sqlite_row, text};
 use crate::page::Page;
 use crate::query::{Bind, Query, bound, escape_like, fetch_all, find};
@@ -457,6 +457,12 @@ impl AgentStore for SqlStore {
     }
 
     async fn delete_agent(&self, workspace_id: &WorkspaceId, id: &AgentId) -> StoreResult<()> {
+        execute!(
+            self,
+            "DELETE FROM agent_media WHERE workspace_id = $1 AND agent_id = $2",
+            workspace_id.as_str(),
+            id.as_str()
+        )?;
         change_one!(
             self,
             "DELETE FROM agents WHERE workspace_id = $1 AND id = $2",

@@ -113,7 +113,7 @@ stored_enums!(
     colloquy_core::knowledge::DocType
 );
 columns!(
-    plain: String, Option<String>, i64, Option<i64>, bool, f64, Vec<u8>;
+    plain: String, Option<String>, i64, Option<i64>, bool, f64, Option<f64>, Vec<u8>;
     ids: ids::WorkspaceId, ids::AgentId, ids::ToolId, ids::ConversationId, ids::TestId, ids::InvocationId,
         ids::DocumentId
 );

@@ -7,6 +7,7 @@
 //! per backend are marked where they are written. Schemas live in `migrations/{sqlite,postgres}`.
 
 mod access;
+mod agent_media;
 mod agent_tests;
 mod agent_versions;
 mod agents;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use access::AccessStore;
+pub use agent_media::{AgentMedia, AgentMediaStore};
 pub use agent_tests::{
     NewTestEntity, ParentFilter, TestEntityRow, TestFilter, TestPage, TestStore,
 };
@@ -117,6 +119,7 @@ pub trait Store:
     + SecretStore
     + EnvironmentStore
     + AgentStore
+    + AgentMediaStore
     + AgentVersionStore
     + ProcedureStore
     + ToolStore

@@ -546,3 +546,153 @@ async fn workspaces_and_scopes_are_enforced(backend: Backend) {
     assert_eq!(still["name"], "Secret plans");
 }
 dual_db!(workspaces_and_scopes_are_enforced);
+
+/// A 1×1 PNG.
+const PNG: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+
+/// `seconds` of 16 kHz mono silence as a WAV file.
+fn wav(seconds: u32) -> Vec<u8> {
+    let data = vec![0u8; (seconds * 32_000) as usize];
+    let mut out = b"RIFF".to_vec();
+    out.extend((36 + data.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend([1, 0, 1, 0]);
+    out.extend(16_000u32.to_le_bytes());
+    out.extend(32_000u32.to_le_bytes());
+    out.extend([2, 0, 16, 0]);
+    out.extend(b"data");
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    out
+}
+
+async fn upload(app: &TestApp, path: &str, field: &str, name: &str, bytes: &[u8]) -> (u16, Value) {
+    use reqwest::multipart::{Form, Part};
+    let form =
+        Form::new().part(field.to_owned(), Part::bytes(bytes.to_vec()).file_name(name.to_owned()));
+    let r = app
+        .client
+        .post(app.url(path))
+        .header("xi-api-key", &app.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::status_json(r).await
+}
+
+async fn avatar_and_hold_audio_are_uploaded_served_and_shown(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let key = app.admin_key.clone();
+    let agent = create(&app, &key, json!({"conversation_config": {}, "platform_settings": {"queueing_config": {"enabled": true, "hold_audio": {"audio_path": "forged", "audio_url": "https://evil", "original_filename": "x", "duration_secs": 1, "size_bytes": 1}}}})).await;
+    let (_, body) = app.get(&format!("/v1/convai/agents/{agent}"), &key).await;
+    assert_eq!(
+        body["platform_settings"]["queueing_config"]["hold_audio"],
+        Value::Null,
+        "clients cannot set it"
+    );
+
+    // The avatar: an image, served without a key, shown in the widget settings.
+    let (s, b) =
+        upload(&app, &format!("/v1/convai/agents/{agent}/avatar"), "avatar_file", "me.png", PNG)
+            .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["agent_id"], agent);
+    let url = b["avatar_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.base) && url.contains("/media/agents/"), "{url}");
+    let served = app.client.get(&url).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().as_ref(), PNG);
+    let (_, widget) = app.get(&format!("/v1/convai/agents/{agent}/widget"), &key).await;
+    assert_eq!(widget["widget_config"]["avatar"], json!({"type": "image", "url": url}));
+    let (s, b) = upload(
+        &app,
+        &format!("/v1/convai/agents/{agent}/avatar"),
+        "avatar_file",
+        "me.txt",
+        b"hello",
+    )
+    .await;
+    assert_eq!((s, b["detail"][0]["loc"].clone()), (422, json!(["body", "avatar_file"])), "{b}");
+    let (s, _) =
+        upload(&app, "/v1/convai/agents/agent_missing/avatar", "avatar_file", "me.png", PNG).await;
+    assert_eq!(s, 404);
+
+    // The hold audio: a WAV or MP3 of at most 180 s, described on the agent, served.
+    let clip = wav(2);
+    let (s, b) = upload(
+        &app,
+        &format!("/v1/convai/agents/{agent}/hold-audio"),
+        "hold_audio_file",
+        "hold.wav",
+        &clip,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let hold = b["hold_audio"].clone();
+    assert_eq!(hold["original_filename"], "hold.wav");
+    assert_eq!(hold["duration_secs"], 2.0);
+    assert_eq!(hold["size_bytes"], clip.len());
+    assert_eq!(
+        app.client
+            .get(hold["audio_url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .len(),
+        clip.len()
+    );
+    let (_, body) = app.get(&format!("/v1/convai/agents/{agent}"), &key).await;
+    assert_eq!(body["platform_settings"]["queueing_config"]["hold_audio"], hold);
+    assert_eq!(body["platform_settings"]["queueing_config"]["enabled"], true);
+    // A PATCH carrying another value changes nothing of it.
+    let forged = json!({"platform_settings": {"queueing_config": {"hold_audio": {"audio_path": "forged", "audio_url": "https://evil", "original_filename": "x", "duration_secs": 1, "size_bytes": 1}}}});
+    let (s, body) =
+        app.send(Method::PATCH, &format!("/v1/convai/agents/{agent}"), &key, &forged).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["platform_settings"]["queueing_config"]["hold_audio"], hold);
+
+    let (s, b) = upload(
+        &app,
+        &format!("/v1/convai/agents/{agent}/hold-audio"),
+        "hold_audio_file",
+        "long.wav",
+        &wav(181),
+    )
+    .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("180"), "{b}");
+    let (s, _) = upload(
+        &app,
+        &format!("/v1/convai/agents/{agent}/hold-audio"),
+        "hold_audio_file",
+        "x.png",
+        PNG,
+    )
+    .await;
+    assert_eq!(s, 422);
+
+    let (s, b) = app
+        .send(Method::DELETE, &format!("/v1/convai/agents/{agent}/hold-audio"), &key, &json!(null))
+        .await;
+    assert_eq!((s, b), (200, json!({"agent_id": agent})));
+    let (_, body) = app.get(&format!("/v1/convai/agents/{agent}"), &key).await;
+    assert_eq!(body["platform_settings"]["queueing_config"]["hold_audio"], Value::Null);
+    assert_eq!(
+        app.client.get(hold["audio_url"].as_str().unwrap()).send().await.unwrap().status(),
+        404
+    );
+
+    // Deleting the agent takes its media with it.
+    let (s, _) =
+        app.send(Method::DELETE, &format!("/v1/convai/agents/{agent}"), &key, &json!(null)).await;
+    assert!(s == 204 || s == 200);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
+}
+dual_db!(avatar_and_hold_audio_are_uploaded_served_and_shown);

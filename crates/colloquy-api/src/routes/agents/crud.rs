@@ -228,6 +228,15 @@ pub(super) async fn update_agent(
 pub(crate) async fn patch_agent(
     cx: &Ctx, agent_id: &AgentId, branch_id: Option<&str>, patch: &Value,
 ) -> ApiResult<AgentAtRow> {
+    patch_agent_edited(cx, agent_id, branch_id, patch, &|_| {}).await
+}
+
+/// [`patch_agent`], then `edit` on the result before it is checked: how the server sets what
+/// a client may not write (the hold audio).
+pub(crate) async fn patch_agent_edited(
+    cx: &Ctx, agent_id: &AgentId, branch_id: Option<&str>, patch: &Value,
+    edit: &(dyn Fn(&mut AgentDoc) + Sync),
+) -> ApiResult<AgentAtRow> {
     let description =
         patch.get("version_description").and_then(Value::as_str).unwrap_or_default().to_owned();
     for _ in 0..PATCH_ATTEMPTS {
@@ -244,6 +253,7 @@ pub(crate) async fn patch_agent(
         };
         let current_procedures = base.get("procedures").cloned().unwrap_or(Value::Null);
         let mut updated = agents::apply_patch(base, patch.clone()).map_err(ApiError::Invalid)?;
+        edit(&mut updated);
         check_tools(cx, &updated).await?;
         check_attached_tests(cx, updated.document.get("platform_settings")).await?;
         let drafts =

@@ -7,6 +7,7 @@ mod deployments;
 mod drafts;
 mod extras;
 mod list;
+mod media;
 mod merges;
 mod procedures;
 mod versions;
@@ -15,7 +16,7 @@ mod view;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crud::check_tools;
-pub(crate) use crud::{content, patch_agent};
+pub(crate) use crud::{content, patch_agent, patch_agent_edited};
 pub(crate) use versions::{CommitError, at, commit, given};
 pub(crate) use view::{dependent, stored_doc};
 
@@ -45,4 +46,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(procedures::compile_procedures))
         .routes(routes!(procedures::get_procedure, procedures::remove_procedure))
         .routes(routes!(procedures::get_draft, procedures::update_draft, procedures::delete_draft))
+        .merge(media_router())
+}
+
+/// The media uploads, with room for their files, and where the files are served.
+fn media_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(media::post_agent_avatar))
+        .routes(routes!(media::post_agent_hold_audio, media::delete_agent_hold_audio))
+        .route("/media/agents/{agent_id}/{kind}/{id}", axum::routing::get(media::get_media))
+        .layer(media::body_limit())
 }
