@@ -11,6 +11,7 @@ use axum::response::Response;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -81,6 +82,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    local_running: Gauge,
+    local_waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -100,13 +103,31 @@ impl Default for Metrics {
             "Time to produce the response head, by route",
             latency.clone(),
         );
-        Metrics { registry, requests, latency }
+        let local_running = Gauge::default();
+        let local_waiting = Gauge::default();
+        registry.register(
+            "local_llm_generations_running",
+            "Generations the local model is running",
+            local_running.clone(),
+        );
+        registry.register(
+            "local_llm_generations_waiting",
+            "Generations waiting for the local model (beyond its concurrency)",
+            local_waiting.clone(),
+        );
+        Metrics { registry, requests, latency, local_running, local_waiting }
     }
 }
 
 impl Metrics {
-    /// The registry in Prometheus text format.
-    pub fn render(&self) -> String {
+    /// The registry in Prometheus text format, with the local model's queue as `engine`
+    /// has it now.
+    pub fn render(&self, engine: &colloquy_engine::EngineDeps) -> String {
+        if let Some((_, model)) = engine.llm.local() {
+            let stats = model.stats();
+            self.local_running.set(stats.running.load(std::sync::atomic::Ordering::Relaxed));
+            self.local_waiting.set(stats.waiting.load(std::sync::atomic::Ordering::Relaxed));
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate` (and copying a database), `backup` and `restore`,
-//! `keys`, `secrets`, `version`.
+//! `keys`, `secrets`, `models`, `version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 use crate::keys::KeysCommand;
+use crate::models::ModelsCommand;
 use crate::secrets::SecretsCommand;
 use crate::server::{self, Server};
 use crate::telemetry;
@@ -90,6 +91,11 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Download and list the local models the server can run with no LLM account.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
     /// Print the version.
     Version,
 }
@@ -134,6 +140,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref(), &database(db))?;
             telemetry::init(config.log_format);
             return crate::backup::run_restore(&config.database_url, &from, force);
+        }
+        Command::Models { command } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides::default())?;
+            telemetry::init(config.log_format);
+            server::install_crypto_provider();
+            return command.run(&config).await;
         }
         Command::Version => {
             print_line(&format!("colloquy {}", env!("CARGO_PKG_VERSION")));
@@ -184,6 +196,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         print_line(&format!(
             "Created the first API key (admin of workspace \"default\"); it is shown only this once:\n{key}"
         ));
+    }
+    if let Some(guidance) = server.llm_guidance() {
+        tracing::warn!("{guidance}");
+        print_line(&format!("No LLM: {guidance}."));
     }
     tracing::info!(address = %server.local_addr()?, "listening");
     let served = server.run_until(server::shutdown_signal()).await;

@@ -110,6 +110,34 @@ pub struct Config {
     pub asr: colloquy_engine::voice::SpeechConfig,
     /// Speech synthesis providers (`[tts]` in the file; `COLLOQUY_TTS_URL` adds one).
     pub tts: colloquy_engine::voice::SpeechConfig,
+    /// A GGUF model file to run in process (`COLLOQUY_LOCAL_MODEL`); without it, the first
+    /// model in the models directory.
+    pub local_model: Option<PathBuf>,
+    /// Where `colloquy models pull` puts model files (`COLLOQUY_MODELS_DIR`); default
+    /// `models/` beside the SQLite database, else `colloquy-data/models`.
+    pub models_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The models directory.
+    pub fn models_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.models_dir {
+            return dir.clone();
+        }
+        let data = colloquy_store::sqlite_file(&self.database_url)
+            .and_then(|file| file.parent().map(Path::to_owned))
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("colloquy-data"));
+        data.join("models")
+    }
+
+    /// The model the `local` provider runs, if there is one.
+    pub fn local_model(&self) -> Option<colloquy_engine::llm::embedded::catalog::LocalModel> {
+        colloquy_engine::llm::embedded::catalog::default_local(
+            self.local_model.as_deref(),
+            &self.models_dir(),
+        )
+    }
 }
 
 impl Default for Config {
@@ -148,6 +176,8 @@ impl Default for Config {
             embeddings: Default::default(),
             asr: Default::default(),
             tts: Default::default(),
+            local_model: None,
+            models_dir: None,
         }
     }
 }

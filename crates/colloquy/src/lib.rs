@@ -6,6 +6,7 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod models;
 pub mod secret_file;
 pub mod secrets;
 pub mod server;

@@ -25,6 +25,21 @@ pub fn install_crypto_provider() {
     colloquy_engine::install_crypto_provider();
 }
 
+/// Reads the local model in the background, so that a file that cannot run shows at start
+/// (and the first turn does not wait for the read).
+fn warm_up_local_model(engine: &Arc<EngineDeps>) {
+    let Some((name, model)) = engine.llm.local() else { return };
+    tracing::info!(model = name, path = %model.path().display(), "local model: reading");
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let Some((name, model)) = engine.llm.local() else { return };
+        match model.loaded().await {
+            Ok(_) => tracing::info!(model = name, "local model: ready"),
+            Err(e) => tracing::error!(model = name, error = %e, "local model: cannot run"),
+        }
+    });
+}
+
 /// The engine's dependencies: LLM routing, the egress-guarded HTTP client, the audit writer
 /// (with the task that drains it).
 pub fn engine(
@@ -36,7 +51,7 @@ pub fn engine(
     );
     let guarded = egress.client(Duration::from_secs(config.llm.timeout_secs.max(1)));
     let trusted = reqwest::Client::builder().build().context("building the HTTP client")?;
-    let llm = LlmRouter::new(&config.llm, trusted.clone(), guarded.clone())
+    let llm = LlmRouter::new(&config.llm, trusted.clone(), guarded.clone(), config.local_model())
         .map_err(|e| anyhow::anyhow!("[llm] configuration: {e}"))?;
     let voice = VoiceRouter::new(&config.asr, &config.tts, trusted.clone())
         .map_err(|e| anyhow::anyhow!("[asr]/[tts] configuration: {e}"))?;
@@ -108,6 +123,8 @@ pub struct Server {
     /// The admin key created on an empty database when no bootstrap key was configured; the
     /// caller shows it once.
     pub generated_key: Option<String>,
+    /// What to do before any turn can be answered, when no LLM is configured.
+    llm_guidance: Option<String>,
 }
 
 impl Server {
@@ -132,6 +149,8 @@ impl Server {
         };
         let store: DynStore = Arc::new(store);
         let (engine, audit_task) = engine(config, &store, &keyring)?;
+        let llm_guidance = engine.llm.guidance();
+        warm_up_local_model(&engine);
         let settings = ApiSettings {
             public_url: config.public_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -180,6 +199,7 @@ impl Server {
             store,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             generated_key,
+            llm_guidance,
             audit_task,
             stop_workers,
             worker,
@@ -188,6 +208,12 @@ impl Server {
             analyser,
             live,
         })
+    }
+
+    /// What to do before any turn can be answered, when no LLM is configured and no local
+    /// model is present.
+    pub fn llm_guidance(&self) -> Option<&str> {
+        self.llm_guidance.as_deref()
     }
 
     /// The bound address (the real port when configured with port 0).

@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod environments;
 pub mod knowledge_base;
 pub mod llm_usage;
+pub mod llms;
 pub mod mcp_servers;
 pub mod ops;
 pub mod review;
@@ -56,6 +57,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(test_invocations::router())
         .merge(simulate::router())
         .merge(llm_usage::router())
+        .merge(llms::router())
         .merge(tool_calls::router())
         .merge(changes::router())
         .merge(whoami::router())

@@ -215,6 +215,15 @@ fn apply_event(
 
 #[async_trait]
 impl LlmProvider for Anthropic {
+    async fn models(&self) -> Vec<String> {
+        let request = self
+            .http
+            .get(format!("{}/v1/models", self.base_url))
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", API_VERSION);
+        super::model_ids(request).await
+    }
+
     async fn chat(
         &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {

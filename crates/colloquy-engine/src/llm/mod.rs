@@ -4,6 +4,7 @@
 //! chat completions and the Anthropic Messages API. [`router::LlmRouter`] picks one per model.
 
 pub mod anthropic;
+pub mod embedded;
 pub mod openai;
 pub mod router;
 pub(crate) mod sse;
@@ -178,6 +179,14 @@ pub enum LlmError {
     /// The destination was refused by the egress guard.
     #[error("{0}")]
     Refused(String),
+    /// No provider is configured and no local model is present.
+    #[error(
+        "no LLM is configured: run `colloquy models pull` to download a local model, or set OPENAI_API_KEY (and OPENAI_BASE_URL for another OpenAI-compatible server)"
+    )]
+    Unconfigured,
+    /// The embedded model could not be read or run.
+    #[error("the embedded model: {0}")]
+    Embedded(String),
 }
 
 impl LlmError {
@@ -201,7 +210,29 @@ pub trait LlmProvider: Send + Sync {
     async fn chat(
         &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError>;
+
+    /// The models it serves, as its own list says (none when it has no list or could not
+    /// be asked).
+    async fn models(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
+
+/// Asks a provider's model list (`GET .../models`, OpenAI's and Anthropic's shape: ids under
+/// `data`), waiting at most `MODEL_LIST_WAIT`.
+pub(crate) async fn model_ids(request: reqwest::RequestBuilder) -> Vec<String> {
+    let answer = async {
+        let response =
+            request.timeout(MODEL_LIST_WAIT).send().await.ok()?.error_for_status().ok()?;
+        let body: serde_json::Value = response.json().await.ok()?;
+        let ids = body.get("data")?.as_array()?.iter();
+        Some(ids.filter_map(|m| m.get("id")?.as_str().map(str::to_owned)).collect())
+    };
+    answer.await.unwrap_or_default()
+}
+
+/// The longest `/llm/list` waits on one provider's model list.
+const MODEL_LIST_WAIT: Duration = Duration::from_secs(3);
 
 /// Timeouts and retries shared by the HTTP providers.
 #[derive(Debug, Clone)]

@@ -351,6 +351,14 @@ fn parse_complete(body: &Value, deltas: Option<&Deltas>) -> Result<ChatResponse,
 
 #[async_trait]
 impl LlmProvider for OpenAi {
+    async fn models(&self) -> Vec<String> {
+        let mut request = self.http.get(format!("{}/models", self.base_url.trim_end_matches('/')));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        super::model_ids(request).await
+    }
+
     async fn chat(
         &self, request: &ChatRequest, deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, LlmError> {

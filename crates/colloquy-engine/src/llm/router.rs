@@ -17,6 +17,18 @@
 //! (the environment wins over the file), so an agent with the reference's default model works
 //! against any OpenAI-compatible server. Operator-configured providers are trusted; an agent's
 //! own `custom_llm` goes through the egress guard.
+//!
+//! When none of that is configured, a local model (`colloquy models pull`, or
+//! `COLLOQUY_LOCAL_MODEL`) is the default provider, named `local`, and every model name goes
+//! to it; when a provider is configured, the local model still answers to its own name. With
+//! neither, turns fail with what to do. A provider of kind `embedded` runs a given GGUF file:
+//!
+//! ```toml
+//! [llm.providers.small]
+//! kind = "embedded"
+//! model_path = "/models/qwen2.5-1.5b-instruct-q4_k_m.gguf"
+//! concurrency = 1                      # generations at a time; the rest wait in line
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +37,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::anthropic::Anthropic;
+use super::embedded::Embedded;
+use super::embedded::catalog::LocalModel;
 use super::openai::OpenAi;
 use super::{CallPolicy, LlmError, LlmProvider};
 
@@ -36,6 +50,8 @@ pub enum ProviderKind {
     Openai,
     /// Anthropic Messages API.
     Anthropic,
+    /// A GGUF model run in process.
+    Embedded,
 }
 
 /// One configured provider.
@@ -49,6 +65,11 @@ pub struct ProviderConfig {
     pub api_key: Option<String>,
     /// Environment variable holding the API key.
     pub api_key_env: Option<String>,
+    /// The GGUF file of an `embedded` provider.
+    pub model_path: Option<String>,
+    /// Generations an `embedded` provider runs at a time (default 1: one generation already
+    /// keeps every core busy).
+    pub concurrency: Option<usize>,
 }
 
 /// A model-name route.
@@ -94,6 +115,9 @@ impl Default for LlmConfig {
     }
 }
 
+/// The provider name the local model is served under.
+pub const LOCAL_PROVIDER: &str = "local";
+
 /// Picks the provider and model name for each call.
 pub struct LlmRouter {
     providers: HashMap<String, Arc<dyn LlmProvider>>,
@@ -102,6 +126,10 @@ pub struct LlmRouter {
     backup_models: Vec<String>,
     guarded: reqwest::Client,
     policy: CallPolicy,
+    /// The local model, under [`LOCAL_PROVIDER`], with its name.
+    local: Option<(String, Arc<Embedded>)>,
+    /// Nothing is configured and no local model is present.
+    unconfigured: bool,
 }
 
 /// Whether `name` matches `pattern`, where `*` matches any run of characters.
@@ -144,13 +172,18 @@ pub enum RouterError {
     /// The default provider is not configured.
     #[error("the default LLM provider {0:?} is not configured")]
     NoDefault(String),
+    /// An embedded provider names no model file.
+    #[error("LLM provider {0:?} (embedded) has no model_path")]
+    MissingModel(String),
 }
 
 impl LlmRouter {
     /// Builds the router. `trusted` serves operator-configured providers; `guarded` (behind
-    /// the egress guard) serves agents' `custom_llm`.
+    /// the egress guard) serves agents' `custom_llm`; `local` is the model file found for
+    /// the `local` provider, if any.
     pub fn new(
         config: &LlmConfig, trusted: reqwest::Client, guarded: reqwest::Client,
+        local: Option<LocalModel>,
     ) -> Result<LlmRouter, RouterError> {
         let policy = CallPolicy {
             timeout: Duration::from_secs(config.timeout_secs.max(1)),
@@ -158,6 +191,10 @@ impl LlmRouter {
             ..Default::default()
         };
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let configured = env("OPENAI_BASE_URL").is_some()
+            || env("OPENAI_API_KEY").is_some()
+            || config.providers.contains_key("openai")
+            || config.default_provider != "openai";
         let mut providers: HashMap<String, Arc<dyn LlmProvider>> = HashMap::new();
         let mut configs = config.providers.clone();
         let openai = configs.entry("openai".into()).or_insert(ProviderConfig {
@@ -165,6 +202,8 @@ impl LlmRouter {
             base_url: None,
             api_key: None,
             api_key_env: None,
+            model_path: None,
+            concurrency: None,
         });
         if let Some(url) = env("OPENAI_BASE_URL") {
             openai.base_url = Some(url);
@@ -187,8 +226,23 @@ impl LlmRouter {
                     key.ok_or_else(|| RouterError::MissingKey(name.clone()))?,
                     policy.clone(),
                 )),
+                ProviderKind::Embedded => Arc::new(Embedded::new(
+                    p.model_path
+                        .clone()
+                        .ok_or_else(|| RouterError::MissingModel(name.clone()))?
+                        .into(),
+                    p.concurrency.unwrap_or(1),
+                )),
             };
             providers.insert(name.clone(), provider);
+        }
+        let local = local.map(|m| (m.name, Arc::new(Embedded::new(m.path, 1))));
+        let mut default_provider = config.default_provider.clone();
+        if let Some((_, model)) = &local {
+            providers.insert(LOCAL_PROVIDER.into(), model.clone());
+            if !configured {
+                default_provider = LOCAL_PROVIDER.into();
+            }
         }
         for route in &config.routes {
             if !providers.contains_key(&route.provider) {
@@ -198,16 +252,18 @@ impl LlmRouter {
                 });
             }
         }
-        if !providers.contains_key(&config.default_provider) {
-            return Err(RouterError::NoDefault(config.default_provider.clone()));
+        if !providers.contains_key(&default_provider) {
+            return Err(RouterError::NoDefault(default_provider));
         }
         Ok(LlmRouter {
             providers,
             routes: config.routes.clone(),
-            default_provider: config.default_provider.clone(),
+            default_provider,
             backup_models: config.backup_models.clone(),
             guarded,
             policy,
+            unconfigured: !configured && local.is_none() && config.routes.is_empty(),
+            local,
         })
     }
 
@@ -215,11 +271,60 @@ impl LlmRouter {
     pub fn route(&self, model: &str) -> Result<(Arc<dyn LlmProvider>, String), LlmError> {
         let (provider, rewrite) = match self.routes.iter().find(|r| glob(&r.pattern, model)) {
             Some(r) => (r.provider.as_str(), r.model.clone()),
+            None if self.local.as_ref().is_some_and(|(name, _)| name == model) => {
+                (LOCAL_PROVIDER, None)
+            }
+            None if self.unconfigured => return Err(LlmError::Unconfigured),
             None => (self.default_provider.as_str(), None),
         };
         let p =
             self.providers.get(provider).ok_or_else(|| LlmError::NoProvider(model.to_owned()))?;
         Ok((p.clone(), rewrite.unwrap_or_else(|| model.to_owned())))
+    }
+
+    /// The local model (its name and provider), when one was found.
+    pub fn local(&self) -> Option<(&str, &Arc<Embedded>)> {
+        self.local.as_ref().map(|(name, model)| (name.as_str(), model))
+    }
+
+    /// What an operator must do before any turn can be answered, when nothing is configured.
+    pub fn guidance(&self) -> Option<String> {
+        self.unconfigured.then(|| LlmError::Unconfigured.to_string())
+    }
+
+    /// The model names this server can use: the local model, the names routes spell out,
+    /// and what each configured provider's own list says (for the default provider, those
+    /// are every name no route takes).
+    pub async fn available(&self) -> Vec<(String, Option<Arc<Embedded>>)> {
+        let mut names: Vec<(String, Option<Arc<Embedded>>)> = Vec::new();
+        if let Some((name, model)) = &self.local {
+            names.push((name.clone(), Some(model.clone())));
+        }
+        for route in &self.routes {
+            if !route.pattern.contains('*') {
+                names.push((route.pattern.clone(), None));
+            }
+        }
+        let mut providers: Vec<(&String, &Arc<dyn LlmProvider>)> = self
+            .providers
+            .iter()
+            .filter(|(name, _)| {
+                name.as_str() != LOCAL_PROVIDER && !(self.unconfigured && name.as_str() == "openai")
+            })
+            .collect();
+        providers.sort_by_key(|(name, _)| name.as_str());
+        let lists = futures_util::future::join_all(providers.iter().map(|(_, p)| p.models())).await;
+        for ((provider, _), ids) in providers.iter().zip(lists) {
+            // A name reaches a provider through a route, or as the default when none takes it.
+            let reachable = |id: &String| match self.routes.iter().find(|r| glob(&r.pattern, id)) {
+                Some(route) => &route.provider == *provider,
+                None => provider.as_str() == self.default_provider,
+            };
+            names.extend(ids.into_iter().filter(reachable).map(|id| (id, None)));
+        }
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|(name, _)| seen.insert(name.clone()));
+        names
     }
 
     /// The backups of agents that keep the default `backup_llm_config`.

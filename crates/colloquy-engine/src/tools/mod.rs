@@ -307,6 +307,25 @@ pub struct CallScope<'a> {
     pub procedures: procedures::Procedures<'a>,
 }
 
+/// A call's arguments: a JSON object (nothing at all counts as none). Anything else is the
+/// model's mistake, answered as a failed call that says what was wrong, so the model can try
+/// again, instead of running the tool without its arguments.
+fn arguments(call: &ToolCall) -> Result<Value, String> {
+    if call.arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(&call.arguments) {
+        Ok(args) if args.is_object() => Ok(args),
+        Ok(_) => Err(format!(
+            "The arguments of the call of {:?} are not a JSON object: {}",
+            call.name, call.arguments
+        )),
+        Err(e) => {
+            Err(format!("The call of {:?} is not valid JSON ({e}): {}", call.name, call.arguments))
+        }
+    }
+}
+
 /// Runs one call of `tool` (mocked or real; `None` when the agent has no tool of the called
 /// name), records it durably, and returns its outcome; its span carries the audit record's id. An error means the record could not be
 /// written: the caller must not report the call as done.
@@ -326,13 +345,13 @@ pub async fn execute(
 ) -> Result<ToolOutcome, StoreError> {
     let started_ms = time::now_ms();
     let started = Instant::now();
-    let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
-    let mut outcome = match tool {
-        Some(tool) => match mocked(scope, tool, &args).await {
+    let mut outcome = match (tool, arguments(call)) {
+        (_, Err(message)) => ToolOutcome::error(CallStatus::Error, "llm_tool_call", message),
+        (Some(tool), Ok(args)) => match mocked(scope, tool, &args).await {
             Some(outcome) => outcome,
             None => run(scope, tool, call, &args).await,
         },
-        None => ToolOutcome::error(
+        (None, Ok(_)) => ToolOutcome::error(
             CallStatus::Error,
             "customer_config",
             format!("This agent has no tool named {:?}", call.name),
@@ -452,4 +471,26 @@ async fn record(
         tracing::error!(error = %e, tool = %call.name, "could not record a tool call");
     })?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(arguments: &str) -> ToolCall {
+        ToolCall { id: "c".into(), name: "book".into(), arguments: arguments.into() }
+    }
+
+    #[test]
+    fn arguments_must_be_an_object_or_nothing() {
+        assert_eq!(arguments(&call("")), Ok(json!({})));
+        assert_eq!(arguments(&call(r#"{"day": 2}"#)), Ok(json!({"day": 2})));
+        let broken = arguments(&call(r#"{"day": "#)).unwrap_err();
+        assert!(
+            broken.contains("\"book\" is not valid JSON") && broken.contains(r#"{"day": "#),
+            "{broken}"
+        );
+        let list = arguments(&call("[1, 2]")).unwrap_err();
+        assert!(list.contains("not a JSON object"), "{list}");
+    }
 }

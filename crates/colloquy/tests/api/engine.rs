@@ -28,6 +28,8 @@ async fn engine(app: &TestApp, llm: &FakeLlm, tweak: impl FnOnce(&mut Config)) -
             base_url: Some(format!("{}/v1", llm.base)),
             api_key: Some("sk-fake".into()),
             api_key_env: None,
+            model_path: None,
+            concurrency: None,
         },
     );
     config.llm.retries = 1;
@@ -429,6 +431,8 @@ async fn llm_failures_become_typed_errors_and_the_conversation_is_kept(backend: 
                 base_url: Some("http://127.0.0.1:9/v1".into()),
                 api_key: None,
                 api_key_env: None,
+                model_path: None,
+                concurrency: None,
             },
         );
     })
@@ -462,6 +466,8 @@ async fn anthropic_routes_and_custom_llm(backend: Backend) {
                 base_url: Some(base),
                 api_key: Some("ak-fake".into()),
                 api_key_env: None,
+                model_path: None,
+                concurrency: None,
             },
         );
         c.llm.routes.push(RouteConfig {

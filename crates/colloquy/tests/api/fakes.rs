@@ -321,6 +321,8 @@ pub fn with_llm(llm: &FakeLlm) -> impl FnOnce(&mut Config) + use<> {
                 base_url: Some(base),
                 api_key: None,
                 api_key_env: None,
+                model_path: None,
+                concurrency: None,
             },
         );
         c.llm.timeout_secs = 5;

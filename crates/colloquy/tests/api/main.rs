@@ -16,6 +16,7 @@ mod conversation_voice;
 mod conversation_ws;
 mod environments;
 mod knowledge_base;
+mod llms;
 mod mcp_servers;
 mod review;
 mod secrets;
