@@ -78,6 +78,9 @@ pub fn page_with(
                     }
                 }
                 main #main tabindex="-1" {
+                    @if let Some(notice) = &viewer.notice {
+                        p.notice role="alert" { "This server cannot answer yet: " (notice) "." }
+                    }
                     h1 { (title) }
                     (body)
                 }

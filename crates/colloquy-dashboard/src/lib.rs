@@ -34,6 +34,8 @@ pub(crate) struct Dash(Arc<Inner>);
 pub(crate) struct Inner {
     api: api::Api,
     keyring: Keyring,
+    /// What every page says first: the server cannot answer yet (no LLM is configured).
+    notice: Option<Arc<str>>,
 }
 
 impl std::ops::Deref for Dash {
@@ -46,8 +48,9 @@ impl std::ops::Deref for Dash {
 
 /// The dashboard's routes, rendering from `api` (the server's whole API router) and sealing
 /// sessions with `keyring`. Merge it beside the API; it declares no fallback of its own.
-pub fn router(api: Router, keyring: Keyring) -> Router {
-    let state = Dash(Arc::new(Inner { api: api::Api::new(api), keyring }));
+pub fn router(api: Router, keyring: Keyring, notice: Option<&str>) -> Router {
+    let notice = notice.map(Arc::from);
+    let state = Dash(Arc::new(Inner { api: api::Api::new(api), keyring, notice }));
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(session::login_page).post(session::login))

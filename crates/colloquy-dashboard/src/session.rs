@@ -7,6 +7,8 @@
 //! derived from the cookie; the sign-in form, before any session exists, carries a random token
 //! matched against a short-lived cookie (double submit).
 
+use std::sync::Arc;
+
 use axum::Form;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -37,6 +39,8 @@ pub struct Viewer {
     pub label: String,
     /// The token forms of this session must carry.
     pub csrf: String,
+    /// What every page says first, when the server cannot answer yet.
+    pub notice: Option<Arc<str>>,
     host: Option<HeaderValue>,
 }
 
@@ -87,6 +91,7 @@ impl FromRequestParts<Dash> for Viewer {
             token: token.to_owned(),
             label,
             csrf: csrf_of(sealed),
+            notice: dash.notice.clone(),
             host: parts.headers.get(header::HOST).cloned(),
         })
     }

@@ -189,7 +189,8 @@ impl Server {
         ));
         let api = colloquy_api::router(store.clone(), keyring.clone(), engine, settings)?;
         // The dashboard renders from the API itself, so it gets its own handle on it.
-        let router = colloquy_dashboard::router(api.clone(), keyring).merge(api);
+        let router =
+            colloquy_dashboard::router(api.clone(), keyring, llm_guidance.as_deref()).merge(api);
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

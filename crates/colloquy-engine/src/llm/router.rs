@@ -19,7 +19,7 @@
 //! own `custom_llm` goes through the egress guard.
 //!
 //! When none of that is configured, a local model (`colloquy models pull`, or
-//! `COLLOQUY_LOCAL_MODEL`) is the default provider, named `local`, and every model name goes
+//! `COLLOQUY_LOCAL_MODEL`) is the default provider, named `local-model`, and every model name goes
 //! to it; when a provider is configured, the local model still answers to its own name. With
 //! neither, turns fail with what to do. A provider of kind `embedded` runs a given GGUF file:
 //!
@@ -115,8 +115,38 @@ impl Default for LlmConfig {
     }
 }
 
-/// The provider name the local model is served under.
-pub const LOCAL_PROVIDER: &str = "local";
+/// The provider name the local model is served under (unless the configuration already uses
+/// it for a provider of its own, which then keeps it).
+pub const LOCAL_PROVIDER: &str = "local-model";
+
+/// The provider `config` describes; `key` is its API key, from the file or the environment.
+fn provider(
+    name: &str, config: &ProviderConfig, key: Option<String>, trusted: &reqwest::Client,
+    policy: &CallPolicy,
+) -> Result<Arc<dyn LlmProvider>, RouterError> {
+    Ok(match config.kind {
+        ProviderKind::Openai => Arc::new(OpenAi::new(
+            trusted.clone(),
+            config.base_url.as_deref().unwrap_or("https://api.openai.com/v1"),
+            key,
+            policy.clone(),
+        )),
+        ProviderKind::Anthropic => Arc::new(Anthropic::new(
+            trusted.clone(),
+            config.base_url.as_deref().unwrap_or("https://api.anthropic.com"),
+            key.ok_or_else(|| RouterError::MissingKey(name.to_owned()))?,
+            policy.clone(),
+        )),
+        ProviderKind::Embedded => Arc::new(Embedded::new(
+            config
+                .model_path
+                .clone()
+                .ok_or_else(|| RouterError::MissingModel(name.to_owned()))?
+                .into(),
+            config.concurrency.unwrap_or(1),
+        )),
+    })
+}
 
 /// Picks the provider and model name for each call.
 pub struct LlmRouter {
@@ -213,30 +243,11 @@ impl LlmRouter {
         }
         for (name, p) in &configs {
             let key = p.api_key.clone().or_else(|| p.api_key_env.as_deref().and_then(env));
-            let provider: Arc<dyn LlmProvider> = match p.kind {
-                ProviderKind::Openai => Arc::new(OpenAi::new(
-                    trusted.clone(),
-                    p.base_url.as_deref().unwrap_or("https://api.openai.com/v1"),
-                    key,
-                    policy.clone(),
-                )),
-                ProviderKind::Anthropic => Arc::new(Anthropic::new(
-                    trusted.clone(),
-                    p.base_url.as_deref().unwrap_or("https://api.anthropic.com"),
-                    key.ok_or_else(|| RouterError::MissingKey(name.clone()))?,
-                    policy.clone(),
-                )),
-                ProviderKind::Embedded => Arc::new(Embedded::new(
-                    p.model_path
-                        .clone()
-                        .ok_or_else(|| RouterError::MissingModel(name.clone()))?
-                        .into(),
-                    p.concurrency.unwrap_or(1),
-                )),
-            };
-            providers.insert(name.clone(), provider);
+            providers.insert(name.clone(), provider(name, p, key, &trusted, &policy)?);
         }
-        let local = local.map(|m| (m.name, Arc::new(Embedded::new(m.path, 1))));
+        let local = local
+            .filter(|_| !providers.contains_key(LOCAL_PROVIDER))
+            .map(|m| (m.name, Arc::new(Embedded::new(m.path, 1))));
         let mut default_provider = config.default_provider.clone();
         if let Some((_, model)) = &local {
             providers.insert(LOCAL_PROVIDER.into(), model.clone());
@@ -352,6 +363,63 @@ impl LlmRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn router(config: &LlmConfig, local: Option<&str>) -> LlmRouter {
+        crate::install_crypto_provider();
+        let local = local.map(|name| LocalModel {
+            name: name.into(),
+            path: format!("/models/{name}.gguf").into(),
+            size: 1,
+        });
+        LlmRouter::new(config, reqwest::Client::new(), reqwest::Client::new(), local).unwrap()
+    }
+
+    /// Which provider `model` goes to: the local model's, or another (by its model name).
+    fn goes_to(router: &LlmRouter, model: &str) -> Result<&'static str, LlmError> {
+        let (provider, _) = router.route(model)?;
+        let local = router
+            .local()
+            .is_some_and(|(_, m)| std::ptr::addr_eq(Arc::as_ptr(&provider), Arc::as_ptr(m)));
+        Ok(if local { "local" } else { "other" })
+    }
+
+    #[test]
+    fn the_local_model_is_the_default_only_when_nothing_is_configured() {
+        if std::env::var_os("OPENAI_BASE_URL").is_some()
+            || std::env::var_os("OPENAI_API_KEY").is_some()
+        {
+            return; // The environment configures the openai provider: nothing to tell apart.
+        }
+        let nothing = LlmConfig::default();
+        let bare = router(&nothing, None);
+        assert!(matches!(bare.route("gpt-4o"), Err(LlmError::Unconfigured)));
+        assert!(bare.guidance().is_some_and(|g| g.contains("colloquy models pull")));
+
+        let with_model = router(&nothing, Some("qwen"));
+        assert_eq!(goes_to(&with_model, "gpt-4o").unwrap(), "local");
+        assert_eq!(with_model.guidance(), None);
+
+        let mut configured = LlmConfig::default();
+        configured.providers.insert(
+            "openai".into(),
+            ProviderConfig {
+                kind: ProviderKind::Openai,
+                base_url: Some("http://127.0.0.1:9/v1".into()),
+                api_key: None,
+                api_key_env: None,
+                model_path: None,
+                concurrency: None,
+            },
+        );
+        let both = router(&configured, Some("qwen"));
+        assert_eq!(goes_to(&both, "gpt-4o").unwrap(), "other");
+        assert_eq!(goes_to(&both, "qwen").unwrap(), "local", "the local model keeps its name");
+
+        // A provider of the operator's under the local model's provider name stays theirs.
+        configured.providers.insert(LOCAL_PROVIDER.into(), configured.providers["openai"].clone());
+        let taken = router(&configured, Some("qwen"));
+        assert!(taken.local().is_none());
+    }
 
     #[test]
     fn globs() {

@@ -38,7 +38,7 @@ fn hidden(page: &str, name: &str) -> String {
 }
 
 /// Signs in with `key` and returns the session's `Cookie` header value.
-async fn sign_in(app: &TestApp, key: &str) -> String {
+pub(crate) async fn sign_in(app: &TestApp, key: &str) -> String {
     let web = browser();
     let form = web.get(app.url("/login")).send().await.unwrap();
     let login_cookie = set_cookies(&form)[0].split(';').next().unwrap().to_owned();
@@ -64,7 +64,7 @@ async fn sign_in(app: &TestApp, key: &str) -> String {
     session.split(';').next().unwrap().to_owned()
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+pub(crate) async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
     let r = browser().get(app.url(path)).header(COOKIE, cookie).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }

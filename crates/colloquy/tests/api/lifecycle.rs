@@ -345,3 +345,84 @@ async fn rekey_and_secret_values_never_logged() {
         .unwrap();
     assert_eq!(opened, planted.as_bytes());
 }
+
+/// `colloquy models list` shows what can be pulled and what is there; `pull` refuses unknown
+/// names and reports a failed download; `serve` with no LLM at all says what to do, and with a
+/// model in the models directory runs it.
+#[tokio::test]
+async fn models_cli_and_serve_say_how_to_get_an_llm() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    let models_env = models.to_str().unwrap().to_owned();
+    let cli = |args: &[&str]| {
+        Command::new(colloquy_bin())
+            .args(args)
+            .env("COLLOQUY_MODELS_DIR", &models_env)
+            .env_remove("COLLOQUY_LOCAL_MODEL")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let listed = String::from_utf8(cli(&["models", "list"]).stdout).unwrap();
+    assert!(listed.contains("qwen2.5-1.5b-instruct (default): not downloaded"), "{listed}");
+    assert!(listed.contains("No local model: `colloquy models pull`"), "{listed}");
+
+    let unknown = cli(&["models", "pull", "gpt-7"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no known model is called \"gpt-7\"")
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mirror = format!("http://{}/model.gguf", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let failed = cli(&["models", "pull", "--url", &mirror]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("answered HTTP 404"), "{failed:?}");
+    assert!(std::fs::read_dir(&models).map_or(0, |d| d.count()) == 0, "nothing is left behind");
+
+    let admin = generate_token();
+    let envs = [
+        ("COLLOQUY_DATABASE_URL", "sqlite://data/colloquy.db"),
+        ("COLLOQUY_BOOTSTRAP_API_KEY", admin.as_str()),
+        ("COLLOQUY_MODELS_DIR", models_env.as_str()),
+        ("OPENAI_API_KEY", ""),
+        ("OPENAI_BASE_URL", ""),
+    ];
+    let mut server = ChildServer::start(dir.path(), &envs).await;
+    let stdout = server.child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(
+        first.starts_with("No LLM: no LLM is configured: run `colloquy models pull`"),
+        "{first}"
+    );
+    assert!(server.terminate());
+
+    std::fs::create_dir_all(&models).unwrap();
+    colloquy_engine::llm::embedded::tiny::write(&models.join("tiny.gguf")).unwrap();
+    let listed = String::from_utf8(cli(&["models", "list"]).stdout).unwrap();
+    assert!(listed.contains("With no LLM provider configured, `serve` runs tiny"), "{listed}");
+    let server = ChildServer::start(dir.path(), &envs).await;
+    let ready = poll(Duration::from_secs(10), Duration::from_millis(50), async || {
+        let log = std::fs::read_to_string(&server.stderr_log).unwrap_or_default();
+        log.contains("local model: ready").then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "{}", std::fs::read_to_string(&server.stderr_log).unwrap_or_default());
+    let (s, list) = get_json(&server.base, &admin, "/v1/convai/llm/list").await;
+    assert_eq!((s, list["llms"][0]["llm"].clone()), (200, serde_json::json!("tiny")));
+    assert!(server.terminate());
+}

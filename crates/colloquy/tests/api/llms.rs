@@ -69,9 +69,18 @@ async fn the_local_model_answers_when_no_provider_is_configured() {
         Some(json!({"llm": "tiny", "price_per_minute": 0.0, "price_per_message": 0.0}))
     );
 
+    let cookie = crate::dashboard::sign_in(&app, key).await;
+    let (_, agents_page) = crate::dashboard::page(&app, &cookie, "/agents").await;
+    assert!(!agents_page.contains("cannot answer yet"), "{agents_page}");
+
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("colloquy_local_llm_generations_running 0"), "{metrics}");
-    assert!(metrics.contains("colloquy_local_llm_generations_waiting 0"), "{metrics}");
+    // The conversation's analysis may still be running on the model.
+    for gauge in ["running", "waiting"] {
+        assert!(
+            metrics.contains(&format!("\ncolloquy_local_llm_generations_{gauge} ")),
+            "{metrics}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -90,4 +99,19 @@ async fn a_server_with_no_llm_says_what_to_do() {
         )
         .await;
     assert!(sim.to_string().contains("colloquy models pull"), "{sim}");
+
+    // Every dashboard page says so first.
+    let cookie = crate::dashboard::sign_in(&app, &app.admin_key).await;
+    for path in ["/agents", &format!("/agents/{agent_id}/playground")] {
+        let (s, page) = crate::dashboard::page(&app, &cookie, path).await;
+        assert_eq!(s, 200);
+        let notice = page.find("cannot answer yet").expect(path);
+        assert!(
+            page[notice..]
+                .starts_with("cannot answer yet: no LLM is configured: run `colloquy models pull`"),
+            "{}",
+            &page[notice..notice + 200]
+        );
+        assert!(notice < page.find("<h1").unwrap(), "before the page's own content");
+    }
 }
