@@ -7,6 +7,7 @@ mod behaviour;
 mod durability;
 mod live;
 mod load;
+mod local_llm;
 mod node;
 mod post_call;
 mod report;
@@ -47,7 +48,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval, search, voice, versions, post_call, otlp, behaviour), to iterate on one; the
+        /// test_runs, retrieval, search, voice, versions, post_call, otlp, behaviour, local_llm), to iterate on one; the
         /// report then holds only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -104,6 +105,15 @@ async fn main() -> anyhow::Result<()> {
     let rows = scenarios_run(&colloquy, sizes, &only).await?;
     let mut notes = Vec::new();
     notes.extend(notes_of_the_method());
+    if local_llm::model_file().is_none()
+        && (only.is_empty() || only.iter().any(|o| o == "local_llm"))
+    {
+        notes.push(
+            "The local model's scenario was skipped: no model file. Set COLLOQUY_BENCH_MODEL to a \
+             GGUF file, or run `colloquy models pull` from this directory."
+                .into(),
+        );
+    }
     report::write(&out, &rows, mode, &notes)?;
     let failed = rows.iter().filter(|r| r.pass() == Some(false)).count();
     let passed = rows.iter().filter(|r| r.pass() == Some(true)).count();
@@ -166,6 +176,11 @@ async fn scenarios_run(
     }
     if wanted("behaviour") {
         rows.extend(behaviour::behaviour(&colloquy, sizes).await?);
+    }
+    if wanted("local_llm")
+        && let Some(model) = local_llm::model_file()
+    {
+        rows.extend(local_llm::local_llm(&model, sizes).await?);
     }
     Ok(rows)
 }

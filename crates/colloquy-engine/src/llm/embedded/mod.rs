@@ -258,6 +258,12 @@ impl Embedded {
             .cloned()
     }
 
+    /// The prompt text `request` becomes (for comparing with other runtimes on the same
+    /// text).
+    pub async fn prompt(&self, request: &ChatRequest) -> Result<String, LlmError> {
+        self.loaded().await?.template.render(request).map_err(LlmError::Embedded)
+    }
+
     /// One generation in a slot, on a blocking thread; text goes to `deltas` through a filter
     /// that holds back tool calls.
     async fn run(
