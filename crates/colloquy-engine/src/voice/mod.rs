@@ -36,6 +36,7 @@
 //! go through.
 
 pub mod asr;
+pub mod clip;
 pub mod format;
 pub mod recording;
 pub mod sentences;

@@ -962,3 +962,82 @@ fn synthesized(voice: &FakeSpeech) -> Vec<String> {
         })
         .collect()
 }
+
+/// The agent's hold audio plays while a slow tool keeps the caller waiting: after a second,
+/// on a loop, as `audio` without alignment, and stops when the tool answers.
+#[tokio::test]
+async fn hold_audio_plays_while_a_slow_tool_runs() {
+    use reqwest::multipart::{Form, Part};
+    let llm = FakeLlm::openai(|req: &Value| {
+        let last = req["messages"].as_array().unwrap().last().unwrap().clone();
+        if last["role"] == "tool" {
+            return text("Found it.");
+        }
+        match last["content"].as_str().unwrap_or_default() {
+            "look it up" => call("slow_lookup", json!({"q": "order"})),
+            other => text(&format!("You said: {other}")),
+        }
+    })
+    .await;
+    let voice = FakeSpeech::start(&["hello there"]).await;
+    let app = spawn(Backend::Sqlite, &llm, &voice).await;
+    let key = &app.admin_key;
+    let hook = Webhook::start(200, r#"{"found":true}"#, Duration::from_millis(2500)).await;
+    let tool = create_tool(&app, key, json!({"tool_config": {"type": "webhook", "name": "slow_lookup", "description": "Slow",
+        "api_schema": {"url": format!("{}/slow", hook.base), "method": "POST",
+            "request_body_schema": {"type": "object", "properties": {"q": {"type": "string", "description": "q"}}}}}})).await;
+    let agent_id = voice_agent(&app, json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"tool_ids": [tool]}},
+        "tts": {"agent_output_audio_format": "pcm_16000"}}})).await;
+    // Half a second of a 300 Hz tone, at the conversation's output rate.
+    let clip: Vec<i16> = (0..8000)
+        .map(|i| {
+            (6000.0 * (2.0 * std::f64::consts::PI * 300.0 * f64::from(i) / 16_000.0).sin()) as i16
+        })
+        .collect();
+    let wav = colloquy_engine::voice::wav::encode(&clip, 16_000);
+    let form = Form::new().part("hold_audio_file", Part::bytes(wav).file_name("hold.wav"));
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/convai/agents/{agent_id}/hold-audio")))
+        .header("xi-api-key", key.as_str())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (mut ws, _) = connect(&ws::url(&app.base, &format!("agent_id={agent_id}")), &[]).await;
+    send(&mut ws, json!({"type": "conversation_initiation_client_data"})).await;
+    next_of(&mut ws, "conversation_initiation_metadata").await;
+    ws::say(&mut ws, "look it up").await;
+    next_of(&mut ws, "agent_tool_request").await;
+    let started = std::time::Instant::now();
+    let mut held: Vec<(Duration, Vec<i16>)> = Vec::new();
+    loop {
+        let e = next(&mut ws).await;
+        assert!(e.get("close").is_none(), "{e}");
+        match e["type"].as_str().unwrap_or_default() {
+            "audio" if e["audio_event"]["alignment"].is_null() => {
+                let bytes =
+                    STANDARD.decode(e["audio_event"]["audio_base_64"].as_str().unwrap()).unwrap();
+                held.push((started.elapsed(), AudioFormat::Pcm(16_000).decode(&bytes)));
+            }
+            "agent_tool_response" => break,
+            _ => {}
+        }
+    }
+    assert!(held.len() >= 3, "the clip played while the tool ran: {} chunks", held.len());
+    assert!(held[0].0 >= Duration::from_millis(900), "not before a second: {:?}", held[0].0);
+    let played: Vec<i16> = held.iter().flat_map(|(_, s)| s.clone()).collect();
+    assert_eq!(&played[..8000], &clip[..], "the clip as uploaded");
+    assert_eq!(&played[8000..12_000], &clip[..4000], "then again from its start");
+    // The answer after the tool is speech, with alignment; the clip has stopped.
+    let mut after = Vec::new();
+    while let Ok(e) = tokio::time::timeout(Duration::from_millis(1500), next(&mut ws)).await {
+        if e["type"] == "audio" {
+            after.push(!e["audio_event"]["alignment"].is_null());
+        }
+    }
+    assert!(after.contains(&true), "the answer was spoken: {after:?}");
+    assert!(after.iter().filter(|aligned| !**aligned).count() <= 1, "the clip went on: {after:?}");
+}

@@ -10,6 +10,7 @@
 mod client_tools;
 mod fillers;
 mod hearing;
+mod hold_audio;
 mod outbox;
 mod overrides;
 mod session;

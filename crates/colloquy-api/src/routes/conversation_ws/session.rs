@@ -36,6 +36,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::client_tools::{Replies, SocketClientTools};
 use super::fillers::{Fillers, Generator, SoftTimeout};
 use super::hearing::{Hearing, IgnoreTerms, Playing, Recognized, Recognizer, spells, tentative};
+use super::hold_audio::HoldAudio;
 use super::outbox::{Outbox, Writer};
 use super::overrides;
 use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup, audio_format};
@@ -205,6 +206,8 @@ pub(super) async fn run(
     // of the whole document for the conversation's life.
     let timing = Timing::of(&agent.conversation_config, state.settings.limits.ws_ping_every);
     let setup = VoiceSetup::of(&state.engine, &agent, text_only);
+    let hold_audio =
+        setup.as_ref().and_then(|s| HoldAudio::of(&state.engine, &agent, s.output, &outbox));
     let (workspace_id, agent_id) = (agent.workspace_id.clone(), agent.agent_id.clone());
     let conversation = match Conversation::start(state.engine.clone(), agent, Source::Live, opts)
         .await
@@ -220,7 +223,7 @@ pub(super) async fn run(
         }
     };
     count_live(&state, &workspace_id, &agent_id, conversation.id()).await;
-    let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox));
+    let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox, hold_audio));
     let recording = voice.as_ref().and_then(|v| v.recording.clone());
     let greeted = greet(&conversation, &outbox, &timing, voice.as_ref()).await;
     let (commands, command_rx) = mpsc::channel::<Command>(16);
@@ -819,10 +822,14 @@ struct EngineVoice {
     soft_timeout: Option<SoftTimeout>,
     spelling_patience: bool,
     keep_silence: Option<Duration>,
+    /// The agent's hold audio, played while tools keep the caller waiting.
+    hold_audio: Option<HoldAudio>,
 }
 
 impl EngineVoice {
-    fn new(state: &AppState, setup: VoiceSetup, outbox: &Outbox) -> EngineVoice {
+    fn new(
+        state: &AppState, setup: VoiceSetup, outbox: &Outbox, hold_audio: Option<HoldAudio>,
+    ) -> EngineVoice {
         let speaker = setup
             .voice
             .can_speak()
@@ -844,6 +851,7 @@ impl EngineVoice {
             soft_timeout: setup.soft_timeout,
             spelling_patience: setup.spelling_patience,
             keep_silence: setup.keep_silence,
+            hold_audio,
         }
     }
 }
@@ -974,15 +982,10 @@ async fn turn(
     let (events, event_rx) = mpsc::unbounded_channel::<TurnEvent>();
     let user_spoke = !matches!(said, Said::Silence(_))
         || conversation.transcript().iter().any(|t| t["role"] == "user");
-    let relay = Relay {
-        outbox: outbox.clone(),
-        turn_event,
-        speaker: speaker.clone(),
-        uninterruptible: voice.map(|v| v.uninterruptible_tools.clone()).unwrap_or_default(),
-        fillers: voice
-            .filter(|_| speaker.is_some())
-            .and_then(|v| fillers(v, conversation, &said, user_spoke)),
-    };
+    let fillers = voice
+        .filter(|_| speaker.is_some())
+        .and_then(|v| fillers(v, conversation, &said, user_spoke));
+    let relay = Relay::new(outbox, turn_event, speaker.clone(), voice, fillers);
     let forward = tokio::spawn(relay.run(event_rx, began));
     let result = match said {
         Said::Spoken(heard) => {
@@ -1155,9 +1158,25 @@ struct Relay {
     uninterruptible: Arc<Vec<String>>,
     /// The soft timeout's fillers, spoken while the answer's text is late.
     fillers: Option<Fillers>,
+    /// Played while the turn's tools keep the caller waiting.
+    hold_audio: Option<HoldAudio>,
 }
 
 impl Relay {
+    fn new(
+        outbox: &Outbox, turn_event: u64, speaker: Option<Speaker>, voice: Option<&EngineVoice>,
+        fillers: Option<Fillers>,
+    ) -> Relay {
+        Relay {
+            outbox: outbox.clone(),
+            turn_event,
+            speaker,
+            uninterruptible: voice.map(|v| v.uninterruptible_tools.clone()).unwrap_or_default(),
+            fillers,
+            hold_audio: voice.and_then(|v| v.hold_audio.clone()),
+        }
+    }
+
     /// Runs until the turn ends; when its first text came, after `began`.
     async fn run(
         mut self, mut rx: mpsc::UnboundedReceiver<TurnEvent>, began: Instant,
@@ -1193,16 +1212,23 @@ impl Relay {
                         speaker.language(language);
                     }
                 }
-                TurnEvent::ToolRequest { name, .. } | TurnEvent::ToolResponse { name, .. }
-                    if self.uninterruptible.contains(name) =>
-                {
-                    if let Some(speaker) = &self.speaker {
-                        speaker.hold(matches!(event, TurnEvent::ToolRequest { .. }));
+                TurnEvent::ToolRequest { name, .. } | TurnEvent::ToolResponse { name, .. } => {
+                    let starts = matches!(event, TurnEvent::ToolRequest { .. });
+                    if let Some(speaker) =
+                        self.speaker.as_ref().filter(|_| self.uninterruptible.contains(name))
+                    {
+                        speaker.hold(starts);
+                    }
+                    if let Some(hold_audio) = &self.hold_audio {
+                        hold_audio.tool(self.turn_event, starts);
                     }
                 }
                 _ => {}
             }
             forward_event(&self.outbox, event, self.turn_event, first_delta).await;
+        }
+        if let Some(hold_audio) = &self.hold_audio {
+            hold_audio.turn_ended();
         }
         if first_text.is_some() {
             self.outbox.send(part(PartKind::Stop, String::new(), self.turn_event)).await;
