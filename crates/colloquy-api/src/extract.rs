@@ -232,3 +232,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
+
+/// The file uploaded in the multipart form's `field`: its name and bytes, refused while it
+/// streams past `limit` bytes (`what` names it in the refusal), without reading the rest.
+pub(crate) async fn upload(
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+    field_name: &str, limit: usize, what: &str,
+) -> Result<(String, Vec<u8>), ApiError> {
+    let invalid =
+        |message: String| ApiError::invalid(Violation::new(["body"], "value_error", message));
+    let mut form = form.map_err(|e| invalid(e.body_text()))?;
+    while let Some(mut field) = form.next_field().await.map_err(|e| invalid(e.body_text()))? {
+        if field.name() != Some(field_name) {
+            continue;
+        }
+        let filename = field.file_name().unwrap_or("upload").to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|e| invalid(e.body_text()))? {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::BadRequest {
+                    status: "file_too_large",
+                    message: format!("{what} may hold at most {limit} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok((filename, bytes));
+    }
+    Err(ApiError::invalid(Violation::new(["body", field_name], "missing", "Field required")))
+}

@@ -11,7 +11,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::{self, AgentId, ConversationId, WorkspaceId};
 use colloquy_core::time;
-use colloquy_core::validation::Violation;
 use colloquy_store::{ConversationFile, StoreError};
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,10 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_file))
         .routes(routes!(get_file, delete_file))
         .layer(DefaultBodyLimit::max(MAX_FILE_BYTES + 64 * 1024))
-}
-
-fn invalid(loc: &[&str], kind: &str, message: impl Into<String>) -> ApiError {
-    ApiError::invalid(Violation::new(loc.iter().copied(), kind, message))
 }
 
 /// What a file is, read from its first bytes (an image or a PDF), else from its name when it
@@ -102,32 +97,6 @@ async fn target(
     }
 }
 
-/// The uploaded `file` field: its name and bytes, refused while it streams past the limit.
-async fn read_form(form: Result<Multipart, MultipartRejection>) -> ApiResult<(String, Vec<u8>)> {
-    let mut form = form.map_err(|e| invalid(&["body"], "value_error", e.body_text()))?;
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        invalid(&["body"], "value_error", e.body_text())
-    };
-    while let Some(mut field) = form.next_field().await.map_err(bad)? {
-        if field.name() != Some("file") {
-            continue;
-        }
-        let filename = field.file_name().unwrap_or("upload").to_owned();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if bytes.len() + chunk.len() > MAX_FILE_BYTES {
-                return Err(ApiError::BadRequest {
-                    status: "file_too_large",
-                    message: format!("A conversation file may hold at most {MAX_FILE_BYTES} bytes"),
-                });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok((filename, bytes));
-    }
-    Err(invalid(&["body", "file"], "missing", "Field required"))
-}
-
 /// The agent's `conversation.file_input` settings: (enabled, files per conversation).
 async fn file_input(app: &AppState, target: &Target) -> ApiResult<(bool, i64)> {
     let agent_id = AgentId::from(target.agent_id.clone());
@@ -163,7 +132,8 @@ async fn upload_file(
             message: "The agent does not take files (conversation_config.conversation.file_input.enabled is false)".into(),
         });
     }
-    let (filename, bytes) = read_form(form).await?;
+    let (filename, bytes) =
+        crate::extract::upload(form, "file", MAX_FILE_BYTES, "A conversation file").await?;
     let Some(mime_type) = sniff(&filename, &bytes) else {
         return Err(ApiError::BadRequest {
             status: "unsupported_file_type",

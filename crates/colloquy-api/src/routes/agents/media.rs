@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Ctx;
 use crate::error::{ApiError, ApiResult, OrNotFound};
-use crate::extract::Json;
+use crate::extract::{Json, upload};
 use crate::routes::conversation_files::sniff;
 use crate::routes::conversation_ws::http_base;
 use crate::state::AppState;
@@ -37,34 +37,6 @@ pub(super) fn body_limit() -> DefaultBodyLimit {
 
 fn invalid(field: &str, kind: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid(Violation::new(["body", field], kind, message))
-}
-
-/// The form's `field` file: its name and bytes, refused while it streams past `limit`.
-async fn read_file(
-    form: Result<Multipart, MultipartRejection>, field_name: &str, limit: usize,
-) -> ApiResult<(String, Vec<u8>)> {
-    let mut form = form.map_err(|e| invalid(field_name, "value_error", e.body_text()))?;
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        invalid(field_name, "value_error", e.body_text())
-    };
-    while let Some(mut field) = form.next_field().await.map_err(bad)? {
-        if field.name() != Some(field_name) {
-            continue;
-        }
-        let filename = field.file_name().unwrap_or("upload").to_owned();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if bytes.len() + chunk.len() > limit {
-                return Err(ApiError::BadRequest {
-                    status: "file_too_large",
-                    message: format!("{field_name} may hold at most {limit} bytes"),
-                });
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        return Ok((filename, bytes));
-    }
-    Err(invalid(field_name, "missing", "Field required"))
 }
 
 /// The media row for an upload: its id is the start of the content's SHA-256.
@@ -95,7 +67,7 @@ pub(super) async fn post_agent_avatar(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
     cx.agent(&agent_id).await?;
-    let (filename, bytes) = read_file(form, "avatar_file", MAX_AVATAR_BYTES).await?;
+    let (filename, bytes) = upload(form, "avatar_file", MAX_AVATAR_BYTES, "An avatar").await?;
     let Some(mime) = sniff(&filename, &bytes).filter(|m| m.starts_with("image/")) else {
         return Err(invalid(
             "avatar_file",
@@ -117,7 +89,8 @@ pub(super) async fn post_agent_hold_audio(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
     cx.agent(&agent_id).await?;
-    let (filename, bytes) = read_file(form, "hold_audio_file", MAX_HOLD_AUDIO_BYTES).await?;
+    let (filename, bytes) =
+        upload(form, "hold_audio_file", MAX_HOLD_AUDIO_BYTES, "Hold audio").await?;
     let Some(info) = colloquy_core::media::audio_info(&bytes) else {
         return Err(invalid(
             "hold_audio_file",
