@@ -97,10 +97,26 @@ pub struct Weights {
 }
 
 /// The keys and values one generation has computed so far.
+#[derive(Clone)]
 pub struct Cache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     /// Positions already in the cache.
     pub len: usize,
+}
+
+impl Cache {
+    /// Keeps the first `len` positions (what a new prompt shares with the one that made them).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len >= self.len {
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.narrow(2, 0, len)?;
+            *v = v.narrow(2, 0, len)?;
+        }
+        self.len = len;
+        Ok(())
+    }
 }
 
 impl Weights {

@@ -139,3 +139,29 @@ async fn a_file_that_is_not_a_model_is_a_clear_error() {
     assert!(matches!(error, LlmError::Embedded(_)), "{error}");
     assert!(error.to_string().contains("notes.gguf"), "{error}");
 }
+
+#[tokio::test]
+async fn a_later_turn_reads_only_what_is_new_and_answers_as_a_fresh_read_would() {
+    let (_dir, path) = tiny_model();
+    let warm = Embedded::new(path.clone(), 1);
+    let first = warm.chat(&request(12), None).await.unwrap();
+    let mut next = request(12);
+    next.messages.push(ChatMessage::text(Role::Assistant, first.text.clone()));
+    next.messages.push(ChatMessage::text(Role::User, "And in the east?"));
+
+    let model = warm.loaded().await.unwrap();
+    let prompt = model.template.render(&next).unwrap();
+    let tokens = model.tokenizer.encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+    let (cache, shared) = model.reusable(&tokens).unwrap();
+    assert!(shared > 20 && shared < tokens.len(), "{shared} of {} tokens kept", tokens.len());
+    assert_eq!(cache.len, shared);
+    model.keep(tokens[..shared].to_vec(), cache);
+
+    let again = warm.chat(&next, None).await.unwrap();
+    let fresh = Embedded::new(path, 1).chat(&next, None).await.unwrap();
+    assert_eq!(again.text, fresh.text);
+    assert_eq!(again.input_tokens, fresh.input_tokens);
+    // The same prompt twice: everything but its last token is kept.
+    let repeat = warm.chat(&next, None).await.unwrap();
+    assert_eq!(repeat.text, fresh.text);
+}
