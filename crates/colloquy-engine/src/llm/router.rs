@@ -72,6 +72,20 @@ pub struct ProviderConfig {
     pub concurrency: Option<usize>,
 }
 
+impl ProviderConfig {
+    /// A provider reached over HTTP at `base_url` (the kind's public URL when `None`).
+    pub fn http(kind: ProviderKind, base_url: Option<String>, api_key: Option<String>) -> Self {
+        ProviderConfig {
+            kind,
+            base_url,
+            api_key,
+            api_key_env: None,
+            model_path: None,
+            concurrency: None,
+        }
+    }
+}
+
 /// A model-name route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RouteConfig {
@@ -227,14 +241,11 @@ impl LlmRouter {
             || config.default_provider != "openai";
         let mut providers: HashMap<String, Arc<dyn LlmProvider>> = HashMap::new();
         let mut configs = config.providers.clone();
-        let openai = configs.entry("openai".into()).or_insert(ProviderConfig {
-            kind: ProviderKind::Openai,
-            base_url: None,
-            api_key: None,
-            api_key_env: None,
-            model_path: None,
-            concurrency: None,
-        });
+        let openai = configs.entry("openai".into()).or_insert(ProviderConfig::http(
+            ProviderKind::Openai,
+            None,
+            None,
+        ));
         if let Some(url) = env("OPENAI_BASE_URL") {
             openai.base_url = Some(url);
         }
@@ -402,14 +413,7 @@ mod tests {
         let mut configured = LlmConfig::default();
         configured.providers.insert(
             "openai".into(),
-            ProviderConfig {
-                kind: ProviderKind::Openai,
-                base_url: Some("http://127.0.0.1:9/v1".into()),
-                api_key: None,
-                api_key_env: None,
-                model_path: None,
-                concurrency: None,
-            },
+            ProviderConfig::http(ProviderKind::Openai, Some("http://127.0.0.1:9/v1".into()), None),
         );
         let both = router(&configured, Some("qwen"));
         assert_eq!(goes_to(&both, "gpt-4o").unwrap(), "other");

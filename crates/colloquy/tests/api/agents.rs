@@ -553,19 +553,7 @@ const PNG: &[u8] =
 
 /// `seconds` of 16 kHz mono silence as a WAV file.
 fn wav(seconds: u32) -> Vec<u8> {
-    let data = vec![0u8; (seconds * 32_000) as usize];
-    let mut out = b"RIFF".to_vec();
-    out.extend((36 + data.len() as u32).to_le_bytes());
-    out.extend(b"WAVEfmt ");
-    out.extend(16u32.to_le_bytes());
-    out.extend([1, 0, 1, 0]);
-    out.extend(16_000u32.to_le_bytes());
-    out.extend(32_000u32.to_le_bytes());
-    out.extend([2, 0, 16, 0]);
-    out.extend(b"data");
-    out.extend((data.len() as u32).to_le_bytes());
-    out.extend(data);
-    out
+    colloquy_engine::voice::wav::encode(&vec![0; (seconds * 16_000) as usize], 16_000)
 }
 
 async fn upload(app: &TestApp, path: &str, field: &str, name: &str, bytes: &[u8]) -> (u16, Value) {

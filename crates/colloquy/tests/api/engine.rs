@@ -23,14 +23,11 @@ async fn engine(app: &TestApp, llm: &FakeLlm, tweak: impl FnOnce(&mut Config)) -
     let mut config = app.config.clone();
     config.llm.providers.insert(
         "openai".into(),
-        ProviderConfig {
-            kind: ProviderKind::Openai,
-            base_url: Some(format!("{}/v1", llm.base)),
-            api_key: Some("sk-fake".into()),
-            api_key_env: None,
-            model_path: None,
-            concurrency: None,
-        },
+        ProviderConfig::http(
+            ProviderKind::Openai,
+            Some(format!("{}/v1", llm.base)),
+            Some("sk-fake".into()),
+        ),
     );
     config.llm.retries = 1;
     config.llm.timeout_secs = 3;
@@ -426,14 +423,7 @@ async fn llm_failures_become_typed_errors_and_the_conversation_is_kept(backend: 
         c.llm.default_provider = "nobody".into();
         c.llm.providers.insert(
             "nobody".into(),
-            ProviderConfig {
-                kind: ProviderKind::Openai,
-                base_url: Some("http://127.0.0.1:9/v1".into()),
-                api_key: None,
-                api_key_env: None,
-                model_path: None,
-                concurrency: None,
-            },
+            ProviderConfig::http(ProviderKind::Openai, Some("http://127.0.0.1:9/v1".into()), None),
         );
     })
     .await;
@@ -461,14 +451,7 @@ async fn anthropic_routes_and_custom_llm(backend: Backend) {
     let deps = engine(&app, &openai, move |c| {
         c.llm.providers.insert(
             "claude".into(),
-            ProviderConfig {
-                kind: ProviderKind::Anthropic,
-                base_url: Some(base),
-                api_key: Some("ak-fake".into()),
-                api_key_env: None,
-                model_path: None,
-                concurrency: None,
-            },
+            ProviderConfig::http(ProviderKind::Anthropic, Some(base), Some("ak-fake".into())),
         );
         c.llm.routes.push(RouteConfig {
             pattern: "claude-*".into(),

@@ -314,17 +314,9 @@ async fn hook(
 pub fn with_llm(llm: &FakeLlm) -> impl FnOnce(&mut Config) + use<> {
     let base = format!("{}/v1", llm.base);
     move |c: &mut Config| {
-        c.llm.providers.insert(
-            "openai".into(),
-            ProviderConfig {
-                kind: ProviderKind::Openai,
-                base_url: Some(base),
-                api_key: None,
-                api_key_env: None,
-                model_path: None,
-                concurrency: None,
-            },
-        );
+        c.llm
+            .providers
+            .insert("openai".into(), ProviderConfig::http(ProviderKind::Openai, Some(base), None));
         c.llm.timeout_secs = 5;
         c.webhook_allow = "127.0.0.1".into();
     }

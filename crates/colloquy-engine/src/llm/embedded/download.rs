@@ -145,12 +145,12 @@ async fn fetch(
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| Fetch::Retry(e.to_string()))?;
         if done + chunk.len() as u64 > total {
+            remove(part);
             return Err(Fetch::Fatal(DownloadError::Mismatch {
                 what: "size",
                 expected: total.to_string(),
                 got: format!("more than {total}"),
-            }))
-            .inspect_err(|_| remove(part));
+            }));
         }
         file.write_all(&chunk).await.map_err(fatal)?;
         done += chunk.len() as u64;
