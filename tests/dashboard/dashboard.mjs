@@ -162,7 +162,43 @@ await step("create an agent", page, async () => {
   await page.getByRole("heading", { name: "Dashboard weather agent" }).waitFor();
 });
 
+await step("set the agent up in its tabs' forms, without JSON", page, async () => {
+  const tabs = page.getByRole("navigation", { name: "Agent settings" });
+  await tabs.getByRole("link", { name: "Agent", exact: true }).waitFor();
+  await page.getByLabel("First message").fill("Hi, ask me about the weather anywhere.");
+  await page.getByLabel("Temperature").fill("0.2");
+  await page.getByLabel("Language").selectOption("en");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+  await tabs.getByRole("link", { name: "Tools" }).click();
+  await page.getByLabel(/get_weather/).check();
+  await page.getByLabel(/end_call/).check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+  await page.locator(`a[href="/tools/${weather.id}"]`).waitFor();
+  check(await page.getByLabel(/get_weather/).isChecked(), "the tool is not shown as chosen");
+  const agent = await api("GET", `/v1/convai/agents/${agentId}`);
+  const prompt = agent.conversation_config.agent.prompt;
+  check(prompt.tool_ids.includes(weather.id), `tool not saved: ${JSON.stringify(prompt.tool_ids)}`);
+  check(prompt.built_in_tools.end_call?.params?.system_tool_type === "end_call", "end_call not on");
+  check(prompt.temperature === 0.2, `temperature ${prompt.temperature}`);
+  check(agent.conversation_config.agent.first_message.endsWith("anywhere."), "first message not saved");
+});
+
+await step("a refused setting is shown at its field and changes nothing", page, async () => {
+  await page.getByRole("navigation", { name: "Agent settings" }).getByRole("link", { name: "Voice" }).click();
+  await page.getByLabel("Speed").fill("3");
+  await page.getByRole("button", { name: "Save" }).click();
+  const speed = page.getByLabel("Speed");
+  await page.locator("#f-conversation-config-tts-speed-error").waitFor();
+  check(await speed.getAttribute("aria-invalid") === "true", "the field is not marked invalid");
+  check(await speed.inputValue() === "3", "what was typed is gone");
+  const agent = await api("GET", `/v1/convai/agents/${agentId}`);
+  check(agent.conversation_config.tts.speed !== 3, "the bad value was stored");
+});
+
 await step("a bad configuration is refused with the API's message and changes nothing", page, async () => {
+  await page.goto(`${BASE}/agents/${agentId}?tab=advanced`);
   await page.getByLabel(/Agent configuration/).fill("{not json");
   await page.getByRole("button", { name: "Save" }).click();
   await page.getByRole("alert").filter({ hasText: "Not valid JSON" }).waitFor();
@@ -173,18 +209,17 @@ await step("a bad configuration is refused with the API's message and changes no
   check(agent.conversation_config.agent.prompt.temperature !== "hot", "the bad value was stored");
 });
 
-await step("edit the configuration as JSON to give the agent its webhook tool", page, async () => {
-  await page.goto(`${BASE}/agents/${agentId}`);
+await step("edit the configuration as JSON in the Advanced tab", page, async () => {
+  await page.goto(`${BASE}/agents/${agentId}?tab=advanced`);
   const editor = page.getByLabel(/Agent configuration/);
   const doc = JSON.parse(await editor.inputValue());
-  doc.conversation_config.agent.prompt.tool_ids = [weather.id];
   doc.tags = ["dashboard"];
   await editor.fill(JSON.stringify(doc, null, 2));
   await page.getByRole("button", { name: "Save" }).click();
-  await page.waitForURL(`${BASE}/agents/${agentId}`);
-  await page.locator(`a[href="/tools/${weather.id}"]`).waitFor();
+  await page.waitForURL(`${BASE}/agents/${agentId}?tab=advanced&saved=1`);
   const agent = await api("GET", `/v1/convai/agents/${agentId}`);
-  check(agent.conversation_config.agent.prompt.tool_ids.includes(weather.id), "tool not saved");
+  check(agent.tags.includes("dashboard"), "tags not saved");
+  check(agent.conversation_config.agent.prompt.tool_ids.includes(weather.id), "the tool was lost");
 });
 
 await step("search the agents list", page, async () => {
@@ -216,7 +251,7 @@ await step("a playground conversation calls the webhook tool live", page, async 
   await page.goto(`${BASE}/agents/${agentId}/playground`);
   await page.getByRole("button", { name: "Start conversation" }).click();
   await page.getByRole("status").filter({ hasText: "Connected" }).waitFor();
-  await page.locator("#chat-log").getByText("Hi, ask me about the weather.").waitFor();
+  await page.locator("#chat-log").getByText("Hi, ask me about the weather anywhere.").waitFor();
   await page.getByLabel("Your message").fill("what is the weather in Paris?");
   await page.getByRole("button", { name: "Send" }).click();
   await page.locator(".toolcall.ok", { hasText: "get_weather" }).waitFor();
@@ -430,7 +465,10 @@ await step("forms refuse a missing CSRF token and other sites", page, async () =
   check(!/unsafe-inline/.test(headers.get("content-security-policy")), "CSP allows inline code");
 });
 
-for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent"], [`/agents/${agentId}/playground`, "playground"],
+for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent"],
+  [`/agents/${agentId}?tab=tools`, "agent tools"], [`/agents/${agentId}?tab=knowledge-base`, "agent knowledge base"],
+  [`/agents/${agentId}?tab=voice`, "agent voice"], [`/agents/${agentId}?tab=analysis`, "agent analysis"],
+  [`/agents/${agentId}?tab=advanced`, "agent json"], [`/agents/${agentId}/playground`, "playground"],
   ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
   [`/tools/${weather.id}`, "tool"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
   ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],

@@ -58,6 +58,7 @@ pub fn router(api: Router, keyring: Keyring, notice: Option<&str>) -> Router {
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
         .merge(pages::agents::routes())
+        .merge(pages::agent_settings::routes())
         .merge(pages::playground::routes())
         .merge(pages::conversations::routes())
         .merge(pages::tools::routes())

@@ -1,6 +1,6 @@
-//! Agents: the list (search, paging), creating, the detail page with the configuration as
-//! editable JSON (saved through the API's PATCH, so the API's validation decides), duplicating
-//! and deleting.
+//! Agents: the list (search, paging), creating, the detail page with its settings in tabs
+//! ([`agent_settings`]; the last is the whole configuration as JSON), duplicating and
+//! deleting. Every save is the API's PATCH, so the API's validation decides.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
@@ -11,6 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::agent_settings::{self, Tab};
 use crate::Dash;
 use crate::error::{Error, Result};
 use crate::format::{self, encode, text, unix_time, with_query};
@@ -204,9 +205,12 @@ async fn tools_of(dash: &Dash, viewer: &Viewer, agent: &Value) -> Vec<(String, S
     futures_util::future::join_all(lookups).await
 }
 
-fn detail_page(
-    viewer: &Viewer, agent: &Value, tools: &[(String, String)], editor: &str, problem: Option<&str>,
+/// An agent's page: what it is, what can be done with it, its settings in tabs, and
+/// `content`, the current tab.
+pub async fn detail_page(
+    viewer: &Viewer, agent: &Value, dash: &Dash, tab: Tab, content: Markup,
 ) -> Markup {
+    let tools = tools_of(dash, viewer, agent).await;
     let id = text(&agent["agent_id"]);
     let href = |tail: &str| format!("/agents/{}{tail}", encode(id));
     let body = html! {
@@ -216,7 +220,7 @@ fn detail_page(
             dt { "Created" } dd { (unix_time(&agent["metadata"]["created_at_unix_secs"])) }
             dt { "Tools" } dd {
                 @if tools.is_empty() { span.muted { "none" } }
-                @for (tool_id, name) in tools { a href={ "/tools/" (encode(tool_id)) } { (name) } " " }
+                @for (tool_id, name) in &tools { a href={ "/tools/" (encode(tool_id)) } { (name) } " " }
             }
         }
         div.actions {
@@ -229,28 +233,52 @@ fn detail_page(
             a.button.danger href=(href("/delete")) { "Delete" }
         }
         h2 #config-heading { "Configuration" }
-        form.stack.wide method="post" action=(href("")) aria-labelledby="config-heading" {
+        (agent_settings::tabs(id, tab))
+        (content)
+    };
+    layout::page(viewer, Section::Agents, text(&agent["name"]), body)
+}
+
+/// The Advanced tab: the editable part of the document as JSON.
+fn json_editor(viewer: &Viewer, id: &str, editor: &str, problem: Option<&str>) -> Markup {
+    html! {
+        form.stack.wide method="post" action={ "/agents/" (encode(id)) } aria-label="Advanced settings" {
             (layout::csrf(viewer))
             (layout::problem(problem))
             label for="agent-json" { "Agent configuration (JSON; saved with the API's own validation)" }
             textarea.json #agent-json name="document" spellcheck="false" { (editor) }
             button type="submit" { "Save" }
         }
-    };
-    layout::page(viewer, Section::Agents, text(&agent["name"]), body)
+    }
 }
 
-async fn fetch(dash: &Dash, viewer: &Viewer, id: &str) -> Result<Value> {
+pub async fn fetch(dash: &Dash, viewer: &Viewer, id: &str) -> Result<Value> {
     dash.api.get(&viewer.creds(), &format!("/v1/convai/agents/{}", encode(id))).await
 }
 
+#[derive(Debug, Deserialize)]
+pub struct DetailQuery {
+    tab: Option<String>,
+    saved: Option<String>,
+}
+
 async fn detail(
-    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Query(q): Query<DetailQuery>,
 ) -> Result<Html<String>> {
     let agent = fetch(&dash, &viewer, &id).await?;
-    let editor = format::pretty(&editable(&agent));
-    let tools = tools_of(&dash, &viewer, &agent).await;
-    Ok(Html(detail_page(&viewer, &agent, &tools, &editor, None).into_string()))
+    let tab = Tab::from_slug(q.tab.as_deref());
+    let form = match tab {
+        Tab::Advanced => json_editor(&viewer, &id, &format::pretty(&editable(&agent)), None),
+        tab => {
+            let choices = agent_settings::choices(&dash, &viewer, tab).await?;
+            agent_settings::form(&viewer, tab, &id, &agent, &choices, &Default::default())
+        }
+    };
+    let content = html! {
+        @if q.saved.is_some() { p.saved role="status" { "Saved." } }
+        (form)
+    };
+    Ok(Html(detail_page(&viewer, &agent, &dash, tab, content).await.into_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +288,7 @@ pub struct SaveForm {
     document: String,
 }
 
+/// `POST /agents/{id}`: the Advanced tab's JSON, as a PATCH.
 async fn save(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<SaveForm>,
 ) -> Result<Response> {
@@ -267,8 +296,8 @@ async fn save(
     // A refused edit is shown beside the saved agent, the editor keeping what was typed.
     let refuse = async |status: StatusCode, message: &str| -> Result<Response> {
         let agent = fetch(&dash, &viewer, &id).await?;
-        let tools = tools_of(&dash, &viewer, &agent).await;
-        let page = detail_page(&viewer, &agent, &tools, &form.document, Some(message));
+        let editor = json_editor(&viewer, &id, &form.document, Some(message));
+        let page = detail_page(&viewer, &agent, &dash, Tab::Advanced, editor).await;
         Ok((status, Html(page.into_string())).into_response())
     };
     let parsed = match serde_json::from_str::<Value>(&form.document) {
@@ -284,7 +313,10 @@ async fn save(
     };
     let uri = format!("/v1/convai/agents/{}", encode(&id));
     match dash.api.call(&viewer.creds(), Method::PATCH, &uri, Some(&parsed)).await {
-        Ok(_) => Ok(Redirect::to(&format!("/agents/{}", encode(&id))).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/agents/{}?tab=advanced&saved=1", encode(&id)))
+                .into_response())
+        }
         Err(Error::Api { status, message })
             if status.is_client_error() && status != StatusCode::NOT_FOUND =>
         {

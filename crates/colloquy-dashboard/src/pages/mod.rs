@@ -1,5 +1,6 @@
 //! One module per section of the dashboard; each renders from one to a few API calls.
 
+pub mod agent_settings;
 pub mod agents;
 pub mod changes;
 pub mod conversations;

@@ -174,7 +174,13 @@ pub struct LlmRouter {
     local: Option<(String, Arc<Embedded>)>,
     /// Nothing is configured and no local model is present.
     unconfigured: bool,
+    /// The providers' own model lists, as last asked, and when: asking takes up to three
+    /// seconds a provider, and the dashboard's model picker asks on every page.
+    listed: tokio::sync::Mutex<Option<(std::time::Instant, Vec<Vec<String>>)>>,
 }
+
+/// How long the providers' model lists are kept.
+const LISTS_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether `name` matches `pattern`, where `*` matches any run of characters.
 pub fn glob(pattern: &str, name: &str) -> bool {
@@ -286,6 +292,7 @@ impl LlmRouter {
             policy,
             unconfigured: !configured && local.is_none() && config.routes.is_empty(),
             local,
+            listed: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -335,7 +342,19 @@ impl LlmRouter {
             })
             .collect();
         providers.sort_by_key(|(name, _)| name.as_str());
-        let lists = futures_util::future::join_all(providers.iter().map(|(_, p)| p.models())).await;
+        let lists = {
+            // One caller asks; those arriving meanwhile wait for its answer.
+            let mut listed = self.listed.lock().await;
+            match listed.as_ref() {
+                Some((at, lists)) if at.elapsed() < LISTS_KEPT => lists.clone(),
+                _ => {
+                    let asked = providers.iter().map(|(_, p)| p.models());
+                    let lists = futures_util::future::join_all(asked).await;
+                    *listed = Some((std::time::Instant::now(), lists.clone()));
+                    lists
+                }
+            }
+        };
         for ((provider, _), ids) in providers.iter().zip(lists) {
             // A name reaches a provider through a route, or as the default when none takes it.
             let reachable = |id: &String| match self.routes.iter().find(|r| glob(&r.pattern, id)) {
@@ -423,6 +442,34 @@ mod tests {
         configured.providers.insert(LOCAL_PROVIDER.into(), configured.providers["openai"].clone());
         let taken = router(&configured, Some("qwen"));
         assert!(taken.local().is_none());
+    }
+
+    #[tokio::test]
+    async fn providers_model_lists_are_asked_once_a_minute() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        let app = axum::Router::new().route(
+            "/v1/models",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { axum::Json(serde_json::json!({"data": [{"id": "gpt-4o"}]})) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut config = LlmConfig::default();
+        config
+            .providers
+            .insert("openai".into(), ProviderConfig::http(ProviderKind::Openai, Some(base), None));
+        let router = router(&config, None);
+        let (first, second) = tokio::join!(router.available(), router.available());
+        let third = router.available().await;
+        for names in [first, second, third] {
+            assert!(names.iter().any(|(n, _)| n == "gpt-4o"), "{:?}", names.len());
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "one question for three lists");
     }
 
     #[test]

@@ -155,7 +155,7 @@ async fn pages_show_the_keys_workspace_escaped_and_within_its_scopes(backend: Ba
 
     let (s, detail) = page(&app, &cookie, &format!("/agents/{id}")).await;
     assert_eq!(s, 200);
-    assert!(detail.contains("Configuration"));
+    assert!(detail.contains("Configuration") && detail.contains("aria-label=\"Agent settings\""));
 
     // An agent's tools are listed by name, linking to each.
     let (s, tool) = app
@@ -623,3 +623,173 @@ async fn conversations_are_searched_tagged_ticketed_and_grouped_in_the_dashboard
     assert!(topics.contains("Refund request"), "{topics}");
 }
 dual_db!(conversations_are_searched_tagged_ticketed_and_grouped_in_the_dashboard);
+
+/// A form body of any values, every byte but letters and digits percent-encoded.
+fn encoded(pairs: &[(&str, &str)]) -> String {
+    let escape = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect::<Vec<_>>().join("&")
+}
+
+async fn post_page(app: &TestApp, cookie: &str, path: &str, body: &str) -> (u16, String, String) {
+    let r = browser()
+        .post(app.url(path))
+        .header(COOKIE, cookie)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_owned());
+    (r.status().as_u16(), location.unwrap_or_default(), r.text().await.unwrap())
+}
+
+async fn an_agents_settings_are_forms_in_tabs_saved_through_the_api(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            &app.admin_key,
+            &json!({"name": "Forms", "conversation_config": {"agent": {"prompt": {"llm": "gpt-4o-mini"}}}}),
+        )
+        .await;
+    let id = agent["agent_id"].as_str().unwrap();
+    let (_, tool) = app
+        .post(
+            "/v1/convai/tools",
+            &app.admin_key,
+            &crate::tools::webhook("check_order", "https://x.example"),
+        )
+        .await;
+    let tool_id = tool["id"].as_str().unwrap();
+    let (_, doc) = app
+        .post(
+            "/v1/convai/knowledge-base/text",
+            &app.admin_key,
+            &json!({"text": "Refunds take five days.", "name": "Refund policy"}),
+        )
+        .await;
+    let doc_id = doc["id"].as_str().unwrap();
+    let cookie = sign_in(&app, &app.admin_key).await;
+    let path = format!("/agents/{id}");
+    let (s, first) = page(&app, &cookie, &path).await;
+    assert_eq!(s, 200, "{first}");
+    for tab in ["agent", "tools", "knowledge-base", "voice", "analysis", "advanced"] {
+        assert!(first.contains(&format!("href=\"/agents/{id}?tab={tab}\"")), "tab {tab}: {first}");
+    }
+    assert!(first.contains("<option value=\"gpt-4o-mini\" selected>"), "the model: {first}");
+    let csrf = hidden(&first, "_csrf");
+
+    // The agent tab: typed values land in the document, typed as the schema wants.
+    let body = encoded(&[
+        ("_csrf", &csrf),
+        ("name", "Forms & more"),
+        ("conversation_config.agent.first_message", "Bonjour !"),
+        ("conversation_config.agent.prompt.prompt", "You help with orders."),
+        ("conversation_config.agent.language", "fr"),
+        ("conversation_config.agent.prompt.llm", "gpt-4o-mini"),
+        ("conversation_config.agent.prompt.temperature", "0.3"),
+        ("conversation_config.agent.prompt.max_tokens", "120"),
+    ]);
+    let (s, to, _) = post_page(&app, &cookie, &format!("{path}/settings/agent"), &body).await;
+    assert_eq!((s, to.as_str()), (303, format!("{path}?tab=agent&saved=1").as_str()));
+    let (_, saved) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
+    let a = &saved["conversation_config"]["agent"];
+    assert_eq!(saved["name"], "Forms & more");
+    assert_eq!(
+        (a["first_message"].as_str(), a["language"].as_str()),
+        (Some("Bonjour !"), Some("fr"))
+    );
+    assert_eq!(a["prompt"]["prompt"], "You help with orders.");
+    assert_eq!(
+        (a["prompt"]["temperature"].as_f64(), a["prompt"]["max_tokens"].as_i64()),
+        (Some(0.3), Some(120))
+    );
+    let (_, shown) = page(&app, &cookie, &format!("{path}?tab=agent&saved=1")).await;
+    assert!(
+        shown.contains("Saved.") && shown.contains("<option value=\"fr\" selected>"),
+        "{shown}"
+    );
+
+    // A refused value is shown at its field, as typed, and nothing changes.
+    let body = encoded(&[
+        ("_csrf", &csrf),
+        ("conversation_config.tts.speed", "3"),
+        ("conversation_config.tts.voice_id", "kept-voice"),
+    ]);
+    let (s, _, refused) = post_page(&app, &cookie, &format!("{path}/settings/voice"), &body).await;
+    assert_eq!(s, 422, "{refused}");
+    assert!(refused.contains("id=\"f-conversation-config-tts-speed-error\""), "{refused}");
+    assert!(refused.contains("aria-invalid=\"true\""), "{refused}");
+    assert!(
+        refused.contains("value=\"kept-voice\"") && refused.contains("value=\"3\""),
+        "what was typed stays: {refused}"
+    );
+    let (_, unchanged) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
+    assert_eq!(unchanged["conversation_config"]["tts"], saved["conversation_config"]["tts"]);
+
+    // Tools by name, system tools on and off; documents with their use; criteria.
+    let (_, tools_tab) = page(&app, &cookie, &format!("{path}?tab=tools")).await;
+    assert!(tools_tab.contains("check_order") && tools_tab.contains("end_call"), "{tools_tab}");
+    let body = encoded(&[
+        ("_csrf", &csrf),
+        ("tool_ids", tool_id),
+        ("built_in_tools", "end_call"),
+        ("built_in_tools", "skip_turn"),
+    ]);
+    assert_eq!(post_page(&app, &cookie, &format!("{path}/settings/tools"), &body).await.0, 303);
+    let body = encoded(&[
+        ("_csrf", &csrf),
+        ("knowledge_base", doc_id),
+        (&format!("usage_mode.{doc_id}"), "prompt"),
+        ("rag_enabled", "true"),
+    ]);
+    let to_kb = format!("{path}/settings/knowledge-base");
+    assert_eq!(post_page(&app, &cookie, &to_kb, &body).await.0, 303);
+    let body = encoded(&[
+        ("_csrf", &csrf),
+        ("criterion_id", ""),
+        ("criterion_name", "Order found"),
+        ("criterion_goal", "The agent found the user's order"),
+        ("data_id", "order_number"),
+        ("data_type", "string"),
+        ("data_description", "The order's number"),
+    ]);
+    assert_eq!(post_page(&app, &cookie, &format!("{path}/settings/analysis"), &body).await.0, 303);
+    let (_, saved) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
+    let prompt = &saved["conversation_config"]["agent"]["prompt"];
+    assert_eq!(prompt["tool_ids"], json!([tool_id]));
+    assert_eq!(prompt["built_in_tools"]["end_call"]["params"]["system_tool_type"], "end_call");
+    assert!(prompt["built_in_tools"]["skip_turn"].is_object());
+    assert!(prompt["built_in_tools"]["language_detection"].is_null());
+    assert_eq!(
+        prompt["knowledge_base"],
+        json!([{"type": "text", "name": "Refund policy", "id": doc_id, "usage_mode": "prompt"}])
+    );
+    assert_eq!(prompt["rag"]["enabled"], true);
+    let criteria = &saved["platform_settings"]["evaluation"]["criteria"];
+    assert_eq!(
+        (criteria[0]["id"].as_str(), criteria[0]["name"].as_str()),
+        (Some("order_found"), Some("Order found"))
+    );
+    assert_eq!(saved["platform_settings"]["data_collection"]["order_number"]["type"], "string");
+    let (_, tools_tab) = page(&app, &cookie, &format!("{path}?tab=tools")).await;
+    assert!(
+        tools_tab.contains(&format!("name=\"tool_ids\" value=\"{tool_id}\" checked")),
+        "{tools_tab}"
+    );
+
+    // Forms need the session's token.
+    let forged = encoded(&[("_csrf", "forged"), ("name", "taken over")]);
+    assert_eq!(post_page(&app, &cookie, &format!("{path}/settings/agent"), &forged).await.0, 403);
+    let (_, after) = app.get(&format!("/v1/convai/agents/{id}"), &app.admin_key).await;
+    assert_eq!(after["name"], "Forms & more");
+    app.stop().await;
+}
+dual_db!(an_agents_settings_are_forms_in_tabs_saved_through_the_api);
