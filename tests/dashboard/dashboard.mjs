@@ -386,6 +386,33 @@ await step("the tool's execution log filters and the latency histogram shows", p
   await page.getByText("No calls match.").waitFor();
 });
 
+await step("build a webhook tool with a secret header and test it", page, async () => {
+  await api("POST", "/v1/convai/secrets", { type: "new", name: "weather token", value: "wx-secret-123" });
+  await page.goto(`${BASE}/tools`);
+  await page.getByRole("link", { name: "New webhook tool" }).click();
+  await page.getByLabel(/^Name/).fill("forecast");
+  await page.getByLabel(/^Description/).fill("The forecast for a city");
+  await page.getByLabel(/^URL/).fill(`${FAKES}/weather`);
+  await page.getByLabel("Header 1 name").fill("Authorization");
+  await page.getByLabel("Header 1 secret").selectOption({ label: "weather token" });
+  await page.getByLabel("Parameter 1 name").fill("city");
+  await page.getByLabel("Parameter 1 description").fill("The city");
+  await page.getByRole("button", { name: "Save tool" }).click();
+  await page.waitForURL(/\/tools\/tool_/);
+  const toolId = page.url().split("/tools/")[1];
+  const tool = await api("GET", `/v1/convai/tools/${toolId}`);
+  check(tool.tool_config.api_schema.request_headers.Authorization.secret_id, "the header is not the secret");
+  check(/"city": "example"/.test(await page.getByLabel(/^Arguments/).inputValue()), "no sample arguments");
+  await page.getByLabel(/^Arguments/).fill(JSON.stringify({ city: "Lyon" }));
+  await page.getByRole("button", { name: "Test this tool" }).click();
+  const result = page.getByRole("status", { name: "Test result" });
+  await result.waitFor();
+  const said = await result.textContent();
+  check(/success/.test(said) && /sunny/.test(said) && /Lyon/.test(said), `test result: ${said}`);
+  check(!(await page.content()).includes("wx-secret-123"), "the secret is on the page");
+  await page.getByText("test call").first().waitFor();
+});
+
 await step("run a test and watch it pass", page, async () => {
   await api("POST", "/v1/convai/agent-testing/create", { name: "answers about the weather", type: "llm",
     success_condition: "The agent answers.", chat_history: [{ role: "user", message: "hello", time_in_call_secs: 0 }],
@@ -470,7 +497,8 @@ for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent
   [`/agents/${agentId}?tab=voice`, "agent voice"], [`/agents/${agentId}?tab=analysis`, "agent analysis"],
   [`/agents/${agentId}?tab=advanced`, "agent json"], [`/agents/${agentId}/playground`, "playground"],
   ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
-  [`/tools/${weather.id}`, "tool"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
+  [`/tools/${weather.id}`, "tool"], ["/tools/new?type=webhook", "new webhook tool"],
+  ["/tools/new?type=client", "new client tool"], [`/tools/${weather.id}/edit`, "tool editor"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
   ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],
   ["/knowledge-base/search?q=museum", "knowledge-base search"], ["/webhooks", "webhooks"],
   ["/search?q=weather", "search"], ["/tickets", "tickets"], [ticketPath, "ticket"], [`/agents/${agentId}/topics`, "topics"]]) {

@@ -13,6 +13,7 @@ mod assets;
 mod charts;
 mod error;
 mod format;
+mod forms;
 mod layout;
 mod pages;
 mod security;
@@ -62,6 +63,7 @@ pub fn router(api: Router, keyring: Keyring, notice: Option<&str>) -> Router {
         .merge(pages::playground::routes())
         .merge(pages::conversations::routes())
         .merge(pages::tools::routes())
+        .merge(pages::tool_builder::routes())
         .merge(pages::tests::routes())
         .merge(pages::mcp::routes())
         .merge(pages::knowledge_base::routes())

@@ -20,6 +20,7 @@ use super::agents;
 use crate::Dash;
 use crate::error::{Error, Result};
 use crate::format::{encode, text};
+use crate::forms::{Submitted, violations};
 use crate::session::Viewer;
 
 pub fn routes() -> Router<Dash> {
@@ -313,19 +314,6 @@ fn set_at(doc: &mut Value, path: &str, value: Value) {
     *at = value;
 }
 
-/// A submitted form: every name with its values in order (checkbox lists repeat a name).
-struct Submitted(Vec<(String, String)>);
-
-impl Submitted {
-    fn first(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
-    }
-}
-
 /// What a typed number box means: the number, or the text as it is (the API then says
 /// where it is wrong), or the field's meaning of empty.
 fn number_of(raw: &str, integer: bool, empty: &Option<Value>) -> Option<Value> {
@@ -449,32 +437,6 @@ fn slug(name: &str) -> String {
         .map(str::to_ascii_lowercase)
         .collect();
     if words.is_empty() { "criterion".to_owned() } else { words.join("_") }
-}
-
-/// The API's violations by the dotted path they name (without `body`); what names no path
-/// is under the empty key.
-pub fn violations(body: &Value) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for item in body["detail"].as_array().into_iter().flatten() {
-        let path: Vec<String> = item["loc"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .skip_while(|p| p.as_str() == Some("body"))
-            .map(|p| match p {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
-        let msg = text(&item["msg"]).to_owned();
-        out.entry(path.join("."))
-            .and_modify(|m: &mut String| m.push_str(&format!("; {msg}")))
-            .or_insert(msg);
-    }
-    if out.is_empty() {
-        out.insert(String::new(), crate::api::message_of(body));
-    }
-    out
 }
 
 /// The violation a field shows: one at its path or below it.

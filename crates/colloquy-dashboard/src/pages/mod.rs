@@ -9,6 +9,7 @@ pub mod mcp;
 pub mod playground;
 pub mod review;
 pub mod tests;
+pub mod tool_builder;
 pub mod tools;
 pub mod versions;
 pub mod webhooks;

@@ -1,14 +1,16 @@
 //! Tools: the list, and one tool's detail with its usage statistics, a latency histogram over
 //! time and its execution log with the API's filters (outcome, agent, time range), paged.
 
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::response::Html;
-use axum::routing::get;
+use axum::http::{Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 use colloquy_core::time::parse_utc_ms;
 use maud::{Markup, html};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::Dash;
 use crate::charts::{self, Sample};
@@ -21,7 +23,10 @@ use crate::session::Viewer;
 const HISTOGRAM_PAGES: usize = 3;
 
 pub fn routes() -> Router<Dash> {
-    Router::new().route("/tools", get(list)).route("/tools/{id}", get(detail))
+    Router::new()
+        .route("/tools", get(list))
+        .route("/tools/{id}", get(detail))
+        .route("/tools/{id}/test", post(test))
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +57,10 @@ async fn list(
     });
     let tools = page["tools"].as_array().cloned().unwrap_or_default();
     let body = html! {
+        div.actions {
+            a.button href="/tools/new?type=webhook" { "New webhook tool" }
+            a.button href="/tools/new?type=client" { "New client tool" }
+        }
         form.filters method="get" action="/tools" role="search" {
             label { "Search by name" input type="search" name="search" value=[q.search.as_deref()]; }
             button type="submit" { "Filter" }
@@ -77,7 +86,7 @@ async fn list(
     Ok(Html(layout::page(&viewer, Section::Tools, "Tools", body).into_string()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct LogQuery {
     is_error: Option<String>,
     agent_id: Option<String>,
@@ -170,8 +179,14 @@ fn execution_rows(executions: &[Value], agents: &[Value]) -> Markup {
                 @for e in executions {
                     tr {
                         td { (unix_time(&e["timestamp"])) }
-                        td { a href={ "/conversations/" (encode(text(&e["conversation_id"]))) } { code { (text(&e["conversation_id"])) } } }
-                        td { a href={ "/agents/" (encode(text(&e["agent_id"]))) } { (agent_name(text(&e["agent_id"]))) } }
+                        @if text(&e["agent_id"]).is_empty() {
+                            // A call made by hand ("test this tool"): no conversation, no agent.
+                            td { code { (text(&e["conversation_id"])) } }
+                            td { span.badge.neutral { "test call" } }
+                        } @else {
+                            td { a href={ "/conversations/" (encode(text(&e["conversation_id"]))) } { code { (text(&e["conversation_id"])) } } }
+                            td { a href={ "/agents/" (encode(text(&e["agent_id"]))) } { (agent_name(text(&e["agent_id"]))) } }
+                        }
                         td.num { (duration_secs(e["latency_secs"].as_f64().unwrap_or(0.0))) }
                         td {
                             @if e["is_error"].as_bool() == Some(true) {
@@ -235,16 +250,23 @@ fn log_filters(id: &str, q: &LogQuery, agents: &[Value]) -> Markup {
 async fn detail(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Query(q): Query<LogQuery>,
 ) -> Result<Html<String>> {
+    Ok(Html(detail_page(&viewer, &dash, &id, &q, None).await?.into_string()))
+}
+
+/// A tool's page; `tried` is a call made by hand: the arguments as typed, and its outcome.
+async fn detail_page(
+    viewer: &Viewer, dash: &Dash, id: &str, q: &LogQuery, tried: Option<(String, Markup)>,
+) -> Result<Markup> {
     let creds = viewer.creds();
-    let tool_uri = format!("/v1/convai/tools/{}", encode(&id));
-    let agents_uri = format!("/v1/convai/tools/{}/dependent-agents?page_size=100", encode(&id));
+    let tool_uri = format!("/v1/convai/tools/{}", encode(id));
+    let agents_uri = format!("/v1/convai/tools/{}/dependent-agents?page_size=100", encode(id));
     let filters = q.api_filters();
-    let log_uri = executions_uri(&id, &filters, "30", q.cursor.as_deref());
+    let log_uri = executions_uri(id, &filters, "30", q.cursor.as_deref());
     let (tool, agents, log, samples) = futures_util::future::join4(
         dash.api.get(&creds, &tool_uri),
         dash.api.get(&creds, &agents_uri),
         dash.api.get(&creds, &log_uri),
-        samples(&dash, &viewer, &id, &filters),
+        samples(dash, viewer, id, &filters),
     )
     .await;
     // An MCP tool offered only through its server has a log but no tool record.
@@ -264,17 +286,135 @@ async fn detail(
     let next = log["next_cursor"].as_str().map(|cursor| {
         let mut pairs = q.form_pairs();
         pairs.push(("cursor", Some(cursor)));
-        with_query(&format!("/tools/{}", encode(&id)), &pairs)
+        with_query(&format!("/tools/{}", encode(id)), &pairs)
     });
-    let name = tool.as_ref().map_or(id.as_str(), |t| text(&t["tool_config"]["name"]));
+    let name = tool.as_ref().map_or(id, |t| text(&t["tool_config"]["name"]));
+    let kind = tool.as_ref().map_or("", |t| text(&t["tool_config"]["type"]));
     let body = html! {
-        @if let Some(tool) = &tool { (facts(&id, tool)) }
+        @if let Some(tool) = &tool {
+            (facts(id, tool))
+            @if kind == "webhook" || kind == "client" {
+                div.actions { a href={ "/tools/" (encode(id)) "/edit" } { "Edit this tool" } }
+            }
+            @if kind == "webhook" {
+                h2 #test-heading { "Test this tool" }
+                (test_form(viewer, id, tool, tried.as_ref().map(|(typed, _)| typed.as_str())))
+                @if let Some((_, outcome)) = &tried { (outcome) }
+            }
+        }
         h2 { "Latency over time" }
         @if samples.is_empty() { p.muted { "No calls yet." } } @else { (charts::latency_histogram(&samples)) }
         h2 #log-heading { "Execution log" }
-        (log_filters(&id, &q, &agents))
+        (log_filters(id, q, &agents))
         @if executions.is_empty() { p.muted #no-executions { "No calls match." } } @else { (execution_rows(&executions, &agents)) }
         (layout::next_page(next))
     };
-    Ok(Html(layout::page(&viewer, Section::Tools, name, body).into_string()))
+    Ok(layout::page(viewer, Section::Tools, name, body))
+}
+
+/// Arguments to start a test from: a plausible value for each parameter the LLM would fill.
+fn sample_arguments(config: &Value) -> Value {
+    let api = &config["api_schema"];
+    let mut out = Map::new();
+    for props in [
+        &api["path_params_schema"],
+        &api["query_params_schema"]["properties"],
+        &api["request_body_schema"]["properties"],
+        &config["parameters"]["properties"],
+    ] {
+        for (name, prop) in props.as_object().into_iter().flatten() {
+            out.insert(name.clone(), sample(prop));
+        }
+    }
+    Value::Object(out)
+}
+
+fn sample(prop: &Value) -> Value {
+    if let Some(first) = prop["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    match text(&prop["type"]) {
+        "number" | "integer" => json!(1),
+        "boolean" => json!(true),
+        "array" => json!([]),
+        "object" => {
+            let inner: Map<String, Value> = prop["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), sample(v)))
+                .collect();
+            Value::Object(inner)
+        }
+        _ => json!("example"),
+    }
+}
+
+fn test_form(viewer: &Viewer, id: &str, tool: &Value, typed: Option<&str>) -> Markup {
+    let arguments =
+        typed.map_or_else(|| pretty(&sample_arguments(&tool["tool_config"])), str::to_owned);
+    html! {
+        form.stack.wide method="post" action={ "/tools/" (encode(id)) "/test" } aria-labelledby="test-heading" {
+            (layout::csrf(viewer))
+            label for="tool-arguments" { "Arguments (JSON), as the LLM would send them" }
+            textarea.json.short #tool-arguments name="arguments" spellcheck="false" { (arguments) }
+            button type="submit" { "Test this tool" }
+        }
+    }
+}
+
+/// What a call made by hand gave: its outcome, time, response and the request it made.
+fn tried_panel(answer: &Value) -> Markup {
+    let failed = answer["is_error"].as_bool() == Some(true);
+    html! {
+        section.tried aria-label="Test result" role="status" {
+            p {
+                @if failed { (layout::badge(text(&answer["status"]), Kind::Bad)) } @else { (layout::badge("success", Kind::Good)) }
+                " in " (duration_secs(answer["latency_secs"].as_f64().unwrap_or(0.0)))
+                @if let Some(kind) = answer["error_type"].as_str() { " " span.muted { "(" (kind) ")" } }
+                " · recorded in the log below as a test call"
+            }
+            h3 { "Response" }
+            pre { (payload(&answer["response"])) }
+            @if answer["request"].is_object() {
+                details { summary { "The request it made" } pre { (pretty(&answer["request"])) } }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TestForm {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+    arguments: String,
+}
+
+/// `POST /tools/{id}/test`: calls the tool by hand through the API and shows what it gave.
+async fn test(
+    viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>, Form(form): Form<TestForm>,
+) -> Result<Response> {
+    viewer.check(&form.csrf)?;
+    let (status, outcome) = match serde_json::from_str::<Value>(&form.arguments) {
+        Ok(arguments @ Value::Object(_)) => {
+            let uri = format!("/api/tools/{}/test", encode(&id));
+            let body = json!({"arguments": arguments});
+            match dash.api.call(&viewer.creds(), Method::POST, &uri, Some(&body)).await {
+                Ok(answer) => (StatusCode::OK, tried_panel(&answer)),
+                Err(Error::Api { status, message })
+                    if status.is_client_error() && status != StatusCode::NOT_FOUND =>
+                {
+                    (status, layout::problem(Some(&message)))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        _ => {
+            let message = "The arguments must be a JSON object.";
+            (StatusCode::UNPROCESSABLE_ENTITY, layout::problem(Some(message)))
+        }
+    };
+    let q = LogQuery::default();
+    let page = detail_page(&viewer, &dash, &id, &q, Some((form.arguments, outcome))).await?;
+    Ok((status, Html(page.into_string())).into_response())
 }

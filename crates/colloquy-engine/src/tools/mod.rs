@@ -377,6 +377,60 @@ pub async fn execute(
     Ok(outcome)
 }
 
+/// A call of a workspace tool made by hand, outside any conversation (the dashboard's "test
+/// this tool"): run as a conversation would run it (the same egress guard, secrets, timeout
+/// and response limit), with `environment`'s values, and recorded in the audit log like any
+/// call, under a conversation id of its own and no agent, so it shows in the tool's log as a
+/// test. Only webhooks can be called this way: a client tool runs in a live client, and an MCP
+/// tool through a conversation's connection to its server.
+pub async fn call_by_hand(
+    deps: &EngineDeps, workspace_id: &WorkspaceId, row: &ToolRow, arguments: &Value,
+    environment: &str,
+) -> Result<(ToolOutcome, ConversationId), ByHandError> {
+    let tool = AgentTool::from_row(row)
+        .filter(|t| t.kind == ToolKind::Webhook)
+        .ok_or(ByHandError::NotCallable(row.tool_type))?;
+    let conversation_id = ConversationId::generate();
+    let agent_id = AgentId::from(String::new());
+    let vars = Map::new();
+    let scope = CallScope {
+        deps,
+        workspace_id,
+        conversation_id: &conversation_id,
+        agent_id: &agent_id,
+        branch_id: None,
+        environment,
+        model: "",
+        vars: &vars,
+        mocks: &MockSettings::default(),
+        client: None,
+        mcp: None,
+        documents: &[],
+        procedures: procedures::Procedures { available: &[], active: &[] },
+    };
+    let call = ToolCall {
+        id: colloquy_core::ids::new_id("call_"),
+        name: tool.name.clone(),
+        arguments: arguments.to_string(),
+    };
+    let mut outcome = execute(&scope, Some(&tool), &call).await?;
+    // What is shown is what the log holds: no secret the call used, even one echoed back.
+    outcome.result = redact::scrub(&outcome.result, &outcome.secrets);
+    outcome.payload = outcome.payload.map(|p| redact::scrub(&p, &outcome.secrets));
+    Ok((outcome, conversation_id))
+}
+
+/// Why a call by hand was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ByHandError {
+    /// Not a webhook.
+    #[error("a {0} tool cannot be called outside a conversation: only webhooks can")]
+    NotCallable(ToolKind),
+    /// The record could not be written (the call's outcome is then unknown to the log).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The real call, by the tool's kind.
 async fn run(
     scope: &CallScope<'_>, tool: &AgentTool, call: &ToolCall, args: &Value,

@@ -793,3 +793,144 @@ async fn an_agents_settings_are_forms_in_tabs_saved_through_the_api(backend: Bac
     app.stop().await;
 }
 dual_db!(an_agents_settings_are_forms_in_tabs_saved_through_the_api);
+
+async fn tools_are_built_edited_and_tried_in_the_browser(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.webhook_allow = "127.0.0.1".into()).await;
+    let token = "tok-7f3a9c";
+    let hook = crate::fakes::Webhook::start(
+        200,
+        &format!(r#"{{"status":"shipped","seen":"{token}"}}"#),
+        Duration::ZERO,
+    )
+    .await;
+    let (_, secret) = app
+        .post(
+            "/v1/convai/secrets",
+            &app.admin_key,
+            &json!({"type": "new", "name": "shop token", "value": token}),
+        )
+        .await;
+    let secret_id = secret["secret_id"].as_str().unwrap();
+    let cookie = sign_in(&app, &app.admin_key).await;
+    let (s, form) = page(&app, &cookie, "/tools/new?type=webhook").await;
+    assert_eq!(s, 200, "{form}");
+    assert!(form.contains(&format!("<option value=\"{secret_id}\">shop token</option>")), "{form}");
+    let csrf = hidden(&form, "_csrf");
+    let url = format!("{}/orders/{{order_id}}", hook.base);
+    let fields = |name: &str| {
+        encoded(&[
+            ("_csrf", &csrf),
+            ("type", "webhook"),
+            ("name", name),
+            ("description", "Finds an order"),
+            ("method", "POST"),
+            ("url", &url),
+            ("content_type", "application/json"),
+            ("response_timeout_secs", "10"),
+            ("header_name", "Authorization"),
+            ("header_value", ""),
+            ("header_secret", secret_id),
+            ("param_in", "path"),
+            ("param_name", "order_id"),
+            ("param_type", "string"),
+            ("param_description", "The order"),
+            ("param_required", "yes"),
+            ("param_in", "body"),
+            ("param_name", "note"),
+            ("param_type", "string"),
+            ("param_description", "A note"),
+            ("param_required", "no"),
+        ])
+    };
+    // A refused name is shown at its field, and nothing is made.
+    let (s, _, refused) = post_page(&app, &cookie, "/tools/new", &fields("bad name!")).await;
+    assert_eq!(s, 422, "{refused}");
+    assert!(refused.contains("id=\"t-name-error\"") && refused.contains("bad name!"), "{refused}");
+    let (_, none) = app.get("/v1/convai/tools", &app.admin_key).await;
+    assert_eq!(none["tools"].as_array().unwrap().len(), 0);
+
+    let (s, to, _) = post_page(&app, &cookie, "/tools/new", &fields("get_order")).await;
+    assert_eq!(s, 303);
+    let id = to.strip_prefix("/tools/").expect("to the tool's page").to_owned();
+    let (_, tool) = app.get(&format!("/v1/convai/tools/{id}"), &app.admin_key).await;
+    let api = &tool["tool_config"]["api_schema"];
+    assert_eq!(api["request_headers"]["Authorization"], json!({"secret_id": secret_id}));
+    assert_eq!(api["path_params_schema"]["order_id"]["type"], "string");
+    assert_eq!(api["request_body_schema"]["properties"]["note"]["description"], "A note");
+
+    // Tried with sample arguments: the call goes out with the secret, which is shown nowhere.
+    let (_, tool_page) = page(&app, &cookie, &to).await;
+    assert!(
+        tool_page.contains("Test this tool")
+            && tool_page.contains("&quot;order_id&quot;: &quot;example&quot;"),
+        "{tool_page}"
+    );
+    let args = r#"{"order_id": "A-17", "note": "gift"}"#;
+    let (s, _, tried) = post_page(
+        &app,
+        &cookie,
+        &format!("{to}/test"),
+        &encoded(&[("_csrf", &csrf), ("arguments", args)]),
+    )
+    .await;
+    assert_eq!(s, 200, "{tried}");
+    assert!(tried.contains("shipped") && tried.contains("recorded in the log"), "{tried}");
+    assert!(!tried.contains(token), "the secret is not shown: {tried}");
+    let received = hook.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!((received[0].method.as_str(), received[0].uri.as_str()), ("POST", "/orders/A-17"));
+    assert_eq!(received[0].headers["authorization"], token);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&received[0].body).unwrap(),
+        json!({"note": "gift"})
+    );
+    let (_, log) = app.get(&format!("/v1/convai/tools/{id}/executions"), &app.admin_key).await;
+    let execution = &log["executions"][0];
+    assert_eq!(
+        (execution["agent_id"].as_str(), execution["is_error"].as_bool()),
+        (Some(""), Some(false))
+    );
+    assert!(!execution["response_payload"].as_str().unwrap().contains(token));
+    let (_, tool_page) = page(&app, &cookie, &to).await;
+    assert!(tool_page.contains("test call"), "the log says it was a test: {tool_page}");
+    let bad = encoded(&[("_csrf", &csrf), ("arguments", "[1]")]);
+    assert_eq!(post_page(&app, &cookie, &format!("{to}/test"), &bad).await.0, 422);
+    assert_eq!(hook.received().len(), 1, "nothing was called");
+
+    // Edited in the same form: what it changes, and the secret header kept.
+    let (s, edit) = page(&app, &cookie, &format!("{to}/edit")).await;
+    assert_eq!(s, 200, "{edit}");
+    assert!(
+        edit.contains("value=\"order_id\"")
+            && edit.contains(&format!("<option value=\"{secret_id}\" selected>")),
+        "{edit}"
+    );
+    let changed = fields("get_order").replace("Finds%20an%20order", "Finds%20one%20order");
+    assert_eq!(post_page(&app, &cookie, &format!("{to}/edit"), &changed).await.0, 303);
+    let (_, tool) = app.get(&format!("/v1/convai/tools/{id}"), &app.admin_key).await;
+    assert_eq!(tool["tool_config"]["description"], "Finds one order");
+    assert_eq!(
+        tool["tool_config"]["api_schema"]["request_headers"]["Authorization"],
+        json!({"secret_id": secret_id})
+    );
+
+    // Only webhooks are called by hand; arguments must be an object.
+    let client = json!({"tool_config": {"type": "client", "name": "show_map", "description": "Shows a map"}});
+    let (_, client) = app.post("/v1/convai/tools", &app.admin_key, &client).await;
+    let uri = format!("/api/tools/{}/test", client["id"].as_str().unwrap());
+    let (s, refused) = app.post(&uri, &app.admin_key, &json!({"arguments": {}})).await;
+    assert_eq!(
+        (s, refused["detail"]["status"].as_str()),
+        (400, Some("tool_not_callable")),
+        "{refused}"
+    );
+    let (s, refused) = app
+        .post(&format!("/api/tools/{id}/test"), &app.admin_key, &json!({"arguments": "x"}))
+        .await;
+    assert_eq!(s, 422, "{refused}");
+    let other = app.key("elsewhere", "eve@example.com", "admin").await;
+    assert_eq!(app.post(&format!("/api/tools/{id}/test"), &other, &json!({})).await.0, 404);
+    assert_eq!(hook.received().len(), 1);
+    app.stop().await;
+}
+dual_db!(tools_are_built_edited_and_tried_in_the_browser);

@@ -1,6 +1,7 @@
-//! Tools (`/v1/convai/tools/...`) and their execution log. Tool documents are validated by
+//! Tools (`/v1/convai/tools/...`), their execution log, and calls made by hand. Tool documents are validated by
 //! `colloquy_core::tools`; executions are read from the audit log the engine writes.
 
+mod by_hand;
 mod crud;
 mod executions;
 mod list;
@@ -17,4 +18,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(crud::get_tool, crud::update_tool, crud::delete_tool))
         .routes(routes!(list::get_dependent_agents))
         .routes(routes!(executions::get_tool_executions))
+        .routes(routes!(by_hand::test_tool))
 }
