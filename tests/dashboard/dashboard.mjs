@@ -431,6 +431,23 @@ await step("run a test and watch it pass", page, async () => {
   await page.locator(`a[href="${new URL(invocationUrl).pathname}"]`).waitFor();
 });
 
+await step("make a test from a conversation turn and run it", page, async () => {
+  await page.goto(`${BASE}/conversations/${conversationId}`);
+  await page.locator("li.agent", { has: page.locator(".toolcall") }).getByRole("link", { name: /Make a test of turn/ }).first().click();
+  await page.waitForURL(/\/tests\/new\?/);
+  check(await page.getByLabel("Call a tool").isChecked(), "not made a tool-call test");
+  const chosen = await page.getByLabel("Tool", { exact: true }).locator("option:checked").textContent();
+  check(/get_weather/.test(chosen), `not the tool the turn called: ${chosen}`);
+  await page.getByLabel("Name", { exact: true }).fill("asks for the weather (from a conversation)");
+  await page.getByLabel(/^Agent to run it on/).selectOption(agentId);
+  await page.getByRole("button", { name: "Create test" }).click();
+  await page.waitForURL(/\/tests\?agent_id=/);
+  await page.getByLabel("Run asks for the weather (from a conversation)").check();
+  await page.getByRole("button", { name: "Run selected tests" }).click();
+  await page.waitForURL(/\/tests\/invocations\//);
+  await page.locator('tr.run[data-status="passed"]').waitFor({ timeout: 30000 });
+});
+
 await step("an MCP server shows its connection and tools", page, async () => {
   await page.goto(`${BASE}/mcp-servers`);
   await page.getByRole("link", { name: "dashboard mcp" }).click();
@@ -498,7 +515,8 @@ for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent
   [`/agents/${agentId}?tab=advanced`, "agent json"], [`/agents/${agentId}/playground`, "playground"],
   ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
   [`/tools/${weather.id}`, "tool"], ["/tools/new?type=webhook", "new webhook tool"],
-  ["/tools/new?type=client", "new client tool"], [`/tools/${weather.id}/edit`, "tool editor"], [`/tests?agent_id=${agentId}`, "tests"], [invocationUrl.slice(BASE.length), "invocation"],
+  ["/tools/new?type=client", "new client tool"], [`/tools/${weather.id}/edit`, "tool editor"], [`/tests?agent_id=${agentId}`, "tests"], ["/tests/new", "new test"],
+  [`/tests/new?conversation_id=${conversationId}&turn=1`, "test from a turn"], [invocationUrl.slice(BASE.length), "invocation"],
   ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],
   ["/knowledge-base/search?q=museum", "knowledge-base search"], ["/webhooks", "webhooks"],
   ["/search?q=weather", "search"], ["/tickets", "tickets"], [ticketPath, "ticket"], [`/agents/${agentId}/topics`, "topics"]]) {

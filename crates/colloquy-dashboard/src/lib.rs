@@ -65,6 +65,7 @@ pub fn router(api: Router, keyring: Keyring, notice: Option<&str>) -> Router {
         .merge(pages::tools::routes())
         .merge(pages::tool_builder::routes())
         .merge(pages::tests::routes())
+        .merge(pages::test_builder::routes())
         .merge(pages::mcp::routes())
         .merge(pages::knowledge_base::routes())
         .merge(pages::changes::routes())

@@ -326,6 +326,9 @@ async fn detail(
                     (retrieval(entry))
                     (inline_calls(entry))
                     @if let Some(message) = entry["message"].as_str() { div.text { (message) } }
+                    @if text(&entry["role"]) == "agent" {
+                        a.muted href=(with_query("/tests/new", &[("conversation_id", Some(&id)), ("turn", Some(&i.to_string()))])) { "Make a test of turn " (i + 1) }
+                    }
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod knowledge_base;
 pub mod mcp;
 pub mod playground;
 pub mod review;
+pub mod test_builder;
 pub mod tests;
 pub mod tool_builder;
 pub mod tools;

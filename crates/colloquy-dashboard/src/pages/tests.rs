@@ -77,6 +77,7 @@ async fn list(
         )
     });
     let body = html! {
+        div.actions { a.button href="/tests/new" { "New test" } }
         (filters(agent, &agents, q.search.as_deref()))
         (tests_table(&viewer, agent, &rows))
         (layout::next_page(next))
@@ -106,7 +107,7 @@ fn filters(agent: Option<&str>, agents: &[Value], search: Option<&str>) -> Marku
 /// The workspace's tests, each with a box to run it.
 fn tests_table(viewer: &Viewer, agent: Option<&str>, rows: &[Value]) -> Markup {
     html! {
-        @if rows.is_empty() { p.muted { "No tests yet. Create them with the API or the CLI." } } @else {
+        @if rows.is_empty() { p.muted { "No tests yet: make one with New test, or from an agent's turn on a conversation's page." } } @else {
             form method="post" action="/tests/run" aria-label="Run tests" {
                 (layout::csrf(viewer))
                 input type="hidden" name="agent_id" value=(agent.unwrap_or(""));

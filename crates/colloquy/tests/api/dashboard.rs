@@ -934,3 +934,167 @@ async fn tools_are_built_edited_and_tried_in_the_browser(backend: Backend) {
     app.stop().await;
 }
 dual_db!(tools_are_built_edited_and_tried_in_the_browser);
+
+async fn tests_are_made_from_a_conversations_turns_in_the_browser(backend: Backend) {
+    use crate::fakes::{FakeLlm, call, is_analysis, text, with_llm};
+    let llm = FakeLlm::openai(|req: &serde_json::Value| {
+        let last = req["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+        if is_analysis(req) {
+            call(
+                "record_analysis",
+                json!({"transcript_summary": "Weather.", "call_summary_title": "Weather",
+                "evaluation_criteria_results": {}, "data_collection_results": {}}),
+            )
+        } else if last["role"] == "tool" {
+            text("Sunny in Lyon.")
+        } else {
+            call("get_weather", json!({"city": "Lyon", "days": 2}))
+        }
+    })
+    .await;
+    let hook = crate::fakes::Webhook::start(200, r#"{"forecast":"sunny"}"#, Duration::ZERO).await;
+    let app = TestApp::spawn_with(backend, |c| {
+        with_llm(&llm)(c);
+        c.webhook_allow = "127.0.0.1".into();
+    })
+    .await;
+    let key = app.admin_key.clone();
+    let tool =
+        crate::tools::create_tool(&app, &key, crate::tools::webhook("get_weather", &hook.base))
+            .await;
+    let (_, agent) = app
+        .post(
+            "/v1/convai/agents/create",
+            &key,
+            &json!({"name": "Weather", "conversation_config": {"agent": {
+        "first_message": "", "prompt": {"prompt": "p", "llm": "gpt-4o", "tool_ids": [tool]}}}}),
+        )
+        .await;
+    let agent = agent["agent_id"].as_str().unwrap().to_owned();
+    let (mut socket, id) = crate::ws::open(
+        &crate::ws::url(&app.base, &format!("agent_id={agent}")),
+        colloquy_core::protocol::InitiationData::default(),
+    )
+    .await;
+    crate::ws::turn(&mut socket, "weather in Lyon?").await;
+    drop(socket);
+    crate::helpers::ended_conversation(&app, &id).await;
+    let (_, conversation) = app.get(&format!("/v1/convai/conversations/{id}"), &key).await;
+    let transcript = conversation["transcript"].as_array().unwrap();
+    let called = transcript
+        .iter()
+        .position(|e| e["tool_calls"].as_array().is_some_and(|c| !c.is_empty()))
+        .unwrap();
+    let replied = transcript.iter().rposition(|e| e["message"] == "Sunny in Lyon.").unwrap();
+
+    let cookie = sign_in(&app, &key).await;
+    let (_, shown) = page(&app, &cookie, &format!("/conversations/{id}")).await;
+    let link = format!("/tests/new?conversation_id={id}&amp;turn={called}");
+    assert!(shown.contains(&link), "each agent turn offers a test: {shown}");
+    let (s, form) =
+        page(&app, &cookie, &format!("/tests/new?conversation_id={id}&turn={called}")).await;
+    assert_eq!(s, 200, "{form}");
+    assert!(
+        form.contains(&format!("value=\"webhook:{tool}\" selected")),
+        "the tool it called: {form}"
+    );
+    assert!(
+        form.contains("value=\"city\"")
+            && form.contains("value=\"Lyon\"")
+            && form.contains("value=\"2\""),
+        "{form}"
+    );
+    assert!(form.contains("weather in Lyon?"), "the history before the turn: {form}");
+    let csrf = hidden(&form, "_csrf");
+    let called_turn = called.to_string();
+    let tool_test = encoded(&[
+        ("_csrf", &csrf),
+        ("conversation_id", &id),
+        ("turn", &called_turn),
+        ("name", "Calls the weather"),
+        ("agent_id", &agent),
+        ("type", "tool"),
+        ("tool_id", &format!("webhook:{tool}")),
+        ("param_path", "city"),
+        ("param_value", "Lyon"),
+        ("param_path", ""),
+        ("param_value", ""),
+    ]);
+    let (s, to, _) = post_page(&app, &cookie, "/tests/new", &tool_test).await;
+    assert_eq!((s, to), (303, format!("/tests?agent_id={agent}")));
+    let replied_turn = replied.to_string();
+    let reply_test = |name: &'static str| {
+        encoded(&[
+            ("_csrf", &csrf),
+            ("conversation_id", &id),
+            ("turn", &replied_turn),
+            ("name", name),
+            ("agent_id", &agent),
+            ("type", "llm"),
+            ("success_condition", "Says the weather is sunny"),
+            ("success_example", "Sunny in Lyon."),
+            ("failure_example", ""),
+        ])
+    };
+    let (s, _, refused) = post_page(&app, &cookie, "/tests/new", &reply_test("")).await;
+    assert_eq!(s, 422, "a test needs a name: {refused}");
+    assert!(refused.contains("id=\"test-name-error\""), "{refused}");
+    assert_eq!(post_page(&app, &cookie, "/tests/new", &reply_test("Says sunny")).await.0, 303);
+    let chosen = encoded(&[("tool_id", &format!("webhook:{tool}"))]);
+    let missing = tool_test.replace(&chosen, &encoded(&[("tool_id", "webhook:tool_missing")]));
+    assert_ne!(missing, tool_test);
+    let (s, _, refused) = post_page(&app, &cookie, "/tests/new", &missing).await;
+    assert_eq!(s, 422, "an unknown tool is refused by the API: {refused}");
+    assert!(refused.contains("id=\"test-tool-error\""), "at the tool's field: {refused}");
+
+    let (_, list) = app.get("/v1/convai/agent-testing", &key).await;
+    let tests = list["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 2, "{list}");
+    let by_name = |name: &str| {
+        tests.iter().find(|t| t["name"] == name).unwrap()["id"].as_str().unwrap().to_owned()
+    };
+    let (_, made) =
+        app.get(&format!("/v1/convai/agent-testing/{}", by_name("Calls the weather")), &key).await;
+    assert_eq!(made["type"], "tool");
+    let expected = &made["tool_call_parameters"];
+    assert_eq!(expected["referenced_tool"], json!({"id": tool, "type": "webhook"}));
+    assert_eq!(
+        expected["parameters"][0],
+        json!({"path": "city", "eval": {"type": "exact", "expected_value": "Lyon"}})
+    );
+    assert_eq!(
+        made["chat_history"].as_array().unwrap().last().unwrap()["message"],
+        "weather in Lyon?"
+    );
+    assert_eq!(made["from_conversation_metadata"]["conversation_id"], id.as_str());
+    let (_, reply) =
+        app.get(&format!("/v1/convai/agent-testing/{}", by_name("Says sunny")), &key).await;
+    assert_eq!(
+        reply["success_examples"],
+        json!([{"response": "Sunny in Lyon.", "type": "success"}])
+    );
+    assert_eq!(
+        reply["chat_history"].as_array().unwrap().len(),
+        replied,
+        "everything before the reply"
+    );
+
+    // A test from scratch: the history typed as lines.
+    let scratch = encoded(&[
+        ("_csrf", &csrf),
+        ("name", "Greets"),
+        ("agent_id", ""),
+        ("history", "user: hello\nagent: Hi!\nuser: who are you?"),
+        ("type", "llm"),
+        ("success_condition", "Introduces itself"),
+        ("success_example", "I am the weather agent."),
+    ]);
+    assert_eq!(post_page(&app, &cookie, "/tests/new", &scratch).await.0, 303);
+    let (_, list) = app.get("/v1/convai/agent-testing?search=Greets", &key).await;
+    let id = list["tests"][0]["id"].as_str().unwrap();
+    let (_, greets) = app.get(&format!("/v1/convai/agent-testing/{id}"), &key).await;
+    assert_eq!(greets["chat_history"].as_array().unwrap().len(), 3);
+    assert_eq!(greets["chat_history"][2]["message"], "who are you?");
+    app.stop().await;
+}
+dual_db!(tests_are_made_from_a_conversations_turns_in_the_browser);
