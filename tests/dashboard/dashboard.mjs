@@ -298,7 +298,14 @@ await step("the conversation shows the call inline and on its timeline", page, a
   });
   check(overlaps.length === 0, `timeline texts overlap or are cut off: ${JSON.stringify(overlaps)}`);
   const label = await page.locator("svg.timeline").getAttribute("aria-label");
-  check(/1 tool call over/.test(label) && /0 failed/.test(label), `timeline label: ${label}`);
+  check(/\d+ turns and 1 tool call over/.test(label) && /0 failed/.test(label), `timeline label: ${label}`);
+  const duration = /\d+(\.\d+)? (ms|µs|s)/;
+  const inline = (await page.locator(".toolcall", { hasText: "get_weather" }).first().textContent()).match(duration)[0];
+  const drawn = (await page.locator("svg.timeline text.value").first().textContent()).match(duration)[0];
+  check(inline === drawn, `the call lasts ${inline} inline but ${drawn} on the timeline`);
+  const userTurns = await page.locator("svg.timeline circle.turn.user").count();
+  const replies = await page.locator("svg.timeline rect.turn.agent").count();
+  check(userTurns >= 1 && replies >= 2, `turns on the timeline: ${userTurns} user, ${replies} agent`);
   await page.getByRole("link", { name: /Timeline with every call/ }).click();
   const row = page.locator("table tbody tr", { hasText: "get_weather" });
   await row.waitFor();

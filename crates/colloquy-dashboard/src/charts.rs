@@ -36,21 +36,47 @@ fn ticks(max: f64) -> Vec<f64> {
     (0..).map(|i| i as f64 * step).take_while(|t| *t <= max + step * 1e-9).collect()
 }
 
-/// The calls of one conversation as bars on a shared time axis: where each started, how long
-/// it took, red when it failed.
-pub fn timeline(spans: &[Span]) -> Markup {
-    let end = spans.iter().map(|s| s.start_ms + s.duration_ms).fold(0.0, f64::max).max(1.0);
+/// One turn of the conversation on the timeline.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// When it was said, in milliseconds from the conversation's start.
+    pub at_ms: f64,
+    /// The agent's (else the user's).
+    pub agent: bool,
+    /// What was said, for its tooltip.
+    pub text: String,
+}
+
+/// Counted nouns: "1 tool call", "3 turns".
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// A conversation on one time axis: its turns (the user's as dots, the agent's as a bar from
+/// the user's turn it answers, so a slow reply shows as a long bar) above its tool calls (a
+/// bar each, where it started and how long it took, red when it failed).
+pub fn timeline(spans: &[Span], turns: &[Turn]) -> Markup {
+    let end = spans
+        .iter()
+        .map(|s| s.start_ms + s.duration_ms)
+        .chain(turns.iter().map(|t| t.at_ms))
+        .fold(0.0, f64::max)
+        .max(1.0);
     let plot = WIDTH - LABEL - 10.0;
     let x = |ms: f64| LABEL + ms / end * plot;
-    let height = AXIS + ROW * spans.len() as f64 + 4.0;
+    let turn_rows = if turns.is_empty() { 0 } else { 2 };
+    let height = AXIS + ROW * (turn_rows + spans.len()) as f64 + 4.0;
     let failed = spans.iter().filter(|s| s.failed).count();
-    let calls = if spans.len() == 1 {
-        "1 tool call".to_owned()
-    } else {
-        format!("{} tool calls", spans.len())
-    };
-    let summary =
-        format!("Timeline of {calls} over {}, {failed} failed", duration_secs(end / 1000.0));
+    let mut parts = Vec::new();
+    if !turns.is_empty() {
+        parts.push(count(turns.len(), "turn", "turns"));
+    }
+    parts.push(count(spans.len(), "tool call", "tool calls"));
+    let summary = format!(
+        "Timeline of {} over {}, {failed} failed",
+        parts.join(" and "),
+        duration_secs(end / 1000.0)
+    );
     html! {
         svg.chart.timeline xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) }
             role="img" aria-label=(summary) {
@@ -61,8 +87,9 @@ pub fn timeline(spans: &[Span]) -> Markup {
                 text.tick x=(x(t)) y=(AXIS - 10.0)
                     text-anchor=(if x(t) > WIDTH - 40.0 { "end" } else { "middle" }) { (duration_secs(t / 1000.0)) }
             }
+            @if !turns.is_empty() { (turn_rows_svg(turns, &x)) }
             @for (i, span) in spans.iter().enumerate() {
-                @let y = AXIS + ROW * i as f64;
+                @let y = AXIS + ROW * (turn_rows + i) as f64;
                 @let width = (span.duration_ms / end * plot).max(2.0);
                 text.label x=(LABEL - 8.0) y=(y + ROW * 0.62) text-anchor="end" { (span.label) }
                 rect class=(if span.failed { "bar failed" } else { "bar ok" })
@@ -79,6 +106,43 @@ pub fn timeline(spans: &[Span]) -> Markup {
                 text class=(class) x=(value_x) y=(y + ROW * 0.62) text-anchor=(anchor) {
                     (duration_secs(span.duration_ms / 1000.0))
                 }
+            }
+        }
+    }
+}
+
+/// The two rows of turns: the user's dots, then the agent's replies, each a bar from the
+/// user's turn before it (a reply with no user turn before it is a dot).
+fn turn_rows_svg(turns: &[Turn], x: &dyn Fn(f64) -> f64) -> Markup {
+    let excerpt = |t: &Turn| {
+        let mut text: String = t.text.chars().take(80).collect();
+        if t.text.chars().count() > 80 {
+            text.push('…');
+        }
+        format!("+{}: {text}", duration_secs(t.at_ms / 1000.0))
+    };
+    let (user_y, agent_y) = (AXIS, AXIS + ROW);
+    // Each reply with where its bar starts: the user's turn it answers, if one came before.
+    let mut asked: Option<f64> = None;
+    let mut replies = Vec::new();
+    for t in turns {
+        if t.agent {
+            replies.push((asked.take().filter(|a| *a <= t.at_ms).unwrap_or(t.at_ms), t));
+        } else {
+            asked = Some(t.at_ms);
+        }
+    }
+    html! {
+        text.label x=(LABEL - 8.0) y=(user_y + ROW * 0.62) text-anchor="end" { "User turns" }
+        text.label x=(LABEL - 8.0) y=(agent_y + ROW * 0.62) text-anchor="end" { "Agent replies" }
+        @for t in turns.iter().filter(|t| !t.agent) {
+            circle.turn.user cx=(x(t.at_ms)) cy=(user_y + ROW / 2.0) r="5" {
+                title { "User " (excerpt(t)) }
+            }
+        }
+        @for (from, t) in replies {
+            rect.turn.agent x=(x(from)) y=(agent_y + 7.0) width=((x(t.at_ms) - x(from)).max(3.0)) height=(ROW - 14.0) rx="2" {
+                title { "Agent " (excerpt(t)) @if from < t.at_ms { " (replied in " (duration_secs((t.at_ms - from) / 1000.0)) ")" } }
             }
         }
     }
@@ -209,21 +273,32 @@ mod tests {
 
     #[test]
     fn the_timeline_draws_one_bar_per_call_coloured_by_outcome() {
-        let svg = timeline(&[
-            Span { label: "get_weather".into(), start_ms: 0.0, duration_ms: 120.0, failed: false },
-            Span { label: "book <table>".into(), start_ms: 200.0, duration_ms: 30.0, failed: true },
-        ])
+        let svg = timeline(
+            &[
+                Span {
+                    label: "get_weather".into(),
+                    start_ms: 0.0,
+                    duration_ms: 120.0,
+                    failed: false,
+                },
+                Span {
+                    label: "book <table>".into(),
+                    start_ms: 200.0,
+                    duration_ms: 30.0,
+                    failed: true,
+                },
+            ],
+            &[],
+        )
         .into_string();
         assert_eq!(svg.matches("<rect class=\"bar ok\"").count(), 1);
         assert_eq!(svg.matches("<rect class=\"bar failed\"").count(), 1);
         assert!(svg.contains("book &lt;table&gt;"), "labels are escaped: {svg}");
         assert!(svg.contains("2 tool calls") && svg.contains("1 failed"));
-        let one = timeline(&[Span {
-            label: "get_weather".into(),
-            start_ms: 0.0,
-            duration_ms: 2.0,
-            failed: false,
-        }])
+        let one = timeline(
+            &[Span { label: "get_weather".into(), start_ms: 0.0, duration_ms: 2.0, failed: false }],
+            &[],
+        )
         .into_string();
         assert!(one.contains("Timeline of 1 tool call over") && !one.contains("1 tool calls"));
         // A call that spans the whole axis has its duration inside its bar, not over its name,
@@ -232,6 +307,35 @@ mod tests {
         let (value_x, _, _) = value_place(LABEL, WIDTH - LABEL - 10.0);
         assert!(value_x > LABEL + 100.0, "the duration sits at {value_x}, on the name");
         assert!(one.contains("text-anchor=\"end\">2.0 ms</text>"), "{one}");
+    }
+
+    #[test]
+    fn turns_share_the_axis_and_a_slow_reply_is_a_long_bar() {
+        let turn = |at_ms: f64, agent: bool, text: &str| Turn { at_ms, agent, text: text.into() };
+        let svg = timeline(
+            &[Span {
+                label: "get_weather".into(),
+                start_ms: 1_200.0,
+                duration_ms: 300.0,
+                failed: false,
+            }],
+            &[
+                turn(0.0, true, "Hi"),
+                turn(1_000.0, false, "weather?"),
+                turn(9_000.0, true, "Sunny <b>"),
+            ],
+        )
+        .into_string();
+        assert!(svg.contains("Timeline of 3 turns and 1 tool call over 9.00 s"), "{svg}");
+        assert_eq!(svg.matches("<circle class=\"turn user\"").count(), 1);
+        assert_eq!(svg.matches("<rect class=\"turn agent\"").count(), 2);
+        // The reply to "weather?" spans 1 s to 9 s: most of the plot.
+        let plot = WIDTH - LABEL - 10.0;
+        let wide = format!("width=\"{}\"", 8.0 / 9.0 * plot);
+        assert!(svg.contains(&wide), "{wide} in {svg}");
+        assert!(svg.contains("replied in 8.00 s") && svg.contains("Sunny &lt;b&gt;"), "{svg}");
+        // Tool calls sit below the two rows of turns.
+        assert!(svg.contains(&format!("y=\"{}\"", AXIS + ROW * 2.0 + 4.0)), "{svg}");
     }
 
     #[test]

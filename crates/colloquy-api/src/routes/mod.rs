@@ -6,6 +6,7 @@ pub mod agents;
 pub mod changes;
 pub mod conversation_analysis;
 pub mod conversation_files;
+pub mod conversation_timing;
 pub mod conversation_ws;
 pub mod conversations;
 pub mod environments;
@@ -41,6 +42,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversation_ws::router())
         .merge(conversations::router())
         .merge(conversation_analysis::router())
+        .merge(conversation_timing::router())
         .merge(review::router())
         .merge(search::router())
         .merge(conversation_files::router())

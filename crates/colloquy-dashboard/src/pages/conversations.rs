@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Dash;
-use crate::charts::{self, Span};
+use crate::charts::{self, Span, Turn};
 use crate::error::Result;
 use crate::format::{duration_secs, encode, payload, text, unix_time, with_query};
 use crate::layout::{self, Kind, Section};
@@ -140,36 +140,87 @@ async fn list(
 }
 
 /// A conversation and its audit records, fetched together.
-async fn load(dash: &Dash, viewer: &Viewer, id: &str) -> Result<(Value, Vec<Value>)> {
+/// A conversation as its pages show it: the document, its tool calls, and when each of its
+/// entries was said.
+struct Loaded {
+    conversation: Value,
+    calls: Vec<Value>,
+    timing: Value,
+}
+
+async fn load(dash: &Dash, viewer: &Viewer, id: &str) -> Result<Loaded> {
     let creds = viewer.creds();
     let conversation_uri = format!("/v1/convai/conversations/{}", encode(id));
     let calls_uri = format!("/api/tool-calls?executionId={}", encode(id));
-    let (conversation, calls) = futures_util::future::join(
+    let timing_uri = format!("/api/conversations/{}/timing", encode(id));
+    let (conversation, calls, timing) = futures_util::future::join3(
         dash.api.get(&creds, &conversation_uri),
         dash.api.get(&creds, &calls_uri),
+        dash.api.get(&creds, &timing_uri),
     )
     .await;
-    let conversation = conversation?;
-    let calls = calls?.as_array().cloned().unwrap_or_default();
-    Ok((conversation, calls))
+    Ok(Loaded {
+        conversation: conversation?,
+        calls: calls?.as_array().cloned().unwrap_or_default(),
+        timing: timing?,
+    })
 }
 
-/// The timeline's bars: each audit record placed at its start, relative to the first call's
-/// (the conversation's own start is only known to the second).
-fn spans(calls: &[Value]) -> Vec<Span> {
-    let starts: Vec<f64> =
-        calls.iter().map(|c| parse_utc_ms(text(&c["createdAt"])).unwrap_or(0) as f64).collect();
-    let origin = starts.iter().copied().fold(f64::INFINITY, f64::min);
-    calls
+/// Where the timeline starts: the conversation's start, or its first call if that is earlier.
+fn origin_ms(loaded: &Loaded) -> f64 {
+    let start = loaded.timing["started_at_unix_ms"].as_f64();
+    timed_calls(loaded)
         .iter()
-        .zip(starts)
-        .map(|(c, start)| Span {
-            label: text(&c["toolName"]).to_owned(),
-            start_ms: start - origin,
-            duration_ms: c["durationMs"].as_f64().unwrap_or(0.0),
-            failed: text(&c["status"]) != "success",
+        .filter_map(|c| c["started_at_unix_ms"].as_f64())
+        .chain(start)
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn timed_calls(loaded: &Loaded) -> &[Value] {
+    loaded.timing["tool_calls"].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The tool calls' bars, timed to the microsecond as the audit log has them (the same figure
+/// the transcript shows inline).
+fn spans(loaded: &Loaded, origin: f64) -> Vec<Span> {
+    timed_calls(loaded)
+        .iter()
+        .map(|c| Span {
+            label: text(&c["tool_name"]).to_owned(),
+            start_ms: c["started_at_unix_ms"].as_f64().unwrap_or(origin) - origin,
+            duration_ms: c["latency_secs"].as_f64().unwrap_or(0.0) * 1000.0,
+            failed: c["is_error"].as_bool() == Some(true),
         })
         .collect()
+}
+
+/// The transcript's turns on the timeline's axis: when each was said, to the millisecond
+/// (`time_in_call_secs`, whole seconds, for conversations recorded before times were kept).
+fn turns(loaded: &Loaded, origin: f64) -> Vec<Turn> {
+    let start = loaded.timing["started_at_unix_ms"].as_f64().unwrap_or(origin);
+    let times = loaded.timing["entries"].as_array();
+    loaded.conversation["transcript"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, e)| e["message"].as_str().is_some_and(|m| !m.is_empty()))
+        .map(|(i, e)| {
+            let at = times.and_then(|t| t.get(i)).and_then(|t| t["at_ms"].as_f64());
+            let at = at.unwrap_or_else(|| e["time_in_call_secs"].as_f64().unwrap_or(0.0) * 1000.0);
+            Turn {
+                at_ms: (start + at - origin).max(0.0),
+                agent: e["role"] == "agent",
+                text: text(&e["message"]).to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The conversation's turns and tool calls on one time axis.
+fn timeline_of(loaded: &Loaded) -> Markup {
+    let origin = origin_ms(loaded);
+    charts::timeline(&spans(loaded, origin), &turns(loaded, origin))
 }
 
 fn calls_table(calls: &[Value]) -> Markup {
@@ -303,12 +354,13 @@ async fn audio(
 async fn detail(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
-    let (conversation, calls) = load(&dash, &viewer, &id).await?;
+    let loaded = load(&dash, &viewer, &id).await?;
+    let (conversation, calls) = (&loaded.conversation, &loaded.calls);
     let tags = dash.api.get(&viewer.creds(), "/v1/convai/tags?page_size=100").await?;
     let tags = tags["conversation_tags"].as_array().cloned().unwrap_or_default();
     let transcript = conversation["transcript"].as_array().cloned().unwrap_or_default();
     let body = html! {
-        (facts(&conversation))
+        (facts(conversation))
         (tag_list(&viewer, &id, &conversation["tag_ids"], &tags))
         (analysis(&conversation["analysis"]))
         @if conversation["has_audio"] == true {
@@ -332,14 +384,15 @@ async fn detail(
                 }
             }
         }
-        h2 { "Tool-call timeline" }
-        @if calls.is_empty() {
-            p.muted { "No tool calls." }
+        h2 { "Timeline" }
+        @if calls.is_empty() && transcript.is_empty() {
+            p.muted { "Nothing happened." }
         } @else {
-            (charts::timeline(&spans(&calls)))
-            p { a href={ "/conversations/" (encode(&id)) "/timeline" } { "Timeline with every call's input and output" } }
+            (timeline_of(&loaded))
+            @if calls.is_empty() { p.muted { "No tool calls." } }
+            @else { p { a href={ "/conversations/" (encode(&id)) "/timeline" } { "Timeline with every call's input and output" } } }
         }
-        (ticket_form(&viewer, &id, &transcript, &calls))
+        (ticket_form(&viewer, &id, &transcript, calls))
     };
     let title = format!("Conversation {id}");
     Ok(Html(layout::page(&viewer, Section::Conversations, &title, body).into_string()))
@@ -348,15 +401,16 @@ async fn detail(
 async fn timeline(
     viewer: Viewer, State(dash): State<Dash>, Path(id): Path<String>,
 ) -> Result<Html<String>> {
-    let (conversation, calls) = load(&dash, &viewer, &id).await?;
+    let loaded = load(&dash, &viewer, &id).await?;
+    let (conversation, calls) = (&loaded.conversation, &loaded.calls);
     let body = html! {
         p { a href={ "/conversations/" (encode(&id)) } { "← Transcript" } }
-        (facts(&conversation))
+        (facts(conversation))
         h2 { "Timeline" }
         @if calls.is_empty() { p.muted { "No tool calls." } } @else {
-            (charts::timeline(&spans(&calls)))
+            (timeline_of(&loaded))
             h2 { "Calls" }
-            (calls_table(&calls))
+            (calls_table(calls))
         }
     };
     let title = format!("Tool calls of {id}");

@@ -31,6 +31,15 @@ struct StoredDocument<'a> {
     user_id: &'a Option<String>,
     environment: &'a str,
     visited_agents: &'a [Value],
+    /// Colloquy's own: when each entry was added, for the dashboard's timeline
+    /// (`GET /api/conversations/{id}/timing`); not part of the reference's document.
+    timing: Timing<'a>,
+}
+
+#[derive(Serialize)]
+struct Timing<'a> {
+    started_at_unix_ms: i64,
+    entries_ms: &'a [i64],
 }
 
 #[derive(Serialize)]
@@ -141,6 +150,10 @@ impl Recorder {
             user_id: &self.user_id,
             environment: &state.agent.environment,
             visited_agents: &state.visited_agents,
+            timing: Timing {
+                started_at_unix_ms: state.started_at_ms,
+                entries_ms: state.transcript.at_ms(),
+            },
         };
         let document = serde_json::to_string(&document).unwrap_or_else(|_| "{}".into());
         ConversationProgress {

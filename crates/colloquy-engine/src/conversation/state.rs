@@ -57,6 +57,8 @@ pub(crate) struct State {
     /// The workflow node an `llm` edge the LLM took this round leads to.
     pub(crate) next_node: Option<String>,
     started: Instant,
+    /// The start, in Unix milliseconds (the row keeps whole seconds).
+    pub(crate) started_at_ms: i64,
 }
 
 impl State {
@@ -112,6 +114,7 @@ impl State {
             next_node: None,
             agent,
             started: Instant::now(),
+            started_at_ms: colloquy_core::time::now_ms(),
             files_in_memory,
         }
     }
@@ -147,6 +150,17 @@ impl State {
     /// Whole seconds since the start.
     pub(crate) fn secs(&self) -> i64 {
         i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// Milliseconds since the start.
+    pub(crate) fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Adds `entry` to the transcript, now.
+    pub(crate) fn say(&mut self, entry: Value) {
+        let at = self.elapsed_ms();
+        self.transcript.push(entry, at);
     }
 
     /// The agent's prompt settings (`conversation_config.agent.prompt`).

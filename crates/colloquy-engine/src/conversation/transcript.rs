@@ -15,15 +15,19 @@ use crate::AgentSnapshot;
 pub(crate) struct Transcript {
     entries: Vec<Value>,
     json: Vec<Box<RawValue>>,
+    /// When each entry was added, in milliseconds from the start: `time_in_call_secs` has
+    /// whole seconds, and an agent entry's is when its turn began, not when it was said.
+    at_ms: Vec<i64>,
 }
 
 impl Transcript {
-    /// Adds an entry.
-    pub(crate) fn push(&mut self, entry: Value) {
-        // Serializing a `Value` cannot fail (its keys are strings); both lists stay in step.
+    /// Adds an entry, added `at_ms` from the start.
+    pub(crate) fn push(&mut self, entry: Value, at_ms: i64) {
+        // Serializing a `Value` cannot fail (its keys are strings); the lists stay in step.
         if let Ok(json) = serde_json::value::to_raw_value(&entry) {
             self.json.push(json);
             self.entries.push(entry);
+            self.at_ms.push(at_ms);
         }
     }
 
@@ -39,6 +43,11 @@ impl Transcript {
     /// The entries so far.
     pub(crate) fn entries(&self) -> &[Value] {
         &self.entries
+    }
+
+    /// When each entry was added, in milliseconds from the start.
+    pub(crate) fn at_ms(&self) -> &[i64] {
+        &self.at_ms
     }
 
     /// The entries as JSON text, for the stored document.

@@ -50,7 +50,7 @@ pub(crate) fn user_with_files(state: &mut State, text: &str, files: Vec<UserFile
     let mut entry = transcript::entry("user", text, state.secs());
     entry["file_input"] = listed.first().cloned().unwrap_or(Value::Null);
     entry["file_inputs"] = json!(listed);
-    state.transcript.push(entry);
+    state.say(entry);
 }
 
 /// Keeps only the newest `keep` files in the history: older ones leave a note in their
@@ -91,14 +91,14 @@ pub(crate) fn seed(state: &mut State, role: Role, text: &str) {
     } else {
         transcript::agent_entry(&state.agent, text, secs)
     };
-    state.transcript.push(entry);
+    state.say(entry);
 }
 
 /// The agent's first message, at the start of the conversation.
 pub(crate) fn greeting(state: &mut State, text: &str) {
     state.history.push(ChatMessage::text(Role::Assistant, text));
     let entry = transcript::agent_entry(&state.agent, text, 0);
-    state.transcript.push(entry);
+    state.say(entry);
 }
 
 /// Context the user did not say (a `contextual_update`).

@@ -85,7 +85,7 @@ impl Reply {
 
     fn close(mut self, state: &mut State) -> TurnResult {
         self.entry["message"] = json!(self.text);
-        state.transcript.push(self.entry);
+        state.say(self.entry);
         TurnResult { text: self.text, end_call: self.end_call, end_reason: self.end_reason }
     }
 }

@@ -986,6 +986,31 @@ async fn tests_are_made_from_a_conversations_turns_in_the_browser(backend: Backe
         .position(|e| e["tool_calls"].as_array().is_some_and(|c| !c.is_empty()))
         .unwrap();
     let replied = transcript.iter().rposition(|e| e["message"] == "Sunny in Lyon.").unwrap();
+    // Each entry's time to the millisecond: the reply comes after its tool call ended.
+    let (s, timing) = app.get(&format!("/api/conversations/{id}/timing"), &key).await;
+    assert_eq!(s, 200, "{timing}");
+    let at: Vec<i64> = timing["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at_ms"].as_i64().unwrap())
+        .collect();
+    assert_eq!(at.len(), transcript.len());
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "in order: {at:?}");
+    let (_, calls) = app.get(&format!("/api/tool-calls?executionId={id}"), &key).await;
+    let call_start =
+        colloquy_core::time::parse_utc_ms(calls[0]["createdAt"].as_str().unwrap()).unwrap();
+    let started = timing["started_at_unix_ms"].as_i64().unwrap();
+    assert!(started <= call_start && call_start - started <= at[replied], "{timing} {calls}");
+    assert!(conversation.get("timing").is_none(), "not in the reference's document");
+    let timed = &timing["tool_calls"][0];
+    assert_eq!(
+        (timed["tool_name"].as_str(), timed["started_at_unix_ms"].as_i64()),
+        (Some("get_weather"), Some(call_start))
+    );
+    assert!(timed["latency_secs"].as_f64().unwrap() > 0.0, "{timed}");
+    let other = app.key("elsewhere", "eve@example.com", "admin").await;
+    assert_eq!(app.get(&format!("/api/conversations/{id}/timing"), &other).await.0, 404);
 
     let cookie = sign_in(&app, &key).await;
     let (_, shown) = page(&app, &cookie, &format!("/conversations/{id}")).await;
