@@ -125,7 +125,7 @@ async fn list(
                             td { a href={ "/conversations/" (encode(text(&c["conversation_id"]))) } { code { (text(&c["conversation_id"])) } } }
                             td { a href={ "/agents/" (encode(text(&c["agent_id"]))) } { (text(&c["agent_name"])) } }
                             td { (unix_time(&c["start_time_unix_secs"])) }
-                            td.num { (duration_secs(c["call_duration_secs"].as_f64().unwrap_or(0.0))) }
+                            td.num { (call_duration(&c["call_duration_secs"])) }
                             td.num { (c["message_count"]) }
                             td { (layout::status(text(&c["status"]))) }
                             td { (layout::status(text(&c["call_successful"]))) }
@@ -217,6 +217,24 @@ fn turns(loaded: &Loaded, origin: f64) -> Vec<Turn> {
         .collect()
 }
 
+/// A conversation's length: the API counts whole seconds, so a shorter one is "under 1 s".
+fn call_duration(secs: &Value) -> String {
+    match secs.as_f64() {
+        Some(s) if s < 1.0 => "under 1 s".to_owned(),
+        Some(s) => duration_secs(s),
+        None => "—".to_owned(),
+    }
+}
+
+/// When entry `i` was said, from the start: to the millisecond where the time was kept.
+fn offset(loaded: &Loaded, i: usize, entry: &Value) -> String {
+    let kept = loaded.timing["entries"].get(i).and_then(|t| t["at_ms"].as_f64());
+    match kept {
+        Some(ms) => duration_secs(ms / 1000.0),
+        None => duration_secs(entry["time_in_call_secs"].as_f64().unwrap_or(0.0)),
+    }
+}
+
 /// The conversation's turns and tool calls on one time axis.
 fn timeline_of(loaded: &Loaded) -> Markup {
     let origin = origin_ms(loaded);
@@ -248,7 +266,7 @@ fn facts(conversation: &Value) -> Markup {
         dl.facts {
             dt { "Agent" } dd { a href={ "/agents/" (encode(text(&conversation["agent_id"]))) } { (text(&conversation["agent_name"])) } }
             dt { "Started" } dd { (unix_time(&meta["start_time_unix_secs"])) }
-            dt { "Duration" } dd { (duration_secs(meta["call_duration_secs"].as_f64().unwrap_or(0.0))) }
+            dt { "Duration" } dd { (call_duration(&meta["call_duration_secs"])) }
             dt { "Status" } dd { (layout::status(text(&conversation["status"]))) }
             dt { "Outcome" } dd { (layout::status(text(&conversation["analysis"]["call_successful"]))) }
             dt { "Ended because" } dd { (text(&meta["termination_reason"])) }
@@ -372,7 +390,7 @@ async fn detail(
         ol.transcript {
             @for (i, entry) in transcript.iter().enumerate() {
                 li id={ "turn-" (i) } class=(if text(&entry["role"]) == "user" { "user" } else { "agent" }) {
-                    div.who { (if text(&entry["role"]) == "user" { "User" } else { "Agent" }) " · +" (duration_secs(entry["time_in_call_secs"].as_f64().unwrap_or(0.0))) }
+                    div.who { (if text(&entry["role"]) == "user" { "User" } else { "Agent" }) " · +" (offset(&loaded, i, entry)) }
                     // In the order they happened: what was retrieved, the tools called, then
                     // the answer (as the playground shows them).
                     (retrieval(entry))

@@ -1016,6 +1016,8 @@ async fn tests_are_made_from_a_conversations_turns_in_the_browser(backend: Backe
     let (_, shown) = page(&app, &cookie, &format!("/conversations/{id}")).await;
     let link = format!("/tests/new?conversation_id={id}&amp;turn={called}");
     assert!(shown.contains(&link), "each agent turn offers a test: {shown}");
+    assert!(shown.contains("<dd>under 1 s</dd>"), "a short conversation is not \"0 s\": {shown}");
+    assert!(shown.contains(" ms</div>"), "turns are placed to the millisecond: {shown}");
     let (s, form) =
         page(&app, &cookie, &format!("/tests/new?conversation_id={id}&turn={called}")).await;
     assert_eq!(s, 200, "{form}");
