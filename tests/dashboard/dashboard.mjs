@@ -5,7 +5,7 @@
 // sees none of it, that forms refuse requests without their CSRF token, that the CSP holds,
 // and that the main pages are labelled and keyboard-navigable. Screenshots of every step go
 // to $DASHBOARD_SCREENSHOTS.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const BASE = process.env.COLLOQUY_URL;
@@ -14,6 +14,9 @@ const OTHER_KEY = process.env.COLLOQUY_OTHER_KEY;
 const FAKES = process.env.COLLOQUY_FAKES_URL;
 const MCP_URL = process.env.COLLOQUY_MCP_URL;
 const SHOTS = process.env.DASHBOARD_SCREENSHOTS;
+// axe-core, evaluated in each page through the DevTools protocol (the CSP allows no injected
+// script tag, and is not relaxed for the test).
+const AXE = readFileSync(process.env.DASHBOARD_AXE, "utf8");
 mkdirSync(SHOTS, { recursive: true });
 
 let passed = 0;
@@ -520,16 +523,54 @@ for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent
   [`/agents/${agentId}?tab=tools`, "agent tools"], [`/agents/${agentId}?tab=knowledge-base`, "agent knowledge base"],
   [`/agents/${agentId}?tab=voice`, "agent voice"], [`/agents/${agentId}?tab=analysis`, "agent analysis"],
   [`/agents/${agentId}?tab=advanced`, "agent json"], [`/agents/${agentId}/playground`, "playground"],
-  ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"], ["/tools", "tools"],
+  [`/agents/${agentId}/versions`, "versions"], [`/agents/${agentId}/delete`, "delete agent"],
+  ["/conversations", "conversations"], [`/conversations/${conversationId}`, "conversation"],
+  [`/conversations/${conversationId}/timeline`, "conversation timeline"], ["/tools", "tools"],
   [`/tools/${weather.id}`, "tool"], ["/tools/new?type=webhook", "new webhook tool"],
   ["/tools/new?type=client", "new client tool"], [`/tools/${weather.id}/edit`, "tool editor"], [`/tests?agent_id=${agentId}`, "tests"], ["/tests/new", "new test"],
   [`/tests/new?conversation_id=${conversationId}&turn=1`, "test from a turn"], [invocationUrl.slice(BASE.length), "invocation"],
-  ["/mcp-servers", "mcp servers"], ["/knowledge-base", "knowledge base"], [`/knowledge-base/doc/${kbDocId}`, "document"],
-  ["/knowledge-base/search?q=museum", "knowledge-base search"], ["/webhooks", "webhooks"],
+  ["/mcp-servers", "mcp servers"], [`/mcp-servers/${mcpServer.id}`, "mcp server"], ["/knowledge-base", "knowledge base"],
+  [`/knowledge-base/doc/${kbDocId}`, "document"], ["/knowledge-base/search?q=museum", "knowledge-base search"],
+  ["/webhooks", "webhooks"], ["/changes", "change log"],
   ["/search?q=weather", "search"], ["/tickets", "tickets"], [ticketPath, "ticket"], [`/agents/${agentId}/topics`, "topics"]]) {
   await step(`accessibility of the ${name} page`, page, async () => {
-    await page.goto(`${BASE}${path}`);
-    await accessibilitySmoke(page);
+    // Every page: labelled and keyboard-navigable, no serious or critical axe-core violation,
+    // no console error, and screenshots at a desktop's and a phone's width.
+    const errors = [];
+    const onConsole = (m) => { if (m.type() === "error") errors.push(m.text()); };
+    const onError = (e) => errors.push(`page error: ${e.message}`);
+    page.on("console", onConsole);
+    page.on("pageerror", onError);
+    try {
+      await page.goto(`${BASE}${path}`);
+      await accessibilitySmoke(page);
+      await page.evaluate(AXE);
+      const { found, minor, rules } = await page.evaluate(async () => {
+        const result = await window.axe.run(document, { resultTypes: ["violations"] });
+        const grave = (v) => v.impact === "serious" || v.impact === "critical";
+        return {
+          found: result.violations.filter(grave)
+            .map((v) => `${v.id} (${v.impact}) at ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`),
+          minor: result.violations.filter((v) => !grave(v)).map((v) => `${v.id} (${v.impact})`),
+          rules: result.passes.length + result.violations.length,
+        };
+      });
+      check(rules > 20, `axe-core checked only ${rules} rules`);
+      check(found.length === 0, `axe-core: ${found.join("; ")}`);
+      if (minor.length > 0) console.log(`  axe-core, moderate or minor on the ${name} page: ${minor.join(", ")}`);
+      const file = name.replace(/[^a-z0-9]+/gi, "-");
+      await page.screenshot({ path: `${SHOTS}/page-${file}-1280.png`, fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.reload();
+      await page.screenshot({ path: `${SHOTS}/page-${file}-390.png`, fullPage: true });
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+      check(wide <= 391, `the page is ${wide} px wide on a 390 px screen`);
+      check(errors.length === 0, `console errors: ${errors.join("; ")}`);
+    } finally {
+      page.off("console", onConsole);
+      page.off("pageerror", onError);
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
   });
 }
 

@@ -229,7 +229,7 @@ fn agent_fields(agent: &Value, choices: &Choices) -> Vec<Field> {
     let mut llms: Vec<(String, String)> =
         choices.llms.iter().map(|m| (m.clone(), m.clone())).collect();
     if let Some(current) = current.as_str().filter(|c| !choices.llms.iter().any(|m| m == c)) {
-        llms.insert(0, (current.to_owned(), format!("{current} (not offered by this server)")));
+        llms.insert(0, (current.to_owned(), format!("{current} (current)")));
     }
     let language = value_at(agent, "conversation_config.agent.language");
     let mut languages: Vec<(String, String)> =
