@@ -84,7 +84,8 @@ async function signIn(page, key) {
   check(page.url().includes("/login"), `not sent to sign in: ${page.url()}`);
   await page.getByLabel("API key").fill(key);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL(/\/agents$/);
+  await page.waitForURL(`${BASE}/`);
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
 }
 
 // Every visible form control has an accessible name, every button says what it does, every
@@ -155,6 +156,7 @@ await step("a wrong key is refused", page, async () => {
 });
 
 await step("create an agent", page, async () => {
+  await page.goto(`${BASE}/agents`);
   await page.getByLabel("Name", { exact: true }).fill("Dashboard weather agent");
   await page.getByLabel("System prompt").fill("You tell the weather.");
   await page.getByLabel("First message").fill("Hi, ask me about the weather.");
@@ -519,7 +521,32 @@ await step("forms refuse a missing CSRF token and other sites", page, async () =
   check(!/unsafe-inline/.test(headers.get("content-security-policy")), "CSP allows inline code");
 });
 
-for (const [path, name] of [["/agents", "agents"], [`/agents/${agentId}`, "agent"],
+await step("the home page's numbers are the API's, and its chart's labels do not overlap", page, async () => {
+  const stats = await api("GET", "/api/stats?days=7");
+  await page.goto(`${BASE}/`);
+  const tile = async (label) => (await page.locator(".tile", { hasText: label }).locator(".tile-value").textContent()).trim();
+  check(await tile("Conversations") === String(stats.conversations.total), `conversations: ${await tile("Conversations")} against ${stats.conversations.total}`);
+  check(stats.conversations.total >= 3, `conversations counted: ${stats.conversations.total}`);
+  check(await tile("Tool calls") === String(stats.tool_calls.total), `tool calls: ${await tile("Tool calls")} against ${stats.tool_calls.total}`);
+  const passing = stats.tests.pass_rate === null ? "—" : `${(stats.tests.pass_rate * 100).toFixed(1)} %`;
+  check(await tile("Tests passing") === passing, `tests passing: ${await tile("Tests passing")} against ${passing}`);
+  await page.locator("table tbody tr", { hasText: "get_weather" }).waitFor();
+  for (const days of [7, 30]) {
+    await page.goto(`${BASE}/?days=${days}`);
+    const found = await page.locator("svg.daily").evaluate((svg) => {
+      const boxes = [...svg.querySelectorAll("text")].map((t) => t.getBoundingClientRect());
+      const out = [];
+      boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) out.push([a.left, b.left]);
+      }));
+      return { overlaps: out, bars: svg.querySelectorAll("rect.bar").length };
+    });
+    check(found.overlaps.length === 0, `the ${days}-day chart's labels overlap: ${JSON.stringify(found.overlaps)}`);
+    check(found.bars >= 1, `no bars on the ${days}-day chart`);
+  }
+});
+
+for (const [path, name] of [["/", "home"], ["/?days=30", "home over 30 days"], ["/agents", "agents"], [`/agents/${agentId}`, "agent"],
   [`/agents/${agentId}?tab=tools`, "agent tools"], [`/agents/${agentId}?tab=knowledge-base`, "agent knowledge base"],
   [`/agents/${agentId}?tab=voice`, "agent voice"], [`/agents/${agentId}?tab=analysis`, "agent analysis"],
   [`/agents/${agentId}?tab=advanced`, "agent json"], [`/agents/${agentId}/playground`, "playground"],
@@ -578,6 +605,10 @@ const other = await newPage();
 await step("a key of another workspace sees none of it", other.page, async () => {
   const p = other.page;
   await signIn(p, OTHER_KEY);
+  const theirs = await api("GET", "/api/stats?days=30", undefined, OTHER_KEY);
+  check(theirs.conversations.total === 0 && theirs.tools.length === 0, `another workspace's numbers: ${JSON.stringify(theirs)}`);
+  check(!(await p.content()).includes("get_weather"), "another workspace's tools on the home page");
+  await p.goto(`${BASE}/agents`);
   await p.getByText("No agents yet").waitFor();
   for (const path of [`/agents/${agentId}`, `/conversations/${conversationId}`, `/tools/${weather.id}`,
     new URL(invocationUrl).pathname, `/mcp-servers/${mcpServer.id}`, `/agents/${agentId}/playground`,

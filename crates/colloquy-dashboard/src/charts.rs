@@ -163,6 +163,75 @@ fn value_place(start: f64, width: f64) -> (f64, &'static str, &'static str) {
     }
 }
 
+/// One day's conversations for the home page's chart.
+#[derive(Debug, Clone)]
+pub struct Day {
+    /// `2026-12-03`.
+    pub date: String,
+    pub started: i64,
+    pub successes: i64,
+    pub failures: i64,
+}
+
+/// Conversations per day as stacked bars (failures, successes, the rest not judged yet or
+/// unknown), with a round y axis and as many date labels as fit without touching.
+pub fn daily_bars(days: &[Day]) -> Markup {
+    const LEFT: f64 = 48.0;
+    const TOP: f64 = 12.0;
+    const PLOT_H: f64 = 160.0;
+    const LABEL_W: f64 = 44.0;
+    let most = days.iter().map(|d| d.started).max().unwrap_or(0).max(1) as f64;
+    let y_ticks = ticks(most);
+    let top_tick = y_ticks.last().copied().unwrap_or(most).max(most);
+    let plot_w = WIDTH - LEFT - 10.0;
+    let slot = plot_w / days.len().max(1) as f64;
+    let y = |v: f64| TOP + PLOT_H - v / top_tick * PLOT_H;
+    let every = ((LABEL_W / slot).ceil() as usize).max(1);
+    let total: i64 = days.iter().map(|d| d.started).sum();
+    let summary = format!(
+        "Conversations per day, {} to {}: {total} in all",
+        days.first().map_or("", |d| d.date.as_str()),
+        days.last().map_or("", |d| d.date.as_str())
+    );
+    html! {
+        svg.chart.daily xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (TOP + PLOT_H + 28.0) }
+            role="img" aria-label=(summary) {
+            title { (summary) }
+            @for t in &y_ticks {
+                line.grid x1=(LEFT) x2=(WIDTH - 10.0) y1=(y(*t)) y2=(y(*t)) {}
+                text.tick x=(LEFT - 6.0) y=(y(*t) + 4.0) text-anchor="end" { (t) }
+            }
+            @for (i, d) in days.iter().enumerate() {
+                @let x = LEFT + slot * i as f64 + slot * 0.15;
+                @let w = (slot * 0.7).max(1.0);
+                @for (class, from, to) in stack(d) {
+                    rect class={ "bar " (class) } x=(x) y=(y(to)) width=(w) height=(y(from) - y(to)) {
+                        title { (d.date) ": " (d.started) " started, " (d.successes) " succeeded, " (d.failures) " failed" }
+                    }
+                }
+                @if i % every == 0 {
+                    text.tick x=(x + w / 2.0) y=(TOP + PLOT_H + 18.0) text-anchor="middle" { (d.date.get(5..).unwrap_or(&d.date)) }
+                }
+            }
+        }
+    }
+}
+
+/// A day's bar as segments `(class, from, to)` in conversations, bottom up: failures,
+/// successes, then the rest (not judged yet, or unknown).
+fn stack(d: &Day) -> Vec<(&'static str, f64, f64)> {
+    let other = (d.started - d.successes - d.failures).max(0);
+    let mut base = 0.0;
+    let mut out = Vec::new();
+    for (class, n) in [("failed", d.failures), ("ok", d.successes), ("other", other)] {
+        if n > 0 {
+            out.push((class, base, base + n as f64));
+            base += n as f64;
+        }
+    }
+    out
+}
+
 /// One call for the histogram.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {

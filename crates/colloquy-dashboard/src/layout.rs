@@ -7,6 +7,7 @@ use crate::session::Viewer;
 /// The dashboard's sections, for the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
+    Home,
     Agents,
     Conversations,
     Tools,
@@ -19,7 +20,8 @@ pub enum Section {
     Tickets,
 }
 
-const SECTIONS: [(Section, &str, &str); 10] = [
+const SECTIONS: [(Section, &str, &str); 11] = [
+    (Section::Home, "/", "Overview"),
     (Section::Agents, "/agents", "Agents"),
     (Section::Conversations, "/conversations", "Conversations"),
     (Section::Search, "/search", "Search"),

@@ -53,7 +53,7 @@ pub fn router(api: Router, keyring: Keyring, notice: Option<&str>) -> Router {
     let notice = notice.map(Arc::from);
     let state = Dash(Arc::new(Inner { api: api::Api::new(api), keyring, notice }));
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(pages::home::home))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/assets/{file}", get(assets::serve))

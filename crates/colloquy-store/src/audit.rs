@@ -148,6 +148,7 @@ impl AuditStore for SqlStore {
             e.0 += 1;
             e.1 += r.latency_us;
         }
+        let days = crate::stats::tool_days(records);
         let numbered = matches!(self.db, crate::db::Db::Postgres(_));
         transaction!(self, |tx| {
             for chunk in records.chunks(ROWS_PER_INSERT) {
@@ -189,6 +190,20 @@ impl AuditStore for SqlStore {
                 .bind(*latency)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for ((workspace_id, day, tool_id), d) in &days {
+                let mut upsert = sqlx::query(crate::stats::TOOL_DAY_UPSERT)
+                    .bind(*workspace_id)
+                    .bind(*day)
+                    .bind(*tool_id)
+                    .bind(d.tool_name)
+                    .bind(d.calls)
+                    .bind(d.errors)
+                    .bind(d.latency_us_sum);
+                for count in d.buckets {
+                    upsert = upsert.bind(count);
+                }
+                upsert.execute(&mut *tx).await?;
             }
             Ok(())
         })

@@ -34,6 +34,7 @@ mod query;
 mod rag_indexes;
 mod review;
 mod secrets;
+mod stats;
 mod test_runs;
 mod tickets;
 mod tools;
@@ -94,6 +95,7 @@ pub use procedures::{DraftScope, ProcedureDraftRow, ProcedureStore, ProcedureVer
 pub use rag_indexes::{RagIndexRow, RagIndexStore, VectorRow};
 pub use review::{LastContactRow, ReviewStore, TagRow, UserFilter, UserRow};
 pub use secrets::{SecretRecord, SecretStore};
+pub use stats::{BUCKETS, ConversationDay, LATENCY_EDGES_US, RunCounts, StatsStore, ToolDays};
 pub use test_runs::{InvocationFilter, InvocationRow, RunRow, TestRunStore};
 pub use tickets::{
     TicketConversationRow, TicketFilter, TicketNoteRow, TicketRow, TicketSort, TicketStore,
@@ -142,6 +144,7 @@ pub trait Store:
     + LeaseStore
     + WebhookStore
     + DeliveryStore
+    + StatsStore
     + Send
     + Sync
     + 'static

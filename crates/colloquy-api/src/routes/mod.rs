@@ -20,6 +20,7 @@ pub mod search;
 pub mod secrets;
 pub mod settings;
 pub mod simulate;
+pub mod stats;
 pub mod test_invocations;
 pub mod tickets;
 pub mod tool_calls;
@@ -43,6 +44,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(conversations::router())
         .merge(conversation_analysis::router())
         .merge(conversation_timing::router())
+        .merge(stats::router())
         .merge(review::router())
         .merge(search::router())
         .merge(conversation_files::router())

@@ -4,6 +4,7 @@ pub mod agent_settings;
 pub mod agents;
 pub mod changes;
 pub mod conversations;
+pub mod home;
 pub mod knowledge_base;
 pub mod mcp;
 pub mod playground;
@@ -14,12 +15,3 @@ pub mod tool_builder;
 pub mod tools;
 pub mod versions;
 pub mod webhooks;
-
-use axum::response::Redirect;
-
-use crate::session::Viewer;
-
-/// `GET /`: the agents list is the front page.
-pub async fn home(_viewer: Viewer) -> Redirect {
-    Redirect::to("/agents")
-}

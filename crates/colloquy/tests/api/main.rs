@@ -20,6 +20,7 @@ mod llms;
 mod mcp_servers;
 mod review;
 mod secrets;
+mod stats;
 mod test_invocations;
 mod tickets;
 mod tool_calls;
