@@ -260,6 +260,8 @@ await step("a playground conversation calls the webhook tool live", page, async 
   await page.getByLabel("Your message").fill("what is the weather in Paris?");
   await page.getByRole("button", { name: "Send" }).click();
   await page.locator(".toolcall.ok", { hasText: "get_weather" }).waitFor();
+  const took = await page.locator(".toolcall.ok", { hasText: "get_weather" }).textContent();
+  check(/ok (\d+ µs|\d+\.\d ms|\d+\.\d\d s)$/.test(took), `the playground's duration is not the dashboard's format: ${took}`);
   await page.locator("#chat-log").getByText(/Tool said:.*sunny/).waitFor();
   const href = await page.locator("#conversation-link").getAttribute("href");
   conversationId = decodeURIComponent(href.split("/conversations/")[1]);
@@ -467,6 +469,25 @@ await step("an MCP server shows its connection and tools", page, async () => {
   await page.getByRole("cell", { name: "add", exact: true }).waitFor();
 });
 
+await step("add an MCP server in the browser and give its tools to an agent", page, async () => {
+  await page.goto(`${BASE}/mcp-servers`);
+  await page.getByLabel("Name", { exact: true }).fill("browser mcp");
+  await page.getByLabel("URL of the server").fill(MCP_URL);
+  const transport = (await api("GET", `/v1/convai/mcp-servers/${mcpServer.id}`)).config.transport;
+  await page.getByLabel("Transport").selectOption(transport);
+  await page.getByLabel("Tool calls").selectOption("auto_approve_all");
+  await page.getByRole("button", { name: "Add server" }).click();
+  await page.waitForURL(/\/mcp-servers\/./);
+  await page.locator("#connection").getByText("connected").waitFor();
+  await page.getByRole("cell", { name: "add", exact: true }).waitFor();
+  await page.goto(`${BASE}/agents/${agentId}?tab=tools`);
+  await page.getByLabel("browser mcp").check();
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+  const agent = await api("GET", `/v1/convai/agents/${agentId}`);
+  check(agent.conversation_config.agent.prompt.mcp_server_ids.length === 1, `mcp servers: ${agent.conversation_config.agent.prompt.mcp_server_ids}`);
+});
+
 let kbDocId;
 await step("add a document and a file, see their chunks, and search as an agent would", page, async () => {
   await page.goto(`${BASE}/knowledge-base`);
@@ -583,6 +604,18 @@ for (const [path, name] of [["/", "home"], ["/?days=30", "home over 30 days"], [
         };
       });
       check(rules > 20, `axe-core checked only ${rules} rules`);
+      // No chart's texts overlap one another or run past the chart.
+      const crowded = await page.evaluate(() => [...document.querySelectorAll("svg.chart")].flatMap((svg) => {
+        const chart = svg.getBoundingClientRect();
+        const boxes = [...svg.querySelectorAll("text")].map((t) => [t.textContent, t.getBoundingClientRect()]);
+        const out = [];
+        boxes.forEach(([ta, a], i) => boxes.slice(i + 1).forEach(([tb, b]) => {
+          if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) out.push(`"${ta}" on "${tb}"`);
+        }));
+        boxes.forEach(([t, a]) => { if (a.right > chart.right + 1 || a.left < chart.left - 1) out.push(`"${t}" outside`); });
+        return out;
+      }));
+      check(crowded.length === 0, `chart texts overlap: ${crowded.join(", ")}`);
       check(found.length === 0, `axe-core: ${found.join("; ")}`);
       if (minor.length > 0) console.log(`  axe-core, moderate or minor on the ${name} page: ${minor.join(", ")}`);
       const file = name.replace(/[^a-z0-9]+/gi, "-");

@@ -58,9 +58,21 @@ function toolStarted(event) {
   toolCalls.set(event.tool_call_id, { box, started: performance.now() });
 }
 
+// A duration the way every page of the dashboard writes one (format.rs's duration_secs):
+// "840 µs", "12.3 ms", "1.42 s", "3 min 5 s".
+function duration(ms) {
+  const secs = ms / 1000;
+  if (secs <= 0) return "0 s";
+  if (secs < 0.001) return `${Math.round(secs * 1e6)} µs`;
+  if (secs < 1) return `${(secs * 1000).toFixed(1)} ms`;
+  if (secs < 60) return `${secs.toFixed(2)} s`;
+  return `${Math.floor(secs / 60)} min ${Math.round(secs % 60)} s`;
+}
+
 function toolFinished(event) {
   const known = toolCalls.get(event.tool_call_id);
-  const elapsed = known ? `${Math.round(performance.now() - known.started)} ms` : "";
+  // Timed here, from the request to the response the browser saw.
+  const elapsed = known ? duration(performance.now() - known.started) : "";
   const box = known ? known.box : (toolStarted(event), toolCalls.get(event.tool_call_id).box);
   box.className = event.is_error ? "toolcall failed" : "toolcall ok";
   box.textContent = `Tool ${event.tool_name} (${event.tool_type}): ${event.is_error ? "failed" : "ok"} ${elapsed}`.trim();

@@ -291,17 +291,8 @@ dual_db!(changes_need_the_sessions_csrf_token_and_the_same_origin);
 
 /// Posts a form of the signed-in session; the response's status and `Location`.
 async fn post_form(app: &TestApp, cookie: &str, path: &str, body: &str) -> (u16, String) {
-    let r = browser()
-        .post(app.url(path))
-        .header(COOKIE, cookie)
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let location = r.headers().get(LOCATION).map(|l| l.to_str().unwrap().to_owned());
-    let status = r.status().as_u16();
-    (status, location.unwrap_or_default())
+    let (status, location, _) = post_page(app, cookie, path, body).await;
+    (status, location)
 }
 
 async fn branches_versions_diffs_merges_and_the_split_in_the_browser(backend: Backend) {
@@ -1125,3 +1116,52 @@ async fn tests_are_made_from_a_conversations_turns_in_the_browser(backend: Backe
     app.stop().await;
 }
 dual_db!(tests_are_made_from_a_conversations_turns_in_the_browser);
+
+async fn mcp_servers_are_added_in_the_browser(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, secret) = app
+        .post(
+            "/v1/convai/secrets",
+            &app.admin_key,
+            &json!({"type": "new", "name": "mcp token", "value": "tok-mcp"}),
+        )
+        .await;
+    let secret_id = secret["secret_id"].as_str().unwrap();
+    let cookie = sign_in(&app, &app.admin_key).await;
+    let (s, listed) = page(&app, &cookie, "/mcp-servers").await;
+    assert_eq!(s, 200, "{listed}");
+    assert!(listed.contains("Add a server") && listed.contains("mcp token"), "{listed}");
+    let csrf = hidden(&listed, "_csrf");
+    let form = |url: &str| {
+        encoded(&[
+            ("_csrf", &csrf),
+            ("name", "docs"),
+            ("description", "The docs server"),
+            ("url", url),
+            ("transport", "STREAMABLE_HTTP"),
+            ("approval_policy", "auto_approve_all"),
+            ("secret_token", secret_id),
+        ])
+    };
+    let (s, _, refused) = post_page(&app, &cookie, "/mcp-servers", &form("not a url")).await;
+    assert_eq!(s, 422, "{refused}");
+    assert!(
+        refused.contains("value=\"not a url\"") && refused.contains("field-error"),
+        "{refused}"
+    );
+    assert_eq!(app.get("/v1/convai/mcp-servers", &app.admin_key).await.1["mcp_servers"], json!([]));
+    let (s, to, _) =
+        post_page(&app, &cookie, "/mcp-servers", &form("https://mcp.example/mcp")).await;
+    assert_eq!(s, 303);
+    let id = to.strip_prefix("/mcp-servers/").expect("to the server's page");
+    let (_, server) = app.get(&format!("/v1/convai/mcp-servers/{id}"), &app.admin_key).await;
+    let config = &server["config"];
+    assert_eq!(
+        (config["name"].as_str(), config["transport"].as_str()),
+        (Some("docs"), Some("STREAMABLE_HTTP"))
+    );
+    assert_eq!(config["approval_policy"], "auto_approve_all");
+    assert_eq!(config["secret_token"]["secret_id"], secret_id);
+    app.stop().await;
+}
+dual_db!(mcp_servers_are_added_in_the_browser);
