@@ -448,6 +448,22 @@ async fn around_the_page(
         sizes.samples.min(300),
     )
     .await?;
+    // The raw SQL of the same list: every column of the conversation's records, in order.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", node.database().display())).await?;
+    let mut direct = Vec::new();
+    for _ in 0..sizes.samples.min(300) {
+        let q = sqlx::query(
+            "SELECT id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, \
+             conversation_id, agent_id, branch_id, timestamp_ms, latency_us, status, is_error, \
+             error_type, error_message, request_payload, response_payload, tool_call_details \
+             FROM tool_executions WHERE workspace_id = $1 AND conversation_id = $2 \
+             ORDER BY timestamp_ms, id",
+        )
+        .bind(seeded.workspace.as_str())
+        .bind(&seeded.conversation);
+        direct.push(elapsed_us(async { Ok(q.fetch_all(&raw).await.map(|_| ())?) }).await?);
+    }
+    let direct = p50_p99(direct);
     rows.extend([
         Row {
             scenario: format!(
@@ -460,13 +476,13 @@ async fn around_the_page(
         },
         Row {
             scenario: format!(
-                "/api/tool-calls of a conversation with {} calls, {count} records: p99",
+                "/api/tool-calls of a conversation with {} calls, {count} records: p99 against its raw SQL",
                 count.min(500)
             ),
             unit: "ms".into(),
             ours: ohallo.1,
-            baseline: None,
-            goal: Goal::None,
+            baseline: Some(direct.1),
+            goal: Goal::RatioAtMost(2.0),
         },
     ]);
     Ok(rows)
