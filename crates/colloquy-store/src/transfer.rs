@@ -18,6 +18,11 @@ use crate::{SqlStore, StoreError, StoreResult};
 /// Rows inserted per statement.
 const BATCH: usize = 500;
 
+/// Tables the database's own triggers keep from other tables (`conversation_days`, from
+/// `conversations`): copying the other tables has the target's triggers fill them already, so
+/// they are copied last, over what the triggers wrote, and end as the source has them.
+const KEPT_BY_TRIGGERS: [&str; 1] = ["conversation_days"];
+
 /// A table's size and content fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSummary {
@@ -326,8 +331,16 @@ pub async fn copy_all(from: &SqlStore, to: &SqlStore) -> StoreResult<Vec<TableSu
         )));
     }
     let numbered = matches!(to.db, Db::Postgres(_));
+    let (derived, mut source): (Vec<Table>, Vec<Table>) =
+        source.into_iter().partition(|t| KEPT_BY_TRIGGERS.contains(&t.name.as_str()));
+    let first_derived = source.len();
+    source.extend(derived);
     crate::db::transaction!(to, |tx| {
-        for table in &source {
+        for (i, table) in source.iter().enumerate() {
+            if i >= first_derived {
+                let clear = format!("DELETE FROM {}", table.name);
+                sqlx::query(sqlx::AssertSqlSafe(clear)).execute(&mut *tx).await?;
+            }
             let per_statement = (BATCH * 8 / table.columns.len().max(1)).clamp(1, BATCH);
             let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Vec<Cell>>>(4);
             let reader = stream_rows(from, table, per_statement, sender);
