@@ -134,12 +134,15 @@ impl Api {
 /// The body of a 2xx answer; otherwise [`Error::Api`] with the API's message, and for a 401 (a
 /// key revoked since sign-in, or a sign-in check that raced it) the end of the session.
 fn answered(status: StatusCode, body: Value) -> Result<Value> {
-    if status.is_success() {
-        Ok(body)
-    } else if status == StatusCode::UNAUTHORIZED {
-        Err(Error::SignedOut { next: "/".into() })
+    if status.is_success() { Ok(body) } else { Err(refusal(status, &body)) }
+}
+
+/// The error of a non-2xx answer: the end of the session for a 401, else the API's message.
+pub fn refusal(status: StatusCode, body: &Value) -> Error {
+    if status == StatusCode::UNAUTHORIZED {
+        Error::SignedOut { next: "/".into() }
     } else {
-        Err(Error::Api { status, message: message_of(&body) })
+        Error::Api { status, message: message_of(body) }
     }
 }
 

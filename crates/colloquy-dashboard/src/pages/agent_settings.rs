@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::agents;
 use crate::Dash;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::{encode, text};
 use crate::forms::{Submitted, violations};
 use crate::session::Viewer;
@@ -688,7 +688,7 @@ async fn save(
         || status == StatusCode::NOT_FOUND
         || !status.is_client_error()
     {
-        return Err(Error::Api { status, message: crate::api::message_of(&body) });
+        return Err(crate::api::refusal(status, &body));
     }
     let mut shown = agent.clone();
     colloquy_core::agents::merge(&mut shown, patch);

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 
 use crate::Dash;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::{encode, pretty, text, unix_time};
 use crate::forms::{Submitted, violations};
 use crate::layout::{self, Kind, Section};
@@ -123,7 +123,7 @@ async fn create(
         );
     }
     if !status.is_client_error() || status == StatusCode::UNAUTHORIZED {
-        return Err(Error::Api { status, message: crate::api::message_of(&answer) });
+        return Err(crate::api::refusal(status, &answer));
     }
     let errors = violations(&answer);
     let body = list_body(&viewer, &dash, &form, &errors).await?;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Dash;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::{encode, text, with_query};
 use crate::forms::{Submitted, violations};
 use crate::layout::{self, Section};
@@ -404,7 +404,7 @@ async fn create(
         return Ok(Redirect::to(&to).into_response());
     }
     if !status.is_client_error() || status == StatusCode::UNAUTHORIZED {
-        return Err(Error::Api { status, message: crate::api::message_of(&answer) });
+        return Err(crate::api::refusal(status, &answer));
     }
     // The API names the union's branch too (`llm.name`); fields do not.
     let errors = violations(&answer)

@@ -472,7 +472,7 @@ async fn submit(
         || status == StatusCode::UNAUTHORIZED
         || status == StatusCode::NOT_FOUND
     {
-        return Err(Error::Api { status, message: crate::api::message_of(&answer) });
+        return Err(crate::api::refusal(status, &answer));
     }
     let kind = text(&config["type"]);
     // The API names the union's branch too (`tool_config.webhook.name`); fields do not.
