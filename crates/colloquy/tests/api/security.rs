@@ -104,9 +104,14 @@ async fn populate(app: &TestApp) -> BTreeMap<&'static str, String> {
     let ws = crate::ws::url(&app.base, &format!("agent_id={agent_id}"));
     let (socket, conversation) = open(&ws, Default::default()).await;
     drop(socket);
-    for _ in 0..100 {
+    // Ended, and its post-call analysis finished: the walk compares the workspace before and
+    // after, and the analysis writing its results meanwhile is no refused call's doing.
+    for _ in 0..200 {
         let (_, got) = app.get(&format!("/v1/convai/conversations/{conversation}"), key).await;
-        if got["status"] == "done" {
+        let path = format!("/api/conversations/{conversation}/analysis");
+        let (_, analysis) = app.get(&path, key).await;
+        let settled = matches!(analysis["status"].as_str(), Some("succeeded" | "failed"));
+        if got["status"] == "done" && settled {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
