@@ -52,11 +52,16 @@ fn every_scenario_runs_at_tiny_sizes() {
     ] {
         assert!(report.contains(scenario), "{scenario} missing:\n{report}");
     }
-    // Every figure was measured; only a count of missing records may be zero.
+    // Every figure was measured; only a count of missing records may be zero, and an overhead
+    // (a turn's time less the LLM's alone, two noisy figures at these sizes on a busy machine,
+    // clamped at zero).
     assert!(
         rows.iter().all(|r| {
-            let missing = r["scenario"].as_str().is_some_and(|s| s.contains("missing"));
-            r["ours"].as_f64().is_some_and(|v| v.is_finite() && (v > 0.0 || (missing && v == 0.0)))
+            let scenario = r["scenario"].as_str().unwrap_or_default();
+            let may_be_zero = scenario.contains("missing") || scenario.contains("overhead");
+            r["ours"]
+                .as_f64()
+                .is_some_and(|v| v.is_finite() && (v > 0.0 || (may_be_zero && v == 0.0)))
         }),
         "{report}"
     );
