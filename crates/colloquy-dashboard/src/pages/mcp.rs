@@ -85,16 +85,6 @@ fn new_server_form(
     }
 }
 
-async fn secrets(dash: &Dash, viewer: &Viewer) -> Result<Vec<(String, String)>> {
-    let page = dash.api.get(&viewer.creds(), "/v1/convai/secrets?page_size=100").await?;
-    Ok(page["secrets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| (text(&s["secret_id"]).to_owned(), text(&s["name"]).to_owned()))
-        .collect())
-}
-
 async fn list(viewer: Viewer, State(dash): State<Dash>) -> Result<Html<String>> {
     let body = list_body(&viewer, &dash, &Submitted(Vec::new()), &BTreeMap::new()).await?;
     Ok(Html(layout::page(&viewer, Section::McpServers, "MCP servers", body).into_string()))
@@ -136,7 +126,7 @@ async fn list_body(
 ) -> Result<Markup> {
     let page = dash.api.get(&viewer.creds(), "/v1/convai/mcp-servers").await?;
     let servers: Vec<Value> = page["mcp_servers"].as_array().cloned().unwrap_or_default();
-    let secrets = secrets(dash, viewer).await?;
+    let secrets = super::tool_builder::secrets(dash, viewer).await?;
     Ok(html! {
         @if servers.is_empty() { p.muted { "No MCP servers yet." } } @else {
             table {

@@ -391,8 +391,8 @@ impl Builder<'_> {
     }
 }
 
-/// The workspace's secrets as `(id, name)`.
-async fn secrets(dash: &Dash, viewer: &Viewer) -> Result<Vec<(String, String)>> {
+/// The workspace's secrets as `(id, name)`, for the choices of a header or a token.
+pub(crate) async fn secrets(dash: &Dash, viewer: &Viewer) -> Result<Vec<(String, String)>> {
     let page = dash.api.get(&viewer.creds(), "/v1/convai/secrets?page_size=100").await?;
     Ok(page["secrets"]
         .as_array()
