@@ -44,3 +44,18 @@ pub fn violations(body: &Value) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// The violation a field shows: one at its dotted path or below it.
+pub fn error_at<'a>(errors: &'a BTreeMap<String, String>, path: &str) -> Option<&'a String> {
+    errors.iter().find(|(at, _)| *at == path || at.starts_with(&format!("{path}."))).map(|(_, m)| m)
+}
+
+/// The violations no field at `placed` (or below) shows, as `path: message`, for the top of
+/// the form.
+pub fn unplaced(errors: &BTreeMap<String, String>, placed: &[&str]) -> Vec<String> {
+    errors
+        .iter()
+        .filter(|(at, _)| !placed.iter().any(|p| *at == p || at.starts_with(&format!("{p}."))))
+        .map(|(at, m)| if at.is_empty() { m.clone() } else { format!("{at}: {m}") })
+        .collect()
+}

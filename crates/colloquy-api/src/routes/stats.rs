@@ -52,7 +52,7 @@ fn tool_view(t: &ToolDays) -> Value {
         "errors": t.errors,
         "error_rate": rate(t.errors, t.calls),
         "mean_latency_secs": if t.calls > 0 { json!(t.latency_us_sum as f64 / t.calls as f64 / 1e6) } else { Value::Null },
-        "p95_latency_secs": p95.map_or(last_edge, |us| us) as f64 / 1e6,
+        "p95_latency_secs": p95.unwrap_or(last_edge) as f64 / 1e6,
         "p95_beyond_histogram": p95.is_none() && t.calls > 0,
     })
 }

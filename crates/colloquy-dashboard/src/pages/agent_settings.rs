@@ -20,7 +20,7 @@ use super::agents;
 use crate::Dash;
 use crate::error::Result;
 use crate::format::{encode, text};
-use crate::forms::{Submitted, violations};
+use crate::forms::{Submitted, error_at, unplaced, violations};
 use crate::session::Viewer;
 
 pub fn routes() -> Router<Dash> {
@@ -437,20 +437,6 @@ fn slug(name: &str) -> String {
         .map(str::to_ascii_lowercase)
         .collect();
     if words.is_empty() { "criterion".to_owned() } else { words.join("_") }
-}
-
-/// The violation a field shows: one at its path or below it.
-fn error_at<'a>(errors: &'a BTreeMap<String, String>, path: &str) -> Option<&'a String> {
-    errors.iter().find(|(at, _)| *at == path || at.starts_with(&format!("{path}."))).map(|(_, m)| m)
-}
-
-/// The violations no field of the tab shows.
-fn unplaced(errors: &BTreeMap<String, String>, placed: &[&str]) -> Vec<String> {
-    errors
-        .iter()
-        .filter(|(at, _)| !placed.iter().any(|p| *at == p || at.starts_with(&format!("{p}."))))
-        .map(|(at, m)| if at.is_empty() { m.clone() } else { format!("{at}: {m}") })
-        .collect()
 }
 
 fn input_id(path: &str) -> String {

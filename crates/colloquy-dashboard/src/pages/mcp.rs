@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::Dash;
 use crate::error::Result;
 use crate::format::{encode, pretty, text, unix_time};
-use crate::forms::{Submitted, violations};
+use crate::forms::{Submitted, error_at, unplaced, violations};
 use crate::layout::{self, Kind, Section};
 use crate::session::Viewer;
 
@@ -35,12 +35,9 @@ fn new_server_form(
     errors: &BTreeMap<String, String>,
 ) -> Markup {
     let value = |name: &str| typed.first(name).unwrap_or_default().to_owned();
-    let error = |name: &str| errors.get(&format!("config.{name}")).or_else(|| errors.get(name));
-    let others: Vec<String> = errors
-        .iter()
-        .filter(|(at, _)| !FIELDS.iter().any(|f| at.trim_start_matches("config.").starts_with(f)))
-        .map(|(at, m)| if at.is_empty() { m.clone() } else { format!("{at}: {m}") })
-        .collect();
+    let error = |name: &str| error_at(errors, &format!("config.{name}"));
+    let placed: Vec<String> = FIELDS.iter().map(|f| format!("config.{f}")).collect();
+    let others = unplaced(errors, &placed.iter().map(String::as_str).collect::<Vec<_>>());
     let field = |name: &str, label: &str, kind: &str| {
         let id = format!("mcp-{name}");
         html! {

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::Dash;
 use crate::error::Result;
 use crate::format::{encode, text, with_query};
-use crate::forms::{Submitted, violations};
+use crate::forms::{Submitted, error_at, unplaced, violations};
 use crate::layout::{self, Section};
 use crate::session::Viewer;
 
@@ -167,13 +167,9 @@ async fn choices(dash: &Dash, viewer: &Viewer) -> Result<Choices> {
     Ok(Choices { agents, tools })
 }
 
-fn field_error<'a>(errors: &'a BTreeMap<String, String>, path: &str) -> Option<&'a String> {
-    errors.iter().find(|(at, _)| *at == path || at.starts_with(&format!("{path}."))).map(|(_, m)| m)
-}
-
 /// A violation's message under a field, when there is one at `path`.
 fn error(errors: &BTreeMap<String, String>, path: &str, id: &str) -> Markup {
-    html! { @if let Some(m) = field_error(errors, path) { span.field-error id={ (id) "-error" } { (m) } } }
+    html! { @if let Some(m) = error_at(errors, path) { span.field-error id={ (id) "-error" } { (m) } } }
 }
 
 fn render(
@@ -181,11 +177,7 @@ fn render(
 ) -> Markup {
     let placed =
         ["name", "success_condition", "success_examples", "tool_call_parameters", "chat_history"];
-    let others: Vec<String> = errors
-        .iter()
-        .filter(|(at, _)| !placed.iter().any(|p| at.starts_with(p)))
-        .map(|(at, m)| if at.is_empty() { m.clone() } else { format!("{at}: {m}") })
-        .collect();
+    let others = unplaced(errors, &placed);
     html! {
         form.stack.settings method="post" action="/tests/new" aria-label="New test" novalidate {
             (layout::csrf(viewer))
@@ -195,7 +187,7 @@ fn render(
             @if let Some(turn) = draft.turn { input type="hidden" name="turn" value=(turn); }
             div.field {
                 label for="test-name" { "Name" }
-                input #test-name type="text" name="name" value=(draft.name) aria-invalid=[field_error(errors, "name").map(|_| "true")];
+                input #test-name type="text" name="name" value=(draft.name) aria-invalid=[error_at(errors, "name").map(|_| "true")];
                 (error(errors, "name", "test-name"))
             }
             div.field {

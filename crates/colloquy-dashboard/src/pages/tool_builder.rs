@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::Dash;
 use crate::error::{Error, Result};
 use crate::format::{encode, text};
-use crate::forms::{Submitted, violations};
+use crate::forms::{Submitted, error_at, unplaced, violations};
 use crate::layout::{self, Section};
 use crate::session::Viewer;
 
@@ -234,10 +234,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn error(&self, name: &str) -> Option<&String> {
         let path = FIELD_PATHS.iter().find(|(n, _)| *n == name).map_or(name, |(_, p)| p);
-        self.errors
-            .iter()
-            .find(|(at, _)| *at == path || at.starts_with(&format!("{path}.")))
-            .map(|(_, m)| m)
+        error_at(self.errors, path)
     }
 
     /// A labelled one-line box with its error.
@@ -258,12 +255,7 @@ impl Builder<'_> {
         let c = self.config;
         let api = &c["api_schema"];
         let placed: Vec<&str> = FIELD_PATHS.iter().map(|(_, p)| *p).collect();
-        let others: Vec<String> = self
-            .errors
-            .iter()
-            .filter(|(at, _)| !placed.iter().any(|p| *at == p || at.starts_with(&format!("{p}."))))
-            .map(|(at, m)| if at.is_empty() { m.clone() } else { format!("{at}: {m}") })
-            .collect();
+        let others = unplaced(self.errors, &placed);
         let (params, kept) = params_of(c);
         let timeout =
             c["response_timeout_secs"].as_i64().map_or_else(|| "20".into(), |t| t.to_string());
