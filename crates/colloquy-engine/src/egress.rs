@@ -158,6 +158,7 @@ impl EgressGuard {
             }
         });
         reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config())
             .dns_resolver(Arc::new(GuardedResolver { guard: self.clone(), lookup }))
             .redirect(redirects)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

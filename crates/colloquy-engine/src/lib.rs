@@ -24,6 +24,7 @@ pub mod simulation;
 pub mod telemetry;
 pub mod testing;
 pub mod tickets;
+pub mod tls;
 pub mod tools;
 pub mod topics;
 pub mod turn;

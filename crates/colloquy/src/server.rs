@@ -50,7 +50,10 @@ pub fn engine(
             .map_err(|e| anyhow::anyhow!("COLLOQUY_WEBHOOK_ALLOW: {e}"))?,
     );
     let guarded = egress.client(Duration::from_secs(config.llm.timeout_secs.max(1)));
-    let trusted = reqwest::Client::builder().build().context("building the HTTP client")?;
+    let trusted = reqwest::Client::builder()
+        .tls_backend_preconfigured(colloquy_engine::tls::client_config())
+        .build()
+        .context("building the HTTP client")?;
     let llm = LlmRouter::new(&config.llm, trusted.clone(), guarded.clone(), config.local_model())
         .map_err(|e| anyhow::anyhow!("[llm] configuration: {e}"))?;
     let voice = VoiceRouter::new(&config.asr, &config.tts, trusted.clone())
