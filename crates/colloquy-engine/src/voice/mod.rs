@@ -339,14 +339,22 @@ impl Side {
     }
 }
 
-/// Whether the system has the espeak-ng program.
+/// Whether the system has the espeak-ng program, found on `PATH` without running it (running
+/// `espeak-ng --version` cost every start a process).
 fn espeak_installed() -> bool {
-    std::process::Command::new("espeak-ng")
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    std::env::var_os("PATH").is_some_and(|path| on_path(&path, "espeak-ng"))
+}
+
+/// Whether a directory of `path` (a `PATH` value) holds an executable file named `program`.
+fn on_path(path: &std::ffi::OsStr, program: &str) -> bool {
+    std::env::split_paths(path).any(|dir| {
+        let Ok(meta) = std::fs::metadata(dir.join(program)) else { return false };
+        #[cfg(unix)]
+        let runnable = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0;
+        #[cfg(not(unix))]
+        let runnable = true;
+        meta.is_file() && runnable
+    })
 }
 
 /// A provider with the model and voice to ask it for.
@@ -494,5 +502,32 @@ impl VoiceRouter {
             speed: voice.speed,
         };
         tts::synthesize(&self.http, &choice.provider, &choice_now, text).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_path;
+
+    #[test]
+    fn a_program_is_found_on_path_only_as_an_executable_file() {
+        let (empty, holder) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let path = std::env::join_paths([empty.path(), holder.path()]).unwrap();
+        assert!(!on_path(&path, "espeak-ng"), "nothing there");
+
+        std::fs::create_dir(holder.path().join("espeak-ng")).unwrap();
+        assert!(!on_path(&path, "espeak-ng"), "a directory is not a program");
+        std::fs::remove_dir(holder.path().join("espeak-ng")).unwrap();
+
+        let program = holder.path().join("espeak-ng");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(!on_path(&path, "espeak-ng"), "a file nobody may run");
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert!(on_path(&path, "espeak-ng"));
     }
 }
