@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use crate::inline::{Commits, InlineReads};
 use crate::{Store, StoreError, StoreResult};
 
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Which database a store runs on.
@@ -378,7 +378,8 @@ impl SqlStore {
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so
-    /// nodes starting together migrate one at a time.
+    /// nodes starting together migrate one at a time. A new SQLite file is first given the
+    /// schema the migrations leave, in one transaction ([`crate::snapshot`]).
     ///
     /// On SQLite each migration commits with `synchronous = NORMAL`: in WAL mode that skips
     /// the fsync per commit (two per migration, 58 of a fresh start's 68) yet keeps the file
@@ -391,7 +392,10 @@ impl SqlStore {
             Db::Sqlite { write, .. } => {
                 let mut conn = write.acquire().await?;
                 sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                let migrated = SQLITE_MIGRATIONS.run(&mut *conn).await;
+                let migrated = match crate::snapshot::load_if_fresh(&mut conn).await {
+                    Ok(_) => SQLITE_MIGRATIONS.run(&mut *conn).await.map_err(StoreError::from),
+                    Err(e) => Err(e),
+                };
                 let restored = sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await;
                 if restored.is_err() {
                     conn.detach();

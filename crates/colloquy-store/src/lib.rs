@@ -34,6 +34,7 @@ mod query;
 mod rag_indexes;
 mod review;
 mod secrets;
+mod snapshot;
 mod stats;
 mod test_runs;
 mod tickets;
