@@ -7,22 +7,14 @@
 //! its checksum. A database with no schema at all gets it in one transaction; sqlx's migrator
 //! then finds those migrations applied (their checksums match) and applies only newer ones, so
 //! a migration added without writing the file again still runs. The file is written, and
-//! checked to be current, by this module's tests from a real replay (the way to write it again
-//! is in [`HEADER`]).
+//! checked to be current, by this module's tests from a real replay:
+//! `COLLOQUY_WRITE_SCHEMA=1 cargo test -p colloquy-store --lib snapshot` writes it again.
 
 use sqlx::{Connection as _, SqliteConnection};
 
 use crate::StoreResult;
 
 const SNAPSHOT: &str = include_str!("../schema/sqlite.sql");
-
-/// The snapshot file's first lines.
-const HEADER: &str = "\
--- The schema the SQLite migrations leave on a fresh database, with their records: a new
--- database is made from this file in one transaction instead of replaying each migration
--- (crates/colloquy-store/src/snapshot.rs). Written by a replay, not by hand:
---   COLLOQUY_WRITE_SCHEMA=1 cargo test -p colloquy-store --lib snapshot
-";
 
 /// Loads the snapshot when the database has no schema at all; whether it did. The check and
 /// the load share one write transaction, so of two processes opening a new file together one
@@ -48,6 +40,14 @@ mod tests {
     use sqlx::{ConnectOptions as _, Row as _};
 
     use super::*;
+
+    /// The snapshot file's first lines.
+    const HEADER: &str = "\
+-- The schema the SQLite migrations leave on a fresh database, with their records: a new
+-- database is made from this file in one transaction instead of replaying each migration
+-- (crates/colloquy-store/src/snapshot.rs). Written by a replay, not by hand:
+--   COLLOQUY_WRITE_SCHEMA=1 cargo test -p colloquy-store --lib snapshot
+";
 
     async fn open(file: &Path) -> SqliteConnection {
         SqliteConnectOptions::new().filename(file).create_if_missing(true).connect().await.unwrap()
