@@ -286,21 +286,23 @@ impl AuditWriter {
     pub fn spawn(store: Arc<dyn Store>) -> (AuditWriter, tokio::task::JoinHandle<()>) {
         let (queue, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
         let task = tokio::spawn(async move {
-            let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+            // The records and their callers' acknowledgements, apart, so a batch is written
+            // without copying its records.
+            let mut records: Vec<ToolExecution> = Vec::with_capacity(MAX_BATCH);
+            let mut acks = Vec::with_capacity(MAX_BATCH);
             while let Some(first) = rx.recv().await {
-                batch.push(first);
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
+                let mut next = Some(first);
+                while let Some((record, ack)) = next {
+                    records.push(record);
+                    acks.push(ack);
+                    next = if records.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
                 }
-                let records: Vec<ToolExecution> = batch.iter().map(|(r, _)| r.clone()).collect();
                 let result = store.insert_executions(&records).await.map_err(|e| e.to_string());
                 if let Err(e) = &result {
                     tracing::error!(error = %e, records = records.len(), "audit batch failed");
                 }
-                for (_, ack) in batch.drain(..) {
+                records.clear();
+                for ack in acks.drain(..) {
                     let _ = ack.send(result.clone());
                 }
             }
