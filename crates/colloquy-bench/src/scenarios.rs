@@ -372,7 +372,7 @@ impl PageTimings {
         };
         vec![
             row("p50", self.ours.0, Some(self.raw_page.0), Goal::None),
-            row("p99 vs the raw SQL", self.ours.1, Some(self.raw_page.1), Goal::RatioAtMost(2.0)),
+            row("p99 vs the raw SQL", self.ours.1, Some(self.raw_page.1), Goal::RatioAtMost(1.3)),
             row("p99", self.ours.1, None, Goal::AtMost(2.0)),
             row("p99 vs the same SQL in-process", self.ours.1, Some(self.ceiling.1), Goal::None),
             row(
@@ -663,20 +663,10 @@ pub async fn ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
         written += c.unwrap_or(0);
     }
     let ours = written as f64 / started.elapsed().as_secs_f64();
-
-    let deadline = Instant::now() + sizes.ingest_window;
-    let started = Instant::now();
-    let mut raw = 0usize;
-    while Instant::now() < deadline {
-        let batch: Vec<ToolExecution> = (0..500)
-            .map(|i| {
-                record(&ws.id, "tool_raw", "agent", "conv", colloquy_core::time::now_ms(), raw + i)
-            })
-            .collect();
-        store.insert_executions(&batch).await?;
-        raw += batch.len();
-    }
-    let baseline = raw as f64 / started.elapsed().as_secs_f64();
+    let baseline = raw_inserts(&store, &ws.id, 500, sizes.ingest_window).await?;
+    // 256 callers each waiting for their record can fill a transaction with 256 at most: the
+    // same inserts in batches of that size are what any writer could reach here.
+    let callers_ceiling = raw_inserts(&store, &ws.id, 256, sizes.ingest_window).await?;
     Ok(vec![
         Row {
             scenario: "audit ingest, 256 callers each awaiting durability: vs raw batched inserts"
@@ -684,6 +674,14 @@ pub async fn ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             unit: "records/s".into(),
             ours,
             baseline: Some(baseline),
+            goal: Goal::RatioAtLeast(0.8),
+        },
+        Row {
+            scenario: "audit ingest, 256 callers: vs raw inserts in batches of 256 (the most 256 waiting callers fill)"
+                .into(),
+            unit: "records/s".into(),
+            ours,
+            baseline: Some(callers_ceiling),
             goal: Goal::None,
         },
         Row {
@@ -694,6 +692,26 @@ pub async fn ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             goal: Goal::AtLeast(20_000.0),
         },
     ])
+}
+
+/// Records per second written by `insert_executions` in batches of `batch` for `window`.
+async fn raw_inserts(
+    store: &DynStore, workspace: &WorkspaceId, batch: usize, window: Duration,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + window;
+    let started = Instant::now();
+    let mut written = 0usize;
+    while Instant::now() < deadline {
+        let records: Vec<ToolExecution> = (0..batch)
+            .map(|i| {
+                let now = colloquy_core::time::now_ms();
+                record(workspace, "tool_raw", "agent", "conv", now, written + i)
+            })
+            .collect();
+        store.insert_executions(&records).await?;
+        written += records.len();
+    }
+    Ok(written as f64 / started.elapsed().as_secs_f64())
 }
 
 /// One invocation of `test_runs` LLM tests against a fake LLM with 200 ms latency: wall time
