@@ -7,6 +7,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::backend::Backend;
 use crate::load;
 use crate::node::{self, Node};
 use crate::report::{Goal, Row};
@@ -166,18 +167,21 @@ pub(crate) async fn conversations_at_once(
 /// is queueing, growing with the number of conversations for any server (the fake LLM alone
 /// takes milliseconds at 1,000 clients); that closed loop is reported as capacity instead: turns
 /// per second through the platform against requests per second the fake LLM serves alone.
-pub async fn turns(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+pub async fn turns(
+    binary: &std::path::Path, sizes: Sizes, backend: &Backend,
+) -> anyhow::Result<Vec<Row>> {
     let llm = node::fake_llm(Duration::ZERO).await?;
     let most = sizes.turn_conversations.iter().copied().max().unwrap_or(1);
-    let node = Node::start(
-        binary,
-        &[
-            ("OPENAI_BASE_URL", llm.clone()),
-            ("OPENAI_API_KEY", "sk-bench".into()),
-            ("COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE", (most * 2).to_string()),
-        ],
-    )
-    .await?;
+    let node = backend
+        .start(
+            binary,
+            &[
+                ("OPENAI_BASE_URL", llm.clone()),
+                ("OPENAI_API_KEY", "sk-bench".into()),
+                ("COLLOQUY_MAX_CONVERSATIONS_PER_WORKSPACE", (most * 2).to_string()),
+            ],
+        )
+        .await?;
     let agent_id = agent(&node).await?;
     let turns = sizes.turns_per_conversation;
     let rate = Some(OFFERED_TURNS_PER_SEC);

@@ -3,8 +3,10 @@
 //! measured beside it in the same run, on the same machine, and judged on the ratio, because
 //! machines here are shared and noisy. `scripts/bench` builds what it needs and runs it.
 
+mod backend;
 mod behaviour;
 mod durability;
+mod failover;
 mod live;
 mod load;
 mod local_llm;
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::backend::Backend;
 use crate::scenarios::Sizes;
 
 /// Benchmarks of Colloquy against baselines measured in the same run.
@@ -48,8 +51,10 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
-        /// test_runs, retrieval, search, voice, versions, post_call, otlp, behaviour, local_llm), to iterate on one; the
-        /// report then holds only them.
+        /// test_runs, retrieval, search, voice, versions, post_call, otlp, behaviour, local_llm,
+        /// and postgres: agents, executions, ingest, turns, test runs and two nodes on the
+        /// PostgreSQL of `COLLOQUY_TEST_DATABASE_URL`), to iterate on one; the report then holds
+        /// only them.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -105,6 +110,21 @@ async fn main() -> anyhow::Result<()> {
     let rows = scenarios_run(&colloquy, sizes, &only).await?;
     let mut notes = Vec::new();
     notes.extend(notes_of_the_method());
+    let postgres = match Backend::postgres_from_env() {
+        Some(backend) if only.is_empty() || only.iter().any(|o| o == "postgres") => {
+            let rows = postgres_run(&colloquy, sizes, &backend).await;
+            backend.clean_up().await;
+            rows?
+        }
+        Some(_) => Vec::new(),
+        None => {
+            notes.push(
+                "The PostgreSQL section was skipped: set COLLOQUY_TEST_DATABASE_URL to a server                  the benchmark may make schemas on."
+                    .into(),
+            );
+            Vec::new()
+        }
+    };
     if local_llm::model_file().is_none()
         && (only.is_empty() || only.iter().any(|o| o == "local_llm"))
     {
@@ -114,9 +134,10 @@ async fn main() -> anyhow::Result<()> {
                 .into(),
         );
     }
-    report::write(&out, &rows, mode, &notes)?;
-    let failed = rows.iter().filter(|r| r.pass() == Some(false)).count();
-    let passed = rows.iter().filter(|r| r.pass() == Some(true)).count();
+    report::write(&out, &rows, &postgres, mode, &notes)?;
+    let judged = || rows.iter().chain(&postgres).filter_map(report::Row::pass);
+    let failed = judged().filter(|pass| !pass).count();
+    let passed = judged().filter(|pass| *pass).count();
     #[allow(clippy::print_stdout)]
     {
         println!("{}", std::fs::read_to_string(out.join("BENCHMARKS.md"))?);
@@ -135,26 +156,27 @@ async fn scenarios_run(
     if wanted("startup") {
         rows.extend(scenarios::startup(&colloquy).await?);
     }
+    let sqlite = &Backend::Sqlite;
     if wanted("agents") {
-        rows.extend(scenarios::agents(&colloquy, sizes).await?);
+        rows.extend(scenarios::agents(&colloquy, sizes, sqlite).await?);
     }
     if wanted("executions") {
-        rows.extend(scenarios::executions(&colloquy, sizes).await?);
+        rows.extend(scenarios::executions(&colloquy, sizes, sqlite).await?);
     }
     if wanted("ingest") {
-        rows.extend(scenarios::ingest(sizes).await?);
+        rows.extend(scenarios::ingest(sizes, sqlite).await?);
     }
     if wanted("kill") {
         rows.extend(durability::kill_during_ingest(sizes).await?);
     }
     if wanted("turns") {
-        rows.extend(live::turns(&colloquy, sizes).await?);
+        rows.extend(live::turns(&colloquy, sizes, sqlite).await?);
     }
     if wanted("idle") {
         rows.extend(live::idle_memory(&colloquy, sizes).await?);
     }
     if wanted("test_runs") {
-        rows.extend(scenarios::test_runs(&colloquy, sizes).await?);
+        rows.extend(scenarios::test_runs(&colloquy, sizes, sqlite).await?);
     }
     if wanted("retrieval") {
         rows.extend(retrieval::retrieval(&colloquy, sizes).await?);
@@ -182,6 +204,20 @@ async fn scenarios_run(
     {
         rows.extend(local_llm::local_llm(&model, sizes).await?);
     }
+    Ok(rows)
+}
+
+/// The scenarios that have a PostgreSQL side, on `backend`: the same goals, each baseline the
+/// raw queries on the same PostgreSQL; then two nodes sharing it, one killed halfway.
+async fn postgres_run(
+    colloquy: &std::path::Path, sizes: Sizes, backend: &Backend,
+) -> anyhow::Result<Vec<report::Row>> {
+    let mut rows = scenarios::agents(colloquy, sizes, backend).await?;
+    rows.extend(scenarios::executions(colloquy, sizes, backend).await?);
+    rows.extend(scenarios::ingest(sizes, backend).await?);
+    rows.extend(live::turns(colloquy, sizes, backend).await?);
+    rows.extend(scenarios::test_runs(colloquy, sizes, backend).await?);
+    rows.extend(failover::two_nodes(colloquy, sizes, backend).await?);
     Ok(rows)
 }
 

@@ -20,6 +20,8 @@ pub struct Node {
     pub ready_in: Duration,
     /// Its working directory (database and secret key).
     pub dir: tempfile::TempDir,
+    /// `COLLOQUY_DATABASE_URL` when it was given one (a PostgreSQL schema of its own).
+    database_url: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -53,6 +55,8 @@ impl Node {
         for (k, v) in envs {
             command.env(k, v);
         }
+        let database_url =
+            envs.iter().find(|(k, _)| *k == "COLLOQUY_DATABASE_URL").map(|(_, v)| v.clone());
         let child = command.spawn()?;
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
@@ -67,7 +71,7 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Ok(Node { child, base, key, ready_in: started.elapsed(), dir })
+        Ok(Node { child, base, key, ready_in: started.elapsed(), dir, database_url })
     }
 
     /// The server's resident memory, in bytes.
@@ -102,6 +106,19 @@ impl Node {
     /// The SQLite database file.
     pub fn database(&self) -> PathBuf {
         self.dir.path().join("colloquy-data/colloquy.db")
+    }
+
+    /// The URL of the node's database, PostgreSQL's or its SQLite file's.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.database().display()))
+    }
+
+    /// Kills the server with SIGKILL, as a crashed machine would stop it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// POSTs JSON with the admin key and returns the JSON answer (error on non-2xx).

@@ -10,11 +10,11 @@ use axum::Router;
 use axum::routing::any;
 use serde_json::json;
 
+use crate::backend;
 use crate::live;
 use crate::node::{self, Node};
 use crate::report::{Goal, Row};
 use crate::scenarios::Sizes;
-use crate::soak;
 
 /// Conversations taking their turn at once before the analysis and delivery queue is measured.
 const AT_ONCE: usize = 50;
@@ -48,7 +48,7 @@ pub async fn post_call(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result
     let mut rates = Vec::new();
     for count in [1, 2] {
         let schema = format!("colloquy_bench_post_call_{}_{count}", std::process::id());
-        let url = soak::with_schema(&base, &schema).await?;
+        let url = backend::with_schema(&base, &schema).await?;
         let shared = envs(vec![
             ("COLLOQUY_DATABASE_URL", url),
             ("COLLOQUY_BOOTSTRAP_API_KEY", colloquy_core::keys::generate_token()),
@@ -60,7 +60,7 @@ pub async fn post_call(binary: &std::path::Path, sizes: Sizes) -> anyhow::Result
         }
         rates.push(drain(&nodes, n).await?);
         drop(nodes);
-        soak::drop_schema(&base, &schema).await;
+        backend::drop_schema(&base, &schema).await;
     }
     rows.push(row(
         format!("analysed and delivered, two nodes on PostgreSQL against one ({n} conversations)"),

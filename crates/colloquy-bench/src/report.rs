@@ -74,8 +74,11 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Writes `BENCHMARKS.md` and `bench.json` into `dir`.
-pub fn write(dir: &Path, rows: &[Row], mode: &str, notes: &[String]) -> anyhow::Result<()> {
+/// Writes `BENCHMARKS.md` and `bench.json` into `dir`: the rows on SQLite, then those on
+/// PostgreSQL in their own section.
+pub fn write(
+    dir: &Path, rows: &[Row], postgres: &[Row], mode: &str, notes: &[String],
+) -> anyhow::Result<()> {
     let mut md = String::new();
     writeln!(md, "# Benchmarks\n")?;
     writeln!(
@@ -84,6 +87,33 @@ pub fn write(dir: &Path, rows: &[Row], mode: &str, notes: &[String]) -> anyhow::
          in the same run on the same machine, and judged on the ratio; absolute figures are beside it.\n",
         if mode == "quick" { " --quick" } else { "" }
     )?;
+    table(&mut md, rows)?;
+    if !postgres.is_empty() {
+        writeln!(
+            md,
+            "\n## On PostgreSQL\n\nThe same scenarios with each node on a fresh schema of the same \
+             PostgreSQL server; the raw-SQL baselines run on it too.\n"
+        )?;
+        table(&mut md, postgres)?;
+    }
+    if !notes.is_empty() {
+        writeln!(md, "\n## Notes\n")?;
+        for n in notes {
+            writeln!(md, "- {n}")?;
+        }
+    }
+    writeln!(md, "\n{}", include_str!("../FINDINGS.md").trim_end())?;
+    std::fs::write(dir.join("BENCHMARKS.md"), md)?;
+    std::fs::write(
+        dir.join("bench.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "mode": mode, "rows": rows, "postgres_rows": postgres, "notes": notes
+        }))?,
+    )?;
+    Ok(())
+}
+
+fn table(md: &mut String, rows: &[Row]) -> std::fmt::Result {
     writeln!(md, "| scenario | ours | baseline | ratio | goal | result |")?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     for r in rows {
@@ -103,19 +133,5 @@ pub fn write(dir: &Path, rows: &[Row], mode: &str, notes: &[String]) -> anyhow::
             r.goal_text()
         )?;
     }
-    if !notes.is_empty() {
-        writeln!(md, "\n## Notes\n")?;
-        for n in notes {
-            writeln!(md, "- {n}")?;
-        }
-    }
-    writeln!(md, "\n{}", include_str!("../FINDINGS.md").trim_end())?;
-    std::fs::write(dir.join("BENCHMARKS.md"), md)?;
-    std::fs::write(
-        dir.join("bench.json"),
-        serde_json::to_string_pretty(
-            &serde_json::json!({"mode": mode, "rows": rows, "notes": notes}),
-        )?,
-    )?;
     Ok(())
 }

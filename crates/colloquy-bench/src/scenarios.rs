@@ -10,6 +10,7 @@ use colloquy_store::{
 };
 use serde_json::json;
 
+use crate::backend::{Backend, RawPool, with_pool};
 use crate::load;
 use crate::node::{self, Node};
 use crate::report::{Goal, Row};
@@ -138,8 +139,8 @@ pub async fn startup(binary: &Path) -> anyhow::Result<Vec<Row>> {
 
 /// GET agent and list agents (page 30) at `connections` connections, against a bare axum
 /// handler answering the same bytes; at each size of the agent series, to show how cost grows.
-pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
-    let node = Node::start(binary, &[]).await?;
+pub async fn agents(binary: &Path, sizes: Sizes, backend: &Backend) -> anyhow::Result<Vec<Row>> {
+    let node = backend.start(binary, &[]).await?;
     let client = reqwest::Client::new();
     let first = sizes.agent_series.first().copied().unwrap_or(1);
     let mut last = String::new();
@@ -153,8 +154,7 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
             .await?;
         last = created["agent_id"].as_str().unwrap_or_default().to_owned();
     }
-    let url = format!("sqlite://{}", node.database().display());
-    let db = sqlx::SqlitePool::connect(&url).await?;
+    let db = RawPool::connect(&node.database_url()).await?;
     let mut present = first;
     let mut rows = Vec::new();
     for &target in sizes.agent_series {
@@ -170,23 +170,39 @@ pub async fn agents(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
 /// Adds `count` copies of agent `template` straight into the database (creating 100,000
 /// through the API would take most of the run); they sort before it, so the pages read them.
 async fn bulk_agents(
-    db: &sqlx::SqlitePool, template: &str, offset: usize, count: usize,
+    db: &RawPool, template: &str, offset: usize, count: usize,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
-         INSERT INTO agents (id, workspace_id, name, name_lower, tags, archived, voice_id, created_by, \
-           created_at, updated_at, last_call_time, call_count_7d, main_branch_id, version_id, link_token, document) \
-         SELECT printf('agent_bulk%09d', n.i + $2), a.workspace_id, 'bulk agent ' || (n.i + $2), \
-           'bulk agent ' || (n.i + $2), a.tags, a.archived, a.voice_id, a.created_by, a.created_at - n.i - $2, \
-           a.updated_at, a.last_call_time, a.call_count_7d, printf('agtbrch_bulk%09d', n.i + $2), \
-           a.version_id, NULL, a.document \
-         FROM n, (SELECT * FROM agents WHERE id = $3) a",
-    )
-    .bind(count as i64)
-    .bind(offset as i64)
-    .bind(template)
-    .execute(db)
-    .await?;
+    const COLUMNS: &str = "INSERT INTO agents (id, workspace_id, name, name_lower, tags, archived, \
+        voice_id, created_by, created_at, updated_at, last_call_time, call_count_7d, main_branch_id, \
+        version_id, link_token, document) ";
+    let copies = match db {
+        RawPool::Sqlite(_) => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) {COLUMNS} \
+             SELECT printf('agent_bulk%09d', n.i + $2), a.workspace_id, 'bulk agent ' || (n.i + $2), \
+               'bulk agent ' || (n.i + $2), a.tags, a.archived, a.voice_id, a.created_by, \
+               a.created_at - n.i - $2, a.updated_at, a.last_call_time, a.call_count_7d, \
+               printf('agtbrch_bulk%09d', n.i + $2), a.version_id, NULL, a.document \
+             FROM n, (SELECT * FROM agents WHERE id = $3) a"
+        ),
+        RawPool::Postgres(_) => format!(
+            "{COLUMNS} \
+             SELECT 'agent_bulk' || lpad((n.i + $2)::text, 9, '0'), a.workspace_id, \
+               'bulk agent ' || (n.i + $2), 'bulk agent ' || (n.i + $2), a.tags, a.archived, \
+               a.voice_id, a.created_by, a.created_at - n.i - $2, a.updated_at, a.last_call_time, \
+               a.call_count_7d, 'agtbrch_bulk' || lpad((n.i + $2)::text, 9, '0'), a.version_id, \
+               NULL, a.document \
+             FROM generate_series(1::bigint, $1) AS n(i), (SELECT * FROM agents WHERE id = $3) a"
+        ),
+    };
+    with_pool!(db, |pool| {
+        sqlx::query(sqlx::AssertSqlSafe(copies))
+            .bind(count as i64)
+            .bind(offset as i64)
+            .bind(template)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
     Ok(())
 }
 
@@ -275,16 +291,24 @@ pub(crate) async fn timed_get(
 
 /// The tool-executions page (30, with is_error + agent_id + time filters) at each size, against
 /// the raw SQL of the same page on the same database file; and one conversation's 500 calls.
-pub async fn executions(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+pub async fn executions(
+    binary: &Path, sizes: Sizes, backend: &Backend,
+) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &count in sizes.executions {
-        let node = Node::start(binary, &[]).await?;
+        let node = backend.start(binary, &[]).await?;
         let client = reqwest::Client::new();
-        let seeded = seed(&node, &client, count).await?;
+        let raw = RawPool::connect(&node.database_url()).await?;
+        let seeded = seed(&node, &raw, &client, count).await?;
         let label = format!("tool executions page, {count} records");
-        let page = executions_page(&node, &client, &seeded, count, sizes).await?;
+        let page = executions_page(&node, &raw, &client, &seeded, count, sizes).await?;
         rows.extend(page.rows(&label));
-        rows.extend(around_the_page(&node, &client, &seeded, count, sizes, page.ours.1).await?);
+        rows.extend(
+            around_the_page(&node, &raw, &client, &seeded, count, sizes, page.ours.1).await?,
+        );
+        drop((raw, node));
+        // A million records a step: each step's database goes before the next is made.
+        backend.clean_up().await;
     }
     Ok(rows)
 }
@@ -302,7 +326,9 @@ struct Seeded {
 
 /// A client tool on `node` and `count` calls of it, half by `agent_a`, the first 500 in one
 /// conversation, written straight into the node's database.
-async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Result<Seeded> {
+async fn seed(
+    node: &Node, raw: &RawPool, client: &reqwest::Client, count: usize,
+) -> anyhow::Result<Seeded> {
     let tool = node
         .post(
             client,
@@ -311,12 +337,13 @@ async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Re
         )
         .await?;
     let tool_id = tool["id"].as_str().unwrap_or_default().to_owned();
-    let url = format!("sqlite://{}", node.database().display());
-    let store = SqlStore::connect(&url, &ConnectOptions::default()).await?;
-    let workspace: String = sqlx::query_scalar("SELECT workspace_id FROM tools WHERE id = $1")
-        .bind(&tool_id)
-        .fetch_one(&sqlx::SqlitePool::connect(&url).await?)
-        .await?;
+    let store = SqlStore::connect(&node.database_url(), &ConnectOptions::default()).await?;
+    let workspace: String = with_pool!(raw, |pool| {
+        sqlx::query_scalar("SELECT workspace_id FROM tools WHERE id = $1")
+            .bind(&tool_id)
+            .fetch_one(pool)
+            .await
+    })?;
     let workspace = WorkspaceId::from(workspace);
     let now = colloquy_core::time::now_ms();
     let conversation = colloquy_core::ids::new_uuid();
@@ -357,7 +384,8 @@ async fn seed(node: &Node, client: &reqwest::Client, count: usize) -> anyhow::Re
 struct PageTimings {
     ours: (f64, f64),
     raw_page: (f64, f64),
-    ceiling: (f64, f64),
+    /// The same SQL in process: SQLite only (PostgreSQL is always across a socket).
+    ceiling: Option<(f64, f64)>,
     bare_page: (f64, f64),
 }
 
@@ -370,52 +398,76 @@ impl PageTimings {
             baseline,
             goal,
         };
-        vec![
+        let mut rows = vec![
             row("p50", self.ours.0, Some(self.raw_page.0), Goal::None),
             row("p99 vs the raw SQL", self.ours.1, Some(self.raw_page.1), Goal::RatioAtMost(1.3)),
             row("p99", self.ours.1, None, Goal::AtMost(2.0)),
-            row("p99 vs the same SQL in-process", self.ours.1, Some(self.ceiling.1), Goal::None),
-            row(
-                "p99 vs a bare handler answering the same bytes",
+        ];
+        if let Some(ceiling) = self.ceiling {
+            rows.push(row(
+                "p99 vs the same SQL in-process",
                 self.ours.1,
-                Some(self.bare_page.1),
+                Some(ceiling.1),
                 Goal::None,
-            ),
-        ]
+            ));
+        }
+        rows.push(row(
+            "p99 vs a bare handler answering the same bytes",
+            self.ours.1,
+            Some(self.bare_page.1),
+            Goal::None,
+        ));
+        rows
     }
 }
 
 /// The executions page against the raw SQL of the same page (sqlx), the same SQL in process
-/// (rusqlite) and a bare handler answering the same bytes.
+/// (rusqlite, on SQLite) and a bare handler answering the same bytes.
 async fn executions_page(
-    node: &Node, client: &reqwest::Client, seeded: &Seeded, count: usize, sizes: Sizes,
+    node: &Node, raw: &RawPool, client: &reqwest::Client, seeded: &Seeded, count: usize,
+    sizes: Sizes,
 ) -> anyhow::Result<PageTimings> {
     let Seeded { tool_id, workspace, start, end, .. } = seeded;
     let path = format!(
         "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
     );
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", node.database().display())).await?;
-    // Loading a million records leaves a long WAL and a gigabyte of dirty pages that the
-    // kernel writes back over the next seconds; whatever was timed then paid for it.
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&raw).await?;
+    // Loading a million records leaves a long WAL (SQLite) or unvacuumed, unanalysed tables
+    // (PostgreSQL) and a gigabyte of dirty pages that the kernel writes back over the next
+    // seconds; whatever was timed then paid for it.
+    match raw {
+        RawPool::Sqlite(pool) => {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+        }
+        RawPool::Postgres(pool) => {
+            sqlx::query("VACUUM ANALYZE tool_executions").execute(pool).await?;
+            sqlx::query("CHECKPOINT").execute(pool).await?;
+        }
+    }
     let (_, page_bytes) = node.get(client, &path).await?;
     let bare = node::bare_server(page_bytes).await?;
     let ours_url = format!("{}{path}", node.base);
     let bare_url = format!("{bare}{path}");
     let header = ("xi-api-key", node.key.as_str());
-    let mut ceiling = PageInProcess::open(&node.database())?;
+    let mut ceiling = match raw {
+        RawPool::Sqlite(_) => Some(PageInProcess::open(&node.database())?),
+        RawPool::Postgres(_) => None,
+    };
+    let sql = format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
     let (span, from_ms, to_ms) =
         ((workspace.as_str(), tool_id.as_str()), start * 1000, end * 1000 + 999);
     // One call of each per round, so a pause of the machine falls on all four alike.
     let mut timings = [(); 4].map(|()| Vec::with_capacity(sizes.samples));
     for _ in 0..sizes.samples {
         timings[0].push(elapsed_us(get_ok(client, &ours_url, header)).await?);
-        let page = raw_page(&raw, &ceiling.sql, span, (from_ms, to_ms), count);
+        let page = raw_page(raw, &sql, span, (from_ms, to_ms), count);
         timings[1].push(elapsed_us(page).await?);
-        timings[2].push(elapsed_us(async { ceiling.read(span, (from_ms, to_ms)) }).await?);
+        if let Some(ceiling) = &mut ceiling {
+            timings[2].push(elapsed_us(async { ceiling.read(span, (from_ms, to_ms)) }).await?);
+        }
         timings[3].push(elapsed_us(get_ok(client, &bare_url, header)).await?);
     }
-    let [ours, raw_page, ceiling, bare_page] = timings.map(p50_p99);
+    let [ours, raw_page, in_process, bare_page] = timings.map(p50_p99);
+    let ceiling = ceiling.map(|_| in_process);
     Ok(PageTimings { ours, raw_page, ceiling, bare_page })
 }
 
@@ -423,8 +475,8 @@ async fn executions_page(
 /// the tool and its agents) against the API's own page it is built from, and one
 /// conversation's calls through `/api/tool-calls`.
 async fn around_the_page(
-    node: &Node, client: &reqwest::Client, seeded: &Seeded, count: usize, sizes: Sizes,
-    page_p99: f64,
+    node: &Node, raw: &RawPool, client: &reqwest::Client, seeded: &Seeded, count: usize,
+    sizes: Sizes, page_p99: f64,
 ) -> anyhow::Result<Vec<Row>> {
     let session = node
         .dashboard_session(
@@ -439,7 +491,7 @@ async fn around_the_page(
         sizes.samples.min(300),
     )
     .await?;
-    let mut rows = home_stats(node, client, seeded, count, sizes, &session).await?;
+    let mut rows = home_stats(node, raw, client, seeded, count, sizes, &session).await?;
     let calls = format!("/api/tool-calls?executionId={}", seeded.conversation);
     let ohallo = timed_get(
         client,
@@ -449,19 +501,19 @@ async fn around_the_page(
     )
     .await?;
     // The raw SQL of the same list: every column of the conversation's records, in order.
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", node.database().display())).await?;
+    let sql = format!(
+        "SELECT {EXECUTION_COLUMNS} FROM tool_executions \
+         WHERE workspace_id = $1 AND conversation_id = $2 ORDER BY timestamp_ms, id"
+    );
     let mut direct = Vec::new();
     for _ in 0..sizes.samples.min(300) {
-        let q = sqlx::query(
-            "SELECT id, workspace_id, tool_id, tool_name, tool_type, tool_request_id, \
-             conversation_id, agent_id, branch_id, timestamp_ms, latency_us, status, is_error, \
-             error_type, error_message, request_payload, response_payload, tool_call_details \
-             FROM tool_executions WHERE workspace_id = $1 AND conversation_id = $2 \
-             ORDER BY timestamp_ms, id",
-        )
-        .bind(seeded.workspace.as_str())
-        .bind(&seeded.conversation);
-        direct.push(elapsed_us(async { Ok(q.fetch_all(&raw).await.map(|_| ())?) }).await?);
+        let read = with_pool!(raw, |pool| {
+            let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(seeded.workspace.as_str())
+                .bind(&seeded.conversation);
+            elapsed_us(async { Ok(q.fetch_all(pool).await.map(|_| ())?) }).await?
+        });
+        direct.push(read);
     }
     let direct = p50_p99(direct);
     rows.extend([
@@ -503,7 +555,6 @@ const EXECUTION_PAGE: &str = "WHERE workspace_id = $1 AND tool_id = $2 AND is_er
 /// column of every row: what the query costs without a driver in between.
 struct PageInProcess {
     conn: rusqlite::Connection,
-    sql: String,
 }
 
 impl PageInProcess {
@@ -512,14 +563,14 @@ impl PageInProcess {
             database,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
-        Ok(PageInProcess { conn, sql })
+        Ok(PageInProcess { conn })
     }
 
     fn read(
         &mut self, (workspace, tool): (&str, &str), (from_ms, to_ms): (i64, i64),
     ) -> anyhow::Result<()> {
-        let mut stmt = self.conn.prepare_cached(&self.sql)?;
+        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM tool_executions {EXECUTION_PAGE}");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows =
             stmt.query(rusqlite::params![workspace, tool, false, "agent_a", from_ms, to_ms])?;
         let mut bytes = 0;
@@ -540,19 +591,22 @@ impl PageInProcess {
 
 /// The page's SQL through sqlx's pool, as an application reading the file would run it.
 async fn raw_page(
-    pool: &sqlx::SqlitePool, sql: &str, (workspace, tool): (&str, &str),
-    (from_ms, to_ms): (i64, i64), records: usize,
+    raw: &RawPool, sql: &str, (workspace, tool): (&str, &str), (from_ms, to_ms): (i64, i64),
+    records: usize,
 ) -> anyhow::Result<()> {
-    let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(workspace)
-        .bind(tool)
-        .bind(false)
-        .bind("agent_a")
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(pool)
-        .await?;
-    anyhow::ensure!(rows.len() == 31 || records < 100, "raw page has {} rows", rows.len());
+    let rows = with_pool!(raw, |pool| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(workspace)
+            .bind(tool)
+            .bind(false)
+            .bind("agent_a")
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(pool)
+            .await?
+            .len()
+    });
+    anyhow::ensure!(rows == 31 || records < 100, "raw page has {rows} rows");
     Ok(())
 }
 
@@ -568,26 +622,29 @@ async fn get_ok(client: &reqwest::Client, url: &str, header: (&str, &str)) -> an
 /// The home page's numbers over 30 days (`/api/stats`, read from the per-day tables) and the
 /// dashboard's home page, against the same figures aggregated from the audit log itself.
 async fn home_stats(
-    node: &Node, client: &reqwest::Client, seeded: &Seeded, count: usize, sizes: Sizes,
-    session: &str,
+    node: &Node, raw: &RawPool, client: &reqwest::Client, seeded: &Seeded, count: usize,
+    sizes: Sizes, session: &str,
 ) -> anyhow::Result<Vec<Row>> {
     let samples = sizes.samples.min(300);
     let stats = format!("{}/api/stats?days=30", node.base);
     let ours = timed_get(client, &stats, ("xi-api-key", &node.key), samples).await?;
     let home = format!("{}/?days=30", node.base);
     let page = timed_get(client, &home, ("cookie", session), samples).await?;
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", node.database().display())).await?;
     let since = colloquy_core::time::now_ms() - 30 * 86_400_000;
     let mut direct = Vec::new();
     // The aggregate reads every record of the month: a few rounds say what it costs.
     for _ in 0..samples.min(10) {
-        let q = sqlx::query(
-            "SELECT tool_id, COUNT(*), SUM(CASE WHEN is_error THEN 1 ELSE 0 END), SUM(latency_us) \
-             FROM tool_executions WHERE workspace_id = $1 AND timestamp_ms >= $2 GROUP BY tool_id",
-        )
-        .bind(seeded.workspace.as_str())
-        .bind(since);
-        direct.push(elapsed_us(async { Ok(q.fetch_all(&raw).await.map(|_| ())?) }).await?);
+        let read = with_pool!(raw, |pool| {
+            let q = sqlx::query(
+                "SELECT tool_id, COUNT(*), SUM(CASE WHEN is_error THEN 1 ELSE 0 END), \
+                 SUM(latency_us) FROM tool_executions \
+                 WHERE workspace_id = $1 AND timestamp_ms >= $2 GROUP BY tool_id",
+            )
+            .bind(seeded.workspace.as_str())
+            .bind(since);
+            elapsed_us(async { Ok(q.fetch_all(pool).await.map(|_| ())?) }).await?
+        });
+        direct.push(read);
     }
     let direct = p50_p99(direct);
     Ok(vec![
@@ -626,9 +683,12 @@ fn p50_p99(mut latencies: Vec<u64>) -> (f64, f64) {
 
 /// Durable audit records per second through the group-commit writer (many concurrent callers,
 /// each waiting for its record), against raw batched inserts in one transaction each.
-pub async fn ingest(sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+pub async fn ingest(sizes: Sizes, backend: &Backend) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("ingest.db").display());
+    let url = backend
+        .fresh_database()
+        .await?
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("ingest.db").display()));
     let store = SqlStore::connect(&url, &ConnectOptions::default()).await?;
     store.migrate().await?;
     let store: DynStore = Arc::new(store);
@@ -716,18 +776,19 @@ async fn raw_inserts(
 
 /// One invocation of `test_runs` LLM tests against a fake LLM with 200 ms latency: wall time
 /// against the ideal (runs × LLM calls × 200 ms ÷ concurrency).
-pub async fn test_runs(binary: &Path, sizes: Sizes) -> anyhow::Result<Vec<Row>> {
+pub async fn test_runs(binary: &Path, sizes: Sizes, backend: &Backend) -> anyhow::Result<Vec<Row>> {
     let delay = Duration::from_millis(200);
     let llm = node::fake_llm(delay).await?;
-    let node = Node::start(
-        binary,
-        &[
-            ("OPENAI_BASE_URL", llm),
-            ("OPENAI_API_KEY", "sk-bench".into()),
-            ("COLLOQUY_TEST_CONCURRENCY", sizes.test_concurrency.to_string()),
-        ],
-    )
-    .await?;
+    let node = backend
+        .start(
+            binary,
+            &[
+                ("OPENAI_BASE_URL", llm),
+                ("OPENAI_API_KEY", "sk-bench".into()),
+                ("COLLOQUY_TEST_CONCURRENCY", sizes.test_concurrency.to_string()),
+            ],
+        )
+        .await?;
     let client = reqwest::Client::new();
     let agent = node
         .post(&client, "/v1/convai/agents/create", &json!({"conversation_config": {"agent": {"first_message": "", "prompt": {"llm": "gpt-4o-mini"}}}}))

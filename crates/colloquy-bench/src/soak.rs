@@ -19,6 +19,7 @@ use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::backend;
 use crate::load::quantile;
 use crate::node::{self, Node};
 
@@ -75,7 +76,7 @@ pub async fn soak(binary: &Path, minutes: u64) -> anyhow::Result<bool> {
 
     if let Ok(base) = std::env::var("COLLOQUY_TEST_DATABASE_URL") {
         let schema = format!("colloquy_soak_{}", std::process::id());
-        let url = with_schema(&base, &schema).await?;
+        let url = backend::with_schema(&base, &schema).await?;
         let key = colloquy_core::keys::generate_token();
         let secret = colloquy_core::secret_key::SecretKey::generate().to_hex();
         let mut envs = fakes.envs(Some(&url));
@@ -87,7 +88,7 @@ pub async fn soak(binary: &Path, minutes: u64) -> anyhow::Result<bool> {
         let db = Some((base.as_str(), schema.as_str()));
         passed &= phase("two nodes on PostgreSQL", &nodes, length, interval, warmup, db).await?;
         drop(nodes);
-        drop_schema(&base, &schema).await;
+        backend::drop_schema(&base, &schema).await;
     } else {
         say("(PostgreSQL phase skipped: COLLOQUY_TEST_DATABASE_URL is not set)");
     }
@@ -210,42 +211,7 @@ async fn database_bytes(nodes: &[Node], postgres: Option<(&str, &str)>) -> u64 {
                 size(db.clone()) + size(db.with_extension("db-wal"))
             })
             .sum(),
-        Some((base, schema)) => {
-            let Ok(mut conn) = pg(base).await else { return 0 };
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relkind = 'r'",
-            )
-            .bind(schema)
-            .fetch_one(&mut conn)
-            .await
-            .map_or(0, |b| b.max(0) as u64)
-        }
-    }
-}
-
-async fn pg(url: &str) -> anyhow::Result<sqlx::PgConnection> {
-    use sqlx::Connection as _;
-    Ok(sqlx::PgConnection::connect(url).await?)
-}
-
-/// A fresh schema on `base`, and the URL that uses it.
-pub(crate) async fn with_schema(base: &str, schema: &str) -> anyhow::Result<String> {
-    let mut conn = pg(base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-        .execute(&mut conn)
-        .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await?;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-}
-
-pub(crate) async fn drop_schema(base: &str, schema: &str) {
-    if let Ok(mut conn) = pg(base).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-            .execute(&mut conn)
-            .await;
+        Some((base, schema)) => backend::schema_bytes(base, schema).await,
     }
 }
 

@@ -52,13 +52,31 @@ fn every_scenario_runs_at_tiny_sizes() {
     ] {
         assert!(report.contains(scenario), "{scenario} missing:\n{report}");
     }
-    // Every figure was measured; only a count of missing records may be zero, and an overhead
-    // (a turn's time less the LLM's alone, two noisy figures at these sizes on a busy machine,
-    // clamped at zero).
+    // The PostgreSQL section runs wherever the tests have a PostgreSQL (always under CI).
+    let postgres = json["postgres_rows"].as_array().expect("postgres_rows");
+    if std::env::var_os("COLLOQUY_TEST_DATABASE_URL").is_some() {
+        let section = report.split("## On PostgreSQL").nth(1).expect("a PostgreSQL section");
+        for scenario in [
+            "GET agent",
+            "list agents",
+            "tool executions page",
+            "audit ingest",
+            "per-turn overhead",
+            "test runs",
+            "two nodes on one PostgreSQL",
+            "requests failed after node B was killed",
+        ] {
+            assert!(section.contains(scenario), "{scenario} missing on PostgreSQL:\n{report}");
+        }
+    }
+    // Every figure was measured; only a count of missing records or failed requests may be
+    // zero, and an overhead (a turn's time less the LLM's alone, two noisy figures at these
+    // sizes on a busy machine, clamped at zero).
     assert!(
-        rows.iter().all(|r| {
+        rows.iter().chain(postgres).all(|r| {
             let scenario = r["scenario"].as_str().unwrap_or_default();
-            let may_be_zero = scenario.contains("missing") || scenario.contains("overhead");
+            let may_be_zero =
+                ["missing", "overhead", "failed"].iter().any(|w| scenario.contains(w));
             r["ours"]
                 .as_f64()
                 .is_some_and(|v| v.is_finite() && (v > 0.0 || (may_be_zero && v == 0.0)))
