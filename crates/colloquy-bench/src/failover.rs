@@ -36,9 +36,12 @@ pub async fn two_nodes(binary: &Path, sizes: Sizes, backend: &Backend) -> anyhow
     ];
     let a = Node::start(binary, &envs).await?;
     let mut b = Node::start(binary, &envs).await?;
+    // One client for every worker: building one reads the system's CA roots, which fifty
+    // workers each doing so would spend the first half of the run on.
+    let client = reqwest::Client::new();
     let agent = a
         .post(
-            &reqwest::Client::new(),
+            &client,
             "/v1/convai/agents/create",
             &json!({"name": "failover", "conversation_config": {}}),
         )
@@ -51,7 +54,7 @@ pub async fn two_nodes(binary: &Path, sizes: Sizes, backend: &Backend) -> anyhow
     let workers: Vec<_> = (0..sizes.connections)
         .map(|i| {
             let worker = Worker {
-                client: reqwest::Client::new(),
+                client: client.clone(),
                 bases: bases.clone(),
                 key: a.key.clone(),
                 node: i % 2,

@@ -51,7 +51,7 @@ impl Node {
             .env("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(server_log(port)?);
         for (k, v) in envs {
             command.env(k, v);
         }
@@ -176,6 +176,14 @@ impl Node {
         cookie_of(&r, "__Host-colloquy_session=")
             .ok_or_else(|| anyhow::anyhow!("sign-in failed: {}", r.status()))
     }
+}
+
+/// Where a node's log goes: nowhere, or a file per node in `COLLOQUY_BENCH_LOGS` (a directory)
+/// when a scenario's failures need the server's side.
+fn server_log(port: u16) -> anyhow::Result<Stdio> {
+    let Some(dir) = std::env::var_os("COLLOQUY_BENCH_LOGS") else { return Ok(Stdio::null()) };
+    std::fs::create_dir_all(&dir)?;
+    Ok(std::fs::File::create(Path::new(&dir).join(format!("node-{port}.log")))?.into())
 }
 
 impl Drop for Node {

@@ -226,7 +226,11 @@ async fn agent_reads(
             sizes.window,
         )
         .await;
-        anyhow::ensure!(ours.failures == 0, "{name}: {} failed requests", ours.failures);
+        anyhow::ensure!(
+            ours.failures == 0,
+            "{name}, {agents} agents: {} failed requests",
+            ours.failures
+        );
         let label = format!("{name}, {agents} agents, {} connections", sizes.connections);
         rows.push(Row {
             scenario: format!("{label}: throughput"),
