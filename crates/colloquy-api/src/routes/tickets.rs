@@ -214,8 +214,8 @@ async fn views(cx: &Ctx, rows: &[TicketRow]) -> ApiResult<Vec<Value>> {
         .executions_by_id(&cx.workspace_id, &call_ids)
         .await?
         .iter()
-        .map(|e| (e.id.clone(), super::tool_calls::view(e)))
-        .collect();
+        .map(|e| Ok((e.id.clone(), serde_json::to_value(super::tool_calls::view(e))?)))
+        .collect::<Result<_, serde_json::Error>>()?;
     Ok(rows
         .iter()
         .map(|t| {

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use colloquy_core::ids::ConversationId;
 use colloquy_store::ToolExecution;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::json;
+use serde_json::value::RawValue;
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
@@ -32,22 +33,50 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// A tool call as `/api/tool-calls` shows it (and a ticket's turn comment that points at it).
-pub(crate) fn view(e: &ToolExecution) -> Value {
-    let parse = |text: &Option<String>| match text {
-        Some(t) => serde_json::from_str::<Value>(t).unwrap_or_else(|_| Value::String(t.clone())),
-        None => Value::Null,
-    };
-    json!({
-        "id": e.id,
-        "executionId": e.conversation_id,
-        "toolName": e.tool_name,
-        "input": parse(&e.request_payload),
-        "output": parse(&e.response_payload),
-        "status": e.status,
-        "durationMs": (e.latency_us + 500) / 1000,
-        "createdAt": colloquy_core::time::rfc3339_ms(e.timestamp_ms),
-    })
+/// A tool call as `/api/tool-calls` shows it (and a ticket's turn comment that points at it),
+/// borrowed from its record: a conversation may have hundreds, and the payloads are written
+/// as they are stored rather than parsed and written again.
+#[derive(Serialize)]
+pub(crate) struct ToolCallView<'a> {
+    id: &'a str,
+    #[serde(rename = "executionId")]
+    execution_id: &'a str,
+    #[serde(rename = "toolName")]
+    tool_name: &'a str,
+    #[serde(serialize_with = "json_or_text")]
+    input: Option<&'a str>,
+    #[serde(serialize_with = "json_or_text")]
+    output: Option<&'a str>,
+    status: &'a str,
+    #[serde(rename = "durationMs")]
+    duration_ms: i64,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+}
+
+/// A payload stored as JSON text is written as that JSON; any other text as a string.
+fn json_or_text<S: Serializer>(text: &Option<&str>, serializer: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => match serde_json::from_str::<&RawValue>(t) {
+            Ok(json) => json.serialize(serializer),
+            Err(_) => serializer.serialize_str(t),
+        },
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The view of a record.
+pub(crate) fn view(e: &ToolExecution) -> ToolCallView<'_> {
+    ToolCallView {
+        id: &e.id,
+        execution_id: e.conversation_id.as_str(),
+        tool_name: &e.tool_name,
+        input: e.request_payload.as_deref(),
+        output: e.response_payload.as_deref(),
+        status: &e.status,
+        duration_ms: (e.latency_us + 500) / 1000,
+        created_at: colloquy_core::time::rfc3339_ms(e.timestamp_ms),
+    }
 }
 
 #[utoipa::path(
@@ -98,7 +127,7 @@ async fn list_tool_calls(
         Err(e) => return ApiError::from(e).into_response(),
     }
     match state.store.conversation_executions(&caller.workspace_id, &id).await {
-        Ok(rows) => axum::Json(Value::Array(rows.iter().map(view).collect())).into_response(),
+        Ok(rows) => axum::Json(rows.iter().map(view).collect::<Vec<_>>()).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
