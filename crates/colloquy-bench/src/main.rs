@@ -110,11 +110,19 @@ async fn main() -> anyhow::Result<()> {
     let rows = scenarios_run(&colloquy, sizes, &only).await?;
     let mut notes = Vec::new();
     notes.extend(notes_of_the_method());
+    let mut postgres_failed = None;
     let postgres = match Backend::postgres_from_env() {
         Some(backend) if only.is_empty() || only.iter().any(|o| o == "postgres") => {
-            let rows = postgres_run(&colloquy, sizes, &backend).await;
+            let mut rows = Vec::new();
+            let outcome = postgres_run(&colloquy, sizes, &backend, &mut rows).await;
             backend.clean_up().await;
-            rows?
+            // The SQLite figures are kept when a PostgreSQL scenario fails; the failure is
+            // reported, and fails the run.
+            if let Err(e) = &outcome {
+                notes.push(format!("The PostgreSQL section stopped: {e:#}"));
+            }
+            postgres_failed = outcome.err();
+            rows
         }
         Some(_) => Vec::new(),
         None => {
@@ -143,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", std::fs::read_to_string(out.join("BENCHMARKS.md"))?);
         println!("goals: {passed} met, {failed} missed");
     }
-    Ok(())
+    postgres_failed.map_or(Ok(()), Err)
 }
 
 /// The rows of every scenario `only` names (all of them when it names none), in order.
@@ -210,15 +218,15 @@ async fn scenarios_run(
 /// The scenarios that have a PostgreSQL side, on `backend`: the same goals, each baseline the
 /// raw queries on the same PostgreSQL; then two nodes sharing it, one killed halfway.
 async fn postgres_run(
-    colloquy: &std::path::Path, sizes: Sizes, backend: &Backend,
-) -> anyhow::Result<Vec<report::Row>> {
-    let mut rows = scenarios::agents(colloquy, sizes, backend).await?;
+    colloquy: &std::path::Path, sizes: Sizes, backend: &Backend, rows: &mut Vec<report::Row>,
+) -> anyhow::Result<()> {
+    rows.extend(scenarios::agents(colloquy, sizes, backend).await?);
     rows.extend(scenarios::executions(colloquy, sizes, backend).await?);
     rows.extend(scenarios::ingest(sizes, backend).await?);
     rows.extend(live::turns(colloquy, sizes, backend).await?);
     rows.extend(scenarios::test_runs(colloquy, sizes, backend).await?);
     rows.extend(failover::two_nodes(colloquy, sizes, backend).await?);
-    Ok(rows)
+    Ok(())
 }
 
 /// What every report says about how its figures were measured.

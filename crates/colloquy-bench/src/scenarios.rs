@@ -203,6 +203,25 @@ async fn bulk_agents(
             .await
             .map(|_| ())
     })?;
+    settle(db, "agents").await
+}
+
+/// Lets a bulk load's aftermath pass before anything is timed: on SQLite the WAL is written
+/// back; on PostgreSQL the table is vacuumed and analysed (what autovacuum does a minute
+/// later) and a checkpoint writes the load out. Timed without this, a load's hundreds of
+/// megabytes of WAL being written back held PostgreSQL's connections for seconds.
+async fn settle(db: &RawPool, table: &str) -> anyhow::Result<()> {
+    match db {
+        RawPool::Sqlite(pool) => {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+        }
+        RawPool::Postgres(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+                .execute(pool)
+                .await?;
+            sqlx::query("CHECKPOINT").execute(pool).await?;
+        }
+    }
     Ok(())
 }
 
@@ -435,18 +454,9 @@ async fn executions_page(
     let path = format!(
         "/v1/convai/tools/{tool_id}/executions?page_size=30&is_error=false&agent_id=agent_a&start_time={start}&end_time={end}"
     );
-    // Loading a million records leaves a long WAL (SQLite) or unvacuumed, unanalysed tables
-    // (PostgreSQL) and a gigabyte of dirty pages that the kernel writes back over the next
-    // seconds; whatever was timed then paid for it.
-    match raw {
-        RawPool::Sqlite(pool) => {
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
-        }
-        RawPool::Postgres(pool) => {
-            sqlx::query("VACUUM ANALYZE tool_executions").execute(pool).await?;
-            sqlx::query("CHECKPOINT").execute(pool).await?;
-        }
-    }
+    // Loading a million records leaves a gigabyte of dirty pages that the kernel writes back
+    // over the next seconds; whatever was timed then paid for it.
+    settle(raw, "tool_executions").await?;
     let (_, page_bytes) = node.get(client, &path).await?;
     let bare = node::bare_server(page_bytes).await?;
     let ours_url = format!("{}{path}", node.base);
