@@ -163,7 +163,8 @@ async fn two_nodes_share_one_postgresql_database() {
     assert_eq!(on_a["name"], "renamed on b");
 
     // Both nodes patching the agent at once make versions in a line: none is lost, and each
-    // version's parent is the one before it.
+    // version's parent is the one before it. Every writer gets through: a writer loses a race
+    // only to another's commit, and it retries more times than there are other writers.
     let agent_path = format!("/v1/convai/agents/{agent_id}");
     let writes = (0..8).map(|i| {
         let node = if i % 2 == 0 { &a } else { &b };
@@ -173,9 +174,6 @@ async fn two_nodes_share_one_postgresql_database() {
     let answers = futures_util::future::join_all(writes).await;
     let mut seqs = Vec::new();
     for (s, answer) in &answers {
-        if *s == 409 {
-            continue;
-        }
         assert_eq!(*s, 200, "{answer}");
         let version = answer["version_id"].as_str().unwrap();
         let (_, meta) = a.get(&format!("{agent_path}/versions/{version}")).await;
@@ -189,7 +187,7 @@ async fn two_nodes_share_one_postgresql_database() {
     seqs.sort_unstable();
     seqs.dedup();
     assert_eq!(seqs.len(), written, "no two writers took the same place: {answers:?}");
-    assert!(written >= 4, "most writers succeed: {answers:?}");
+    assert_eq!(written, 8, "every writer succeeds: {answers:?}");
 
     // A conversation on one node; its tool calls through the other's audit APIs.
     let (mut socket, conversation) =
