@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use colloquy_core::ids::{AgentId, ConversationId, ToolId, WorkspaceId};
 
 use crate::db::transaction;
 use crate::inline::sqlite_row;
 use crate::query::{Bind, Query, fetch_all, values_placeholders};
-use crate::{SqlStore, Store, StoreError, StoreResult};
+use crate::{Backend, SqlStore, Store, StoreError, StoreResult};
 
 /// One tool call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -122,18 +122,93 @@ const COLUMNS: &str = "id, workspace_id, tool_id, tool_name, tool_type, tool_req
      agent_id, branch_id, timestamp_ms, latency_us, status, is_error, error_type, error_message, \
      request_payload, response_payload, tool_call_details";
 
-/// Records per INSERT statement: each statement is one round trip to the database, and
-/// 128 rows of 18 columns stay well inside both databases' limits on bound parameters.
+/// Records per INSERT statement on SQLite: each statement is one call into the library, and
+/// 128 rows of 18 columns stay well inside its limit on bound parameters.
 const ROWS_PER_INSERT: usize = 128;
 /// Columns of a `tool_executions` row, as bound by `insert_executions`.
 const ROW_PARAMS: usize = 18;
 
-/// `INSERT INTO tool_executions (...) VALUES (...), ...` for `rows` rows.
-fn insert_sql(rows: usize, numbered: bool) -> String {
-    format!(
-        "INSERT INTO tool_executions ({COLUMNS}) VALUES {}",
-        values_placeholders(rows, ROW_PARAMS, numbered)
-    )
+/// PostgreSQL takes a batch as one array per column: a single statement of 18 parameters
+/// whatever the batch's size, where rows of values would be statements of 2,304 parameters
+/// each, every one of them sent, parsed and planned.
+const INSERT_COLUMNS: &str = "INSERT INTO tool_executions (id, workspace_id, tool_id, \
+     tool_name, tool_type, tool_request_id, conversation_id, agent_id, branch_id, timestamp_ms, \
+     latency_us, status, is_error, error_type, error_message, request_payload, response_payload, \
+     tool_call_details) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], \
+     $12::text[], $13::boolean[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])";
+
+/// Writes a batch's rows inside an open transaction, each database its own way (the body of
+/// `transaction!` is compiled once per backend, and picks its implementation here).
+trait InsertBatch {
+    async fn insert_batch(&mut self, records: &[ToolExecution]) -> StoreResult<()>;
+}
+
+impl InsertBatch for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn insert_batch(&mut self, records: &[ToolExecution]) -> StoreResult<()> {
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO tool_executions ({COLUMNS}) VALUES {}",
+                values_placeholders(chunk.len(), ROW_PARAMS, false)
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                insert = insert
+                    .bind(&r.id)
+                    .bind(r.workspace_id.as_str())
+                    .bind(r.tool_id.as_str())
+                    .bind(&r.tool_name)
+                    .bind(&r.tool_type)
+                    .bind(&r.tool_request_id)
+                    .bind(r.conversation_id.as_str())
+                    .bind(r.agent_id.as_str())
+                    .bind(&r.branch_id)
+                    .bind(r.timestamp_ms)
+                    .bind(r.latency_us)
+                    .bind(&r.status)
+                    .bind(r.is_error)
+                    .bind(&r.error_type)
+                    .bind(&r.error_message)
+                    .bind(&r.request_payload)
+                    .bind(&r.response_payload)
+                    .bind(&r.tool_call_details);
+            }
+            insert.execute(&mut **self).await?;
+        }
+        Ok(())
+    }
+}
+
+impl InsertBatch for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn insert_batch(&mut self, records: &[ToolExecution]) -> StoreResult<()> {
+        fn column<'a, T>(
+            records: &'a [ToolExecution], f: impl Fn(&'a ToolExecution) -> T,
+        ) -> Vec<T> {
+            records.iter().map(f).collect()
+        }
+        sqlx::query(INSERT_COLUMNS)
+            .bind(column(records, |r| r.id.as_str()))
+            .bind(column(records, |r| r.workspace_id.as_str()))
+            .bind(column(records, |r| r.tool_id.as_str()))
+            .bind(column(records, |r| r.tool_name.as_str()))
+            .bind(column(records, |r| r.tool_type.as_str()))
+            .bind(column(records, |r| r.tool_request_id.as_str()))
+            .bind(column(records, |r| r.conversation_id.as_str()))
+            .bind(column(records, |r| r.agent_id.as_str()))
+            .bind(column(records, |r| r.branch_id.as_deref()))
+            .bind(column(records, |r| r.timestamp_ms))
+            .bind(column(records, |r| r.latency_us))
+            .bind(column(records, |r| r.status.as_str()))
+            .bind(column(records, |r| r.is_error))
+            .bind(column(records, |r| r.error_type.as_deref()))
+            .bind(column(records, |r| r.error_message.as_deref()))
+            .bind(column(records, |r| r.request_payload.as_deref()))
+            .bind(column(records, |r| r.response_payload.as_deref()))
+            .bind(column(records, |r| r.tool_call_details.as_deref()))
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -149,34 +224,8 @@ impl AuditStore for SqlStore {
             e.1 += r.latency_us;
         }
         let days = crate::stats::tool_days(records);
-        let numbered = matches!(self.db, crate::db::Db::Postgres(_));
         transaction!(self, |tx| {
-            for chunk in records.chunks(ROWS_PER_INSERT) {
-                let sql = insert_sql(chunk.len(), numbered);
-                let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for r in chunk {
-                    insert = insert
-                        .bind(&r.id)
-                        .bind(r.workspace_id.as_str())
-                        .bind(r.tool_id.as_str())
-                        .bind(&r.tool_name)
-                        .bind(&r.tool_type)
-                        .bind(&r.tool_request_id)
-                        .bind(r.conversation_id.as_str())
-                        .bind(r.agent_id.as_str())
-                        .bind(&r.branch_id)
-                        .bind(r.timestamp_ms)
-                        .bind(r.latency_us)
-                        .bind(&r.status)
-                        .bind(r.is_error)
-                        .bind(&r.error_type)
-                        .bind(&r.error_message)
-                        .bind(&r.request_payload)
-                        .bind(&r.response_payload)
-                        .bind(&r.tool_call_details);
-                }
-                insert.execute(&mut *tx).await?;
-            }
+            tx.insert_batch(records).await?;
             for ((workspace_id, tool_id), (calls, latency)) in &stats {
                 sqlx::query(
                     "INSERT INTO tool_stats (workspace_id, tool_id, total_calls, total_latency_us) \
@@ -280,32 +329,50 @@ pub struct AuditWriter {
 /// Most records one transaction takes.
 const MAX_BATCH: usize = 512;
 
+/// Batches written at once. SQLite has one writer: a second batch would only wait for the
+/// connection, and be smaller for having started early. PostgreSQL commits from several
+/// connections together, so there a batch's rows are sent while the one before commits.
+fn batches_in_flight(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 2,
+    }
+}
+
 impl AuditWriter {
     /// Starts the writer task on `store`. The task ends when every clone of the writer is
     /// dropped, after writing what was queued.
     pub fn spawn(store: Arc<dyn Store>) -> (AuditWriter, tokio::task::JoinHandle<()>) {
         let (queue, mut rx) = mpsc::channel::<Pending>(4 * MAX_BATCH);
+        let slots = Arc::new(Semaphore::new(batches_in_flight(store.backend())));
         let task = tokio::spawn(async move {
-            // The records and their callers' acknowledgements, apart, so a batch is written
-            // without copying its records.
-            let mut records: Vec<ToolExecution> = Vec::with_capacity(MAX_BATCH);
-            let mut acks = Vec::with_capacity(MAX_BATCH);
+            let mut writes = tokio::task::JoinSet::new();
             while let Some(first) = rx.recv().await {
+                // The batch is gathered once a slot is free, so what arrives meanwhile joins it.
+                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                let mut records: Vec<ToolExecution> = Vec::with_capacity(MAX_BATCH);
+                let mut acks = Vec::with_capacity(MAX_BATCH);
                 let mut next = Some(first);
                 while let Some((record, ack)) = next {
                     records.push(record);
                     acks.push(ack);
                     next = if records.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
                 }
-                let result = store.insert_executions(&records).await.map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, records = records.len(), "audit batch failed");
-                }
-                records.clear();
-                for ack in acks.drain(..) {
-                    let _ = ack.send(result.clone());
-                }
+                let store = store.clone();
+                writes.spawn(async move {
+                    let result = store.insert_executions(&records).await.map_err(|e| e.to_string());
+                    drop(slot);
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, records = records.len(), "audit batch failed");
+                    }
+                    for ack in acks {
+                        let _ = ack.send(result.clone());
+                    }
+                });
+                // Reap the finished writes so the set holds only those in flight.
+                while writes.try_join_next().is_some() {}
             }
+            while writes.join_next().await.is_some() {}
         });
         (AuditWriter { queue }, task)
     }
