@@ -50,7 +50,7 @@ enum Command {
         /// Where to write BENCHMARKS.md and bench.json.
         #[arg(long, default_value = ".")]
         out: PathBuf,
-        /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, idle,
+        /// Run only these scenarios (startup, agents, executions, ingest, kill, turns, cpu, idle,
         /// test_runs, retrieval, search, voice, versions, post_call, otlp, behaviour, local_llm,
         /// and postgres: agents, executions, ingest, turns, test runs and two nodes on the
         /// PostgreSQL of `COLLOQUY_TEST_DATABASE_URL`), to iterate on one; the report then holds
@@ -76,6 +76,10 @@ enum Command {
         #[arg(long)]
         db: PathBuf,
     },
+    /// The baseline of the idle-memory scenario: a bare axum WebSocket server with Colloquy's
+    /// buffer settings, printing its address.
+    #[command(hide = true)]
+    BareWebsocket,
 }
 
 #[tokio::main]
@@ -84,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
     let (quick, tiny, colloquy, out, only) = match Cli::parse().command {
         Command::All { quick, tiny, colloquy, out, only } => (quick, tiny, colloquy, out, only),
         Command::IngestChild { db } => return durability::child(&db).await,
+        Command::BareWebsocket => return live::bare_websocket().await,
         Command::Soak { minutes, colloquy } => {
             anyhow::ensure!(
                 colloquy.exists(),
@@ -179,6 +184,9 @@ async fn scenarios_run(
     }
     if wanted("turns") {
         rows.extend(live::turns(&colloquy, sizes, sqlite).await?);
+    }
+    if wanted("cpu") {
+        rows.extend(live::cpu_per_turn(&colloquy, sizes).await?);
     }
     if wanted("idle") {
         rows.extend(live::idle_memory(&colloquy, sizes).await?);

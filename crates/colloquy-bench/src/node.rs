@@ -76,13 +76,7 @@ impl Node {
 
     /// The server's resident memory, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        rss_of(self.child.id())
     }
 
     /// The server's open file descriptors (sockets, database files, pipes).
@@ -194,6 +188,16 @@ impl Drop for Node {
 }
 
 /// Serves `router` on a free loopback port and returns its base URL.
+/// Resident memory of process `pid`, in bytes (0 when it is gone).
+pub(crate) fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 pub(crate) async fn serve(router: Router) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -214,7 +218,8 @@ pub async fn bare_server(body: Vec<u8>) -> anyhow::Result<String> {
 }
 
 /// An OpenAI-compatible LLM that waits `delay`, then streams an answer: a passing verdict to
-/// the test judge, a summary to a post-call analysis (its forced `record_analysis` call), "Hello"
+/// the test judge, a summary to a post-call analysis (its forced `record_analysis` call), a call
+/// of `lookup` to an agent that offers that tool (then "Hello" once it has the result), "Hello"
 /// to everyone else.
 pub async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
     let router = Router::new().route(
@@ -234,16 +239,28 @@ pub async fn fake_llm(delay: Duration) -> anyhow::Result<String> {
             } else {
                 "Hello"
             };
+            // An agent offering the `lookup` tool has it called once a turn, then answers.
+            let offers_lookup = body["tools"]
+                .as_array()
+                .is_some_and(|tools| tools.iter().any(|t| t["function"]["name"] == "lookup"));
+            let answering_a_result = body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| m["role"] == "tool");
             let delta = if body["tool_choice"]["function"]["name"] == "record_analysis" {
                 let summary =
                     r#"{"transcript_summary": "A greeting.", "call_summary_title": "Hello"}"#;
                 json!({"tool_calls": [{"index": 0, "id": "call_bench", "type": "function",
                     "function": {"name": "record_analysis", "arguments": summary}}]})
+            } else if offers_lookup && !answering_a_result {
+                json!({"tool_calls": [{"index": 0, "id": "call_lookup", "type": "function",
+                    "function": {"name": "lookup", "arguments": "{\"city\": \"Paris\"}"}}]})
             } else {
                 json!({"content": text})
             };
+            let finish = if offers_lookup && !answering_a_result { "tool_calls" } else { "stop" };
             let chunk = json!({"choices": [{"index": 0, "delta": delta}]});
-            let done = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+            let done = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]});
             (
                 [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
                 format!("data: {chunk}\n\ndata: {done}\n\ndata: [DONE]\n\n"),

@@ -51,6 +51,8 @@ fn every_scenario_runs_at_tiny_sizes() {
         "audit ingest",
         "kill -9 during ingest",
         "per-turn overhead",
+        "server CPU per plain turn",
+        "server CPU per turn with one webhook tool call",
         "idle WebSocket conversations",
         "test runs",
     ] {
