@@ -48,6 +48,8 @@ pub struct EngineDeps {
     pub store: DynStore,
     /// The audit log writer.
     pub audit: AuditWriter,
+    /// The writer of live conversations' progress after each turn.
+    pub progress: crate::conversation::ProgressWriter,
     /// LLM routing.
     pub llm: llm::router::LlmRouter,
     /// HTTP client behind the egress guard (webhooks).

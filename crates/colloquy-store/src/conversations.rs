@@ -148,6 +148,11 @@ pub struct ConversationAudio {
 }
 sqlite_row!(ConversationAudio { content_type, audio, has_user_audio, has_response_audio });
 
+/// A conversation's state replaced: `$1` workspace, `$2` id, then the progress's columns.
+const UPDATE_PROGRESS: &str = "UPDATE conversations SET status = $3, ended_at = $4, \
+     call_successful = $5, message_count = $6, duration_secs = $7, termination_reason = $8, \
+     document = $9 WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE";
+
 /// Conversations.
 #[async_trait]
 pub trait ConversationStore {
@@ -158,6 +163,11 @@ pub trait ConversationStore {
     /// Replaces a conversation's state.
     async fn update_conversation(
         &self, workspace_id: &WorkspaceId, id: &ConversationId, state: &ConversationProgress,
+    ) -> StoreResult<()>;
+    /// Replaces the state of several conversations in one transaction (one commit for many
+    /// conversations' turns). A conversation deleted meanwhile is passed over.
+    async fn update_conversations(
+        &self, updates: &[(WorkspaceId, ConversationId, ConversationProgress)],
     ) -> StoreResult<()>;
     /// Whether the workspace has this conversation (deleted ones it has not): a check that
     /// reads no document.
@@ -252,9 +262,7 @@ impl ConversationStore for SqlStore {
     ) -> StoreResult<()> {
         change_one!(
             self,
-            "UPDATE conversations SET status = $3, ended_at = $4, call_successful = $5, message_count = $6, \
-             duration_secs = $7, termination_reason = $8, document = $9 \
-             WHERE workspace_id = $1 AND id = $2 AND deleted = FALSE",
+            UPDATE_PROGRESS,
             workspace_id,
             id.as_str(),
             &s.status,
@@ -265,6 +273,31 @@ impl ConversationStore for SqlStore {
             &s.termination_reason,
             &s.document,
         )
+    }
+
+    async fn update_conversations(
+        &self, updates: &[(WorkspaceId, ConversationId, ConversationProgress)],
+    ) -> StoreResult<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        transaction!(self, |tx| {
+            for (workspace_id, id, s) in updates {
+                sqlx::query(UPDATE_PROGRESS)
+                    .bind(workspace_id.as_str())
+                    .bind(id.as_str())
+                    .bind(&s.status)
+                    .bind(s.ended_at)
+                    .bind(&s.call_successful)
+                    .bind(s.message_count)
+                    .bind(s.duration_secs)
+                    .bind(&s.termination_reason)
+                    .bind(&s.document)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(())
+        })
     }
 
     async fn has_conversation(

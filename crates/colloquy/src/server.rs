@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use colloquy_api::ApiSettings;
+use colloquy_engine::conversation::ProgressWriter;
 use colloquy_engine::egress::EgressGuard;
 use colloquy_engine::knowledge::embeddings::Embeddings;
 use colloquy_engine::llm::router::LlmRouter;
@@ -65,6 +66,7 @@ pub fn engine(
         node_id: colloquy_core::ids::new_id(colloquy_core::ids::prefix::WORKER),
         store: store.clone(),
         audit,
+        progress: ProgressWriter::spawn(store.clone()),
         llm,
         http: guarded,
         webhook_hosts: colloquy_engine::host_limits::HostLimits::new(

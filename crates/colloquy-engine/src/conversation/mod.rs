@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 pub use record::Ending;
+pub use saver::ProgressWriter;
 
 use self::record::Recorder;
 use self::state::State;
@@ -161,7 +162,7 @@ impl Conversation {
             &state,
             opts.initiation_data,
             opts.user_id,
-            source == Source::Live,
+            (source == Source::Live).then(|| deps.progress.clone()),
         )
         .await?;
         let runtime = Runtime {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::saver::Saver;
+use super::saver::ProgressWriter;
 use super::state::State;
 
 /// How a conversation ended.
@@ -58,8 +58,8 @@ pub(crate) struct Recorder {
     initiation_data: Value,
     /// The end user's id, if the client gave one.
     user_id: Option<String>,
-    /// Live conversations save their turns in the background.
-    saver: Option<Saver>,
+    /// Live conversations save their turns in the background, through the node's writer.
+    saver: Option<ProgressWriter>,
 }
 
 impl Recorder {
@@ -71,10 +71,9 @@ impl Recorder {
     /// Writes the new conversation's row (and marks its agent as called).
     pub(crate) async fn start(
         store: DynStore, record: &ConversationRecord, state: &State, initiation_data: Value,
-        user_id: Option<String>, in_background: bool,
+        user_id: Option<String>, in_background: Option<ProgressWriter>,
     ) -> Result<Recorder, StoreError> {
-        let saver = in_background
-            .then(|| Saver::spawn(store.clone(), record.workspace_id.clone(), record.id.clone()));
+        let saver = in_background;
         let recorder = Recorder { store, id: record.id.clone(), initiation_data, user_id, saver };
         recorder
             .store
@@ -88,7 +87,7 @@ impl Recorder {
         let progress = self.progress(state, "in-progress", None);
         match &self.saver {
             Some(saver) => {
-                saver.save(progress);
+                saver.save(&state.agent.workspace_id, &self.id, progress);
                 Ok(())
             }
             None => {
@@ -100,7 +99,7 @@ impl Recorder {
     /// Records the end: waits for the background saver, then writes the outcome.
     pub(crate) async fn end(&mut self, state: &State, ending: &Ending) -> Result<(), StoreError> {
         if let Some(saver) = self.saver.take() {
-            saver.finish().await;
+            saver.flush(&self.id).await;
         }
         let status = match ending {
             Ending::Normal(_) => "done",

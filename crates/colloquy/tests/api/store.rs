@@ -300,3 +300,56 @@ async fn transcripts_are_searched_among_three_thousand_conversations(backend: Ba
     assert_eq!(last.len(), 10, "the agent's 100 conversations in all");
 }
 dual_db!(transcripts_are_searched_among_three_thousand_conversations);
+
+/// The node's progress writer: states handed over by many conversations at once are written,
+/// each conversation's newest one winning; a conversation's flush returns once its last state
+/// is stored; and a conversation deleted meanwhile does not keep the others' from being saved.
+async fn live_progress_is_written_together_newest_state_first(backend: Backend) {
+    use colloquy_core::ids::ConversationId;
+    use colloquy_engine::conversation::ProgressWriter;
+    use colloquy_store::{ConversationProgress, ConversationRecord};
+    let db = TestDb::new(backend).await;
+    let store: colloquy_store::DynStore = Arc::new(db.store().await);
+    let ws = store.ensure_workspace("w").await.unwrap().id;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let record = ConversationRecord {
+            id: ConversationId::generate(),
+            workspace_id: ws.clone(),
+            agent_id: "agent_a".into(),
+            branch_id: None,
+            version_id: None,
+            source: "ws".into(),
+            started_at: 1_700_000_000 + i,
+            external_reference: None,
+        };
+        let progress = ConversationProgress { status: "in-progress".into(), ..Default::default() };
+        store.start_conversation(&record, &progress).await.unwrap();
+        ids.push(record.id);
+    }
+    let gone = ids.pop().unwrap();
+    store.delete_conversation(&ws, &gone).await.unwrap();
+    let writer = ProgressWriter::spawn(store.clone());
+    let state = |turns: i64| ConversationProgress {
+        status: "in-progress".into(),
+        message_count: turns,
+        document: format!(r#"{{"transcript": {turns}}}"#),
+        ..Default::default()
+    };
+    for turns in 1..=30 {
+        for id in ids.iter().chain([&gone]) {
+            writer.save(&ws, id, state(turns));
+        }
+        if turns % 7 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for id in &ids {
+        writer.flush(id).await;
+        let row = store.get_conversation(&ws, id).await.unwrap();
+        assert_eq!((row.message_count, row.document.as_str()), (30, r#"{"transcript": 30}"#));
+    }
+    writer.flush(&gone).await;
+    assert!(matches!(store.get_conversation(&ws, &gone).await, Err(StoreError::NotFound)));
+}
+dual_db!(live_progress_is_written_together_newest_state_first);
