@@ -359,9 +359,24 @@ pub async fn cpu_per_turn(binary: &std::path::Path, sizes: Sizes) -> anyhow::Res
 /// `webhook` (the fake LLM calls it, then answers).
 async fn agent_with_lookup(node: &Node, webhook: &str) -> anyhow::Result<String> {
     let client = reqwest::Client::new();
-    let tool = node
+    let tool_id = lookup_tool(node, webhook).await?;
+    let created = node
         .post(
             &client,
+            "/v1/convai/agents/create",
+            &json!({"name": "bench tool", "conversation_config": {"conversation": {"text_only": true},
+                "agent": {"first_message": "", "prompt": {"prompt": "Use lookup.", "llm": "gpt-4o-mini",
+                    "tool_ids": [tool_id]}}}}),
+        )
+        .await?;
+    Ok(created["agent_id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The webhook tool `lookup` (a city in its body) at `webhook`'s `/lookup`: its id.
+pub(crate) async fn lookup_tool(node: &Node, webhook: &str) -> anyhow::Result<String> {
+    let tool = node
+        .post(
+            &reqwest::Client::new(),
             "/v1/convai/tools",
             &json!({"tool_config": {
             "type": "webhook", "name": "lookup", "description": "Looks up the weather",
@@ -370,16 +385,7 @@ async fn agent_with_lookup(node: &Node, webhook: &str) -> anyhow::Result<String>
                     "properties": {"city": {"type": "string", "description": "City"}}}}}}),
         )
         .await?;
-    let created = node
-        .post(
-            &client,
-            "/v1/convai/agents/create",
-            &json!({"name": "bench tool", "conversation_config": {"conversation": {"text_only": true},
-                "agent": {"first_message": "", "prompt": {"prompt": "Use lookup.", "llm": "gpt-4o-mini",
-                    "tool_ids": [tool["id"]]}}}}),
-        )
-        .await?;
-    Ok(created["agent_id"].as_str().unwrap_or_default().to_owned())
+    Ok(tool["id"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Server memory with many idle conversations open at once, against a bare axum WebSocket

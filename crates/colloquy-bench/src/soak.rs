@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::backend;
+use crate::live;
 use crate::load::quantile;
 use crate::node::{self, Node};
 
@@ -277,18 +278,7 @@ impl Setup {
             Router::new().route("/lookup", post(|| async { axum::Json(json!({"sky": "sunny"})) })),
         )
         .await?;
-        let tool = node
-            .post(
-                &client,
-                "/v1/convai/tools",
-                &json!({"tool_config": {
-                "type": "webhook", "name": "lookup", "description": "Looks up the weather",
-                "api_schema": {"url": format!("{webhook}/lookup"), "method": "POST",
-                    "request_body_schema": {"type": "object", "required": ["city"],
-                        "properties": {"city": {"type": "string", "description": "City"}}}}}}),
-            )
-            .await?;
-        let tool_id = tool["id"].as_str().unwrap_or_default().to_owned();
+        let tool_id = live::lookup_tool(node, &webhook).await?;
         let agent = node
             .post(
                 &client,
