@@ -63,12 +63,18 @@ pub(crate) async fn turn(socket: &mut Socket, text: &str) -> anyhow::Result<u64>
 /// A text-only agent with no first message on the zero-latency LLM (these scenarios measure
 /// text turns; a voice agent would also synthesize every answer).
 pub(crate) async fn agent(node: &Node) -> anyhow::Result<String> {
+    text_agent(node, "Be brief.", &[]).await
+}
+
+/// A text-only agent with no first message, `prompt` and the tools `tool_ids`: its id.
+async fn text_agent(node: &Node, prompt: &str, tool_ids: &[String]) -> anyhow::Result<String> {
     let created = node
         .post(
             &reqwest::Client::new(),
             "/v1/convai/agents/create",
             &json!({"name": "bench live", "conversation_config": {"conversation": {"text_only": true},
-                "agent": {"first_message": "", "prompt": {"prompt": "Be brief.", "llm": "gpt-4o-mini"}}}}),
+                "agent": {"first_message": "", "prompt": {"prompt": prompt, "llm": "gpt-4o-mini",
+                    "tool_ids": tool_ids}}}}),
         )
         .await?;
     Ok(created["agent_id"].as_str().unwrap_or_default().to_owned())
@@ -313,7 +319,9 @@ pub async fn cpu_per_turn(binary: &std::path::Path, sizes: Sizes) -> anyhow::Res
     )
     .await?;
     let plain = agent(&node).await?;
-    let with_tool = agent_with_lookup(&node, &webhook).await?;
+    // The fake LLM calls `lookup` on every turn of an agent that has it, then answers.
+    let with_tool =
+        text_agent(&node, "Use lookup.", &[lookup_tool(&node, &webhook).await?]).await?;
     let mut per_turn = [Vec::new(), Vec::new()];
     for _ in 0..2 {
         for (i, agent_id) in [&plain, &with_tool].into_iter().enumerate() {
@@ -355,23 +363,6 @@ pub async fn cpu_per_turn(binary: &std::path::Path, sizes: Sizes) -> anyhow::Res
     ])
 }
 
-/// A text-only agent like [`agent`]'s whose every turn calls a webhook tool, `lookup`, at
-/// `webhook` (the fake LLM calls it, then answers).
-async fn agent_with_lookup(node: &Node, webhook: &str) -> anyhow::Result<String> {
-    let client = reqwest::Client::new();
-    let tool_id = lookup_tool(node, webhook).await?;
-    let created = node
-        .post(
-            &client,
-            "/v1/convai/agents/create",
-            &json!({"name": "bench tool", "conversation_config": {"conversation": {"text_only": true},
-                "agent": {"first_message": "", "prompt": {"prompt": "Use lookup.", "llm": "gpt-4o-mini",
-                    "tool_ids": [tool_id]}}}}),
-        )
-        .await?;
-    Ok(created["agent_id"].as_str().unwrap_or_default().to_owned())
-}
-
 /// The webhook tool `lookup` (a city in its body) at `webhook`'s `/lookup`: its id.
 pub(crate) async fn lookup_tool(node: &Node, webhook: &str) -> anyhow::Result<String> {
     let tool = node
@@ -411,29 +402,7 @@ pub async fn idle_memory(binary: &std::path::Path, sizes: Sizes) -> anyhow::Resu
     drop(sockets);
     drop(node);
 
-    let mut bare = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("bare-websocket")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = bare.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut address = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut address)
-        .await?;
-    let url = format!("ws://{}/ws", address.trim());
-    let pid = bare.id().ok_or_else(|| anyhow::anyhow!("the bare server ended"))?;
-    let bare_before = node::rss_of(pid);
-    let sockets = hold(count, || async {
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
-        socket.send(Message::text("hello")).await?;
-        socket.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
-        anyhow::Ok(socket)
-    })
-    .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let bare_during = node::rss_of(pid);
-    drop(sockets);
+    let (bare_before, bare_during) = bare_websocket_rss(count).await?;
     let per = |during: u64, before: u64| during.saturating_sub(before) as f64 / count as f64 / 1e3;
     Ok(vec![
         Row {
@@ -455,6 +424,35 @@ pub async fn idle_memory(binary: &std::path::Path, sizes: Sizes) -> anyhow::Resu
             goal: Goal::None,
         },
     ])
+}
+
+/// RSS of the bare WebSocket server ([`bare_websocket`], a child process) before and while it
+/// holds `count` connections, each having exchanged one message.
+async fn bare_websocket_rss(count: usize) -> anyhow::Result<(u64, u64)> {
+    let mut bare = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("bare-websocket")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = bare.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut address = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut tokio::io::BufReader::new(stdout), &mut address)
+        .await?;
+    let url = format!("ws://{}/ws", address.trim());
+    let pid = bare.id().ok_or_else(|| anyhow::anyhow!("the bare server ended"))?;
+    let before = node::rss_of(pid);
+    let sockets = hold(count, || async {
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
+        socket.send(Message::text("hello")).await?;
+        socket.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+        anyhow::Ok(socket)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = node::rss_of(pid);
+    drop(sockets);
+    Ok((before, during))
 }
 
 /// `count` connections from `open`, 64 being opened at a time, held open.

@@ -187,7 +187,6 @@ impl Drop for Node {
     }
 }
 
-/// Serves `router` on a free loopback port and returns its base URL.
 /// Resident memory of process `pid`, in bytes (0 when it is gone).
 pub(crate) fn rss_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -198,6 +197,7 @@ pub(crate) fn rss_of(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// Serves `router` on a free loopback port and returns its base URL.
 pub(crate) async fn serve(router: Router) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

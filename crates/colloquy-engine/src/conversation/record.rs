@@ -68,12 +68,12 @@ impl Recorder {
         self.user_id.as_deref()
     }
 
-    /// Writes the new conversation's row (and marks its agent as called).
+    /// Writes the new conversation's row (and marks its agent as called). A live conversation
+    /// passes the node's `saver`; without one each turn is written before it returns.
     pub(crate) async fn start(
         store: DynStore, record: &ConversationRecord, state: &State, initiation_data: Value,
-        user_id: Option<String>, in_background: Option<ProgressWriter>,
+        user_id: Option<String>, saver: Option<ProgressWriter>,
     ) -> Result<Recorder, StoreError> {
-        let saver = in_background;
         let recorder = Recorder { store, id: record.id.clone(), initiation_data, user_id, saver };
         recorder
             .store
