@@ -7,6 +7,7 @@
 pub mod auth;
 mod changes;
 mod conformance;
+mod contention;
 pub mod error;
 pub mod extract;
 pub mod key_cache;

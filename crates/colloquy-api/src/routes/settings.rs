@@ -15,12 +15,10 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::Ctx;
+use crate::contention;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, check_body};
 use crate::state::AppState;
-
-/// Writes of one document that found it changed under them before giving up with a 409.
-const ATTEMPTS: usize = 3;
 
 /// One of the workspace's settings documents.
 struct Document {
@@ -173,7 +171,8 @@ async fn check_references(cx: &Ctx, body: &Map<String, Value>) -> ApiResult<()> 
 
 /// Applies the sent fields over the stored document and writes it over the revision read.
 async fn patch(cx: &Ctx, doc: &Document, sent: &Map<String, Value>) -> ApiResult<Value> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..contention::ATTEMPTS {
+        contention::pause(attempt).await;
         let (mut current, revision) = read(cx, doc).await?;
         for (key, value) in sent {
             match (doc.merged.contains(&key.as_str()), current.get_mut(key), value) {

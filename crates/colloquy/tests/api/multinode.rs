@@ -189,6 +189,31 @@ async fn two_nodes_share_one_postgresql_database() {
     assert_eq!(seqs.len(), written, "no two writers took the same place: {answers:?}");
     assert_eq!(written, 8, "every writer succeeds: {answers:?}");
 
+    // The same for an MCP server's read-modify-write: eight approvals added at once on both
+    // nodes all get through, and none is lost to another's write.
+    let (s, server) = a
+        .post(
+            "/v1/convai/mcp-servers",
+            json!({"config": {"name": "docs", "url": "https://mcp.example.com/sse"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{server}");
+    let approvals =
+        format!("/v1/convai/mcp-servers/{}/tool-approvals", server["id"].as_str().unwrap());
+    let approving = (0..8).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let body = json!({"tool_name": format!("tool-{i}"), "tool_description": "d",
+            "input_schema": {"type": "object"}, "approval_policy": "auto_approved"});
+        node.post(&approvals, body)
+    });
+    for (s, answer) in futures_util::future::join_all(approving).await {
+        assert_eq!(s, 200, "{answer}");
+    }
+    let (_, server) =
+        b.get(&format!("/v1/convai/mcp-servers/{}", server["id"].as_str().unwrap())).await;
+    let approved = server["config"]["tool_approval_hashes"].as_array().unwrap();
+    assert_eq!(approved.len(), 8, "{server}");
+
     // A conversation on one node; its tool calls through the other's audit APIs.
     let (mut socket, conversation) =
         open(&a.ws(&format!("agent_id={agent_id}")), Default::default()).await;

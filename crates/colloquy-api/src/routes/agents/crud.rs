@@ -15,14 +15,11 @@ use utoipa::IntoParams;
 use super::versions::{self, CommitError};
 use super::{branches, procedures, view};
 use crate::auth::Ctx;
+use crate::contention;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, MaybeJson, Query, json_text};
 use crate::routes::agent_testing::check_attached_tests;
 use crate::state::Limits;
-
-/// Attempts at a PATCH that races with other writers before giving up with 409. Each round
-/// of a race has a winner, so this many writers of one branch at once all get through.
-const PATCH_ATTEMPTS: u32 = 10;
 
 /// The columns and document text to store for `doc`.
 pub(crate) fn content(doc: &AgentDoc) -> ApiResult<AgentContent> {
@@ -240,10 +237,8 @@ pub(crate) async fn patch_agent_edited(
 ) -> ApiResult<AgentAtRow> {
     let description =
         patch.get("version_description").and_then(Value::as_str).unwrap_or_default().to_owned();
-    for attempt in 0..PATCH_ATTEMPTS {
-        if attempt > 0 {
-            versions::pause_before_retry(attempt).await;
-        }
+    for attempt in 0..contention::ATTEMPTS {
+        contention::pause(attempt).await;
         let head = versions::at(cx, agent_id, branch_id, None).await?;
         if head.branch_id != head.row.main_branch_id {
             branches::check_open(cx, agent_id, &head.branch_id).await?;

@@ -21,11 +21,9 @@ use super::branches::{check_open, history};
 use super::versions::{self, CommitError};
 use super::view;
 use crate::auth::Ctx;
+use crate::contention;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{MaybeJson, Query, json_text};
-
-/// Attempts at a merge that races with another writer on the target.
-const ATTEMPTS: usize = 3;
 
 /// What merging `source` into `target` gives.
 struct Plan {
@@ -160,7 +158,8 @@ pub(super) async fn merge(
     let body = body.unwrap_or(MergeBody { archive_source_branch: true, force: false });
     let target =
         versions::required(&cx, &agent_id, params.target_branch_id, "target_branch_id").await?;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..contention::ATTEMPTS {
+        contention::pause(attempt).await;
         let plan = plan(&cx, &agent_id, &source, &target, prefer(body.force)).await?;
         check_open(&cx, &agent_id, &target).await?;
         if !plan.conflicts.is_empty() && !body.force {
@@ -242,7 +241,8 @@ pub(super) async fn rebase(
     Query(params): Query<RebaseParams>,
 ) -> ApiResult<impl IntoResponse> {
     let source = rebase_source(&cx, &agent_id, &branch_id, &params).await?;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..contention::ATTEMPTS {
+        contention::pause(attempt).await;
         let plan = plan(&cx, &agent_id, &source, &branch_id, Prefer::Target).await?;
         check_open(&cx, &agent_id, &branch_id).await?;
         if !plan.up_to_date {

@@ -119,15 +119,6 @@ impl From<serde_json::Error> for CommitError {
     }
 }
 
-/// Waits before attempt `attempt` (from 1) of a commit that lost a race: a random time up to
-/// a millisecond doubled each attempt (at most 64 ms), so writers that collided do not read
-/// the new head together and collide again.
-pub(crate) async fn pause_before_retry(attempt: u32) {
-    let ceiling_us = 1_000u64 << attempt.min(6);
-    let r = u64::from(u32::from_le_bytes(colloquy_core::random::bytes::<4>()));
-    tokio::time::sleep(std::time::Duration::from_micros(r % ceiling_us)).await;
-}
-
 /// The answer when a branch kept moving under a writer.
 pub(crate) fn kept_moving() -> ApiError {
     ApiError::Conflict {

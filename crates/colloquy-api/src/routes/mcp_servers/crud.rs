@@ -12,11 +12,9 @@ use utoipa::IntoParams;
 
 use super::view;
 use crate::auth::Ctx;
+use crate::contention;
 use crate::error::{ApiError, ApiResult, OrNotFound};
 use crate::extract::{Json, Query};
-
-/// Attempts at a read-modify-write that races with another writer before giving up with 409.
-const UPDATE_ATTEMPTS: usize = 3;
 
 /// The `environment` query parameter of the reference: whose values the server's environment
 /// variables take when Colloquy connects to it.
@@ -86,7 +84,8 @@ pub(super) async fn respond(cx: &Ctx, id: &str) -> ApiResult<Json<Value>> {
 pub(super) async fn modify(
     cx: &Ctx, id: &str, change: impl Fn(&mut Map<String, Value>) -> ApiResult<Option<McpServerDoc>>,
 ) -> ApiResult<Json<Value>> {
-    for _ in 0..UPDATE_ATTEMPTS {
+    for attempt in 0..contention::ATTEMPTS {
+        contention::pause(attempt).await;
         let row = cx.mcp_server(id).await?;
         let mut config = view::config(&row)?;
         let doc = match change(&mut config)? {
