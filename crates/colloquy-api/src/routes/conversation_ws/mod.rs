@@ -29,6 +29,7 @@ use colloquy_core::ids::AgentId;
 use colloquy_core::{keys, time};
 use colloquy_engine::{AgentSnapshot, LoadError, Pick};
 use colloquy_store::StoreError;
+use futures_util::future::Either;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -84,19 +85,19 @@ async fn conversation(
     let decision = authorize(&state, &params, &headers).await;
     let slot = decision.as_ref().ok().map(|agent| state.conversations.take(&agent.workspace_id));
     let base = http_base(&state, &headers);
-    upgrade.on_upgrade(move |socket| async move {
-        match (decision, slot) {
-            (Ok(agent), Some(Some(_slot))) => session::run(socket, state, agent, base).await,
-            (Ok(_), _) => {
-                outbox::refuse(
-                    socket,
-                    1013,
-                    "The workspace has as many live conversations as it may; try again later",
-                )
-                .await
-            }
-            (Err(reason), _) => outbox::refuse(socket, 1008, &reason).await,
+    // The future is chosen here rather than awaited in an `async` block of the closure, which
+    // would keep its own copy of the agent and the socket beside the session's for the
+    // conversation's life.
+    upgrade.on_upgrade(move |socket| match (decision, slot) {
+        (Ok(agent), Some(Some(slot))) => {
+            Either::Left(session::run(socket, state, agent, base, slot))
         }
+        (Ok(_), _) => Either::Right(outbox::refuse(
+            socket,
+            1013,
+            "The workspace has as many live conversations as it may; try again later".into(),
+        )),
+        (Err(reason), _) => Either::Right(outbox::refuse(socket, 1008, reason)),
     })
 }
 

@@ -107,8 +107,8 @@ fn close_frame(code: u16, reason: &str) -> Message {
 }
 
 /// Closes a socket that may not start a conversation.
-pub(super) async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
-    let _ = socket.send(close_frame(code, reason)).await;
+pub(super) async fn refuse(mut socket: WebSocket, code: u16, reason: String) {
+    let _ = socket.send(close_frame(code, &reason)).await;
 }
 
 /// The writer task: sends what is queued, flushing once per burst (a turn queues several events

@@ -32,6 +32,7 @@ use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::Instrument as _;
 
 use super::client_tools::{Replies, SocketClientTools};
 use super::fillers::{Fillers, Generator, SoftTimeout};
@@ -40,6 +41,7 @@ use super::hold_audio::HoldAudio;
 use super::outbox::{Outbox, Writer};
 use super::overrides;
 use super::voice::{Listener, SharedRecording, Speaker, VoiceSetup, audio_format};
+use crate::limits::Slot;
 use crate::state::AppState;
 
 /// How long the client has to send its initiation data.
@@ -56,8 +58,10 @@ enum Command {
     UserFiles(String, Vec<UserFile>),
     /// An utterance of the user: 16-bit samples at the input rate.
     Speech(Vec<i16>),
-    /// An utterance of the user, already recognized (it was spoken over the agent).
-    Heard(Recognized),
+    /// An utterance of the user, already recognized (it was spoken over the agent). Boxed: the
+    /// channel reserves room for 32 commands at once in every conversation, each the size of
+    /// the largest.
+    Heard(Box<Recognized>),
     Context(String),
     /// The user interrupted turn `event_id` after hearing `heard` of it.
     Interrupted {
@@ -164,13 +168,50 @@ async fn next_event(
     }
 }
 
-/// Runs a conversation with `agent` on `socket` until it ends.
-#[tracing::instrument(name = "conversation.socket", skip_all, fields(agent = %agent.agent_id))]
-/// Runs a conversation on `socket`; `base` is the server's address as the client reached it
-/// (the files it attaches are served under it).
-pub(super) async fn run(
+/// Runs a conversation with `agent` on `socket` until it ends; `base` is the server's address
+/// as the client reached it (the files it attaches are served under it).
+///
+/// The start runs in a future of its own, boxed and freed once the conversation is under way:
+/// its locals (the initiation data, the agent's configuration, the conversation before the
+/// engine task takes it, the futures it waits on) would otherwise stay reserved in this task,
+/// which lives as long as the socket, for every idle conversation (some 14 KB each).
+///
+/// The workspace's `slot` for a live conversation is held until the conversation ends.
+pub(super) fn run(
+    socket: WebSocket, state: AppState, agent: AgentSnapshot, base: String, slot: Slot,
+) -> impl Future<Output = ()> {
+    let span = tracing::info_span!("conversation.socket", agent = %agent.agent_id);
+    async move {
+        let _slot = slot;
+        let Some(mut live) = Box::pin(start(socket, state, agent, base)).await else { return };
+        let (timers, ended, turns, interrupting) =
+            (live.timers, live.ended, live.turn_finished, live.interrupting);
+        live.session.serve(&mut live.stream, timers, &live.heard, ended, turns, interrupting).await;
+        Box::pin(after_the_call(live.session, live.engine, live.writer, live.recording)).await;
+    }
+    .instrument(span)
+}
+
+/// A conversation under way: what [`run`] keeps while it serves.
+struct Started {
+    session: Session,
+    stream: SplitStream<WebSocket>,
+    heard: Arc<Notify>,
+    writer: Writer,
+    /// The engine task, which owns the conversation.
+    engine: tokio::task::JoinHandle<()>,
+    recording: Option<SharedRecording>,
+    timers: Timers,
+    ended: oneshot::Receiver<()>,
+    turn_finished: mpsc::UnboundedReceiver<()>,
+    interrupting: mpsc::UnboundedReceiver<Recognized>,
+}
+
+/// The handshake and the start of the conversation, up to the engine task serving it; `None`
+/// when it did not start (the client was told why, or left).
+async fn start(
     socket: WebSocket, state: AppState, mut agent: AgentSnapshot, base: String,
-) {
+) -> Option<Started> {
     let (sink, mut stream) = socket.split();
     // Set by the first client message after the handshake (see the outbox's metadata pause).
     let heard = Arc::new(Notify::new());
@@ -186,10 +227,10 @@ pub(super) async fn run(
             Refusal::new(1008, "invalid_message", message, "invalid message")
                 .send(&outbox, writer)
                 .await;
-            return;
+            return None;
         }
         Ok(Some(other)) => (InitiationData::default(), Some(other)),
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(_) => (InitiationData::default(), None),
     };
     let replies = Replies::default();
@@ -199,7 +240,8 @@ pub(super) async fn run(
         Ok(opts) => opts,
         Err(refusal) => {
             let (workspace_id, agent_id) = (&agent.workspace_id, &agent.agent_id);
-            return refusal.failed_start(&state, workspace_id, agent_id, &outbox, writer).await;
+            refusal.failed_start(&state, workspace_id, agent_id, &outbox, writer).await;
+            return None;
         }
     };
     // What the session itself reads of the configuration, taken now rather than keeping a copy
@@ -209,50 +251,46 @@ pub(super) async fn run(
     let hold_audio =
         setup.as_ref().and_then(|s| HoldAudio::of(&state.engine, &agent, s.output, &outbox));
     let (workspace_id, agent_id) = (agent.workspace_id.clone(), agent.agent_id.clone());
-    let conversation = match Conversation::start(state.engine.clone(), agent, Source::Live, opts)
-        .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let why = "could not start the conversation";
-            // The client's to fix (1008), as the contract says, or the server's (1011).
-            let code = if e.error_type() == "missing_dynamic_variable" { 1008 } else { 1011 };
-            let refusal = Refusal::new(code, e.error_type(), e.to_string(), why);
-            let failed = refusal.failed_start(&state, &workspace_id, &agent_id, &outbox, writer);
-            return failed.await;
-        }
-    };
+    let conversation =
+        match Conversation::start(state.engine.clone(), agent, Source::Live, opts).await {
+            Ok(c) => c,
+            Err(e) => {
+                let why = "could not start the conversation";
+                // The client's to fix (1008), as the contract says, or the server's (1011).
+                let code = if e.error_type() == "missing_dynamic_variable" { 1008 } else { 1011 };
+                let refusal = Refusal::new(code, e.error_type(), e.to_string(), why);
+                refusal.failed_start(&state, &workspace_id, &agent_id, &outbox, writer).await;
+                return None;
+            }
+        };
     count_live(&state, &workspace_id, &agent_id, conversation.id()).await;
     let voice = setup.map(|setup| EngineVoice::new(&state, setup, &outbox, hold_audio));
     let recording = voice.as_ref().and_then(|v| v.recording.clone());
     let greeted = greet(&conversation, &outbox, &timing, voice.as_ref()).await;
-    let (commands, command_rx) = mpsc::channel::<Command>(16);
     let (ended_tx, ended) = oneshot::channel::<()>();
     let (turns_done, turn_finished) = mpsc::unbounded_channel::<()>();
     let (interrupts, interrupting) = mpsc::unbounded_channel();
-    let mut session = Session {
-        conversation_id: conversation.id().clone(),
-        workspace_id,
-        commands,
-        outbox: outbox.clone(),
-        replies,
-        listener: None,
-        hearing: None,
-        speaker: None,
-        wants_vad: outbox.wants("vad_score"),
-        pings: Pings::default(),
-        state,
-        base,
-    };
+    let id = conversation.id().clone();
+    let (mut session, command_rx) = Session::new(state, base, &outbox, replies, id, workspace_id);
     session.listen(voice.as_ref(), interrupts);
     let channels = EngineChannels { outbox, ended: ended_tx, turns_done };
-    let engine = tokio::spawn(engine_task(conversation, command_rx, channels, voice));
+    let engine = tokio::spawn(engine_task(Box::new(conversation), command_rx, channels, voice));
     if let Some(first) = early {
         session.incoming(first).await;
     }
     let timers = Timers::new(&timing, greeted);
-    session.serve(&mut stream, timers, &heard, ended, turn_finished, interrupting).await;
-    after_the_call(session, engine, writer, recording).await;
+    Some(Started {
+        session,
+        stream,
+        heard,
+        writer,
+        engine,
+        recording,
+        timers,
+        ended,
+        turn_finished,
+        interrupting,
+    })
 }
 
 /// Counts the conversation live on every node (`/analytics/live-count`) until
@@ -559,6 +597,30 @@ struct Session {
 }
 
 impl Session {
+    /// The session of conversation `conversation_id`, and the receiving end of the commands it
+    /// sends the engine task.
+    fn new(
+        state: AppState, base: String, outbox: &Outbox, replies: Replies,
+        conversation_id: ConversationId, workspace_id: WorkspaceId,
+    ) -> (Session, mpsc::Receiver<Command>) {
+        let (commands, command_rx) = mpsc::channel::<Command>(16);
+        let session = Session {
+            conversation_id,
+            workspace_id,
+            commands,
+            outbox: outbox.clone(),
+            replies,
+            listener: None,
+            hearing: None,
+            speaker: None,
+            wants_vad: outbox.wants("vad_score"),
+            pings: Pings::default(),
+            state,
+            base,
+        };
+        (session, command_rx)
+    }
+
     /// In a voice conversation, hears the user's audio and speaks with the agent's voice;
     /// utterances that interrupt the agent once recognized go to `interrupts`.
     fn listen(
@@ -575,6 +637,9 @@ impl Session {
     }
 
     /// Reads the client and keeps the timers until the conversation ends.
+    ///
+    /// A client message's and an interruption's futures are boxed while they run: this future
+    /// lasts as long as the conversation, and all it needs while idle is its timers.
     async fn serve(
         &mut self, stream: &mut SplitStream<WebSocket>, mut timers: Timers, heard: &Notify,
         mut ended: oneshot::Receiver<()>, mut turn_finished: mpsc::UnboundedReceiver<()>,
@@ -590,8 +655,8 @@ impl Session {
                     }
                 }
                 Some(heard) = interrupting.recv() => {
-                    self.interrupt().await;
-                    let _ = self.commands.send(Command::Heard(heard)).await;
+                    Box::pin(self.interrupt()).await;
+                    let _ = self.commands.send(Command::Heard(Box::new(heard))).await;
                 }
                 () = &mut timers.waiting => {
                     timers.reengaging = true;
@@ -612,7 +677,7 @@ impl Session {
                     };
                     heard.notify_one();
                     timers.heard(&event);
-                    if self.incoming(event).await {
+                    if Box::pin(self.incoming(event)).await {
                         timers.spoke();
                     }
                 }
@@ -865,8 +930,13 @@ struct EngineChannels {
 
 /// Owns the conversation: runs one command at a time and ends the conversation when the
 /// client leaves or the agent ends the call.
+///
+/// The task lives as long as the conversation, mostly waiting for the next command, so what it
+/// holds while waiting is what an idle conversation costs: the conversation comes boxed (an
+/// argument of an async fn is reserved twice in its future), and a turn's futures are boxed
+/// for the turn's time rather than reserved in the task for its life (some 8 KB together).
 async fn engine_task(
-    mut conversation: Conversation, mut commands: mpsc::Receiver<Command>,
+    mut conversation: Box<Conversation>, mut commands: mpsc::Receiver<Command>,
     channels: EngineChannels, mut voice: Option<EngineVoice>,
 ) {
     let EngineChannels { outbox, ended, turns_done } = channels;
@@ -894,12 +964,14 @@ async fn engine_task(
                 }
             }
             command => {
-                let mut said = said(command, &outbox, voice.as_ref()).await;
+                let mut said = Box::pin(said(command, &outbox, voice.as_ref())).await;
                 if let (Some(spoken), Some(voice)) = (said.as_mut(), &voice) {
-                    held_over = patience(spoken, &mut commands, &outbox, voice).await;
+                    held_over = Box::pin(patience(spoken, &mut commands, &outbox, voice)).await;
                 }
                 let done = match said {
-                    Some(said) => turn(&mut conversation, &outbox, said, voice.as_ref()).await,
+                    Some(said) => {
+                        Box::pin(turn(&mut conversation, &outbox, said, voice.as_ref())).await
+                    }
                     None => Done::default(),
                 };
                 // The user is heard in the language the conversation switched to.
@@ -927,7 +999,7 @@ async fn engine_task(
             }
         }
     }
-    if let Err(e) = conversation.end(ending).await {
+    if let Err(e) = Box::pin(conversation.end(ending)).await {
         tracing::error!(error = %e, conversation = %conversation.id(), "could not record the end of a conversation");
     }
     let _ = ended.send(());
@@ -1085,7 +1157,7 @@ async fn said(command: Command, outbox: &Outbox, voice: Option<&EngineVoice>) ->
         Command::Speech(samples) => {
             voice?.recognizer.recognize(&samples, outbox).await.map(Said::Spoken)
         }
-        Command::Heard(heard) => Some(Said::Spoken(heard)),
+        Command::Heard(heard) => Some(Said::Spoken(*heard)),
         Command::Reengage(secs) => Some(Said::Silence(secs)),
         Command::Retranscribe(samples, secs) => {
             match voice?.recognizer.recognize(&samples, outbox).await {
@@ -1116,7 +1188,7 @@ async fn patience(
             Ok(Some(Command::Speech(samples))) => {
                 voice.recognizer.recognize(&samples, outbox).await
             }
-            Ok(Some(Command::Heard(more))) => Some(more),
+            Ok(Some(Command::Heard(more))) => Some(*more),
             Ok(other) => return other,
             Err(_) => return None,
         };
