@@ -489,6 +489,15 @@ async fn a_sqlite_database_moves_to_postgresql_whole() {
         let t = copied.iter().find(|t| t.table == table).unwrap();
         assert!(t.rows > 0, "{table} was carried");
     }
+    // The copied tables were analysed: the planner knows their rows (-1 until a table is).
+    let pool = sqlx::PgPool::connect(&target.url).await.unwrap();
+    let planned: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'agents'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(planned >= 1.0, "agents analysed: reltuples {planned}");
+    pool.close().await;
 
     // Again into the same, now populated, database: refused, nothing written.
     let again = tokio::process::Command::new(colloquy_bin())
