@@ -170,6 +170,15 @@ impl Server {
             },
             check_responses: config.check_responses,
         };
+        let api = colloquy_api::router(store.clone(), keyring.clone(), engine.clone(), settings)?;
+        // The dashboard renders from the API itself, so it gets its own handle on it.
+        let router =
+            colloquy_dashboard::router(api.clone(), keyring, llm_guidance.as_deref()).merge(api);
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        // The workers start once the server can answer: their first polls of the database
+        // would otherwise share the two cores with the last steps of the start.
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
         let worker_id = engine.node_id.clone();
         let live = tokio::spawn(colloquy_engine::live::heartbeat(engine.clone(), stop.clone()));
@@ -192,13 +201,6 @@ impl Server {
             config.test_concurrency,
             stop,
         ));
-        let api = colloquy_api::router(store.clone(), keyring.clone(), engine, settings)?;
-        // The dashboard renders from the API itself, so it gets its own handle on it.
-        let router =
-            colloquy_dashboard::router(api.clone(), keyring, llm_guidance.as_deref()).merge(api);
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
         Ok(Server {
             listener,
             router,
