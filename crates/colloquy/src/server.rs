@@ -177,8 +177,8 @@ impl Server {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        // The workers start once the server can answer: their first polls of the database
-        // would otherwise share the two cores with the last steps of the start.
+        // The workers start once the listener is bound: a start that fails to bind leaves none
+        // running, and their first polls of the database stay out of the start's way.
         let (stop_workers, stop) = tokio::sync::watch::channel(false);
         let worker_id = engine.node_id.clone();
         let live = tokio::spawn(colloquy_engine::live::heartbeat(engine.clone(), stop.clone()));
