@@ -174,7 +174,7 @@ async fn next_event(
 /// The start runs in a future of its own, boxed and freed once the conversation is under way:
 /// its locals (the initiation data, the agent's configuration, the conversation before the
 /// engine task takes it, the futures it waits on) would otherwise stay reserved in this task,
-/// which lives as long as the socket, for every idle conversation (some 14 KB each).
+/// which lives as long as the socket, for every idle conversation (some 12 KB each).
 ///
 /// The workspace's `slot` for a live conversation is held until the conversation ends.
 pub(super) fn run(
