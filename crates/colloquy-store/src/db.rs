@@ -342,6 +342,7 @@ impl SqlStore {
                     StoreError::Config(format!("cannot create {}: {e}", dir.display()))
                 })?;
             }
+            crate::snapshot::lay_down_if_missing(file);
         } else {
             // An in-memory database exists per connection: one connection serves everything.
             let pool = SqlitePoolOptions::new()
@@ -378,8 +379,9 @@ impl SqlStore {
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx holds an advisory lock meanwhile, so
-    /// nodes starting together migrate one at a time. A new SQLite file is first given the
-    /// schema the migrations leave, in one transaction ([`crate::snapshot`]).
+    /// nodes starting together migrate one at a time. A new SQLite file was written whole by
+    /// [`SqlStore::connect`], or, if it was empty, is first given the schema the migrations
+    /// leave, in one transaction ([`crate::snapshot`]).
     ///
     /// On SQLite each migration commits with `synchronous = NORMAL`: in WAL mode that skips
     /// the fsync per commit (two per migration, 58 of a fresh start's 68) yet keeps the file
