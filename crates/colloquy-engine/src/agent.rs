@@ -3,6 +3,7 @@
 //! tools, and the tools its MCP servers list), and what calling them needs.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use colloquy_core::branches;
 use colloquy_core::environments::PRODUCTION;
@@ -50,8 +51,9 @@ pub struct AgentSnapshot {
     pub drawn: bool,
     /// Its name.
     pub name: String,
-    /// `conversation_config`.
-    pub conversation_config: Value,
+    /// `conversation_config` (shared, once a conversation runs it, with the node's other
+    /// conversations running an equal one: see `SharedConfigs`).
+    pub conversation_config: Arc<Value>,
     /// `platform_settings`.
     pub platform_settings: Value,
     /// `workflow` (the stored graph; a conversation walks it, see `crate::workflow`).
@@ -158,7 +160,7 @@ impl AgentSnapshot {
             version_id: Some(row.version_id),
             drawn,
             name: row.summary.name,
-            conversation_config,
+            conversation_config: Arc::new(conversation_config),
             platform_settings,
             workflow,
             workflow_node_id: None,
@@ -209,7 +211,10 @@ impl AgentSnapshot {
     /// Applies a client's `conversation_config_override` (already checked against what the
     /// agent allows): objects merge, values replace.
     pub fn apply_override(&mut self, conversation_config_override: Value) {
-        colloquy_core::agents::merge(&mut self.conversation_config, conversation_config_override);
+        colloquy_core::agents::merge(
+            Arc::make_mut(&mut self.conversation_config),
+            conversation_config_override,
+        );
     }
 
     /// The model the agent's configuration names (`prompt.llm`).

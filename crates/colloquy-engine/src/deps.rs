@@ -50,6 +50,8 @@ pub struct EngineDeps {
     pub audit: AuditWriter,
     /// The writer of live conversations' progress after each turn.
     pub progress: crate::conversation::ProgressWriter,
+    /// The agent configurations running conversations share.
+    pub configs: crate::conversation::SharedConfigs,
     /// LLM routing.
     pub llm: llm::router::LlmRouter,
     /// HTTP client behind the egress guard (webhooks).

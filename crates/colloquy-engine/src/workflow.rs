@@ -94,10 +94,11 @@ pub(crate) async fn subagent(
     deps: &EngineDeps, base: &AgentSnapshot, node: &Subagent,
 ) -> Result<AgentSnapshot, StoreError> {
     let mut agent = base.clone();
+    let config = Arc::make_mut(&mut agent.conversation_config);
     if let Some(own) = node.conversation_config.get("agent").filter(|a| a.is_object()) {
-        merge(&mut agent.conversation_config, json!({"agent": own}));
+        merge(config, json!({"agent": own}));
     }
-    let prompt = &mut agent.conversation_config["agent"]["prompt"];
+    let prompt = &mut config["agent"]["prompt"];
     if !node.additional_prompt.is_empty() {
         let text = prompt["prompt"].as_str().unwrap_or_default();
         prompt["prompt"] = Value::String(format!("{text}\n\n{}", node.additional_prompt));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use colloquy_api::ApiSettings;
-use colloquy_engine::conversation::ProgressWriter;
+use colloquy_engine::conversation::{ProgressWriter, SharedConfigs};
 use colloquy_engine::egress::EgressGuard;
 use colloquy_engine::knowledge::embeddings::Embeddings;
 use colloquy_engine::llm::router::LlmRouter;
@@ -67,6 +67,7 @@ pub fn engine(
         store: store.clone(),
         audit,
         progress: ProgressWriter::spawn(store.clone()),
+        configs: SharedConfigs::default(),
         llm,
         http: guarded,
         webhook_hosts: colloquy_engine::host_limits::HostLimits::new(

@@ -6,6 +6,7 @@
 pub mod otlp;
 mod record;
 mod saver;
+mod shared;
 pub(crate) mod state;
 pub(crate) mod transcript;
 mod transfer;
@@ -22,6 +23,7 @@ use tracing::Instrument;
 
 pub use record::Ending;
 pub use saver::ProgressWriter;
+pub use shared::SharedConfigs;
 
 use self::record::Recorder;
 use self::state::State;
@@ -120,7 +122,7 @@ impl Conversation {
         deps: Arc<EngineDeps>, agent: AgentSnapshot, source: Source, opts: StartOptions,
         id: ConversationId, span: tracing::Span,
     ) -> Result<Conversation, EngineError> {
-        let mut state = State::new(agent, &id, &opts.dynamic_variables);
+        let mut state = State::new(agent, &deps.configs, &id, &opts.dynamic_variables);
         let missing = state.missing_variables();
         if !missing.is_empty() {
             return Err(EngineError::MissingDynamicVariables(missing));

@@ -10,6 +10,7 @@ use colloquy_core::ids::ConversationId;
 use colloquy_core::{template, time};
 use serde_json::{Map, Value, json};
 
+use super::shared::SharedConfigs;
 use super::transcript::Transcript;
 use crate::agent::AgentSnapshot;
 use crate::llm::ChatMessage;
@@ -65,12 +66,13 @@ impl State {
     /// A new conversation `id` with `agent`, the client's `dynamic_variables` on top of the
     /// agent's placeholders.
     pub(crate) fn new(
-        agent: AgentSnapshot, id: &ConversationId, dynamic_variables: &Map<String, Value>,
+        agent: AgentSnapshot, configs: &SharedConfigs, id: &ConversationId,
+        dynamic_variables: &Map<String, Value>,
     ) -> State {
         let guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
         let walk = Walk::start(&agent);
         let files_in_memory = files_in_memory(&agent);
-        let mut agent = running(agent);
+        let mut agent = running(agent, configs);
         agent.workflow_node_id = walk.as_ref().map(|w| w.node.clone());
         let mut vars = agent
             .conversation_config
@@ -122,11 +124,11 @@ impl State {
     /// Hands the conversation to `agent`: its prompt, tools, knowledge base and procedures
     /// from now on; the history, transcript, language and dynamic variables (over the new
     /// agent's placeholders) carry over.
-    pub(crate) fn switch_agent(&mut self, agent: AgentSnapshot) {
+    pub(crate) fn switch_agent(&mut self, agent: AgentSnapshot, configs: &SharedConfigs) {
         self.guardrails = Arc::new(Guardrails::of(&agent.platform_settings["guardrails"]));
         self.walk = Walk::start(&agent);
         self.files_in_memory = files_in_memory(&agent);
-        let mut agent = running(agent);
+        let mut agent = running(agent, configs);
         agent.workflow_node_id = self.walk.as_ref().map(|w| w.node.clone());
         let placeholders = agent
             .conversation_config
@@ -272,14 +274,19 @@ fn files_in_memory(agent: &AgentSnapshot) -> usize {
         .map_or(FILES_IN_MEMORY, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// `agent` as a running conversation keeps it: only the `agent` part of its configuration. The
-/// rest (voice, ASR, turn settings, platform settings; the workflow, read into the walk) was
-/// used by the caller before the start and would cost every open conversation tens of
-/// kilobytes of parsed JSON.
-fn running(mut agent: AgentSnapshot) -> AgentSnapshot {
-    if let Some(config) = agent.conversation_config.as_object_mut() {
-        config.retain(|key, _| key == "agent");
+/// `agent` as a running conversation keeps it: only the `agent` part of its configuration,
+/// shared with the node's other conversations running an equal one. The rest (voice, ASR,
+/// turn settings, platform settings; the workflow, read into the walk) was used by the caller
+/// before the start and would cost every open conversation tens of kilobytes of parsed JSON.
+fn running(mut agent: AgentSnapshot, configs: &SharedConfigs) -> AgentSnapshot {
+    if agent.conversation_config.as_object().is_some_and(|c| c.keys().any(|k| k != "agent")) {
+        let config = Arc::make_mut(&mut agent.conversation_config);
+        if let Some(config) = config.as_object_mut() {
+            config.retain(|key, _| key == "agent");
+        }
     }
+    let config = agent.conversation_config;
+    agent.conversation_config = configs.share(&agent.agent_id, None, config);
     agent.platform_settings = Value::Null;
     agent.workflow = Value::Null;
     agent

@@ -34,7 +34,7 @@ impl Conversation {
         if !missing.is_empty() {
             return Err(EngineError::MissingDynamicVariablesTransfer(missing));
         }
-        self.state.switch_agent(agent);
+        self.state.switch_agent(agent, &self.runtime.deps.configs);
         self.state.next_node = transfer.node_id.clone();
         self.connect_mcp_servers().await;
         if transfer.first_message

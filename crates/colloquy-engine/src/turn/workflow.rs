@@ -127,6 +127,8 @@ async fn enter(
         _ => None,
     };
     if let Some(mut agent) = agent {
+        let config = agent.conversation_config;
+        agent.conversation_config = rt.deps.configs.share(&agent.agent_id, Some(id), config);
         agent.workflow_node_id = Some(id.to_owned());
         state.agent = agent;
         state.knowledge = None;
