@@ -23,6 +23,7 @@
 //! shows. A request therefore always sees every write acknowledged before it, by this process.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -412,14 +413,14 @@ impl InlineReads {
 fn result_columns(
     stmt: &rusqlite::Statement<'_>, columns: &[&str],
 ) -> rusqlite::Result<Vec<usize>> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, name)| match stmt.column_name(i) {
-            Ok(found) if found == *name => Ok(i),
-            _ => stmt.column_index(name),
-        })
-        .collect()
+    let mut at = Vec::with_capacity(columns.len());
+    for (i, name) in columns.iter().enumerate() {
+        at.push(match stmt.column_name(i) {
+            Ok(found) if found == *name => i,
+            _ => stmt.column_index(name)?,
+        });
+    }
+    Ok(at)
 }
 
 /// Text column `i` of `row`, borrowed from the statement until it steps to the next row.
@@ -432,11 +433,11 @@ pub(crate) fn text<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result
 /// Binds `$1`, `$2`, ... by name: a [`Query`] may use one parameter twice, which SQLite numbers
 /// by first appearance.
 fn bind(stmt: &mut rusqlite::Statement<'_>, binds: &[Bind]) -> rusqlite::Result<()> {
-    let mut name = String::with_capacity(4);
+    let mut name = String::with_capacity(8);
     for (i, value) in binds.iter().enumerate() {
         name.clear();
-        name.push('$');
-        name.push_str(&(i + 1).to_string());
+        // Written in place: `to_string` allocated for every parameter of every read.
+        write!(name, "${}", i + 1).expect("writing to a String cannot fail");
         stmt.raw_bind_parameter(name.as_str(), value)?;
     }
     Ok(())

@@ -147,7 +147,14 @@ pub fn full(at: &AgentAtRow, caller: &Caller) -> Result<Vec<u8>, ApiError> {
         main_branch_id: &row.main_branch_id,
         default_hold_audio_url: DEFAULT_HOLD_AUDIO_URL,
     };
-    let mut out = Vec::with_capacity(512 + row.document.len());
+    // The head's keys, ids and URL are some 600 bytes; a body that outgrew its first buffer
+    // was copied whole into a new one (1.5 % of a GET's CPU under load).
+    let head_bytes = 640
+        + row.summary.name.len()
+        + row.summary.creator_name.len()
+        + row.summary.creator_email.len()
+        + row.summary.tags.len();
+    let mut out = Vec::with_capacity(head_bytes + row.document.len());
     serde_json::to_writer(&mut out, &head)?;
     let doc = row.document.trim();
     if let Some(rest) = doc.strip_prefix('{').map(str::trim_start)
