@@ -35,26 +35,30 @@ const IMAGE: &[u8] = include_bytes!("../schema/sqlite.db.gz");
 /// overwritten and a half-written image is never seen. Anything that goes wrong leaves no file,
 /// and SQLite makes an empty one that [`load_if_fresh`] gives the schema.
 pub(crate) fn lay_down_if_missing(file: &Path) {
-    let log = PathBuf::from(format!("{}-wal", file.display()));
-    if file.symlink_metadata().is_ok() || log.symlink_metadata().is_ok() {
+    if file.symlink_metadata().is_ok() || beside(file, "-wal").symlink_metadata().is_ok() {
         return;
     }
-    let mut fresh = file.as_os_str().to_owned();
-    fresh.push(format!(".new-{}", std::process::id()));
-    let fresh = PathBuf::from(fresh);
+    let fresh = beside(file, &format!(".new-{}", std::process::id()));
     let laid = write_image(&fresh).and_then(|()| std::fs::hard_link(&fresh, file));
     // The link, or its failure, leaves nothing the temporary name is still needed for.
     let _ = std::fs::remove_file(&fresh);
     match laid {
         Ok(()) => {
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // The name's durability; without it a power cut may only lose the empty schema.
-                let _ = File::open(dir).and_then(|d| d.sync_all());
-            }
+            // The name's durability; without it a power cut may only lose the empty schema.
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => tracing::debug!(file = %file.display(), error = %e, "schema image not written"),
     }
+}
+
+/// `file`'s name with `suffix` appended, as SQLite names its log (kept as an `OsString`, so a
+/// name that is not UTF-8 stays the same name).
+fn beside(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn write_image(path: &Path) -> io::Result<()> {
