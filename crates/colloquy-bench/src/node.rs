@@ -180,6 +180,20 @@ impl Node {
     }
 }
 
+/// Drops `file`'s pages from the page cache (those not mapped by a running process).
+#[cfg(target_os = "linux")]
+pub fn evict_from_page_cache(file: &Path) -> anyhow::Result<()> {
+    let f = std::fs::File::open(file)?;
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
+    Ok(())
+}
+
+/// Dropping a file's pages is Linux's `posix_fadvise`; elsewhere the start is measured as found.
+#[cfg(not(target_os = "linux"))]
+pub fn evict_from_page_cache(_file: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
 /// Where a node's log goes: nowhere, or a file per node in `COLLOQUY_BENCH_LOGS` (a directory)
 /// when a scenario's failures need the server's side.
 fn server_log(port: u16) -> anyhow::Result<Stdio> {
