@@ -353,23 +353,21 @@ impl AuditWriter {
                 let mut records: Vec<ToolExecution> = Vec::with_capacity(MAX_BATCH);
                 let mut acks = Vec::with_capacity(MAX_BATCH);
                 let mut next = Some(first);
-                loop {
-                    while let Some((record, ack)) = next {
-                        records.push(record);
-                        acks.push(ack);
-                        next = if records.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
-                    }
-                    // The callers the last batch acknowledged are still queuing their next
-                    // records: taking only the first few made a small batch and then a large
-                    // one, two commits where one would do. Yielding lets the woken callers
-                    // run, as long as each yield brings more; a lone caller costs one yield.
+                while let Some((record, ack)) = next {
+                    records.push(record);
+                    acks.push(ack);
                     if records.len() >= MAX_BATCH {
                         break;
                     }
-                    tokio::task::yield_now().await;
                     next = rx.try_recv().ok();
                     if next.is_none() {
-                        break;
+                        // The callers the last batch acknowledged may still be queuing their
+                        // next records: taking only the first few made a small batch and then
+                        // a large one, two commits where one would do. Yielding lets the woken
+                        // callers run, for as long as each yield brings more; a lone caller
+                        // costs one yield.
+                        tokio::task::yield_now().await;
+                        next = rx.try_recv().ok();
                     }
                 }
                 let store = store.clone();
